@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what natmesh needs on Debian 12, skipping what is already there.
+# Used by demo.sh and test.sh; safe to run again.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libuv1-dev libxml2-dev libminiupnpc-dev libnatpmp-dev
+  python3 graphviz iproute2 nftables iputils-ping netcat-openbsd
+  miniupnpd-nftables miniupnpc natpmpc
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

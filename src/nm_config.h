@@ -1,0 +1,46 @@
+/* nm_config: table-driven XML config files.
+ *
+ * Each program describes its settings as a table of {path, type, min, max, offset}; the
+ * loader walks the document, refuses unknown elements and out-of-range values with
+ * "file:line: message" so a typo never silently becomes a default, and writes the values
+ * into the program's own struct. Defaults are whatever the struct held before loading. */
+#ifndef NM_CONFIG_H
+#define NM_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+  NM_CFG_STRING, /* char[size] */
+  NM_CFG_UINT,   /* unsigned, within [min, max] */
+  NM_CFG_BOOL,   /* int: on/off, yes/no, true/false, 1/0 */
+  NM_CFG_BANS,   /* nm_banlist: <ban><target>..</target></ban>... */
+} nm_cfg_type;
+
+typedef struct {
+  const char *path; /* element path below the root, e.g. "port" or "nat/lease" */
+  nm_cfg_type type;
+  unsigned min, max;
+  size_t offset;
+  size_t size; /* for strings */
+} nm_cfg_field;
+
+#define NM_BANS_MAX 256
+#define NM_BAN_TARGET_MAX 256
+
+typedef struct {
+  char targets[NM_BANS_MAX][NM_BAN_TARGET_MAX];
+  size_t count;
+} nm_banlist;
+
+/* Adds a ban; returns 0, -ENOSPC when full, -EINVAL when empty or too long. */
+int nm_banlist_add(nm_banlist *b, const char *target);
+/* 1 when ip, or (when non-NULL) hostname, matches a target, case-insensitively for names. */
+int nm_banlist_match(const nm_banlist *b, const char *ip, const char *hostname);
+
+/* Loads path into out following fields (root element named root). Returns 0 or
+ * NM_ECONFIG with err naming file, line and value. */
+int nm_config_load(const char *path, const char *root, const nm_cfg_field *fields,
+                   size_t nfields, void *out, char *err, size_t errlen);
+
+#endif

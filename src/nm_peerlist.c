@@ -1,0 +1,239 @@
+#include "nm_peerlist.h"
+#include "nm_error.h"
+#include "nm_xml.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+void nm_peerlist_init(nm_peerlist *l) { memset(l, 0, sizeof *l); }
+
+void nm_peerlist_close(nm_peerlist *l) {
+  free(l->peers);
+  memset(l, 0, sizeof *l);
+}
+
+void nm_peerlist_clear(nm_peerlist *l) { l->count = 0; }
+
+nm_peer *nm_peerlist_find(nm_peerlist *l, const char *id) {
+  for (size_t i = 0; i < l->count; i++)
+    if (strcmp(l->peers[i].id, id) == 0) return &l->peers[i];
+  return NULL;
+}
+
+int nm_peerlist_upsert(nm_peerlist *l, const nm_peer *p) {
+  nm_peer *old = nm_peerlist_find(l, p->id);
+  if (old) {
+    *old = *p;
+    return 0;
+  }
+  if (l->count >= NM_PEERS_MAX) return -ENOSPC;
+  if (l->count == l->cap) {
+    size_t ncap = l->cap ? l->cap * 2 : 16;
+    nm_peer *np = realloc(l->peers, ncap * sizeof *np);
+    if (!np) return -ENOMEM;
+    l->peers = np;
+    l->cap = ncap;
+  }
+  l->peers[l->count++] = *p;
+  return 0;
+}
+
+int nm_peerlist_remove(nm_peerlist *l, const char *id) {
+  nm_peer *p = nm_peerlist_find(l, id);
+  if (!p) return -ENOENT;
+  size_t i = (size_t)(p - l->peers);
+  memmove(&l->peers[i], &l->peers[i + 1], (l->count - i - 1) * sizeof *p);
+  l->count--;
+  return 0;
+}
+
+int nm_id_valid(const char *s) {
+  if (!s || strlen(s) != NM_ID_LEN) return 0;
+  for (const char *c = s; *c; c++)
+    if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) return 0;
+  return 1;
+}
+
+int nm_name_valid(const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  if (n == 0 || n > NM_NAME_MAX) return 0;
+  /* Names are shown on terminals and in DOT files: letters, digits and a few marks. */
+  for (const char *c = s; *c; c++) {
+    unsigned char ch = (unsigned char)*c;
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+          ch == '-' || ch == '_' || ch == '.'))
+      return 0;
+  }
+  return 1;
+}
+
+static int nm__ip_valid(const char *s) {
+  unsigned char buf[16];
+  return s && (uv_inet_pton(AF_INET, s, buf) == 0 || uv_inet_pton(AF_INET6, s, buf) == 0);
+}
+
+xmlNode *nm_peer_to_xml(xmlNode *parent, const nm_peer *p, int me) {
+  char port[8];
+  snprintf(port, sizeof port, "%u", p->port);
+  xmlNode *n = xmlNewChild(parent, NULL, BAD_CAST "peer", NULL);
+  xmlNewTextChild(n, NULL, BAD_CAST "id", BAD_CAST p->id);
+  xmlNewTextChild(n, NULL, BAD_CAST "name", BAD_CAST p->name);
+  xmlNewTextChild(n, NULL, BAD_CAST "ip", BAD_CAST p->ip);
+  xmlNewTextChild(n, NULL, BAD_CAST "port", BAD_CAST port);
+  xmlNewTextChild(n, NULL, BAD_CAST "role", BAD_CAST(p->role[0] ? p->role : "servant"));
+  xmlNewTextChild(n, NULL, BAD_CAST "state", BAD_CAST nm_reach_name(p->state));
+  xmlNewTextChild(n, NULL, BAD_CAST "mapping", BAD_CAST(p->mapping[0] ? p->mapping : "none"));
+  if (p->relay[0]) xmlNewTextChild(n, NULL, BAD_CAST "relay", BAD_CAST p->relay);
+  xmlNewTextChild(n, NULL, BAD_CAST "me", BAD_CAST(me ? "TRUE" : "FALSE"));
+  return n;
+}
+
+static int nm__copy_field(char *dst, size_t dstlen, const char *src) {
+  if (!src || strlen(src) >= dstlen) return -1;
+  memcpy(dst, src, strlen(src) + 1);
+  return 0;
+}
+
+int nm_peer_from_xml(xmlNode *n, nm_peer *out, char *err, size_t errlen) {
+  memset(out, 0, sizeof *out);
+  const char *id = nm_xml_child_text(n, "id");
+  const char *name = nm_xml_child_text(n, "name");
+  const char *ip = nm_xml_child_text(n, "ip");
+  const char *port = nm_xml_child_text(n, "port");
+  if (!nm_id_valid(id) || nm__copy_field(out->id, sizeof out->id, id) < 0) {
+    snprintf(err, errlen, "peer has a missing or invalid <id>");
+    return NM_EMSG;
+  }
+  if (!nm_name_valid(name) || nm__copy_field(out->name, sizeof out->name, name) < 0) {
+    snprintf(err, errlen, "peer %s has a missing or invalid <name>", id);
+    return NM_EMSG;
+  }
+  if (!nm__ip_valid(ip) || nm__copy_field(out->ip, sizeof out->ip, ip) < 0) {
+    snprintf(err, errlen, "peer %s has a missing or invalid <ip>", id);
+    return NM_EMSG;
+  }
+  char *end;
+  unsigned long pv = port ? strtoul(port, &end, 10) : 0;
+  if (!port || *end || pv == 0 || pv > 65535) {
+    snprintf(err, errlen, "peer %s has a missing or invalid <port>", id);
+    return NM_EMSG;
+  }
+  out->port = (uint16_t)pv;
+  const char *role = nm_xml_child_text(n, "role");
+  if (!role) role = "servant";
+  if (strcmp(role, "servant") != 0 && strcmp(role, "relay") != 0) {
+    snprintf(err, errlen, "peer %s has an invalid <role>", id);
+    return NM_EMSG;
+  }
+  strcpy(out->role, role);
+  const char *state = nm_xml_child_text(n, "state");
+  if (state && nm_reach_parse(state, &out->state) < 0) {
+    snprintf(err, errlen, "peer %s has an invalid <state>", id);
+    return NM_EMSG;
+  }
+  const char *mapping = nm_xml_child_text(n, "mapping");
+  if (!mapping) mapping = "none";
+  if (strcmp(mapping, "none") && strcmp(mapping, "upnp") && strcmp(mapping, "natpmp")) {
+    snprintf(err, errlen, "peer %s has an invalid <mapping>", id);
+    return NM_EMSG;
+  }
+  strcpy(out->mapping, mapping);
+  const char *relay = nm_xml_child_text(n, "relay");
+  if (relay && (!nm_id_valid(relay) || nm__copy_field(out->relay, sizeof out->relay, relay) < 0)) {
+    snprintf(err, errlen, "peer %s has an invalid <relay>", id);
+    return NM_EMSG;
+  }
+  const char *me = nm_xml_child_text(n, "me");
+  out->me = me && strcmp(me, "TRUE") == 0;
+  return 0;
+}
+
+static xmlDoc *nm__doc_with_root(const char *root_name, xmlNode **root) {
+  xmlDoc *doc = xmlNewDoc(BAD_CAST "1.0");
+  *root = xmlNewNode(NULL, BAD_CAST root_name);
+  xmlDocSetRootElement(doc, *root);
+  return doc;
+}
+
+static void nm__set_u64(xmlNode *n, const char *attr, uint64_t v) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "%" PRIu64, v);
+  xmlNewProp(n, BAD_CAST attr, BAD_CAST buf);
+}
+
+xmlDoc *nm_peerlist_to_doc(const nm_peerlist *l, const char *me_id) {
+  xmlNode *root;
+  xmlDoc *doc = nm__doc_with_root("peers", &root);
+  nm__set_u64(root, "version", l->version);
+  for (size_t i = 0; i < l->count; i++)
+    nm_peer_to_xml(root, &l->peers[i], me_id && strcmp(me_id, l->peers[i].id) == 0);
+  return doc;
+}
+
+static int nm__attr_u64(xmlNode *n, const char *name, uint64_t *out) {
+  const char *v = nm_xml_attr(n, name);
+  if (!v || *v < '0' || *v > '9') return -1;
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(v, &end, 10);
+  if (*end || errno) return -1;
+  *out = x;
+  return 0;
+}
+
+int nm_peerlist_from_doc(xmlDoc *doc, nm_peerlist *out, char *me_id, char *err, size_t errlen) {
+  xmlNode *root = xmlDocGetRootElement(doc);
+  if (me_id) me_id[0] = 0;
+  if (!root || strcmp((const char *)root->name, "peers") != 0) {
+    snprintf(err, errlen, "expected a <peers> document");
+    return NM_EMSG;
+  }
+  uint64_t version;
+  if (nm__attr_u64(root, "version", &version) < 0) {
+    snprintf(err, errlen, "<peers> lacks a valid version");
+    return NM_EMSG;
+  }
+  nm_peerlist_clear(out);
+  out->version = version;
+  for (xmlNode *c = root->children; c; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE) continue;
+    if (strcmp((const char *)c->name, "peer") != 0) continue; /* newer fields: ignore */
+    nm_peer p;
+    int rc = nm_peer_from_xml(c, &p, err, errlen);
+    if (rc < 0) return rc;
+    if (nm_peerlist_find(out, p.id)) {
+      snprintf(err, errlen, "peer %s listed twice", p.id);
+      return NM_EMSG;
+    }
+    rc = nm_peerlist_upsert(out, &p);
+    if (rc < 0) {
+      snprintf(err, errlen, "too many peers (limit %d)", NM_PEERS_MAX);
+      return rc;
+    }
+    if (p.me && me_id) strcpy(me_id, p.id);
+  }
+  return 0;
+}
+
+xmlDoc *nm_delta_upsert_doc(uint64_t base, uint64_t version, const nm_peer *p) {
+  xmlNode *root;
+  xmlDoc *doc = nm__doc_with_root("delta", &root);
+  nm__set_u64(root, "base", base);
+  nm__set_u64(root, "version", version);
+  nm_peer_to_xml(root, p, 0);
+  return doc;
+}
+
+xmlDoc *nm_delta_leave_doc(uint64_t base, uint64_t version, const char *id) {
+  xmlNode *root;
+  xmlDoc *doc = nm__doc_with_root("delta", &root);
+  nm__set_u64(root, "base", base);
+  nm__set_u64(root, "version", version);
+  xmlNode *leave = xmlNewChild(root, NULL, BAD_CAST "leave", NULL);
+  xmlNewProp(leave, BAD_CAST "id", BAD_CAST id);
+  return doc;
+}

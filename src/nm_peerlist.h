@@ -1,0 +1,61 @@
+/* nm_peerlist: the peer list, its XML document (the seed's <peers><peer>...<me>TRUE</me>)
+ * and the deltas that keep copies of it current. docs/protocol.md has the schema. */
+#ifndef NM_PEERLIST_H
+#define NM_PEERLIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <libxml/tree.h>
+
+#include "nm_proto.h"
+
+#define NM_PEERS_MAX 4096 /* more than this in one document is refused */
+
+typedef struct {
+  char id[NM_ID_LEN + 1];
+  char name[NM_NAME_MAX + 1];
+  char ip[64];      /* the address peers dial: observed, or the mapped external one */
+  uint16_t port;    /* the port peers dial */
+  char role[8];     /* "servant" or "relay" */
+  nm_reach_state state;
+  char mapping[8];  /* "none", "upnp", "natpmp" */
+  char relay[NM_ID_LEN + 1]; /* id of the relay it pulls from, when relayed */
+  int me;           /* set only in the copy sent to that servant */
+} nm_peer;
+
+typedef struct {
+  uint64_t version;
+  nm_peer *peers;
+  size_t count;
+  size_t cap;
+} nm_peerlist;
+
+void nm_peerlist_init(nm_peerlist *l);
+void nm_peerlist_close(nm_peerlist *l);
+void nm_peerlist_clear(nm_peerlist *l);
+nm_peer *nm_peerlist_find(nm_peerlist *l, const char *id);
+/* Inserts or replaces the entry with p->id. Returns 0 or -ENOMEM / -ENOSPC. */
+int nm_peerlist_upsert(nm_peerlist *l, const nm_peer *p);
+/* Returns 0 when removed, -ENOENT when absent. */
+int nm_peerlist_remove(nm_peerlist *l, const char *id);
+
+/* Validation shared by every reader of ids and names from the wire or a config. */
+int nm_id_valid(const char *s);
+int nm_name_valid(const char *s);
+
+/* <peer> element for p, appended to parent. me marks it as the asker's own entry. */
+xmlNode *nm_peer_to_xml(xmlNode *parent, const nm_peer *p, int me);
+int nm_peer_from_xml(xmlNode *n, nm_peer *out, char *err, size_t errlen);
+
+/* The whole list as <peers version="V">, with me_id's entry marked <me>TRUE</me>. */
+xmlDoc *nm_peerlist_to_doc(const nm_peerlist *l, const char *me_id);
+/* Replaces *out with the document's list. me_id (NM_ID_LEN+1 bytes, may be NULL) receives
+ * the id of the entry marked me, or "". */
+int nm_peerlist_from_doc(xmlDoc *doc, nm_peerlist *out, char *me_id, char *err, size_t errlen);
+
+/* One change: <delta base="V-1" version="V"> with a <peer> (join or update) or a
+ * <leave id="..."/>. */
+xmlDoc *nm_delta_upsert_doc(uint64_t base, uint64_t version, const nm_peer *p);
+xmlDoc *nm_delta_leave_doc(uint64_t base, uint64_t version, const char *id);
+
+#endif

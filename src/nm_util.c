@@ -1,0 +1,54 @@
+#include "nm_util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+int nm_random_id(char out[NM_ID_LEN + 1]) {
+  unsigned char raw[NM_ID_LEN / 2];
+  int rc = uv_random(NULL, NULL, raw, sizeof raw, 0, NULL);
+  if (rc < 0) return rc;
+  for (size_t i = 0; i < sizeof raw; i++) snprintf(out + 2 * i, 3, "%02x", raw[i]);
+  return 0;
+}
+
+int nm_parse_port(const char *s, int allow_zero, uint16_t *out) {
+  if (!s || !*s) return -EINVAL;
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (*s == '-' || *end || errno || v > 65535 || (v == 0 && !allow_zero)) return -EINVAL;
+  *out = (uint16_t)v;
+  return 0;
+}
+
+int nm_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port,
+                      uint16_t default_port) {
+  const char *colon;
+  size_t hlen;
+  if (s[0] == '[') {
+    const char *close = strchr(s, ']');
+    if (!close) return -EINVAL;
+    hlen = (size_t)(close - s - 1);
+    if (hlen >= hostlen) return -EINVAL;
+    memcpy(host, s + 1, hlen);
+    host[hlen] = 0;
+    colon = close[1] == ':' ? close + 1 : NULL;
+    if (!colon && close[1]) return -EINVAL;
+  } else {
+    colon = strrchr(s, ':');
+    /* More than one colon without brackets: a bare IPv6 address. */
+    if (colon && strchr(s, ':') != colon) colon = NULL;
+    hlen = colon ? (size_t)(colon - s) : strlen(s);
+    if (hlen == 0 || hlen >= hostlen) return -EINVAL;
+    memcpy(host, s, hlen);
+    host[hlen] = 0;
+  }
+  if (!colon) {
+    *port = default_port;
+    return 0;
+  }
+  return nm_parse_port(colon + 1, 0, port);
+}
