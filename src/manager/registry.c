@@ -1,0 +1,102 @@
+/* The registry: which servants are in the peer list, which ports they listen on, and the
+ * publishing of every change to everyone as a delta. */
+#include "manager.h"
+#include "nm_error.h"
+#include "nm_log.h"
+#include "nm_xml.h"
+
+#include <stdlib.h>
+
+#include <stdio.h>
+#include <string.h>
+
+uint64_t mgr_now_ms(manager *m) { return uv_now(m->loop); }
+
+mgr_session *mgr_find_registered(manager *m, const char *id) {
+  for (mgr_session *s = m->sessions; s; s = s->next)
+    if (s->state == MGR_SESSION_REGISTERED && strcmp(s->id, id) == 0) return s;
+  return NULL;
+}
+
+static int mgr__port_taken(manager *m, const char *ip, uint16_t port) {
+  for (mgr_session *s = m->sessions; s; s = s->next)
+    if (s->port == port && s->state >= MGR_SESSION_WELCOMED && s->state != MGR_SESSION_CTL &&
+        strcmp(s->conn.peer_ip, ip) == 0)
+      return 1;
+  return 0;
+}
+
+/* The seed's iPortMax + 1, made safe: the next port in the range that no servant at the
+ * same address uses, wrapping around; 0 when the range is exhausted. */
+uint16_t mgr_assign_port(manager *m, const char *ip, uint16_t avoid) {
+  unsigned span = m->cfg.port_last - m->cfg.port_first + 1;
+  if (m->next_port < m->cfg.port_first || m->next_port > m->cfg.port_last)
+    m->next_port = m->cfg.port_first;
+  for (unsigned i = 0; i < span; i++) {
+    unsigned p = m->next_port;
+    m->next_port = p == m->cfg.port_last ? m->cfg.port_first : p + 1;
+    if (p != avoid && !mgr__port_taken(m, ip, (uint16_t)p)) return (uint16_t)p;
+  }
+  return 0;
+}
+
+void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {
+  memset(p, 0, sizeof *p);
+  strcpy(p->id, s->id);
+  strcpy(p->name, s->name);
+  strcpy(p->role, s->role[0] ? s->role : "servant");
+  /* Peers dial the mapped external address when the servant has a usable mapping. */
+  if (s->reach == NM_REACH_MAPPED && s->ext_ip[0] && s->ext_port) {
+    snprintf(p->ip, sizeof p->ip, "%s", s->ext_ip);
+    p->port = s->ext_port;
+  } else {
+    snprintf(p->ip, sizeof p->ip, "%s", s->conn.peer_ip);
+    p->port = s->port;
+  }
+  p->state = s->reach;
+  strcpy(p->mapping, s->mapping[0] ? s->mapping : "none");
+  strcpy(p->relay, s->relay_id);
+}
+
+static void mgr__broadcast(manager *m, xmlDoc *doc, const mgr_session *except) {
+  char *buf;
+  size_t len;
+  if (nm_xml_dump(doc, &buf, &len) < 0) return;
+  for (mgr_session *s = m->sessions; s; s = s->next) {
+    if (s == except || s->state != MGR_SESSION_REGISTERED) continue;
+    int rc = nm_conn_send(&s->conn, NM_MSG_DELTA, buf, len);
+    if (rc < 0) nm_log_warn("cannot send delta to %s: %s", s->name, nm_strerror(rc));
+  }
+  free(buf);
+}
+
+void mgr_send_full_list(manager *m, mgr_session *s) {
+  xmlDoc *doc = nm_peerlist_to_doc(&m->list, s->id);
+  int rc = nm_conn_send_doc(&s->conn, NM_MSG_PEERS, doc);
+  xmlFreeDoc(doc);
+  if (rc < 0) nm_log_warn("cannot send peer list to %s: %s", s->name, nm_strerror(rc));
+}
+
+void mgr_publish_upsert(manager *m, mgr_session *s) {
+  nm_peer p;
+  mgr_session_to_peer(s, &p);
+  nm_peer *old = nm_peerlist_find(&m->list, s->id);
+  if (old && memcmp(old, &p, sizeof p) == 0) return; /* nothing changed: publish nothing */
+  if (nm_peerlist_upsert(&m->list, &p) < 0) {
+    nm_log_error("peer list full (%d servants); %s not listed", NM_PEERS_MAX, s->name);
+    return;
+  }
+  uint64_t base = m->list.version++;
+  xmlDoc *doc = nm_delta_upsert_doc(base, m->list.version, &p);
+  mgr__broadcast(m, doc, NULL);
+  xmlFreeDoc(doc);
+}
+
+void mgr_publish_leave(manager *m, mgr_session *s, const char *reason) {
+  if (nm_peerlist_remove(&m->list, s->id) < 0) return;
+  nm_log_info("left: %s (%s) %s", s->name, s->id, reason ? reason : "");
+  uint64_t base = m->list.version++;
+  xmlDoc *doc = nm_delta_leave_doc(base, m->list.version, s->id);
+  mgr__broadcast(m, doc, s);
+  xmlFreeDoc(doc);
+}
