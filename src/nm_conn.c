@@ -109,6 +109,15 @@ static int nm__conn_start(nm_conn *c) {
   return uv_read_start((uv_stream_t *)&c->tcp, nm__conn_alloc, nm__conn_on_read);
 }
 
+void nm_conn_pause(nm_conn *c) {
+  if (c->connected && !c->closing) uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+int nm_conn_resume(nm_conn *c) {
+  if (!c->connected || c->closing) return UV_ENOTCONN;
+  return uv_read_start((uv_stream_t *)&c->tcp, nm__conn_alloc, nm__conn_on_read);
+}
+
 int nm_conn_accept(uv_stream_t *server, nm_conn *c) {
   int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
   if (rc < 0) return rc;

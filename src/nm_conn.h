@@ -50,6 +50,9 @@ int nm_conn_accept(uv_stream_t *server, nm_conn *c);
 /* Connects; on_connect is called exactly once unless the conn is closed first. */
 int nm_conn_connect(nm_conn *c, const struct sockaddr *addr, unsigned timeout_ms,
                     nm_conn_connect_cb on_connect);
+/* Stops and restarts reading (e.g. while a reverse lookup decides whether to talk). */
+void nm_conn_pause(nm_conn *c);
+int nm_conn_resume(nm_conn *c);
 /* Queues one frame. Returns 0, NM_EQUEUE_FULL when the peer is not reading fast enough
  * (the caller decides whether that ends the session), or another negative code. */
 int nm_conn_send(nm_conn *c, uint8_t type, const char *payload, size_t len);

@@ -152,10 +152,12 @@ static int mgr__on_listening(mgr_session *s, const char *payload, size_t len) {
     return mgr__welcome(s, 0) < 0;
   }
   s->port = (uint16_t)port;
-  s->state = MGR_SESSION_REGISTERED;
   if (s->reach == NM_REACH_UNKNOWN) s->reach = NM_REACH_DIRECT;
   nm_log_info("joined: %s (%s) at %s:%u", s->name, s->id, s->conn.peer_ip, s->port);
+  /* Everyone else hears of the join as a delta; the newcomer gets the whole list, which
+   * already contains it. */
   mgr_publish_upsert(s->mgr, s);
+  s->state = MGR_SESSION_REGISTERED;
   mgr_send_full_list(s->mgr, s);
   mgr_relays_on_join(s->mgr, s);
   return s->conn.closing;

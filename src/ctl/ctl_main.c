@@ -1,0 +1,198 @@
+/* natmesh-ctl: ask a natmesh manager what the overlay looks like.
+ *
+ *   natmesh-ctl [--manager HOST:PORT] [--timeout S] status [--format table|xml|dot]
+ *
+ * Commands live in a table (one entry per subcommand, each with its own runner) so later
+ * ones slot in without touching the option parsing. Exit codes: 0 success, 1 usage,
+ * 2 manager unreachable, 3 the manager's answer was unusable. */
+#include "ctl_fetch.h"
+#include "ctl_render.h"
+#include "ctl_status.h"
+
+#include "nm_log.h"
+#include "nm_proto.h"
+#include "nm_util.h"
+#include "nm_xml.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NMCTL_DEFAULT_MANAGER "127.0.0.1:85"
+#define NMCTL_DEFAULT_PORT 85
+#define NMCTL_DEFAULT_TIMEOUT_MS 5000
+
+enum { NMCTL_EXIT_OK = 0, NMCTL_EXIT_USAGE = 1, NMCTL_EXIT_UNREACHABLE = 2, NMCTL_EXIT_BAD_ANSWER = 3 };
+
+typedef enum { NMCTL_FMT_TABLE, NMCTL_FMT_XML, NMCTL_FMT_DOT } nmctl_format;
+
+typedef struct {
+  const char *manager; /* HOST:PORT as given */
+  char host[256];
+  uint16_t port;
+  unsigned timeout_ms;
+  nmctl_format format;
+} nmctl_opts;
+
+typedef struct {
+  const char *name;
+  const char *summary;
+  int (*run)(const nmctl_opts *o);
+} nmctl_command;
+
+static int nmctl_cmd_status(const nmctl_opts *o);
+
+static const nmctl_command nmctl_commands[] = {
+    {"status", "show the servants the manager knows", nmctl_cmd_status},
+};
+
+static void nmctl_usage(FILE *out) {
+  fprintf(out,
+          "usage: natmesh-ctl [--manager HOST:PORT] [--timeout S] COMMAND [--format FORMAT]\n"
+          "\n"
+          "Asks a natmesh connection manager about the overlay.\n"
+          "\n"
+          "commands:\n");
+  for (size_t i = 0; i < sizeof nmctl_commands / sizeof *nmctl_commands; i++)
+    fprintf(out, "  %-10s %s\n", nmctl_commands[i].name, nmctl_commands[i].summary);
+  fprintf(out,
+          "\n"
+          "options:\n"
+          "  --manager HOST:PORT  the manager to ask (default $NATMESH_MANAGER, else %s;\n"
+          "                       the port defaults to %d, IPv6 as [ADDR]:PORT)\n"
+          "  --timeout S          give up after S seconds (default %d)\n"
+          "  --format FORMAT      table (default), xml (the status document), or dot\n"
+          "                       (Graphviz: natmesh-ctl status --format dot | dot -Tpng -o overlay.png)\n"
+          "  -h, --help           this text\n"
+          "\n"
+          "exit status: 0 success, 1 usage error, 2 manager unreachable, 3 unusable answer\n",
+          NMCTL_DEFAULT_MANAGER, NMCTL_DEFAULT_PORT, NMCTL_DEFAULT_TIMEOUT_MS / 1000);
+}
+
+static int nmctl_cmd_status(const nmctl_opts *o) {
+  nmctl_fetch f;
+  memset(&f, 0, sizeof f);
+  f.host = o->host;
+  f.port = o->port;
+  f.timeout_ms = o->timeout_ms;
+  f.request_type = NM_MSG_STATUS_REQUEST;
+  f.reply_type = NM_MSG_STATUS;
+  nmctl_fetch_result r = nmctl_fetch_run(&f);
+  if (r != NMCTL_FETCH_OK) {
+    if (r == NMCTL_FETCH_UNREACHABLE)
+      fprintf(stderr, "natmesh-ctl: cannot reach manager at %s: %s\n", o->manager, f.reason);
+    else
+      fprintf(stderr, "natmesh-ctl: no status from manager at %s: %s\n", o->manager, f.reason);
+    return r == NMCTL_FETCH_UNREACHABLE ? NMCTL_EXIT_UNREACHABLE : NMCTL_EXIT_BAD_ANSWER;
+  }
+  nmctl_status st;
+  nmctl_status_init(&st);
+  xmlDoc *doc = NULL;
+  char err[400];
+  int rc = nmctl_status_parse(f.reply, f.reply_len, &st, &doc, err, sizeof err);
+  free(f.reply);
+  if (rc < 0) {
+    fprintf(stderr, "natmesh-ctl: the manager at %s sent an unusable status: %s\n", o->manager,
+            err);
+    return NMCTL_EXIT_BAD_ANSWER;
+  }
+  switch (o->format) {
+  case NMCTL_FMT_TABLE: rc = nmctl_render_table(stdout, &st, o->manager); break;
+  case NMCTL_FMT_XML: rc = nmctl_render_xml(stdout, doc); break;
+  case NMCTL_FMT_DOT: rc = nmctl_render_dot(stdout, &st, o->manager); break;
+  }
+  xmlFreeDoc(doc);
+  nmctl_status_close(&st);
+  if (fflush(stdout) != 0 || rc < 0) {
+    fprintf(stderr, "natmesh-ctl: cannot write the output\n");
+    return NMCTL_EXIT_BAD_ANSWER;
+  }
+  return NMCTL_EXIT_OK;
+}
+
+static int nmctl_parse_format(const char *v, nmctl_format *out) {
+  if (strcmp(v, "table") == 0) *out = NMCTL_FMT_TABLE;
+  else if (strcmp(v, "xml") == 0) *out = NMCTL_FMT_XML;
+  else if (strcmp(v, "dot") == 0) *out = NMCTL_FMT_DOT;
+  else return -1;
+  return 0;
+}
+
+/* "--opt VALUE" or "--opt=VALUE"; returns the value or NULL when this argument is not opt. */
+static const char *nmctl_optval(int argc, char **argv, int *i, const char *opt, int *missing) {
+  size_t n = strlen(opt);
+  if (strncmp(argv[*i], opt, n) != 0) return NULL;
+  if (argv[*i][n] == '=') return argv[*i] + n + 1;
+  if (argv[*i][n] != 0) return NULL;
+  if (*i + 1 >= argc) {
+    *missing = 1;
+    return NULL;
+  }
+  return argv[++*i];
+}
+
+int main(int argc, char **argv) {
+  nm_log_init("natmesh-ctl", NM_LOG_WARN);
+  nm_xml_init();
+  nmctl_opts o;
+  memset(&o, 0, sizeof o);
+  o.manager = getenv("NATMESH_MANAGER");
+  if (!o.manager || !*o.manager) o.manager = NMCTL_DEFAULT_MANAGER;
+  o.timeout_ms = NMCTL_DEFAULT_TIMEOUT_MS;
+  const nmctl_command *cmd = NULL;
+
+  /* Options may come before or after the command. */
+  for (int i = 1; i < argc; i++) {
+    int missing = 0;
+    const char *v;
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 ||
+        strcmp(argv[i], "help") == 0) {
+      nmctl_usage(stdout);
+      return NMCTL_EXIT_OK;
+    } else if ((v = nmctl_optval(argc, argv, &i, "--manager", &missing))) {
+      o.manager = v;
+    } else if ((v = nmctl_optval(argc, argv, &i, "--timeout", &missing))) {
+      char *end;
+      double s = strtod(v, &end);
+      if (*end || !(s > 0 && s <= 600)) {
+        fprintf(stderr, "natmesh-ctl: --timeout wants seconds between 0 and 600, got \"%s\"\n", v);
+        return NMCTL_EXIT_USAGE;
+      }
+      o.timeout_ms = (unsigned)(s * 1000);
+      if (!o.timeout_ms) o.timeout_ms = 1;
+    } else if ((v = nmctl_optval(argc, argv, &i, "--format", &missing))) {
+      if (nmctl_parse_format(v, &o.format) < 0) {
+        fprintf(stderr, "natmesh-ctl: unknown format \"%s\" (table, xml or dot)\n", v);
+        return NMCTL_EXIT_USAGE;
+      }
+    } else if (missing) {
+      fprintf(stderr, "natmesh-ctl: %s needs a value\n", argv[i]);
+      return NMCTL_EXIT_USAGE;
+    } else if (argv[i][0] == '-') {
+      fprintf(stderr, "natmesh-ctl: unknown option %s (try --help)\n", argv[i]);
+      return NMCTL_EXIT_USAGE;
+    } else if (!cmd) {
+      for (size_t c = 0; c < sizeof nmctl_commands / sizeof *nmctl_commands; c++)
+        if (strcmp(argv[i], nmctl_commands[c].name) == 0) cmd = &nmctl_commands[c];
+      if (!cmd) {
+        fprintf(stderr, "natmesh-ctl: unknown command \"%s\" (try --help)\n", argv[i]);
+        return NMCTL_EXIT_USAGE;
+      }
+    } else {
+      fprintf(stderr, "natmesh-ctl: unexpected argument \"%s\"\n", argv[i]);
+      return NMCTL_EXIT_USAGE;
+    }
+  }
+  if (!cmd) {
+    nmctl_usage(stderr);
+    return NMCTL_EXIT_USAGE;
+  }
+  if (nm_parse_hostport(o.manager, o.host, sizeof o.host, &o.port, NMCTL_DEFAULT_PORT) < 0) {
+    fprintf(stderr, "natmesh-ctl: cannot understand manager address \"%s\" (want HOST:PORT)\n",
+            o.manager);
+    return NMCTL_EXIT_USAGE;
+  }
+  int rc = cmd->run(&o);
+  xmlCleanupParser();
+  return rc;
+}

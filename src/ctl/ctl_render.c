@@ -1,0 +1,140 @@
+#include "ctl_render.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Only printable ASCII is shown as is: a status from a confused or hostile manager must not
+ * drive the user's terminal. Everything else becomes '?'. */
+static void nmctl__sanitize(char *dst, size_t dstlen, const char *src) {
+  size_t i = 0;
+  for (; src[i] && i + 1 < dstlen; i++) {
+    unsigned char ch = (unsigned char)src[i];
+    dst[i] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+  }
+  dst[i] = 0;
+}
+
+const char *nmctl_format_age(char *buf, size_t buflen, int known, uint64_t ms) {
+  if (!known) snprintf(buf, buflen, "-");
+  else if (ms < 60000)
+    snprintf(buf, buflen, "%" PRIu64 ".%" PRIu64 "s ago", ms / 1000, (ms % 1000) / 100);
+  else if (ms < 3600000)
+    snprintf(buf, buflen, "%" PRIu64 "m%02" PRIu64 "s ago", ms / 60000, (ms / 1000) % 60);
+  else
+    snprintf(buf, buflen, "%" PRIu64 "h%02" PRIu64 "m ago", ms / 3600000, (ms / 60000) % 60);
+  return buf;
+}
+
+const char *nmctl_format_addr(char *buf, size_t buflen, const char *ip, uint16_t port) {
+  char clean[NMCTL_TEXT_MAX + 1];
+  nmctl__sanitize(clean, sizeof clean, ip);
+  if (!clean[0]) snprintf(buf, buflen, "-");
+  else if (strchr(clean, ':')) snprintf(buf, buflen, "[%s]:%u", clean, port);
+  else snprintf(buf, buflen, "%s:%u", clean, port);
+  return buf;
+}
+
+enum { NMCTL_COLS = 8 };
+typedef char nmctl__cell[NMCTL_TEXT_MAX + 32];
+
+static void nmctl__row_cells(const nmctl_servant *s, nmctl__cell *cells) {
+  nmctl__sanitize(cells[0], sizeof cells[0], s->name);
+  snprintf(cells[1], sizeof cells[1], "%s", s->id);
+  nmctl_format_addr(cells[2], sizeof cells[2], s->ip, s->port);
+  nmctl_format_addr(cells[3], sizeof cells[3], s->dial_ip, s->dial_port);
+  nmctl__sanitize(cells[4], sizeof cells[4], s->state);
+  nmctl__sanitize(cells[5], sizeof cells[5], s->mapping);
+  if (s->relay_name[0]) nmctl__sanitize(cells[6], sizeof cells[6], s->relay_name);
+  else if (s->relay[0]) snprintf(cells[6], sizeof cells[6], "%s", s->relay);
+  else snprintf(cells[6], sizeof cells[6], "-");
+  nmctl_format_age(cells[7], sizeof cells[7], s->has_last_heartbeat, s->last_heartbeat_ms);
+}
+
+/* Columns padded to width, two spaces apart; the last one unpadded (no trailing blanks). */
+static void nmctl__print_row(FILE *out, const char *const *cells, const size_t *width) {
+  for (int c = 0; c + 1 < NMCTL_COLS; c++) fprintf(out, "%-*s  ", (int)width[c], cells[c]);
+  fprintf(out, "%s\n", cells[NMCTL_COLS - 1]);
+}
+
+int nmctl_render_table(FILE *out, const nmctl_status *st, const char *manager) {
+  static const char *heads[NMCTL_COLS] = {"NAME",  "ID",      "ADDRESS", "DIAL",
+                                          "STATE", "MAPPING", "RELAY",   "LAST-HB"};
+  size_t width[NMCTL_COLS];
+  for (int c = 0; c < NMCTL_COLS; c++) width[c] = strlen(heads[c]);
+  nmctl__cell cells[NMCTL_COLS];
+  for (size_t i = 0; i < st->count; i++) {
+    nmctl__row_cells(&st->servants[i], cells);
+    for (int c = 0; c < NMCTL_COLS; c++)
+      if (strlen(cells[c]) > width[c]) width[c] = strlen(cells[c]);
+  }
+  fprintf(out, "overlay version %" PRIu64 ", %zu servant%s, heartbeat %us, timeout %us (manager %s)\n",
+          st->version, st->count, st->count == 1 ? "" : "s", st->heartbeat, st->timeout,
+          manager);
+  nmctl__print_row(out, heads, width);
+  for (size_t i = 0; i < st->count; i++) {
+    nmctl__row_cells(&st->servants[i], cells);
+    const char *row[NMCTL_COLS];
+    for (int c = 0; c < NMCTL_COLS; c++) row[c] = cells[c];
+    nmctl__print_row(out, row, width);
+  }
+  return ferror(out) ? -EIO : 0;
+}
+
+int nmctl_render_xml(FILE *out, xmlDoc *doc) {
+  /* The document was parsed with blanks dropped, so libxml2 can indent it afresh. */
+  if (xmlDocFormatDump(out, doc, 1) < 0) return -EIO;
+  return ferror(out) ? -EIO : 0;
+}
+
+void nmctl_dot_escape(FILE *out, const char *s) {
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    /* Backslash would start a DOT escape (\n, \l, \N ...) and a quote would end the
+     * string: both are escaped. Control characters and non-ASCII are replaced. */
+    if (ch == '"' || ch == '\\') fprintf(out, "\\%c", ch);
+    else if (ch >= 0x20 && ch < 0x7f) fputc(ch, out);
+    else fputc('?', out);
+  }
+}
+
+static void nmctl__dot_servant(FILE *out, const nmctl_servant *s) {
+  char addr[NMCTL_TEXT_MAX + 16];
+  int relay = strcmp(s->role, "relay") == 0;
+  fprintf(out, "  \"s_%s\" [label=\"", s->id);
+  nmctl_dot_escape(out, s->name);
+  fputs("\\n", out);
+  nmctl_dot_escape(out, nmctl_format_addr(addr, sizeof addr, s->dial_ip, s->dial_port));
+  fputs("\\n", out);
+  nmctl_dot_escape(out, s->state);
+  if (relay)
+    fprintf(out, "\", shape=box3d, style=filled, fillcolor=\"lightskyblue\"];\n");
+  else if (strcmp(s->state, "relayed") == 0 || strcmp(s->state, "suspicious") == 0)
+    fprintf(out, "\", shape=box, style=\"rounded,filled\", fillcolor=\"khaki\"];\n");
+  else
+    fprintf(out, "\", shape=box, style=rounded];\n");
+}
+
+int nmctl_render_dot(FILE *out, const nmctl_status *st, const char *manager) {
+  fprintf(out, "digraph natmesh {\n");
+  fprintf(out, "  graph [rankdir=LR, label=\"natmesh overlay version %" PRIu64
+               ", %zu servant%s\", labelloc=t];\n",
+          st->version, st->count, st->count == 1 ? "" : "s");
+  fprintf(out, "  node [fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\"];\n");
+  fprintf(out, "  manager [label=\"manager\\n");
+  nmctl_dot_escape(out, manager);
+  fprintf(out, "\", shape=doubleoctagon, style=filled, fillcolor=\"palegreen\"];\n");
+  for (size_t i = 0; i < st->count; i++) nmctl__dot_servant(out, &st->servants[i]);
+  for (size_t i = 0; i < st->count; i++) {
+    const nmctl_servant *s = &st->servants[i];
+    /* A relayed servant hangs off its relay when the relay is in the status; otherwise
+     * (relay gone, or never reported) off the manager like everyone else. */
+    if (s->relay[0] && strcmp(s->relay, s->id) != 0 && nmctl_status_find(st, s->relay))
+      fprintf(out, "  \"s_%s\" -> \"s_%s\" [label=\"relay\", style=dashed];\n", s->relay, s->id);
+    else
+      fprintf(out, "  manager -> \"s_%s\";\n", s->id);
+  }
+  fprintf(out, "}\n");
+  return ferror(out) ? -EIO : 0;
+}

@@ -1,0 +1,77 @@
+/* Chat frames: what a servant publishes, and what it shows of what it receives. */
+#include "servant.h"
+#include "nm_error.h"
+#include "nm_log.h"
+#include "nm_xml.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sv_chat_build(servant *sv, const char *text, char **payload, size_t *len) {
+  char seq[24];
+  snprintf(seq, sizeof seq, "%llu", (unsigned long long)++sv->next_seq);
+  xmlDoc *doc = xmlNewDoc(BAD_CAST "1.0");
+  xmlNode *c = xmlNewNode(NULL, BAD_CAST "chat");
+  xmlDocSetRootElement(doc, c);
+  xmlNewProp(c, BAD_CAST "origin", BAD_CAST sv->id);
+  xmlNewProp(c, BAD_CAST "name", BAD_CAST sv->cfg.name);
+  xmlNewProp(c, BAD_CAST "seq", BAD_CAST seq);
+  xmlNodeAddContent(c, BAD_CAST text); /* escapes <, & for us */
+  int rc = nm_xml_dump(doc, payload, len);
+  xmlFreeDoc(doc);
+  /* Our own line never comes back to the screen, even through a relay. */
+  sv_seen_check_and_add(&sv->seen, sv_seen_key(sv->id, sv->next_seq));
+  return rc;
+}
+
+int sv_peer_hello_build(servant *sv, char *buf, size_t buflen) {
+  return snprintf(buf, buflen, "<peer-hello id=\"%s\" name=\"%s\"/>", sv->id, sv->cfg.name);
+}
+
+/* Terminal safety: a peer must not be able to move our cursor or change colours. */
+static void sv__print_safe(const char *name, const char *text) {
+  char out[NM_CHAT_MAX + 1];
+  size_t n = 0;
+  for (const unsigned char *p = (const unsigned char *)text; *p && n < NM_CHAT_MAX; p++)
+    out[n++] = (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p;
+  out[n] = 0;
+  printf("%s: %s\n", name, out);
+  fflush(stdout);
+}
+
+int sv_chat_receive(servant *sv, const char *payload, size_t len, char *err, size_t errlen) {
+  xmlDoc *doc;
+  int rc = nm_xml_parse(payload, len, &doc, err, errlen);
+  if (rc < 0) return rc;
+  xmlNode *c = xmlDocGetRootElement(doc);
+  const char *origin = nm_xml_attr(c, "origin");
+  const char *name = nm_xml_attr(c, "name");
+  unsigned long long seq = 0;
+  const char *seqs = nm_xml_attr(c, "seq");
+  char *end = NULL;
+  if (seqs && *seqs >= '0' && *seqs <= '9') seq = strtoull(seqs, &end, 10);
+  const char *text = c->children && c->children->type == XML_TEXT_NODE
+                         ? (const char *)c->children->content
+                         : "";
+  rc = 0;
+  if (strcmp((const char *)c->name, "chat") != 0) {
+    snprintf(err, errlen, "expected <chat>");
+    rc = NM_EMSG;
+  } else if (!nm_id_valid(origin) || !nm_name_valid(name) || !end || *end || seq == 0) {
+    snprintf(err, errlen, "chat with an invalid origin, name or seq");
+    rc = NM_EMSG;
+  } else if (strlen(text) > NM_CHAT_MAX) {
+    snprintf(err, errlen, "chat text longer than %d bytes", NM_CHAT_MAX);
+    rc = NM_EMSG;
+  } else if (strcmp(origin, sv->id) == 0) {
+    /* our own line, echoed back by a relay */
+  } else if (sv_peers_origin_banned(sv, origin)) {
+    nm_log_info("dropped a line from banned %s (%s)", name, origin);
+  } else if (!sv_seen_check_and_add(&sv->seen, sv_seen_key(origin, seq))) {
+    sv__print_safe(name, text);
+  }
+  xmlFreeDoc(doc);
+  return rc;
+}

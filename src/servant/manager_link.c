@@ -1,0 +1,284 @@
+/* The servant's session with the connection manager: resolve (off the loop), connect,
+ * hello, welcome, listen, heartbeat, keep the peer list current; on loss, reconnect with
+ * backoff while chat with known peers goes on. */
+#include "servant.h"
+#include "nm_error.h"
+#include "nm_log.h"
+#include "nm_xml.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SV_MGR_BACKOFF_FIRST_MS 250
+#define SV_MGR_BACKOFF_MAX_MS 4000
+
+static void sv__mgr_resolve(servant *sv);
+
+static void sv__mgr_retry_cb(uv_timer_t *t) { sv__mgr_resolve(t->data); }
+
+static void sv__mgr_schedule_retry(servant *sv, const char *why) {
+  sv_manager_link *l = &sv->mgr;
+  l->state = SV_MGR_IDLE;
+  if (sv->stopping) return;
+  l->failures++;
+  l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : SV_MGR_BACKOFF_FIRST_MS;
+  if (l->backoff_ms > SV_MGR_BACKOFF_MAX_MS) l->backoff_ms = SV_MGR_BACKOFF_MAX_MS;
+  /* Say it once per outage; the retries themselves are debug noise. */
+  nm_log(l->failures == 1 ? NM_LOG_WARN : NM_LOG_DEBUG,
+         "manager %s:%u unreachable (%s); retrying in %.2f s, chat with known peers goes on",
+         sv->cfg.manager_host, sv->cfg.manager_port, why, l->backoff_ms / 1000.0);
+  uv_timer_start(&l->retry, sv__mgr_retry_cb, l->backoff_ms, 0);
+}
+
+void sv_manager_send(servant *sv, uint8_t type, const char *payload, size_t len) {
+  if (sv->mgr.conn && sv->mgr.state >= SV_MGR_HELLO_SENT)
+    nm_conn_send(sv->mgr.conn, type, payload, len);
+}
+
+static void sv__mgr_heartbeat(uv_timer_t *t) {
+  servant *sv = t->data;
+  char hb[64];
+  int n = snprintf(hb, sizeof hb, "<heartbeat version=\"%llu\"/>", (unsigned long long)sv->list_version);
+  sv_manager_send(sv, NM_MSG_HEARTBEAT, hb, (size_t)n);
+}
+
+static void sv__mgr_send_listening(servant *sv, uint16_t port, uint16_t busy) {
+  char buf[64];
+  int n = busy ? snprintf(buf, sizeof buf, "<listening port=\"0\" busy=\"%u\"/>", busy)
+               : snprintf(buf, sizeof buf, "<listening port=\"%u\"/>", port);
+  sv_manager_send(sv, NM_MSG_LISTENING, buf, (size_t)n);
+}
+
+static int sv__mgr_on_welcome(servant *sv, xmlNode *w) {
+  sv_manager_link *l = &sv->mgr;
+  unsigned port, hb, to;
+  const char *ip = nm_xml_attr(w, "ip");
+  if (nm_xml_attr_uint(w, "port", 1, 65535, &port) < 0 ||
+      nm_xml_attr_uint(w, "heartbeat", 1, 3600, &hb) < 0 ||
+      nm_xml_attr_uint(w, "timeout", 2, 36000, &to) < 0 || !ip || strlen(ip) >= sizeof l->observed_ip) {
+    nm_conn_fail(l->conn, NM_EMSG, "welcome: missing or invalid port, heartbeat, timeout or ip");
+    return 1;
+  }
+  snprintf(l->observed_ip, sizeof l->observed_ip, "%s", ip);
+  if (!sv->listener) {
+    int rc = sv_listen(sv, (uint16_t)port);
+    if (rc < 0) {
+      if (sv->cfg.port) {
+        nm_log_error("cannot listen on %s:%u: %s", sv->cfg.listen, port, uv_strerror(rc));
+        sv->stopping = 1;
+        uv_stop(sv->loop);
+        return 1;
+      }
+      nm_log_info("assigned port %u is busy (%s); asking for another", port, uv_strerror(rc));
+      sv__mgr_send_listening(sv, 0, (uint16_t)port);
+      return 0;
+    }
+  }
+  if (l->heartbeat_s != hb || !uv_is_active((uv_handle_t *)&l->heartbeat))
+    uv_timer_start(&l->heartbeat, sv__mgr_heartbeat, hb * 1000, hb * 1000);
+  l->heartbeat_s = hb;
+  l->timeout_s = to;
+  sv__mgr_send_listening(sv, sv->port, 0);
+  return 0;
+}
+
+static void sv__mgr_request_list(servant *sv) { sv_manager_send(sv, NM_MSG_PEERS_REQUEST, NULL, 0); }
+
+static int sv__mgr_on_peers(servant *sv, xmlDoc *doc) {
+  sv_manager_link *l = &sv->mgr;
+  nm_peerlist list;
+  nm_peerlist_init(&list);
+  char err[300], me[NM_ID_LEN + 1];
+  int rc = nm_peerlist_from_doc(doc, &list, me, err, sizeof err);
+  if (rc < 0) {
+    nm_peerlist_close(&list);
+    nm_conn_fail(l->conn, rc, err);
+    return 1;
+  }
+  if (l->state != SV_MGR_REGISTERED) {
+    l->state = SV_MGR_REGISTERED;
+    l->backoff_ms = 0;
+    l->failures = 0;
+    nm_log_info("registered as %s (%s), seen as %s, listening on %u", sv->cfg.name, sv->id,
+                l->observed_ip, sv->port);
+  }
+  sv_peers_apply_full(sv, &list);
+  sv->list_version = list.version;
+  sv->have_list = 1;
+  nm_log_info("peer list version %llu (%zu peers)", (unsigned long long)list.version, list.count);
+  nm_peerlist_close(&list);
+  return 0;
+}
+
+static int sv__mgr_on_delta(servant *sv, xmlNode *d) {
+  sv_manager_link *l = &sv->mgr;
+  unsigned long long base, version;
+  const char *bs = nm_xml_attr(d, "base"), *vs = nm_xml_attr(d, "version");
+  char *e1 = NULL, *e2 = NULL;
+  if (bs) base = strtoull(bs, &e1, 10);
+  if (vs) version = strtoull(vs, &e2, 10);
+  if (!bs || !vs || *e1 || *e2 || !*bs || !*vs) {
+    nm_conn_fail(l->conn, NM_EMSG, "delta: missing or invalid base or version");
+    return 1;
+  }
+  if (!sv->have_list || base != sv->list_version) {
+    /* We missed something: one full list puts us right. */
+    sv__mgr_request_list(sv);
+    return 0;
+  }
+  xmlNode *peer = nm_xml_child(d, "peer");
+  xmlNode *leave = nm_xml_child(d, "leave");
+  if (peer) {
+    nm_peer p;
+    char err[300];
+    int rc = nm_peer_from_xml(peer, &p, err, sizeof err);
+    if (rc < 0) {
+      nm_conn_fail(l->conn, rc, err);
+      return 1;
+    }
+    sv_peers_upsert(sv, &p);
+  } else if (leave) {
+    const char *id = nm_xml_attr(leave, "id");
+    if (!nm_id_valid(id)) {
+      nm_conn_fail(l->conn, NM_EMSG, "delta: leave without a valid id");
+      return 1;
+    }
+    sv_peers_remove(sv, id, "left the overlay");
+  } else {
+    nm_conn_fail(l->conn, NM_EMSG, "delta: neither <peer> nor <leave>");
+    return 1;
+  }
+  sv->list_version = version;
+  size_t n = 1;
+  for (sv_peer *p = sv->peers; p; p = p->next) n += p->listed;
+  nm_log_info("peer list version %llu (%zu peers)", version, n);
+  return 0;
+}
+
+static int sv__mgr_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
+  servant *sv = c->data;
+  sv_manager_link *l = &sv->mgr;
+  xmlDoc *doc = NULL;
+  char err[300];
+  int rc = 0;
+  if (len) {
+    rc = nm_xml_parse(payload, len, &doc, err, sizeof err);
+    if (rc < 0) {
+      nm_conn_fail(c, rc, err);
+      return 1;
+    }
+  }
+  xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+  const char *expect = NULL;
+  switch (type) {
+  case NM_MSG_WELCOME: expect = "welcome"; break;
+  case NM_MSG_PEERS: expect = "peers"; break;
+  case NM_MSG_DELTA: expect = "delta"; break;
+  case NM_MSG_HEARTBEAT_ACK: expect = "heartbeat-ack"; break;
+  default: break;
+  }
+  if (!expect) {
+    snprintf(err, sizeof err, "unexpected %s frame (0x%02x) from the manager", nm_msg_name(type), type);
+    nm_conn_fail(c, NM_EFRAME_TYPE, err);
+    rc = 1;
+  } else if (!root || strcmp((const char *)root->name, expect) != 0) {
+    snprintf(err, sizeof err, "%s frame without a <%s> document", nm_msg_name(type), expect);
+    nm_conn_fail(c, NM_EMSG, err);
+    rc = 1;
+  } else if (type == NM_MSG_WELCOME) {
+    rc = sv__mgr_on_welcome(sv, root);
+  } else if (type == NM_MSG_PEERS) {
+    rc = sv__mgr_on_peers(sv, doc);
+  } else if (type == NM_MSG_DELTA) {
+    rc = sv__mgr_on_delta(sv, root);
+  } else if (type == NM_MSG_HEARTBEAT_ACK) {
+    unsigned long long v = 0;
+    const char *vs = nm_xml_attr(root, "version");
+    if (vs) v = strtoull(vs, NULL, 10);
+    if (l->state == SV_MGR_REGISTERED && v != sv->list_version) sv__mgr_request_list(sv);
+  }
+  if (doc) xmlFreeDoc(doc);
+  return rc || c->closing;
+}
+
+static void sv__mgr_closed(nm_conn *c) {
+  servant *sv = c->data;
+  if (sv->mgr.conn == c) {
+    sv->mgr.conn = NULL;
+    uv_timer_stop(&sv->mgr.heartbeat);
+    sv__mgr_schedule_retry(sv, "session closed");
+  }
+  free(c);
+}
+
+static void sv__mgr_connected(nm_conn *c, int status) {
+  servant *sv = c->data;
+  if (status < 0) return; /* sv__mgr_closed schedules the retry */
+  nm_frame_reader_set_max(&c->reader, NM_FRAME_MAX);
+  sv->mgr.state = SV_MGR_HELLO_SENT;
+  char hello[160];
+  int n = snprintf(hello, sizeof hello, "<hello id=\"%s\" name=\"%s\" role=\"servant\" port=\"%u\"/>",
+                   sv->id, sv->cfg.name, sv->listener ? sv->port : sv->cfg.port);
+  nm_conn_send(c, NM_MSG_HELLO, hello, (size_t)n);
+  nm_log(sv->mgr.failures ? NM_LOG_INFO : NM_LOG_DEBUG, "connected to manager %s:%u",
+         sv->cfg.manager_host, sv->cfg.manager_port);
+}
+
+static void sv__mgr_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  servant *sv = req->data;
+  if (sv->stopping) {
+    if (res) uv_freeaddrinfo(res);
+    return;
+  }
+  if (status < 0) {
+    sv__mgr_schedule_retry(sv, uv_strerror(status));
+    return;
+  }
+  nm_conn *c = malloc(sizeof *c);
+  if (!c) {
+    uv_freeaddrinfo(res);
+    return;
+  }
+  nm_conn_init(sv->loop, c, sv__mgr_on_frame, sv__mgr_closed, sv);
+  nm_conn_set_label(c, "manager");
+  sv->mgr.conn = c;
+  sv->mgr.state = SV_MGR_CONNECTING;
+  int rc = sv_bind_outgoing(sv, c);
+  if (rc == 0) rc = nm_conn_connect(c, res->ai_addr, SV_CONNECT_TIMEOUT_MS, sv__mgr_connected);
+  uv_freeaddrinfo(res);
+  if (rc < 0) nm_conn_close(c, rc, NULL);
+}
+
+/* Name resolution runs on libuv's thread pool: a slow DNS server never stalls chat. */
+static void sv__mgr_resolve(servant *sv) {
+  if (sv->stopping) return;
+  char port[8];
+  snprintf(port, sizeof port, "%u", sv->cfg.manager_port);
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  sv->mgr.state = SV_MGR_RESOLVING;
+  sv->mgr.gai.data = sv;
+  int rc = uv_getaddrinfo(sv->loop, &sv->mgr.gai, sv__mgr_resolved, sv->cfg.manager_host, port, &hints);
+  if (rc < 0) sv__mgr_schedule_retry(sv, uv_strerror(rc));
+}
+
+void sv_manager_start(servant *sv) {
+  uv_timer_init(sv->loop, &sv->mgr.retry);
+  uv_timer_init(sv->loop, &sv->mgr.heartbeat);
+  sv->mgr.retry.data = sv->mgr.heartbeat.data = sv;
+  sv__mgr_resolve(sv);
+}
+
+void sv_manager_stop(servant *sv) {
+  sv_manager_link *l = &sv->mgr;
+  if (l->conn) {
+    sv_manager_send(sv, NM_MSG_BYE, NULL, 0);
+    nm_conn_close(l->conn, 0, NULL);
+  }
+  if (l->state == SV_MGR_RESOLVING) uv_cancel((uv_req_t *)&l->gai);
+  uv_close((uv_handle_t *)&l->retry, NULL);
+  uv_close((uv_handle_t *)&l->heartbeat, NULL);
+}
