@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Configures and builds natmesh into BUILD_DIR (default: build). Extra arguments go to cmake.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$root/build}
+cmake -S "$root" -B "$build" "$@" >/dev/null
+cmake --build "$build" -j "$(nproc)"

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""The natmesh demo: a connection manager and three servants on loopback chat with each
+other; the transcript shows who typed what and what each servant displayed."""
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import socket
+import sys
+import time
+
+NAMES = ["alice", "bob", "carol"]
+LINES = {
+    "alice": "hello from alice, on the open internet",
+    "bob": "bob here, the manager gave me a port of my own",
+    "carol": "carol says hi to both of you",
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    def __init__(self, name, proc):
+        self.name, self.proc = name, proc
+        self.out, self.err = [], []
+        self.waiters = []
+
+    async def pump(self, stream, sink):
+        while True:
+            raw = await stream.readline()
+            if not raw:
+                return
+            sink.append(raw.decode(errors="replace").rstrip("\n"))
+            for w in list(self.waiters):
+                w.set()
+
+    async def wait_for(self, sink, pattern, timeout=10.0):
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in sink:
+                if rx.search(line):
+                    return line
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{self.name}: no line matching {pattern!r}")
+            ev = asyncio.Event()
+            self.waiters.append(ev)
+            try:
+                await asyncio.wait_for(ev.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                self.waiters.remove(ev)
+
+
+async def start(name, argv):
+    p = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    h = Proc(name, p)
+    h.tasks = [asyncio.ensure_future(h.pump(p.stdout, h.out)),
+               asyncio.ensure_future(h.pump(p.stderr, h.err))]
+    return h
+
+
+async def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bindir", required=True)
+    args = ap.parse_args()
+    mgr_bin = os.path.join(args.bindir, "manager", "natmesh-manager")
+    sv_bin = os.path.join(args.bindir, "servant", "natmesh-servant")
+    ctl_bin = os.path.join(args.bindir, "ctl", "natmesh-ctl")
+    port = free_port()
+    print(f"== natmesh demo: manager on 127.0.0.1:{port}, servants {', '.join(NAMES)}\n")
+    procs = []
+    try:
+        mgr = await start("manager", [mgr_bin, "--listen", "127.0.0.1", "--port", str(port),
+                                      "--heartbeat", "2", "--timeout", "6"])
+        procs.append(mgr)
+        await mgr.wait_for(mgr.err, "listening on")
+        servants = {}
+        for n in NAMES:
+            servants[n] = await start(n, [sv_bin, "--name", n, "--manager", "127.0.0.1",
+                                          "--manager-port", str(port)])
+            procs.append(servants[n])
+        for s in servants.values():
+            await s.wait_for(s.err, rf"peer list version \d+ \({len(NAMES)} peers\)")
+            await s.wait_for(s.err, r"connected to .*", 10)
+        # Every servant must have an open connection to each other before we type.
+        for s in servants.values():
+            for other in NAMES:
+                if other != s.name:
+                    await s.wait_for(s.err, rf"connected to {other} at")
+        print("-- all three registered; each has the others in its peer list\n")
+        for n in NAMES:
+            print(f"[{n} types] {LINES[n]}")
+            servants[n].proc.stdin.write((LINES[n] + "\n").encode())
+            await servants[n].proc.stdin.drain()
+            for other in NAMES:
+                if other != n:
+                    line = await servants[other].wait_for(servants[other].out, re.escape(f"{n}: {LINES[n]}"))
+                    print(f"    {other} shows  {line}")
+        print()
+        s = servants["alice"]
+        s.proc.stdin.write(b"/peers\n")
+        await s.proc.stdin.drain()
+        await s.wait_for(s.out, r"^end of peers")
+        print("[alice types] /peers")
+        for line in s.out:
+            if "peer" in line:
+                print("    " + line)
+        print()
+        if os.path.exists(ctl_bin):
+            print(f"$ natmesh-ctl --manager 127.0.0.1:{port} status")
+            ctl = await asyncio.create_subprocess_exec(
+                ctl_bin, "--manager", f"127.0.0.1:{port}", "status",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            out, _ = await asyncio.wait_for(ctl.communicate(), 10)
+            print(out.decode(errors="replace"))
+        for n in NAMES:
+            servants[n].proc.stdin.write(b"/quit\n")
+            await servants[n].proc.stdin.drain()
+        for n in NAMES:
+            await asyncio.wait_for(servants[n].proc.wait(), 10)
+        await mgr.wait_for(mgr.err, "left: carol")
+        print("-- all servants left cleanly; the manager saw each leave")
+        return 0
+    except (TimeoutError, asyncio.TimeoutError) as e:
+        print(f"demo failed: {e}", file=sys.stderr)
+        for p in procs:
+            print(f"--- {p.name} stderr ---", file=sys.stderr)
+            print("\n".join(p.err[-20:]), file=sys.stderr)
+        return 1
+    finally:
+        for p in procs:
+            if p.proc.returncode is None:
+                p.proc.terminate()
+                try:
+                    await asyncio.wait_for(p.proc.wait(), 5)
+                except asyncio.TimeoutError:
+                    p.proc.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

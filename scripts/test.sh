@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# One command for every test: install what is missing, build with AddressSanitizer and
+# UndefinedBehaviorSanitizer, and run the whole suite (unit, integration, netsim) with ctest.
+# The netsim scenarios create network namespaces and need root.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/setup.sh"
+build=$root/build-test
+BUILD_DIR=$build "$root/scripts/build.sh" -DNATMESH_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+cd "$build"
+# detect_leaks stays on; a peer must never be able to make a natmesh program abort.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+ctest --output-on-failure --timeout 300 "$@"
