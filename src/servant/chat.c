@@ -70,7 +70,9 @@ int sv_chat_receive(servant *sv, const char *payload, size_t len, char *err, siz
   } else if (sv_peers_origin_banned(sv, origin)) {
     nm_log_info("dropped a line from banned %s (%s)", name, origin);
   } else if (!sv_seen_check_and_add(&sv->seen, sv_seen_key(origin, seq))) {
-    sv__print_safe(name, text);
+    /* A dedicated relay shows nothing; it only passes lines on. */
+    if (!sv->quiet) sv__print_safe(name, text);
+    sv_relay_forward(sv, origin, payload, len);
   }
   xmlFreeDoc(doc);
   return rc;

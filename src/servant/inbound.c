@@ -10,15 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-  nm_conn conn;
-  servant *sv;
-  uv_getnameinfo_t name_req;
-  int resolving;
-  int closed; /* the conn closed while the lookup was under way */
-  int identified;
-} sv_in;
-
 int sv_ip_banned(servant *sv, const char *ip) { return nm_banlist_match(&sv->cfg.bans, ip, NULL); }
 
 static void sv__in_free_if_done(sv_in *in) {
@@ -27,6 +18,11 @@ static void sv__in_free_if_done(sv_in *in) {
 
 static void sv__in_closed(nm_conn *c) {
   sv_in *in = c->data;
+  servant *sv = in->sv;
+  if (in->puller) sv_relay_detach(sv, in);
+  if (in->prev) in->prev->next = in->next;
+  else sv->inbound = in->next;
+  if (in->next) in->next->prev = in->prev;
   in->closed = 1;
   sv__in_free_if_done(in);
 }
@@ -58,6 +54,15 @@ static int sv__in_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t
   sv_in *in = c->data;
   if (!in->identified) {
     if (type == NM_MSG_PEER_HELLO) return sv__in_on_peer_hello(in, payload, len);
+    if (type == NM_MSG_PULL) {
+      char err[200];
+      int rc = sv_relay_attach(in->sv, in, payload, len, err, sizeof err);
+      if (rc < 0) {
+        nm_conn_fail(c, rc, err);
+        return 1;
+      }
+      return 0;
+    }
     char why[80];
     snprintf(why, sizeof why, "expected peer-hello, got %s (0x%02x)", nm_msg_name(type), type);
     nm_conn_fail(c, NM_EMSG, why);
@@ -104,6 +109,9 @@ static void sv__on_connection(uv_stream_t *server, int status) {
   in->sv = sv;
   nm_conn_init(sv->loop, &in->conn, sv__in_on_frame, sv__in_closed, in);
   nm_conn_set_label(&in->conn, "peer (inbound)");
+  in->next = sv->inbound;
+  if (sv->inbound) sv->inbound->prev = in;
+  sv->inbound = in;
   int rc = nm_conn_accept(server, &in->conn);
   if (rc < 0) {
     nm_conn_close(&in->conn, rc, "accept failed");
@@ -155,4 +163,5 @@ int sv_listen(servant *sv, uint16_t port) {
 void sv_inbound_close(servant *sv) {
   if (sv->listener) uv_close((uv_handle_t *)sv->listener, sv__free_handle);
   sv->listener = NULL;
+  for (sv_in *in = sv->inbound; in; in = in->next) nm_conn_close(&in->conn, 0, NULL);
 }

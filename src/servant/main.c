@@ -1,5 +1,5 @@
-/* natmesh-servant: a peer of the overlay. Options and config, the stdin commands, the
- * periodic tick, and a clean leave on /quit, SIGINT or SIGTERM. */
+/* natmesh-servant: a peer of the overlay with a human at stdin. Options and config, and
+ * the stdin commands; the rest is the natmesh_peer library. */
 #include "servant.h"
 #include "nm_config.h"
 #include "nm_error.h"
@@ -23,53 +23,37 @@ static const nm_cfg_field sv_config_fields[] = {
     F("name", NM_CFG_STRING, 0, 0, name),
     F("listen", NM_CFG_STRING, 0, 0, listen),
     F("listen-port", NM_CFG_UINT, 0, 65535, port),
+    F("relay-clients", NM_CFG_UINT, 0, 256, max_clients),
     F("nat/upnp", NM_CFG_BOOL, 0, 0, nat_upnp),
     F("nat/natpmp", NM_CFG_BOOL, 0, 0, nat_natpmp),
     F("nat/lease", NM_CFG_UINT, 0, 604800, nat_lease_s),
 };
 #undef F
 
-uint64_t sv_now_ms(servant *sv) { return uv_now(sv->loop); }
-
-int sv_bind_outgoing(servant *sv, nm_conn *c) {
-  if (!sv->bind_outgoing) return 0;
-  return uv_tcp_bind(&c->tcp, (struct sockaddr *)&sv->local_addr, 0);
-}
-
 static void usage(FILE *out) {
   fputs("usage: natmesh-servant [--config config.xml] [--name NAME] [--manager HOST]\n"
         "                       [--manager-port N] [--port P] [--listen ADDR] [--ban TARGET]...\n"
-        "                       [--check-config] [--verbose]\n"
+        "                       [--no-upnp] [--no-natpmp] [--check-config] [--verbose]\n"
         "A natmesh peer. Lines on stdin are published to every peer; lines from peers are\n"
         "printed as NAME: TEXT. Commands: /peers, /quit, /help. --port 0 (the default) asks\n"
         "the manager to assign a listening port.\n",
         out);
 }
 
-static void sv__quit(servant *sv, const char *why);
-
 static void sv__on_line(servant *sv, char *line) {
   size_t n = strlen(line);
   while (n && (line[n - 1] == '\r' || line[n - 1] == '\n')) line[--n] = 0;
   if (n == 0) return;
   if (strcmp(line, "/quit") == 0) {
-    sv__quit(sv, "/quit");
-    return;
-  }
-  if (strcmp(line, "/peers") == 0) {
+    sv_leave(sv, "/quit");
+  } else if (strcmp(line, "/peers") == 0) {
     sv_peers_print(sv);
-    return;
-  }
-  if (strcmp(line, "/help") == 0) {
+  } else if (strcmp(line, "/help") == 0) {
     printf("commands: /peers (list peers, * marks this servant), /quit (leave)\n");
     fflush(stdout);
-    return;
+  } else {
+    sv_publish_line(sv, line);
   }
-  char *payload;
-  size_t len;
-  if (sv_chat_build(sv, line, &payload, &len) < 0) return;
-  sv_peers_publish(sv, payload, len);
-  free(payload);
 }
 
 static void sv__stdin_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -120,42 +104,10 @@ static void sv__stdin_start(servant *sv) {
   uv_read_start(sv->stdin_stream, sv__stdin_alloc, sv__stdin_read);
 }
 
-static void sv__tick(uv_timer_t *t) { sv_peers_tick(t->data); }
-
-static void sv__on_signal(uv_signal_t *s, int signum) {
-  sv__quit(s->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
-}
-
-static void sv__quit(servant *sv, const char *why) {
-  if (sv->stopping) return;
-  sv->stopping = 1;
-  nm_log_info("leaving (%s)", why);
-  sv_manager_stop(sv);
-  sv_peers_close_all(sv);
-  sv_inbound_close(sv);
-  uv_close((uv_handle_t *)&sv->tick, NULL);
-  uv_close((uv_handle_t *)&sv->sigint, NULL);
-  uv_close((uv_handle_t *)&sv->sigterm, NULL);
-  if (sv->stdin_stream) uv_close((uv_handle_t *)sv->stdin_stream, NULL);
-}
-
-static int sv__has_name_bans(const nm_banlist *b) {
-  unsigned char buf[16];
-  for (size_t i = 0; i < b->count; i++)
-    if (uv_inet_pton(AF_INET, b->targets[i], buf) != 0 && uv_inet_pton(AF_INET6, b->targets[i], buf) != 0)
-      return 1;
-  return 0;
-}
-
 int main(int argc, char **argv) {
   static servant sv; /* large (the seen set); static keeps it off the stack */
   sv_config *cfg = &sv.cfg;
-  snprintf(cfg->manager_host, sizeof cfg->manager_host, "127.0.0.1");
-  cfg->manager_port = 85;
-  snprintf(cfg->listen, sizeof cfg->listen, "0.0.0.0");
-  cfg->nat_upnp = cfg->nat_natpmp = 1;
-  cfg->nat_lease_s = 3600;
-
+  sv_config_defaults(cfg);
   nm_log_init("natmesh-servant", NM_LOG_INFO);
   nm_xml_init();
   static const struct option opts[] = {
@@ -163,9 +115,10 @@ int main(int argc, char **argv) {
       {"manager", required_argument, 0, 'm'},     {"manager-port", required_argument, 0, 'P'},
       {"port", required_argument, 0, 'p'},        {"listen", required_argument, 0, 'l'},
       {"ban", required_argument, 0, 'b'},         {"check-config", no_argument, 0, 'C'},
+      {"no-upnp", no_argument, 0, 'U'},           {"no-natpmp", no_argument, 0, 'N'},
       {"verbose", no_argument, 0, 'v'},           {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
-  const char *optstr = "c:n:m:P:p:l:b:Cvh";
+  const char *optstr = "c:n:m:P:p:l:b:CUNvh";
   const char *config_path = NULL;
   int check_only = 0, opt;
   while ((opt = getopt_long(argc, argv, optstr, opts, NULL)) != -1) {
@@ -199,6 +152,8 @@ int main(int argc, char **argv) {
     case 'b':
       if (nm_banlist_add(&cfg->bans, optarg) < 0) return nm_log_error("--ban: invalid \"%s\"", optarg), 2;
       break;
+    case 'U': cfg->nat_upnp = 0; break;
+    case 'N': cfg->nat_natpmp = 0; break;
     case 'C': check_only = 1; break;
     case 'v': nm_log_set_level(NM_LOG_DEBUG); break;
     default: break;
@@ -214,45 +169,15 @@ int main(int argc, char **argv) {
   }
   if (!nm_name_valid(cfg->name))
     return nm_log_error("name \"%s\" must be 1-%d characters of A-Z a-z 0-9 - _ .", cfg->name, NM_NAME_MAX), 2;
-  struct sockaddr_storage probe;
-  if (uv_ip4_addr(cfg->listen, 0, (struct sockaddr_in *)&probe) < 0 &&
-      uv_ip6_addr(cfg->listen, 0, (struct sockaddr_in6 *)&probe) < 0)
-    return nm_log_error("listen address \"%s\" is not an IP address", cfg->listen), 2;
   if (check_only) {
     printf("configuration ok\n");
     return 0;
   }
-
-  sv.loop = uv_default_loop();
-  signal(SIGPIPE, SIG_IGN);
-  if (nm_random_id(sv.id) < 0) return nm_log_error("no randomness for an id"), 1;
-  sv_seen_init(&sv.seen);
-  sv.has_name_bans = sv__has_name_bans(&cfg->bans);
-  /* With a specific listen address, outgoing connections leave from it too, so the
-   * manager and peers see the address this servant listens on. */
-  if (strcmp(cfg->listen, "0.0.0.0") != 0 && strcmp(cfg->listen, "::") != 0) {
-    sv.local_addr = probe;
-    sv.bind_outgoing = 1;
-  }
-  if (cfg->port) {
-    int rc = sv_listen(&sv, (uint16_t)cfg->port);
-    if (rc < 0) return nm_log_error("cannot listen on %s:%u: %s", cfg->listen, cfg->port, uv_strerror(rc)), 1;
-  }
-  nm_log_info("%s (%s) starting; manager %s:%u", cfg->name, sv.id, cfg->manager_host, cfg->manager_port);
-
-  uv_timer_init(sv.loop, &sv.tick);
-  sv.tick.data = &sv;
-  uv_timer_start(&sv.tick, sv__tick, 250, 250);
-  uv_signal_init(sv.loop, &sv.sigint);
-  uv_signal_init(sv.loop, &sv.sigterm);
-  sv.sigint.data = sv.sigterm.data = &sv;
-  uv_signal_start(&sv.sigint, sv__on_signal, SIGINT);
-  uv_signal_start(&sv.sigterm, sv__on_signal, SIGTERM);
-  sv_manager_start(&sv);
+  uv_loop_t *loop = uv_default_loop();
+  if (sv_start(&sv, loop) < 0) return 1;
   sv__stdin_start(&sv);
-
-  uv_run(sv.loop, UV_RUN_DEFAULT);
-  uv_loop_close(sv.loop);
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_loop_close(loop);
   xmlCleanupParser();
   nm_log_info("stopped");
   return 0;

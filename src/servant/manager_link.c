@@ -41,6 +41,7 @@ static void sv__mgr_heartbeat(uv_timer_t *t) {
   char hb[64];
   int n = snprintf(hb, sizeof hb, "<heartbeat version=\"%llu\"/>", (unsigned long long)sv->list_version);
   sv_manager_send(sv, NM_MSG_HEARTBEAT, hb, (size_t)n);
+  sv_relay_load_report(sv);
 }
 
 static void sv__mgr_send_listening(servant *sv, uint16_t port, uint16_t busy) {
@@ -103,7 +104,13 @@ static int sv__mgr_on_peers(servant *sv, xmlDoc *doc) {
     nm_log_info("registered as %s (%s), seen as %s, listening on %u", sv->cfg.name, sv->id,
                 l->observed_ip, sv->port);
   }
+  for (size_t i = 0; i < list.count; i++)
+    if (strcmp(list.peers[i].id, sv->id) == 0) sv->reach = list.peers[i].state;
   sv_peers_apply_full(sv, &list);
+  if (!sv->registered_once) {
+    sv->registered_once = 1;
+    if (sv->on_registered) sv->on_registered(sv);
+  }
   sv->list_version = list.version;
   sv->have_list = 1;
   nm_log_info("peer list version %llu (%zu peers)", (unsigned long long)list.version, list.count);
@@ -136,6 +143,10 @@ static int sv__mgr_on_delta(servant *sv, xmlNode *d) {
     if (rc < 0) {
       nm_conn_fail(l->conn, rc, err);
       return 1;
+    }
+    if (strcmp(p.id, sv->id) == 0 && p.state != sv->reach) {
+      nm_log_info("the manager now lists us as %s", nm_reach_name(p.state));
+      sv->reach = p.state;
     }
     sv_peers_upsert(sv, &p);
   } else if (leave) {
@@ -176,6 +187,8 @@ static int sv__mgr_on_frame(nm_conn *c, uint8_t type, const char *payload, size_
   case NM_MSG_PEERS: expect = "peers"; break;
   case NM_MSG_DELTA: expect = "delta"; break;
   case NM_MSG_HEARTBEAT_ACK: expect = "heartbeat-ack"; break;
+  case NM_MSG_RELAY_ASSIGN: expect = "relay-assign"; break;
+  case NM_MSG_RELAY_SERVE: expect = "relay-serve"; break;
   default: break;
   }
   if (!expect) {
@@ -192,6 +205,10 @@ static int sv__mgr_on_frame(nm_conn *c, uint8_t type, const char *payload, size_
     rc = sv__mgr_on_peers(sv, doc);
   } else if (type == NM_MSG_DELTA) {
     rc = sv__mgr_on_delta(sv, root);
+  } else if (type == NM_MSG_RELAY_ASSIGN) {
+    sv_pull_on_assign(sv, root);
+  } else if (type == NM_MSG_RELAY_SERVE) {
+    sv_relay_on_serve(sv, root);
   } else if (type == NM_MSG_HEARTBEAT_ACK) {
     unsigned long long v = 0;
     const char *vs = nm_xml_attr(root, "version");
@@ -218,8 +235,10 @@ static void sv__mgr_connected(nm_conn *c, int status) {
   nm_frame_reader_set_max(&c->reader, NM_FRAME_MAX);
   sv->mgr.state = SV_MGR_HELLO_SENT;
   char hello[160];
-  int n = snprintf(hello, sizeof hello, "<hello id=\"%s\" name=\"%s\" role=\"servant\" port=\"%u\"/>",
-                   sv->id, sv->cfg.name, sv->listener ? sv->port : sv->cfg.port);
+  int n = snprintf(hello, sizeof hello,
+                   "<hello id=\"%s\" name=\"%s\" role=\"%s\" port=\"%u\" max-clients=\"%u\"/>",
+                   sv->id, sv->cfg.name, sv->cfg.role, sv->listener ? sv->port : sv->cfg.port,
+                   sv->cfg.max_clients);
   nm_conn_send(c, NM_MSG_HELLO, hello, (size_t)n);
   nm_log(sv->mgr.failures ? NM_LOG_INFO : NM_LOG_DEBUG, "connected to manager %s:%u",
          sv->cfg.manager_host, sv->cfg.manager_port);

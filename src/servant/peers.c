@@ -10,7 +10,18 @@
 #include <string.h>
 
 #define SV_BACKOFF_FIRST_MS 500
-#define SV_BACKOFF_MAX_MS 5000
+
+/* Retry an unreachable peer at least every half heartbeat: each failure is a complaint,
+ * and the manager counts one per pair per heartbeat interval. */
+static unsigned sv__backoff_max(servant *sv) {
+  unsigned hb = sv->mgr.heartbeat_s ? sv->mgr.heartbeat_s : 5;
+  return hb * 500 < 1000 ? 1000 : hb * 500;
+}
+
+/* Peers the manager judged unreachable get our lines from their relay, not from us. */
+static int sv__unreachable(const sv_peer *p) {
+  return p->info.state == NM_REACH_SUSPICIOUS || p->info.state == NM_REACH_RELAYED;
+}
 
 sv_peer *sv_peer_find(servant *sv, const char *id) {
   for (sv_peer *p = sv->peers; p; p = p->next)
@@ -89,7 +100,7 @@ static void sv__out_closed(nm_conn *c) {
     /* Try again later, backing off while the peer stays unreachable. */
     p->next_attempt_ms = sv_now_ms(o->sv) + p->backoff_ms;
     p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : SV_BACKOFF_FIRST_MS;
-    if (p->backoff_ms > SV_BACKOFF_MAX_MS) p->backoff_ms = SV_BACKOFF_MAX_MS;
+    if (p->backoff_ms > sv__backoff_max(o->sv)) p->backoff_ms = sv__backoff_max(o->sv);
   }
   free(o);
 }
@@ -101,6 +112,11 @@ static void sv__out_connected(nm_conn *c, int status) {
   if (status < 0) {
     nm_log_info("cannot reach %s at %s:%u: %s", p->info.name, p->info.ip, p->info.port,
                 uv_strerror(status));
+    /* Tell the manager: enough of these from enough peers make it assign a relay. */
+    char buf[96];
+    const char *reason = status == UV_ETIMEDOUT ? "timeout" : status == UV_ECONNREFUSED ? "refused" : "reset";
+    int n = snprintf(buf, sizeof buf, "<complaint accused=\"%s\" reason=\"%s\"/>", p->info.id, reason);
+    if (p->listed && !sv__unreachable(p)) sv_manager_send(o->sv, NM_MSG_COMPLAINT, buf, (size_t)n);
     return; /* nm_conn closes it; sv__out_closed schedules the retry */
   }
   char hello[128];
@@ -156,12 +172,22 @@ void sv_peers_upsert(servant *sv, const nm_peer *info) {
     nm_log_info("peer joined: %s at %s:%u", info->name, info->ip, info->port);
     p->listed = 1;
     sv__check_ban(sv, p);
-    sv__peer_connect(sv, p);
+    if (!sv__unreachable(p)) sv__peer_connect(sv, p);
     return;
   }
   int moved = strcmp(p->info.ip, info->ip) != 0 || p->info.port != info->port;
   p->info = *info;
   p->listed = 1;
+  if (sv__unreachable(p)) {
+    /* Its relay replays the last minute to it: our backlog for it is not needed. */
+    sv__backlog_clear(p);
+    if (p->out && !p->out_ready) {
+      p->out->peer = NULL;
+      nm_conn_close(&p->out->conn, 0, NULL);
+      p->out = NULL;
+    }
+    return;
+  }
   if (moved) {
     /* A new address (a port mapping appeared or went): reconnect there. */
     nm_log_info("peer %s now at %s:%u", info->name, info->ip, info->port);
@@ -205,7 +231,7 @@ void sv_peers_publish(servant *sv, const char *payload, size_t len) {
     if (p->out_ready) {
       int rc = nm_conn_send(&p->out->conn, NM_MSG_CHAT, payload, len);
       if (rc == NM_EQUEUE_FULL) nm_log_warn("%s is not reading: line dropped for it", p->info.name);
-    } else {
+    } else if (!sv__unreachable(p)) {
       sv__backlog_push(sv, p, payload, len);
     }
   }
@@ -222,7 +248,7 @@ void sv_peers_tick(servant *sv) {
       sv__peer_free(p);
       continue;
     }
-    if (!p->out && now >= p->next_attempt_ms) sv__peer_connect(sv, p);
+    if (!p->out && now >= p->next_attempt_ms && !sv__unreachable(p)) sv__peer_connect(sv, p);
     pp = &p->next;
   }
 }

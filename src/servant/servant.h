@@ -4,7 +4,10 @@
  *   peers.c         the peer table and the outbound connections chat is published on
  *   inbound.c       the listening socket, bans, and chat received from peers
  *   chat.c          chat frames: build, check, deduplicate, display
- *   seen.c          the bounded set of (origin, seq) already shown */
+ *   seen.c          the bounded set of (origin, seq) already shown
+ *   relaying.c      serving pull clients: the recent-lines ring, forwarding, limits
+ *   pull.c          pulling from an assigned relay when peers cannot reach us
+ * Everything but main.c is the library natmesh_peer, which natmesh-relay shares. */
 #ifndef NM_SERVANT_H
 #define NM_SERVANT_H
 
@@ -21,6 +24,11 @@
 #define SV_CONNECT_TIMEOUT_MS 3000
 
 typedef struct {
+  char role[8]; /* "servant" or "relay" */
+  /* relay duty: limits apply to dedicated relays; servants serve a few clients at most */
+  unsigned max_clients;
+  unsigned client_rate_bps;  /* bytes per second per client, 0 = unlimited */
+  unsigned total_rate_bps;   /* bytes per second in all, 0 = unlimited */
   char name[NM_NAME_MAX + 1];
   char manager_host[256];
   unsigned manager_port;
@@ -37,6 +45,7 @@ typedef struct sv_peer sv_peer;
 typedef struct sv_chat {
   struct sv_chat *next;
   uint64_t queued_ms;
+  char origin[NM_ID_LEN + 1];
   size_t len;
   char payload[];
 } sv_chat;
@@ -84,6 +93,35 @@ typedef struct {
   int failures;
 } sv_manager_link;
 
+#define SV_RECENT_MAX 1000       /* lines a relay replays to a client that attaches */
+#define SV_RECENT_TTL_MS 60000
+
+typedef struct {
+  char id[NM_ID_LEN + 1];
+  char token[33];
+} sv_client;
+
+typedef struct sv_in sv_in;
+
+/* What a relay remembers of the last minute, to replay to a client that attaches late
+ * (a servant that was unreachable while it was being judged). */
+typedef struct {
+  sv_chat *head, *tail;
+  size_t count;
+} sv_recent;
+
+typedef struct {
+  char id[NM_ID_LEN + 1];
+  char name[NM_NAME_MAX + 1];
+  char ip[64];
+  uint16_t port;
+  char token[33];
+  nm_conn *conn;
+  int ready;
+  uint64_t next_attempt_ms;
+  unsigned backoff_ms;
+} sv_pull;
+
 struct servant {
   uv_loop_t *loop;
   sv_config cfg;
@@ -108,6 +146,25 @@ struct servant {
   uv_signal_t sigint, sigterm;
   int stopping;
   int has_name_bans;
+  /* relay duty */
+  sv_client clients[256];
+  size_t nclients;
+  sv_in *inbound;
+  sv_in *pullers[256];
+  size_t npullers;
+  sv_recent recent;
+  uint64_t bytes_in, bytes_out, drops;
+  double total_tokens;
+  uint64_t total_tokens_ms;
+  /* pulling */
+  sv_pull pull;
+  int assigned; /* has a relay to pull from */
+  /* hook for the program: called once registered and listening (port mapping starts) */
+  void (*on_registered)(servant *sv);
+  nm_reach_state reach; /* our own state, as the manager last published it */
+  int quiet;            /* do not print chat (a dedicated relay) */
+  void (*on_leave)(servant *sv); /* the program closes what it added (port mapping) */
+  int registered_once;
 };
 
 /* manager_link.c */
@@ -126,7 +183,46 @@ void sv_peers_close_all(servant *sv);
 void sv_peers_print(servant *sv);
 int sv_peers_origin_banned(servant *sv, const char *origin_id);
 
+/* lifecycle.c */
+void sv_config_defaults(sv_config *cfg);
+/* Checks the config, draws the id, starts listening (if a port is fixed), the tick,
+ * signals and the manager link. Returns 0 or a negative code (already logged). */
+int sv_start(servant *sv, uv_loop_t *loop);
+/* Leaves the overlay: bye to the manager, every connection closed; the loop then ends. */
+void sv_leave(servant *sv, const char *why);
+/* Publishes one line typed here to every peer (and relay clients). */
+void sv_publish_line(servant *sv, const char *text);
+
+/* relaying.c */
+void sv_relay_on_serve(servant *sv, xmlNode *serve);
+/* An inbound connection sent pull: attach it if assigned. Returns 0 or a negative code. */
+int sv_relay_attach(servant *sv, sv_in *in, const char *payload, size_t len, char *err, size_t errlen);
+void sv_relay_detach(servant *sv, sv_in *in);
+/* A chat line accepted for the first time (received or our own): remember and forward. */
+void sv_relay_forward(servant *sv, const char *origin, const char *payload, size_t len);
+void sv_relay_tick(servant *sv);
+void sv_relay_close(servant *sv);
+void sv_relay_load_report(servant *sv);
+
+/* pull.c */
+void sv_pull_on_assign(servant *sv, xmlNode *assign);
+void sv_pull_tick(servant *sv);
+void sv_pull_close(servant *sv);
+
 /* inbound.c */
+struct sv_in {
+  nm_conn conn;
+  servant *sv;
+  uv_getnameinfo_t name_req;
+  int resolving;
+  int closed; /* the conn closed while the lookup was under way */
+  int identified;
+  int puller; /* a relay client pulling from us */
+  char client_id[NM_ID_LEN + 1];
+  double tokens; /* rate limit bucket, bytes */
+  uint64_t tokens_ms;
+  sv_in *prev, *next; /* every open inbound connection, so leaving can close them */
+};
 int sv_listen(servant *sv, uint16_t port);
 void sv_inbound_close(servant *sv);
 int sv_ip_banned(servant *sv, const char *ip);

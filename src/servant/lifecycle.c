@@ -1,0 +1,117 @@
+/* A peer's life: start (id, listening, tick, signals, manager link), the periodic tick,
+ * publishing a typed line, and leaving cleanly. Shared by natmesh-servant and natmesh-relay. */
+#include "servant.h"
+#include "nm_error.h"
+#include "nm_log.h"
+#include "nm_util.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+uint64_t sv_now_ms(servant *sv) { return uv_now(sv->loop); }
+
+int sv_bind_outgoing(servant *sv, nm_conn *c) {
+  if (!sv->bind_outgoing) return 0;
+  return uv_tcp_bind(&c->tcp, (struct sockaddr *)&sv->local_addr, 0);
+}
+
+void sv_config_defaults(sv_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  snprintf(cfg->role, sizeof cfg->role, "servant");
+  snprintf(cfg->manager_host, sizeof cfg->manager_host, "127.0.0.1");
+  cfg->manager_port = 85;
+  snprintf(cfg->listen, sizeof cfg->listen, "0.0.0.0");
+  cfg->nat_upnp = cfg->nat_natpmp = 1;
+  cfg->nat_lease_s = 3600;
+  cfg->max_clients = 8;
+}
+
+static int sv__has_name_bans(const nm_banlist *b) {
+  unsigned char buf[16];
+  for (size_t i = 0; i < b->count; i++)
+    if (uv_inet_pton(AF_INET, b->targets[i], buf) != 0 && uv_inet_pton(AF_INET6, b->targets[i], buf) != 0)
+      return 1;
+  return 0;
+}
+
+static void sv__tick(uv_timer_t *t) {
+  servant *sv = t->data;
+  sv_peers_tick(sv);
+  sv_pull_tick(sv);
+  sv_relay_tick(sv);
+}
+
+static void sv__on_signal(uv_signal_t *s, int signum) {
+  sv_leave(s->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+int sv_start(servant *sv, uv_loop_t *loop) {
+  sv_config *cfg = &sv->cfg;
+  sv->loop = loop;
+  struct sockaddr_storage probe;
+  if (uv_ip4_addr(cfg->listen, 0, (struct sockaddr_in *)&probe) < 0 &&
+      uv_ip6_addr(cfg->listen, 0, (struct sockaddr_in6 *)&probe) < 0) {
+    nm_log_error("listen address \"%s\" is not an IP address", cfg->listen);
+    return -EINVAL;
+  }
+  int rc = nm_random_id(sv->id);
+  if (rc < 0) {
+    nm_log_error("no randomness for an id: %s", uv_strerror(rc));
+    return rc;
+  }
+  sv_seen_init(&sv->seen);
+  sv->has_name_bans = sv__has_name_bans(&cfg->bans);
+  /* With a specific listen address, outgoing connections leave from it too, so the
+   * manager and peers see the address this servant listens on. */
+  if (strcmp(cfg->listen, "0.0.0.0") != 0 && strcmp(cfg->listen, "::") != 0) {
+    sv->local_addr = probe;
+    sv->bind_outgoing = 1;
+  }
+  if (cfg->port) {
+    rc = sv_listen(sv, (uint16_t)cfg->port);
+    if (rc < 0) {
+      nm_log_error("cannot listen on %s:%u: %s", cfg->listen, cfg->port, uv_strerror(rc));
+      return rc;
+    }
+  }
+  nm_log_info("%s %s (%s) starting; manager %s:%u", cfg->role, cfg->name, sv->id, cfg->manager_host,
+              cfg->manager_port);
+  signal(SIGPIPE, SIG_IGN);
+  uv_timer_init(loop, &sv->tick);
+  sv->tick.data = sv;
+  uv_timer_start(&sv->tick, sv__tick, 250, 250);
+  uv_signal_init(loop, &sv->sigint);
+  uv_signal_init(loop, &sv->sigterm);
+  sv->sigint.data = sv->sigterm.data = sv;
+  uv_signal_start(&sv->sigint, sv__on_signal, SIGINT);
+  uv_signal_start(&sv->sigterm, sv__on_signal, SIGTERM);
+  sv_manager_start(sv);
+  return 0;
+}
+
+void sv_publish_line(servant *sv, const char *text) {
+  char *payload;
+  size_t len;
+  if (sv_chat_build(sv, text, &payload, &len) < 0) return;
+  sv_peers_publish(sv, payload, len);
+  sv_relay_forward(sv, sv->id, payload, len);
+  free(payload);
+}
+
+void sv_leave(servant *sv, const char *why) {
+  if (sv->stopping) return;
+  sv->stopping = 1;
+  nm_log_info("leaving (%s)", why);
+  sv_manager_stop(sv);
+  sv_pull_close(sv);
+  sv_relay_close(sv);
+  sv_peers_close_all(sv);
+  sv_inbound_close(sv);
+  uv_close((uv_handle_t *)&sv->tick, NULL);
+  uv_close((uv_handle_t *)&sv->sigint, NULL);
+  uv_close((uv_handle_t *)&sv->sigterm, NULL);
+  if (sv->stdin_stream) uv_close((uv_handle_t *)sv->stdin_stream, NULL);
+  if (sv->on_leave) sv->on_leave(sv);
+}

@@ -1,0 +1,114 @@
+/* Pulling: when the manager has judged us unreachable it names a relay; we connect out to
+ * it, say pull with the token, and receive everything it forwards, for as long as the
+ * assignment stands. The connection is kept up: on loss we reconnect with backoff. */
+#include "servant.h"
+#include "nm_error.h"
+#include "nm_log.h"
+#include "nm_xml.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int sv__pull_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
+  servant *sv = c->data;
+  if (type != NM_MSG_CHAT) {
+    char why[80];
+    snprintf(why, sizeof why, "unexpected %s frame from the relay", nm_msg_name(type));
+    nm_conn_fail(c, NM_EFRAME_TYPE, why);
+    return 1;
+  }
+  char err[200];
+  int rc = sv_chat_receive(sv, payload, len, err, sizeof err);
+  if (rc < 0) {
+    nm_conn_fail(c, rc, err);
+    return 1;
+  }
+  return 0;
+}
+
+static void sv__pull_closed(nm_conn *c) {
+  servant *sv = c->data;
+  if (sv->pull.conn == c) {
+    sv->pull.conn = NULL;
+    sv->pull.ready = 0;
+    sv->pull.next_attempt_ms = sv_now_ms(sv) + sv->pull.backoff_ms;
+    sv->pull.backoff_ms = sv->pull.backoff_ms ? sv->pull.backoff_ms * 2 : 250;
+    if (sv->pull.backoff_ms > 4000) sv->pull.backoff_ms = 4000;
+  }
+  free(c);
+}
+
+static void sv__pull_connected(nm_conn *c, int status) {
+  servant *sv = c->data;
+  if (status < 0 || sv->pull.conn != c) return;
+  char buf[128];
+  int n = snprintf(buf, sizeof buf, "<pull id=\"%s\" token=\"%s\"/>", sv->id, sv->pull.token);
+  nm_conn_send(c, NM_MSG_PULL, buf, (size_t)n);
+  nm_frame_reader_set_max(&c->reader, NM_FRAME_MAX);
+  sv->pull.ready = 1;
+  sv->pull.backoff_ms = 0;
+  nm_log_info("pulling from relay %s at %s:%u", sv->pull.name, sv->pull.ip, sv->pull.port);
+}
+
+static void sv__pull_connect(servant *sv) {
+  struct sockaddr_storage addr;
+  if (uv_ip4_addr(sv->pull.ip, sv->pull.port, (struct sockaddr_in *)&addr) < 0 &&
+      uv_ip6_addr(sv->pull.ip, sv->pull.port, (struct sockaddr_in6 *)&addr) < 0)
+    return;
+  nm_conn *c = malloc(sizeof *c);
+  if (!c) return;
+  nm_conn_init(sv->loop, c, sv__pull_on_frame, sv__pull_closed, sv);
+  nm_conn_set_label(c, "relay %s", sv->pull.name);
+  sv->pull.conn = c;
+  int rc = sv_bind_outgoing(sv, c);
+  if (rc == 0) rc = nm_conn_connect(c, (struct sockaddr *)&addr, SV_CONNECT_TIMEOUT_MS, sv__pull_connected);
+  if (rc < 0) nm_conn_close(c, rc, "connect to relay failed");
+}
+
+static void sv__pull_drop(servant *sv, const char *why) {
+  if (sv->pull.conn) {
+    nm_conn *c = sv->pull.conn;
+    sv->pull.conn = NULL;
+    nm_conn_close(c, 0, why);
+  }
+  sv->pull.ready = 0;
+}
+
+void sv_pull_on_assign(servant *sv, xmlNode *a) {
+  const char *id = nm_xml_attr(a, "relay"), *name = nm_xml_attr(a, "name");
+  const char *ip = nm_xml_attr(a, "ip"), *token = nm_xml_attr(a, "token");
+  unsigned port = 0;
+  if (!id || !*id) {
+    if (sv->assigned) nm_log_info("relay released: peers can reach us directly");
+    sv->assigned = 0;
+    sv__pull_drop(sv, "relay released");
+    return;
+  }
+  if (!nm_id_valid(id) || !nm_name_valid(name) || !ip || strlen(ip) >= sizeof sv->pull.ip ||
+      !token || strlen(token) != 32 || nm_xml_attr_uint(a, "port", 1, 65535, &port) < 0) {
+    nm_log_warn("ignoring a relay-assign with invalid fields");
+    return;
+  }
+  if (sv->assigned && strcmp(sv->pull.id, id) == 0 && strcmp(sv->pull.token, token) == 0) return;
+  sv__pull_drop(sv, "relay reassigned");
+  strcpy(sv->pull.id, id);
+  strcpy(sv->pull.name, name);
+  strcpy(sv->pull.ip, ip);
+  strcpy(sv->pull.token, token);
+  sv->pull.port = (uint16_t)port;
+  sv->pull.backoff_ms = 0;
+  sv->assigned = 1;
+  nm_log_info("the manager judged us unreachable: relay %s at %s:%u assigned", name, ip, port);
+  sv__pull_connect(sv);
+}
+
+void sv_pull_tick(servant *sv) {
+  if (sv->assigned && !sv->pull.conn && !sv->stopping && sv_now_ms(sv) >= sv->pull.next_attempt_ms)
+    sv__pull_connect(sv);
+}
+
+void sv_pull_close(servant *sv) {
+  sv->assigned = 0;
+  sv__pull_drop(sv, NULL);
+}
