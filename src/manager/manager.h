@@ -52,6 +52,14 @@ typedef struct mgr_session {
   uint16_t ext_port;
   nm_reach_state reach;
   char relay_id[NM_ID_LEN + 1];
+  char relay_token[33];
+  /* complaints others made about this servant (complaints.c) */
+  struct mgr_complaint *complaints;
+  size_t ncomplaints;
+  /* relay duty (relays.c) */
+  unsigned max_clients; /* how many clients it will serve, from its hello */
+  unsigned clients;     /* how many the manager assigned it */
+  unsigned long long load_bytes_in, load_bytes_out, load_drops, load_attached;
   struct mgr_session *prev, *next;
 } mgr_session;
 

@@ -18,12 +18,13 @@ static void mgr__session_closed(nm_conn *c) {
     /* Unregister first so the leave is not sent to the servant that left. */
     s->state = MGR_SESSION_NEW;
     mgr_publish_leave(m, s, "session closed");
-    mgr_complaints_forget(m, s->id);
+    mgr_relays_on_leave(m, s);
   }
   if (s->prev) s->prev->next = s->next;
   else m->sessions = s->next;
   if (s->next) s->next->prev = s->prev;
   m->nsessions--;
+  free(s->complaints);
   free(s);
 }
 
@@ -31,7 +32,7 @@ void mgr_session_drop(mgr_session *s, const char *reason) {
   if (s->state == MGR_SESSION_REGISTERED) {
     s->state = MGR_SESSION_NEW;
     mgr_publish_leave(s->mgr, s, reason);
-    mgr_complaints_forget(s->mgr, s->id);
+    mgr_relays_on_leave(s->mgr, s);
   }
   nm_conn_close(&s->conn, 0, reason);
 }
@@ -115,6 +116,9 @@ static int mgr__on_hello(mgr_session *s, const char *payload, size_t len) {
   strcpy(s->id, id);
   strcpy(s->name, name);
   strcpy(s->role, role ? role : "servant");
+  unsigned max_clients = 8;
+  nm_xml_attr_uint(h, "max-clients", 0, 256, &max_clients);
+  s->max_clients = max_clients;
   xmlFreeDoc(doc);
 
   /* A servant that reconnects before we noticed its old session die replaces it; its
@@ -204,7 +208,8 @@ static int mgr__on_mapping(mgr_session *s, const char *payload, size_t len) {
   }
   if (usable) {
     nm_log_info("%s reachable by %s mapping at %s:%u", s->name, method, s->ext_ip, s->ext_port);
-    if (s->reach != NM_REACH_SUSPICIOUS && s->reach != NM_REACH_RELAYED) s->reach = NM_REACH_MAPPED;
+    mgr_relay_release(s->mgr, s);
+    s->reach = NM_REACH_MAPPED;
   } else if (s->reach == NM_REACH_MAPPED) {
     s->reach = NM_REACH_DIRECT;
   }

@@ -1,6 +1,7 @@
 /* natmesh-ctl's view of the overlay: every registered servant with its addresses, state
  * and how long ago it was heard from. */
 #include "manager.h"
+#include "complaints.h"
 #include "nm_log.h"
 
 #include <stdio.h>
@@ -47,6 +48,12 @@ void mgr_send_status(manager *m, mgr_session *asker) {
     xmlNewProp(n, BAD_CAST "relay-name", BAD_CAST mgr__name_of(m, s->relay_id));
     mgr__prop_u(n, "last-heartbeat-ms", now - s->last_heard_ms);
     mgr__prop_u(n, "connected-s", (now - s->connected_ms) / 1000);
+    mgr__prop_u(n, "complaints", mgr_complaint_reporters(m, s));
+    mgr__prop_u(n, "clients", s->clients);
+    mgr__prop_u(n, "max-clients", s->max_clients);
+    mgr__prop_u(n, "bytes-in", s->load_bytes_in);
+    mgr__prop_u(n, "bytes-out", s->load_bytes_out);
+    mgr__prop_u(n, "drops", s->load_drops);
   }
   mgr__prop_u(root, "servants", count);
   int rc = nm_conn_send_doc(&asker->conn, NM_MSG_STATUS, doc);
