@@ -113,5 +113,5 @@ void sv_leave(servant *sv, const char *why) {
   uv_close((uv_handle_t *)&sv->sigint, NULL);
   uv_close((uv_handle_t *)&sv->sigterm, NULL);
   if (sv->stdin_stream) uv_close((uv_handle_t *)sv->stdin_stream, NULL);
-  if (sv->on_leave) sv->on_leave(sv);
+  sv_portmap_close(sv);
 }

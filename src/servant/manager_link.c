@@ -97,7 +97,8 @@ static int sv__mgr_on_peers(servant *sv, xmlDoc *doc) {
     nm_conn_fail(l->conn, rc, err);
     return 1;
   }
-  if (l->state != SV_MGR_REGISTERED) {
+  int fresh = l->state != SV_MGR_REGISTERED;
+  if (fresh) {
     l->state = SV_MGR_REGISTERED;
     l->backoff_ms = 0;
     l->failures = 0;
@@ -107,10 +108,7 @@ static int sv__mgr_on_peers(servant *sv, xmlDoc *doc) {
   for (size_t i = 0; i < list.count; i++)
     if (strcmp(list.peers[i].id, sv->id) == 0) sv->reach = list.peers[i].state;
   sv_peers_apply_full(sv, &list);
-  if (!sv->registered_once) {
-    sv->registered_once = 1;
-    if (sv->on_registered) sv->on_registered(sv);
-  }
+  if (fresh) sv_portmap_on_registered(sv);
   sv->list_version = list.version;
   sv->have_list = 1;
   nm_log_info("peer list version %llu (%zu peers)", (unsigned long long)list.version, list.count);

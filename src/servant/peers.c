@@ -263,8 +263,10 @@ void sv_peers_close_all(servant *sv) {
 
 void sv_peers_print(servant *sv) {
   size_t n = 1;
-  printf("* peer %s %s %s:%u %s\n", sv->cfg.name, sv->id,
-         sv->mgr.observed_ip[0] ? sv->mgr.observed_ip : "?", sv->port, "me");
+  char mapping[128];
+  printf("* peer %s %s %s:%u %s me, %s\n", sv->cfg.name, sv->id,
+         sv->mgr.observed_ip[0] ? sv->mgr.observed_ip : "?", sv->port, nm_reach_name(sv->reach),
+         sv_portmap_describe(sv, mapping, sizeof mapping));
   for (sv_peer *p = sv->peers; p; p = p->next) {
     if (!p->listed) continue;
     n++;

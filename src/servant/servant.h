@@ -159,11 +159,9 @@ struct servant {
   /* pulling */
   sv_pull pull;
   int assigned; /* has a relay to pull from */
-  /* hook for the program: called once registered and listening (port mapping starts) */
-  void (*on_registered)(servant *sv);
   nm_reach_state reach; /* our own state, as the manager last published it */
+  struct sv_portmap *portmap;
   int quiet;            /* do not print chat (a dedicated relay) */
-  void (*on_leave)(servant *sv); /* the program closes what it added (port mapping) */
   int registered_once;
 };
 
@@ -192,6 +190,11 @@ int sv_start(servant *sv, uv_loop_t *loop);
 void sv_leave(servant *sv, const char *why);
 /* Publishes one line typed here to every peer (and relay clients). */
 void sv_publish_line(servant *sv, const char *text);
+
+/* portmap.c */
+void sv_portmap_on_registered(servant *sv);
+void sv_portmap_close(servant *sv);
+const char *sv_portmap_describe(servant *sv, char *buf, size_t len);
 
 /* relaying.c */
 void sv_relay_on_serve(servant *sv, xmlNode *serve);
