@@ -130,6 +130,8 @@ static void sv__out_connected(nm_conn *c, int status) {
 }
 
 static void sv__peer_connect(servant *sv, sv_peer *p) {
+  /* A dedicated relay publishes nothing of its own: it only receives and forwards. */
+  if (sv->quiet) return;
   struct sockaddr_storage addr;
   if (uv_ip4_addr(p->info.ip, p->info.port, (struct sockaddr_in *)&addr) < 0 &&
       uv_ip6_addr(p->info.ip, p->info.port, (struct sockaddr_in6 *)&addr) < 0)
