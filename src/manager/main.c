@@ -120,7 +120,7 @@ int main(int argc, char **argv) {
   cfg->port_last = 4999;
   cfg->complaint_threshold = 3;
   cfg->complaint_window_s = 60;
-  cfg->quorum_percent = 51;
+  cfg->quorum_percent = 50;
 
   nm_log_init("natmesh-manager", NM_LOG_INFO);
   nm_xml_init();
