@@ -1,0 +1,107 @@
+#include "expand.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int nsim__lookup(const struct nsim_run *r, const char *ref, char *val, size_t vlen) {
+  const struct nsim_topo *t = &r->sc->topo;
+  char a[16];
+  if (!strcmp(ref, "netsim")) return nsim_fmt(val, vlen, "%s", r->self) < 0 ? -EINVAL : 0;
+  if (!strcmp(ref, "rundir")) return nsim_fmt(val, vlen, "%s", r->dir) < 0 ? -EINVAL : 0;
+  if (!strcmp(ref, "run")) return nsim_fmt(val, vlen, "%s", r->id) < 0 ? -EINVAL : 0;
+  if (!strncmp(ref, "bin:", 4)) {
+    for (int i = 0; i < r->nbindirs; i++) {
+      if (nsim_fmt(val, vlen, "%s/%s", r->bindirs[i], ref + 4) >= 0 && access(val, X_OK) == 0)
+        return 0;
+    }
+    return nsim_fmt(val, vlen, "%s", ref + 4) < 0 ? -EINVAL : 0;
+  }
+  int idx = -1;
+  if (!strncmp(ref, "ip:", 3) || !strncmp(ref, "wan:", 4))
+    idx = nsim_topo_find(t, strchr(ref, ':') + 1);
+  if (idx >= 0) return snprintf(val, vlen, "%s", nsim_ip_str(t->nodes[idx].addr, a)), 0;
+  if (!strncmp(ref, "lan:", 4) && (idx = nsim_topo_find(t, ref + 4)) >= 0 && t->nodes[idx].is_router)
+    return snprintf(val, vlen, "%s", nsim_ip_str(t->nodes[idx].lan_addr, a)), 0;
+  return -EINVAL;
+}
+
+int nsim_expand(const struct nsim_run *r, const char *s, char *out, size_t outlen, char *err,
+                size_t errlen) {
+  size_t used = 0;
+  while (*s) {
+    if (s[0] == '$' && s[1] == '{') {
+      const char *end = strchr(s, '}');
+      char ref[128], val[4096];
+      if (!end || (size_t)(end - s - 2) >= sizeof ref) {
+        snprintf(err, errlen, "unterminated ${ in \"%s\"", s);
+        return -EINVAL;
+      }
+      memcpy(ref, s + 2, (size_t)(end - s - 2));
+      ref[end - s - 2] = 0;
+      if (nsim__lookup(r, ref, val, sizeof val) < 0) {
+        snprintf(err, errlen, "unknown reference ${%s} (netsim, bin:NAME, ip:NODE, lan:ROUTER, "
+                 "rundir, run)", ref);
+        return -EINVAL;
+      }
+      size_t vl = strlen(val);
+      if (used + vl + 1 > outlen) goto toolong;
+      memcpy(out + used, val, vl);
+      used += vl;
+      s = end + 1;
+    } else {
+      if (used + 2 > outlen) goto toolong;
+      out[used++] = *s++;
+    }
+  }
+  out[used] = 0;
+  return 0;
+toolong:
+  snprintf(err, errlen, "expanded text too long");
+  return -ENAMETOOLONG;
+}
+
+int nsim_expand_argv(const struct nsim_run *r, const char *cmd, char ***argvp, char *err,
+                     size_t errlen) {
+  char **argv;
+  int argc = nsim_split_args(cmd, &argv);
+  if (argc < 0) {
+    snprintf(err, errlen, "cannot split command \"%s\" (unbalanced quote?)", cmd);
+    return argc;
+  }
+  if (argc == 0) {
+    nsim_argv_free(argv);
+    snprintf(err, errlen, "empty command");
+    return -EINVAL;
+  }
+  for (int i = 0; i < argc; i++) {
+    char buf[4096];
+    int rc = nsim_expand(r, argv[i], buf, sizeof buf, err, errlen);
+    char *copy = rc < 0 ? NULL : strdup(buf);
+    if (!copy) {
+      nsim_argv_free(argv);
+      return rc < 0 ? rc : -ENOMEM;
+    }
+    free(argv[i]);
+    argv[i] = copy;
+  }
+  *argvp = argv;
+  return argc;
+}
+
+int nsim_parse_endpoint(const char *s, uint32_t *ip, uint16_t *port) {
+  const char *colon = strrchr(s, ':');
+  if (!colon || colon - s >= 16) return -EINVAL;
+  char host[16];
+  memcpy(host, s, (size_t)(colon - s));
+  host[colon - s] = 0;
+  char *end;
+  long p = strtol(colon + 1, &end, 10);
+  if (*end || p < 1 || p > 65535) return -EINVAL;
+  if (nsim_ip_parse(host, ip) < 0) return -EINVAL;
+  *port = (uint16_t)p;
+  return 0;
+}

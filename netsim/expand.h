@@ -1,0 +1,23 @@
+/* expand: ${...} references in scenario strings, resolved against the run:
+ *   ${netsim}      this natmesh-netsim executable (for its echo-server helper)
+ *   ${bin:NAME}    NAME found in a --bindir directory (else NAME, looked up in $PATH)
+ *   ${ip:NODE}     NODE's uplink address (a router's WAN address)
+ *   ${lan:ROUTER}  ROUTER's LAN address
+ *   ${rundir}      the run folder;  ${run} the run id */
+#ifndef NSIM_EXPAND_H
+#define NSIM_EXPAND_H
+
+#include "run.h"
+
+/* Expands s into out. Returns 0, or -EINVAL with the bad reference in err. */
+int nsim_expand(const struct nsim_run *r, const char *s, char *out, size_t outlen, char *err,
+                size_t errlen);
+
+/* Splits a command line into argv and expands each word. Returns argc or a negative code. */
+int nsim_expand_argv(const struct nsim_run *r, const char *cmd, char ***argv, char *err,
+                     size_t errlen);
+
+/* "ADDR:PORT" (after expansion) into ip and port. Returns 0 or -EINVAL. */
+int nsim_parse_endpoint(const char *s, uint32_t *ip, uint16_t *port);
+
+#endif

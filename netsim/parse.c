@@ -1,0 +1,460 @@
+/* parse: a netsim XML file into a struct nsim_scenario. Strict: every element and attribute
+ * must be known, so a typo is an error that names the file and line rather than a setting
+ * that silently does nothing. Goes through nm_xml (no network, no DTD, no entities, capped). */
+#include "scenario.h"
+#include "util.h"
+
+#include "nm_xml.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct nsim__ctx {
+  const char *path;
+  struct nsim_scenario *sc;
+  char *err;
+  size_t errlen;
+};
+
+static int nsim__fail(struct nsim__ctx *c, xmlNode *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int nsim__fail(struct nsim__ctx *c, xmlNode *n, const char *fmt, ...) {
+  char msg[384];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  snprintf(c->err, c->errlen, "%s:%ld: %s", c->path, n ? xmlGetLineNo(n) : 0L, msg);
+  return -EINVAL;
+}
+
+static int nsim__is(xmlNode *n, const char *name) {
+  return n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0;
+}
+
+/* Attributes and elements that would tie a simulated node to a real interface or to the
+ * host's namespace. None of them exists in netsim's schema; they get their own message so a
+ * user learns that this is refused on purpose, not misspelt. */
+static const char *const nsim__root_words[] = {"netns", "namespace", "interface", "ifname",
+                                               "device", "dev", "bridge", "physdev",
+                                               "host-interface", "macvlan", "ipvlan", "uplink"};
+
+static int nsim__root_word(const char *s) {
+  for (size_t i = 0; i < NSIM_ARRAY_LEN(nsim__root_words); i++)
+    if (strcmp(s, nsim__root_words[i]) == 0) return 1;
+  return 0;
+}
+
+static int nsim__check_attrs(struct nsim__ctx *c, xmlNode *n, const char *const *allowed) {
+  for (xmlAttr *a = n->properties; a; a = a->next) {
+    const char *an = (const char *)a->name;
+    int ok = 0;
+    for (const char *const *p = allowed; *p; p++)
+      if (strcmp(*p, an) == 0) ok = 1;
+    if (ok) continue;
+    if (nsim__root_word(an))
+      return nsim__fail(c, n, "attribute %s would attach <%s> to a real interface or to the "
+                        "host's own network namespace; netsim refuses that (every link it "
+                        "builds stays between its own namespaces)", an, (const char *)n->name);
+    return nsim__fail(c, n, "unknown attribute %s on <%s>", an, (const char *)n->name);
+  }
+  return 0;
+}
+
+static int nsim__duration(struct nsim__ctx *c, xmlNode *n, const char *attr, long *out) {
+  const char *v = nm_xml_attr(n, attr);
+  if (!v) return 0;
+  if (nsim_parse_duration(v, out) < 0)
+    return nsim__fail(c, n, "%s=\"%s\": expected a duration like 500ms or 2s", attr, v);
+  return 1;
+}
+
+static int nsim__bool(struct nsim__ctx *c, xmlNode *n, const char *attr, int *out) {
+  const char *v = nm_xml_attr(n, attr);
+  if (!v) return 0;
+  if (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true")) *out = 1;
+  else if (!strcmp(v, "off") || !strcmp(v, "no") || !strcmp(v, "false")) *out = 0;
+  else return nsim__fail(c, n, "%s=\"%s\": expected on or off", attr, v);
+  return 1;
+}
+
+static int nsim__rate(const char *s, unsigned *kbit) {
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || v <= 0) return -EINVAL;
+  double mult;
+  if (!strcmp(end, "kbit")) mult = 1;
+  else if (!strcmp(end, "mbit")) mult = 1000;
+  else if (!strcmp(end, "gbit")) mult = 1000000;
+  else return -EINVAL;
+  if (v * mult > 10e6 || v * mult < 8) return -ERANGE;
+  *kbit = (unsigned)(v * mult);
+  return 0;
+}
+
+static int nsim__linkcond(struct nsim__ctx *c, xmlNode *n, struct nsim_linkcond *lc) {
+  int rc;
+  if ((rc = nsim__duration(c, n, "delay", &lc->delay_ms)) < 0) return rc;
+  if ((rc = nsim__duration(c, n, "jitter", &lc->jitter_ms)) < 0) return rc;
+  const char *v = nm_xml_attr(n, "loss");
+  if (v && nsim_parse_percent(v, &lc->loss_permille) < 0)
+    return nsim__fail(c, n, "loss=\"%s\": expected a percentage like 2%% or 0.5%%", v);
+  v = nm_xml_attr(n, "rate");
+  if (v && nsim__rate(v, &lc->rate_kbit) < 0)
+    return nsim__fail(c, n, "rate=\"%s\": expected e.g. 512kbit, 10mbit (8kbit..10gbit)", v);
+  return 0;
+}
+
+/* ---- topology ------------------------------------------------------------------------- */
+
+static const char *const nsim__host_attrs[] = {"name", "address", "delay", "jitter", "loss",
+                                               "rate", NULL};
+static const char *const nsim__router_attrs[] = {"name", "kind", "hairpin", "address", "lan",
+                                                 "lan-address", "delay", "jitter", "loss",
+                                                 "rate", NULL};
+
+static int nsim__parse_node(struct nsim__ctx *c, xmlNode *n, int parent) {
+  struct nsim_topo *t = &c->sc->topo;
+  int is_router = nsim__is(n, "router");
+  if (!is_router && !nsim__is(n, "host")) {
+    if (nsim__root_word((const char *)n->name))
+      return nsim__fail(c, n, "<%s> would connect the topology to a real interface or the "
+                        "host's own namespace; netsim refuses that", (const char *)n->name);
+    return nsim__fail(c, n, "unknown element <%s> in a topology (expected host or router)",
+                      (const char *)n->name);
+  }
+  if (nsim__check_attrs(c, n, is_router ? nsim__router_attrs : nsim__host_attrs) < 0)
+    return -EINVAL;
+  if (t->nnodes >= NSIM_MAX_NODES)
+    return nsim__fail(c, n, "too many nodes (the limit is %s)", "48");
+  const char *name = nm_xml_attr(n, "name");
+  if (!name) return nsim__fail(c, n, "<%s> needs a name", (const char *)n->name);
+  char why[160];
+  if (nsim_topo_check_name(name, why, sizeof why) < 0) return nsim__fail(c, n, "%s", why);
+  if (nsim_topo_find(t, name) >= 0) return nsim__fail(c, n, "node %s is defined twice", name);
+
+  int idx = t->nnodes++;
+  struct nsim_node *nd = &t->nodes[idx];
+  memset(nd, 0, sizeof *nd);
+  snprintf(nd->name, sizeof nd->name, "%s", name);
+  nd->is_router = is_router;
+  nd->parent = parent;
+  nd->line = (int)xmlGetLineNo(n);
+  int siblings = 0;
+  for (int i = 0; i < idx; i++)
+    if (t->nodes[i].parent == parent) siblings++;
+  nd->port = siblings + 1;
+
+  const char *v = nm_xml_attr(n, "address");
+  if (v && nsim_ip_parse(v, &nd->addr) < 0)
+    return nsim__fail(c, n, "address=\"%s\" is not an IPv4 address", v);
+  if (nsim__linkcond(c, n, &nd->cond) < 0) return -EINVAL;
+
+  if (!is_router) {
+    for (xmlNode *k = n->children; k; k = k->next)
+      if (k->type == XML_ELEMENT_NODE)
+        return nsim__fail(c, k, "a host has no children (<%s> inside host %s)",
+                          (const char *)k->name, name);
+    return 0;
+  }
+  v = nm_xml_attr(n, "kind");
+  if (!v) return nsim__fail(c, n, "router %s needs kind=\"public|upnp|natpmp|firewall|symmetric\"",
+                            name);
+  if (nsim_router_kind_parse(v, &nd->kind) < 0)
+    return nsim__fail(c, n, "kind=\"%s\": expected public, upnp, natpmp, firewall or symmetric",
+                      v);
+  if (nsim__bool(c, n, "hairpin", &nd->hairpin) < 0) return -EINVAL;
+  if (nd->hairpin && !nsim_router_kind_nats(nd->kind))
+    return nsim__fail(c, n, "hairpin only means something on a NAT router (%s is public)", name);
+  if ((v = nm_xml_attr(n, "lan")) && nsim_prefix_parse(v, &nd->lan_net, &nd->lan_plen) < 0)
+    return nsim__fail(c, n, "lan=\"%s\": expected a prefix like 192.168.1.0/24 (/8 to /30)", v);
+  if ((v = nm_xml_attr(n, "lan-address")) && nsim_ip_parse(v, &nd->lan_addr) < 0)
+    return nsim__fail(c, n, "lan-address=\"%s\" is not an IPv4 address", v);
+  for (xmlNode *k = n->children; k; k = k->next) {
+    if (k->type != XML_ELEMENT_NODE) continue;
+    if (nsim__parse_node(c, k, idx) < 0) return -EINVAL;
+  }
+  return 0;
+}
+
+static int nsim__parse_topology(struct nsim__ctx *c, xmlNode *n) {
+  static const char *const attrs[] = {"internet", NULL};
+  if (nsim__check_attrs(c, n, attrs) < 0) return -EINVAL;
+  const char *v = nm_xml_attr(n, "internet");
+  if (v && nsim_prefix_parse(v, &c->sc->topo.inet_net, &c->sc->topo.inet_plen) < 0)
+    return nsim__fail(c, n, "internet=\"%s\": expected a prefix like 11.0.0.0/24", v);
+  for (xmlNode *k = n->children; k; k = k->next) {
+    if (k->type != XML_ELEMENT_NODE) continue;
+    if (nsim__parse_node(c, k, -1) < 0) return -EINVAL;
+  }
+  if (c->sc->topo.nnodes == 0) return nsim__fail(c, n, "the topology has no nodes");
+  char why[300];
+  if (nsim_topo_finish(&c->sc->topo, why, sizeof why) < 0)
+    return nsim__fail(c, n, "%s", why);
+  return 0;
+}
+
+/* ---- scenario steps -------------------------------------------------------------------- */
+
+struct nsim__step_def {
+  const char *element;
+  enum nsim_step_kind kind;
+  int is_assert;
+  const char *const attrs[12];   /* allowed besides name and at */
+  const char *const required[4];
+};
+
+static const struct nsim__step_def nsim__steps[] = {
+    {"start", NSIM_STEP_START, 0, {"host", "cmd", "ready", "timeout", "stream"}, {"name", "host", "cmd"}},
+    {"exec", NSIM_STEP_EXEC, 0, {"host", "cmd", "timeout", "exit"}, {"host", "cmd"}},
+    {"wait-for", NSIM_STEP_WAIT_FOR, 0, {"process", "text", "regex", "timeout", "stream"}, {"process"}},
+    {"send", NSIM_STEP_SEND, 0, {"process", "text"}, {"process", "text"}},
+    {"kill", NSIM_STEP_KILL, 0, {"process", "signal", "timeout"}, {"process"}},
+    {"restart", NSIM_STEP_RESTART, 0, {"process", "ready", "timeout"}, {"process"}},
+    {"cut", NSIM_STEP_CUT, 0, {"node"}, {"node"}},
+    {"restore", NSIM_STEP_RESTORE, 0, {"node"}, {"node"}},
+    {"link", NSIM_STEP_LINK, 0, {"node", "delay", "jitter", "loss", "rate"}, {"node"}},
+    {"sleep", NSIM_STEP_SLEEP, 0, {"time"}, {"time"}},
+    {"expect-line", NSIM_STEP_EXPECT_LINE, 1, {"process", "text", "regex", "within", "stream", "absent"}, {"process"}},
+    {"expect-tcp", NSIM_STEP_EXPECT_TCP, 1, {"from", "to", "result", "within", "reply"}, {"from", "to", "result"}},
+    {"expect-udp-ports", NSIM_STEP_EXPECT_UDP_PORTS, 1, {"from", "servers", "local-port", "ports", "within"}, {"from", "servers", "ports"}},
+    {"expect-mapping", NSIM_STEP_EXPECT_MAPPING, 1, {"router", "proto", "port", "to", "present", "within"}, {"router", "port"}},
+    {"expect-exec", NSIM_STEP_EXPECT_EXEC, 1, {"host", "cmd", "exit", "text", "regex", "within"}, {"host", "cmd"}},
+    {"expect-exit", NSIM_STEP_EXPECT_EXIT, 1, {"process", "exit", "within"}, {"process"}},
+};
+
+const char *nsim_step_kind_name(enum nsim_step_kind k) {
+  for (size_t i = 0; i < NSIM_ARRAY_LEN(nsim__steps); i++)
+    if (nsim__steps[i].kind == k) return nsim__steps[i].element;
+  return "?";
+}
+
+static int nsim__node_attr(struct nsim__ctx *c, xmlNode *n, const char *attr, int want_router,
+                           int *out) {
+  const char *v = nm_xml_attr(n, attr);
+  if (!v) return 0;
+  int idx = nsim_topo_find(&c->sc->topo, v);
+  if (idx < 0) return nsim__fail(c, n, "%s=\"%s\" is not a node of the topology", attr, v);
+  if (want_router && !c->sc->topo.nodes[idx].is_router)
+    return nsim__fail(c, n, "%s=\"%s\" is not a router", attr, v);
+  *out = idx;
+  return 1;
+}
+
+static int nsim__signal(const char *s, int *out) {
+  static const struct { const char *n; int s; } sigs[] = {
+      {"TERM", SIGTERM}, {"KILL", SIGKILL}, {"INT", SIGINT}, {"HUP", SIGHUP},
+      {"STOP", SIGSTOP}, {"CONT", SIGCONT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}};
+  if (!strncmp(s, "SIG", 3)) s += 3;
+  for (size_t i = 0; i < NSIM_ARRAY_LEN(sigs); i++)
+    if (!strcmp(s, sigs[i].n)) return *out = sigs[i].s, 0;
+  return -EINVAL;
+}
+
+static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *st) {
+  const struct nsim__step_def *def = NULL;
+  for (size_t i = 0; i < NSIM_ARRAY_LEN(nsim__steps); i++)
+    if (nsim__is(n, nsim__steps[i].element)) def = &nsim__steps[i];
+  if (!def) return nsim__fail(c, n, "unknown step <%s>", (const char *)n->name);
+
+  const char *allowed[16];
+  size_t na = 0;
+  allowed[na++] = "name";
+  allowed[na++] = "at";
+  for (size_t i = 0; def->attrs[i]; i++) allowed[na++] = def->attrs[i];
+  allowed[na] = NULL;
+  if (nsim__check_attrs(c, n, allowed) < 0) return -EINVAL;
+  for (size_t i = 0; def->required[i]; i++)
+    if (!nm_xml_attr(n, def->required[i]))
+      return nsim__fail(c, n, "<%s> needs %s=\"...\"", def->element, def->required[i]);
+
+  memset(st, 0, sizeof *st);
+  st->kind = def->kind;
+  st->is_assert = def->is_assert;
+  st->line = (int)xmlGetLineNo(n);
+  st->at_ms = -1;
+  st->node = -1;
+  st->stream = NSIM_STREAM_BOTH;
+  st->present = 1;
+  st->sig = SIGTERM;
+  snprintf(st->auto_name, sizeof st->auto_name, "%s@line%d", def->element, st->line);
+  st->name = nm_xml_attr(n, "name");
+  if (!st->name) st->name = st->auto_name;
+  if (nsim__duration(c, n, "at", &st->at_ms) < 0) return -EINVAL;
+
+  st->process = nm_xml_attr(n, "process");
+  st->host = nm_xml_attr(n, "host");
+  if (!st->host) st->host = nm_xml_attr(n, "from");
+  st->cmd = nm_xml_attr(n, "cmd");
+  st->text = nm_xml_attr(n, "text");
+  st->regex = nm_xml_attr(n, "regex");
+  st->ready = nm_xml_attr(n, "ready");
+  st->to = nm_xml_attr(n, "to");
+  st->reply = nm_xml_attr(n, "reply");
+  st->servers = nm_xml_attr(n, "servers");
+  if (st->text && st->regex)
+    return nsim__fail(c, n, "use text or regex, not both");
+  if ((st->kind == NSIM_STEP_EXPECT_LINE || st->kind == NSIM_STEP_WAIT_FOR) && !st->text &&
+      !st->regex)
+    return nsim__fail(c, n, "<%s> needs text=\"...\" or regex=\"...\"", def->element);
+
+  /* Default deadlines keep a forgotten attribute from hanging a run. */
+  st->timeout_ms = st->kind == NSIM_STEP_EXEC || st->kind == NSIM_STEP_EXPECT_EXEC ? 10000 : 5000;
+  if (nsim__duration(c, n, "timeout", &st->timeout_ms) < 0) return -EINVAL;
+  if (nsim__duration(c, n, "within", &st->timeout_ms) < 0) return -EINVAL;
+  if (st->kind == NSIM_STEP_SLEEP && nsim__duration(c, n, "time", &st->timeout_ms) < 0)
+    return -EINVAL;
+  if (st->kind == NSIM_STEP_EXPECT_TCP && !nm_xml_attr(n, "within")) st->timeout_ms = 2000;
+
+  const char *v;
+  if (st->host) {
+    if (nsim_topo_find(&c->sc->topo, st->host) < 0)
+      return nsim__fail(c, n, "host \"%s\" is not a node of the topology", st->host);
+  }
+  if (nsim__node_attr(c, n, "node", 0, &st->node) < 0) return -EINVAL;
+  if (nsim__node_attr(c, n, "router", 1, &st->node) < 0) return -EINVAL;
+  if (st->kind == NSIM_STEP_EXPECT_MAPPING &&
+      !nsim_router_kind_maps(c->sc->topo.nodes[st->node].kind))
+    return nsim__fail(c, n, "router %s runs no mapping service (kind upnp or natpmp does)",
+                      c->sc->topo.nodes[st->node].name);
+  if (st->kind == NSIM_STEP_LINK && nsim__linkcond(c, n, &st->cond) < 0) return -EINVAL;
+
+  if ((v = nm_xml_attr(n, "stream"))) {
+    if (!strcmp(v, "stdout")) st->stream = NSIM_STREAM_OUT;
+    else if (!strcmp(v, "stderr")) st->stream = NSIM_STREAM_ERR;
+    else if (!strcmp(v, "both")) st->stream = NSIM_STREAM_BOTH;
+    else return nsim__fail(c, n, "stream=\"%s\": expected stdout, stderr or both", v);
+  }
+  if (nsim__bool(c, n, "absent", &st->absent) < 0) return -EINVAL;
+  if (nsim__bool(c, n, "present", &st->present) < 0) return -EINVAL;
+  if ((v = nm_xml_attr(n, "result"))) {
+    if (!strcmp(v, "connect")) st->tcp_result = NSIM_TCP_CONNECT;
+    else if (!strcmp(v, "fail")) st->tcp_result = NSIM_TCP_FAIL;
+    else if (!strcmp(v, "refused")) st->tcp_result = NSIM_TCP_REFUSED;
+    else if (!strcmp(v, "timeout")) st->tcp_result = NSIM_TCP_TIMEOUT;
+    else return nsim__fail(c, n, "result=\"%s\": expected connect, fail, refused or timeout", v);
+  }
+  if ((v = nm_xml_attr(n, "ports"))) {
+    if (!strcmp(v, "same")) st->same_ports = 1;
+    else if (!strcmp(v, "different")) st->same_ports = 0;
+    else return nsim__fail(c, n, "ports=\"%s\": expected same or different", v);
+  }
+  if ((v = nm_xml_attr(n, "proto"))) {
+    if (!strcmp(v, "udp")) st->proto_udp = 1;
+    else if (strcmp(v, "tcp")) return nsim__fail(c, n, "proto=\"%s\": expected tcp or udp", v);
+  }
+  int rc = nm_xml_attr_uint(n, "port", 1, 65535, &st->port);
+  if (rc < 0 && rc != -ENOENT) return nsim__fail(c, n, "port: expected 1..65535");
+  rc = nm_xml_attr_uint(n, "local-port", 0, 65535, &st->local_port);
+  if (rc < 0 && rc != -ENOENT) return nsim__fail(c, n, "local-port: expected 0..65535");
+  unsigned code;
+  rc = nm_xml_attr_uint(n, "exit", 0, 255, &code);
+  if (rc < 0 && rc != -ENOENT) return nsim__fail(c, n, "exit: expected 0..255");
+  if (rc == 0) st->has_exit = 1, st->exit_code = (int)code;
+  if (st->kind == NSIM_STEP_EXEC && !st->has_exit) st->has_exit = 1; /* exit 0 expected */
+  if ((v = nm_xml_attr(n, "signal")) && nsim__signal(v, &st->sig) < 0)
+    return nsim__fail(c, n, "signal=\"%s\": expected TERM, KILL, INT, HUP, STOP, CONT, USR1 or USR2",
+                      v);
+  st->dnat_to = st->kind == NSIM_STEP_EXPECT_MAPPING ? st->to : NULL;
+  if (st->kind == NSIM_STEP_START) st->process = st->name;
+  return 0;
+}
+
+static int nsim__parse_scenario(struct nsim__ctx *c, xmlNode *n) {
+  static const char *const attrs[] = {NULL};
+  if (nsim__check_attrs(c, n, attrs) < 0) return -EINVAL;
+  int count = 0;
+  for (xmlNode *k = n->children; k; k = k->next)
+    if (k->type == XML_ELEMENT_NODE) count++;
+  if (count > 1000) return nsim__fail(c, n, "more than 1000 steps");
+  struct nsim_step *steps = calloc((size_t)count + 1, sizeof *steps);
+  if (!steps) return -ENOMEM;
+  c->sc->steps = steps;
+  for (xmlNode *k = n->children; k; k = k->next) {
+    if (k->type != XML_ELEMENT_NODE) continue;
+    struct nsim_step *st = &steps[c->sc->nsteps];
+    if (nsim__parse_step(c, k, st) < 0) return -EINVAL;
+    c->sc->nsteps++;
+    /* Process names must be unique and known before they are used. */
+    if (st->kind == NSIM_STEP_START) {
+      char why[160];
+      if (nsim_topo_check_name(st->process, why, sizeof why) < 0)
+        return nsim__fail(c, k, "process %s", why);
+      for (int i = 0; i + 1 < c->sc->nsteps; i++)
+        if (steps[i].kind == NSIM_STEP_START && !strcmp(steps[i].process, st->process))
+          return nsim__fail(c, k, "process %s is started twice (use restart)", st->process);
+    } else if (st->process && strchr(st->process, '@')) {
+      /* A router's own daemon: "miniupnpd@ROUTER". */
+      int r = nsim_topo_find(&c->sc->topo, strchr(st->process, '@') + 1);
+      if (strncmp(st->process, "miniupnpd@", 10) || r < 0 ||
+          !nsim_router_kind_maps(c->sc->topo.nodes[r].kind))
+        return nsim__fail(c, k, "process %s: the only daemons are miniupnpd@ROUTER on upnp and "
+                          "natpmp routers", st->process);
+      if (st->kind != NSIM_STEP_EXPECT_LINE && st->kind != NSIM_STEP_WAIT_FOR)
+        return nsim__fail(c, k, "a router's daemon can be watched, not controlled");
+    } else if (st->process) {
+      int known = 0;
+      for (int i = 0; i + 1 < c->sc->nsteps; i++)
+        if (steps[i].kind == NSIM_STEP_START && !strcmp(steps[i].process, st->process)) known = 1;
+      if (!known)
+        return nsim__fail(c, k, "process %s is not started by an earlier <start>", st->process);
+    }
+  }
+  return 0;
+}
+
+int nsim_scenario_load(const char *path, struct nsim_scenario *sc, char *err, size_t errlen) {
+  memset(sc, 0, sizeof *sc);
+  nsim_topo_init(&sc->topo);
+  sc->path = path;
+  sc->timeout_ms = 120000;
+  int rc = nm_xml_parse_file(path, &sc->doc, err, errlen);
+  if (rc < 0) return rc;
+  struct nsim__ctx c = {path, sc, err, errlen};
+  xmlNode *root = xmlDocGetRootElement(sc->doc);
+  static const char *const attrs[] = {"name", "timeout", NULL};
+  xmlNode *topo = NULL, *scen = NULL;
+  if (!nsim__is(root, "netsim")) {
+    rc = nsim__fail(&c, root, "the root element must be <netsim>, not <%s>",
+                    (const char *)root->name);
+    goto out;
+  }
+  if ((rc = nsim__check_attrs(&c, root, attrs)) < 0) goto out;
+  sc->name = nm_xml_attr(root, "name");
+  if (!sc->name) sc->name = path;
+  if ((rc = nsim__duration(&c, root, "timeout", &sc->timeout_ms)) < 0) goto out;
+  for (xmlNode *k = root->children; k; k = k->next) {
+    if (k->type != XML_ELEMENT_NODE) continue;
+    if (nsim__is(k, "topology") && !topo) topo = k;
+    else if (nsim__is(k, "scenario") && !scen) scen = k;
+    else if (nsim__is(k, "description") && !sc->description)
+      sc->description = (const char *)(k->children ? k->children->content : NULL);
+    else {
+      rc = nsim__fail(&c, k, "unexpected <%s> (expected one topology, one scenario, one "
+                      "description)", (const char *)k->name);
+      goto out;
+    }
+  }
+  if (!topo) {
+    rc = nsim__fail(&c, root, "no <topology>");
+    goto out;
+  }
+  if ((rc = nsim__parse_topology(&c, topo)) < 0) goto out;
+  if (scen && (rc = nsim__parse_scenario(&c, scen)) < 0) goto out;
+  return 0;
+out:
+  nsim_scenario_free(sc);
+  return rc < 0 ? rc : -EINVAL;
+}
+
+void nsim_scenario_free(struct nsim_scenario *sc) {
+  if (sc->doc) xmlFreeDoc(sc->doc);
+  free(sc->steps);
+  sc->doc = NULL;
+  sc->steps = NULL;
+  sc->nsteps = 0;
+}

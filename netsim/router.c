@@ -1,0 +1,198 @@
+#include "router.h"
+#include "link.h"
+#include "nsops.h"
+#include "proc.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+
+/* One table holds the router's NAT and filter rules and the chains miniupnpd fills in
+ * (miniupnpd's nftables backend works in the inet family and is told the table and chain
+ * names in its config; Debian's nft_init.sh helper is broken, so netsim creates them). */
+#define NSIM_NFT_TABLE "netsim"
+
+static int nsim__router_nft(struct nsim_run *r, int node, char *err, size_t errlen) {
+  const struct nsim_node *n = &r->sc->topo.nodes[node];
+  int maps = nsim_router_kind_maps(n->kind);
+  char lan[40], a[16];
+  snprintf(lan, sizeof lan, "%s/%u", nsim_ip_str(n->lan_net, a), n->lan_plen);
+  char hp[256] = "";
+  if (n->hairpin)
+    snprintf(hp, sizeof hp, "    iifname \"wan0\" oifname \"lan0\" ip saddr %s ct status dnat masquerade\n", lan);
+  char rules[4096];
+  int w = snprintf(rules, sizeof rules,
+      "table inet " NSIM_NFT_TABLE " {\n"
+      "%s"
+      "  chain prerouting {\n"
+      "    type nat hook prerouting priority dstnat; policy accept;\n"
+      "%s"
+      "  }\n"
+      "  chain postrouting {\n"
+      "    type nat hook postrouting priority srcnat; policy accept;\n"
+      "%s"
+      /* Hairpin: a LAN host reaching a mapped port through the WAN address. Its packets are
+       * turned around onto wan0 (see nsim__hairpin); masquerading them makes the inner
+       * host answer through the router instead of directly. */
+      "%s"
+      "    oifname \"wan0\" masquerade%s\n"
+      "  }\n"
+      "  chain forward {\n"
+      "    type filter hook forward priority filter; policy drop;\n"
+      "    ct state established,related accept\n"
+      "    iifname \"lan0\" accept\n"
+      "%s"
+      "  }\n"
+      "}\n",
+      maps ? "  chain miniupnpd {\n  }\n  chain miniupnpd-pre {\n  }\n  chain miniupnpd-post {\n  }\n" : "",
+      maps ? "    jump miniupnpd-pre\n" : "",
+      maps ? "    jump miniupnpd-post\n" : "",
+      hp,
+      /* fully-random: every new flow gets a random external port, so two destinations see
+       * two different ports (endpoint-dependent mapping, "symmetric NAT"). Plain masquerade
+       * keeps the source port when it can (endpoint-independent mapping). */
+      n->kind == NSIM_ROUTER_SYMMETRIC ? " fully-random" : "",
+      maps ? "    jump miniupnpd\n" : "");
+  if (w < 0 || (size_t)w >= sizeof rules) return -ENAMETOOLONG;
+  char path[PATH_MAX];
+  if (nsim_fmt(path, sizeof path, "%s/router-%s.nft", r->dir, n->name) < 0) return -ENAMETOOLONG;
+  int rc = nsim_write_file(path, rules, strlen(rules));
+  if (rc < 0) return rc;
+  char *argv[] = {"nft", "-f", path, NULL};
+  return nsim_ns_cmd(nsim_run_ns(r, node), argv, err, errlen);
+}
+
+/* Hairpinning. miniupnpd's mapping rules match `iif "wan0"`, so a LAN host's packet to the
+ * WAN address never meets them. A tc ingress filter on each LAN port redirects such packets
+ * to wan0's ingress, where they are translated like any packet from the internet. The IP
+ * layer only accepts a redirected frame addressed to wan0's MAC, so the LAN bridge and its
+ * ports take wan0's MAC (they are separate segments; nothing else sees the duplicate). */
+static int nsim__hairpin(struct nsim_run *r, int node, char *err, size_t errlen) {
+  const struct nsim_topo *t = &r->sc->topo;
+  const struct nsim_node *n = &t->nodes[node];
+  const char *ns = nsim_run_ns(r, node);
+  char out[1024], mac[32] = "";
+  int st;
+  char *show[] = {"ip", "-o", "link", "show", "wan0", NULL};
+  if (nsim_ns_run(ns, show, 5000, out, sizeof out, &st) < 0) return -EIO;
+  char *p = strstr(out, "link/ether ");
+  if (!p || sscanf(p + 11, "%31s", mac) != 1) {
+    snprintf(err, errlen, "%s: cannot read wan0's MAC address", n->name);
+    return -EIO;
+  }
+  char a[16], dst[24];
+  snprintf(dst, sizeof dst, "%s/32", nsim_ip_str(n->addr, a));
+  int rc;
+  char *setmac[] = {"ip", "link", "set", "lan0", "address", mac, NULL};
+  if ((rc = nsim_ns_cmd(ns, setmac, err, errlen)) < 0) return rc;
+  for (int i = 0; i < t->nnodes; i++) {
+    if (t->nodes[i].parent != node) continue;
+    char port[16];
+    nsim_link_peer_ifname(r, i, port);
+    char *pmac[] = {"ip", "link", "set", port, "address", mac, NULL};
+    char *qd[] = {"tc", "qdisc", "add", "dev", port, "ingress", NULL};
+    char *flt[] = {"tc", "filter", "add", "dev", port, "parent", "ffff:", "protocol", "ip",
+                   "u32", "match", "ip", "dst", dst, "action", "mirred", "ingress",
+                   "redirect", "dev", "wan0", NULL};
+    if ((rc = nsim_ns_cmd(ns, pmac, err, errlen)) < 0) return rc;
+    if ((rc = nsim_ns_cmd(ns, qd, err, errlen)) < 0) return rc;
+    if ((rc = nsim_ns_cmd(ns, flt, err, errlen)) < 0) return rc;
+  }
+  /* The turned-around packets arrive on wan0 from a LAN source: reverse-path filtering
+   * would drop them, and the kernel would call a local source martian. */
+  nsim_ns_sysctl(ns, "net/ipv4/conf/all/rp_filter", "0");
+  nsim_ns_sysctl(ns, "net/ipv4/conf/wan0/rp_filter", "0");
+  return 0;
+}
+
+static int nsim__miniupnpd(struct nsim_run *r, int node, char *err, size_t errlen) {
+  const struct nsim_node *n = &r->sc->topo.nodes[node];
+  char a[16], conf[PATH_MAX], leases[PATH_MAX], pidf[PATH_MAX];
+  if (nsim_fmt(conf, sizeof conf, "%s/miniupnpd-%s.conf", r->dir, n->name) < 0 ||
+      nsim_fmt(leases, sizeof leases, "%s/miniupnpd-%s.leases", r->dir, n->name) < 0 ||
+      nsim_fmt(pidf, sizeof pidf, "%s/miniupnpd-%s.pid", r->dir, n->name) < 0)
+    return -ENAMETOOLONG;
+  unsigned char u[16];
+  if (getrandom(u, sizeof u, 0) != sizeof u) return -EIO;
+  char text[2048];
+  snprintf(text, sizeof text,
+           "# generated by natmesh-netsim for router %s (run %s)\n"
+           "ext_ifname=wan0\n"
+           "listening_ip=lan0\n"
+           "enable_upnp=%s\n"
+           "enable_natpmp=yes\n"
+           "secure_mode=yes\n"
+           "system_uptime=yes\n"
+           "uuid=%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x\n"
+           "upnp_table_name=" NSIM_NFT_TABLE "\n"
+           "upnp_nat_table_name=" NSIM_NFT_TABLE "\n"
+           "upnp_forward_chain=miniupnpd\n"
+           "upnp_nat_chain=miniupnpd-pre\n"
+           "upnp_nat_postrouting_chain=miniupnpd-post\n"
+           "lease_file=%s\n"
+           "allow 1024-65535 %s/%u 1024-65535\n"
+           "deny 0-65535 0.0.0.0/0 0-65535\n",
+           n->name, r->id, n->kind == NSIM_ROUTER_UPNP ? "yes" : "no", u[0], u[1], u[2], u[3],
+           u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15], leases,
+           nsim_ip_str(n->lan_net, a), n->lan_plen);
+  int rc = nsim_write_file(conf, text, strlen(text));
+  if (rc < 0) return rc;
+  char **argv;
+  char line[PATH_MAX * 3];
+  snprintf(line, sizeof line, "miniupnpd -f '%s' -d -P '%s'", conf, pidf);
+  if ((rc = nsim_split_args(line, &argv)) < 0) return rc;
+  char pname[NSIM_NAME_MAX + 16];
+  snprintf(pname, sizeof pname, "miniupnpd@%s", n->name);
+  struct nsim_proc *p = nsim_proc_add(r, pname, node, argv, 1);
+  if (!p) {
+    nsim_argv_free(argv);
+    snprintf(err, errlen, "too many processes");
+    return -ENOSPC;
+  }
+  if ((rc = nsim_proc_start(r, p, err, errlen)) < 0) return rc;
+  /* Ready when it listens for NAT-PMP (and for UPnP's HTTP when that is on). */
+  long deadline = nsim_now_ms() + 5000;
+  for (;;) {
+    int pmp = nsim_proc_log_find(p, 3, "Listening for NAT-PMP", NULL, NULL, 0) > 0;
+    int http = n->kind != NSIM_ROUTER_UPNP ||
+               nsim_proc_log_find(p, 3, "HTTP listening on port", NULL, NULL, 0) > 0;
+    if (pmp && http) return 0;
+    nsim_proc_reap(r);
+    if (p->exited || nsim_now_ms() > deadline) {
+      snprintf(err, errlen, "miniupnpd on %s did not come up (see %s)", n->name, p->err_path);
+      return -EIO;
+    }
+    nsim_sleep_ms(20);
+  }
+}
+
+int nsim_router_setup(struct nsim_run *r, int node, char *err, size_t errlen) {
+  const struct nsim_node *n = &r->sc->topo.nodes[node];
+  const char *ns = nsim_run_ns(r, node);
+  int rc = nsim_ns_sysctl(ns, "net/ipv4/ip_forward", "1");
+  if (rc < 0) {
+    snprintf(err, errlen, "%s: cannot enable forwarding: %s", n->name, strerror(-rc));
+    return rc;
+  }
+  /* With br_netfilter loaded, frames switched between two LAN hosts would traverse the
+   * forward chain and its drop policy; a home router's switch does not filter. The key is
+   * absent when br_netfilter is not loaded, which is fine. */
+  nsim_ns_sysctl(ns, "net/bridge/bridge-nf-call-iptables", "0");
+  if (!nsim_router_kind_nats(n->kind)) return 0; /* public: plain routing */
+  if ((rc = nsim__router_nft(r, node, err, errlen)) < 0) return rc;
+  if (n->hairpin && (rc = nsim__hairpin(r, node, err, errlen)) < 0) return rc;
+  if (nsim_router_kind_maps(n->kind) && (rc = nsim__miniupnpd(r, node, err, errlen)) < 0) return rc;
+  return 0;
+}
+
+int nsim_router_mappings(struct nsim_run *r, int node, char *out, size_t outlen) {
+  char *argv[] = {"nft", "list", "chain", "inet", NSIM_NFT_TABLE, "miniupnpd-pre", NULL};
+  int st;
+  int rc = nsim_ns_run(nsim_run_ns(r, node), argv, 5000, out, outlen, &st);
+  if (rc < 0) return rc;
+  return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
+}

@@ -1,0 +1,83 @@
+/* scenario: one netsim file's content: the topology and the ordered steps to run on it.
+ * Strings point into the parsed XML document, which lives as long as the scenario. */
+#ifndef NSIM_SCENARIO_H
+#define NSIM_SCENARIO_H
+
+#include "topo.h"
+
+#include <libxml/tree.h>
+
+enum nsim_step_kind {
+  NSIM_STEP_START,       /* start a long-running process on a host */
+  NSIM_STEP_EXEC,        /* run a command to completion on a host; a non-zero exit fails the run */
+  NSIM_STEP_WAIT_FOR,    /* wait until a process prints a line; timing out fails the run */
+  NSIM_STEP_SEND,        /* write a line to a process's stdin */
+  NSIM_STEP_KILL,        /* signal a process and wait for it to end */
+  NSIM_STEP_RESTART,     /* stop a process and start it again with the same command */
+  NSIM_STEP_CUT,         /* drop every packet on a node's uplink */
+  NSIM_STEP_RESTORE,     /* undo cut */
+  NSIM_STEP_LINK,        /* change a node's uplink conditions */
+  NSIM_STEP_SLEEP,       /* wait for a fixed time (prefer wait-for) */
+  NSIM_STEP_EXPECT_LINE, /* assertion: a process prints (or never prints) a line within a deadline */
+  NSIM_STEP_EXPECT_TCP,  /* assertion: a TCP connection from a host connects / fails */
+  NSIM_STEP_EXPECT_UDP_PORTS, /* assertion: external ports seen by echo servers differ / match */
+  NSIM_STEP_EXPECT_MAPPING,   /* assertion: a port mapping is (not) installed on a router */
+  NSIM_STEP_EXPECT_EXEC,      /* assertion: a command's exit code / output */
+  NSIM_STEP_EXPECT_EXIT,      /* assertion: a process exits (with a code) within a deadline */
+};
+
+enum nsim_tcp_result { NSIM_TCP_CONNECT, NSIM_TCP_FAIL, NSIM_TCP_REFUSED, NSIM_TCP_TIMEOUT };
+enum nsim_stream { NSIM_STREAM_OUT = 1, NSIM_STREAM_ERR = 2, NSIM_STREAM_BOTH = 3 };
+
+struct nsim_step {
+  enum nsim_step_kind kind;
+  int line;
+  int is_assert;
+  long at_ms;            /* -1: right after the previous step */
+  const char *name;      /* assertion name (defaults to kind and line) */
+  char auto_name[48];
+
+  const char *process;   /* process name (start/wait-for/send/kill/restart/expect-line/-exit) */
+  const char *host;      /* node the command runs on (start/exec/expect-tcp/-udp/-exec) */
+  const char *cmd;
+  const char *text;      /* substring to find (wait-for, expect-line, expect-exec contains) */
+  const char *regex;     /* POSIX extended regex alternative to text */
+  const char *ready;     /* start: wait for this text before going on */
+  const char *to;        /* expect-tcp: ADDR:PORT */
+  const char *reply;     /* expect-tcp: text the peer must send */
+  const char *servers;   /* expect-udp-ports: "ADDR:PORT ADDR:PORT ..." */
+  const char *dnat_to;   /* expect-mapping: internal ADDR:PORT */
+  int node;              /* cut/restore/link/expect-mapping: node index */
+  long timeout_ms;       /* timeout / within */
+  enum nsim_tcp_result tcp_result;
+  enum nsim_stream stream;
+  int same_ports;        /* expect-udp-ports: 1 same, 0 different */
+  int absent;            /* expect-line: the line must NOT appear */
+  int present;           /* expect-mapping */
+  int proto_udp;         /* expect-mapping */
+  unsigned port, local_port;
+  int sig;
+  int has_exit;
+  int exit_code;
+  struct nsim_linkcond cond;
+};
+
+struct nsim_scenario {
+  xmlDoc *doc;
+  const char *path;
+  const char *name;
+  const char *description;
+  long timeout_ms;       /* bound on the whole scenario */
+  struct nsim_topo topo;
+  struct nsim_step *steps;
+  int nsteps;
+};
+
+/* Reads and checks a netsim file. Errors name the file and line. Returns 0 or a negative
+ * code; on failure nothing needs freeing. */
+int nsim_scenario_load(const char *path, struct nsim_scenario *sc, char *err, size_t errlen);
+void nsim_scenario_free(struct nsim_scenario *sc);
+
+const char *nsim_step_kind_name(enum nsim_step_kind k);
+
+#endif
