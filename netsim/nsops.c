@@ -242,6 +242,14 @@ int nsim_ns_add(const char *prefix, const char *name) {
 int nsim_ns_del(const char *prefix, const char *name) {
   if (!nsim_ns_name_ok(name, prefix)) return -EPERM;
   if (!nsim_ns_exists(name)) return 0;
+  /* A name that leads to the host's namespace was not made by netsim: leave it alone. */
+  char path[128];
+  struct stat st;
+  if (nsim_fmt(path, sizeof path, NSIM_NETNS_DIR "/%s", name) < 0) return -ENAMETOOLONG;
+  if (stat(path, &st) == 0 && nsim__is_host(&st)) {
+    fprintf(stderr, "netsim: %s is the host's own namespace; refusing to touch it\n", name);
+    return -EPERM;
+  }
   return nsim__netns_op("delete", prefix, name);
 }
 
