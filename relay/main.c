@@ -29,7 +29,7 @@ static const nm_cfg_field relay_config_fields[] = {
     F("limits/total-bytes-per-second", NM_CFG_UINT, 0, 2000000000, total_rate_bps),
     F("nat/upnp", NM_CFG_BOOL, 0, 0, nat_upnp),
     F("nat/natpmp", NM_CFG_BOOL, 0, 0, nat_natpmp),
-    F("nat/lease", NM_CFG_UINT, 0, 604800, nat_lease_s),
+    F("nat/lease", NM_CFG_UINT, 30, 604800, nat_lease_s),
 };
 #undef F
 

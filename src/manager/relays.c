@@ -14,6 +14,8 @@
 static int mgr__can_relay(mgr_session *r, mgr_session *client) {
   if (r == client || r->state != MGR_SESSION_REGISTERED) return 0;
   if (r->reach != NM_REACH_DIRECT && r->reach != NM_REACH_MAPPED) return 0;
+  /* One that others already report unreachable is likely the next suspect. */
+  if (mgr_complaint_reporters(r->mgr, r) > 0) return 0;
   return r->clients < r->max_clients;
 }
 

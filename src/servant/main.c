@@ -26,7 +26,7 @@ static const nm_cfg_field sv_config_fields[] = {
     F("relay-clients", NM_CFG_UINT, 0, 256, max_clients),
     F("nat/upnp", NM_CFG_BOOL, 0, 0, nat_upnp),
     F("nat/natpmp", NM_CFG_BOOL, 0, 0, nat_natpmp),
-    F("nat/lease", NM_CFG_UINT, 0, 604800, nat_lease_s),
+    F("nat/lease", NM_CFG_UINT, 30, 604800, nat_lease_s),
 };
 #undef F
 

@@ -18,6 +18,15 @@ static unsigned sv__backoff_max(servant *sv) {
   return hb * 500 < 1000 ? 1000 : hb * 500;
 }
 
+/* A peer that does not answer in half a heartbeat is treated as unreachable for this try:
+ * firewalls drop SYNs silently, and the complaint must reach the manager within the
+ * interval in which it counts. */
+static unsigned sv__connect_timeout_ms(servant *sv) {
+  unsigned hb = sv->mgr.heartbeat_s ? sv->mgr.heartbeat_s : 5;
+  unsigned ms = hb * 500;
+  return ms < 500 ? 500 : ms > SV_CONNECT_TIMEOUT_MS ? SV_CONNECT_TIMEOUT_MS : ms;
+}
+
 /* Peers the manager judged unreachable get our lines from their relay, not from us. */
 static int sv__unreachable(const sv_peer *p) {
   return p->info.state == NM_REACH_SUSPICIOUS || p->info.state == NM_REACH_RELAYED;
@@ -146,7 +155,7 @@ static void sv__peer_connect(servant *sv, sv_peer *p) {
   p->out_ready = 0;
   int rc = sv_bind_outgoing(sv, &o->conn);
   if (rc == 0)
-    rc = nm_conn_connect(&o->conn, (struct sockaddr *)&addr, SV_CONNECT_TIMEOUT_MS,
+    rc = nm_conn_connect(&o->conn, (struct sockaddr *)&addr, sv__connect_timeout_ms(sv),
                          sv__out_connected);
   if (rc < 0) nm_conn_close(&o->conn, rc, "connect failed");
 }
