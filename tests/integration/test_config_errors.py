@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Config files with errors: the program exits non-zero before doing anything, and its
+error names the file and the line (and the offending value where there is one).
+
+  program           config (line of the error)                       stderr must contain
+  natmesh-servant   unknown element <prot> (4)                       FILE:4: ... <prot>
+  natmesh-servant   <port>70000</port> (3)                           FILE:3: ... 70000
+  natmesh-servant   <ban> without <target> (5)                       FILE:5:
+  natmesh-servant   unclosed <bans>, </config> on line 4             FILE:4:
+  natmesh-servant   DOCTYPE with an external entity                  FILE ... DOCTYPE
+  natmesh-servant   a file that does not exist                       FILE
+  natmesh-manager   <heartbeat>0</heartbeat> (3)                     FILE:3: ... "0"
+  natmesh-manager   unknown element <listne> (2)                     FILE:2: ... <listne>
+  and a good config passes --check-config with exit 0.
+"""
+import re
+
+import harness
+from harness import main
+
+SERVANT_CASES = [
+    ("unknown element", "<?xml version=\"1.0\"?>\n<config>\n  <connectionmgr>127.0.0.1</connectionmgr>\n"
+     "  <prot>85</prot>\n</config>\n", 4, "<prot>"),
+    ("out of range", "<config>\n  <connectionmgr>127.0.0.1</connectionmgr>\n  <port>70000</port>\n</config>\n",
+     3, "70000"),
+    ("ban without target", "<config>\n  <port>85</port>\n  <bans>\n    <ban><target>10.0.0.1</target></ban>\n"
+     "    <ban/>\n  </bans>\n</config>\n", 5, None),
+    # The first error is where </config> closes <bans> (line 4), not the end of the file.
+    ("malformed", "<config>\n  <port>85</port>\n  <bans>\n</config>\n", 4, None),
+    ("xxe", "<?xml version=\"1.0\"?>\n<!DOCTYPE config [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>\n"
+     "<config><connectionmgr>&x;</connectionmgr></config>\n", None, "DOCTYPE"),
+    ("wrong root", "<?xml version=\"1.0\"?>\n<settings/>\n", 2, "<config>"),
+    ("empty name", "<config>\n  <name></name>\n</config>\n", 2, "<name>"),
+]
+
+GOOD = ("<?xml version=\"1.0\"?>\n<config>\n  <connectionmgr>127.0.0.1</connectionmgr>\n"
+        "  <port>85</port>\n  <bans>\n    <ban><target>10.1.2.3</target></ban>\n"
+        "    <ban><target>spam.example.org</target></ban>\n  </bans>\n</config>\n")
+
+
+async def expect_config_error(h, prog, path, line, needle, what):
+    rc, out, err = await h.run_tool(prog, ["--config", path, "--check-config"] if prog == "natmesh-manager"
+                                    else ["--config", path, "--check-config", "--name", "t"])
+    # Each case is independent: report them all rather than stop at the first.
+    h.check(rc != 0, "%s, %s: exits non-zero (%d)" % (prog, what, rc), fatal=False)
+    where = "%s:%d:" % (path, line) if line else path
+    h.check(where in err, "%s, %s: the error names %s (%s)" % (prog, what, where.replace(h.dir + "/", ""),
+                                                              err.strip().splitlines()[-1:] if err.strip() else "no stderr"),
+            fatal=False)
+    if needle:
+        h.check(needle in err, "%s, %s: the error quotes %s" % (prog, what, needle), fatal=False)
+
+
+async def test(h):
+    for what, body, line, needle in SERVANT_CASES:
+        path = h.write_config("bad-" + what.replace(" ", "-"), body=body)
+        await expect_config_error(h, "natmesh-servant", path, line, needle, what)
+    await expect_config_error(h, "natmesh-servant", h.dir + "/no-such-config.xml", None, None, "missing file")
+
+    # The same error also stops a real start (not just --check-config), before it registers.
+    path = h.write_config("bad-start", body=SERVANT_CASES[0][1])
+    rc, out, err = await h.run_tool("natmesh-servant", ["--config", path, "--name", "t", "--manager-port", "1"])
+    h.check(rc != 0 and ("%s:4:" % path) in err, "a servant started with a bad config exits non-zero naming %s:4" %
+            path.replace(h.dir + "/", ""))
+
+    good = h.write_config("good", body=GOOD)
+    rc, out, err = await h.run_tool("natmesh-servant", ["--config", good, "--check-config", "--name", "t"])
+    h.check(rc == 0, "a good servant config passes --check-config (%d %s)" % (rc, err.strip()[-200:]))
+
+    mpath = h.write_config("manager-hb", body="<manager>\n  <port>8585</port>\n  <heartbeat>0</heartbeat>\n</manager>\n")
+    await expect_config_error(h, "natmesh-manager", mpath, 3, '"0"', "heartbeat 0")
+    mpath = h.write_config("manager-unknown", body="<manager>\n  <listne>127.0.0.1</listne>\n</manager>\n")
+    await expect_config_error(h, "natmesh-manager", mpath, 2, "<listne>", "unknown element")
+    mgood = h.write_config("manager-good", body="<manager>\n  <port>8585</port>\n  <heartbeat>2</heartbeat>\n"
+                           "  <timeout>6</timeout>\n</manager>\n")
+    rc, out, err = await h.run_tool("natmesh-manager", ["--config", mgood, "--check-config"])
+    h.check(rc == 0, "a good manager config passes --check-config (%d %s)" % (rc, err.strip()[-200:]))
+
+
+if __name__ == "__main__":
+    main(test, "config_errors", budget=60)

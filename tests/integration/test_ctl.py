@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""natmesh-ctl status against a live manager, and against managers that are absent,
+silent or hostile.
+
+  case                                   must see
+  3 servants, --format table             header with version, 3 servants, heartbeat 1s; one
+                                         row per servant: name, id, address, state, LAST-HB
+  --format xml                           the status document: servants="3", ids and names
+  --format dot                           a digraph that `dot -Tpng` renders
+  NATMESH_MANAGER=127.0.0.1:P            used when --manager is absent
+  nothing listening                      exit 2, "cannot reach manager at 127.0.0.1:P"
+  a listener that never answers          exit 2 after --timeout, not before
+  a manager answering with a DOCTYPE     exit 3, "unusable status"
+  bad arguments / --help                 exit 1 / exit 0 with usage
+"""
+import asyncio
+import re
+import shutil
+import time
+import xml.etree.ElementTree as ET
+
+import harness
+from harness import main, frame
+
+
+async def fake_manager(h, reply):
+    """A TCP server on a free port that reads the request header, writes reply (None: says
+    nothing) and holds the connection until the client closes it."""
+    port = h.free_port()
+
+    async def on_conn(reader, writer):
+        try:
+            await reader.readexactly(8)
+            if reply is not None:
+                writer.write(reply)
+                await writer.drain()
+            while await reader.read(4096):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(on_conn, "127.0.0.1", port)
+    return server, port
+
+
+async def test(h):
+    m = await h.start_manager()
+    names = ["alice", "bob", "eve"]
+    alice = await h.start_servant("alice", m)
+    bob = await h.start_servant("bob", m)
+    eve = await h.start_servant("eve", m, listen="127.0.0.2")
+    servants = [alice, bob, eve]
+    await h.wait_peer_count(servants, 3)
+    ids = {s.name: s.find(r"registered as \S+ \(([0-9a-f]{16})\)", "stderr")[0].group(1) for s in servants}
+    # Let one heartbeat go by so LAST-HB reflects heartbeats, not registration.
+    await h.expect(alice.wait_log(r"heartbeat|peer list version", 5), "alice is heartbeating")
+
+    # Table.
+    rc, out, err = await h.ctl(m, "status")
+    h.check_eq(rc, 0, "status exits 0")
+    lines = out.splitlines()
+    h.check(re.match(r"^overlay version \d+, 3 servants, heartbeat 1s", lines[0]) is not None,
+            "table header: %r" % lines[0])
+    cols = lines[1].split()
+    h.check_eq(cols, ["NAME", "ID", "ADDRESS", "DIAL", "STATE", "MAPPING", "RELAY", "LAST-HB"],
+               "table columns")
+    rows = {l.split()[0]: l.split() for l in lines[2:]}
+    h.check_eq(sorted(rows), names, "one row per servant")
+    for n in names:
+        r = rows[n]
+        h.check(r[1] == ids[n], "%s's row shows its id %s" % (n, ids[n]))
+        want_ip = "127.0.0.2" if n == "eve" else "127.0.0.1"
+        h.check(re.match(r"^%s:\d+$" % re.escape(want_ip), r[2]) is not None,
+                "%s's ADDRESS is %s:port (%s)" % (n, want_ip, r[2]))
+        h.check(r[4] == "direct" and r[6] == "-", "%s is direct, without relay" % n)
+        age = re.match(r"^(\d+\.\d)s$", r[7])
+        h.check(age is not None and float(age.group(1)) <= 2.5 and r[8] == "ago",
+                "%s was heard from recently (%s %s)" % (n, r[7], r[8] if len(r) > 8 else ""))
+
+    # XML.
+    rc, out, err = await h.ctl(m, "status", "--format", "xml")
+    h.check_eq(rc, 0, "status --format xml exits 0")
+    root = ET.fromstring(out)
+    h.check(root.tag == "status" and root.get("servants") == "3" and root.get("heartbeat") == "1",
+            "xml: <status servants=3 heartbeat=1>")
+    h.check_eq({s.get("name"): s.get("id") for s in root.findall("servant")}, ids,
+               "xml: every servant with its id")
+
+    # DOT, rendered by Graphviz.
+    rc, dot, err = await h.ctl(m, "status", "--format", "dot")
+    h.check_eq(rc, 0, "status --format dot exits 0")
+    h.check(dot.startswith("digraph"), "dot output is a digraph")
+    for n in names:
+        h.check('label="%s\\n' % n in dot, "dot has a node labelled %s" % n)
+    h.check_eq(len(re.findall(r"^\s*manager -> ", dot, re.M)), 3, "dot: an edge from the manager to each servant")
+    if shutil.which("dot"):
+        proc = await asyncio.create_subprocess_exec(
+            "dot", "-Tpng", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        png, derr = await asyncio.wait_for(proc.communicate(dot.encode()), 30)
+        h.check(proc.returncode == 0 and png.startswith(b"\x89PNG"),
+                "dot -Tpng renders it (%d bytes) %s" % (len(png), derr.decode()[:200]))
+    else:
+        h.note("Graphviz not installed: dot -Tpng not tried")
+
+    # NATMESH_MANAGER.
+    rc, out, err = await h.run_tool("natmesh-ctl", ["status"],
+                                    env={"NATMESH_MANAGER": "127.0.0.1:%d" % m.info["port"]})
+    h.check(rc == 0 and "3 servants" in out, "NATMESH_MANAGER names the manager")
+
+    # Nothing listening.
+    dead = h.free_port()
+    rc, out, err = await h.run_tool("natmesh-ctl", ["--manager", "127.0.0.1:%d" % dead, "status"])
+    h.check_eq(rc, 2, "unreachable manager: exit 2")
+    h.check("cannot reach manager at 127.0.0.1:%d" % dead in err, "unreachable: clear message (%s)" % err.strip())
+
+    # A listener that accepts and never answers: the timeout, not a hang.
+    server, port = await fake_manager(h, None)
+    t0 = time.monotonic()
+    rc, out, err = await h.run_tool("natmesh-ctl", ["--manager", "127.0.0.1:%d" % port, "--timeout", "1", "status"])
+    took = time.monotonic() - t0
+    h.check_eq(rc, 2, "silent manager: exit 2")
+    h.check(0.9 <= took < 5, "silent manager: gave up after the 1s timeout (%.2fs)" % took)
+    h.check("cannot reach manager at" in err, "silent manager: clear message (%s)" % err.strip())
+    server.close()
+
+    # A manager answering with hostile XML, with garbage, with an error frame.
+    bomb = ('<!DOCTYPE status [<!ENTITY a "aaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
+            '<status version="1"><servant id="00000000000000aa" name="&b;"/></status>')
+    cases = [
+        ("DOCTYPE status", frame("status", bomb), 3, "unusable status"),
+        ("not a status", frame("status", "<peers version=\"1\"/>"), 3, "unusable status"),
+        ("wrong frame type", frame("peers", "<peers version=\"1\"/>"), 3, "no status"),
+        ("error frame", frame("error", "go away"), 3, "no status"),
+        ("bad magic", b"HTTP/1.0 400 Bad Request\r\n\r\n", 3, "no status"),
+        ("oversized length", frame("status", length=0x7FFFFFFF), 3, "no status"),
+    ]
+    for what, reply, want_rc, want_msg in cases:
+        server, port = await fake_manager(h, reply)
+        rc, out, err = await h.run_tool("natmesh-ctl", ["--manager", "127.0.0.1:%d" % port, "--timeout", "3", "status"])
+        h.check(rc == want_rc and want_msg in err and out == "",
+                "manager answering with %s: exit %d, %r (%s)" % (what, rc, want_msg, err.strip().splitlines()[-1:]))
+        server.close()
+
+    # Arguments.
+    rc, out, err = await h.run_tool("natmesh-ctl", ["--help"])
+    h.check(rc == 0 and "usage: natmesh-ctl" in out and "--format" in out, "--help exits 0 with usage")
+    for args in (["status", "--format", "png"], ["frobnicate"], [], ["--manager", "host:99999", "status"],
+                 ["status", "--format"]):
+        rc, out, err = await h.run_tool("natmesh-ctl", args)
+        h.check_eq(rc, 1, "natmesh-ctl %s is a usage error" % " ".join(args))
+
+
+if __name__ == "__main__":
+    main(test, "ctl", budget=90)

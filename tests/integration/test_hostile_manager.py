@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Hostile frames and hostile XML fed to the manager over raw sockets; afterwards it must
+still serve well-behaved servants.
+
+  setup     manager (heartbeat 1, timeout 3), alice and bob registered and chatting
+  attacks   one raw connection per case (table below, and hostile.py): each must be closed
+            by the manager, with a log line naming the connection and why
+  then      the manager is alive, alice and bob are still listed, a new servant (carol)
+            joins, chat flows between all three exactly once, natmesh-ctl status works,
+            and nothing an attacker sent was echoed raw into the manager's log
+"""
+import asyncio
+import re
+import time
+
+import harness
+import hostile
+from harness import DELIVERY, TIMEOUT, RawPeer, frame, main, random_id
+
+
+def hello(name="mallory", id_=None, port=40000, role="servant"):
+    return '<hello id="%s" name="%s" role="%s" port="%d"/>' % (id_ or random_id(), name, role, port)
+
+
+def manager_cases():
+    cases = [(n, b) for n, b in hostile.framing_attacks("hello")]
+    cases += hostile.xml_attacks("hello", "hello", 'id="%s" name="mallory" port="0"' % random_id())
+    cases += [
+        ("heartbeat before hello", frame("heartbeat", '<heartbeat version="0"/>')),
+        ("listening before hello", frame("listening", '<listening port="4000"/>')),
+        ("peers-request before hello", frame("peers-request")),
+        ("bye before hello", frame("bye")),
+        ("complaint before hello", frame("complaint", '<complaint accused="%s" reason="refused"/>' % random_id())),
+        ("chat (a peer frame) to the manager", frame("chat", '<chat origin="%s" name="x" seq="1">hi</chat>' % random_id())),
+        ("hello with an invalid id", frame("hello", hello(id_="NOT-HEX-AT-ALL!!"))),
+        ("hello with a 33-character name", frame("hello", hello(name="n" * 33))),
+        ("hello with markup in the name", frame("hello", hello(name="&lt;script&gt;"))),
+        ("hello with a name forging a log line", frame("hello", hello(name="a&#10;joined: forged"))),
+        ("hello with port 70000", frame("hello", hello(port=70000))),
+        ("hello with port -1", frame("hello", hello().replace('port="40000"', 'port="-1"'))),
+        ("hello with role king", frame("hello", hello(role="king"))),
+        ("hello without attributes", frame("hello", "<hello/>")),
+        ("hello, empty payload", frame("hello")),
+        ("hello twice", frame("hello", hello(port=40001)) + frame("hello", hello(port=40002))),
+        ("error frame forging a log line", hostile.log_injection("error")),
+    ]
+    return cases
+
+
+async def attack(h, m, name, data, close_within=DELIVERY, half_close=False):
+    """Sends data on a fresh connection; the manager must close it and log why."""
+    since = m.mark("stderr")
+    c = await RawPeer.connect("127.0.0.1", m.info["port"], name)
+    lport = c.writer.get_extra_info("sockname")[1]
+    await c.send(data)
+    if half_close:
+        c.writer.write_eof()
+    t0 = time.monotonic()
+    closed = await c.wait_closed_by_peer(close_within)
+    took = time.monotonic() - t0
+    c.close()
+    h.check(closed, "%s: the manager closed the session (%.2fs)" % (name, took))
+    hit = await m.wait_log(r"\(127\.0\.0\.1:%d\) (closed: .*|reports an error.*)" % lport, DELIVERY, since)
+    h.check(bool(hit.group(1).strip()), "%s: logged \"%s\"" % (name, hit.group(1)[:120]))
+    return c, took
+
+
+async def registered_mallory(h, m):
+    """A raw session that registers properly, so the 1 MiB limit applies."""
+    c = await RawPeer.connect("127.0.0.1", m.info["port"], "mallory")
+    mid = random_id()
+    await c.send_frame("hello", hello(id_=mid, port=0))
+    t, p = await c.read_frame()
+    h.check(t == harness.MSG["welcome"], "mallory welcomed (%s)" % p[:80])
+    port = int(re.search(rb'port="(\d+)"', p).group(1))
+    await c.send_frame("listening", '<listening port="%d"/>' % port)
+    t, p = await c.read_frame()
+    h.check(t == harness.MSG["peers"], "mallory got the peer list")
+    return c, mid
+
+
+async def test(h):
+    m = await h.start_manager()
+    alice = await h.start_servant("alice", m)
+    bob = await h.start_servant("bob", m)
+    await h.wait_peer_count([alice, bob], 2)
+
+    for name, data in manager_cases():
+        await attack(h, m, name, data)
+        h.check(m.alive, "manager alive after: %s" % name)
+
+    # Version mismatch gets an error frame before the close (docs/protocol.md).
+    c, _ = await attack(h, m, "bad version (error frame expected)", frame("hello", hello(), version=9))
+    h.check(any(t == harness.MSG["error"] for t, _ in c.frames_before_close),
+            "bad version: the manager sent an error frame before closing")
+
+    # Truncated frames: cut off by a close, or left hanging (dropped by the timeout).
+    await attack(h, m, "truncated header, then EOF", frame("hello", hello())[:5], half_close=True)
+    await attack(h, m, "truncated payload, then EOF", frame("hello", hello())[:20], half_close=True)
+    _, took = await attack(h, m, "truncated payload, held open", frame("hello", hello())[:20],
+                           close_within=TIMEOUT + 3)
+    h.check(took <= TIMEOUT + 1.5, "a hanging truncated frame is dropped by the timeout (%.2fs)" % took)
+    _, took = await attack(h, m, "connection that never speaks", b"", close_within=TIMEOUT + 3)
+
+    # Many garbage connections at once.
+    since = m.mark("stderr")
+    conns = [await RawPeer.connect("127.0.0.1", m.info["port"], "flood%d" % i) for i in range(100)]
+    await asyncio.gather(*(c.send(b"NM\x01\x06\xff\xff\xff\xff") for c in conns))
+    closed = await asyncio.gather(*(c.wait_closed_by_peer(DELIVERY) for c in conns))
+    h.check(all(closed), "100 simultaneous oversized frames: all 100 sessions closed")
+    for c in conns:
+        c.close()
+
+    # After registering, the limit is 1 MiB: larger is refused, a leave is published.
+    for what, data in [
+        ("registered: length 1 MiB + 1", frame("heartbeat", length=1024 * 1024 + 1)),
+        ("registered: unknown frame type", frame(0x7F, "<x/>")),
+        ("registered: 1 MiB DOCTYPE document", frame("mapping", hostile.BILLION_LAUGHS.replace("ROOT", "mapping")
+                                                     .ljust(1024 * 1024))),
+        ("registered: 1 MiB document nested 20000 deep", frame("mapping", hostile.nested(20000, "mapping"))),
+        ("registered: hello again", frame("hello", hello())),
+    ]:
+        since = {s: s.mark("stderr") for s in (alice, bob)}
+        c, mid = await registered_mallory(h, m)
+        await h.wait_all([s.wait_log(r"peer joined: mallory", DELIVERY, since[s]) for s in (alice, bob)],
+                         "%s: alice and bob saw mallory join" % what)
+        await c.send(data)
+        closed = await c.wait_closed_by_peer(DELIVERY)
+        h.check(closed, "%s: the manager closed mallory's session" % what)
+        await h.wait_all([s.wait_log(r"peer left: mallory", DELIVERY, since[s]) for s in (alice, bob)],
+                         "%s: mallory's leave reached alice and bob" % what)
+        c.close()
+    # A well-formed 1 MiB document from a registered servant is merely big: no harm done.
+    c, mid = await registered_mallory(h, m)
+    await c.send(frame("mapping", hostile.padded("mapping", 'method="none"', 1024 * 1024)))
+    await c.send_frame("heartbeat", '<heartbeat version="0"/>')
+    while True:
+        f = await c.read_frame()
+        if f is None or f[0] == harness.MSG["heartbeat-ack"]:
+            break
+    h.check(f is not None, "a well-formed 1 MiB document is handled and the session goes on")
+    await c.send_frame("bye")
+    c.close()
+
+    # The manager still serves everyone.
+    h.check(m.alive, "the manager survived every attack")
+    st = await h.status(m)
+    names = sorted(s.get("name") for s in st.findall("servant"))
+    h.check(names == ["alice", "bob"], "alice and bob are still registered, mallory is gone (%s)" % names)
+    since = {s: s.mark("stderr") for s in (alice, bob)}
+    carol = await h.start_servant("carol", m)
+    await h.wait_peer_count([alice, bob, carol], 3, since={**since, carol: 0})
+    _, lines = await h.chat_round([alice, bob, carol], [alice, bob, carol], "after the attacks")
+    h.check_exactly_once([alice, bob, carol], lines, "after the attacks")
+
+    # Nothing an attacker sent reached the log raw: no forged lines, no escape sequences.
+    log = m.lines("stderr")
+    forged = [l for l in log if "FORGED" in l and not l.startswith(tuple("0123456789")) or
+              l.startswith("12:00:00.000 natmesh: ")]
+    h.check(not forged, "no log line forged by an attacker %s" % forged[:1], fatal=False)
+    h.check(not any("\x1b" in l or "\x07" in l for l in log), "no terminal escape sequences in the manager's log",
+            fatal=False)
+    h.check(not any(re.search(r"^joined: forged", l) for l in log), "no forged joined: line", fatal=False)
+
+
+if __name__ == "__main__":
+    main(test, "hostile_manager", budget=100)

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""A servant facing a hostile manager: hostile frames and XML on its manager session.
+
+  setup     a fake manager (this script) on port P; alice starts with --manager-port P
+  rounds    on each connection the fake manager welcomes alice properly and sends a valid
+            peer list (so alice registers and her reconnect backoff resets), then one hostile
+            frame from the table: alice must close the session with a log line, stay alive,
+            and come back (a new connection)
+  finally   the fake manager goes away, a real manager starts on P: alice registers with it,
+            bob joins, and alice and bob chat exactly once
+"""
+import asyncio
+import re
+
+import harness
+import hostile
+from harness import DELIVERY, STARTUP, RawPeer, frame, main, random_id
+
+
+def peer_xml(id_, name, ip="127.0.0.1", port=4000, me=False):
+    return ("<peer><id>%s</id><name>%s</name><ip>%s</ip><port>%s</port><role>servant</role>"
+            "<state>direct</state><mapping>none</mapping><me>%s</me></peer>"
+            % (id_, name, ip, port, "TRUE" if me else "FALSE"))
+
+
+def hostile_frames(alice_id):
+    many = "".join(peer_xml("%016x" % (i + 1), "p%d" % i, "10.255.%d.%d" % (i // 250, i % 250), 9)
+                   for i in range(4097))
+    dup = random_id()
+    return [
+        ("peers: DOCTYPE billion laughs", frame("peers", hostile.BILLION_LAUGHS.replace("ROOT", "peers"))),
+        ("peers: external entity", frame("peers", hostile.XXE.replace("ROOT", "peers"))),
+        ("peers: UTF-16 DOCTYPE", frame("peers", hostile.BILLION_LAUGHS.replace("ROOT", "peers").replace(
+            '<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>').encode("utf-16"))),
+        ("peers: 4097 peers", frame("peers", '<peers version="9">%s</peers>' % many)),
+        ("peers: the same id twice", frame("peers", '<peers version="9">%s%s</peers>' %
+                                           (peer_xml(dup, "x"), peer_xml(dup, "y")))),
+        ("peers: invalid port", frame("peers", '<peers version="9">%s</peers>' % peer_xml(random_id(), "x", port=0))),
+        ("peers: invalid address", frame("peers", '<peers version="9">%s</peers>' %
+                                         peer_xml(random_id(), "x", ip="evil.example.com"))),
+        ("peers: nested 500 deep", frame("peers", hostile.nested(500, "peers", ' version="9"'))),
+        ("peers: malformed", frame("peers", '<peers version="9"><peer>')),
+        ("delta: garbage base", frame("delta", '<delta base="x" version="y"/>')),
+        ("delta: invalid peer", frame("delta", '<delta base="1" version="2">%s</delta>' %
+                                      peer_xml("NOTHEX", "x"))),
+        ("delta: leave with an invalid id", frame("delta", '<delta base="1" version="2"><leave id="../../"/></delta>')),
+        ("delta: neither peer nor leave", frame("delta", '<delta base="1" version="2"/>')),
+        ("unknown frame type 0x7F", frame(0x7F, "<x/>")),
+        ("a peer frame (chat) from the manager", frame("chat", '<chat origin="%s" name="m" seq="1">x</chat>' % random_id())),
+        ("length 1 MiB + 1", frame("peers", length=1024 * 1024 + 1)),
+        ("bad magic", b"HTTP/1.1 200 OK\r\n\r\n"),
+        ("bad version", frame("peers", '<peers version="1"/>', version=7)),
+        ("error frame forging a log line", hostile.log_injection("error")),
+    ]
+
+
+class FakeManager:
+    def __init__(self, h):
+        self.h = h
+        self.port = h.free_port()
+        self.conns = asyncio.Queue()
+        self.writers = []
+
+    async def start(self):
+        async def on_conn(reader, writer):
+            self.writers.append(writer)
+            await self.conns.put(RawPeer(reader, writer, "alice@fake"))
+        self.server = await asyncio.start_server(on_conn, "127.0.0.1", self.port)
+
+    async def next(self, timeout=STARTUP):
+        return await asyncio.wait_for(self.conns.get(), timeout)
+
+    async def stop(self):
+        self.server.close()
+        for w in self.writers:
+            w.close()
+        await self.server.wait_closed()
+
+
+async def register(h, c, assign_port):
+    """Plays the manager's side of registration; returns alice's id."""
+    t, p = await c.read_frame()
+    h.check(t == harness.MSG["hello"], "the servant opens with hello")
+    m = re.search(rb'id="([0-9a-f]{16})".*port="(\d+)"', p)
+    sid, port = m.group(1).decode(), int(m.group(2)) or assign_port
+    await c.send_frame("welcome", '<welcome id="%s" ip="127.0.0.1" port="%d" heartbeat="1" timeout="3"/>' % (sid, port))
+    while True:
+        t, p = await c.read_frame()
+        if t == harness.MSG["listening"]:
+            break
+    await c.send_frame("peers", '<peers version="1">%s</peers>' % peer_xml(sid, "alice", port=port, me=True))
+    return sid, port
+
+
+async def test(h):
+    fake = FakeManager(h)
+    await fake.start()
+    alice = await h.start_servant("alice", fake.port, wait_registered=False)
+    assign = h.free_port()
+    c = await fake.next()
+    sid, port = await register(h, c, assign)
+    await h.expect(alice.wait_log(r"registered as alice\b"), "alice registered with the fake manager")
+
+    for name, data in hostile_frames(sid):
+        since = alice.mark("stderr")
+        await c.send(data)
+        closed = await c.wait_closed_by_peer(DELIVERY)
+        h.check(closed, "%s: alice closed the manager session" % name)
+        hit = await alice.wait_log(r"manager \(127\.0\.0\.1:%d\) (closed: .*|reports an error.*)" % fake.port,
+                                   DELIVERY, since)
+        h.check(bool(hit.group(1)), "%s: alice logged \"%s\"" % (name, hit.group(1)[:120]))
+        h.check(alice.alive, "alice alive after: %s" % name)
+        c.close()
+        c = await h.expect(fake.next(DELIVERY), "%s: alice reconnected" % name)
+        await register(h, c, assign)
+        await alice.wait_log(r"registered as alice\b", DELIVERY, since)
+
+    # The real manager takes over the port.
+    since = alice.mark("stderr")
+    await fake.stop()
+    m = await h.start_manager(port=fake.port)
+    await h.expect(alice.wait_log(r"registered as alice\b", STARTUP, since), "alice registered with the real manager")
+    bob = await h.start_servant("bob", m)
+    await h.wait_peer_count([alice, bob], 2, since={alice: since, bob: 0})
+    _, lines = await h.chat_round([alice, bob], [alice, bob], "after the hostile manager")
+    h.check_exactly_once([alice, bob], lines, "after the hostile manager")
+
+    log = alice.lines("stderr")
+    forged = [l for l in log if l.startswith("12:00:00.000 natmesh: ")]
+    h.check(not forged, "no log line forged by the manager %s" % forged[:1], fatal=False)
+
+
+if __name__ == "__main__":
+    main(test, "hostile_manager_link", budget=100)

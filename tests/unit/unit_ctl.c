@@ -1,0 +1,249 @@
+/* natmesh-ctl's status model and renderers: parsing the manager's status document,
+ * refusing bad ones, the table, and DOT output that stays valid whatever the names. */
+#include "ctl_render.h"
+#include "ctl_status.h"
+#include "nm_error.h"
+#include "nm_xml.h"
+#include "nmt.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+static const char *good_status =
+    "<status version=\"42\" heartbeat=\"5\" timeout=\"15\" servants=\"3\">"
+    "<servant id=\"3f9a0c1d2e4b5a69\" name=\"alice\" role=\"servant\" ip=\"127.0.0.1\" "
+    "port=\"4001\" dial-ip=\"127.0.0.1\" dial-port=\"4001\" state=\"direct\" mapping=\"none\" "
+    "ext-ip=\"\" ext-port=\"0\" relay=\"\" relay-name=\"\" last-heartbeat-ms=\"1234\" "
+    "connected-s=\"35\" complaints=\"0\" clients=\"0\"/>"
+    "<servant id=\"77aa00bb11cc22dd\" name=\"r1\" role=\"relay\" ip=\"::1\" port=\"4002\" "
+    "state=\"direct\" last-heartbeat-ms=\"61000\" future=\"ignored\"/>"
+    "<servant id=\"00000000000000cc\" name=\"carol\" ip=\"10.0.0.3\" port=\"4003\" "
+    "dial-ip=\"198.51.100.7\" dial-port=\"40003\" state=\"relayed\" mapping=\"upnp\" "
+    "relay=\"77aa00bb11cc22dd\" relay-name=\"r1\"/>"
+    "<note>newer managers may add elements</note>"
+    "</status>";
+
+/* Renders with fn into a string (caller frees). */
+static char *render(int (*fn)(FILE *, const nmctl_status *, const char *), const nmctl_status *st) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  NMT_EQ_INT(fn(f, st, "127.0.0.1:85"), 0);
+  fclose(f);
+  return buf;
+}
+
+static void test_parse_good(void) {
+  nmctl_status st;
+  nmctl_status_init(&st);
+  char err[300];
+  NMT_EQ_INT(nmctl_status_parse(good_status, strlen(good_status), &st, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(st.version, 42);
+  NMT_EQ_INT(st.heartbeat, 5);
+  NMT_EQ_INT(st.timeout, 15);
+  NMT_EQ_INT(st.count, 3);
+  NMT_EQ_STR(st.servants[0].name, "alice");
+  NMT_EQ_INT(st.servants[0].last_heartbeat_ms, 1234);
+  NMT_EQ_INT(st.servants[0].has_last_heartbeat, 1);
+  NMT_EQ_STR(st.servants[1].role, "relay");
+  NMT_EQ_STR(st.servants[1].dial_ip, "::1"); /* defaults to the observed address */
+  NMT_EQ_INT(st.servants[1].dial_port, 4002);
+  NMT_EQ_STR(st.servants[2].relay, "77aa00bb11cc22dd");
+  NMT_EQ_INT(st.servants[2].has_last_heartbeat, 0);
+  NMT_CHECK(nmctl_status_find(&st, "77aa00bb11cc22dd") == &st.servants[1]);
+  NMT_CHECK(nmctl_status_find(&st, "0000000000000000") == NULL);
+  nmctl_status_close(&st);
+}
+
+static void expect_bad(const char *doc, int want, const char *needle) {
+  nmctl_status st;
+  nmctl_status_init(&st);
+  char err[300] = "";
+  NMT_EQ_INT(nmctl_status_parse(doc, strlen(doc), &st, NULL, err, sizeof err), want);
+  NMT_EQ_INT(st.count, 0);
+  NMT_CHECK(st.servants == NULL);
+  if (needle) NMT_HAS(err, needle);
+}
+
+static void test_parse_bad(void) {
+  expect_bad("<peers version=\"1\"/>", NM_EMSG, "<status>");
+  expect_bad("<status/>", NM_EMSG, "version");
+  expect_bad("<status version=\"1\" heartbeat=\"x\"/>", NM_EMSG, "heartbeat");
+  expect_bad("<status version=\"1\"><servant name=\"a\"/></status>", NM_EMSG, "id");
+  expect_bad("<status version=\"1\"><servant id=\"XYZ\"/></status>", NM_EMSG, "id");
+  expect_bad("<status version=\"1\"><servant id=\"00000000000000aa\" port=\"70000\"/></status>",
+             NM_EMSG, "port");
+  expect_bad("<status version=\"1\"><servant id=\"00000000000000aa\" relay=\"zz\"/></status>",
+             NM_EMSG, "relay");
+  expect_bad("<status version=\"1\"><servant id=\"00000000000000aa\" "
+             "last-heartbeat-ms=\"-5\"/></status>",
+             NM_EMSG, "last-heartbeat-ms");
+  char longname[300];
+  snprintf(longname, sizeof longname,
+           "<status version=\"1\"><servant id=\"00000000000000aa\" name=\"%0100d\"/></status>", 0);
+  expect_bad(longname, NM_EMSG, "name");
+  expect_bad("<!DOCTYPE status [<!ENTITY x \"y\">]><status version=\"1\"/>", NM_EXML_HOSTILE, NULL);
+  expect_bad("<status version=\"1\">", NM_EXML, NULL);
+}
+
+/* The document's own servants="N" never sizes anything. */
+static void test_declared_count_ignored(void) {
+  nmctl_status st;
+  nmctl_status_init(&st);
+  char err[300];
+  const char *doc = "<status version=\"1\" servants=\"4000000000\">"
+                    "<servant id=\"00000000000000aa\" name=\"a\"/></status>";
+  NMT_EQ_INT(nmctl_status_parse(doc, strlen(doc), &st, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(st.count, 1);
+  nmctl_status_close(&st);
+}
+
+static void test_table(void) {
+  nmctl_status st;
+  nmctl_status_init(&st);
+  char err[300];
+  nmctl_status_parse(good_status, strlen(good_status), &st, NULL, err, sizeof err);
+  char *out = render(nmctl_render_table, &st);
+  NMT_HAS(out, "overlay version 42, 3 servants, heartbeat 5s");
+  NMT_HAS(out, "NAME");
+  NMT_HAS(out, "LAST-HB");
+  NMT_HAS(out, "1.2s ago");
+  NMT_HAS(out, "1m01s ago");
+  NMT_HAS(out, "[::1]:4002");
+  NMT_HAS(out, "198.51.100.7:40003");
+  /* carol's RELAY column names r1; alice's is "-". */
+  char *carol = strstr(out, "carol");
+  NMT_CHECK(carol && strstr(carol, " r1") != NULL);
+  char *alice = strstr(out, "alice");
+  NMT_CHECK(alice && strstr(alice, " -  ") != NULL);
+  /* Header, column line, one line per servant. */
+  int lines = 0;
+  for (char *p = out; *p; p++) lines += *p == '\n';
+  NMT_EQ_INT(lines, 5);
+  free(out);
+  nmctl_status_close(&st);
+
+  /* An empty overlay still prints its header. */
+  const char *empty = "<status version=\"0\" heartbeat=\"1\" timeout=\"3\" servants=\"0\"/>";
+  nmctl_status_parse(empty, strlen(empty), &st, NULL, err, sizeof err);
+  out = render(nmctl_render_table, &st);
+  NMT_HAS(out, "overlay version 0, 0 servants, heartbeat 1s");
+  free(out);
+  nmctl_status_close(&st);
+}
+
+static void test_age(void) {
+  char b[32];
+  NMT_EQ_STR(nmctl_format_age(b, sizeof b, 1, 0), "0.0s ago");
+  NMT_EQ_STR(nmctl_format_age(b, sizeof b, 1, 1299), "1.2s ago");
+  NMT_EQ_STR(nmctl_format_age(b, sizeof b, 1, 59999), "59.9s ago");
+  NMT_EQ_STR(nmctl_format_age(b, sizeof b, 1, 65000), "1m05s ago");
+  NMT_EQ_STR(nmctl_format_age(b, sizeof b, 1, 7260000), "2h01m ago");
+  NMT_EQ_STR(nmctl_format_age(b, sizeof b, 0, 5), "-");
+  NMT_EQ_STR(nmctl_format_addr(b, sizeof b, "", 5), "-");
+}
+
+/* Hostile names: quotes, backslashes, newlines, tabs, braces and non-ASCII. */
+static const char *hostile_status =
+    "<status version=\"9\" heartbeat=\"1\" timeout=\"3\">"
+    "<servant id=\"00000000000000aa\" name=\"a&quot;];evil -&gt; x [label=&quot;\" ip=\"1.1.1.1\" port=\"1\"/>"
+    "<servant id=\"00000000000000bb\" name=\"back\\slash\\n\\\" ip=\"1.1.1.2\" port=\"2\"/>"
+    "<servant id=\"00000000000000cc\" name=\"new&#10;line&#9;}{caf\xc3\xa9\" ip=\"1.1.1.3\" port=\"3\" "
+    "state=\"relayed\" relay=\"00000000000000dd\"/>"
+    "<servant id=\"00000000000000dd\" name=\"r\" role=\"relay\" ip=\"1.1.1.4\" port=\"4\"/>"
+    "</status>";
+
+static void test_dot_escaping(void) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  nmctl_dot_escape(f, "a\"b\\c\nd\x01" "e\xc3\xa9");
+  fclose(f);
+  NMT_EQ_STR(buf, "a\\\"b\\\\c?d?e??");
+  free(buf);
+
+  nmctl_status st;
+  nmctl_status_init(&st);
+  char err[300];
+  NMT_EQ_INT(nmctl_status_parse(hostile_status, strlen(hostile_status), &st, NULL, err, sizeof err), 0);
+  char *out = render(nmctl_render_dot, &st);
+  NMT_CHECK(strncmp(out, "digraph natmesh {", 17) == 0);
+  NMT_HAS(out, "a\\\"];evil -> x [label=\\\"");
+  NMT_HAS(out, "back\\\\slash\\\\n\\\\");
+  NMT_HAS(out, "new?line?}{caf??");
+  /* The relayed servant hangs off its relay; the others off the manager. */
+  NMT_HAS(out, "\"s_00000000000000dd\" -> \"s_00000000000000cc\" [label=\"relay\"");
+  NMT_HAS(out, "manager -> \"s_00000000000000aa\"");
+  NMT_CHECK(strstr(out, "manager -> \"s_00000000000000cc\"") == NULL);
+  NMT_HAS(out, "shape=box3d");
+  /* Every line outside quotes balances: the graph has exactly one closing brace at the end. */
+  int depth = 0, quoted = 0, min_depth = 0;
+  for (char *p = out; *p; p++) {
+    if (quoted && *p == '\\' && p[1]) { p++; continue; }
+    if (*p == '"') quoted = !quoted;
+    else if (!quoted && *p == '{') depth++;
+    else if (!quoted && *p == '}') { depth--; if (depth < min_depth) min_depth = depth; }
+  }
+  NMT_EQ_INT(quoted, 0);
+  NMT_EQ_INT(depth, 0);
+  NMT_EQ_INT(min_depth, 0);
+
+  /* And Graphviz itself agrees, when it is installed. */
+  if (system("command -v dot >/dev/null 2>&1") == 0) {
+    char path[] = "/tmp/nmt_dot_XXXXXX";
+    int fd = mkstemp(path);
+    NMT_CHECK(fd >= 0);
+    NMT_EQ_INT(write(fd, out, strlen(out)), (long long)strlen(out));
+    close(fd);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "dot -Tpng %s -o /dev/null", path);
+    NMT_EQ_INT(system(cmd), 0);
+    unlink(path);
+  } else {
+    printf("     (dot not installed: Graphviz check skipped)\n");
+  }
+  free(out);
+  /* The table replaces control characters too. */
+  out = render(nmctl_render_table, &st);
+  NMT_CHECK(strchr(out, '\t') == NULL);
+  NMT_HAS(out, "new?line?}{caf??");
+  free(out);
+  nmctl_status_close(&st);
+}
+
+static void test_xml_render(void) {
+  nmctl_status st;
+  nmctl_status_init(&st);
+  xmlDoc *doc;
+  char err[300];
+  NMT_EQ_INT(nmctl_status_parse(good_status, strlen(good_status), &st, &doc, err, sizeof err), 0);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  NMT_EQ_INT(nmctl_render_xml(f, doc), 0);
+  fclose(f);
+  NMT_HAS(buf, "<status version=\"42\"");
+  NMT_HAS(buf, "\n  <servant id=\"3f9a0c1d2e4b5a69\"");
+  /* What is printed parses back to the same status. */
+  nmctl_status again;
+  nmctl_status_init(&again);
+  NMT_EQ_INT(nmctl_status_parse(buf, len, &again, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(again.count, 3);
+  nmctl_status_close(&again);
+  free(buf);
+  xmlFreeDoc(doc);
+  nmctl_status_close(&st);
+}
+
+int main(void) {
+  nm_xml_init();
+  NMT_RUN(test_parse_good);
+  NMT_RUN(test_parse_bad);
+  NMT_RUN(test_declared_count_ignored);
+  NMT_RUN(test_table);
+  NMT_RUN(test_age);
+  NMT_RUN(test_dot_escaping);
+  NMT_RUN(test_xml_render);
+  xmlCleanupParser();
+  return nmt_done();
+}
