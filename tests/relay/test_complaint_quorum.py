@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Complaints need a quorum: one lying servant that complains about a reachable peer over
+and over never gets it marked suspicious; the manager counts at most one complaint per
+heartbeat interval from it. As a control, once enough reporters complain the verdict
+does come, a relay is assigned, and the judged servant pulls from it and still gets
+every line exactly once."""
+import asyncio
+import os
+import re
+import socket
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import harness  # noqa: E402
+from harness import RawPeer, random_id  # noqa: E402
+
+
+class Liar:
+    """A fake servant speaking the real protocol: registers honestly (it even listens on
+    the port it announces, and says it relays for nobody: max-clients 0), heartbeats, and
+    complains about `target` five times a second."""
+
+    def __init__(self, h, name, manager_port):
+        self.h, self.name, self.mport = h, name, manager_port
+        self.id = random_id()
+        self.sent = 0
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.tasks = []
+
+    async def start(self, target_id):
+        self.peer = await RawPeer.connect("127.0.0.1", self.mport, self.name)
+        await self.peer.send_frame("hello", '<hello id="%s" name="%s" role="servant" port="%d" max-clients="0"/>'
+                                   % (self.id, self.name, self.port))
+        t, p = await self.peer.read_frame()
+        assert t == harness.MSG["welcome"], (t, p)
+        await self.peer.send_frame("listening", '<listening port="%d"/>' % self.port)
+        self.tasks = [asyncio.ensure_future(self._drain()), asyncio.ensure_future(self._beat()),
+                      asyncio.ensure_future(self._complain(target_id))]
+
+    async def _drain(self):
+        while await self.peer.read_frame(3600) is not None:
+            pass
+
+    async def _beat(self):
+        while True:
+            await self.peer.send_frame("heartbeat", '<heartbeat version="0"/>')
+            await asyncio.sleep(harness.HEARTBEAT * 0.5)
+
+    async def _complain(self, target_id):
+        while True:
+            await self.peer.send_frame("complaint", '<complaint accused="%s" reason="refused"/>' % target_id)
+            self.sent += 1
+            await asyncio.sleep(0.2)
+
+    def stop(self):
+        for t in self.tasks:
+            t.cancel()
+        self.peer.close()
+        self.listener.close()
+
+
+async def servant_id(h, manager, name):
+    root = await h.status(manager)
+    for s in root.iter("servant"):
+        if s.get("name") == name:
+            return s
+    h.check(False, "%s is in the manager's status" % name)
+
+
+async def test(h):
+    m = await h.start_manager()
+    names = ["alice", "bob", "carol"]
+    sv = {n: await h.start_servant(n, m) for n in names}
+    await h.wait_peer_count(list(sv.values()), 3)
+    alice = await servant_id(h, m, "alice")
+    aid = alice.get("id")
+
+    # One liar. Others of alice: bob, carol, liar1 -> quorum 2; the liar alone is 1.
+    liars = [Liar(h, "liar1", m.info["port"])]
+    await liars[0].start(aid)
+    t0 = asyncio.get_running_loop().time()
+    await h.expect(m.wait_log(r"complaint: liar1 cannot reach alice \(3 of 3 from it", 15),
+                   "the manager counted the liar's complaints up to the threshold")
+    # Let it go on for three more heartbeat intervals past the threshold.
+    await h.expect(m.wait_log(r"complaint: liar1 cannot reach alice \(6 of 3 from it", 15),
+                   "the liar keeps complaining past the threshold")
+    elapsed = asyncio.get_running_loop().time() - t0
+    counted = len(m.find(r"complaint: liar1 cannot reach alice", "stderr"))
+    h.check(liars[0].sent >= 3 * counted,
+            "rate limit: the liar sent %d complaints, %d counted (at most one per heartbeat)"
+            % (liars[0].sent, counted))
+    h.check(counted <= elapsed / (harness.HEARTBEAT * 0.9) + 1,
+            "no more than one counted complaint per heartbeat interval (%d in %.1fs)" % (counted, elapsed))
+    h.check(not m.find(r"verdict: alice", "stderr"), "one liar alone never gets alice judged")
+    st = await servant_id(h, m, "alice")
+    h.check_eq(st.get("state"), "direct", "alice's state in natmesh-ctl status")
+
+    # Control: two more reporters make a quorum (others of alice: bob, carol, 3 liars -> 3).
+    for n in ("liar2", "liar3"):
+        l = Liar(h, n, m.info["port"])
+        await l.start(aid)
+        liars.append(l)
+    await h.expect(m.wait_log(r"verdict: alice \([0-9a-f]+\) is suspicious: 3 reporters", 20),
+                   "with a quorum of reporters the verdict comes")
+    hit = await h.expect(m.wait_log(r"relay: alice pulls from servant (bob|carol)", 5),
+                         "a non-suspicious servant is assigned as alice's relay")
+    relay_name = hit.group(1)
+    await h.expect(sv["alice"].wait_log(r"pulling from relay %s" % relay_name, 10),
+                   "alice pulls from her relay")
+    st = await servant_id(h, m, "alice")
+    h.check_eq((st.get("state"), st.get("relay-name")), ("relayed", relay_name),
+               "natmesh-ctl status shows alice relayed by her relay")
+    lines = {}
+    _, lines = await h.chat_round([sv["bob"], sv["carol"]], list(sv.values()), "after-verdict")
+    # bob and carol stop publishing to alice directly once she is relayed: her copy comes
+    # through the relay, and exactly once.
+    h.check_exactly_once(list(sv.values()), lines, "relayed chat")
+    for l in liars:
+        l.stop()
+
+
+if __name__ == "__main__":
+    harness.main(test, "complaint_quorum", budget=120)
