@@ -29,6 +29,10 @@ typedef struct {
   int abandoned; /* a resolver thread may still write into this session */
 } nmctl__session;
 
+/* A session left to a stuck resolver stays reachable from here (the process exits soon;
+ * this keeps leak checkers quiet about it). */
+static nmctl__session *nmctl__abandoned;
+
 static void nmctl__finish(nmctl__session *s, nmctl_fetch_result result, const char *reason) {
   if (s->phase == NMCTL__DONE) return;
   s->phase = NMCTL__DONE;
@@ -49,6 +53,7 @@ static void nmctl__on_deadline(uv_timer_t *t) {
   /* A resolver stuck in the thread pool cannot always be cancelled; rather than wait for
    * it, stop the loop and abandon the session (see nmctl_fetch_run). */
   if (resolving && uv_cancel((uv_req_t *)&s->resolve) < 0) {
+    nmctl__abandoned = s;
     s->abandoned = 1;
     uv_stop(&s->loop);
   }
