@@ -73,8 +73,15 @@ static int nm__conn_on_frame(void *arg, uint8_t type, const char *payload, size_
   nm_conn *c = arg;
   if (type == NM_MSG_ERROR) {
     /* The peer tells us why it is closing; show it, then close our side. */
-    nm_log_warn("%s (%s:%u) reports an error: %.300s", c->label, c->peer_ip, c->peer_port,
-                payload);
+    /* The text is the peer's: never let it forge log lines or drive a terminal. */
+    char text[301];
+    size_t n = 0;
+    for (; n < len && n < sizeof text - 1; n++) {
+      unsigned char ch = (unsigned char)payload[n];
+      text[n] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+    }
+    text[n] = 0;
+    nm_log_warn("%s (%s:%u) reports an error: %s", c->label, c->peer_ip, c->peer_port, text);
     nm_conn_close(c, 0, NULL);
     return 1;
   }
@@ -108,6 +115,18 @@ static int nm__conn_start(nm_conn *c) {
   c->connected = 1;
   return uv_read_start((uv_stream_t *)&c->tcp, nm__conn_alloc, nm__conn_on_read);
 }
+
+static void nm__conn_on_deadline(uv_timer_t *t) {
+  nm_conn *c = t->data;
+  if (!c->closing) nm_conn_fail(c, NM_EMSG, c->deadline_reason);
+}
+
+void nm_conn_deadline(nm_conn *c, unsigned ms, const char *reason) {
+  c->deadline_reason = reason;
+  uv_timer_start(&c->timer, nm__conn_on_deadline, ms, 0);
+}
+
+void nm_conn_deadline_clear(nm_conn *c) { uv_timer_stop(&c->timer); }
 
 void nm_conn_pause(nm_conn *c) {
   if (c->connected && !c->closing) uv_read_stop((uv_stream_t *)&c->tcp);

@@ -37,6 +37,7 @@ struct nm_conn {
   char peer_ip[64];
   uint16_t peer_port;
   char label[96]; /* who this is, for log lines */
+  const char *deadline_reason;
   nm_conn_frame_cb on_frame;
   nm_conn_connect_cb on_connect;
   nm_conn_closed_cb on_closed;
@@ -50,6 +51,11 @@ int nm_conn_accept(uv_stream_t *server, nm_conn *c);
 /* Connects; on_connect is called exactly once unless the conn is closed first. */
 int nm_conn_connect(nm_conn *c, const struct sockaddr *addr, unsigned timeout_ms,
                     nm_conn_connect_cb on_connect);
+/* Fails the session with reason unless nm_conn_deadline_clear() is called within ms:
+ * a peer that connects and then stays silent, or stops mid-frame, must not hold a
+ * descriptor for ever. Uses the connect timer, so only once connected. */
+void nm_conn_deadline(nm_conn *c, unsigned ms, const char *reason);
+void nm_conn_deadline_clear(nm_conn *c);
 /* Stops and restarts reading (e.g. while a reverse lookup decides whether to talk). */
 void nm_conn_pause(nm_conn *c);
 int nm_conn_resume(nm_conn *c);

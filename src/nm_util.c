@@ -15,7 +15,7 @@ int nm_random_id(char out[NM_ID_LEN + 1]) {
 }
 
 int nm_parse_port(const char *s, int allow_zero, uint16_t *out) {
-  if (!s || !*s) return -EINVAL;
+  if (!s || *s < '0' || *s > '9') return -EINVAL;
   char *end;
   errno = 0;
   unsigned long v = strtoul(s, &end, 10);
@@ -32,7 +32,7 @@ int nm_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port,
     const char *close = strchr(s, ']');
     if (!close) return -EINVAL;
     hlen = (size_t)(close - s - 1);
-    if (hlen >= hostlen) return -EINVAL;
+    if (hlen == 0 || hlen >= hostlen) return -EINVAL;
     memcpy(host, s + 1, hlen);
     host[hlen] = 0;
     colon = close[1] == ':' ? close + 1 : NULL;

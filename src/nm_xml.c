@@ -11,6 +11,24 @@
 static void nm__xml_quiet(void *ctx, const char *msg, ...) { (void)ctx; (void)msg; }
 static void nm__xml_quiet_structured(void *ctx, xmlErrorPtr e) { (void)ctx; (void)e; }
 
+/* libxml2 reports errors in order and the last is often "Premature end of data" at the end
+ * of the file; the first one is where the document went wrong. */
+typedef struct {
+  int have;
+  int line;
+  char msg[256];
+} nm__xml_first_error;
+
+static void nm__xml_keep_first(void *ctx, xmlErrorPtr e) {
+  nm__xml_first_error *f = ctx;
+  if (f->have || !e || e->level < XML_ERR_ERROR) return;
+  f->have = 1;
+  f->line = e->line;
+  snprintf(f->msg, sizeof f->msg, "%s", e->message ? e->message : "not well-formed XML");
+  size_t ml = strlen(f->msg);
+  while (ml && (f->msg[ml - 1] == '\n' || f->msg[ml - 1] == ' ')) f->msg[--ml] = 0;
+}
+
 void nm_xml_init(void) {
   /* libxml2 prints parse errors to stderr by default; we report them ourselves. */
   xmlSetGenericErrorFunc(NULL, nm__xml_quiet);
@@ -36,8 +54,12 @@ static int nm__xml_depth_ok(xmlNode *n, int depth) {
   return 1;
 }
 
-static int nm__xml_finish(xmlParserCtxt *ctxt, xmlDoc *doc, const char *what, xmlDoc **out,
-                          char *err, size_t errlen) {
+static int nm__xml_finish(xmlParserCtxt *ctxt, xmlDoc *doc, const nm__xml_first_error *first,
+                          const char *what, xmlDoc **out, char *err, size_t errlen) {
+  if (!doc && first->have) {
+    snprintf(err, errlen, "%s:%d: %s", what, first->line, first->msg);
+    return NM_EXML;
+  }
   if (!doc) {
     const xmlError *e = xmlCtxtGetLastError(ctxt);
     if (e && e->message) {
@@ -47,23 +69,23 @@ static int nm__xml_finish(xmlParserCtxt *ctxt, xmlDoc *doc, const char *what, xm
       while (ml && (msg[ml - 1] == '\n' || msg[ml - 1] == ' ')) msg[--ml] = 0;
       snprintf(err, errlen, "%s:%d: %s", what, e->line, msg);
     } else {
-      snprintf(err, errlen, "%s: not well-formed XML", what);
+      snprintf(err, errlen, "not well-formed XML");
     }
     return NM_EXML;
   }
   xmlNode *root = xmlDocGetRootElement(doc);
   if (doc->intSubset || doc->extSubset) {
-    snprintf(err, errlen, "%s: DTDs are not accepted", what);
+    snprintf(err, errlen, "DTDs are not accepted");
     xmlFreeDoc(doc);
     return NM_EXML_HOSTILE;
   }
   if (!root) {
-    snprintf(err, errlen, "%s: empty document", what);
+    snprintf(err, errlen, "empty document");
     xmlFreeDoc(doc);
     return NM_EXML;
   }
   if (!nm__xml_depth_ok(root, 1)) {
-    snprintf(err, errlen, "%s: nesting deeper than %d elements", what, NM_XML_MAX_DEPTH);
+    snprintf(err, errlen, "nesting deeper than %d elements", NM_XML_MAX_DEPTH);
     xmlFreeDoc(doc);
     return NM_EXML_HOSTILE;
   }
@@ -93,8 +115,11 @@ int nm_xml_parse(const char *buf, size_t len, xmlDoc **out, char *err, size_t er
   }
   xmlParserCtxt *ctxt = xmlNewParserCtxt();
   if (!ctxt) return -ENOMEM;
+  nm__xml_first_error first = {0};
+  xmlSetStructuredErrorFunc(&first, nm__xml_keep_first);
   xmlDoc *doc = xmlCtxtReadMemory(ctxt, buf, (int)len, "message.xml", NULL, NM_XML_OPTIONS);
-  int rc = nm__xml_finish(ctxt, doc, "line", out, err, errlen);
+  xmlSetStructuredErrorFunc(NULL, nm__xml_quiet_structured);
+  int rc = nm__xml_finish(ctxt, doc, &first, "line", out, err, errlen);
   xmlFreeParserCtxt(ctxt);
   return rc;
 }

@@ -30,12 +30,19 @@ int sv_peer_hello_build(servant *sv, char *buf, size_t buflen) {
   return snprintf(buf, buflen, "<peer-hello id=\"%s\" name=\"%s\"/>", sv->id, sv->cfg.name);
 }
 
-/* Terminal safety: a peer must not be able to move our cursor or change colours. */
+/* Terminal safety: a peer must not be able to move our cursor or change colours, with C0
+ * controls, DEL, or the C1 controls U+0080-U+009F (UTF-8 C2 80 .. C2 9F, CSI among them). */
 static void sv__print_safe(const char *name, const char *text) {
   char out[NM_CHAT_MAX + 1];
   size_t n = 0;
-  for (const unsigned char *p = (const unsigned char *)text; *p && n < NM_CHAT_MAX; p++)
-    out[n++] = (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p;
+  for (const unsigned char *p = (const unsigned char *)text; *p && n < NM_CHAT_MAX; p++) {
+    if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+      out[n++] = '?';
+      p++;
+    } else {
+      out[n++] = (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p;
+    }
+  }
   out[n] = 0;
   printf("%s: %s\n", name, out);
   fflush(stdout);
@@ -56,6 +63,7 @@ int sv_chat_receive(servant *sv, const char *payload, size_t len, char *err, siz
                          ? (const char *)c->children->content
                          : "";
   rc = 0;
+  sv_peer *known = NULL;
   if (strcmp((const char *)c->name, "chat") != 0) {
     snprintf(err, errlen, "expected <chat>");
     rc = NM_EMSG;
@@ -67,11 +75,18 @@ int sv_chat_receive(servant *sv, const char *payload, size_t len, char *err, siz
     rc = NM_EMSG;
   } else if (strcmp(origin, sv->id) == 0) {
     /* our own line, echoed back by a relay */
-  } else if (sv_peers_origin_banned(sv, origin)) {
-    nm_log_info("dropped a line from banned %s (%s)", name, origin);
+  } else if (!(known = sv_peer_find(sv, origin))) {
+    /* Only servants the manager listed may speak: anyone can connect to our port, but a
+     * made-up origin is not in the list. */
+    nm_log_info("dropped a line from %s: origin %s is not in our peer list", name, origin);
+  } else if (known->banned) {
+    nm_log_info("dropped a line from banned %s (%s)", known->info.name, origin);
   } else if (!sv_seen_check_and_add(&sv->seen, sv_seen_key(origin, seq))) {
+    /* The name shown is the one the manager lists for that id, whatever the frame says. */
+    if (strcmp(name, known->info.name) != 0)
+      nm_log_warn("a line from %s claims the name %s; shown as %s", origin, name, known->info.name);
     /* A dedicated relay shows nothing; it only passes lines on. */
-    if (!sv->quiet) sv__print_safe(name, text);
+    if (!sv->quiet) sv__print_safe(known->info.name, text);
     sv_relay_forward(sv, origin, payload, len);
   }
   xmlFreeDoc(doc);

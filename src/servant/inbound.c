@@ -46,6 +46,7 @@ static int sv__in_on_peer_hello(sv_in *in, const char *payload, size_t len) {
   nm_conn_set_label(&in->conn, "peer %s (inbound)", name);
   nm_frame_reader_set_max(&in->conn.reader, NM_FRAME_MAX);
   in->identified = 1;
+  nm_conn_deadline_clear(&in->conn);
   xmlFreeDoc(doc);
   return 0;
 }
@@ -117,6 +118,9 @@ static void sv__on_connection(uv_stream_t *server, int status) {
     nm_conn_close(&in->conn, rc, "accept failed");
     return;
   }
+  /* A connection must introduce itself promptly (peer-hello or pull). */
+  unsigned hello_ms = (sv->mgr.timeout_s ? sv->mgr.timeout_s : 15) * 1000;
+  nm_conn_deadline(&in->conn, hello_ms, "no peer-hello in time");
   if (sv_ip_banned(sv, in->conn.peer_ip)) {
     nm_log_info("refused connection from %s: banned address", in->conn.peer_ip);
     nm_conn_close(&in->conn, 0, NULL);

@@ -289,11 +289,6 @@ void sv_peers_print(servant *sv) {
   fflush(stdout);
 }
 
-int sv_peers_origin_banned(servant *sv, const char *origin_id) {
-  sv_peer *p = sv_peer_find(sv, origin_id);
-  return p && p->banned;
-}
-
 typedef struct {
   uv_getnameinfo_t req;
   servant *sv;

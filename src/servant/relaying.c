@@ -112,6 +112,7 @@ int sv_relay_attach(servant *sv, sv_in *in, const char *payload, size_t len, cha
     }
   in->puller = 1;
   in->identified = 1;
+  nm_conn_deadline_clear(&in->conn);
   strcpy(in->client_id, c->id);
   in->tokens = sv->cfg.client_rate_bps;
   in->tokens_ms = sv_now_ms(sv);

@@ -179,7 +179,6 @@ void sv_peers_publish(servant *sv, const char *payload, size_t len);
 void sv_peers_tick(servant *sv);
 void sv_peers_close_all(servant *sv);
 void sv_peers_print(servant *sv);
-int sv_peers_origin_banned(servant *sv, const char *origin_id);
 
 /* lifecycle.c */
 void sv_config_defaults(sv_config *cfg);

@@ -11,6 +11,7 @@ it must still chat with well-behaved peers.
 """
 import asyncio
 import re
+import socket
 import time
 
 import harness
@@ -61,6 +62,12 @@ def servant_cases():
     return cases
 
 
+async def heartbeat(reg):
+    while True:
+        await reg.send_frame("heartbeat", '<heartbeat version="0"/>')
+        await asyncio.sleep(harness.HEARTBEAT / 2)
+
+
 async def attack(h, target, port, name, data, close_within=DELIVERY, half_close=False):
     since = target.mark("stderr")
     c = await RawPeer.connect("127.0.0.1", port, name)
@@ -98,6 +105,27 @@ async def test(h):
     # closed), but tab, CR and newline are legal XML; a newline would let a peer print a
     # line that looks like someone else's.
     await attack(h, alice, port, "chat: ESC and BEL characters", HELLO + frame("chat", chat("a\x1b[2J\x07b")))
+
+    # An origin the manager never listed is not shown, whatever name it claims.
+    c = await RawPeer.connect("127.0.0.1", port, "unlisted")
+    await c.send(HELLO + frame("chat", chat("from nowhere", seq="3")))
+    await h.expect(alice.wait_log(r"dropped a line from mallory: origin %s is not in our peer list" % MALLORY),
+                   "alice drops a line whose origin is not in her peer list")
+    c.close()
+    h.check(not any(t == "from nowhere" for _, t in alice.chat_lines()), "the unlisted line was not shown")
+
+    # Mallory registers with the manager (speaking the protocol herself), so her lines count.
+    since = alice.mark("stderr")
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(4)
+    reg = await RawPeer.connect("127.0.0.1", m.info["port"], "mallory-manager")
+    await reg.send_frame("hello", '<hello id="%s" name="mallory" role="servant" port="%d" max-clients="0"/>'
+                         % (MALLORY, lsock.getsockname()[1]))
+    await reg.read_frame()
+    await reg.send_frame("listening", '<listening port="%d"/>' % lsock.getsockname()[1])
+    await h.expect(alice.wait_log(r"peer joined: mallory", DELIVERY, since), "mallory is in alice's peer list")
+    beat = asyncio.ensure_future(heartbeat(reg))
     c = await RawPeer.connect("127.0.0.1", port, "terminal")
     await c.send(HELLO + frame("chat", chat("ring&#9;tab&#10;bob: forged line&#13;end", seq="7")))
     hit = await h.expect(alice.wait_for_line(r"^mallory: ring"), "alice showed mallory's line with tab, newline, CR")
@@ -114,6 +142,9 @@ async def test(h):
     h.check_eq(n, 1, "a line arriving four times by two connections is shown once")
     c.close()
     c2.close()
+    beat.cancel()
+    reg.close()
+    lsock.close()
 
     # Many garbage connections at once.
     conns = [await RawPeer.connect("127.0.0.1", port, "flood%d" % i) for i in range(100)]

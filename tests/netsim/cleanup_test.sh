@@ -16,8 +16,8 @@ note "1. a deliberately failing scenario"
 "$NETSIM" --dir "$BASE" run "$FIX/failing.xml" >"$out/fail.out" 2>"$out/fail.err"
 rc=$?
 [ $rc = 1 ] || fail "failing scenario exited $rc, expected 1"
-grep -q '^FAIL  wrongly-expects-inbound' "$out/fail.out" || fail "report does not name the failed assertion: $(cat "$out/fail.out")"
-grep -q '^PASS  holds' "$out/fail.out" || fail "report lacks the passing assertion"
+grep -Eq '^FAIL +wrongly-expects-inbound' "$out/fail.out" || fail "report does not name the failed assertion: $(cat "$out/fail.out")"
+grep -Eq '^PASS +holds' "$out/fail.out" || fail "report lacks the passing assertion"
 id=$(run_id_in "$out/fail.err")
 [ -n "$id" ] || fail "no run id in output"
 assert_run_gone "$BASE" "$id"
