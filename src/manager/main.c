@@ -32,7 +32,8 @@ static void usage(FILE *out) {
   fputs("usage: natmesh-manager [--config manager.xml] [--listen ADDR] [--port N]\n"
         "                       [--heartbeat S] [--timeout S] [--port-range FIRST-LAST]\n"
         "                       [--check-config] [--verbose]\n"
-        "The connection manager servants register with. Defaults: listen on 0.0.0.0, port 85,\n"
+        "The connection manager servants register with. Defaults: listen on all addresses (::,\n"
+        "or 0.0.0.0 without IPv6), port 85, "
         "heartbeat 5 s, timeout 15 s, assigned servant ports 4001-4999.\n",
         out);
 }
@@ -77,6 +78,12 @@ static int mgr__listen(manager *m) {
   uv_tcp_init(m->loop, &m->server);
   m->server.data = m;
   rc = uv_tcp_bind(&m->server, (struct sockaddr *)&addr, 0);
+  if ((rc == UV_EAFNOSUPPORT || rc == UV_EADDRNOTAVAIL) && strcmp(m->cfg.listen, "::") == 0) {
+    /* "All addresses" on a host without IPv6: the IPv4 ones, then. */
+    snprintf(m->cfg.listen, sizeof m->cfg.listen, "0.0.0.0");
+    uv_close((uv_handle_t *)&m->server, NULL);
+    return mgr__listen(m);
+  }
   if (rc == 0) rc = uv_listen((uv_stream_t *)&m->server, 128, mgr_on_connection);
   if (rc < 0) {
     if (rc == UV_EACCES && m->cfg.port < 1024)
@@ -88,8 +95,9 @@ static int mgr__listen(manager *m) {
       nm_log_error("cannot listen on %s:%u: %s", m->cfg.listen, m->cfg.port, uv_strerror(rc));
     return rc;
   }
-  nm_log_info("listening on %s:%u (heartbeat %u s, timeout %u s, ports %u-%u)", m->cfg.listen,
-              m->cfg.port, m->cfg.heartbeat_s, m->cfg.timeout_s, m->cfg.port_first,
+  int v6 = strchr(m->cfg.listen, ':') != NULL;
+  nm_log_info("listening on %s%s%s:%u (heartbeat %u s, timeout %u s, ports %u-%u)", v6 ? "[" : "",
+              m->cfg.listen, v6 ? "]" : "", m->cfg.port, m->cfg.heartbeat_s, m->cfg.timeout_s, m->cfg.port_first,
               m->cfg.port_last);
   return 0;
 }
@@ -112,7 +120,9 @@ int main(int argc, char **argv) {
   manager m;
   memset(&m, 0, sizeof m);
   mgr_config *cfg = &m.cfg;
-  snprintf(cfg->listen, sizeof cfg->listen, "0.0.0.0");
+  /* All addresses: "::" is dual-stack, so IPv4 servants connect too (and are shown as
+   * plain IPv4 addresses). */
+  snprintf(cfg->listen, sizeof cfg->listen, "::");
   cfg->port = 85;
   cfg->heartbeat_s = 5;
   cfg->timeout_s = 15;
