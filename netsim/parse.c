@@ -225,6 +225,7 @@ static const struct nsim__step_def nsim__steps[] = {
     {"expect-mapping", NSIM_STEP_EXPECT_MAPPING, 1, {"router", "proto", "port", "to", "present", "within"}, {"router", "port"}},
     {"expect-exec", NSIM_STEP_EXPECT_EXEC, 1, {"host", "cmd", "exit", "text", "regex", "within"}, {"host", "cmd"}},
     {"expect-exit", NSIM_STEP_EXPECT_EXIT, 1, {"process", "exit", "within"}, {"process"}},
+    {"expect-ctl", NSIM_STEP_EXPECT_CTL, 1, {"from", "manager", "servant", "state", "mapping", "present", "within"}, {"from", "manager", "servant"}},
 };
 
 const char *nsim_step_kind_name(enum nsim_step_kind k) {
@@ -261,11 +262,12 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
     if (nsim__is(n, nsim__steps[i].element)) def = &nsim__steps[i];
   if (!def) return nsim__fail(c, n, "unknown step <%s>", (const char *)n->name);
 
-  const char *allowed[16];
+  const char *allowed[20];
   size_t na = 0;
   allowed[na++] = "name";
   allowed[na++] = "at";
   for (size_t i = 0; def->attrs[i]; i++) allowed[na++] = def->attrs[i];
+  if (def->is_assert) allowed[na++] = "expected", allowed[na++] = "because";
   allowed[na] = NULL;
   if (nsim__check_attrs(c, n, allowed) < 0) return -EINVAL;
   for (size_t i = 0; def->required[i]; i++)
@@ -285,6 +287,13 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
   st->name = nm_xml_attr(n, "name");
   if (!st->name) st->name = st->auto_name;
   if (nsim__duration(c, n, "at", &st->at_ms) < 0) return -EINVAL;
+  const char *ex = nm_xml_attr(n, "expected");
+  if (ex && strcmp(ex, "fail") && strcmp(ex, "pass"))
+    return nsim__fail(c, n, "expected=\"%s\": expected pass (the default) or fail", ex);
+  st->xfail = ex && !strcmp(ex, "fail");
+  st->because = nm_xml_attr(n, "because");
+  if (st->xfail && !st->because)
+    return nsim__fail(c, n, "expected=\"fail\" needs because=\"...\" (what will make it hold)");
 
   st->process = nm_xml_attr(n, "process");
   st->host = nm_xml_attr(n, "host");
@@ -296,6 +305,10 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
   st->to = nm_xml_attr(n, "to");
   st->reply = nm_xml_attr(n, "reply");
   st->servers = nm_xml_attr(n, "servers");
+  st->manager = nm_xml_attr(n, "manager");
+  st->servant = nm_xml_attr(n, "servant");
+  st->state = nm_xml_attr(n, "state");
+  st->mapping = nm_xml_attr(n, "mapping");
   if (st->text && st->regex)
     return nsim__fail(c, n, "use text or regex, not both");
   if ((st->kind == NSIM_STEP_EXPECT_LINE || st->kind == NSIM_STEP_WAIT_FOR) && !st->text &&

@@ -193,15 +193,21 @@ int nsim_proc_signal(struct nsim_run *r, struct nsim_proc *p, int sig, long wait
 }
 
 void nsim_proc_stop_all(struct nsim_run *r, long grace_ms) {
-  /* Signal all first, then wait: stopping in parallel keeps teardown fast. */
-  for (int i = 0; i < r->nprocs; i++) {
-    struct nsim_proc *p = &r->procs[i];
-    if (p->stdin_fd >= 0) close(p->stdin_fd);
-    p->stdin_fd = -1;
-    if (p->pid) kill(-p->pid, SIGTERM);
+  /* Scenario processes first, router daemons after, as when people switch off their
+   * computers before the router: a servant leaving can still remove its port mapping.
+   * Within each group signal all first, then wait: stopping in parallel keeps it fast. */
+  for (int daemons = 0; daemons < 2; daemons++) {
+    for (int i = 0; i < r->nprocs; i++) {
+      struct nsim_proc *p = &r->procs[i];
+      if (p->daemon != daemons) continue;
+      if (p->stdin_fd >= 0) close(p->stdin_fd);
+      p->stdin_fd = -1;
+      if (p->pid) kill(-p->pid, SIGTERM);
+    }
+    for (int i = 0; i < r->nprocs; i++)
+      if (r->procs[i].daemon == daemons && r->procs[i].pid)
+        nsim_proc_signal(r, &r->procs[i], SIGTERM, grace_ms);
   }
-  for (int i = 0; i < r->nprocs; i++)
-    if (r->procs[i].pid) nsim_proc_signal(r, &r->procs[i], SIGTERM, grace_ms);
 }
 
 void nsim_proc_free_all(struct nsim_run *r) {

@@ -29,14 +29,17 @@ int nsim_report_add(struct nsim_report *rep, const char *name, int line, int is_
 
 int nsim_report_failures(const struct nsim_report *rep) {
   int f = 0;
-  for (int i = 0; i < rep->n; i++) f += rep->items[i].verdict != NSIM_PASS;
+  for (int i = 0; i < rep->n; i++) {
+    enum nsim_verdict v = rep->items[i].verdict;
+    f += v == NSIM_FAIL || v == NSIM_NOT_RUN || v == NSIM_XPASS;
+  }
   return f + (rep->interrupted ? 1 : 0);
 }
 
 int nsim_report_print(const struct nsim_report *rep, FILE *out, const char *scenario,
                       const char *run_id, const char *dir) {
-  static const char *const word[] = {"PASS", "FAIL", "SKIP"};
-  int width = 10, passed = 0, failed = 0, skipped = 0;
+  static const char *const word[] = {"PASS", "FAIL", "SKIP", "XFAIL", "XPASS", "NOTE"};
+  int width = 10, passed = 0, failed = 0, skipped = 0, xfail = 0;
   for (int i = 0; i < rep->n; i++) {
     int l = (int)strlen(rep->items[i].name);
     if (l > width) width = l;
@@ -44,16 +47,20 @@ int nsim_report_print(const struct nsim_report *rep, FILE *out, const char *scen
   fprintf(out, "== netsim report: %s (run %s) ==\n", scenario, run_id);
   for (int i = 0; i < rep->n; i++) {
     const struct nsim_result *res = &rep->items[i];
-    fprintf(out, "%s  %-*s  %5ld.%02lds  %s%s\n", word[res->verdict], width, res->name,
+    fprintf(out, "%-5s  %-*s  %5ld.%02lds  %s%s\n", word[res->verdict], width, res->name,
             res->elapsed_ms / 1000, (res->elapsed_ms % 1000) / 10,
             res->is_assert ? "" : "step failed: ", res->detail);
-    if (res->verdict == NSIM_PASS) passed++;
-    else if (res->verdict == NSIM_FAIL) failed++;
-    else skipped++;
+    switch (res->verdict) {
+    case NSIM_PASS: passed++; break;
+    case NSIM_FAIL: case NSIM_XPASS: failed++; break;
+    case NSIM_NOT_RUN: skipped++; break;
+    case NSIM_XFAIL: xfail++; break;
+    case NSIM_NOTE: break;
+    }
   }
   if (rep->interrupted) fprintf(out, "INTERRUPTED: the run was stopped by a signal\n");
-  fprintf(out, "== %d passed, %d failed, %d not run%s; logs in %s ==\n", passed, failed, skipped,
-          rep->interrupted ? ", interrupted" : "", dir);
+  fprintf(out, "== %d passed, %d failed, %d not run, %d failing as expected%s; logs in %s ==\n",
+          passed, failed, skipped, xfail, rep->interrupted ? ", interrupted" : "", dir);
   return nsim_report_failures(rep);
 }
 

@@ -5,7 +5,10 @@
 
 #include <stdio.h>
 
-enum nsim_verdict { NSIM_PASS, NSIM_FAIL, NSIM_NOT_RUN };
+/* XFAIL: an assertion marked expected="fail" failed, as written down; not a failure.
+ * XPASS: such an assertion held: a failure, so the scenario gets updated to expect it.
+ * NOTE: information (a process that ended during the run), never a failure. */
+enum nsim_verdict { NSIM_PASS, NSIM_FAIL, NSIM_NOT_RUN, NSIM_XFAIL, NSIM_XPASS, NSIM_NOTE };
 
 struct nsim_result {
   char name[64];

@@ -24,6 +24,7 @@ enum nsim_step_kind {
   NSIM_STEP_EXPECT_MAPPING,   /* assertion: a port mapping is (not) installed on a router */
   NSIM_STEP_EXPECT_EXEC,      /* assertion: a command's exit code / output */
   NSIM_STEP_EXPECT_EXIT,      /* assertion: a process exits (with a code) within a deadline */
+  NSIM_STEP_EXPECT_CTL,       /* assertion: what `natmesh-ctl status` reports about a servant */
 };
 
 enum nsim_tcp_result { NSIM_TCP_CONNECT, NSIM_TCP_FAIL, NSIM_TCP_REFUSED, NSIM_TCP_TIMEOUT };
@@ -33,6 +34,8 @@ struct nsim_step {
   enum nsim_step_kind kind;
   int line;
   int is_assert;
+  int xfail;             /* assertions: known not to hold yet (expected="fail") */
+  const char *because;   /* why, e.g. the issue that will make it hold */
   long at_ms;            /* -1: right after the previous step */
   const char *name;      /* assertion name (defaults to kind and line) */
   char auto_name[48];
@@ -47,6 +50,10 @@ struct nsim_step {
   const char *reply;     /* expect-tcp: text the peer must send */
   const char *servers;   /* expect-udp-ports: "ADDR:PORT ADDR:PORT ..." */
   const char *dnat_to;   /* expect-mapping: internal ADDR:PORT */
+  const char *manager;   /* expect-ctl: the manager's ADDR:PORT */
+  const char *servant;   /* expect-ctl: servant name */
+  const char *state;     /* expect-ctl: reachability state the manager reports */
+  const char *mapping;   /* expect-ctl: mapping method the manager reports */
   int node;              /* cut/restore/link/expect-mapping: node index */
   long timeout_ms;       /* timeout / within */
   enum nsim_tcp_result tcp_result;
