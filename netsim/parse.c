@@ -193,8 +193,15 @@ static int nsim__parse_topology(struct nsim__ctx *c, xmlNode *n) {
   }
   if (c->sc->topo.nnodes == 0) return nsim__fail(c, n, "the topology has no nodes");
   char why[300];
-  if (nsim_topo_finish(&c->sc->topo, why, sizeof why) < 0)
+  if (nsim_topo_finish(&c->sc->topo, why, sizeof why) < 0) {
+    /* The plan check names the offending node's line as "line N: ..."; make it file:N: */
+    int line, off = 0;
+    if (sscanf(why, "line %d: %n", &line, &off) == 1 && off > 0) {
+      snprintf(c->err, c->errlen, "%s:%d: %s", c->path, line, why + off);
+      return -EINVAL;
+    }
     return nsim__fail(c, n, "%s", why);
+  }
   return 0;
 }
 
