@@ -218,7 +218,7 @@ struct nsim__step_def {
 static const struct nsim__step_def nsim__steps[] = {
     {"start", NSIM_STEP_START, 0, {"host", "cmd", "ready", "timeout", "stream"}, {"name", "host", "cmd"}},
     {"exec", NSIM_STEP_EXEC, 0, {"host", "cmd", "timeout", "exit"}, {"host", "cmd"}},
-    {"wait-for", NSIM_STEP_WAIT_FOR, 0, {"process", "text", "regex", "timeout", "stream"}, {"process"}},
+    {"wait-for", NSIM_STEP_WAIT_FOR, 0, {"process", "text", "regex", "timeout", "stream", "since", "count"}, {"process"}},
     {"send", NSIM_STEP_SEND, 0, {"process", "text"}, {"process", "text"}},
     {"kill", NSIM_STEP_KILL, 0, {"process", "signal", "timeout"}, {"process"}},
     {"restart", NSIM_STEP_RESTART, 0, {"process", "ready", "timeout"}, {"process"}},
@@ -226,7 +226,7 @@ static const struct nsim__step_def nsim__steps[] = {
     {"restore", NSIM_STEP_RESTORE, 0, {"node"}, {"node"}},
     {"link", NSIM_STEP_LINK, 0, {"node", "delay", "jitter", "loss", "rate"}, {"node"}},
     {"sleep", NSIM_STEP_SLEEP, 0, {"time"}, {"time"}},
-    {"expect-line", NSIM_STEP_EXPECT_LINE, 1, {"process", "text", "regex", "within", "stream", "absent"}, {"process"}},
+    {"expect-line", NSIM_STEP_EXPECT_LINE, 1, {"process", "text", "regex", "within", "stream", "absent", "since", "count"}, {"process"}},
     {"expect-tcp", NSIM_STEP_EXPECT_TCP, 1, {"from", "to", "result", "within", "reply"}, {"from", "to", "result"}},
     {"expect-udp-ports", NSIM_STEP_EXPECT_UDP_PORTS, 1, {"from", "servers", "local-port", "ports", "within"}, {"from", "servers", "ports"}},
     {"expect-mapping", NSIM_STEP_EXPECT_MAPPING, 1, {"router", "proto", "port", "to", "present", "within"}, {"router", "port"}},
@@ -351,6 +351,10 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
   }
   if (nsim__bool(c, n, "absent", &st->absent) < 0) return -EINVAL;
   if (nsim__bool(c, n, "present", &st->present) < 0) return -EINVAL;
+  if ((v = nm_xml_attr(n, "since"))) {
+    if (!strcmp(v, "now")) st->since_now = 1;
+    else if (strcmp(v, "start")) return nsim__fail(c, n, "since=\"%s\": expected start or now", v);
+  }
   if ((v = nm_xml_attr(n, "result"))) {
     if (!strcmp(v, "connect")) st->tcp_result = NSIM_TCP_CONNECT;
     else if (!strcmp(v, "fail")) st->tcp_result = NSIM_TCP_FAIL;
@@ -369,6 +373,9 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
   }
   int rc = nm_xml_attr_uint(n, "port", 1, 65535, &st->port);
   if (rc < 0 && rc != -ENOENT) return nsim__fail(c, n, "port: expected 1..65535");
+  st->count = 1;
+  rc = nm_xml_attr_uint(n, "count", 1, 10000, &st->count);
+  if (rc < 0 && rc != -ENOENT) return nsim__fail(c, n, "count: expected 1..10000");
   rc = nm_xml_attr_uint(n, "local-port", 0, 65535, &st->local_port);
   if (rc < 0 && rc != -ENOENT) return nsim__fail(c, n, "local-port: expected 0..65535");
   unsigned code;

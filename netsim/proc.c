@@ -219,8 +219,10 @@ void nsim_proc_free_all(struct nsim_run *r) {
   r->nprocs = 0;
 }
 
+/* Counts lines of path from offset from that contain text or match re, stopping at limit;
+ * the last match is copied into found. */
 static int nsim__scan(const char *path, long from, const char *text, const regex_t *re,
-                      char *found, size_t foundlen) {
+                      int limit, char *found, size_t foundlen) {
   FILE *f = fopen(path, "re");
   if (!f) return 0;
   if (from > 0 && fseek(f, from, SEEK_SET) < 0) {
@@ -230,26 +232,50 @@ static int nsim__scan(const char *path, long from, const char *text, const regex
   char *line = NULL;
   size_t cap = 0;
   ssize_t n;
-  int hit = 0;
-  while (!hit && (n = getline(&line, &cap, f)) > 0) {
+  int hits = 0;
+  while (hits < limit && (n = getline(&line, &cap, f)) > 0) {
     if (line[n - 1] == '\n') line[--n] = 0;
-    hit = re ? regexec(re, line, 0, NULL, 0) == 0 : strstr(line, text) != NULL;
+    int hit = re ? regexec(re, line, 0, NULL, 0) == 0 : strstr(line, text) != NULL;
     if (hit && found) snprintf(found, foundlen, "%s", line);
+    hits += hit;
   }
   free(line);
   fclose(f);
+  return hits;
+}
+
+int nsim_proc_log_count(struct nsim_proc *p, long out_from, long err_from, int streams,
+                        const char *text, const char *regex, char *found, size_t foundlen) {
+  regex_t re;
+  if (regex && regcomp(&re, regex, REG_EXTENDED | REG_NOSUB) != 0) return -EINVAL;
+  int hits = 0;
+  if (streams & NSIM_STREAM_OUT)
+    hits += nsim__scan(p->out_path, out_from, text, regex ? &re : NULL, 1 << 30, found, foundlen);
+  if (streams & NSIM_STREAM_ERR)
+    hits += nsim__scan(p->err_path, err_from, text, regex ? &re : NULL, 1 << 30, found, foundlen);
+  if (regex) regfree(&re);
+  return hits;
+}
+
+int nsim_proc_log_find_from(struct nsim_proc *p, long out_from, long err_from, int streams,
+                            const char *text, const char *regex, char *found, size_t foundlen) {
+  regex_t re;
+  if (regex && regcomp(&re, regex, REG_EXTENDED | REG_NOSUB) != 0) return -EINVAL;
+  int hit = 0;
+  if (streams & NSIM_STREAM_OUT)
+    hit = nsim__scan(p->out_path, out_from, text, regex ? &re : NULL, 1, found, foundlen);
+  if (!hit && (streams & NSIM_STREAM_ERR))
+    hit = nsim__scan(p->err_path, err_from, text, regex ? &re : NULL, 1, found, foundlen);
+  if (regex) regfree(&re);
   return hit;
 }
 
 int nsim_proc_log_find(struct nsim_proc *p, int streams, const char *text, const char *regex,
                        char *found, size_t foundlen) {
-  regex_t re;
-  if (regex && regcomp(&re, regex, REG_EXTENDED | REG_NOSUB) != 0) return -EINVAL;
-  int hit = 0;
-  if (streams & NSIM_STREAM_OUT)
-    hit = nsim__scan(p->out_path, p->out_base, text, regex ? &re : NULL, found, foundlen);
-  if (!hit && (streams & NSIM_STREAM_ERR))
-    hit = nsim__scan(p->err_path, p->err_base, text, regex ? &re : NULL, found, foundlen);
-  if (regex) regfree(&re);
-  return hit;
+  return nsim_proc_log_find_from(p, p->out_base, p->err_base, streams, text, regex, found, foundlen);
+}
+
+void nsim_proc_log_sizes(const struct nsim_proc *p, long *out_size, long *err_size) {
+  *out_size = nsim__file_size(p->out_path);
+  *err_size = nsim__file_size(p->err_path);
 }

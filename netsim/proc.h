@@ -35,6 +35,15 @@ void nsim_proc_free_all(struct nsim_run *r);
  * and returns 1; 0 when absent; negative on error (bad regex). */
 int nsim_proc_log_find(struct nsim_proc *p, int streams, const char *text, const char *regex,
                        char *found, size_t foundlen);
+/* The same from explicit offsets (out_from, err_from) instead of the incarnation's start. */
+int nsim_proc_log_find_from(struct nsim_proc *p, long out_from, long err_from, int streams,
+                            const char *text, const char *regex, char *found, size_t foundlen);
+/* Counts matching lines from the given offsets (stdout's and stderr's added up); copies the
+ * last match into found. Returns the count or a negative code (bad regex). */
+int nsim_proc_log_count(struct nsim_proc *p, long out_from, long err_from, int streams,
+                        const char *text, const char *regex, char *found, size_t foundlen);
+/* Current sizes of the process's logs, for "only lines from now on". */
+void nsim_proc_log_sizes(const struct nsim_proc *p, long *out_size, long *err_size);
 
 /* Describes how a process ended ("exited 1", "killed by signal 9") into buf. */
 const char *nsim_proc_status_str(const struct nsim_proc *p, char *buf, size_t len);

@@ -44,12 +44,16 @@ static int nsim__node(struct nsim_run *r, const char *name) {
 /* Waits for a line in a process's log. Returns 1 found, 0 deadline, -EINTR stopped,
  * -ESRCH the process exited without printing it. */
 static int nsim__await_line(struct nsim__ctx *c, struct nsim_proc *p, int streams,
-                            const char *text, const char *regex, long deadline, char *found,
-                            size_t flen) {
+                            const char *text, const char *regex, int since_now, unsigned count,
+                            long deadline, char *found, size_t flen) {
+  long out_from = p->out_base, err_from = p->err_base;
+  if (since_now) nsim_proc_log_sizes(p, &out_from, &err_from);
   for (;;) {
     int exited_before = p->exited;
-    int hit = nsim_proc_log_find(p, streams, text, regex, found, flen);
-    if (hit) return hit; /* 1, or -EINVAL for a bad regex */
+    int hits = count > 1 ? nsim_proc_log_count(p, out_from, err_from, streams, text, regex, found, flen)
+                         : nsim_proc_log_find_from(p, out_from, err_from, streams, text, regex, found, flen);
+    if (hits < 0) return hits; /* bad regex */
+    if (hits >= (int)count) return 1;
     if (exited_before) return -ESRCH; /* scanned after it exited: nothing more will come */
     if (nsim__stopped()) return -EINTR;
     if (nsim_now_ms() >= deadline) return 0;
@@ -60,16 +64,17 @@ static int nsim__await_line(struct nsim__ctx *c, struct nsim_proc *p, int stream
 
 static void nsim__line_detail(struct nsim__outcome *o, int rc, const struct nsim_step *s,
                               struct nsim_proc *p, const char *found) {
-  char st[64];
+  char st[64], times[32] = "";
   const char *what = s->text ? s->text : s->regex;
-  if (rc == 1) snprintf(o->detail, sizeof o->detail, "%s printed \"%s\"", p->name, found);
+  if (s->count > 1) snprintf(times, sizeof times, " %u times", s->count);
+  if (rc == 1) snprintf(o->detail, sizeof o->detail, "%s printed \"%s\"%s", p->name, found, times);
   else if (rc == -ESRCH)
-    snprintf(o->detail, sizeof o->detail, "%s %s without printing \"%s\"", p->name,
-             nsim_proc_status_str(p, st, sizeof st), what);
+    snprintf(o->detail, sizeof o->detail, "%s %s without printing \"%s\"%s", p->name,
+             nsim_proc_status_str(p, st, sizeof st), what, times);
   else if (rc == -EINVAL) snprintf(o->detail, sizeof o->detail, "bad regex \"%s\"", what);
   else if (rc == -EINTR) snprintf(o->detail, sizeof o->detail, "interrupted");
-  else snprintf(o->detail, sizeof o->detail, "%s did not print \"%s\" within %ldms", p->name,
-                what, s->timeout_ms);
+  else snprintf(o->detail, sizeof o->detail, "%s did not print \"%s\"%s within %ldms", p->name,
+                what, times, s->timeout_ms);
 }
 
 /* ---- steps ------------------------------------------------------------------------------ */
@@ -94,10 +99,10 @@ static void nsim__do_start(struct nsim__ctx *c, const struct nsim_step *s, struc
     return;
   }
   char found[512];
-  int rc = nsim__await_line(c, p, NSIM_STREAM_BOTH, s->ready, NULL,
+  int rc = nsim__await_line(c, p, NSIM_STREAM_BOTH, s->ready, NULL, 0, 1,
                             nsim__step_deadline(c, s->timeout_ms), found, sizeof found);
   struct nsim_step rs = *s;
-  rs.text = s->ready, rs.regex = NULL;
+  rs.text = s->ready, rs.regex = NULL, rs.count = 1;
   nsim__line_detail(o, rc, &rs, p, found);
   if (rc == 1) snprintf(o->detail, sizeof o->detail, "%s ready", p->name);
   o->pass = rc == 1;
@@ -176,8 +181,8 @@ static void nsim__do_line(struct nsim__ctx *c, const struct nsim_step *s, struct
   }
   struct nsim_step es = *s;
   es.text = t;
-  int rc = nsim__await_line(c, p, s->stream, t, s->regex, nsim__step_deadline(c, s->timeout_ms),
-                            found, sizeof found);
+  int rc = nsim__await_line(c, p, s->stream, t, s->regex, s->since_now, s->count,
+                            nsim__step_deadline(c, s->timeout_ms), found, sizeof found);
   if (s->absent) {
     o->pass = rc == 0 || rc == -ESRCH;
     if (o->pass)

@@ -60,6 +60,8 @@ struct nsim_step {
   enum nsim_stream stream;
   int same_ports;        /* expect-udp-ports: 1 same, 0 different */
   int absent;            /* expect-line: the line must NOT appear */
+  int since_now;         /* expect-line/wait-for: only lines printed after the step began */
+  unsigned count;        /* expect-line/wait-for: at least this many such lines (default 1) */
   int present;           /* expect-mapping */
   int proto_udp;         /* expect-mapping */
   unsigned port, local_port;
