@@ -434,48 +434,58 @@ static int nsim__parse_scenario(struct nsim__ctx *c, xmlNode *n) {
   return 0;
 }
 
-int nsim_scenario_load(const char *path, struct nsim_scenario *sc, char *err, size_t errlen) {
-  memset(sc, 0, sizeof *sc);
-  nsim_topo_init(&sc->topo);
-  sc->path = path;
-  sc->timeout_ms = 120000;
-  int rc = nm_xml_parse_file(path, &sc->doc, err, errlen);
-  if (rc < 0) return rc;
+/* Everything after the document is read: shared by the file and buffer entry points. */
+static int nsim__load_doc(const char *path, struct nsim_scenario *sc, char *err, size_t errlen) {
   struct nsim__ctx c = {path, sc, err, errlen};
   xmlNode *root = xmlDocGetRootElement(sc->doc);
   static const char *const attrs[] = {"name", "timeout", NULL};
   xmlNode *topo = NULL, *scen = NULL;
-  if (!nsim__is(root, "netsim")) {
-    rc = nsim__fail(&c, root, "the root element must be <netsim>, not <%s>",
-                    (const char *)root->name);
-    goto out;
-  }
-  if ((rc = nsim__check_attrs(&c, root, attrs)) < 0) goto out;
+  if (!nsim__is(root, "netsim"))
+    return nsim__fail(&c, root, "the root element must be <netsim>, not <%s>",
+                      (const char *)root->name);
+  if (nsim__check_attrs(&c, root, attrs) < 0) return -EINVAL;
   sc->name = nm_xml_attr(root, "name");
   if (!sc->name) sc->name = path;
-  if ((rc = nsim__duration(&c, root, "timeout", &sc->timeout_ms)) < 0) goto out;
+  if (nsim__duration(&c, root, "timeout", &sc->timeout_ms) < 0) return -EINVAL;
   for (xmlNode *k = root->children; k; k = k->next) {
     if (k->type != XML_ELEMENT_NODE) continue;
     if (nsim__is(k, "topology") && !topo) topo = k;
     else if (nsim__is(k, "scenario") && !scen) scen = k;
     else if (nsim__is(k, "description") && !sc->description)
       sc->description = (const char *)(k->children ? k->children->content : NULL);
-    else {
-      rc = nsim__fail(&c, k, "unexpected <%s> (expected one topology, one scenario, one "
-                      "description)", (const char *)k->name);
-      goto out;
-    }
+    else
+      return nsim__fail(&c, k, "unexpected <%s> (expected one topology, one scenario, one "
+                        "description)", (const char *)k->name);
   }
-  if (!topo) {
-    rc = nsim__fail(&c, root, "no <topology>");
-    goto out;
-  }
-  if ((rc = nsim__parse_topology(&c, topo)) < 0) goto out;
-  if (scen && (rc = nsim__parse_scenario(&c, scen)) < 0) goto out;
+  if (!topo) return nsim__fail(&c, root, "no <topology>");
+  if (nsim__parse_topology(&c, topo) < 0) return -EINVAL;
+  if (scen && nsim__parse_scenario(&c, scen) < 0) return -EINVAL;
   return 0;
-out:
-  nsim_scenario_free(sc);
-  return rc < 0 ? rc : -EINVAL;
+}
+
+static int nsim__load(const char *path, struct nsim_scenario *sc, int rc, char *err,
+                      size_t errlen) {
+  if (rc == 0) rc = nsim__load_doc(path, sc, err, errlen);
+  if (rc < 0) nsim_scenario_free(sc);
+  return rc;
+}
+
+static void nsim__init(struct nsim_scenario *sc, const char *path) {
+  memset(sc, 0, sizeof *sc);
+  nsim_topo_init(&sc->topo);
+  sc->path = path;
+  sc->timeout_ms = 120000;
+}
+
+int nsim_scenario_load(const char *path, struct nsim_scenario *sc, char *err, size_t errlen) {
+  nsim__init(sc, path);
+  return nsim__load(path, sc, nm_xml_parse_file(path, &sc->doc, err, errlen), err, errlen);
+}
+
+int nsim_scenario_load_buf(const char *buf, size_t len, const char *name, struct nsim_scenario *sc,
+                           char *err, size_t errlen) {
+  nsim__init(sc, name);
+  return nsim__load(name, sc, nm_xml_parse(buf, len, &sc->doc, err, errlen), err, errlen);
 }
 
 void nsim_scenario_free(struct nsim_scenario *sc) {

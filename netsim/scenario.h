@@ -85,6 +85,9 @@ struct nsim_scenario {
 /* Reads and checks a netsim file. Errors name the file and line. Returns 0 or a negative
  * code; on failure nothing needs freeing. */
 int nsim_scenario_load(const char *path, struct nsim_scenario *sc, char *err, size_t errlen);
+/* The same from a buffer; name stands for the file in messages (and must outlive sc). */
+int nsim_scenario_load_buf(const char *buf, size_t len, const char *name, struct nsim_scenario *sc,
+                           char *err, size_t errlen);
 void nsim_scenario_free(struct nsim_scenario *sc);
 
 const char *nsim_step_kind_name(enum nsim_step_kind k);
