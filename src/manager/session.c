@@ -195,19 +195,19 @@ static int mgr__on_mapping(mgr_session *s, const char *payload, size_t len) {
   strcpy(s->mapping, method);
   snprintf(s->ext_ip, sizeof s->ext_ip, "%s", usable ? ext_ip : "");
   s->ext_port = usable ? (uint16_t)ext_port : 0;
-  xmlFreeDoc(doc);
+  xmlFreeDoc(doc); /* method and ext_ip point into it: use s->mapping and s->ext_ip below */
   /* Double NAT: the router's external address is not the one we see, so the mapping only
    * opens the inner router. Record the method but do not advertise it as reachable. */
   if (usable && strcmp(s->ext_ip, s->conn.peer_ip) != 0) {
     nm_log_warn("%s mapped %s:%u by %s, but its traffic comes from %s: double NAT, not "
                 "advertised as reachable",
-                s->name, s->ext_ip, s->ext_port, method, s->conn.peer_ip);
+                s->name, s->ext_ip, s->ext_port, s->mapping, s->conn.peer_ip);
     s->ext_ip[0] = 0;
     s->ext_port = 0;
     usable = 0;
   }
   if (usable) {
-    nm_log_info("%s reachable by %s mapping at %s:%u", s->name, method, s->ext_ip, s->ext_port);
+    nm_log_info("%s reachable by %s mapping at %s:%u", s->name, s->mapping, s->ext_ip, s->ext_port);
     mgr_relay_release(s->mgr, s);
     s->reach = NM_REACH_MAPPED;
   } else if (s->reach == NM_REACH_MAPPED) {
