@@ -25,6 +25,10 @@ typedef struct {
   size_t size; /* for strings */
 } nm_cfg_field;
 
+/* One row of a config table: NM_CFG_FIELD(my_config, "nat/lease", NM_CFG_UINT, 30, 604800, lease_s) */
+#define NM_CFG_FIELD(type_, path, kind, min, max, member) \
+  { path, kind, min, max, offsetof(type_, member), sizeof(((type_ *)0)->member) }
+
 #define NM_BANS_MAX 256
 #define NM_BAN_TARGET_MAX 256
 

@@ -213,6 +213,28 @@ int nm_conn_send_doc(nm_conn *c, uint8_t type, xmlDoc *doc) {
   return rc;
 }
 
+xmlNode *nm_conn_parse_doc(nm_conn *c, const char *payload, size_t len, const char *root_name,
+                           xmlDoc **doc) {
+  char err[300];
+  int rc = nm_xml_parse(payload, len, doc, err, sizeof err);
+  if (rc < 0) {
+    char why[400];
+    snprintf(why, sizeof why, "refused XML: %s", err);
+    nm_conn_fail(c, rc, why);
+    return NULL;
+  }
+  xmlNode *root = xmlDocGetRootElement(*doc);
+  if (strcmp((const char *)root->name, root_name) != 0) {
+    char why[200];
+    snprintf(why, sizeof why, "expected <%s>, got <%.40s>", root_name, (const char *)root->name);
+    xmlFreeDoc(*doc);
+    *doc = NULL;
+    nm_conn_fail(c, NM_EMSG, why);
+    return NULL;
+  }
+  return root;
+}
+
 void nm_conn_fail(nm_conn *c, int err, const char *reason) {
   if (c->closing) return;
   if (c->connected && reason) {

@@ -63,6 +63,11 @@ int nm_conn_resume(nm_conn *c);
  * (the caller decides whether that ends the session), or another negative code. */
 int nm_conn_send(nm_conn *c, uint8_t type, const char *payload, size_t len);
 int nm_conn_send_doc(nm_conn *c, uint8_t type, xmlDoc *doc);
+/* Parses a frame's payload as XML whose root element must be root_name. On failure the
+ * session is failed with a reason saying what was wrong, and NULL is returned; on success
+ * *doc is the caller's to free. */
+xmlNode *nm_conn_parse_doc(nm_conn *c, const char *payload, size_t len, const char *root_name,
+                           xmlDoc **doc);
 /* Best-effort error frame to the peer, then close. */
 void nm_conn_fail(nm_conn *c, int err, const char *reason);
 /* The one close path. Idempotent. err may be 0 for a normal close. */

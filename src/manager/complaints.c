@@ -72,15 +72,10 @@ static void mgr__judge(manager *m, mgr_session *accused) {
 int mgr_on_complaint(mgr_session *reporter, const char *payload, size_t len) {
   manager *m = reporter->mgr;
   xmlDoc *doc;
-  char err[300];
-  int rc = nm_xml_parse(payload, len, &doc, err, sizeof err);
-  if (rc < 0) {
-    nm_conn_fail(&reporter->conn, rc, err);
-    return 1;
-  }
-  xmlNode *c = xmlDocGetRootElement(doc);
+  xmlNode *c = nm_conn_parse_doc(&reporter->conn, payload, len, "complaint", &doc);
+  if (!c) return 1;
   const char *accused_id = nm_xml_attr(c, "accused");
-  if (strcmp((const char *)c->name, "complaint") != 0 || !nm_id_valid(accused_id)) {
+  if (!nm_id_valid(accused_id)) {
     xmlFreeDoc(doc);
     nm_conn_fail(&reporter->conn, NM_EMSG, "complaint: missing or invalid accused");
     return 1;

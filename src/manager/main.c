@@ -13,8 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define F(path, type, min, max, field) \
-  { path, type, min, max, offsetof(mgr_config, field), sizeof(((mgr_config *)0)->field) }
+#define F(path, kind, min, max, member) NM_CFG_FIELD(mgr_config, path, kind, min, max, member)
 static const nm_cfg_field mgr_config_fields[] = {
     F("listen", NM_CFG_STRING, 0, 0, listen),
     F("port", NM_CFG_UINT, 1, 65535, port),

@@ -151,13 +151,8 @@ void mgr_relays_on_join(manager *m, mgr_session *s) {
 
 int mgr_on_relay_load(mgr_session *relay, const char *payload, size_t len) {
   xmlDoc *doc;
-  char err[300];
-  int rc = nm_xml_parse(payload, len, &doc, err, sizeof err);
-  if (rc < 0) {
-    nm_conn_fail(&relay->conn, rc, err);
-    return 1;
-  }
-  xmlNode *l = xmlDocGetRootElement(doc);
+  xmlNode *l = nm_conn_parse_doc(&relay->conn, payload, len, "relay-load", &doc);
+  if (!l) return 1;
   const char *v;
   if ((v = nm_xml_attr(l, "bytes-in"))) relay->load_bytes_in = strtoull(v, NULL, 10);
   if ((v = nm_xml_attr(l, "bytes-out"))) relay->load_bytes_out = strtoull(v, NULL, 10);

@@ -37,30 +37,6 @@ void mgr_session_drop(mgr_session *s, const char *reason) {
   nm_conn_close(&s->conn, 0, reason);
 }
 
-/* Parses payload as XML whose root must be root_name; on failure fails the session with a
- * reason that says what was wrong. */
-static xmlNode *mgr__parse(mgr_session *s, const char *payload, size_t len, const char *root_name,
-                           xmlDoc **doc) {
-  char err[300];
-  int rc = nm_xml_parse(payload, len, doc, err, sizeof err);
-  if (rc < 0) {
-    char why[400];
-    snprintf(why, sizeof why, "refused XML: %s", err);
-    nm_conn_fail(&s->conn, rc, why);
-    return NULL;
-  }
-  xmlNode *root = xmlDocGetRootElement(*doc);
-  if (strcmp((const char *)root->name, root_name) != 0) {
-    char why[200];
-    snprintf(why, sizeof why, "expected <%s>, got <%.40s>", root_name, (const char *)root->name);
-    xmlFreeDoc(*doc);
-    *doc = NULL;
-    nm_conn_fail(&s->conn, NM_EMSG, why);
-    return NULL;
-  }
-  return root;
-}
-
 static void mgr__send_welcome(mgr_session *s) {
   manager *m = s->mgr;
   xmlDoc *doc = xmlNewDoc(BAD_CAST "1.0");
@@ -96,7 +72,7 @@ static int mgr__welcome(mgr_session *s, uint16_t wanted) {
 
 static int mgr__on_hello(mgr_session *s, const char *payload, size_t len) {
   xmlDoc *doc;
-  xmlNode *h = mgr__parse(s, payload, len, "hello", &doc);
+  xmlNode *h = nm_conn_parse_doc(&s->conn, payload, len, "hello", &doc);
   if (!h) return 1;
   const char *id = nm_xml_attr(h, "id");
   const char *name = nm_xml_attr(h, "name");
@@ -138,7 +114,7 @@ static int mgr__on_hello(mgr_session *s, const char *payload, size_t len) {
 
 static int mgr__on_listening(mgr_session *s, const char *payload, size_t len) {
   xmlDoc *doc;
-  xmlNode *l = mgr__parse(s, payload, len, "listening", &doc);
+  xmlNode *l = nm_conn_parse_doc(&s->conn, payload, len, "listening", &doc);
   if (!l) return 1;
   unsigned port = 0, busy = 0;
   int rc = nm_xml_attr_uint(l, "port", 0, 65535, &port);
@@ -178,7 +154,7 @@ static int mgr__on_heartbeat(mgr_session *s, const char *payload, size_t len) {
 
 static int mgr__on_mapping(mgr_session *s, const char *payload, size_t len) {
   xmlDoc *doc;
-  xmlNode *mp = mgr__parse(s, payload, len, "mapping", &doc);
+  xmlNode *mp = nm_conn_parse_doc(&s->conn, payload, len, "mapping", &doc);
   if (!mp) return 1;
   const char *method = nm_xml_attr(mp, "method");
   const char *ext_ip = nm_xml_attr(mp, "ext-ip");

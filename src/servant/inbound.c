@@ -29,16 +29,11 @@ static void sv__in_closed(nm_conn *c) {
 
 static int sv__in_on_peer_hello(sv_in *in, const char *payload, size_t len) {
   xmlDoc *doc;
-  char err[300];
-  int rc = nm_xml_parse(payload, len, &doc, err, sizeof err);
-  if (rc < 0) {
-    nm_conn_fail(&in->conn, rc, err);
-    return 1;
-  }
-  xmlNode *h = xmlDocGetRootElement(doc);
+  xmlNode *h = nm_conn_parse_doc(&in->conn, payload, len, "peer-hello", &doc);
+  if (!h) return 1;
   const char *id = nm_xml_attr(h, "id");
   const char *name = nm_xml_attr(h, "name");
-  if (strcmp((const char *)h->name, "peer-hello") != 0 || !nm_id_valid(id) || !nm_name_valid(name)) {
+  if (!nm_id_valid(id) || !nm_name_valid(name)) {
     xmlFreeDoc(doc);
     nm_conn_fail(&in->conn, NM_EMSG, "peer-hello: missing or invalid id or name");
     return 1;

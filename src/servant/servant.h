@@ -180,6 +180,16 @@ void sv_peers_tick(servant *sv);
 void sv_peers_close_all(servant *sv);
 void sv_peers_print(servant *sv);
 
+/* cli.c */
+typedef struct {
+  const char *root;  /* the config file's root element */
+  const char *usage;
+  int relay;         /* accepts the relay's limits */
+} sv_cli_spec;
+/* Reads the config file and options into sv->cfg (which holds the defaults). Returns 0 to
+ * run, 1 to exit successfully (--help, --check-config), 2 on an error already logged. */
+int sv_cli_parse(servant *sv, const sv_cli_spec *spec, int argc, char **argv);
+
 /* lifecycle.c */
 void sv_config_defaults(sv_config *cfg);
 /* Checks the config, draws the id, starts listening (if a port is fixed), the tick,
