@@ -59,7 +59,11 @@ static void mgr__on_signal(uv_signal_t *sig, int signum) {
   if (m->stopping) return;
   m->stopping = 1;
   nm_log_info("signal %d: stopping", signum);
-  for (mgr_session *s = m->sessions; s; s = s->next) nm_conn_close(&s->conn, 0, NULL);
+  /* Everyone is going: no leave is worth publishing to the others. */
+  for (mgr_session *s = m->sessions; s; s = s->next) {
+    s->state = MGR_SESSION_NEW;
+    nm_conn_close(&s->conn, 0, NULL);
+  }
   uv_close((uv_handle_t *)&m->server, NULL);
   uv_close((uv_handle_t *)&m->sweep, NULL);
   uv_close((uv_handle_t *)&m->sigint, NULL);

@@ -123,6 +123,8 @@ static void mgr__reassign_clients_of(manager *m, mgr_session *relay) {
     if (c->reach == NM_REACH_SUSPICIOUS) mgr_publish_upsert(m, c);
   }
   relay->clients = 0;
+  /* A relay judged unreachable but still registered stops serving them. */
+  if (relay->state == MGR_SESSION_REGISTERED) mgr__send_serve(m, relay);
 }
 
 void mgr_relays_on_leave(manager *m, mgr_session *s) {
