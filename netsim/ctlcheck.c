@@ -11,9 +11,16 @@
 #include <string.h>
 #include <sys/wait.h>
 
+/* want is "VALUE" or "!VALUE" (anything but VALUE). */
+static int nsim__is_value(const char *have, const char *want) {
+  if (!want) return 1;
+  if (want[0] == '!') return !have || strcmp(have, want + 1) != 0;
+  return have && !strcmp(have, want);
+}
+
 int nsim_ctl_check(struct nsim_run *r, int node, const char *manager, const char *servant,
-                   int present, const char *state, const char *mapping, char *detail,
-                   size_t detaillen) {
+                   int present, const char *state, const char *mapping, const char *dial,
+                   char *detail, size_t detaillen) {
   char ctl[PATH_MAX], err[256];
   if (nsim_expand(r, "${bin:natmesh-ctl}", ctl, sizeof ctl, err, sizeof err) < 0) return -EINVAL;
   char *argv[] = {ctl, "--manager", (char *)manager, "status", "--format", "xml", NULL};
@@ -50,9 +57,17 @@ int nsim_ctl_check(struct nsim_run *r, int node, const char *manager, const char
   } else {
     const char *s = nm_xml_attr(found, "state"), *m = nm_xml_attr(found, "mapping");
     const char *relay = nm_xml_attr(found, "relay-name");
-    holds = present && (!state || (s && !strcmp(s, state))) && (!mapping || (m && !strcmp(m, mapping)));
-    snprintf(detail, detaillen, "manager lists %s: state %s, mapping %s%s%s", servant, s ? s : "?",
-             m ? m : "?", relay && *relay ? ", relay " : "", relay && *relay ? relay : "");
+    /* Where peers are told to dial: dial-ip/-port, or the observed address when absent. */
+    const char *dip = nm_xml_attr(found, "dial-ip"), *dport = nm_xml_attr(found, "dial-port");
+    if (!dip || !*dip) dip = nm_xml_attr(found, "ip"), dport = nm_xml_attr(found, "port");
+    char dial_have[96];
+    snprintf(dial_have, sizeof dial_have, "%s:%s", dip ? dip : "?", dport ? dport : "?");
+    int dial_ok = !dial || (strchr(dial, ':') ? !strcmp(dial_have, dial)
+                                              : dip && !strcmp(dip, dial));
+    holds = present && nsim__is_value(s, state) && nsim__is_value(m, mapping) && dial_ok;
+    snprintf(detail, detaillen, "manager lists %s: state %s, mapping %s, dial %s%s%s", servant,
+             s ? s : "?", m ? m : "?", dial_have, relay && *relay ? ", relay " : "",
+             relay && *relay ? relay : "");
   }
   xmlFreeDoc(doc);
   return holds;

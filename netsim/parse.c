@@ -226,13 +226,15 @@ static const struct nsim__step_def nsim__steps[] = {
     {"restore", NSIM_STEP_RESTORE, 0, {"node"}, {"node"}},
     {"link", NSIM_STEP_LINK, 0, {"node", "delay", "jitter", "loss", "rate"}, {"node"}},
     {"sleep", NSIM_STEP_SLEEP, 0, {"time"}, {"time"}},
-    {"expect-line", NSIM_STEP_EXPECT_LINE, 1, {"process", "text", "regex", "within", "stream", "absent", "since", "count"}, {"process"}},
+    {"expect-line", NSIM_STEP_EXPECT_LINE, 1, {"process", "text", "regex", "within", "stream", "absent", "since", "count", "exactly", "settle"}, {"process"}},
     {"expect-tcp", NSIM_STEP_EXPECT_TCP, 1, {"from", "to", "result", "within", "reply"}, {"from", "to", "result"}},
     {"expect-udp-ports", NSIM_STEP_EXPECT_UDP_PORTS, 1, {"from", "servers", "local-port", "ports", "within"}, {"from", "servers", "ports"}},
     {"expect-mapping", NSIM_STEP_EXPECT_MAPPING, 1, {"router", "proto", "port", "to", "present", "within"}, {"router", "port"}},
     {"expect-exec", NSIM_STEP_EXPECT_EXEC, 1, {"host", "cmd", "exit", "text", "regex", "within"}, {"host", "cmd"}},
     {"expect-exit", NSIM_STEP_EXPECT_EXIT, 1, {"process", "exit", "within"}, {"process"}},
-    {"expect-ctl", NSIM_STEP_EXPECT_CTL, 1, {"from", "manager", "servant", "state", "mapping", "present", "within"}, {"from", "manager", "servant"}},
+    {"expect-ctl", NSIM_STEP_EXPECT_CTL, 1, {"from", "manager", "servant", "state", "mapping", "present", "dial", "within"}, {"from", "manager", "servant"}},
+    {"measure", NSIM_STEP_MEASURE, 1, {"process", "text", "regex", "stream", "from", "unit", "within"}, {"name", "process", "from"}},
+    {"restart-upnpd", NSIM_STEP_RESTART_UPNPD, 0, {"router", "flush", "timeout"}, {"router"}},
 };
 
 const char *nsim_step_kind_name(enum nsim_step_kind k) {
@@ -304,7 +306,7 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
 
   st->process = nm_xml_attr(n, "process");
   st->host = nm_xml_attr(n, "host");
-  if (!st->host) st->host = nm_xml_attr(n, "from");
+  if (!st->host && st->kind != NSIM_STEP_MEASURE) st->host = nm_xml_attr(n, "from");
   st->cmd = nm_xml_attr(n, "cmd");
   st->text = nm_xml_attr(n, "text");
   st->regex = nm_xml_attr(n, "regex");
@@ -316,10 +318,11 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
   st->servant = nm_xml_attr(n, "servant");
   st->state = nm_xml_attr(n, "state");
   st->mapping = nm_xml_attr(n, "mapping");
+  st->dial = nm_xml_attr(n, "dial");
   if (st->text && st->regex)
     return nsim__fail(c, n, "use text or regex, not both");
-  if ((st->kind == NSIM_STEP_EXPECT_LINE || st->kind == NSIM_STEP_WAIT_FOR) && !st->text &&
-      !st->regex)
+  if ((st->kind == NSIM_STEP_EXPECT_LINE || st->kind == NSIM_STEP_WAIT_FOR ||
+       st->kind == NSIM_STEP_MEASURE) && !st->text && !st->regex)
     return nsim__fail(c, n, "<%s> needs text=\"...\" or regex=\"...\"", def->element);
 
   /* Default deadlines keep a forgotten attribute from hanging a run. */
@@ -337,7 +340,7 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
   }
   if (nsim__node_attr(c, n, "node", 0, &st->node) < 0) return -EINVAL;
   if (nsim__node_attr(c, n, "router", 1, &st->node) < 0) return -EINVAL;
-  if (st->kind == NSIM_STEP_EXPECT_MAPPING &&
+  if ((st->kind == NSIM_STEP_EXPECT_MAPPING || st->kind == NSIM_STEP_RESTART_UPNPD) &&
       !nsim_router_kind_maps(c->sc->topo.nodes[st->node].kind))
     return nsim__fail(c, n, "router %s runs no mapping service (kind upnp or natpmp does)",
                       c->sc->topo.nodes[st->node].name);
@@ -386,9 +389,63 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
   if ((v = nm_xml_attr(n, "signal")) && nsim__signal(v, &st->sig) < 0)
     return nsim__fail(c, n, "signal=\"%s\": expected TERM, KILL, INT, HUP, STOP, CONT, USR1 or USR2",
                       v);
+  if (nsim__bool(c, n, "exactly", &st->exactly) < 0) return -EINVAL;
+  st->settle_ms = 1000;
+  if ((rc = nsim__duration(c, n, "settle", &st->settle_ms)) < 0) return -EINVAL;
+  if (rc == 1 && !st->exactly)
+    return nsim__fail(c, n, "settle only goes with exactly=\"yes\"");
+  if (st->exactly && st->absent)
+    return nsim__fail(c, n, "exactly and absent exclude each other (absent is exactly 0)");
+  st->flush = 1;
+  if (nsim__bool(c, n, "flush", &st->flush) < 0) return -EINVAL;
+  if (st->kind == NSIM_STEP_RESTART_UPNPD && !nm_xml_attr(n, "timeout")) st->timeout_ms = 10000;
+  if (st->kind == NSIM_STEP_MEASURE && !nm_xml_attr(n, "within")) st->timeout_ms = 60000;
+  if ((v = nm_xml_attr(n, "unit"))) {
+    if (nsim_parse_duration(v, &st->unit_ms) < 0 || st->unit_ms <= 0)
+      return nsim__fail(c, n, "unit=\"%s\": expected a duration like 5s", v);
+    st->unit = v;
+  }
+  if ((v = nm_xml_attr(n, "from")) && st->kind == NSIM_STEP_MEASURE) {
+    const char *q;
+    if (!strncmp(v, "start:", 6)) st->from_kind = NSIM_FROM_START, q = v + 6;
+    else if (!strncmp(v, "line:", 5)) st->from_kind = NSIM_FROM_LINE, q = v + 5;
+    else
+      return nsim__fail(c, n, "from=\"%s\": expected start:PROCESS or line:PROCESS:TEXT", v);
+    size_t ql = st->from_kind == NSIM_FROM_LINE && strchr(q, ':') ? (size_t)(strchr(q, ':') - q)
+                                                                  : strlen(q);
+    if (st->from_kind == NSIM_FROM_LINE) {
+      if (!strchr(q, ':') || !q[ql + 1])
+        return nsim__fail(c, n, "from=\"%s\": expected line:PROCESS:TEXT", v);
+      st->from_text = q + ql + 1;
+    }
+    if (ql == 0 || ql >= sizeof st->from_buf)
+      return nsim__fail(c, n, "from=\"%s\": no process name", v);
+    memcpy(st->from_buf, q, ql);
+    st->from_buf[ql] = 0;
+    st->from_proc = st->from_buf;
+  }
   st->dnat_to = st->kind == NSIM_STEP_EXPECT_MAPPING ? st->to : NULL;
   if (st->kind == NSIM_STEP_START) st->process = st->name;
   return 0;
+}
+
+/* A step names a process: one started by an earlier <start>, or a router's own daemon,
+ * "miniupnpd@ROUTER", which can be watched (lines, measures) but not controlled. */
+static int nsim__proc_ref(struct nsim__ctx *c, xmlNode *k, const char *name, int controls) {
+  const struct nsim_scenario *sc = c->sc;
+  if (strchr(name, '@')) {
+    int r = nsim_topo_find(&sc->topo, strchr(name, '@') + 1);
+    if (strncmp(name, "miniupnpd@", 10) || r < 0 || !nsim_router_kind_maps(sc->topo.nodes[r].kind))
+      return nsim__fail(c, k, "process %s: the only daemons are miniupnpd@ROUTER on upnp and "
+                        "natpmp routers", name);
+    if (controls)
+      return nsim__fail(c, k, "a router's daemon can be watched, not controlled (restart-upnpd "
+                        "restarts it)");
+    return 0;
+  }
+  for (int i = 0; i + 1 < sc->nsteps; i++)
+    if (sc->steps[i].kind == NSIM_STEP_START && !strcmp(sc->steps[i].process, name)) return 0;
+  return nsim__fail(c, k, "process %s is not started by an earlier <start>", name);
 }
 
 static int nsim__parse_scenario(struct nsim__ctx *c, xmlNode *n) {
@@ -414,22 +471,12 @@ static int nsim__parse_scenario(struct nsim__ctx *c, xmlNode *n) {
       for (int i = 0; i + 1 < c->sc->nsteps; i++)
         if (steps[i].kind == NSIM_STEP_START && !strcmp(steps[i].process, st->process))
           return nsim__fail(c, k, "process %s is started twice (use restart)", st->process);
-    } else if (st->process && strchr(st->process, '@')) {
-      /* A router's own daemon: "miniupnpd@ROUTER". */
-      int r = nsim_topo_find(&c->sc->topo, strchr(st->process, '@') + 1);
-      if (strncmp(st->process, "miniupnpd@", 10) || r < 0 ||
-          !nsim_router_kind_maps(c->sc->topo.nodes[r].kind))
-        return nsim__fail(c, k, "process %s: the only daemons are miniupnpd@ROUTER on upnp and "
-                          "natpmp routers", st->process);
-      if (st->kind != NSIM_STEP_EXPECT_LINE && st->kind != NSIM_STEP_WAIT_FOR)
-        return nsim__fail(c, k, "a router's daemon can be watched, not controlled");
     } else if (st->process) {
-      int known = 0;
-      for (int i = 0; i + 1 < c->sc->nsteps; i++)
-        if (steps[i].kind == NSIM_STEP_START && !strcmp(steps[i].process, st->process)) known = 1;
-      if (!known)
-        return nsim__fail(c, k, "process %s is not started by an earlier <start>", st->process);
+      int watch_only = st->kind != NSIM_STEP_EXPECT_LINE && st->kind != NSIM_STEP_WAIT_FOR &&
+                       st->kind != NSIM_STEP_MEASURE;
+      if (nsim__proc_ref(c, k, st->process, watch_only) < 0) return -EINVAL;
     }
+    if (st->from_proc && nsim__proc_ref(c, k, st->from_proc, 0) < 0) return -EINVAL;
   }
   return 0;
 }

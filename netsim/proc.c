@@ -1,6 +1,7 @@
 #include "proc.h"
 #include "nsops.h"
 #include "scenario.h"
+#include "stamp.h"
 #include "state.h"
 #include "util.h"
 
@@ -104,6 +105,7 @@ int nsim_proc_start(struct nsim_run *r, struct nsim_proc *p, char *err, size_t e
   p->status = 0;
   p->started_ms = nsim_now_ms();
   nsim_state_add_pid(r, pid);
+  nsim_stamp_watch(r, p);
   char cmd[512];
   nsim_argv_render(p->argv, cmd, sizeof cmd);
   nsim_log(r, "started %s (pid %d) on %s: %s", p->name, (int)pid, r->sc->topo.nodes[p->node].name,
@@ -222,7 +224,7 @@ void nsim_proc_free_all(struct nsim_run *r) {
 /* Counts lines of path from offset from that contain text or match re, stopping at limit;
  * the last match is copied into found. */
 static int nsim__scan(const char *path, long from, const char *text, const regex_t *re,
-                      int limit, char *found, size_t foundlen) {
+                      int limit, char *found, size_t foundlen, long *first_end) {
   FILE *f = fopen(path, "re");
   if (!f) return 0;
   if (from > 0 && fseek(f, from, SEEK_SET) < 0) {
@@ -237,6 +239,7 @@ static int nsim__scan(const char *path, long from, const char *text, const regex
     if (line[n - 1] == '\n') line[--n] = 0;
     int hit = re ? regexec(re, line, 0, NULL, 0) == 0 : strstr(line, text) != NULL;
     if (hit && found) snprintf(found, foundlen, "%s", line);
+    if (hit && !hits && first_end) *first_end = ftell(f);
     hits += hit;
   }
   free(line);
@@ -250,9 +253,9 @@ int nsim_proc_log_count(struct nsim_proc *p, long out_from, long err_from, int s
   if (regex && regcomp(&re, regex, REG_EXTENDED | REG_NOSUB) != 0) return -EINVAL;
   int hits = 0;
   if (streams & NSIM_STREAM_OUT)
-    hits += nsim__scan(p->out_path, out_from, text, regex ? &re : NULL, 1 << 30, found, foundlen);
+    hits += nsim__scan(p->out_path, out_from, text, regex ? &re : NULL, 1 << 30, found, foundlen, NULL);
   if (streams & NSIM_STREAM_ERR)
-    hits += nsim__scan(p->err_path, err_from, text, regex ? &re : NULL, 1 << 30, found, foundlen);
+    hits += nsim__scan(p->err_path, err_from, text, regex ? &re : NULL, 1 << 30, found, foundlen, NULL);
   if (regex) regfree(&re);
   return hits;
 }
@@ -263,9 +266,9 @@ int nsim_proc_log_find_from(struct nsim_proc *p, long out_from, long err_from, i
   if (regex && regcomp(&re, regex, REG_EXTENDED | REG_NOSUB) != 0) return -EINVAL;
   int hit = 0;
   if (streams & NSIM_STREAM_OUT)
-    hit = nsim__scan(p->out_path, out_from, text, regex ? &re : NULL, 1, found, foundlen);
+    hit = nsim__scan(p->out_path, out_from, text, regex ? &re : NULL, 1, found, foundlen, NULL);
   if (!hit && (streams & NSIM_STREAM_ERR))
-    hit = nsim__scan(p->err_path, err_from, text, regex ? &re : NULL, 1, found, foundlen);
+    hit = nsim__scan(p->err_path, err_from, text, regex ? &re : NULL, 1, found, foundlen, NULL);
   if (regex) regfree(&re);
   return hit;
 }
@@ -278,4 +281,21 @@ int nsim_proc_log_find(struct nsim_proc *p, int streams, const char *text, const
 void nsim_proc_log_sizes(const struct nsim_proc *p, long *out_size, long *err_size) {
   *out_size = nsim__file_size(p->out_path);
   *err_size = nsim__file_size(p->err_path);
+}
+
+int nsim_proc_log_first(struct nsim_proc *p, long out_from, long err_from, int streams,
+                        const char *text, const char *regex, long *out_end, long *err_end,
+                        char *found, size_t foundlen) {
+  regex_t re;
+  if (regex && regcomp(&re, regex, REG_EXTENDED | REG_NOSUB) != 0) return -EINVAL;
+  *out_end = *err_end = -1;
+  char other[512] = "";
+  int hit = 0;
+  if (streams & NSIM_STREAM_OUT)
+    hit += nsim__scan(p->out_path, out_from, text, regex ? &re : NULL, 1, found, foundlen, out_end);
+  if (streams & NSIM_STREAM_ERR)
+    hit += nsim__scan(p->err_path, err_from, text, regex ? &re : NULL, 1,
+                      hit ? other : found, hit ? sizeof other : foundlen, err_end);
+  if (regex) regfree(&re);
+  return hit > 0;
 }

@@ -42,6 +42,12 @@ int nsim_proc_log_find_from(struct nsim_proc *p, long out_from, long err_from, i
  * last match into found. Returns the count or a negative code (bad regex). */
 int nsim_proc_log_count(struct nsim_proc *p, long out_from, long err_from, int streams,
                         const char *text, const char *regex, char *found, size_t foundlen);
+/* Finds the first matching line in each stream from the given offsets; sets out_end /
+ * err_end to the offset just past it (-1: none in that stream), found to one of them.
+ * Returns 1 when any stream has one, 0 when none, negative on a bad regex. */
+int nsim_proc_log_first(struct nsim_proc *p, long out_from, long err_from, int streams,
+                        const char *text, const char *regex, long *out_end, long *err_end,
+                        char *found, size_t foundlen);
 /* Current sizes of the process's logs, for "only lines from now on". */
 void nsim_proc_log_sizes(const struct nsim_proc *p, long *out_size, long *err_size);
 

@@ -5,11 +5,13 @@
 #include "util.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 /* One table holds the router's NAT and filter rules and the chains miniupnpd fills in
  * (miniupnpd's nftables backend works in the inet family and is told the table and chain
@@ -109,6 +111,9 @@ static int nsim__hairpin(struct nsim_run *r, int node, char *err, size_t errlen)
   return 0;
 }
 
+static int nsim__daemon_ready(struct nsim_run *r, int node, struct nsim_proc *p, long wait_ms,
+                              char *err, size_t errlen);
+
 static int nsim__miniupnpd(struct nsim_run *r, int node, char *err, size_t errlen) {
   const struct nsim_node *n = &r->sc->topo.nodes[node];
   char a[16], conf[PATH_MAX], leases[PATH_MAX], pidf[PATH_MAX];
@@ -154,8 +159,15 @@ static int nsim__miniupnpd(struct nsim_run *r, int node, char *err, size_t errle
     return -ENOSPC;
   }
   if ((rc = nsim_proc_start(r, p, err, errlen)) < 0) return rc;
-  /* Ready when it listens for NAT-PMP (and for UPnP's HTTP when that is on). */
-  long deadline = nsim_now_ms() + 5000;
+  return nsim__daemon_ready(r, node, p, 5000, err, errlen);
+}
+
+/* Ready when it listens for NAT-PMP (and for UPnP's HTTP when that is on), in the current
+ * incarnation's log. */
+static int nsim__daemon_ready(struct nsim_run *r, int node, struct nsim_proc *p, long wait_ms,
+                              char *err, size_t errlen) {
+  const struct nsim_node *n = &r->sc->topo.nodes[node];
+  long deadline = nsim_now_ms() + wait_ms;
   for (;;) {
     int pmp = nsim_proc_log_find(p, 3, "Listening for NAT-PMP", NULL, NULL, 0) > 0;
     int http = n->kind != NSIM_ROUTER_UPNP ||
@@ -195,4 +207,40 @@ int nsim_router_mappings(struct nsim_run *r, int node, char *out, size_t outlen)
   int rc = nsim_ns_run(nsim_run_ns(r, node), argv, 5000, out, outlen, &st);
   if (rc < 0) return rc;
   return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
+}
+
+int nsim_router_restart_daemon(struct nsim_run *r, int node, int flush, long wait_ms, char *err,
+                               size_t errlen) {
+  const struct nsim_node *n = &r->sc->topo.nodes[node];
+  char pname[NSIM_NAME_MAX + 16];
+  snprintf(pname, sizeof pname, "miniupnpd@%s", n->name);
+  struct nsim_proc *p = nsim_proc_find(r, pname);
+  if (!p) {
+    snprintf(err, errlen, "%s runs no miniupnpd", n->name);
+    return -ENOENT;
+  }
+  if (nsim_proc_signal(r, p, SIGTERM, 3000) < 0) {
+    snprintf(err, errlen, "%s did not stop", pname);
+    return -ETIMEDOUT;
+  }
+  if (flush) {
+    /* What a reboot forgets: the lease file miniupnpd reloads its mappings from, and the
+     * rules it installed (it may leave them behind when it stops). */
+    char leases[PATH_MAX];
+    if (nsim_fmt(leases, sizeof leases, "%s/miniupnpd-%s.leases", r->dir, n->name) < 0)
+      return -ENAMETOOLONG;
+    if (unlink(leases) < 0 && errno != ENOENT) {
+      snprintf(err, errlen, "cannot remove %s: %s", leases, strerror(errno));
+      return -errno;
+    }
+    static const char *const chains[] = {"miniupnpd", "miniupnpd-pre", "miniupnpd-post"};
+    for (size_t i = 0; i < NSIM_ARRAY_LEN(chains); i++) {
+      char *argv[] = {"nft", "flush", "chain", "inet", NSIM_NFT_TABLE, (char *)chains[i], NULL};
+      int rc = nsim_ns_cmd(nsim_run_ns(r, node), argv, err, errlen);
+      if (rc < 0) return rc;
+    }
+  }
+  int rc = nsim_proc_start(r, p, err, errlen);
+  if (rc < 0) return rc;
+  return nsim__daemon_ready(r, node, p, wait_ms, err, errlen);
 }

@@ -26,6 +26,8 @@ struct nsim_proc {
   int daemon;                       /* netsim's own daemon (miniupnpd): expected to keep running */
 };
 
+struct nsim_stamps;
+
 struct nsim_run {
   char id[NSIM_ID_LEN + 1];
   char prefix[sizeof NSIM_PREFIX + NSIM_ID_LEN + 1]; /* "nms-1a2b3c-" */
@@ -47,6 +49,7 @@ struct nsim_run {
   int watchdog_fd;                  /* write end of the pipe the watchdog reads; -1 */
   pid_t watchdog_pid;
   long t0_ms;                       /* scenario start, for `at` and the report */
+  struct nsim_stamps *stamps;       /* when log lines appeared (stamp.h), during the scenario */
 };
 
 /* Namespace name of node idx, or of the internet core when idx == nnodes (or -1). */

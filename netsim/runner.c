@@ -6,6 +6,7 @@
 #include "probe.h"
 #include "proc.h"
 #include "router.h"
+#include "stamp.h"
 #include "util.h"
 
 #include <errno.h>
@@ -28,6 +29,7 @@ struct nsim__outcome {
 struct nsim__ctx {
   struct nsim_run *r;
   long deadline;         /* the scenario's overall deadline */
+  long since_out, since_err; /* log sizes when the current line step began (since="now") */
 };
 
 static long nsim__step_deadline(const struct nsim__ctx *c, long timeout_ms) {
@@ -171,6 +173,31 @@ out:
   nsim_argv_free(argv);
 }
 
+/* expect-line exactly="yes": count lines were seen; keep watching for the settle time and
+ * fail as soon as there are more. */
+static void nsim__settle(struct nsim__ctx *c, const struct nsim_step *s, struct nsim_proc *p,
+                         const char *text, struct nsim__outcome *o) {
+  long out_from = p->out_base, err_from = p->err_base;
+  if (s->since_now) out_from = c->since_out, err_from = c->since_err;
+  long until = nsim__step_deadline(c, s->settle_ms);
+  char found[512] = "";
+  for (;;) {
+    int n = nsim_proc_log_count(p, out_from, err_from, s->stream, text, s->regex, found,
+                                sizeof found);
+    if (n > (int)s->count) {
+      o->pass = 0;
+      snprintf(o->detail, sizeof o->detail, "%s printed \"%s\" %d times, expected exactly %u "
+               "(last: \"%s\")", p->name, text ? text : s->regex, n, s->count, found);
+      return;
+    }
+    if (nsim__stopped() || nsim_now_ms() >= until) break;
+    nsim_sleep_ms(NSIM_POLL_MS);
+  }
+  o->pass = 1;
+  snprintf(o->detail, sizeof o->detail, "%s printed \"%s\": seen exactly %u time%s (watched %ld ms more)",
+           p->name, found, s->count, s->count == 1 ? "" : "s", s->settle_ms);
+}
+
 static void nsim__do_line(struct nsim__ctx *c, const struct nsim_step *s, struct nsim__outcome *o) {
   struct nsim_proc *p = nsim_proc_find(c->r, s->process);
   char text[1024], found[512];
@@ -181,6 +208,7 @@ static void nsim__do_line(struct nsim__ctx *c, const struct nsim_step *s, struct
   }
   struct nsim_step es = *s;
   es.text = t;
+  nsim_proc_log_sizes(p, &c->since_out, &c->since_err);
   int rc = nsim__await_line(c, p, s->stream, t, s->regex, s->since_now, s->count,
                             nsim__step_deadline(c, s->timeout_ms), found, sizeof found);
   if (s->absent) {
@@ -195,6 +223,7 @@ static void nsim__do_line(struct nsim__ctx *c, const struct nsim_step *s, struct
   }
   nsim__line_detail(o, rc, &es, p, found);
   o->pass = rc == 1;
+  if (s->exactly && rc == 1) nsim__settle(c, s, p, t, o);
 }
 
 static void nsim__do_tcp(struct nsim__ctx *c, const struct nsim_step *s, struct nsim__outcome *o) {
@@ -350,12 +379,16 @@ static void nsim__do_exit(struct nsim__ctx *c, const struct nsim_step *s, struct
 
 static void nsim__do_ctl(struct nsim__ctx *c, const struct nsim_step *s, struct nsim__outcome *o) {
   char manager[128];
+  char dial[128] = "";
   if (nsim_expand(c->r, s->manager, manager, sizeof manager, o->detail, sizeof o->detail) < 0) return;
+  if (s->dial && nsim_expand(c->r, s->dial, dial, sizeof dial, o->detail, sizeof o->detail) < 0)
+    return;
   long deadline = nsim__step_deadline(c, s->timeout_ms);
   /* The manager's view settles over heartbeats: ask again until it holds or time is up. */
   for (;;) {
     int rc = nsim_ctl_check(c->r, nsim__node(c->r, s->host), manager, s->servant, s->present,
-                            s->state, s->mapping, o->detail, sizeof o->detail);
+                            s->state, s->mapping, dial[0] ? dial : NULL, o->detail,
+                            sizeof o->detail);
     if (rc == 1) {
       o->pass = 1;
       return;
@@ -363,6 +396,77 @@ static void nsim__do_ctl(struct nsim__ctx *c, const struct nsim_step *s, struct 
     if (nsim__stopped() || nsim_now_ms() + 250 >= deadline) return;
     nsim_sleep_ms(250);
   }
+}
+
+/* When the first line of p (current incarnation) matching text/regex appeared, by the
+ * stamper; waits for it until deadline. Returns 1 and sets *ms, or what nsim__await_line
+ * returns otherwise. */
+static int nsim__line_time(struct nsim__ctx *c, struct nsim_proc *p, int streams, const char *text,
+                           const char *regex, long deadline, long *ms, char *found, size_t flen) {
+  int rc = nsim__await_line(c, p, streams, text, regex, 0, 1, deadline, found, flen);
+  if (rc != 1) return rc;
+  long out_end, err_end;
+  rc = nsim_proc_log_first(p, p->out_base, p->err_base, streams, text, regex, &out_end, &err_end,
+                           found, flen);
+  if (rc != 1) return rc < 0 ? rc : 0;
+  long t_out = out_end >= 0 ? nsim_stamp_time(c->r, p, NSIM_STREAM_OUT, out_end) : -1;
+  long t_err = err_end >= 0 ? nsim_stamp_time(c->r, p, NSIM_STREAM_ERR, err_end) : -1;
+  *ms = t_out < 0 ? t_err : t_err < 0 ? t_out : t_out < t_err ? t_out : t_err;
+  return 1;
+}
+
+static void nsim__do_measure(struct nsim__ctx *c, const struct nsim_step *s,
+                             struct nsim__outcome *o) {
+  struct nsim_run *r = c->r;
+  struct nsim_proc *p = nsim_proc_find(r, s->process), *q = nsim_proc_find(r, s->from_proc);
+  char text[1024], ftext[1024], found[512];
+  const char *t = NULL;
+  if (s->text) {
+    if (nsim_expand(r, s->text, text, sizeof text, o->detail, sizeof o->detail) < 0) return;
+    t = text;
+  }
+  if (!p || !q) {
+    snprintf(o->detail, sizeof o->detail, "%s has not been started", !p ? s->process : s->from_proc);
+    return;
+  }
+  long deadline = nsim__step_deadline(c, s->timeout_ms), from_ms, at_ms;
+  int rc;
+  if (s->from_kind == NSIM_FROM_START) {
+    if (!q->started_ms) {
+      snprintf(o->detail, sizeof o->detail, "%s has not been started", q->name);
+      return;
+    }
+    from_ms = q->started_ms;
+  } else {
+    if (nsim_expand(r, s->from_text, ftext, sizeof ftext, o->detail, sizeof o->detail) < 0) return;
+    rc = nsim__line_time(c, q, NSIM_STREAM_BOTH, ftext, NULL, deadline, &from_ms, found,
+                         sizeof found);
+    if (rc != 1) {
+      struct nsim_step fs = *s;
+      fs.text = ftext, fs.regex = NULL, fs.count = 1;
+      nsim__line_detail(o, rc, &fs, q, found);
+      return;
+    }
+  }
+  rc = nsim__line_time(c, p, s->stream, t, s->regex, deadline, &at_ms, found, sizeof found);
+  if (rc != 1) {
+    struct nsim_step es = *s;
+    es.text = t, es.count = 1;
+    nsim__line_detail(o, rc, &es, p, found);
+    return;
+  }
+  long d = at_ms - from_ms;
+  char fig[128];
+  int w = snprintf(fig, sizeof fig, "measure %s: %s%ld.%02ld s", s->name, d < 0 ? "-" : "",
+                   labs(d) / 1000, (labs(d) % 1000) / 10);
+  if (s->unit && w > 0 && (size_t)w < sizeof fig)
+    snprintf(fig + w, sizeof fig - (size_t)w, " = %.2f x %s", (double)d / (double)s->unit_ms, s->unit);
+  /* The figure is information: printed at once (stdout) and in the report, never judged. */
+  printf("%s\n", fig);
+  fflush(stdout);
+  o->pass = 1;
+  snprintf(o->detail, sizeof o->detail, "%s (from %s of %s to %s's \"%s\")", fig,
+           s->from_kind == NSIM_FROM_START ? "the start" : "a line", q->name, p->name, found);
 }
 
 static void nsim__do_step(struct nsim__ctx *c, const struct nsim_step *s, struct nsim__outcome *o) {
@@ -413,6 +517,11 @@ static void nsim__do_step(struct nsim__ctx *c, const struct nsim_step *s, struct
   case NSIM_STEP_EXPECT_MAPPING: nsim__do_mapping(c, s, o); break;
   case NSIM_STEP_EXPECT_EXIT: nsim__do_exit(c, s, o); break;
   case NSIM_STEP_EXPECT_CTL: nsim__do_ctl(c, s, o); break;
+  case NSIM_STEP_MEASURE: nsim__do_measure(c, s, o); break;
+  case NSIM_STEP_RESTART_UPNPD:
+    o->pass = nsim_router_restart_daemon(r, s->node, s->flush, s->timeout_ms, o->detail,
+                                         sizeof o->detail) == 0;
+    break;
   }
 }
 
@@ -423,10 +532,11 @@ static void nsim__describe(const struct nsim_step *s, char *buf, size_t len) {
 }
 
 void nsim_runner_run(struct nsim_run *r, struct nsim_report *rep) {
-  struct nsim__ctx c = {r, 0};
+  struct nsim__ctx c = {r, 0, 0, 0};
   r->t0_ms = nsim_now_ms();
   c.deadline = r->t0_ms + r->sc->timeout_ms;
   int aborted = 0;
+  if (nsim_stamp_start(r) < 0) nsim_log(r, "no line timestamps: measures use the time they look");
   for (int i = 0; i < r->sc->nsteps; i++) {
     const struct nsim_step *s = &r->sc->steps[i];
     if (aborted || nsim__stopped()) {
@@ -473,6 +583,7 @@ void nsim_runner_run(struct nsim_run *r, struct nsim_report *rep) {
       aborted = 1;
     }
   }
+  nsim_stamp_stop(r);
   /* A router daemon that died mid-run invalidates what the scenario observed; any other
    * process that ended is worth a note (a crash explains many a failed assertion). */
   nsim_proc_reap(r);

@@ -25,7 +25,12 @@ enum nsim_step_kind {
   NSIM_STEP_EXPECT_EXEC,      /* assertion: a command's exit code / output */
   NSIM_STEP_EXPECT_EXIT,      /* assertion: a process exits (with a code) within a deadline */
   NSIM_STEP_EXPECT_CTL,       /* assertion: what `natmesh-ctl status` reports about a servant */
+  NSIM_STEP_MEASURE,          /* assertion (the line appears) that reports a time: line - reference */
+  NSIM_STEP_RESTART_UPNPD,    /* stop a router's miniupnpd, optionally forget its mappings, start it */
 };
+
+/* measure: what the time is counted from. */
+enum nsim_from { NSIM_FROM_START, NSIM_FROM_LINE };
 
 enum nsim_tcp_result { NSIM_TCP_CONNECT, NSIM_TCP_FAIL, NSIM_TCP_REFUSED, NSIM_TCP_TIMEOUT };
 enum nsim_stream { NSIM_STREAM_OUT = 1, NSIM_STREAM_ERR = 2, NSIM_STREAM_BOTH = 3 };
@@ -69,6 +74,16 @@ struct nsim_step {
   int has_exit;
   int exit_code;
   struct nsim_linkcond cond;
+  int exactly;           /* expect-line: exactly count lines, none more during settle_ms */
+  long settle_ms;        /* expect-line exactly: how long to keep watching (default 1s) */
+  int flush;             /* restart-upnpd: forget the mappings (lease file, nftables chains) */
+  const char *dial;      /* expect-ctl: the address peers are told to dial, ADDR or ADDR:PORT */
+  enum nsim_from from_kind;  /* measure: from a process's start or from one of its lines */
+  const char *from_proc;     /* measure: the reference process (points into from_buf) */
+  const char *from_text;     /* measure: from_kind line: text of the reference line */
+  char from_buf[NSIM_NAME_MAX + 16];
+  const char *unit;      /* measure: the unit as written ("5s"), NULL for none */
+  long unit_ms;
 };
 
 struct nsim_scenario {

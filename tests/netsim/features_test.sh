@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Engine features: features.xml must pass and report its measures with plausible figures
+# (the ticker prints "ping" 1.5 s after it starts and "pong" 1 s later); exactly-fails.xml
+# must fail both of its exactly="yes" assertions.
+# usage: features_test.sh NETSIM FIXTURE_DIR RUNS_DIR
+set -u
+NETSIM=$1 FIX=$2 RUNS=$3
+. "$FIX/lib.sh"
+out=$("$NETSIM" --dir "$RUNS" run "$FIX/features.xml" 2>"$RUNS/features.err")
+rc=$?
+echo "$out"
+[ $rc = 0 ] || fail "features.xml: exit $rc"
+in_range() { # FIGURE LOW HIGH (seconds, two decimals)
+  awk -v v="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(v >= lo && v <= hi) }'
+}
+ping=$(echo "$out" | sed -n 's/^measure ping-after-start: \([0-9.]*\) s = \([0-9.]*\) x 500ms$/\1 \2/p')
+[ -n "$ping" ] || fail "no stdout line 'measure ping-after-start: S s = N x 500ms'"
+set -- $ping
+in_range "$1" 1.40 1.80 || fail "ping-after-start measured $1 s, expected about 1.5"
+in_range "$2" 2.80 3.60 || fail "ping-after-start is $2 units, expected about 3"
+pong=$(echo "$out" | sed -n 's/^measure pong-after-ping: \([0-9.]*\) s$/\1/p')
+[ -n "$pong" ] || fail "no stdout line 'measure pong-after-ping: S s'"
+in_range "$pong" 0.90 1.30 || fail "pong-after-ping measured $pong s, expected about 1.0"
+note "measured ping-after-start $1 s, pong-after-ping $pong s"
+
+out=$("$NETSIM" --dir "$RUNS" run "$FIX/exactly-fails.xml" 2>"$RUNS/exactly-fails.err")
+rc=$?
+echo "$out"
+[ $rc = 1 ] || fail "exactly-fails.xml: exit $rc, expected 1"
+for a in dup-at-once dup-while-settling; do
+  echo "$out" | grep -E "^FAIL +$a .*2 times, expected exactly 1" >/dev/null ||
+    fail "$a did not fail with 'printed ... 2 times, expected exactly 1'"
+done
+echo PASS
