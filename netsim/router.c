@@ -131,7 +131,9 @@ static int nsim__miniupnpd(struct nsim_run *r, int node, char *err, size_t errle
            "enable_upnp=%s\n"
            "enable_natpmp=yes\n"
            "secure_mode=yes\n"
-           "system_uptime=yes\n"
+           /* NAT-PMP's epoch counts from the daemon's start, so a restart-upnpd looks like
+            * a reboot to clients (RFC 6886 3.6), as it would on a real router. */
+           "system_uptime=no\n"
            "uuid=%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x\n"
            "upnp_table_name=" NSIM_NFT_TABLE "\n"
            "upnp_nat_table_name=" NSIM_NFT_TABLE "\n"

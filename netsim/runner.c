@@ -200,14 +200,18 @@ static void nsim__settle(struct nsim__ctx *c, const struct nsim_step *s, struct 
 
 static void nsim__do_line(struct nsim__ctx *c, const struct nsim_step *s, struct nsim__outcome *o) {
   struct nsim_proc *p = nsim_proc_find(c->r, s->process);
-  char text[1024], found[512];
+  char text[1024], rx[1024], found[512];
   const char *t = NULL;
   if (s->text) {
     if (nsim_expand(c->r, s->text, text, sizeof text, o->detail, sizeof o->detail) < 0) return;
     t = text;
   }
+  if (s->regex && nsim_expand(c->r, s->regex, rx, sizeof rx, o->detail, sizeof o->detail) < 0)
+    return;
   struct nsim_step es = *s;
   es.text = t;
+  es.regex = s->regex ? rx : NULL;
+  s = &es;
   nsim_proc_log_sizes(p, &c->since_out, &c->since_err);
   int rc = nsim__await_line(c, p, s->stream, t, s->regex, s->since_now, s->count,
                             nsim__step_deadline(c, s->timeout_ms), found, sizeof found);
@@ -419,11 +423,17 @@ static void nsim__do_measure(struct nsim__ctx *c, const struct nsim_step *s,
                              struct nsim__outcome *o) {
   struct nsim_run *r = c->r;
   struct nsim_proc *p = nsim_proc_find(r, s->process), *q = nsim_proc_find(r, s->from_proc);
-  char text[1024], ftext[1024], found[512];
+  char text[1024], rx[1024], ftext[1024], found[512];
   const char *t = NULL;
   if (s->text) {
     if (nsim_expand(r, s->text, text, sizeof text, o->detail, sizeof o->detail) < 0) return;
     t = text;
+  }
+  struct nsim_step ms = *s;
+  if (s->regex) {
+    if (nsim_expand(r, s->regex, rx, sizeof rx, o->detail, sizeof o->detail) < 0) return;
+    ms.regex = rx;
+    s = &ms;
   }
   if (!p || !q) {
     snprintf(o->detail, sizeof o->detail, "%s has not been started", !p ? s->process : s->from_proc);
