@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -77,7 +78,13 @@ int nsim_stamp_start(struct nsim_run *r) {
     for (int k = 0; k < 2; k++)
       nsim__record(&st->series[i][k], nsim__size(st->paths[i][k]), st->started_ms);
   }
+  /* Signals (Ctrl-C, SIGTERM) must reach the main thread: they cut its waits short. The
+   * sampler inherits a mask that blocks everything. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   int rc = pthread_create(&st->thread, NULL, nsim__sampler, st);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc != 0) {
     pthread_mutex_destroy(&st->lock);
     free(st);
