@@ -48,9 +48,11 @@ void nm__nat_log(int level, const char *fmt, ...) __attribute__((format(printf, 
 #define NM__LOG_INFO 0
 #define NM__LOG_WARN 1
 #define NM__LOG_ERROR 2
+#define NM__LOG_DEBUG 3
 #define nat_info(...) nm__nat_log(NM__LOG_INFO, __VA_ARGS__)
 #define nat_warn(...) nm__nat_log(NM__LOG_WARN, __VA_ARGS__)
 #define nat_error(...) nm__nat_log(NM__LOG_ERROR, __VA_ARGS__)
+#define nat_debug(...) nm__nat_log(NM__LOG_DEBUG, __VA_ARGS__)
 
 /* nm_portmap.c */
 void nm__method_done(nm_portmap *pm, nm_map_method m, int op, int err);

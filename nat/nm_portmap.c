@@ -15,6 +15,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef NM_NAT_HAVE_NM_LOG
@@ -38,9 +39,12 @@ void nm__nat_log(int level, const char *fmt, ...) {
     nm_log_error("nat: %s", buf);
   else if (level == NM__LOG_WARN)
     nm_log_warn("nat: %s", buf);
+  else if (level == NM__LOG_DEBUG)
+    nm_log_debug("nat: %s", buf);
   else
     nm_log_info("nat: %s", buf);
 #else
+  if (level == NM__LOG_DEBUG && !getenv("NATMESH_NAT_DEBUG")) return;
   fprintf(stderr, "natmesh: nat: %s%s\n",
           level == NM__LOG_ERROR ? "error: " : level == NM__LOG_WARN ? "warning: " : "", buf);
 #endif
@@ -203,7 +207,9 @@ static void nm__no_mapping(nm_portmap *pm) {
   if (pm->none_reported)
     return; /* said once; stay quiet while retrying */
   pm->none_reported = 1;
-  nat_warn("no port mapping for port %u: upnp: %s; natpmp: %s; not reachable through the "
+  /* Debug: the program using us says it once, in its own words (the servant's warning,
+   * natmesh-portmap's "no mapping:" line); the per-method reasons are here. */
+  nat_debug("no port mapping for port %u: upnp: %s; natpmp: %s; not reachable through the "
            "router (retrying every %u s)",
            (unsigned)pm->int_port,
            pm->cfg.upnp ? nm_portmap_strerror(pm->err_upnp) : "off",

@@ -206,9 +206,12 @@ void nsim_proc_stop_all(struct nsim_run *r, long grace_ms) {
       p->stdin_fd = -1;
       if (p->pid) kill(-p->pid, SIGTERM);
     }
+    /* Signal 0: only wait (then SIGKILL after the grace). A second SIGTERM would hit a
+     * program that is already stopping and has put its handler away, and kill it before
+     * its clean exit (and the sanitizers' leak check). */
     for (int i = 0; i < r->nprocs; i++)
       if (r->procs[i].daemon == daemons && r->procs[i].pid)
-        nsim_proc_signal(r, &r->procs[i], SIGTERM, grace_ms);
+        nsim_proc_signal(r, &r->procs[i], 0, grace_ms);
   }
 }
 
