@@ -11,4 +11,13 @@ cd "$build"
 # detect_leaks stays on; a peer must never be able to make a natmesh program abort.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-ctest --output-on-failure --timeout 300 "$@"
+status=0
+ctest --output-on-failure --timeout 300 "$@" || status=$?
+# Figures the scenarios measure (e.g. time to the first relayed line, in heartbeat
+# intervals): ctest hides the output of passing tests, so show them here.
+log=Testing/Temporary/LastTest.log
+if [ -f "$log" ] && grep -q '^measure ' "$log"; then
+  echo "Measured figures:"
+  grep '^measure ' "$log" | sed 's/^/  /'
+fi
+exit $status
