@@ -36,7 +36,16 @@ const char *nmctl_format_addr(char *buf, size_t buflen, const char *ip, uint16_t
   return buf;
 }
 
-enum { NMCTL_COLS = 8 };
+enum { NMCTL_COLS = 9 };
+
+/* 1234 -> "1.2k": relay counters at a glance. */
+static const char *nmctl__bytes(char *buf, size_t len, uint64_t v) {
+  if (v < 1000) snprintf(buf, len, "%" PRIu64 "B", v);
+  else if (v < 1000000) snprintf(buf, len, "%.1fkB", v / 1e3);
+  else if (v < 1000000000) snprintf(buf, len, "%.1fMB", v / 1e6);
+  else snprintf(buf, len, "%.1fGB", v / 1e9);
+  return buf;
+}
 typedef char nmctl__cell[NMCTL_TEXT_MAX + 32];
 
 static void nmctl__row_cells(const nmctl_servant *s, nmctl__cell *cells) {
@@ -50,6 +59,15 @@ static void nmctl__row_cells(const nmctl_servant *s, nmctl__cell *cells) {
   else if (s->relay[0]) snprintf(cells[6], sizeof cells[6], "%s", s->relay);
   else snprintf(cells[6], sizeof cells[6], "-");
   nmctl_format_age(cells[7], sizeof cells[7], s->has_last_heartbeat, s->last_heartbeat_ms);
+  /* Relay duty, for dedicated relays and servants that relay for someone. */
+  if (strcmp(s->role, "relay") == 0 || s->clients) {
+    char in[16], out[16];
+    snprintf(cells[8], sizeof cells[8], "%u/%u clients, in %s, out %s, %" PRIu64 " drops", s->clients,
+             s->max_clients, nmctl__bytes(in, sizeof in, s->bytes_in), nmctl__bytes(out, sizeof out, s->bytes_out),
+             s->drops);
+  } else {
+    snprintf(cells[8], sizeof cells[8], "-");
+  }
 }
 
 /* Columns padded to width, two spaces apart; the last one unpadded (no trailing blanks). */
@@ -60,7 +78,7 @@ static void nmctl__print_row(FILE *out, const char *const *cells, const size_t *
 
 int nmctl_render_table(FILE *out, const nmctl_status *st, const char *manager) {
   static const char *heads[NMCTL_COLS] = {"NAME",  "ID",      "ADDRESS", "DIAL",
-                                          "STATE", "MAPPING", "RELAY",   "LAST-HB"};
+                                          "STATE", "MAPPING", "RELAY",   "LAST-HB", "LOAD"};
   size_t width[NMCTL_COLS];
   for (int c = 0; c < NMCTL_COLS; c++) width[c] = strlen(heads[c]);
   nmctl__cell cells[NMCTL_COLS];

@@ -108,7 +108,12 @@ static int nmctl__servant_from_xml(xmlNode *n, size_t index, nmctl_servant *s, c
   if ((nm_xml_attr(n, "complaints") &&
        nm_xml_attr_uint(n, "complaints", 0, 0xffffffffu, &s->complaints) < 0) ||
       (nm_xml_attr(n, "clients") &&
-       nm_xml_attr_uint(n, "clients", 0, 0xffffffffu, &s->clients) < 0)) {
+       nm_xml_attr_uint(n, "clients", 0, 0xffffffffu, &s->clients) < 0) ||
+      (nm_xml_attr(n, "max-clients") &&
+       nm_xml_attr_uint(n, "max-clients", 0, 0xffffffffu, &s->max_clients) < 0) ||
+      (nm_xml_attr(n, "bytes-in") && nmctl__u64(nm_xml_attr(n, "bytes-in"), &s->bytes_in) < 0) ||
+      (nm_xml_attr(n, "bytes-out") && nmctl__u64(nm_xml_attr(n, "bytes-out"), &s->bytes_out) < 0) ||
+      (nm_xml_attr(n, "drops") && nmctl__u64(nm_xml_attr(n, "drops"), &s->drops) < 0)) {
     snprintf(err, errlen, "servant %s has an invalid counter", s->id);
     return NM_EMSG;
   }

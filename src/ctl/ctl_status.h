@@ -38,6 +38,8 @@ typedef struct {
   uint64_t connected_s;
   unsigned complaints;
   unsigned clients;
+  unsigned max_clients;
+  uint64_t bytes_in, bytes_out, drops; /* a relay's own counters (relay-load) */
 } nmctl_servant;
 
 typedef struct {

@@ -4,7 +4,7 @@ silent or hostile.
 
   case                                   must see
   3 servants, --format table             header with version, 3 servants, heartbeat 1s; one
-                                         row per servant: name, id, address, state, LAST-HB
+                                         row per servant: name, id, address, state, LAST-HB, LOAD
   --format xml                           the status document: servants="3", ids and names
   --format dot                           a digraph that `dot -Tpng` renders
   NATMESH_MANAGER=127.0.0.1:P            used when --manager is absent
@@ -64,7 +64,7 @@ async def test(h):
     h.check(re.match(r"^overlay version \d+, 3 servants, heartbeat 1s", lines[0]) is not None,
             "table header: %r" % lines[0])
     cols = lines[1].split()
-    h.check_eq(cols, ["NAME", "ID", "ADDRESS", "DIAL", "STATE", "MAPPING", "RELAY", "LAST-HB"],
+    h.check_eq(cols, ["NAME", "ID", "ADDRESS", "DIAL", "STATE", "MAPPING", "RELAY", "LAST-HB", "LOAD"],
                "table columns")
     rows = {l.split()[0]: l.split() for l in lines[2:]}
     h.check_eq(sorted(rows), names, "one row per servant")
