@@ -23,6 +23,7 @@ static void sv__in_closed(nm_conn *c) {
   if (in->prev) in->prev->next = in->next;
   else sv->inbound = in->next;
   if (in->next) in->next->prev = in->prev;
+  sv->ninbound--;
   in->closed = 1;
   sv__in_free_if_done(in);
 }
@@ -108,6 +109,7 @@ static void sv__on_connection(uv_stream_t *server, int status) {
   in->next = sv->inbound;
   if (sv->inbound) sv->inbound->prev = in;
   sv->inbound = in;
+  sv->ninbound++;
   int rc = nm_conn_accept(server, &in->conn);
   if (rc < 0) {
     nm_conn_close(&in->conn, rc, "accept failed");
@@ -116,6 +118,15 @@ static void sv__on_connection(uv_stream_t *server, int status) {
   /* A connection must introduce itself promptly (peer-hello or pull). */
   unsigned hello_ms = (sv->mgr.timeout_s ? sv->mgr.timeout_s : 15) * 1000;
   nm_conn_deadline(&in->conn, hello_ms, "no peer-hello in time");
+  if (sv->ninbound > SV_INBOUND_MAX) {
+    /* A flood of connections must not exhaust descriptors: refuse, and say so once. */
+    if (!sv->inbound_full_logged)
+      nm_log_warn("%d inbound connections open: refusing more (from %s)", SV_INBOUND_MAX, in->conn.peer_ip);
+    sv->inbound_full_logged = 1;
+    nm_conn_close(&in->conn, 0, NULL);
+    return;
+  }
+  sv->inbound_full_logged = 0;
   if (sv_ip_banned(sv, in->conn.peer_ip)) {
     nm_log_info("refused connection from %s: banned address", in->conn.peer_ip);
     nm_conn_close(&in->conn, 0, NULL);

@@ -275,9 +275,14 @@ void sv_peers_close_all(servant *sv) {
 void sv_peers_print(servant *sv) {
   size_t n = 1;
   char mapping[128];
-  printf("* peer %s %s %s:%u %s me, %s\n", sv->cfg.name, sv->id,
+  char relay[NM_NAME_MAX + 32] = "";
+  if (sv->assigned)
+    snprintf(relay, sizeof relay, ", pulling from %s%s", sv->pull.name, sv->pull.ready ? "" : " (connecting)");
+  else if (sv->nclients)
+    snprintf(relay, sizeof relay, ", relaying for %zu", sv->nclients);
+  printf("* peer %s %s %s:%u %s me, %s%s\n", sv->cfg.name, sv->id,
          sv->mgr.observed_ip[0] ? sv->mgr.observed_ip : "?", sv->port, nm_reach_name(sv->reach),
-         sv_portmap_describe(sv, mapping, sizeof mapping));
+         sv_portmap_describe(sv, mapping, sizeof mapping), relay);
   for (sv_peer *p = sv->peers; p; p = p->next) {
     if (!p->listed) continue;
     n++;

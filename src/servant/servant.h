@@ -22,6 +22,7 @@
 #define SV_BACKLOG_MAX 1000        /* chat lines held for a peer not yet connected */
 #define SV_BACKLOG_TTL_MS 60000    /* ... for at most this long */
 #define SV_CONNECT_TIMEOUT_MS 3000
+#define SV_INBOUND_MAX 1024        /* open inbound connections; more are refused */
 
 typedef struct {
   char role[8]; /* "servant" or "relay" */
@@ -150,6 +151,8 @@ struct servant {
   sv_client clients[256];
   size_t nclients;
   sv_in *inbound;
+  size_t ninbound;
+  int inbound_full_logged;
   sv_in *pullers[256];
   size_t npullers;
   sv_recent recent;
