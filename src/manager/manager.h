@@ -12,7 +12,9 @@
 #include "nm_peerlist.h"
 #include "nm_proto.h"
 
-#define MGR_SESSIONS_MAX 4096
+/* Sessions (servants, relays, ctl) one manager holds. Bounded so that the status document
+ * (about 420 bytes a servant) fits in one 1 MiB frame. */
+#define MGR_SESSIONS_MAX 2048
 
 typedef struct {
   char listen[64];
