@@ -13,8 +13,9 @@
 #include "nm_proto.h"
 
 /* Sessions (servants, relays, ctl) one manager holds. Bounded so that the status document
- * (about 420 bytes a servant) fits in one 1 MiB frame. */
-#define MGR_SESSIONS_MAX 2048
+ * fits in one 1 MiB frame even in the worst case: about 600 bytes a servant with IPv6
+ * addresses, 32-character names and 20-digit counters (1,536 x 600 = 922 kB). */
+#define MGR_SESSIONS_MAX 1536
 
 typedef struct {
   char listen[64];
