@@ -131,21 +131,14 @@ static int nsim__collect(pid_t pid, int rfd, long timeout_ms, char *out, size_t 
 
 static int nsim__spawn(const char *ns, char *const argv[], int (*fn)(void *), void *arg,
                        long timeout_ms, char *out, size_t outcap, int *status) {
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) < 0) return -errno;
   char exe[4096] = "";
   if (argv && nsim_which(argv[0], exe, sizeof exe) < 0) {
-    close(p[0]), close(p[1]);
     if (out && outcap) snprintf(out, outcap, "%s: not found", argv[0]);
     return -ENOENT;
   }
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) {
-    int e = errno;
-    close(p[0]), close(p[1]);
-    return -e;
-  }
+  int p[2];
+  pid_t pid = nsim_pipe_fork(p);
+  if (pid < 0) return pid;
   if (pid == 0) {
     nsim__child_prepare(ns);
     int devnull = open("/dev/null", O_RDONLY);

@@ -225,14 +225,8 @@ static void nsim__watchdog_main(const char *dir, int rfd) {
 
 int nsim_watchdog_start(struct nsim_run *r) {
   int p[2];
-  if (pipe2(p, O_CLOEXEC) < 0) return -errno;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) {
-    int e = errno;
-    close(p[0]), close(p[1]);
-    return -e;
-  }
+  pid_t pid = nsim_pipe_fork(p);
+  if (pid < 0) return pid;
   if (pid == 0) {
     close(p[1]);
     nsim__watchdog_main(r->dir, p[0]);

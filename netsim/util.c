@@ -168,6 +168,18 @@ int nsim_which(const char *name, char *out, size_t outlen) {
   return -ENOENT;
 }
 
+pid_t nsim_pipe_fork(int p[2]) {
+  if (pipe2(p, O_CLOEXEC) < 0) return -errno;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(p[0]), close(p[1]);
+    return -e;
+  }
+  return pid;
+}
+
 unsigned long long nsim_pid_starttime(int pid) {
   char path[64], buf[1024];
   snprintf(path, sizeof path, "/proc/%d/stat", pid);

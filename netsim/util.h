@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #define NSIM_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -34,6 +35,11 @@ int nsim_mkdir_p(const char *path);
 /* First executable called name in $PATH, then /usr/sbin, /sbin, /usr/bin, /bin; copies the
  * path into out. Returns 0 or -ENOENT. A name with a slash is returned as is. */
 int nsim_which(const char *name, char *out, size_t outlen);
+
+/* Makes a close-on-exec pipe in p, flushes stdio (so the child does not write buffered output
+ * again) and forks. Returns 0 in the child, the child's pid in the parent, or -errno with no
+ * pipe left open. */
+pid_t nsim_pipe_fork(int p[2]);
 
 /* Start time of pid in clock ticks since boot (field 22 of /proc/PID/stat), 0 if gone. It
  * tells a process we started from a later one that reused its pid. */
