@@ -250,30 +250,30 @@ static int nsim__scan(const char *path, long from, const char *text, const regex
   return hits;
 }
 
-int nsim_proc_log_count(struct nsim_proc *p, long out_from, long err_from, int streams,
-                        const char *text, const char *regex, char *found, size_t foundlen) {
+/* Scans the chosen streams, out first, for text or regex until limit lines matched in all. */
+static int nsim__scan_streams(struct nsim_proc *p, long out_from, long err_from, int streams,
+                              const char *text, const char *regex, int limit, char *found,
+                              size_t foundlen) {
   regex_t re;
   if (regex && regcomp(&re, regex, REG_EXTENDED | REG_NOSUB) != 0) return -EINVAL;
   int hits = 0;
   if (streams & NSIM_STREAM_OUT)
-    hits += nsim__scan(p->out_path, out_from, text, regex ? &re : NULL, 1 << 30, found, foundlen, NULL);
-  if (streams & NSIM_STREAM_ERR)
-    hits += nsim__scan(p->err_path, err_from, text, regex ? &re : NULL, 1 << 30, found, foundlen, NULL);
+    hits += nsim__scan(p->out_path, out_from, text, regex ? &re : NULL, limit, found, foundlen, NULL);
+  if (hits < limit && (streams & NSIM_STREAM_ERR))
+    hits += nsim__scan(p->err_path, err_from, text, regex ? &re : NULL, limit - hits, found,
+                       foundlen, NULL);
   if (regex) regfree(&re);
   return hits;
 }
 
+int nsim_proc_log_count(struct nsim_proc *p, long out_from, long err_from, int streams,
+                        const char *text, const char *regex, char *found, size_t foundlen) {
+  return nsim__scan_streams(p, out_from, err_from, streams, text, regex, 1 << 30, found, foundlen);
+}
+
 int nsim_proc_log_find_from(struct nsim_proc *p, long out_from, long err_from, int streams,
                             const char *text, const char *regex, char *found, size_t foundlen) {
-  regex_t re;
-  if (regex && regcomp(&re, regex, REG_EXTENDED | REG_NOSUB) != 0) return -EINVAL;
-  int hit = 0;
-  if (streams & NSIM_STREAM_OUT)
-    hit = nsim__scan(p->out_path, out_from, text, regex ? &re : NULL, 1, found, foundlen, NULL);
-  if (!hit && (streams & NSIM_STREAM_ERR))
-    hit = nsim__scan(p->err_path, err_from, text, regex ? &re : NULL, 1, found, foundlen, NULL);
-  if (regex) regfree(&re);
-  return hit;
+  return nsim__scan_streams(p, out_from, err_from, streams, text, regex, 1, found, foundlen);
 }
 
 int nsim_proc_log_find(struct nsim_proc *p, int streams, const char *text, const char *regex,
