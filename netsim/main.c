@@ -125,6 +125,23 @@ static void nsim__run_init(struct nsim_run *r, const struct nsim_opts *o, struct
   r->self[n > 0 ? n : 0] = 0;
 }
 
+/* Shared by run and up: the scenario loaded and checked (needs root, tools present), and a
+ * run for it in *rp. Returns NSIM_EXIT_OK, or the exit code with nothing left to free. */
+static int nsim__prepare(const struct nsim_opts *o, struct nsim_scenario *sc, struct nsim_run **rp) {
+  if (nsim__load(o->file, sc) < 0) return NSIM_EXIT_USAGE;
+  if (nsim__need_root() < 0 || nsim__preflight(sc) < 0) {
+    nsim_scenario_free(sc);
+    return NSIM_EXIT_USAGE;
+  }
+  *rp = malloc(sizeof **rp);
+  if (!*rp) {
+    nsim_scenario_free(sc);
+    return NSIM_EXIT_SETUP;
+  }
+  nsim__run_init(*rp, o, sc);
+  return NSIM_EXIT_OK;
+}
+
 /* Shared by run and up: run folder, watchdog, topology. */
 static int nsim__bring_up(struct nsim_run *r, const struct nsim_opts *o) {
   int rc = nsim_state_create(r, o->base);
@@ -164,14 +181,9 @@ static int nsim__finish(struct nsim_run *r) {
 
 static int nsim_cmd_run(struct nsim_opts *o) {
   struct nsim_scenario sc;
-  if (nsim__load(o->file, &sc) < 0) return NSIM_EXIT_USAGE;
-  if (nsim__need_root() < 0 || nsim__preflight(&sc) < 0) {
-    nsim_scenario_free(&sc);
-    return NSIM_EXIT_USAGE;
-  }
-  struct nsim_run *r = malloc(sizeof *r);
-  if (!r) return NSIM_EXIT_SETUP;
-  nsim__run_init(r, o, &sc);
+  struct nsim_run *r;
+  int code = nsim__prepare(o, &sc, &r);
+  if (code != NSIM_EXIT_OK) return code;
   struct nsim_report rep = {0};
   int rc = nsim__bring_up(r, o);
   if (rc == 0) nsim_runner_run(r, &rep);
@@ -187,9 +199,10 @@ static int nsim_cmd_run(struct nsim_opts *o) {
     FILE *f = nsim_fmt(path, sizeof path, "%s/report.txt", r->dir) >= 0 ? fopen(path, "we") : NULL;
     if (f) nsim_report_print(&rep, f, sc.name, r->id, r->dir), fclose(f);
   }
-  int code = rep.interrupted ? NSIM_EXIT_INTERRUPTED
-             : rc < 0 ? NSIM_EXIT_SETUP
-             : failures ? NSIM_EXIT_FAILED : NSIM_EXIT_OK;
+  code = rep.interrupted ? NSIM_EXIT_INTERRUPTED
+         : rc < 0       ? NSIM_EXIT_SETUP
+         : failures     ? NSIM_EXIT_FAILED
+                        : NSIM_EXIT_OK;
   nsim_report_free(&rep);
   free(r);
   nsim_scenario_free(&sc);
@@ -198,17 +211,11 @@ static int nsim_cmd_run(struct nsim_opts *o) {
 
 static int nsim_cmd_up(struct nsim_opts *o) {
   struct nsim_scenario sc;
-  if (nsim__load(o->file, &sc) < 0) return NSIM_EXIT_USAGE;
-  if (nsim__need_root() < 0 || nsim__preflight(&sc) < 0) {
-    nsim_scenario_free(&sc);
-    return NSIM_EXIT_USAGE;
-  }
-  struct nsim_run *r = malloc(sizeof *r);
-  if (!r) return NSIM_EXIT_SETUP;
-  nsim__run_init(r, o, &sc);
+  struct nsim_run *r;
+  int code = nsim__prepare(o, &sc, &r);
+  if (code != NSIM_EXIT_OK) return code;
   r->persist = 1; /* router daemons must outlive this process */
   int rc = nsim__bring_up(r, o);
-  int code = NSIM_EXIT_OK;
   if (rc < 0) {
     if (r->dir[0]) nsim__finish(r);
     code = rc == -EINTR ? NSIM_EXIT_INTERRUPTED : NSIM_EXIT_SETUP;
