@@ -9,6 +9,7 @@
  * scenario, each with its own loopback address so they can run in parallel. */
 #include "nat_test.h"
 #include "nm_portmap.h"
+#include "sim.h"
 
 #include <arpa/inet.h>
 
@@ -27,7 +28,6 @@ typedef struct {
   uint16_t last_suggested;
 } fake_router;
 
-static uv_loop_t loop;
 static fake_router fr;
 
 static void put16(unsigned char *p, uint16_t v) {
@@ -63,7 +63,7 @@ static void fr_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct so
   if (n < 2 || from == NULL || q[0] != 0)
     return;
   fr.n_total++;
-  epoch = fr.epoch_base + (uint32_t)((uv_now(&loop) - fr.epoch_start_ms) / 1000);
+  epoch = fr.epoch_base + (uint32_t)((uv_now(&sim_loop) - fr.epoch_start_ms) / 1000);
   memset(a, 0, sizeof(a));
   a[0] = 0;
   a[1] = (unsigned char)(128 + q[1]);
@@ -108,80 +108,36 @@ static int fr_start(const char *ip) {
   int r;
   memset(&fr, 0, sizeof(fr));
   fr.epoch_base = 10000;
-  fr.epoch_start_ms = uv_now(&loop);
+  fr.epoch_start_ms = uv_now(&sim_loop);
   uv_ip4_addr(ip, 5351, &sa);
-  uv_udp_init(&loop, &fr.udp);
+  uv_udp_init(&sim_loop, &fr.udp);
   r = uv_udp_bind(&fr.udp, (const struct sockaddr *)&sa, UV_UDP_REUSEADDR);
   if (r == 0)
     r = uv_udp_recv_start(&fr.udp, fr_alloc, fr_recv);
   return r;
 }
 
-/* ---- what the mapper reported -------------------------------------------- */
-
-typedef struct {
-  int count[NM_PM_NONE + 1];
-  nm_portmap_event order[32];
-  int n;
-  int last_status;
-  nm_mapping_info last;
-  uint64_t none_at_ms;
-  int closed;
-  int unmaps_at_close;
-  int close_in_cb;
-} record;
+/* ---- what the mapper reported (sim_rec, and the close) -------------------- */
 
 static nm_portmap pm;
-static record rec;
 static uint64_t started_ms;
+static int unmaps_at_close; /* the router's unmap count when close_cb ran */
+static int close_in_cb;     /* close from the MAPPED callback */
 
 static void on_closed(nm_portmap *p) {
   (void)p;
-  rec.closed = 1;
-  rec.unmaps_at_close = fr.n_unmap;
+  sim_rec.closed = 1;
+  unmaps_at_close = fr.n_unmap;
 }
 
 static void on_event(nm_portmap *p, nm_portmap_event ev, int status, const nm_mapping_info *i,
                      void *arg) {
   (void)arg;
-  rec.count[ev]++;
-  if (rec.n < 32)
-    rec.order[rec.n++] = ev;
-  rec.last_status = status;
-  rec.last = *i;
-  if (ev == NM_PM_NONE && rec.none_at_ms == 0)
-    rec.none_at_ms = uv_now(&loop);
-  if (rec.close_in_cb && ev == NM_PM_MAPPED)
+  sim_record_event(ev, status, i);
+  if (close_in_cb && ev == NM_PM_MAPPED)
     nm_portmap_close(p, on_closed);
 }
 
-/* ---- waiting ------------------------------------------------------------- */
-
-static int timed_out;
-static void on_deadline(uv_timer_t *t) {
-  (void)t;
-  timed_out = 1;
-}
-
-/* Runs the loop until cond() holds or ms pass; returns cond(). */
-static int wait_until(int (*cond)(void), uint64_t ms) {
-  uv_timer_t t;
-  int ok;
-  timed_out = 0;
-  uv_timer_init(&loop, &t);
-  uv_timer_start(&t, on_deadline, ms, 0);
-  while (!(ok = cond()) && !timed_out)
-    uv_run(&loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&t, NULL);
-  uv_run(&loop, UV_RUN_NOWAIT);
-  return ok;
-}
-
-static int c_mapped(void) { return rec.count[NM_PM_MAPPED] > 0; }
-static int c_remapped(void) { return rec.count[NM_PM_REMAPPED] > 0; }
-static int c_none(void) { return rec.count[NM_PM_NONE] > 0; }
-static int c_lost_then_none(void) { return rec.count[NM_PM_LOST] > 0 && rec.count[NM_PM_NONE] > 0; }
-static int c_closed(void) { return rec.closed; }
 static int c_three_maps(void) { return fr.n_map >= 3; }
 static int c_six_requests(void) { return fr.n_total >= 6; }
 static int c_any_request(void) { return fr.n_total >= 1; }
@@ -191,38 +147,36 @@ static int c_any_request(void) { return fr.n_total >= 1; }
 static nm_portmap_config cfg;
 
 static void start(void) {
-  CHECK_EQ_INT(nm_portmap_init(&pm, &loop, &cfg), 0);
-  started_ms = uv_now(&loop);
+  CHECK_EQ_INT(nm_portmap_init(&pm, &sim_loop, &cfg), 0);
+  started_ms = uv_now(&sim_loop);
   CHECK_EQ_INT(nm_portmap_start(&pm, 4000, on_event, NULL), 0);
   CHECK_EQ_INT(nm_portmap_start(&pm, 4000, on_event, NULL), NM_PM_EBUSY);
 }
 
 static void close_and_wait(void) {
-  if (!rec.closed)
-    nm_portmap_close(&pm, on_closed);
-  CHECK(wait_until(c_closed, 5000));
+  CHECK(sim_close_and_wait(&pm, on_closed, 5000));
 }
 
 /* maps, reports the router's answer, removes the mapping on close */
 static void sc_map(void) {
   nm_mapping_info got;
   start();
-  CHECK(wait_until(c_mapped, 3000));
-  CHECK_EQ_INT(rec.count[NM_PM_MAPPED], 1);
-  CHECK_EQ_INT(rec.last_status, 0);
-  CHECK_EQ_INT(rec.last.method, NM_MAP_NATPMP);
-  CHECK_STREQ(rec.last.ext_ip, "11.0.0.2");
-  CHECK_EQ_INT(rec.last.ext_port, 4000);
-  CHECK_EQ_INT(rec.last.int_port, 4000);
-  CHECK_EQ_INT(rec.last.lease_s, 60);
-  CHECK_STREQ(rec.last.int_ip, "127.0.0.1");
+  CHECK(sim_wait_until(sim_mapped, 3000));
+  CHECK_EQ_INT(sim_rec.count[NM_PM_MAPPED], 1);
+  CHECK_EQ_INT(sim_rec.last_status, 0);
+  CHECK_EQ_INT(sim_rec.last.method, NM_MAP_NATPMP);
+  CHECK_STREQ(sim_rec.last.ext_ip, "11.0.0.2");
+  CHECK_EQ_INT(sim_rec.last.ext_port, 4000);
+  CHECK_EQ_INT(sim_rec.last.int_port, 4000);
+  CHECK_EQ_INT(sim_rec.last.lease_s, 60);
+  CHECK_STREQ(sim_rec.last.int_ip, "127.0.0.1");
   CHECK_EQ_INT(nm_portmap_get(&pm, &got), 0);
   CHECK_EQ_INT(got.ext_port, 4000);
   CHECK_EQ_INT(fr.n_addr, 1);
   CHECK_EQ_INT(fr.n_map, 1);
   CHECK_EQ_INT(fr.last_suggested, 4000);
   close_and_wait();
-  CHECK_EQ_INT(rec.unmaps_at_close, 1); /* deleted before close_cb */
+  CHECK_EQ_INT(unmaps_at_close, 1); /* deleted before close_cb */
   CHECK_EQ_INT(nm_portmap_get(&pm, &got), NM_PM_ENOMAPPING);
 }
 
@@ -230,27 +184,27 @@ static void sc_map(void) {
 static void sc_port0(void) {
   fr.port0 = 1;
   start();
-  CHECK(wait_until(c_none, 3000));
-  CHECK_EQ_INT(rec.last_status, NM_PM_EEXTPORT0);
-  CHECK_EQ_INT(rec.count[NM_PM_MAPPED], 0);
-  CHECK_EQ_INT(rec.count[NM_PM_NONE], 1);
+  CHECK(sim_wait_until(sim_none, 3000));
+  CHECK_EQ_INT(sim_rec.last_status, NM_PM_EEXTPORT0);
+  CHECK_EQ_INT(sim_rec.count[NM_PM_MAPPED], 0);
+  CHECK_EQ_INT(sim_rec.count[NM_PM_NONE], 1);
   close_and_wait();
 }
 
 static void sc_full(void) {
   fr.result_map = 4; /* out of resources */
   start();
-  CHECK(wait_until(c_none, 3000));
-  CHECK_EQ_INT(rec.last_status, NM_PM_ETABLEFULL);
-  CHECK_EQ_INT(rec.count[NM_PM_MAPPED], 0);
+  CHECK(sim_wait_until(sim_none, 3000));
+  CHECK_EQ_INT(sim_rec.last_status, NM_PM_ETABLEFULL);
+  CHECK_EQ_INT(sim_rec.count[NM_PM_MAPPED], 0);
   close_and_wait();
 }
 
 static void sc_not_authorized(void) {
   fr.result_map = 2;
   start();
-  CHECK(wait_until(c_none, 3000));
-  CHECK_EQ_INT(rec.last_status, NM_PM_ENOTAUTH);
+  CHECK(sim_wait_until(sim_none, 3000));
+  CHECK_EQ_INT(sim_rec.last_status, NM_PM_ENOTAUTH);
   close_and_wait();
 }
 
@@ -258,10 +212,10 @@ static void sc_not_authorized(void) {
 static void sc_timeout(void) {
   fr.drop = 1;
   start();
-  CHECK(wait_until(c_none, 3000));
-  CHECK_EQ_INT(rec.last_status, NM_PM_ETIMEDOUT);
-  CHECK(rec.none_at_ms - started_ms >= 500);
-  CHECK(rec.none_at_ms - started_ms < 1500);
+  CHECK(sim_wait_until(sim_none, 3000));
+  CHECK_EQ_INT(sim_rec.last_status, NM_PM_ETIMEDOUT);
+  CHECK(sim_rec.none_at_ms - started_ms >= 500);
+  CHECK(sim_rec.none_at_ms - started_ms < 1500);
   CHECK(fr.n_total >= 2);
   close_and_wait();
   CHECK_EQ_INT(fr.n_unmap, 0); /* never asked for a mapping: nothing to remove */
@@ -271,11 +225,11 @@ static void sc_timeout(void) {
 static void sc_renew(void) {
   fr.grant = 2;
   start();
-  CHECK(wait_until(c_mapped, 3000));
-  CHECK_EQ_INT(rec.last.lease_s, 2);
-  CHECK(wait_until(c_three_maps, 4000));
+  CHECK(sim_wait_until(sim_mapped, 3000));
+  CHECK_EQ_INT(sim_rec.last.lease_s, 2);
+  CHECK(sim_wait_until(c_three_maps, 4000));
   CHECK_EQ_INT(fr.last_suggested, 4000);
-  CHECK_EQ_INT(rec.n, 1); /* only MAPPED: renewals that change nothing are quiet */
+  CHECK_EQ_INT(sim_rec.n, 1); /* only MAPPED: renewals that change nothing are quiet */
   close_and_wait();
 }
 
@@ -283,13 +237,13 @@ static void sc_renew(void) {
 static void sc_reboot(void) {
   cfg.check_s = 1;
   start();
-  CHECK(wait_until(c_mapped, 3000));
+  CHECK(sim_wait_until(sim_mapped, 3000));
   fr.epoch_base = 0;
-  fr.epoch_start_ms = uv_now(&loop);
-  CHECK(wait_until(c_remapped, 4000));
+  fr.epoch_start_ms = uv_now(&sim_loop);
+  CHECK(sim_wait_until(sim_remapped, 4000));
   CHECK_EQ_INT(fr.n_map, 2);
-  CHECK_EQ_INT(rec.last.ext_port, 4000);
-  CHECK_EQ_INT(rec.count[NM_PM_LOST], 0);
+  CHECK_EQ_INT(sim_rec.last.ext_port, 4000);
+  CHECK_EQ_INT(sim_rec.count[NM_PM_LOST], 0);
   close_and_wait();
 }
 
@@ -297,13 +251,13 @@ static void sc_reboot(void) {
 static void sc_lost(void) {
   fr.grant = 2;
   start();
-  CHECK(wait_until(c_mapped, 3000));
+  CHECK(sim_wait_until(sim_mapped, 3000));
   fr.drop = 1;
-  CHECK(wait_until(c_lost_then_none, 8000));
-  CHECK_EQ_INT(rec.n, 3);
-  CHECK_EQ_INT(rec.order[0], NM_PM_MAPPED);
-  CHECK_EQ_INT(rec.order[1], NM_PM_LOST);
-  CHECK_EQ_INT(rec.order[2], NM_PM_NONE);
+  CHECK(sim_wait_until(sim_lost_then_none, 8000));
+  CHECK_EQ_INT(sim_rec.n, 3);
+  CHECK_EQ_INT(sim_rec.order[0], NM_PM_MAPPED);
+  CHECK_EQ_INT(sim_rec.order[1], NM_PM_LOST);
+  CHECK_EQ_INT(sim_rec.order[2], NM_PM_NONE);
   CHECK_EQ_INT(fr.n_map >= 3, 1); /* first map, renewal, retry at expiry */
   close_and_wait();
 }
@@ -313,9 +267,9 @@ static void sc_none_once(void) {
   fr.drop = 1;
   cfg.retry_s = 1;
   start();
-  CHECK(wait_until(c_six_requests, 8000));
-  CHECK_EQ_INT(rec.count[NM_PM_NONE], 1);
-  CHECK_EQ_INT(rec.n, 1);
+  CHECK(sim_wait_until(c_six_requests, 8000));
+  CHECK_EQ_INT(sim_rec.count[NM_PM_NONE], 1);
+  CHECK_EQ_INT(sim_rec.n, 1);
   close_and_wait();
 }
 
@@ -324,23 +278,23 @@ static void sc_recover(void) {
   fr.drop = 1;
   cfg.retry_s = 1;
   start();
-  CHECK(wait_until(c_none, 3000));
+  CHECK(sim_wait_until(sim_none, 3000));
   fr.drop = 0;
-  CHECK(wait_until(c_mapped, 4000));
-  CHECK_EQ_INT(rec.order[0], NM_PM_NONE);
-  CHECK_EQ_INT(rec.order[1], NM_PM_MAPPED);
+  CHECK(sim_wait_until(sim_mapped, 4000));
+  CHECK_EQ_INT(sim_rec.order[0], NM_PM_NONE);
+  CHECK_EQ_INT(sim_rec.order[1], NM_PM_MAPPED);
   close_and_wait();
-  CHECK_EQ_INT(rec.unmaps_at_close, 1);
+  CHECK_EQ_INT(unmaps_at_close, 1);
 }
 
 /* the router hands out another external port at renewal: REMAPPED */
 static void sc_port_change(void) {
   fr.grant = 2;
   start();
-  CHECK(wait_until(c_mapped, 3000));
+  CHECK(sim_wait_until(sim_mapped, 3000));
   fr.ext_override = 5555;
-  CHECK(wait_until(c_remapped, 4000));
-  CHECK_EQ_INT(rec.last.ext_port, 5555);
+  CHECK(sim_wait_until(sim_remapped, 4000));
+  CHECK_EQ_INT(sim_rec.last.ext_port, 5555);
   close_and_wait();
 }
 
@@ -348,26 +302,23 @@ static void sc_port_change(void) {
 static void sc_close_early(void) {
   fr.drop = 1;
   start();
-  CHECK(wait_until(c_any_request, 2000));
+  CHECK(sim_wait_until(c_any_request, 2000));
   nm_portmap_close(&pm, on_closed);
-  CHECK(wait_until(c_closed, 1000));
-  CHECK_EQ_INT(rec.n, 0);
+  CHECK(sim_wait_until(sim_closed, 1000));
+  CHECK_EQ_INT(sim_rec.n, 0);
   CHECK_EQ_INT(fr.n_unmap, 0);
 }
 
 /* closing from inside the callback is safe and still removes the mapping */
 static void sc_close_in_cb(void) {
-  rec.close_in_cb = 1;
+  close_in_cb = 1;
   start();
-  CHECK(wait_until(c_closed, 4000));
-  CHECK_EQ_INT(rec.count[NM_PM_MAPPED], 1);
-  CHECK_EQ_INT(rec.unmaps_at_close, 1);
+  CHECK(sim_wait_until(sim_closed, 4000));
+  CHECK_EQ_INT(sim_rec.count[NM_PM_MAPPED], 1);
+  CHECK_EQ_INT(unmaps_at_close, 1);
 }
 
-static const struct {
-  const char *name;
-  void (*fn)(void);
-} scenarios[] = {
+static const sim_scenario scenarios[] = {
     {"map", sc_map},           {"port0", sc_port0},           {"full", sc_full},
     {"not_authorized", sc_not_authorized}, {"timeout", sc_timeout}, {"renew", sc_renew},
     {"reboot", sc_reboot},     {"lost", sc_lost},             {"none_once", sc_none_once},
@@ -381,13 +332,11 @@ static void close_walk(uv_handle_t *h, void *arg) {
 }
 
 int main(int argc, char **argv) {
-  size_t i;
-  int found = 0;
   if (argc != 3) {
     fprintf(stderr, "usage: %s SCENARIO 127.0.0.X\n", argv[0]);
     return 2;
   }
-  CHECK_EQ_INT(uv_loop_init(&loop), 0);
+  CHECK_EQ_INT(uv_loop_init(&sim_loop), 0);
   if (fr_start(argv[2]) != 0) {
     fprintf(stderr, "cannot bind the fake router on %s:5351\n", argv[2]);
     return 1;
@@ -397,17 +346,11 @@ int main(int argc, char **argv) {
   cfg.lease_s = 60;
   cfg.natpmp_timeout_ms = 600;
   snprintf(cfg.natpmp_gateway, sizeof(cfg.natpmp_gateway), "%s", argv[2]);
-  for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
-    if (strcmp(scenarios[i].name, argv[1]) == 0) {
-      found = 1;
-      scenarios[i].fn();
-    }
-  }
-  CHECK(found);
+  CHECK_EQ_INT(sim_run(scenarios, sizeof(scenarios) / sizeof(scenarios[0]), argv[1]), 0);
   /* every handle the mapper opened must be closed by now */
   uv_close((uv_handle_t *)&fr.udp, NULL);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_walk(&loop, close_walk, NULL);
-  CHECK_EQ_INT(uv_loop_close(&loop), 0);
+  uv_run(&sim_loop, UV_RUN_DEFAULT);
+  uv_walk(&sim_loop, close_walk, NULL);
+  CHECK_EQ_INT(uv_loop_close(&sim_loop), 0);
   NAT_TEST_DONE(argv[1]);
 }

@@ -11,6 +11,7 @@
  * serves them. */
 #include "nat_test.h"
 #include "nm_portmap.h"
+#include "sim.h"
 
 #include <stdlib.h>
 
@@ -36,7 +37,6 @@ static struct {
   uint32_t first_lease, last_lease;
 } igd;
 
-static uv_loop_t loop;
 
 typedef struct {
   uv_tcp_t tcp;
@@ -255,7 +255,7 @@ static void on_connection(uv_stream_t *server, int status) {
   if (status < 0)
     return;
   c = calloc(1, sizeof(*c));
-  uv_tcp_init(&loop, &c->tcp);
+  uv_tcp_init(&sim_loop, &c->tcp);
   c->tcp.data = c;
   if (uv_accept(server, (uv_stream_t *)&c->tcp) == 0)
     uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read);
@@ -268,7 +268,7 @@ static int igd_start(const char *ip) {
   struct sockaddr_storage got;
   int len = sizeof(got), r;
   uv_ip4_addr(ip, 0, &sa);
-  uv_tcp_init(&loop, &igd.server);
+  uv_tcp_init(&sim_loop, &igd.server);
   r = uv_tcp_bind(&igd.server, (const struct sockaddr *)&sa, 0);
   if (r == 0)
     r = uv_listen((uv_stream_t *)&igd.server, 16, on_connection);
@@ -279,73 +279,35 @@ static int igd_start(const char *ip) {
   return r;
 }
 
-/* ---- what the mapper reported -------------------------------------------- */
+/* ---- what the mapper reported (sim_rec, and the close) -------------------- */
 
 static nm_portmap pm;
 static nm_portmap_config cfg;
-static struct {
-  int count[NM_PM_NONE + 1];
-  nm_portmap_event order[32];
-  int n;
-  int last_status;
-  nm_mapping_info last;
-  int closed;
-  int table_at_close;
-  int dels_at_close;
-} rec;
+static int table_at_close; /* the IGD's table size when close_cb ran */
+static int dels_at_close;  /* and its DeletePortMapping count */
 
 static void on_closed(nm_portmap *p) {
   (void)p;
-  rec.closed = 1;
-  rec.table_at_close = table_size();
-  rec.dels_at_close = igd.n_del;
+  sim_rec.closed = 1;
+  table_at_close = table_size();
+  dels_at_close = igd.n_del;
 }
 
 static void on_event(nm_portmap *p, nm_portmap_event ev, int status, const nm_mapping_info *i,
                      void *arg) {
   (void)p, (void)arg;
-  rec.count[ev]++;
-  if (rec.n < 32)
-    rec.order[rec.n++] = ev;
-  rec.last_status = status;
-  rec.last = *i;
+  sim_record_event(ev, status, i);
 }
 
-static int timed_out;
-static void on_deadline(uv_timer_t *t) {
-  (void)t;
-  timed_out = 1;
-}
-
-static int wait_until(int (*cond)(void), uint64_t ms) {
-  uv_timer_t t;
-  int ok;
-  timed_out = 0;
-  uv_timer_init(&loop, &t);
-  uv_timer_start(&t, on_deadline, ms, 0);
-  while (!(ok = cond()) && !timed_out)
-    uv_run(&loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&t, NULL);
-  uv_run(&loop, UV_RUN_NOWAIT);
-  return ok;
-}
-
-static int c_mapped(void) { return rec.count[NM_PM_MAPPED] > 0; }
-static int c_remapped(void) { return rec.count[NM_PM_REMAPPED] > 0; }
-static int c_none(void) { return rec.count[NM_PM_NONE] > 0; }
-static int c_closed(void) { return rec.closed; }
 static int c_two_adds(void) { return igd.n_add >= 2; }
-static int c_lost_then_none(void) { return rec.count[NM_PM_LOST] > 0 && rec.count[NM_PM_NONE] > 0; }
 
 static void start(void) {
-  CHECK_EQ_INT(nm_portmap_init(&pm, &loop, &cfg), 0);
+  CHECK_EQ_INT(nm_portmap_init(&pm, &sim_loop, &cfg), 0);
   CHECK_EQ_INT(nm_portmap_start(&pm, 4000, on_event, NULL), 0);
 }
 
 static void close_and_wait(void) {
-  if (!rec.closed)
-    nm_portmap_close(&pm, on_closed);
-  CHECK(wait_until(c_closed, 10000));
+  CHECK(sim_close_and_wait(&pm, on_closed, 10000));
 }
 
 /* ---- scenarios ----------------------------------------------------------- */
@@ -353,51 +315,51 @@ static void close_and_wait(void) {
 /* maps with the requested lease; deletes it before close_cb */
 static void sc_map(void) {
   start();
-  CHECK(wait_until(c_mapped, 5000));
-  CHECK_EQ_INT(rec.last.method, NM_MAP_UPNP);
-  CHECK_STREQ(rec.last.ext_ip, "11.0.0.2");
-  CHECK_EQ_INT(rec.last.ext_port, 4000);
-  CHECK_EQ_INT(rec.last.lease_s, 60);
-  CHECK_STREQ(rec.last.int_ip, "127.0.0.1");
+  CHECK(sim_wait_until(sim_mapped, 5000));
+  CHECK_EQ_INT(sim_rec.last.method, NM_MAP_UPNP);
+  CHECK_STREQ(sim_rec.last.ext_ip, "11.0.0.2");
+  CHECK_EQ_INT(sim_rec.last.ext_port, 4000);
+  CHECK_EQ_INT(sim_rec.last.lease_s, 60);
+  CHECK_STREQ(sim_rec.last.int_ip, "127.0.0.1");
   CHECK_EQ_INT(igd.first_lease, 60);
   CHECK(find(4000) != NULL && find(4000)->in == 4000);
   close_and_wait();
-  CHECK_EQ_INT(rec.table_at_close, 0);
-  CHECK_EQ_INT(rec.dels_at_close, 1);
+  CHECK_EQ_INT(table_at_close, 0);
+  CHECK_EQ_INT(dels_at_close, 1);
 }
 
 /* 725: falls back to a permanent lease, and still deletes it on close */
 static void sc_permanent(void) {
   igd.only_permanent = 1;
   start();
-  CHECK(wait_until(c_mapped, 5000));
-  CHECK_EQ_INT(rec.last.lease_s, 0);
+  CHECK(sim_wait_until(sim_mapped, 5000));
+  CHECK_EQ_INT(sim_rec.last.lease_s, 0);
   CHECK_EQ_INT(igd.n_add, 2);
   CHECK_EQ_INT(igd.first_lease, 60);
   CHECK_EQ_INT(igd.last_lease, 0);
   close_and_wait();
-  CHECK_EQ_INT(rec.table_at_close, 0);
+  CHECK_EQ_INT(table_at_close, 0);
 }
 
 /* 718 on the internal port: another external port is used */
 static void sc_conflict(void) {
   igd.taken = 4000;
   start();
-  CHECK(wait_until(c_mapped, 5000));
-  CHECK(rec.last.ext_port != 4000);
-  CHECK(rec.last.ext_port >= 1024);
-  CHECK(find(rec.last.ext_port) != NULL);
+  CHECK(sim_wait_until(sim_mapped, 5000));
+  CHECK(sim_rec.last.ext_port != 4000);
+  CHECK(sim_rec.last.ext_port >= 1024);
+  CHECK(find(sim_rec.last.ext_port) != NULL);
   CHECK_EQ_INT(igd.n_add, 2);
   close_and_wait();
-  CHECK_EQ_INT(rec.table_at_close, 0);
+  CHECK_EQ_INT(table_at_close, 0);
 }
 
 /* 718 everywhere: gives up after cfg.upnp_port_attempts, says so once */
 static void sc_conflict_all(void) {
   igd.taken_all = 1;
   start();
-  CHECK(wait_until(c_none, 5000));
-  CHECK_EQ_INT(rec.last_status, NM_PM_ECONFLICT);
+  CHECK(sim_wait_until(sim_none, 5000));
+  CHECK_EQ_INT(sim_rec.last_status, NM_PM_ECONFLICT);
   CHECK_EQ_INT(igd.n_add, 8);
   close_and_wait();
   CHECK_EQ_INT(igd.n_del, 0); /* nothing was created */
@@ -407,8 +369,8 @@ static void sc_conflict_all(void) {
 static void sc_full(void) {
   igd.full = 1;
   start();
-  CHECK(wait_until(c_none, 5000));
-  CHECK_EQ_INT(rec.last_status, NM_PM_ETABLEFULL);
+  CHECK(sim_wait_until(sim_none, 5000));
+  CHECK_EQ_INT(sim_rec.last_status, NM_PM_ETABLEFULL);
   CHECK_EQ_INT(igd.n_add, 1);
   close_and_wait();
 }
@@ -417,8 +379,8 @@ static void sc_full(void) {
 static void sc_short_lease(void) {
   igd.max_lease = 20;
   start();
-  CHECK(wait_until(c_mapped, 5000));
-  CHECK_EQ_INT(rec.last.lease_s, 20);
+  CHECK(sim_wait_until(sim_mapped, 5000));
+  CHECK_EQ_INT(sim_rec.last.lease_s, 20);
   close_and_wait();
 }
 
@@ -426,24 +388,24 @@ static void sc_short_lease(void) {
 static void sc_forgotten(void) {
   cfg.check_s = 1;
   start();
-  CHECK(wait_until(c_mapped, 5000));
+  CHECK(sim_wait_until(sim_mapped, 5000));
   memset(igd.tab, 0, sizeof(igd.tab));
-  CHECK(wait_until(c_remapped, 5000));
+  CHECK(sim_wait_until(sim_remapped, 5000));
   CHECK(find(4000) != NULL);
   CHECK_EQ_INT(igd.n_add, 2);
-  CHECK_EQ_INT(rec.count[NM_PM_LOST], 0);
+  CHECK_EQ_INT(sim_rec.count[NM_PM_LOST], 0);
   close_and_wait();
-  CHECK_EQ_INT(rec.table_at_close, 0);
+  CHECK_EQ_INT(table_at_close, 0);
 }
 
 /* short leases are refreshed before expiry, quietly */
 static void sc_renew(void) {
   cfg.lease_s = 4; /* renews at 2 s */
   start();
-  CHECK(wait_until(c_mapped, 5000));
-  CHECK(wait_until(c_two_adds, 5000));
+  CHECK(sim_wait_until(sim_mapped, 5000));
+  CHECK(sim_wait_until(c_two_adds, 5000));
   CHECK_EQ_INT(igd.last_lease, 4);
-  CHECK_EQ_INT(rec.n, 1);
+  CHECK_EQ_INT(sim_rec.n, 1);
   close_and_wait();
 }
 
@@ -455,33 +417,28 @@ static void on_server_closed(uv_handle_t *h) {
 static void sc_lost(void) {
   cfg.lease_s = 4;
   start();
-  CHECK(wait_until(c_mapped, 5000));
+  CHECK(sim_wait_until(sim_mapped, 5000));
   uv_close((uv_handle_t *)&igd.server, on_server_closed);
-  CHECK(wait_until(c_lost_then_none, 15000));
-  CHECK_EQ_INT(rec.order[0], NM_PM_MAPPED);
-  CHECK_EQ_INT(rec.order[1], NM_PM_LOST);
-  CHECK_EQ_INT(rec.order[2], NM_PM_NONE);
-  CHECK_EQ_INT(rec.last_status, NM_PM_ENOIGD);
+  CHECK(sim_wait_until(sim_lost_then_none, 15000));
+  CHECK_EQ_INT(sim_rec.order[0], NM_PM_MAPPED);
+  CHECK_EQ_INT(sim_rec.order[1], NM_PM_LOST);
+  CHECK_EQ_INT(sim_rec.order[2], NM_PM_NONE);
+  CHECK_EQ_INT(sim_rec.last_status, NM_PM_ENOIGD);
   close_and_wait();
 }
 
-static const struct {
-  const char *name;
-  void (*fn)(void);
-} scenarios[] = {
+static const sim_scenario scenarios[] = {
     {"map", sc_map},           {"permanent", sc_permanent},     {"conflict", sc_conflict},
     {"conflict_all", sc_conflict_all}, {"full", sc_full},       {"short_lease", sc_short_lease},
     {"forgotten", sc_forgotten}, {"renew", sc_renew},           {"lost", sc_lost},
 };
 
 int main(int argc, char **argv) {
-  size_t i;
-  int found = 0;
   if (argc != 3) {
     fprintf(stderr, "usage: %s SCENARIO 127.0.0.X\n", argv[0]);
     return 2;
   }
-  CHECK_EQ_INT(uv_loop_init(&loop), 0);
+  CHECK_EQ_INT(uv_loop_init(&sim_loop), 0);
   if (igd_start(argv[2]) != 0) {
     fprintf(stderr, "cannot listen on %s\n", argv[2]);
     return 1;
@@ -490,16 +447,10 @@ int main(int argc, char **argv) {
   cfg.natpmp = 0;
   cfg.lease_s = 60;
   snprintf(cfg.upnp_url, sizeof(cfg.upnp_url), "http://%s:%d/rootDesc.xml", argv[2], igd.port);
-  for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
-    if (strcmp(scenarios[i].name, argv[1]) == 0) {
-      found = 1;
-      scenarios[i].fn();
-    }
-  }
-  CHECK(found);
+  CHECK_EQ_INT(sim_run(scenarios, sizeof(scenarios) / sizeof(scenarios[0]), argv[1]), 0);
   if (!uv_is_closing((uv_handle_t *)&igd.server))
     uv_close((uv_handle_t *)&igd.server, on_server_closed);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK_EQ_INT(uv_loop_close(&loop), 0);
+  uv_run(&sim_loop, UV_RUN_DEFAULT);
+  CHECK_EQ_INT(uv_loop_close(&sim_loop), 0);
   NAT_TEST_DONE(argv[1]);
 }
