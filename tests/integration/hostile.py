@@ -2,9 +2,12 @@
 
 Every case is (name, what to send, how the session should end). The shared cases are the
 framing and XML attacks any natmesh listener must survive; each test adds the ones specific
-to its protocol (hello for the manager, peer-hello and chat for a servant).
+to its protocol (hello for the manager, peer-hello and chat for a servant). attack() sends
+one case and checks that the target closed the connection and logged why.
 """
-from harness import frame, random_id
+import time
+
+from harness import DELIVERY, RawPeer, frame, random_id
 
 BILLION_LAUGHS = (
     '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
@@ -71,3 +74,33 @@ def framing_attacks(first_type):
 def log_injection(msg_type):
     """An error frame whose text tries to forge a log line and drive the terminal."""
     return frame(msg_type, "bye\n12:00:00.000 natmesh: info: FORGED log line\x1b[2J\x1b]0;pwned\x07")
+
+
+async def attack(h, target, port, name, data, close_within=DELIVERY, half_close=False):
+    """Sends data to target (a harness process) on a fresh connection to port; target must close
+    it within close_within seconds and log a line naming the connection and why. Returns the
+    RawPeer (its frames_before_close) and how long the close took."""
+    since = target.mark("stderr")
+    c = await RawPeer.connect("127.0.0.1", port, name)
+    lport = c.writer.get_extra_info("sockname")[1]
+    await c.send(data)
+    if half_close:
+        c.writer.write_eof()
+    t0 = time.monotonic()
+    closed = await c.wait_closed_by_peer(close_within)
+    took = time.monotonic() - t0
+    c.close()
+    h.check(closed, "%s: %s closed the connection (%.2fs)" % (name, target.name, took))
+    hit = await target.wait_log(r"\(127\.0\.0\.1:%d\) (closed: .*|reports an error.*)" % lport, DELIVERY, since)
+    h.check(bool(hit.group(1).strip()), "%s: logged \"%s\"" % (name, hit.group(1)[:120]))
+    return c, took
+
+
+async def newcomer_chats(h, m, alice, bob):
+    """After the attacks: a new servant (carol) joins through manager m, and chat flows between
+    alice, bob and carol exactly once."""
+    since = {s: s.mark("stderr") for s in (alice, bob)}
+    carol = await h.start_servant("carol", m)
+    await h.wait_peer_count([alice, bob, carol], 3, since={**since, carol: 0})
+    _, lines = await h.chat_round([alice, bob, carol], [alice, bob, carol], "after the attacks")
+    h.check_exactly_once([alice, bob, carol], lines, "after the attacks")

@@ -11,7 +11,6 @@ still serve well-behaved servants.
 """
 import asyncio
 import re
-import time
 
 import harness
 import hostile
@@ -49,20 +48,7 @@ def manager_cases():
 
 async def attack(h, m, name, data, close_within=DELIVERY, half_close=False):
     """Sends data on a fresh connection; the manager must close it and log why."""
-    since = m.mark("stderr")
-    c = await RawPeer.connect("127.0.0.1", m.info["port"], name)
-    lport = c.writer.get_extra_info("sockname")[1]
-    await c.send(data)
-    if half_close:
-        c.writer.write_eof()
-    t0 = time.monotonic()
-    closed = await c.wait_closed_by_peer(close_within)
-    took = time.monotonic() - t0
-    c.close()
-    h.check(closed, "%s: the manager closed the session (%.2fs)" % (name, took))
-    hit = await m.wait_log(r"\(127\.0\.0\.1:%d\) (closed: .*|reports an error.*)" % lport, DELIVERY, since)
-    h.check(bool(hit.group(1).strip()), "%s: logged \"%s\"" % (name, hit.group(1)[:120]))
-    return c, took
+    return await hostile.attack(h, m, m.info["port"], name, data, close_within, half_close)
 
 
 async def registered_mallory(h, m):
@@ -147,11 +133,7 @@ async def test(h):
     st = await h.status(m)
     names = sorted(s.get("name") for s in st.findall("servant"))
     h.check(names == ["alice", "bob"], "alice and bob are still registered, mallory is gone (%s)" % names)
-    since = {s: s.mark("stderr") for s in (alice, bob)}
-    carol = await h.start_servant("carol", m)
-    await h.wait_peer_count([alice, bob, carol], 3, since={**since, carol: 0})
-    _, lines = await h.chat_round([alice, bob, carol], [alice, bob, carol], "after the attacks")
-    h.check_exactly_once([alice, bob, carol], lines, "after the attacks")
+    await hostile.newcomer_chats(h, m, alice, bob)
 
     # Nothing an attacker sent reached the log raw: no forged lines, no escape sequences.
     log = m.lines("stderr")

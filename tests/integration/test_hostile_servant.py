@@ -12,7 +12,6 @@ it must still chat with well-behaved peers.
 import asyncio
 import re
 import socket
-import time
 
 import harness
 import hostile
@@ -68,23 +67,6 @@ async def heartbeat(reg):
         await asyncio.sleep(harness.HEARTBEAT / 2)
 
 
-async def attack(h, target, port, name, data, close_within=DELIVERY, half_close=False):
-    since = target.mark("stderr")
-    c = await RawPeer.connect("127.0.0.1", port, name)
-    lport = c.writer.get_extra_info("sockname")[1]
-    await c.send(data)
-    if half_close:
-        c.writer.write_eof()
-    t0 = time.monotonic()
-    closed = await c.wait_closed_by_peer(close_within)
-    took = time.monotonic() - t0
-    c.close()
-    h.check(closed, "%s: %s closed the connection (%.2fs)" % (name, target.name, took))
-    hit = await target.wait_log(r"\(127\.0\.0\.1:%d\) (closed: .*|reports an error.*)" % lport, DELIVERY, since)
-    h.check(bool(hit.group(1).strip()), "%s: logged \"%s\"" % (name, hit.group(1)[:120]))
-    return took
-
-
 async def test(h):
     m = await h.start_manager()
     alice = await h.start_servant("alice", m)
@@ -95,16 +77,16 @@ async def test(h):
     h.note("alice listens on port %d" % port)
 
     for name, data in servant_cases():
-        await attack(h, alice, port, name, data)
+        await hostile.attack(h, alice, port, name, data)
         h.check(alice.alive, "alice alive after: %s" % name)
 
-    await attack(h, alice, port, "truncated header, then EOF", HELLO[:5], half_close=True)
-    await attack(h, alice, port, "truncated payload, then EOF", HELLO + frame("chat", chat())[:30], half_close=True)
+    await hostile.attack(h, alice, port, "truncated header, then EOF", HELLO[:5], half_close=True)
+    await hostile.attack(h, alice, port, "truncated payload, then EOF", HELLO + frame("chat", chat())[:30], half_close=True)
 
     # Terminal safety: XML already refuses most control characters (ESC, BEL: the session is
     # closed), but tab, CR and newline are legal XML; a newline would let a peer print a
     # line that looks like someone else's.
-    await attack(h, alice, port, "chat: ESC and BEL characters", HELLO + frame("chat", chat("a\x1b[2J\x07b")))
+    await hostile.attack(h, alice, port, "chat: ESC and BEL characters", HELLO + frame("chat", chat("a\x1b[2J\x07b")))
 
     # An origin the manager never listed is not shown, whatever name it claims.
     c = await RawPeer.connect("127.0.0.1", port, "unlisted")
@@ -156,11 +138,7 @@ async def test(h):
 
     # Alice still serves well-behaved peers.
     h.check(alice.alive and bob.alive, "alice and bob survived every attack")
-    since = {s: s.mark("stderr") for s in (alice, bob)}
-    carol = await h.start_servant("carol", m)
-    await h.wait_peer_count([alice, bob, carol], 3, since={**since, carol: 0})
-    _, lines = await h.chat_round([alice, bob, carol], [alice, bob, carol], "after the attacks")
-    h.check_exactly_once([alice, bob, carol], lines, "after the attacks")
+    await hostile.newcomer_chats(h, m, alice, bob)
 
     # Hardening checks, each reported on its own.
     log = alice.lines("stderr")
