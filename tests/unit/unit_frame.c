@@ -44,6 +44,16 @@ static size_t three_frames(char *buf) {
   return off;
 }
 
+/* Feeds len bytes in one call to a fresh reader with the untrusted limit, then closes it;
+ * returns what the feed returned. */
+static int feed_once(const void *data, size_t len, seen *s) {
+  nm_frame_reader r;
+  nm_frame_reader_init(&r, NM_FRAME_MAX_UNTRUSTED);
+  int rc = nm_frame_reader_feed(&r, data, len, on_frame, s);
+  nm_frame_reader_close(&r);
+  return rc;
+}
+
 static void expect_three(const seen *s) {
   NMT_EQ_INT(s->frames, 3);
   NMT_EQ_INT(s->types[0], 0x01);
@@ -65,12 +75,9 @@ static void test_header_encode(void) {
 static void test_several_frames_in_one_buffer(void) {
   char buf[256];
   size_t n = three_frames(buf);
-  nm_frame_reader r;
-  nm_frame_reader_init(&r, NM_FRAME_MAX_UNTRUSTED);
   seen s = {0};
-  NMT_EQ_INT(nm_frame_reader_feed(&r, buf, n, on_frame, &s), 0);
+  NMT_EQ_INT(feed_once(buf, n, &s), 0);
   expect_three(&s);
-  nm_frame_reader_close(&r);
 }
 
 static void test_byte_by_byte(void) {
@@ -157,12 +164,9 @@ static void test_limit_is_inclusive_and_raisable(void) {
 static void test_bad_magic(void) {
   const char *bad[] = {"XM\x01\x01\0\0\0\0", "nm\x01\x01\0\0\0\0", "GET / HTTP/1.1\r\n"};
   for (size_t i = 0; i < 3; i++) {
-    nm_frame_reader r;
-    nm_frame_reader_init(&r, NM_FRAME_MAX_UNTRUSTED);
     seen s = {0};
-    NMT_EQ_INT(nm_frame_reader_feed(&r, bad[i], 8, on_frame, &s), NM_EMSG);
+    NMT_EQ_INT(feed_once(bad[i], 8, &s), NM_EMSG);
     NMT_EQ_INT(s.frames, 0);
-    nm_frame_reader_close(&r);
   }
 }
 
@@ -172,12 +176,9 @@ static void test_bad_version(void) {
     uint8_t h[NM_FRAME_HEADER];
     nm_frame_header_encode(h, 0x01, 0);
     h[2] = versions[i];
-    nm_frame_reader r;
-    nm_frame_reader_init(&r, NM_FRAME_MAX_UNTRUSTED);
     seen s = {0};
-    NMT_EQ_INT(nm_frame_reader_feed(&r, (char *)h, sizeof h, on_frame, &s), NM_EPROTO_VERSION);
+    NMT_EQ_INT(feed_once(h, sizeof h, &s), NM_EPROTO_VERSION);
     NMT_EQ_INT(s.frames, 0);
-    nm_frame_reader_close(&r);
   }
 }
 
@@ -188,12 +189,9 @@ static void test_good_then_bad(void) {
   put_frame(buf, &off, 0x06, "ok");
   memcpy(buf + off, "BAD!BAD!", 8);
   off += 8;
-  nm_frame_reader r;
-  nm_frame_reader_init(&r, NM_FRAME_MAX_UNTRUSTED);
   seen s = {0};
-  NMT_EQ_INT(nm_frame_reader_feed(&r, buf, off, on_frame, &s), NM_EMSG);
+  NMT_EQ_INT(feed_once(buf, off, &s), NM_EMSG);
   NMT_EQ_INT(s.frames, 1);
-  nm_frame_reader_close(&r);
 }
 
 /* The reader does not judge types: that is the session's job. */
@@ -201,25 +199,19 @@ static void test_unknown_type_is_delivered(void) {
   char buf[64];
   size_t off = 0;
   put_frame(buf, &off, 0x7F, "x");
-  nm_frame_reader r;
-  nm_frame_reader_init(&r, NM_FRAME_MAX_UNTRUSTED);
   seen s = {0};
-  NMT_EQ_INT(nm_frame_reader_feed(&r, buf, off, on_frame, &s), 0);
+  NMT_EQ_INT(feed_once(buf, off, &s), 0);
   NMT_EQ_INT(s.frames, 1);
   NMT_EQ_INT(s.types[0], 0x7F);
-  nm_frame_reader_close(&r);
 }
 
 static void test_callback_can_stop(void) {
   char buf[256];
   size_t n = three_frames(buf);
-  nm_frame_reader r;
-  nm_frame_reader_init(&r, NM_FRAME_MAX_UNTRUSTED);
   seen s = {0};
   s.stop_after = 1;
-  NMT_EQ_INT(nm_frame_reader_feed(&r, buf, n, on_frame, &s), 7);
+  NMT_EQ_INT(feed_once(buf, n, &s), 7);
   NMT_EQ_INT(s.frames, 1);
-  nm_frame_reader_close(&r);
 }
 
 /* A truncated frame stays buffered, is never delivered, and close frees it (LSan checks). */
