@@ -12,6 +12,7 @@
 
 #define SV_MGR_BACKOFF_FIRST_MS 250
 #define SV_MGR_BACKOFF_MAX_MS 4000
+#define SV_WELCOME_TIMEOUT_MS 10000
 
 static void sv__mgr_resolve(servant *sv);
 
@@ -38,6 +39,15 @@ void sv_manager_send(servant *sv, uint8_t type, const char *payload, size_t len)
 
 static void sv__mgr_heartbeat(uv_timer_t *t) {
   servant *sv = t->data;
+  sv_manager_link *l = &sv->mgr;
+  /* A manager whose host vanished never closes the session: TCP would keep retrying for
+   * minutes. No ack for a whole timeout means it is gone; reconnect (chat goes on). */
+  if (l->conn && l->timeout_s && sv_now_ms(sv) - l->last_heard_ms > (uint64_t)l->timeout_s * 1000) {
+    char why[64];
+    snprintf(why, sizeof why, "manager silent for %u s", l->timeout_s);
+    nm_conn_close(l->conn, UV_ETIMEDOUT, why);
+    return;
+  }
   char hb[64];
   int n = snprintf(hb, sizeof hb, "<heartbeat version=\"%llu\"/>", (unsigned long long)sv->list_version);
   sv_manager_send(sv, NM_MSG_HEARTBEAT, hb, (size_t)n);
@@ -62,6 +72,7 @@ static int sv__mgr_on_welcome(servant *sv, xmlNode *w) {
     return 1;
   }
   snprintf(l->observed_ip, sizeof l->observed_ip, "%s", ip);
+  nm_conn_deadline_clear(l->conn);
   if (!sv->listener) {
     int rc = sv_listen(sv, (uint16_t)port);
     if (rc < 0) {
@@ -168,6 +179,7 @@ static int sv__mgr_on_delta(servant *sv, xmlNode *d) {
 static int sv__mgr_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
   servant *sv = c->data;
   sv_manager_link *l = &sv->mgr;
+  l->last_heard_ms = sv_now_ms(sv);
   xmlDoc *doc = NULL;
   char err[300];
   int rc = 0;
@@ -232,6 +244,9 @@ static void sv__mgr_connected(nm_conn *c, int status) {
   if (status < 0) return; /* sv__mgr_closed schedules the retry */
   nm_frame_reader_set_max(&c->reader, NM_FRAME_MAX);
   sv->mgr.state = SV_MGR_HELLO_SENT;
+  sv->mgr.last_heard_ms = sv_now_ms(sv);
+  /* Until the welcome there is no heartbeat to notice a mute manager with. */
+  nm_conn_deadline(c, SV_WELCOME_TIMEOUT_MS, "no welcome from the manager in time");
   char hello[160];
   int n = snprintf(hello, sizeof hello,
                    "<hello id=\"%s\" name=\"%s\" role=\"%s\" port=\"%u\" max-clients=\"%u\"/>",

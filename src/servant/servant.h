@@ -92,6 +92,7 @@ typedef struct {
   unsigned heartbeat_s, timeout_s;
   char observed_ip[64];
   int failures;
+  uint64_t last_heard_ms; /* anything from the manager: a silent one is given up on */
 } sv_manager_link;
 
 #define SV_RECENT_MAX 1000       /* lines a relay replays to a client that attaches */
