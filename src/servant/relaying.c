@@ -33,7 +33,7 @@ void sv_relay_on_serve(servant *sv, xmlNode *serve) {
     strcpy(fresh[n].token, token);
     n++;
   }
-  memcpy(sv->clients, fresh, n * sizeof *fresh);
+  if (n) memcpy(sv->clients, fresh, n * sizeof *fresh);
   sv->nclients = n;
   /* Clients no longer assigned to us are dropped. */
   for (size_t i = 0; i < sv->npullers;) {
