@@ -95,6 +95,9 @@ void sv_publish_line(servant *sv, const char *text) {
   char *payload;
   size_t len;
   if (sv_chat_build(sv, text, &payload, &len) < 0) return;
+  if (!sv->peers && !sv->npullers)
+    nm_log_warn("no peers yet%s: that line reached no one",
+                sv->mgr.state == SV_MGR_REGISTERED ? "" : " (not registered with the manager)");
   sv_peers_publish(sv, payload, len);
   sv_relay_forward(sv, sv->id, payload, len);
   free(payload);
