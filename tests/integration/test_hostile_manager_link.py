@@ -92,6 +92,19 @@ async def register(h, c, assign_port):
     return sid, port
 
 
+async def real_manager_takes_over(h, fake, alice, tag):
+    """The fake manager goes, a real one starts on its port: alice registers with it, bob
+    joins, and the two chat exactly once."""
+    since = alice.mark("stderr")
+    await fake.stop()
+    m = await h.start_manager(port=fake.port)
+    await h.expect(alice.wait_log(r"registered as alice\b", STARTUP, since), "alice registered with the real manager")
+    bob = await h.start_servant("bob", m)
+    await h.wait_peer_count([alice, bob], 2, since={alice: since, bob: 0})
+    _, lines = await h.chat_round([alice, bob], [alice, bob], tag)
+    h.check_exactly_once([alice, bob], lines, tag)
+
+
 async def test(h):
     fake = FakeManager(h)
     await fake.start()
@@ -115,15 +128,7 @@ async def test(h):
         await register(h, c, assign)
         await alice.wait_log(r"registered as alice\b", DELIVERY, since)
 
-    # The real manager takes over the port.
-    since = alice.mark("stderr")
-    await fake.stop()
-    m = await h.start_manager(port=fake.port)
-    await h.expect(alice.wait_log(r"registered as alice\b", STARTUP, since), "alice registered with the real manager")
-    bob = await h.start_servant("bob", m)
-    await h.wait_peer_count([alice, bob], 2, since={alice: since, bob: 0})
-    _, lines = await h.chat_round([alice, bob], [alice, bob], "after the hostile manager")
-    h.check_exactly_once([alice, bob], lines, "after the hostile manager")
+    await real_manager_takes_over(h, fake, alice, "after the hostile manager")
 
     log = alice.lines("stderr")
     forged = [l for l in log if l.startswith("12:00:00.000 natmesh: ")]

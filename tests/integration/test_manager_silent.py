@@ -13,8 +13,8 @@ The same for a manager that accepts the connection but never welcomes.
 import asyncio
 import time
 
-from harness import DELIVERY, STARTUP, main
-from test_hostile_manager_link import FakeManager, register
+from harness import DELIVERY, main
+from test_hostile_manager_link import FakeManager, real_manager_takes_over, register
 
 
 async def drain(c):
@@ -47,14 +47,7 @@ async def test(h):
     await h.expect(fake.next(DELIVERY), "and connects again (%.1f s later)" % (time.monotonic() - t0))
     reader.cancel()
 
-    since = alice.mark("stderr")
-    await fake.stop()
-    m = await h.start_manager(port=fake.port)
-    await h.expect(alice.wait_log(r"registered as alice\b", STARTUP, since), "alice registered with the real manager")
-    bob = await h.start_servant("bob", m)
-    await h.wait_peer_count([alice, bob], 2, since={alice: since, bob: 0})
-    _, lines = await h.chat_round([alice, bob], [alice, bob], "after the silent manager")
-    h.check_exactly_once([alice, bob], lines, "after the silent manager")
+    await real_manager_takes_over(h, fake, alice, "after the silent manager")
 
 
 if __name__ == "__main__":
