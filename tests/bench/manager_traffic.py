@@ -54,15 +54,12 @@ manager that published a spurious change on every heartbeat fails too).
 
 Run: python3 manager_traffic.py --bindir DIR [--sizes 5,50,200] [--intervals 5] [--keep]
 """
-import argparse
 import asyncio
 import contextlib
 import os
-import shutil
 import struct
 import sys
 import time
-import traceback
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
@@ -423,46 +420,23 @@ def report(h, results, k):
                     fatal=False)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bindir", required=True, help="directory of natmesh-manager")
+def add_args(ap):
     ap.add_argument("--sizes", default="5,50,200", help="servant counts, ascending (default 5,50,200)")
     ap.add_argument("--intervals", type=int, default=5, help="heartbeats per steady window")
-    ap.add_argument("--keep", action="store_true", help="keep the temp directory")
-    args = ap.parse_args()
-    sizes = [int(x) for x in args.sizes.split(",")]
-    if len(sizes) < 2 or sizes != sorted(set(sizes)) or sizes[0] < 1 or args.intervals < 1:
-        ap.error("--sizes: at least two ascending counts; --intervals >= 1")
 
-    async def run():
-        h = harness.Harness("manager_traffic", os.path.abspath(args.bindir), args.keep)
-        h.note("benchmark manager_traffic, sizes %s, logs in %s" % (sizes, h.dir))
-        try:
-            results = await asyncio.wait_for(bench(h, sizes, args.intervals), 120)
-            report(h, results, args.intervals)
-        except CheckFailed as e:
-            h.failed = True
-            h.note("FAILED: %s" % e)
-        except asyncio.TimeoutError:
-            h.failed = True
-            h.note("FAILED: the benchmark took longer than its 120s budget")
-        except Exception:
-            h.failed = True
-            traceback.print_exc()
-        finally:
-            await h.close()
-        if h.failed:
-            h.dump_logs()
-            print("# FAIL manager_traffic after %d checks (%.1fs); logs kept in %s"
-                  % (h.checks, time.monotonic() - h.t0, h.dir))
-            return 1
-        print("# PASS manager_traffic: %d checks in %.1fs" % (h.checks, time.monotonic() - h.t0))
-        if not h.keep:
-            shutil.rmtree(h.dir, ignore_errors=True)
-        return 0
+    def check(args):
+        args.sizes = [int(x) for x in args.sizes.split(",")]
+        if len(args.sizes) < 2 or args.sizes != sorted(set(args.sizes)) or args.sizes[0] < 1 \
+                or args.intervals < 1:
+            ap.error("--sizes: at least two ascending counts; --intervals >= 1")
+    return check
 
-    sys.exit(asyncio.run(run()))
+
+async def run_bench(h, args):
+    h.note("benchmark manager_traffic, sizes %s" % args.sizes)
+    results = await bench(h, args.sizes, args.intervals)
+    report(h, results, args.intervals)
 
 
 if __name__ == "__main__":
-    main()
+    harness.main(run_bench, "manager_traffic", budget=120, add_args=add_args)

@@ -511,14 +511,7 @@ class Harness:
     # -- waiting across processes -----------------------------------------------------
     async def wait_all(self, waits, what):
         """Runs several waits concurrently; records one check."""
-        try:
-            r = await asyncio.gather(*waits)
-        except WaitTimeout as e:
-            self.checks += 1
-            print("not ok %d - %s: %s" % (self.checks, what, e), flush=True)
-            raise CheckFailed(what)
-        self.check(True, what)
-        return r
+        return await self.expect(asyncio.gather(*waits), what)
 
     async def wait_peer_count(self, servants, n, since=None, timeout=DELIVERY):
         """Every servant has logged a peer list of n entries (itself included)."""
@@ -600,18 +593,23 @@ class Harness:
                     print("#   " + l)
 
 
-def main(test, name, budget=100.0):
-    """Entry point of a test module: parses --bindir, runs test(h) under a time budget."""
+def main(test, name, budget=100.0, add_args=None):
+    """Entry point of a test module: parses --bindir, runs test(h) under a time budget.
+    With add_args(parser), a module adds options of its own (it may check them and call
+    parser.error); the test is then called as test(h, args)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--bindir", required=True, help="directory of natmesh-manager")
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
+    check = add_args(ap) if add_args else None
     args = ap.parse_args()
+    if check:
+        check(args)
 
     async def run():
         h = Harness(name, os.path.abspath(args.bindir), args.keep)
         h.note("test %s, logs in %s" % (name, h.dir))
         try:
-            await asyncio.wait_for(test(h), budget)
+            await asyncio.wait_for(test(h, args) if add_args else test(h), budget)
         except CheckFailed as e:
             h.failed = True
             h.note("FAILED: %s" % e)
