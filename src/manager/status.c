@@ -51,6 +51,7 @@ void mgr_send_status(manager *m, mgr_session *asker) {
     mgr__prop_u(n, "complaints", mgr_complaint_reporters(m, s));
     mgr__prop_u(n, "clients", s->clients);
     mgr__prop_u(n, "max-clients", s->max_clients);
+    mgr__prop_u(n, "attached", s->load_attached);
     mgr__prop_u(n, "bytes-in", s->load_bytes_in);
     mgr__prop_u(n, "bytes-out", s->load_bytes_out);
     mgr__prop_u(n, "drops", s->load_drops);

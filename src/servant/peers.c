@@ -304,7 +304,6 @@ static void sv__on_peer_name(uv_getnameinfo_t *req, int status, const char *host
   sv_name_lookup *l = (sv_name_lookup *)req;
   sv_peer *p = sv_peer_find(l->sv, l->id);
   if (p) {
-    p->resolving = 0;
     if (status == 0 && nm_banlist_match(&l->sv->cfg.bans, NULL, host)) {
       p->banned = 1;
       nm_log_info("peer %s (%s) is banned by its name %s", p->info.name, p->info.ip, host);
@@ -329,10 +328,8 @@ static void sv__check_ban(servant *sv, sv_peer *p) {
     free(l);
     return;
   }
-  p->resolving = 1;
   if (uv_getnameinfo(sv->loop, &l->req, sv__on_peer_name, (struct sockaddr *)&addr,
                      NI_NAMEREQD) < 0) {
-    p->resolving = 0;
     free(l);
   }
 }

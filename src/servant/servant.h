@@ -64,7 +64,6 @@ struct sv_peer {
   int listed;                 /* in the manager's current list */
   uint64_t unlisted_since_ms; /* when a full list stopped naming it */
   int banned;                 /* its address or reverse name is on the ban list */
-  int resolving;              /* reverse lookup under way */
   sv_out *out;
   int out_ready;
   uint64_t next_attempt_ms;
@@ -166,7 +165,6 @@ struct servant {
   nm_reach_state reach; /* our own state, as the manager last published it */
   struct sv_portmap *portmap;
   int quiet;            /* do not print chat (a dedicated relay) */
-  int registered_once;
 };
 
 /* manager_link.c */
