@@ -22,7 +22,7 @@ static const sv_cli_spec relay_cli = {
 int main(int argc, char **argv) {
   static servant sv;
   sv_config_defaults(&sv.cfg);
-  snprintf(sv.cfg.role, sizeof sv.cfg.role, "relay");
+  sv.cfg.role = NM_ROLE_RELAY;
   sv.cfg.max_clients = 64;
   sv.quiet = 1;
   nm_log_init("natmesh-relay", NM_LOG_INFO);

@@ -84,9 +84,9 @@ xmlNode *nm_peer_to_xml(xmlNode *parent, const nm_peer *p, int me) {
   xmlNewTextChild(n, NULL, BAD_CAST "name", BAD_CAST p->name);
   xmlNewTextChild(n, NULL, BAD_CAST "ip", BAD_CAST p->ip);
   xmlNewTextChild(n, NULL, BAD_CAST "port", BAD_CAST port);
-  xmlNewTextChild(n, NULL, BAD_CAST "role", BAD_CAST(p->role[0] ? p->role : "servant"));
+  xmlNewTextChild(n, NULL, BAD_CAST "role", BAD_CAST nm_role_name(p->role));
   xmlNewTextChild(n, NULL, BAD_CAST "state", BAD_CAST nm_reach_name(p->state));
-  xmlNewTextChild(n, NULL, BAD_CAST "mapping", BAD_CAST(p->mapping[0] ? p->mapping : "none"));
+  xmlNewTextChild(n, NULL, BAD_CAST "mapping", BAD_CAST nm_mapping_name(p->mapping));
   if (p->relay[0]) xmlNewTextChild(n, NULL, BAD_CAST "relay", BAD_CAST p->relay);
   xmlNewTextChild(n, NULL, BAD_CAST "me", BAD_CAST(me ? "TRUE" : "FALSE"));
   return n;
@@ -124,24 +124,20 @@ int nm_peer_from_xml(xmlNode *n, nm_peer *out, char *err, size_t errlen) {
   }
   out->port = (uint16_t)pv;
   const char *role = nm_xml_child_text(n, "role");
-  if (!role) role = "servant";
-  if (strcmp(role, "servant") != 0 && strcmp(role, "relay") != 0) {
+  if (role && nm_role_parse(role, &out->role) < 0) {
     snprintf(err, errlen, "peer %s has an invalid <role>", id);
     return NM_EMSG;
   }
-  strcpy(out->role, role);
   const char *state = nm_xml_child_text(n, "state");
   if (state && nm_reach_parse(state, &out->state) < 0) {
     snprintf(err, errlen, "peer %s has an invalid <state>", id);
     return NM_EMSG;
   }
   const char *mapping = nm_xml_child_text(n, "mapping");
-  if (!mapping) mapping = "none";
-  if (strcmp(mapping, "none") && strcmp(mapping, "upnp") && strcmp(mapping, "natpmp")) {
+  if (mapping && nm_mapping_parse(mapping, &out->mapping) < 0) {
     snprintf(err, errlen, "peer %s has an invalid <mapping>", id);
     return NM_EMSG;
   }
-  strcpy(out->mapping, mapping);
   const char *relay = nm_xml_child_text(n, "relay");
   if (relay && (!nm_id_valid(relay) || nm__copy_field(out->relay, sizeof out->relay, relay) < 0)) {
     snprintf(err, errlen, "peer %s has an invalid <relay>", id);

@@ -16,9 +16,9 @@ typedef struct {
   char name[NM_NAME_MAX + 1];
   char ip[64];      /* the address peers dial: observed, or the mapped external one */
   uint16_t port;    /* the port peers dial */
-  char role[8];     /* "servant" or "relay" */
+  nm_role role;
   nm_reach_state state;
-  char mapping[8];  /* "none", "upnp", "natpmp" */
+  nm_mapping_kind mapping;
   char relay[NM_ID_LEN + 1]; /* id of the relay it pulls from, when relayed */
   int me;           /* set only in the copy sent to that servant */
 } nm_peer;

@@ -28,18 +28,56 @@ const char *nm_msg_name(uint8_t type) {
   }
 }
 
-static const char *nm__reach_names[] = {"unknown", "direct", "mapped", "suspicious", "relayed"};
+#define NM__COUNT(a) (sizeof(a) / sizeof *(a))
 
-const char *nm_reach_name(nm_reach_state s) {
-  if ((unsigned)s < sizeof nm__reach_names / sizeof *nm__reach_names) return nm__reach_names[s];
-  return "unknown";
+/* One table per enum: the index is the value, the string its wire name. */
+static const char *const nm__reach_names[] = {"unknown", "direct", "mapped", "suspicious", "relayed"};
+static const char *const nm__role_names[] = {"servant", "relay"};
+static const char *const nm__mapping_names[] = {"none", "upnp", "natpmp"};
+
+static const char *nm__enum_name(const char *const *names, unsigned count, unsigned v) {
+  return v < count ? names[v] : names[0];
 }
 
-int nm_reach_parse(const char *s, nm_reach_state *out) {
-  for (unsigned i = 0; i < sizeof nm__reach_names / sizeof *nm__reach_names; i++)
-    if (strcmp(s, nm__reach_names[i]) == 0) {
-      *out = (nm_reach_state)i;
+static int nm__enum_parse(const char *const *names, unsigned count, const char *s, unsigned *out) {
+  if (!s) return -1;
+  for (unsigned i = 0; i < count; i++)
+    if (strcmp(s, names[i]) == 0) {
+      *out = i;
       return 0;
     }
   return -1;
+}
+
+const char *nm_reach_name(nm_reach_state s) {
+  return nm__enum_name(nm__reach_names, NM__COUNT(nm__reach_names), (unsigned)s);
+}
+
+int nm_reach_parse(const char *s, nm_reach_state *out) {
+  unsigned v;
+  if (nm__enum_parse(nm__reach_names, NM__COUNT(nm__reach_names), s, &v) < 0) return -1;
+  *out = (nm_reach_state)v;
+  return 0;
+}
+
+const char *nm_role_name(nm_role r) {
+  return nm__enum_name(nm__role_names, NM__COUNT(nm__role_names), (unsigned)r);
+}
+
+int nm_role_parse(const char *s, nm_role *out) {
+  unsigned v;
+  if (nm__enum_parse(nm__role_names, NM__COUNT(nm__role_names), s, &v) < 0) return -1;
+  *out = (nm_role)v;
+  return 0;
+}
+
+const char *nm_mapping_name(nm_mapping_kind k) {
+  return nm__enum_name(nm__mapping_names, NM__COUNT(nm__mapping_names), (unsigned)k);
+}
+
+int nm_mapping_parse(const char *s, nm_mapping_kind *out) {
+  unsigned v;
+  if (nm__enum_parse(nm__mapping_names, NM__COUNT(nm__mapping_names), s, &v) < 0) return -1;
+  *out = (nm_mapping_kind)v;
+  return 0;
 }

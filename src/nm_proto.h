@@ -44,6 +44,25 @@ typedef enum {
 const char *nm_reach_name(nm_reach_state s);
 int nm_reach_parse(const char *s, nm_reach_state *out);
 
+/* What a node is in the overlay. A role is an enum everywhere but on the wire. */
+typedef enum {
+  NM_ROLE_SERVANT = 0, /* a peer with a user: publishes and receives chat */
+  NM_ROLE_RELAY,       /* a dedicated relay node: receives and forwards only */
+} nm_role;
+
+const char *nm_role_name(nm_role r);
+int nm_role_parse(const char *s, nm_role *out);
+
+/* How a servant made its port reachable, as it reported to the manager. */
+typedef enum {
+  NM_MAPPING_NONE = 0,
+  NM_MAPPING_UPNP,
+  NM_MAPPING_NATPMP,
+} nm_mapping_kind;
+
+const char *nm_mapping_name(nm_mapping_kind k);
+int nm_mapping_parse(const char *s, nm_mapping_kind *out);
+
 #define NM_ID_LEN 16 /* hex characters of a servant id (64 random bits) */
 #define NM_NAME_MAX 32
 #define NM_CHAT_MAX 4096 /* bytes of one chat line */

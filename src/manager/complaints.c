@@ -47,7 +47,7 @@ unsigned mgr_complaint_quorum(manager *m, mgr_session *s) {
    * publish, so they never complain and do not count. */
   unsigned others = 0;
   for (mgr_session *o = m->sessions; o; o = o->next)
-    if (o != s && o->state == MGR_SESSION_REGISTERED && strcmp(o->role, "servant") == 0) others++;
+    if (o != s && o->state == MGR_SESSION_REGISTERED && o->role == NM_ROLE_SERVANT) others++;
   /* "More than quorum_percent of them", and never fewer than one. */
   return others * m->cfg.quorum_percent / 100 + 1;
 }

@@ -44,13 +44,13 @@ typedef struct mgr_session {
   mgr_session_state state;
   char id[NM_ID_LEN + 1];
   char name[NM_NAME_MAX + 1];
-  char role[8];
+  nm_role role;
   uint16_t port;        /* the port it listens on */
   uint16_t last_busy;   /* last port it could not bind, so assignment moves past it */
   uint64_t connected_ms;
   uint64_t last_heard_ms;
   /* port mapping, as reported by the servant */
-  char mapping[8];
+  nm_mapping_kind mapping;
   char ext_ip[64];
   uint16_t ext_port;
   nm_reach_state reach;

@@ -44,7 +44,7 @@ void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {
   memset(p, 0, sizeof *p);
   strcpy(p->id, s->id);
   strcpy(p->name, s->name);
-  strcpy(p->role, s->role[0] ? s->role : "servant");
+  p->role = s->role;
   /* Peers dial the mapped external address when the servant has a usable mapping. */
   if (s->reach == NM_REACH_MAPPED && s->ext_ip[0] && s->ext_port) {
     snprintf(p->ip, sizeof p->ip, "%s", s->ext_ip);
@@ -54,7 +54,7 @@ void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {
     p->port = s->port;
   }
   p->state = s->reach;
-  strcpy(p->mapping, s->mapping[0] ? s->mapping : "none");
+  p->mapping = s->mapping;
   strcpy(p->relay, s->relay_id);
 }
 

@@ -28,7 +28,7 @@ static mgr_session *mgr__pick_relay(manager *m, mgr_session *client) {
       best = r;
       continue;
     }
-    int r_dedicated = strcmp(r->role, "relay") == 0, b_dedicated = strcmp(best->role, "relay") == 0;
+    int r_dedicated = r->role == NM_ROLE_RELAY, b_dedicated = best->role == NM_ROLE_RELAY;
     if (r_dedicated != b_dedicated) {
       if (r_dedicated) best = r;
       continue;
@@ -85,7 +85,7 @@ void mgr_relay_assign(manager *m, mgr_session *s) {
   strcpy(s->relay_id, relay->id);
   s->reach = NM_REACH_RELAYED;
   relay->clients++;
-  nm_log_info("relay: %s pulls from %s %s (%u of %u clients)", s->name, relay->role, relay->name,
+  nm_log_info("relay: %s pulls from %s %s (%u of %u clients)", s->name, nm_role_name(relay->role), relay->name,
               relay->clients, relay->max_clients);
   /* The relay learns first, so the client's pull finds its token there. */
   mgr__send_serve(m, relay);

@@ -81,7 +81,7 @@ static int mgr__on_hello(mgr_session *s, const char *payload, size_t len) {
   const char *bad = NULL;
   if (!nm_id_valid(id)) bad = "hello: missing or invalid id";
   else if (!nm_name_valid(name)) bad = "hello: missing or invalid name";
-  else if (role && strcmp(role, "servant") != 0 && strcmp(role, "relay") != 0)
+  else if (role && nm_role_parse(role, &s->role) < 0)
     bad = "hello: role must be servant or relay";
   else if (nm_xml_attr_uint(h, "port", 0, 65535, &port) < 0) bad = "hello: missing or invalid port";
   if (bad) {
@@ -91,7 +91,6 @@ static int mgr__on_hello(mgr_session *s, const char *payload, size_t len) {
   }
   strcpy(s->id, id);
   strcpy(s->name, name);
-  strcpy(s->role, role ? role : "servant");
   unsigned max_clients = 8;
   nm_xml_attr_uint(h, "max-clients", 0, 256, &max_clients);
   s->max_clients = max_clients;
@@ -104,7 +103,7 @@ static int mgr__on_hello(mgr_session *s, const char *payload, size_t len) {
     old->state = MGR_SESSION_NEW;
     nm_conn_close(&old->conn, 0, "replaced by a new session of the same servant");
   }
-  nm_conn_set_label(&s->conn, "%s %s", s->role, s->name);
+  nm_conn_set_label(&s->conn, "%s %s", nm_role_name(s->role), s->name);
   nm_frame_reader_set_max(&s->conn.reader, NM_FRAME_MAX);
   nm_log_info("hello from %s (%s) at %s:%u, %s", s->name, s->id, s->conn.peer_ip,
               s->conn.peer_port, port ? "has its own port" : "asks for a port");
@@ -160,15 +159,16 @@ static int mgr__on_mapping(mgr_session *s, const char *payload, size_t len) {
   const char *ext_ip = nm_xml_attr(mp, "ext-ip");
   unsigned ext_port = 0;
   nm_xml_attr_uint(mp, "ext-port", 0, 65535, &ext_port);
-  if (!method || (strcmp(method, "upnp") && strcmp(method, "natpmp") && strcmp(method, "none"))) {
+  nm_mapping_kind kind;
+  if (nm_mapping_parse(method, &kind) < 0) {
     xmlFreeDoc(doc);
     nm_conn_fail(&s->conn, NM_EMSG, "mapping: invalid method");
     return 1;
   }
   unsigned char addr[16];
-  int usable = strcmp(method, "none") != 0 && ext_ip && ext_port &&
+  int usable = kind != NM_MAPPING_NONE && ext_ip && ext_port &&
                uv_inet_pton(AF_INET, ext_ip, addr) == 0;
-  strcpy(s->mapping, method);
+  s->mapping = kind;
   snprintf(s->ext_ip, sizeof s->ext_ip, "%s", usable ? ext_ip : "");
   s->ext_port = usable ? (uint16_t)ext_port : 0;
   xmlFreeDoc(doc); /* method and ext_ip point into it: use s->mapping and s->ext_ip below */
@@ -177,13 +177,13 @@ static int mgr__on_mapping(mgr_session *s, const char *payload, size_t len) {
   if (usable && strcmp(s->ext_ip, s->conn.peer_ip) != 0) {
     nm_log_warn("%s mapped %s:%u by %s, but its traffic comes from %s: double NAT, not "
                 "advertised as reachable",
-                s->name, s->ext_ip, s->ext_port, s->mapping, s->conn.peer_ip);
+                s->name, s->ext_ip, s->ext_port, nm_mapping_name(s->mapping), s->conn.peer_ip);
     s->ext_ip[0] = 0;
     s->ext_port = 0;
     usable = 0;
   }
   if (usable) {
-    nm_log_info("%s reachable by %s mapping at %s:%u", s->name, s->mapping, s->ext_ip, s->ext_port);
+    nm_log_info("%s reachable by %s mapping at %s:%u", s->name, nm_mapping_name(s->mapping), s->ext_ip, s->ext_port);
     mgr_relay_release(s->mgr, s);
     s->reach = NM_REACH_MAPPED;
   } else if (s->reach == NM_REACH_MAPPED) {

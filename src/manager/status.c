@@ -35,13 +35,13 @@ void mgr_send_status(manager *m, mgr_session *asker) {
     xmlNode *n = xmlNewChild(root, NULL, BAD_CAST "servant", NULL);
     xmlNewProp(n, BAD_CAST "id", BAD_CAST s->id);
     xmlNewProp(n, BAD_CAST "name", BAD_CAST s->name);
-    xmlNewProp(n, BAD_CAST "role", BAD_CAST s->role);
+    xmlNewProp(n, BAD_CAST "role", BAD_CAST nm_role_name(s->role));
     xmlNewProp(n, BAD_CAST "ip", BAD_CAST s->conn.peer_ip);
     mgr__prop_u(n, "port", s->port);
     xmlNewProp(n, BAD_CAST "dial-ip", BAD_CAST p.ip);
     mgr__prop_u(n, "dial-port", p.port);
     xmlNewProp(n, BAD_CAST "state", BAD_CAST nm_reach_name(s->reach));
-    xmlNewProp(n, BAD_CAST "mapping", BAD_CAST p.mapping);
+    xmlNewProp(n, BAD_CAST "mapping", BAD_CAST nm_mapping_name(p.mapping));
     xmlNewProp(n, BAD_CAST "ext-ip", BAD_CAST s->ext_ip);
     mgr__prop_u(n, "ext-port", s->ext_port);
     xmlNewProp(n, BAD_CAST "relay", BAD_CAST s->relay_id);

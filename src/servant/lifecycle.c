@@ -19,7 +19,7 @@ int sv_bind_outgoing(servant *sv, nm_conn *c) {
 
 void sv_config_defaults(sv_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
-  snprintf(cfg->role, sizeof cfg->role, "servant");
+  cfg->role = NM_ROLE_SERVANT;
   snprintf(cfg->manager_host, sizeof cfg->manager_host, "127.0.0.1");
   cfg->manager_port = 85;
   snprintf(cfg->listen, sizeof cfg->listen, "0.0.0.0");
@@ -76,7 +76,7 @@ int sv_start(servant *sv, uv_loop_t *loop) {
       return rc;
     }
   }
-  nm_log_info("%s %s (%s) starting; manager %s:%u", cfg->role, cfg->name, sv->id, cfg->manager_host,
+  nm_log_info("%s %s (%s) starting; manager %s:%u", nm_role_name(cfg->role), cfg->name, sv->id, cfg->manager_host,
               cfg->manager_port);
   signal(SIGPIPE, SIG_IGN);
   uv_timer_init(loop, &sv->tick);

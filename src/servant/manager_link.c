@@ -250,7 +250,7 @@ static void sv__mgr_connected(nm_conn *c, int status) {
   char hello[160];
   int n = snprintf(hello, sizeof hello,
                    "<hello id=\"%s\" name=\"%s\" role=\"%s\" port=\"%u\" max-clients=\"%u\"/>",
-                   sv->id, sv->cfg.name, sv->cfg.role, sv->listener ? sv->port : sv->cfg.port,
+                   sv->id, sv->cfg.name, nm_role_name(sv->cfg.role), sv->listener ? sv->port : sv->cfg.port,
                    sv->cfg.max_clients);
   nm_conn_send(c, NM_MSG_HELLO, hello, (size_t)n);
   nm_log(sv->mgr.failures ? NM_LOG_INFO : NM_LOG_DEBUG, "connected to manager %s:%u",

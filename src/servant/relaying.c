@@ -167,7 +167,7 @@ void sv_relay_forward(servant *sv, const char *origin, const char *payload, size
 void sv_relay_tick(servant *sv) { sv__recent_trim(sv, sv_now_ms(sv)); }
 
 void sv_relay_load_report(servant *sv) {
-  if (strcmp(sv->cfg.role, "relay") != 0 && sv->nclients == 0) return;
+  if (sv->cfg.role != NM_ROLE_RELAY && sv->nclients == 0) return;
   char buf[256];
   int n = snprintf(buf, sizeof buf,
                    "<relay-load clients=\"%zu\" attached=\"%zu\" max-clients=\"%u\" bytes-in=\"%llu\" "

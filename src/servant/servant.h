@@ -25,7 +25,7 @@
 #define SV_INBOUND_MAX 1024        /* open inbound connections; more are refused */
 
 typedef struct {
-  char role[8]; /* "servant" or "relay" */
+  nm_role role;
   /* relay duty: limits apply to dedicated relays; servants serve a few clients at most */
   unsigned max_clients;
   unsigned client_rate_bps;  /* bytes per second per client, 0 = unlimited */

@@ -13,8 +13,8 @@ static nm_peer mk(const char *id, const char *name, const char *ip, uint16_t por
   snprintf(p.name, sizeof p.name, "%s", name);
   snprintf(p.ip, sizeof p.ip, "%s", ip);
   p.port = port;
-  strcpy(p.role, "servant");
-  strcpy(p.mapping, "none");
+  p.role = NM_ROLE_SERVANT;
+  p.mapping = NM_MAPPING_NONE;
   p.state = NM_REACH_DIRECT;
   return p;
 }
@@ -49,9 +49,9 @@ static void test_round_trip_and_me(void) {
   nm_peer b = mk(ID_B, "bob.b-2_x", "::1", 65535);
   b.state = NM_REACH_RELAYED;
   strcpy(b.relay, ID_R);
-  strcpy(b.mapping, "upnp");
+  b.mapping = NM_MAPPING_UPNP;
   nm_peer r = mk(ID_R, "relay1", "10.0.0.1", 1);
-  strcpy(r.role, "relay");
+  r.role = NM_ROLE_RELAY;
   NMT_EQ_INT(nm_peerlist_upsert(&l, &a), 0);
   NMT_EQ_INT(nm_peerlist_upsert(&l, &b), 0);
   NMT_EQ_INT(nm_peerlist_upsert(&l, &r), 0);
@@ -68,7 +68,7 @@ static void test_round_trip_and_me(void) {
     NMT_EQ_INT(pb->port, 65535);
     NMT_EQ_INT(pb->state, NM_REACH_RELAYED);
     NMT_EQ_STR(pb->relay, ID_R);
-    NMT_EQ_STR(pb->mapping, "upnp");
+    NMT_CHECK(pb->mapping == NM_MAPPING_UPNP);
     NMT_EQ_INT(pb->me, 1);
   }
   /* Only the asker's entry is marked. */
@@ -76,7 +76,7 @@ static void test_round_trip_and_me(void) {
   for (size_t i = 0; i < back.count; i++) marked += back.peers[i].me;
   NMT_EQ_INT(marked, 1);
   nm_peer *pr = nm_peerlist_find(&back, ID_R);
-  NMT_CHECK(pr && strcmp(pr->role, "relay") == 0 && pr->relay[0] == 0);
+  NMT_CHECK(pr && pr->role == NM_ROLE_RELAY && pr->relay[0] == 0);
   /* Order is kept. */
   NMT_EQ_STR(back.peers[0].id, ID_A);
   NMT_EQ_STR(back.peers[2].id, ID_R);

@@ -1,0 +1,240 @@
+/* nm_msg: natmesh's one message layer.
+ *
+ * Every frame natmesh sends is built here, and every frame it receives is read here:
+ *   - nm_msg_encode() turns a typed message into a payload through libxml2's escaping
+ *     writers (never by formatting XML text by hand), so a value that came from a router,
+ *     a config file or a peer cannot break out of its attribute;
+ *   - nm_msg_decode() parses a payload through nm_xml_parse() (hardened) and fills the
+ *     typed message with typed readers (u64, port, id, name, token, enum), each of which
+ *     names the message and the field that was wrong: "hello: invalid port \"abc\"".
+ *   - nm_dispatch() runs a per-endpoint table of {type, states allowed, handler}, in the
+ *     manner of tinc's request table: one place refuses an unknown or out-of-state frame.
+ *
+ * docs/protocol.md describes every message; this header is its code form. */
+#ifndef NM_MSG_H
+#define NM_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <libxml/tree.h>
+
+#include "nm_peerlist.h"
+#include "nm_proto.h"
+
+/* ---- enums shared by several messages ----------------------------------------------- */
+
+/* Role and mapping method travel as text on the wire, and are enums everywhere else.
+ * nm_role and nm_mapping_kind are declared in nm_proto.h (nm_peer uses them). */
+
+#define NM_TOKEN_LEN 32  /* hex characters of a relay token */
+#define NM_RELAY_CLIENTS_MAX 256
+
+/* ---- typed readers ------------------------------------------------------------------ */
+/* Each returns 0, or NM_EMSG with "<msg>: missing <attr>" / "<msg>: invalid <attr> \"v\""
+ * in err. optional: a missing attribute leaves *out untouched and returns 0. */
+int nm_read_u64(xmlNode *n, const char *msg, const char *attr, int optional, uint64_t *out,
+                char *err, size_t errlen);
+int nm_read_uint(xmlNode *n, const char *msg, const char *attr, int optional, unsigned min,
+                 unsigned max, unsigned *out, char *err, size_t errlen);
+/* allow_zero: port 0 is meaningful (e.g. "assign me one"). */
+int nm_read_port(xmlNode *n, const char *msg, const char *attr, int optional, int allow_zero,
+                 uint16_t *out, char *err, size_t errlen);
+int nm_read_id(xmlNode *n, const char *msg, const char *attr, int optional,
+               char out[NM_ID_LEN + 1], char *err, size_t errlen);
+int nm_read_name(xmlNode *n, const char *msg, const char *attr, int optional,
+                 char out[NM_NAME_MAX + 1], char *err, size_t errlen);
+/* A literal IPv4 or IPv6 address (no host names). */
+int nm_read_ip(xmlNode *n, const char *msg, const char *attr, int optional, char out[64],
+               char *err, size_t errlen);
+int nm_read_token(xmlNode *n, const char *msg, const char *attr, int optional,
+                  char out[NM_TOKEN_LEN + 1], char *err, size_t errlen);
+/* names[0..count) are the enum's wire names; *out receives the index. */
+int nm_read_enum(xmlNode *n, const char *msg, const char *attr, int optional,
+                 const char *const *names, unsigned count, unsigned *out, char *err,
+                 size_t errlen);
+
+/* ---- the messages --------------------------------------------------------------------- */
+
+typedef struct {
+  char id[NM_ID_LEN + 1];
+  char name[NM_NAME_MAX + 1];
+  nm_role role;
+  uint16_t port; /* 0: assign me one */
+  unsigned max_clients;
+} nm_msg_hello;
+
+typedef struct {
+  char id[NM_ID_LEN + 1];
+  char ip[64]; /* the address the manager sees */
+  uint16_t port;
+  unsigned heartbeat_s, timeout_s;
+} nm_msg_welcome;
+
+typedef struct {
+  uint16_t port; /* 0 with busy set: could not bind busy, assign another */
+  uint16_t busy;
+} nm_msg_listening;
+
+typedef struct {
+  nm_peerlist *list;       /* encode: borrowed. decode: owned, freed by nm_msg_clear */
+  char me[NM_ID_LEN + 1];  /* encode: whose copy (may be ""); decode: the entry marked me */
+} nm_msg_peers;
+
+typedef struct {
+  uint64_t base, version;
+  int leave;               /* 1: leave_id left; 0: peer joined or changed */
+  nm_peer peer;
+  char leave_id[NM_ID_LEN + 1];
+} nm_msg_delta;
+
+typedef struct {
+  uint64_t version;
+} nm_msg_version; /* heartbeat and heartbeat-ack */
+
+typedef struct {
+  char text[300]; /* plain text, not XML */
+} nm_msg_error;
+
+typedef struct {
+  nm_mapping_kind method;
+  char ext_ip[64];   /* "" unless method != none */
+  uint16_t ext_port;
+  unsigned lease_s;
+} nm_msg_mapping;
+
+typedef enum { NM_COMPLAINT_REFUSED = 0, NM_COMPLAINT_TIMEOUT, NM_COMPLAINT_RESET } nm_complaint_reason;
+
+typedef struct {
+  char accused[NM_ID_LEN + 1];
+  nm_complaint_reason reason;
+} nm_msg_complaint;
+
+typedef struct {
+  int release; /* 1: <relay-assign/>, pull no more; the rest is unset */
+  char relay[NM_ID_LEN + 1];
+  char name[NM_NAME_MAX + 1];
+  char ip[64];
+  uint16_t port;
+  char token[NM_TOKEN_LEN + 1];
+} nm_msg_relay_assign;
+
+typedef struct {
+  char id[NM_ID_LEN + 1];
+  char token[NM_TOKEN_LEN + 1];
+} nm_relay_client;
+
+typedef struct {
+  size_t count; /* decode: entries past NM_RELAY_CLIENTS_MAX are refused */
+  nm_relay_client clients[NM_RELAY_CLIENTS_MAX];
+} nm_msg_relay_serve;
+
+typedef struct {
+  uint64_t clients, attached, max_clients, bytes_in, bytes_out, drops;
+} nm_msg_relay_load;
+
+typedef struct {
+  char id[NM_ID_LEN + 1];
+  char name[NM_NAME_MAX + 1];
+} nm_msg_peer_hello;
+
+typedef struct {
+  char origin[NM_ID_LEN + 1];
+  char name[NM_NAME_MAX + 1];
+  uint64_t seq; /* >= 1 */
+  char text[NM_CHAT_MAX + 1];
+} nm_msg_chat;
+
+typedef struct {
+  char id[NM_ID_LEN + 1];
+  char token[NM_TOKEN_LEN + 1];
+} nm_msg_pull;
+
+struct nm_status; /* nm_status.h: the manager's view of the overlay, for natmesh-ctl */
+
+typedef struct {
+  struct nm_status *status; /* encode: borrowed. decode: owned, freed by nm_msg_clear */
+} nm_msg_status;
+
+/* One message of any type. Empty messages (peers-request, bye, status-request) carry
+ * nothing but the type. */
+typedef struct {
+  uint8_t type; /* nm_msg_type */
+  union {
+    nm_msg_hello hello;
+    nm_msg_welcome welcome;
+    nm_msg_listening listening;
+    nm_msg_peers peers;
+    nm_msg_delta delta;
+    nm_msg_version heartbeat;     /* NM_MSG_HEARTBEAT */
+    nm_msg_version heartbeat_ack; /* NM_MSG_HEARTBEAT_ACK */
+    nm_msg_error error;
+    nm_msg_mapping mapping;
+    nm_msg_complaint complaint;
+    nm_msg_relay_assign relay_assign;
+    nm_msg_relay_serve relay_serve;
+    nm_msg_relay_load relay_load;
+    nm_msg_peer_hello peer_hello;
+    nm_msg_chat chat;
+    nm_msg_pull pull;
+    nm_msg_status status;
+  } u;
+} nm_msg;
+
+/* ---- encoding and decoding ------------------------------------------------------------ */
+
+typedef struct {
+  char *data; /* malloc'ed; NULL with len 0 for an empty message */
+  size_t len;
+} nm_msgbuf;
+
+void nm_msgbuf_free(nm_msgbuf *b);
+
+/* Encodes m into out (the caller frees it with nm_msgbuf_free). Returns 0, -EINVAL for a
+ * field the sender should never have (an invalid id, a text over the limit), or -ENOMEM. */
+int nm_msg_encode(const nm_msg *m, nm_msgbuf *out);
+
+/* Decodes a payload of frame type `type` into *m (m->type = type). Returns 0, or a
+ * negative code with a reason naming the message and field in err: NM_EXML / NM_EXML_HOSTILE
+ * for XML that nm_xml_parse refused, NM_EMSG for wrong content, NM_EFRAME_TYPE for a type
+ * this layer does not know. On success the caller calls nm_msg_clear(m) when done. */
+int nm_msg_decode(uint8_t type, const char *payload, size_t len, nm_msg *m, char *err,
+                  size_t errlen);
+
+/* Frees what a decoded message owns (the peer list, the status). Safe on any message. */
+void nm_msg_clear(nm_msg *m);
+
+/* ---- dispatch -------------------------------------------------------------------------- */
+
+struct nm_conn;
+
+/* A handler gets the decoded message. It returns 0 to go on, or non-zero when it closed
+ * the session (the conn must not be touched after that). */
+typedef int (*nm_msg_handler)(void *session, const nm_msg *m);
+
+typedef struct {
+  uint8_t type;
+  int min_state; /* lowest session state in which this message is allowed */
+  int max_state; /* highest (inclusive) */
+  nm_msg_handler handler;
+} nm_dispatch_entry;
+
+typedef struct {
+  const char *endpoint;          /* for errors: "manager session", "inbound peer", ... */
+  const nm_dispatch_entry *rows;
+  size_t count;
+  const char *const *state_names; /* for errors: "hello not allowed while registered" */
+  unsigned nstates;
+} nm_dispatch_table;
+
+/* Finds the row for type, checks state, decodes the payload and calls the handler. An
+ * unknown type, a message not allowed in this state, or a payload that does not decode
+ * fails the session (nm_conn_fail with a reason naming the message and field) and returns
+ * non-zero. Returns the handler's result otherwise. Suitable as the body of an
+ * nm_conn_frame_cb. */
+int nm_dispatch(const nm_dispatch_table *t, struct nm_conn *c, void *session, int state,
+                uint8_t type, const char *payload, size_t len);
+
+/* Encodes m and queues it on c. Returns nm_conn_send's result, or the encoder's error. */
+int nm_msg_send(struct nm_conn *c, const nm_msg *m);
+
+#endif
