@@ -44,9 +44,7 @@ static void mgr__sweep(uv_timer_t *t) {
   for (mgr_session *s = m->sessions, *next; s; s = next) {
     next = s->next;
     if (s->conn.closing || now - s->last_heard_ms <= limit) continue;
-    char why[80];
-    snprintf(why, sizeof why, "no heartbeat for %u s", m->cfg.timeout_s);
-    mgr_session_drop(s, why);
+    mgr_session_retire(s, MGR_RETIRE_TIMED_OUT, NULL);
   }
 }
 
@@ -59,11 +57,7 @@ static void mgr__on_signal(uv_signal_t *sig, int signum) {
   if (m->stopping) return;
   m->stopping = 1;
   nm_log_info("signal %d: stopping", signum);
-  /* Everyone is going: no leave is worth publishing to the others. */
-  for (mgr_session *s = m->sessions; s; s = s->next) {
-    s->state = MGR_SESSION_NEW;
-    nm_conn_close(&s->conn, 0, NULL);
-  }
+  for (mgr_session *s = m->sessions; s; s = s->next) mgr_session_retire(s, MGR_RETIRE_STOPPING, NULL);
   uv_close((uv_handle_t *)&m->server, NULL);
   uv_close((uv_handle_t *)&m->sweep, NULL);
   uv_close((uv_handle_t *)&m->sigint, NULL);

@@ -5,12 +5,21 @@
 #include "nm_log.h"
 #include "nm_xml.h"
 
-#include <stdlib.h>
-
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 uint64_t mgr_now_ms(manager *m) { return uv_now(m->loop); }
+
+mgr_verdict_rules mgr_rules(const manager *m) {
+  mgr_verdict_rules r = {m->cfg.heartbeat_s, m->cfg.complaint_threshold, m->cfg.complaint_window_s,
+                         m->cfg.quorum_percent};
+  return r;
+}
+
+int mgr_session_listed(const mgr_session *s) {
+  return s->state == MGR_SESSION_REGISTERED || s->state == MGR_SESSION_REPLACING;
+}
 
 mgr_session *mgr_find_registered(manager *m, const char *id) {
   for (mgr_session *s = m->sessions; s; s = s->next)
@@ -18,16 +27,23 @@ mgr_session *mgr_find_registered(manager *m, const char *id) {
   return NULL;
 }
 
+mgr_session *mgr_find_listed(manager *m, const char *id) {
+  for (mgr_session *s = m->sessions; s; s = s->next)
+    if (mgr_session_listed(s) && strcmp(s->id, id) == 0) return s;
+  return NULL;
+}
+
 static int mgr__port_taken(manager *m, const char *ip, uint16_t port) {
   for (mgr_session *s = m->sessions; s; s = s->next)
-    if (s->port == port && s->state >= MGR_SESSION_WELCOMED && s->state != MGR_SESSION_CTL &&
+    if (s->port == port && (s->state == MGR_SESSION_WELCOMED || mgr_session_listed(s)) &&
         strcmp(s->conn.peer_ip, ip) == 0)
       return 1;
   return 0;
 }
 
-/* The seed's iPortMax + 1, made safe: the next port in the range that no servant at the
- * same address uses, wrapping around; 0 when the range is exhausted. */
+/* The next port in the range that no servant at the same address uses (the one after the
+ * last one handed out, so ports are not reused at once), wrapping around; 0 when the range
+ * is exhausted. */
 uint16_t mgr_assign_port(manager *m, const char *ip, uint16_t avoid) {
   unsigned span = m->cfg.port_last - m->cfg.port_first + 1;
   if (m->next_port < m->cfg.port_first || m->next_port > m->cfg.port_last)

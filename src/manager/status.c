@@ -1,7 +1,9 @@
-/* natmesh-ctl's view of the overlay: every registered servant with its addresses, state
- * and how long ago it was heard from. */
+/* natmesh-ctl's view of the overlay: every listed servant with its addresses, state and
+ * how long ago it was heard from. It lists exactly the sessions that back the published
+ * list, so the two always agree. */
 #include "manager.h"
 #include "complaints.h"
+#include "relays.h"
 #include "nm_log.h"
 
 #include <stdio.h>
@@ -14,7 +16,7 @@ static void mgr__prop_u(xmlNode *n, const char *name, unsigned long long v) {
 }
 
 static const char *mgr__name_of(manager *m, const char *id) {
-  mgr_session *r = id[0] ? mgr_find_registered(m, id) : NULL;
+  mgr_session *r = id[0] ? mgr_find_listed(m, id) : NULL;
   return r ? r->name : "";
 }
 
@@ -28,7 +30,7 @@ void mgr_send_status(manager *m, mgr_session *asker) {
   mgr__prop_u(root, "timeout", m->cfg.timeout_s);
   size_t count = 0;
   for (mgr_session *s = m->sessions; s; s = s->next) {
-    if (s->state != MGR_SESSION_REGISTERED) continue;
+    if (!mgr_session_listed(s)) continue;
     count++;
     nm_peer p;
     mgr_session_to_peer(s, &p);
@@ -49,7 +51,7 @@ void mgr_send_status(manager *m, mgr_session *asker) {
     mgr__prop_u(n, "last-heartbeat-ms", now - s->last_heard_ms);
     mgr__prop_u(n, "connected-s", (now - s->connected_ms) / 1000);
     mgr__prop_u(n, "complaints", mgr_complaint_reporters(m, s));
-    mgr__prop_u(n, "clients", s->clients);
+    mgr__prop_u(n, "clients", mgr_relay_clients(m, s));
     mgr__prop_u(n, "max-clients", s->max_clients);
     mgr__prop_u(n, "attached", s->load_attached);
     mgr__prop_u(n, "bytes-in", s->load_bytes_in);

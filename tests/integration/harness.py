@@ -150,6 +150,16 @@ class RawPeer:
             self.writer.close()
 
 
+def hello_doc(id_, name, port=0, role="servant", max_clients=0):
+    return '<hello id="%s" name="%s" role="%s" port="%d" max-clients="%d"/>' % (
+        id_, name, role, port, max_clients)
+
+
+def peer_list_ids(payload):
+    """{id: name} of a peers document (a frame's payload)."""
+    return {p.findtext("id"): p.findtext("name") for p in ET.fromstring(payload).iter("peer")}
+
+
 # ---------------------------------------------------------------------------------------
 # Processes.
 
@@ -507,6 +517,25 @@ class Harness:
         if rc != 0:
             raise CheckFailed("natmesh-ctl status failed (%d): %s" % (rc, err.strip()))
         return ET.fromstring(out)
+
+    async def raw_register(self, manager, name, id_=None, port=0):
+        """A raw session that registers the way a servant does (hello, welcome, listening)
+        without listening for real. Returns (RawPeer, id, {id: name} of the list it got)."""
+        mport = manager.info["port"] if isinstance(manager, Process) else int(manager)
+        id_ = id_ or random_id()
+        c = await RawPeer.connect("127.0.0.1", mport, name)
+        await c.send_frame("hello", hello_doc(id_, name, port))
+        f = await c.read_frame()
+        if not f or f[0] != MSG["welcome"]:
+            raise CheckFailed("%s: expected welcome, got %r" % (name, f and f[1][:200]))
+        port = int(ET.fromstring(f[1]).get("port"))
+        await c.send_frame("listening", '<listening port="%d"/>' % port)
+        while True:
+            f = await c.read_frame()
+            if not f:
+                raise CheckFailed("%s: the manager closed the session before the list" % name)
+            if f[0] == MSG["peers"]:
+                return c, id_, peer_list_ids(f[1])
 
     # -- waiting across processes -----------------------------------------------------
     async def wait_all(self, waits, what):
