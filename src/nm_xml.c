@@ -13,6 +13,24 @@
 static void nm__xml_quiet(void *ctx, const char *msg, ...) { (void)ctx; (void)msg; }
 static void nm__xml_quiet_structured(void *ctx, xmlErrorPtr e) { (void)ctx; (void)e; }
 
+/* libxml2's messages may span lines ("Input is not proper UTF-8, indicate encoding !\nBytes:
+ * 0x9D ...") and quote bytes of the document: the reason goes into one log line and back to
+ * the peer, so line breaks become spaces, other bytes that are not printable ASCII '?', and
+ * the end is trimmed. */
+static void nm__xml_clean_message(char *dst, size_t dstlen, const char *src) {
+  size_t n = 0;
+  for (; *src && n + 1 < dstlen; src++) {
+    unsigned char ch = (unsigned char)*src;
+    if (ch == '\n' || ch == '\r' || ch == '\t') {
+      if (n && dst[n - 1] != ' ') dst[n++] = ' ';
+    } else {
+      dst[n++] = (ch < 0x20 || ch >= 0x7f) ? '?' : (char)ch;
+    }
+  }
+  while (n && dst[n - 1] == ' ') n--;
+  dst[n] = 0;
+}
+
 /* libxml2 reports errors in order and the last is often "Premature end of data" at the end
  * of the file; the first one is where the document went wrong. */
 typedef struct {
@@ -26,9 +44,7 @@ static void nm__xml_keep_first(void *ctx, xmlErrorPtr e) {
   if (f->have || !e || e->level < XML_ERR_ERROR) return;
   f->have = 1;
   f->line = e->line;
-  snprintf(f->msg, sizeof f->msg, "%s", e->message ? e->message : "not well-formed XML");
-  size_t ml = strlen(f->msg);
-  while (ml && (f->msg[ml - 1] == '\n' || f->msg[ml - 1] == ' ')) f->msg[--ml] = 0;
+  nm__xml_clean_message(f->msg, sizeof f->msg, e->message ? e->message : "not well-formed XML");
 }
 
 void nm_xml_init(void) {
@@ -66,9 +82,7 @@ static int nm__xml_finish(xmlParserCtxt *ctxt, xmlDoc *doc, const nm__xml_first_
     const xmlError *e = xmlCtxtGetLastError(ctxt);
     if (e && e->message) {
       char msg[256];
-      snprintf(msg, sizeof msg, "%s", e->message);
-      size_t ml = strlen(msg);
-      while (ml && (msg[ml - 1] == '\n' || msg[ml - 1] == ' ')) msg[--ml] = 0;
+      nm__xml_clean_message(msg, sizeof msg, e->message);
       snprintf(err, errlen, "%s:%d: %s", what, e->line, msg);
     } else {
       snprintf(err, errlen, "not well-formed XML");
