@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #define NM__COUNT(a) (sizeof(a) / sizeof *(a))
 
@@ -110,13 +109,6 @@ int nm_read_name(xmlNode *n, const char *msg, const char *attr, int optional,
                  char out[NM_NAME_MAX + 1], char *err, size_t errlen) {
   return nm__read_checked(n, msg, attr, optional, nm_name_valid, out, NM_NAME_MAX + 1, err,
                           errlen);
-}
-
-int nm_ip_valid(const char *s) {
-  unsigned char buf[16];
-  /* Literal addresses only: a host name here would make the reader resolve it. */
-  return s && *s && strlen(s) < 64 &&
-         (uv_inet_pton(AF_INET, s, buf) == 0 || uv_inet_pton(AF_INET6, s, buf) == 0);
 }
 
 int nm_read_ip(xmlNode *n, const char *msg, const char *attr, int optional, char out[64],
@@ -537,9 +529,9 @@ static int nm__dec_relay_serve(nm__dec *d, nm_msg_relay_serve *m) {
     }
     char ctx[48];
     snprintf(ctx, sizeof ctx, "%s: client %zu", d->msg, m->count + 1);
-    nm_relay_client *rc = &m->clients[m->count];
-    NM__CHECK(nm_read_id(c, ctx, "id", 0, rc->id, d->err, d->errlen));
-    NM__CHECK(nm_read_token(c, ctx, "token", 0, rc->token, d->err, d->errlen));
+    nm_relay_client *cl = &m->clients[m->count];
+    NM__CHECK(nm_read_id(c, ctx, "id", 0, cl->id, d->err, d->errlen));
+    NM__CHECK(nm_read_token(c, ctx, "token", 0, cl->token, d->err, d->errlen));
     m->count++;
   }
   return 0;

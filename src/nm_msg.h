@@ -69,10 +69,8 @@ int nm_read_text(xmlNode *n, const char *msg, const char *attr, int optional, ch
 int nm_read_field_error(const char *msg, const char *attr, const char *value, char *err,
                         size_t errlen);
 
-/* Validators shared by encoders and readers (nm_id_valid and nm_name_valid live in
- * nm_peerlist.h). A literal IPv4 or IPv6 address, shorter than 64 bytes: */
-int nm_ip_valid(const char *s);
-/* NM_TOKEN_LEN lowercase hex characters: */
+/* NM_TOKEN_LEN lowercase hex characters. (nm_id_valid, nm_name_valid and nm_ip_valid, which
+ * the encoders and readers share with nm_peerlist, live in nm_peerlist.h.) */
 int nm_token_valid(const char *s);
 
 /* ---- the messages --------------------------------------------------------------------- */

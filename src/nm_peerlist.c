@@ -72,9 +72,11 @@ int nm_name_valid(const char *s) {
   return 1;
 }
 
-static int nm__ip_valid(const char *s) {
+int nm_ip_valid(const char *s) {
   unsigned char buf[16];
-  return s && (uv_inet_pton(AF_INET, s, buf) == 0 || uv_inet_pton(AF_INET6, s, buf) == 0);
+  /* Literal addresses only: a host name here would make the reader resolve it. */
+  return s && *s && strlen(s) < 64 &&
+         (uv_inet_pton(AF_INET, s, buf) == 0 || uv_inet_pton(AF_INET6, s, buf) == 0);
 }
 
 xmlNode *nm_peer_to_xml(xmlNode *parent, const nm_peer *p, int me) {
@@ -113,7 +115,7 @@ int nm_peer_from_xml(xmlNode *n, nm_peer *out, char *err, size_t errlen) {
     snprintf(err, errlen, "peer %s has a missing or invalid <name>", id);
     return NM_EMSG;
   }
-  if (!nm__ip_valid(ip) || nm__copy_field(out->ip, sizeof out->ip, ip) < 0) {
+  if (!nm_ip_valid(ip) || nm__copy_field(out->ip, sizeof out->ip, ip) < 0) {
     snprintf(err, errlen, "peer %s has a missing or invalid <ip>", id);
     return NM_EMSG;
   }
