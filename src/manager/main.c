@@ -166,9 +166,8 @@ int main(int argc, char **argv) {
       break;
     case 'H':
     case 'T': {
-      char *end;
-      unsigned long x = strtoul(optarg, &end, 10);
-      if (*end || x == 0 || x > 36000)
+      uint64_t x;
+      if (nm_parse_u64(optarg, strlen(optarg), &x) < 0 || x == 0 || x > 36000)
         return nm_log_error("--%s: invalid \"%s\"", opt == 'H' ? "heartbeat" : "timeout", optarg), 2;
       if (opt == 'H') cfg->heartbeat_s = (unsigned)x;
       else cfg->timeout_s = (unsigned)x;

@@ -82,7 +82,7 @@ typedef struct mgr_session {
   /* relay duty: how many clients it will serve, from its hello; how many it has is
    * counted from the clients' relay_id (mgr_relay_clients), never kept here */
   unsigned max_clients;
-  unsigned long long load_bytes_in, load_bytes_out, load_drops, load_attached;
+  uint64_t load_bytes_in, load_bytes_out, load_drops, load_attached; /* its relay-load */
   struct mgr_session *prev, *next;
 } mgr_session;
 

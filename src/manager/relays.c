@@ -4,8 +4,8 @@
 #include "relay_choice.h"
 #include "nm_error.h"
 #include "nm_log.h"
+#include "nm_msg.h"
 #include "nm_util.h"
-#include "nm_xml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +26,8 @@ static int mgr__new_token(mgr_session *s) {
   snprintf(s->relay_token, sizeof s->relay_token, "%s%s", a, b);
   return 0;
 }
+
+_Static_assert(MGR_TOKEN_LEN == NM_TOKEN_LEN, "a session's relay token is the wire's");
 
 int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char *prefer_token) {
   /* Describe every registered session to the policy; sessions taking a registration over
@@ -83,38 +85,40 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
 
 void mgr_relay_send_serve(manager *m, mgr_session *relay) {
   if (relay->state != MGR_SESSION_REGISTERED) return;
-  xmlDoc *doc = xmlNewDoc(BAD_CAST "1.0");
-  xmlNode *root = xmlNewNode(NULL, BAD_CAST "relay-serve");
-  xmlDocSetRootElement(doc, root);
+  nm_msg *msg = calloc(1, sizeof *msg); /* room for NM_RELAY_CLIENTS_MAX clients: 13 kB */
+  if (!msg) return;
+  msg->type = NM_MSG_RELAY_SERVE;
+  nm_msg_relay_serve *serve = &msg->u.relay_serve;
   for (mgr_session *c = m->sessions; c; c = c->next) {
     if (!mgr_session_listed(c) || strcmp(c->relay_id, relay->id) != 0) continue;
-    xmlNode *n = xmlNewChild(root, NULL, BAD_CAST "client", NULL);
-    xmlNewProp(n, BAD_CAST "id", BAD_CAST c->id);
-    xmlNewProp(n, BAD_CAST "token", BAD_CAST c->relay_token);
+    /* Never reached: a relay takes at most max-clients (<= NM_RELAY_CLIENTS_MAX) clients. */
+    if (serve->count == NM_RELAY_CLIENTS_MAX) break;
+    nm_relay_client *cl = &serve->clients[serve->count++];
+    memcpy(cl->id, c->id, sizeof cl->id);
+    memcpy(cl->token, c->relay_token, sizeof cl->token);
   }
-  nm_conn_send_doc(&relay->conn, NM_MSG_RELAY_SERVE, doc);
-  xmlFreeDoc(doc);
+  int rc = nm_msg_send(&relay->conn, msg);
+  if (rc < 0) nm_log_warn("cannot send relay-serve to %s: %s", relay->name, nm_strerror(rc));
+  free(msg);
 }
 
 void mgr_relay_send_assign(manager *m, mgr_session *client) {
   if (client->state != MGR_SESSION_REGISTERED) return;
   mgr_session *relay = client->relay_id[0] ? mgr_find_listed(m, client->relay_id) : NULL;
-  xmlDoc *doc = xmlNewDoc(BAD_CAST "1.0");
-  xmlNode *a = xmlNewNode(NULL, BAD_CAST "relay-assign");
-  xmlDocSetRootElement(doc, a);
+  nm_msg msg = {.type = NM_MSG_RELAY_ASSIGN};
+  nm_msg_relay_assign *a = &msg.u.relay_assign;
+  a->release = relay == NULL;
   if (relay) {
     nm_peer p;
     mgr_session_to_peer(relay, &p);
-    char port[8];
-    snprintf(port, sizeof port, "%u", p.port);
-    xmlNewProp(a, BAD_CAST "relay", BAD_CAST relay->id);
-    xmlNewProp(a, BAD_CAST "name", BAD_CAST relay->name);
-    xmlNewProp(a, BAD_CAST "ip", BAD_CAST p.ip);
-    xmlNewProp(a, BAD_CAST "port", BAD_CAST port);
-    xmlNewProp(a, BAD_CAST "token", BAD_CAST client->relay_token);
+    memcpy(a->relay, relay->id, sizeof a->relay);
+    memcpy(a->name, relay->name, sizeof a->name);
+    memcpy(a->ip, p.ip, sizeof a->ip);
+    a->port = p.port;
+    memcpy(a->token, client->relay_token, sizeof a->token);
   }
-  nm_conn_send_doc(&client->conn, NM_MSG_RELAY_ASSIGN, doc);
-  xmlFreeDoc(doc);
+  int rc = nm_msg_send(&client->conn, &msg);
+  if (rc < 0) nm_log_warn("cannot send relay-assign to %s: %s", client->name, nm_strerror(rc));
 }
 
 void mgr_relay_announce(manager *m, mgr_session *s) {
@@ -167,17 +171,4 @@ void mgr_relays_serve_waiting(manager *m) {
     mgr_relay_announce(m, c);
     mgr_publish_upsert(m, c);
   }
-}
-
-int mgr_on_relay_load(mgr_session *relay, const char *payload, size_t len) {
-  xmlDoc *doc;
-  xmlNode *l = nm_conn_parse_doc(&relay->conn, payload, len, "relay-load", &doc);
-  if (!l) return 1;
-  const char *v;
-  if ((v = nm_xml_attr(l, "bytes-in"))) relay->load_bytes_in = strtoull(v, NULL, 10);
-  if ((v = nm_xml_attr(l, "bytes-out"))) relay->load_bytes_out = strtoull(v, NULL, 10);
-  if ((v = nm_xml_attr(l, "drops"))) relay->load_drops = strtoull(v, NULL, 10);
-  if ((v = nm_xml_attr(l, "attached"))) relay->load_attached = strtoull(v, NULL, 10);
-  xmlFreeDoc(doc);
-  return 0;
 }

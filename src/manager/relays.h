@@ -46,7 +46,4 @@ void mgr_relays_readdress(manager *m, mgr_session *relay);
 /* Suspicious servants still waiting for a relay try again (one joined or has room). */
 void mgr_relays_serve_waiting(manager *m);
 
-/* relay-load: the load counters a relay (or a servant serving clients) reports. */
-int mgr_on_relay_load(mgr_session *relay, const char *payload, size_t len);
-
 #endif

@@ -6,17 +6,12 @@
 #include "relays.h"
 #include "nm_error.h"
 #include "nm_log.h"
+#include "nm_msg.h"
 #include "nm_peerlist.h"
-#include "nm_xml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-const char *mgr_session_state_name(mgr_session_state s) {
-  static const char *const names[] = {"new", "welcomed", "replacing", "registered", "ctl", "retired"};
-  return (unsigned)s < sizeof names / sizeof *names ? names[s] : "?";
-}
 
 /* ---- the end of a session -------------------------------------------------------------- */
 
@@ -125,20 +120,14 @@ static void mgr__session_closed(nm_conn *c) {
 
 static void mgr__send_welcome(mgr_session *s) {
   manager *m = s->mgr;
-  xmlDoc *doc = xmlNewDoc(BAD_CAST "1.0");
-  xmlNode *w = xmlNewNode(NULL, BAD_CAST "welcome");
-  xmlDocSetRootElement(doc, w);
-  char port[8], hb[16], to[16];
-  snprintf(port, sizeof port, "%u", s->port);
-  snprintf(hb, sizeof hb, "%u", m->cfg.heartbeat_s);
-  snprintf(to, sizeof to, "%u", m->cfg.timeout_s);
-  xmlNewProp(w, BAD_CAST "id", BAD_CAST s->id);
-  xmlNewProp(w, BAD_CAST "ip", BAD_CAST s->conn.peer_ip);
-  xmlNewProp(w, BAD_CAST "port", BAD_CAST port);
-  xmlNewProp(w, BAD_CAST "heartbeat", BAD_CAST hb);
-  xmlNewProp(w, BAD_CAST "timeout", BAD_CAST to);
-  nm_conn_send_doc(&s->conn, NM_MSG_WELCOME, doc);
-  xmlFreeDoc(doc);
+  nm_msg w = {.type = NM_MSG_WELCOME};
+  memcpy(w.u.welcome.id, s->id, sizeof w.u.welcome.id);
+  snprintf(w.u.welcome.ip, sizeof w.u.welcome.ip, "%s", s->conn.peer_ip);
+  w.u.welcome.port = s->port;
+  w.u.welcome.heartbeat_s = m->cfg.heartbeat_s;
+  w.u.welcome.timeout_s = m->cfg.timeout_s;
+  int rc = nm_msg_send(&s->conn, &w);
+  if (rc < 0) nm_log_warn("cannot send welcome to %s: %s", s->name, nm_strerror(rc));
 }
 
 /* Gives s a port (its own, or the next free one) and welcomes it. */
@@ -163,31 +152,14 @@ static void mgr__take_over(mgr_session *s) {
   if (old && old != s) mgr_session_retire(old, MGR_RETIRE_REPLACED, s);
 }
 
-static int mgr__on_hello(mgr_session *s, const char *payload, size_t len) {
-  xmlDoc *doc;
-  xmlNode *h = nm_conn_parse_doc(&s->conn, payload, len, "hello", &doc);
-  if (!h) return 1;
-  const char *id = nm_xml_attr(h, "id");
-  const char *name = nm_xml_attr(h, "name");
-  const char *role = nm_xml_attr(h, "role");
-  unsigned port = 0;
-  const char *bad = NULL;
-  if (!nm_id_valid(id)) bad = "hello: missing or invalid id";
-  else if (!nm_name_valid(name)) bad = "hello: missing or invalid name";
-  else if (role && nm_role_parse(role, &s->role) < 0)
-    bad = "hello: role must be servant or relay";
-  else if (nm_xml_attr_uint(h, "port", 0, 65535, &port) < 0) bad = "hello: missing or invalid port";
-  if (bad) {
-    xmlFreeDoc(doc);
-    nm_conn_fail(&s->conn, NM_EMSG, bad);
-    return 1;
-  }
-  strcpy(s->id, id);
-  strcpy(s->name, name);
-  unsigned max_clients = 8;
-  nm_xml_attr_uint(h, "max-clients", 0, 256, &max_clients);
-  s->max_clients = max_clients;
-  xmlFreeDoc(doc);
+static int mgr__on_hello(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
+  const nm_msg_hello *h = &msg->u.hello;
+  memcpy(s->id, h->id, sizeof s->id);
+  memcpy(s->name, h->name, sizeof s->name);
+  s->role = h->role;
+  s->max_clients = h->max_clients;
+  uint16_t port = h->port;
 
   nm_conn_set_label(&s->conn, "%s %s", nm_role_name(s->role), s->name);
   nm_frame_reader_set_max(&s->conn.reader, NM_FRAME_MAX);
@@ -195,7 +167,7 @@ static int mgr__on_hello(mgr_session *s, const char *payload, size_t len) {
               s->conn.peer_port, port ? "has its own port" : "asks for a port");
   s->state = MGR_SESSION_WELCOMED;
   mgr__take_over(s);
-  mgr__welcome(s, (uint16_t)port);
+  mgr__welcome(s, port);
   return s->conn.closing;
 }
 
@@ -207,27 +179,18 @@ static int mgr__moved(const mgr_session *s, const nm_peer *before) {
   return strcmp(before->ip, now.ip) != 0 || before->port != now.port;
 }
 
-static int mgr__on_listening(mgr_session *s, const char *payload, size_t len) {
+static int mgr__on_listening(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
   manager *m = s->mgr;
-  xmlDoc *doc;
-  xmlNode *l = nm_conn_parse_doc(&s->conn, payload, len, "listening", &doc);
-  if (!l) return 1;
-  unsigned port = 0, busy = 0;
-  int rc = nm_xml_attr_uint(l, "port", 0, 65535, &port);
-  nm_xml_attr_uint(l, "busy", 1, 65535, &busy);
-  xmlFreeDoc(doc);
-  if (rc < 0) {
-    nm_conn_fail(&s->conn, NM_EMSG, "listening: missing or invalid port");
-    return 1;
-  }
+  uint16_t port = msg->u.listening.port, busy = msg->u.listening.busy;
   if (port == 0) {
     /* The servant could not bind the port we gave it: try the next one. */
     nm_log_info("%s cannot bind port %u; assigning another", s->name, busy);
-    s->last_busy = (uint16_t)busy;
+    s->last_busy = busy;
     s->port = 0;
     return mgr__welcome(s, 0) < 0;
   }
-  s->port = (uint16_t)port;
+  s->port = port;
   /* Another session of this servant may have registered since our hello: the newest one
    * holds the registration, so there is never more than one entry per id. */
   mgr__take_over(s);
@@ -267,26 +230,28 @@ static int mgr__on_listening(mgr_session *s, const char *payload, size_t len) {
 
 /* ---- registered sessions ------------------------------------------------------------------ */
 
-static int mgr__on_heartbeat(mgr_session *s, const char *payload, size_t len) {
+static int mgr__on_heartbeat(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
   /* The servant's version is informational; it compares the ack with what it holds. */
-  char ack[64];
-  int n = snprintf(ack, sizeof ack, "<heartbeat-ack version=\"%llu\"/>",
-                   (unsigned long long)s->mgr->list.version);
-  nm_conn_send(&s->conn, NM_MSG_HEARTBEAT_ACK, ack, (size_t)n);
+  nm_msg ack = {.type = NM_MSG_HEARTBEAT_ACK};
+  ack.u.heartbeat_ack.version = s->mgr->list.version;
+  nm_msg_send(&s->conn, &ack);
   return 0;
 }
 
-static int mgr__on_bye(mgr_session *s, const char *payload, size_t len) {
-  mgr_session_retire(s, MGR_RETIRE_BYE, NULL);
+static int mgr__on_bye(void *session, const nm_msg *msg) {
+  mgr_session_retire(session, MGR_RETIRE_BYE, NULL);
   return 1;
 }
 
-static int mgr__on_peers_request(mgr_session *s, const char *payload, size_t len) {
+static int mgr__on_peers_request(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
   mgr_send_full_list(s->mgr, s);
   return 0;
 }
 
-static int mgr__on_status_request(mgr_session *s, const char *payload, size_t len) {
+static int mgr__on_status_request(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
   if (s->state == MGR_SESSION_NEW) {
     s->state = MGR_SESSION_CTL;
     nm_conn_set_label(&s->conn, "ctl");
@@ -295,27 +260,16 @@ static int mgr__on_status_request(mgr_session *s, const char *payload, size_t le
   return 0;
 }
 
-static int mgr__on_mapping(mgr_session *s, const char *payload, size_t len) {
-  xmlDoc *doc;
-  xmlNode *mp = nm_conn_parse_doc(&s->conn, payload, len, "mapping", &doc);
-  if (!mp) return 1;
-  const char *method = nm_xml_attr(mp, "method");
-  const char *ext_ip = nm_xml_attr(mp, "ext-ip");
-  unsigned ext_port = 0;
-  nm_xml_attr_uint(mp, "ext-port", 0, 65535, &ext_port);
-  nm_mapping_kind kind;
-  if (nm_mapping_parse(method, &kind) < 0) {
-    xmlFreeDoc(doc);
-    nm_conn_fail(&s->conn, NM_EMSG, "mapping: invalid method");
-    return 1;
-  }
+static int mgr__on_mapping(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
+  const nm_msg_mapping *mp = &msg->u.mapping;
+  /* What UPnP and NAT-PMP report is an IPv4 address; anything else is no usable mapping. */
   unsigned char addr[16];
-  int usable = kind != NM_MAPPING_NONE && ext_ip && ext_port &&
-               uv_inet_pton(AF_INET, ext_ip, addr) == 0;
-  s->mapping = kind;
-  snprintf(s->ext_ip, sizeof s->ext_ip, "%s", usable ? ext_ip : "");
-  s->ext_port = usable ? (uint16_t)ext_port : 0;
-  xmlFreeDoc(doc); /* method and ext_ip point into it: use s->mapping and s->ext_ip below */
+  int usable = mp->method != NM_MAPPING_NONE && mp->ext_ip[0] && mp->ext_port &&
+               uv_inet_pton(AF_INET, mp->ext_ip, addr) == 0;
+  s->mapping = mp->method;
+  snprintf(s->ext_ip, sizeof s->ext_ip, "%s", usable ? mp->ext_ip : "");
+  s->ext_port = usable ? mp->ext_port : 0;
   /* Double NAT: the router's external address is not the one we see, so the mapping only
    * opens the inner router. Record the method but do not advertise it as reachable. */
   if (usable && strcmp(s->ext_ip, s->conn.peer_ip) != 0) {
@@ -352,40 +306,29 @@ static void mgr__convict(mgr_session *s) {
   mgr_relay_client(m, s);
 }
 
-static int mgr__on_complaint(mgr_session *s, const char *payload, size_t len) {
-  xmlDoc *doc;
-  xmlNode *c = nm_conn_parse_doc(&s->conn, payload, len, "complaint", &doc);
-  if (!c) return 1;
-  const char *accused_id = nm_xml_attr(c, "accused");
-  if (!nm_id_valid(accused_id)) {
-    xmlFreeDoc(doc);
-    nm_conn_fail(&s->conn, NM_EMSG, "complaint: missing or invalid accused");
-    return 1;
-  }
-  char id[NM_ID_LEN + 1];
-  strcpy(id, accused_id);
-  xmlFreeDoc(doc);
+static int mgr__on_complaint(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
   mgr_session *accused;
-  mgr_verdict v = mgr_complaint_receive(s->mgr, s, id, &accused);
+  mgr_verdict v = mgr_complaint_receive(s->mgr, s, msg->u.complaint.accused, &accused);
   if (v.kind == MGR_VERDICT_SUSPICIOUS) mgr__convict(accused);
   return s->conn.closing;
 }
 
-static int mgr__on_relay_load(mgr_session *s, const char *payload, size_t len) {
-  return mgr_on_relay_load(s, payload, len);
+static int mgr__on_relay_load(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
+  const nm_msg_relay_load *l = &msg->u.relay_load;
+  s->load_bytes_in = l->bytes_in;
+  s->load_bytes_out = l->bytes_out;
+  s->load_drops = l->drops;
+  s->load_attached = l->attached;
+  return 0;
 }
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
-typedef int (*mgr__handler)(mgr_session *s, const char *payload, size_t len);
-
 /* Which message a session may send in which states: one row per message, and an unknown
- * or out-of-state one is refused in one place (mgr__on_frame). */
-static const struct {
-  uint8_t type;
-  mgr_session_state min, max;
-  mgr__handler handler;
-} mgr__dispatch[] = {
+ * or out-of-state one is refused in one place (nm_dispatch), before it is even decoded. */
+static const nm_dispatch_entry mgr__rows[] = {
     {NM_MSG_HELLO, MGR_SESSION_NEW, MGR_SESSION_NEW, mgr__on_hello},
     {NM_MSG_STATUS_REQUEST, MGR_SESSION_NEW, MGR_SESSION_CTL, mgr__on_status_request},
     {NM_MSG_LISTENING, MGR_SESSION_WELCOMED, MGR_SESSION_REPLACING, mgr__on_listening},
@@ -397,23 +340,28 @@ static const struct {
     {NM_MSG_RELAY_LOAD, MGR_SESSION_REGISTERED, MGR_SESSION_REGISTERED, mgr__on_relay_load},
 };
 
+static const char *const mgr__state_names[] = {
+    [MGR_SESSION_NEW] = "new",
+    [MGR_SESSION_WELCOMED] = "welcomed",
+    [MGR_SESSION_REPLACING] = "replacing",
+    [MGR_SESSION_REGISTERED] = "registered",
+    [MGR_SESSION_CTL] = "a ctl session",
+    [MGR_SESSION_RETIRED] = "retired",
+};
+
+static const nm_dispatch_table mgr__table = {
+    "manager session", mgr__rows, sizeof mgr__rows / sizeof *mgr__rows,
+    mgr__state_names, sizeof mgr__state_names / sizeof *mgr__state_names,
+};
+
+const char *mgr_session_state_name(mgr_session_state s) {
+  return (unsigned)s < mgr__table.nstates ? mgr__state_names[s] : "?";
+}
+
 static int mgr__on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
   mgr_session *s = c->data;
   s->last_heard_ms = mgr_now_ms(s->mgr);
-  for (size_t i = 0; i < sizeof mgr__dispatch / sizeof *mgr__dispatch; i++) {
-    if (mgr__dispatch[i].type != type) continue;
-    if (s->state < mgr__dispatch[i].min || s->state > mgr__dispatch[i].max) {
-      char why[80];
-      snprintf(why, sizeof why, "%s not allowed while %s", nm_msg_name(type), mgr_session_state_name(s->state));
-      nm_conn_fail(c, NM_EMSG, why);
-      return 1;
-    }
-    return mgr__dispatch[i].handler(s, payload, len);
-  }
-  char why[80];
-  snprintf(why, sizeof why, "unexpected frame type %s (0x%02x)", nm_msg_name(type), type);
-  nm_conn_fail(c, NM_EFRAME_TYPE, why);
-  return 1;
+  return nm_dispatch(&mgr__table, c, s, (int)s->state, type, payload, len);
 }
 
 void mgr_on_connection(uv_stream_t *server, int status) {
