@@ -78,9 +78,9 @@ int nm_token_valid(const char *s);
 typedef struct {
   char id[NM_ID_LEN + 1];
   char name[NM_NAME_MAX + 1];
-  nm_role role;
-  uint16_t port; /* 0: assign me one */
-  unsigned max_clients;
+  nm_role role;          /* decode: servant when absent */
+  uint16_t port;         /* 0: assign me one */
+  unsigned max_clients;  /* 0..NM_RELAY_CLIENTS_MAX; decode: 8 when absent */
 } nm_msg_hello;
 
 typedef struct {
@@ -92,7 +92,7 @@ typedef struct {
 
 typedef struct {
   uint16_t port; /* 0 with busy set: could not bind busy, assign another */
-  uint16_t busy;
+  uint16_t busy; /* encode: set exactly when port is 0; decode: read only then */
 } nm_msg_listening;
 
 typedef struct {
@@ -117,8 +117,8 @@ typedef struct {
 
 typedef struct {
   nm_mapping_kind method;
-  char ext_ip[64];   /* "" unless method != none */
-  uint16_t ext_port;
+  char ext_ip[64];   /* "" or a literal IP (else encode refuses); "" unless method != none */
+  uint16_t ext_port; /* ext-ip, ext-port and lease are optional, and ignored with none */
   unsigned lease_s;
 } nm_msg_mapping;
 
@@ -151,7 +151,7 @@ typedef struct {
 } nm_msg_relay_serve;
 
 typedef struct {
-  uint64_t clients, attached, max_clients, bytes_in, bytes_out, drops;
+  uint64_t clients, attached, max_clients, bytes_in, bytes_out, drops; /* decode: 0 when absent */
 } nm_msg_relay_load;
 
 typedef struct {
@@ -163,7 +163,8 @@ typedef struct {
   char origin[NM_ID_LEN + 1];
   char name[NM_NAME_MAX + 1];
   uint64_t seq; /* >= 1 */
-  char text[NM_CHAT_MAX + 1];
+  char text[NM_CHAT_MAX + 1]; /* UTF-8 that XML can carry: encode refuses control characters
+                                 other than tab, newline and CR, and invalid UTF-8 */
 } nm_msg_chat;
 
 typedef struct {
