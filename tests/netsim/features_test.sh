@@ -7,6 +7,7 @@
 set -u
 NETSIM=$1 FIX=$2 RUNS=$3
 . "$FIX/lib.sh"
+mkdir -p "$RUNS" # its logs go there, also in a fresh build where no run made it yet
 out=$("$NETSIM" --dir "$RUNS" --bindir "$FIX" run "$FIX/features.xml" 2>"$RUNS/features.err")
 rc=$?
 echo "$out"
