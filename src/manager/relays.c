@@ -141,12 +141,11 @@ void mgr_relay_unlink(manager *m, mgr_session *s) {
   if (relay) mgr_relay_send_serve(m, relay);
 }
 
-void mgr_relays_reassign_clients_of(manager *m, const char *relay_id) {
-  char gone[NM_ID_LEN + 1];
-  snprintf(gone, sizeof gone, "%s", relay_id); /* relay_id may live in a client we clear */
+void mgr_relays_reassign_clients_of(manager *m, const mgr_session *relay) {
   for (mgr_session *c = m->sessions; c; c = c->next) {
-    if (!mgr_session_listed(c) || strcmp(c->relay_id, gone) != 0) continue;
-    nm_log_info("relay: %s lost its relay; reassigning", c->name);
+    if (!mgr_session_listed(c) || strcmp(c->relay_id, relay->id) != 0) continue;
+    /* Operators (and netsim scenarios) follow a failover by this line: name both. */
+    nm_log_info("relay: %s lost its relay %s; reassigning", c->name, relay->name);
     c->relay_id[0] = 0;
     c->relay_token[0] = 0;
     c->reach = NM_REACH_SUSPICIOUS;

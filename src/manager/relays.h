@@ -35,8 +35,8 @@ void mgr_relay_client(manager *m, mgr_session *s);
  * list; s keeps its reach, the caller sets it. */
 void mgr_relay_unlink(manager *m, mgr_session *s);
 
-/* Clients of relay_id (which left, or was judged unreachable) get another relay. */
-void mgr_relays_reassign_clients_of(manager *m, const char *relay_id);
+/* Clients of relay (which left, or was judged unreachable) get another relay. */
+void mgr_relays_reassign_clients_of(manager *m, const mgr_session *relay);
 
 /* relay reconnected from another address: its clients get new tokens (a servant follows
  * a new assignment only when the token changes), the relay its new list, then each client

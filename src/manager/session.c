@@ -63,7 +63,7 @@ static void mgr__unlist(mgr_session *s, const char *reason) {
   mgr_publish_leave(m, s, reason);
   mgr_complaints_on_leave(m, s);
   mgr_relay_unlink(m, s);
-  mgr_relays_reassign_clients_of(m, s->id);
+  mgr_relays_reassign_clients_of(m, s);
   /* Its relay has room again. */
   mgr_relays_serve_waiting(m);
 }
@@ -301,7 +301,7 @@ static void mgr__convict(mgr_session *s) {
   manager *m = s->mgr;
   s->reach = NM_REACH_SUSPICIOUS;
   mgr_publish_upsert(m, s);
-  mgr_relays_reassign_clients_of(m, s->id);
+  mgr_relays_reassign_clients_of(m, s);
   mgr_relay_send_serve(m, s); /* it serves no one now */
   mgr_relay_client(m, s);
 }
