@@ -16,9 +16,7 @@
  * no mapping could be made (unless --keep-trying), 1 on usage errors. */
 #include "nm_portmap.h"
 
-#ifdef NM_NAT_HAVE_NM_LOG
 #include "nm_log.h"
-#endif
 
 #include <signal.h>
 #include <stdio.h>
@@ -143,9 +141,7 @@ int main(int argc, char **argv) {
              {"--natpmp-timeout-ms", "natpmp_timeout_ms"},
              {"--upnp-url", "upnp_url"}};
 
-#ifdef NM_NAT_HAVE_NM_LOG
   nm_log_init("natmesh-portmap", NM_LOG_INFO); /* log lines name this program */
-#endif
   nm_portmap_config_default(&cfg);
   for (i = 1; i < argc; i++) {
     const char *f = argv[i];
