@@ -41,7 +41,7 @@ static void usage(FILE *f) {
           "usage: natmesh-portmap --port PORT [--upnp on|off] [--natpmp on|off] [--lease SECONDS]\n"
           "                       [--hold SECONDS] [--proto tcp|udp] [--gateway IPV4]\n"
           "                       [--check SECONDS] [--discover-ms MS] [--natpmp-timeout-ms MS]\n"
-          "                       [--upnp-url URL] [--observed IP] [--keep-trying]\n"
+          "                       [--upnp-url URL] [--observed IP] [--keep-trying] [--version]\n"
           "Maps PORT on the router (UPnP IGD and NAT-PMP, first success wins), prints the\n"
           "result, holds it (--hold 0 = until SIGINT/SIGTERM), deletes it and exits.\n"
           "--upnp-url URL: the IGD's root description (skips SSDP discovery).\n"
@@ -149,6 +149,10 @@ int main(int argc, char **argv) {
     int done = 0;
     if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
       usage(stdout);
+      return 0;
+    }
+    if (strcmp(f, "--version") == 0) {
+      puts("natmesh-portmap " NATMESH_VERSION);
       return 0;
     }
     if (strcmp(f, "--keep-trying") == 0) {

@@ -56,7 +56,8 @@ static void nsim__usage(FILE *out) {
           "  --bindir DIR        where ${bin:NAME} finds programs (default: the folder of\n"
           "                      natmesh-netsim itself, a build's bin/ or the installed bin)\n"
           "  --run ID            the run exec/down act on (default: the last `up`)\n"
-          "  -v, --verbose       more progress output\n");
+          "  -v, --verbose       more progress output\n"
+          "  --version           print the version and exit\n");
 }
 
 static void nsim__on_signal(int sig) { nsim_stop_signal = sig; }
@@ -350,6 +351,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--run") && i + 1 < argc) o.run_id = argv[++i];
     else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) o.verbose = 1;
     else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return nsim__usage(stdout), 0;
+    else if (!strcmp(a, "--version")) return printf("natmesh-netsim %s\n", NATMESH_VERSION), 0;
     else if (a[0] == '-' && !(cmd && !strcmp(cmd->name, "exec"))) {
       fprintf(stderr, "natmesh-netsim: unknown option %s\n", a);
       return nsim__usage(stderr), NSIM_EXIT_USAGE;
