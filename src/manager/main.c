@@ -30,7 +30,7 @@ static const nm_cfg_field mgr_config_fields[] = {
 static void usage(FILE *out) {
   fputs("usage: natmesh-manager [--config manager.xml] [--listen ADDR] [--port N]\n"
         "                       [--heartbeat S] [--timeout S] [--port-range FIRST-LAST]\n"
-        "                       [--check-config] [--verbose]\n"
+        "                       [--check-config] [--verbose] [--version]\n"
         "The connection manager servants register with. Defaults: listen on all addresses (::,\n"
         "or 0.0.0.0 without IPv6), port 85, "
         "heartbeat 5 s, timeout 15 s, assigned servant ports 4001-4999.\n",
@@ -137,13 +137,15 @@ int main(int argc, char **argv) {
       {"port", required_argument, 0, 'p'},     {"heartbeat", required_argument, 0, 'H'},
       {"timeout", required_argument, 0, 'T'},  {"port-range", required_argument, 0, 'r'},
       {"check-config", no_argument, 0, 'C'},   {"verbose", no_argument, 0, 'v'},
-      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+      {"help", no_argument, 0, 'h'},           {"version", no_argument, 0, 'V'},
+      {0, 0, 0, 0}};
   /* Two passes: the config file first, so that command-line options override it. */
   const char *config_path = NULL;
   int check_only = 0, opt;
   while ((opt = getopt_long(argc, argv, "c:l:p:H:T:r:Cvh", opts, NULL)) != -1) {
     if (opt == 'c') config_path = optarg;
     else if (opt == 'h') return usage(stdout), 0;
+    else if (opt == 'V') return puts("natmesh-manager " NATMESH_VERSION), 0;
     else if (opt == '?') return usage(stderr), 2;
   }
   if (config_path) {

@@ -11,7 +11,8 @@ A test is an async function taking a Harness. The harness
     report, then SIGKILL), and fails the test if any process printed a sanitizer report or
     died when it should not have.
 
-Run a test module as: python3 test_x.py --bindir DIR [--keep]
+Run a test module as: python3 test_x.py [--bindir DIR] [--keep]; DIR is the folder holding
+all the programs, a build's bin/ (default: build/bin of this checkout).
 """
 
 import argparse
@@ -39,6 +40,10 @@ TIMEOUT = 3
 # slows everything down, and a wait returns as soon as the line arrives anyway.
 STARTUP = 15.0
 DELIVERY = 10.0
+
+# Where the programs are when no --bindir is given: build/bin of this checkout, where
+# scripts/build.sh puts them.
+DEFAULT_BINDIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "bin")
 
 SANITIZER_RX = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|"
                           r"SUMMARY: (Address|Undefined|Leak)Sanitizer")
@@ -420,10 +425,6 @@ class Harness:
     def binary(self, prog):
         path = os.path.join(self.bindir, prog)
         if not os.path.exists(path):
-            # ctest passes the manager's directory; the others sit in sibling directories.
-            for cand in (os.path.join(self.bindir, "..", prog.split("-")[-1], prog),):
-                if os.path.exists(cand):
-                    return os.path.normpath(cand)
             raise CheckFailed("no %s in %s" % (prog, self.bindir))
         return path
 
@@ -627,7 +628,8 @@ def main(test, name, budget=100.0, add_args=None):
     With add_args(parser), a module adds options of its own (it may check them and call
     parser.error); the test is then called as test(h, args)."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bindir", required=True, help="directory of natmesh-manager")
+    ap.add_argument("--bindir", default=DEFAULT_BINDIR,
+                    help="folder of the natmesh programs (default %(default)s)")
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
     check = add_args(ap) if add_args else None
     args = ap.parse_args()
