@@ -9,6 +9,9 @@
 
 #include <stddef.h>
 
+/* A SHA-256 in hex: a key's fingerprint, the hash of an invite's secret. */
+#define NM_SHA256_HEX_LEN 64
+
 /* Writes 2 * len lowercase hex characters and a NUL into out (outsize >= 2 * len + 1).
  * Returns 0, or -EINVAL when out is too small. */
 int nm_hex_encode(const unsigned char *in, size_t len, char *out, size_t outsize);
