@@ -51,8 +51,8 @@ static void test_round_trip(void) {
   char s[NM_INVITE_MAX + 1], err[200];
   for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
     for (int relay = 0; relay < 2; relay++) {
-      nm_invite a = fixed(hosts[i], (uint16_t)(1 + i * 9000), relay ? NM_ROLE_RELAY : NM_ROLE_SERVANT,
-                          relay ? 0 : UINT64_MAX), b;
+      nm_role role = relay ? NM_ROLE_RELAY : NM_ROLE_SERVANT;
+      nm_invite a = fixed(hosts[i], (uint16_t)(1 + i * 9000), role, relay ? 0 : UINT64_MAX), b;
       NMT_EQ_INT(nm_invite_format(&a, s, sizeof s), 0);
       err[0] = 0;
       int rc = nm_invite_parse(s, &b, err, sizeof err);
@@ -173,9 +173,11 @@ static void test_refused(void) {
   expect_refused(HEAD "m/85/" FP "/" SECRET "/expires=01", "bad expiry");
   expect_refused(HEAD "m/85/" FP "/" SECRET "/expires=soon", "bad expiry");
   expect_refused(HEAD "m/85/" FP "/" SECRET "/expires=18446744073709551616", "bad expiry");
-  expect_refused(HEAD "m/85/" FP "/" SECRET "/expires=1/role=relay", "misplaced field \"role=relay\"");
+  expect_refused(HEAD "m/85/" FP "/" SECRET "/expires=1/role=relay",
+                 "misplaced field \"role=relay\"");
   expect_refused(HEAD "m/85/" FP "/" SECRET "/role=relay/role=relay", "misplaced field");
-  expect_refused(HEAD "m/85/" FP "/" SECRET "/admin=yes", "unknown or misplaced field \"admin=yes\"");
+  expect_refused(HEAD "m/85/" FP "/" SECRET "/admin=yes",
+                 "unknown or misplaced field \"admin=yes\"");
 
   /* blanks are not trimmed */
   snprintf(s, sizeof s, "%s\n", ok);
