@@ -448,9 +448,14 @@ int nm_admission_commit(nm_admission_store *s, const nm_admission_request *rq,
   if (d->invite_hash[0]) memcpy(via, d->invite_hash, NM_INVITE_ID_LEN);
   /* The key's record first: if it cannot be written, no use of the invite is counted. */
   if (d->remember) {
-    long k = nm__find_key(s, rq->fingerprint);
+    /* decide checked all this; checked again, because the request or the store may have
+     * changed since, and a record must never hold a bad or doubled name. */
+    if (!nm__fp_ok(rq->fingerprint) || !nm_name_valid(rq->name) || !nm__role_ok(d->granted))
+      return -EINVAL;
+    long k = nm__find_key(s, rq->fingerprint), holder = nm__find_name(s, rq->name);
+    if (holder >= 0 && holder != k) return -EEXIST;
     if (k >= 0) {
-      /* Known key: a new name (checked free by decide) or a raised role. */
+      /* Known key: a new name or a raised role. */
       nm_admission_key *rec = &s->keys[k];
       memcpy(rec->name, rq->name, strlen(rq->name) + 1);
       rec->role = d->granted;

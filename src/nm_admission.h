@@ -206,7 +206,9 @@ int nm_admission_decide(const nm_admission_store *s, nm_admission_mode mode,
 
 /* Records an admission decided on this store (and not changed since): the key's record and
  * the invite's use. Returns 1 when the store changed (save it), 0 when not (a refusal, or a
- * known key with its name and role), or -ENOMEM. */
+ * known key with its name and role), -ENOMEM, or -EINVAL / -EEXIST / -ENOSPC when the
+ * request or the store changed since the decision (a malformed request, a name now held by
+ * another key, no more room): then nothing is recorded. */
 int nm_admission_commit(nm_admission_store *s, const nm_admission_request *rq,
                         const nm_admission_decision *d);
 

@@ -137,6 +137,19 @@ static void test_invite_mode(void) {
   d.admit = 0;
   NMT_EQ_INT(nm_admission_commit(&s, &r.rq, &d), 0);
   NMT_EQ_INT(s.nkeys, 2);
+
+  /* a decision committed after the store or the request changed records nothing wrong:
+   * carol's name was taken in between; the request's name was swapped for a bad one */
+  NMT_EQ_INT(nm_admission_decide(&s, NM_ADMISSION_INVITE, &r.rq, &d), 0);
+  NMT_EQ_INT(d.admit, 1);
+  req other = request(13, "Carol", NM_ROLE_SERVANT, 1);
+  NMT_EQ_INT(admit(&s, NM_ADMISSION_INVITE, &other, NULL), NM_ADMIT_INVITED);
+  NMT_EQ_INT(nm_admission_commit(&s, &r.rq, &d), -EEXIST);
+  NMT_EQ_INT(s.nkeys, 3);
+  NMT_EQ_INT(s.invites[0].uses, 3); /* not counted for the failed commit */
+  r.rq.name = "this name is far too long for natmesh, and has blanks";
+  NMT_EQ_INT(nm_admission_commit(&s, &r.rq, &d), -EINVAL);
+  NMT_EQ_INT(s.nkeys, 3);
   nm_admission_store_close(&s);
 }
 
