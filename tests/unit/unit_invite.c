@@ -250,6 +250,45 @@ static void test_secret(void) {
   NMT_CHECK(nm_invite_expired(100, 101));
 }
 
+/* Mutations of valid invites (a byte changed, dropped, doubled, or a field separator moved):
+ * the parser never reads out of bounds (ASan watches), and whatever it accepts formats back
+ * to exactly the string it read, so no invite has two spellings. */
+static void test_mutations(void) {
+  const char *seeds[] = {HEAD "manager.example.org/8585/" FP "/" SECRET,
+                         HEAD "2001:db8::7/85/" FP "/" SECRET "/role=relay/expires=1767225600",
+                         HEAD "10.0.0.1/1/" FP "/" SECRET "/expires=5"};
+  const char alphabet[] = "0123456789abcdefABCDEF./:=-[]%?&x \n";
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  int accepted = 0, differs = 0;
+  char s[NM_INVITE_MAX + 8], out[NM_INVITE_MAX + 1];
+  for (int i = 0; i < 50000; i++) {
+    snprintf(s, sizeof s, "%s", seeds[i % 3]);
+    for (int m = 0; m < 1 + i % 3; m++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      size_t len = strlen(s), at = (size_t)(x >> 8) % (len + 1);
+      char c = alphabet[(x >> 40) % (sizeof alphabet - 1)];
+      if (x % 3 == 0 && at < len) {
+        s[at] = c; /* change a byte */
+      } else if (x % 3 == 1 && at < len) {
+        memmove(s + at, s + at + 1, len - at); /* drop one */
+      } else if (len + 1 < sizeof s) {
+        memmove(s + at + 1, s + at, len - at + 1); /* insert one */
+        s[at] = c;
+      }
+    }
+    nm_invite inv;
+    char err[200];
+    if (nm_invite_parse(s, &inv, err, sizeof err) != 0) continue;
+    accepted++;
+    if (nm_invite_format(&inv, out, sizeof out) != 0 || strcmp(out, s) != 0) {
+      if (differs++ < 3) fprintf(stderr, "       \"%s\" came back as \"%s\"\n", s, out);
+    }
+  }
+  NMT_EQ_INT(differs, 0);
+  printf("       %d of 50000 mutations parsed\n", accepted);
+  NMT_CHECK(accepted > 100); /* some mutations are valid invites (a changed hex digit) */
+}
+
 int main(void) {
   NMT_RUN(test_format);
   NMT_RUN(test_round_trip);
@@ -257,5 +296,6 @@ int main(void) {
   NMT_RUN(test_refused);
   NMT_RUN(test_overlong);
   NMT_RUN(test_secret);
+  NMT_RUN(test_mutations);
   return nmt_done();
 }
