@@ -603,26 +603,39 @@ static int nm__parse_line(nm_admission_store *s, char *line, char *why, size_t w
   return nm__why(why, whylen, "unknown entry \"%.20s\"", f[0]);
 }
 
-/* Reads the whole file (at most NM_ADMISSION_FILE_MAX bytes) into a NUL-terminated buffer. */
+/* Reads the whole file (at most NM_ADMISSION_FILE_MAX bytes) into a NUL-terminated buffer
+ * of its size. The manager replaces the file by rename, so the file open here never changes;
+ * one byte more than its size is asked for all the same, to notice one that does. */
 static int nm__slurp(const char *path, char **out, size_t *len, char *err, size_t errlen) {
+  struct stat st;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return nm__fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
-  char *buf = malloc(NM_ADMISSION_FILE_MAX + 1);
-  size_t n = 0;
-  int rc = buf ? 0 : -ENOMEM;
+  int rc = fstat(fd, &st) < 0 ? -errno : S_ISDIR(st.st_mode) ? -EISDIR : 0;
+  if (rc == 0 && !S_ISREG(st.st_mode)) {
+    close(fd);
+    return nm__fail(err, errlen, NM_ECONFIG, "%s: not a regular file", path);
+  }
+  if (rc == 0 && (uint64_t)st.st_size > NM_ADMISSION_FILE_MAX) {
+    close(fd);
+    return nm__fail(err, errlen, NM_ECONFIG,
+                    "%s: larger than the admission store's limit (%u bytes)", path,
+                    NM_ADMISSION_FILE_MAX);
+  }
+  size_t size = rc == 0 ? (size_t)st.st_size : 0, n = 0;
+  char *buf = rc == 0 ? malloc(size + 2) : NULL;
+  if (rc == 0 && !buf) rc = -ENOMEM;
   while (rc == 0) {
-    /* One byte more than allowed: reading it means the file is too big. */
-    ssize_t r = read(fd, buf + n, NM_ADMISSION_FILE_MAX + 1 - n);
+    ssize_t r = read(fd, buf + n, size + 1 - n);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) rc = -errno;
     else if (r == 0) break;
-    else if ((n += (size_t)r) > NM_ADMISSION_FILE_MAX) rc = -EFBIG;
+    else if ((n += (size_t)r) > size) rc = -EAGAIN;
   }
   close(fd);
   if (rc < 0) {
     free(buf);
-    return nm__fail(err, errlen, rc == -EFBIG ? NM_ECONFIG : rc, "%s: %s", path,
-                    rc == -EFBIG ? "larger than the admission store's limit" : strerror(-rc));
+    return nm__fail(err, errlen, rc, "%s: %s", path,
+                    rc == -EAGAIN ? "changed while being read" : strerror(-rc));
   }
   buf[n] = 0;
   *out = buf;
