@@ -608,22 +608,24 @@ static int nm__parse_line(nm_admission_store *s, char *line, char *why, size_t w
  * one byte more than its size is asked for all the same, to notice one that does. */
 static int nm__slurp(const char *path, char **out, size_t *len, char *err, size_t errlen) {
   struct stat st;
+  const char *why = NULL;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return nm__fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
-  int rc = fstat(fd, &st) < 0 ? -errno : S_ISDIR(st.st_mode) ? -EISDIR : 0;
-  if (rc == 0 && !S_ISREG(st.st_mode)) {
+  int rc = fstat(fd, &st) < 0 ? -errno : 0;
+  if (rc == 0 && S_ISDIR(st.st_mode)) rc = -EISDIR;
+  else if (rc == 0 && !S_ISREG(st.st_mode)) rc = NM_ECONFIG, why = "not a regular file";
+  else if (rc == 0 && (uint64_t)st.st_size > NM_ADMISSION_FILE_MAX)
+    rc = NM_ECONFIG, why = "larger than the admission store's limit";
+  if (rc < 0) {
     close(fd);
-    return nm__fail(err, errlen, NM_ECONFIG, "%s: not a regular file", path);
+    return nm__fail(err, errlen, rc, "%s: %s", path, why ? why : strerror(-rc));
   }
-  if (rc == 0 && (uint64_t)st.st_size > NM_ADMISSION_FILE_MAX) {
+  size_t size = (size_t)st.st_size, n = 0;
+  char *buf = malloc(size + 2);
+  if (!buf) {
     close(fd);
-    return nm__fail(err, errlen, NM_ECONFIG,
-                    "%s: larger than the admission store's limit (%u bytes)", path,
-                    NM_ADMISSION_FILE_MAX);
+    return nm__fail(err, errlen, -ENOMEM, "%s: out of memory", path);
   }
-  size_t size = rc == 0 ? (size_t)st.st_size : 0, n = 0;
-  char *buf = rc == 0 ? malloc(size + 2) : NULL;
-  if (rc == 0 && !buf) rc = -ENOMEM;
   while (rc == 0) {
     ssize_t r = read(fd, buf + n, size + 1 - n);
     if (r < 0 && errno == EINTR) continue;
