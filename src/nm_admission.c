@@ -345,6 +345,8 @@ static nm__invite_state nm__judge_invite(const nm_admission_store *s, const unsi
   *at = -1;
   if (!secret) return NM__INV_NONE;
   if (nm_invite_secret_hash(secret, hash) < 0) return NM__INV_UNKNOWN;
+  /* Hashes are compared as text: what timing may tell is how much of a stored hash matches
+   * the hash of a guess, which no one can steer without preimages of SHA-256. */
   if (nm__find_hex(s->revoked, s->nrevoked, hash) >= 0) return NM__INV_REVOKED;
   *at = nm__find_invite(s, hash);
   if (*at < 0) return NM__INV_UNKNOWN;
