@@ -17,6 +17,7 @@
 
 #define NM__LINE_MAX 512 /* characters of a store line; the longest written is about 140 */
 
+__attribute__((format(printf, 4, 5)))
 static int nm__fail(char *err, size_t errlen, int rc, const char *fmt, ...) {
   va_list ap;
   if (err && errlen) {
@@ -501,6 +502,7 @@ static int nm__u64_field(const char *f, uint64_t max, uint64_t *out) {
  * (without file and line, which the caller adds) and returns 0 or a negative code. */
 typedef int (*nm__line_reader)(nm_admission_store *s, char **f, char *why, size_t whylen);
 
+__attribute__((format(printf, 3, 4)))
 static int nm__why(char *why, size_t whylen, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -714,6 +716,7 @@ typedef struct {
   int failed;
 } nm__text;
 
+__attribute__((format(printf, 2, 3)))
 static void nm__printf(nm__text *t, const char *fmt, ...) {
   va_list ap;
   if (t->failed) return;

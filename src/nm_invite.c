@@ -16,6 +16,7 @@
 #define NM__INVITE_HEAD NM_INVITE_PREFIX NM_INVITE_VERSION "/"
 #define NM__INVITE_HASH_TAG "natmesh-invite-v1"
 
+__attribute__((format(printf, 3, 4)))
 static int nm__invite_fail(char *err, size_t errlen, const char *fmt, ...) {
   va_list ap;
   if (err && errlen) {
