@@ -231,7 +231,13 @@ static int nm__mkdirs(const char *path) {
     if (buf[i] != '/' && buf[i] != 0) continue;
     char saved = buf[i];
     buf[i] = 0;
-    if (mkdir(buf, 0700) < 0 && errno != EEXIST) return -errno;
+    if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+      /* An existing folder in a parent we may not write to can fail with EACCES rather
+       * than EEXIST: that is fine as long as it is there. */
+      int e = errno;
+      struct stat st;
+      if (stat(buf, &st) < 0 || !S_ISDIR(st.st_mode)) return -e;
+    }
     buf[i] = saved;
   }
   return 0;
@@ -293,7 +299,7 @@ static int nm__identity_read(int fd, const char *path, nm_identity *out, char *e
   char why[160];
   if (!key) {
     nm__seterr(err, errlen,
-               "key file %s is not a PEM private key (%s); move it away only if you mean to "
+               "key file %s is not a PEM private key (OpenSSL: %s); move it away only if you mean to "
                "create a new identity, which changes this node's id",
                path, nm__ossl_reason(why, sizeof why));
     return NM_EKEY;
