@@ -299,8 +299,8 @@ static int nm__identity_read(int fd, const char *path, nm_identity *out, char *e
   char why[160];
   if (!key) {
     nm__seterr(err, errlen,
-               "key file %s is not a PEM private key (OpenSSL: %s); move it away only if you mean to "
-               "create a new identity, which changes this node's id",
+               "key file %s is not a PEM private key (OpenSSL: %s); move it away only if you "
+               "mean to create a new identity, which changes this node's id",
                path, nm__ossl_reason(why, sizeof why));
     return NM_EKEY;
   }
@@ -308,8 +308,9 @@ static int nm__identity_read(int fd, const char *path, nm_identity *out, char *e
   out->key = key;
   rc = nm__identity_derive(out);
   if (rc < 0) {
-    nm__seterr(err, errlen, "key file %s holds a %s key, not an Ed25519 key", path,
-               OBJ_nid2sn(EVP_PKEY_get_id(key)));
+    const char *type = EVP_PKEY_get0_type_name(key);
+    nm__seterr(err, errlen, "key file %s holds a key of type %s, not Ed25519", path,
+               type ? type : "unknown");
     nm_identity_close(out);
   }
   return rc;
@@ -390,7 +391,8 @@ int nm_identity_load_or_create(const char *state_dir, nm_identity *out, char *er
     return -EINVAL;
   }
   char path[4200];
-  if ((size_t)snprintf(path, sizeof path, "%s/%s", state_dir, NM_IDENTITY_KEY_FILE) >= sizeof path) {
+  int plen = snprintf(path, sizeof path, "%s/%s", state_dir, NM_IDENTITY_KEY_FILE);
+  if (plen < 0 || (size_t)plen >= sizeof path) {
     nm__seterr(err, errlen, "state directory path is too long");
     return -ENAMETOOLONG;
   }

@@ -72,8 +72,9 @@ static int nm__tls_check_key(nm_tls_session *s, EVP_PKEY *key) {
   }
   if (nm_pubkey_of_evp(key, pub, &fp) < 0) {
     s->err = NM_EKEY;
-    snprintf(s->why, sizeof s->why, "peer presented a %s key, not an Ed25519 key",
-             OBJ_nid2sn(EVP_PKEY_get_id(key)));
+    const char *type = EVP_PKEY_get0_type_name(key);
+    snprintf(s->why, sizeof s->why, "peer presented a key of type %s, not Ed25519",
+             type ? type : "unknown");
     return NM_EKEY;
   }
   if (s->has_expected && !nm_fingerprint_equal(&fp, &s->expected)) {
