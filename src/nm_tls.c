@@ -27,6 +27,9 @@ struct nm_tls_session {
   int err;        /* the first failure, 0 while none */
   int alert;      /* the last alert the peer sent, -1 if none */
   int shut;       /* close_notify queued */
+  unsigned rekey_records;  /* renew the sending keys after this many records */
+  unsigned records;        /* records sent under the current key (counted as full-size) */
+  unsigned key_updates;
   char head[2];   /* the peer's first two bytes: "NM" is a plaintext natmesh frame */
   size_t head_len;
   char why[256];
@@ -117,6 +120,7 @@ static void nm__tls_info(const SSL *ssl, int where, int ret) {
 int nm_tls_ctx_init(nm_tls_ctx *t, const nm_identity *id, char *err, size_t errlen) {
   memset(t, 0, sizeof *t);
   t->handshake_ms = NM_TLS_HANDSHAKE_MS;
+  t->rekey_records = NM_TLS_REKEY_RECORDS;
   X509 *cert = nm__tls_self_cert(id);
   SSL_CTX *ctx = cert ? SSL_CTX_new(TLS_method()) : NULL;
   /* TLS 1.3 only: its handshake encrypts the certificates (who talks to whom stays off the
@@ -164,6 +168,7 @@ nm_tls_session *nm_tls_session_new(nm_tls_ctx *ctx, nm_tls_role role,
   if (!s) return NULL;
   s->role = role;
   s->alert = -1;
+  s->rekey_records = ctx->rekey_records ? ctx->rekey_records : NM_TLS_REKEY_RECORDS;
   if (expected) {
     s->has_expected = 1;
     s->expected = *expected;
@@ -282,12 +287,33 @@ int nm_tls_session_write(nm_tls_session *s, const char *buf, size_t len) {
   if (!s->done || s->shut) return NM_ETLS;
   if (len == 0) return 0;
   if (len > INT_MAX) return -EINVAL;
+  /* Counted as if every record were full, which errs on the early side. */
+  unsigned records = (unsigned)((len + SSL3_RT_MAX_PLAIN_LENGTH - 1) / SSL3_RT_MAX_PLAIN_LENGTH);
+  if (s->records + records > s->rekey_records) {
+    int rc = nm_tls_session_key_update(s, 0);
+    if (rc < 0) return rc;
+  }
+  s->records += records;
   ERR_clear_error();
   /* Into a memory BIO SSL_write never stops half-way: it grows the BIO. */
   int r = SSL_write(s->ssl, buf, (int)len);
   if (r == (int)len) return 0;
   return nm__tls_fail(s, "TLS write failed");
 }
+
+int nm_tls_session_key_update(nm_tls_session *s, int request_peer) {
+  if (s->err) return s->err;
+  if (!s->done || s->shut) return NM_ETLS;
+  ERR_clear_error();
+  if (SSL_key_update(s->ssl, request_peer ? SSL_KEY_UPDATE_REQUESTED
+                                          : SSL_KEY_UPDATE_NOT_REQUESTED) != 1)
+    return nm__tls_fail(s, "TLS key update failed");
+  s->records = 0;
+  s->key_updates++;
+  return 0;
+}
+
+unsigned nm_tls_session_key_updates(const nm_tls_session *s) { return s->key_updates; }
 
 void nm_tls_session_shutdown(nm_tls_session *s) {
   if (!s->done || s->err || s->shut) return;

@@ -24,6 +24,11 @@
 /* How long a TLS session may take to complete its handshake, counted from the TCP
  * connection, unless the owner sets another deadline (nm_conn_deadline). */
 #define NM_TLS_HANDSHAKE_MS 10000
+/* Records sent under one key before the sender renews it (a TLS 1.3 KeyUpdate). RFC 8446
+ * 5.5 allows AES-GCM 2^24.5 full-size records per key; OpenSSL 3.0 counts none and never
+ * updates keys by itself, and a relay's link may live for months. 2^20 leaves a wide margin
+ * and costs one small message per 16 GiB at most. */
+#define NM_TLS_REKEY_RECORDS (1u << 20)
 
 typedef enum {
   NM_TLS_CLIENT = 1, /* the side that connects */
@@ -32,7 +37,8 @@ typedef enum {
 
 typedef struct {
   SSL_CTX *ssl;
-  unsigned handshake_ms; /* NM_TLS_HANDSHAKE_MS unless changed */
+  unsigned handshake_ms;  /* NM_TLS_HANDSHAKE_MS unless changed */
+  unsigned rekey_records; /* NM_TLS_REKEY_RECORDS unless changed (tests lower it) */
 } nm_tls_ctx;
 
 /* Builds the certificate (self-signed, in memory, over id's key) and the TLS 1.3-only
@@ -64,6 +70,12 @@ int nm_tls_session_handshake(nm_tls_session *s);
 int nm_tls_session_read(nm_tls_session *s, char *buf, size_t len);
 /* Encrypts buf (complete handshake only). Returns 0 or a negative code. */
 int nm_tls_session_write(nm_tls_session *s, const char *buf, size_t len);
+/* Renews our sending keys now (request_peer: and asks the peer to renew its own); the
+ * KeyUpdate leaves with the next write. nm_tls_session_write does it by itself every
+ * rekey_records records. Returns 0 or NM_ETLS. */
+int nm_tls_session_key_update(nm_tls_session *s, int request_peer);
+/* How many times this side renewed its sending keys. */
+unsigned nm_tls_session_key_updates(const nm_tls_session *s);
 /* Queues close_notify (best effort, only once the handshake completed). */
 void nm_tls_session_shutdown(nm_tls_session *s);
 /* Ciphertext waiting to be sent, and taking up to len bytes of it. Call after every other

@@ -96,6 +96,44 @@ static void test_engine_handshake(void) {
   nm_tls_session_free(s);
 }
 
+static void test_engine_key_update(void) {
+  /* Asked for by the peer: the reader owes a KeyUpdate and sends it with its next write. */
+  nm_tls_session *c = nm_tls_session_new(&ctx_c, NM_TLS_CLIENT, &id_s.fp);
+  nm_tls_session *s = nm_tls_session_new(&ctx_s, NM_TLS_SERVER, &id_c.fp);
+  int rc_c, rc_s;
+  pump(c, s, &rc_c, &rc_s);
+  NMT_EQ_INT(nm_tls_session_key_update(c, 1), 0);
+  NMT_EQ_INT(nm_tls_session_write(c, "a", 1), 0);
+  move_bytes(c, s);
+  char buf[16];
+  NMT_EQ_INT(nm_tls_session_read(s, buf, sizeof buf), 1);
+  NMT_EQ_INT(nm_tls_session_write(s, "b", 1), 0);
+  move_bytes(s, c);
+  NMT_EQ_INT(nm_tls_session_read(c, buf, sizeof buf), 1);
+  NMT_CHECK(buf[0] == 'b');
+  NMT_EQ_INT(nm_tls_session_key_updates(c), 1);
+  nm_tls_session_free(c);
+  nm_tls_session_free(s);
+
+  /* By itself, every rekey_records records. */
+  ctx_c.rekey_records = 4;
+  c = nm_tls_session_new(&ctx_c, NM_TLS_CLIENT, &id_s.fp);
+  ctx_c.rekey_records = NM_TLS_REKEY_RECORDS;
+  s = nm_tls_session_new(&ctx_s, NM_TLS_SERVER, &id_c.fp);
+  pump(c, s, &rc_c, &rc_s);
+  int got = 0;
+  for (int i = 0; i < 10; i++) {
+    NMT_EQ_INT(nm_tls_session_write(c, "0123456789" + i, 1), 0);
+    move_bytes(c, s);
+    int n = nm_tls_session_read(s, buf, sizeof buf);
+    if (n == 1 && buf[0] == '0' + i) got++;
+  }
+  NMT_EQ_INT(got, 10);
+  NMT_EQ_INT(nm_tls_session_key_updates(c), 2);
+  nm_tls_session_free(c);
+  nm_tls_session_free(s);
+}
+
 static void test_engine_wrong_server_key(void) {
   /* The client expects O; S answers. */
   nm_tls_session *c = nm_tls_session_new(&ctx_c, NM_TLS_CLIENT, &id_o.fp);
@@ -171,7 +209,7 @@ static SSL_CTX *raw_client_ctx(EVP_PKEY *key, int max_version) {
 }
 
 static void expect_refused(SSL_CTX *raw, int want_err, const char *want_reason) {
-  nm_tls_ctx rc_ctx = {raw, NM_TLS_HANDSHAKE_MS};
+  nm_tls_ctx rc_ctx = {.ssl = raw};
   nm_tls_session *c = nm_tls_session_new(&rc_ctx, NM_TLS_CLIENT, NULL);
   nm_tls_session *s = nm_tls_session_new(&ctx_s, NM_TLS_SERVER, NULL);
   int rc_c, rc_s;
@@ -411,6 +449,8 @@ static int all_echoed(pair *p) {
 
 static void test_frames_both_ways(void) {
   pair p;
+  /* Keys renewed every 64 records each way, so the run crosses many KeyUpdates. */
+  ctx_s.rekey_records = ctx_c.rekey_records = 64;
   pair_open(&p, SRV_TLS, &id_c.fp);
   p.srv.raise_max = p.srv.echo = 1;
   p.cli.raise_max = 1;
@@ -438,6 +478,8 @@ static void test_frames_both_ways(void) {
   for (size_t i = 0; i < BIG_LEN; i++) big[i] = big_byte(i);
   if (nm_conn_send(&p.cli.conn, NM_MSG_PEERS, big, BIG_LEN) != 0) send_fail++;
   free(big);
+  /* And one the client asks the server for. */
+  NMT_EQ_INT(nm_tls_session_key_update(p.cli.conn.tls, 1), 0);
   for (int i = SMALL_COUNT / 2; i < SMALL_COUNT; i++) {
     char line[32];
     int n = snprintf(line, sizeof line, "seq %d", i);
@@ -453,6 +495,11 @@ static void test_frames_both_ways(void) {
   NMT_CHECK(p.srv.big_ok && p.cli.big_ok);
   NMT_EQ_INT(p.srv.echo_fail, 0);
   NMT_CHECK(!p.srv.closed && !p.cli.closed);
+  if (!p.srv.closed && !p.cli.closed) {
+    NMT_CHECK(nm_tls_session_key_updates(p.cli.conn.tls) > 20);
+    NMT_CHECK(nm_tls_session_key_updates(p.srv.conn.tls) > 20);
+  }
+  ctx_s.rekey_records = ctx_c.rekey_records = NM_TLS_REKEY_RECORDS;
 
   /* The client leaves: close_notify reaches the server as a normal close. */
   nm_conn_close(&p.cli.conn, 0, "done");
@@ -709,7 +756,7 @@ static void test_api_misuse(void) {
   uv_loop_init(&loop);
   nm_conn c;
   nm_conn_init(&loop, &c, NULL, NULL, NULL);
-  nm_tls_ctx none = {NULL, 0};
+  nm_tls_ctx none = {.ssl = NULL};
   NMT_EQ_INT(nm_conn_set_tls(&c, &none, NM_TLS_CLIENT, NULL), -EINVAL);
   NMT_EQ_INT(nm_conn_set_tls(&c, &ctx_c, (nm_tls_role)3, NULL), -EINVAL);
   NMT_EQ_INT(nm_conn_set_tls(&c, &ctx_c, NM_TLS_SERVER, NULL), 0);
@@ -872,6 +919,7 @@ int main(void) {
     return 1;
   }
   NMT_RUN(test_engine_handshake);
+  NMT_RUN(test_engine_key_update);
   NMT_RUN(test_engine_wrong_server_key);
   NMT_RUN(test_engine_wrong_client_key);
   NMT_RUN(test_engine_refusals);
