@@ -778,6 +778,7 @@ typedef struct tap {
   uv_connect_t creq;
   struct sockaddr_in addr, target;
   int down_used, up_used, up_ready;
+  int flip_next; /* flip one bit of the next chunk from the client */
   char *cap;
   size_t caplen, capcap;
 } tap;
@@ -818,6 +819,10 @@ static void tap_forward(uv_stream_t *from, ssize_t n, const uv_buf_t *buf) {
   uv_stream_t *to = from == down ? up : down;
   tap_write *w = malloc(sizeof *w + (size_t)n);
   memcpy(w->data, buf->base, (size_t)n);
+  if (t->flip_next && from == down) {
+    w->data[n / 2] ^= 0x01;
+    t->flip_next = 0;
+  }
   uv_buf_t b = uv_buf_init(w->data, (unsigned)n);
   if (uv_write(&w->req, to, &b, 1, tap_written) < 0) free(w);
 }
@@ -890,6 +895,32 @@ static size_t capture_run(int use_tls, int *marker_seen, int *keys_seen, int *ec
   return n;
 }
 
+static void test_tampering(void) {
+  /* One bit flipped on the wire after the handshake: the record fails authentication, the
+   * session closes, and the frame it carried is never delivered. */
+  pair p;
+  tap t;
+  pair_open(&p, SRV_TLS, &id_c.fp);
+  tap_open(&t, &p.loop, &p.addr);
+  client_open(&p, &ctx_c, &id_s.fp, &t.addr);
+  NMT_CHECK(run_until(&p, ready, 5000));
+  t.flip_next = 1;
+  static const char line[] = "seq 0 -- pay alice 10 coins";
+  NMT_EQ_INT(nm_conn_send(&p.cli.conn, NM_MSG_CHAT, line, sizeof line - 1), 0);
+  log_start();
+  int ok = run_until(&p, srv_closed, 5000);
+  const char *log = log_end();
+  NMT_CHECK(ok);
+  NMT_EQ_INT(p.srv.frames, 0);
+  NMT_EQ_INT(p.srv.close_err, NM_ETLS);
+  NMT_HAS(log, "TLS session failed: ");
+  run_until(&p, both_closed, 5000);
+  tap_close_both(&t);
+  uv_close((uv_handle_t *)&t.listener, NULL);
+  pair_close(&p);
+  free(t.cap);
+}
+
 static void test_capture(void) {
   int marker_seen, keys_seen, echo_ok;
   /* Control: without TLS the tap sees the marker, so the check below can see it too. */
@@ -935,6 +966,7 @@ int main(void) {
   NMT_RUN(test_limits_after_decryption);
   NMT_RUN(test_queue_cap);
   NMT_RUN(test_api_misuse);
+  NMT_RUN(test_tampering);
   NMT_RUN(test_capture);
   nm_tls_ctx_close(&ctx_s);
   nm_tls_ctx_close(&ctx_c);
