@@ -82,7 +82,9 @@ const nm_fingerprint *nm_conn_peer_fingerprint(const nm_conn *c);
 /* Accepts a pending connection from server into c (initialized) and starts reading. */
 int nm_conn_accept(uv_stream_t *server, nm_conn *c);
 /* Connects; on_connect is called exactly once unless the owner closes the conn first.
- * With TLS, on_connect(c, 0) means the handshake completed and the server's key matched. */
+ * With TLS, on_connect(c, 0) means the handshake completed and the server's key matched.
+ * TLS 1.3 lets the client finish first: a server that refuses the client's key says so
+ * with an alert the client reads afterwards, and the session then closes with NM_ETLS. */
 int nm_conn_connect(nm_conn *c, const struct sockaddr *addr, unsigned timeout_ms,
                     nm_conn_connect_cb on_connect);
 /* Fails the session with reason unless nm_conn_deadline_clear() is called within ms:
@@ -91,7 +93,8 @@ int nm_conn_connect(nm_conn *c, const struct sockaddr *addr, unsigned timeout_ms
  * replaces the handshake deadline, and the handshake does not clear it. */
 void nm_conn_deadline(nm_conn *c, unsigned ms, const char *reason);
 void nm_conn_deadline_clear(nm_conn *c);
-/* Stops and restarts reading (e.g. while a reverse lookup decides whether to talk). */
+/* Stops and restarts reading (e.g. while a reverse lookup decides whether to talk). As on a
+ * plaintext session, what already arrived in the same read is still delivered. */
 void nm_conn_pause(nm_conn *c);
 int nm_conn_resume(nm_conn *c);
 /* Queues one frame. Returns 0, NM_EQUEUE_FULL when the peer is not reading fast enough
