@@ -140,6 +140,9 @@ int nm_tls_ctx_init(nm_tls_ctx *t, const nm_identity *id, char *err, size_t errl
     SSL_CTX_set_info_callback(ctx, nm__tls_info);
     /* An idle session (most of a manager's) gives its record buffers back. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* A natmesh certificate is a few hundred bytes; OpenSSL would buffer 100 KiB of
+     * certificate list from a peer nobody has authenticated yet. */
+    SSL_CTX_set_max_cert_list(ctx, 16 * 1024);
   }
   X509_free(cert); /* the context holds its own reference */
   if (!ok) {
