@@ -16,6 +16,19 @@ typedef struct {
   char data[];
 } nm__write;
 
+/* TLS works in pieces of one record's plaintext: the read BIO never holds more than one
+ * piece of ciphertext plus a partial record, the write BIO never more than one record, and
+ * both memory BIOs (which grow but never shrink) stay small for the session's life. */
+#define NM__TLS_PIECE (16 * 1024)
+/* TLS 1.3 adds 22 bytes per record (header, content type, AEAD tag): room for that. */
+#define NM__TLS_OVERHEAD(n) (((n) / NM__TLS_PIECE + 1) * 32 + 64)
+/* What TLS may queue on its own (alerts, key-update answers) beyond the frame queue's cap
+ * before a peer that sends but never reads is dropped. */
+#define NM__TLS_QUEUE_SLACK (64u * 1024u)
+
+static void nm__conn_tls_fail(nm_conn *c, int err, const char *reason);
+static void nm__conn_on_write(uv_write_t *req, int status);
+
 int nm_conn_init(uv_loop_t *loop, nm_conn *c, nm_conn_frame_cb on_frame,
                  nm_conn_closed_cb on_closed, void *data) {
   memset(c, 0, sizeof *c);
@@ -89,20 +102,154 @@ static int nm__conn_on_frame(void *arg, uint8_t type, const char *payload, size_
   return stop || c->closing;
 }
 
-static void nm__conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  nm_conn *c = s->data;
-  if (nread == 0) return;
-  if (nread < 0) {
-    nm_conn_close(c, nread == UV_EOF ? 0 : (int)nread,
-                  nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
-    return;
-  }
-  int rc = nm_frame_reader_feed(&c->reader, buf->base, (size_t)nread, nm__conn_on_frame, c);
+/* Feeds plaintext to the frame reader; on bad framing fails the session. Returns non-zero
+ * when the session is closing. */
+static int nm__conn_deliver(nm_conn *c, const char *data, size_t len) {
+  int rc = nm_frame_reader_feed(&c->reader, data, len, nm__conn_on_frame, c);
   if (rc < 0 && !c->closing) {
     char why[160];
     snprintf(why, sizeof why, "bad frame: %s", nm_strerror(rc));
     nm_conn_fail(c, rc, why);
   }
+  return rc != 0 || c->closing;
+}
+
+/* ---- TLS: the BIO pump ----------------------------------------------------------------
+ * Socket bytes -> nm_tls_session_feed (read BIO) -> handshake step or SSL_read -> frame
+ * reader. nm_conn_send -> SSL_write -> write BIO -> one uv_write per frame. Every step that
+ * can make OpenSSL produce bytes (handshake flights, alerts, key-update answers, frames,
+ * close_notify) is followed by taking the write BIO's bytes into a uv_write. */
+
+/* Writes out what the session has queued (handshake flights, alerts, answers). */
+static int nm__conn_tls_flush(nm_conn *c) {
+  size_t n = nm_tls_session_pending(c->tls);
+  if (n == 0) return 0;
+  nm__write *w = malloc(sizeof *w + n);
+  if (!w) return -ENOMEM;
+  w->conn = c;
+  w->len = nm_tls_session_take(c->tls, w->data, n);
+  uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
+  int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, nm__conn_on_write);
+  if (rc < 0) {
+    free(w);
+    return rc;
+  }
+  c->queued_bytes += w->len;
+  return 0;
+}
+
+/* The handshake completed and the key matched: tell the owner, then let frames flow. */
+static void nm__conn_tls_secured(nm_conn *c) {
+  c->secure = 1;
+  c->peer_fp = *nm_tls_session_peer(c->tls);
+  if (c->tls_deadline) {
+    uv_timer_stop(&c->timer);
+    c->tls_deadline = 0;
+  }
+  nm_log_debug("%s (%s:%u): TLS 1.3 up, peer key %s", c->label, c->peer_ip, c->peer_port,
+               c->peer_fp.hex);
+  if (c->on_secure) c->on_secure(c, &c->peer_fp);
+  if (c->closing || c->tls_role != NM_TLS_CLIENT) return;
+  nm_conn_connect_cb cb = c->on_connect;
+  c->on_connect = NULL;
+  if (cb) cb(c, 0);
+}
+
+/* One handshake step and its output. Returns 0 when secure (and still open), 1 while the
+ * handshake goes on, < 0 when the session failed or was closed. */
+static int nm__conn_tls_step(nm_conn *c) {
+  int rc = nm_tls_session_handshake(c->tls);
+  int wrc = nm__conn_tls_flush(c); /* the next flight, or the alert that says why not */
+  if (rc < 0) {
+    nm__conn_tls_fail(c, rc, nm_tls_session_error(c->tls));
+    return rc;
+  }
+  if (wrc < 0) {
+    nm__conn_tls_fail(c, wrc, "cannot send the TLS handshake");
+    return wrc;
+  }
+  if (rc > 0) return 1;
+  nm__conn_tls_secured(c);
+  return c->closing ? UV_ECANCELED : 0;
+}
+
+/* Decrypts everything the read BIO holds, frame by frame. Bounded: the read BIO holds at
+ * most one piece plus a partial record, and the frame reader's limit applies to what comes
+ * out exactly as on a plaintext session. */
+static void nm__conn_tls_drain(nm_conn *c) {
+  char plain[NM__TLS_PIECE];
+  while (!c->closing) {
+    int n = nm_tls_session_read(c->tls, plain, sizeof plain);
+    if (n == 0) return;
+    if (n == UV_EOF) {
+      nm_conn_close(c, 0, "closed by peer");
+      return;
+    }
+    if (n < 0) {
+      nm_conn_close(c, n, nm_tls_session_error(c->tls));
+      return;
+    }
+    if (nm__conn_deliver(c, plain, (size_t)n)) return;
+  }
+}
+
+static void nm__conn_tls_on_read(nm_conn *c, const char *data, size_t len) {
+  for (size_t off = 0; off < len && !c->closing;) {
+    size_t n = len - off < NM__TLS_PIECE ? len - off : NM__TLS_PIECE;
+    if (nm_tls_session_feed(c->tls, data + off, n) < 0) {
+      nm_conn_close(c, -ENOMEM, "out of memory for TLS input");
+      return;
+    }
+    off += n;
+    if (!c->secure && nm__conn_tls_step(c) != 0) {
+      if (c->closing) return;
+      continue; /* handshake still going: feed the rest */
+    }
+    nm__conn_tls_drain(c);
+  }
+  if (c->closing) return;
+  /* Reading may have made OpenSSL answer (a key update). A peer that keeps making us answer
+   * while it reads nothing would grow the queue without bound: drop it. */
+  int rc = nm__conn_tls_flush(c);
+  if (rc < 0)
+    nm_conn_close(c, rc, "TLS write failed");
+  else if (c->queued_bytes > c->max_queue + NM__TLS_QUEUE_SLACK)
+    nm_conn_close(c, NM_EQUEUE_FULL, "peer makes TLS answer but does not read");
+}
+
+/* A failure before the session is secure: a client's owner still waits for on_connect,
+ * which reports the code (NM_EKEY for a key mismatch). Nothing is sent in plaintext. */
+static void nm__conn_tls_fail(nm_conn *c, int err, const char *reason) {
+  if (c->closing) return;
+  if (!c->secure && c->tls_role == NM_TLS_CLIENT) {
+    nm_conn_connect_cb cb = c->on_connect;
+    c->on_connect = NULL;
+    if (cb) cb(c, err);
+  }
+  nm_conn_close(c, err, reason);
+}
+
+/* ---- reading ------------------------------------------------------------------------ */
+
+static void nm__conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  nm_conn *c = s->data;
+  if (nread == 0) return;
+  if (nread < 0 && c->tls && !c->secure) {
+    nm__conn_tls_fail(c, nread == UV_EOF ? NM_ETLS : (int)nread,
+                      nread == UV_EOF ? "peer closed the connection during the TLS handshake"
+                                      : uv_strerror((int)nread));
+    return;
+  }
+  if (nread < 0) {
+    nm_conn_close(c, nread == UV_EOF ? 0 : (int)nread,
+                  nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
+    return;
+  }
+  if (c->tls) {
+    nm__conn_tls_on_read(c, buf->base, (size_t)nread);
+    return;
+  }
+  nm__conn_deliver(c, buf->base, (size_t)nread);
 }
 
 static int nm__conn_start(nm_conn *c) {
@@ -113,16 +260,26 @@ static int nm__conn_start(nm_conn *c) {
   uv_tcp_nodelay(&c->tcp, 1);
   uv_tcp_keepalive(&c->tcp, 1, 30);
   c->connected = 1;
-  return uv_read_start((uv_stream_t *)&c->tcp, nm__conn_alloc, nm__conn_on_read);
+  int rc = uv_read_start((uv_stream_t *)&c->tcp, nm__conn_alloc, nm__conn_on_read);
+  if (rc < 0 || !c->tls) return rc;
+  /* A peer that connects and never finishes the handshake must not hold a descriptor. */
+  nm_conn_deadline(c, c->tls_handshake_ms, "TLS handshake not completed in time");
+  c->tls_deadline = 1;
+  return 0;
 }
 
 static void nm__conn_on_deadline(uv_timer_t *t) {
   nm_conn *c = t->data;
-  if (!c->closing) nm_conn_fail(c, NM_EMSG, c->deadline_reason);
+  if (c->closing) return;
+  if (c->tls && !c->secure)
+    nm__conn_tls_fail(c, UV_ETIMEDOUT, c->deadline_reason); /* no channel for an error frame */
+  else
+    nm_conn_fail(c, NM_EMSG, c->deadline_reason);
 }
 
 void nm_conn_deadline(nm_conn *c, unsigned ms, const char *reason) {
   c->deadline_reason = reason;
+  c->tls_deadline = 0;
   uv_timer_start(&c->timer, nm__conn_on_deadline, ms, 0);
 }
 
@@ -137,7 +294,26 @@ int nm_conn_resume(nm_conn *c) {
   return uv_read_start((uv_stream_t *)&c->tcp, nm__conn_alloc, nm__conn_on_read);
 }
 
+int nm_conn_set_tls(nm_conn *c, nm_tls_ctx *ctx, nm_tls_role role,
+                    const nm_fingerprint *expected) {
+  if (!ctx || !ctx->ssl || c->tls || c->connected || c->closing ||
+      (role != NM_TLS_CLIENT && role != NM_TLS_SERVER))
+    return -EINVAL;
+  c->tls = nm_tls_session_new(ctx, role, expected);
+  if (!c->tls) return -ENOMEM;
+  c->tls_role = role;
+  c->tls_handshake_ms = ctx->handshake_ms ? ctx->handshake_ms : NM_TLS_HANDSHAKE_MS;
+  return 0;
+}
+
+void nm_conn_on_secure(nm_conn *c, nm_conn_secure_cb cb) { c->on_secure = cb; }
+
+const nm_fingerprint *nm_conn_peer_fingerprint(const nm_conn *c) {
+  return c->secure ? &c->peer_fp : NULL;
+}
+
 int nm_conn_accept(uv_stream_t *server, nm_conn *c) {
+  if (c->tls && c->tls_role != NM_TLS_SERVER) return -EINVAL;
   int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
   if (rc < 0) return rc;
   return nm__conn_start(c);
@@ -156,15 +332,21 @@ static void nm__conn_on_connected(uv_connect_t *req, int status) {
   nm_conn *c = req->data;
   uv_timer_stop(&c->timer);
   if (c->closing) return;
+  if (status == 0) status = nm__conn_start(c);
+  /* TLS: on_connect waits for the handshake and the key check (nm__conn_tls_secured). */
+  if (status == 0 && c->tls) {
+    nm__conn_tls_step(c); /* the ClientHello */
+    return;
+  }
   nm_conn_connect_cb cb = c->on_connect;
   c->on_connect = NULL;
-  if (status == 0) status = nm__conn_start(c);
   if (cb) cb(c, status);
   if (status < 0) nm_conn_close(c, status, "connect failed");
 }
 
 int nm_conn_connect(nm_conn *c, const struct sockaddr *addr, unsigned timeout_ms,
                     nm_conn_connect_cb on_connect) {
+  if (c->tls && c->tls_role != NM_TLS_CLIENT) return -EINVAL;
   nm_sockaddr_format(addr, c->peer_ip, sizeof c->peer_ip, &c->peer_port);
   c->on_connect = on_connect;
   c->connect_req.data = c;
@@ -182,11 +364,65 @@ static void nm__conn_on_write(uv_write_t *req, int status) {
   free(w);
 }
 
+/* One frame through TLS into one uv_write: the header and the first piece of the payload
+ * as one record, the rest piece by piece, each piece's ciphertext taken from the write BIO
+ * at once so that it never holds more than a record. */
+static int nm__conn_tls_send(nm_conn *c, uint8_t type, const char *payload, size_t len) {
+  size_t total = NM_FRAME_HEADER + len;
+  size_t cap = total + NM__TLS_OVERHEAD(total) + nm_tls_session_pending(c->tls);
+  nm__write *w = malloc(sizeof *w + cap);
+  if (!w) return -ENOMEM;
+  w->conn = c;
+  w->len = 0;
+  char first[NM__TLS_PIECE];
+  size_t off = len < sizeof first - NM_FRAME_HEADER ? len : sizeof first - NM_FRAME_HEADER;
+  nm_frame_header_encode((uint8_t *)first, type, (uint32_t)len);
+  if (off) memcpy(first + NM_FRAME_HEADER, payload, off);
+  int rc = nm_tls_session_write(c->tls, first, NM_FRAME_HEADER + off);
+  for (;;) {
+    size_t n = rc < 0 ? 0 : nm_tls_session_pending(c->tls);
+    if (n > cap - w->len) {
+      /* More overhead than TLS 1.3 adds today: grow rather than lose bytes. */
+      size_t ncap = w->len + n + NM__TLS_OVERHEAD(len - off);
+      nm__write *nw = realloc(w, sizeof *w + ncap);
+      if (!nw) {
+        rc = -ENOMEM;
+        break;
+      }
+      w = nw;
+      cap = ncap;
+    }
+    w->len += nm_tls_session_take(c->tls, w->data + w->len, n);
+    if (rc < 0 || off == len) break;
+    size_t piece = len - off < NM__TLS_PIECE ? len - off : NM__TLS_PIECE;
+    rc = nm_tls_session_write(c->tls, payload + off, piece);
+    off += piece;
+  }
+  if (rc < 0) {
+    /* Part of a frame may be encrypted already: the stream cannot be resumed. */
+    free(w);
+    nm_conn_close(c, rc, rc == -ENOMEM ? "out of memory for TLS output" : "TLS write failed");
+    return rc;
+  }
+  uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
+  rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, nm__conn_on_write);
+  if (rc < 0) {
+    free(w);
+    nm_conn_close(c, rc, "write failed");
+    return rc;
+  }
+  c->queued_bytes += w->len;
+  return 0;
+}
+
 int nm_conn_send(nm_conn *c, uint8_t type, const char *payload, size_t len) {
-  if (c->closing || !c->connected) return UV_ENOTCONN;
+  if (c->closing || !c->connected || (c->tls && !c->secure)) return UV_ENOTCONN;
   if (len > NM_FRAME_MAX) return NM_EFRAME_TOO_BIG;
   size_t total = NM_FRAME_HEADER + len;
+  /* Counted in plaintext before encrypting (the ciphertext is a little larger and is what
+   * the queue then holds), so a full queue refuses a frame before it costs any work. */
   if (c->queued_bytes + total > c->max_queue) return NM_EQUEUE_FULL;
+  if (c->tls) return nm__conn_tls_send(c, type, payload, len);
   nm__write *w = malloc(sizeof *w + total);
   if (!w) return -ENOMEM;
   w->conn = c;
@@ -237,7 +473,8 @@ xmlNode *nm_conn_parse_doc(nm_conn *c, const char *payload, size_t len, const ch
 
 void nm_conn_fail(nm_conn *c, int err, const char *reason) {
   if (c->closing) return;
-  if (c->connected && reason) {
+  /* Before a TLS handshake completes there is no channel to say it on. */
+  if (c->connected && reason && (!c->tls || c->secure)) {
     char msg[300];
     int n = snprintf(msg, sizeof msg, "%s", reason);
     nm_conn_send(c, NM_MSG_ERROR, msg, n > 0 ? (size_t)n : 0);
@@ -249,12 +486,17 @@ static void nm__conn_on_handle_closed(uv_handle_t *h) {
   nm_conn *c = h->data;
   if (--c->open_handles > 0) return;
   nm_frame_reader_close(&c->reader);
+  /* Only now: libuv has run every write callback (cancelled or done) and will touch
+   * nothing of this session again. */
+  nm_tls_session_free(c->tls);
+  c->tls = NULL;
   if (c->on_closed) c->on_closed(c);
 }
 
 void nm_conn_close(nm_conn *c, int err, const char *reason) {
   if (c->closing) return;
   c->closing = 1;
+  c->close_err = err;
   if (reason) {
     if (err && err != UV_ECANCELED)
       nm_log_warn("%s (%s:%u) closed: %s", c->label, c->peer_ip, c->peer_port, reason);
@@ -263,6 +505,12 @@ void nm_conn_close(nm_conn *c, int err, const char *reason) {
   }
   uv_timer_stop(&c->timer);
   if (c->connected) uv_read_stop((uv_stream_t *)&c->tcp);
+  if (c->tls && c->secure && c->connected) {
+    /* close_notify, best effort: like an error frame, it leaves if the socket takes it at
+     * once (uv_write tries straight away); uv_close cancels what is still queued. */
+    nm_tls_session_shutdown(c->tls);
+    nm__conn_tls_flush(c);
+  }
   uv_close((uv_handle_t *)&c->tcp, nm__conn_on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, nm__conn_on_handle_closed);
 }

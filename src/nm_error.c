@@ -16,6 +16,9 @@ const char *nm_strerror(int err) {
   case NM_EBANNED: return "banned peer";
   case NM_EUNKNOWN_PEER: return "unknown servant";
   case NM_EQUEUE_FULL: return "write queue full";
+  case NM_EKEY: return "unexpected or unusable key";
+  case NM_ETLS: return "TLS failure";
+  case NM_ESIG: return "signature does not verify";
   default: break;
   }
   if (err < 0 && err > -4096) return uv_strerror(err);

@@ -17,6 +17,9 @@ enum {
   NM_EBANNED        = -5008, /* peer is on the ban list */
   NM_EUNKNOWN_PEER  = -5009, /* message from a servant the manager does not know */
   NM_EQUEUE_FULL    = -5010, /* write queue over its cap: peer too slow */
+  NM_EKEY           = -5011, /* a key is not the one expected (or not a usable key) */
+  NM_ETLS           = -5012, /* TLS handshake or record failure (not a key mismatch) */
+  NM_ESIG           = -5013, /* a signature does not verify */
 };
 
 const char *nm_strerror(int err);
