@@ -22,7 +22,7 @@ int sv_chat_build(servant *sv, const char *text, char **payload, size_t *len) {
   int rc = nm_xml_dump(doc, payload, len);
   xmlFreeDoc(doc);
   /* Our own line never comes back to the screen, even through a relay. */
-  sv_seen_check_and_add(&sv->seen, sv_seen_key(sv->id, sv->next_seq));
+  nm_seen_check_and_add(&sv->seen, nm_seen_key(sv->id, sv->next_seq));
   return rc;
 }
 
@@ -81,7 +81,7 @@ int sv_chat_receive(servant *sv, const char *payload, size_t len, char *err, siz
     nm_log_info("dropped a line from %s: origin %s is not in our peer list", name, origin);
   } else if (known->banned) {
     nm_log_info("dropped a line from banned %s (%s)", known->info.name, origin);
-  } else if (!sv_seen_check_and_add(&sv->seen, sv_seen_key(origin, seq))) {
+  } else if (!nm_seen_check_and_add(&sv->seen, nm_seen_key(origin, seq))) {
     /* The name shown is the one the manager lists for that id, whatever the frame says. */
     if (strcmp(name, known->info.name) != 0)
       nm_log_warn("a line from %s claims the name %s; shown as %s", origin, name, known->info.name);

@@ -61,7 +61,8 @@ int sv_start(servant *sv, uv_loop_t *loop) {
     nm_log_error("no randomness for an id: %s", uv_strerror(rc));
     return rc;
   }
-  sv_seen_init(&sv->seen);
+  nm_seen_init(&sv->seen);
+  nm_ratelimit_init(&sv->total_rate, cfg->total_rate_bps, cfg->total_rate_bps, uv_now(loop));
   sv->has_name_bans = sv__has_name_bans(&cfg->bans);
   /* With a specific listen address, outgoing connections leave from it too, so the
    * manager and peers see the address this servant listens on. */

@@ -22,14 +22,12 @@ static void sv__mgr_schedule_retry(servant *sv, const char *why) {
   sv_manager_link *l = &sv->mgr;
   l->state = SV_MGR_IDLE;
   if (sv->stopping) return;
-  l->failures++;
-  l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : SV_MGR_BACKOFF_FIRST_MS;
-  if (l->backoff_ms > SV_MGR_BACKOFF_MAX_MS) l->backoff_ms = SV_MGR_BACKOFF_MAX_MS;
+  unsigned delay = nm_backoff_next(&l->backoff);
   /* Say it once per outage; the retries themselves are debug noise. */
-  nm_log(l->failures == 1 ? NM_LOG_WARN : NM_LOG_DEBUG,
+  nm_log(l->backoff.failures == 1 ? NM_LOG_WARN : NM_LOG_DEBUG,
          "manager %s:%u unreachable (%s); retrying in %.2f s, chat with known peers goes on",
-         sv->cfg.manager_host, sv->cfg.manager_port, why, l->backoff_ms / 1000.0);
-  uv_timer_start(&l->retry, sv__mgr_retry_cb, l->backoff_ms, 0);
+         sv->cfg.manager_host, sv->cfg.manager_port, why, delay / 1000.0);
+  uv_timer_start(&l->retry, sv__mgr_retry_cb, delay, 0);
 }
 
 void sv_manager_send(servant *sv, uint8_t type, const char *payload, size_t len) {
@@ -111,8 +109,7 @@ static int sv__mgr_on_peers(servant *sv, xmlDoc *doc) {
   int fresh = l->state != SV_MGR_REGISTERED;
   if (fresh) {
     l->state = SV_MGR_REGISTERED;
-    l->backoff_ms = 0;
-    l->failures = 0;
+    nm_backoff_reset(&l->backoff);
     nm_log_info("registered as %s (%s), seen as %s, listening on %u", sv->cfg.name, sv->id,
                 l->observed_ip, sv->port);
   }
@@ -253,7 +250,7 @@ static void sv__mgr_connected(nm_conn *c, int status) {
                    sv->id, sv->cfg.name, nm_role_name(sv->cfg.role), sv->listener ? sv->port : sv->cfg.port,
                    sv->cfg.max_clients);
   nm_conn_send(c, NM_MSG_HELLO, hello, (size_t)n);
-  nm_log(sv->mgr.failures ? NM_LOG_INFO : NM_LOG_DEBUG, "connected to manager %s:%u",
+  nm_log(sv->mgr.backoff.failures ? NM_LOG_INFO : NM_LOG_DEBUG, "connected to manager %s:%u",
          sv->cfg.manager_host, sv->cfg.manager_port);
 }
 
@@ -298,6 +295,7 @@ static void sv__mgr_resolve(servant *sv) {
 }
 
 void sv_manager_start(servant *sv) {
+  nm_backoff_init(&sv->mgr.backoff, SV_MGR_BACKOFF_FIRST_MS, SV_MGR_BACKOFF_MAX_MS, 0);
   uv_timer_init(sv->loop, &sv->mgr.retry);
   uv_timer_init(sv->loop, &sv->mgr.heartbeat);
   sv->mgr.retry.data = sv->mgr.heartbeat.data = sv;

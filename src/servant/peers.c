@@ -107,9 +107,8 @@ static void sv__out_closed(nm_conn *c) {
     p->out = NULL;
     p->out_ready = 0;
     /* Try again later, backing off while the peer stays unreachable. */
-    p->next_attempt_ms = sv_now_ms(o->sv) + p->backoff_ms;
-    p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : SV_BACKOFF_FIRST_MS;
-    if (p->backoff_ms > sv__backoff_max(o->sv)) p->backoff_ms = sv__backoff_max(o->sv);
+    nm_backoff_set_max(&p->backoff, sv__backoff_max(o->sv));
+    p->next_attempt_ms = sv_now_ms(o->sv) + nm_backoff_next(&p->backoff);
   }
   free(o);
 }
@@ -133,7 +132,7 @@ static void sv__out_connected(nm_conn *c, int status) {
   nm_conn_send(c, NM_MSG_PEER_HELLO, hello, (size_t)n);
   nm_frame_reader_set_max(&c->reader, NM_FRAME_MAX);
   p->out_ready = 1;
-  p->backoff_ms = 0;
+  nm_backoff_reset(&p->backoff);
   nm_log_info("connected to %s at %s:%u", p->info.name, p->info.ip, p->info.port);
   sv__backlog_flush(o->sv, p);
 }
@@ -178,6 +177,7 @@ void sv_peers_upsert(servant *sv, const nm_peer *info) {
     p = calloc(1, sizeof *p);
     if (!p) return;
     p->info = *info;
+    nm_backoff_init(&p->backoff, SV_BACKOFF_FIRST_MS, sv__backoff_max(sv), 1);
     p->next = sv->peers;
     sv->peers = p;
     nm_log_info("peer joined: %s at %s:%u", info->name, info->ip, info->port);
@@ -209,7 +209,7 @@ void sv_peers_upsert(servant *sv, const nm_peer *info) {
       p->out = NULL;
       p->out_ready = 0;
     }
-    p->backoff_ms = 0;
+    nm_backoff_reset(&p->backoff);
     sv__peer_connect(sv, p);
   }
 }

@@ -32,9 +32,7 @@ static void sv__pull_closed(nm_conn *c) {
   if (sv->pull.conn == c) {
     sv->pull.conn = NULL;
     sv->pull.ready = 0;
-    sv->pull.next_attempt_ms = sv_now_ms(sv) + sv->pull.backoff_ms;
-    sv->pull.backoff_ms = sv->pull.backoff_ms ? sv->pull.backoff_ms * 2 : 250;
-    if (sv->pull.backoff_ms > 4000) sv->pull.backoff_ms = 4000;
+    sv->pull.next_attempt_ms = sv_now_ms(sv) + nm_backoff_next(&sv->pull.backoff);
   }
   free(c);
 }
@@ -47,7 +45,7 @@ static void sv__pull_connected(nm_conn *c, int status) {
   nm_conn_send(c, NM_MSG_PULL, buf, (size_t)n);
   nm_frame_reader_set_max(&c->reader, NM_FRAME_MAX);
   sv->pull.ready = 1;
-  sv->pull.backoff_ms = 0;
+  nm_backoff_reset(&sv->pull.backoff);
   nm_log_info("pulling from relay %s at %s:%u", sv->pull.name, sv->pull.ip, sv->pull.port);
 }
 
@@ -97,7 +95,7 @@ void sv_pull_on_assign(servant *sv, xmlNode *a) {
   strcpy(sv->pull.ip, ip);
   strcpy(sv->pull.token, token);
   sv->pull.port = (uint16_t)port;
-  sv->pull.backoff_ms = 0;
+  nm_backoff_init(&sv->pull.backoff, 250, 4000, 1);
   sv->assigned = 1;
   nm_log_info("the manager judged us unreachable: relay %s at %s:%u assigned", name, ip, port);
   sv__pull_connect(sv);

@@ -59,21 +59,9 @@ static void sv__recent_trim(servant *sv, uint64_t now) {
   }
 }
 
-/* Token bucket with a one-second burst: refill by elapsed time, then spend if possible. */
-static int sv__spend(double *tokens, uint64_t *stamp, uint64_t now, unsigned rate, size_t len) {
-  if (!rate) return 1;
-  *tokens += (double)(now - *stamp) * rate / 1000.0;
-  *stamp = now;
-  if (*tokens > rate) *tokens = rate;
-  if (*tokens < (double)len) return 0;
-  *tokens -= (double)len;
-  return 1;
-}
-
 static void sv__send_to_client(servant *sv, sv_in *in, const char *payload, size_t len) {
   uint64_t now = sv_now_ms(sv);
-  if (!sv__spend(&in->tokens, &in->tokens_ms, now, sv->cfg.client_rate_bps, len) ||
-      !sv__spend(&sv->total_tokens, &sv->total_tokens_ms, now, sv->cfg.total_rate_bps, len)) {
+  if (!nm_ratelimit_take(&in->rate, now, len) || !nm_ratelimit_take(&sv->total_rate, now, len)) {
     sv->drops++;
     return;
   }
@@ -114,8 +102,8 @@ int sv_relay_attach(servant *sv, sv_in *in, const char *payload, size_t len, cha
   in->identified = 1;
   nm_conn_deadline_clear(&in->conn);
   strcpy(in->client_id, c->id);
-  in->tokens = sv->cfg.client_rate_bps;
-  in->tokens_ms = sv_now_ms(sv);
+  /* Token buckets with a one-second burst. */
+  nm_ratelimit_init(&in->rate, sv->cfg.client_rate_bps, sv->cfg.client_rate_bps, sv_now_ms(sv));
   sv->pullers[sv->npullers++] = in;
   sv_peer *peer = sv_peer_find(sv, c->id);
   nm_conn_set_label(&in->conn, "relay client %s", peer ? peer->info.name : c->id);

@@ -17,7 +17,9 @@
 #include "nm_config.h"
 #include "nm_conn.h"
 #include "nm_peerlist.h"
-#include "seen.h"
+#include "nm_backoff.h"
+#include "nm_ratelimit.h"
+#include "nm_seen.h"
 
 #define SV_BACKLOG_MAX 1000        /* chat lines held for a peer not yet connected */
 #define SV_BACKLOG_TTL_MS 60000    /* ... for at most this long */
@@ -67,7 +69,7 @@ struct sv_peer {
   sv_out *out;
   int out_ready;
   uint64_t next_attempt_ms;
-  unsigned backoff_ms;
+  nm_backoff backoff;
   sv_chat *backlog_head, *backlog_tail;
   size_t backlog_len;
   sv_peer *next;
@@ -87,10 +89,9 @@ typedef struct {
   uv_getaddrinfo_t gai;
   uv_timer_t retry;
   uv_timer_t heartbeat;
-  unsigned backoff_ms;
+  nm_backoff backoff; /* failures counts the attempts since we were last registered */
   unsigned heartbeat_s, timeout_s;
   char observed_ip[64];
-  int failures;
   uint64_t last_heard_ms; /* anything from the manager: a silent one is given up on */
 } sv_manager_link;
 
@@ -120,7 +121,7 @@ typedef struct {
   nm_conn *conn;
   int ready;
   uint64_t next_attempt_ms;
-  unsigned backoff_ms;
+  nm_backoff backoff;
 } sv_pull;
 
 struct servant {
@@ -136,7 +137,7 @@ struct servant {
   int have_list;
   sv_peer *peers;
   uint64_t next_seq;
-  sv_seen seen;
+  nm_seen seen;
   uv_timer_t tick;
   uv_tty_t stdin_tty;
   uv_pipe_t stdin_pipe;
@@ -157,8 +158,7 @@ struct servant {
   size_t npullers;
   sv_recent recent;
   uint64_t bytes_in, bytes_out, drops;
-  double total_tokens;
-  uint64_t total_tokens_ms;
+  nm_ratelimit total_rate;
   /* pulling */
   sv_pull pull;
   int assigned; /* has a relay to pull from */
@@ -233,8 +233,7 @@ struct sv_in {
   int identified;
   int puller; /* a relay client pulling from us */
   char client_id[NM_ID_LEN + 1];
-  double tokens; /* rate limit bucket, bytes */
-  uint64_t tokens_ms;
+  nm_ratelimit rate; /* this client's bytes per second */
   sv_in *prev, *next; /* every open inbound connection, so leaving can close them */
 };
 int sv_listen(servant *sv, uint16_t port);
