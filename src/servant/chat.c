@@ -1,4 +1,8 @@
-/* Chat frames: what a servant publishes, and what it shows of what it receives. */
+/* Chat lines: built here when typed, checked and de-duplicated here when received; the
+ * accepted ones go on to lines.c. */
+#include "chat.h"
+#include "lines.h"
+#include "peers.h"
 #include "servant.h"
 #include "nm_error.h"
 #include "nm_log.h"
@@ -9,9 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sv_chat_build(servant *sv, const char *text, char **payload, size_t *len) {
+void sv_chat_init(servant *sv) {
+  sv->chat.next_seq = 0;
+  nm_seen_init(&sv->chat.seen);
+}
+
+void sv_chat_publish(servant *sv, const char *text) {
+  sv_chat *ch = &sv->chat;
   char seq[24];
-  snprintf(seq, sizeof seq, "%llu", (unsigned long long)++sv->next_seq);
+  snprintf(seq, sizeof seq, "%llu", (unsigned long long)++ch->next_seq);
   xmlDoc *doc = xmlNewDoc(BAD_CAST "1.0");
   xmlNode *c = xmlNewNode(NULL, BAD_CAST "chat");
   xmlDocSetRootElement(doc, c);
@@ -19,33 +29,16 @@ int sv_chat_build(servant *sv, const char *text, char **payload, size_t *len) {
   xmlNewProp(c, BAD_CAST "name", BAD_CAST sv->cfg.name);
   xmlNewProp(c, BAD_CAST "seq", BAD_CAST seq);
   xmlNodeAddContent(c, BAD_CAST text); /* escapes <, & for us */
-  int rc = nm_xml_dump(doc, payload, len);
+  char *payload;
+  size_t len;
+  int rc = nm_xml_dump(doc, &payload, &len);
   xmlFreeDoc(doc);
   /* Our own line never comes back to the screen, even through a relay. */
-  nm_seen_check_and_add(&sv->seen, nm_seen_key(sv->id, sv->next_seq));
-  return rc;
-}
-
-int sv_peer_hello_build(servant *sv, char *buf, size_t buflen) {
-  return snprintf(buf, buflen, "<peer-hello id=\"%s\" name=\"%s\"/>", sv->id, sv->cfg.name);
-}
-
-/* Terminal safety: a peer must not be able to move our cursor or change colours, with C0
- * controls, DEL, or the C1 controls U+0080-U+009F (UTF-8 C2 80 .. C2 9F, CSI among them). */
-static void sv__print_safe(const char *name, const char *text) {
-  char out[NM_CHAT_MAX + 1];
-  size_t n = 0;
-  for (const unsigned char *p = (const unsigned char *)text; *p && n < NM_CHAT_MAX; p++) {
-    if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-      out[n++] = '?';
-      p++;
-    } else {
-      out[n++] = (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p;
-    }
-  }
-  out[n] = 0;
-  printf("%s: %s\n", name, out);
-  fflush(stdout);
+  nm_seen_check_and_add(&ch->seen, nm_seen_key(sv->id, ch->next_seq));
+  if (rc < 0) return;
+  sv_line l = {.origin = sv->id, .name = sv->cfg.name, .text = text, .payload = payload, .len = len};
+  sv_lines_published(sv, &l);
+  free(payload);
 }
 
 int sv_chat_receive(servant *sv, const char *payload, size_t len, char *err, size_t errlen) {
@@ -81,13 +74,12 @@ int sv_chat_receive(servant *sv, const char *payload, size_t len, char *err, siz
     nm_log_info("dropped a line from %s: origin %s is not in our peer list", name, origin);
   } else if (known->banned) {
     nm_log_info("dropped a line from banned %s (%s)", known->info.name, origin);
-  } else if (!nm_seen_check_and_add(&sv->seen, nm_seen_key(origin, seq))) {
+  } else if (!nm_seen_check_and_add(&sv->chat.seen, nm_seen_key(origin, seq))) {
     /* The name shown is the one the manager lists for that id, whatever the frame says. */
     if (strcmp(name, known->info.name) != 0)
       nm_log_warn("a line from %s claims the name %s; shown as %s", origin, name, known->info.name);
-    /* A dedicated relay shows nothing; it only passes lines on. */
-    if (!sv->quiet) sv__print_safe(known->info.name, text);
-    sv_relay_forward(sv, origin, payload, len);
+    sv_line l = {.origin = origin, .name = known->info.name, .text = text, .payload = payload, .len = len};
+    sv_lines_received(sv, &l);
   }
   xmlFreeDoc(doc);
   return rc;

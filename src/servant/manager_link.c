@@ -1,6 +1,11 @@
 /* The servant's session with the connection manager: resolve (off the loop), connect,
  * hello, welcome, listen, heartbeat, keep the peer list current; on loss, reconnect with
  * backoff while chat with known peers goes on. */
+#include "manager_link.h"
+#include "inbound.h"
+#include "peers.h"
+#include "portmap.h"
+#include "pull.h"
 #include "servant.h"
 #include "nm_error.h"
 #include "nm_log.h"
@@ -30,9 +35,47 @@ static void sv__mgr_schedule_retry(servant *sv, const char *why) {
   uv_timer_start(&l->retry, sv__mgr_retry_cb, delay, 0);
 }
 
-void sv_manager_send(servant *sv, uint8_t type, const char *payload, size_t len) {
+static void sv__mgr_send(servant *sv, uint8_t type, const char *payload, size_t len) {
   if (sv->mgr.conn && sv->mgr.state >= SV_MGR_HELLO_SENT)
     nm_conn_send(sv->mgr.conn, type, payload, len);
+}
+
+int sv_manager_registered(servant *sv) { return sv->mgr.state == SV_MGR_REGISTERED; }
+
+const char *sv_manager_observed_ip(servant *sv) { return sv->mgr.observed_ip; }
+
+nm_reach_state sv_manager_reach(servant *sv) { return sv->mgr.reach; }
+
+static const char *const sv__complaint_names[] = {"refused", "timeout", "reset"};
+
+void sv_manager_complain(servant *sv, const char *accused, nm_complaint_reason why) {
+  char buf[96];
+  int n = snprintf(buf, sizeof buf, "<complaint accused=\"%s\" reason=\"%s\"/>", accused, sv__complaint_names[why]);
+  sv__mgr_send(sv, NM_MSG_COMPLAINT, buf, (size_t)n);
+}
+
+void sv_manager_report_mapping(servant *sv, const nm_msg_mapping *m) {
+  char buf[200];
+  int n;
+  if (m->method != NM_MAPPING_NONE)
+    n = snprintf(buf, sizeof buf, "<mapping method=\"%s\" ext-ip=\"%s\" ext-port=\"%u\" lease=\"%u\"/>",
+                 nm_mapping_name(m->method), m->ext_ip, m->ext_port, m->lease_s);
+  else
+    n = snprintf(buf, sizeof buf, "<mapping method=\"none\"/>");
+  sv__mgr_send(sv, NM_MSG_MAPPING, buf, (size_t)n);
+}
+
+static void sv__mgr_report_load(servant *sv) {
+  nm_msg_relay_load load;
+  if (!rl_load(&sv->relay, &load)) return;
+  char buf[256];
+  int n = snprintf(buf, sizeof buf,
+                   "<relay-load clients=\"%llu\" attached=\"%llu\" max-clients=\"%llu\" bytes-in=\"%llu\" "
+                   "bytes-out=\"%llu\" drops=\"%llu\"/>",
+                   (unsigned long long)load.clients, (unsigned long long)load.attached,
+                   (unsigned long long)load.max_clients, (unsigned long long)load.bytes_in,
+                   (unsigned long long)load.bytes_out, (unsigned long long)load.drops);
+  sv__mgr_send(sv, NM_MSG_RELAY_LOAD, buf, (size_t)n);
 }
 
 static void sv__mgr_heartbeat(uv_timer_t *t) {
@@ -47,16 +90,16 @@ static void sv__mgr_heartbeat(uv_timer_t *t) {
     return;
   }
   char hb[64];
-  int n = snprintf(hb, sizeof hb, "<heartbeat version=\"%llu\"/>", (unsigned long long)sv->list_version);
-  sv_manager_send(sv, NM_MSG_HEARTBEAT, hb, (size_t)n);
-  sv_relay_load_report(sv);
+  int n = snprintf(hb, sizeof hb, "<heartbeat version=\"%llu\"/>", (unsigned long long)l->list_version);
+  sv__mgr_send(sv, NM_MSG_HEARTBEAT, hb, (size_t)n);
+  sv__mgr_report_load(sv);
 }
 
 static void sv__mgr_send_listening(servant *sv, uint16_t port, uint16_t busy) {
   char buf[64];
   int n = busy ? snprintf(buf, sizeof buf, "<listening port=\"0\" busy=\"%u\"/>", busy)
                : snprintf(buf, sizeof buf, "<listening port=\"%u\"/>", port);
-  sv_manager_send(sv, NM_MSG_LISTENING, buf, (size_t)n);
+  sv__mgr_send(sv, NM_MSG_LISTENING, buf, (size_t)n);
 }
 
 static int sv__mgr_on_welcome(servant *sv, xmlNode *w) {
@@ -71,7 +114,9 @@ static int sv__mgr_on_welcome(servant *sv, xmlNode *w) {
   }
   snprintf(l->observed_ip, sizeof l->observed_ip, "%s", ip);
   nm_conn_deadline_clear(l->conn);
-  if (!sv->listener) {
+  sv_peers_set_timing(sv, hb, to);
+  sv_inbound_set_timeout(sv, to);
+  if (!sv_listening(sv)) {
     int rc = sv_listen(sv, (uint16_t)port);
     if (rc < 0) {
       if (sv->cfg.port) {
@@ -89,11 +134,11 @@ static int sv__mgr_on_welcome(servant *sv, xmlNode *w) {
     uv_timer_start(&l->heartbeat, sv__mgr_heartbeat, hb * 1000, hb * 1000);
   l->heartbeat_s = hb;
   l->timeout_s = to;
-  sv__mgr_send_listening(sv, sv->port, 0);
+  sv__mgr_send_listening(sv, sv_listen_port(sv), 0);
   return 0;
 }
 
-static void sv__mgr_request_list(servant *sv) { sv_manager_send(sv, NM_MSG_PEERS_REQUEST, NULL, 0); }
+static void sv__mgr_request_list(servant *sv) { sv__mgr_send(sv, NM_MSG_PEERS_REQUEST, NULL, 0); }
 
 static int sv__mgr_on_peers(servant *sv, xmlDoc *doc) {
   sv_manager_link *l = &sv->mgr;
@@ -111,14 +156,14 @@ static int sv__mgr_on_peers(servant *sv, xmlDoc *doc) {
     l->state = SV_MGR_REGISTERED;
     nm_backoff_reset(&l->backoff);
     nm_log_info("registered as %s (%s), seen as %s, listening on %u", sv->cfg.name, sv->id,
-                l->observed_ip, sv->port);
+                l->observed_ip, sv_listen_port(sv));
   }
   for (size_t i = 0; i < list.count; i++)
-    if (strcmp(list.peers[i].id, sv->id) == 0) sv->reach = list.peers[i].state;
+    if (strcmp(list.peers[i].id, sv->id) == 0) l->reach = list.peers[i].state;
   sv_peers_apply_full(sv, &list);
-  if (fresh) sv_portmap_on_registered(sv);
-  sv->list_version = list.version;
-  sv->have_list = 1;
+  if (fresh) sv_portmap_on_registered(sv, l->observed_ip, sv_listen_port(sv));
+  l->list_version = list.version;
+  l->have_list = 1;
   nm_log_info("peer list version %llu (%zu peers)", (unsigned long long)list.version, list.count);
   nm_peerlist_close(&list);
   return 0;
@@ -135,7 +180,7 @@ static int sv__mgr_on_delta(servant *sv, xmlNode *d) {
     nm_conn_fail(l->conn, NM_EMSG, "delta: missing or invalid base or version");
     return 1;
   }
-  if (!sv->have_list || base != sv->list_version) {
+  if (!l->have_list || base != l->list_version) {
     /* We missed something: one full list puts us right. */
     sv__mgr_request_list(sv);
     return 0;
@@ -150,9 +195,9 @@ static int sv__mgr_on_delta(servant *sv, xmlNode *d) {
       nm_conn_fail(l->conn, rc, err);
       return 1;
     }
-    if (strcmp(p.id, sv->id) == 0 && p.state != sv->reach) {
+    if (strcmp(p.id, sv->id) == 0 && p.state != l->reach) {
       nm_log_info("the manager now lists us as %s", nm_reach_name(p.state));
-      sv->reach = p.state;
+      l->reach = p.state;
     }
     sv_peers_upsert(sv, &p);
   } else if (leave) {
@@ -166,11 +211,45 @@ static int sv__mgr_on_delta(servant *sv, xmlNode *d) {
     nm_conn_fail(l->conn, NM_EMSG, "delta: neither <peer> nor <leave>");
     return 1;
   }
-  sv->list_version = version;
-  size_t n = 1;
-  for (sv_peer *p = sv->peers; p; p = p->next) n += p->listed;
-  nm_log_info("peer list version %llu (%zu peers)", version, n);
+  l->list_version = version;
+  nm_log_info("peer list version %llu (%zu peers)", version, sv_peers_count(sv) + 1);
   return 0;
+}
+
+static void sv__mgr_on_relay_assign(servant *sv, xmlNode *a) {
+  nm_msg_relay_assign m;
+  memset(&m, 0, sizeof m);
+  const char *id = nm_xml_attr(a, "relay"), *name = nm_xml_attr(a, "name");
+  const char *ip = nm_xml_attr(a, "ip"), *token = nm_xml_attr(a, "token");
+  unsigned port = 0;
+  if (!id || !*id) {
+    m.release = 1;
+  } else if (!nm_id_valid(id) || !nm_name_valid(name) || !ip || strlen(ip) >= sizeof m.ip || !token ||
+             strlen(token) != 32 || nm_xml_attr_uint(a, "port", 1, 65535, &port) < 0) {
+    nm_log_warn("ignoring a relay-assign with invalid fields");
+    return;
+  } else {
+    strcpy(m.relay, id);
+    strcpy(m.name, name);
+    strcpy(m.ip, ip);
+    strcpy(m.token, token);
+    m.port = (uint16_t)port;
+  }
+  sv_pull_on_assign(sv, &m);
+}
+
+static void sv__mgr_on_relay_serve(servant *sv, xmlNode *serve) {
+  static nm_msg_relay_serve m;
+  m.count = 0;
+  for (xmlNode *c = serve->children; c && m.count < NM_RELAY_CLIENTS_MAX; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "client") != 0) continue;
+    const char *id = nm_xml_attr(c, "id"), *token = nm_xml_attr(c, "token");
+    if (!nm_id_valid(id) || !token || strlen(token) != 32) continue;
+    strcpy(m.clients[m.count].id, id);
+    strcpy(m.clients[m.count].token, token);
+    m.count++;
+  }
+  rl_serve(&sv->relay, m.clients, m.count);
 }
 
 static int sv__mgr_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
@@ -213,14 +292,14 @@ static int sv__mgr_on_frame(nm_conn *c, uint8_t type, const char *payload, size_
   } else if (type == NM_MSG_DELTA) {
     rc = sv__mgr_on_delta(sv, root);
   } else if (type == NM_MSG_RELAY_ASSIGN) {
-    sv_pull_on_assign(sv, root);
+    sv__mgr_on_relay_assign(sv, root);
   } else if (type == NM_MSG_RELAY_SERVE) {
-    sv_relay_on_serve(sv, root);
+    sv__mgr_on_relay_serve(sv, root);
   } else if (type == NM_MSG_HEARTBEAT_ACK) {
     unsigned long long v = 0;
     const char *vs = nm_xml_attr(root, "version");
     if (vs) v = strtoull(vs, NULL, 10);
-    if (l->state == SV_MGR_REGISTERED && v != sv->list_version) sv__mgr_request_list(sv);
+    if (l->state == SV_MGR_REGISTERED && v != l->list_version) sv__mgr_request_list(sv);
   }
   if (doc) xmlFreeDoc(doc);
   return rc || c->closing;
@@ -247,8 +326,8 @@ static void sv__mgr_connected(nm_conn *c, int status) {
   char hello[160];
   int n = snprintf(hello, sizeof hello,
                    "<hello id=\"%s\" name=\"%s\" role=\"%s\" port=\"%u\" max-clients=\"%u\"/>",
-                   sv->id, sv->cfg.name, nm_role_name(sv->cfg.role), sv->listener ? sv->port : sv->cfg.port,
-                   sv->cfg.max_clients);
+                   sv->id, sv->cfg.name, nm_role_name(sv->cfg.role),
+                   sv_listening(sv) ? sv_listen_port(sv) : sv->cfg.port, sv->cfg.max_clients);
   nm_conn_send(c, NM_MSG_HELLO, hello, (size_t)n);
   nm_log(sv->mgr.backoff.failures ? NM_LOG_INFO : NM_LOG_DEBUG, "connected to manager %s:%u",
          sv->cfg.manager_host, sv->cfg.manager_port);
@@ -305,7 +384,7 @@ void sv_manager_start(servant *sv) {
 void sv_manager_stop(servant *sv) {
   sv_manager_link *l = &sv->mgr;
   if (l->conn) {
-    sv_manager_send(sv, NM_MSG_BYE, NULL, 0);
+    sv__mgr_send(sv, NM_MSG_BYE, NULL, 0);
     nm_conn_close(l->conn, 0, NULL);
   }
   if (l->state == SV_MGR_RESOLVING) uv_cancel((uv_req_t *)&l->gai);
