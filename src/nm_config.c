@@ -1,5 +1,6 @@
 #include "nm_config.h"
 #include "nm_error.h"
+#include "nm_util.h"
 #include "nm_xml.h"
 
 #include <errno.h>
@@ -103,10 +104,8 @@ static int nm__load_value(const char *file, xmlNode *n, const nm_cfg_field *f, v
     memcpy((char *)out + f->offset, v, strlen(v) + 1);
     return 0;
   case NM_CFG_UINT: {
-    char *end;
-    errno = 0;
-    unsigned long x = strtoul(v, &end, 10);
-    if (!*v || *v == '-' || *end || errno || x < f->min || x > f->max) {
+    uint64_t x;
+    if (nm_parse_u64(v, strlen(v), &x) < 0 || x < f->min || x > f->max) {
       snprintf(err, errlen, "%s:%ld: <%s> must be a number from %u to %u, got \"%.60s\"", file,
                line, f->path, f->min, f->max, v);
       return NM_ECONFIG;

@@ -52,15 +52,35 @@ int nm_read_token(xmlNode *n, const char *msg, const char *attr, int optional,
 int nm_read_enum(xmlNode *n, const char *msg, const char *attr, int optional,
                  const char *const *names, unsigned count, unsigned *out, char *err,
                  size_t errlen);
+/* The enums of nm_proto.h by their wire names ("servant", "direct", "upnp", ...). */
+int nm_read_role(xmlNode *n, const char *msg, const char *attr, int optional, nm_role *out,
+                 char *err, size_t errlen);
+int nm_read_reach(xmlNode *n, const char *msg, const char *attr, int optional,
+                  nm_reach_state *out, char *err, size_t errlen);
+int nm_read_mapping(xmlNode *n, const char *msg, const char *attr, int optional,
+                    nm_mapping_kind *out, char *err, size_t errlen);
+/* Free text of at most outsize - 1 bytes (libxml2 already made it UTF-8); longer is an
+ * error ("<msg>: <attr> is longer than N bytes"), never a silent cut. */
+int nm_read_text(xmlNode *n, const char *msg, const char *attr, int optional, char *out,
+                 size_t outsize, char *err, size_t errlen);
+/* Writes "<msg>: missing <attr>" (value NULL) or "<msg>: invalid <attr> \"value\"" (at most
+ * 40 bytes of value quoted, anything but printable ASCII as '?') and returns NM_EMSG: for
+ * checks the readers cannot make (a value that depends on another field). */
+int nm_read_field_error(const char *msg, const char *attr, const char *value, char *err,
+                        size_t errlen);
+
+/* NM_TOKEN_LEN lowercase hex characters. (nm_id_valid, nm_name_valid and nm_ip_valid, which
+ * the encoders and readers share with nm_peerlist, live in nm_peerlist.h.) */
+int nm_token_valid(const char *s);
 
 /* ---- the messages --------------------------------------------------------------------- */
 
 typedef struct {
   char id[NM_ID_LEN + 1];
   char name[NM_NAME_MAX + 1];
-  nm_role role;
-  uint16_t port; /* 0: assign me one */
-  unsigned max_clients;
+  nm_role role;          /* decode: servant when absent */
+  uint16_t port;         /* 0: assign me one */
+  unsigned max_clients;  /* 0..NM_RELAY_CLIENTS_MAX; decode: 8 when absent */
 } nm_msg_hello;
 
 typedef struct {
@@ -72,7 +92,7 @@ typedef struct {
 
 typedef struct {
   uint16_t port; /* 0 with busy set: could not bind busy, assign another */
-  uint16_t busy;
+  uint16_t busy; /* encode: set exactly when port is 0; decode: read only then */
 } nm_msg_listening;
 
 typedef struct {
@@ -97,12 +117,14 @@ typedef struct {
 
 typedef struct {
   nm_mapping_kind method;
-  char ext_ip[64];   /* "" unless method != none */
-  uint16_t ext_port;
+  char ext_ip[64];   /* "" or a literal IP (else encode refuses); "" unless method != none */
+  uint16_t ext_port; /* ext-ip, ext-port and lease are optional, and ignored with none */
   unsigned lease_s;
 } nm_msg_mapping;
 
 typedef enum { NM_COMPLAINT_REFUSED = 0, NM_COMPLAINT_TIMEOUT, NM_COMPLAINT_RESET } nm_complaint_reason;
+/* "refused", "timeout", "reset"; NULL when out of range. */
+const char *nm_complaint_reason_name(nm_complaint_reason r);
 
 typedef struct {
   char accused[NM_ID_LEN + 1];
@@ -129,7 +151,7 @@ typedef struct {
 } nm_msg_relay_serve;
 
 typedef struct {
-  uint64_t clients, attached, max_clients, bytes_in, bytes_out, drops;
+  uint64_t clients, attached, max_clients, bytes_in, bytes_out, drops; /* decode: 0 when absent */
 } nm_msg_relay_load;
 
 typedef struct {
@@ -141,7 +163,8 @@ typedef struct {
   char origin[NM_ID_LEN + 1];
   char name[NM_NAME_MAX + 1];
   uint64_t seq; /* >= 1 */
-  char text[NM_CHAT_MAX + 1];
+  char text[NM_CHAT_MAX + 1]; /* UTF-8 that XML can carry: encode refuses control characters
+                                 other than tab, newline and CR, and invalid UTF-8 */
 } nm_msg_chat;
 
 typedef struct {
@@ -200,7 +223,9 @@ int nm_msg_encode(const nm_msg *m, nm_msgbuf *out);
 int nm_msg_decode(uint8_t type, const char *payload, size_t len, nm_msg *m, char *err,
                   size_t errlen);
 
-/* Frees what a decoded message owns (the peer list, the status). Safe on any message. */
+/* Frees what a decoded message owns (the peer list, the status). Safe on any decoded
+ * message, of any type, and twice. Not for a message built for encoding: its pointers are
+ * borrowed. */
 void nm_msg_clear(nm_msg *m);
 
 /* ---- dispatch -------------------------------------------------------------------------- */
@@ -225,6 +250,15 @@ typedef struct {
   const char *const *state_names; /* for errors: "hello not allowed while registered" */
   unsigned nstates;
 } nm_dispatch_table;
+
+/* The decision nm_dispatch makes before decoding, as a pure function: the first row for
+ * type whose [min_state, max_state] holds state (several rows may share a type, one per
+ * range of states, e.g. a status-request before and after registration). NULL when there
+ * is none, with the reason in err and the code in *code: NM_EFRAME_TYPE and "unexpected
+ * relay-serve frame (0x10) on a manager session" when no row has the type, NM_EMSG and
+ * "hello not allowed while registered" when none allows this state. */
+const nm_dispatch_entry *nm_dispatch_find(const nm_dispatch_table *t, int state, uint8_t type,
+                                          int *code, char *err, size_t errlen);
 
 /* Finds the row for type, checks state, decodes the payload and calls the handler. An
  * unknown type, a message not allowed in this state, or a payload that does not decode

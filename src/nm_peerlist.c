@@ -1,5 +1,6 @@
 #include "nm_peerlist.h"
 #include "nm_error.h"
+#include "nm_util.h"
 #include "nm_xml.h"
 
 #include <errno.h>
@@ -71,9 +72,11 @@ int nm_name_valid(const char *s) {
   return 1;
 }
 
-static int nm__ip_valid(const char *s) {
+int nm_ip_valid(const char *s) {
   unsigned char buf[16];
-  return s && (uv_inet_pton(AF_INET, s, buf) == 0 || uv_inet_pton(AF_INET6, s, buf) == 0);
+  /* Literal addresses only: a host name here would make the reader resolve it. */
+  return s && *s && strlen(s) < 64 &&
+         (uv_inet_pton(AF_INET, s, buf) == 0 || uv_inet_pton(AF_INET6, s, buf) == 0);
 }
 
 xmlNode *nm_peer_to_xml(xmlNode *parent, const nm_peer *p, int me) {
@@ -112,13 +115,12 @@ int nm_peer_from_xml(xmlNode *n, nm_peer *out, char *err, size_t errlen) {
     snprintf(err, errlen, "peer %s has a missing or invalid <name>", id);
     return NM_EMSG;
   }
-  if (!nm__ip_valid(ip) || nm__copy_field(out->ip, sizeof out->ip, ip) < 0) {
+  if (!nm_ip_valid(ip) || nm__copy_field(out->ip, sizeof out->ip, ip) < 0) {
     snprintf(err, errlen, "peer %s has a missing or invalid <ip>", id);
     return NM_EMSG;
   }
-  char *end;
-  unsigned long pv = port ? strtoul(port, &end, 10) : 0;
-  if (!port || *end || pv == 0 || pv > 65535) {
+  uint64_t pv = 0;
+  if (!port || nm_parse_u64(port, strlen(port), &pv) < 0 || pv == 0 || pv > 65535) {
     snprintf(err, errlen, "peer %s has a missing or invalid <port>", id);
     return NM_EMSG;
   }
@@ -172,13 +174,7 @@ xmlDoc *nm_peerlist_to_doc(const nm_peerlist *l, const char *me_id) {
 
 static int nm__attr_u64(xmlNode *n, const char *name, uint64_t *out) {
   const char *v = nm_xml_attr(n, name);
-  if (!v || *v < '0' || *v > '9') return -1;
-  char *end;
-  errno = 0;
-  unsigned long long x = strtoull(v, &end, 10);
-  if (*end || errno) return -1;
-  *out = x;
-  return 0;
+  return v ? nm_parse_u64(v, strlen(v), out) : -ENOENT;
 }
 
 int nm_peerlist_from_doc(xmlDoc *doc, nm_peerlist *out, char *me_id, char *err, size_t errlen) {

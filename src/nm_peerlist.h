@@ -42,6 +42,8 @@ int nm_peerlist_remove(nm_peerlist *l, const char *id);
 /* Validation shared by every reader of ids and names from the wire or a config. */
 int nm_id_valid(const char *s);
 int nm_name_valid(const char *s);
+/* A literal IPv4 or IPv6 address (no host name), shorter than 64 bytes. */
+int nm_ip_valid(const char *s);
 
 /* <peer> element for p, appended to parent. me marks it as the asker's own entry. */
 xmlNode *nm_peer_to_xml(xmlNode *parent, const nm_peer *p, int me);

@@ -14,12 +14,30 @@ int nm_random_id(char out[NM_ID_LEN + 1]) {
   return 0;
 }
 
+int nm_parse_u64(const char *s, size_t len, uint64_t *out) {
+  /* strtoull would accept blanks, a sign, "0x" with base 0 and wrap "-1" around: a value
+   * from the network is digits and nothing else. */
+  if (!s || len == 0) return -EINVAL;
+  uint64_t v = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9') return -EINVAL;
+    unsigned d = (unsigned)(s[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) {
+      /* Keep scanning: "99999999999999999999x" is not a number rather than too big. */
+      for (size_t j = i + 1; j < len; j++)
+        if (s[j] < '0' || s[j] > '9') return -EINVAL;
+      return -ERANGE;
+    }
+    v = v * 10 + d;
+  }
+  *out = v;
+  return 0;
+}
+
 int nm_parse_port(const char *s, int allow_zero, uint16_t *out) {
-  if (!s || *s < '0' || *s > '9') return -EINVAL;
-  char *end;
-  errno = 0;
-  unsigned long v = strtoul(s, &end, 10);
-  if (*s == '-' || *end || errno || v > 65535 || (v == 0 && !allow_zero)) return -EINVAL;
+  uint64_t v;
+  if (!s || nm_parse_u64(s, strlen(s), &v) < 0 || v > 65535 || (v == 0 && !allow_zero))
+    return -EINVAL;
   *out = (uint16_t)v;
   return 0;
 }

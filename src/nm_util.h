@@ -14,6 +14,12 @@ int nm_random_id(char out[NM_ID_LEN + 1]);
 int nm_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port,
                       uint16_t default_port);
 
+/* The one decimal parser for unsigned integers from the wire, configs and documents:
+ * s[0..len) must be digits only (no sign, no spaces, not empty) and fit in 64 bits.
+ * Returns 0, -EINVAL (not a number) or -ERANGE (overflow). Callers that tolerate
+ * surrounding blanks (config files) trim them first. */
+int nm_parse_u64(const char *s, size_t len, uint64_t *out);
+
 /* Parses a decimal port 1..65535 (0 allowed when allow_zero). Returns 0 or -EINVAL. */
 int nm_parse_port(const char *s, int allow_zero, uint16_t *out);
 

@@ -8,7 +8,9 @@
 #define NM_XML_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <libxml/tree.h>
+#include <libxml/xmlwriter.h>
 
 #define NM_XML_MAX_BYTES (1024 * 1024)
 #define NM_XML_MAX_DEPTH 16
@@ -40,5 +42,32 @@ const char *nm_xml_child_text(xmlNode *parent, const char *childname);
 
 /* Serializes doc into a malloc'ed buffer (caller frees). Returns 0 or a negative code. */
 int nm_xml_dump(xmlDoc *doc, char **out, size_t *outlen);
+
+/* s[0..len) is UTF-8 made only of characters XML 1.0 allows (no NUL, no C0 control but
+ * tab, newline and carriage return, no surrogates, no U+FFFE/U+FFFF): text that an escaping
+ * writer can carry and a parser gives back unchanged. 1 when valid. */
+int nm_xml_text_valid(const char *s, size_t len);
+
+/* An escaping writer into memory (libxml2's xmlTextWriter), for building messages: values
+ * are escaped for where they go ('"', '<', '&', ']]>', newlines in attributes), so no value
+ * can break out of its attribute or element. The first failure sticks; nm_xml_writer_finish
+ * reports it. No XML declaration is written (the frame says what the payload is). */
+typedef struct {
+  xmlBufferPtr buf;
+  xmlTextWriterPtr w;
+  int rc; /* 0, or the first error */
+} nm_xml_writer;
+
+int nm_xml_writer_init(nm_xml_writer *w);
+void nm_xml_writer_start(nm_xml_writer *w, const char *element);
+void nm_xml_writer_attr(nm_xml_writer *w, const char *name, const char *value);
+void nm_xml_writer_attr_u64(nm_xml_writer *w, const char *name, uint64_t value);
+void nm_xml_writer_text(nm_xml_writer *w, const char *text);
+void nm_xml_writer_end(nm_xml_writer *w);
+/* Closes open elements and hands over the document (malloc'ed, NUL-terminated; caller
+ * frees), or returns the first error. Frees the writer either way. */
+int nm_xml_writer_finish(nm_xml_writer *w, char **out, size_t *outlen);
+/* Frees the writer without output (after a validation failure). */
+void nm_xml_writer_discard(nm_xml_writer *w);
 
 #endif

@@ -7,9 +7,9 @@
  * 2 manager unreachable, 3 the manager's answer was unusable. */
 #include "ctl_fetch.h"
 #include "ctl_render.h"
-#include "ctl_status.h"
 
 #include "nm_log.h"
+#include "nm_status.h"
 #include "nm_proto.h"
 #include "nm_util.h"
 #include "nm_xml.h"
@@ -85,15 +85,18 @@ static int nmctl_cmd_status(const nmctl_opts *o) {
       fprintf(stderr, "natmesh-ctl: no status from manager at %s: %s\n", o->manager, f.reason);
     return r == NMCTL_FETCH_UNREACHABLE ? NMCTL_EXIT_UNREACHABLE : NMCTL_EXIT_BAD_ANSWER;
   }
-  nmctl_status st;
-  nmctl_status_init(&st);
+  nm_status st;
+  nm_status_init(&st);
   xmlDoc *doc = NULL;
   char err[400];
-  int rc = nmctl_status_parse(f.reply, f.reply_len, &st, &doc, err, sizeof err);
+  int rc = nm_status_parse(f.reply, f.reply_len, &st, &doc, err, sizeof err);
   free(f.reply);
   if (rc < 0) {
+    /* Field errors name their message ("status: servant ...: invalid port"); the sentence
+     * already says which message it was. */
+    const char *why = strncmp(err, "status: ", 8) == 0 ? err + 8 : err;
     fprintf(stderr, "natmesh-ctl: the manager at %s sent an unusable status: %s\n", o->manager,
-            err);
+            why);
     return NMCTL_EXIT_BAD_ANSWER;
   }
   switch (o->format) {
@@ -102,7 +105,7 @@ static int nmctl_cmd_status(const nmctl_opts *o) {
   case NMCTL_FMT_DOT: rc = nmctl_render_dot(stdout, &st, o->manager); break;
   }
   xmlFreeDoc(doc);
-  nmctl_status_close(&st);
+  nm_status_close(&st);
   if (fflush(stdout) != 0 || rc < 0) {
     fprintf(stderr, "natmesh-ctl: cannot write the output\n");
     return NMCTL_EXIT_BAD_ANSWER;

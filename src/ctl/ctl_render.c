@@ -28,7 +28,7 @@ const char *nmctl_format_age(char *buf, size_t buflen, int known, uint64_t ms) {
 }
 
 const char *nmctl_format_addr(char *buf, size_t buflen, const char *ip, uint16_t port) {
-  char clean[NMCTL_TEXT_MAX + 1];
+  char clean[NM_STATUS_TEXT_MAX + 1];
   nmctl__sanitize(clean, sizeof clean, ip);
   if (!clean[0]) snprintf(buf, buflen, "-");
   else if (strchr(clean, ':')) snprintf(buf, buflen, "[%s]:%u", clean, port);
@@ -46,21 +46,21 @@ static const char *nmctl__bytes(char *buf, size_t len, uint64_t v) {
   else snprintf(buf, len, "%.1fGB", v / 1e9);
   return buf;
 }
-typedef char nmctl__cell[NMCTL_TEXT_MAX + 32];
+typedef char nmctl__cell[NM_STATUS_TEXT_MAX + 32];
 
-static void nmctl__row_cells(const nmctl_servant *s, nmctl__cell *cells) {
+static void nmctl__row_cells(const nm_status_servant *s, nmctl__cell *cells) {
   nmctl__sanitize(cells[0], sizeof cells[0], s->name);
   snprintf(cells[1], sizeof cells[1], "%s", s->id);
   nmctl_format_addr(cells[2], sizeof cells[2], s->ip, s->port);
   nmctl_format_addr(cells[3], sizeof cells[3], s->dial_ip, s->dial_port);
-  nmctl__sanitize(cells[4], sizeof cells[4], s->state);
-  nmctl__sanitize(cells[5], sizeof cells[5], s->mapping);
+  snprintf(cells[4], sizeof cells[4], "%s", nm_reach_name(s->state));
+  snprintf(cells[5], sizeof cells[5], "%s", nm_mapping_name(s->mapping));
   if (s->relay_name[0]) nmctl__sanitize(cells[6], sizeof cells[6], s->relay_name);
   else if (s->relay[0]) snprintf(cells[6], sizeof cells[6], "%s", s->relay);
   else snprintf(cells[6], sizeof cells[6], "-");
   nmctl_format_age(cells[7], sizeof cells[7], s->has_last_heartbeat, s->last_heartbeat_ms);
   /* Relay duty, for dedicated relays and servants that relay for someone. */
-  if (strcmp(s->role, "relay") == 0 || s->clients) {
+  if (s->role == NM_ROLE_RELAY || s->clients) {
     char in[16], out[16];
     snprintf(cells[8], sizeof cells[8], "%u/%u clients, in %s, out %s, %" PRIu64 " drops", s->clients,
              s->max_clients, nmctl__bytes(in, sizeof in, s->bytes_in), nmctl__bytes(out, sizeof out, s->bytes_out),
@@ -76,7 +76,7 @@ static void nmctl__print_row(FILE *out, const char *const *cells, const size_t *
   fprintf(out, "%s\n", cells[NMCTL_COLS - 1]);
 }
 
-int nmctl_render_table(FILE *out, const nmctl_status *st, const char *manager) {
+int nmctl_render_table(FILE *out, const nm_status *st, const char *manager) {
   static const char *heads[NMCTL_COLS] = {"NAME",  "ID",      "ADDRESS", "DIAL",
                                           "STATE", "MAPPING", "RELAY",   "LAST-HB", "LOAD"};
   size_t width[NMCTL_COLS];
@@ -117,24 +117,24 @@ void nmctl_dot_escape(FILE *out, const char *s) {
   }
 }
 
-static void nmctl__dot_servant(FILE *out, const nmctl_servant *s) {
-  char addr[NMCTL_TEXT_MAX + 16];
-  int relay = strcmp(s->role, "relay") == 0;
+static void nmctl__dot_servant(FILE *out, const nm_status_servant *s) {
+  char addr[NM_STATUS_TEXT_MAX + 16];
+  int relay = s->role == NM_ROLE_RELAY;
   fprintf(out, "  \"s_%s\" [label=\"", s->id);
   nmctl_dot_escape(out, s->name);
   fputs("\\n", out);
   nmctl_dot_escape(out, nmctl_format_addr(addr, sizeof addr, s->dial_ip, s->dial_port));
   fputs("\\n", out);
-  nmctl_dot_escape(out, s->state);
+  nmctl_dot_escape(out, nm_reach_name(s->state));
   if (relay)
     fprintf(out, "\", shape=box3d, style=filled, fillcolor=\"lightskyblue\"];\n");
-  else if (strcmp(s->state, "relayed") == 0 || strcmp(s->state, "suspicious") == 0)
+  else if (s->state == NM_REACH_RELAYED || s->state == NM_REACH_SUSPICIOUS)
     fprintf(out, "\", shape=box, style=\"rounded,filled\", fillcolor=\"khaki\"];\n");
   else
     fprintf(out, "\", shape=box, style=rounded];\n");
 }
 
-int nmctl_render_dot(FILE *out, const nmctl_status *st, const char *manager) {
+int nmctl_render_dot(FILE *out, const nm_status *st, const char *manager) {
   fprintf(out, "digraph natmesh {\n");
   fprintf(out, "  graph [rankdir=LR, label=\"natmesh overlay version %" PRIu64
                ", %zu servant%s\", labelloc=t];\n",
@@ -145,10 +145,10 @@ int nmctl_render_dot(FILE *out, const nmctl_status *st, const char *manager) {
   fprintf(out, "\", shape=doubleoctagon, style=filled, fillcolor=\"palegreen\"];\n");
   for (size_t i = 0; i < st->count; i++) nmctl__dot_servant(out, &st->servants[i]);
   for (size_t i = 0; i < st->count; i++) {
-    const nmctl_servant *s = &st->servants[i];
+    const nm_status_servant *s = &st->servants[i];
     /* A relayed servant hangs off its relay when the relay is in the status; otherwise
      * (relay gone, or never reported) off the manager like everyone else. */
-    if (s->relay[0] && strcmp(s->relay, s->id) != 0 && nmctl_status_find(st, s->relay))
+    if (s->relay[0] && strcmp(s->relay, s->id) != 0 && nm_status_find(st, s->relay))
       fprintf(out, "  \"s_%s\" -> \"s_%s\" [label=\"relay\", style=dashed];\n", s->relay, s->id);
     else
       fprintf(out, "  manager -> \"s_%s\";\n", s->id);

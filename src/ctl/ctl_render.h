@@ -10,12 +10,12 @@
 #include <stdio.h>
 #include <libxml/tree.h>
 
-#include "ctl_status.h"
+#include "nm_status.h"
 
 /* manager is "HOST:PORT" as the user named it; it labels the manager's node and header. */
-int nmctl_render_table(FILE *out, const nmctl_status *st, const char *manager);
+int nmctl_render_table(FILE *out, const nm_status *st, const char *manager);
 int nmctl_render_xml(FILE *out, xmlDoc *doc);
-int nmctl_render_dot(FILE *out, const nmctl_status *st, const char *manager);
+int nmctl_render_dot(FILE *out, const nm_status *st, const char *manager);
 
 /* Writes s as the body of a DOT double-quoted string (without the quotes). */
 void nmctl_dot_escape(FILE *out, const char *s);

@@ -1,8 +1,8 @@
-/* natmesh-ctl's status model and renderers: parsing the manager's status document,
+/* natmesh-ctl's status model (nm_status) and renderers: parsing the manager's status document,
  * refusing bad ones, the table, and DOT output that stays valid whatever the names. */
 #include "ctl_render.h"
-#include "ctl_status.h"
 #include "nm_error.h"
+#include "nm_status.h"
 #include "nm_xml.h"
 #include "nmt.h"
 
@@ -24,7 +24,7 @@ static const char *good_status =
     "</status>";
 
 /* Renders with fn into a string (caller frees). */
-static char *render(int (*fn)(FILE *, const nmctl_status *, const char *), const nmctl_status *st) {
+static char *render(int (*fn)(FILE *, const nm_status *, const char *), const nm_status *st) {
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
@@ -34,10 +34,10 @@ static char *render(int (*fn)(FILE *, const nmctl_status *, const char *), const
 }
 
 static void test_parse_good(void) {
-  nmctl_status st;
-  nmctl_status_init(&st);
+  nm_status st;
+  nm_status_init(&st);
   char err[300];
-  NMT_EQ_INT(nmctl_status_parse(good_status, strlen(good_status), &st, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(nm_status_parse(good_status, strlen(good_status), &st, NULL, err, sizeof err), 0);
   NMT_EQ_INT(st.version, 42);
   NMT_EQ_INT(st.heartbeat, 5);
   NMT_EQ_INT(st.timeout, 15);
@@ -45,21 +45,21 @@ static void test_parse_good(void) {
   NMT_EQ_STR(st.servants[0].name, "alice");
   NMT_EQ_INT(st.servants[0].last_heartbeat_ms, 1234);
   NMT_EQ_INT(st.servants[0].has_last_heartbeat, 1);
-  NMT_EQ_STR(st.servants[1].role, "relay");
+  NMT_EQ_INT(st.servants[1].role, NM_ROLE_RELAY);
   NMT_EQ_STR(st.servants[1].dial_ip, "::1"); /* defaults to the observed address */
   NMT_EQ_INT(st.servants[1].dial_port, 4002);
   NMT_EQ_STR(st.servants[2].relay, "77aa00bb11cc22dd");
   NMT_EQ_INT(st.servants[2].has_last_heartbeat, 0);
-  NMT_CHECK(nmctl_status_find(&st, "77aa00bb11cc22dd") == &st.servants[1]);
-  NMT_CHECK(nmctl_status_find(&st, "0000000000000000") == NULL);
-  nmctl_status_close(&st);
+  NMT_CHECK(nm_status_find(&st, "77aa00bb11cc22dd") == &st.servants[1]);
+  NMT_CHECK(nm_status_find(&st, "0000000000000000") == NULL);
+  nm_status_close(&st);
 }
 
 static void expect_bad(const char *doc, int want, const char *needle) {
-  nmctl_status st;
-  nmctl_status_init(&st);
+  nm_status st;
+  nm_status_init(&st);
   char err[300] = "";
-  NMT_EQ_INT(nmctl_status_parse(doc, strlen(doc), &st, NULL, err, sizeof err), want);
+  NMT_EQ_INT(nm_status_parse(doc, strlen(doc), &st, NULL, err, sizeof err), want);
   NMT_EQ_INT(st.count, 0);
   NMT_CHECK(st.servants == NULL);
   if (needle) NMT_HAS(err, needle);
@@ -88,21 +88,21 @@ static void test_parse_bad(void) {
 
 /* The document's own servants="N" never sizes anything. */
 static void test_declared_count_ignored(void) {
-  nmctl_status st;
-  nmctl_status_init(&st);
+  nm_status st;
+  nm_status_init(&st);
   char err[300];
   const char *doc = "<status version=\"1\" servants=\"4000000000\">"
                     "<servant id=\"00000000000000aa\" name=\"a\"/></status>";
-  NMT_EQ_INT(nmctl_status_parse(doc, strlen(doc), &st, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(nm_status_parse(doc, strlen(doc), &st, NULL, err, sizeof err), 0);
   NMT_EQ_INT(st.count, 1);
-  nmctl_status_close(&st);
+  nm_status_close(&st);
 }
 
 static void test_table(void) {
-  nmctl_status st;
-  nmctl_status_init(&st);
+  nm_status st;
+  nm_status_init(&st);
   char err[300];
-  nmctl_status_parse(good_status, strlen(good_status), &st, NULL, err, sizeof err);
+  nm_status_parse(good_status, strlen(good_status), &st, NULL, err, sizeof err);
   char *out = render(nmctl_render_table, &st);
   NMT_HAS(out, "overlay version 42, 3 servants, heartbeat 5s");
   NMT_HAS(out, "NAME");
@@ -121,15 +121,15 @@ static void test_table(void) {
   for (char *p = out; *p; p++) lines += *p == '\n';
   NMT_EQ_INT(lines, 5);
   free(out);
-  nmctl_status_close(&st);
+  nm_status_close(&st);
 
   /* An empty overlay still prints its header. */
   const char *empty = "<status version=\"0\" heartbeat=\"1\" timeout=\"3\" servants=\"0\"/>";
-  nmctl_status_parse(empty, strlen(empty), &st, NULL, err, sizeof err);
+  nm_status_parse(empty, strlen(empty), &st, NULL, err, sizeof err);
   out = render(nmctl_render_table, &st);
   NMT_HAS(out, "overlay version 0, 0 servants, heartbeat 1s");
   free(out);
-  nmctl_status_close(&st);
+  nm_status_close(&st);
 }
 
 static void test_age(void) {
@@ -162,10 +162,10 @@ static void test_dot_escaping(void) {
   NMT_EQ_STR(buf, "a\\\"b\\\\c?d?e??");
   free(buf);
 
-  nmctl_status st;
-  nmctl_status_init(&st);
+  nm_status st;
+  nm_status_init(&st);
   char err[300];
-  NMT_EQ_INT(nmctl_status_parse(hostile_status, strlen(hostile_status), &st, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(nm_status_parse(hostile_status, strlen(hostile_status), &st, NULL, err, sizeof err), 0);
   char *out = render(nmctl_render_dot, &st);
   NMT_CHECK(strncmp(out, "digraph natmesh {", 17) == 0);
   NMT_HAS(out, "a\\\"];evil -> x [label=\\\"");
@@ -208,15 +208,15 @@ static void test_dot_escaping(void) {
   NMT_CHECK(strchr(out, '\t') == NULL);
   NMT_HAS(out, "new?line?}{caf??");
   free(out);
-  nmctl_status_close(&st);
+  nm_status_close(&st);
 }
 
 static void test_xml_render(void) {
-  nmctl_status st;
-  nmctl_status_init(&st);
+  nm_status st;
+  nm_status_init(&st);
   xmlDoc *doc;
   char err[300];
-  NMT_EQ_INT(nmctl_status_parse(good_status, strlen(good_status), &st, &doc, err, sizeof err), 0);
+  NMT_EQ_INT(nm_status_parse(good_status, strlen(good_status), &st, &doc, err, sizeof err), 0);
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
@@ -225,14 +225,14 @@ static void test_xml_render(void) {
   NMT_HAS(buf, "<status version=\"42\"");
   NMT_HAS(buf, "\n  <servant id=\"3f9a0c1d2e4b5a69\"");
   /* What is printed parses back to the same status. */
-  nmctl_status again;
-  nmctl_status_init(&again);
-  NMT_EQ_INT(nmctl_status_parse(buf, len, &again, NULL, err, sizeof err), 0);
+  nm_status again;
+  nm_status_init(&again);
+  NMT_EQ_INT(nm_status_parse(buf, len, &again, NULL, err, sizeof err), 0);
   NMT_EQ_INT(again.count, 3);
-  nmctl_status_close(&again);
+  nm_status_close(&again);
   free(buf);
   xmlFreeDoc(doc);
-  nmctl_status_close(&st);
+  nm_status_close(&st);
 }
 
 int main(void) {

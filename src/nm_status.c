@@ -1,0 +1,222 @@
+#include "nm_status.h"
+
+#include "nm_error.h"
+#include "nm_msg.h"
+#include "nm_xml.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Status heartbeat and timeout: whatever a manager could be configured with, and a day. */
+#define NM__STATUS_SECONDS_MAX 86400
+
+void nm_status_init(nm_status *st) { memset(st, 0, sizeof *st); }
+
+void nm_status_close(nm_status *st) {
+  free(st->servants);
+  memset(st, 0, sizeof *st);
+}
+
+static int nm__status_reserve(nm_status *st, size_t want) {
+  if (want <= st->cap) return 0;
+  if (want > NM_STATUS_SERVANTS_MAX) return -ENOSPC;
+  size_t ncap = st->cap ? st->cap * 2 : 16;
+  while (ncap < want) ncap *= 2;
+  if (ncap > NM_STATUS_SERVANTS_MAX) ncap = NM_STATUS_SERVANTS_MAX;
+  nm_status_servant *ns = realloc(st->servants, ncap * sizeof *ns);
+  if (!ns) return -ENOMEM;
+  st->servants = ns;
+  st->cap = ncap;
+  return 0;
+}
+
+nm_status_servant *nm_status_add(nm_status *st) {
+  if (nm__status_reserve(st, st->count + 1) < 0) return NULL;
+  nm_status_servant *s = &st->servants[st->count++];
+  memset(s, 0, sizeof *s);
+  s->role = NM_ROLE_SERVANT;
+  s->state = NM_REACH_UNKNOWN;
+  s->mapping = NM_MAPPING_NONE;
+  return s;
+}
+
+const nm_status_servant *nm_status_find(const nm_status *st, const char *id) {
+  for (size_t i = 0; i < st->count; i++)
+    if (strcmp(st->servants[i].id, id) == 0) return &st->servants[i];
+  return NULL;
+}
+
+/* ---- encoding ----------------------------------------------------------------------- */
+
+static int nm__addr_ok(const char *ip) { return !ip[0] || nm_ip_valid(ip); }
+
+static int nm__text_ok(const char *s) {
+  size_t len = strnlen(s, NM_STATUS_TEXT_MAX + 1);
+  return len <= NM_STATUS_TEXT_MAX && nm_xml_text_valid(s, len);
+}
+
+static int nm__servant_sendable(const nm_status_servant *s) {
+  return nm_id_valid(s->id) && nm__text_ok(s->name) && nm__text_ok(s->relay_name) &&
+         (unsigned)s->role <= NM_ROLE_RELAY && (unsigned)s->state <= NM_REACH_RELAYED &&
+         (unsigned)s->mapping <= NM_MAPPING_NATPMP && nm__addr_ok(s->ip) &&
+         nm__addr_ok(s->dial_ip) && nm__addr_ok(s->ext_ip) &&
+         (!s->relay[0] || nm_id_valid(s->relay));
+}
+
+int nm_status_encode(const nm_status *st, char **out, size_t *outlen) {
+  *out = NULL;
+  *outlen = 0;
+  if (st->count > NM_STATUS_SERVANTS_MAX || st->heartbeat > NM__STATUS_SECONDS_MAX ||
+      st->timeout > NM__STATUS_SECONDS_MAX)
+    return -EINVAL;
+  for (size_t i = 0; i < st->count; i++)
+    if (!nm__servant_sendable(&st->servants[i])) return -EINVAL;
+  nm_xml_writer w;
+  int rc = nm_xml_writer_init(&w);
+  if (rc < 0) return rc;
+  nm_xml_writer_start(&w, "status");
+  nm_xml_writer_attr_u64(&w, "version", st->version);
+  nm_xml_writer_attr_u64(&w, "heartbeat", st->heartbeat);
+  nm_xml_writer_attr_u64(&w, "timeout", st->timeout);
+  nm_xml_writer_attr_u64(&w, "servants", st->count);
+  /* The attribute order is the one managers have always sent: natmesh-ctl --format xml
+   * prints the document as received. */
+  for (size_t i = 0; i < st->count; i++) {
+    const nm_status_servant *s = &st->servants[i];
+    nm_xml_writer_start(&w, "servant");
+    nm_xml_writer_attr(&w, "id", s->id);
+    nm_xml_writer_attr(&w, "name", s->name);
+    nm_xml_writer_attr(&w, "role", nm_role_name(s->role));
+    nm_xml_writer_attr(&w, "ip", s->ip);
+    nm_xml_writer_attr_u64(&w, "port", s->port);
+    nm_xml_writer_attr(&w, "dial-ip", s->dial_ip);
+    nm_xml_writer_attr_u64(&w, "dial-port", s->dial_port);
+    nm_xml_writer_attr(&w, "state", nm_reach_name(s->state));
+    nm_xml_writer_attr(&w, "mapping", nm_mapping_name(s->mapping));
+    nm_xml_writer_attr(&w, "ext-ip", s->ext_ip);
+    nm_xml_writer_attr_u64(&w, "ext-port", s->ext_port);
+    nm_xml_writer_attr(&w, "relay", s->relay);
+    nm_xml_writer_attr(&w, "relay-name", s->relay_name);
+    if (s->has_last_heartbeat) nm_xml_writer_attr_u64(&w, "last-heartbeat-ms", s->last_heartbeat_ms);
+    nm_xml_writer_attr_u64(&w, "connected-s", s->connected_s);
+    nm_xml_writer_attr_u64(&w, "complaints", s->complaints);
+    nm_xml_writer_attr_u64(&w, "clients", s->clients);
+    nm_xml_writer_attr_u64(&w, "max-clients", s->max_clients);
+    nm_xml_writer_attr_u64(&w, "attached", s->attached);
+    nm_xml_writer_attr_u64(&w, "bytes-in", s->bytes_in);
+    nm_xml_writer_attr_u64(&w, "bytes-out", s->bytes_out);
+    nm_xml_writer_attr_u64(&w, "drops", s->drops);
+    nm_xml_writer_end(&w);
+  }
+  nm_xml_writer_end(&w);
+  return nm_xml_writer_finish(&w, out, outlen);
+}
+
+/* ---- decoding ----------------------------------------------------------------------- */
+
+#define NM__CHECK(expr)                                                                       \
+  do {                                                                                        \
+    int nm_rc_ = (expr);                                                                      \
+    if (nm_rc_ < 0) return nm_rc_;                                                            \
+  } while (0)
+
+/* An address attribute: absent or "" (unknown), or a literal IP. */
+static int nm__read_addr(xmlNode *n, const char *ctx, const char *attr, char out[64], char *err,
+                         size_t errlen) {
+  const char *v = nm_xml_attr(n, attr);
+  if (!v || !*v) return 0;
+  return nm_read_ip(n, ctx, attr, 0, out, err, errlen);
+}
+
+static int nm__servant_from_xml(xmlNode *n, size_t index, nm_status_servant *s, char *err,
+                                size_t errlen) {
+  char ctx[64];
+  /* Until the id is known, the servant is named by its position. */
+  snprintf(ctx, sizeof ctx, "status: servant %zu", index + 1);
+  NM__CHECK(nm_read_id(n, ctx, "id", 0, s->id, err, errlen));
+  snprintf(ctx, sizeof ctx, "status: servant %s", s->id);
+  NM__CHECK(nm_read_text(n, ctx, "name", 1, s->name, sizeof s->name, err, errlen));
+  NM__CHECK(nm_read_role(n, ctx, "role", 1, &s->role, err, errlen));
+  NM__CHECK(nm__read_addr(n, ctx, "ip", s->ip, err, errlen));
+  NM__CHECK(nm_read_port(n, ctx, "port", 1, 1, &s->port, err, errlen));
+  NM__CHECK(nm__read_addr(n, ctx, "dial-ip", s->dial_ip, err, errlen));
+  NM__CHECK(nm_read_port(n, ctx, "dial-port", 1, 1, &s->dial_port, err, errlen));
+  NM__CHECK(nm_read_reach(n, ctx, "state", 1, &s->state, err, errlen));
+  NM__CHECK(nm_read_mapping(n, ctx, "mapping", 1, &s->mapping, err, errlen));
+  NM__CHECK(nm__read_addr(n, ctx, "ext-ip", s->ext_ip, err, errlen));
+  NM__CHECK(nm_read_port(n, ctx, "ext-port", 1, 1, &s->ext_port, err, errlen));
+  const char *relay = nm_xml_attr(n, "relay");
+  if (relay && *relay) NM__CHECK(nm_read_id(n, ctx, "relay", 0, s->relay, err, errlen));
+  NM__CHECK(nm_read_text(n, ctx, "relay-name", 1, s->relay_name, sizeof s->relay_name, err,
+                         errlen));
+  if (nm_xml_attr(n, "last-heartbeat-ms")) {
+    NM__CHECK(nm_read_u64(n, ctx, "last-heartbeat-ms", 0, &s->last_heartbeat_ms, err, errlen));
+    s->has_last_heartbeat = 1;
+  }
+  NM__CHECK(nm_read_u64(n, ctx, "connected-s", 1, &s->connected_s, err, errlen));
+  NM__CHECK(nm_read_uint(n, ctx, "complaints", 1, 0, UINT32_MAX, &s->complaints, err, errlen));
+  NM__CHECK(nm_read_uint(n, ctx, "clients", 1, 0, UINT32_MAX, &s->clients, err, errlen));
+  NM__CHECK(nm_read_uint(n, ctx, "max-clients", 1, 0, UINT32_MAX, &s->max_clients, err, errlen));
+  NM__CHECK(nm_read_u64(n, ctx, "attached", 1, &s->attached, err, errlen));
+  NM__CHECK(nm_read_u64(n, ctx, "bytes-in", 1, &s->bytes_in, err, errlen));
+  NM__CHECK(nm_read_u64(n, ctx, "bytes-out", 1, &s->bytes_out, err, errlen));
+  NM__CHECK(nm_read_u64(n, ctx, "drops", 1, &s->drops, err, errlen));
+  /* Older or simpler managers may not say where to dial: that is the observed address. */
+  if (!s->dial_ip[0]) memcpy(s->dial_ip, s->ip, sizeof s->ip);
+  if (!s->dial_port) s->dial_port = s->port;
+  return 0;
+}
+
+static int nm__status_from_root(xmlNode *root, nm_status *st, char *err, size_t errlen) {
+  if (!root || strcmp((const char *)root->name, "status") != 0) {
+    snprintf(err, errlen, "status: expected a <status> document");
+    return NM_EMSG;
+  }
+  NM__CHECK(nm_read_u64(root, "status", "version", 0, &st->version, err, errlen));
+  NM__CHECK(nm_read_uint(root, "status", "heartbeat", 1, 0, NM__STATUS_SECONDS_MAX,
+                         &st->heartbeat, err, errlen));
+  NM__CHECK(nm_read_uint(root, "status", "timeout", 1, 0, NM__STATUS_SECONDS_MAX, &st->timeout,
+                         err, errlen));
+  /* Count the elements ourselves: the document's servants="N" is not trusted for sizing. */
+  size_t n = 0;
+  for (xmlNode *c = root->children; c; c = c->next)
+    if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "servant") == 0) n++;
+  if (n > NM_STATUS_SERVANTS_MAX) {
+    snprintf(err, errlen, "status: lists %zu servants (limit %d)", n, NM_STATUS_SERVANTS_MAX);
+    return NM_EMSG;
+  }
+  if (nm__status_reserve(st, n) < 0) {
+    snprintf(err, errlen, "status: out of memory");
+    return -ENOMEM;
+  }
+  for (xmlNode *c = root->children; c; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "servant") != 0) continue;
+    nm_status_servant *s = nm_status_add(st); /* cannot fail: reserved above */
+    if (!s) return -ENOMEM;
+    NM__CHECK(nm__servant_from_xml(c, st->count - 1, s, err, errlen));
+  }
+  return 0;
+}
+
+int nm_status_from_doc(xmlDoc *doc, nm_status *st, char *err, size_t errlen) {
+  nm_status_close(st);
+  int rc = nm__status_from_root(xmlDocGetRootElement(doc), st, err, errlen);
+  if (rc < 0) nm_status_close(st);
+  return rc;
+}
+
+int nm_status_parse(const char *buf, size_t len, nm_status *st, xmlDoc **doc_out, char *err,
+                    size_t errlen) {
+  xmlDoc *doc;
+  if (doc_out) *doc_out = NULL;
+  int rc = nm_xml_parse(buf, len, &doc, err, errlen);
+  if (rc < 0) return rc;
+  rc = nm_status_from_doc(doc, st, err, errlen);
+  if (rc < 0 || !doc_out)
+    xmlFreeDoc(doc);
+  else
+    *doc_out = doc;
+  return rc;
+}

@@ -1,0 +1,88 @@
+/* nm_status: the manager's view of the overlay, as natmesh-ctl asks for it (the status
+ * message, docs/protocol.md "natmesh-ctl and the manager"), as plain data.
+ *
+ * The manager fills one (nm_status_add per registered servant) and sends it with
+ * nm_msg_send(NM_MSG_STATUS); natmesh-ctl reads one with nm_status_parse and renders it.
+ *
+ * Role, state and mapping are enums: the document carries their wire names, and a name this
+ * version does not know is refused like any other invalid field. Names and relay names stay
+ * free text (at most NM_STATUS_TEXT_MAX bytes): a status comes from a manager the operator
+ * chose to ask, and natmesh-ctl shows them escaped rather than trusting them. Addresses are
+ * literal IPs or empty. The number of servants is capped whatever the document's own
+ * servants="N" says; unknown attributes and elements are ignored, as the protocol asks. */
+#ifndef NM_STATUS_H
+#define NM_STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <libxml/tree.h>
+
+#include "nm_peerlist.h"
+#include "nm_proto.h"
+
+#define NM_STATUS_SERVANTS_MAX NM_PEERS_MAX
+#define NM_STATUS_TEXT_MAX 64 /* bytes of a name or relay name */
+
+typedef struct {
+  char id[NM_ID_LEN + 1];
+  char name[NM_STATUS_TEXT_MAX + 1];
+  nm_role role;
+  char ip[64];                 /* observed address ("" when unknown) */
+  uint16_t port;               /* listening port */
+  char dial_ip[64];            /* what peers dial; decode: defaults to ip */
+  uint16_t dial_port;          /* decode: defaults to port */
+  nm_reach_state state;
+  nm_mapping_kind mapping;
+  char ext_ip[64];             /* "" unless mapped */
+  uint16_t ext_port;
+  char relay[NM_ID_LEN + 1];   /* "" unless relayed */
+  char relay_name[NM_STATUS_TEXT_MAX + 1];
+  uint64_t last_heartbeat_ms;  /* how long ago the manager heard from it */
+  int has_last_heartbeat;      /* last_heartbeat_ms is known (sent only when set) */
+  uint64_t connected_s;
+  unsigned complaints;         /* reporters at or over the threshold */
+  unsigned clients;            /* servants the manager assigned it as a relay */
+  unsigned max_clients;
+  uint64_t attached;           /* from its relay-load: clients connected and pulling */
+  uint64_t bytes_in, bytes_out, drops;
+} nm_status_servant;
+
+typedef struct nm_status {
+  uint64_t version;    /* the peer list version */
+  unsigned heartbeat;  /* seconds */
+  unsigned timeout;    /* seconds */
+  nm_status_servant *servants;
+  size_t count;
+  size_t cap;
+} nm_status;
+
+void nm_status_init(nm_status *st);
+/* Frees the servants; st may be reused after nm_status_init or another fill. */
+void nm_status_close(nm_status *st);
+
+/* Appends a servant with defaults (role servant, state unknown, mapping none, everything
+ * else zero or empty) and returns it for the caller to fill, or NULL when out of memory
+ * or when NM_STATUS_SERVANTS_MAX are listed. The pointer is valid until the next add. */
+nm_status_servant *nm_status_add(nm_status *st);
+
+/* The servant with this id, or NULL. */
+const nm_status_servant *nm_status_find(const nm_status *st, const char *id);
+
+/* The status document, built through libxml2's escaping writer, into a malloc'ed buffer
+ * (caller frees). Returns 0, -EINVAL for a field the manager should never send (an invalid
+ * id or address, a name over NM_STATUS_TEXT_MAX or not valid UTF-8 text, an enum out of
+ * range) or -ENOMEM. */
+int nm_status_encode(const nm_status *st, char **out, size_t *outlen);
+
+/* Fills st (closed first) from a parsed document whose root is <status>. Returns 0, or
+ * NM_EMSG / -ENOMEM with a reason naming the servant and the field in err:
+ * "status: servant 3f9a0c1d2e4b5a69: invalid port \"70000\"". On failure st is empty. */
+int nm_status_from_doc(xmlDoc *doc, nm_status *st, char *err, size_t errlen);
+
+/* Parses buf[0..len) with nm_xml_parse and fills st; on success *doc_out (when non-NULL)
+ * receives the document (natmesh-ctl prints it as received), which the caller frees with
+ * xmlFreeDoc. */
+int nm_status_parse(const char *buf, size_t len, nm_status *st, xmlDoc **doc_out, char *err,
+                    size_t errlen);
+
+#endif
