@@ -3,6 +3,7 @@
 #include "portmap.h"
 #include "servant.h"
 #include "nm_log.h"
+#include "nm_peerlist.h"
 #include "nm_portmap.h"
 
 #include <stdio.h>
@@ -20,11 +21,6 @@ struct sv_mapper {
   char observed_ip[64];
 };
 
-static int sv__is_ip(const char *s) {
-  unsigned char buf[16];
-  return s && (uv_inet_pton(AF_INET, s, buf) == 0 || uv_inet_pton(AF_INET6, s, buf) == 0);
-}
-
 static void sv__mapping_report(servant *sv) {
   struct sv_mapper *p = sv->portmap.m;
   nm_msg_mapping m;
@@ -32,7 +28,7 @@ static void sv__mapping_report(servant *sv) {
   m.method = NM_MAPPING_NONE;
   /* What the router says goes no further than here unless it is an address: any device
    * on the LAN can answer UPnP. */
-  if (p && p->have && sv__is_ip(p->info.ext_ip)) {
+  if (p && p->have && nm_ip_valid(p->info.ext_ip)) {
     m.method = p->info.method == NM_MAP_NATPMP ? NM_MAPPING_NATPMP : NM_MAPPING_UPNP;
     snprintf(m.ext_ip, sizeof m.ext_ip, "%s", p->info.ext_ip);
     m.ext_port = p->info.ext_port;
@@ -53,7 +49,7 @@ static void sv__on_portmap(nm_portmap *pm, nm_portmap_event ev, int status, cons
                            void *arg) {
   servant *sv = arg;
   struct sv_mapper *p = sv->portmap.m;
-  if ((ev == NM_PM_MAPPED || ev == NM_PM_REMAPPED) && !sv__is_ip(info->ext_ip)) {
+  if ((ev == NM_PM_MAPPED || ev == NM_PM_REMAPPED) && !nm_ip_valid(info->ext_ip)) {
     /* Not an address (a broken or hostile device on the LAN): no mapping to report. */
     p->have = 0;
     if (!p->bad_ip_logged) {
