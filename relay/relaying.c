@@ -131,6 +131,14 @@ int rl_attach(rl_duty *d, rl_client *c, nm_conn *conn, const char *id, const cha
   return 0;
 }
 
+/* The relay's side of a pull connection once attached: the client said pull and from
+ * then on only receives. No rows, so every frame is refused in one place. */
+static const nm_dispatch_table rl__client_table = {.endpoint = "relay client connection"};
+
+int rl_client_on_frame(rl_duty *d, rl_client *c, uint8_t type, const char *payload, size_t len) {
+  return nm_dispatch(&rl__client_table, c->conn, c, 0, type, payload, len);
+}
+
 void rl_forward(rl_duty *d, const char *origin, const char *payload, size_t len) {
   uint64_t now = uv_now(d->loop);
   if (strcmp(origin, d->self_id) != 0) d->bytes_in += len;

@@ -81,6 +81,10 @@ int rl_attach(rl_duty *d, rl_client *c, nm_conn *conn, const char *id, const cha
 /* The client's connection closed (or is being closed). Idempotent. */
 void rl_detach(rl_duty *d, rl_client *c);
 
+/* A frame from an attached client, which says pull and then only listens: refused by
+ * the relay client table (no rows), which fails the connection. Returns non-zero. */
+int rl_client_on_frame(rl_duty *d, rl_client *c, uint8_t type, const char *payload, size_t len);
+
 /* A chat line accepted for the first time (received, or our own): remember it for replay
  * and send it to every attached client but its author. */
 void rl_forward(rl_duty *d, const char *origin, const char *payload, size_t len);

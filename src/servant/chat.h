@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nm_msg.h"
 #include "nm_seen.h"
 
 typedef struct servant servant;
@@ -20,9 +21,9 @@ typedef struct {
 void sv_chat_init(servant *sv);
 /* Publishes one line typed here. */
 void sv_chat_publish(servant *sv, const char *text);
-/* Handles a chat frame from a peer or a relay; returns 0 or a negative code with the
- * reason in err (a bad frame: the caller fails the connection). A line that is fine but
- * not shown (a duplicate, an unknown or banned origin, our own echoed back) returns 0. */
-int sv_chat_receive(servant *sv, const char *payload, size_t len, char *err, size_t errlen);
+/* A chat message (decoded, so well-formed) from a peer or a relay: accepted and fanned
+ * out, or dropped with a log line (an unknown or banned origin) or silently (a duplicate,
+ * our own line echoed back). */
+void sv_chat_receive(servant *sv, const nm_msg_chat *c);
 
 #endif

@@ -7,7 +7,6 @@
 #include "servant.h"
 #include "nm_error.h"
 #include "nm_log.h"
-#include "nm_xml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,39 +28,22 @@ static void sv__in_closed(nm_conn *c) {
   sv__in_free_if_done(in);
 }
 
-static int sv__in_on_peer_hello(sv_in *in, const char *payload, size_t len) {
-  xmlDoc *doc;
-  xmlNode *h = nm_conn_parse_doc(&in->conn, payload, len, "peer-hello", &doc);
-  if (!h) return 1;
-  const char *id = nm_xml_attr(h, "id");
-  const char *name = nm_xml_attr(h, "name");
-  if (!nm_id_valid(id) || !nm_name_valid(name)) {
-    xmlFreeDoc(doc);
-    nm_conn_fail(&in->conn, NM_EMSG, "peer-hello: missing or invalid id or name");
-    return 1;
-  }
-  nm_conn_set_label(&in->conn, "peer %s (inbound)", name);
+static int sv__in_on_peer_hello(void *session, const nm_msg *m) {
+  sv_in *in = session;
+  nm_conn_set_label(&in->conn, "peer %s (inbound)", m->u.peer_hello.name);
   nm_frame_reader_set_max(&in->conn.reader, NM_FRAME_MAX);
   in->state = SV_IN_PEER;
   nm_conn_deadline_clear(&in->conn);
-  xmlFreeDoc(doc);
   return 0;
 }
 
-static int sv__in_on_pull(sv_in *in, const char *payload, size_t len) {
+/* A relay client: relay duty checks the assignment and takes over sending. */
+static int sv__in_on_pull(void *session, const nm_msg *m) {
+  sv_in *in = session;
   char err[200];
-  xmlDoc *doc;
-  int rc = nm_xml_parse(payload, len, &doc, err, sizeof err);
-  if (rc < 0) {
-    nm_conn_fail(&in->conn, rc, err);
-    return 1;
-  }
-  xmlNode *p = xmlDocGetRootElement(doc);
-  const char *id = nm_xml_attr(p, "id"), *token = nm_xml_attr(p, "token");
-  if (strcmp((const char *)p->name, "pull") != 0) id = NULL;
-  rc = rl_attach(&in->sv->relay, &in->client, &in->conn, id, token,
-                 nm_id_valid(id) ? sv_peer_name(in->sv, id) : NULL, err, sizeof err);
-  xmlFreeDoc(doc);
+  const nm_msg_pull *p = &m->u.pull;
+  int rc = rl_attach(&in->sv->relay, &in->client, &in->conn, p->id, p->token, sv_peer_name(in->sv, p->id), err,
+                     sizeof err);
   if (rc < 0) {
     nm_conn_fail(&in->conn, rc, err);
     return 1;
@@ -70,29 +52,38 @@ static int sv__in_on_pull(sv_in *in, const char *payload, size_t len) {
   return 0;
 }
 
+static int sv__in_on_chat(void *session, const nm_msg *m) {
+  sv_in *in = session;
+  sv_chat_receive(in->sv, &m->u.chat);
+  return 0;
+}
+
+static const char *const sv__in_state_names[] = {
+    [SV_IN_NEW] = "waiting for peer-hello or pull",
+    [SV_IN_PEER] = "a peer",
+    [SV_IN_PULLING] = "pulling",
+};
+
+/* A connection says what it is first (a peer, or a relay client); a peer then publishes
+ * chat; a relay client says nothing more (relay duty's own table refuses anything). */
+static const nm_dispatch_entry sv__in_rows[] = {
+    {NM_MSG_PEER_HELLO, SV_IN_NEW, SV_IN_NEW, sv__in_on_peer_hello},
+    {NM_MSG_PULL, SV_IN_NEW, SV_IN_NEW, sv__in_on_pull},
+    {NM_MSG_CHAT, SV_IN_PEER, SV_IN_PEER, sv__in_on_chat},
+};
+
+static const nm_dispatch_table sv__in_table = {
+    .endpoint = "inbound peer connection",
+    .rows = sv__in_rows,
+    .count = sizeof sv__in_rows / sizeof *sv__in_rows,
+    .state_names = sv__in_state_names,
+    .nstates = sizeof sv__in_state_names / sizeof *sv__in_state_names,
+};
+
 static int sv__in_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
   sv_in *in = c->data;
-  if (in->state == SV_IN_NEW) {
-    if (type == NM_MSG_PEER_HELLO) return sv__in_on_peer_hello(in, payload, len);
-    if (type == NM_MSG_PULL) return sv__in_on_pull(in, payload, len);
-    char why[80];
-    snprintf(why, sizeof why, "expected peer-hello, got %s (0x%02x)", nm_msg_name(type), type);
-    nm_conn_fail(c, NM_EMSG, why);
-    return 1;
-  }
-  if (in->state == SV_IN_PEER && type == NM_MSG_CHAT) {
-    char err[300];
-    int rc = sv_chat_receive(in->sv, payload, len, err, sizeof err);
-    if (rc < 0) {
-      nm_conn_fail(c, rc, err);
-      return 1;
-    }
-    return 0;
-  }
-  char why[80];
-  snprintf(why, sizeof why, "unexpected frame type 0x%02x", type);
-  nm_conn_fail(c, NM_EFRAME_TYPE, why);
-  return 1;
+  if (in->state == SV_IN_PULLING) return rl_client_on_frame(&in->sv->relay, &in->client, type, payload, len);
+  return nm_dispatch(&sv__in_table, c, in, (int)in->state, type, payload, len);
 }
 
 static void sv__in_on_name(uv_getnameinfo_t *req, int status, const char *host, const char *svc) {

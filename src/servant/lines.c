@@ -28,7 +28,7 @@ static void sv__display(const char *name, const char *text) {
 void sv_lines_received(servant *sv, const sv_line *l) {
   /* A dedicated relay shows nothing; it only passes lines on. */
   if (!sv->cfg.quiet) sv__display(l->name, l->text);
-  rl_forward(&sv->relay, l->origin, l->payload, l->len);
+  if (l->len) rl_forward(&sv->relay, l->origin, l->payload, l->len);
 }
 
 void sv_lines_published(servant *sv, const sv_line *l) {

@@ -102,12 +102,12 @@ static void sv__backlog_flush(servant *sv, sv_peer *p) {
 }
 
 /* Our outbound connections only send: peers publish to us on connections they open, and
- * a relay forwards on the pull connection. Whatever arrives here is refused. */
+ * a relay forwards on the pull connection. The table has no rows: whatever arrives here
+ * is refused. */
+static const nm_dispatch_table sv__out_table = {.endpoint = "outbound peer connection"};
+
 static int sv__out_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
-  char why[80];
-  snprintf(why, sizeof why, "unexpected %s frame from a peer", nm_msg_name(type));
-  nm_conn_fail(c, NM_EFRAME_TYPE, why);
-  return 1;
+  return nm_dispatch(&sv__out_table, c, c->data, 0, type, payload, len);
 }
 
 static void sv__out_closed(nm_conn *c) {
@@ -137,9 +137,10 @@ static void sv__out_connected(nm_conn *c, int status) {
     if (p->listed && !sv__unreachable(p) && o->sv->peers.on_unreachable) o->sv->peers.on_unreachable(o->sv, p, why);
     return; /* nm_conn closes it; sv__out_closed schedules the retry */
   }
-  char hello[128];
-  int n = snprintf(hello, sizeof hello, "<peer-hello id=\"%s\" name=\"%s\"/>", o->sv->id, o->sv->cfg.name);
-  nm_conn_send(c, NM_MSG_PEER_HELLO, hello, (size_t)n);
+  nm_msg hello = {.type = NM_MSG_PEER_HELLO};
+  snprintf(hello.u.peer_hello.id, sizeof hello.u.peer_hello.id, "%s", o->sv->id);
+  snprintf(hello.u.peer_hello.name, sizeof hello.u.peer_hello.name, "%s", o->sv->cfg.name);
+  nm_msg_send(c, &hello);
   nm_frame_reader_set_max(&c->reader, NM_FRAME_MAX);
   p->out_ready = 1;
   nm_backoff_reset(&p->backoff);

@@ -6,7 +6,6 @@
 #include "servant.h"
 #include "nm_error.h"
 #include "nm_log.h"
-#include "nm_xml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,21 +15,24 @@
 #define SV_PULL_BACKOFF_FIRST_MS 250
 #define SV_PULL_BACKOFF_MAX_MS 4000
 
-static int sv__pull_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
-  servant *sv = c->data;
-  if (type != NM_MSG_CHAT) {
-    char why[80];
-    snprintf(why, sizeof why, "unexpected %s frame from the relay", nm_msg_name(type));
-    nm_conn_fail(c, NM_EFRAME_TYPE, why);
-    return 1;
-  }
-  char err[200];
-  int rc = sv_chat_receive(sv, payload, len, err, sizeof err);
-  if (rc < 0) {
-    nm_conn_fail(c, rc, err);
-    return 1;
-  }
+static int sv__pull_on_chat(void *session, const nm_msg *m) {
+  sv_chat_receive(session, &m->u.chat);
   return 0;
+}
+
+/* A relay sends chat and nothing else on a pull connection. */
+static const nm_dispatch_entry sv__pull_rows[] = {
+    {NM_MSG_CHAT, 0, 0, sv__pull_on_chat},
+};
+
+static const nm_dispatch_table sv__pull_table = {
+    .endpoint = "pull connection",
+    .rows = sv__pull_rows,
+    .count = sizeof sv__pull_rows / sizeof *sv__pull_rows,
+};
+
+static int sv__pull_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
+  return nm_dispatch(&sv__pull_table, c, c->data, 0, type, payload, len);
 }
 
 static void sv__pull_closed(nm_conn *c) {
@@ -46,9 +48,10 @@ static void sv__pull_closed(nm_conn *c) {
 static void sv__pull_connected(nm_conn *c, int status) {
   servant *sv = c->data;
   if (status < 0 || sv->pull.conn != c) return;
-  char buf[128];
-  int n = snprintf(buf, sizeof buf, "<pull id=\"%s\" token=\"%s\"/>", sv->id, sv->pull.token);
-  nm_conn_send(c, NM_MSG_PULL, buf, (size_t)n);
+  nm_msg m = {.type = NM_MSG_PULL};
+  snprintf(m.u.pull.id, sizeof m.u.pull.id, "%s", sv->id);
+  snprintf(m.u.pull.token, sizeof m.u.pull.token, "%s", sv->pull.token);
+  nm_msg_send(c, &m);
   nm_frame_reader_set_max(&c->reader, NM_FRAME_MAX);
   sv->pull.ready = 1;
   nm_backoff_reset(&sv->pull.backoff);
