@@ -52,9 +52,8 @@ static const struct option sv_options[] = {
 static const char *sv_optstring = "c:n:m:P:p:l:b:UNCvhVM:r:R:";
 
 static int sv__uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out) {
-  char *end;
-  unsigned long v = strtoul(s, &end, 10);
-  if (!*s || *s < '0' || *s > '9' || *end || v < min || v > max) {
+  uint64_t v = 0;
+  if (nm_parse_u64(s, strlen(s), &v) < 0 || v < min || v > max) {
     nm_log_error("--%s: expected a number from %u to %u, got \"%s\"", opt, min, max, s);
     return -1;
   }
