@@ -8,6 +8,7 @@
 #ifndef NAT_INTERNAL_H
 #define NAT_INTERNAL_H
 
+#include "nm_log.h"
 #include "nm_portmap.h"
 
 #include <stddef.h>
@@ -43,16 +44,13 @@ enum {
   NM__S_CLOSED
 };
 
-/* Logging: one line per event, prefixed so servant logs can be grepped. */
+/* Logging: one nm_log line per event, prefixed "nat: " so servant logs can be grepped
+ * (level NM_LOG_*; NATMESH_LOG=debug shows the debug lines). */
 void nm__nat_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define NM__LOG_INFO 0
-#define NM__LOG_WARN 1
-#define NM__LOG_ERROR 2
-#define NM__LOG_DEBUG 3
-#define nat_info(...) nm__nat_log(NM__LOG_INFO, __VA_ARGS__)
-#define nat_warn(...) nm__nat_log(NM__LOG_WARN, __VA_ARGS__)
-#define nat_error(...) nm__nat_log(NM__LOG_ERROR, __VA_ARGS__)
-#define nat_debug(...) nm__nat_log(NM__LOG_DEBUG, __VA_ARGS__)
+#define nat_info(...) nm__nat_log(NM_LOG_INFO, __VA_ARGS__)
+#define nat_warn(...) nm__nat_log(NM_LOG_WARN, __VA_ARGS__)
+#define nat_error(...) nm__nat_log(NM_LOG_ERROR, __VA_ARGS__)
+#define nat_debug(...) nm__nat_log(NM_LOG_DEBUG, __VA_ARGS__)
 
 /* nm_portmap.c */
 void nm__method_done(nm_portmap *pm, nm_map_method m, int op, int err);

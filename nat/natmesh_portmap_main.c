@@ -16,9 +16,7 @@
  * no mapping could be made (unless --keep-trying), 1 on usage errors. */
 #include "nm_portmap.h"
 
-#ifdef NM_NAT_HAVE_NM_LOG
 #include "nm_log.h"
-#endif
 
 #include <signal.h>
 #include <stdio.h>
@@ -43,7 +41,7 @@ static void usage(FILE *f) {
           "usage: natmesh-portmap --port PORT [--upnp on|off] [--natpmp on|off] [--lease SECONDS]\n"
           "                       [--hold SECONDS] [--proto tcp|udp] [--gateway IPV4]\n"
           "                       [--check SECONDS] [--discover-ms MS] [--natpmp-timeout-ms MS]\n"
-          "                       [--upnp-url URL] [--observed IP] [--keep-trying]\n"
+          "                       [--upnp-url URL] [--observed IP] [--keep-trying] [--version]\n"
           "Maps PORT on the router (UPnP IGD and NAT-PMP, first success wins), prints the\n"
           "result, holds it (--hold 0 = until SIGINT/SIGTERM), deletes it and exits.\n"
           "--upnp-url URL: the IGD's root description (skips SSDP discovery).\n"
@@ -143,9 +141,7 @@ int main(int argc, char **argv) {
              {"--natpmp-timeout-ms", "natpmp_timeout_ms"},
              {"--upnp-url", "upnp_url"}};
 
-#ifdef NM_NAT_HAVE_NM_LOG
   nm_log_init("natmesh-portmap", NM_LOG_INFO); /* log lines name this program */
-#endif
   nm_portmap_config_default(&cfg);
   for (i = 1; i < argc; i++) {
     const char *f = argv[i];
@@ -153,6 +149,10 @@ int main(int argc, char **argv) {
     int done = 0;
     if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
       usage(stdout);
+      return 0;
+    }
+    if (strcmp(f, "--version") == 0) {
+      puts("natmesh-portmap " NATMESH_VERSION);
       return 0;
     }
     if (strcmp(f, "--keep-trying") == 0) {

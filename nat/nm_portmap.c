@@ -18,9 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef NM_NAT_HAVE_NM_LOG
 #include "nm_log.h"
-#endif
 
 static void nm__on_timer(uv_timer_t *t);
 static void nm__begin_round(nm_portmap *pm);
@@ -29,25 +27,13 @@ static void nm__close_step(nm_portmap *pm);
 /* ---- small helpers ------------------------------------------------------- */
 
 void nm__nat_log(int level, const char *fmt, ...) {
+  if (!nm_log_enabled(level)) return;
   char buf[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
-#ifdef NM_NAT_HAVE_NM_LOG
-  if (level == NM__LOG_ERROR)
-    nm_log_error("nat: %s", buf);
-  else if (level == NM__LOG_WARN)
-    nm_log_warn("nat: %s", buf);
-  else if (level == NM__LOG_DEBUG)
-    nm_log_debug("nat: %s", buf);
-  else
-    nm_log_info("nat: %s", buf);
-#else
-  if (level == NM__LOG_DEBUG && !getenv("NATMESH_NAT_DEBUG")) return;
-  fprintf(stderr, "natmesh: nat: %s%s\n",
-          level == NM__LOG_ERROR ? "error: " : level == NM__LOG_WARN ? "warning: " : "", buf);
-#endif
+  nm_log(level, "nat: %s", buf);
 }
 
 const char *nm_map_method_name(nm_map_method m) {

@@ -6,6 +6,7 @@
 #include "nm_xml.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +19,87 @@ static int nsim__is_value(const char *have, const char *want) {
   return have && !strcmp(have, want);
 }
 
-int nsim_ctl_check(struct nsim_run *r, int node, const char *manager, const char *servant,
-                   int present, const char *state, const char *mapping, const char *dial,
-                   char *detail, size_t detaillen) {
+/* Appends to buf (at *used), never past len. */
+static void nsim__add(char *buf, size_t len, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void nsim__add(char *buf, size_t len, size_t *used, const char *fmt, ...) {
+  if (*used + 1 >= len) return;
+  va_list ap;
+  va_start(ap, fmt);
+  int w = vsnprintf(buf + *used, len - *used, fmt, ap);
+  va_end(ap);
+  if (w > 0) *used = *used + (size_t)w < len ? *used + (size_t)w : len - 1;
+}
+
+struct nsim__entry {
+  const char *id, *name, *relay;
+  unsigned long clients;
+};
+
+/* Relay bookkeeping as the status shows it: every servant's clients count against the
+ * servants that name it as their relay, and no servant names a relay that is not listed.
+ * Returns 1 consistent, 0 not; out says which relay reports what. */
+static int nsim__relay_counts(xmlNode *root, char *out, size_t outlen) {
+  size_t n = 0, used = 0;
+  for (xmlNode *k = root->children; k; k = k->next)
+    if (k->type == XML_ELEMENT_NODE && !strcmp((const char *)k->name, "servant")) n++;
+  struct nsim__entry *e = calloc(n ? n : 1, sizeof *e);
+  if (!e) return snprintf(out, outlen, "out of memory"), 0;
+  n = 0;
+  for (xmlNode *k = root->children; k; k = k->next) {
+    if (k->type != XML_ELEMENT_NODE || strcmp((const char *)k->name, "servant")) continue;
+    const char *cl = nm_xml_attr(k, "clients");
+    e[n].id = nm_xml_attr(k, "id");
+    e[n].name = nm_xml_attr(k, "name");
+    e[n].relay = nm_xml_attr(k, "relay");
+    e[n].clients = cl ? strtoul(cl, NULL, 10) : 0;
+    if (!e[n].id) e[n].id = "";
+    if (!e[n].name) e[n].name = "?";
+    if (!e[n].relay) e[n].relay = "";
+    n++;
+  }
+  int ok = 1, relays = 0;
+  char good[256] = "";
+  size_t gused = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned long assigned = 0;
+    char who[128] = "";
+    size_t wused = 0;
+    for (size_t j = 0; j < n; j++)
+      if (e[i].id[0] && !strcmp(e[j].relay, e[i].id)) {
+        nsim__add(who, sizeof who, &wused, "%s%s", assigned ? " " : "", e[j].name);
+        assigned++;
+      }
+    if (!assigned && !e[i].clients) continue;
+    relays++;
+    if (assigned != e[i].clients) {
+      ok = 0;
+      nsim__add(out, outlen, &used, "%s%s reports %lu client%s but %lu servant%s list%s it%s%s%s",
+                used ? "; " : "relay counts wrong: ", e[i].name, e[i].clients,
+                e[i].clients == 1 ? "" : "s", assigned, assigned == 1 ? "" : "s",
+                assigned == 1 ? "s" : "", assigned ? " (" : "", who, assigned ? ")" : "");
+    } else {
+      nsim__add(good, sizeof good, &gused, "%s%s %lu (%s)", gused ? ", " : "", e[i].name,
+                assigned, who);
+    }
+  }
+  for (size_t j = 0; j < n; j++) {
+    if (!e[j].relay[0]) continue;
+    int listed = 0;
+    for (size_t i = 0; i < n; i++) listed |= !strcmp(e[i].id, e[j].relay);
+    if (!listed) {
+      ok = 0;
+      nsim__add(out, outlen, &used, "%s%s lists relay %s, which is not registered",
+                used ? "; " : "relay counts wrong: ", e[j].name, e[j].relay);
+    }
+  }
+  if (ok) snprintf(out, outlen, "relay counts consistent: %s", relays ? good : "no relay has clients");
+  free(e);
+  return ok;
+}
+
+int nsim_ctl_check(struct nsim_run *r, int node, const char *manager,
+                   const struct nsim_ctl_want *w, char *detail, size_t detaillen) {
   char ctl[PATH_MAX], err[256];
   if (nsim_expand(r, "${bin:natmesh-ctl}", ctl, sizeof ctl, err, sizeof err) < 0) return -EINVAL;
   char *argv[] = {ctl, "--manager", (char *)manager, "status", "--format", "xml", NULL};
@@ -42,32 +121,44 @@ int nsim_ctl_check(struct nsim_run *r, int node, const char *manager, const char
     snprintf(detail, detaillen, "natmesh-ctl answered something unreadable: %s", err);
     return rc;
   }
-  xmlNode *found = NULL;
-  int count = 0;
-  for (xmlNode *n = xmlDocGetRootElement(doc)->children; n; n = n->next) {
-    if (n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, "servant")) continue;
-    count++;
-    const char *name = nm_xml_attr(n, "name");
-    if (name && !strcmp(name, servant)) found = n;
+  xmlNode *root = xmlDocGetRootElement(doc);
+  int holds = 1;
+  size_t used = 0;
+  detail[0] = 0;
+  if (w->servant) {
+    xmlNode *found = NULL;
+    int count = 0;
+    for (xmlNode *n = root->children; n; n = n->next) {
+      if (n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, "servant")) continue;
+      count++;
+      const char *name = nm_xml_attr(n, "name");
+      if (name && !strcmp(name, w->servant)) found = n;
+    }
+    if (!found) {
+      holds = !w->present;
+      nsim__add(detail, detaillen, &used, "manager lists %d servant(s), not %s", count, w->servant);
+    } else {
+      const char *s = nm_xml_attr(found, "state"), *m = nm_xml_attr(found, "mapping");
+      const char *relay = nm_xml_attr(found, "relay-name");
+      /* Where peers are told to dial: dial-ip/-port, or the observed address when absent. */
+      const char *dip = nm_xml_attr(found, "dial-ip"), *dport = nm_xml_attr(found, "dial-port");
+      if (!dip || !*dip) dip = nm_xml_attr(found, "ip"), dport = nm_xml_attr(found, "port");
+      char dial_have[96];
+      snprintf(dial_have, sizeof dial_have, "%s:%s", dip ? dip : "?", dport ? dport : "?");
+      const char *dial = w->dial;
+      int dial_ok = !dial || (strchr(dial, ':') ? !strcmp(dial_have, dial)
+                                                : dip && !strcmp(dip, dial));
+      holds = w->present && nsim__is_value(s, w->state) && nsim__is_value(m, w->mapping) &&
+              dial_ok && nsim__is_value(relay && *relay ? relay : NULL, w->relay);
+      nsim__add(detail, detaillen, &used, "manager lists %s: state %s, mapping %s, dial %s%s%s",
+                w->servant, s ? s : "?", m ? m : "?", dial_have, relay && *relay ? ", relay " : "",
+                relay && *relay ? relay : "");
+    }
   }
-  int holds;
-  if (!found) {
-    holds = !present;
-    snprintf(detail, detaillen, "manager lists %d servant(s), not %s", count, servant);
-  } else {
-    const char *s = nm_xml_attr(found, "state"), *m = nm_xml_attr(found, "mapping");
-    const char *relay = nm_xml_attr(found, "relay-name");
-    /* Where peers are told to dial: dial-ip/-port, or the observed address when absent. */
-    const char *dip = nm_xml_attr(found, "dial-ip"), *dport = nm_xml_attr(found, "dial-port");
-    if (!dip || !*dip) dip = nm_xml_attr(found, "ip"), dport = nm_xml_attr(found, "port");
-    char dial_have[96];
-    snprintf(dial_have, sizeof dial_have, "%s:%s", dip ? dip : "?", dport ? dport : "?");
-    int dial_ok = !dial || (strchr(dial, ':') ? !strcmp(dial_have, dial)
-                                              : dip && !strcmp(dip, dial));
-    holds = present && nsim__is_value(s, state) && nsim__is_value(m, mapping) && dial_ok;
-    snprintf(detail, detaillen, "manager lists %s: state %s, mapping %s, dial %s%s%s", servant,
-             s ? s : "?", m ? m : "?", dial_have, relay && *relay ? ", relay " : "",
-             relay && *relay ? relay : "");
+  if (w->relay_counts) {
+    char rc_detail[320];
+    if (!nsim__relay_counts(root, rc_detail, sizeof rc_detail)) holds = 0;
+    nsim__add(detail, detaillen, &used, "%s%s", used ? "; " : "", rc_detail);
   }
   xmlFreeDoc(doc);
   return holds;

@@ -5,13 +5,22 @@
 
 #include "run.h"
 
-/* Runs natmesh-ctl once from node against manager ("ADDR:PORT") and checks servant: present
- * or not, and (when given) its state and mapping attributes ("VALUE" or "!VALUE", anything
- * but) and the address peers are told to dial (dial: "ADDR" or "ADDR:PORT"). Returns 1 when
+/* What must hold. Values of state, mapping and relay are "VALUE" or "!VALUE" (anything but). */
+struct nsim_ctl_want {
+  const char *servant;   /* the servant the checks below are about; NULL: none */
+  int present;           /* listed (1) or not (0) */
+  const char *state;     /* its reachability state (direct, mapped, relayed, ...) */
+  const char *mapping;   /* its mapping method */
+  const char *dial;      /* where peers are told to dial it: "ADDR" or "ADDR:PORT" */
+  const char *relay;     /* the name of its relay */
+  int relay_counts;      /* every listed relay's clients equals the number of servants that
+                          * list it as their relay, and every relay named is listed */
+};
+
+/* Runs natmesh-ctl once from node against manager ("ADDR:PORT") and checks w. Returns 1 when
  * it holds, 0 when not, negative when ctl could not be run or its answer not read; detail
  * says what was seen. */
-int nsim_ctl_check(struct nsim_run *r, int node, const char *manager, const char *servant,
-                   int present, const char *state, const char *mapping, const char *dial,
-                   char *detail, size_t detaillen);
+int nsim_ctl_check(struct nsim_run *r, int node, const char *manager,
+                   const struct nsim_ctl_want *w, char *detail, size_t detaillen);
 
 #endif

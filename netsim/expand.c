@@ -14,10 +14,9 @@ static int nsim__lookup(const struct nsim_run *r, const char *ref, char *val, si
   if (!strcmp(ref, "rundir")) return nsim_fmt(val, vlen, "%s", r->dir) < 0 ? -EINVAL : 0;
   if (!strcmp(ref, "run")) return nsim_fmt(val, vlen, "%s", r->id) < 0 ? -EINVAL : 0;
   if (!strncmp(ref, "bin:", 4)) {
-    for (int i = 0; i < r->nbindirs; i++) {
-      if (nsim_fmt(val, vlen, "%s/%s", r->bindirs[i], ref + 4) >= 0 && access(val, X_OK) == 0)
-        return 0;
-    }
+    if (r->bindir[0] && nsim_fmt(val, vlen, "%s/%s", r->bindir, ref + 4) >= 0 &&
+        access(val, X_OK) == 0)
+      return 0;
     return nsim_fmt(val, vlen, "%s", ref + 4) < 0 ? -EINVAL : 0;
   }
   int idx = -1;

@@ -1,6 +1,6 @@
 /* expand: ${...} references in scenario strings, resolved against the run:
  *   ${netsim}      this natmesh-netsim executable (for its echo-server helper)
- *   ${bin:NAME}    NAME found in a --bindir directory (else NAME, looked up in $PATH)
+ *   ${bin:NAME}    NAME in the --bindir folder (default: natmesh-netsim's own), else NAME in $PATH
  *   ${ip:NODE}     NODE's uplink address (a router's WAN address)
  *   ${lan:ROUTER}  ROUTER's LAN address
  *   ${rundir}      the run folder;  ${run} the run id */

@@ -33,8 +33,7 @@ enum { NSIM_EXIT_OK = 0, NSIM_EXIT_FAILED = 1, NSIM_EXIT_USAGE = 2, NSIM_EXIT_SE
 struct nsim_opts {
   const char *base;
   const char *run_id;
-  const char *bindirs[NSIM_MAX_BINDIRS];
-  int nbindirs;
+  const char *bindir;
   int verbose;
   const char *file;
   char **rest;            /* exec: HOST -- CMD... */
@@ -54,9 +53,11 @@ static void nsim__usage(FILE *out) {
           "options:\n"
           "  --dir DIR           folder for run folders (default $NATMESH_NETSIM_DIR or "
           NSIM_DEFAULT_BASE ")\n"
-          "  --bindir DIR        where ${bin:NAME} finds programs (repeatable)\n"
+          "  --bindir DIR        where ${bin:NAME} finds programs (default: the folder of\n"
+          "                      natmesh-netsim itself, a build's bin/ or the installed bin)\n"
           "  --run ID            the run exec/down act on (default: the last `up`)\n"
-          "  -v, --verbose       more progress output\n");
+          "  -v, --verbose       more progress output\n"
+          "  --version           print the version and exit\n");
 }
 
 static void nsim__on_signal(int sig) { nsim_stop_signal = sig; }
@@ -120,9 +121,16 @@ static void nsim__run_init(struct nsim_run *r, const struct nsim_opts *o, struct
   r->sc = sc;
   r->watchdog_fd = -1;
   r->verbose = o->verbose;
-  for (int i = 0; i < o->nbindirs; i++) r->bindirs[r->nbindirs++] = o->bindirs[i];
   ssize_t n = readlink("/proc/self/exe", r->self, sizeof r->self - 1);
   r->self[n > 0 ? n : 0] = 0;
+  /* All programs sit in one folder (a build's bin/, or where they were installed). */
+  if (o->bindir) {
+    if (!realpath(o->bindir, r->bindir)) snprintf(r->bindir, sizeof r->bindir, "%s", o->bindir);
+  } else {
+    memcpy(r->bindir, r->self, sizeof r->bindir);
+    char *slash = strrchr(r->bindir, '/');
+    if (slash) *slash = 0;
+  }
 }
 
 /* Shared by run and up: the scenario loaded and checked (needs root, tools present), and a
@@ -335,11 +343,15 @@ int main(int argc, char **argv) {
     const char *a = argv[i];
     if (!strcmp(a, "--dir") && i + 1 < argc) o.base = argv[++i];
     else if (!strcmp(a, "--bindir") && i + 1 < argc) {
-      if (o.nbindirs < NSIM_MAX_BINDIRS) o.bindirs[o.nbindirs++] = argv[++i];
-      else i++;
+      if (o.bindir) {
+        fprintf(stderr, "natmesh-netsim: --bindir names one folder, where all programs are\n");
+        return NSIM_EXIT_USAGE;
+      }
+      o.bindir = argv[++i];
     } else if (!strcmp(a, "--run") && i + 1 < argc) o.run_id = argv[++i];
     else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) o.verbose = 1;
     else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return nsim__usage(stdout), 0;
+    else if (!strcmp(a, "--version")) return printf("natmesh-netsim %s\n", NATMESH_VERSION), 0;
     else if (a[0] == '-' && !(cmd && !strcmp(cmd->name, "exec"))) {
       fprintf(stderr, "natmesh-netsim: unknown option %s\n", a);
       return nsim__usage(stderr), NSIM_EXIT_USAGE;

@@ -232,9 +232,10 @@ static const struct nsim__step_def nsim__steps[] = {
     {"expect-mapping", NSIM_STEP_EXPECT_MAPPING, 1, {"router", "proto", "port", "to", "present", "within"}, {"router", "port"}},
     {"expect-exec", NSIM_STEP_EXPECT_EXEC, 1, {"host", "cmd", "exit", "text", "regex", "within"}, {"host", "cmd"}},
     {"expect-exit", NSIM_STEP_EXPECT_EXIT, 1, {"process", "exit", "within"}, {"process"}},
-    {"expect-ctl", NSIM_STEP_EXPECT_CTL, 1, {"from", "manager", "servant", "state", "mapping", "present", "dial", "within"}, {"from", "manager", "servant"}},
+    {"expect-ctl", NSIM_STEP_EXPECT_CTL, 1, {"from", "manager", "servant", "state", "mapping", "present", "dial", "relay", "relay-counts", "within"}, {"from", "manager"}},
     {"measure", NSIM_STEP_MEASURE, 1, {"process", "text", "regex", "stream", "from", "unit", "within"}, {"name", "process", "from"}},
     {"restart-upnpd", NSIM_STEP_RESTART_UPNPD, 0, {"router", "flush", "timeout"}, {"router"}},
+    {"reset-connection", NSIM_STEP_RESET_CONNECTION, 0, {"process", "to", "peer-notices"}, {"process", "to"}},
 };
 
 const char *nsim_step_kind_name(enum nsim_step_kind k) {
@@ -265,6 +266,21 @@ static int nsim__signal(const char *s, int *out) {
   return -EINVAL;
 }
 
+/* "A.B.C.D:PORT" with a port 1..65535. */
+static int nsim__literal_endpoint(const char *s) {
+  const char *colon = strrchr(s, ':');
+  char ip[16];
+  uint32_t addr;
+  if (!colon || (size_t)(colon - s) >= sizeof ip) return -EINVAL;
+  memcpy(ip, s, (size_t)(colon - s));
+  ip[colon - s] = 0;
+  char *end;
+  unsigned long port = strtoul(colon + 1, &end, 10);
+  if (nsim_ip_parse(ip, &addr) < 0 || end == colon + 1 || *end || port < 1 || port > 65535)
+    return -EINVAL;
+  return 0;
+}
+
 static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *st) {
   const struct nsim__step_def *def = NULL;
   for (size_t i = 0; i < NSIM_ARRAY_LEN(nsim__steps); i++)
@@ -276,7 +292,7 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
   allowed[na++] = "name";
   allowed[na++] = "at";
   for (size_t i = 0; def->attrs[i]; i++) allowed[na++] = def->attrs[i];
-  if (def->is_assert) allowed[na++] = "expected", allowed[na++] = "because";
+  if (def->is_assert) allowed[na++] = "expected", allowed[na++] = "because", allowed[na++] = "after";
   allowed[na] = NULL;
   if (nsim__check_attrs(c, n, allowed) < 0) return -EINVAL;
   for (size_t i = 0; def->required[i]; i++)
@@ -292,6 +308,7 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
   st->stream = NSIM_STREAM_BOTH;
   st->present = 1;
   st->sig = SIGTERM;
+  st->after_step = -1;
   snprintf(st->auto_name, sizeof st->auto_name, "%s@line%d", def->element, st->line);
   st->name = nm_xml_attr(n, "name");
   if (!st->name) st->name = st->auto_name;
@@ -319,6 +336,8 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
   st->state = nm_xml_attr(n, "state");
   st->mapping = nm_xml_attr(n, "mapping");
   st->dial = nm_xml_attr(n, "dial");
+  st->relay = nm_xml_attr(n, "relay");
+  st->after = nm_xml_attr(n, "after");
   if (st->text && st->regex)
     return nsim__fail(c, n, "use text or regex, not both");
   if ((st->kind == NSIM_STEP_EXPECT_LINE || st->kind == NSIM_STEP_WAIT_FOR ||
@@ -424,6 +443,26 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
     st->from_buf[ql] = 0;
     st->from_proc = st->from_buf;
   }
+  if (st->kind == NSIM_STEP_EXPECT_CTL) {
+    if ((v = nm_xml_attr(n, "relay-counts"))) {
+      if (strcmp(v, "consistent"))
+        return nsim__fail(c, n, "relay-counts=\"%s\": the only check is consistent", v);
+      st->relay_counts = 1;
+    }
+    if (!st->servant && !st->relay_counts)
+      return nsim__fail(c, n, "<expect-ctl> needs servant=\"...\" or relay-counts=\"consistent\"");
+    if (!st->servant && (st->state || st->mapping || st->dial || st->relay ||
+                         nm_xml_attr(n, "present")))
+      return nsim__fail(c, n, "state, mapping, dial, relay and present are about a servant: "
+                        "name it with servant=\"...\"");
+  }
+  if (st->kind == NSIM_STEP_RESET_CONNECTION) {
+    st->peer_notices = 1;
+    if (nsim__bool(c, n, "peer-notices", &st->peer_notices) < 0) return -EINVAL;
+    /* ${...} is expanded when the step runs; a literal must be an endpoint already. */
+    if (!strstr(st->to, "${") && nsim__literal_endpoint(st->to) < 0)
+      return nsim__fail(c, n, "to=\"%s\": expected ADDR:PORT (e.g. ${ip:mgr}:85)", st->to);
+  }
   st->dnat_to = st->kind == NSIM_STEP_EXPECT_MAPPING ? st->to : NULL;
   if (st->kind == NSIM_STEP_START) st->process = st->name;
   return 0;
@@ -477,6 +516,13 @@ static int nsim__parse_scenario(struct nsim__ctx *c, xmlNode *n) {
       if (nsim__proc_ref(c, k, st->process, watch_only) < 0) return -EINVAL;
     }
     if (st->from_proc && nsim__proc_ref(c, k, st->from_proc, 0) < 0) return -EINVAL;
+    /* after="STEP": the latest earlier step of that name. */
+    if (st->after) {
+      for (int i = c->sc->nsteps - 2; i >= 0 && st->after_step < 0; i--)
+        if (!strcmp(steps[i].name, st->after)) st->after_step = i;
+      if (st->after_step < 0)
+        return nsim__fail(c, k, "after=\"%s\": no earlier step is named %s", st->after, st->after);
+    }
   }
   return 0;
 }

@@ -11,7 +11,6 @@
 #include <sys/types.h>
 
 #define NSIM_MAX_PROCS 64
-#define NSIM_MAX_BINDIRS 8
 
 struct nsim_proc {
   char name[NSIM_NAME_MAX + 16];
@@ -34,8 +33,7 @@ struct nsim_run {
   char dir[PATH_MAX];               /* run folder */
   char base[PATH_MAX];              /* folder holding run folders */
   char self[PATH_MAX];              /* this executable, for ${netsim} and helpers */
-  const char *bindirs[NSIM_MAX_BINDIRS];
-  int nbindirs;
+  char bindir[PATH_MAX];            /* where ${bin:NAME} looks: --bindir, else self's folder */
   int verbose;
   int persist;                      /* up: daemons outlive netsim (no parent-death signal) */
 

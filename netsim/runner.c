@@ -6,6 +6,7 @@
 #include "probe.h"
 #include "proc.h"
 #include "router.h"
+#include "sockreset.h"
 #include "stamp.h"
 #include "util.h"
 
@@ -387,11 +388,12 @@ static void nsim__do_ctl(struct nsim__ctx *c, const struct nsim_step *s, struct 
   if (nsim_expand(c->r, s->manager, manager, sizeof manager, o->detail, sizeof o->detail) < 0) return;
   if (s->dial && nsim_expand(c->r, s->dial, dial, sizeof dial, o->detail, sizeof o->detail) < 0)
     return;
+  struct nsim_ctl_want w = {s->servant, s->present, s->state, s->mapping, dial[0] ? dial : NULL,
+                            s->relay, s->relay_counts};
   long deadline = nsim__step_deadline(c, s->timeout_ms);
   /* The manager's view settles over heartbeats: ask again until it holds or time is up. */
   for (;;) {
-    int rc = nsim_ctl_check(c->r, nsim__node(c->r, s->host), manager, s->servant, s->present,
-                            s->state, s->mapping, dial[0] ? dial : NULL, o->detail,
+    int rc = nsim_ctl_check(c->r, nsim__node(c->r, s->host), manager, &w, o->detail,
                             sizeof o->detail);
     if (rc == 1) {
       o->pass = 1;
@@ -479,6 +481,19 @@ static void nsim__do_measure(struct nsim__ctx *c, const struct nsim_step *s,
            s->from_kind == NSIM_FROM_START ? "the start" : "a line", q->name, p->name, found);
 }
 
+static void nsim__do_reset(struct nsim__ctx *c, const struct nsim_step *s, struct nsim__outcome *o) {
+  char to[128];
+  uint32_t ip;
+  uint16_t port;
+  if (nsim_expand(c->r, s->to, to, sizeof to, o->detail, sizeof o->detail) < 0) return;
+  if (nsim_parse_endpoint(to, &ip, &port) < 0) {
+    snprintf(o->detail, sizeof o->detail, "to=\"%s\" is not ADDR:PORT", to);
+    return;
+  }
+  o->pass = nsim_sock_reset(c->r, nsim_proc_find(c->r, s->process), ip, port, s->peer_notices,
+                            o->detail, sizeof o->detail) > 0;
+}
+
 static void nsim__do_step(struct nsim__ctx *c, const struct nsim_step *s, struct nsim__outcome *o) {
   struct nsim_run *r = c->r;
   struct nsim_proc *p = s->process ? nsim_proc_find(r, s->process) : NULL;
@@ -532,6 +547,7 @@ static void nsim__do_step(struct nsim__ctx *c, const struct nsim_step *s, struct
     o->pass = nsim_router_restart_daemon(r, s->node, s->flush, s->timeout_ms, o->detail,
                                          sizeof o->detail) == 0;
     break;
+  case NSIM_STEP_RESET_CONNECTION: nsim__do_reset(c, s, o); break;
   }
 }
 
@@ -546,6 +562,8 @@ void nsim_runner_run(struct nsim_run *r, struct nsim_report *rep) {
   r->t0_ms = nsim_now_ms();
   c.deadline = r->t0_ms + r->sc->timeout_ms;
   int aborted = 0;
+  /* When each step ended, for after="STEP" deadlines. */
+  long *ended_ms = calloc((size_t)r->sc->nsteps + 1, sizeof *ended_ms);
   if (nsim_stamp_start(r) < 0) nsim_log(r, "no line timestamps: measures use the time they look");
   for (int i = 0; i < r->sc->nsteps; i++) {
     const struct nsim_step *s = &r->sc->steps[i];
@@ -570,8 +588,22 @@ void nsim_runner_run(struct nsim_run *r, struct nsim_report *rep) {
     nsim_log(r, "line %d: %s", s->line, what);
     struct nsim__outcome o = {0, ""};
     long t = nsim_now_ms();
-    nsim__do_step(&c, s, &o);
+    struct nsim_step after_copy;
+    if (s->after_step >= 0 && ended_ms) {
+      /* The deadline counts from the end of the named step: what is left of it now (none
+       * left still means one look). */
+      long left = s->timeout_ms - (t - ended_ms[s->after_step]);
+      after_copy = *s;
+      after_copy.timeout_ms = left > 0 ? left : 0;
+      nsim__do_step(&c, &after_copy, &o);
+      size_t dl = strlen(o.detail);
+      snprintf(o.detail + dl, sizeof o.detail - dl, " [deadline %ldms after %s, %ldms of it left "
+               "at the start]", s->timeout_ms, s->after, after_copy.timeout_ms);
+    } else {
+      nsim__do_step(&c, s, &o);
+    }
     long took = nsim_now_ms() - t;
+    if (ended_ms) ended_ms[i] = nsim_now_ms();
     nsim_proc_reap(r);
     if (s->is_assert && s->xfail) {
       /* Written down as not holding yet: failing is the expected outcome; holding means the
@@ -593,6 +625,7 @@ void nsim_runner_run(struct nsim_run *r, struct nsim_report *rep) {
       aborted = 1;
     }
   }
+  free(ended_ms);
   nsim_stamp_stop(r);
   /* A router daemon that died mid-run invalidates what the scenario observed; any other
    * process that ended is worth a note (a crash explains many a failed assertion). */

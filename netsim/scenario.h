@@ -27,6 +27,7 @@ enum nsim_step_kind {
   NSIM_STEP_EXPECT_CTL,       /* assertion: what `natmesh-ctl status` reports about a servant */
   NSIM_STEP_MEASURE,          /* assertion (the line appears) that reports a time: line - reference */
   NSIM_STEP_RESTART_UPNPD,    /* stop a router's miniupnpd, optionally forget its mappings, start it */
+  NSIM_STEP_RESET_CONNECTION, /* abort a process's TCP connections to ADDR:PORT, the process untouched */
 };
 
 /* measure: what the time is counted from. */
@@ -84,6 +85,11 @@ struct nsim_step {
   char from_buf[NSIM_NAME_MAX + 16];
   const char *unit;      /* measure: the unit as written ("5s"), NULL for none */
   long unit_ms;
+  int peer_notices;      /* reset-connection: the RST reaches the peer (default) or is dropped */
+  const char *relay;     /* expect-ctl: name of the servant's relay ("NAME" or "!NAME") */
+  int relay_counts;      /* expect-ctl: every relay's clients = the servants listing it */
+  const char *after;     /* assertions: the deadline counts from the end of this earlier step */
+  int after_step;        /* its index, -1 for none (the deadline counts from the step's start) */
 };
 
 struct nsim_scenario {

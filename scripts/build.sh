@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Configures and builds natmesh into BUILD_DIR (default: build). Extra arguments go to cmake.
+# Configures and builds natmesh into BUILD_DIR (default: build); the programs land in
+# BUILD_DIR/bin. Extra arguments go to cmake (e.g. -DNATMESH_WITH_NETSIM=OFF).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}

@@ -71,11 +71,11 @@ async def start(name, argv):
 
 async def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bindir", required=True)
+    ap.add_argument("--bindir", required=True, help="folder of the natmesh programs (BUILD/bin)")
     args = ap.parse_args()
-    mgr_bin = os.path.join(args.bindir, "manager", "natmesh-manager")
-    sv_bin = os.path.join(args.bindir, "servant", "natmesh-servant")
-    ctl_bin = os.path.join(args.bindir, "ctl", "natmesh-ctl")
+    mgr_bin = os.path.join(args.bindir, "natmesh-manager")
+    sv_bin = os.path.join(args.bindir, "natmesh-servant")
+    ctl_bin = os.path.join(args.bindir, "natmesh-ctl")
     port = free_port()
     print(f"== natmesh demo: manager on 127.0.0.1:{port}, servants {', '.join(NAMES)}\n")
     procs = []

@@ -5,4 +5,4 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
 BUILD_DIR=$root/build "$root/scripts/build.sh" -DCMAKE_BUILD_TYPE=RelWithDebInfo
-exec python3 "$root/scripts/demo.py" --bindir "$root/build/src"
+exec python3 "$root/scripts/demo.py" --bindir "$root/build/bin"

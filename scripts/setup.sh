@@ -3,8 +3,10 @@
 # Used by demo.sh and test.sh; safe to run again.
 set -euo pipefail
 
+# clang and libclang-rt-14-dev (libFuzzer, the sanitizers' runtimes; only recommended by
+# clang, and recommends are not installed here) for the test build, which fuzzes.
 packages=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev libxml2-dev libminiupnpc-dev libnatpmp-dev
   python3 graphviz iproute2 nftables iputils-ping netcat-openbsd
   miniupnpd-nftables miniupnpc natpmpc

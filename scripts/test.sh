@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# One command for every test: install what is missing, build with AddressSanitizer and
-# UndefinedBehaviorSanitizer, and run the whole suite (unit, integration, netsim) with ctest.
+# One command for every test: install what is missing, build with clang, AddressSanitizer,
+# UndefinedBehaviorSanitizer and the libFuzzer targets, and run the whole suite (unit,
+# integration, install, fuzz, netsim) with ctest.
 # The netsim scenarios create network namespaces and need root.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
 build=$root/build-test
-BUILD_DIR=$build "$root/scripts/build.sh" -DNATMESH_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+# clang for -fsanitize=fuzzer; a build folder configured with another compiler is made anew
+# (CMake cannot switch compilers in place).
+if [ -f "$build/CMakeCache.txt" ] && ! grep -q '^CMAKE_C_COMPILER:[A-Z]*=.*clang' "$build/CMakeCache.txt"; then
+  rm -rf "$build"
+fi
+BUILD_DIR=$build "$root/scripts/build.sh" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+  -DNATMESH_SANITIZE=ON -DNATMESH_FUZZ=ON
 cd "$build"
 # detect_leaks stays on; a peer must never be able to make a natmesh program abort.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}

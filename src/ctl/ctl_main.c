@@ -64,6 +64,7 @@ static void nmctl_usage(FILE *out) {
           "  --format FORMAT      table (default), xml (the status document), or dot\n"
           "                       (Graphviz: natmesh-ctl status --format dot | dot -Tpng -o overlay.png)\n"
           "  -h, --help           this text\n"
+          "  --version            print the version and exit\n"
           "\n"
           "exit status: 0 success, 1 usage error, 2 manager unreachable, 3 unusable answer\n",
           NMCTL_DEFAULT_MANAGER, NMCTL_DEFAULT_PORT, NMCTL_DEFAULT_TIMEOUT_MS / 1000);
@@ -151,6 +152,9 @@ int main(int argc, char **argv) {
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 ||
         strcmp(argv[i], "help") == 0) {
       nmctl_usage(stdout);
+      return NMCTL_EXIT_OK;
+    } else if (strcmp(argv[i], "--version") == 0) {
+      puts("natmesh-ctl " NATMESH_VERSION);
       return NMCTL_EXIT_OK;
     } else if ((v = nmctl_optval(argc, argv, &i, "--manager", &missing))) {
       o.manager = v;

@@ -30,7 +30,7 @@ static const nm_cfg_field mgr_config_fields[] = {
 static void usage(FILE *out) {
   fputs("usage: natmesh-manager [--config manager.xml] [--listen ADDR] [--port N]\n"
         "                       [--heartbeat S] [--timeout S] [--port-range FIRST-LAST]\n"
-        "                       [--check-config] [--verbose]\n"
+        "                       [--check-config] [--verbose] [--version]\n"
         "The connection manager servants register with. Defaults: listen on all addresses (::,\n"
         "or 0.0.0.0 without IPv6), port 85, "
         "heartbeat 5 s, timeout 15 s, assigned servant ports 4001-4999.\n",
@@ -44,9 +44,7 @@ static void mgr__sweep(uv_timer_t *t) {
   for (mgr_session *s = m->sessions, *next; s; s = next) {
     next = s->next;
     if (s->conn.closing || now - s->last_heard_ms <= limit) continue;
-    char why[80];
-    snprintf(why, sizeof why, "no heartbeat for %u s", m->cfg.timeout_s);
-    mgr_session_drop(s, why);
+    mgr_session_retire(s, MGR_RETIRE_TIMED_OUT, NULL);
   }
 }
 
@@ -59,11 +57,7 @@ static void mgr__on_signal(uv_signal_t *sig, int signum) {
   if (m->stopping) return;
   m->stopping = 1;
   nm_log_info("signal %d: stopping", signum);
-  /* Everyone is going: no leave is worth publishing to the others. */
-  for (mgr_session *s = m->sessions; s; s = s->next) {
-    s->state = MGR_SESSION_NEW;
-    nm_conn_close(&s->conn, 0, NULL);
-  }
+  for (mgr_session *s = m->sessions; s; s = s->next) mgr_session_retire(s, MGR_RETIRE_STOPPING, NULL);
   uv_close((uv_handle_t *)&m->server, NULL);
   uv_close((uv_handle_t *)&m->sweep, NULL);
   uv_close((uv_handle_t *)&m->sigint, NULL);
@@ -143,13 +137,15 @@ int main(int argc, char **argv) {
       {"port", required_argument, 0, 'p'},     {"heartbeat", required_argument, 0, 'H'},
       {"timeout", required_argument, 0, 'T'},  {"port-range", required_argument, 0, 'r'},
       {"check-config", no_argument, 0, 'C'},   {"verbose", no_argument, 0, 'v'},
-      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+      {"help", no_argument, 0, 'h'},           {"version", no_argument, 0, 'V'},
+      {0, 0, 0, 0}};
   /* Two passes: the config file first, so that command-line options override it. */
   const char *config_path = NULL;
   int check_only = 0, opt;
   while ((opt = getopt_long(argc, argv, "c:l:p:H:T:r:Cvh", opts, NULL)) != -1) {
     if (opt == 'c') config_path = optarg;
     else if (opt == 'h') return usage(stdout), 0;
+    else if (opt == 'V') return puts("natmesh-manager " NATMESH_VERSION), 0;
     else if (opt == '?') return usage(stderr), 2;
   }
   if (config_path) {
@@ -172,9 +168,8 @@ int main(int argc, char **argv) {
       break;
     case 'H':
     case 'T': {
-      char *end;
-      unsigned long x = strtoul(optarg, &end, 10);
-      if (*end || x == 0 || x > 36000)
+      uint64_t x;
+      if (nm_parse_u64(optarg, strlen(optarg), &x) < 0 || x == 0 || x > 36000)
         return nm_log_error("--%s: invalid \"%s\"", opt == 'H' ? "heartbeat" : "timeout", optarg), 2;
       if (opt == 'H') cfg->heartbeat_s = (unsigned)x;
       else cfg->timeout_s = (unsigned)x;

@@ -1,7 +1,8 @@
 /* The connection manager's shared state: the sessions it holds and the peer list it
- * publishes. Modules: registry.c (who is registered, ports, list and deltas),
- * session.c (the frame dispatcher), status.c (natmesh-ctl's view), main.c (options,
- * listening, timers). */
+ * publishes. Modules: session.c (the session lifecycle and frame dispatcher), registry.c
+ * (who is listed, ports, the list and its deltas), complaints.c (complaints in, a verdict
+ * out), relays.c (relay assignment), status.c (natmesh-ctl's view), main.c (options,
+ * listening, timers); the pure policies are verdict.c and relay_choice.c. */
 #ifndef NM_MANAGER_H
 #define NM_MANAGER_H
 
@@ -11,6 +12,7 @@
 #include "nm_conn.h"
 #include "nm_peerlist.h"
 #include "nm_proto.h"
+#include "verdict.h"
 
 /* Sessions (servants, relays, ctl) one manager holds. Bounded so that the status document
  * fits in one 1 MiB frame even in the worst case: about 600 bytes a servant with IPv6
@@ -23,18 +25,36 @@ typedef struct {
   unsigned heartbeat_s;
   unsigned timeout_s;
   unsigned port_first, port_last;
-  /* complaints and relays (see complaints.c) */
+  /* complaints and relays (see verdict.h) */
   unsigned complaint_threshold;   /* complaints per reporter that count */
   unsigned complaint_window_s;    /* complaints older than this expire */
   unsigned quorum_percent;        /* share of other live servants that must complain */
 } mgr_config;
 
+/* A session moves forward only: NEW -> (CTL | WELCOMED | REPLACING) -> REGISTERED ->
+ * RETIRED, and every session ends in RETIRED through mgr_session_retire(), the one place
+ * that decides what its end does to the list, the complaints and the relays. The order
+ * matters: the dispatch table allows each message in a range of states. */
 typedef enum {
-  MGR_SESSION_NEW = 0,   /* connected, nothing said yet */
-  MGR_SESSION_WELCOMED,  /* hello accepted, waiting for listening */
-  MGR_SESSION_REGISTERED,/* in the peer list */
-  MGR_SESSION_CTL,       /* a natmesh-ctl asking for status */
+  MGR_SESSION_NEW = 0,    /* connected, nothing said yet */
+  MGR_SESSION_WELCOMED,   /* hello accepted, waiting for listening; not listed */
+  MGR_SESSION_REPLACING,  /* hello for a listed id: it holds that servant's list entry,
+                             verdict and relay duty, and waits for listening */
+  MGR_SESSION_REGISTERED, /* listening: in the peer list */
+  MGR_SESSION_CTL,        /* a natmesh-ctl asking for status */
+  MGR_SESSION_RETIRED,    /* ended; backs nothing, its connection is closing */
 } mgr_session_state;
+
+const char *mgr_session_state_name(mgr_session_state s);
+
+/* Why a session ends; mgr_session_retire() acts on it. */
+typedef enum {
+  MGR_RETIRE_CLOSED = 0, /* its connection closed or failed */
+  MGR_RETIRE_BYE,        /* it said bye */
+  MGR_RETIRE_TIMED_OUT,  /* nothing heard for the heartbeat timeout */
+  MGR_RETIRE_REPLACED,   /* a new session of the same servant took its registration over */
+  MGR_RETIRE_STOPPING,   /* the manager is stopping: nothing is published */
+} mgr_retire_how;
 
 typedef struct manager manager;
 
@@ -54,15 +74,15 @@ typedef struct mgr_session {
   char ext_ip[64];
   uint16_t ext_port;
   nm_reach_state reach;
+  /* when relayed: the relay it pulls from and its token there (relays.c) */
   char relay_id[NM_ID_LEN + 1];
-  char relay_token[33];
+  char relay_token[MGR_TOKEN_LEN + 1];
   /* complaints others made about this servant (complaints.c) */
-  struct mgr_complaint *complaints;
-  size_t ncomplaints;
-  /* relay duty (relays.c) */
-  unsigned max_clients; /* how many clients it will serve, from its hello */
-  unsigned clients;     /* how many the manager assigned it */
-  unsigned long long load_bytes_in, load_bytes_out, load_drops, load_attached;
+  mgr_complaints complaints;
+  /* relay duty: how many clients it will serve, from its hello; how many it has is
+   * counted from the clients' relay_id (mgr_relay_clients), never kept here */
+  unsigned max_clients;
+  uint64_t load_bytes_in, load_bytes_out, load_drops, load_attached; /* its relay-load */
   struct mgr_session *prev, *next;
 } mgr_session;
 
@@ -76,22 +96,35 @@ struct manager {
   size_t nsessions;
   nm_peerlist list; /* what is published; list.version counts changes */
   unsigned next_port;
+  /* verdicts of servants whose session ended without bye, for timeout_s (verdict.h) */
+  mgr_verdict_memory verdicts;
   int stopping;
 };
 
 /* registry.c */
+/* Whether s holds a list entry: registered, or taking a registration over. */
+int mgr_session_listed(const mgr_session *s);
+/* The registered session with id, or NULL. */
 mgr_session *mgr_find_registered(manager *m, const char *id);
+/* The session that holds id's list entry (registered or replacing), or NULL. */
+mgr_session *mgr_find_listed(manager *m, const char *id);
 uint16_t mgr_assign_port(manager *m, const char *ip, uint16_t avoid);
-/* Adds or updates s's entry in the list and publishes the change. */
+/* Adds or updates s's entry in the list and publishes the change to every registered
+ * session (so not to s while it is joining: it gets the full list instead). */
 void mgr_publish_upsert(manager *m, mgr_session *s);
 /* Removes s's entry (if listed) and publishes the leave. */
 void mgr_publish_leave(manager *m, mgr_session *s, const char *reason);
 void mgr_send_full_list(manager *m, mgr_session *s);
 void mgr_session_to_peer(const mgr_session *s, nm_peer *p);
+/* The rules complaints are judged by, from the config. */
+mgr_verdict_rules mgr_rules(const manager *m);
 
 /* session.c */
 void mgr_on_connection(uv_stream_t *server, int status);
-void mgr_session_drop(mgr_session *s, const char *reason);
+/* The one end of every session (see mgr_retire_how). successor: the session taking the
+ * registration over, with MGR_RETIRE_REPLACED only. Closes the connection unless it is
+ * closing already. Idempotent. */
+void mgr_session_retire(mgr_session *s, mgr_retire_how how, mgr_session *successor);
 
 /* status.c */
 void mgr_send_status(manager *m, mgr_session *asker);

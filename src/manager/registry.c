@@ -3,14 +3,23 @@
 #include "manager.h"
 #include "nm_error.h"
 #include "nm_log.h"
-#include "nm_xml.h"
-
-#include <stdlib.h>
+#include "nm_msg.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 uint64_t mgr_now_ms(manager *m) { return uv_now(m->loop); }
+
+mgr_verdict_rules mgr_rules(const manager *m) {
+  mgr_verdict_rules r = {m->cfg.heartbeat_s, m->cfg.complaint_threshold, m->cfg.complaint_window_s,
+                         m->cfg.quorum_percent};
+  return r;
+}
+
+int mgr_session_listed(const mgr_session *s) {
+  return s->state == MGR_SESSION_REGISTERED || s->state == MGR_SESSION_REPLACING;
+}
 
 mgr_session *mgr_find_registered(manager *m, const char *id) {
   for (mgr_session *s = m->sessions; s; s = s->next)
@@ -18,16 +27,23 @@ mgr_session *mgr_find_registered(manager *m, const char *id) {
   return NULL;
 }
 
+mgr_session *mgr_find_listed(manager *m, const char *id) {
+  for (mgr_session *s = m->sessions; s; s = s->next)
+    if (mgr_session_listed(s) && strcmp(s->id, id) == 0) return s;
+  return NULL;
+}
+
 static int mgr__port_taken(manager *m, const char *ip, uint16_t port) {
   for (mgr_session *s = m->sessions; s; s = s->next)
-    if (s->port == port && s->state >= MGR_SESSION_WELCOMED && s->state != MGR_SESSION_CTL &&
+    if (s->port == port && (s->state == MGR_SESSION_WELCOMED || mgr_session_listed(s)) &&
         strcmp(s->conn.peer_ip, ip) == 0)
       return 1;
   return 0;
 }
 
-/* The seed's iPortMax + 1, made safe: the next port in the range that no servant at the
- * same address uses, wrapping around; 0 when the range is exhausted. */
+/* The next port in the range that no servant at the same address uses (the one after the
+ * last one handed out, so ports are not reused at once), wrapping around; 0 when the range
+ * is exhausted. */
 uint16_t mgr_assign_port(manager *m, const char *ip, uint16_t avoid) {
   unsigned span = m->cfg.port_last - m->cfg.port_first + 1;
   if (m->next_port < m->cfg.port_first || m->next_port > m->cfg.port_last)
@@ -58,45 +74,53 @@ void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {
   strcpy(p->relay, s->relay_id);
 }
 
-static void mgr__broadcast(manager *m, xmlDoc *doc, const mgr_session *except) {
-  char *buf;
-  size_t len;
-  if (nm_xml_dump(doc, &buf, &len) < 0) return;
+/* One encoding for everyone: the same delta goes to every registered session but except. */
+static void mgr__broadcast(manager *m, const nm_msg *msg, const mgr_session *except) {
+  nm_msgbuf buf;
+  int rc = nm_msg_encode(msg, &buf);
+  if (rc < 0) {
+    nm_log_error("cannot encode a delta: %s", nm_strerror(rc));
+    return;
+  }
   for (mgr_session *s = m->sessions; s; s = s->next) {
     if (s == except || s->state != MGR_SESSION_REGISTERED) continue;
-    int rc = nm_conn_send(&s->conn, NM_MSG_DELTA, buf, len);
+    rc = nm_conn_send(&s->conn, msg->type, buf.data, buf.len);
     if (rc < 0) nm_log_warn("cannot send delta to %s: %s", s->name, nm_strerror(rc));
   }
-  free(buf);
+  nm_msgbuf_free(&buf);
 }
 
 void mgr_send_full_list(manager *m, mgr_session *s) {
-  xmlDoc *doc = nm_peerlist_to_doc(&m->list, s->id);
-  int rc = nm_conn_send_doc(&s->conn, NM_MSG_PEERS, doc);
-  xmlFreeDoc(doc);
+  nm_msg msg = {.type = NM_MSG_PEERS};
+  msg.u.peers.list = &m->list;
+  memcpy(msg.u.peers.me, s->id, sizeof msg.u.peers.me);
+  int rc = nm_msg_send(&s->conn, &msg);
   if (rc < 0) nm_log_warn("cannot send peer list to %s: %s", s->name, nm_strerror(rc));
 }
 
 void mgr_publish_upsert(manager *m, mgr_session *s) {
-  nm_peer p;
-  mgr_session_to_peer(s, &p);
+  nm_msg msg = {.type = NM_MSG_DELTA};
+  nm_msg_delta *d = &msg.u.delta;
+  mgr_session_to_peer(s, &d->peer);
   nm_peer *old = nm_peerlist_find(&m->list, s->id);
-  if (old && memcmp(old, &p, sizeof p) == 0) return; /* nothing changed: publish nothing */
-  if (nm_peerlist_upsert(&m->list, &p) < 0) {
+  if (old && memcmp(old, &d->peer, sizeof d->peer) == 0) return; /* nothing changed: publish nothing */
+  if (nm_peerlist_upsert(&m->list, &d->peer) < 0) {
     nm_log_error("peer list full (%d servants); %s not listed", NM_PEERS_MAX, s->name);
     return;
   }
-  uint64_t base = m->list.version++;
-  xmlDoc *doc = nm_delta_upsert_doc(base, m->list.version, &p);
-  mgr__broadcast(m, doc, NULL);
-  xmlFreeDoc(doc);
+  d->base = m->list.version++;
+  d->version = m->list.version;
+  mgr__broadcast(m, &msg, NULL);
 }
 
 void mgr_publish_leave(manager *m, mgr_session *s, const char *reason) {
   if (nm_peerlist_remove(&m->list, s->id) < 0) return;
   nm_log_info("left: %s (%s) %s", s->name, s->id, reason ? reason : "");
-  uint64_t base = m->list.version++;
-  xmlDoc *doc = nm_delta_leave_doc(base, m->list.version, s->id);
-  mgr__broadcast(m, doc, s);
-  xmlFreeDoc(doc);
+  nm_msg msg = {.type = NM_MSG_DELTA};
+  nm_msg_delta *d = &msg.u.delta;
+  d->leave = 1;
+  memcpy(d->leave_id, s->id, sizeof d->leave_id);
+  d->base = m->list.version++;
+  d->version = m->list.version;
+  mgr__broadcast(m, &msg, s);
 }

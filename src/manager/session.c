@@ -1,58 +1,133 @@
-/* One session per connected servant, relay or natmesh-ctl: the frame dispatcher and the
- * small steps it fans out to. */
+/* One session per connected servant, relay or natmesh-ctl: its lifecycle, with the one
+ * retire path every session ends through, and the frame dispatcher with the small steps
+ * it fans out to. */
 #include "manager.h"
+#include "complaints.h"
+#include "relays.h"
 #include "nm_error.h"
 #include "nm_log.h"
+#include "nm_msg.h"
 #include "nm_peerlist.h"
-#include "nm_xml.h"
-#include "complaints.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- the end of a session -------------------------------------------------------------- */
+
+/* The registration moves from old to s, a new session of the same servant: its list entry,
+ * its verdict and relay, its relay duty (its clients name it by id, so they follow) and the
+ * complaints about it. s publishes the entry anew when it says listening. */
+static void mgr__hand_over(mgr_session *old, mgr_session *s) {
+  int same_ip = strcmp(old->conn.peer_ip, s->conn.peer_ip) == 0;
+  s->reach = old->reach;
+  if (same_ip) {
+    s->mapping = old->mapping;
+    memcpy(s->ext_ip, old->ext_ip, sizeof s->ext_ip);
+    s->ext_port = old->ext_port;
+  } else if (s->reach == NM_REACH_MAPPED) {
+    /* A mapping made from another address says nothing about this one: it reports anew. */
+    s->reach = NM_REACH_UNKNOWN;
+  }
+  memcpy(s->relay_id, old->relay_id, sizeof s->relay_id);
+  memcpy(s->relay_token, old->relay_token, sizeof s->relay_token);
+  s->complaints = old->complaints;
+  memset(&old->complaints, 0, sizeof old->complaints);
+  s->load_bytes_in = old->load_bytes_in;
+  s->load_bytes_out = old->load_bytes_out;
+  s->load_drops = old->load_drops;
+  s->load_attached = old->load_attached;
+  s->state = MGR_SESSION_REPLACING;
+  nm_log_info("%s (%s) reconnected: the new session takes its registration over (%s%s%s)", s->name, s->id,
+              nm_reach_name(s->reach), s->relay_id[0] ? ", relay " : "", s->relay_id);
+}
+
+/* A servant judged unreachable whose session ended without bye may be back in a moment
+ * (its connection to us was reset, not its process): it gets its verdict back then. */
+static void mgr__remember_verdict(manager *m, const mgr_session *s) {
+  if (s->reach != NM_REACH_SUSPICIOUS && s->reach != NM_REACH_RELAYED) return;
+  mgr_remembered_verdict v;
+  memset(&v, 0, sizeof v);
+  memcpy(v.id, s->id, sizeof v.id);
+  memcpy(v.relay_id, s->relay_id, sizeof v.relay_id);
+  memcpy(v.token, s->relay_token, sizeof v.token);
+  uint64_t now = mgr_now_ms(m);
+  v.until_ms = now + (uint64_t)m->cfg.timeout_s * 1000;
+  mgr_verdicts_remember(&m->verdicts, &v, now);
+}
+
+/* s's list entry goes: the leave is published, complaints by and about it go, its relay
+ * stops serving it and its clients get another relay. */
+static void mgr__unlist(mgr_session *s, const char *reason) {
+  manager *m = s->mgr;
+  mgr_publish_leave(m, s, reason);
+  mgr_complaints_on_leave(m, s);
+  mgr_relay_unlink(m, s);
+  mgr_relays_reassign_clients_of(m, s);
+  /* Its relay has room again. */
+  mgr_relays_serve_waiting(m);
+}
+
+void mgr_session_retire(mgr_session *s, mgr_retire_how how, mgr_session *successor) {
+  if (s->state == MGR_SESSION_RETIRED) return;
+  manager *m = s->mgr;
+  int listed = mgr_session_listed(s);
+  char reason[80];
+  switch (how) {
+  case MGR_RETIRE_CLOSED: snprintf(reason, sizeof reason, "session closed"); break;
+  case MGR_RETIRE_BYE: snprintf(reason, sizeof reason, "said bye"); break;
+  case MGR_RETIRE_TIMED_OUT: snprintf(reason, sizeof reason, "no heartbeat for %u s", m->cfg.timeout_s); break;
+  case MGR_RETIRE_REPLACED: snprintf(reason, sizeof reason, "replaced by a new session of the same servant"); break;
+  case MGR_RETIRE_STOPPING: reason[0] = 0; break;
+  }
+  /* Retired first: from here on no lookup finds s, so nothing below sends to it, counts it
+   * as a relay's client or picks it as a relay. */
+  s->state = MGR_SESSION_RETIRED;
+  if (listed) {
+    switch (how) {
+    case MGR_RETIRE_REPLACED:
+      if (successor) {
+        mgr__hand_over(s, successor);
+        break;
+      }
+      mgr__unlist(s, reason); /* nobody to hand over to: it is simply gone */
+      break;
+    case MGR_RETIRE_STOPPING: break; /* everyone is going: no leave is worth publishing */
+    case MGR_RETIRE_CLOSED:
+    case MGR_RETIRE_TIMED_OUT:
+      mgr__remember_verdict(m, s);
+      mgr__unlist(s, reason);
+      break;
+    case MGR_RETIRE_BYE: mgr__unlist(s, reason); break;
+    }
+  }
+  mgr_complaints_free(&s->complaints);
+  nm_conn_close(&s->conn, 0, reason[0] ? reason : NULL);
+}
+
 static void mgr__session_closed(nm_conn *c) {
   mgr_session *s = c->data;
   manager *m = s->mgr;
-  if (s->state == MGR_SESSION_REGISTERED) {
-    /* Unregister first so the leave is not sent to the servant that left. */
-    s->state = MGR_SESSION_NEW;
-    mgr_publish_leave(m, s, "session closed");
-    mgr_relays_on_leave(m, s);
-  }
+  mgr_session_retire(s, MGR_RETIRE_CLOSED, NULL);
   if (s->prev) s->prev->next = s->next;
   else m->sessions = s->next;
   if (s->next) s->next->prev = s->prev;
   m->nsessions--;
-  free(s->complaints);
   free(s);
 }
 
-void mgr_session_drop(mgr_session *s, const char *reason) {
-  if (s->state == MGR_SESSION_REGISTERED) {
-    s->state = MGR_SESSION_NEW;
-    mgr_publish_leave(s->mgr, s, reason);
-    mgr_relays_on_leave(s->mgr, s);
-  }
-  nm_conn_close(&s->conn, 0, reason);
-}
+/* ---- registration ------------------------------------------------------------------------ */
 
 static void mgr__send_welcome(mgr_session *s) {
   manager *m = s->mgr;
-  xmlDoc *doc = xmlNewDoc(BAD_CAST "1.0");
-  xmlNode *w = xmlNewNode(NULL, BAD_CAST "welcome");
-  xmlDocSetRootElement(doc, w);
-  char port[8], hb[16], to[16];
-  snprintf(port, sizeof port, "%u", s->port);
-  snprintf(hb, sizeof hb, "%u", m->cfg.heartbeat_s);
-  snprintf(to, sizeof to, "%u", m->cfg.timeout_s);
-  xmlNewProp(w, BAD_CAST "id", BAD_CAST s->id);
-  xmlNewProp(w, BAD_CAST "ip", BAD_CAST s->conn.peer_ip);
-  xmlNewProp(w, BAD_CAST "port", BAD_CAST port);
-  xmlNewProp(w, BAD_CAST "heartbeat", BAD_CAST hb);
-  xmlNewProp(w, BAD_CAST "timeout", BAD_CAST to);
-  nm_conn_send_doc(&s->conn, NM_MSG_WELCOME, doc);
-  xmlFreeDoc(doc);
+  nm_msg w = {.type = NM_MSG_WELCOME};
+  memcpy(w.u.welcome.id, s->id, sizeof w.u.welcome.id);
+  snprintf(w.u.welcome.ip, sizeof w.u.welcome.ip, "%s", s->conn.peer_ip);
+  w.u.welcome.port = s->port;
+  w.u.welcome.heartbeat_s = m->cfg.heartbeat_s;
+  w.u.welcome.timeout_s = m->cfg.timeout_s;
+  int rc = nm_msg_send(&s->conn, &w);
+  if (rc < 0) nm_log_warn("cannot send welcome to %s: %s", s->name, nm_strerror(rc));
 }
 
 /* Gives s a port (its own, or the next free one) and welcomes it. */
@@ -65,113 +140,136 @@ static int mgr__welcome(mgr_session *s, uint16_t wanted) {
     }
   }
   s->port = wanted;
-  s->state = MGR_SESSION_WELCOMED;
   mgr__send_welcome(s);
   return 0;
 }
 
-static int mgr__on_hello(mgr_session *s, const char *payload, size_t len) {
-  xmlDoc *doc;
-  xmlNode *h = nm_conn_parse_doc(&s->conn, payload, len, "hello", &doc);
-  if (!h) return 1;
-  const char *id = nm_xml_attr(h, "id");
-  const char *name = nm_xml_attr(h, "name");
-  const char *role = nm_xml_attr(h, "role");
-  unsigned port = 0;
-  const char *bad = NULL;
-  if (!nm_id_valid(id)) bad = "hello: missing or invalid id";
-  else if (!nm_name_valid(name)) bad = "hello: missing or invalid name";
-  else if (role && nm_role_parse(role, &s->role) < 0)
-    bad = "hello: role must be servant or relay";
-  else if (nm_xml_attr_uint(h, "port", 0, 65535, &port) < 0) bad = "hello: missing or invalid port";
-  if (bad) {
-    xmlFreeDoc(doc);
-    nm_conn_fail(&s->conn, NM_EMSG, bad);
-    return 1;
-  }
-  strcpy(s->id, id);
-  strcpy(s->name, name);
-  unsigned max_clients = 8;
-  nm_xml_attr_uint(h, "max-clients", 0, 256, &max_clients);
-  s->max_clients = max_clients;
-  xmlFreeDoc(doc);
+/* A servant that reconnects before we noticed its old session die replaces it: the new
+ * session takes the registration over, so peers see an update rather than a leave and a
+ * join, and its relay bookkeeping carries on. */
+static void mgr__take_over(mgr_session *s) {
+  mgr_session *old = mgr_find_listed(s->mgr, s->id);
+  if (old && old != s) mgr_session_retire(old, MGR_RETIRE_REPLACED, s);
+}
 
-  /* A servant that reconnects before we noticed its old session die replaces it; its
-   * list entry is taken over, so peers see an update rather than a leave and a join. */
-  mgr_session *old = mgr_find_registered(s->mgr, s->id);
-  if (old && old != s) {
-    old->state = MGR_SESSION_NEW;
-    nm_conn_close(&old->conn, 0, "replaced by a new session of the same servant");
-  }
+static int mgr__on_hello(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
+  const nm_msg_hello *h = &msg->u.hello;
+  memcpy(s->id, h->id, sizeof s->id);
+  memcpy(s->name, h->name, sizeof s->name);
+  s->role = h->role;
+  s->max_clients = h->max_clients;
+  uint16_t port = h->port;
+
   nm_conn_set_label(&s->conn, "%s %s", nm_role_name(s->role), s->name);
   nm_frame_reader_set_max(&s->conn.reader, NM_FRAME_MAX);
   nm_log_info("hello from %s (%s) at %s:%u, %s", s->name, s->id, s->conn.peer_ip,
               s->conn.peer_port, port ? "has its own port" : "asks for a port");
-  mgr__welcome(s, (uint16_t)port);
+  s->state = MGR_SESSION_WELCOMED;
+  mgr__take_over(s);
+  mgr__welcome(s, port);
   return s->conn.closing;
 }
 
-static int mgr__on_listening(mgr_session *s, const char *payload, size_t len) {
-  xmlDoc *doc;
-  xmlNode *l = nm_conn_parse_doc(&s->conn, payload, len, "listening", &doc);
-  if (!l) return 1;
-  unsigned port = 0, busy = 0;
-  int rc = nm_xml_attr_uint(l, "port", 0, 65535, &port);
-  nm_xml_attr_uint(l, "busy", 1, 65535, &busy);
-  xmlFreeDoc(doc);
-  if (rc < 0) {
-    nm_conn_fail(&s->conn, NM_EMSG, "listening: missing or invalid port");
-    return 1;
-  }
+/* Whether s, taking its registration over, is now dialled at another address than its
+ * list entry says. */
+static int mgr__moved(const mgr_session *s, const nm_peer *before) {
+  nm_peer now;
+  mgr_session_to_peer(s, &now);
+  return strcmp(before->ip, now.ip) != 0 || before->port != now.port;
+}
+
+static int mgr__on_listening(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
+  manager *m = s->mgr;
+  uint16_t port = msg->u.listening.port, busy = msg->u.listening.busy;
   if (port == 0) {
     /* The servant could not bind the port we gave it: try the next one. */
     nm_log_info("%s cannot bind port %u; assigning another", s->name, busy);
-    s->last_busy = (uint16_t)busy;
+    s->last_busy = busy;
     s->port = 0;
     return mgr__welcome(s, 0) < 0;
   }
-  s->port = (uint16_t)port;
+  s->port = port;
+  /* Another session of this servant may have registered since our hello: the newest one
+   * holds the registration, so there is never more than one entry per id. */
+  mgr__take_over(s);
+  nm_peer *entry = nm_peerlist_find(&m->list, s->id);
+  int moved = s->state == MGR_SESSION_REPLACING && entry && mgr__moved(s, entry);
+
+  /* A servant judged unreachable whose session ended a moment ago is relayed again at
+   * once, by its old relay and token when that relay still can, rather than judged anew
+   * while its peers fail to reach it. */
+  mgr_remembered_verdict verdict;
+  int remembered = s->state == MGR_SESSION_WELCOMED &&
+                   mgr_verdicts_take(&m->verdicts, s->id, mgr_now_ms(m), &verdict);
+  if (remembered) {
+    nm_log_info("%s (%s) was judged unreachable before it reconnected: relayed again", s->name, s->id);
+    s->reach = NM_REACH_SUSPICIOUS;
+  }
   if (s->reach == NM_REACH_UNKNOWN) s->reach = NM_REACH_DIRECT;
+  if (s->reach == NM_REACH_SUSPICIOUS && !s->relay_id[0] &&
+      mgr_relay_pick(m, s, remembered ? verdict.relay_id : NULL, remembered ? verdict.token : NULL) < 0)
+    nm_log_warn("no relay available for %s: it waits, suspicious, until one joins", s->name);
+
   nm_log_info("joined: %s (%s) at %s:%u", s->name, s->id, s->conn.peer_ip, s->port);
   /* Everyone else hears of the join as a delta; the newcomer gets the whole list, which
    * already contains it. */
-  mgr_publish_upsert(s->mgr, s);
+  mgr_publish_upsert(m, s);
   s->state = MGR_SESSION_REGISTERED;
-  mgr_send_full_list(s->mgr, s);
-  mgr_relays_on_join(s->mgr, s);
+  mgr_send_full_list(m, s);
+  /* What it needs to carry on: its relay (a servant ignores an assignment it already
+   * follows) and, as a relay, its client list; clients of a relay that reconnected from
+   * another address need new tokens, or they would keep pulling from the old one. */
+  if (s->relay_id[0]) mgr_relay_announce(m, s);
+  if (moved) mgr_relays_readdress(m, s);
+  else if (mgr_relay_clients(m, s) > 0) mgr_relay_send_serve(m, s);
+  mgr_relays_serve_waiting(m);
   return s->conn.closing;
 }
 
-static int mgr__on_heartbeat(mgr_session *s, const char *payload, size_t len) {
+/* ---- registered sessions ------------------------------------------------------------------ */
+
+static int mgr__on_heartbeat(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
   /* The servant's version is informational; it compares the ack with what it holds. */
-  char ack[64];
-  int n = snprintf(ack, sizeof ack, "<heartbeat-ack version=\"%llu\"/>",
-                   (unsigned long long)s->mgr->list.version);
-  nm_conn_send(&s->conn, NM_MSG_HEARTBEAT_ACK, ack, (size_t)n);
+  nm_msg ack = {.type = NM_MSG_HEARTBEAT_ACK};
+  ack.u.heartbeat_ack.version = s->mgr->list.version;
+  nm_msg_send(&s->conn, &ack);
   return 0;
 }
 
-static int mgr__on_mapping(mgr_session *s, const char *payload, size_t len) {
-  xmlDoc *doc;
-  xmlNode *mp = nm_conn_parse_doc(&s->conn, payload, len, "mapping", &doc);
-  if (!mp) return 1;
-  const char *method = nm_xml_attr(mp, "method");
-  const char *ext_ip = nm_xml_attr(mp, "ext-ip");
-  unsigned ext_port = 0;
-  nm_xml_attr_uint(mp, "ext-port", 0, 65535, &ext_port);
-  nm_mapping_kind kind;
-  if (nm_mapping_parse(method, &kind) < 0) {
-    xmlFreeDoc(doc);
-    nm_conn_fail(&s->conn, NM_EMSG, "mapping: invalid method");
-    return 1;
+static int mgr__on_bye(void *session, const nm_msg *msg) {
+  mgr_session_retire(session, MGR_RETIRE_BYE, NULL);
+  return 1;
+}
+
+static int mgr__on_peers_request(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
+  mgr_send_full_list(s->mgr, s);
+  return 0;
+}
+
+static int mgr__on_status_request(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
+  if (s->state == MGR_SESSION_NEW) {
+    s->state = MGR_SESSION_CTL;
+    nm_conn_set_label(&s->conn, "ctl");
   }
+  mgr_send_status(s->mgr, s);
+  return 0;
+}
+
+static int mgr__on_mapping(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
+  const nm_msg_mapping *mp = &msg->u.mapping;
+  /* What UPnP and NAT-PMP report is an IPv4 address; anything else is no usable mapping. */
   unsigned char addr[16];
-  int usable = kind != NM_MAPPING_NONE && ext_ip && ext_port &&
-               uv_inet_pton(AF_INET, ext_ip, addr) == 0;
-  s->mapping = kind;
-  snprintf(s->ext_ip, sizeof s->ext_ip, "%s", usable ? ext_ip : "");
-  s->ext_port = usable ? (uint16_t)ext_port : 0;
-  xmlFreeDoc(doc); /* method and ext_ip point into it: use s->mapping and s->ext_ip below */
+  int usable = mp->method != NM_MAPPING_NONE && mp->ext_ip[0] && mp->ext_port &&
+               uv_inet_pton(AF_INET, mp->ext_ip, addr) == 0;
+  s->mapping = mp->method;
+  snprintf(s->ext_ip, sizeof s->ext_ip, "%s", usable ? mp->ext_ip : "");
+  s->ext_port = usable ? mp->ext_port : 0;
   /* Double NAT: the router's external address is not the one we see, so the mapping only
    * opens the inner router. Record the method but do not advertise it as reachable. */
   if (usable && strcmp(s->ext_ip, s->conn.peer_ip) != 0) {
@@ -184,74 +282,86 @@ static int mgr__on_mapping(mgr_session *s, const char *payload, size_t len) {
   }
   if (usable) {
     nm_log_info("%s reachable by %s mapping at %s:%u", s->name, nm_mapping_name(s->mapping), s->ext_ip, s->ext_port);
-    mgr_relay_release(s->mgr, s);
+    if (s->reach == NM_REACH_RELAYED || s->reach == NM_REACH_SUSPICIOUS) {
+      nm_log_info("relay: %s is reachable by its port mapping; it pulls no more", s->name);
+      mgr_relay_unlink(s->mgr, s);
+      mgr_relay_send_assign(s->mgr, s); /* without a relay: pull no more */
+    }
     s->reach = NM_REACH_MAPPED;
   } else if (s->reach == NM_REACH_MAPPED) {
     s->reach = NM_REACH_DIRECT;
   }
-  if (s->state == MGR_SESSION_REGISTERED) mgr_publish_upsert(s->mgr, s);
+  mgr_publish_upsert(s->mgr, s);
   return 0;
 }
 
-static int mgr__on_frame_new(mgr_session *s, uint8_t type, const char *payload, size_t len) {
-  switch (type) {
-  case NM_MSG_HELLO: return mgr__on_hello(s, payload, len);
-  case NM_MSG_STATUS_REQUEST:
-    s->state = MGR_SESSION_CTL;
-    nm_conn_set_label(&s->conn, "ctl");
-    mgr_send_status(s->mgr, s);
-    return 0;
-  default: {
-    char why[80];
-    snprintf(why, sizeof why, "expected hello, got %s (0x%02x)", nm_msg_name(type), type);
-    nm_conn_fail(&s->conn, NM_EMSG, why);
-    return 1;
-  }
-  }
+/* The verdict came: peers cannot reach s. Its clients need a relay peers can reach, and it
+ * needs one itself. */
+static void mgr__convict(mgr_session *s) {
+  manager *m = s->mgr;
+  s->reach = NM_REACH_SUSPICIOUS;
+  mgr_publish_upsert(m, s);
+  mgr_relays_reassign_clients_of(m, s);
+  mgr_relay_send_serve(m, s); /* it serves no one now */
+  mgr_relay_client(m, s);
+}
+
+static int mgr__on_complaint(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
+  mgr_session *accused;
+  mgr_verdict v = mgr_complaint_receive(s->mgr, s, msg->u.complaint.accused, &accused);
+  if (v.kind == MGR_VERDICT_SUSPICIOUS) mgr__convict(accused);
+  return s->conn.closing;
+}
+
+static int mgr__on_relay_load(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
+  const nm_msg_relay_load *l = &msg->u.relay_load;
+  s->load_bytes_in = l->bytes_in;
+  s->load_bytes_out = l->bytes_out;
+  s->load_drops = l->drops;
+  s->load_attached = l->attached;
+  return 0;
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+/* Which message a session may send in which states: one row per message, and an unknown
+ * or out-of-state one is refused in one place (nm_dispatch), before it is even decoded. */
+static const nm_dispatch_entry mgr__rows[] = {
+    {NM_MSG_HELLO, MGR_SESSION_NEW, MGR_SESSION_NEW, mgr__on_hello},
+    {NM_MSG_STATUS_REQUEST, MGR_SESSION_NEW, MGR_SESSION_CTL, mgr__on_status_request},
+    {NM_MSG_LISTENING, MGR_SESSION_WELCOMED, MGR_SESSION_REPLACING, mgr__on_listening},
+    {NM_MSG_HEARTBEAT, MGR_SESSION_WELCOMED, MGR_SESSION_REGISTERED, mgr__on_heartbeat},
+    {NM_MSG_BYE, MGR_SESSION_WELCOMED, MGR_SESSION_REGISTERED, mgr__on_bye},
+    {NM_MSG_PEERS_REQUEST, MGR_SESSION_REGISTERED, MGR_SESSION_REGISTERED, mgr__on_peers_request},
+    {NM_MSG_MAPPING, MGR_SESSION_REGISTERED, MGR_SESSION_REGISTERED, mgr__on_mapping},
+    {NM_MSG_COMPLAINT, MGR_SESSION_REGISTERED, MGR_SESSION_REGISTERED, mgr__on_complaint},
+    {NM_MSG_RELAY_LOAD, MGR_SESSION_REGISTERED, MGR_SESSION_REGISTERED, mgr__on_relay_load},
+};
+
+static const char *const mgr__state_names[] = {
+    [MGR_SESSION_NEW] = "new",
+    [MGR_SESSION_WELCOMED] = "welcomed",
+    [MGR_SESSION_REPLACING] = "replacing",
+    [MGR_SESSION_REGISTERED] = "registered",
+    [MGR_SESSION_CTL] = "a ctl session",
+    [MGR_SESSION_RETIRED] = "retired",
+};
+
+static const nm_dispatch_table mgr__table = {
+    "manager session", mgr__rows, sizeof mgr__rows / sizeof *mgr__rows,
+    mgr__state_names, sizeof mgr__state_names / sizeof *mgr__state_names,
+};
+
+const char *mgr_session_state_name(mgr_session_state s) {
+  return (unsigned)s < mgr__table.nstates ? mgr__state_names[s] : "?";
 }
 
 static int mgr__on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
   mgr_session *s = c->data;
   s->last_heard_ms = mgr_now_ms(s->mgr);
-  if (s->state == MGR_SESSION_NEW) return mgr__on_frame_new(s, type, payload, len);
-  if (s->state == MGR_SESSION_CTL) {
-    if (type == NM_MSG_STATUS_REQUEST) {
-      mgr_send_status(s->mgr, s);
-      return 0;
-    }
-    nm_conn_fail(c, NM_EMSG, "a ctl session may only ask for status");
-    return 1;
-  }
-  switch (type) {
-  case NM_MSG_LISTENING: return mgr__on_listening(s, payload, len);
-  case NM_MSG_HEARTBEAT: return mgr__on_heartbeat(s, payload, len);
-  case NM_MSG_BYE:
-    mgr_session_drop(s, "said bye");
-    return 1;
-  case NM_MSG_STATUS_REQUEST: mgr_send_status(s->mgr, s); return 0;
-  case NM_MSG_HELLO:
-    nm_conn_fail(c, NM_EMSG, "hello sent twice");
-    return 1;
-  default: break;
-  }
-  if (s->state != MGR_SESSION_REGISTERED) {
-    char why[80];
-    snprintf(why, sizeof why, "%s before listening", nm_msg_name(type));
-    nm_conn_fail(c, NM_EMSG, why);
-    return 1;
-  }
-  switch (type) {
-  case NM_MSG_PEERS_REQUEST: mgr_send_full_list(s->mgr, s); return 0;
-  case NM_MSG_MAPPING: return mgr__on_mapping(s, payload, len);
-  case NM_MSG_COMPLAINT: return mgr_on_complaint(s, payload, len);
-  case NM_MSG_RELAY_LOAD: return mgr_on_relay_load(s, payload, len);
-  default: {
-    char why[80];
-    snprintf(why, sizeof why, "unexpected frame type 0x%02x", type);
-    nm_conn_fail(c, NM_EFRAME_TYPE, why);
-    return 1;
-  }
-  }
+  return nm_dispatch(&mgr__table, c, s, (int)s->state, type, payload, len);
 }
 
 void mgr_on_connection(uv_stream_t *server, int status) {

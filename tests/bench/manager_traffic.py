@@ -52,7 +52,7 @@ loaded it missed its heartbeats) is not steady state: it is measured again, up t
 times, and then the benchmark fails rather than report a leave as heartbeat traffic (so a
 manager that published a spurious change on every heartbeat fails too).
 
-Run: python3 manager_traffic.py --bindir DIR [--sizes 5,50,200] [--intervals 5] [--keep]
+Run: python3 manager_traffic.py [--bindir BUILD/bin] [--sizes 5,50,200] [--intervals 5] [--keep]
 """
 import asyncio
 import contextlib

@@ -11,7 +11,8 @@ A test is an async function taking a Harness. The harness
     report, then SIGKILL), and fails the test if any process printed a sanitizer report or
     died when it should not have.
 
-Run a test module as: python3 test_x.py --bindir DIR [--keep]
+Run a test module as: python3 test_x.py [--bindir DIR] [--keep]; DIR is the folder holding
+all the programs, a build's bin/ (default: build/bin of this checkout).
 """
 
 import argparse
@@ -39,6 +40,10 @@ TIMEOUT = 3
 # slows everything down, and a wait returns as soon as the line arrives anyway.
 STARTUP = 15.0
 DELIVERY = 10.0
+
+# Where the programs are when no --bindir is given: build/bin of this checkout, where
+# scripts/build.sh puts them.
+DEFAULT_BINDIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "bin")
 
 SANITIZER_RX = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|"
                           r"SUMMARY: (Address|Undefined|Leak)Sanitizer")
@@ -148,6 +153,16 @@ class RawPeer:
     def close(self):
         with contextlib.suppress(Exception):
             self.writer.close()
+
+
+def hello_doc(id_, name, port=0, role="servant", max_clients=0):
+    return '<hello id="%s" name="%s" role="%s" port="%d" max-clients="%d"/>' % (
+        id_, name, role, port, max_clients)
+
+
+def peer_list_ids(payload):
+    """{id: name} of a peers document (a frame's payload)."""
+    return {p.findtext("id"): p.findtext("name") for p in ET.fromstring(payload).iter("peer")}
 
 
 # ---------------------------------------------------------------------------------------
@@ -410,10 +425,6 @@ class Harness:
     def binary(self, prog):
         path = os.path.join(self.bindir, prog)
         if not os.path.exists(path):
-            # ctest passes the manager's directory; the others sit in sibling directories.
-            for cand in (os.path.join(self.bindir, "..", prog.split("-")[-1], prog),):
-                if os.path.exists(cand):
-                    return os.path.normpath(cand)
             raise CheckFailed("no %s in %s" % (prog, self.bindir))
         return path
 
@@ -508,6 +519,25 @@ class Harness:
             raise CheckFailed("natmesh-ctl status failed (%d): %s" % (rc, err.strip()))
         return ET.fromstring(out)
 
+    async def raw_register(self, manager, name, id_=None, port=0):
+        """A raw session that registers the way a servant does (hello, welcome, listening)
+        without listening for real. Returns (RawPeer, id, {id: name} of the list it got)."""
+        mport = manager.info["port"] if isinstance(manager, Process) else int(manager)
+        id_ = id_ or random_id()
+        c = await RawPeer.connect("127.0.0.1", mport, name)
+        await c.send_frame("hello", hello_doc(id_, name, port))
+        f = await c.read_frame()
+        if not f or f[0] != MSG["welcome"]:
+            raise CheckFailed("%s: expected welcome, got %r" % (name, f and f[1][:200]))
+        port = int(ET.fromstring(f[1]).get("port"))
+        await c.send_frame("listening", '<listening port="%d"/>' % port)
+        while True:
+            f = await c.read_frame()
+            if not f:
+                raise CheckFailed("%s: the manager closed the session before the list" % name)
+            if f[0] == MSG["peers"]:
+                return c, id_, peer_list_ids(f[1])
+
     # -- waiting across processes -----------------------------------------------------
     async def wait_all(self, waits, what):
         """Runs several waits concurrently; records one check."""
@@ -598,7 +628,8 @@ def main(test, name, budget=100.0, add_args=None):
     With add_args(parser), a module adds options of its own (it may check them and call
     parser.error); the test is then called as test(h, args)."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bindir", required=True, help="directory of natmesh-manager")
+    ap.add_argument("--bindir", default=DEFAULT_BINDIR,
+                    help="folder of the natmesh programs (default %(default)s)")
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
     check = add_args(ap) if add_args else None
     args = ap.parse_args()

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Engine features: features.xml must pass and report its measures with plausible figures
 # (the ticker prints "ping" 1.5 s after it starts and "pong" 1 s later); exactly-fails.xml
-# must fail both of its exactly="yes" assertions.
+# must fail both of its exactly="yes" assertions; reset-fails.xml must fail its
+# reset-connection step (no such connection) and not run what follows.
 # usage: features_test.sh NETSIM FIXTURE_DIR RUNS_DIR
 set -u
 NETSIM=$1 FIX=$2 RUNS=$3
 . "$FIX/lib.sh"
-out=$("$NETSIM" --dir "$RUNS" run "$FIX/features.xml" 2>"$RUNS/features.err")
+mkdir -p "$RUNS" # its logs go there, also in a fresh build where no run made it yet
+out=$("$NETSIM" --dir "$RUNS" --bindir "$FIX" run "$FIX/features.xml" 2>"$RUNS/features.err")
 rc=$?
 echo "$out"
 [ $rc = 0 ] || fail "features.xml: exit $rc"
@@ -31,4 +33,13 @@ for a in dup-at-once dup-while-settling; do
   echo "$out" | grep -E "^FAIL +$a .*2 times, expected exactly 1" >/dev/null ||
     fail "$a did not fail with 'printed ... 2 times, expected exactly 1'"
 done
+
+out=$("$NETSIM" --dir "$RUNS" run "$FIX/reset-fails.xml" 2>"$RUNS/reset-fails.err")
+rc=$?
+echo "$out"
+[ $rc = 1 ] || fail "reset-fails.xml: exit $rc, expected 1"
+echo "$out" | grep -E "^FAIL +reset-nothing .*idle has no TCP connection to" >/dev/null ||
+  fail "reset-nothing did not fail with 'idle has no TCP connection to ...'"
+echo "$out" | grep -E "^NOT RUN +not-reached|not-reached .*not reached" >/dev/null ||
+  fail "the assertion after the failed reset ran"
 echo PASS

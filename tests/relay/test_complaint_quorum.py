@@ -6,68 +6,11 @@ does come, a relay is assigned, and the judged servant pulls from it and still g
 every line exactly once."""
 import asyncio
 import os
-import re
-import socket
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
-from harness import RawPeer, random_id  # noqa: E402
-
-
-class Liar:
-    """A fake servant speaking the real protocol: registers honestly (it even listens on
-    the port it announces, and says it relays for nobody: max-clients 0), heartbeats, and
-    complains about `target` five times a second."""
-
-    def __init__(self, h, name, manager_port):
-        self.h, self.name, self.mport = h, name, manager_port
-        self.id = random_id()
-        self.sent = 0
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(8)
-        self.port = self.listener.getsockname()[1]
-        self.tasks = []
-
-    async def start(self, target_id):
-        self.peer = await RawPeer.connect("127.0.0.1", self.mport, self.name)
-        await self.peer.send_frame("hello", '<hello id="%s" name="%s" role="servant" port="%d" max-clients="0"/>'
-                                   % (self.id, self.name, self.port))
-        t, p = await self.peer.read_frame()
-        assert t == harness.MSG["welcome"], (t, p)
-        await self.peer.send_frame("listening", '<listening port="%d"/>' % self.port)
-        self.tasks = [asyncio.ensure_future(self._drain()), asyncio.ensure_future(self._beat()),
-                      asyncio.ensure_future(self._complain(target_id))]
-
-    async def _drain(self):
-        while await self.peer.read_frame(3600) is not None:
-            pass
-
-    async def _beat(self):
-        while True:
-            await self.peer.send_frame("heartbeat", '<heartbeat version="0"/>')
-            await asyncio.sleep(harness.HEARTBEAT * 0.5)
-
-    async def _complain(self, target_id):
-        while True:
-            await self.peer.send_frame("complaint", '<complaint accused="%s" reason="refused"/>' % target_id)
-            self.sent += 1
-            await asyncio.sleep(0.2)
-
-    def stop(self):
-        for t in self.tasks:
-            t.cancel()
-        self.peer.close()
-        self.listener.close()
-
-
-async def servant_id(h, manager, name):
-    root = await h.status(manager)
-    for s in root.iter("servant"):
-        if s.get("name") == name:
-            return s
-    h.check(False, "%s is in the manager's status" % name)
+from complainers import Liar, servant_id  # noqa: E402
 
 
 async def test(h):

@@ -1,0 +1,22 @@
+/* The relay choice: a pure function over candidate records (rules in relay_choice.h). */
+#include "relay_choice.h"
+
+int mgr_relay_can_serve(const mgr_relay_candidate *c) {
+  return !c->is_client && c->reachable && !c->complained_about && c->clients < c->max_clients;
+}
+
+/* Whether a is a better relay than b (both can serve). */
+static int mgr__relay_better(const mgr_relay_candidate *a, const mgr_relay_candidate *b) {
+  if (a->preferred != b->preferred) return a->preferred;
+  if (a->dedicated != b->dedicated) return a->dedicated;
+  return a->clients < b->clients;
+}
+
+int mgr_relay_choose(const mgr_relay_candidate *c, size_t n) {
+  int best = -1;
+  for (size_t i = 0; i < n; i++) {
+    if (!mgr_relay_can_serve(&c[i])) continue;
+    if (best < 0 || mgr__relay_better(&c[i], &c[best])) best = (int)i;
+  }
+  return best;
+}

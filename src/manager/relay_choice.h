@@ -1,0 +1,31 @@
+/* The relay choice, as pure policy: which of the candidates serves a servant that peers
+ * cannot reach. The caller describes every registered session as a candidate record; no
+ * sessions or sockets here, so tests/unit/unit_relay_choice.c checks every rule.
+ *
+ * A candidate can serve when it is not the client itself, is reachable (direct or mapped:
+ * never suspicious or relayed), nobody currently complains about it (it would likely be
+ * the next suspect), and it has room (clients < max_clients). Among those: the preferred
+ * one (the relay the client had before it reconnected) if it can serve; otherwise
+ * dedicated relays before servants, then the fewest clients, then the first listed. */
+#ifndef NM_MANAGER_RELAY_CHOICE_H
+#define NM_MANAGER_RELAY_CHOICE_H
+
+#include <stddef.h>
+
+typedef struct {
+  int is_client;        /* the servant looking for a relay */
+  int dedicated;        /* a natmesh-relay (role relay) rather than a servant */
+  int reachable;        /* direct or mapped */
+  int complained_about; /* some reporter has reached the complaint threshold about it */
+  int preferred;        /* the relay the client had, kept when it still can serve */
+  unsigned clients;     /* servants assigned to it now */
+  unsigned max_clients; /* how many it will serve (from its hello) */
+} mgr_relay_candidate;
+
+/* Whether c could serve one more client. */
+int mgr_relay_can_serve(const mgr_relay_candidate *c);
+
+/* The index of the chosen candidate among c[0..n), or -1 when none can serve. */
+int mgr_relay_choose(const mgr_relay_candidate *c, size_t n);
+
+#endif

@@ -1,0 +1,49 @@
+/* Relay assignment: who pulls from whom, and telling both sides. The choice itself is the
+ * pure policy in relay_choice.c; this module describes the registered sessions to it,
+ * records the result on the client (relay_id, token, reach relayed) and sends relay-serve
+ * and relay-assign. A relay's client count is always counted from its clients' relay_id,
+ * so it cannot drift from the assignments. */
+#ifndef NM_MANAGER_RELAYS_H
+#define NM_MANAGER_RELAYS_H
+
+#include "manager.h"
+
+/* How many listed servants pull from r. */
+unsigned mgr_relay_clients(manager *m, const mgr_session *r);
+
+/* Picks a relay for the suspicious s, preferring prefer_id (and keeping prefer_token with
+ * it; both may be NULL), and records it on s: relay_id, a token, reach relayed. Sends and
+ * publishes nothing. Returns 0, or -ENOENT when no relay can take it (s stays
+ * suspicious, waiting for mgr_relays_serve_waiting), or -ENOMEM. */
+int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char *prefer_token);
+
+/* Tells s's relay its whole client list, then s its relay: the relay learns first, so the
+ * client's pull finds its token there. Only registered sessions are sent anything: one
+ * taking a registration over hears it when it says listening. */
+void mgr_relay_announce(manager *m, mgr_session *s);
+
+/* relay-serve with relay's whole client list (idempotent, so a lost or reordered update
+ * cannot leave it serving someone it should not). Nothing unless relay is registered. */
+void mgr_relay_send_serve(manager *m, mgr_session *relay);
+/* relay-assign naming client's relay, or releasing it when it has none. */
+void mgr_relay_send_assign(manager *m, mgr_session *client);
+
+/* The suspicious s: pick a relay, tell both sides, publish the change. */
+void mgr_relay_client(manager *m, mgr_session *s);
+
+/* s pulls no more (it left, or is reachable after all): its relay is told its new client
+ * list; s keeps its reach, the caller sets it. */
+void mgr_relay_unlink(manager *m, mgr_session *s);
+
+/* Clients of relay (which left, or was judged unreachable) get another relay. */
+void mgr_relays_reassign_clients_of(manager *m, const mgr_session *relay);
+
+/* relay reconnected from another address: its clients get new tokens (a servant follows
+ * a new assignment only when the token changes), the relay its new list, then each client
+ * its assignment. */
+void mgr_relays_readdress(manager *m, mgr_session *relay);
+
+/* Suspicious servants still waiting for a relay try again (one joined or has room). */
+void mgr_relays_serve_waiting(manager *m);
+
+#endif
