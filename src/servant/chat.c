@@ -1,94 +1,68 @@
-/* Chat frames: what a servant publishes, and what it shows of what it receives. */
+/* Chat lines: built here when typed, checked and de-duplicated here when received; the
+ * accepted ones go on to lines.c. */
+#include "chat.h"
+#include "lines.h"
+#include "peers.h"
 #include "servant.h"
 #include "nm_error.h"
 #include "nm_log.h"
-#include "nm_xml.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int sv_chat_build(servant *sv, const char *text, char **payload, size_t *len) {
-  char seq[24];
-  snprintf(seq, sizeof seq, "%llu", (unsigned long long)++sv->next_seq);
-  xmlDoc *doc = xmlNewDoc(BAD_CAST "1.0");
-  xmlNode *c = xmlNewNode(NULL, BAD_CAST "chat");
-  xmlDocSetRootElement(doc, c);
-  xmlNewProp(c, BAD_CAST "origin", BAD_CAST sv->id);
-  xmlNewProp(c, BAD_CAST "name", BAD_CAST sv->cfg.name);
-  xmlNewProp(c, BAD_CAST "seq", BAD_CAST seq);
-  xmlNodeAddContent(c, BAD_CAST text); /* escapes <, & for us */
-  int rc = nm_xml_dump(doc, payload, len);
-  xmlFreeDoc(doc);
-  /* Our own line never comes back to the screen, even through a relay. */
-  sv_seen_check_and_add(&sv->seen, sv_seen_key(sv->id, sv->next_seq));
-  return rc;
+void sv_chat_init(servant *sv) {
+  sv->chat.next_seq = 0;
+  nm_seen_init(&sv->chat.seen);
 }
 
-int sv_peer_hello_build(servant *sv, char *buf, size_t buflen) {
-  return snprintf(buf, buflen, "<peer-hello id=\"%s\" name=\"%s\"/>", sv->id, sv->cfg.name);
-}
-
-/* Terminal safety: a peer must not be able to move our cursor or change colours, with C0
- * controls, DEL, or the C1 controls U+0080-U+009F (UTF-8 C2 80 .. C2 9F, CSI among them). */
-static void sv__print_safe(const char *name, const char *text) {
-  char out[NM_CHAT_MAX + 1];
-  size_t n = 0;
-  for (const unsigned char *p = (const unsigned char *)text; *p && n < NM_CHAT_MAX; p++) {
-    if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-      out[n++] = '?';
-      p++;
-    } else {
-      out[n++] = (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p;
-    }
+void sv_chat_publish(servant *sv, const char *text) {
+  sv_chat *ch = &sv->chat;
+  static nm_msg m; /* 4 KiB of text: not on the stack for every line */
+  memset(&m, 0, sizeof m);
+  m.type = NM_MSG_CHAT;
+  snprintf(m.u.chat.origin, sizeof m.u.chat.origin, "%s", sv->id);
+  snprintf(m.u.chat.name, sizeof m.u.chat.name, "%s", sv->cfg.name);
+  snprintf(m.u.chat.text, sizeof m.u.chat.text, "%s", text);
+  m.u.chat.seq = ch->next_seq + 1;
+  /* Encoded once: the same bytes go to every peer, backlog and relay client. */
+  nm_msgbuf b;
+  int rc = nm_msg_encode(&m, &b);
+  if (rc < 0) {
+    /* XML cannot carry control characters (other than tab) or invalid UTF-8: peers would
+     * refuse the frame and drop our connection. */
+    nm_log_warn("line not sent: it holds control characters or invalid UTF-8");
+    return;
   }
-  out[n] = 0;
-  printf("%s: %s\n", name, out);
-  fflush(stdout);
+  ch->next_seq++;
+  /* Our own line never comes back to the screen, even through a relay. */
+  nm_seen_check_and_add(&ch->seen, nm_seen_key(sv->id, ch->next_seq));
+  sv_line l = {.origin = sv->id, .name = sv->cfg.name, .text = text, .payload = b.data, .len = b.len};
+  sv_lines_published(sv, &l);
+  nm_msgbuf_free(&b);
 }
 
-int sv_chat_receive(servant *sv, const char *payload, size_t len, char *err, size_t errlen) {
-  xmlDoc *doc;
-  int rc = nm_xml_parse(payload, len, &doc, err, errlen);
-  if (rc < 0) return rc;
-  xmlNode *c = xmlDocGetRootElement(doc);
-  const char *origin = nm_xml_attr(c, "origin");
-  const char *name = nm_xml_attr(c, "name");
-  unsigned long long seq = 0;
-  const char *seqs = nm_xml_attr(c, "seq");
-  char *end = NULL;
-  if (seqs && *seqs >= '0' && *seqs <= '9') seq = strtoull(seqs, &end, 10);
-  const char *text = c->children && c->children->type == XML_TEXT_NODE
-                         ? (const char *)c->children->content
-                         : "";
-  rc = 0;
+void sv_chat_receive(servant *sv, const nm_msg_chat *c) {
   sv_peer *known = NULL;
-  if (strcmp((const char *)c->name, "chat") != 0) {
-    snprintf(err, errlen, "expected <chat>");
-    rc = NM_EMSG;
-  } else if (!nm_id_valid(origin) || !nm_name_valid(name) || !end || *end || seq == 0) {
-    snprintf(err, errlen, "chat with an invalid origin, name or seq");
-    rc = NM_EMSG;
-  } else if (strlen(text) > NM_CHAT_MAX) {
-    snprintf(err, errlen, "chat text longer than %d bytes", NM_CHAT_MAX);
-    rc = NM_EMSG;
-  } else if (strcmp(origin, sv->id) == 0) {
+  if (strcmp(c->origin, sv->id) == 0) {
     /* our own line, echoed back by a relay */
-  } else if (!(known = sv_peer_find(sv, origin))) {
+  } else if (!(known = sv_peer_find(sv, c->origin))) {
     /* Only servants the manager listed may speak: anyone can connect to our port, but a
      * made-up origin is not in the list. */
-    nm_log_info("dropped a line from %s: origin %s is not in our peer list", name, origin);
+    nm_log_info("dropped a line from %s: origin %s is not in our peer list", c->name, c->origin);
   } else if (known->banned) {
-    nm_log_info("dropped a line from banned %s (%s)", known->info.name, origin);
-  } else if (!sv_seen_check_and_add(&sv->seen, sv_seen_key(origin, seq))) {
+    nm_log_info("dropped a line from banned %s (%s)", known->info.name, c->origin);
+  } else if (!nm_seen_check_and_add(&sv->chat.seen, nm_seen_key(c->origin, c->seq))) {
     /* The name shown is the one the manager lists for that id, whatever the frame says. */
-    if (strcmp(name, known->info.name) != 0)
-      nm_log_warn("a line from %s claims the name %s; shown as %s", origin, name, known->info.name);
-    /* A dedicated relay shows nothing; it only passes lines on. */
-    if (!sv->quiet) sv__print_safe(known->info.name, text);
-    sv_relay_forward(sv, origin, payload, len);
+    if (strcmp(c->name, known->info.name) != 0)
+      nm_log_warn("a line from %s claims the name %s; shown as %s", c->origin, c->name, known->info.name);
+    /* Relay clients get the line as the message layer writes it. */
+    nm_msg m = {.type = NM_MSG_CHAT};
+    m.u.chat = *c;
+    nm_msgbuf b = {0};
+    if (nm_msg_encode(&m, &b) < 0) b.len = 0; /* decoded, so encodable; be safe anyway */
+    sv_line l = {.origin = c->origin, .name = known->info.name, .text = c->text, .payload = b.data, .len = b.len};
+    sv_lines_received(sv, &l);
+    nm_msgbuf_free(&b);
   }
-  xmlFreeDoc(doc);
-  return rc;
 }

@@ -1,9 +1,10 @@
 /* The command line and config file shared by natmesh-servant and natmesh-relay: one table
  * of options and one of config elements, with the relay's limits accepted only by the
  * relay. The config file is read first so that options override it. */
-#include "servant.h"
+#include "cli.h"
 #include "nm_config.h"
 #include "nm_log.h"
+#include "nm_peerlist.h"
 #include "nm_util.h"
 
 #include <getopt.h>
@@ -46,13 +47,13 @@ static const struct option sv_options[] = {
     {"no-natpmp", no_argument, 0, 'N'},           {"check-config", no_argument, 0, 'C'},
     {"verbose", no_argument, 0, 'v'},             {"help", no_argument, 0, 'h'},
     {"max-clients", required_argument, 0, 'M'},   {"client-rate", required_argument, 0, 'r'},
-    {"total-rate", required_argument, 0, 'R'},    {0, 0, 0, 0}};
-static const char *sv_optstring = "c:n:m:P:p:l:b:UNCvhM:r:R:";
+    {"total-rate", required_argument, 0, 'R'},    {"version", no_argument, 0, 'V'},
+    {0, 0, 0, 0}};
+static const char *sv_optstring = "c:n:m:P:p:l:b:UNCvhVM:r:R:";
 
 static int sv__uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out) {
-  char *end;
-  unsigned long v = strtoul(s, &end, 10);
-  if (!*s || *s < '0' || *s > '9' || *end || v < min || v > max) {
+  uint64_t v = 0;
+  if (nm_parse_u64(s, strlen(s), &v) < 0 || v < min || v > max) {
     nm_log_error("--%s: expected a number from %u to %u, got \"%s\"", opt, min, max, s);
     return -1;
   }
@@ -60,9 +61,8 @@ static int sv__uint(const char *opt, const char *s, unsigned min, unsigned max, 
   return 0;
 }
 
-static int sv__apply_option(servant *sv, const sv_cli_spec *spec, int opt, const char *arg) {
-  sv_config *cfg = &sv->cfg;
-  if ((opt == 'M' || opt == 'r' || opt == 'R') && !spec->relay) {
+static int sv__apply_option(sv_config *cfg, const sv_role *role, int opt, const char *arg) {
+  if ((opt == 'M' || opt == 'r' || opt == 'R') && !role->relay_limits) {
     nm_log_error("that option is for natmesh-relay");
     return -1;
   }
@@ -86,40 +86,53 @@ static int sv__apply_option(servant *sv, const sv_cli_spec *spec, int opt, const
   }
 }
 
-static void sv__default_name(servant *sv, const sv_cli_spec *spec) {
-  sv_config *cfg = &sv->cfg;
+static void sv__default_name(sv_config *cfg, const sv_role *role) {
   char host[64] = "servant";
-  if (!spec->relay) gethostname(host, sizeof host - 1);
-  snprintf(cfg->name, sizeof cfg->name, "%.20s-%d", spec->relay ? "relay" : host, (int)getpid() % 100000);
+  if (!role->default_name) gethostname(host, sizeof host - 1);
+  snprintf(cfg->name, sizeof cfg->name, "%.20s-%d", role->default_name ? role->default_name : host,
+           (int)getpid() % 100000);
   for (char *c = cfg->name; *c; c++)
     if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-'))
       *c = '-';
 }
 
-int sv_cli_parse(servant *sv, const sv_cli_spec *spec, int argc, char **argv) {
+void sv_config_defaults(sv_config *cfg, const sv_role *role) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->role = role->role;
+  cfg->quiet = role->quiet;
+  snprintf(cfg->manager_host, sizeof cfg->manager_host, "127.0.0.1");
+  cfg->manager_port = 85;
+  snprintf(cfg->listen, sizeof cfg->listen, "0.0.0.0");
+  cfg->nat_upnp = cfg->nat_natpmp = 1;
+  cfg->nat_lease_s = 3600;
+  cfg->max_clients = role->max_clients;
+}
+
+int sv_cli_parse(sv_config *cfg, const sv_role *role, int argc, char **argv) {
   const char *config_path = NULL;
   int check_only = 0, opt;
   while ((opt = getopt_long(argc, argv, sv_optstring, sv_options, NULL)) != -1) {
     if (opt == 'c') config_path = optarg;
     else if (opt == 'C') check_only = 1;
-    else if (opt == 'h') return fputs(spec->usage, stdout), 1;
-    else if (opt == '?') return fputs(spec->usage, stderr), 2;
+    else if (opt == 'h') return fputs(role->usage, stdout), 1;
+    else if (opt == 'V') return printf("%s %s\n", role->program, NATMESH_VERSION), 1;
+    else if (opt == '?') return fputs(role->usage, stderr), 2;
   }
   if (config_path) {
-    const nm_cfg_field *fields = spec->relay ? sv_relay_fields : sv_servant_fields;
-    size_t n = spec->relay ? sizeof sv_relay_fields / sizeof *fields : sizeof sv_servant_fields / sizeof *fields;
+    const nm_cfg_field *fields = role->relay_limits ? sv_relay_fields : sv_servant_fields;
+    size_t n = role->relay_limits ? sizeof sv_relay_fields / sizeof *fields : sizeof sv_servant_fields / sizeof *fields;
     char err[512];
-    if (nm_config_load(config_path, spec->root, fields, n, &sv->cfg, err, sizeof err) < 0) {
+    if (nm_config_load(config_path, role->config_root, fields, n, cfg, err, sizeof err) < 0) {
       nm_log_error("config: %s", err);
       return 2;
     }
   }
   optind = 1;
   while ((opt = getopt_long(argc, argv, sv_optstring, sv_options, NULL)) != -1)
-    if (sv__apply_option(sv, spec, opt, optarg) < 0) return 2;
-  if (!sv->cfg.name[0]) sv__default_name(sv, spec);
-  if (!nm_name_valid(sv->cfg.name)) {
-    nm_log_error("name \"%s\" must be 1-%d characters of A-Z a-z 0-9 - _ .", sv->cfg.name, NM_NAME_MAX);
+    if (sv__apply_option(cfg, role, opt, optarg) < 0) return 2;
+  if (!cfg->name[0]) sv__default_name(cfg, role);
+  if (!nm_name_valid(cfg->name)) {
+    nm_log_error("name \"%s\" must be 1-%d characters of A-Z a-z 0-9 - _ .", cfg->name, NM_NAME_MAX);
     return 2;
   }
   if (check_only) {

@@ -1,5 +1,6 @@
 /* A peer's life: start (id, listening, tick, signals, manager link), the periodic tick,
- * publishing a typed line, and leaving cleanly. Shared by natmesh-servant and natmesh-relay. */
+ * and leaving cleanly. Shared by natmesh-servant and natmesh-relay. This is also where the
+ * modules are wired together, so that none of them has to know the others' internals. */
 #include "servant.h"
 #include "nm_error.h"
 #include "nm_log.h"
@@ -17,17 +18,6 @@ int sv_bind_outgoing(servant *sv, nm_conn *c) {
   return uv_tcp_bind(&c->tcp, (struct sockaddr *)&sv->local_addr, 0);
 }
 
-void sv_config_defaults(sv_config *cfg) {
-  memset(cfg, 0, sizeof *cfg);
-  cfg->role = NM_ROLE_SERVANT;
-  snprintf(cfg->manager_host, sizeof cfg->manager_host, "127.0.0.1");
-  cfg->manager_port = 85;
-  snprintf(cfg->listen, sizeof cfg->listen, "0.0.0.0");
-  cfg->nat_upnp = cfg->nat_natpmp = 1;
-  cfg->nat_lease_s = 3600;
-  cfg->max_clients = 8;
-}
-
 static int sv__has_name_bans(const nm_banlist *b) {
   unsigned char buf[16];
   for (size_t i = 0; i < b->count; i++)
@@ -40,12 +30,19 @@ static void sv__tick(uv_timer_t *t) {
   servant *sv = t->data;
   sv_peers_tick(sv);
   sv_pull_tick(sv);
-  sv_relay_tick(sv);
+  rl_tick(&sv->relay);
 }
 
 static void sv__on_signal(uv_signal_t *s, int signum) {
   sv_leave(s->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
+
+/* The upward reports: the peer table and the port mapper tell the manager link. */
+static void sv__on_unreachable(servant *sv, const sv_peer *p, nm_complaint_reason why) {
+  sv_manager_complain(sv, p->info.id, why);
+}
+
+static void sv__on_mapping(servant *sv, const nm_msg_mapping *m) { sv_manager_report_mapping(sv, m); }
 
 int sv_start(servant *sv, uv_loop_t *loop) {
   sv_config *cfg = &sv->cfg;
@@ -61,7 +58,14 @@ int sv_start(servant *sv, uv_loop_t *loop) {
     nm_log_error("no randomness for an id: %s", uv_strerror(rc));
     return rc;
   }
-  sv_seen_init(&sv->seen);
+  sv_chat_init(sv);
+  rl_limits limits = {.max_clients = cfg->max_clients,
+                      .client_rate_bps = cfg->client_rate_bps,
+                      .total_rate_bps = cfg->total_rate_bps,
+                      .dedicated = cfg->role == NM_ROLE_RELAY};
+  rl_init(&sv->relay, loop, sv->id, &limits);
+  sv->peers.on_unreachable = sv__on_unreachable;
+  sv->portmap.on_report = sv__on_mapping;
   sv->has_name_bans = sv__has_name_bans(&cfg->bans);
   /* With a specific listen address, outgoing connections leave from it too, so the
    * manager and peers see the address this servant listens on. */
@@ -91,30 +95,18 @@ int sv_start(servant *sv, uv_loop_t *loop) {
   return 0;
 }
 
-void sv_publish_line(servant *sv, const char *text) {
-  char *payload;
-  size_t len;
-  if (sv_chat_build(sv, text, &payload, &len) < 0) return;
-  if (!sv->peers && !sv->npullers)
-    nm_log_warn("no peers yet%s: that line reached no one",
-                sv->mgr.state == SV_MGR_REGISTERED ? "" : " (not registered with the manager)");
-  sv_peers_publish(sv, payload, len);
-  sv_relay_forward(sv, sv->id, payload, len);
-  free(payload);
-}
-
 void sv_leave(servant *sv, const char *why) {
   if (sv->stopping) return;
   sv->stopping = 1;
   nm_log_info("leaving (%s)", why);
   sv_manager_stop(sv);
   sv_pull_close(sv);
-  sv_relay_close(sv);
+  rl_close(&sv->relay);
   sv_peers_close_all(sv);
   sv_inbound_close(sv);
   uv_close((uv_handle_t *)&sv->tick, NULL);
   uv_close((uv_handle_t *)&sv->sigint, NULL);
   uv_close((uv_handle_t *)&sv->sigterm, NULL);
-  if (sv->stdin_stream) uv_close((uv_handle_t *)sv->stdin_stream, NULL);
+  sv_console_close(sv);
   sv_portmap_close(sv);
 }

@@ -1,10 +1,14 @@
 /* The servant's session with the connection manager: resolve (off the loop), connect,
  * hello, welcome, listen, heartbeat, keep the peer list current; on loss, reconnect with
  * backoff while chat with known peers goes on. */
+#include "manager_link.h"
+#include "inbound.h"
+#include "peers.h"
+#include "portmap.h"
+#include "pull.h"
 #include "servant.h"
 #include "nm_error.h"
 #include "nm_log.h"
-#include "nm_xml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,19 +26,49 @@ static void sv__mgr_schedule_retry(servant *sv, const char *why) {
   sv_manager_link *l = &sv->mgr;
   l->state = SV_MGR_IDLE;
   if (sv->stopping) return;
-  l->failures++;
-  l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : SV_MGR_BACKOFF_FIRST_MS;
-  if (l->backoff_ms > SV_MGR_BACKOFF_MAX_MS) l->backoff_ms = SV_MGR_BACKOFF_MAX_MS;
+  unsigned delay = nm_backoff_next(&l->backoff);
   /* Say it once per outage; the retries themselves are debug noise. */
-  nm_log(l->failures == 1 ? NM_LOG_WARN : NM_LOG_DEBUG,
+  nm_log(l->backoff.failures == 1 ? NM_LOG_WARN : NM_LOG_DEBUG,
          "manager %s:%u unreachable (%s); retrying in %.2f s, chat with known peers goes on",
-         sv->cfg.manager_host, sv->cfg.manager_port, why, l->backoff_ms / 1000.0);
-  uv_timer_start(&l->retry, sv__mgr_retry_cb, l->backoff_ms, 0);
+         sv->cfg.manager_host, sv->cfg.manager_port, why, delay / 1000.0);
+  uv_timer_start(&l->retry, sv__mgr_retry_cb, delay, 0);
 }
 
-void sv_manager_send(servant *sv, uint8_t type, const char *payload, size_t len) {
-  if (sv->mgr.conn && sv->mgr.state >= SV_MGR_HELLO_SENT)
-    nm_conn_send(sv->mgr.conn, type, payload, len);
+/* Everything up to the manager goes through here: built by the message layer, and only
+ * once the session has said hello. */
+static void sv__mgr_send(servant *sv, const nm_msg *m) {
+  if (!sv->mgr.conn || sv->mgr.state < SV_MGR_HELLO_SENT) return;
+  int rc = nm_msg_send(sv->mgr.conn, m);
+  if (rc < 0 && rc != NM_EQUEUE_FULL) nm_log_warn("%s not sent to the manager: %s", nm_msg_name(m->type), nm_strerror(rc));
+}
+
+static void sv__mgr_send_empty(servant *sv, uint8_t type) {
+  nm_msg m = {.type = type};
+  sv__mgr_send(sv, &m);
+}
+
+int sv_manager_registered(servant *sv) { return sv->mgr.state == SV_MGR_REGISTERED; }
+
+const char *sv_manager_observed_ip(servant *sv) { return sv->mgr.observed_ip; }
+
+nm_reach_state sv_manager_reach(servant *sv) { return sv->mgr.reach; }
+
+void sv_manager_complain(servant *sv, const char *accused, nm_complaint_reason why) {
+  nm_msg m = {.type = NM_MSG_COMPLAINT};
+  snprintf(m.u.complaint.accused, sizeof m.u.complaint.accused, "%s", accused);
+  m.u.complaint.reason = why;
+  sv__mgr_send(sv, &m);
+}
+
+void sv_manager_report_mapping(servant *sv, const nm_msg_mapping *mapping) {
+  nm_msg m = {.type = NM_MSG_MAPPING};
+  m.u.mapping = *mapping;
+  sv__mgr_send(sv, &m);
+}
+
+static void sv__mgr_report_load(servant *sv) {
+  nm_msg m = {.type = NM_MSG_RELAY_LOAD};
+  if (rl_load(&sv->relay, &m.u.relay_load)) sv__mgr_send(sv, &m);
 }
 
 static void sv__mgr_heartbeat(uv_timer_t *t) {
@@ -48,185 +82,146 @@ static void sv__mgr_heartbeat(uv_timer_t *t) {
     nm_conn_close(l->conn, UV_ETIMEDOUT, why);
     return;
   }
-  char hb[64];
-  int n = snprintf(hb, sizeof hb, "<heartbeat version=\"%llu\"/>", (unsigned long long)sv->list_version);
-  sv_manager_send(sv, NM_MSG_HEARTBEAT, hb, (size_t)n);
-  sv_relay_load_report(sv);
+  nm_msg m = {.type = NM_MSG_HEARTBEAT};
+  m.u.heartbeat.version = l->list_version;
+  sv__mgr_send(sv, &m);
+  sv__mgr_report_load(sv);
 }
 
 static void sv__mgr_send_listening(servant *sv, uint16_t port, uint16_t busy) {
-  char buf[64];
-  int n = busy ? snprintf(buf, sizeof buf, "<listening port=\"0\" busy=\"%u\"/>", busy)
-               : snprintf(buf, sizeof buf, "<listening port=\"%u\"/>", port);
-  sv_manager_send(sv, NM_MSG_LISTENING, buf, (size_t)n);
+  nm_msg m = {.type = NM_MSG_LISTENING};
+  m.u.listening.port = busy ? 0 : port;
+  m.u.listening.busy = busy;
+  sv__mgr_send(sv, &m);
 }
 
-static int sv__mgr_on_welcome(servant *sv, xmlNode *w) {
+static void sv__mgr_request_list(servant *sv) { sv__mgr_send_empty(sv, NM_MSG_PEERS_REQUEST); }
+
+/* ---- what the manager sends: one handler per message, dispatched by the table below ---- */
+
+static int sv__mgr_on_welcome(void *session, const nm_msg *msg) {
+  servant *sv = session;
   sv_manager_link *l = &sv->mgr;
-  unsigned port, hb, to;
-  const char *ip = nm_xml_attr(w, "ip");
-  if (nm_xml_attr_uint(w, "port", 1, 65535, &port) < 0 ||
-      nm_xml_attr_uint(w, "heartbeat", 1, 3600, &hb) < 0 ||
-      nm_xml_attr_uint(w, "timeout", 2, 36000, &to) < 0 || !ip || strlen(ip) >= sizeof l->observed_ip) {
-    nm_conn_fail(l->conn, NM_EMSG, "welcome: missing or invalid port, heartbeat, timeout or ip");
-    return 1;
-  }
-  snprintf(l->observed_ip, sizeof l->observed_ip, "%s", ip);
+  const nm_msg_welcome *w = &msg->u.welcome;
+  snprintf(l->observed_ip, sizeof l->observed_ip, "%s", w->ip);
   nm_conn_deadline_clear(l->conn);
-  if (!sv->listener) {
-    int rc = sv_listen(sv, (uint16_t)port);
+  sv_peers_set_timing(sv, w->heartbeat_s, w->timeout_s);
+  sv_inbound_set_timeout(sv, w->timeout_s);
+  if (!sv_listening(sv)) {
+    int rc = sv_listen(sv, w->port);
     if (rc < 0) {
       if (sv->cfg.port) {
-        nm_log_error("cannot listen on %s:%u: %s", sv->cfg.listen, port, uv_strerror(rc));
+        nm_log_error("cannot listen on %s:%u: %s", sv->cfg.listen, w->port, uv_strerror(rc));
         sv->stopping = 1;
         uv_stop(sv->loop);
         return 1;
       }
-      nm_log_info("assigned port %u is busy (%s); asking for another", port, uv_strerror(rc));
-      sv__mgr_send_listening(sv, 0, (uint16_t)port);
+      nm_log_info("assigned port %u is busy (%s); asking for another", w->port, uv_strerror(rc));
+      sv__mgr_send_listening(sv, 0, w->port);
       return 0;
     }
   }
-  if (l->heartbeat_s != hb || !uv_is_active((uv_handle_t *)&l->heartbeat))
-    uv_timer_start(&l->heartbeat, sv__mgr_heartbeat, hb * 1000, hb * 1000);
-  l->heartbeat_s = hb;
-  l->timeout_s = to;
-  sv__mgr_send_listening(sv, sv->port, 0);
+  if (l->heartbeat_s != w->heartbeat_s || !uv_is_active((uv_handle_t *)&l->heartbeat))
+    uv_timer_start(&l->heartbeat, sv__mgr_heartbeat, w->heartbeat_s * 1000, w->heartbeat_s * 1000);
+  l->heartbeat_s = w->heartbeat_s;
+  l->timeout_s = w->timeout_s;
+  sv__mgr_send_listening(sv, sv_listen_port(sv), 0);
   return 0;
 }
 
-static void sv__mgr_request_list(servant *sv) { sv_manager_send(sv, NM_MSG_PEERS_REQUEST, NULL, 0); }
-
-static int sv__mgr_on_peers(servant *sv, xmlDoc *doc) {
+static int sv__mgr_on_peers(void *session, const nm_msg *msg) {
+  servant *sv = session;
   sv_manager_link *l = &sv->mgr;
-  nm_peerlist list;
-  nm_peerlist_init(&list);
-  char err[300], me[NM_ID_LEN + 1];
-  int rc = nm_peerlist_from_doc(doc, &list, me, err, sizeof err);
-  if (rc < 0) {
-    nm_peerlist_close(&list);
-    nm_conn_fail(l->conn, rc, err);
-    return 1;
-  }
+  const nm_peerlist *list = msg->u.peers.list;
   int fresh = l->state != SV_MGR_REGISTERED;
   if (fresh) {
     l->state = SV_MGR_REGISTERED;
-    l->backoff_ms = 0;
-    l->failures = 0;
+    nm_backoff_reset(&l->backoff);
     nm_log_info("registered as %s (%s), seen as %s, listening on %u", sv->cfg.name, sv->id,
-                l->observed_ip, sv->port);
+                l->observed_ip, sv_listen_port(sv));
   }
-  for (size_t i = 0; i < list.count; i++)
-    if (strcmp(list.peers[i].id, sv->id) == 0) sv->reach = list.peers[i].state;
-  sv_peers_apply_full(sv, &list);
-  if (fresh) sv_portmap_on_registered(sv);
-  sv->list_version = list.version;
-  sv->have_list = 1;
-  nm_log_info("peer list version %llu (%zu peers)", (unsigned long long)list.version, list.count);
-  nm_peerlist_close(&list);
+  for (size_t i = 0; i < list->count; i++)
+    if (strcmp(list->peers[i].id, sv->id) == 0) l->reach = list->peers[i].state;
+  sv_peers_apply_full(sv, list);
+  if (fresh) sv_portmap_on_registered(sv, l->observed_ip, sv_listen_port(sv));
+  l->list_version = list->version;
+  l->have_list = 1;
+  nm_log_info("peer list version %llu (%zu peers)", (unsigned long long)list->version, list->count);
   return 0;
 }
 
-static int sv__mgr_on_delta(servant *sv, xmlNode *d) {
+static int sv__mgr_on_delta(void *session, const nm_msg *msg) {
+  servant *sv = session;
   sv_manager_link *l = &sv->mgr;
-  unsigned long long base, version;
-  const char *bs = nm_xml_attr(d, "base"), *vs = nm_xml_attr(d, "version");
-  char *e1 = NULL, *e2 = NULL;
-  if (bs) base = strtoull(bs, &e1, 10);
-  if (vs) version = strtoull(vs, &e2, 10);
-  if (!bs || !vs || *e1 || *e2 || !*bs || !*vs) {
-    nm_conn_fail(l->conn, NM_EMSG, "delta: missing or invalid base or version");
-    return 1;
-  }
-  if (!sv->have_list || base != sv->list_version) {
+  const nm_msg_delta *d = &msg->u.delta;
+  if (!l->have_list || d->base != l->list_version) {
     /* We missed something: one full list puts us right. */
     sv__mgr_request_list(sv);
     return 0;
   }
-  xmlNode *peer = nm_xml_child(d, "peer");
-  xmlNode *leave = nm_xml_child(d, "leave");
-  if (peer) {
-    nm_peer p;
-    char err[300];
-    int rc = nm_peer_from_xml(peer, &p, err, sizeof err);
-    if (rc < 0) {
-      nm_conn_fail(l->conn, rc, err);
-      return 1;
-    }
-    if (strcmp(p.id, sv->id) == 0 && p.state != sv->reach) {
-      nm_log_info("the manager now lists us as %s", nm_reach_name(p.state));
-      sv->reach = p.state;
-    }
-    sv_peers_upsert(sv, &p);
-  } else if (leave) {
-    const char *id = nm_xml_attr(leave, "id");
-    if (!nm_id_valid(id)) {
-      nm_conn_fail(l->conn, NM_EMSG, "delta: leave without a valid id");
-      return 1;
-    }
-    sv_peers_remove(sv, id, "left the overlay");
+  if (d->leave) {
+    sv_peers_remove(sv, d->leave_id, "left the overlay");
   } else {
-    nm_conn_fail(l->conn, NM_EMSG, "delta: neither <peer> nor <leave>");
-    return 1;
+    if (strcmp(d->peer.id, sv->id) == 0 && d->peer.state != l->reach) {
+      nm_log_info("the manager now lists us as %s", nm_reach_name(d->peer.state));
+      l->reach = d->peer.state;
+    }
+    sv_peers_upsert(sv, &d->peer);
   }
-  sv->list_version = version;
-  size_t n = 1;
-  for (sv_peer *p = sv->peers; p; p = p->next) n += p->listed;
-  nm_log_info("peer list version %llu (%zu peers)", version, n);
+  l->list_version = d->version;
+  nm_log_info("peer list version %llu (%zu peers)", (unsigned long long)d->version, sv_peers_count(sv) + 1);
   return 0;
 }
 
+static int sv__mgr_on_heartbeat_ack(void *session, const nm_msg *msg) {
+  servant *sv = session;
+  if (sv->mgr.state == SV_MGR_REGISTERED && msg->u.heartbeat_ack.version != sv->mgr.list_version)
+    sv__mgr_request_list(sv);
+  return 0;
+}
+
+static int sv__mgr_on_relay_assign(void *session, const nm_msg *msg) {
+  sv_pull_on_assign(session, &msg->u.relay_assign);
+  return 0;
+}
+
+static int sv__mgr_on_relay_serve(void *session, const nm_msg *msg) {
+  servant *sv = session;
+  rl_serve(&sv->relay, msg->u.relay_serve.clients, msg->u.relay_serve.count);
+  return 0;
+}
+
+static const char *const sv__mgr_state_names[] = {
+    [SV_MGR_IDLE] = "idle",
+    [SV_MGR_RESOLVING] = "resolving",
+    [SV_MGR_CONNECTING] = "connecting",
+    [SV_MGR_HELLO_SENT] = "waiting for the welcome",
+    [SV_MGR_REGISTERED] = "registered",
+};
+
+/* The manager welcomes once per session (again only for a port we could not bind, still
+ * before the list); the rest may come as soon as it has welcomed us. */
+static const nm_dispatch_entry sv__mgr_rows[] = {
+    {NM_MSG_WELCOME, SV_MGR_HELLO_SENT, SV_MGR_HELLO_SENT, sv__mgr_on_welcome},
+    {NM_MSG_PEERS, SV_MGR_HELLO_SENT, SV_MGR_REGISTERED, sv__mgr_on_peers},
+    {NM_MSG_DELTA, SV_MGR_HELLO_SENT, SV_MGR_REGISTERED, sv__mgr_on_delta},
+    {NM_MSG_HEARTBEAT_ACK, SV_MGR_HELLO_SENT, SV_MGR_REGISTERED, sv__mgr_on_heartbeat_ack},
+    {NM_MSG_RELAY_ASSIGN, SV_MGR_HELLO_SENT, SV_MGR_REGISTERED, sv__mgr_on_relay_assign},
+    {NM_MSG_RELAY_SERVE, SV_MGR_HELLO_SENT, SV_MGR_REGISTERED, sv__mgr_on_relay_serve},
+};
+
+static const nm_dispatch_table sv__mgr_table = {
+    .endpoint = "manager link",
+    .rows = sv__mgr_rows,
+    .count = sizeof sv__mgr_rows / sizeof *sv__mgr_rows,
+    .state_names = sv__mgr_state_names,
+    .nstates = sizeof sv__mgr_state_names / sizeof *sv__mgr_state_names,
+};
+
 static int sv__mgr_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
   servant *sv = c->data;
-  sv_manager_link *l = &sv->mgr;
-  l->last_heard_ms = sv_now_ms(sv);
-  xmlDoc *doc = NULL;
-  char err[300];
-  int rc = 0;
-  if (len) {
-    rc = nm_xml_parse(payload, len, &doc, err, sizeof err);
-    if (rc < 0) {
-      nm_conn_fail(c, rc, err);
-      return 1;
-    }
-  }
-  xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
-  const char *expect = NULL;
-  switch (type) {
-  case NM_MSG_WELCOME: expect = "welcome"; break;
-  case NM_MSG_PEERS: expect = "peers"; break;
-  case NM_MSG_DELTA: expect = "delta"; break;
-  case NM_MSG_HEARTBEAT_ACK: expect = "heartbeat-ack"; break;
-  case NM_MSG_RELAY_ASSIGN: expect = "relay-assign"; break;
-  case NM_MSG_RELAY_SERVE: expect = "relay-serve"; break;
-  default: break;
-  }
-  if (!expect) {
-    snprintf(err, sizeof err, "unexpected %s frame (0x%02x) from the manager", nm_msg_name(type), type);
-    nm_conn_fail(c, NM_EFRAME_TYPE, err);
-    rc = 1;
-  } else if (!root || strcmp((const char *)root->name, expect) != 0) {
-    snprintf(err, sizeof err, "%s frame without a <%s> document", nm_msg_name(type), expect);
-    nm_conn_fail(c, NM_EMSG, err);
-    rc = 1;
-  } else if (type == NM_MSG_WELCOME) {
-    rc = sv__mgr_on_welcome(sv, root);
-  } else if (type == NM_MSG_PEERS) {
-    rc = sv__mgr_on_peers(sv, doc);
-  } else if (type == NM_MSG_DELTA) {
-    rc = sv__mgr_on_delta(sv, root);
-  } else if (type == NM_MSG_RELAY_ASSIGN) {
-    sv_pull_on_assign(sv, root);
-  } else if (type == NM_MSG_RELAY_SERVE) {
-    sv_relay_on_serve(sv, root);
-  } else if (type == NM_MSG_HEARTBEAT_ACK) {
-    unsigned long long v = 0;
-    const char *vs = nm_xml_attr(root, "version");
-    if (vs) v = strtoull(vs, NULL, 10);
-    if (l->state == SV_MGR_REGISTERED && v != sv->list_version) sv__mgr_request_list(sv);
-  }
-  if (doc) xmlFreeDoc(doc);
-  return rc || c->closing;
+  sv->mgr.last_heard_ms = sv_now_ms(sv);
+  return nm_dispatch(&sv__mgr_table, c, sv, (int)sv->mgr.state, type, payload, len) || c->closing;
 }
 
 static void sv__mgr_closed(nm_conn *c) {
@@ -247,13 +242,15 @@ static void sv__mgr_connected(nm_conn *c, int status) {
   sv->mgr.last_heard_ms = sv_now_ms(sv);
   /* Until the welcome there is no heartbeat to notice a mute manager with. */
   nm_conn_deadline(c, SV_WELCOME_TIMEOUT_MS, "no welcome from the manager in time");
-  char hello[160];
-  int n = snprintf(hello, sizeof hello,
-                   "<hello id=\"%s\" name=\"%s\" role=\"%s\" port=\"%u\" max-clients=\"%u\"/>",
-                   sv->id, sv->cfg.name, nm_role_name(sv->cfg.role), sv->listener ? sv->port : sv->cfg.port,
-                   sv->cfg.max_clients);
-  nm_conn_send(c, NM_MSG_HELLO, hello, (size_t)n);
-  nm_log(sv->mgr.failures ? NM_LOG_INFO : NM_LOG_DEBUG, "connected to manager %s:%u",
+  nm_msg m = {.type = NM_MSG_HELLO};
+  nm_msg_hello *h = &m.u.hello;
+  snprintf(h->id, sizeof h->id, "%s", sv->id);
+  snprintf(h->name, sizeof h->name, "%s", sv->cfg.name);
+  h->role = sv->cfg.role;
+  h->port = sv_listening(sv) ? sv_listen_port(sv) : (uint16_t)sv->cfg.port;
+  h->max_clients = sv->cfg.max_clients;
+  sv__mgr_send(sv, &m);
+  nm_log(sv->mgr.backoff.failures ? NM_LOG_INFO : NM_LOG_DEBUG, "connected to manager %s:%u",
          sv->cfg.manager_host, sv->cfg.manager_port);
 }
 
@@ -298,6 +295,7 @@ static void sv__mgr_resolve(servant *sv) {
 }
 
 void sv_manager_start(servant *sv) {
+  nm_backoff_init(&sv->mgr.backoff, SV_MGR_BACKOFF_FIRST_MS, SV_MGR_BACKOFF_MAX_MS, 0);
   uv_timer_init(sv->loop, &sv->mgr.retry);
   uv_timer_init(sv->loop, &sv->mgr.heartbeat);
   sv->mgr.retry.data = sv->mgr.heartbeat.data = sv;
@@ -307,7 +305,7 @@ void sv_manager_start(servant *sv) {
 void sv_manager_stop(servant *sv) {
   sv_manager_link *l = &sv->mgr;
   if (l->conn) {
-    sv_manager_send(sv, NM_MSG_BYE, NULL, 0);
+    sv__mgr_send_empty(sv, NM_MSG_BYE);
     nm_conn_close(l->conn, 0, NULL);
   }
   if (l->state == SV_MGR_RESOLVING) uv_cancel((uv_req_t *)&l->gai);

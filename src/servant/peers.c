@@ -1,6 +1,7 @@
 /* The peer table: one record per servant in the manager's list, each with the outbound
  * connection this servant publishes its chat on. Connections are opened once and reused;
  * lines typed while a connection is not up wait in a bounded backlog. */
+#include "peers.h"
 #include "servant.h"
 #include "nm_error.h"
 #include "nm_log.h"
@@ -14,7 +15,7 @@
 /* Retry an unreachable peer at least every half heartbeat: each failure is a complaint,
  * and the manager counts one per pair per heartbeat interval. */
 static unsigned sv__backoff_max(servant *sv) {
-  unsigned hb = sv->mgr.heartbeat_s ? sv->mgr.heartbeat_s : 5;
+  unsigned hb = sv->peers.heartbeat_s ? sv->peers.heartbeat_s : 5;
   return hb * 500 < 1000 ? 1000 : hb * 500;
 }
 
@@ -22,7 +23,7 @@ static unsigned sv__backoff_max(servant *sv) {
  * firewalls drop SYNs silently, and the complaint must reach the manager within the
  * interval in which it counts. */
 static unsigned sv__connect_timeout_ms(servant *sv) {
-  unsigned hb = sv->mgr.heartbeat_s ? sv->mgr.heartbeat_s : 5;
+  unsigned hb = sv->peers.heartbeat_s ? sv->peers.heartbeat_s : 5;
   unsigned ms = hb * 500;
   return ms < 500 ? 500 : ms > SV_CONNECT_TIMEOUT_MS ? SV_CONNECT_TIMEOUT_MS : ms;
 }
@@ -33,13 +34,31 @@ static int sv__unreachable(const sv_peer *p) {
 }
 
 sv_peer *sv_peer_find(servant *sv, const char *id) {
-  for (sv_peer *p = sv->peers; p; p = p->next)
+  for (sv_peer *p = sv->peers.head; p; p = p->next)
     if (strcmp(p->info.id, id) == 0) return p;
   return NULL;
 }
 
+const char *sv_peer_name(servant *sv, const char *id) {
+  sv_peer *p = sv_peer_find(sv, id);
+  return p ? p->info.name : NULL;
+}
+
+size_t sv_peers_count(servant *sv) {
+  size_t n = 0;
+  for (sv_peer *p = sv->peers.head; p; p = p->next) n += p->listed;
+  return n;
+}
+
+int sv_peers_any(servant *sv) { return sv->peers.head != NULL; }
+
+void sv_peers_set_timing(servant *sv, unsigned heartbeat_s, unsigned timeout_s) {
+  sv->peers.heartbeat_s = heartbeat_s;
+  sv->peers.timeout_s = timeout_s;
+}
+
 static void sv__backlog_clear(sv_peer *p) {
-  for (sv_chat *c = p->backlog_head, *n; c; c = n) {
+  for (sv_queued *c = p->backlog_head, *n; c; c = n) {
     n = c->next;
     free(c);
   }
@@ -49,7 +68,7 @@ static void sv__backlog_clear(sv_peer *p) {
 
 static void sv__backlog_push(servant *sv, sv_peer *p, const char *payload, size_t len) {
   if (p->backlog_len >= SV_BACKLOG_MAX) {
-    sv_chat *old = p->backlog_head;
+    sv_queued *old = p->backlog_head;
     p->backlog_head = old->next;
     if (!p->backlog_head) p->backlog_tail = NULL;
     free(old);
@@ -57,7 +76,7 @@ static void sv__backlog_push(servant *sv, sv_peer *p, const char *payload, size_
     nm_log_warn("backlog for %s full (%d lines): oldest line dropped", p->info.name,
                 SV_BACKLOG_MAX);
   }
-  sv_chat *c = malloc(sizeof *c + len);
+  sv_queued *c = malloc(sizeof *c + len);
   if (!c) return;
   c->next = NULL;
   c->queued_ms = sv_now_ms(sv);
@@ -72,7 +91,7 @@ static void sv__backlog_push(servant *sv, sv_peer *p, const char *payload, size_
 static void sv__backlog_flush(servant *sv, sv_peer *p) {
   uint64_t now = sv_now_ms(sv);
   while (p->backlog_head && p->out_ready) {
-    sv_chat *c = p->backlog_head;
+    sv_queued *c = p->backlog_head;
     p->backlog_head = c->next;
     if (!p->backlog_head) p->backlog_tail = NULL;
     p->backlog_len--;
@@ -82,22 +101,13 @@ static void sv__backlog_flush(servant *sv, sv_peer *p) {
   }
 }
 
-/* Frames a peer sends back on our outbound connection: a relay forwards chat this way. */
+/* Our outbound connections only send: peers publish to us on connections they open, and
+ * a relay forwards on the pull connection. The table has no rows: whatever arrives here
+ * is refused. */
+static const nm_dispatch_table sv__out_table = {.endpoint = "outbound peer connection"};
+
 static int sv__out_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
-  sv_out *o = c->data;
-  if (type == NM_MSG_CHAT) {
-    char err[200];
-    int rc = sv_chat_receive(o->sv, payload, len, err, sizeof err);
-    if (rc < 0) {
-      nm_conn_fail(c, rc, err);
-      return 1;
-    }
-    return 0;
-  }
-  char why[80];
-  snprintf(why, sizeof why, "unexpected %s frame from a peer", nm_msg_name(type));
-  nm_conn_fail(c, NM_EFRAME_TYPE, why);
-  return 1;
+  return nm_dispatch(&sv__out_table, c, c->data, 0, type, payload, len);
 }
 
 static void sv__out_closed(nm_conn *c) {
@@ -107,9 +117,8 @@ static void sv__out_closed(nm_conn *c) {
     p->out = NULL;
     p->out_ready = 0;
     /* Try again later, backing off while the peer stays unreachable. */
-    p->next_attempt_ms = sv_now_ms(o->sv) + p->backoff_ms;
-    p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : SV_BACKOFF_FIRST_MS;
-    if (p->backoff_ms > sv__backoff_max(o->sv)) p->backoff_ms = sv__backoff_max(o->sv);
+    nm_backoff_set_max(&p->backoff, sv__backoff_max(o->sv));
+    p->next_attempt_ms = sv_now_ms(o->sv) + nm_backoff_next(&p->backoff);
   }
   free(o);
 }
@@ -122,25 +131,26 @@ static void sv__out_connected(nm_conn *c, int status) {
     nm_log_info("cannot reach %s at %s:%u: %s", p->info.name, p->info.ip, p->info.port,
                 uv_strerror(status));
     /* Tell the manager: enough of these from enough peers make it assign a relay. */
-    char buf[96];
-    const char *reason = status == UV_ETIMEDOUT ? "timeout" : status == UV_ECONNREFUSED ? "refused" : "reset";
-    int n = snprintf(buf, sizeof buf, "<complaint accused=\"%s\" reason=\"%s\"/>", p->info.id, reason);
-    if (p->listed && !sv__unreachable(p)) sv_manager_send(o->sv, NM_MSG_COMPLAINT, buf, (size_t)n);
+    nm_complaint_reason why = status == UV_ETIMEDOUT      ? NM_COMPLAINT_TIMEOUT
+                              : status == UV_ECONNREFUSED ? NM_COMPLAINT_REFUSED
+                                                          : NM_COMPLAINT_RESET;
+    if (p->listed && !sv__unreachable(p) && o->sv->peers.on_unreachable) o->sv->peers.on_unreachable(o->sv, p, why);
     return; /* nm_conn closes it; sv__out_closed schedules the retry */
   }
-  char hello[128];
-  int n = sv_peer_hello_build(o->sv, hello, sizeof hello);
-  nm_conn_send(c, NM_MSG_PEER_HELLO, hello, (size_t)n);
+  nm_msg hello = {.type = NM_MSG_PEER_HELLO};
+  snprintf(hello.u.peer_hello.id, sizeof hello.u.peer_hello.id, "%s", o->sv->id);
+  snprintf(hello.u.peer_hello.name, sizeof hello.u.peer_hello.name, "%s", o->sv->cfg.name);
+  nm_msg_send(c, &hello);
   nm_frame_reader_set_max(&c->reader, NM_FRAME_MAX);
   p->out_ready = 1;
-  p->backoff_ms = 0;
+  nm_backoff_reset(&p->backoff);
   nm_log_info("connected to %s at %s:%u", p->info.name, p->info.ip, p->info.port);
   sv__backlog_flush(o->sv, p);
 }
 
 static void sv__peer_connect(servant *sv, sv_peer *p) {
   /* A dedicated relay publishes nothing of its own: it only receives and forwards. */
-  if (sv->quiet) return;
+  if (sv->cfg.quiet) return;
   struct sockaddr_storage addr;
   if (uv_ip4_addr(p->info.ip, p->info.port, (struct sockaddr_in *)&addr) < 0 &&
       uv_ip6_addr(p->info.ip, p->info.port, (struct sockaddr_in6 *)&addr) < 0)
@@ -178,8 +188,9 @@ void sv_peers_upsert(servant *sv, const nm_peer *info) {
     p = calloc(1, sizeof *p);
     if (!p) return;
     p->info = *info;
-    p->next = sv->peers;
-    sv->peers = p;
+    nm_backoff_init(&p->backoff, SV_BACKOFF_FIRST_MS, sv__backoff_max(sv), 1);
+    p->next = sv->peers.head;
+    sv->peers.head = p;
     nm_log_info("peer joined: %s at %s:%u", info->name, info->ip, info->port);
     p->listed = 1;
     sv__check_ban(sv, p);
@@ -209,13 +220,13 @@ void sv_peers_upsert(servant *sv, const nm_peer *info) {
       p->out = NULL;
       p->out_ready = 0;
     }
-    p->backoff_ms = 0;
+    nm_backoff_reset(&p->backoff);
     sv__peer_connect(sv, p);
   }
 }
 
 void sv_peers_remove(servant *sv, const char *id, const char *reason) {
-  for (sv_peer **pp = &sv->peers; *pp; pp = &(*pp)->next) {
+  for (sv_peer **pp = &sv->peers.head; *pp; pp = &(*pp)->next) {
     if (strcmp((*pp)->info.id, id) != 0) continue;
     sv_peer *p = *pp;
     *pp = p->next;
@@ -230,7 +241,7 @@ void sv_peers_remove(servant *sv, const char *id, const char *reason) {
  * re-register, and chat must go on meanwhile. They stay for one heartbeat timeout. */
 void sv_peers_apply_full(servant *sv, const nm_peerlist *list) {
   uint64_t now = sv_now_ms(sv);
-  for (sv_peer *p = sv->peers; p; p = p->next) {
+  for (sv_peer *p = sv->peers.head; p; p = p->next) {
     if (p->listed) p->unlisted_since_ms = now;
     p->listed = 0;
   }
@@ -238,7 +249,7 @@ void sv_peers_apply_full(servant *sv, const nm_peerlist *list) {
 }
 
 void sv_peers_publish(servant *sv, const char *payload, size_t len) {
-  for (sv_peer *p = sv->peers; p; p = p->next) {
+  for (sv_peer *p = sv->peers.head; p; p = p->next) {
     if (p->out_ready) {
       int rc = nm_conn_send(&p->out->conn, NM_MSG_CHAT, payload, len);
       if (rc == NM_EQUEUE_FULL) nm_log_warn("%s is not reading: line dropped for it", p->info.name);
@@ -250,8 +261,8 @@ void sv_peers_publish(servant *sv, const char *payload, size_t len) {
 
 void sv_peers_tick(servant *sv) {
   uint64_t now = sv_now_ms(sv);
-  uint64_t grace = (uint64_t)(sv->mgr.timeout_s ? sv->mgr.timeout_s : 15) * 1000;
-  for (sv_peer **pp = &sv->peers; *pp;) {
+  uint64_t grace = (uint64_t)(sv->peers.timeout_s ? sv->peers.timeout_s : 15) * 1000;
+  for (sv_peer **pp = &sv->peers.head; *pp;) {
     sv_peer *p = *pp;
     if (!p->listed && now - p->unlisted_since_ms > grace) {
       *pp = p->next;
@@ -265,33 +276,22 @@ void sv_peers_tick(servant *sv) {
 }
 
 void sv_peers_close_all(servant *sv) {
-  while (sv->peers) {
-    sv_peer *p = sv->peers;
-    sv->peers = p->next;
+  while (sv->peers.head) {
+    sv_peer *p = sv->peers.head;
+    sv->peers.head = p->next;
     sv__peer_free(p);
   }
 }
 
-void sv_peers_print(servant *sv) {
-  size_t n = 1;
-  char mapping[128];
-  char relay[NM_NAME_MAX + 32] = "";
-  if (sv->assigned)
-    snprintf(relay, sizeof relay, ", pulling from %s%s", sv->pull.name, sv->pull.ready ? "" : " (connecting)");
-  else if (sv->nclients)
-    snprintf(relay, sizeof relay, ", relaying for %zu", sv->nclients);
-  printf("* peer %s %s %s:%u %s me, %s%s\n", sv->cfg.name, sv->id,
-         sv->mgr.observed_ip[0] ? sv->mgr.observed_ip : "?", sv->port, nm_reach_name(sv->reach),
-         sv_portmap_describe(sv, mapping, sizeof mapping), relay);
-  for (sv_peer *p = sv->peers; p; p = p->next) {
+size_t sv_peers_print(servant *sv, FILE *out) {
+  size_t n = 0;
+  for (sv_peer *p = sv->peers.head; p; p = p->next) {
     if (!p->listed) continue;
     n++;
-    printf("  peer %s %s %s:%u %s%s%s\n", p->info.name, p->info.id, p->info.ip, p->info.port,
-           nm_reach_name(p->info.state), p->out_ready ? " connected" : "",
-           p->banned ? " banned" : "");
+    fprintf(out, "  peer %s %s %s:%u %s%s%s\n", p->info.name, p->info.id, p->info.ip, p->info.port,
+            nm_reach_name(p->info.state), p->out_ready ? " connected" : "", p->banned ? " banned" : "");
   }
-  printf("end of peers (%zu)\n", n);
-  fflush(stdout);
+  return n;
 }
 
 typedef struct {
@@ -315,7 +315,7 @@ static void sv__on_peer_name(uv_getnameinfo_t *req, int status, const char *host
 /* Bans by address apply at once; bans by name need a reverse lookup, which runs on
  * libuv's thread pool so the loop never waits for DNS. */
 static void sv__check_ban(servant *sv, sv_peer *p) {
-  p->banned = sv_ip_banned(sv, p->info.ip);
+  p->banned = nm_banlist_match(&sv->cfg.bans, p->info.ip, NULL);
   if (p->banned) nm_log_info("peer %s (%s) is banned", p->info.name, p->info.ip);
   if (p->banned || !sv->has_name_bans) return;
   sv_name_lookup *l = calloc(1, sizeof *l);

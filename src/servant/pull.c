@@ -1,30 +1,38 @@
 /* Pulling: when the manager has judged us unreachable it names a relay; we connect out to
  * it, say pull with the token, and receive everything it forwards, for as long as the
  * assignment stands. The connection is kept up: on loss we reconnect with backoff. */
+#include "pull.h"
+#include "chat.h"
 #include "servant.h"
 #include "nm_error.h"
 #include "nm_log.h"
-#include "nm_xml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int sv__pull_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
-  servant *sv = c->data;
-  if (type != NM_MSG_CHAT) {
-    char why[80];
-    snprintf(why, sizeof why, "unexpected %s frame from the relay", nm_msg_name(type));
-    nm_conn_fail(c, NM_EFRAME_TYPE, why);
-    return 1;
-  }
-  char err[200];
-  int rc = sv_chat_receive(sv, payload, len, err, sizeof err);
-  if (rc < 0) {
-    nm_conn_fail(c, rc, err);
-    return 1;
-  }
+/* A lost relay connection is retried at once, then after 0.25 s doubling to 4 s. */
+#define SV_PULL_BACKOFF_FIRST_MS 250
+#define SV_PULL_BACKOFF_MAX_MS 4000
+
+static int sv__pull_on_chat(void *session, const nm_msg *m) {
+  sv_chat_receive(session, &m->u.chat);
   return 0;
+}
+
+/* A relay sends chat and nothing else on a pull connection. */
+static const nm_dispatch_entry sv__pull_rows[] = {
+    {NM_MSG_CHAT, 0, 0, sv__pull_on_chat},
+};
+
+static const nm_dispatch_table sv__pull_table = {
+    .endpoint = "pull connection",
+    .rows = sv__pull_rows,
+    .count = sizeof sv__pull_rows / sizeof *sv__pull_rows,
+};
+
+static int sv__pull_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
+  return nm_dispatch(&sv__pull_table, c, c->data, 0, type, payload, len);
 }
 
 static void sv__pull_closed(nm_conn *c) {
@@ -32,9 +40,7 @@ static void sv__pull_closed(nm_conn *c) {
   if (sv->pull.conn == c) {
     sv->pull.conn = NULL;
     sv->pull.ready = 0;
-    sv->pull.next_attempt_ms = sv_now_ms(sv) + sv->pull.backoff_ms;
-    sv->pull.backoff_ms = sv->pull.backoff_ms ? sv->pull.backoff_ms * 2 : 250;
-    if (sv->pull.backoff_ms > 4000) sv->pull.backoff_ms = 4000;
+    sv->pull.next_attempt_ms = sv_now_ms(sv) + nm_backoff_next(&sv->pull.backoff);
   }
   free(c);
 }
@@ -42,12 +48,13 @@ static void sv__pull_closed(nm_conn *c) {
 static void sv__pull_connected(nm_conn *c, int status) {
   servant *sv = c->data;
   if (status < 0 || sv->pull.conn != c) return;
-  char buf[128];
-  int n = snprintf(buf, sizeof buf, "<pull id=\"%s\" token=\"%s\"/>", sv->id, sv->pull.token);
-  nm_conn_send(c, NM_MSG_PULL, buf, (size_t)n);
+  nm_msg m = {.type = NM_MSG_PULL};
+  snprintf(m.u.pull.id, sizeof m.u.pull.id, "%s", sv->id);
+  snprintf(m.u.pull.token, sizeof m.u.pull.token, "%s", sv->pull.token);
+  nm_msg_send(c, &m);
   nm_frame_reader_set_max(&c->reader, NM_FRAME_MAX);
   sv->pull.ready = 1;
-  sv->pull.backoff_ms = 0;
+  nm_backoff_reset(&sv->pull.backoff);
   nm_log_info("pulling from relay %s at %s:%u", sv->pull.name, sv->pull.ip, sv->pull.port);
 }
 
@@ -75,40 +82,41 @@ static void sv__pull_drop(servant *sv, const char *why) {
   sv->pull.ready = 0;
 }
 
-void sv_pull_on_assign(servant *sv, xmlNode *a) {
-  const char *id = nm_xml_attr(a, "relay"), *name = nm_xml_attr(a, "name");
-  const char *ip = nm_xml_attr(a, "ip"), *token = nm_xml_attr(a, "token");
-  unsigned port = 0;
-  if (!id || !*id) {
-    if (sv->assigned) nm_log_info("relay released: peers can reach us directly");
-    sv->assigned = 0;
+void sv_pull_on_assign(servant *sv, const nm_msg_relay_assign *a) {
+  sv_pull *p = &sv->pull;
+  if (a->release) {
+    if (p->assigned) nm_log_info("relay released: peers can reach us directly");
+    p->assigned = 0;
     sv__pull_drop(sv, "relay released");
     return;
   }
-  if (!nm_id_valid(id) || !nm_name_valid(name) || !ip || strlen(ip) >= sizeof sv->pull.ip ||
-      !token || strlen(token) != 32 || nm_xml_attr_uint(a, "port", 1, 65535, &port) < 0) {
-    nm_log_warn("ignoring a relay-assign with invalid fields");
-    return;
-  }
-  if (sv->assigned && strcmp(sv->pull.id, id) == 0 && strcmp(sv->pull.token, token) == 0) return;
+  if (p->assigned && strcmp(p->id, a->relay) == 0 && strcmp(p->token, a->token) == 0) return;
   sv__pull_drop(sv, "relay reassigned");
-  strcpy(sv->pull.id, id);
-  strcpy(sv->pull.name, name);
-  strcpy(sv->pull.ip, ip);
-  strcpy(sv->pull.token, token);
-  sv->pull.port = (uint16_t)port;
-  sv->pull.backoff_ms = 0;
-  sv->assigned = 1;
-  nm_log_info("the manager judged us unreachable: relay %s at %s:%u assigned", name, ip, port);
+  snprintf(p->id, sizeof p->id, "%s", a->relay);
+  snprintf(p->name, sizeof p->name, "%s", a->name);
+  snprintf(p->ip, sizeof p->ip, "%s", a->ip);
+  snprintf(p->token, sizeof p->token, "%s", a->token);
+  p->port = a->port;
+  nm_backoff_init(&p->backoff, SV_PULL_BACKOFF_FIRST_MS, SV_PULL_BACKOFF_MAX_MS, 1);
+  p->assigned = 1;
+  nm_log_info("the manager judged us unreachable: relay %s at %s:%u assigned", p->name, p->ip, p->port);
   sv__pull_connect(sv);
 }
 
 void sv_pull_tick(servant *sv) {
-  if (sv->assigned && !sv->pull.conn && !sv->stopping && sv_now_ms(sv) >= sv->pull.next_attempt_ms)
+  if (sv->pull.assigned && !sv->pull.conn && !sv->stopping && sv_now_ms(sv) >= sv->pull.next_attempt_ms)
     sv__pull_connect(sv);
 }
 
 void sv_pull_close(servant *sv) {
-  sv->assigned = 0;
+  sv->pull.assigned = 0;
   sv__pull_drop(sv, NULL);
+}
+
+const char *sv_pull_describe(servant *sv, char *buf, size_t len) {
+  if (sv->pull.assigned)
+    snprintf(buf, len, ", pulling from %s%s", sv->pull.name, sv->pull.ready ? "" : " (connecting)");
+  else if (buf && len)
+    buf[0] = 0;
+  return buf;
 }

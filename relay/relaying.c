@@ -1,0 +1,184 @@
+/* Relay duty: serving servants the manager judged unreachable. See relaying.h. */
+#include "relaying.h"
+#include "nm_error.h"
+#include "nm_log.h"
+#include "nm_peerlist.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void rl_init(rl_duty *d, uv_loop_t *loop, const char *self_id, const rl_limits *limits) {
+  memset(d, 0, sizeof *d);
+  d->loop = loop;
+  snprintf(d->self_id, sizeof d->self_id, "%s", self_id);
+  d->limits = *limits;
+  if (d->limits.max_clients > RL_CLIENTS_MAX) d->limits.max_clients = RL_CLIENTS_MAX;
+  /* Token buckets with a one-second burst. */
+  nm_ratelimit_init(&d->total, limits->total_rate_bps, limits->total_rate_bps, uv_now(loop));
+}
+
+static const nm_relay_client *rl__assigned(const rl_duty *d, const char *id) {
+  for (size_t i = 0; i < d->nassigned; i++)
+    if (strcmp(d->assigned[i].id, id) == 0) return &d->assigned[i];
+  return NULL;
+}
+
+void rl_detach(rl_duty *d, rl_client *c) {
+  if (!c->attached) return;
+  for (size_t i = 0; i < d->nattached; i++)
+    if (d->attached[i] == c) {
+      d->attached[i] = d->attached[--d->nattached];
+      break;
+    }
+  c->attached = 0;
+}
+
+/* Detaches first, so nothing more is sent on it; the owner's close callback detaches
+ * again, harmlessly. */
+static void rl__drop(rl_duty *d, rl_client *c, const char *why) {
+  rl_detach(d, c);
+  nm_conn_close(c->conn, 0, why);
+}
+
+void rl_serve(rl_duty *d, const nm_relay_client *clients, size_t n) {
+  size_t cap = RL_CLIENTS_MAX;
+  if (d->limits.max_clients && d->limits.max_clients < cap) cap = d->limits.max_clients;
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (kept == cap) {
+      nm_log_warn("manager assigned more clients than our limit of %zu; extra ones ignored", cap);
+      break;
+    }
+    d->assigned[kept++] = clients[i];
+  }
+  d->nassigned = kept;
+  /* Clients no longer assigned to us are dropped. */
+  for (size_t i = 0; i < d->nattached;) {
+    rl_client *c = d->attached[i];
+    if (!rl__assigned(d, c->id)) {
+      rl__drop(d, c, "no longer assigned to this relay");
+      continue;
+    }
+    i++;
+  }
+  nm_log_info("relay duty: %zu client%s assigned", kept, kept == 1 ? "" : "s");
+}
+
+static void rl__recent_trim(rl_duty *d, uint64_t now) {
+  while (d->recent_head && (d->nrecent > RL_RECENT_MAX || now - d->recent_head->at_ms > RL_RECENT_TTL_MS)) {
+    rl_line *old = d->recent_head;
+    d->recent_head = old->next;
+    if (!d->recent_head) d->recent_tail = NULL;
+    d->nrecent--;
+    free(old);
+  }
+}
+
+/* The client's bucket is spent before the total's: a line the total refuses still counts
+ * against the client, as a line it was sent would. */
+static void rl__send(rl_duty *d, rl_client *c, const char *payload, size_t len) {
+  uint64_t now = uv_now(d->loop);
+  if (!nm_ratelimit_take(&c->rate, now, len) || !nm_ratelimit_take(&d->total, now, len)) {
+    d->drops++;
+    return;
+  }
+  if (nm_conn_send(c->conn, NM_MSG_CHAT, payload, len) < 0) {
+    d->drops++;
+    return;
+  }
+  d->bytes_out += len;
+}
+
+int rl_attach(rl_duty *d, rl_client *c, nm_conn *conn, const char *id, const char *token,
+              const char *who, char *err, size_t errlen) {
+  const nm_relay_client *a = nm_id_valid(id) ? rl__assigned(d, id) : NULL;
+  if (!a || !token || strcmp(a->token, token) != 0) {
+    snprintf(err, errlen, "pull refused: %s is not assigned to this relay with that token",
+             nm_id_valid(id) ? id : "(invalid id)");
+    return NM_EMSG;
+  }
+  if (d->nattached == RL_CLIENTS_MAX) {
+    snprintf(err, errlen, "relay is full");
+    return -ENOSPC;
+  }
+  /* A client reconnecting replaces its old connection. */
+  for (size_t i = 0; i < d->nattached; i++)
+    if (strcmp(d->attached[i]->id, a->id) == 0) {
+      rl__drop(d, d->attached[i], "replaced by a new pull connection");
+      break;
+    }
+  uint64_t now = uv_now(d->loop);
+  c->conn = conn;
+  snprintf(c->id, sizeof c->id, "%s", a->id);
+  nm_ratelimit_init(&c->rate, d->limits.client_rate_bps, d->limits.client_rate_bps, now);
+  c->attached = 1;
+  d->attached[d->nattached++] = c;
+  if (!who) who = c->id;
+  nm_conn_deadline_clear(conn);
+  nm_conn_set_label(conn, "relay client %s", who);
+  nm_frame_reader_set_max(&conn->reader, NM_FRAME_MAX);
+  /* Replay what the client may have missed while it was unreachable; it shows each line
+   * once whatever arrives twice. */
+  rl__recent_trim(d, now);
+  size_t replayed = 0;
+  for (rl_line *m = d->recent_head; m; m = m->next)
+    if (strcmp(m->origin, c->id) != 0) {
+      rl__send(d, c, m->payload, m->len);
+      replayed++;
+    }
+  nm_log_info("serving relay client %s (%zu attached); replayed %zu recent lines", who, d->nattached, replayed);
+  return 0;
+}
+
+/* The relay's side of a pull connection once attached: the client said pull and from
+ * then on only receives. No rows, so every frame is refused in one place. */
+static const nm_dispatch_table rl__client_table = {.endpoint = "relay client connection"};
+
+int rl_client_on_frame(rl_duty *d, rl_client *c, uint8_t type, const char *payload, size_t len) {
+  return nm_dispatch(&rl__client_table, c->conn, c, 0, type, payload, len);
+}
+
+void rl_forward(rl_duty *d, const char *origin, const char *payload, size_t len) {
+  uint64_t now = uv_now(d->loop);
+  if (strcmp(origin, d->self_id) != 0) d->bytes_in += len;
+  rl_line *m = malloc(sizeof *m + len);
+  if (m) {
+    m->next = NULL;
+    m->at_ms = now;
+    m->len = len;
+    snprintf(m->origin, sizeof m->origin, "%s", origin);
+    memcpy(m->payload, payload, len);
+    if (d->recent_tail) d->recent_tail->next = m;
+    else d->recent_head = m;
+    d->recent_tail = m;
+    d->nrecent++;
+  }
+  rl__recent_trim(d, now);
+  for (size_t i = 0; i < d->nattached; i++)
+    if (strcmp(d->attached[i]->id, origin) != 0) rl__send(d, d->attached[i], payload, len);
+}
+
+void rl_tick(rl_duty *d) { rl__recent_trim(d, uv_now(d->loop)); }
+
+int rl_load(const rl_duty *d, nm_msg_relay_load *out) {
+  memset(out, 0, sizeof *out);
+  out->clients = d->nassigned;
+  out->attached = d->nattached;
+  out->max_clients = d->limits.max_clients;
+  out->bytes_in = d->bytes_in;
+  out->bytes_out = d->bytes_out;
+  out->drops = d->drops;
+  return d->limits.dedicated || d->nassigned > 0;
+}
+
+void rl_close(rl_duty *d) {
+  while (d->nattached) rl__drop(d, d->attached[0], NULL);
+  while (d->recent_head) {
+    rl_line *m = d->recent_head;
+    d->recent_head = m->next;
+    free(m);
+  }
+  d->recent_tail = NULL;
+  d->nrecent = 0;
+}

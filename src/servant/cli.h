@@ -1,0 +1,46 @@
+/* The command line and config file of natmesh-servant and natmesh-relay (cli.c), and the
+ * role description that makes one program of the two (entry.c). */
+#ifndef SV_CLI_H
+#define SV_CLI_H
+
+#include "nm_config.h"
+#include "nm_proto.h"
+
+typedef struct {
+  nm_role role;
+  int quiet; /* shows no chat and publishes none (a dedicated relay) */
+  /* relay duty: limits apply to dedicated relays; servants serve a few clients at most */
+  unsigned max_clients;
+  unsigned client_rate_bps;  /* bytes per second per client, 0 = unlimited */
+  unsigned total_rate_bps;   /* bytes per second in all, 0 = unlimited */
+  char name[NM_NAME_MAX + 1];
+  char manager_host[256];
+  unsigned manager_port;
+  char listen[64];
+  unsigned port; /* 0: ask the manager for one */
+  nm_banlist bans;
+  int nat_upnp, nat_natpmp;
+  unsigned nat_lease_s;
+} sv_config;
+
+/* What makes natmesh-servant and natmesh-relay different: everything else is shared. */
+typedef struct {
+  const char *program;     /* "natmesh-servant": logs, --version */
+  nm_role role;
+  const char *config_root; /* the config file's root element */
+  const char *usage;
+  int relay_limits;        /* accepts --max-clients, --client-rate, --total-rate and <limits> */
+  unsigned max_clients;    /* default */
+  int quiet;               /* shows no chat, publishes none */
+  int console;             /* reads lines and commands from stdin */
+  const char *default_name;/* a name prefix when none is given; NULL: the host name */
+} sv_role;
+
+/* The defaults for role, before the config file and options. */
+void sv_config_defaults(sv_config *cfg, const sv_role *role);
+/* Reads the config file and options into cfg (which holds the defaults). Returns 0 to
+ * run, 1 to exit successfully (--help, --version, --check-config), 2 on an error already
+ * logged. */
+int sv_cli_parse(sv_config *cfg, const sv_role *role, int argc, char **argv);
+
+#endif

@@ -1,0 +1,53 @@
+/* The servant's session with the connection manager (manager_link.c): resolve (off the
+ * loop), connect, hello, welcome, listen, heartbeat, keep the peer list current; on loss,
+ * reconnect with backoff while chat with known peers goes on. What the manager sends flows
+ * down from here: the list to the peer table, relay-assign to pull, relay-serve to relay
+ * duty, "registered" to the port mapper. What goes up (complaints, the mapping, the relay
+ * load) is sent through the functions below. */
+#ifndef SV_MANAGER_LINK_H
+#define SV_MANAGER_LINK_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "nm_backoff.h"
+#include "nm_conn.h"
+#include "nm_msg.h"
+
+typedef struct servant servant;
+
+typedef enum {
+  SV_MGR_IDLE = 0,
+  SV_MGR_RESOLVING,
+  SV_MGR_CONNECTING,
+  SV_MGR_HELLO_SENT,
+  SV_MGR_REGISTERED,
+} sv_mgr_state;
+
+typedef struct {
+  sv_mgr_state state;
+  nm_conn *conn;
+  uv_getaddrinfo_t gai;
+  uv_timer_t retry;
+  uv_timer_t heartbeat;
+  nm_backoff backoff; /* failures counts the attempts since we were last registered */
+  unsigned heartbeat_s, timeout_s;
+  char observed_ip[64];
+  uint64_t last_heard_ms; /* anything from the manager: a silent one is given up on */
+  uint64_t list_version;  /* of the peer list we hold */
+  int have_list;
+  nm_reach_state reach;   /* our own state, as the manager last published it */
+} sv_manager_link;
+
+void sv_manager_start(servant *sv);
+/* Says bye (when connected) and closes the session for good. */
+void sv_manager_stop(servant *sv);
+int sv_manager_registered(servant *sv);
+const char *sv_manager_observed_ip(servant *sv); /* "" until welcomed */
+nm_reach_state sv_manager_reach(servant *sv);
+
+/* Messages up to the manager; dropped while there is no session. */
+void sv_manager_complain(servant *sv, const char *accused, nm_complaint_reason why);
+void sv_manager_report_mapping(servant *sv, const nm_msg_mapping *m);
+
+#endif

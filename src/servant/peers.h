@@ -1,0 +1,77 @@
+/* The peer table: one record per servant in the manager's list, each with the outbound
+ * connection this servant publishes its chat on (peers.c). Fed by the manager link; it
+ * reports a peer it cannot reach through the on_unreachable hook, so it never calls back
+ * into the manager link. */
+#ifndef SV_PEERS_H
+#define SV_PEERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "nm_backoff.h"
+#include "nm_conn.h"
+#include "nm_msg.h"
+#include "nm_peerlist.h"
+
+#define SV_BACKLOG_MAX 1000        /* chat lines held for a peer not yet connected */
+#define SV_BACKLOG_TTL_MS 60000    /* ... for at most this long */
+
+typedef struct servant servant;
+typedef struct sv_peer sv_peer;
+
+/* A line waiting in a peer's backlog. */
+typedef struct sv_queued {
+  struct sv_queued *next;
+  uint64_t queued_ms;
+  size_t len;
+  char payload[];
+} sv_queued;
+
+/* An outbound connection to a peer; heap-allocated so it can outlive the peer record
+ * while libuv closes it. It only sends: a frame arriving on it is refused. */
+typedef struct {
+  nm_conn conn;
+  servant *sv;
+  sv_peer *peer; /* NULL once the peer record is gone */
+} sv_out;
+
+struct sv_peer {
+  nm_peer info;
+  int listed;                 /* in the manager's current list */
+  uint64_t unlisted_since_ms; /* when a full list stopped naming it */
+  int banned;                 /* its address or reverse name is on the ban list */
+  sv_out *out;
+  int out_ready;
+  uint64_t next_attempt_ms;
+  nm_backoff backoff;
+  sv_queued *backlog_head, *backlog_tail;
+  size_t backlog_len;
+  sv_peer *next;
+};
+
+typedef struct {
+  sv_peer *head;
+  unsigned heartbeat_s, timeout_s; /* the manager's, from its welcome; 0 until then */
+  /* A peer could not be reached (refused, timeout, reset): the manager link turns this
+   * into a complaint. Set by whoever wires the servant together. */
+  void (*on_unreachable)(servant *sv, const sv_peer *p, nm_complaint_reason why);
+} sv_peers;
+
+sv_peer *sv_peer_find(servant *sv, const char *id);
+/* The peer's name for log lines, or NULL when it is not in the table. */
+const char *sv_peer_name(servant *sv, const char *id);
+size_t sv_peers_count(servant *sv); /* listed peers */
+int sv_peers_any(servant *sv);      /* 1 if any record, listed or in its grace period */
+void sv_peers_set_timing(servant *sv, unsigned heartbeat_s, unsigned timeout_s);
+void sv_peers_apply_full(servant *sv, const nm_peerlist *list);
+void sv_peers_upsert(servant *sv, const nm_peer *p);
+void sv_peers_remove(servant *sv, const char *id, const char *reason);
+/* Queues one chat frame's payload to every peer (or its backlog). */
+void sv_peers_publish(servant *sv, const char *payload, size_t len);
+void sv_peers_tick(servant *sv);
+void sv_peers_close_all(servant *sv);
+/* One line per listed peer (for /peers); returns how many. */
+size_t sv_peers_print(servant *sv, FILE *out);
+
+#endif

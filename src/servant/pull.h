@@ -1,0 +1,36 @@
+/* Pulling (pull.c): when the manager has judged us unreachable it names a relay; we connect
+ * out to it, say pull with the token, and receive everything it forwards, for as long as the
+ * assignment stands. */
+#ifndef SV_PULL_H
+#define SV_PULL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nm_backoff.h"
+#include "nm_conn.h"
+#include "nm_msg.h"
+
+typedef struct servant servant;
+
+typedef struct {
+  int assigned; /* has a relay to pull from */
+  char id[NM_ID_LEN + 1];
+  char name[NM_NAME_MAX + 1];
+  char ip[64];
+  uint16_t port;
+  char token[NM_TOKEN_LEN + 1];
+  nm_conn *conn;
+  int ready;
+  uint64_t next_attempt_ms;
+  nm_backoff backoff;
+} sv_pull;
+
+/* The manager's relay-assign: pull from this relay, or (release) from none. */
+void sv_pull_on_assign(servant *sv, const nm_msg_relay_assign *a);
+void sv_pull_tick(servant *sv);
+void sv_pull_close(servant *sv);
+/* For /peers: ", pulling from NAME" and the like, or "" when not assigned. */
+const char *sv_pull_describe(servant *sv, char *buf, size_t len);
+
+#endif
