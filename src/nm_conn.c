@@ -87,14 +87,15 @@ static int nm__conn_on_frame(void *arg, uint8_t type, const char *payload, size_
   if (type == NM_MSG_ERROR) {
     /* The peer tells us why it is closing; show it, then close our side. */
     /* The text is the peer's: never let it forge log lines or drive a terminal. */
-    char text[301];
+    char *text = c->peer_error;
     size_t n = 0;
-    for (; n < len && n < sizeof text - 1; n++) {
+    for (; n < len && n < sizeof c->peer_error - 1; n++) {
       unsigned char ch = (unsigned char)payload[n];
       text[n] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
     }
     text[n] = 0;
-    nm_log_warn("%s (%s:%u) reports an error: %s", c->label, c->peer_ip, c->peer_port, text);
+    nm_log(c->owner_logs_errors ? NM_LOG_DEBUG : NM_LOG_WARN, "%s (%s:%u) reports an error: %s", c->label,
+           c->peer_ip, c->peer_port, text);
     nm_conn_close(c, 0, NULL);
     return 1;
   }
