@@ -30,7 +30,7 @@ void nm_logv(int level, const char *fmt, va_list ap) __attribute__((format(print
  * any one second; the rest are counted, and the next record of the kind after that second
  * (or nm_log_rate_flush, which a program calls from a timer) first writes one summary:
  *   "refused connections: 1529 more suppressed in the last 2 s". */
-typedef struct {
+typedef struct nm_log_rate {
   const char *kind;    /* names the summary: "refused connections" */
   unsigned per_second; /* records per second at most (0: NM_LOG_RATE_DEFAULT) */
   uint64_t window_ms;  /* when the current second began */
