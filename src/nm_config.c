@@ -25,6 +25,41 @@ int nm_banlist_match(const nm_banlist *b, const char *ip, const char *hostname) 
   return 0;
 }
 
+int nm_keylist_add(nm_keylist *l, const char *fp) {
+  char low[NM_KEYLIST_FP_LEN + 1];
+  if (!fp || strlen(fp) != NM_KEYLIST_FP_LEN) return -EINVAL;
+  for (size_t i = 0; i < NM_KEYLIST_FP_LEN; i++) {
+    char c = fp[i];
+    if (c >= 'A' && c <= 'F') c = (char)(c - 'A' + 'a');
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return -EINVAL;
+    low[i] = c;
+  }
+  low[NM_KEYLIST_FP_LEN] = 0;
+  if (nm_keylist_has(l, low)) return 0;
+  if (l->count == l->cap) {
+    if (l->cap >= NM_KEYLIST_MAX) return -ENOSPC;
+    size_t ncap = l->cap ? 2 * l->cap : 8;
+    if (ncap > NM_KEYLIST_MAX) ncap = NM_KEYLIST_MAX;
+    void *n = realloc(l->fps, ncap * sizeof *l->fps);
+    if (!n) return -ENOMEM;
+    l->fps = n;
+    l->cap = ncap;
+  }
+  memcpy(l->fps[l->count++], low, sizeof low);
+  return 0;
+}
+
+int nm_keylist_has(const nm_keylist *l, const char *fp) {
+  for (size_t i = 0; i < l->count; i++)
+    if (strcmp(l->fps[i], fp) == 0) return 1;
+  return 0;
+}
+
+void nm_keylist_free(nm_keylist *l) {
+  free(l->fps);
+  memset(l, 0, sizeof *l);
+}
+
 /* Copies the element's text without surrounding white space into buf. */
 static const char *nm__trimmed(xmlNode *n, char *buf, size_t buflen) {
   const char *t = (n->children && n->children->type == XML_TEXT_NODE && n->children->content)
@@ -119,6 +154,18 @@ static int nm__load_value(const char *file, xmlNode *n, const nm_cfg_field *f, v
       return NM_ECONFIG;
     }
     return 0;
+  case NM_CFG_KEYS: {
+    int rc = nm_keylist_add((nm_keylist *)((char *)out + f->offset), v);
+    if (rc == -ENOSPC)
+      snprintf(err, errlen, "%s:%ld: too many <%s> elements (at most %d)", file, line, f->path,
+               NM_KEYLIST_MAX);
+    else if (rc == -ENOMEM)
+      snprintf(err, errlen, "%s:%ld: out of memory", file, line);
+    else if (rc < 0)
+      snprintf(err, errlen, "%s:%ld: <%s> must be a key fingerprint (64 hex characters), got \"%.70s\"",
+               file, line, f->path, v);
+    return rc < 0 ? NM_ECONFIG : 0;
+  }
   default:
     return NM_ECONFIG;
   }

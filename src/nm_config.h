@@ -15,6 +15,7 @@ typedef enum {
   NM_CFG_UINT,   /* unsigned, within [min, max] */
   NM_CFG_BOOL,   /* int: on/off, yes/no, true/false, 1/0 */
   NM_CFG_BANS,   /* nm_banlist: <ban><target>..</target></ban>... */
+  NM_CFG_KEYS,   /* nm_keylist: an element that may repeat, each a key fingerprint */
 } nm_cfg_type;
 
 typedef struct {
@@ -41,6 +42,23 @@ typedef struct {
 int nm_banlist_add(nm_banlist *b, const char *target);
 /* 1 when ip, or (when non-NULL) hostname, matches a target, case-insensitively for names. */
 int nm_banlist_match(const nm_banlist *b, const char *ip, const char *hostname);
+
+/* Key fingerprints (64 hex characters, stored lowercase), e.g. a manager's <admin-key>
+ * elements. The list grows as needed up to NM_KEYLIST_MAX; the owner frees it. */
+#define NM_KEYLIST_MAX 4096
+#define NM_KEYLIST_FP_LEN 64
+
+typedef struct {
+  char (*fps)[NM_KEYLIST_FP_LEN + 1];
+  size_t count, cap;
+} nm_keylist;
+
+/* Adds fp (64 hex characters, either case; a duplicate is a no-op). Returns 0, -EINVAL,
+ * -ENOSPC when NM_KEYLIST_MAX are listed, or -ENOMEM. */
+int nm_keylist_add(nm_keylist *l, const char *fp);
+/* 1 when fp (lowercase) is listed. */
+int nm_keylist_has(const nm_keylist *l, const char *fp);
+void nm_keylist_free(nm_keylist *l);
 
 /* Loads path into out following fields (root element named root). Returns 0 or
  * NM_ECONFIG with err naming file, line and value. */

@@ -65,6 +65,10 @@ struct nm_conn {
   nm_conn_connect_cb on_connect;
   nm_conn_closed_cb on_closed;
   nm_conn_secure_cb on_secure;
+  /* When set, the lines this conn logs about its peer (why it closed, the error the peer
+   * reported) go through this rate limit: an owner sets it while the peer is not yet
+   * authenticated, since anyone can make such lines by connecting. */
+  struct nm_log_rate *log_rate;
   void *data; /* the owner's */
 };
 

@@ -203,6 +203,57 @@ static void test_bans(void) {
   free(c);
 }
 
+/* Key lists: an element that may repeat, each occurrence one fingerprint. */
+typedef struct {
+  unsigned port;
+  nm_keylist admins;
+} keycfg;
+
+static void test_keys(void) {
+  static const nm_cfg_field kfields[] = {
+      NM_CFG_FIELD(keycfg, "port", NM_CFG_UINT, 1, 65535, port),
+      NM_CFG_FIELD(keycfg, "admin-key", NM_CFG_KEYS, 0, 0, admins),
+  };
+  const char *a = "5d41402abc4b2a76b9719d911017c592ae3f1b2e6c7d8e9f00112233445566aa";
+  const char *b_upper = "AB41402ABC4B2A76B9719D911017C592AE3F1B2E6C7D8E9F00112233445566AA";
+  char text[600], err[600];
+  snprintf(text, sizeof text,
+           "<config>\n<admin-key>%s</admin-key>\n<port>9</port>\n<admin-key> %s </admin-key>\n"
+           "<admin-key>%s</admin-key>\n</config>\n",
+           a, b_upper, a);
+  FILE *f = fopen(path, "w");
+  fputs(text, f);
+  fclose(f);
+  keycfg k;
+  memset(&k, 0, sizeof k);
+  NMT_EQ_INT(nm_config_load(path, "config", kfields, 2, &k, err, sizeof err), 0);
+  NMT_EQ_INT(k.admins.count, 2); /* the repeated one counts once */
+  NMT_CHECK(nm_keylist_has(&k.admins, a));
+  NMT_CHECK(nm_keylist_has(&k.admins, "ab41402abc4b2a76b9719d911017c592ae3f1b2e6c7d8e9f00112233445566aa"));
+  NMT_EQ_INT(k.port, 9);
+  nm_keylist_free(&k.admins);
+
+  f = fopen(path, "w");
+  fputs("<config>\n<port>9</port>\n<admin-key>5d41402a</admin-key>\n</config>\n", f);
+  fclose(f);
+  memset(&k, 0, sizeof k);
+  NMT_EQ_INT(nm_config_load(path, "config", kfields, 2, &k, err, sizeof err), NM_ECONFIG);
+  NMT_HAS(err, ":3: <admin-key> must be a key fingerprint (64 hex characters), got \"5d41402a\"");
+  nm_keylist_free(&k.admins);
+
+  nm_keylist l = {0};
+  NMT_EQ_INT(nm_keylist_add(&l, "xyz"), -EINVAL);
+  char fp[65];
+  for (int i = 0; i < NM_KEYLIST_MAX; i++) {
+    snprintf(fp, sizeof fp, "%064x", i);
+    if (nm_keylist_add(&l, fp) != 0) break;
+  }
+  NMT_EQ_INT(l.count, NM_KEYLIST_MAX);
+  NMT_EQ_INT(nm_keylist_add(&l, a), -ENOSPC);
+  NMT_EQ_INT(nm_keylist_add(&l, fp), 0); /* already listed */
+  nm_keylist_free(&l);
+}
+
 int main(void) {
   nm_xml_init();
   if (!mkdtemp(dir)) return 1;
@@ -216,6 +267,7 @@ int main(void) {
   NMT_RUN(test_wrong_root_and_malformed);
   NMT_RUN(test_missing_file);
   NMT_RUN(test_bans);
+  NMT_RUN(test_keys);
   unlink(path);
   rmdir(dir);
   xmlCleanupParser();
