@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <uv.h>
 
 int nm_banlist_add(nm_banlist *b, const char *target) {
   size_t n = strlen(target);
@@ -19,8 +20,33 @@ int nm_banlist_add(nm_banlist *b, const char *target) {
 
 int nm_banlist_match(const nm_banlist *b, const char *ip, const char *hostname) {
   for (size_t i = 0; i < b->count; i++) {
+    if (nm_ban_target_is_key(b->targets[i])) continue;
     if (ip && strcmp(b->targets[i], ip) == 0) return 1;
     if (hostname && hostname[0] && strcasecmp(b->targets[i], hostname) == 0) return 1;
+  }
+  return 0;
+}
+
+int nm_ban_target_is_key(const char *target) {
+  size_t n = strspn(target, "0123456789abcdefABCDEF");
+  return target[n] == 0 && n >= NM_BAN_KEY_MIN && n <= 64;
+}
+
+int nm_banlist_match_key(const nm_banlist *b, const char *fingerprint) {
+  if (!fingerprint) return 0;
+  for (size_t i = 0; i < b->count; i++)
+    if (nm_ban_target_is_key(b->targets[i]) &&
+        strncasecmp(b->targets[i], fingerprint, strlen(b->targets[i])) == 0)
+      return 1;
+  return 0;
+}
+
+int nm_banlist_has_names(const nm_banlist *b) {
+  unsigned char buf[16];
+  for (size_t i = 0; i < b->count; i++) {
+    const char *t = b->targets[i];
+    if (!nm_ban_target_is_key(t) && uv_inet_pton(AF_INET, t, buf) != 0 && uv_inet_pton(AF_INET6, t, buf) != 0)
+      return 1;
   }
   return 0;
 }
@@ -106,7 +132,7 @@ static int nm__load_bans(const char *file, xmlNode *bans, nm_banlist *out, char 
     char buf[NM_BAN_TARGET_MAX];
     const char *v = t ? nm__trimmed(t, buf, sizeof buf) : NULL;
     if (!v || !*v) {
-      snprintf(err, errlen, "%s:%ld: expected <ban><target>IP-or-hostname</target></ban>", file,
+      snprintf(err, errlen, "%s:%ld: expected <ban><target>IP, host name or key fingerprint</target></ban>", file,
                xmlGetLineNo(b));
       return NM_ECONFIG;
     }

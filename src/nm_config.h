@@ -40,8 +40,22 @@ typedef struct {
 
 /* Adds a ban; returns 0, -ENOSPC when full, -EINVAL when empty or too long. */
 int nm_banlist_add(nm_banlist *b, const char *target);
-/* 1 when ip, or (when non-NULL) hostname, matches a target, case-insensitively for names. */
+/* 1 when ip, or (when non-NULL) hostname, matches a target, case-insensitively for names.
+ * Key targets (below) never match an address or a name. */
 int nm_banlist_match(const nm_banlist *b, const char *ip, const char *hostname);
+
+/* A target of NM_BAN_KEY_MIN to 64 hex characters (either case) bans a key: its fingerprint
+ * (nm_identity.h), or any fingerprint that starts with it. 16 hex characters are 64 bits, as
+ * many as a node id: a prefix that short still names one key in practice, and an operator
+ * can paste an id from a log line. (So a host whose name is 16 or more hex digits and
+ * nothing else cannot be banned by name; ban its address.) */
+#define NM_BAN_KEY_MIN 16
+int nm_ban_target_is_key(const char *target);
+/* 1 when fingerprint (64 lowercase hex) is banned by a key target. */
+int nm_banlist_match_key(const nm_banlist *b, const char *fingerprint);
+/* 1 when some target is a host name (neither an IP address nor a key), so that reverse
+ * lookups are worth making. */
+int nm_banlist_has_names(const nm_banlist *b);
 
 /* Key fingerprints (64 hex characters, stored lowercase), e.g. a manager's <admin-key>
  * elements. The list grows as needed up to NM_KEYLIST_MAX; the owner frees it. */

@@ -203,6 +203,42 @@ static void test_bans(void) {
   free(c);
 }
 
+/* Bans by key: a fingerprint or a prefix of at least 16 hex characters, either case; key
+ * targets never match an address or a name, and do not call for reverse lookups. */
+static void test_key_bans(void) {
+  const char *fp = "5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592";
+  const char *other = "aa41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592";
+  NMT_CHECK(nm_ban_target_is_key(fp));
+  NMT_CHECK(nm_ban_target_is_key("5d41402abc4b2a76"));
+  NMT_CHECK(nm_ban_target_is_key("5D41402ABC4B2A76B9"));
+  NMT_CHECK(!nm_ban_target_is_key("5d41402abc4b2a7"));   /* 15: too short to name a key */
+  NMT_CHECK(!nm_ban_target_is_key("5d41402abc4b2a76x"));
+  NMT_CHECK(!nm_ban_target_is_key("10.0.0.9"));
+  NMT_CHECK(!nm_ban_target_is_key("2001:db8::7"));
+  char longer[80];
+  snprintf(longer, sizeof longer, "%s0", fp);
+  NMT_CHECK(!nm_ban_target_is_key(longer));
+
+  nm_banlist *b = calloc(1, sizeof *b);
+  NMT_CHECK(!nm_banlist_match_key(b, fp));
+  NMT_CHECK(!nm_banlist_has_names(b));
+  NMT_EQ_INT(nm_banlist_add(b, "10.0.0.9"), 0);
+  NMT_EQ_INT(nm_banlist_add(b, "2001:db8::7"), 0);
+  NMT_EQ_INT(nm_banlist_add(b, "5D41402ABC4B2A76"), 0);
+  NMT_CHECK(!nm_banlist_has_names(b));
+  NMT_CHECK(nm_banlist_match_key(b, fp));
+  NMT_CHECK(!nm_banlist_match_key(b, other));
+  NMT_CHECK(!nm_banlist_match_key(b, NULL));
+  /* a key target is not a name */
+  NMT_CHECK(!nm_banlist_match(b, "1.1.1.1", "5d41402abc4b2a76"));
+  NMT_CHECK(nm_banlist_match(b, "10.0.0.9", NULL));
+  NMT_EQ_INT(nm_banlist_add(b, other), 0);
+  NMT_CHECK(nm_banlist_match_key(b, other));
+  NMT_EQ_INT(nm_banlist_add(b, "evil.example.com"), 0);
+  NMT_CHECK(nm_banlist_has_names(b));
+  free(b);
+}
+
 /* Key lists: an element that may repeat, each occurrence one fingerprint. */
 typedef struct {
   unsigned port;
@@ -267,6 +303,7 @@ int main(void) {
   NMT_RUN(test_wrong_root_and_malformed);
   NMT_RUN(test_missing_file);
   NMT_RUN(test_bans);
+  NMT_RUN(test_key_bans);
   NMT_RUN(test_keys);
   unlink(path);
   rmdir(dir);
