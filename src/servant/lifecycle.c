@@ -18,17 +18,10 @@ int sv_bind_outgoing(servant *sv, nm_conn *c) {
   return uv_tcp_bind(&c->tcp, (struct sockaddr *)&sv->local_addr, 0);
 }
 
-static int sv__has_name_bans(const nm_banlist *b) {
-  unsigned char buf[16];
-  for (size_t i = 0; i < b->count; i++)
-    if (uv_inet_pton(AF_INET, b->targets[i], buf) != 0 && uv_inet_pton(AF_INET6, b->targets[i], buf) != 0)
-      return 1;
-  return 0;
-}
-
 static void sv__tick(uv_timer_t *t) {
   servant *sv = t->data;
   sv_peers_tick(sv);
+  sv_inbound_tick(sv);
   sv_pull_tick(sv);
   rl_tick(&sv->relay);
 }
@@ -88,7 +81,11 @@ int sv_start(servant *sv, uv_loop_t *loop) {
   }
   int rc = sv__load_identity(sv);
   if (rc < 0) return rc;
-  sv_chat_init(sv);
+  if (sv_chat_init(sv) < 0 || sv_inbound_init(sv) < 0) {
+    nm_log_error("out of memory");
+    return -ENOMEM;
+  }
+  sv_peers_init(sv);
   rl_limits limits = {.max_clients = cfg->max_clients,
                       .client_rate_bps = cfg->client_rate_bps,
                       .total_rate_bps = cfg->total_rate_bps,
@@ -96,7 +93,7 @@ int sv_start(servant *sv, uv_loop_t *loop) {
   rl_init(&sv->relay, loop, sv->id, &limits);
   sv->peers.on_unreachable = sv__on_unreachable;
   sv->portmap.on_report = sv__on_mapping;
-  sv->has_name_bans = sv__has_name_bans(&cfg->bans);
+  sv->has_name_bans = nm_banlist_has_names(&cfg->bans);
   /* With a specific listen address, outgoing connections leave from it too, so the
    * manager and peers see the address this servant listens on. */
   if (strcmp(cfg->listen, "0.0.0.0") != 0 && strcmp(cfg->listen, "::") != 0) {
@@ -132,6 +129,8 @@ void sv_fail(servant *sv, const char *why) {
 
 void sv_release(servant *sv) {
   sv_join_clear(&sv->cfg.join);
+  sv_chat_close(sv);
+  nm_addrlimit_close(&sv->inbound.unauth);
   nm_tls_ctx_close(&sv->tls);
   nm_identity_close(&sv->identity);
 }

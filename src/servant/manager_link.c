@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #define SV_MGR_BACKOFF_FIRST_MS 250
 #define SV_MGR_BACKOFF_MAX_MS 4000
 #define SV_WELCOME_TIMEOUT_MS 10000
@@ -322,7 +324,13 @@ static void sv__mgr_connected(nm_conn *c, int status) {
   h->role = sv->cfg.role;
   h->port = sv_listening(sv) ? sv_listen_port(sv) : (uint16_t)sv->cfg.port;
   h->max_clients = sv->cfg.max_clients;
+  /* The invite's secret, which the manager needs only until it has admitted our key. */
+  if (sv->cfg.join.has_secret) {
+    h->has_secret = 1;
+    memcpy(h->secret, sv->cfg.join.secret, sizeof h->secret);
+  }
   sv__mgr_send(sv, &m);
+  OPENSSL_cleanse(h->secret, sizeof h->secret);
   nm_log(sv->mgr.backoff.failures ? NM_LOG_INFO : NM_LOG_DEBUG, "connected to manager %s:%u (key %s)",
          sv->cfg.manager_host, sv->cfg.manager_port, nm_conn_peer_fingerprint(c)->hex);
 }
