@@ -92,6 +92,9 @@ typedef struct mgr_session {
   int unauth;
   char id[NM_ID_LEN + 1];
   char name[NM_NAME_MAX + 1];
+  /* its raw Ed25519 public key, published in the list (<key>) and sent in relay-assign and
+   * relay-serve. TODO(issue 9): the TLS key; until then mgr__on_hello sets a placeholder. */
+  uint8_t key[NM_PUBKEY_LEN];
   nm_role role;
   uint16_t port;        /* the port it listens on */
   uint16_t last_busy;   /* last port it could not bind, so assignment moves past it */

@@ -59,6 +59,7 @@ uint16_t mgr_assign_port(manager *m, const char *ip, uint16_t avoid) {
 void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {
   memset(p, 0, sizeof *p);
   strcpy(p->id, s->id);
+  memcpy(p->key, s->key, sizeof p->key);
   strcpy(p->name, s->name);
   p->role = s->role;
   /* Peers dial the mapped external address when the servant has a usable mapping. */
