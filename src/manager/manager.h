@@ -76,6 +76,7 @@ typedef enum {
   MGR_RETIRE_TIMED_OUT,  /* nothing heard for the heartbeat timeout */
   MGR_RETIRE_REPLACED,   /* a new session of the same servant took its registration over */
   MGR_RETIRE_STOPPING,   /* the manager is stopping: nothing is published */
+  MGR_RETIRE_REVOKED,    /* its key was revoked (natmesh-manager revoke) */
 } mgr_retire_how;
 
 typedef struct manager manager;

@@ -96,6 +96,7 @@ void mgr_relay_send_serve(manager *m, mgr_session *relay) {
     nm_relay_client *cl = &serve->clients[serve->count++];
     memcpy(cl->id, c->id, sizeof cl->id);
     memcpy(cl->token, c->relay_token, sizeof cl->token);
+    memcpy(cl->key, c->pubkey, sizeof cl->key); /* the key its pull must come with */
     memcpy(cl->key, c->key, sizeof cl->key);
   }
   int rc = nm_msg_send(&relay->conn, msg);
@@ -117,6 +118,7 @@ void mgr_relay_send_assign(manager *m, mgr_session *client) {
     memcpy(a->ip, p.ip, sizeof a->ip);
     a->port = p.port;
     memcpy(a->token, client->relay_token, sizeof a->token);
+    memcpy(a->key, relay->pubkey, sizeof a->key); /* the key the client pins */
     memcpy(a->key, relay->key, sizeof a->key);
   }
   int rc = nm_msg_send(&client->conn, &msg);

@@ -17,8 +17,6 @@
 #include "nm_msg.h"
 #include "nm_peerlist.h"
 
-#include <openssl/crypto.h>
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +89,7 @@ void mgr_session_retire(mgr_session *s, mgr_retire_how how, mgr_session *success
   case MGR_RETIRE_TIMED_OUT: snprintf(reason, sizeof reason, "no heartbeat for %u s", m->cfg.timeout_s); break;
   case MGR_RETIRE_REPLACED: snprintf(reason, sizeof reason, "replaced by a new session of the same servant"); break;
   case MGR_RETIRE_STOPPING: reason[0] = 0; break;
+  case MGR_RETIRE_REVOKED: snprintf(reason, sizeof reason, "its key was revoked"); break;
   }
   /* Retired first: from here on no lookup finds s, so nothing below sends to it, counts it
    * as a relay's client or picks it as a relay. */
@@ -110,7 +109,8 @@ void mgr_session_retire(mgr_session *s, mgr_retire_how how, mgr_session *success
       mgr__remember_verdict(m, s);
       mgr__unlist(s, reason);
       break;
-    case MGR_RETIRE_BYE: mgr__unlist(s, reason); break;
+    case MGR_RETIRE_BYE:
+    case MGR_RETIRE_REVOKED: mgr__unlist(s, reason); break;
     }
   }
   mgr_complaints_free(&s->complaints);
@@ -195,14 +195,6 @@ static int mgr__deny(mgr_session *s, int err, const char *fmt, ...) {
   return 1;
 }
 
-/* The join secret a hello carries, if any (wire v2). */
-static const unsigned char *mgr__hello_secret(const nm_msg_hello *h,
-                                              unsigned char buf[NM_INVITE_SECRET_LEN]) {
-  (void)h;
-  (void)buf;
-  return NULL;
-}
-
 /* What a refused node is told: the admission's reason, in the words the protocol uses. */
 static void mgr__refusal_text(const nm_admission_decision *d, const char *name, char *out,
                               size_t len) {
@@ -228,14 +220,12 @@ static int mgr__admit(mgr_session *s, const nm_msg_hello *h) {
   if (!old && mgr_servant_sessions(m) >= MGR_SESSIONS_MAX)
     return mgr__deny(s, -ENOSPC, "the manager is full (%d servants)", MGR_SESSIONS_MAX);
 
-  unsigned char secret_buf[NM_INVITE_SECRET_LEN];
-  nm_admission_request rq = {s->fp.hex, h->name, h->role, mgr__hello_secret(h, secret_buf),
+  nm_admission_request rq = {s->fp.hex, h->name, h->role, h->has_secret ? h->secret : NULL,
                              (uint64_t)time(NULL)};
   nm_admission_decision d;
   char err[300] = "";
   if (mgr_admission_admit(&m->admission, &rq, &d, err, sizeof err) < 0)
     nm_log_ratelimited(&m->log_denied, NM_LOG_ERROR, "admission of %s (%s): %s", h->name, h->id, err);
-  OPENSSL_cleanse(secret_buf, sizeof secret_buf);
   if (!d.admit) {
     char why[200];
     mgr__refusal_text(&d, h->name, why, sizeof why);
@@ -513,7 +503,7 @@ void mgr_sessions_drop_revoked(manager *m) {
       continue;
     nm_log_info("%s (%s): its key was revoked; ending its session", s->name, s->id);
     nm_conn_fail(&s->conn, NM_EKEY, "this key was revoked by the manager's operator");
-    mgr_session_retire(s, MGR_RETIRE_CLOSED, NULL);
+    mgr_session_retire(s, MGR_RETIRE_REVOKED, NULL);
   }
 }
 
