@@ -66,6 +66,7 @@ static void mgr__sweep_housekeeping(manager *m) {
   nm_log_rate_flush(&m->log_refused);
   nm_log_rate_flush(&m->log_unauth);
   nm_log_rate_flush(&m->log_denied);
+  nm_log_rate_flush(&m->log_reports);
 }
 
 static void mgr__sweep(uv_timer_t *t) {
@@ -347,6 +348,7 @@ int main(int argc, char **argv) {
   m.log_refused = (nm_log_rate)NM_LOG_RATE_INIT("refused connections", NM_LOG_RATE_DEFAULT);
   m.log_unauth = (nm_log_rate)NM_LOG_RATE_INIT("unauthenticated sessions", NM_LOG_RATE_DEFAULT);
   m.log_denied = (nm_log_rate)NM_LOG_RATE_INIT("refused hellos and status requests", NM_LOG_RATE_DEFAULT);
+  m.log_reports = (nm_log_rate)NM_LOG_RATE_INIT("servants' reports", NM_LOG_RATE_DEFAULT);
 
   nm_log_init("natmesh-manager", NM_LOG_INFO);
   nm_xml_init();

@@ -22,7 +22,8 @@
 #include "nm_tls.h"
 #include "verdict.h"
 
-/* Sessions (servants, relays, ctl) one manager holds. Bounded so that the status document
+/* Servant and relay sessions one manager holds (ctl sessions and connections not yet
+ * authenticated have their own caps). Bounded so that the status document
  * fits in one 1 MiB frame even in the worst case: about 600 bytes a servant with IPv6
  * addresses, 32-character names and 20-digit counters (1,536 x 600 = 922 kB). */
 #define MGR_SESSIONS_MAX 1536
@@ -141,6 +142,7 @@ struct manager {
   nm_log_rate log_refused;  /* connections refused at accept */
   nm_log_rate log_unauth;   /* what unauthenticated sessions make their conn log */
   nm_log_rate log_denied;   /* refused hellos and status-requests */
+  nm_log_rate log_reports;  /* what admitted servants report as often as they like (mapping, busy ports) */
 };
 
 /* registry.c */

@@ -274,7 +274,8 @@ static int mgr__on_listening(void *session, const nm_msg *msg) {
   uint16_t port = msg->u.listening.port, busy = msg->u.listening.busy;
   if (port == 0) {
     /* The servant could not bind the port we gave it: try the next one. */
-    nm_log_info("%s cannot bind port %u; assigning another", s->name, busy);
+    nm_log_ratelimited(&m->log_reports, NM_LOG_INFO, "%s cannot bind port %u; assigning another",
+                       s->name, busy);
     s->last_busy = busy;
     s->port = 0;
     return mgr__welcome(s, 0) < 0;
@@ -374,15 +375,17 @@ static int mgr__on_mapping(void *session, const nm_msg *msg) {
   /* Double NAT: the router's external address is not the one we see, so the mapping only
    * opens the inner router. Record the method but do not advertise it as reachable. */
   if (usable && strcmp(s->ext_ip, s->conn.peer_ip) != 0) {
-    nm_log_warn("%s mapped %s:%u by %s, but its traffic comes from %s: double NAT, not "
-                "advertised as reachable",
-                s->name, s->ext_ip, s->ext_port, nm_mapping_name(s->mapping), s->conn.peer_ip);
+    nm_log_ratelimited(&s->mgr->log_reports, NM_LOG_WARN,
+                       "%s mapped %s:%u by %s, but its traffic comes from %s: double NAT, not "
+                       "advertised as reachable",
+                       s->name, s->ext_ip, s->ext_port, nm_mapping_name(s->mapping), s->conn.peer_ip);
     s->ext_ip[0] = 0;
     s->ext_port = 0;
     usable = 0;
   }
   if (usable) {
-    nm_log_info("%s reachable by %s mapping at %s:%u", s->name, nm_mapping_name(s->mapping), s->ext_ip, s->ext_port);
+    nm_log_ratelimited(&s->mgr->log_reports, NM_LOG_INFO, "%s reachable by %s mapping at %s:%u", s->name,
+                       nm_mapping_name(s->mapping), s->ext_ip, s->ext_port);
     if (s->reach == NM_REACH_RELAYED || s->reach == NM_REACH_SUSPICIOUS) {
       nm_log_info("relay: %s is reachable by its port mapping; it pulls no more", s->name);
       mgr_relay_unlink(s->mgr, s);
