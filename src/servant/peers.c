@@ -91,8 +91,9 @@ static void sv__backlog_flush(servant *sv, sv_peer *p) {
   }
 }
 
-/* The peer refused our connection in its first moments: what we sent on it goes back to
- * the front of the backlog, in order, for the next attempt. */
+/* Our connection ended in its first moments (typically the peer refused our peer-hello):
+ * what we sent on it goes back to the front of the backlog, in order, for the next
+ * attempt. Leaves unconfirmed empty. */
 static void sv__backlog_requeue(sv_peer *p) {
   nm_lineq_item *it;
   while ((it = nm_lineq_pop(&p->backlog))) {
@@ -122,8 +123,9 @@ static void sv__out_closed(nm_conn *c) {
     int was_up = p->out_ready;
     p->out = NULL;
     p->out_ready = 0;
-    if (was_up && c->peer_error[0]) sv__backlog_requeue(p);
-    nm_lineq_clear(&p->unconfirmed);
+    /* Closed in its first moments (refused, or lost): what we sent may not have been
+     * taken. Sending it again costs nothing: receivers show each line once. */
+    if (p->unconfirmed.count) sv__backlog_requeue(p);
     if (was_up && c->close_err == 0 && !c->peer_error[0]) {
       /* It worked and ended cleanly: the peer closes connections idle for a while. We open
        * a new one when we have a line for it. */
