@@ -28,7 +28,7 @@ static const nm_cfg_field mgr_config_fields[] = {
     F("complaints/window", NM_CFG_UINT, 1, 86400, complaint_window_s),
     F("complaints/quorum-percent", NM_CFG_UINT, 1, 100, quorum_percent),
     F("state-dir", NM_CFG_STRING, 0, 0, state_dir),
-    F("admission", NM_CFG_STRING, 0, 0, admission),
+    NM_CFG_CHOICE_FIELD(mgr_config, "admission", "invite|allow|open", admission),
     F("allow", NM_CFG_KEYS, 0, 0, allow),
     F("relay-key", NM_CFG_KEYS, 0, 0, relay_keys),
     F("admin-key", NM_CFG_KEYS, 0, 0, admin_keys),
