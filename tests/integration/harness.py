@@ -56,6 +56,9 @@ CHAT_RX = re.compile(r"^([A-Za-z0-9._-]{1,32}): (.*)$")
 PEER_RX = re.compile(r"^(\*| ) peer (\S+) ([0-9a-f]{16}) (\S+):(\d+) (.*)$")
 END_PEERS_RX = re.compile(r"^end of peers \((\d+)\)$")
 ID_LEN = 16  # hex characters of a node id
+# Whether peer lists carry keys (set by Harness.detect: since issue 9). For module-level
+# helpers that build lists without a harness at hand.
+SECURE_LISTS = True
 
 
 class CheckFailed(Exception):
@@ -861,6 +864,8 @@ class Harness:
         then every link is TLS and nodes hold keys; before it, plain TCP."""
         rc, out, err = await self.run_tool("natmesh-manager", ["--help"], quiet=True)
         self.secure = "--state-dir" in out + err
+        global SECURE_LISTS
+        SECURE_LISTS = self.secure
         self.note("the programs %s" % ("hold keys and speak TLS (issue 9)" if self.secure else
                                        "speak plain TCP (before issue 9)"))
         return self.secure
