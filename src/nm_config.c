@@ -180,6 +180,25 @@ static int nm__load_value(const char *file, xmlNode *n, const nm_cfg_field *f, v
       return NM_ECONFIG;
     }
     return 0;
+  case NM_CFG_CHOICE: {
+    /* A whole word of the list: "open" matches "invite|allow|open", "pen" does not. */
+    size_t vlen = strlen(v);
+    const char *c = f->choices ? f->choices : "";
+    int found = 0;
+    while (*c && !found) {
+      const char *bar = strchr(c, '|');
+      size_t len = bar ? (size_t)(bar - c) : strlen(c);
+      found = vlen && len == vlen && strncmp(c, v, vlen) == 0;
+      c = bar ? bar + 1 : c + len;
+    }
+    if (!found || vlen >= f->size) {
+      snprintf(err, errlen, "%s:%ld: <%s> must be one of %s, got \"%.60s\"", file, line, f->path,
+               f->choices ? f->choices : "(none)", v);
+      return NM_ECONFIG;
+    }
+    memcpy((char *)out + f->offset, v, vlen + 1);
+    return 0;
+  }
   case NM_CFG_KEYS: {
     int rc = nm_keylist_add((nm_keylist *)((char *)out + f->offset), v);
     if (rc == -ENOSPC)

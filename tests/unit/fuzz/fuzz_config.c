@@ -75,7 +75,7 @@ static const nm_cfg_field fz_manager_fields[] = {
     M("complaints/window", NM_CFG_UINT, 1, 86400, complaint_window_s),
     M("complaints/quorum-percent", NM_CFG_UINT, 1, 100, quorum_percent),
     M("state-dir", NM_CFG_STRING, 0, 0, state_dir),
-    M("admission", NM_CFG_STRING, 0, 0, admission),
+    NM_CFG_CHOICE_FIELD(fz_manager_config, "admission", "invite|allow|open", admission),
     M("allow", NM_CFG_KEYS, 0, 0, allow),
     M("relay-key", NM_CFG_KEYS, 0, 0, relay_keys),
     M("admin-key", NM_CFG_KEYS, 0, 0, admin_keys),
@@ -116,6 +116,10 @@ static void fz_check(const nm_cfg_field *fields, size_t n, const void *cfg) {
         if (!b->targets[k][0] || !memchr(b->targets[k], 0, NM_BAN_TARGET_MAX)) abort();
       break;
     }
+    case NM_CFG_CHOICE:
+      if (!memchr(p, 0, fields[i].size)) abort();
+      if (p[0] && (strstr(fields[i].choices, p) == NULL || strchr(p, '|'))) abort();
+      break;
     case NM_CFG_KEYS: {
       const nm_keylist *l = (const nm_keylist *)p;
       if (l->count > NM_KEYLIST_MAX || l->count > l->cap) abort();
