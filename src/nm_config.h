@@ -17,6 +17,9 @@ typedef enum {
   NM_CFG_BANS,   /* nm_banlist: <ban><target>..</target></ban>... */
   NM_CFG_KEYS,   /* nm_keylist: an element that may repeat, each a key fingerprint */
   NM_CFG_CHOICE, /* char[size]: one of the words of choices ("invite|allow|open") */
+  NM_CFG_KEY,    /* char[size >= 65]: one key fingerprint, 64 hex characters (stored lowercase) */
+  NM_CFG_INVITE, /* char[size]: an invite string (nm_invite_parse must accept it), or "@FILE"
+                    (read by the program, which checks it then) */
 } nm_cfg_type;
 
 typedef struct {
