@@ -11,6 +11,7 @@ packages=(
   python3 graphviz iproute2 nftables iputils-ping netcat-openbsd
   miniupnpd-nftables miniupnpc natpmpc
   libssl-dev
+  openssl
 )
 
 missing=()

@@ -72,6 +72,7 @@ void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {
   p->state = s->reach;
   p->mapping = s->mapping;
   strcpy(p->relay, s->relay_id);
+  memcpy(p->key, s->key, sizeof p->key); /* what its peers pin and verify its lines with */
 }
 
 /* One encoding for everyone: the same delta goes to every registered session but except. */

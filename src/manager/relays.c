@@ -51,6 +51,7 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
     c->complained_about = mgr_complaints_reporters(&r->complaints, &rules, now) > 0;
     c->preferred = prefer_id && strcmp(prefer_id, r->id) == 0;
     c->max_clients = r->max_clients;
+    c->connected_ms = now - r->connected_ms;
     who[n++] = r;
   }
   /* Client counts from the assignments, in one pass over the (few) relayed servants. */
@@ -96,6 +97,7 @@ void mgr_relay_send_serve(manager *m, mgr_session *relay) {
     nm_relay_client *cl = &serve->clients[serve->count++];
     memcpy(cl->id, c->id, sizeof cl->id);
     memcpy(cl->token, c->relay_token, sizeof cl->token);
+    memcpy(cl->key, c->key, sizeof cl->key); /* the key its pull must come with */
   }
   int rc = nm_msg_send(&relay->conn, msg);
   if (rc < 0) nm_log_warn("cannot send relay-serve to %s: %s", relay->name, nm_strerror(rc));
@@ -116,6 +118,7 @@ void mgr_relay_send_assign(manager *m, mgr_session *client) {
     memcpy(a->ip, p.ip, sizeof a->ip);
     a->port = p.port;
     memcpy(a->token, client->relay_token, sizeof a->token);
+    memcpy(a->key, relay->key, sizeof a->key); /* the key the client pins */
   }
   int rc = nm_msg_send(&client->conn, &msg);
   if (rc < 0) nm_log_warn("cannot send relay-assign to %s: %s", client->name, nm_strerror(rc));

@@ -4,10 +4,19 @@ Every case is (name, what to send, how the session should end). The shared cases
 framing and XML attacks any natmesh listener must survive; each test adds the ones specific
 to its protocol (hello for the manager, peer-hello and chat for a servant). attack() sends
 one case and checks that the target closed the connection and logged why.
+
+Since issue 9 every link is TLS: a case is sent inside a TLS session made with an
+attacker's key (by default the stranger's, a key listed nowhere), where the frame parser
+sees it; plain=True sends it in clear instead (a client that does not speak TLS). Targets
+rate-limit what unauthenticated sessions make them log (at most 5 lines a second of a
+kind), so attacks are paced under that rate (PACE) for each close to be logged.
 """
+import asyncio
 import time
 
 from harness import DELIVERY, RawPeer, frame, random_id
+
+PACE = 0.25  # seconds between attacks on targets that rate-limit their logs
 
 BILLION_LAUGHS = (
     '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
@@ -76,16 +85,22 @@ def log_injection(msg_type):
     return frame(msg_type, "bye\n12:00:00.000 natmesh: info: FORGED log line\x1b[2J\x1b]0;pwned\x07")
 
 
-async def attack(h, target, port, name, data, close_within=DELIVERY, half_close=False):
-    """Sends data to target (a harness process) on a fresh connection to port; target must close
+async def attack(h, target, port, name, data, close_within=DELIVERY, half_close=False, key=None,
+                 plain=False):
+    """Sends data to target (a harness process) on a fresh connection to port (TLS with key,
+    default the stranger's, unless plain or the programs speak plain TCP); target must close
     it within close_within seconds and log a line naming the connection and why. Returns the
     RawPeer (its frames_before_close) and how long the close took."""
     since = target.mark("stderr")
-    c = await RawPeer.connect("127.0.0.1", port, name)
+    if plain or not h.secure:
+        c = await RawPeer.connect("127.0.0.1", port, name)
+    else:
+        await asyncio.sleep(PACE)
+        c = await h.connect(port, name, key=key)
     lport = c.writer.get_extra_info("sockname")[1]
     await c.send(data)
     if half_close:
-        c.writer.write_eof()
+        c.half_close()
     t0 = time.monotonic()
     closed = await c.wait_closed_by_peer(close_within)
     took = time.monotonic() - t0

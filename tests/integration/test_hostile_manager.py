@@ -4,7 +4,11 @@ still serve well-behaved servants.
 
   setup     manager (heartbeat 1, timeout 3), alice and bob registered and chatting
   attacks   one raw connection per case (table below, and hostile.py): each must be closed
-            by the manager, with a log line naming the connection and why
+            by the manager, with a log line naming the connection and why. Since issue 9
+            the cases travel inside TLS with a stranger's key (its id is the hellos' default
+            id, so only the field under test is wrong); a few are sent in clear, and a
+            session that never starts TLS, or never speaks after it, is dropped by its
+            deadline (10 s handshake, 5 s first frame)
   then      the manager is alive, alice and bob are still listed, a new servant (carol)
             joins, chat flows between all three exactly once, natmesh-ctl status works,
             and nothing an attacker sent was echoed raw into the manager's log
@@ -14,16 +18,20 @@ import re
 
 import harness
 import hostile
-from harness import DELIVERY, TIMEOUT, RawPeer, frame, main, random_id
+from harness import DELIVERY, TIMEOUT, RawPeer, RawServant, frame, main, random_id
+
+# The id the hellos carry by default: the stranger's (the key the attacks are sent with)
+# once programs hold keys, so only the field under test is wrong.
+DEFAULT_ID = None
 
 
-def hello(name="mallory", id_=None, port=40000, role="servant"):
-    return '<hello id="%s" name="%s" role="%s" port="%d"/>' % (id_ or random_id(), name, role, port)
+def hello(name="stranger", id_=None, port=40000, role="servant"):
+    return '<hello id="%s" name="%s" role="%s" port="%d"/>' % (id_ or DEFAULT_ID or random_id(), name, role, port)
 
 
 def manager_cases():
     cases = [(n, b) for n, b in hostile.framing_attacks("hello")]
-    cases += hostile.xml_attacks("hello", "hello", 'id="%s" name="mallory" port="0"' % random_id())
+    cases += hostile.xml_attacks("hello", "hello", 'id="%s" name="stranger" port="0"' % (DEFAULT_ID or random_id()))
     cases += [
         ("heartbeat before hello", frame("heartbeat", '<heartbeat version="0"/>')),
         ("listening before hello", frame("listening", '<listening port="4000"/>')),
@@ -46,26 +54,26 @@ def manager_cases():
     return cases
 
 
-async def attack(h, m, name, data, close_within=DELIVERY, half_close=False):
+async def attack(h, m, name, data, close_within=DELIVERY, half_close=False, plain=False):
     """Sends data on a fresh connection; the manager must close it and log why."""
-    return await hostile.attack(h, m, m.info["port"], name, data, close_within, half_close)
+    return await hostile.attack(h, m, m.info["port"], name, data, close_within, half_close, plain=plain)
 
 
 async def registered_mallory(h, m):
-    """A raw session that registers properly, so the 1 MiB limit applies."""
-    c = await RawPeer.connect("127.0.0.1", m.info["port"], "mallory")
-    mid = random_id()
-    await c.send_frame("hello", hello(id_=mid, port=0))
-    t, p = await c.read_frame()
-    h.check(t == harness.MSG["welcome"], "mallory welcomed (%s)" % p[:80])
-    port = int(re.search(rb'port="(\d+)"', p).group(1))
-    await c.send_frame("listening", '<listening port="%d"/>' % port)
-    t, p = await c.read_frame()
-    h.check(t == harness.MSG["peers"], "mallory got the peer list")
-    return c, mid
+    """A raw session that registers properly (her own key), so the 1 MiB limit applies."""
+    mallory = RawServant(h, "mallory", listen=False, port=0)
+    f = await mallory.hello(m)
+    h.check(f is not None and f[0] == harness.MSG["welcome"], "mallory welcomed (%s)" % (f and f[1][:80]))
+    mallory.port = int(re.search(rb'port="(\d+)"', f[1]).group(1))
+    await mallory.listening()
+    h.check(True, "mallory got the peer list")
+    return mallory.conn, mallory.id
 
 
 async def test(h):
+    global DEFAULT_ID
+    if h.secure:
+        DEFAULT_ID = h.stranger_key().id
     m = await h.start_manager()
     alice = await h.start_servant("alice", m)
     bob = await h.start_servant("bob", m)
@@ -83,12 +91,22 @@ async def test(h):
     # Truncated frames: cut off by a close, or left hanging (dropped by the timeout).
     await attack(h, m, "truncated header, then EOF", frame("hello", hello())[:5], half_close=True)
     await attack(h, m, "truncated payload, then EOF", frame("hello", hello())[:20], half_close=True)
+    # Since issue 9 the deadline is the first frame's, 5 s after the TLS handshake.
+    first_frame = 5 if h.secure else TIMEOUT
     _, took = await attack(h, m, "truncated payload, held open", frame("hello", hello())[:20],
-                           close_within=TIMEOUT + 3)
-    h.check(took <= TIMEOUT + 1.5, "a hanging truncated frame is dropped by the timeout (%.2fs)" % took)
-    _, took = await attack(h, m, "connection that never speaks", b"", close_within=TIMEOUT + 3)
+                           close_within=first_frame + 3)
+    h.check(took <= first_frame + 1.5, "a hanging truncated frame is dropped by the deadline (%.2fs)" % took)
+    _, took = await attack(h, m, "connection that never speaks", b"", close_within=first_frame + 3)
+    if h.secure:
+        # Plaintext (a client from before issue 9), and TCP that never starts TLS.
+        await attack(h, m, "plaintext hello", frame("hello", hello()), plain=True)
+        await attack(h, m, "plaintext status-request", frame("status-request"), plain=True)
+        _, took = await attack(h, m, "TCP that never starts TLS", b"", close_within=10 + 3, plain=True)
+        h.check(took <= 10 + 1.5, "a connection that never starts TLS is dropped by the handshake deadline "
+                "(%.2fs)" % took)
 
-    # Many garbage connections at once.
+    # Many garbage connections at once (at most 8 from one address are even let in, once
+    # programs speak TLS: the others are closed at once).
     since = m.mark("stderr")
     conns = [await RawPeer.connect("127.0.0.1", m.info["port"], "flood%d" % i) for i in range(100)]
     await asyncio.gather(*(c.send(b"NM\x01\x06\xff\xff\xff\xff") for c in conns))

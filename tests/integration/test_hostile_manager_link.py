@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """A servant facing a hostile manager: hostile frames and XML on its manager session.
 
+Since issue 9 the fake manager is a TLS server with the key alice is told to expect (the
+key of the state dir the real manager later starts with): a manager alice trusts, turned
+hostile.
+
   setup     a fake manager (this script) on port P; alice starts with --manager-port P
   rounds    on each connection the fake manager welcomes alice properly and sends a valid
             peer list (so alice registers and her reconnect backoff resets), then one hostile
@@ -10,17 +14,23 @@
             bob joins, and alice and bob chat exactly once
 """
 import asyncio
+import os
 import re
 
 import harness
 import hostile
-from harness import DELIVERY, STARTUP, RawPeer, frame, main, random_id
+from harness import DELIVERY, STARTUP, frame, main, random_id
+
+# The key each peer entry carries since issue 9 (the fake's peers are never dialled long
+# enough for it to matter whose it is); alice's own entry carries hers (FakeManager.keys).
+SOME_KEY = "5d41402abc4b2a76b9719d911017c592" * 2
 
 
-def peer_xml(id_, name, ip="127.0.0.1", port=4000, me=False):
-    return ("<peer><id>%s</id><name>%s</name><ip>%s</ip><port>%s</port><role>servant</role>"
+def peer_xml(id_, name, ip="127.0.0.1", port=4000, me=False, key=SOME_KEY):
+    key = "<key>%s</key>" % key if key and harness.SECURE_LISTS else ""
+    return ("<peer><id>%s</id><name>%s</name><ip>%s</ip><port>%s</port>%s<role>servant</role>"
             "<state>direct</state><mapping>none</mapping><me>%s</me></peer>"
-            % (id_, name, ip, port, "TRUE" if me else "FALSE"))
+            % (id_, name, ip, port, key, "TRUE" if me else "FALSE"))
 
 
 def hostile_frames(alice_id):
@@ -50,34 +60,57 @@ def hostile_frames(alice_id):
         ("length 1 MiB + 1", frame("peers", length=1024 * 1024 + 1)),
         ("bad magic", b"HTTP/1.1 200 OK\r\n\r\n"),
         ("bad version", frame("peers", '<peers version="1"/>', version=7)),
+    ] + ([
+        # Since issue 9 every peer carries its key, and a relay assignment the relay's.
+        ("peers: a peer without a key", frame("peers", '<peers version="9">%s</peers>' %
+                                              peer_xml(random_id(), "x", key=None))),
+        ("peers: a key of 63 hex", frame("peers", '<peers version="9">%s</peers>' %
+                                         peer_xml(random_id(), "x", key=SOME_KEY[:63]))),
+        ("peers: a key in upper case", frame("peers", '<peers version="9">%s</peers>' %
+                                             peer_xml(random_id(), "x", key=SOME_KEY.upper()))),
+        ("relay-assign without the relay's key", frame(
+            "relay-assign", '<relay-assign relay="%s" name="r" ip="127.0.0.1" port="9" token="%s"/>' %
+            (random_id(), "ab" * 16))),
+    ] if harness.SECURE_LISTS else []) + [
         ("error frame forging a log line", hostile.log_injection("error")),
     ]
 
 
 class FakeManager:
+    """A manager played by the test on a free port: TLS with the key of the state dir
+    "manager" (self.state_dir), the one the real manager that takes over later starts with
+    and the one alice pins (self.fp). Connections come out of next() once their handshake is
+    done; they stay open until the test closes them or stop()."""
+
     def __init__(self, h):
         self.h = h
-        self.port = h.free_port()
         self.conns = asyncio.Queue()
-        self.writers = []
+        self.keys = {}  # servant id -> its raw key (hex), for the lists we send it
+        self.state_dir, self.key = h.state_dir("manager") if h.secure else (None, None)
+        self.fp = self.key.fp if self.key else None
+        self._held = []
 
     async def start(self):
-        async def on_conn(reader, writer):
-            self.writers.append(writer)
-            await self.conns.put(RawPeer(reader, writer, "alice@fake"))
-        self.server = await asyncio.start_server(on_conn, "127.0.0.1", self.port)
+        async def on_conn(c):
+            c.label = "alice@fake"
+            held = asyncio.get_running_loop().create_future()
+            self._held.append(held)
+            await self.conns.put(c)
+            await held
+        self.server, self.port = await self.h.serve(on_conn, self.key, label="fake manager")
 
     async def next(self, timeout=STARTUP):
         return await asyncio.wait_for(self.conns.get(), timeout)
 
     async def stop(self):
         self.server.close()
-        for w in self.writers:
-            w.close()
+        for f in self._held:
+            if not f.done():
+                f.set_result(None)
         await self.server.wait_closed()
 
 
-async def register(h, c, assign_port):
+async def register(h, c, assign_port, keys=None):
     """Plays the manager's side of registration; returns alice's id."""
     t, p = await c.read_frame()
     h.check(t == harness.MSG["hello"], "the servant opens with hello")
@@ -88,7 +121,8 @@ async def register(h, c, assign_port):
         t, p = await c.read_frame()
         if t == harness.MSG["listening"]:
             break
-    await c.send_frame("peers", '<peers version="1">%s</peers>' % peer_xml(sid, "alice", port=port, me=True))
+    await c.send_frame("peers", '<peers version="1">%s</peers>' %
+                       peer_xml(sid, "alice", port=port, me=True, key=(keys or {}).get(sid, SOME_KEY)))
     return sid, port
 
 
@@ -97,7 +131,7 @@ async def real_manager_takes_over(h, fake, alice, tag):
     joins, and the two chat exactly once."""
     since = alice.mark("stderr")
     await fake.stop()
-    m = await h.start_manager(port=fake.port)
+    m = await h.start_manager(port=fake.port, state_dir=fake.state_dir)
     await h.expect(alice.wait_log(r"registered as alice\b", STARTUP, since), "alice registered with the real manager")
     bob = await h.start_servant("bob", m)
     await h.wait_peer_count([alice, bob], 2, since={alice: since, bob: 0})
@@ -108,10 +142,12 @@ async def real_manager_takes_over(h, fake, alice, tag):
 async def test(h):
     fake = FakeManager(h)
     await fake.start()
-    alice = await h.start_servant("alice", fake.port, wait_registered=False)
+    alice = await h.start_servant("alice", fake.port, wait_registered=False, manager_key=fake.fp)
+    if h.secure:
+        fake.keys[alice.id] = alice.info["key"].pub_hex
     assign = h.free_port()
     c = await fake.next()
-    sid, port = await register(h, c, assign)
+    sid, port = await register(h, c, assign, fake.keys)
     await h.expect(alice.wait_log(r"registered as alice\b"), "alice registered with the fake manager")
 
     for name, data in hostile_frames(sid):
@@ -125,7 +161,7 @@ async def test(h):
         h.check(alice.alive, "alice alive after: %s" % name)
         c.close()
         c = await h.expect(fake.next(DELIVERY), "%s: alice reconnected" % name)
-        await register(h, c, assign)
+        await register(h, c, assign, fake.keys)
         await alice.wait_log(r"registered as alice\b", DELIVERY, since)
 
     await real_manager_takes_over(h, fake, alice, "after the hostile manager")

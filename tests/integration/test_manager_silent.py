@@ -25,10 +25,12 @@ async def drain(c):
 async def test(h):
     fake = FakeManager(h)
     await fake.start()
-    alice = await h.start_servant("alice", fake.port, wait_registered=False)
+    alice = await h.start_servant("alice", fake.port, wait_registered=False, manager_key=fake.fp)
+    if h.secure:
+        fake.keys[alice.id] = alice.info["key"].pub_hex
 
     c1 = await fake.next()
-    await register(h, c1, h.free_port())
+    await register(h, c1, h.free_port(), fake.keys)
     hit = await h.expect(alice.wait_log(r"registered as alice\b"), "alice registered with the fake manager")
     registered = hit.line.t
     reader = asyncio.ensure_future(drain(c1))  # take her heartbeats, answer none, never close

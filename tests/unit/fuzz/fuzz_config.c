@@ -1,12 +1,15 @@
 /* libFuzzer target: the config loader (nm_config_load) with the tables of the three
  * programs that read config files: natmesh-servant (<config>), natmesh-relay (<relay>) and
  * natmesh-manager (<manager>). The tables below copy theirs (src/servant/cli.c,
- * src/manager/main.c): every kind of value (string, bounded uint, bool, ban list) and
- * nested sections. The input is written to a memory file, since the loader reads a path;
+ * src/manager/main.c): every kind of value (string, bounded uint, bool, ban list, key
+ * list, one key, an invite) and nested sections. The input is written to a memory file, since the loader reads a path;
  * the root element picks the table. Whatever is accepted must hold: strings terminated
- * within their size, numbers within their row's bounds, booleans 0 or 1, bans non-empty;
+ * within their size, numbers within their row's bounds, booleans 0 or 1, bans non-empty,
+ * keys 64 lowercase hex characters, each listed once; an invite one the parser accepts, or
+ * "@FILE";
  * whatever is refused must say so, naming the file. */
 #include "nm_config.h"
+#include "nm_invite.h"
 #include "nm_proto.h"
 #include "nm_xml.h"
 
@@ -28,12 +31,19 @@ typedef struct {
   nm_banlist bans;
   int nat_upnp, nat_natpmp;
   unsigned nat_lease_s;
+  char state_dir[1024];
+  char invite[1026];
+  char manager_key[80];
 } fz_peer_config;
 
 typedef struct {
   char listen[64];
   unsigned port, heartbeat_s, timeout_s, port_first, port_last;
   unsigned complaint_threshold, complaint_window_s, quorum_percent;
+  char state_dir[512];
+  char admission[16];
+  nm_keylist allow, relay_keys, admin_keys;
+  unsigned max_unauth_per_addr, max_unauth;
 } fz_manager_config;
 
 #define P(path, kind, min, max, member) NM_CFG_FIELD(fz_peer_config, path, kind, min, max, member)
@@ -46,7 +56,10 @@ typedef struct {
   P("listen-port", NM_CFG_UINT, 0, 65535, port),         \
   P("nat/upnp", NM_CFG_BOOL, 0, 0, nat_upnp),            \
   P("nat/natpmp", NM_CFG_BOOL, 0, 0, nat_natpmp),        \
-  P("nat/lease", NM_CFG_UINT, 30, 604800, nat_lease_s)
+  P("nat/lease", NM_CFG_UINT, 30, 604800, nat_lease_s),   \
+  P("state-dir", NM_CFG_STRING, 0, 0, state_dir),        \
+  P("invite", NM_CFG_INVITE, 0, 0, invite),              \
+  P("manager-key", NM_CFG_KEY, 0, 0, manager_key)
 static const nm_cfg_field fz_servant_fields[] = {
     PEER_COMMON_FIELDS,
     P("relay-clients", NM_CFG_UINT, 0, 256, max_clients),
@@ -69,6 +82,13 @@ static const nm_cfg_field fz_manager_fields[] = {
     M("complaints/threshold", NM_CFG_UINT, 1, 100, complaint_threshold),
     M("complaints/window", NM_CFG_UINT, 1, 86400, complaint_window_s),
     M("complaints/quorum-percent", NM_CFG_UINT, 1, 100, quorum_percent),
+    M("state-dir", NM_CFG_STRING, 0, 0, state_dir),
+    NM_CFG_CHOICE_FIELD(fz_manager_config, "admission", "invite|allow|open", admission),
+    M("allow", NM_CFG_KEYS, 0, 0, allow),
+    M("relay-key", NM_CFG_KEYS, 0, 0, relay_keys),
+    M("admin-key", NM_CFG_KEYS, 0, 0, admin_keys),
+    M("max-unauth-per-address", NM_CFG_UINT, 1, 1048576, max_unauth_per_addr),
+    M("max-unauth", NM_CFG_UINT, 1, 1048576, max_unauth),
 };
 #undef M
 
@@ -102,6 +122,33 @@ static void fz_check(const nm_cfg_field *fields, size_t n, const void *cfg) {
       if (b->count > NM_BANS_MAX) abort();
       for (size_t k = 0; k < b->count; k++)
         if (!b->targets[k][0] || !memchr(b->targets[k], 0, NM_BAN_TARGET_MAX)) abort();
+      break;
+    }
+    case NM_CFG_CHOICE:
+      if (!memchr(p, 0, fields[i].size)) abort();
+      if (p[0] && (strstr(fields[i].choices, p) == NULL || strchr(p, '|'))) abort();
+      break;
+    case NM_CFG_KEY:
+      if (!memchr(p, 0, fields[i].size)) abort();
+      if (p[0] && (strlen(p) != 64 || strspn(p, "0123456789abcdef") != 64)) abort();
+      break;
+    case NM_CFG_INVITE: {
+      if (!memchr(p, 0, fields[i].size)) abort();
+      nm_invite inv;
+      char why[200];
+      if (p[0] && p[0] != '@' && nm_invite_parse(p, &inv, why, sizeof why) < 0) abort();
+      break;
+    }
+    case NM_CFG_KEYS: {
+      const nm_keylist *l = (const nm_keylist *)p;
+      if (l->count > NM_KEYLIST_MAX || l->count > l->cap) abort();
+      for (size_t k = 0; k < l->count; k++) {
+        if (strlen(l->fps[k]) != NM_KEYLIST_FP_LEN ||
+            strspn(l->fps[k], "0123456789abcdef") != NM_KEYLIST_FP_LEN)
+          abort();
+        for (size_t j = 0; j < k; j++)
+          if (!strcmp(l->fps[j], l->fps[k])) abort();
+      }
       break;
     }
     }
@@ -151,5 +198,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_check(fields, n, cfg);
   else if (strncmp(err, path, strlen(path)) != 0) /* a refusal names the file */
     abort();
+  /* Key lists are the owner's to free, loaded or refused. */
+  for (size_t i = 0; i < n; i++)
+    if (fields[i].type == NM_CFG_KEYS) nm_keylist_free((nm_keylist *)((char *)cfg + fields[i].offset));
   return 0;
 }
