@@ -1,5 +1,7 @@
 #include "nm_config.h"
 #include "nm_error.h"
+#include "nm_identity.h"
+#include "nm_invite.h"
 #include "nm_util.h"
 #include "nm_xml.h"
 
@@ -180,6 +182,56 @@ static int nm__load_value(const char *file, xmlNode *n, const nm_cfg_field *f, v
       return NM_ECONFIG;
     }
     return 0;
+  case NM_CFG_CHOICE: {
+    /* A whole word of the list: "open" matches "invite|allow|open", "pen" does not. */
+    size_t vlen = strlen(v);
+    const char *c = f->choices ? f->choices : "";
+    int found = 0;
+    while (*c && !found) {
+      const char *bar = strchr(c, '|');
+      size_t len = bar ? (size_t)(bar - c) : strlen(c);
+      found = vlen && len == vlen && strncmp(c, v, vlen) == 0;
+      c = bar ? bar + 1 : c + len;
+    }
+    if (!found || vlen >= f->size) {
+      snprintf(err, errlen, "%s:%ld: <%s> must be one of %s, got \"%.60s\"", file, line, f->path,
+               f->choices ? f->choices : "(none)", v);
+      return NM_ECONFIG;
+    }
+    memcpy((char *)out + f->offset, v, vlen + 1);
+    return 0;
+  }
+  case NM_CFG_KEY: {
+    nm_fingerprint fp;
+    if (f->size <= NM_FINGERPRINT_HEX || nm_fingerprint_parse(v, &fp) < 0) {
+      snprintf(err, errlen, "%s:%ld: <%s> must be a key fingerprint (64 hex characters), got \"%.70s\"",
+               file, line, f->path, v);
+      return NM_ECONFIG;
+    }
+    memcpy((char *)out + f->offset, fp.hex, sizeof fp.hex);
+    return 0;
+  }
+  case NM_CFG_INVITE: {
+    /* "@FILE" is read when the program starts; an invite given inline is checked here,
+     * where the error can name the line. The secret is never quoted. */
+    if (v[0] != '@') {
+      nm_invite inv;
+      char why[200];
+      int rc = nm_invite_parse(v, &inv, why, sizeof why);
+      nm_invite_clear(&inv);
+      if (rc < 0) {
+        snprintf(err, errlen, "%s:%ld: <%s>: %s", file, line, f->path, why);
+        return NM_ECONFIG;
+      }
+    }
+    if (strlen(v) >= f->size) {
+      snprintf(err, errlen, "%s:%ld: <%s> is too long (at most %zu characters)", file, line, f->path,
+               f->size - 1);
+      return NM_ECONFIG;
+    }
+    memcpy((char *)out + f->offset, v, strlen(v) + 1);
+    return 0;
+  }
   case NM_CFG_KEYS: {
     int rc = nm_keylist_add((nm_keylist *)((char *)out + f->offset), v);
     if (rc == -ENOSPC)

@@ -16,6 +16,10 @@ typedef enum {
   NM_CFG_BOOL,   /* int: on/off, yes/no, true/false, 1/0 */
   NM_CFG_BANS,   /* nm_banlist: <ban><target>..</target></ban>... */
   NM_CFG_KEYS,   /* nm_keylist: an element that may repeat, each a key fingerprint */
+  NM_CFG_CHOICE, /* char[size]: one of the words of choices ("invite|allow|open") */
+  NM_CFG_KEY,    /* char[size >= 65]: one key fingerprint, 64 hex characters (stored lowercase) */
+  NM_CFG_INVITE, /* char[size]: an invite string (nm_invite_parse must accept it), or "@FILE"
+                    (read by the program, which checks it then) */
 } nm_cfg_type;
 
 typedef struct {
@@ -24,11 +28,15 @@ typedef struct {
   unsigned min, max;
   size_t offset;
   size_t size; /* for strings */
+  const char *choices; /* NM_CFG_CHOICE: the words allowed, separated by '|' */
 } nm_cfg_field;
 
 /* One row of a config table: NM_CFG_FIELD(my_config, "nat/lease", NM_CFG_UINT, 30, 604800, lease_s) */
 #define NM_CFG_FIELD(type_, path, kind, min, max, member) \
-  { path, kind, min, max, offsetof(type_, member), sizeof(((type_ *)0)->member) }
+  { path, kind, min, max, offsetof(type_, member), sizeof(((type_ *)0)->member), NULL }
+/* A word from a list: NM_CFG_CHOICE_FIELD(my_config, "admission", "invite|allow|open", mode) */
+#define NM_CFG_CHOICE_FIELD(type_, path, choices_, member) \
+  { path, NM_CFG_CHOICE, 0, 0, offsetof(type_, member), sizeof(((type_ *)0)->member), choices_ }
 
 #define NM_BANS_MAX 256
 #define NM_BAN_TARGET_MAX 256

@@ -28,7 +28,7 @@ static const nm_cfg_field mgr_config_fields[] = {
     F("complaints/window", NM_CFG_UINT, 1, 86400, complaint_window_s),
     F("complaints/quorum-percent", NM_CFG_UINT, 1, 100, quorum_percent),
     F("state-dir", NM_CFG_STRING, 0, 0, state_dir),
-    F("admission", NM_CFG_STRING, 0, 0, admission),
+    NM_CFG_CHOICE_FIELD(mgr_config, "admission", "invite|allow|open", admission),
     F("allow", NM_CFG_KEYS, 0, 0, allow),
     F("relay-key", NM_CFG_KEYS, 0, 0, relay_keys),
     F("admin-key", NM_CFG_KEYS, 0, 0, admin_keys),
@@ -395,8 +395,10 @@ int main(int argc, char **argv) {
   m.next_port = cfg->port_first;
   nm_peerlist_init(&m.list);
   mgr__raise_fd_limit(cfg);
-  if (mgr__trust_init(&m, mode) != 0) return 1;
+  /* The port first: on a first start, a privileged port is the likelier mistake, and its
+   * message says what to do. Nothing is accepted before the loop runs. */
   if (mgr__listen(&m) < 0) return 1;
+  if (mgr__trust_init(&m, mode) != 0) return 1;
   uv_timer_init(m.loop, &m.sweep);
   m.sweep.data = &m;
   unsigned sweep_ms = cfg->heartbeat_s * 1000 / 4;

@@ -20,8 +20,8 @@
   F("connectionmgr", NM_CFG_STRING, 0, 0, manager_host),       \
   F("port", NM_CFG_UINT, 1, 65535, manager_port),              \
   F("state-dir", NM_CFG_STRING, 0, 0, state_dir),              \
-  F("invite", NM_CFG_STRING, 0, 0, invite),                    \
-  F("manager-key", NM_CFG_STRING, 0, 0, manager_key),          \
+  F("invite", NM_CFG_INVITE, 0, 0, invite),                    \
+  F("manager-key", NM_CFG_KEY, 0, 0, manager_key),             \
   F("bans", NM_CFG_BANS, 0, 0, bans),                          \
   F("name", NM_CFG_STRING, 0, 0, name),                        \
   F("listen", NM_CFG_STRING, 0, 0, listen),                    \
@@ -177,6 +177,8 @@ int sv_cli_parse(sv_config *cfg, const sv_role *role, int argc, char **argv) {
     nm_log_error("name \"%s\" must be 1-%d characters of A-Z a-z 0-9 - _ .", cfg->name, NM_NAME_MAX);
     return 2;
   }
+  /* A config that names no manager key could not run: --check-config says so too (the
+   * invite may come on the command line with it). */
   if (sv__resolve_join(cfg) < 0) return 2;
   if (check_only) {
     printf("configuration ok\n");

@@ -140,6 +140,9 @@ static int sv__mgr_on_welcome(void *session, const nm_msg *msg) {
   const nm_msg_welcome *w = &msg->u.welcome;
   snprintf(l->observed_ip, sizeof l->observed_ip, "%s", w->ip);
   nm_conn_deadline_clear(l->conn);
+  /* Welcomed: an error frame from now on is not a refusal we report once (sv__mgr_refused)
+   * but news, which nm_conn logs as it comes. */
+  l->conn->owner_logs_errors = 0;
   sv_peers_set_timing(sv, w->heartbeat_s, w->timeout_s);
   sv_inbound_set_timeout(sv, w->timeout_s);
   if (!sv_listening(sv)) {
@@ -331,7 +334,9 @@ static void sv__mgr_connected(nm_conn *c, int status) {
   }
   sv__mgr_send(sv, &m);
   OPENSSL_cleanse(h->secret, sizeof h->secret);
-  nm_log(sv->mgr.backoff.failures ? NM_LOG_INFO : NM_LOG_DEBUG, "connected to manager %s:%u (key %s)",
+  /* Worth saying after an outage, unless the manager keeps refusing us (said once). */
+  nm_log(sv->mgr.backoff.failures && !sv->mgr.refusal_logged[0] ? NM_LOG_INFO : NM_LOG_DEBUG,
+         "connected to manager %s:%u (key %s)",
          sv->cfg.manager_host, sv->cfg.manager_port, nm_conn_peer_fingerprint(c)->hex);
 }
 

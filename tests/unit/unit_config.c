@@ -17,7 +17,7 @@ typedef struct {
 } cfg;
 
 #define F(path, type, min, max, field) \
-  { path, type, min, max, offsetof(cfg, field), sizeof(((cfg *)0)->field) }
+  { path, type, min, max, offsetof(cfg, field), sizeof(((cfg *)0)->field), NULL }
 static const nm_cfg_field fields[] = {
     F("connectionmgr", NM_CFG_STRING, 0, 0, host),
     F("port", NM_CFG_UINT, 1, 65535, port),
@@ -239,6 +239,40 @@ static void test_key_bans(void) {
   free(b);
 }
 
+/* A word from a list. */
+typedef struct {
+  char mode[8];
+} choicecfg;
+
+static void test_choice(void) {
+  static const nm_cfg_field cf[] = {
+      NM_CFG_CHOICE_FIELD(choicecfg, "admission", "invite|allow|open", mode),
+  };
+  static const struct {
+    const char *value;
+    int ok;
+  } cases[] = {{"invite", 1}, {"allow", 1}, {"open", 1}, {" open ", 1}, {"pen", 0},
+               {"opened", 0}, {"", 0}, {"invite|allow", 0}, {"OPEN", 0}};
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char text[200], err[600] = "";
+    snprintf(text, sizeof text, "<config>\n<admission>%s</admission>\n</config>\n", cases[i].value);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    choicecfg c;
+    snprintf(c.mode, sizeof c.mode, "invite");
+    int rc = nm_config_load(path, "config", cf, 1, &c, err, sizeof err);
+    if (cases[i].ok) {
+      NMT_EQ_INT(rc, 0);
+      NMT_CHECK(strstr(cases[i].value, c.mode) != NULL);
+    } else {
+      NMT_EQ_INT(rc, NM_ECONFIG);
+      NMT_HAS(err, ":2: <admission> must be one of invite|allow|open, got \"");
+      NMT_EQ_STR(c.mode, "invite"); /* untouched */
+    }
+  }
+}
+
 /* Key lists: an element that may repeat, each occurrence one fingerprint. */
 typedef struct {
   unsigned port;
@@ -305,6 +339,7 @@ int main(void) {
   NMT_RUN(test_bans);
   NMT_RUN(test_key_bans);
   NMT_RUN(test_keys);
+  NMT_RUN(test_choice);
   unlink(path);
   rmdir(dir);
   xmlCleanupParser();

@@ -2,12 +2,14 @@
  * programs that read config files: natmesh-servant (<config>), natmesh-relay (<relay>) and
  * natmesh-manager (<manager>). The tables below copy theirs (src/servant/cli.c,
  * src/manager/main.c): every kind of value (string, bounded uint, bool, ban list, key
- * list) and nested sections. The input is written to a memory file, since the loader reads a path;
+ * list, one key, an invite) and nested sections. The input is written to a memory file, since the loader reads a path;
  * the root element picks the table. Whatever is accepted must hold: strings terminated
  * within their size, numbers within their row's bounds, booleans 0 or 1, bans non-empty,
- * keys 64 lowercase hex characters, each listed once;
+ * keys 64 lowercase hex characters, each listed once; an invite one the parser accepts, or
+ * "@FILE";
  * whatever is refused must say so, naming the file. */
 #include "nm_config.h"
+#include "nm_invite.h"
 #include "nm_proto.h"
 #include "nm_xml.h"
 
@@ -29,6 +31,9 @@ typedef struct {
   nm_banlist bans;
   int nat_upnp, nat_natpmp;
   unsigned nat_lease_s;
+  char state_dir[1024];
+  char invite[1026];
+  char manager_key[80];
 } fz_peer_config;
 
 typedef struct {
@@ -51,7 +56,10 @@ typedef struct {
   P("listen-port", NM_CFG_UINT, 0, 65535, port),         \
   P("nat/upnp", NM_CFG_BOOL, 0, 0, nat_upnp),            \
   P("nat/natpmp", NM_CFG_BOOL, 0, 0, nat_natpmp),        \
-  P("nat/lease", NM_CFG_UINT, 30, 604800, nat_lease_s)
+  P("nat/lease", NM_CFG_UINT, 30, 604800, nat_lease_s),   \
+  P("state-dir", NM_CFG_STRING, 0, 0, state_dir),        \
+  P("invite", NM_CFG_INVITE, 0, 0, invite),              \
+  P("manager-key", NM_CFG_KEY, 0, 0, manager_key)
 static const nm_cfg_field fz_servant_fields[] = {
     PEER_COMMON_FIELDS,
     P("relay-clients", NM_CFG_UINT, 0, 256, max_clients),
@@ -75,7 +83,7 @@ static const nm_cfg_field fz_manager_fields[] = {
     M("complaints/window", NM_CFG_UINT, 1, 86400, complaint_window_s),
     M("complaints/quorum-percent", NM_CFG_UINT, 1, 100, quorum_percent),
     M("state-dir", NM_CFG_STRING, 0, 0, state_dir),
-    M("admission", NM_CFG_STRING, 0, 0, admission),
+    NM_CFG_CHOICE_FIELD(fz_manager_config, "admission", "invite|allow|open", admission),
     M("allow", NM_CFG_KEYS, 0, 0, allow),
     M("relay-key", NM_CFG_KEYS, 0, 0, relay_keys),
     M("admin-key", NM_CFG_KEYS, 0, 0, admin_keys),
@@ -114,6 +122,21 @@ static void fz_check(const nm_cfg_field *fields, size_t n, const void *cfg) {
       if (b->count > NM_BANS_MAX) abort();
       for (size_t k = 0; k < b->count; k++)
         if (!b->targets[k][0] || !memchr(b->targets[k], 0, NM_BAN_TARGET_MAX)) abort();
+      break;
+    }
+    case NM_CFG_CHOICE:
+      if (!memchr(p, 0, fields[i].size)) abort();
+      if (p[0] && (strstr(fields[i].choices, p) == NULL || strchr(p, '|'))) abort();
+      break;
+    case NM_CFG_KEY:
+      if (!memchr(p, 0, fields[i].size)) abort();
+      if (p[0] && (strlen(p) != 64 || strspn(p, "0123456789abcdef") != 64)) abort();
+      break;
+    case NM_CFG_INVITE: {
+      if (!memchr(p, 0, fields[i].size)) abort();
+      nm_invite inv;
+      char why[200];
+      if (p[0] && p[0] != '@' && nm_invite_parse(p, &inv, why, sizeof why) < 0) abort();
       break;
     }
     case NM_CFG_KEYS: {
