@@ -27,11 +27,12 @@ key, whatever path it took.
              others of alice are bob, carol, mallory, four liars:
              quorum 4)
 
-Before issue 9 this fails: the manager assigns mallory (a dedicated relay comes first),
-alice pulls from her and shows "bob: <forged>". Recorded on main at b96444a: "not ok 9 -
-alice is not relayed by mallory (relay: mallory)", "not ok 10 - mallory never received
-alice's pull (1)", "not ok 12 - alice never showed a forged line: [('bob', 'forged through
-the self-declared relay 1'), ...]" (and bob's real lines never reached alice: not ok 11).
+Before issue 9 this fails: the manager welcomes the hello, assigns mallory (a dedicated relay
+comes first), alice pulls from her and shows "bob: <forged>". Recorded on main at b96444a:
+"not ok 6 - the manager refuses a relay role mallory was not granted (welcomed)", "not ok 10 -
+alice is not relayed by the self-declared relay mallory (relay: mallory)", "not ok 12 - alice
+never showed a forged line: [('bob', 'forged through the self-declared relay 1'), ...]" (and
+bob's real lines never reached alice: not ok 11).
 """
 import os
 import sys

@@ -7,10 +7,12 @@ heartbeat does not grow with the number of servants" (docs/protocol.md, "Keeping
 current": list versions plus deltas; per heartbeat the manager sends one constant-size
 heartbeat-ack).
 
-It starts a real natmesh-manager (--heartbeat 1 --timeout 3, loopback, free port) and fake
-servants speaking the real protocol from this process: each listens on a real socket, says
-hello (random id, its name, that port) and listening, then heartbeats once per heartbeat
-interval with the version it holds. Like a real servant it applies a delta whose base is the
+It starts a real natmesh-manager (--heartbeat 1 --timeout 3, loopback, free port; --open
+since issue 9) and fake servants speaking the real protocol from this process: each listens
+on a real socket, says hello (its id, its name, that port) and listening, then heartbeats
+once per heartbeat interval with the version it holds. Since issue 9 each has its own key
+and its manager session is TLS 1.3 (harness.RawPeer): the bytes counted at the socket are
+then TLS records (frame headers, TLS record headers and tags included). Like a real servant it applies a delta whose base is the
 version it holds, and sends peers-request only when a delta's base or a heartbeat-ack's
 version differs from the version it holds (or to start over after a gap). Every byte the
 manager sends a fake servant is counted as it is read from the socket, frame headers
@@ -76,9 +78,10 @@ class FakeServant:
     """A servant in the protocol's eyes, minus the chat: registers, heartbeats when told to,
     tracks the list version from peers and delta frames, counts what the manager sends."""
 
-    def __init__(self, name, manager_port):
-        self.name, self.mport = name, manager_port
-        self.id = random_id()
+    def __init__(self, h, name, manager):
+        self.h, self.name, self.manager = h, name, manager
+        self.key = h.new_key(name) if h.secure else None
+        self.id = self.key.id if self.key else random_id()
         self.version = None        # the list version it holds (None: no list yet)
         self.ids = set()           # ids in the list it holds, its own included
         self.requested = False     # a peers-request is outstanding
@@ -91,7 +94,7 @@ class FakeServant:
         self.cond = asyncio.Condition()
         self.closed = None         # why the session ended, once it has
         self._buf = b""
-        self.server = self.reader = self.writer = self.task = None
+        self.server = self.conn = self.task = None
 
     async def _accept(self, r, w):
         w.close()
@@ -100,8 +103,7 @@ class FakeServant:
         """hello, welcome, listening; returns once it holds the full list."""
         self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
-        self.reader, self.writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", self.mport), harness.STARTUP)
+        self.conn = await self.h.connect(self.manager, self.name, key=self.key, timeout=harness.STARTUP)
         self.task = asyncio.ensure_future(self._read_loop())
         self._send("hello", '<hello id="%s" name="%s" role="servant" port="%d" max-clients="0"/>'
                    % (self.id, self.name, self.port))
@@ -110,7 +112,7 @@ class FakeServant:
         await self.wait(lambda: self.version is not None, "the full list")
 
     def _send(self, msg_type, payload=b""):
-        self.writer.write(frame(msg_type, payload))
+        self.conn.write(frame(msg_type, payload))
 
     def beat(self):
         self.hb_sent += 1
@@ -135,10 +137,10 @@ class FakeServant:
         why = "the manager closed the session"
         try:
             while True:
-                data = await self.reader.read(65536)
+                data = await self.conn._recv(3600)
                 if not data:
                     break
-                self.rx_bytes += len(data)   # counted at the socket
+                self.rx_bytes = self.conn.rx_wire   # counted at the socket
                 self._buf += data
                 while len(self._buf) >= 8:
                     (length,) = struct.unpack(">I", self._buf[4:8])
@@ -190,9 +192,8 @@ class FakeServant:
                 "frames": {t: tuple(c) for t, c in self.rx_frames.items()}}
 
     async def close(self):
-        if self.writer:
-            with contextlib.suppress(Exception):
-                self.writer.close()
+        if self.conn:
+            self.conn.close()
         if self.task:
             self.task.cancel()
             with contextlib.suppress(BaseException):
@@ -220,8 +221,8 @@ class Fleet:
     """The fake servants and the heartbeat: once per interval every registered fake sends a
     heartbeat and the round ends when each holds the ack for every heartbeat it sent."""
 
-    def __init__(self, h, manager_port):
-        self.h, self.mport = h, manager_port
+    def __init__(self, h, manager):
+        self.h, self.manager = h, manager
         self.fakes = []
         self.rounds = 0
         self.round_snap = None          # snapshots taken right when a round ended
@@ -230,7 +231,7 @@ class Fleet:
         self.error = None
 
     async def add(self, name):
-        f = FakeServant(name, self.mport)
+        f = FakeServant(self.h, name, self.manager)
         await f.register()
         self.fakes.append(f)
         return f
@@ -312,7 +313,7 @@ def thousands(x, decimals=0):
 
 async def bench(h, sizes, k):
     m = await h.start_manager()
-    fleet = Fleet(h, m.info["port"])
+    fleet = Fleet(h, m)
     results = []
     try:
         fleet.start()
@@ -379,8 +380,9 @@ def report(h, results, k):
     base = results[0]
     print("#")
     print("# natmesh-manager traffic (--heartbeat %d --timeout %d), steady windows of %d "
-          "heartbeats, bytes at the socket incl. frame headers" % (harness.HEARTBEAT,
-                                                                   harness.TIMEOUT, k))
+          "heartbeats, bytes at the socket incl. frame headers%s" % (harness.HEARTBEAT,
+                                                                   harness.TIMEOUT, k,
+                                                                   " and TLS records" if h.secure else ""))
     print("# %6s  %20s  %16s  %17s  %14s  %22s" % ("N", "per-servant B/hb", "mean B/hb/srv",
                                                      "total B/hb", "join B/servant", "full list B (entries)"))
     for r in results:

@@ -222,6 +222,7 @@ class RawPeer:
         self.peer_fp = None   # the key the other side proved (TLS)
         self.tls_error = None  # why TLS ended, when it failed after the handshake
         self.frames_before_close = []
+        self.rx_wire = 0       # bytes read from the socket (TLS records included)
 
     @classmethod
     async def connect(cls, host, port, label="raw", local_host=None, timeout=5.0, key=None,
@@ -283,7 +284,9 @@ class RawPeer:
         """Plaintext bytes, b"" when the connection ended; asyncio.TimeoutError after
         timeout."""
         if not self.tls:
-            return await asyncio.wait_for(self.reader.read(65536), timeout)
+            data = await asyncio.wait_for(self.reader.read(65536), timeout)
+            self.rx_wire += len(data)
+            return data
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -301,13 +304,15 @@ class RawPeer:
             if remaining <= 0:
                 raise asyncio.TimeoutError()
             data = await asyncio.wait_for(self.reader.read(65536), remaining)
+            self.rx_wire += len(data)
             if data:
                 self._in.write(data)
             else:
                 self._in.write_eof()
 
     # -- sending and receiving --------------------------------------------------------
-    async def send(self, data):
+    def write(self, data):
+        """Queues data (encrypted when TLS) without waiting for the socket to take it."""
         with contextlib.suppress(ConnectionError, ssl.SSLError):
             if self.tls:
                 view = memoryview(data)
@@ -317,6 +322,10 @@ class RawPeer:
                     self._flush_tls()
             else:
                 self.writer.write(data)
+
+    async def send(self, data):
+        self.write(data)
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
             await self.writer.drain()
 
     async def send_frame(self, msg_type, payload=b""):
@@ -928,6 +937,8 @@ class Harness:
             except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as e:
                 c.tls_error = str(e)
                 self.note(str(e))
+            except asyncio.CancelledError:
+                pass  # the test is over: asyncio's stream callback must not see it raised
             finally:
                 c.close()
 

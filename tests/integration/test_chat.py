@@ -53,8 +53,10 @@ async def test(h):
     # per message.
     for s in servants:
         conns = s.find(r"connected to (\S+) at", "stderr")
-        h.check_eq(sorted(c.group(1) for c in conns), sorted(n for n in NAMES if n != s.name),
-                   "%s opened exactly one connection to each peer" % s.name)
+        refused = [r.group(0) for r in s.find(r"peer \S+ \(\S+\) reports an error: .*", "stderr")]
+        h.check(sorted(c.group(1) for c in conns) == sorted(n for n in NAMES if n != s.name),
+                "%s opened exactly one connection to each peer (%s)%s" %
+                (s.name, sorted(c.group(1) for c in conns), "; refused: %s" % refused if refused else ""))
 
 
 if __name__ == "__main__":

@@ -26,14 +26,13 @@ real process (SIGSTOP) while a raw connection plays its part, then thawing it.
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
-from harness import DELIVERY, HEARTBEAT, STARTUP, RawPeer, hello_doc  # noqa: E402
+from harness import DELIVERY, HEARTBEAT, STARTUP, RawServant  # noqa: E402
 from complainers import get_relayed  # noqa: E402
 
 
@@ -55,24 +54,24 @@ async def books(h, m, alice_id, relay_id, what):
 class Imposter:
     """A raw connection that registers with someone else's id: with the port the real one
     listens on (a process reconnecting from the same address), or with a port of its own
-    that it listens on."""
+    that it listens on. Since issue 9 it holds that servant's key (a copy of its key.pem,
+    as a servant restarted elsewhere would): a hello with its id from another key is
+    refused (tests/attacks/test_hello_unseat.py)."""
 
-    def __init__(self, h, m, id_, name, max_clients, port=None):
+    def __init__(self, h, m, id_, name, max_clients, port=None, key=None):
         self.h, self.m, self.id, self.name, self.max_clients = h, m, id_, name, max_clients
-        self.listener = None
-        if port is None:
-            self.listener = socket.socket()
-            self.listener.bind(("127.0.0.1", 0))
-            self.listener.listen(8)
-            port = self.listener.getsockname()[1]
-        self.port = port
+        self.rs = RawServant(h, name, key=key, id_=id_, max_clients=max_clients, listen=port is None, port=port)
         self.frames = []
 
+    @property
+    def port(self):
+        return self.rs.port
+
     async def hello(self):
-        self.peer = await RawPeer.connect("127.0.0.1", self.m.info["port"], "imposter " + self.name)
-        await self.peer.send_frame("hello", hello_doc(self.id, self.name, self.port, max_clients=self.max_clients))
-        f = await self.peer.read_frame()
-        self.h.check(f is not None and f[0] == harness.MSG["welcome"], "the imposter of %s is welcomed" % self.name)
+        f = await self.rs.hello(self.m)
+        self.peer = self.rs.conn
+        self.h.check(f is not None and f[0] == harness.MSG["welcome"], "the imposter of %s is welcomed (%s)" %
+                     (self.name, f and f[1][:100]))
 
     async def listening(self):
         await self.peer.send_frame("listening", '<listening port="%d"/>' % self.port)
@@ -89,9 +88,7 @@ class Imposter:
                 return ET.fromstring(f[1])
 
     def close(self):
-        self.peer.close()
-        if self.listener:
-            self.listener.close()
+        self.rs.stop()
 
 
 def freeze(p):
@@ -122,7 +119,7 @@ async def test(h):
     # 1. A new session of alice takes her registration over, and gives it back.
     freeze(alice)
     since = alice.mark("stderr")
-    imp = Imposter(h, m, aid, "alice", 0)
+    imp = Imposter(h, m, aid, "alice", 0, key=alice.info.get("key"))
     await imp.hello()
     await imp.listening()
     a = await imp.wait_frame("relay-assign")
@@ -138,7 +135,7 @@ async def test(h):
     #    back and gets her verdict (and relay) back at once.
     freeze(alice)
     since, msince = alice.mark("stderr"), m.mark("stderr")
-    imp = Imposter(h, m, aid, "alice", 0)
+    imp = Imposter(h, m, aid, "alice", 0, key=alice.info.get("key"))
     await imp.hello()
     imp.close()
     await h.expect(m.wait_log(r"left: alice \(%s\)" % aid, DELIVERY, msince),
@@ -152,7 +149,7 @@ async def test(h):
     # 3. The relay's session is taken over by a new one (a relay reconnecting).
     freeze(R)
     rsince = R.mark("stderr")
-    imp = Imposter(h, m, rid, rname, 8, port=int(relay.get("port")))
+    imp = Imposter(h, m, rid, rname, 8, port=int(relay.get("port")), key=R.info.get("key"))
     await imp.hello()
     await books(h, m, aid, rid, "step 3, between the relay's hello and listening")
     await imp.listening()
@@ -174,7 +171,7 @@ async def test(h):
     #     when the relay comes back.
     freeze(R)
     rsince, asince = R.mark("stderr"), alice.mark("stderr")
-    imp = Imposter(h, m, rid, rname, 8)
+    imp = Imposter(h, m, rid, rname, 8, key=R.info.get("key"))
     await imp.hello()
     await imp.listening()
     serve = await imp.wait_frame("relay-serve")
