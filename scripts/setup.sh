@@ -10,7 +10,7 @@ packages=(
   libuv1-dev libxml2-dev libminiupnpc-dev libnatpmp-dev
   python3 graphviz iproute2 nftables iputils-ping netcat-openbsd
   miniupnpd-nftables miniupnpc natpmpc
-  libssl-dev
+  libssl-dev openssl tcpdump
 )
 
 missing=()
