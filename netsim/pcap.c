@@ -249,8 +249,11 @@ int nsim_pcap_analyze_buf(const unsigned char *data, size_t size, const char *co
     if (tot < ihl) continue;                  /* a length that lies: nothing to follow */
     uint32_t sip = nsim__be32(ip + 12), dip = nsim__be32(ip + 16);
     int frag = (nsim__be16(ip + 6) & 0x3fff) != 0;
+    /* ICMP errors quote a header and 8 bytes of what they answer: no payload of their own. */
+    int icmp_error = ip[9] == 1 && !frag && tot > ihl &&
+                     (ip[ihl] == 3 || ip[ihl] == 4 || ip[ihl] == 5 || ip[ihl] == 11 || ip[ihl] == 12);
     if (ip[9] != 6 || frag) {
-      if (tot > ihl + (ip[9] == 17 ? 8u : 0u)) {
+      if (!icmp_error && tot > ihl + (ip[9] == 17 ? 8u : 0u)) {
         if (!res->other_payload++) {
           char x[16], y[16];
           nsim__ip(sip, x, sizeof x), nsim__ip(dip, y, sizeof y);
