@@ -15,11 +15,13 @@ static const sv_role sv_relay_role = {
     .console = 0,
     .default_name = "relay",
     .usage =
-        "usage: natmesh-relay [--config relay.xml] [--name NAME] [--manager HOST] [--manager-port N]\n"
+        "usage: natmesh-relay (--invite INVITE | --invite @FILE | --manager-key FP) [--state-dir DIR]\n"
+        "                     [--config relay.xml] [--name NAME] [--manager HOST] [--manager-port N]\n"
         "                     [--port P] [--listen ADDR] [--max-clients N]\n"
         "                     [--client-rate BYTES/S] [--total-rate BYTES/S] [--no-upnp] [--no-natpmp]\n"
         "                     [--check-config] [--verbose] [--version]\n"
-        "A dedicated relay: serves servants the manager judged unreachable. See docs/relay.md.\n",
+        "A dedicated relay: serves servants the manager judged unreachable. The manager must\n"
+        "grant this key the relay role (a relay invite, or --relay-key). See docs/relay.md.\n",
 };
 
 int main(int argc, char **argv) { return sv_main(&sv_relay_role, argc, argv); }

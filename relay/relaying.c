@@ -16,6 +16,7 @@ void rl_init(rl_duty *d, uv_loop_t *loop, const char *self_id, const rl_limits *
   if (d->limits.max_clients > RL_CLIENTS_MAX) d->limits.max_clients = RL_CLIENTS_MAX;
   /* Token buckets with a one-second burst. */
   nm_ratelimit_init(&d->total, limits->total_rate_bps, limits->total_rate_bps, uv_now(loop));
+  nm_lineq_init(&d->recent, RL_RECENT_MAX, RL_RECENT_BYTES_MAX, RL_RECENT_TTL_MS);
 }
 
 static const nm_relay_client *rl__assigned(const rl_duty *d, const char *id) {
@@ -53,26 +54,19 @@ void rl_serve(rl_duty *d, const nm_relay_client *clients, size_t n) {
     d->assigned[kept++] = clients[i];
   }
   d->nassigned = kept;
-  /* Clients no longer assigned to us are dropped. */
+  /* Clients no longer assigned to us (or now with another key) are dropped. */
   for (size_t i = 0; i < d->nattached;) {
     rl_client *c = d->attached[i];
-    if (!rl__assigned(d, c->id)) {
+    const nm_relay_client *a = rl__assigned(d, c->id);
+    nm_fingerprint fp;
+    if (a) nm_fingerprint_of_pubkey(a->key, &fp);
+    if (!a || !nm_fingerprint_equal(&fp, &c->key)) {
       rl__drop(d, c, "no longer assigned to this relay");
       continue;
     }
     i++;
   }
   nm_log_info("relay duty: %zu client%s assigned", kept, kept == 1 ? "" : "s");
-}
-
-static void rl__recent_trim(rl_duty *d, uint64_t now) {
-  while (d->recent_head && (d->nrecent > RL_RECENT_MAX || now - d->recent_head->at_ms > RL_RECENT_TTL_MS)) {
-    rl_line *old = d->recent_head;
-    d->recent_head = old->next;
-    if (!d->recent_head) d->recent_tail = NULL;
-    d->nrecent--;
-    free(old);
-  }
 }
 
 /* The client's bucket is spent before the total's: a line the total refuses still counts
@@ -91,12 +85,19 @@ static void rl__send(rl_duty *d, rl_client *c, const char *payload, size_t len) 
 }
 
 int rl_attach(rl_duty *d, rl_client *c, nm_conn *conn, const char *id, const char *token,
-              const char *who, char *err, size_t errlen) {
+              const nm_fingerprint *key, const char *who, char *err, size_t errlen) {
   const nm_relay_client *a = nm_id_valid(id) ? rl__assigned(d, id) : NULL;
   if (!a || !token || strcmp(a->token, token) != 0) {
     snprintf(err, errlen, "pull refused: %s is not assigned to this relay with that token",
              nm_id_valid(id) ? id : "(invalid id)");
     return NM_EMSG;
+  }
+  /* The manager told us which key that client has: the token alone is not enough. */
+  nm_fingerprint want;
+  nm_fingerprint_of_pubkey(a->key, &want);
+  if (!key || !nm_fingerprint_equal(&want, key)) {
+    snprintf(err, errlen, "pull refused: %s's key is not the one the manager gave for it", a->id);
+    return NM_EKEY;
   }
   if (d->nattached == RL_CLIENTS_MAX) {
     snprintf(err, errlen, "relay is full");
@@ -110,6 +111,7 @@ int rl_attach(rl_duty *d, rl_client *c, nm_conn *conn, const char *id, const cha
     }
   uint64_t now = uv_now(d->loop);
   c->conn = conn;
+  c->key = want;
   snprintf(c->id, sizeof c->id, "%s", a->id);
   nm_ratelimit_init(&c->rate, d->limits.client_rate_bps, d->limits.client_rate_bps, now);
   c->attached = 1;
@@ -117,12 +119,13 @@ int rl_attach(rl_duty *d, rl_client *c, nm_conn *conn, const char *id, const cha
   if (!who) who = c->id;
   nm_conn_deadline_clear(conn);
   nm_conn_set_label(conn, "relay client %s", who);
-  nm_frame_reader_set_max(&conn->reader, NM_FRAME_MAX);
-  /* Replay what the client may have missed while it was unreachable; it shows each line
-   * once whatever arrives twice. */
-  rl__recent_trim(d, now);
+  /* A client says pull and then nothing: its frames stay at the small limit. */
+  nm_frame_reader_set_max(&conn->reader, NM_FRAME_MAX_UNTRUSTED);
+  /* Replay what the client may have missed while it was unreachable; it verifies each line
+   * and shows it once whatever arrives twice. */
+  nm_lineq_expire(&d->recent, now);
   size_t replayed = 0;
-  for (rl_line *m = d->recent_head; m; m = m->next)
+  for (nm_lineq_item *m = d->recent.head; m; m = m->next)
     if (strcmp(m->origin, c->id) != 0) {
       rl__send(d, c, m->payload, m->len);
       replayed++;
@@ -142,24 +145,14 @@ int rl_client_on_frame(rl_duty *d, rl_client *c, uint8_t type, const char *paylo
 void rl_forward(rl_duty *d, const char *origin, const char *payload, size_t len) {
   uint64_t now = uv_now(d->loop);
   if (strcmp(origin, d->self_id) != 0) d->bytes_in += len;
-  rl_line *m = malloc(sizeof *m + len);
-  if (m) {
-    m->next = NULL;
-    m->at_ms = now;
-    m->len = len;
-    snprintf(m->origin, sizeof m->origin, "%s", origin);
-    memcpy(m->payload, payload, len);
-    if (d->recent_tail) d->recent_tail->next = m;
-    else d->recent_head = m;
-    d->recent_tail = m;
-    d->nrecent++;
-  }
-  rl__recent_trim(d, now);
+  /* Bounded in lines, bytes and age: the oldest lines make room. */
+  nm_lineq_expire(&d->recent, now);
+  nm_lineq_push(&d->recent, now, origin, payload, len);
   for (size_t i = 0; i < d->nattached; i++)
     if (strcmp(d->attached[i]->id, origin) != 0) rl__send(d, d->attached[i], payload, len);
 }
 
-void rl_tick(rl_duty *d) { rl__recent_trim(d, uv_now(d->loop)); }
+void rl_tick(rl_duty *d) { nm_lineq_expire(&d->recent, uv_now(d->loop)); }
 
 int rl_load(const rl_duty *d, nm_msg_relay_load *out) {
   memset(out, 0, sizeof *out);
@@ -174,11 +167,5 @@ int rl_load(const rl_duty *d, nm_msg_relay_load *out) {
 
 void rl_close(rl_duty *d) {
   while (d->nattached) rl__drop(d, d->attached[0], NULL);
-  while (d->recent_head) {
-    rl_line *m = d->recent_head;
-    d->recent_head = m->next;
-    free(m);
-  }
-  d->recent_tail = NULL;
-  d->nrecent = 0;
+  nm_lineq_clear(&d->recent);
 }

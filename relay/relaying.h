@@ -2,12 +2,15 @@
  * natmesh-relay is nothing else, so natmesh_peer links this; it knows nothing of the
  * servant around it.
  *
- * The manager names the clients a relay serves (relay-serve: id and token each). A client
- * connects to the relay's listening port and says pull; the connection's owner (the
- * servant's inbound module) hands it here with rl_attach. From then on every chat line the
- * servant accepts is passed to rl_forward, which keeps the last minute in the replay ring
- * and sends the line to every attached client but its author, within each client's rate
- * and the total rate. A client that attaches late (it was being judged unreachable) first
+ * The manager names the clients a relay serves (relay-serve: id, token and key each). A
+ * client connects to the relay's listening port over TLS with its own key and says pull;
+ * the connection's owner (the servant's inbound module) checks that the id is its key's and
+ * hands it here with rl_attach, which checks that the manager named that client with that
+ * key and token. From then on every chat line the servant accepts (its signature verified
+ * with its origin's listed key: a relay forwards only lines that verify, and cannot alter
+ * one) is passed to rl_forward, which keeps the last minute in the replay ring (bounded in
+ * lines and bytes) and sends the line to every attached client but its author, within each
+ * client's rate and the total rate. A client that attaches late (it was being judged unreachable) first
  * gets the ring replayed. rl_load says what the manager's relay-load carries.
  *
  * An rl_client is embedded in the struct that owns the connection (as libuv's handles are
@@ -20,26 +23,21 @@
 #include <uv.h>
 
 #include "nm_conn.h"
+#include "nm_identity.h"
+#include "nm_lineq.h"
 #include "nm_msg.h"
 #include "nm_ratelimit.h"
 
-#define RL_RECENT_MAX 1000     /* lines replayed to a client that attaches */
-#define RL_RECENT_TTL_MS 60000 /* ... from at most this long ago */
+#define RL_RECENT_MAX 1000              /* lines replayed to a client that attaches */
+#define RL_RECENT_BYTES_MAX (4u << 20)  /* ... bytes the ring holds at most */
+#define RL_RECENT_TTL_MS 60000          /* ... from at most this long ago */
 #define RL_CLIENTS_MAX NM_RELAY_CLIENTS_MAX
-
-/* One line in the replay ring. */
-typedef struct rl_line {
-  struct rl_line *next;
-  uint64_t at_ms;
-  char origin[NM_ID_LEN + 1];
-  size_t len;
-  char payload[]; /* the chat frame's payload as it arrived */
-} rl_line;
 
 /* The relay's side of one pull connection. */
 typedef struct rl_client {
   nm_conn *conn;               /* the owner's; NULL until attached */
   char id[NM_ID_LEN + 1];      /* the client servant's id */
+  nm_fingerprint key;          /* the key it proved, the one the manager gave */
   nm_ratelimit rate;           /* its bytes per second */
   int attached;
 } rl_client;
@@ -59,8 +57,7 @@ typedef struct {
   size_t nassigned;
   rl_client *attached[RL_CLIENTS_MAX];
   size_t nattached;
-  rl_line *recent_head, *recent_tail;
-  size_t nrecent;
+  nm_lineq recent; /* the replay ring */
   nm_ratelimit total;
   uint64_t bytes_in, bytes_out, drops;
 } rl_duty;
@@ -72,12 +69,14 @@ void rl_close(rl_duty *d);
 /* The manager's whole client list (relay-serve); clients no longer on it are closed. */
 void rl_serve(rl_duty *d, const nm_relay_client *clients, size_t n);
 
-/* A connection said pull with this id and token: attach it as c (which the caller embeds
- * and keeps until the connection closes) and replay the ring to it. who names the client
- * in logs (its name, when the caller knows it). Returns 0, or a negative code with the
- * reason in err (not assigned, wrong token, full): the caller fails the connection. */
+/* A connection that proved key in its TLS handshake (the caller checked that id is that
+ * key's id) said pull with this id and token: attach it as c (which the caller embeds and
+ * keeps until the connection closes) and replay the ring to it. who names the client in
+ * logs (its name, when the caller knows it). Returns 0, or a negative code with the reason
+ * in err (not assigned, wrong token, another key than the manager gave, full): the caller
+ * fails the connection. */
 int rl_attach(rl_duty *d, rl_client *c, nm_conn *conn, const char *id, const char *token,
-              const char *who, char *err, size_t errlen);
+              const nm_fingerprint *key, const char *who, char *err, size_t errlen);
 /* The client's connection closed (or is being closed). Idempotent. */
 void rl_detach(rl_duty *d, rl_client *c);
 
@@ -85,8 +84,8 @@ void rl_detach(rl_duty *d, rl_client *c);
  * the relay client table (no rows), which fails the connection. Returns non-zero. */
 int rl_client_on_frame(rl_duty *d, rl_client *c, uint8_t type, const char *payload, size_t len);
 
-/* A chat line accepted for the first time (received, or our own): remember it for replay
- * and send it to every attached client but its author. */
+/* A chat line accepted for the first time (received and verified, or our own): remember it
+ * for replay and send it to every attached client but its author. */
 void rl_forward(rl_duty *d, const char *origin, const char *payload, size_t len);
 
 /* Forgets lines older than the replay window. */
@@ -98,5 +97,7 @@ int rl_load(const rl_duty *d, nm_msg_relay_load *out);
 
 static inline size_t rl_nassigned(const rl_duty *d) { return d->nassigned; }
 static inline size_t rl_nattached(const rl_duty *d) { return d->nattached; }
+static inline size_t rl_nrecent(const rl_duty *d) { return d->recent.count; }
+static inline size_t rl_recent_bytes(const rl_duty *d) { return d->recent.bytes; }
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <uv.h>
 
 int nm_banlist_add(nm_banlist *b, const char *target) {
   size_t n = strlen(target);
@@ -19,10 +20,70 @@ int nm_banlist_add(nm_banlist *b, const char *target) {
 
 int nm_banlist_match(const nm_banlist *b, const char *ip, const char *hostname) {
   for (size_t i = 0; i < b->count; i++) {
+    if (nm_ban_target_is_key(b->targets[i])) continue;
     if (ip && strcmp(b->targets[i], ip) == 0) return 1;
     if (hostname && hostname[0] && strcasecmp(b->targets[i], hostname) == 0) return 1;
   }
   return 0;
+}
+
+int nm_ban_target_is_key(const char *target) {
+  size_t n = strspn(target, "0123456789abcdefABCDEF");
+  return target[n] == 0 && n >= NM_BAN_KEY_MIN && n <= 64;
+}
+
+int nm_banlist_match_key(const nm_banlist *b, const char *fingerprint) {
+  if (!fingerprint) return 0;
+  for (size_t i = 0; i < b->count; i++)
+    if (nm_ban_target_is_key(b->targets[i]) &&
+        strncasecmp(b->targets[i], fingerprint, strlen(b->targets[i])) == 0)
+      return 1;
+  return 0;
+}
+
+int nm_banlist_has_names(const nm_banlist *b) {
+  unsigned char buf[16];
+  for (size_t i = 0; i < b->count; i++) {
+    const char *t = b->targets[i];
+    if (!nm_ban_target_is_key(t) && uv_inet_pton(AF_INET, t, buf) != 0 && uv_inet_pton(AF_INET6, t, buf) != 0)
+      return 1;
+  }
+  return 0;
+}
+
+int nm_keylist_add(nm_keylist *l, const char *fp) {
+  char low[NM_KEYLIST_FP_LEN + 1];
+  if (!fp || strlen(fp) != NM_KEYLIST_FP_LEN) return -EINVAL;
+  for (size_t i = 0; i < NM_KEYLIST_FP_LEN; i++) {
+    char c = fp[i];
+    if (c >= 'A' && c <= 'F') c = (char)(c - 'A' + 'a');
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return -EINVAL;
+    low[i] = c;
+  }
+  low[NM_KEYLIST_FP_LEN] = 0;
+  if (nm_keylist_has(l, low)) return 0;
+  if (l->count == l->cap) {
+    if (l->cap >= NM_KEYLIST_MAX) return -ENOSPC;
+    size_t ncap = l->cap ? 2 * l->cap : 8;
+    if (ncap > NM_KEYLIST_MAX) ncap = NM_KEYLIST_MAX;
+    void *n = realloc(l->fps, ncap * sizeof *l->fps);
+    if (!n) return -ENOMEM;
+    l->fps = n;
+    l->cap = ncap;
+  }
+  memcpy(l->fps[l->count++], low, sizeof low);
+  return 0;
+}
+
+int nm_keylist_has(const nm_keylist *l, const char *fp) {
+  for (size_t i = 0; i < l->count; i++)
+    if (strcmp(l->fps[i], fp) == 0) return 1;
+  return 0;
+}
+
+void nm_keylist_free(nm_keylist *l) {
+  free(l->fps);
+  memset(l, 0, sizeof *l);
 }
 
 /* Copies the element's text without surrounding white space into buf. */
@@ -71,7 +132,7 @@ static int nm__load_bans(const char *file, xmlNode *bans, nm_banlist *out, char 
     char buf[NM_BAN_TARGET_MAX];
     const char *v = t ? nm__trimmed(t, buf, sizeof buf) : NULL;
     if (!v || !*v) {
-      snprintf(err, errlen, "%s:%ld: expected <ban><target>IP-or-hostname</target></ban>", file,
+      snprintf(err, errlen, "%s:%ld: expected <ban><target>IP, host name or key fingerprint</target></ban>", file,
                xmlGetLineNo(b));
       return NM_ECONFIG;
     }
@@ -119,6 +180,18 @@ static int nm__load_value(const char *file, xmlNode *n, const nm_cfg_field *f, v
       return NM_ECONFIG;
     }
     return 0;
+  case NM_CFG_KEYS: {
+    int rc = nm_keylist_add((nm_keylist *)((char *)out + f->offset), v);
+    if (rc == -ENOSPC)
+      snprintf(err, errlen, "%s:%ld: too many <%s> elements (at most %d)", file, line, f->path,
+               NM_KEYLIST_MAX);
+    else if (rc == -ENOMEM)
+      snprintf(err, errlen, "%s:%ld: out of memory", file, line);
+    else if (rc < 0)
+      snprintf(err, errlen, "%s:%ld: <%s> must be a key fingerprint (64 hex characters), got \"%.70s\"",
+               file, line, f->path, v);
+    return rc < 0 ? NM_ECONFIG : 0;
+  }
   default:
     return NM_ECONFIG;
   }

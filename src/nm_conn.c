@@ -87,14 +87,20 @@ static int nm__conn_on_frame(void *arg, uint8_t type, const char *payload, size_
   if (type == NM_MSG_ERROR) {
     /* The peer tells us why it is closing; show it, then close our side. */
     /* The text is the peer's: never let it forge log lines or drive a terminal. */
-    char text[301];
+    char *text = c->peer_error;
     size_t n = 0;
-    for (; n < len && n < sizeof text - 1; n++) {
+    for (; n < len && n < sizeof c->peer_error - 1; n++) {
       unsigned char ch = (unsigned char)payload[n];
       text[n] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
     }
     text[n] = 0;
-    nm_log_warn("%s (%s:%u) reports an error: %s", c->label, c->peer_ip, c->peer_port, text);
+    if (c->owner_logs_errors)
+      nm_log_debug("%s (%s:%u) reports an error: %s", c->label, c->peer_ip, c->peer_port, text);
+    else if (c->log_rate)
+      nm_log_ratelimited(c->log_rate, NM_LOG_WARN, "%s (%s:%u) reports an error: %s", c->label,
+                         c->peer_ip, c->peer_port, text);
+    else
+      nm_log_warn("%s (%s:%u) reports an error: %s", c->label, c->peer_ip, c->peer_port, text);
     nm_conn_close(c, 0, NULL);
     return 1;
   }
@@ -498,10 +504,12 @@ void nm_conn_close(nm_conn *c, int err, const char *reason) {
   c->closing = 1;
   c->close_err = err;
   if (reason) {
-    if (err && err != UV_ECANCELED)
-      nm_log_warn("%s (%s:%u) closed: %s", c->label, c->peer_ip, c->peer_port, reason);
+    int level = err && err != UV_ECANCELED ? NM_LOG_WARN : NM_LOG_INFO;
+    if (c->log_rate)
+      nm_log_ratelimited(c->log_rate, level, "%s (%s:%u) closed: %s", c->label, c->peer_ip,
+                         c->peer_port, reason);
     else
-      nm_log_info("%s (%s:%u) closed: %s", c->label, c->peer_ip, c->peer_port, reason);
+      nm_log(level, "%s (%s:%u) closed: %s", c->label, c->peer_ip, c->peer_port, reason);
   }
   uv_timer_stop(&c->timer);
   if (c->connected) uv_read_stop((uv_stream_t *)&c->tcp);

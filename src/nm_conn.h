@@ -56,11 +56,19 @@ struct nm_conn {
   char peer_ip[64];
   uint16_t peer_port;
   char label[96]; /* who this is, for log lines */
+  /* The text of the error frame the peer sent before closing ("" if none), sanitized as
+   * logged: why a manager refused us, for an owner that must act on it in on_closed. */
+  char peer_error[301];
+  int owner_logs_errors; /* set by the owner: it reports peer_error itself (debug here) */
   const char *deadline_reason;
   nm_conn_frame_cb on_frame;
   nm_conn_connect_cb on_connect;
   nm_conn_closed_cb on_closed;
   nm_conn_secure_cb on_secure;
+  /* When set, the lines this conn logs about its peer (why it closed, the error the peer
+   * reported) go through this rate limit: an owner sets it while the peer is not yet
+   * authenticated, since anyone can make such lines by connecting. */
+  struct nm_log_rate *log_rate;
   void *data; /* the owner's */
 };
 

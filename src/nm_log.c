@@ -25,8 +25,15 @@ void nm_log_set_level(int level) { nm__log_level = level; }
 int nm_log_enabled(int level) { return level <= nm__log_level; }
 
 void nm_log(int level, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  nm_logv(level, fmt, ap);
+  va_end(ap);
+}
+
+void nm_logv(int level, const char *fmt, va_list ap) {
   static const char *labels[] = {"error", "warn", "info", "debug"};
-  if (level > nm__log_level) return;
+  if (level < NM_LOG_ERROR || level > nm__log_level) return;
   struct timeval tv;
   gettimeofday(&tv, NULL);
   struct tm tm;
@@ -34,10 +41,7 @@ void nm_log(int level, const char *fmt, ...) {
   char line[2048];
   int n = snprintf(line, sizeof line, "%02d:%02d:%02d.%03d %s: %s: ", tm.tm_hour, tm.tm_min,
                    tm.tm_sec, (int)(tv.tv_usec / 1000), nm__log_prog, labels[level]);
-  va_list ap;
-  va_start(ap, fmt);
   if (n > 0 && (size_t)n < sizeof line) vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
-  va_end(ap);
   /* One fputs per record so lines from one process never interleave mid-line. */
   size_t len = strlen(line);
   if (len + 1 < sizeof line) {
@@ -46,4 +50,60 @@ void nm_log(int level, const char *fmt, ...) {
   }
   fputs(line, stderr);
   fflush(stderr);
+}
+
+/* ---- rate-limited warnings ------------------------------------------------------------ */
+
+static uint64_t nm__log_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int nm_log_rate_flush_at(nm_log_rate *r, uint64_t now_ms) {
+  if (r->suppressed == 0 || now_ms - r->window_ms < 1000) return 0;
+  /* Rounded up: "in the last 1 s" even when the burst lasted a few milliseconds. */
+  uint64_t span_s = (now_ms - r->since_ms + 999) / 1000;
+  nm_log(r->level, "%s: %llu more suppressed in the last %llu s", r->kind ? r->kind : "warnings",
+         (unsigned long long)r->suppressed, (unsigned long long)(span_s ? span_s : 1));
+  r->suppressed = 0;
+  return 1;
+}
+
+int nm_log_rate_flush(nm_log_rate *r) { return nm_log_rate_flush_at(r, nm__log_now_ms()); }
+
+__attribute__((format(printf, 4, 0)))
+static int nm__log_ratelimitedv(nm_log_rate *r, uint64_t now_ms, int level, const char *fmt,
+                                va_list ap) {
+  if (!nm_log_enabled(level)) return 0;
+  unsigned limit = r->per_second ? r->per_second : NM_LOG_RATE_DEFAULT;
+  if (r->window_ms == 0 || now_ms - r->window_ms >= 1000) {
+    nm_log_rate_flush_at(r, now_ms);
+    r->window_ms = now_ms ? now_ms : 1; /* 0 means "no second begun yet" */
+    r->logged = 0;
+  }
+  if (r->logged >= limit) {
+    if (r->suppressed++ == 0) r->since_ms = now_ms;
+    r->level = level;
+    return 0;
+  }
+  r->logged++;
+  nm_logv(level, fmt, ap);
+  return 1;
+}
+
+int nm_log_ratelimited_at(nm_log_rate *r, uint64_t now_ms, int level, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = nm__log_ratelimitedv(r, now_ms, level, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+int nm_log_ratelimited(nm_log_rate *r, int level, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = nm__log_ratelimitedv(r, nm__log_now_ms(), level, fmt, ap);
+  va_end(ap);
+  return rc;
 }

@@ -3,6 +3,9 @@
 #ifndef NM_LOG_H
 #define NM_LOG_H
 
+#include <stdarg.h>
+#include <stdint.h>
+
 enum { NM_LOG_ERROR = 0, NM_LOG_WARN = 1, NM_LOG_INFO = 2, NM_LOG_DEBUG = 3 };
 
 /* prog names the program in every line; level is read from NATMESH_LOG
@@ -16,5 +19,40 @@ void nm_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 #define nm_log_warn(...) nm_log(NM_LOG_WARN, __VA_ARGS__)
 #define nm_log_info(...) nm_log(NM_LOG_INFO, __VA_ARGS__)
 #define nm_log_debug(...) nm_log(NM_LOG_DEBUG, __VA_ARGS__)
+
+/* nm_log with a va_list. */
+void nm_logv(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+/* ---- rate-limited warnings ------------------------------------------------------------
+ * What a peer can make a program log (refused connections, bad frames, refused
+ * admissions) must not let it fill the disk or drown the lines an operator needs. Each kind
+ * of such warning has an nm_log_rate: at most per_second records of that kind are written in
+ * any one second; the rest are counted, and the next record of the kind after that second
+ * (or nm_log_rate_flush, which a program calls from a timer) first writes one summary:
+ *   "refused connections: 1529 more suppressed in the last 2 s". */
+typedef struct nm_log_rate {
+  const char *kind;    /* names the summary: "refused connections" */
+  unsigned per_second; /* records per second at most (0: NM_LOG_RATE_DEFAULT) */
+  uint64_t window_ms;  /* when the current second began */
+  uint64_t since_ms;   /* when the first suppressed record since the last summary came */
+  unsigned logged;     /* records written in the current second */
+  uint64_t suppressed; /* records dropped since the last summary */
+  int level;           /* of the last one dropped: the summary's level */
+} nm_log_rate;
+
+#define NM_LOG_RATE_DEFAULT 5
+#define NM_LOG_RATE_INIT(kind_, per_second_) {(kind_), (per_second_), 0, 0, 0, 0, 0}
+
+/* Writes the record unless this second's share of its kind is spent (then counts it).
+ * Returns 1 when written, 0 when suppressed or below the log level (not counted then). */
+int nm_log_ratelimited(nm_log_rate *r, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The same at a given time (milliseconds on any monotonic clock): for tests. */
+int nm_log_ratelimited_at(nm_log_rate *r, uint64_t now_ms, int level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Writes the summary of what was suppressed, if anything was and its second is over.
+ * Returns 1 when a summary was written. */
+int nm_log_rate_flush(nm_log_rate *r);
+int nm_log_rate_flush_at(nm_log_rate *r, uint64_t now_ms);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include "nm_conn.h"
 #include "nm_error.h"
+#include "nm_hex.h"
 #include "nm_status.h"
 #include "nm_util.h"
 #include "nm_xml.h"
@@ -129,6 +130,38 @@ int nm_read_token(xmlNode *n, const char *msg, const char *attr, int optional,
                           errlen);
 }
 
+/* Exactly 2 * outlen lowercase hex characters decoded into out[outlen]; with nonzero, all
+ * zero is refused too (an unset key or signature). */
+static int nm__read_hex(xmlNode *n, const char *msg, const char *attr, int optional,
+                        uint8_t *out, size_t outlen, int nonzero, char *err, size_t errlen) {
+  int rc;
+  const char *v = nm__attr(n, msg, attr, optional, &rc, err, errlen);
+  if (!v) return rc;
+  uint8_t buf[NM_LINESIG_LEN]; /* the longest value read this way */
+  uint8_t any = 0;
+  if (outlen > sizeof buf || nm_hex_decode(v, buf, outlen) < 0)
+    return nm_read_field_error(msg, attr, v, err, errlen);
+  for (size_t i = 0; i < outlen; i++) any |= buf[i];
+  if (nonzero && !any) return nm_read_field_error(msg, attr, v, err, errlen);
+  memcpy(out, buf, outlen);
+  return 0;
+}
+
+int nm_read_key(xmlNode *n, const char *msg, const char *attr, int optional,
+                uint8_t out[NM_PUBKEY_LEN], char *err, size_t errlen) {
+  return nm__read_hex(n, msg, attr, optional, out, NM_PUBKEY_LEN, 1, err, errlen);
+}
+
+int nm_read_sig(xmlNode *n, const char *msg, const char *attr, int optional,
+                uint8_t out[NM_LINESIG_LEN], char *err, size_t errlen) {
+  return nm__read_hex(n, msg, attr, optional, out, NM_LINESIG_LEN, 1, err, errlen);
+}
+
+int nm_read_secret(xmlNode *n, const char *msg, const char *attr, int optional,
+                   uint8_t out[NM_INVITE_SECRET_LEN], char *err, size_t errlen) {
+  return nm__read_hex(n, msg, attr, optional, out, NM_INVITE_SECRET_LEN, 0, err, errlen);
+}
+
 int nm_read_enum(xmlNode *n, const char *msg, const char *attr, int optional,
                  const char *const *names, unsigned count, unsigned *out, char *err,
                  size_t errlen) {
@@ -193,6 +226,19 @@ void nm_msgbuf_free(nm_msgbuf *b) {
 
 static int nm__valid_port(uint16_t p) { return p != 0; }
 
+static int nm__sig_set(const uint8_t sig[NM_LINESIG_LEN]) {
+  uint8_t any = 0;
+  for (size_t i = 0; i < NM_LINESIG_LEN; i++) any |= sig[i];
+  return any != 0;
+}
+
+/* Binary values as lowercase hex attributes (nm_hex: one spelling per value). */
+static void nm__attr_hex(nm_xml_writer *w, const char *attr, const uint8_t *v, size_t len) {
+  char hex[2 * NM_LINESIG_LEN + 1];
+  nm_hex_encode(v, len, hex, sizeof hex);
+  nm_xml_writer_attr(w, attr, hex);
+}
+
 static int nm__enc_hello(nm_xml_writer *w, const nm_msg_hello *h) {
   if (!nm_id_valid(h->id) || !nm_name_valid(h->name) || (unsigned)h->role > NM_ROLE_RELAY ||
       h->max_clients > NM_RELAY_CLIENTS_MAX)
@@ -203,6 +249,7 @@ static int nm__enc_hello(nm_xml_writer *w, const nm_msg_hello *h) {
   nm_xml_writer_attr(w, "role", nm_role_name(h->role));
   nm_xml_writer_attr_u64(w, "port", h->port);
   nm_xml_writer_attr_u64(w, "max-clients", h->max_clients);
+  if (h->has_secret) nm__attr_hex(w, "secret", h->secret, sizeof h->secret);
   nm_xml_writer_end(w);
   return 0;
 }
@@ -272,7 +319,8 @@ static int nm__enc_complaint(nm_xml_writer *w, const nm_msg_complaint *m) {
 
 static int nm__enc_relay_assign(nm_xml_writer *w, const nm_msg_relay_assign *m) {
   if (!m->release && (!nm_id_valid(m->relay) || !nm_name_valid(m->name) || !nm_ip_valid(m->ip) ||
-                      !nm__valid_port(m->port) || !nm_token_valid(m->token)))
+                      !nm__valid_port(m->port) || !nm_token_valid(m->token) ||
+                      !nm_pubkey_is_set(m->key)))
     return -EINVAL;
   nm_xml_writer_start(w, "relay-assign");
   if (!m->release) {
@@ -281,6 +329,7 @@ static int nm__enc_relay_assign(nm_xml_writer *w, const nm_msg_relay_assign *m) 
     nm_xml_writer_attr(w, "ip", m->ip);
     nm_xml_writer_attr_u64(w, "port", m->port);
     nm_xml_writer_attr(w, "token", m->token);
+    nm__attr_hex(w, "key", m->key, sizeof m->key);
   }
   nm_xml_writer_end(w);
   return 0;
@@ -289,12 +338,15 @@ static int nm__enc_relay_assign(nm_xml_writer *w, const nm_msg_relay_assign *m) 
 static int nm__enc_relay_serve(nm_xml_writer *w, const nm_msg_relay_serve *m) {
   if (m->count > NM_RELAY_CLIENTS_MAX) return -EINVAL;
   for (size_t i = 0; i < m->count; i++)
-    if (!nm_id_valid(m->clients[i].id) || !nm_token_valid(m->clients[i].token)) return -EINVAL;
+    if (!nm_id_valid(m->clients[i].id) || !nm_token_valid(m->clients[i].token) ||
+        !nm_pubkey_is_set(m->clients[i].key))
+      return -EINVAL;
   nm_xml_writer_start(w, "relay-serve");
   for (size_t i = 0; i < m->count; i++) {
     nm_xml_writer_start(w, "client");
     nm_xml_writer_attr(w, "id", m->clients[i].id);
     nm_xml_writer_attr(w, "token", m->clients[i].token);
+    nm__attr_hex(w, "key", m->clients[i].key, sizeof m->clients[i].key);
     nm_xml_writer_end(w);
   }
   nm_xml_writer_end(w);
@@ -325,12 +377,14 @@ static int nm__enc_peer_hello(nm_xml_writer *w, const nm_msg_peer_hello *m) {
 static int nm__enc_chat(nm_xml_writer *w, const nm_msg_chat *m) {
   size_t len = strnlen(m->text, sizeof m->text);
   if (!nm_id_valid(m->origin) || !nm_name_valid(m->name) || m->seq == 0 || len > NM_CHAT_MAX ||
-      !nm_xml_text_valid(m->text, len))
+      !nm_xml_text_valid(m->text, len) || !nm__sig_set(m->sig))
     return -EINVAL;
   nm_xml_writer_start(w, "chat");
   nm_xml_writer_attr(w, "origin", m->origin);
   nm_xml_writer_attr(w, "name", m->name);
+  nm_xml_writer_attr_u64(w, "epoch", m->epoch);
   nm_xml_writer_attr_u64(w, "seq", m->seq);
+  nm__attr_hex(w, "sig", m->sig, sizeof m->sig);
   nm_xml_writer_text(w, m->text);
   nm_xml_writer_end(w);
   return 0;
@@ -347,7 +401,7 @@ static int nm__enc_pull(nm_xml_writer *w, const nm_msg_pull *m) {
 
 /* A peer the manager would publish: what nm_peer_from_xml accepts on the other side. */
 static int nm__peer_sendable(const nm_peer *p) {
-  return nm_id_valid(p->id) && nm_name_valid(p->name) && nm_ip_valid(p->ip) && p->port != 0 &&
+  return nm_id_valid(p->id) && nm_pubkey_is_set(p->key) && nm_name_valid(p->name) && nm_ip_valid(p->ip) && p->port != 0 &&
          (unsigned)p->role <= NM_ROLE_RELAY && (unsigned)p->state <= NM_REACH_RELAYED &&
          (unsigned)p->mapping <= NM_MAPPING_NATPMP && (!p->relay[0] || nm_id_valid(p->relay));
 }
@@ -456,6 +510,10 @@ static int nm__dec_hello(nm__dec *d, nm_msg_hello *h) {
   NM__CHECK(nm_read_port(n, d->msg, "port", 0, 1, &h->port, d->err, d->errlen));
   NM__CHECK(nm_read_uint(n, d->msg, "max-clients", 1, 0, NM_RELAY_CLIENTS_MAX, &h->max_clients,
                          d->err, d->errlen));
+  if (nm_xml_attr(n, "secret")) {
+    NM__CHECK(nm_read_secret(n, d->msg, "secret", 0, h->secret, d->err, d->errlen));
+    h->has_secret = 1;
+  }
   return 0;
 }
 
@@ -517,6 +575,7 @@ static int nm__dec_relay_assign(nm__dec *d, nm_msg_relay_assign *m) {
   NM__CHECK(nm_read_ip(n, d->msg, "ip", 0, m->ip, d->err, d->errlen));
   NM__CHECK(nm_read_port(n, d->msg, "port", 0, 0, &m->port, d->err, d->errlen));
   NM__CHECK(nm_read_token(n, d->msg, "token", 0, m->token, d->err, d->errlen));
+  NM__CHECK(nm_read_key(n, d->msg, "key", 0, m->key, d->err, d->errlen));
   return 0;
 }
 
@@ -532,6 +591,7 @@ static int nm__dec_relay_serve(nm__dec *d, nm_msg_relay_serve *m) {
     nm_relay_client *cl = &m->clients[m->count];
     NM__CHECK(nm_read_id(c, ctx, "id", 0, cl->id, d->err, d->errlen));
     NM__CHECK(nm_read_token(c, ctx, "token", 0, cl->token, d->err, d->errlen));
+    NM__CHECK(nm_read_key(c, ctx, "key", 0, cl->key, d->err, d->errlen));
     m->count++;
   }
   return 0;
@@ -566,8 +626,10 @@ static int nm__dec_chat(nm__dec *d, nm_msg_chat *m) {
   xmlNode *n = d->root;
   NM__CHECK(nm_read_id(n, d->msg, "origin", 0, m->origin, d->err, d->errlen));
   NM__CHECK(nm_read_name(n, d->msg, "name", 0, m->name, d->err, d->errlen));
+  NM__CHECK(nm_read_u64(n, d->msg, "epoch", 0, &m->epoch, d->err, d->errlen));
   NM__CHECK(nm_read_u64(n, d->msg, "seq", 0, &m->seq, d->err, d->errlen));
   if (m->seq == 0) return nm_read_field_error(d->msg, "seq", "0", d->err, d->errlen);
+  NM__CHECK(nm_read_sig(n, d->msg, "sig", 0, m->sig, d->err, d->errlen));
   /* The line is the element's own text (a comment splits it in two; child elements are
    * not part of it), at most NM_CHAT_MAX bytes. */
   size_t len = 0;
@@ -716,6 +778,28 @@ void nm_msg_clear(nm_msg *m) {
     free(m->u.status.status);
     m->u.status.status = NULL;
   }
+}
+
+/* ---- signed chat lines ------------------------------------------------------------------ */
+
+void nm_msg_chat_line(const nm_msg_chat *c, nm_linesig_line *out) {
+  out->origin = c->origin;
+  out->epoch = c->epoch;
+  out->seq = c->seq;
+  out->text = c->text;
+  out->text_len = strnlen(c->text, sizeof c->text);
+}
+
+int nm_msg_chat_sign(nm_msg_chat *c, EVP_PKEY *key) {
+  nm_linesig_line line;
+  nm_msg_chat_line(c, &line);
+  return nm_linesig_sign(key, &line, c->sig);
+}
+
+int nm_msg_chat_verify(const nm_msg_chat *c, const uint8_t pub[NM_PUBKEY_LEN]) {
+  nm_linesig_line line;
+  nm_msg_chat_line(c, &line);
+  return nm_linesig_verify(pub, &line, c->sig);
 }
 
 /* ---- dispatch ----------------------------------------------------------------------- */

@@ -17,7 +17,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <libxml/tree.h>
+#include <openssl/types.h>
 
+#include "nm_identity.h"
+#include "nm_invite.h"
+#include "nm_linesig.h"
 #include "nm_peerlist.h"
 #include "nm_proto.h"
 
@@ -48,6 +52,17 @@ int nm_read_ip(xmlNode *n, const char *msg, const char *attr, int optional, char
                char *err, size_t errlen);
 int nm_read_token(xmlNode *n, const char *msg, const char *attr, int optional,
                   char out[NM_TOKEN_LEN + 1], char *err, size_t errlen);
+/* A raw Ed25519 public key: NM_KEY_HEX_LEN lowercase hex characters, not all zero
+ * (nm_key_hex_valid), decoded into out. */
+int nm_read_key(xmlNode *n, const char *msg, const char *attr, int optional,
+                uint8_t out[NM_PUBKEY_LEN], char *err, size_t errlen);
+/* An Ed25519 signature: NM_LINESIG_HEX_LEN lowercase hex characters, not all zero,
+ * decoded into out. (Whether it verifies is the receiver's business: nm_msg_chat_verify.) */
+int nm_read_sig(xmlNode *n, const char *msg, const char *attr, int optional,
+                uint8_t out[NM_LINESIG_LEN], char *err, size_t errlen);
+/* An invite's join secret: NM_INVITE_SECRET_HEX_LEN lowercase hex characters, decoded. */
+int nm_read_secret(xmlNode *n, const char *msg, const char *attr, int optional,
+                   uint8_t out[NM_INVITE_SECRET_LEN], char *err, size_t errlen);
 /* names[0..count) are the enum's wire names; *out receives the index. */
 int nm_read_enum(xmlNode *n, const char *msg, const char *attr, int optional,
                  const char *const *names, unsigned count, unsigned *out, char *err,
@@ -81,6 +96,11 @@ typedef struct {
   nm_role role;          /* decode: servant when absent */
   uint16_t port;         /* 0: assign me one */
   unsigned max_clients;  /* 0..NM_RELAY_CLIENTS_MAX; decode: 8 when absent */
+  /* The invite's join secret (secret="32 hex"), needed only until the key is admitted:
+   * sent and read only when has_secret is set. The manager hands
+   * has_secret ? secret : NULL to nm_admission. */
+  int has_secret;
+  uint8_t secret[NM_INVITE_SECRET_LEN];
 } nm_msg_hello;
 
 typedef struct {
@@ -138,11 +158,14 @@ typedef struct {
   char ip[64];
   uint16_t port;
   char token[NM_TOKEN_LEN + 1];
+  uint8_t key[NM_PUBKEY_LEN]; /* the relay's public key (key="64 hex"): what the client pins */
 } nm_msg_relay_assign;
 
 typedef struct {
   char id[NM_ID_LEN + 1];
   char token[NM_TOKEN_LEN + 1];
+  uint8_t key[NM_PUBKEY_LEN]; /* the client's public key (key="64 hex"): what the relay
+                                 expects the client to present when it pulls */
 } nm_relay_client;
 
 typedef struct {
@@ -161,11 +184,25 @@ typedef struct {
 
 typedef struct {
   char origin[NM_ID_LEN + 1];
-  char name[NM_NAME_MAX + 1];
+  char name[NM_NAME_MAX + 1]; /* not signed: receivers show the listed name of origin */
+  uint64_t epoch; /* the origin's epoch (any u64; nm_replay judges it) */
   uint64_t seq; /* >= 1 */
   char text[NM_CHAT_MAX + 1]; /* UTF-8 that XML can carry: encode refuses control characters
                                  other than tab, newline and CR, and invalid UTF-8 */
+  /* nm_linesig of (origin, epoch, seq, text) by the origin's key: sig="128 hex" on the
+   * wire. Encode refuses an all-zero (unsigned) one; decode only checks its form. */
+  uint8_t sig[NM_LINESIG_LEN];
 } nm_msg_chat;
+
+/* The signed fields of c, as nm_linesig sees them (pointers into c). */
+void nm_msg_chat_line(const nm_msg_chat *c, nm_linesig_line *out);
+/* Signs c's (origin, epoch, seq, text) with key (the origin's Ed25519 private key) into
+ * c->sig. Returns 0 or nm_linesig_sign's error (-EINVAL, -ENOMEM). */
+int nm_msg_chat_sign(nm_msg_chat *c, EVP_PKEY *key);
+/* Verifies c->sig with pub, the raw key the manager's list gives for c->origin (whichever
+ * path the line came by). Returns 0 when it verifies, -EBADMSG when it does not (forged,
+ * altered, or another key), -EINVAL / -ENOMEM as nm_linesig_verify. */
+int nm_msg_chat_verify(const nm_msg_chat *c, const uint8_t pub[NM_PUBKEY_LEN]);
 
 typedef struct {
   char id[NM_ID_LEN + 1];

@@ -1,5 +1,6 @@
 #include "nm_peerlist.h"
 #include "nm_error.h"
+#include "nm_hex.h"
 #include "nm_util.h"
 #include "nm_xml.h"
 
@@ -79,11 +80,38 @@ int nm_ip_valid(const char *s) {
          (uv_inet_pton(AF_INET, s, buf) == 0 || uv_inet_pton(AF_INET6, s, buf) == 0);
 }
 
+int nm_pubkey_is_set(const uint8_t key[NM_PUBKEY_LEN]) {
+  uint8_t any = 0;
+  for (size_t i = 0; i < NM_PUBKEY_LEN; i++) any |= key[i];
+  return any != 0;
+}
+
+int nm_pubkey_equal(const uint8_t a[NM_PUBKEY_LEN], const uint8_t b[NM_PUBKEY_LEN]) {
+  return memcmp(a, b, NM_PUBKEY_LEN) == 0;
+}
+
+int nm_key_from_hex(const char *s, uint8_t key[NM_PUBKEY_LEN]) {
+  uint8_t k[NM_PUBKEY_LEN];
+  if (!s || !nm_hex_valid(s, NM_KEY_HEX_LEN) || nm_hex_decode(s, k, sizeof k) < 0 ||
+      !nm_pubkey_is_set(k))
+    return -EINVAL;
+  memcpy(key, k, sizeof k);
+  return 0;
+}
+
+int nm_key_hex_valid(const char *s) {
+  uint8_t k[NM_PUBKEY_LEN];
+  return nm_key_from_hex(s, k) == 0;
+}
+
 xmlNode *nm_peer_to_xml(xmlNode *parent, const nm_peer *p, int me) {
   char port[8];
   snprintf(port, sizeof port, "%u", p->port);
+  char key[NM_KEY_HEX_LEN + 1];
+  nm_pubkey_to_hex(p->key, key);
   xmlNode *n = xmlNewChild(parent, NULL, BAD_CAST "peer", NULL);
   xmlNewTextChild(n, NULL, BAD_CAST "id", BAD_CAST p->id);
+  xmlNewTextChild(n, NULL, BAD_CAST "key", BAD_CAST key);
   xmlNewTextChild(n, NULL, BAD_CAST "name", BAD_CAST p->name);
   xmlNewTextChild(n, NULL, BAD_CAST "ip", BAD_CAST p->ip);
   xmlNewTextChild(n, NULL, BAD_CAST "port", BAD_CAST port);
@@ -109,6 +137,11 @@ int nm_peer_from_xml(xmlNode *n, nm_peer *out, char *err, size_t errlen) {
   const char *port = nm_xml_child_text(n, "port");
   if (!nm_id_valid(id) || nm__copy_field(out->id, sizeof out->id, id) < 0) {
     snprintf(err, errlen, "peer has a missing or invalid <id>");
+    return NM_EMSG;
+  }
+  /* Required: without it nobody could check who answers for this id or signs its lines. */
+  if (nm_key_from_hex(nm_xml_child_text(n, "key"), out->key) < 0) {
+    snprintf(err, errlen, "peer %s has a missing or invalid <key>", id);
     return NM_EMSG;
   }
   if (!nm_name_valid(name) || nm__copy_field(out->name, sizeof out->name, name) < 0) {

@@ -7,12 +7,18 @@
 #include <stdint.h>
 #include <libxml/tree.h>
 
+#include "nm_identity.h"
 #include "nm_proto.h"
 
 #define NM_PEERS_MAX 4096 /* more than this in one document is refused */
 
 typedef struct {
   char id[NM_ID_LEN + 1];
+  /* Its raw Ed25519 public key (nm_identity): what a TLS peer must present for this id and
+   * what its chat lines are verified with. <key> on the wire, 64 lowercase hex; all zero is
+   * "no key" (never sent, never accepted). nm_fingerprint_of_pubkey(key) gives its
+   * fingerprint, nm_pubkey_equal compares. */
+  uint8_t key[NM_PUBKEY_LEN];
   char name[NM_NAME_MAX + 1];
   char ip[64];      /* the address peers dial: observed, or the mapped external one */
   uint16_t port;    /* the port peers dial */
@@ -44,6 +50,17 @@ int nm_id_valid(const char *s);
 int nm_name_valid(const char *s);
 /* A literal IPv4 or IPv6 address (no host name), shorter than 64 bytes. */
 int nm_ip_valid(const char *s);
+
+/* Public keys on the wire (<key>, key="..."): exactly NM_KEY_HEX_LEN lowercase hex
+ * characters (one spelling per key, as nm_pubkey_to_hex writes it), not all zero. */
+#define NM_KEY_HEX_LEN (2 * NM_PUBKEY_LEN)
+int nm_key_hex_valid(const char *s);
+/* 1 when key is set (not all zero): what every sendable key must be. */
+int nm_pubkey_is_set(const uint8_t key[NM_PUBKEY_LEN]);
+/* 1 when a and b are the same key. (Public keys: no constant-time comparison needed.) */
+int nm_pubkey_equal(const uint8_t a[NM_PUBKEY_LEN], const uint8_t b[NM_PUBKEY_LEN]);
+/* nm_key_hex_valid, then decoded into key. Returns 0 or -EINVAL (key untouched). */
+int nm_key_from_hex(const char *s, uint8_t key[NM_PUBKEY_LEN]);
 
 /* <peer> element for p, appended to parent. me marks it as the asker's own entry. */
 xmlNode *nm_peer_to_xml(xmlNode *parent, const nm_peer *p, int me);

@@ -1,5 +1,7 @@
-/* natmesh-manager: the connection manager. Options, config, the listening socket, the
- * heartbeat sweep and a clean stop on SIGINT/SIGTERM. */
+/* natmesh-manager: the connection manager. Options, config, the subcommands on its state
+ * directory (commands.c), its key and TLS context, the admission store, the listening
+ * socket, the heartbeat sweep and a clean stop on SIGINT/SIGTERM. */
+#include "commands.h"
 #include "manager.h"
 #include "nm_config.h"
 #include "nm_error.h"
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define F(path, kind, min, max, member) NM_CFG_FIELD(mgr_config, path, kind, min, max, member)
 static const nm_cfg_field mgr_config_fields[] = {
@@ -24,21 +27,51 @@ static const nm_cfg_field mgr_config_fields[] = {
     F("complaints/threshold", NM_CFG_UINT, 1, 100, complaint_threshold),
     F("complaints/window", NM_CFG_UINT, 1, 86400, complaint_window_s),
     F("complaints/quorum-percent", NM_CFG_UINT, 1, 100, quorum_percent),
+    F("state-dir", NM_CFG_STRING, 0, 0, state_dir),
+    F("admission", NM_CFG_STRING, 0, 0, admission),
+    F("allow", NM_CFG_KEYS, 0, 0, allow),
+    F("relay-key", NM_CFG_KEYS, 0, 0, relay_keys),
+    F("admin-key", NM_CFG_KEYS, 0, 0, admin_keys),
+    F("max-unauth-per-address", NM_CFG_UINT, 1, NM_ADDRLIMIT_TOTAL_MAX, max_unauth_per_addr),
+    F("max-unauth", NM_CFG_UINT, 1, NM_ADDRLIMIT_TOTAL_MAX, max_unauth),
 };
 #undef F
 
 static void usage(FILE *out) {
-  fputs("usage: natmesh-manager [--config manager.xml] [--listen ADDR] [--port N]\n"
-        "                       [--heartbeat S] [--timeout S] [--port-range FIRST-LAST]\n"
-        "                       [--check-config] [--verbose] [--version]\n"
-        "The connection manager servants register with. Defaults: listen on all addresses (::,\n"
-        "or 0.0.0.0 without IPv6), port 85, "
-        "heartbeat 5 s, timeout 15 s, assigned servant ports 4001-4999.\n",
-        out);
+  fprintf(out,
+          "usage: natmesh-manager [--config manager.xml] [--listen ADDR] [--port N]\n"
+          "                       [--heartbeat S] [--timeout S] [--port-range FIRST-LAST]\n"
+          "                       [--state-dir DIR] [--admission invite|allow|open] [--open]\n"
+          "                       [--allow FP]... [--relay-key FP]... [--admin-key FP]...\n"
+          "                       [--max-unauth-per-address N] [--max-unauth N]\n"
+          "                       [--check-config] [--verbose] [--version] [COMMAND ...]\n"
+          "The connection manager servants register with. Defaults: listen on all addresses (::,\n"
+          "or 0.0.0.0 without IPv6), port 85, heartbeat 5 s, timeout 15 s, assigned servant ports\n"
+          "4001-4999, admission by invite, at most %d connections not yet authenticated per\n"
+          "address and %d in all. Its key and admission store live in the state directory\n"
+          "(default: $STATE_DIRECTORY, $XDG_STATE_HOME/natmesh/manager or\n"
+          "~/.local/state/natmesh/manager). FP: a key fingerprint (64 hex characters).\n"
+          "Commands on the state directory (they work while a manager runs on it):\n%s",
+          NM_ADDRLIMIT_PER_ADDR, NM_ADDRLIMIT_TOTAL, mgr_commands_usage);
+}
+
+/* The admission store again if it changed (an invite or a revocation from a subcommand),
+ * and the summaries of rate-limited warnings. */
+static void mgr__sweep_housekeeping(manager *m) {
+  char err[300];
+  int rc = mgr_admission_refresh(&m->admission, err, sizeof err);
+  if (rc < 0) nm_log_error("admission store: %s (keeping what was read before)", err);
+  if (rc > 0) mgr_sessions_drop_revoked(m);
+  nm_log_rate_flush(&m->log_accepted);
+  nm_log_rate_flush(&m->log_refused);
+  nm_log_rate_flush(&m->log_unauth);
+  nm_log_rate_flush(&m->log_denied);
+  nm_log_rate_flush(&m->log_reports);
 }
 
 static void mgr__sweep(uv_timer_t *t) {
   manager *m = t->data;
+  mgr__sweep_housekeeping(m);
   uint64_t now = mgr_now_ms(m);
   uint64_t limit = (uint64_t)m->cfg.timeout_s * 1000;
   for (mgr_session *s = m->sessions, *next; s; s = next) {
@@ -113,10 +146,42 @@ static int mgr__parse_range(const char *s, unsigned *first, unsigned *last) {
   return 0;
 }
 
-int main(int argc, char **argv) {
-  manager m;
-  memset(&m, 0, sizeof m);
-  mgr_config *cfg = &m.cfg;
+enum {
+  MGR_OPT_STATE_DIR = 256,
+  MGR_OPT_ADMISSION,
+  MGR_OPT_OPEN,
+  MGR_OPT_ALLOW,
+  MGR_OPT_RELAY_KEY,
+  MGR_OPT_ADMIN_KEY,
+  MGR_OPT_MAX_UNAUTH_PER_ADDR,
+  MGR_OPT_MAX_UNAUTH,
+};
+
+static const struct option mgr__opts[] = {
+    {"config", required_argument, 0, 'c'},
+    {"listen", required_argument, 0, 'l'},
+    {"port", required_argument, 0, 'p'},
+    {"heartbeat", required_argument, 0, 'H'},
+    {"timeout", required_argument, 0, 'T'},
+    {"port-range", required_argument, 0, 'r'},
+    {"check-config", no_argument, 0, 'C'},
+    {"verbose", no_argument, 0, 'v'},
+    {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
+    {"state-dir", required_argument, 0, MGR_OPT_STATE_DIR},
+    {"admission", required_argument, 0, MGR_OPT_ADMISSION},
+    {"open", no_argument, 0, MGR_OPT_OPEN},
+    {"allow", required_argument, 0, MGR_OPT_ALLOW},
+    {"relay-key", required_argument, 0, MGR_OPT_RELAY_KEY},
+    {"admin-key", required_argument, 0, MGR_OPT_ADMIN_KEY},
+    {"max-unauth-per-address", required_argument, 0, MGR_OPT_MAX_UNAUTH_PER_ADDR},
+    {"max-unauth", required_argument, 0, MGR_OPT_MAX_UNAUTH},
+    {0, 0, 0, 0}};
+/* "+": options end at the first word that is not one, a subcommand's name, whose own options
+ * follow it. */
+#define MGR_OPTSTRING "+c:l:p:H:T:r:Cvh"
+
+static void mgr__defaults(mgr_config *cfg) {
   /* All addresses: "::" is dual-stack, so IPv4 servants connect too (and are shown as
    * plain IPv4 addresses). */
   snprintf(cfg->listen, sizeof cfg->listen, "::");
@@ -128,21 +193,170 @@ int main(int argc, char **argv) {
   cfg->complaint_threshold = 3;
   cfg->complaint_window_s = 60;
   cfg->quorum_percent = 50;
+  snprintf(cfg->admission, sizeof cfg->admission, "invite");
+  cfg->max_unauth_per_addr = NM_ADDRLIMIT_PER_ADDR;
+  cfg->max_unauth = NM_ADDRLIMIT_TOTAL;
+}
+
+static int mgr__key_option(nm_keylist *l, const char *name, const char *v) {
+  int rc = nm_keylist_add(l, v);
+  if (rc < 0)
+    nm_log_error("--%s: expected a key fingerprint (64 hex characters), got \"%.70s\"", name, v);
+  return rc;
+}
+
+static int mgr__unsigned_option(const char *name, const char *v, unsigned min, unsigned max,
+                                unsigned *out) {
+  uint64_t x;
+  if (nm_parse_u64(v, strlen(v), &x) < 0 || x < min || x > max) {
+    nm_log_error("--%s: expected a number from %u to %u, got \"%s\"", name, min, max, v);
+    return -EINVAL;
+  }
+  *out = (unsigned)x;
+  return 0;
+}
+
+/* The second pass: every option but --config, over the config's values. Returns 0 or 2 (a
+ * usage error, said). */
+static int mgr__options(int argc, char **argv, mgr_config *cfg, int *check_only) {
+  int opt;
+  optind = 0; /* glibc: start afresh */
+  while ((opt = getopt_long(argc, argv, MGR_OPTSTRING, mgr__opts, NULL)) != -1) {
+    uint16_t v;
+    switch (opt) {
+    case 'l': snprintf(cfg->listen, sizeof cfg->listen, "%s", optarg); break;
+    case 'p':
+      if (nm_parse_port(optarg, 0, &v) < 0) return nm_log_error("--port: invalid \"%s\"", optarg), 2;
+      cfg->port = v;
+      break;
+    case 'H':
+      if (mgr__unsigned_option("heartbeat", optarg, 1, 36000, &cfg->heartbeat_s) < 0) return 2;
+      break;
+    case 'T':
+      if (mgr__unsigned_option("timeout", optarg, 1, 36000, &cfg->timeout_s) < 0) return 2;
+      break;
+    case 'r':
+      if (mgr__parse_range(optarg, &cfg->port_first, &cfg->port_last) < 0)
+        return nm_log_error("--port-range: expected FIRST-LAST, got \"%s\"", optarg), 2;
+      break;
+    case 'C': *check_only = 1; break;
+    case 'v': nm_log_set_level(NM_LOG_DEBUG); break;
+    case MGR_OPT_STATE_DIR:
+      if (!optarg[0] || strlen(optarg) >= sizeof cfg->state_dir)
+        return nm_log_error("--state-dir: expected a folder, got \"%.60s\"", optarg), 2;
+      snprintf(cfg->state_dir, sizeof cfg->state_dir, "%s", optarg);
+      break;
+    case MGR_OPT_ADMISSION:
+      if (strlen(optarg) >= sizeof cfg->admission)
+        return nm_log_error("--admission: expected invite, allow or open, got \"%.60s\"", optarg), 2;
+      snprintf(cfg->admission, sizeof cfg->admission, "%s", optarg);
+      break;
+    case MGR_OPT_OPEN: snprintf(cfg->admission, sizeof cfg->admission, "open"); break;
+    case MGR_OPT_ALLOW:
+      if (mgr__key_option(&cfg->allow, "allow", optarg) < 0) return 2;
+      break;
+    case MGR_OPT_RELAY_KEY:
+      if (mgr__key_option(&cfg->relay_keys, "relay-key", optarg) < 0) return 2;
+      break;
+    case MGR_OPT_ADMIN_KEY:
+      if (mgr__key_option(&cfg->admin_keys, "admin-key", optarg) < 0) return 2;
+      break;
+    case MGR_OPT_MAX_UNAUTH_PER_ADDR:
+      if (mgr__unsigned_option("max-unauth-per-address", optarg, 1, NM_ADDRLIMIT_TOTAL_MAX,
+                               &cfg->max_unauth_per_addr) < 0)
+        return 2;
+      break;
+    case MGR_OPT_MAX_UNAUTH:
+      if (mgr__unsigned_option("max-unauth", optarg, 1, NM_ADDRLIMIT_TOTAL_MAX, &cfg->max_unauth) < 0)
+        return 2;
+      break;
+    default: break;
+    }
+  }
+  return 0;
+}
+
+/* What the options and the config say together, checked once. Returns 0 or 2 (said). */
+static int mgr__check(mgr_config *cfg, nm_admission_mode *mode) {
+  if (cfg->port_first > cfg->port_last) return nm_log_error("port-range: first > last"), 2;
+  if (cfg->timeout_s <= cfg->heartbeat_s)
+    return nm_log_error("timeout (%u s) must be longer than the heartbeat (%u s)", cfg->timeout_s,
+                        cfg->heartbeat_s), 2;
+  if (nm_admission_mode_parse(cfg->admission, mode) < 0)
+    return nm_log_error("admission: expected invite, allow or open, got \"%s\"", cfg->admission), 2;
+  if (*mode == NM_ADMISSION_ALLOW && cfg->allow.count == 0 && cfg->relay_keys.count == 0)
+    return nm_log_error("admission allow: no key is allowed; list them with --allow FP "
+                        "(or <allow>), relays with --relay-key FP"), 2;
+  if (cfg->max_unauth_per_addr > cfg->max_unauth)
+    return nm_log_error("max-unauth-per-address (%u) must not exceed max-unauth (%u)",
+                        cfg->max_unauth_per_addr, cfg->max_unauth), 2;
+  if (!cfg->state_dir[0]) {
+    int rc = nm_identity_default_dir(cfg->state_dir, sizeof cfg->state_dir, "manager");
+    if (rc < 0)
+      return nm_log_error("no state directory: pass --state-dir DIR (%s)", nm_strerror(rc)), 2;
+  }
+  return 0;
+}
+
+/* Enough descriptors for every session the manager may hold: servants, ctl sessions,
+ * connections not yet authenticated, and a few of its own. */
+static void mgr__raise_fd_limit(const mgr_config *cfg) {
+  struct rlimit rl;
+  rlim_t want = (rlim_t)MGR_SESSIONS_MAX + MGR_CTL_MAX + cfg->max_unauth + 64;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want) return;
+  rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+    nm_log_warn("only %llu file descriptors (ulimit -n): fewer than the %llu sessions the "
+                "manager may hold", (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
+/* The manager's key, its TLS context, the admission store and the limits. Returns 0 or 1
+ * (said). */
+static int mgr__trust_init(manager *m, nm_admission_mode mode) {
+  mgr_config *cfg = &m->cfg;
+  char err[512];
+  if (nm_identity_load_or_create(cfg->state_dir, &m->identity, err, sizeof err) < 0)
+    return nm_log_error("%s", err), 1;
+  if (nm_tls_ctx_init(&m->tls, &m->identity, err, sizeof err) < 0) return nm_log_error("%s", err), 1;
+  if (mgr_admission_open(&m->admission, cfg->state_dir, mode, err, sizeof err) < 0 ||
+      mgr_admission_grant(&m->admission, &cfg->allow, &cfg->relay_keys, err, sizeof err) < 0)
+    return nm_log_error("admission store: %s", err), 1;
+  nm_addrlimit_config al;
+  nm_addrlimit_config_default(&al);
+  al.per_addr = cfg->max_unauth_per_addr;
+  al.total = cfg->max_unauth;
+  if (nm_addrlimit_init(&m->unauth, &al) < 0) return nm_log_error("cannot set up the connection limits"), 1;
+  nm_log_info("key %s (id %s) in %s; admission %s (%zu invites, %zu admitted keys, %zu allowed), "
+              "%zu admin keys",
+              nm_identity_fingerprint(&m->identity)->hex, nm_identity_id(&m->identity), cfg->state_dir,
+              nm_admission_mode_name(mode), m->admission.store.ninvites, m->admission.store.nkeys,
+              m->admission.store.nallow, cfg->admin_keys.count);
+  return 0;
+}
+
+static void mgr__config_free(mgr_config *cfg) {
+  nm_keylist_free(&cfg->allow);
+  nm_keylist_free(&cfg->relay_keys);
+  nm_keylist_free(&cfg->admin_keys);
+}
+
+int main(int argc, char **argv) {
+  static manager m; /* large (the config's key lists are not, but the struct grows) */
+  mgr_config *cfg = &m.cfg;
+  mgr__defaults(cfg);
+  m.log_accepted = (nm_log_rate)NM_LOG_RATE_INIT("connections", NM_LOG_RATE_DEFAULT);
+  m.log_refused = (nm_log_rate)NM_LOG_RATE_INIT("refused connections", NM_LOG_RATE_DEFAULT);
+  m.log_unauth = (nm_log_rate)NM_LOG_RATE_INIT("unauthenticated sessions", NM_LOG_RATE_DEFAULT);
+  m.log_denied = (nm_log_rate)NM_LOG_RATE_INIT("refused hellos and status requests", NM_LOG_RATE_DEFAULT);
+  m.log_reports = (nm_log_rate)NM_LOG_RATE_INIT("servants' reports", NM_LOG_RATE_DEFAULT);
 
   nm_log_init("natmesh-manager", NM_LOG_INFO);
   nm_xml_init();
 
-  static const struct option opts[] = {
-      {"config", required_argument, 0, 'c'},   {"listen", required_argument, 0, 'l'},
-      {"port", required_argument, 0, 'p'},     {"heartbeat", required_argument, 0, 'H'},
-      {"timeout", required_argument, 0, 'T'},  {"port-range", required_argument, 0, 'r'},
-      {"check-config", no_argument, 0, 'C'},   {"verbose", no_argument, 0, 'v'},
-      {"help", no_argument, 0, 'h'},           {"version", no_argument, 0, 'V'},
-      {0, 0, 0, 0}};
   /* Two passes: the config file first, so that command-line options override it. */
   const char *config_path = NULL;
   int check_only = 0, opt;
-  while ((opt = getopt_long(argc, argv, "c:l:p:H:T:r:Cvh", opts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, MGR_OPTSTRING, mgr__opts, NULL)) != -1) {
     if (opt == 'c') config_path = optarg;
     else if (opt == 'h') return usage(stdout), 0;
     else if (opt == 'V') return puts("natmesh-manager " NATMESH_VERSION), 0;
@@ -157,45 +371,31 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  optind = 1;
-  while ((opt = getopt_long(argc, argv, "c:l:p:H:T:r:Cvh", opts, NULL)) != -1) {
-    uint16_t v;
-    switch (opt) {
-    case 'l': snprintf(cfg->listen, sizeof cfg->listen, "%s", optarg); break;
-    case 'p':
-      if (nm_parse_port(optarg, 0, &v) < 0) return nm_log_error("--port: invalid \"%s\"", optarg), 2;
-      cfg->port = v;
-      break;
-    case 'H':
-    case 'T': {
-      uint64_t x;
-      if (nm_parse_u64(optarg, strlen(optarg), &x) < 0 || x == 0 || x > 36000)
-        return nm_log_error("--%s: invalid \"%s\"", opt == 'H' ? "heartbeat" : "timeout", optarg), 2;
-      if (opt == 'H') cfg->heartbeat_s = (unsigned)x;
-      else cfg->timeout_s = (unsigned)x;
-      break;
+  int rc = mgr__options(argc, argv, cfg, &check_only);
+  nm_admission_mode mode;
+  if (rc == 0) rc = mgr__check(cfg, &mode);
+  if (rc != 0) return mgr__config_free(cfg), rc;
+
+  if (optind < argc) {
+    mgr_command_fn cmd = mgr_command_find(argv[optind]);
+    if (!cmd) {
+      nm_log_error("unknown command \"%s\" (invite, fingerprint, revoke, invites)", argv[optind]);
+      return mgr__config_free(cfg), 2;
     }
-    case 'r':
-      if (mgr__parse_range(optarg, &cfg->port_first, &cfg->port_last) < 0)
-        return nm_log_error("--port-range: expected FIRST-LAST, got \"%s\"", optarg), 2;
-      break;
-    case 'C': check_only = 1; break;
-    case 'v': nm_log_set_level(NM_LOG_DEBUG); break;
-    default: break;
-    }
+    mgr_command_env env = {cfg->state_dir, (uint16_t)cfg->port};
+    rc = cmd(&env, argc - optind, argv + optind);
+    return mgr__config_free(cfg), rc;
   }
-  if (cfg->port_first > cfg->port_last) return nm_log_error("port-range: first > last"), 2;
-  if (cfg->timeout_s <= cfg->heartbeat_s)
-    return nm_log_error("timeout (%u s) must be longer than the heartbeat (%u s)", cfg->timeout_s,
-                        cfg->heartbeat_s), 2;
   if (check_only) {
     printf("configuration ok\n");
-    return 0;
+    return mgr__config_free(cfg), 0;
   }
 
   m.loop = uv_default_loop();
   m.next_port = cfg->port_first;
   nm_peerlist_init(&m.list);
+  mgr__raise_fd_limit(cfg);
+  if (mgr__trust_init(&m, mode) != 0) return 1;
   if (mgr__listen(&m) < 0) return 1;
   uv_timer_init(m.loop, &m.sweep);
   m.sweep.data = &m;
@@ -213,6 +413,11 @@ int main(int argc, char **argv) {
   uv_run(m.loop, UV_RUN_DEFAULT);
   uv_loop_close(m.loop);
   nm_peerlist_close(&m.list);
+  nm_addrlimit_close(&m.unauth);
+  mgr_admission_close(&m.admission);
+  nm_tls_ctx_close(&m.tls);
+  nm_identity_close(&m.identity);
+  mgr__config_free(cfg);
   xmlCleanupParser();
   nm_log_info("stopped");
   return 0;

@@ -1,23 +1,37 @@
 /* The connection manager's shared state: the sessions it holds and the peer list it
- * publishes. Modules: session.c (the session lifecycle and frame dispatcher), registry.c
- * (who is listed, ports, the list and its deltas), complaints.c (complaints in, a verdict
- * out), relays.c (relay assignment), status.c (natmesh-ctl's view), main.c (options,
- * listening, timers); the pure policies are verdict.c and relay_choice.c. */
+ * publishes. Modules: session.c (the session lifecycle and frame dispatcher, TLS and who may
+ * say what), registry.c (who is listed, ports, the list and its deltas), complaints.c
+ * (complaints in, a verdict out), relays.c (relay assignment), status.c (natmesh-ctl's
+ * view), admission.c (the admission store on disk), commands.c (the subcommands on the state
+ * directory), main.c (options, keys, listening, timers); the pure policies are verdict.c and
+ * relay_choice.c. */
 #ifndef NM_MANAGER_H
 #define NM_MANAGER_H
 
 #include <stdint.h>
 #include <uv.h>
 
+#include "admission.h"
+#include "nm_addrlimit.h"
+#include "nm_config.h"
 #include "nm_conn.h"
+#include "nm_identity.h"
+#include "nm_log.h"
 #include "nm_peerlist.h"
 #include "nm_proto.h"
+#include "nm_tls.h"
 #include "verdict.h"
 
-/* Sessions (servants, relays, ctl) one manager holds. Bounded so that the status document
+/* Servant and relay sessions one manager holds (ctl sessions and connections not yet
+ * authenticated have their own caps). Bounded so that the status document
  * fits in one 1 MiB frame even in the worst case: about 600 bytes a servant with IPv6
  * addresses, 32-character names and 20-digit counters (1,536 x 600 = 922 kB). */
 #define MGR_SESSIONS_MAX 1536
+/* natmesh-ctl sessions at once: their own small cap, apart from the servants'. */
+#define MGR_CTL_MAX 16
+/* How long a session may stay silent after its TLS handshake before its hello (or a ctl's
+ * status-request). */
+#define MGR_FIRST_FRAME_MS 5000
 
 typedef struct {
   char listen[64];
@@ -29,6 +43,15 @@ typedef struct {
   unsigned complaint_threshold;   /* complaints per reporter that count */
   unsigned complaint_window_s;    /* complaints older than this expire */
   unsigned quorum_percent;        /* share of other live servants that must complain */
+  /* keys and admission */
+  char state_dir[1024];           /* "": nm_identity_default_dir(..., "manager") */
+  char admission[16];             /* invite (default), allow or open */
+  nm_keylist allow;               /* admitted in every mode (the only ones in allow mode) */
+  nm_keylist relay_keys;          /* admitted and granted the relay role */
+  nm_keylist admin_keys;          /* may ask for the status, besides the manager's own key */
+  /* connections not yet authenticated (nm_addrlimit) */
+  unsigned max_unauth_per_addr;
+  unsigned max_unauth;
 } mgr_config;
 
 /* A session moves forward only: NEW -> (CTL | WELCOMED | REPLACING) -> REGISTERED ->
@@ -54,6 +77,7 @@ typedef enum {
   MGR_RETIRE_TIMED_OUT,  /* nothing heard for the heartbeat timeout */
   MGR_RETIRE_REPLACED,   /* a new session of the same servant took its registration over */
   MGR_RETIRE_STOPPING,   /* the manager is stopping: nothing is published */
+  MGR_RETIRE_REVOKED,    /* its key was revoked (natmesh-manager revoke) */
 } mgr_retire_how;
 
 typedef struct manager manager;
@@ -62,8 +86,17 @@ typedef struct mgr_session {
   nm_conn conn;
   manager *mgr;
   mgr_session_state state;
+  /* the key it proved in the TLS handshake (set once secure) */
+  int secure;
+  nm_fingerprint fp;
+  uint8_t pubkey[NM_PUBKEY_LEN];
+  /* holds a slot in the manager's nm_addrlimit: connected, not yet authenticated */
+  int unauth;
   char id[NM_ID_LEN + 1];
   char name[NM_NAME_MAX + 1];
+  /* its raw Ed25519 public key, published in the list (<key>) and sent in relay-assign and
+   * relay-serve. TODO(issue 9): the TLS key; until then mgr__on_hello sets a placeholder. */
+  uint8_t key[NM_PUBKEY_LEN];
   nm_role role;
   uint16_t port;        /* the port it listens on */
   uint16_t last_busy;   /* last port it could not bind, so assignment moves past it */
@@ -99,6 +132,17 @@ struct manager {
   /* verdicts of servants whose session ended without bye, for timeout_s (verdict.h) */
   mgr_verdict_memory verdicts;
   int stopping;
+  /* keys, TLS and admission */
+  nm_identity identity;
+  nm_tls_ctx tls;
+  mgr_admission admission;
+  nm_addrlimit unauth; /* connections not yet authenticated, per address and in all */
+  /* warnings anyone can cause, rate-limited (nm_log_ratelimited) */
+  nm_log_rate log_accepted; /* "connection from" */
+  nm_log_rate log_refused;  /* connections refused at accept */
+  nm_log_rate log_unauth;   /* what unauthenticated sessions make their conn log */
+  nm_log_rate log_denied;   /* refused hellos and status-requests */
+  nm_log_rate log_reports;  /* what admitted servants report as often as they like (mapping, busy ports) */
 };
 
 /* registry.c */
@@ -125,6 +169,14 @@ void mgr_on_connection(uv_stream_t *server, int status);
  * registration over, with MGR_RETIRE_REPLACED only. Closes the connection unless it is
  * closing already. Idempotent. */
 void mgr_session_retire(mgr_session *s, mgr_retire_how how, mgr_session *successor);
+
+/* Servant and relay sessions (welcomed, replacing or registered), and ctl sessions. */
+size_t mgr_servant_sessions(const manager *m);
+size_t mgr_ctl_sessions(const manager *m);
+/* Whether the key is an operator's: the manager's own or an --admin-key. */
+int mgr_is_operator(const manager *m, const nm_fingerprint *fp);
+/* Sessions whose key is now revoked end (after the store was read again). */
+void mgr_sessions_drop_revoked(manager *m);
 
 /* status.c */
 void mgr_send_status(manager *m, mgr_session *asker);

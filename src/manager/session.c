@@ -1,6 +1,14 @@
 /* One session per connected servant, relay or natmesh-ctl: its lifecycle, with the one
  * retire path every session ends through, and the frame dispatcher with the small steps
- * it fans out to. */
+ * it fans out to.
+ *
+ * Every session is TLS 1.3: the manager accepts any Ed25519 key in the handshake and
+ * records it (mgr__on_secure); the first frame then says who the session is, and is checked
+ * against that key: a hello's id must derive from it and the key must be admitted
+ * (admission.c), a status-request must come from an operator's key. Until then a session is
+ * unauthenticated: it holds a slot of the manager's nm_addrlimit (so one address cannot
+ * take every descriptor), must speak within MGR_FIRST_FRAME_MS of its handshake, and what it
+ * makes us log is rate-limited. */
 #include "manager.h"
 #include "complaints.h"
 #include "relays.h"
@@ -9,9 +17,11 @@
 #include "nm_msg.h"
 #include "nm_peerlist.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- the end of a session -------------------------------------------------------------- */
 
@@ -79,6 +89,7 @@ void mgr_session_retire(mgr_session *s, mgr_retire_how how, mgr_session *success
   case MGR_RETIRE_TIMED_OUT: snprintf(reason, sizeof reason, "no heartbeat for %u s", m->cfg.timeout_s); break;
   case MGR_RETIRE_REPLACED: snprintf(reason, sizeof reason, "replaced by a new session of the same servant"); break;
   case MGR_RETIRE_STOPPING: reason[0] = 0; break;
+  case MGR_RETIRE_REVOKED: snprintf(reason, sizeof reason, "its key was revoked"); break;
   }
   /* Retired first: from here on no lookup finds s, so nothing below sends to it, counts it
    * as a relay's client or picks it as a relay. */
@@ -98,16 +109,32 @@ void mgr_session_retire(mgr_session *s, mgr_retire_how how, mgr_session *success
       mgr__remember_verdict(m, s);
       mgr__unlist(s, reason);
       break;
-    case MGR_RETIRE_BYE: mgr__unlist(s, reason); break;
+    case MGR_RETIRE_BYE:
+    case MGR_RETIRE_REVOKED: mgr__unlist(s, reason); break;
     }
   }
   mgr_complaints_free(&s->complaints);
   nm_conn_close(&s->conn, 0, reason[0] ? reason : NULL);
 }
 
+/* The session proved who it is: it gives its unauthenticated slot back, has no first-frame
+ * deadline any more, and its conn logs freely again. */
+static void mgr__authenticated(mgr_session *s) {
+  if (s->unauth) {
+    nm_addrlimit_release(&s->mgr->unauth, s->conn.peer_ip);
+    s->unauth = 0;
+  }
+  nm_conn_deadline_clear(&s->conn);
+  s->conn.log_rate = NULL;
+}
+
 static void mgr__session_closed(nm_conn *c) {
   mgr_session *s = c->data;
   manager *m = s->mgr;
+  if (s->unauth) {
+    nm_addrlimit_release(&m->unauth, s->conn.peer_ip);
+    s->unauth = 0;
+  }
   mgr_session_retire(s, MGR_RETIRE_CLOSED, NULL);
   if (s->prev) s->prev->next = s->next;
   else m->sessions = s->next;
@@ -146,25 +173,87 @@ static int mgr__welcome(mgr_session *s, uint16_t wanted) {
 
 /* A servant that reconnects before we noticed its old session die replaces it: the new
  * session takes the registration over, so peers see an update rather than a leave and a
- * join, and its relay bookkeeping carries on. */
+ * join, and its relay bookkeeping carries on. Only a session that proved the same key does:
+ * the id derives from the key, and the whole fingerprint is compared as well. */
 static void mgr__take_over(mgr_session *s) {
   mgr_session *old = mgr_find_listed(s->mgr, s->id);
-  if (old && old != s) mgr_session_retire(old, MGR_RETIRE_REPLACED, s);
+  if (old && old != s && nm_fingerprint_equal(&old->fp, &s->fp))
+    mgr_session_retire(old, MGR_RETIRE_REPLACED, s);
+}
+
+/* Refuses what s asked for, with the reason in an error frame, and ends it. The line it
+ * logs counts against the rate limit of refusals: anyone can ask. Returns 1 (closed). */
+__attribute__((format(printf, 3, 4)))
+static int mgr__deny(mgr_session *s, int err, const char *fmt, ...) {
+  char why[300];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  s->conn.log_rate = &s->mgr->log_denied;
+  nm_conn_fail(&s->conn, err, why);
+  return 1;
+}
+
+/* What a refused node is told: the admission's reason, in the words the protocol uses. */
+static void mgr__refusal_text(const nm_admission_decision *d, const char *name, char *out,
+                              size_t len) {
+  if (d->reason == NM_REFUSE_NAME_TAKEN)
+    snprintf(out, len, "name %s is taken by another key", name);
+  else if (d->reason == NM_REFUSE_ROLE_NOT_GRANTED)
+    snprintf(out, len, "%s", nm_admission_reason_text(d->reason));
+  else
+    snprintf(out, len, "%s", d->message);
+}
+
+/* Whether s, saying hello, may join: its id is its key's, there is room, and its key is
+ * admitted for the name and role it asks. Returns 0, or 1 when s was refused (closed). */
+static int mgr__admit(mgr_session *s, const nm_msg_hello *h) {
+  manager *m = s->mgr;
+  char id[NM_ID_LEN + 1];
+  nm_fingerprint_id(&s->fp, id);
+  if (strcmp(id, h->id) != 0)
+    return mgr__deny(s, NM_EKEY, "hello: id %s does not belong to the key this session proved", h->id);
+  mgr_session *old = mgr_find_listed(m, h->id);
+  if (old && !nm_fingerprint_equal(&old->fp, &s->fp))
+    return mgr__deny(s, NM_EKEY, "hello: id %s is registered with another key", h->id);
+  if (!old && mgr_servant_sessions(m) >= MGR_SESSIONS_MAX)
+    return mgr__deny(s, -ENOSPC, "the manager is full (%d servants)", MGR_SESSIONS_MAX);
+
+  nm_admission_request rq = {s->fp.hex, h->name, h->role, h->has_secret ? h->secret : NULL,
+                             (uint64_t)time(NULL)};
+  nm_admission_decision d;
+  char err[300] = "";
+  if (mgr_admission_admit(&m->admission, &rq, &d, err, sizeof err) < 0)
+    nm_log_ratelimited(&m->log_denied, NM_LOG_ERROR, "admission of %s (%s): %s", h->name, h->id, err);
+  if (!d.admit) {
+    char why[200];
+    mgr__refusal_text(&d, h->name, why, sizeof why);
+    return mgr__deny(s, NM_EKEY, "%s", why);
+  }
+  nm_log_info("hello from %s (%s) at %s:%u, %s: %s", h->name, h->id, s->conn.peer_ip,
+              s->conn.peer_port, h->port ? "has its own port" : "asks for a port", d.message);
+  return 0;
 }
 
 static int mgr__on_hello(void *session, const nm_msg *msg) {
   mgr_session *s = session;
   const nm_msg_hello *h = &msg->u.hello;
+  nm_conn_set_label(&s->conn, "hello from %s", h->name);
+  if (mgr__admit(s, h)) return 1;
+  mgr__authenticated(s);
   memcpy(s->id, h->id, sizeof s->id);
   memcpy(s->name, h->name, sizeof s->name);
+  /* TODO(issue 9): the TLS key. A placeholder until then: the id's bytes, so the key is
+   * set (an all-zero key cannot be sent) and differs per id. It proves nothing. */
+  memset(s->key, 0, sizeof s->key);
+  memcpy(s->key, s->id, NM_ID_LEN < NM_PUBKEY_LEN ? NM_ID_LEN : NM_PUBKEY_LEN);
   s->role = h->role;
   s->max_clients = h->max_clients;
   uint16_t port = h->port;
 
   nm_conn_set_label(&s->conn, "%s %s", nm_role_name(s->role), s->name);
   nm_frame_reader_set_max(&s->conn.reader, NM_FRAME_MAX);
-  nm_log_info("hello from %s (%s) at %s:%u, %s", s->name, s->id, s->conn.peer_ip,
-              s->conn.peer_port, port ? "has its own port" : "asks for a port");
   s->state = MGR_SESSION_WELCOMED;
   mgr__take_over(s);
   mgr__welcome(s, port);
@@ -185,7 +274,8 @@ static int mgr__on_listening(void *session, const nm_msg *msg) {
   uint16_t port = msg->u.listening.port, busy = msg->u.listening.busy;
   if (port == 0) {
     /* The servant could not bind the port we gave it: try the next one. */
-    nm_log_info("%s cannot bind port %u; assigning another", s->name, busy);
+    nm_log_ratelimited(&m->log_reports, NM_LOG_INFO, "%s cannot bind port %u; assigning another",
+                       s->name, busy);
     s->last_busy = busy;
     s->port = 0;
     return mgr__welcome(s, 0) < 0;
@@ -252,11 +342,23 @@ static int mgr__on_peers_request(void *session, const nm_msg *msg) {
 
 static int mgr__on_status_request(void *session, const nm_msg *msg) {
   mgr_session *s = session;
+  manager *m = s->mgr;
+  if (!mgr_is_operator(m, &s->fp)) return mgr__deny(s, NM_EKEY, "status is for operators");
   if (s->state == MGR_SESSION_NEW) {
+    if (mgr_ctl_sessions(m) >= MGR_CTL_MAX)
+      return mgr__deny(s, -ENOSPC, "too many natmesh-ctl sessions (at most %d)", MGR_CTL_MAX);
     s->state = MGR_SESSION_CTL;
     nm_conn_set_label(&s->conn, "ctl");
+    mgr__authenticated(s);
   }
-  mgr_send_status(s->mgr, s);
+  /* A ctl that asks faster than it reads gets no new document until the last one left: the
+   * status is the biggest thing the manager builds. */
+  if (s->conn.queued_bytes > 0) {
+    nm_log_debug("status for %s:%u not built: the previous one is still being sent",
+                 s->conn.peer_ip, s->conn.peer_port);
+    return 0;
+  }
+  mgr_send_status(m, s);
   return 0;
 }
 
@@ -273,15 +375,17 @@ static int mgr__on_mapping(void *session, const nm_msg *msg) {
   /* Double NAT: the router's external address is not the one we see, so the mapping only
    * opens the inner router. Record the method but do not advertise it as reachable. */
   if (usable && strcmp(s->ext_ip, s->conn.peer_ip) != 0) {
-    nm_log_warn("%s mapped %s:%u by %s, but its traffic comes from %s: double NAT, not "
-                "advertised as reachable",
-                s->name, s->ext_ip, s->ext_port, nm_mapping_name(s->mapping), s->conn.peer_ip);
+    nm_log_ratelimited(&s->mgr->log_reports, NM_LOG_WARN,
+                       "%s mapped %s:%u by %s, but its traffic comes from %s: double NAT, not "
+                       "advertised as reachable",
+                       s->name, s->ext_ip, s->ext_port, nm_mapping_name(s->mapping), s->conn.peer_ip);
     s->ext_ip[0] = 0;
     s->ext_port = 0;
     usable = 0;
   }
   if (usable) {
-    nm_log_info("%s reachable by %s mapping at %s:%u", s->name, nm_mapping_name(s->mapping), s->ext_ip, s->ext_port);
+    nm_log_ratelimited(&s->mgr->log_reports, NM_LOG_INFO, "%s reachable by %s mapping at %s:%u", s->name,
+                       nm_mapping_name(s->mapping), s->ext_ip, s->ext_port);
     if (s->reach == NM_REACH_RELAYED || s->reach == NM_REACH_SUSPICIOUS) {
       nm_log_info("relay: %s is reachable by its port mapping; it pulls no more", s->name);
       mgr_relay_unlink(s->mgr, s);
@@ -364,26 +468,82 @@ static int mgr__on_frame(nm_conn *c, uint8_t type, const char *payload, size_t l
   return nm_dispatch(&mgr__table, c, s, (int)s->state, type, payload, len);
 }
 
+/* The TLS handshake is done: s proved the key fp. What it may do with it is decided by its
+ * first frame, which must come soon. */
+static void mgr__on_secure(nm_conn *c, const nm_fingerprint *fp) {
+  mgr_session *s = c->data;
+  s->fp = *fp;
+  s->secure = 1;
+  const uint8_t *pub = nm_tls_session_peer_pubkey(c->tls);
+  if (pub) memcpy(s->pubkey, pub, NM_PUBKEY_LEN);
+  nm_conn_deadline(c, MGR_FIRST_FRAME_MS, "nothing said within 5 s of the TLS handshake");
+}
+
+size_t mgr_servant_sessions(const manager *m) {
+  size_t n = 0;
+  for (const mgr_session *s = m->sessions; s; s = s->next)
+    if (s->state == MGR_SESSION_WELCOMED || mgr_session_listed(s)) n++;
+  return n;
+}
+
+size_t mgr_ctl_sessions(const manager *m) {
+  size_t n = 0;
+  for (const mgr_session *s = m->sessions; s; s = s->next)
+    if (s->state == MGR_SESSION_CTL) n++;
+  return n;
+}
+
+int mgr_is_operator(const manager *m, const nm_fingerprint *fp) {
+  return nm_fingerprint_equal(fp, nm_identity_fingerprint(&m->identity)) ||
+         nm_keylist_has(&m->cfg.admin_keys, fp->hex);
+}
+
+void mgr_sessions_drop_revoked(manager *m) {
+  for (mgr_session *s = m->sessions, *next; s; s = next) {
+    next = s->next;
+    if (s->state == MGR_SESSION_NEW || s->state == MGR_SESSION_CTL || s->state == MGR_SESSION_RETIRED ||
+        !s->secure || !mgr_admission_key_revoked(&m->admission, s->fp.hex))
+      continue;
+    nm_log_info("%s (%s): its key was revoked; ending its session", s->name, s->id);
+    nm_conn_fail(&s->conn, NM_EKEY, "this key was revoked by the manager's operator");
+    mgr_session_retire(s, MGR_RETIRE_REVOKED, NULL);
+  }
+}
+
 void mgr_on_connection(uv_stream_t *server, int status) {
   manager *m = server->data;
   if (status < 0) {
-    nm_log_warn("accept: %s", uv_strerror(status));
+    nm_log_ratelimited(&m->log_refused, NM_LOG_WARN, "accept: %s", uv_strerror(status));
     return;
   }
   mgr_session *s = calloc(1, sizeof *s);
   if (!s) return;
   s->mgr = m;
   nm_conn_init(m->loop, &s->conn, mgr__on_frame, mgr__session_closed, s);
+  s->conn.log_rate = &m->log_unauth;
   s->next = m->sessions;
   if (m->sessions) m->sessions->prev = s;
   m->sessions = s;
   m->nsessions++;
   s->connected_ms = s->last_heard_ms = mgr_now_ms(m);
-  int rc = nm_conn_accept(server, &s->conn);
+  int rc = nm_conn_set_tls(&s->conn, &m->tls, NM_TLS_SERVER, NULL);
+  nm_conn_on_secure(&s->conn, mgr__on_secure);
+  if (rc == 0) rc = nm_conn_accept(server, &s->conn);
   if (rc < 0) {
-    nm_conn_close(&s->conn, rc, "accept failed");
+    nm_log_ratelimited(&m->log_refused, NM_LOG_WARN, "accept: %s", nm_strerror(rc));
+    nm_conn_close(&s->conn, rc, NULL);
     return;
   }
-  nm_log_info("connection from %s:%u", s->conn.peer_ip, s->conn.peer_port);
-  if (m->nsessions > MGR_SESSIONS_MAX) nm_conn_fail(&s->conn, -EMFILE, "too many sessions");
+  /* Before anything is read: one address gets a few handshakes at once, all addresses
+   * together a bounded number, and authenticated sessions hold no slot at all. */
+  rc = nm_addrlimit_acquire(&m->unauth, s->conn.peer_ip);
+  if (rc < 0) {
+    nm_log_ratelimited(&m->log_refused, NM_LOG_WARN, "connection from %s:%u refused: %s",
+                       s->conn.peer_ip, s->conn.peer_port, nm_addrlimit_strerror(rc));
+    nm_conn_close(&s->conn, rc, NULL);
+    return;
+  }
+  s->unauth = 1;
+  nm_log_ratelimited(&m->log_accepted, NM_LOG_INFO, "connection from %s:%u", s->conn.peer_ip,
+                     s->conn.peer_port);
 }

@@ -1,5 +1,5 @@
-/* Chat lines: built here when typed, checked and de-duplicated here when received; the
- * accepted ones go on to lines.c. */
+/* Chat lines: built and signed here when typed; verified, checked against bans and judged
+ * by the origin's replay window here when received; the accepted ones go on to lines.c. */
 #include "chat.h"
 #include "lines.h"
 #include "peers.h"
@@ -11,58 +11,117 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sv_chat_init(servant *sv) {
-  sv->chat.next_seq = 0;
-  nm_seen_init(&sv->chat.seen);
+int sv_chat_init(servant *sv) {
+  sv_chat *ch = &sv->chat;
+  ch->epoch = sv->epoch;
+  ch->next_seq = 0;
+  ch->forged_log = (nm_log_rate)NM_LOG_RATE_INIT("dropped forged or altered lines", 5);
+  ch->unlisted_log = (nm_log_rate)NM_LOG_RATE_INIT("dropped lines from unlisted origins", 5);
+  ch->banned_log = (nm_log_rate)NM_LOG_RATE_INIT("dropped lines from banned origins", 5);
+  ch->refused_log = (nm_log_rate)NM_LOG_RATE_INIT("refused lines", 5);
+  /* One window per origin the list can hold (and ourselves). */
+  return nm_replay_table_init(&ch->replay, NM_PEERS_MAX + 1);
 }
+
+void sv_chat_close(servant *sv) { nm_replay_table_close(&sv->chat.replay); }
 
 void sv_chat_publish(servant *sv, const char *text) {
   sv_chat *ch = &sv->chat;
   static nm_msg m; /* 4 KiB of text: not on the stack for every line */
   memset(&m, 0, sizeof m);
   m.type = NM_MSG_CHAT;
-  snprintf(m.u.chat.origin, sizeof m.u.chat.origin, "%s", sv->id);
-  snprintf(m.u.chat.name, sizeof m.u.chat.name, "%s", sv->cfg.name);
-  snprintf(m.u.chat.text, sizeof m.u.chat.text, "%s", text);
-  m.u.chat.seq = ch->next_seq + 1;
-  /* Encoded once: the same bytes go to every peer, backlog and relay client. */
-  nm_msgbuf b;
-  int rc = nm_msg_encode(&m, &b);
+  nm_msg_chat *c = &m.u.chat;
+  snprintf(c->origin, sizeof c->origin, "%s", sv->id);
+  snprintf(c->name, sizeof c->name, "%s", sv->cfg.name);
+  snprintf(c->text, sizeof c->text, "%s", text);
+  c->epoch = ch->epoch;
+  c->seq = ch->next_seq + 1;
+  /* Signed over (origin, epoch, seq, text): nobody on the way can alter it, and nobody
+   * but us can make a line that verifies with our listed key. */
+  int rc = nm_msg_chat_sign(c, sv->identity.key);
+  nm_msgbuf b = {0};
+  /* Encoded once: the same bytes go to every peer, backlog and relay client. XML cannot
+   * carry control characters (other than tab) or invalid UTF-8: peers would refuse the
+   * frame and drop our connection. */
+  if (rc == 0) rc = nm_msg_encode(&m, &b);
   if (rc < 0) {
-    /* XML cannot carry control characters (other than tab) or invalid UTF-8: peers would
-     * refuse the frame and drop our connection. */
-    nm_log_warn("line not sent: it holds control characters or invalid UTF-8");
+    nm_log_warn("line not sent: %s", rc == -EINVAL ? "it holds control characters or invalid UTF-8"
+                                                   : nm_strerror(rc));
     return;
   }
   ch->next_seq++;
-  /* Our own line never comes back to the screen, even through a relay. */
-  nm_seen_check_and_add(&ch->seen, nm_seen_key(sv->id, ch->next_seq));
   sv_line l = {.origin = sv->id, .name = sv->cfg.name, .text = text, .payload = b.data, .len = b.len};
   sv_lines_published(sv, &l);
   nm_msgbuf_free(&b);
 }
 
-void sv_chat_receive(servant *sv, const nm_msg_chat *c) {
-  sv_peer *known = NULL;
-  if (strcmp(c->origin, sv->id) == 0) {
-    /* our own line, echoed back by a relay */
-  } else if (!(known = sv_peer_find(sv, c->origin))) {
-    /* Only servants the manager listed may speak: anyone can connect to our port, but a
-     * made-up origin is not in the list. */
-    nm_log_info("dropped a line from %s: origin %s is not in our peer list", c->name, c->origin);
-  } else if (known->banned) {
-    nm_log_info("dropped a line from banned %s (%s)", known->info.name, c->origin);
-  } else if (!nm_seen_check_and_add(&sv->chat.seen, nm_seen_key(c->origin, c->seq))) {
-    /* The name shown is the one the manager lists for that id, whatever the frame says. */
-    if (strcmp(c->name, known->info.name) != 0)
-      nm_log_warn("a line from %s claims the name %s; shown as %s", c->origin, c->name, known->info.name);
-    /* Relay clients get the line as the message layer writes it. */
-    nm_msg m = {.type = NM_MSG_CHAT};
-    m.u.chat = *c;
-    nm_msgbuf b = {0};
-    if (nm_msg_encode(&m, &b) < 0) b.len = 0; /* decoded, so encodable; be safe anyway */
-    sv_line l = {.origin = c->origin, .name = known->info.name, .text = c->text, .payload = b.data, .len = b.len};
-    sv_lines_received(sv, &l);
-    nm_msgbuf_free(&b);
-  }
+/* Our own line came back to us (relays forward to everyone but the author; a relay that
+ * was told of us late may still replay it): ours are never shown, but one that does not
+ * verify with our own key is somebody forging us, which is worth saying. */
+static void sv__chat_own(servant *sv, const nm_msg_chat *c, const char *via) {
+  if (nm_msg_chat_verify(c, sv->identity.pub) == 0) return;
+  sv->chat.forged++;
+  nm_log_ratelimited(&sv->chat.forged_log, NM_LOG_WARN,
+                     "dropped a line via %s claiming to be ours (seq %llu): its signature does not verify", via,
+                     (unsigned long long)c->seq);
 }
+
+void sv_chat_receive(servant *sv, const nm_msg_chat *c, const char *via) {
+  sv_chat *ch = &sv->chat;
+  if (strcmp(c->origin, sv->id) == 0) {
+    sv__chat_own(sv, c, via);
+    return;
+  }
+  /* Only servants the manager listed may speak, and only with the key it lists for them:
+   * the signature is checked before anything else looks at the line. */
+  sv_peer *p = sv_peer_find(sv, c->origin);
+  if (!p) {
+    ch->unlisted++;
+    nm_log_ratelimited(&ch->unlisted_log, NM_LOG_INFO, "dropped a line via %s: origin %s is not in our peer list",
+                       via, c->origin);
+    return;
+  }
+  int rc = nm_msg_chat_verify(c, p->info.key);
+  if (rc < 0) {
+    ch->forged++;
+    nm_log_ratelimited(&ch->forged_log, NM_LOG_WARN,
+                       "dropped a line via %s claiming to be from %s (%s), epoch %llu seq %llu: %s", via,
+                       p->info.name, c->origin, (unsigned long long)c->epoch, (unsigned long long)c->seq,
+                       rc == -EBADMSG ? "its signature does not verify (forged or altered)" : nm_strerror(rc));
+    return;
+  }
+  /* Bans apply to the verified origin, whatever path the line took: its key, its listed
+   * address and that address's name (peers.c keeps p->banned). */
+  if (p->banned) {
+    ch->banned++;
+    nm_log_ratelimited(&ch->banned_log, NM_LOG_INFO, "dropped a line from banned %s (%s) via %s", p->info.name,
+                       c->origin, via);
+    return;
+  }
+  /* Only now, with the signature verified, may the line move the origin's window. */
+  int v = nm_replay_table_check_and_set(&ch->replay, c->origin, c->epoch, c->seq);
+  if (v != NM_REPLAY_ACCEPT) {
+    ch->replayed++;
+    if (v == NM_REPLAY_DUPLICATE) return; /* the same line by another path: the common case */
+    nm_log_ratelimited(&ch->refused_log, v < 0 ? NM_LOG_WARN : NM_LOG_DEBUG,
+                       "dropped a line from %s via %s, epoch %llu seq %llu: %s", p->info.name, via,
+                       (unsigned long long)c->epoch, (unsigned long long)c->seq,
+                       v < 0 ? nm_strerror(v) : nm_replay_verdict_name((nm_replay_verdict)v));
+    return;
+  }
+  ch->accepted++;
+  /* The name shown is the one the manager lists for that id: the frame's is not signed. */
+  if (strcmp(c->name, p->info.name) != 0)
+    nm_log_debug("a line from %s claims the name %s; shown as %s", c->origin, c->name, p->info.name);
+  /* Relay clients get the line as the message layer writes it, with its epoch and
+   * signature: they verify it again. */
+  nm_msg m = {.type = NM_MSG_CHAT};
+  m.u.chat = *c;
+  nm_msgbuf b = {0};
+  if (nm_msg_encode(&m, &b) < 0) b.len = 0; /* decoded, so encodable; be safe anyway */
+  sv_line l = {.origin = c->origin, .name = p->info.name, .text = c->text, .payload = b.data, .len = b.len};
+  sv_lines_received(sv, &l);
+  nm_msgbuf_free(&b);
+}
+
+void sv_chat_forget(servant *sv, const char *origin) { nm_replay_table_remove(&sv->chat.replay, origin); }

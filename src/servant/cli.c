@@ -13,10 +13,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #define F(path, kind, min, max, member) NM_CFG_FIELD(sv_config, path, kind, min, max, member)
 #define SV_COMMON_FIELDS                                        \
   F("connectionmgr", NM_CFG_STRING, 0, 0, manager_host),       \
   F("port", NM_CFG_UINT, 1, 65535, manager_port),              \
+  F("state-dir", NM_CFG_STRING, 0, 0, state_dir),              \
+  F("invite", NM_CFG_STRING, 0, 0, invite),                    \
+  F("manager-key", NM_CFG_STRING, 0, 0, manager_key),          \
   F("bans", NM_CFG_BANS, 0, 0, bans),                          \
   F("name", NM_CFG_STRING, 0, 0, name),                        \
   F("listen", NM_CFG_STRING, 0, 0, listen),                    \
@@ -37,7 +42,8 @@ static const nm_cfg_field sv_relay_fields[] = {
 };
 #undef F
 
-enum { OPT_RELAY_ONLY = 0x100 };
+/* Long options without a short form. */
+enum { OPT_STATE_DIR = 0x100, OPT_INVITE, OPT_MANAGER_KEY };
 
 static const struct option sv_options[] = {
     {"config", required_argument, 0, 'c'},        {"name", required_argument, 0, 'n'},
@@ -48,6 +54,9 @@ static const struct option sv_options[] = {
     {"verbose", no_argument, 0, 'v'},             {"help", no_argument, 0, 'h'},
     {"max-clients", required_argument, 0, 'M'},   {"client-rate", required_argument, 0, 'r'},
     {"total-rate", required_argument, 0, 'R'},    {"version", no_argument, 0, 'V'},
+    {"state-dir", required_argument, 0, OPT_STATE_DIR},
+    {"invite", required_argument, 0, OPT_INVITE},
+    {"manager-key", required_argument, 0, OPT_MANAGER_KEY},
     {0, 0, 0, 0}};
 static const char *sv_optstring = "c:n:m:P:p:l:b:UNCvhVM:r:R:";
 
@@ -61,6 +70,16 @@ static int sv__uint(const char *opt, const char *s, unsigned min, unsigned max, 
   return 0;
 }
 
+/* A string option into a fixed buffer: too long is an error, never a silent cut. */
+static int sv__string(const char *opt, const char *s, char *out, size_t outlen) {
+  if (!s[0] || strlen(s) >= outlen) {
+    nm_log_error("--%s: expected 1 to %zu characters", opt, outlen - 1);
+    return -1;
+  }
+  memcpy(out, s, strlen(s) + 1);
+  return 0;
+}
+
 static int sv__apply_option(sv_config *cfg, const sv_role *role, int opt, const char *arg) {
   if ((opt == 'M' || opt == 'r' || opt == 'R') && !role->relay_limits) {
     nm_log_error("that option is for natmesh-relay");
@@ -68,7 +87,7 @@ static int sv__apply_option(sv_config *cfg, const sv_role *role, int opt, const 
   }
   switch (opt) {
   case 'n': snprintf(cfg->name, sizeof cfg->name, "%s", arg); return 0;
-  case 'm': snprintf(cfg->manager_host, sizeof cfg->manager_host, "%s", arg); return 0;
+  case 'm': return sv__string("manager", arg, cfg->manager_host, sizeof cfg->manager_host);
   case 'P': return sv__uint("manager-port", arg, 1, 65535, &cfg->manager_port);
   case 'p': return sv__uint("port", arg, 0, 65535, &cfg->port);
   case 'l': snprintf(cfg->listen, sizeof cfg->listen, "%s", arg); return 0;
@@ -82,6 +101,9 @@ static int sv__apply_option(sv_config *cfg, const sv_role *role, int opt, const 
   case 'M': return sv__uint("max-clients", arg, 1, 256, &cfg->max_clients);
   case 'r': return sv__uint("client-rate", arg, 0, 1000000000, &cfg->client_rate_bps);
   case 'R': return sv__uint("total-rate", arg, 0, 2000000000, &cfg->total_rate_bps);
+  case OPT_STATE_DIR: return sv__string("state-dir", arg, cfg->state_dir, sizeof cfg->state_dir);
+  case OPT_INVITE: return sv__string("invite", arg, cfg->invite, sizeof cfg->invite);
+  case OPT_MANAGER_KEY: return sv__string("manager-key", arg, cfg->manager_key, sizeof cfg->manager_key);
   default: return 0;
   }
 }
@@ -96,12 +118,32 @@ static void sv__default_name(sv_config *cfg, const sv_role *role) {
       *c = '-';
 }
 
+/* The invite (read from its file with "@FILE"), the manager key and the address overrides,
+ * resolved into cfg->join; the manager link then uses manager_host and manager_port. */
+static int sv__resolve_join(sv_config *cfg) {
+  char invite[NM_INVITE_MAX + 1] = "", err[512];
+  if (cfg->invite[0] && sv_join_read_invite(cfg->invite, "invite", invite, sizeof invite, err, sizeof err) < 0) {
+    nm_log_error("%s", err);
+    return -1;
+  }
+  int rc = sv_join_resolve(&cfg->join, invite, cfg->manager_key, cfg->manager_host, cfg->manager_port, err, sizeof err);
+  OPENSSL_cleanse(invite, sizeof invite);
+  OPENSSL_cleanse(cfg->invite, sizeof cfg->invite); /* the secret is in join now */
+  if (rc < 0) {
+    nm_log_error("%s", err);
+    return -1;
+  }
+  snprintf(cfg->manager_host, sizeof cfg->manager_host, "%s", cfg->join.host);
+  cfg->manager_port = cfg->join.port;
+  return 0;
+}
+
 void sv_config_defaults(sv_config *cfg, const sv_role *role) {
   memset(cfg, 0, sizeof *cfg);
   cfg->role = role->role;
   cfg->quiet = role->quiet;
-  snprintf(cfg->manager_host, sizeof cfg->manager_host, "127.0.0.1");
-  cfg->manager_port = 85;
+  /* manager_host "" and manager_port 0: not given, the invite's address (or the default,
+   * with --manager-key alone) applies. */
   snprintf(cfg->listen, sizeof cfg->listen, "0.0.0.0");
   cfg->nat_upnp = cfg->nat_natpmp = 1;
   cfg->nat_lease_s = 3600;
@@ -135,6 +177,7 @@ int sv_cli_parse(sv_config *cfg, const sv_role *role, int argc, char **argv) {
     nm_log_error("name \"%s\" must be 1-%d characters of A-Z a-z 0-9 - _ .", cfg->name, NM_NAME_MAX);
     return 2;
   }
+  if (sv__resolve_join(cfg) < 0) return 2;
   if (check_only) {
     printf("configuration ok\n");
     return 1;

@@ -3,8 +3,11 @@
 #ifndef SV_CLI_H
 #define SV_CLI_H
 
+#include "join.h"
 #include "nm_config.h"
 #include "nm_proto.h"
+
+#define SV_STATE_DIR_MAX 1024
 
 typedef struct {
   nm_role role;
@@ -14,8 +17,15 @@ typedef struct {
   unsigned client_rate_bps;  /* bytes per second per client, 0 = unlimited */
   unsigned total_rate_bps;   /* bytes per second in all, 0 = unlimited */
   char name[NM_NAME_MAX + 1];
+  /* Joining: the state directory (our key and epoch), the invite (or "@FILE") and the
+   * manager's key; --manager / --manager-port ("" and 0 when not given) only move the
+   * address. sv_cli_parse resolves them into join. */
+  char state_dir[SV_STATE_DIR_MAX];
+  char invite[SV_STATE_DIR_MAX + 2];
+  char manager_key[80];
   char manager_host[256];
   unsigned manager_port;
+  sv_join join;
   char listen[64];
   unsigned port; /* 0: ask the manager for one */
   nm_banlist bans;

@@ -12,18 +12,22 @@ int sv_main(const sv_role *role, int argc, char **argv) {
   int rc = sv_cli_parse(&sv.cfg, role, argc, argv);
   if (rc) return rc == 1 ? 0 : 2;
   uv_loop_t *loop = uv_default_loop();
-  if (sv_start(&sv, loop) < 0) return 1;
+  if (sv_start(&sv, loop) < 0) {
+    sv_release(&sv);
+    return 1;
+  }
   if (role->relay_limits)
     nm_log_info("relay limits: %u clients, %u B/s per client, %u B/s in all (0 = unlimited)", sv.cfg.max_clients,
                 sv.cfg.client_rate_bps, sv.cfg.total_rate_bps);
   if (role->console) sv_console_start(&sv);
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
+  sv_release(&sv);
   xmlCleanupParser();
   if (role->relay_limits)
     nm_log_info("stopped: %llu bytes in, %llu bytes out, %llu dropped", (unsigned long long)sv.relay.bytes_in,
                 (unsigned long long)sv.relay.bytes_out, (unsigned long long)sv.relay.drops);
   else
     nm_log_info("stopped");
-  return 0;
+  return sv.exit_code;
 }

@@ -1,6 +1,5 @@
-/* The listening side: peers connect here to publish to us. Each connection is checked
- * against the ban list (address at once, reverse name off the loop), must introduce itself
- * with peer-hello (then it carries chat) or pull (then relay duty has it). */
+/* The listening side: see inbound.h. TLS first (any key), then one frame that says who the
+ * connection is, bound to the key it proved. */
 #include "inbound.h"
 #include "chat.h"
 #include "peers.h"
@@ -16,10 +15,18 @@ static void sv__in_free_if_done(sv_in *in) {
   if (in->closed && !in->resolving) free(in);
 }
 
+/* The connection is identified (or gone): its addrlimit slot goes back, exactly once. */
+static void sv__in_release_slot(sv_in *in) {
+  if (!in->holds_slot) return;
+  in->holds_slot = 0;
+  nm_addrlimit_release(&in->sv->inbound.unauth, in->conn.peer_ip);
+}
+
 static void sv__in_closed(nm_conn *c) {
   sv_in *in = c->data;
   servant *sv = in->sv;
   rl_detach(&sv->relay, &in->client);
+  sv__in_release_slot(in);
   if (in->prev) in->prev->next = in->next;
   else sv->inbound.head = in->next;
   if (in->next) in->next->prev = in->prev;
@@ -28,33 +35,90 @@ static void sv__in_closed(nm_conn *c) {
   sv__in_free_if_done(in);
 }
 
+/* The id a connection claims must be the id of the key it proved in the TLS handshake:
+ * nobody can claim an id without its private key. Fails the connection otherwise. */
+static int sv__in_check_id(sv_in *in, const char *msg, const char *claimed) {
+  const nm_fingerprint *fp = nm_conn_peer_fingerprint(&in->conn);
+  char id[NM_ID_LEN + 1];
+  if (fp) nm_fingerprint_id(fp, id);
+  if (fp && strcmp(id, claimed) == 0) return 0;
+  char why[200];
+  snprintf(why, sizeof why, "%s: id %s is not the id of the key this connection proved (%s)", msg, claimed,
+           fp ? id : "none");
+  nm_conn_fail(&in->conn, NM_EKEY, why);
+  return -1;
+}
+
+/* Identified: the connection leaves the unauthenticated pool, and from now on what it logs
+ * is about a known node. */
+static void sv__in_identified(sv_in *in, const char *id) {
+  snprintf(in->id, sizeof in->id, "%s", id);
+  sv__in_release_slot(in);
+  in->conn.log_rate = NULL;
+  nm_conn_deadline_clear(&in->conn);
+}
+
 static int sv__in_on_peer_hello(void *session, const nm_msg *m) {
   sv_in *in = session;
-  nm_conn_set_label(&in->conn, "peer %s (inbound)", m->u.peer_hello.name);
-  nm_frame_reader_set_max(&in->conn.reader, NM_FRAME_MAX);
+  servant *sv = in->sv;
+  const nm_msg_peer_hello *h = &m->u.peer_hello;
+  if (sv__in_check_id(in, "peer-hello", h->id) < 0) return 1;
+  /* Only a servant the manager lists, with the key it lists, may publish to us. */
+  sv_peer *p = sv_peer_find(sv, h->id);
+  const char *refusal = !p ? "is not in our peer list"
+                        : !nm_fingerprint_equal(&p->fp, nm_conn_peer_fingerprint(&in->conn))
+                            ? "is listed with another key"
+                        : p->banned ? "is banned here"
+                                    : NULL;
+  if (refusal) {
+    char why[120];
+    snprintf(why, sizeof why, "peer-hello refused: %s %s", h->id, refusal);
+    nm_conn_fail(&in->conn, NM_EUNKNOWN_PEER, why);
+    return 1;
+  }
+  /* One connection per peer: a new one (it reconnected) replaces the old. */
+  for (sv_in *o = sv->inbound.head; o; o = o->next)
+    if (o != in && o->state == SV_IN_PEER && strcmp(o->id, h->id) == 0) {
+      nm_conn_close(&o->conn, 0, "replaced by a new connection from the same peer");
+      break;
+    }
+  sv__in_identified(in, h->id);
+  nm_conn_set_label(&in->conn, "peer %s (inbound)", p->info.name);
+  snprintf(in->via, sizeof in->via, "peer %s", p->info.name);
+  /* A peer sends chat frames and nothing larger: the chat envelope, not 1 MiB. */
+  nm_frame_reader_set_max(&in->conn.reader, SV_CHAT_FRAME_MAX);
   in->state = SV_IN_PEER;
-  nm_conn_deadline_clear(&in->conn);
   return 0;
 }
 
-/* A relay client: relay duty checks the assignment and takes over sending. */
+/* A relay client: its id must be its key's; relay duty checks that the manager assigned
+ * it to us with that key and token, and takes over sending. */
 static int sv__in_on_pull(void *session, const nm_msg *m) {
   sv_in *in = session;
   char err[200];
   const nm_msg_pull *p = &m->u.pull;
-  int rc = rl_attach(&in->sv->relay, &in->client, &in->conn, p->id, p->token, sv_peer_name(in->sv, p->id), err,
-                     sizeof err);
+  if (sv__in_check_id(in, "pull", p->id) < 0) return 1;
+  int rc = rl_attach(&in->sv->relay, &in->client, &in->conn, p->id, p->token, nm_conn_peer_fingerprint(&in->conn),
+                     sv_peer_name(in->sv, p->id), err, sizeof err);
   if (rc < 0) {
     nm_conn_fail(&in->conn, rc, err);
     return 1;
   }
+  sv__in_identified(in, p->id);
   in->state = SV_IN_PULLING;
   return 0;
 }
 
 static int sv__in_on_chat(void *session, const nm_msg *m) {
   sv_in *in = session;
-  sv_chat_receive(in->sv, &m->u.chat);
+  /* A peer publishes its own lines on its own connection; lines of others reach us from
+   * their authors or through our relay, never through a third peer. */
+  if (strcmp(m->u.chat.origin, in->id) != 0) {
+    nm_log_ratelimited(&in->sv->chat.forged_log, NM_LOG_WARN, "dropped a line from %s on %s's connection", m->u.chat.origin,
+                       in->via);
+    return 0;
+  }
+  sv_chat_receive(in->sv, &m->u.chat, in->via);
   return 0;
 }
 
@@ -82,8 +146,14 @@ static const nm_dispatch_table sv__in_table = {
 
 static int sv__in_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
   sv_in *in = c->data;
+  in->last_frame_ms = sv_now_ms(in->sv);
   if (in->state == SV_IN_PULLING) return rl_client_on_frame(&in->sv->relay, &in->client, type, payload, len);
   return nm_dispatch(&sv__in_table, c, in, (int)in->state, type, payload, len);
+}
+
+/* The handshake is done (with any key): now the first frame must come promptly. */
+static void sv__in_on_secure(nm_conn *c, const nm_fingerprint *fp) {
+  nm_conn_deadline(c, SV_FIRST_FRAME_MS, "no peer-hello or pull within 5 s of the TLS handshake");
 }
 
 static void sv__in_on_name(uv_getnameinfo_t *req, int status, const char *host, const char *svc) {
@@ -94,7 +164,8 @@ static void sv__in_on_name(uv_getnameinfo_t *req, int status, const char *host, 
     return;
   }
   if (status == 0 && nm_banlist_match(&in->sv->cfg.bans, NULL, host)) {
-    nm_log_info("refused connection from %s (%s): banned name", in->conn.peer_ip, host);
+    nm_log_ratelimited(&in->sv->inbound.refused_log, NM_LOG_INFO, "refused connection from %s (%s): banned name",
+                       in->conn.peer_ip, host);
     nm_conn_close(&in->conn, 0, NULL);
     return;
   }
@@ -105,7 +176,7 @@ static void sv__on_connection(uv_stream_t *server, int status) {
   servant *sv = server->data;
   sv_inbound *ib = &sv->inbound;
   if (status < 0) {
-    nm_log_warn("accept: %s", uv_strerror(status));
+    nm_log_ratelimited(&ib->refused_log, NM_LOG_WARN, "accept: %s", uv_strerror(status));
     return;
   }
   sv_in *in = calloc(1, sizeof *in);
@@ -113,47 +184,57 @@ static void sv__on_connection(uv_stream_t *server, int status) {
   in->sv = sv;
   nm_conn_init(sv->loop, &in->conn, sv__in_on_frame, sv__in_closed, in);
   nm_conn_set_label(&in->conn, "peer (inbound)");
+  in->conn.log_rate = &ib->conn_log;
   in->next = ib->head;
   if (ib->head) ib->head->prev = in;
   ib->head = in;
   ib->count++;
-  int rc = nm_conn_accept(server, &in->conn);
+  /* Any key may complete the handshake: who it is decides what it may do (peer-hello or
+   * pull, checked against the key). */
+  int rc = nm_conn_set_tls(&in->conn, &sv->tls, NM_TLS_SERVER, NULL);
+  nm_conn_on_secure(&in->conn, sv__in_on_secure);
+  if (rc == 0) rc = nm_conn_accept(server, &in->conn);
   if (rc < 0) {
     nm_conn_close(&in->conn, rc, "accept failed");
     return;
   }
-  /* A connection must introduce itself promptly (peer-hello or pull). */
-  nm_conn_deadline(&in->conn, ib->hello_timeout_ms ? ib->hello_timeout_ms : 15000, "no peer-hello in time");
-  if (ib->count > SV_INBOUND_MAX) {
-    /* A flood of connections must not exhaust descriptors: refuse, and say so once. */
-    if (!ib->full_logged)
-      nm_log_warn("%d inbound connections open: refusing more (from %s)", SV_INBOUND_MAX, in->conn.peer_ip);
-    ib->full_logged = 1;
+  /* Until it is identified it holds a slot: a few per address, a bounded number in all, so
+   * a flood from anywhere never locks out peers (identified ones hold none). */
+  rc = nm_addrlimit_acquire(&ib->unauth, in->conn.peer_ip);
+  if (rc < 0) {
+    nm_log_ratelimited(&ib->refused_log, NM_LOG_WARN, "refused connection from %s: %s", in->conn.peer_ip,
+                       nm_addrlimit_strerror(rc));
     nm_conn_close(&in->conn, 0, NULL);
     return;
   }
-  ib->full_logged = 0;
+  in->holds_slot = 1;
   if (nm_banlist_match(&sv->cfg.bans, in->conn.peer_ip, NULL)) {
-    nm_log_info("refused connection from %s: banned address", in->conn.peer_ip);
+    nm_log_ratelimited(&ib->refused_log, NM_LOG_INFO, "refused connection from %s: banned address", in->conn.peer_ip);
     nm_conn_close(&in->conn, 0, NULL);
     return;
   }
   if (!sv->has_name_bans) return;
-  /* Hold the data until we know the peer's name is not banned. */
+  /* Hold the data (the handshake too) until we know the peer's name is not banned. */
   nm_conn_pause(&in->conn);
   struct sockaddr_storage addr;
   int alen = sizeof addr;
   uv_tcp_getpeername(&in->conn.tcp, (struct sockaddr *)&addr, &alen);
   in->name_req.data = in;
   in->resolving = 1;
-  if (uv_getnameinfo(sv->loop, &in->name_req, sv__in_on_name, (struct sockaddr *)&addr,
-                     NI_NAMEREQD) < 0) {
+  if (uv_getnameinfo(sv->loop, &in->name_req, sv__in_on_name, (struct sockaddr *)&addr, NI_NAMEREQD) < 0) {
     in->resolving = 0;
     nm_conn_resume(&in->conn);
   }
 }
 
 static void sv__free_handle(uv_handle_t *h) { free(h); }
+
+int sv_inbound_init(servant *sv) {
+  sv_inbound *ib = &sv->inbound;
+  ib->refused_log = (nm_log_rate)NM_LOG_RATE_INIT("refused inbound connections", 5);
+  ib->conn_log = (nm_log_rate)NM_LOG_RATE_INIT("closed unidentified inbound connections", 5);
+  return nm_addrlimit_init(&ib->unauth, NULL);
+}
 
 int sv_listen(servant *sv, uint16_t port) {
   struct sockaddr_storage addr;
@@ -180,7 +261,25 @@ int sv_listening(servant *sv) { return sv->inbound.listener != NULL; }
 
 uint16_t sv_listen_port(servant *sv) { return sv->inbound.port; }
 
-void sv_inbound_set_timeout(servant *sv, unsigned timeout_s) { sv->inbound.hello_timeout_ms = timeout_s * 1000; }
+void sv_inbound_set_timeout(servant *sv, unsigned timeout_s) {
+  sv->inbound.idle_ms = SV_IDLE_TIMEOUTS * timeout_s * 1000;
+}
+
+void sv_inbound_tick(servant *sv) {
+  uint64_t now = sv_now_ms(sv), idle = sv->inbound.idle_ms;
+  if (!idle) return;
+  for (sv_in *in = sv->inbound.head; in; in = in->next)
+    if (in->state == SV_IN_PEER && !in->conn.closing && now - in->last_frame_ms > idle) {
+      char why[80];
+      snprintf(why, sizeof why, "idle for %llu s", (unsigned long long)(idle / 1000));
+      nm_conn_close(&in->conn, 0, why);
+    }
+}
+
+void sv_inbound_drop(servant *sv, const char *id, const char *reason) {
+  for (sv_in *in = sv->inbound.head; in; in = in->next)
+    if (in->state == SV_IN_PEER && strcmp(in->id, id) == 0) nm_conn_close(&in->conn, 0, reason);
+}
 
 void sv_inbound_close(servant *sv) {
   if (sv->inbound.listener) uv_close((uv_handle_t *)sv->inbound.listener, sv__free_handle);

@@ -18,17 +18,10 @@ int sv_bind_outgoing(servant *sv, nm_conn *c) {
   return uv_tcp_bind(&c->tcp, (struct sockaddr *)&sv->local_addr, 0);
 }
 
-static int sv__has_name_bans(const nm_banlist *b) {
-  unsigned char buf[16];
-  for (size_t i = 0; i < b->count; i++)
-    if (uv_inet_pton(AF_INET, b->targets[i], buf) != 0 && uv_inet_pton(AF_INET6, b->targets[i], buf) != 0)
-      return 1;
-  return 0;
-}
-
 static void sv__tick(uv_timer_t *t) {
   servant *sv = t->data;
   sv_peers_tick(sv);
+  sv_inbound_tick(sv);
   sv_pull_tick(sv);
   rl_tick(&sv->relay);
 }
@@ -44,6 +37,39 @@ static void sv__on_unreachable(servant *sv, const sv_peer *p, nm_complaint_reaso
 
 static void sv__on_mapping(servant *sv, const nm_msg_mapping *m) { sv_manager_report_mapping(sv, m); }
 
+/* The state directory, our key (created on first start), the id it gives, the TLS context,
+ * and the next chat epoch. */
+static int sv__load_identity(servant *sv) {
+  sv_config *cfg = &sv->cfg;
+  char err[512];
+  int rc = 0;
+  if (cfg->state_dir[0])
+    snprintf(sv->state_dir, sizeof sv->state_dir, "%s", cfg->state_dir);
+  else
+    rc = nm_identity_default_dir(sv->state_dir, sizeof sv->state_dir, nm_role_name(cfg->role));
+  if (rc < 0) {
+    nm_log_error("no state directory: %s; pass --state-dir DIR", rc == -ENOENT ? "no home directory" : strerror(-rc));
+    return rc;
+  }
+  rc = nm_identity_load_or_create(sv->state_dir, &sv->identity, err, sizeof err);
+  if (rc < 0) {
+    nm_log_error("%s", err);
+    return rc;
+  }
+  snprintf(sv->id, sizeof sv->id, "%s", nm_identity_id(&sv->identity));
+  rc = sv_epoch_next(sv->state_dir, &sv->epoch, err, sizeof err);
+  if (rc == 0) rc = nm_tls_ctx_init(&sv->tls, &sv->identity, err, sizeof err);
+  if (rc < 0) {
+    nm_log_error("%s", err);
+    nm_tls_ctx_close(&sv->tls);
+    nm_identity_close(&sv->identity);
+    return rc;
+  }
+  nm_log_info("key %s (state directory %s), chat epoch %llu", nm_identity_fingerprint(&sv->identity)->hex,
+              sv->state_dir, (unsigned long long)sv->epoch);
+  return 0;
+}
+
 int sv_start(servant *sv, uv_loop_t *loop) {
   sv_config *cfg = &sv->cfg;
   sv->loop = loop;
@@ -53,12 +79,13 @@ int sv_start(servant *sv, uv_loop_t *loop) {
     nm_log_error("listen address \"%s\" is not an IP address", cfg->listen);
     return -EINVAL;
   }
-  int rc = nm_random_id(sv->id);
-  if (rc < 0) {
-    nm_log_error("no randomness for an id: %s", uv_strerror(rc));
-    return rc;
+  int rc = sv__load_identity(sv);
+  if (rc < 0) return rc;
+  if (sv_chat_init(sv) < 0 || sv_inbound_init(sv) < 0) {
+    nm_log_error("out of memory");
+    return -ENOMEM;
   }
-  sv_chat_init(sv);
+  sv_peers_init(sv);
   rl_limits limits = {.max_clients = cfg->max_clients,
                       .client_rate_bps = cfg->client_rate_bps,
                       .total_rate_bps = cfg->total_rate_bps,
@@ -66,7 +93,7 @@ int sv_start(servant *sv, uv_loop_t *loop) {
   rl_init(&sv->relay, loop, sv->id, &limits);
   sv->peers.on_unreachable = sv__on_unreachable;
   sv->portmap.on_report = sv__on_mapping;
-  sv->has_name_bans = sv__has_name_bans(&cfg->bans);
+  sv->has_name_bans = nm_banlist_has_names(&cfg->bans);
   /* With a specific listen address, outgoing connections leave from it too, so the
    * manager and peers see the address this servant listens on. */
   if (strcmp(cfg->listen, "0.0.0.0") != 0 && strcmp(cfg->listen, "::") != 0) {
@@ -80,8 +107,8 @@ int sv_start(servant *sv, uv_loop_t *loop) {
       return rc;
     }
   }
-  nm_log_info("%s %s (%s) starting; manager %s:%u", nm_role_name(cfg->role), cfg->name, sv->id, cfg->manager_host,
-              cfg->manager_port);
+  nm_log_info("%s %s (%s) starting; manager %s:%u, key %s", nm_role_name(cfg->role), cfg->name, sv->id,
+              cfg->manager_host, cfg->manager_port, cfg->join.manager_fp.hex);
   signal(SIGPIPE, SIG_IGN);
   uv_timer_init(loop, &sv->tick);
   sv->tick.data = sv;
@@ -93,6 +120,19 @@ int sv_start(servant *sv, uv_loop_t *loop) {
   uv_signal_start(&sv->sigterm, sv__on_signal, SIGTERM);
   sv_manager_start(sv);
   return 0;
+}
+
+void sv_fail(servant *sv, const char *why) {
+  sv->exit_code = 1;
+  sv_leave(sv, why);
+}
+
+void sv_release(servant *sv) {
+  sv_join_clear(&sv->cfg.join);
+  sv_chat_close(sv);
+  nm_addrlimit_close(&sv->inbound.unauth);
+  nm_tls_ctx_close(&sv->tls);
+  nm_identity_close(&sv->identity);
 }
 
 void sv_leave(servant *sv, const char *why) {

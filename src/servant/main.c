@@ -12,12 +12,17 @@ static const sv_role sv_servant_role = {
     .console = 1,
     .default_name = NULL, /* the host name */
     .usage =
-        "usage: natmesh-servant [--config config.xml] [--name NAME] [--manager HOST]\n"
-        "                       [--manager-port N] [--port P] [--listen ADDR] [--ban TARGET]...\n"
-        "                       [--no-upnp] [--no-natpmp] [--check-config] [--verbose] [--version]\n"
+        "usage: natmesh-servant (--invite INVITE | --invite @FILE | --manager-key FP) [--state-dir DIR]\n"
+        "                       [--config config.xml] [--name NAME] [--manager HOST] [--manager-port N]\n"
+        "                       [--port P] [--listen ADDR] [--ban TARGET]... [--no-upnp] [--no-natpmp]\n"
+        "                       [--check-config] [--verbose] [--version]\n"
         "A natmesh peer. Lines on stdin are published to every peer; lines from peers are\n"
         "printed as NAME: TEXT. Commands: /peers, /quit, /help. --port 0 (the default) asks\n"
-        "the manager to assign a listening port. Sample config: docs/config.sample.xml.\n",
+        "the manager to assign a listening port. The invite (natmesh-manager invite) names the\n"
+        "manager and its key; --manager-key FP joins an open manager. --manager and\n"
+        "--manager-port move the address, never the key. --state-dir holds our key and epoch\n"
+        "(one per servant). --ban takes an address, a host name or a key fingerprint (64 hex,\n"
+        "or a prefix of at least 16). Sample config: docs/config.sample.xml.\n",
 };
 
 int main(int argc, char **argv) { return sv_main(&sv_servant_role, argc, argv); }

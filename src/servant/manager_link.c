@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #define SV_MGR_BACKOFF_FIRST_MS 250
 #define SV_MGR_BACKOFF_MAX_MS 4000
 #define SV_WELCOME_TIMEOUT_MS 10000
@@ -28,10 +30,43 @@ static void sv__mgr_schedule_retry(servant *sv, const char *why) {
   if (sv->stopping) return;
   unsigned delay = nm_backoff_next(&l->backoff);
   /* Say it once per outage; the retries themselves are debug noise. */
-  nm_log(l->backoff.failures == 1 ? NM_LOG_WARN : NM_LOG_DEBUG,
+  nm_log(l->outage_logged ? NM_LOG_DEBUG : NM_LOG_WARN,
          "manager %s:%u unreachable (%s); retrying in %.2f s, chat with known peers goes on",
          sv->cfg.manager_host, sv->cfg.manager_port, why, delay / 1000.0);
+  l->outage_logged = 1;
   uv_timer_start(&l->retry, sv__mgr_retry_cb, delay, 0);
+}
+
+/* nm_tls says "peer presented key <fp>, expected <fp>": the key it presented, or "". */
+static void sv__presented_key(const char *why, char out[NM_FINGERPRINT_HEX + 1]) {
+  const char *p = why ? strstr(why, "presented key ") : NULL;
+  out[0] = 0;
+  if (!p) return;
+  p += strlen("presented key ");
+  size_t n = strspn(p, "0123456789abcdef");
+  if (n == NM_FINGERPRINT_HEX) {
+    memcpy(out, p, n);
+    out[n] = 0;
+  }
+}
+
+/* Whatever answers at the manager's address with another key is not our manager: we never
+ * say hello to it (a rogue manager would learn our name and secret, and feed us a peer
+ * list). Said once per key, as an error: only the operator can fix it. */
+static void sv__mgr_wrong_key(servant *sv, nm_conn *c) {
+  sv_manager_link *l = &sv->mgr;
+  const sv_join *j = &sv->cfg.join;
+  const char *why = c->tls ? nm_tls_session_error(c->tls) : "";
+  nm_fingerprint presented = {{0}};
+  sv__presented_key(why, presented.hex);
+  int again = presented.hex[0] && nm_fingerprint_equal(&presented, &l->wrong_key_logged);
+  l->wrong_key_logged = presented;
+  l->outage_logged = 1; /* this error says it all: no "unreachable" warning after it */
+  nm_log(again ? NM_LOG_DEBUG : NM_LOG_ERROR,
+         "manager at %s:%u presented key %s, but %s names %s: refusing to register there (retrying with "
+         "backoff; check the address, or ask the manager's operator for a new invite)",
+         sv->cfg.manager_host, sv->cfg.manager_port, presented.hex[0] ? presented.hex : why,
+         j->key_source == SV_KEY_FROM_INVITE ? "the invite" : "--manager-key", j->manager_fp.hex);
 }
 
 /* Everything up to the manager goes through here: built by the message layer, and only
@@ -137,6 +172,9 @@ static int sv__mgr_on_peers(void *session, const nm_msg *msg) {
   if (fresh) {
     l->state = SV_MGR_REGISTERED;
     nm_backoff_reset(&l->backoff);
+    l->outage_logged = 0;
+    l->refusal_logged[0] = 0;
+    memset(&l->wrong_key_logged, 0, sizeof l->wrong_key_logged);
     nm_log_info("registered as %s (%s), seen as %s, listening on %u", sv->cfg.name, sv->id,
                 l->observed_ip, sv_listen_port(sv));
   }
@@ -224,19 +262,56 @@ static int sv__mgr_on_frame(nm_conn *c, uint8_t type, const char *payload, size_
   return nm_dispatch(&sv__mgr_table, c, sv, (int)sv->mgr.state, type, payload, len) || c->closing;
 }
 
+/* The manager closed the session before welcoming us, with an error frame: a refusal
+ * (not invited, name taken, role not granted). A relay whose role is refused cannot do its
+ * job: that ends it. A servant says it once and keeps trying (the operator may fix it). */
+static int sv__mgr_refused(servant *sv, nm_conn *c) {
+  sv_manager_link *l = &sv->mgr;
+  const char *text = c->peer_error;
+  if (sv->cfg.role == NM_ROLE_RELAY && strstr(text, "relay role")) {
+    nm_log_error("the manager at %s:%u refused to let this node relay: %s. Its key %s needs the relay role: "
+                 "a relay invite (natmesh-manager invite --relay) or --relay-key on the manager",
+                 sv->cfg.manager_host, sv->cfg.manager_port, text, nm_identity_fingerprint(&sv->identity)->hex);
+    sv_fail(sv, "the relay role was refused");
+    return 1;
+  }
+  int again = strcmp(text, l->refusal_logged) == 0;
+  snprintf(l->refusal_logged, sizeof l->refusal_logged, "%s", text);
+  nm_log(again ? NM_LOG_DEBUG : NM_LOG_ERROR, "the manager at %s:%u refused to register us: %s (retrying with backoff)",
+         sv->cfg.manager_host, sv->cfg.manager_port, text);
+  l->outage_logged = 1;
+  return 0;
+}
+
 static void sv__mgr_closed(nm_conn *c) {
   servant *sv = c->data;
   if (sv->mgr.conn == c) {
     sv->mgr.conn = NULL;
     uv_timer_stop(&sv->mgr.heartbeat);
-    sv__mgr_schedule_retry(sv, "session closed");
+    int refused = sv->mgr.state == SV_MGR_HELLO_SENT && c->peer_error[0];
+    if (!(refused && sv__mgr_refused(sv, c)))
+      sv__mgr_schedule_retry(sv, refused               ? "refused"
+                                 : sv->mgr.failure[0] ? sv->mgr.failure
+                                 : c->close_err       ? nm_strerror(c->close_err)
+                                                      : "session closed");
+    sv->mgr.failure[0] = 0;
   }
   free(c);
 }
 
 static void sv__mgr_connected(nm_conn *c, int status) {
   servant *sv = c->data;
-  if (status < 0) return; /* sv__mgr_closed schedules the retry */
+  if (status < 0) {
+    /* Closed here without a log line of its own: sv__mgr_closed says it once per outage
+     * and schedules the retry. */
+    const char *tls_why = c->tls ? nm_tls_session_error(c->tls) : "";
+    snprintf(sv->mgr.failure, sizeof sv->mgr.failure, "%s", tls_why[0] ? tls_why : nm_strerror(status));
+    if (status == NM_EKEY) sv__mgr_wrong_key(sv, c);
+    nm_conn_close(c, status, NULL);
+    return;
+  }
+  /* The manager proved the key we pinned: its frames (a peer list of thousands) may be
+   * large. */
   nm_frame_reader_set_max(&c->reader, NM_FRAME_MAX);
   sv->mgr.state = SV_MGR_HELLO_SENT;
   sv->mgr.last_heard_ms = sv_now_ms(sv);
@@ -249,9 +324,15 @@ static void sv__mgr_connected(nm_conn *c, int status) {
   h->role = sv->cfg.role;
   h->port = sv_listening(sv) ? sv_listen_port(sv) : (uint16_t)sv->cfg.port;
   h->max_clients = sv->cfg.max_clients;
+  /* The invite's secret, which the manager needs only until it has admitted our key. */
+  if (sv->cfg.join.has_secret) {
+    h->has_secret = 1;
+    memcpy(h->secret, sv->cfg.join.secret, sizeof h->secret);
+  }
   sv__mgr_send(sv, &m);
-  nm_log(sv->mgr.backoff.failures ? NM_LOG_INFO : NM_LOG_DEBUG, "connected to manager %s:%u",
-         sv->cfg.manager_host, sv->cfg.manager_port);
+  OPENSSL_cleanse(h->secret, sizeof h->secret);
+  nm_log(sv->mgr.backoff.failures ? NM_LOG_INFO : NM_LOG_DEBUG, "connected to manager %s:%u (key %s)",
+         sv->cfg.manager_host, sv->cfg.manager_port, nm_conn_peer_fingerprint(c)->hex);
 }
 
 static void sv__mgr_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
@@ -271,9 +352,12 @@ static void sv__mgr_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
   }
   nm_conn_init(sv->loop, c, sv__mgr_on_frame, sv__mgr_closed, sv);
   nm_conn_set_label(c, "manager");
+  c->owner_logs_errors = 1;
   sv->mgr.conn = c;
   sv->mgr.state = SV_MGR_CONNECTING;
-  int rc = sv_bind_outgoing(sv, c);
+  /* Pinned: only the key the invite (or --manager-key) names completes the handshake. */
+  int rc = nm_conn_set_tls(c, &sv->tls, NM_TLS_CLIENT, &sv->cfg.join.manager_fp);
+  if (rc == 0) rc = sv_bind_outgoing(sv, c);
   if (rc == 0) rc = nm_conn_connect(c, res->ai_addr, SV_CONNECT_TIMEOUT_MS, sv__mgr_connected);
   uv_freeaddrinfo(res);
   if (rc < 0) nm_conn_close(c, rc, NULL);

@@ -1,5 +1,7 @@
 /* The servant's session with the connection manager (manager_link.c): resolve (off the
- * loop), connect, hello, welcome, listen, heartbeat, keep the peer list current; on loss,
+ * loop), connect over TLS pinned to the manager's key (from the invite or --manager-key: a
+ * manager presenting another key is refused and never hears our hello), hello (with the
+ * invite's secret), welcome, listen, heartbeat, keep the peer list current; on loss,
  * reconnect with backoff while chat with known peers goes on. What the manager sends flows
  * down from here: the list to the peer table, relay-assign to pull, relay-serve to relay
  * duty, "registered" to the port mapper. What goes up (complaints, the mapping, the relay
@@ -37,6 +39,11 @@ typedef struct {
   uint64_t list_version;  /* of the peer list we hold */
   int have_list;
   nm_reach_state reach;   /* our own state, as the manager last published it */
+  /* Said once per outage, not at every retry: why we are not registered. */
+  int outage_logged;
+  nm_fingerprint wrong_key_logged; /* the last wrong manager key we complained about */
+  char refusal_logged[301];        /* the last refusal we logged */
+  char failure[256];               /* why the last attempt failed, for the retry message */
 } sv_manager_link;
 
 void sv_manager_start(servant *sv);

@@ -1,6 +1,7 @@
 /* The peer table: one record per servant in the manager's list, each with the outbound
- * connection this servant publishes its chat on (peers.c). Fed by the manager link; it
- * reports a peer it cannot reach through the on_unreachable hook, so it never calls back
+ * connection this servant publishes its chat on (peers.c), over TLS pinned to the key the
+ * list gives for that peer. Fed by the manager link; it reports a peer it cannot reach (or
+ * that answers with another key) through the on_unreachable hook, so it never calls back
  * into the manager link. */
 #ifndef SV_PEERS_H
 #define SV_PEERS_H
@@ -11,22 +12,18 @@
 
 #include "nm_backoff.h"
 #include "nm_conn.h"
+#include "nm_identity.h"
+#include "nm_lineq.h"
+#include "nm_log.h"
 #include "nm_msg.h"
 #include "nm_peerlist.h"
 
-#define SV_BACKLOG_MAX 1000        /* chat lines held for a peer not yet connected */
-#define SV_BACKLOG_TTL_MS 60000    /* ... for at most this long */
+#define SV_BACKLOG_MAX 1000                 /* chat lines held for a peer not yet connected */
+#define SV_BACKLOG_BYTES_MAX (4u << 20)     /* ... and bytes */
+#define SV_BACKLOG_TTL_MS 60000             /* ... for at most this long */
 
 typedef struct servant servant;
 typedef struct sv_peer sv_peer;
-
-/* A line waiting in a peer's backlog. */
-typedef struct sv_queued {
-  struct sv_queued *next;
-  uint64_t queued_ms;
-  size_t len;
-  char payload[];
-} sv_queued;
 
 /* An outbound connection to a peer; heap-allocated so it can outlive the peer record
  * while libuv closes it. It only sends: a frame arriving on it is refused. */
@@ -38,26 +35,30 @@ typedef struct {
 
 struct sv_peer {
   nm_peer info;
+  nm_fingerprint fp;          /* of info.key: what its TLS key must be */
   int listed;                 /* in the manager's current list */
   uint64_t unlisted_since_ms; /* when a full list stopped naming it */
-  int banned;                 /* its address or reverse name is on the ban list */
+  int banned;                 /* its key, its address or that address's name is banned */
   sv_out *out;
   int out_ready;
+  int idle;                   /* our connection was closed after use (the peer closes idle
+                                 ones): reconnect when there is something to send */
   uint64_t next_attempt_ms;
   nm_backoff backoff;
-  sv_queued *backlog_head, *backlog_tail;
-  size_t backlog_len;
+  nm_lineq backlog;
   sv_peer *next;
 };
 
 typedef struct {
   sv_peer *head;
   unsigned heartbeat_s, timeout_s; /* the manager's, from its welcome; 0 until then */
-  /* A peer could not be reached (refused, timeout, reset): the manager link turns this
-   * into a complaint. Set by whoever wires the servant together. */
+  /* A peer could not be reached (refused, timeout, reset, another key): the manager link
+   * turns this into a complaint. Set by whoever wires the servant together. */
   void (*on_unreachable)(servant *sv, const sv_peer *p, nm_complaint_reason why);
+  nm_log_rate wrong_key_log;
 } sv_peers;
 
+void sv_peers_init(servant *sv);
 sv_peer *sv_peer_find(servant *sv, const char *id);
 /* The peer's name for log lines, or NULL when it is not in the table. */
 const char *sv_peer_name(servant *sv, const char *id);

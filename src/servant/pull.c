@@ -1,6 +1,7 @@
-/* Pulling: when the manager has judged us unreachable it names a relay; we connect out to
- * it, say pull with the token, and receive everything it forwards, for as long as the
- * assignment stands. The connection is kept up: on loss we reconnect with backoff. */
+/* Pulling: when the manager has judged us unreachable it names a relay and its key; we
+ * connect out to it over TLS pinned to that key, say pull with the token, and receive
+ * everything it forwards, for as long as the assignment stands. The connection is kept up:
+ * on loss we reconnect with backoff. */
 #include "pull.h"
 #include "chat.h"
 #include "servant.h"
@@ -15,8 +16,11 @@
 #define SV_PULL_BACKOFF_FIRST_MS 250
 #define SV_PULL_BACKOFF_MAX_MS 4000
 
+/* A relay forwards the lines of others: each is verified with its origin's listed key
+ * (chat.c), so a relay can drop lines but never forge or alter one. */
 static int sv__pull_on_chat(void *session, const nm_msg *m) {
-  sv_chat_receive(session, &m->u.chat);
+  servant *sv = session;
+  sv_chat_receive(sv, &m->u.chat, sv->pull.via);
   return 0;
 }
 
@@ -47,12 +51,21 @@ static void sv__pull_closed(nm_conn *c) {
 
 static void sv__pull_connected(nm_conn *c, int status) {
   servant *sv = c->data;
-  if (status < 0 || sv->pull.conn != c) return;
+  if (sv->pull.conn != c) return;
+  if (status == NM_EKEY) {
+    /* Whoever answers at the relay's address is not the relay the manager named. */
+    nm_log_ratelimited(&sv->pull.wrong_key_log, NM_LOG_WARN, "not pulling from relay %s at %s:%u: %s",
+                       sv->pull.name, sv->pull.ip, sv->pull.port, c->tls ? nm_tls_session_error(c->tls) : "");
+    nm_conn_close(c, status, NULL);
+    return;
+  }
+  if (status < 0) return;
   nm_msg m = {.type = NM_MSG_PULL};
   snprintf(m.u.pull.id, sizeof m.u.pull.id, "%s", sv->id);
   snprintf(m.u.pull.token, sizeof m.u.pull.token, "%s", sv->pull.token);
   nm_msg_send(c, &m);
-  nm_frame_reader_set_max(&c->reader, NM_FRAME_MAX);
+  /* A relay sends chat frames and nothing larger: the chat envelope, not 1 MiB. */
+  nm_frame_reader_set_max(&c->reader, SV_CHAT_FRAME_MAX);
   sv->pull.ready = 1;
   nm_backoff_reset(&sv->pull.backoff);
   nm_log_info("pulling from relay %s at %s:%u", sv->pull.name, sv->pull.ip, sv->pull.port);
@@ -68,7 +81,9 @@ static void sv__pull_connect(servant *sv) {
   nm_conn_init(sv->loop, c, sv__pull_on_frame, sv__pull_closed, sv);
   nm_conn_set_label(c, "relay %s", sv->pull.name);
   sv->pull.conn = c;
-  int rc = sv_bind_outgoing(sv, c);
+  /* Pinned: only the key relay-assign names completes the handshake. */
+  int rc = nm_conn_set_tls(c, &sv->tls, NM_TLS_CLIENT, &sv->pull.fp);
+  if (rc == 0) rc = sv_bind_outgoing(sv, c);
   if (rc == 0) rc = nm_conn_connect(c, (struct sockaddr *)&addr, SV_CONNECT_TIMEOUT_MS, sv__pull_connected);
   if (rc < 0) nm_conn_close(c, rc, "connect to relay failed");
 }
@@ -90,13 +105,19 @@ void sv_pull_on_assign(servant *sv, const nm_msg_relay_assign *a) {
     sv__pull_drop(sv, "relay released");
     return;
   }
-  if (p->assigned && strcmp(p->id, a->relay) == 0 && strcmp(p->token, a->token) == 0) return;
+  nm_fingerprint fp;
+  nm_fingerprint_of_pubkey(a->key, &fp);
+  if (p->assigned && strcmp(p->id, a->relay) == 0 && strcmp(p->token, a->token) == 0 && nm_fingerprint_equal(&p->fp, &fp))
+    return;
   sv__pull_drop(sv, "relay reassigned");
   snprintf(p->id, sizeof p->id, "%s", a->relay);
   snprintf(p->name, sizeof p->name, "%s", a->name);
   snprintf(p->ip, sizeof p->ip, "%s", a->ip);
   snprintf(p->token, sizeof p->token, "%s", a->token);
+  snprintf(p->via, sizeof p->via, "relay %s", a->name);
+  p->fp = fp;
   p->port = a->port;
+  p->wrong_key_log = (nm_log_rate)NM_LOG_RATE_INIT("relays presenting another key", 2);
   nm_backoff_init(&p->backoff, SV_PULL_BACKOFF_FIRST_MS, SV_PULL_BACKOFF_MAX_MS, 1);
   p->assigned = 1;
   nm_log_info("the manager judged us unreachable: relay %s at %s:%u assigned", p->name, p->ip, p->port);

@@ -1,6 +1,7 @@
-/* Pulling (pull.c): when the manager has judged us unreachable it names a relay; we connect
- * out to it, say pull with the token, and receive everything it forwards, for as long as the
- * assignment stands. */
+/* Pulling (pull.c): when the manager has judged us unreachable it names a relay and its
+ * key; we connect out to it over TLS pinned to that key, say pull with the token, and
+ * receive everything it forwards (each line verified like any other, chat.c), for as long
+ * as the assignment stands. */
 #ifndef SV_PULL_H
 #define SV_PULL_H
 
@@ -9,6 +10,8 @@
 
 #include "nm_backoff.h"
 #include "nm_conn.h"
+#include "nm_identity.h"
+#include "nm_log.h"
 #include "nm_msg.h"
 
 typedef struct servant servant;
@@ -20,10 +23,13 @@ typedef struct {
   char ip[64];
   uint16_t port;
   char token[NM_TOKEN_LEN + 1];
+  nm_fingerprint fp; /* of the relay's key from relay-assign: what its TLS key must be */
+  char via[NM_NAME_MAX + 8]; /* "relay NAME", for log lines about its lines */
   nm_conn *conn;
   int ready;
   uint64_t next_attempt_ms;
   nm_backoff backoff;
+  nm_log_rate wrong_key_log;
 } sv_pull;
 
 /* The manager's relay-assign: pull from this relay, or (release) from none. */

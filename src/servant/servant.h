@@ -29,19 +29,29 @@
 #include "chat.h"
 #include "cli.h"
 #include "console.h"
+#include "epoch.h"
 #include "inbound.h"
 #include "manager_link.h"
 #include "peers.h"
 #include "portmap.h"
 #include "pull.h"
 #include "relaying.h"
+#include "nm_identity.h"
+#include "nm_tls.h"
 
 #define SV_CONNECT_TIMEOUT_MS 3000
 
 struct servant {
   uv_loop_t *loop;
   sv_config cfg;
+  /* Who we are: the key in the state directory, the id it gives, the TLS context every
+   * link is made from, and this run's chat epoch (epoch.h). */
+  char state_dir[SV_STATE_DIR_MAX];
+  nm_identity identity;
+  nm_tls_ctx tls;
   char id[NM_ID_LEN + 1];
+  uint64_t epoch;
+  int exit_code; /* what main returns once the loop ends (a fatal refusal sets 1) */
   struct sockaddr_storage local_addr; /* bind outgoing sockets here when --listen is set */
   int bind_outgoing;
   int has_name_bans;                  /* the ban list names hosts: reverse lookups needed */
@@ -63,11 +73,16 @@ struct servant {
 int sv_main(const sv_role *role, int argc, char **argv);
 
 /* lifecycle.c */
-/* Checks the config, draws the id, starts listening (if a port is fixed), the tick,
+/* Checks the config, loads (or creates) our key and the next epoch, starts listening (if a port is fixed), the tick,
  * signals and the manager link. Returns 0 or a negative code (already logged). */
 int sv_start(servant *sv, uv_loop_t *loop);
 /* Leaves the overlay: bye to the manager, every connection closed; the loop then ends. */
 void sv_leave(servant *sv, const char *why);
+/* Leaves for a reason that retrying cannot fix (the manager refused our role): main then
+ * exits with status 1. The reason has been logged as an error. */
+void sv_fail(servant *sv, const char *why);
+/* Frees the key and the TLS context, after the loop has ended. */
+void sv_release(servant *sv);
 
 uint64_t sv_now_ms(servant *sv);
 /* With --listen, outgoing connections leave from that address too. */

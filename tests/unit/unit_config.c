@@ -203,6 +203,93 @@ static void test_bans(void) {
   free(c);
 }
 
+/* Bans by key: a fingerprint or a prefix of at least 16 hex characters, either case; key
+ * targets never match an address or a name, and do not call for reverse lookups. */
+static void test_key_bans(void) {
+  const char *fp = "5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592";
+  const char *other = "aa41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592";
+  NMT_CHECK(nm_ban_target_is_key(fp));
+  NMT_CHECK(nm_ban_target_is_key("5d41402abc4b2a76"));
+  NMT_CHECK(nm_ban_target_is_key("5D41402ABC4B2A76B9"));
+  NMT_CHECK(!nm_ban_target_is_key("5d41402abc4b2a7"));   /* 15: too short to name a key */
+  NMT_CHECK(!nm_ban_target_is_key("5d41402abc4b2a76x"));
+  NMT_CHECK(!nm_ban_target_is_key("10.0.0.9"));
+  NMT_CHECK(!nm_ban_target_is_key("2001:db8::7"));
+  char longer[80];
+  snprintf(longer, sizeof longer, "%s0", fp);
+  NMT_CHECK(!nm_ban_target_is_key(longer));
+
+  nm_banlist *b = calloc(1, sizeof *b);
+  NMT_CHECK(!nm_banlist_match_key(b, fp));
+  NMT_CHECK(!nm_banlist_has_names(b));
+  NMT_EQ_INT(nm_banlist_add(b, "10.0.0.9"), 0);
+  NMT_EQ_INT(nm_banlist_add(b, "2001:db8::7"), 0);
+  NMT_EQ_INT(nm_banlist_add(b, "5D41402ABC4B2A76"), 0);
+  NMT_CHECK(!nm_banlist_has_names(b));
+  NMT_CHECK(nm_banlist_match_key(b, fp));
+  NMT_CHECK(!nm_banlist_match_key(b, other));
+  NMT_CHECK(!nm_banlist_match_key(b, NULL));
+  /* a key target is not a name */
+  NMT_CHECK(!nm_banlist_match(b, "1.1.1.1", "5d41402abc4b2a76"));
+  NMT_CHECK(nm_banlist_match(b, "10.0.0.9", NULL));
+  NMT_EQ_INT(nm_banlist_add(b, other), 0);
+  NMT_CHECK(nm_banlist_match_key(b, other));
+  NMT_EQ_INT(nm_banlist_add(b, "evil.example.com"), 0);
+  NMT_CHECK(nm_banlist_has_names(b));
+  free(b);
+}
+
+/* Key lists: an element that may repeat, each occurrence one fingerprint. */
+typedef struct {
+  unsigned port;
+  nm_keylist admins;
+} keycfg;
+
+static void test_keys(void) {
+  static const nm_cfg_field kfields[] = {
+      NM_CFG_FIELD(keycfg, "port", NM_CFG_UINT, 1, 65535, port),
+      NM_CFG_FIELD(keycfg, "admin-key", NM_CFG_KEYS, 0, 0, admins),
+  };
+  const char *a = "5d41402abc4b2a76b9719d911017c592ae3f1b2e6c7d8e9f00112233445566aa";
+  const char *b_upper = "AB41402ABC4B2A76B9719D911017C592AE3F1B2E6C7D8E9F00112233445566AA";
+  char text[600], err[600];
+  snprintf(text, sizeof text,
+           "<config>\n<admin-key>%s</admin-key>\n<port>9</port>\n<admin-key> %s </admin-key>\n"
+           "<admin-key>%s</admin-key>\n</config>\n",
+           a, b_upper, a);
+  FILE *f = fopen(path, "w");
+  fputs(text, f);
+  fclose(f);
+  keycfg k;
+  memset(&k, 0, sizeof k);
+  NMT_EQ_INT(nm_config_load(path, "config", kfields, 2, &k, err, sizeof err), 0);
+  NMT_EQ_INT(k.admins.count, 2); /* the repeated one counts once */
+  NMT_CHECK(nm_keylist_has(&k.admins, a));
+  NMT_CHECK(nm_keylist_has(&k.admins, "ab41402abc4b2a76b9719d911017c592ae3f1b2e6c7d8e9f00112233445566aa"));
+  NMT_EQ_INT(k.port, 9);
+  nm_keylist_free(&k.admins);
+
+  f = fopen(path, "w");
+  fputs("<config>\n<port>9</port>\n<admin-key>5d41402a</admin-key>\n</config>\n", f);
+  fclose(f);
+  memset(&k, 0, sizeof k);
+  NMT_EQ_INT(nm_config_load(path, "config", kfields, 2, &k, err, sizeof err), NM_ECONFIG);
+  NMT_HAS(err, ":3: <admin-key> must be a key fingerprint (64 hex characters), got \"5d41402a\"");
+  nm_keylist_free(&k.admins);
+
+  nm_keylist l = {0};
+  NMT_EQ_INT(nm_keylist_add(&l, "xyz"), -EINVAL);
+  char fp[65];
+  for (int i = 0; i < NM_KEYLIST_MAX; i++) {
+    snprintf(fp, sizeof fp, "%064x", i);
+    if (nm_keylist_add(&l, fp) != 0) break;
+  }
+  NMT_EQ_INT(l.count, NM_KEYLIST_MAX);
+  NMT_EQ_INT(nm_keylist_add(&l, a), -ENOSPC);
+  NMT_EQ_INT(nm_keylist_add(&l, fp), 0); /* already listed */
+  nm_keylist_free(&l);
+}
+
 int main(void) {
   nm_xml_init();
   if (!mkdtemp(dir)) return 1;
@@ -216,6 +303,8 @@ int main(void) {
   NMT_RUN(test_wrong_root_and_malformed);
   NMT_RUN(test_missing_file);
   NMT_RUN(test_bans);
+  NMT_RUN(test_key_bans);
+  NMT_RUN(test_keys);
   unlink(path);
   rmdir(dir);
   xmlCleanupParser();

@@ -16,6 +16,29 @@
 #define ID_A "3f9a0c1d2e4b5a69"
 #define ID_B "77aa00bb11cc22dd"
 #define TOKEN "0123456789abcdef0123456789abcdef"
+/* Raw Ed25519 public keys and a signature as the wire writes them (lowercase hex). Any
+ * 32 nonzero bytes have the form of a key; the sign/verify test uses real ones. */
+#define KEY_A "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define KEY_B "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+#define SIG_5A                                                                                \
+  "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"                          \
+  "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+#define SECRET "00112233445566778899aabbccddeeff"
+/* The signed attributes of a chat line, for payloads written by hand. */
+#define CHAT_SIGNED "epoch=\"3\" seq=\"1\" sig=\"" SIG_5A "\""
+
+static void key_of(uint8_t key[NM_PUBKEY_LEN], const char *hex) {
+  NMT_EQ_INT(nm_key_from_hex(hex, key), 0);
+}
+
+static void hex_of(const uint8_t *v, size_t len, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < len; i++) {
+    out[2 * i] = digits[v[i] >> 4];
+    out[2 * i + 1] = digits[v[i] & 15];
+  }
+  out[2 * len] = 0;
+}
 
 /* Encodes m, checks the payload with want_in (when given), decodes it into *out. */
 static int round_trip(const nm_msg *m, nm_msg *out, const char *want_in) {
@@ -48,6 +71,14 @@ static void test_round_trip_manager_link(void) {
     NMT_EQ_INT(d.u.hello.role, NM_ROLE_RELAY);
     NMT_EQ_INT(d.u.hello.port, 4001);
     NMT_EQ_INT(d.u.hello.max_clients, 0);
+    NMT_EQ_INT(d.u.hello.has_secret, 0);
+  }
+  /* With the invite's secret. */
+  m.u.hello.has_secret = 1;
+  for (size_t i = 0; i < NM_INVITE_SECRET_LEN; i++) m.u.hello.secret[i] = (uint8_t)(0x11 * i);
+  if (round_trip(&m, &d, " secret=\"" SECRET "\"") == 0) {
+    NMT_EQ_INT(d.u.hello.has_secret, 1);
+    NMT_CHECK(memcmp(d.u.hello.secret, m.u.hello.secret, NM_INVITE_SECRET_LEN) == 0);
   }
 
   memset(&m, 0, sizeof m);
@@ -119,13 +150,15 @@ static void test_round_trip_manager_link(void) {
   strcpy(m.u.relay_assign.ip, "10.0.0.9");
   m.u.relay_assign.port = 4100;
   strcpy(m.u.relay_assign.token, TOKEN);
-  if (round_trip(&m, &d, NULL) == 0) {
+  key_of(m.u.relay_assign.key, KEY_B);
+  if (round_trip(&m, &d, "key=\"" KEY_B "\"") == 0) {
     NMT_EQ_INT(d.u.relay_assign.release, 0);
     NMT_EQ_STR(d.u.relay_assign.relay, ID_B);
     NMT_EQ_STR(d.u.relay_assign.name, "r1");
     NMT_EQ_STR(d.u.relay_assign.ip, "10.0.0.9");
     NMT_EQ_INT(d.u.relay_assign.port, 4100);
     NMT_EQ_STR(d.u.relay_assign.token, TOKEN);
+    NMT_CHECK(nm_pubkey_equal(d.u.relay_assign.key, m.u.relay_assign.key));
   }
   memset(&m.u.relay_assign, 0, sizeof m.u.relay_assign);
   m.u.relay_assign.release = 1;
@@ -137,11 +170,15 @@ static void test_round_trip_manager_link(void) {
   for (size_t i = 0; i < NM_RELAY_CLIENTS_MAX; i++) {
     snprintf(m.u.relay_serve.clients[i].id, NM_ID_LEN + 1, "%016zx", i);
     strcpy(m.u.relay_serve.clients[i].token, TOKEN);
+    key_of(m.u.relay_serve.clients[i].key, KEY_A);
+    m.u.relay_serve.clients[i].key[0] = (uint8_t)i; /* each its own */
   }
   if (round_trip(&m, &d, "<relay-serve><client id=\"0000000000000000\"") == 0) {
     NMT_EQ_INT(d.u.relay_serve.count, NM_RELAY_CLIENTS_MAX);
     NMT_EQ_STR(d.u.relay_serve.clients[255].id, "00000000000000ff");
     NMT_EQ_STR(d.u.relay_serve.clients[255].token, TOKEN);
+    NMT_CHECK(nm_pubkey_equal(d.u.relay_serve.clients[255].key, m.u.relay_serve.clients[255].key));
+    NMT_CHECK(nm_pubkey_equal(d.u.relay_serve.clients[7].key, m.u.relay_serve.clients[7].key));
   }
   m.u.relay_serve.count = 0;
   if (round_trip(&m, &d, "<relay-serve/>") == 0) NMT_EQ_INT(d.u.relay_serve.count, 0);
@@ -194,6 +231,7 @@ static void test_round_trip_manager_link(void) {
 static void fill_peer(nm_peer *p, const char *id, const char *name) {
   memset(p, 0, sizeof *p);
   strcpy(p->id, id);
+  key_of(p->key, strcmp(id, ID_A) == 0 ? KEY_A : KEY_B);
   strcpy(p->name, name);
   strcpy(p->ip, "127.0.0.1");
   p->port = 4001;
@@ -229,13 +267,19 @@ static void test_round_trip_lists(void) {
     NMT_EQ_STR(d.u.peers.list->peers[0].relay, ID_B);
     NMT_EQ_INT(d.u.peers.list->peers[0].state, NM_REACH_RELAYED);
     NMT_EQ_INT(d.u.peers.list->peers[1].role, NM_ROLE_RELAY);
+    NMT_CHECK(nm_pubkey_equal(d.u.peers.list->peers[0].key, l.peers[0].key));
+    NMT_CHECK(nm_pubkey_equal(d.u.peers.list->peers[1].key, l.peers[1].key));
     nm_msg_clear(&d);
     NMT_CHECK(d.u.peers.list == NULL);
     nm_msg_clear(&d); /* twice is fine */
   }
-  /* A peer the manager should never publish is refused at the source. */
-  strcpy(l.peers[0].ip, "not-an-ip");
+  /* A peer the manager should never publish is refused at the source: without a key... */
   nm_msgbuf b;
+  memset(l.peers[1].key, 0, sizeof l.peers[1].key);
+  NMT_EQ_INT(nm_msg_encode(&m, &b), -EINVAL);
+  key_of(l.peers[1].key, KEY_B);
+  /* ... or with an address peers could not dial. */
+  strcpy(l.peers[0].ip, "not-an-ip");
   NMT_EQ_INT(nm_msg_encode(&m, &b), -EINVAL);
   nm_peerlist_close(&l);
 
@@ -250,7 +294,10 @@ static void test_round_trip_lists(void) {
     NMT_EQ_INT(d.u.delta.version, 42);
     NMT_EQ_STR(d.u.delta.peer.id, ID_A);
     NMT_EQ_INT(d.u.delta.peer.mapping, NM_MAPPING_UPNP);
+    NMT_CHECK(nm_pubkey_equal(d.u.delta.peer.key, m.u.delta.peer.key));
   }
+  memset(m.u.delta.peer.key, 0, sizeof m.u.delta.peer.key);
+  NMT_EQ_INT(nm_msg_encode(&m, &b), -EINVAL);
   memset(&m.u.delta, 0, sizeof m.u.delta);
   m.u.delta.base = 42;
   m.u.delta.version = 43;
@@ -277,13 +324,19 @@ static void test_round_trip_peer_messages(void) {
   m.type = NM_MSG_CHAT;
   strcpy(m.u.chat.origin, ID_A);
   strcpy(m.u.chat.name, "alice");
+  m.u.chat.epoch = UINT64_MAX;
   m.u.chat.seq = 7;
+  memset(m.u.chat.sig, 0x5a, sizeof m.u.chat.sig);
   strcpy(m.u.chat.text, "hello, world");
-  if (round_trip(&m, &d, ">hello, world</chat>") == 0) {
+  if (round_trip(&m, &d, "epoch=\"18446744073709551615\" seq=\"7\" sig=\"" SIG_5A "\">hello, world</chat>") == 0) {
     NMT_EQ_STR(d.u.chat.origin, ID_A);
+    NMT_CHECK(d.u.chat.epoch == UINT64_MAX);
     NMT_EQ_INT(d.u.chat.seq, 7);
     NMT_EQ_STR(d.u.chat.text, "hello, world");
+    NMT_CHECK(memcmp(d.u.chat.sig, m.u.chat.sig, NM_LINESIG_LEN) == 0);
   }
+  m.u.chat.epoch = 0; /* the first epoch is a number like any other */
+  if (round_trip(&m, &d, "epoch=\"0\"") == 0) NMT_EQ_INT(d.u.chat.epoch, 0);
   /* The longest line, all of it. */
   memset(m.u.chat.text, 'z', NM_CHAT_MAX);
   m.u.chat.text[NM_CHAT_MAX] = 0;
@@ -383,6 +436,7 @@ static void test_escaping(void) {
     strcpy(m.u.chat.origin, ID_A);
     strcpy(m.u.chat.name, "alice");
     m.u.chat.seq = 1;
+    memset(m.u.chat.sig, 0x5a, sizeof m.u.chat.sig);
     strcpy(m.u.chat.text, texts[i]);
     if (round_trip(&m, &d, NULL) == 0) NMT_EQ_STR(d.u.chat.text, texts[i]);
   }
@@ -428,6 +482,7 @@ static void test_escaping(void) {
   strcpy(m.u.chat.origin, ID_A);
   strcpy(m.u.chat.name, "alice");
   m.u.chat.seq = 1;
+  memset(m.u.chat.sig, 0x5a, sizeof m.u.chat.sig);
   strcpy(m.u.chat.text, "bell\x07");
   NMT_EQ_INT(nm_msg_encode(&m, &b), -EINVAL);
   strcpy(m.u.chat.text, "bad \xc3(");
@@ -439,6 +494,82 @@ static void test_escaping(void) {
   strcpy(m.u.chat.text, "ok");
   m.u.chat.seq = 0;
   NMT_EQ_INT(nm_msg_encode(&m, &b), -EINVAL);
+  /* An unsigned line (all-zero signature) is never sent. */
+  m.u.chat.seq = 1;
+  memset(m.u.chat.sig, 0, sizeof m.u.chat.sig);
+  NMT_EQ_INT(nm_msg_encode(&m, &b), -EINVAL);
+}
+
+/* Signed lines: what nm_msg_chat_sign signs survives the wire, and whatever a relay or an
+ * attacker changes in (origin, epoch, seq, text), or another key, fails nm_msg_chat_verify. */
+static void test_chat_sign_verify(void) {
+  nm_identity alice, mallory;
+  NMT_EQ_INT(nm_identity_generate(&alice), 0);
+  NMT_EQ_INT(nm_identity_generate(&mallory), 0);
+  static nm_msg m, d; /* 4 KiB of text each */
+  memset(&m, 0, sizeof m);
+  m.type = NM_MSG_CHAT;
+  strcpy(m.u.chat.origin, nm_identity_id(&alice));
+  strcpy(m.u.chat.name, "alice");
+  m.u.chat.epoch = 5;
+  m.u.chat.seq = 42;
+  strcpy(m.u.chat.text, "pay <bob> & \"carol\"\r\n\tcaf\xc3\xa9 ]]>");
+  /* Unsigned: refused at the source. */
+  nm_msgbuf b;
+  NMT_EQ_INT(nm_msg_encode(&m, &b), -EINVAL);
+  NMT_EQ_INT(nm_msg_chat_sign(&m.u.chat, NULL), -EINVAL);
+  NMT_EQ_INT(nm_msg_chat_sign(&m.u.chat, alice.key), 0);
+  NMT_EQ_INT(nm_msg_chat_verify(&m.u.chat, alice.pub), 0);
+  /* The signature is nm_linesig's over the same fields. */
+  nm_linesig_line line;
+  nm_msg_chat_line(&m.u.chat, &line);
+  NMT_EQ_STR(line.origin, m.u.chat.origin);
+  NMT_EQ_INT(line.text_len, strlen(m.u.chat.text));
+  NMT_EQ_INT(nm_linesig_verify(alice.pub, &line, m.u.chat.sig), 0);
+
+  /* Through the wire (escaping, CR, tab, UTF-8): still verifies. */
+  if (round_trip(&m, &d, NULL) == 0) {
+    NMT_EQ_STR(d.u.chat.text, m.u.chat.text);
+    NMT_EQ_INT(nm_msg_chat_verify(&d.u.chat, alice.pub), 0);
+    /* Re-encoded by a relay: the same line, the same signature. */
+    nm_msg again;
+    if (round_trip(&d, &again, NULL) == 0) NMT_EQ_INT(nm_msg_chat_verify(&again.u.chat, alice.pub), 0);
+  }
+  /* The name is not signed (receivers show the listed one). */
+  strcpy(d.u.chat.name, "mallory");
+  NMT_EQ_INT(nm_msg_chat_verify(&d.u.chat, alice.pub), 0);
+
+  /* Each signed field, altered. */
+  d.u.chat = m.u.chat;
+  d.u.chat.text[0] = 'P';
+  NMT_EQ_INT(nm_msg_chat_verify(&d.u.chat, alice.pub), -EBADMSG);
+  d.u.chat = m.u.chat;
+  strcat(d.u.chat.text, " ");
+  NMT_EQ_INT(nm_msg_chat_verify(&d.u.chat, alice.pub), -EBADMSG);
+  d.u.chat = m.u.chat;
+  d.u.chat.seq = 43;
+  NMT_EQ_INT(nm_msg_chat_verify(&d.u.chat, alice.pub), -EBADMSG);
+  d.u.chat = m.u.chat;
+  d.u.chat.epoch = 6;
+  NMT_EQ_INT(nm_msg_chat_verify(&d.u.chat, alice.pub), -EBADMSG);
+  d.u.chat = m.u.chat;
+  strcpy(d.u.chat.origin, nm_identity_id(&mallory));
+  NMT_EQ_INT(nm_msg_chat_verify(&d.u.chat, alice.pub), -EBADMSG);
+  d.u.chat = m.u.chat;
+  d.u.chat.sig[10] ^= 1;
+  NMT_EQ_INT(nm_msg_chat_verify(&d.u.chat, alice.pub), -EBADMSG);
+  /* Another key: neither verifies the other's line, nor forges one under alice's id. */
+  d.u.chat = m.u.chat;
+  NMT_EQ_INT(nm_msg_chat_verify(&d.u.chat, mallory.pub), -EBADMSG);
+  NMT_EQ_INT(nm_msg_chat_sign(&d.u.chat, mallory.key), 0);
+  NMT_EQ_INT(nm_msg_chat_verify(&d.u.chat, alice.pub), -EBADMSG);
+  NMT_EQ_INT(nm_msg_chat_verify(&d.u.chat, mallory.pub), 0);
+  /* An empty line signs and verifies like any other. */
+  m.u.chat.text[0] = 0;
+  NMT_EQ_INT(nm_msg_chat_sign(&m.u.chat, alice.key), 0);
+  NMT_EQ_INT(nm_msg_chat_verify(&m.u.chat, alice.pub), 0);
+  nm_identity_close(&alice);
+  nm_identity_close(&mallory);
 }
 
 /* The mapping frame carries an address a UPnP router reported: anything but a literal IP
@@ -512,6 +643,21 @@ static void test_decode_refusals(void) {
   NMT_EQ_INT(d.u.hello.role, NM_ROLE_SERVANT);
   NMT_EQ_INT(d.u.hello.max_clients, 8);
   NMT_EQ_INT(d.u.hello.port, 0);
+  NMT_EQ_INT(d.u.hello.has_secret, 0);
+  /* secret: optional, exactly 32 lowercase hex characters (an invite's join secret). */
+  admit(NM_MSG_HELLO, "<hello id=\"" ID_A "\" name=\"a\" port=\"0\" secret=\"" SECRET "\"/>", &d);
+  NMT_EQ_INT(d.u.hello.has_secret, 1);
+  char secrethex[NM_INVITE_SECRET_HEX_LEN + 1];
+  hex_of(d.u.hello.secret, NM_INVITE_SECRET_LEN, secrethex);
+  NMT_EQ_STR(secrethex, SECRET);
+  refuse(NM_MSG_HELLO, "<hello id=\"" ID_A "\" name=\"a\" port=\"0\" secret=\"\"/>", NM_EMSG,
+         "hello: invalid secret \"\"");
+  refuse(NM_MSG_HELLO, "<hello id=\"" ID_A "\" name=\"a\" port=\"0\" secret=\"" SECRET "00\"/>", NM_EMSG,
+         "hello: invalid secret");
+  refuse(NM_MSG_HELLO, "<hello id=\"" ID_A "\" name=\"a\" port=\"0\" secret=\"00112233445566778899AABBCCDDEEFF\"/>",
+         NM_EMSG, "hello: invalid secret \"00112233445566778899AABBCCDDEEFF\"");
+  refuse(NM_MSG_HELLO, "<hello id=\"" ID_A "\" name=\"a\" port=\"0\" secret=\"natmesh-invite:v1/x\"/>",
+         NM_EMSG, "hello: invalid secret");
   /* What today's senders write, byte for byte, including newer attributes to ignore. */
   admit(NM_MSG_HELLO,
          "<hello id=\"" ID_A "\" name=\"alice\" role=\"servant\" port=\"4001\" max-clients=\"8\" "
@@ -569,7 +715,7 @@ static void test_decode_refusals(void) {
   /* relay-assign: no relay (or an empty one) is a release, the rest is then required. */
   admit(NM_MSG_RELAY_ASSIGN, "<relay-assign relay=\"\"/>", &d);
   NMT_EQ_INT(d.u.relay_assign.release, 1);
-#define RA(token) "<relay-assign relay=\"" ID_B "\" name=\"r1\" ip=\"10.0.0.9\" port=\"4100\" token=\"" token "\"/>"
+#define RA(token) "<relay-assign relay=\"" ID_B "\" name=\"r1\" ip=\"10.0.0.9\" port=\"4100\" token=\"" token "\" key=\"" KEY_B "\"/>"
   char buf[512];
   snprintf(buf, sizeof buf, RA("%s"), "short");
   refuse(NM_MSG_RELAY_ASSIGN, buf, NM_EMSG, "relay-assign: invalid token \"short\"");
@@ -580,21 +726,45 @@ static void test_decode_refusals(void) {
   refuse(NM_MSG_RELAY_ASSIGN, "<relay-assign relay=\"" ID_B "\" name=\"r\" ip=\"10.0.0.9\" token=\"" TOKEN "\"/>",
          NM_EMSG, "relay-assign: missing port");
   refuse(NM_MSG_RELAY_ASSIGN, "<relay-assign relay=\"x\"/>", NM_EMSG, "relay-assign: invalid relay \"x\"");
+  /* key: the relay's key, required with a relay; lowercase hex of 32 bytes, not zero. */
+  snprintf(buf, sizeof buf, RA("%s"), TOKEN);
+  admit(NM_MSG_RELAY_ASSIGN, buf, &d);
+  NMT_EQ_INT(d.u.relay_assign.release, 0);
+  char keyhex[NM_KEY_HEX_LEN + 1];
+  hex_of(d.u.relay_assign.key, NM_PUBKEY_LEN, keyhex);
+  NMT_EQ_STR(keyhex, KEY_B);
+#define RAK(key) "<relay-assign relay=\"" ID_B "\" name=\"r1\" ip=\"10.0.0.9\" port=\"4100\" token=\"" TOKEN "\"" key "/>"
+  refuse(NM_MSG_RELAY_ASSIGN, RAK(""), NM_EMSG, "relay-assign: missing key");
+  refuse(NM_MSG_RELAY_ASSIGN, RAK(" key=\"abc\""), NM_EMSG, "relay-assign: invalid key \"abc\"");
+  refuse(NM_MSG_RELAY_ASSIGN, RAK(" key=\"FEDCBA9876543210fedcba9876543210fedcba9876543210fedcba9876543210\""),
+         NM_EMSG, "relay-assign: invalid key \"FEDCBA");
+  refuse(NM_MSG_RELAY_ASSIGN, RAK(" key=\"" KEY_B "00\""), NM_EMSG, "relay-assign: invalid key");
+  refuse(NM_MSG_RELAY_ASSIGN, RAK(" key=\"0000000000000000000000000000000000000000000000000000000000000000\""),
+         NM_EMSG, "relay-assign: invalid key \"0000");
+  /* A release carries no key, and needs none. */
+  admit(NM_MSG_RELAY_ASSIGN, "<relay-assign/>", &d);
+  NMT_EQ_INT(d.u.relay_assign.release, 1);
 
   /* relay-serve */
-  refuse(NM_MSG_RELAY_SERVE, "<relay-serve><client id=\"" ID_A "\" token=\"" TOKEN "\"/><client id=\"" ID_B "\"/></relay-serve>",
+  refuse(NM_MSG_RELAY_SERVE, "<relay-serve><client id=\"" ID_A "\" token=\"" TOKEN "\" key=\"" KEY_A "\"/><client id=\"" ID_B "\"/></relay-serve>",
          NM_EMSG, "relay-serve: client 2: missing token");
+  refuse(NM_MSG_RELAY_SERVE, "<relay-serve><client id=\"" ID_A "\" token=\"" TOKEN "\" key=\"" KEY_A "\"/><client id=\"" ID_B "\" token=\"" TOKEN "\"/></relay-serve>",
+         NM_EMSG, "relay-serve: client 2: missing key");
+  refuse(NM_MSG_RELAY_SERVE, "<relay-serve><client id=\"" ID_A "\" token=\"" TOKEN "\" key=\"" ID_A "\"/></relay-serve>",
+         NM_EMSG, "relay-serve: client 1: invalid key \"" ID_A "\"");
   refuse(NM_MSG_RELAY_SERVE, "<relay-serve><client token=\"" TOKEN "\"/></relay-serve>", NM_EMSG,
          "relay-serve: client 1: missing id");
-  char *many = malloc(300 * 80 + 64);
+  char *many = malloc(300 * 160 + 64);
   strcpy(many, "<relay-serve>");
   for (int i = 0; i < 257; i++)
-    sprintf(many + strlen(many), "<client id=\"%016x\" token=\"" TOKEN "\"/>", i);
+    sprintf(many + strlen(many), "<client id=\"%016x\" token=\"" TOKEN "\" key=\"" KEY_A "\"/>", i);
   strcat(many, "</relay-serve>");
   refuse(NM_MSG_RELAY_SERVE, many, NM_EMSG, "relay-serve: more than 256 clients");
   free(many);
-  admit(NM_MSG_RELAY_SERVE, "<relay-serve><note/><client id=\"" ID_A "\" token=\"" TOKEN "\"/></relay-serve>", &d);
+  admit(NM_MSG_RELAY_SERVE, "<relay-serve><note/><client id=\"" ID_A "\" token=\"" TOKEN "\" key=\"" KEY_A "\"/></relay-serve>", &d);
   NMT_EQ_INT(d.u.relay_serve.count, 1);
+  hex_of(d.u.relay_serve.clients[0].key, NM_PUBKEY_LEN, keyhex);
+  NMT_EQ_STR(keyhex, KEY_A);
 
   /* relay-load: counters optional, but numbers when present. */
   admit(NM_MSG_RELAY_LOAD, "<relay-load/>", &d);
@@ -609,20 +779,43 @@ static void test_decode_refusals(void) {
   refuse(NM_MSG_PEER_HELLO, "<peer-hello id=\"" ID_A "\" name=\"\"/>", NM_EMSG, "peer-hello: invalid name \"\"");
 
   /* chat */
-  refuse(NM_MSG_CHAT, "<chat name=\"a\" seq=\"1\">x</chat>", NM_EMSG, "chat: missing origin");
-  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" seq=\"1\">x</chat>", NM_EMSG, "chat: missing name");
-  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\">x</chat>", NM_EMSG, "chat: missing seq");
-  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" seq=\"0\">x</chat>", NM_EMSG, "chat: invalid seq \"0\"");
-  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" seq=\"+1\">x</chat>", NM_EMSG, "chat: invalid seq \"+1\"");
-  char *longchat = malloc(NM_CHAT_MAX + 200);
-  int n = sprintf(longchat, "<chat origin=\"" ID_A "\" name=\"a\" seq=\"1\">");
+  refuse(NM_MSG_CHAT, "<chat name=\"a\" " CHAT_SIGNED ">x</chat>", NM_EMSG, "chat: missing origin");
+  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" " CHAT_SIGNED ">x</chat>", NM_EMSG, "chat: missing name");
+#define CHAT_SIG "sig=\"" SIG_5A "\""
+  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" epoch=\"3\" " CHAT_SIG ">x</chat>", NM_EMSG, "chat: missing seq");
+  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" epoch=\"3\" seq=\"0\" " CHAT_SIG ">x</chat>", NM_EMSG, "chat: invalid seq \"0\"");
+  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" epoch=\"3\" seq=\"+1\" " CHAT_SIG ">x</chat>", NM_EMSG, "chat: invalid seq \"+1\"");
+  /* epoch: required, a u64 */
+  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" seq=\"1\" " CHAT_SIG ">x</chat>", NM_EMSG, "chat: missing epoch");
+  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" epoch=\"-1\" seq=\"1\" " CHAT_SIG ">x</chat>", NM_EMSG, "chat: invalid epoch \"-1\"");
+  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" epoch=\"18446744073709551616\" seq=\"1\" " CHAT_SIG ">x</chat>",
+         NM_EMSG, "chat: invalid epoch \"18446744073709551616\"");
+  /* sig: required, exactly 128 lowercase hex characters, not all zero */
+  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" epoch=\"3\" seq=\"1\">x</chat>", NM_EMSG, "chat: missing sig");
+  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" epoch=\"3\" seq=\"1\" sig=\"" KEY_A "\">x</chat>", NM_EMSG,
+         "chat: invalid sig \"0123");
+  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" epoch=\"3\" seq=\"1\" sig=\"" SIG_5A "5a\">x</chat>", NM_EMSG,
+         "chat: invalid sig");
+  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" epoch=\"3\" seq=\"1\" sig=\"" KEY_A "0123456789ABCDEF"
+         "0123456789abcdef0123456789abcdef0123456789abcdef\">x</chat>", NM_EMSG, "chat: invalid sig \"0123");
+  refuse(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" epoch=\"3\" seq=\"1\" sig=\""
+         "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+         "\">x</chat>", NM_EMSG, "chat: invalid sig \"0000");
+  /* Any 128 hex of the right form decode: whether they verify is nm_msg_chat_verify's call. */
+  admit(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" epoch=\"3\" seq=\"1\" sig=\"" KEY_A KEY_B "\">x</chat>", &d);
+  char *longchat = malloc(NM_CHAT_MAX + 400);
+  int n = sprintf(longchat, "<chat origin=\"" ID_A "\" name=\"a\" " CHAT_SIGNED ">");
   memset(longchat + n, 'y', NM_CHAT_MAX + 1);
   strcpy(longchat + n + NM_CHAT_MAX + 1, "</chat>");
   refuse(NM_MSG_CHAT, longchat, NM_EMSG, "chat: text longer than 4096 bytes");
   free(longchat);
   /* The text is the element's own text, CDATA included, comments left out. */
-  admit(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" seq=\"1\">a<!--c-->b<![CDATA[<c>]]>&amp;</chat>", &d);
+  admit(NM_MSG_CHAT, "<chat origin=\"" ID_A "\" name=\"a\" " CHAT_SIGNED ">a<!--c-->b<![CDATA[<c>]]>&amp;</chat>", &d);
   NMT_EQ_STR(d.u.chat.text, "ab<c>&");
+  NMT_EQ_INT(d.u.chat.epoch, 3);
+  char sighex[NM_LINESIG_HEX_LEN + 1];
+  hex_of(d.u.chat.sig, NM_LINESIG_LEN, sighex);
+  NMT_EQ_STR(sighex, SIG_5A);
 
   /* pull */
   refuse(NM_MSG_PULL, "<pull id=\"" ID_A "\"/>", NM_EMSG, "pull: missing token");
@@ -637,8 +830,32 @@ static void test_decode_refusals(void) {
   refuse(NM_MSG_DELTA, "<delta base=\"1\" version=\"2\"/>", NM_EMSG, "delta: neither <peer> nor <leave>");
   refuse(NM_MSG_DELTA, "<delta base=\"1\" version=\"2\"><leave id=\"../../\"/></delta>", NM_EMSG,
          "delta: leave: invalid id \"../../\"");
-  refuse(NM_MSG_DELTA, "<delta base=\"1\" version=\"2\"><peer><id>" ID_A "</id></peer></delta>", NM_EMSG,
-         "delta: peer " ID_A " has a missing or invalid <name>");
+  refuse(NM_MSG_DELTA, "<delta base=\"1\" version=\"2\"><peer><id>" ID_A "</id><key>" KEY_A "</key></peer></delta>",
+         NM_EMSG, "delta: peer " ID_A " has a missing or invalid <name>");
+  /* <key>: required, 64 lowercase hex, not all zero. */
+#define PEER_WITH(key)                                                                        \
+  "<peer><id>" ID_A "</id>" key "<name>a</name><ip>10.0.0.1</ip><port>1</port></peer>"
+  refuse(NM_MSG_DELTA, "<delta base=\"1\" version=\"2\">" PEER_WITH("") "</delta>", NM_EMSG,
+         "delta: peer " ID_A " has a missing or invalid <key>");
+  refuse(NM_MSG_PEERS, "<peers version=\"1\">" PEER_WITH("") "</peers>", NM_EMSG,
+         "peers: peer " ID_A " has a missing or invalid <key>");
+  static const char *const badkeys[] = {
+      "<key></key>", "<key>0123</key>", "<key>" KEY_A "0</key>", "<key> " KEY_A "</key>",
+      "<key>0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef</key>",
+      "<key>0000000000000000000000000000000000000000000000000000000000000000</key>",
+      "<key>" ID_A ID_A ID_A "012345678901234g</key>",
+  };
+  for (size_t i = 0; i < sizeof badkeys / sizeof *badkeys; i++) {
+    char doc[512];
+    snprintf(doc, sizeof doc,
+             "<peers version=\"1\"><peer><id>" ID_A "</id>%s<name>a</name><ip>10.0.0.1</ip>"
+             "<port>1</port></peer></peers>",
+             badkeys[i]);
+    refuse(NM_MSG_PEERS, doc, NM_EMSG, "has a missing or invalid <key>");
+  }
+  admit(NM_MSG_DELTA, "<delta base=\"1\" version=\"2\">" PEER_WITH("<key>" KEY_A "</key>") "</delta>", &d);
+  hex_of(d.u.delta.peer.key, NM_PUBKEY_LEN, keyhex);
+  NMT_EQ_STR(keyhex, KEY_A);
 
   /* status */
   refuse(NM_MSG_STATUS, "<status/>", NM_EMSG, "status: missing version");
@@ -884,6 +1101,7 @@ int main(void) {
   NMT_RUN(test_round_trip_peer_messages);
   NMT_RUN(test_round_trip_status);
   NMT_RUN(test_escaping);
+  NMT_RUN(test_chat_sign_verify);
   NMT_RUN(test_mapping_refuses_injection);
   NMT_RUN(test_decode_refusals);
   NMT_RUN(test_error_quoting);

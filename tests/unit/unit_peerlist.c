@@ -13,6 +13,9 @@ static nm_peer mk(const char *id, const char *name, const char *ip, uint16_t por
   snprintf(p.name, sizeof p.name, "%s", name);
   snprintf(p.ip, sizeof p.ip, "%s", ip);
   p.port = port;
+  /* A key of its own (any 32 nonzero bytes have a key's form): the id's bytes, then 0x5a. */
+  memset(p.key, 0x5a, sizeof p.key);
+  memcpy(p.key, id, strnlen(id, sizeof p.key));
   p.role = NM_ROLE_SERVANT;
   p.mapping = NM_MAPPING_NONE;
   p.state = NM_REACH_DIRECT;
@@ -70,6 +73,7 @@ static void test_round_trip_and_me(void) {
     NMT_EQ_STR(pb->relay, ID_R);
     NMT_CHECK(pb->mapping == NM_MAPPING_UPNP);
     NMT_EQ_INT(pb->me, 1);
+    NMT_CHECK(nm_pubkey_equal(pb->key, b.key));
   }
   /* Only the asker's entry is marked. */
   int marked = 0;
@@ -77,6 +81,7 @@ static void test_round_trip_and_me(void) {
   NMT_EQ_INT(marked, 1);
   nm_peer *pr = nm_peerlist_find(&back, ID_R);
   NMT_CHECK(pr && pr->role == NM_ROLE_RELAY && pr->relay[0] == 0);
+  NMT_CHECK(pr && nm_pubkey_equal(pr->key, r.key) && !nm_pubkey_equal(pr->key, b.key));
   /* Order is kept. */
   NMT_EQ_STR(back.peers[0].id, ID_A);
   NMT_EQ_STR(back.peers[2].id, ID_R);
@@ -106,6 +111,11 @@ static void test_me_element_in_document(void) {
   NMT_CHECK(first != NULL);
   NMT_CHECK(first && strstr(first + 1, "<me>TRUE</me>") == NULL);
   NMT_HAS(buf, "<peers version=\"0\">");
+  /* The key as nm_pubkey_to_hex writes it, right after the id. */
+  char hex[NM_KEY_HEX_LEN + 1], want[NM_KEY_HEX_LEN + 64];
+  nm_pubkey_to_hex(a.key, hex);
+  snprintf(want, sizeof want, "<id>" ID_A "</id><key>%s</key>", hex);
+  NMT_HAS(buf, want);
   free(buf);
   xmlFreeDoc(doc);
   nm_peerlist_close(&l);
@@ -134,7 +144,8 @@ static void expect_peer(const char *fields, int want_ok, const char *want_in_err
   if (!want_ok && want_in_err) NMT_HAS(err, want_in_err);
 }
 
-#define GOOD_REST "<name>n</name><ip>1.2.3.4</ip><port>80</port>"
+#define GOOD_KEY "<key>0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef</key>"
+#define GOOD_REST GOOD_KEY "<name>n</name><ip>1.2.3.4</ip><port>80</port>"
 
 static void test_invalid_ids(void) {
   expect_peer("<id>00000000000000aa</id>" GOOD_REST, 1, NULL);
@@ -150,39 +161,82 @@ static void test_invalid_ids(void) {
 
 #define GOOD_ID "<id>00000000000000aa</id>"
 
+/* <key>: required, the raw Ed25519 public key as 64 lowercase hex characters, not zero. */
+static void test_invalid_keys(void) {
+  static const char *bad[] = {
+      "",
+      "0123",
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",   /* 63 */
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0", /* 65 */
+      "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",  /* upper case */
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg",  /* not hex */
+      " 123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+      "0000000000000000000000000000000000000000000000000000000000000000",  /* no key */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char f[256];
+    snprintf(f, sizeof f, GOOD_ID "<key>%s</key><name>n</name><ip>1.2.3.4</ip><port>80</port>", bad[i]);
+    expect_peer(f, 0, "peer 00000000000000aa has a missing or invalid <key>");
+  }
+  expect_peer(GOOD_ID "<name>n</name><ip>1.2.3.4</ip><port>80</port>", 0,
+              "peer 00000000000000aa has a missing or invalid <key>");
+  expect_peer(GOOD_ID GOOD_REST, 1, NULL);
+  /* The helpers the programs compare and check keys with. */
+  uint8_t k[NM_PUBKEY_LEN], k2[NM_PUBKEY_LEN];
+  memset(k, 0, sizeof k);
+  NMT_CHECK(!nm_pubkey_is_set(k));
+  NMT_EQ_INT(nm_key_from_hex(bad[7], k), -EINVAL);
+  NMT_EQ_INT(nm_key_from_hex(bad[4], k), -EINVAL);
+  NMT_EQ_INT(nm_key_from_hex(NULL, k), -EINVAL);
+  NMT_CHECK(!nm_pubkey_is_set(k)); /* untouched on failure */
+  NMT_EQ_INT(nm_key_from_hex("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", k), 0);
+  NMT_CHECK(nm_pubkey_is_set(k));
+  NMT_EQ_INT(k[0], 0x01);
+  NMT_EQ_INT(k[31], 0xef);
+  char hex[NM_KEY_HEX_LEN + 1];
+  nm_pubkey_to_hex(k, hex);
+  NMT_EQ_STR(hex, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+  NMT_CHECK(nm_key_hex_valid(hex));
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) NMT_CHECK(!nm_key_hex_valid(bad[i]));
+  memcpy(k2, k, sizeof k);
+  NMT_CHECK(nm_pubkey_equal(k, k2));
+  k2[31] ^= 1;
+  NMT_CHECK(!nm_pubkey_equal(k, k2));
+}
+
 static void test_invalid_names(void) {
-  expect_peer(GOOD_ID "<name>abcdefghijklmnopqrstuvwxyz012345</name><ip>1.2.3.4</ip><port>80</port>", 1, NULL);
-  expect_peer(GOOD_ID "<name>abcdefghijklmnopqrstuvwxyz0123456</name><ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
-  expect_peer(GOOD_ID "<name></name><ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
-  expect_peer(GOOD_ID "<ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
-  expect_peer(GOOD_ID "<name>a b</name><ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
-  expect_peer(GOOD_ID "<name>a&lt;b</name><ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
-  expect_peer(GOOD_ID "<name>a\"b</name><ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
-  expect_peer(GOOD_ID "<name>caf\xc3\xa9</name><ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
-  expect_peer(GOOD_ID "<name>a&#10;b</name><ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
+  expect_peer(GOOD_ID GOOD_KEY "<name>abcdefghijklmnopqrstuvwxyz012345</name><ip>1.2.3.4</ip><port>80</port>", 1, NULL);
+  expect_peer(GOOD_ID GOOD_KEY "<name>abcdefghijklmnopqrstuvwxyz0123456</name><ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
+  expect_peer(GOOD_ID GOOD_KEY "<name></name><ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
+  expect_peer(GOOD_ID GOOD_KEY "<ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
+  expect_peer(GOOD_ID GOOD_KEY "<name>a b</name><ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
+  expect_peer(GOOD_ID GOOD_KEY "<name>a&lt;b</name><ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
+  expect_peer(GOOD_ID GOOD_KEY "<name>a\"b</name><ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
+  expect_peer(GOOD_ID GOOD_KEY "<name>caf\xc3\xa9</name><ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
+  expect_peer(GOOD_ID GOOD_KEY "<name>a&#10;b</name><ip>1.2.3.4</ip><port>80</port>", 0, "<name>");
 }
 
 static void test_invalid_ports(void) {
   static const char *bad[] = {"0", "65536", "-1", "abc", "80x", "", "4294967377", "99999999999999999999"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     char f[256];
-    snprintf(f, sizeof f, GOOD_ID "<name>n</name><ip>1.2.3.4</ip><port>%s</port>", bad[i]);
+    snprintf(f, sizeof f, GOOD_ID GOOD_KEY "<name>n</name><ip>1.2.3.4</ip><port>%s</port>", bad[i]);
     expect_peer(f, 0, "<port>");
   }
-  expect_peer(GOOD_ID "<name>n</name><ip>1.2.3.4</ip>", 0, "<port>");
-  expect_peer(GOOD_ID "<name>n</name><ip>1.2.3.4</ip><port>65535</port>", 1, NULL);
-  expect_peer(GOOD_ID "<name>n</name><ip>1.2.3.4</ip><port>1</port>", 1, NULL);
+  expect_peer(GOOD_ID GOOD_KEY "<name>n</name><ip>1.2.3.4</ip>", 0, "<port>");
+  expect_peer(GOOD_ID GOOD_KEY "<name>n</name><ip>1.2.3.4</ip><port>65535</port>", 1, NULL);
+  expect_peer(GOOD_ID GOOD_KEY "<name>n</name><ip>1.2.3.4</ip><port>1</port>", 1, NULL);
 }
 
 static void test_invalid_ips(void) {
   static const char *bad[] = {"999.1.1.1", "localhost", "", "1.2.3", "1.2.3.4 ", "1.2.3.4:80", "::g"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     char f[256];
-    snprintf(f, sizeof f, GOOD_ID "<name>n</name><ip>%s</ip><port>80</port>", bad[i]);
+    snprintf(f, sizeof f, GOOD_ID GOOD_KEY "<name>n</name><ip>%s</ip><port>80</port>", bad[i]);
     expect_peer(f, 0, "<ip>");
   }
-  expect_peer(GOOD_ID "<name>n</name><port>80</port>", 0, "<ip>");
-  expect_peer(GOOD_ID "<name>n</name><ip>fe80::1</ip><port>80</port>", 1, NULL);
+  expect_peer(GOOD_ID GOOD_KEY "<name>n</name><port>80</port>", 0, "<ip>");
+  expect_peer(GOOD_ID GOOD_KEY "<name>n</name><ip>fe80::1</ip><port>80</port>", 1, NULL);
 }
 
 static void test_invalid_enums(void) {
@@ -206,7 +260,7 @@ static void test_document_shape(void) {
       {"<peers version=\"x\"/>", "version"},
       {"<peers version=\"-1\"/>", "version"},
       {"<peers version=\"99999999999999999999999\"/>", "version"},
-      {"<peers version=\"1\"><peer>" GOOD_ID GOOD_REST "</peer><peer>" GOOD_ID
+      {"<peers version=\"1\"><peer>" GOOD_ID GOOD_REST "</peer><peer>" GOOD_ID GOOD_KEY
        "<name>other</name><ip>1.1.1.1</ip><port>9</port></peer></peers>",
        "twice"},
   };
@@ -237,11 +291,11 @@ static void test_document_shape(void) {
 /* More than NM_PEERS_MAX peers in one document is refused (and the list never grows past). */
 static void test_too_many_peers(void) {
   size_t n = NM_PEERS_MAX + 1;
-  size_t cap = n * 160 + 64;
+  size_t cap = n * 260 + 64;
   char *buf = malloc(cap), *p = buf;
   p += sprintf(p, "<peers version=\"1\">");
   for (size_t i = 0; i < n; i++)
-    p += sprintf(p, "<peer><id>%016zx</id><name>n%zu</name><ip>10.0.0.1</ip><port>%zu</port></peer>",
+    p += sprintf(p, "<peer><id>%016zx</id>" GOOD_KEY "<name>n%zu</name><ip>10.0.0.1</ip><port>%zu</port></peer>",
                  i, i, 1 + i % 65535);
   p += sprintf(p, "</peers>");
   xmlDoc *doc;
@@ -345,6 +399,8 @@ static void test_deltas(void) {
   NMT_EQ_INT(full.count, servant.count);
   NMT_EQ_INT(full.version, servant.version);
   NMT_EQ_STR(full.peers[0].name, servant.peers[0].name);
+  NMT_CHECK(nm_pubkey_equal(full.peers[0].key, servant.peers[0].key));
+  NMT_CHECK(nm_pubkey_equal(servant.peers[0].key, b.key));
   xmlFreeDoc(d1);
   xmlFreeDoc(d2);
   xmlFreeDoc(d3);
@@ -358,6 +414,7 @@ int main(void) {
   NMT_RUN(test_round_trip_and_me);
   NMT_RUN(test_me_element_in_document);
   NMT_RUN(test_invalid_ids);
+  NMT_RUN(test_invalid_keys);
   NMT_RUN(test_invalid_names);
   NMT_RUN(test_invalid_ports);
   NMT_RUN(test_invalid_ips);

@@ -1,10 +1,11 @@
 /* libFuzzer target: the config loader (nm_config_load) with the tables of the three
  * programs that read config files: natmesh-servant (<config>), natmesh-relay (<relay>) and
  * natmesh-manager (<manager>). The tables below copy theirs (src/servant/cli.c,
- * src/manager/main.c): every kind of value (string, bounded uint, bool, ban list) and
- * nested sections. The input is written to a memory file, since the loader reads a path;
+ * src/manager/main.c): every kind of value (string, bounded uint, bool, ban list, key
+ * list) and nested sections. The input is written to a memory file, since the loader reads a path;
  * the root element picks the table. Whatever is accepted must hold: strings terminated
- * within their size, numbers within their row's bounds, booleans 0 or 1, bans non-empty;
+ * within their size, numbers within their row's bounds, booleans 0 or 1, bans non-empty,
+ * keys 64 lowercase hex characters, each listed once;
  * whatever is refused must say so, naming the file. */
 #include "nm_config.h"
 #include "nm_proto.h"
@@ -34,6 +35,10 @@ typedef struct {
   char listen[64];
   unsigned port, heartbeat_s, timeout_s, port_first, port_last;
   unsigned complaint_threshold, complaint_window_s, quorum_percent;
+  char state_dir[512];
+  char admission[16];
+  nm_keylist allow, relay_keys, admin_keys;
+  unsigned max_unauth_per_addr, max_unauth;
 } fz_manager_config;
 
 #define P(path, kind, min, max, member) NM_CFG_FIELD(fz_peer_config, path, kind, min, max, member)
@@ -69,6 +74,13 @@ static const nm_cfg_field fz_manager_fields[] = {
     M("complaints/threshold", NM_CFG_UINT, 1, 100, complaint_threshold),
     M("complaints/window", NM_CFG_UINT, 1, 86400, complaint_window_s),
     M("complaints/quorum-percent", NM_CFG_UINT, 1, 100, quorum_percent),
+    M("state-dir", NM_CFG_STRING, 0, 0, state_dir),
+    M("admission", NM_CFG_STRING, 0, 0, admission),
+    M("allow", NM_CFG_KEYS, 0, 0, allow),
+    M("relay-key", NM_CFG_KEYS, 0, 0, relay_keys),
+    M("admin-key", NM_CFG_KEYS, 0, 0, admin_keys),
+    M("max-unauth-per-address", NM_CFG_UINT, 1, 1048576, max_unauth_per_addr),
+    M("max-unauth", NM_CFG_UINT, 1, 1048576, max_unauth),
 };
 #undef M
 
@@ -102,6 +114,18 @@ static void fz_check(const nm_cfg_field *fields, size_t n, const void *cfg) {
       if (b->count > NM_BANS_MAX) abort();
       for (size_t k = 0; k < b->count; k++)
         if (!b->targets[k][0] || !memchr(b->targets[k], 0, NM_BAN_TARGET_MAX)) abort();
+      break;
+    }
+    case NM_CFG_KEYS: {
+      const nm_keylist *l = (const nm_keylist *)p;
+      if (l->count > NM_KEYLIST_MAX || l->count > l->cap) abort();
+      for (size_t k = 0; k < l->count; k++) {
+        if (strlen(l->fps[k]) != NM_KEYLIST_FP_LEN ||
+            strspn(l->fps[k], "0123456789abcdef") != NM_KEYLIST_FP_LEN)
+          abort();
+        for (size_t j = 0; j < k; j++)
+          if (!strcmp(l->fps[j], l->fps[k])) abort();
+      }
       break;
     }
     }
@@ -151,5 +175,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_check(fields, n, cfg);
   else if (strncmp(err, path, strlen(path)) != 0) /* a refusal names the file */
     abort();
+  /* Key lists are the owner's to free, loaded or refused. */
+  for (size_t i = 0; i < n; i++)
+    if (fields[i].type == NM_CFG_KEYS) nm_keylist_free((nm_keylist *)((char *)cfg + fields[i].offset));
   return 0;
 }
