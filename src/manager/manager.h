@@ -86,17 +86,15 @@ typedef struct mgr_session {
   nm_conn conn;
   manager *mgr;
   mgr_session_state state;
-  /* the key it proved in the TLS handshake (set once secure) */
+  /* the key it proved in the TLS handshake (set once secure): its fingerprint, and the raw
+   * key, published in the list (<key>) and sent in relay-assign and relay-serve */
   int secure;
   nm_fingerprint fp;
-  uint8_t pubkey[NM_PUBKEY_LEN];
+  uint8_t key[NM_PUBKEY_LEN];
   /* holds a slot in the manager's nm_addrlimit: connected, not yet authenticated */
   int unauth;
   char id[NM_ID_LEN + 1];
   char name[NM_NAME_MAX + 1];
-  /* its raw Ed25519 public key, published in the list (<key>) and sent in relay-assign and
-   * relay-serve. TODO(issue 9): the TLS key; until then mgr__on_hello sets a placeholder. */
-  uint8_t key[NM_PUBKEY_LEN];
   nm_role role;
   uint16_t port;        /* the port it listens on */
   uint16_t last_busy;   /* last port it could not bind, so assignment moves past it */

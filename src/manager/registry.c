@@ -59,7 +59,6 @@ uint16_t mgr_assign_port(manager *m, const char *ip, uint16_t avoid) {
 void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {
   memset(p, 0, sizeof *p);
   strcpy(p->id, s->id);
-  memcpy(p->key, s->key, sizeof p->key);
   strcpy(p->name, s->name);
   p->role = s->role;
   /* Peers dial the mapped external address when the servant has a usable mapping. */
@@ -73,7 +72,7 @@ void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {
   p->state = s->reach;
   p->mapping = s->mapping;
   strcpy(p->relay, s->relay_id);
-  memcpy(p->key, s->pubkey, sizeof p->key); /* what its peers pin and verify its lines with */
+  memcpy(p->key, s->key, sizeof p->key); /* what its peers pin and verify its lines with */
 }
 
 /* One encoding for everyone: the same delta goes to every registered session but except. */

@@ -96,8 +96,7 @@ void mgr_relay_send_serve(manager *m, mgr_session *relay) {
     nm_relay_client *cl = &serve->clients[serve->count++];
     memcpy(cl->id, c->id, sizeof cl->id);
     memcpy(cl->token, c->relay_token, sizeof cl->token);
-    memcpy(cl->key, c->pubkey, sizeof cl->key); /* the key its pull must come with */
-    memcpy(cl->key, c->key, sizeof cl->key);
+    memcpy(cl->key, c->key, sizeof cl->key); /* the key its pull must come with */
   }
   int rc = nm_msg_send(&relay->conn, msg);
   if (rc < 0) nm_log_warn("cannot send relay-serve to %s: %s", relay->name, nm_strerror(rc));
@@ -118,8 +117,7 @@ void mgr_relay_send_assign(manager *m, mgr_session *client) {
     memcpy(a->ip, p.ip, sizeof a->ip);
     a->port = p.port;
     memcpy(a->token, client->relay_token, sizeof a->token);
-    memcpy(a->key, relay->pubkey, sizeof a->key); /* the key the client pins */
-    memcpy(a->key, relay->key, sizeof a->key);
+    memcpy(a->key, relay->key, sizeof a->key); /* the key the client pins */
   }
   int rc = nm_msg_send(&client->conn, &msg);
   if (rc < 0) nm_log_warn("cannot send relay-assign to %s: %s", client->name, nm_strerror(rc));

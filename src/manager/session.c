@@ -244,10 +244,6 @@ static int mgr__on_hello(void *session, const nm_msg *msg) {
   mgr__authenticated(s);
   memcpy(s->id, h->id, sizeof s->id);
   memcpy(s->name, h->name, sizeof s->name);
-  /* TODO(issue 9): the TLS key. A placeholder until then: the id's bytes, so the key is
-   * set (an all-zero key cannot be sent) and differs per id. It proves nothing. */
-  memset(s->key, 0, sizeof s->key);
-  memcpy(s->key, s->id, NM_ID_LEN < NM_PUBKEY_LEN ? NM_ID_LEN : NM_PUBKEY_LEN);
   s->role = h->role;
   s->max_clients = h->max_clients;
   uint16_t port = h->port;
@@ -475,7 +471,7 @@ static void mgr__on_secure(nm_conn *c, const nm_fingerprint *fp) {
   s->fp = *fp;
   s->secure = 1;
   const uint8_t *pub = nm_tls_session_peer_pubkey(c->tls);
-  if (pub) memcpy(s->pubkey, pub, NM_PUBKEY_LEN);
+  if (pub) memcpy(s->key, pub, NM_PUBKEY_LEN);
   nm_conn_deadline(c, MGR_FIRST_FRAME_MS, "nothing said within 5 s of the TLS handshake");
 }
 
