@@ -253,6 +253,13 @@ int nsim_pcap_analyze_buf(const unsigned char *data, size_t size, const char *co
     int icmp_error = ip[9] == 1 && !frag && tot > ihl &&
                      (ip[ihl] == 3 || ip[ihl] == 4 || ip[ihl] == 5 || ip[ihl] == 11 || ip[ihl] == 12);
     if (ip[9] != 6 || frag) {
+      if (ip[9] == 17 && !frag && tot > ihl + 8) {
+        uint16_t port = nsim__be16(ip + ihl + 2);
+        int known = 0;
+        for (int i = 0; i < res->nudp_ports; i++) known |= res->udp_ports[i] == port;
+        if (!known && res->nudp_ports < (int)(sizeof res->udp_ports / sizeof res->udp_ports[0]))
+          res->udp_ports[res->nudp_ports++] = port;
+      }
       if (!icmp_error && tot > ihl + (ip[9] == 17 ? 8u : 0u)) {
         if (!res->other_payload++) {
           char x[16], y[16];

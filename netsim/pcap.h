@@ -44,6 +44,8 @@ struct nsim_pcap_result {
   unsigned long ipv4, tcp, tcp_payload; /* frames with IPv4, TCP, TCP payload */
   unsigned long other_payload; /* IPv4 frames with payload that is not TCP (UDP, fragments) */
   char other_desc[96];         /* the first of them */
+  uint16_t udp_ports[8];       /* distinct UDP destination ports seen (the first 8) */
+  int nudp_ports;
   int truncated;               /* the last record is cut short (the writer was stopped) */
   unsigned long needle_frames[NSIM_PCAP_MAX_NEEDLES]; /* frames containing the needle */
   char needle_where[NSIM_PCAP_MAX_NEEDLES][96];       /* where it was first found */
