@@ -10,7 +10,9 @@ packages=(
   libuv1-dev libxml2-dev libminiupnpc-dev libnatpmp-dev
   python3 graphviz iproute2 nftables iputils-ping netcat-openbsd
   miniupnpd-nftables miniupnpc natpmpc
-  libssl-dev openssl tcpdump
+  libssl-dev
+  openssl
+  tcpdump
 )
 
 missing=()

@@ -61,33 +61,44 @@ static uint64_t nm__log_now_ms(void) {
 }
 
 int nm_log_rate_flush_at(nm_log_rate *r, uint64_t now_ms) {
-  if (r->suppressed == 0 || now_ms - r->window_ms < 1000) return 0;
-  /* Rounded up: "in the last 1 s" even when the burst lasted a few milliseconds. */
+  if (r->suppressed == 0 || now_ms - r->since_ms < 1000) return 0;
+  /* Rounded up: "in the last 2 s" for a burst that began 1.2 s ago. */
   uint64_t span_s = (now_ms - r->since_ms + 999) / 1000;
   nm_log(r->level, "%s: %llu more suppressed in the last %llu s", r->kind ? r->kind : "warnings",
-         (unsigned long long)r->suppressed, (unsigned long long)(span_s ? span_s : 1));
+         (unsigned long long)r->suppressed, (unsigned long long)span_s);
   r->suppressed = 0;
   return 1;
 }
 
 int nm_log_rate_flush(nm_log_rate *r) { return nm_log_rate_flush_at(r, nm__log_now_ms()); }
 
+/* Takes one token if there is one, after adding those earned since the last count. */
+static int nm__log_rate_take(nm_log_rate *r, uint64_t now_ms) {
+  uint64_t per_second = r->per_second ? r->per_second : NM_LOG_RATE_DEFAULT;
+  uint64_t cap = (uint64_t)(r->burst ? r->burst : NM_LOG_RATE_BURST) * 1000;
+  if (!r->started) {
+    r->started = 1;
+    r->tokens_milli = cap;
+  } else if (now_ms > r->last_ms) {
+    uint64_t earned = (now_ms - r->last_ms) * per_second;
+    r->tokens_milli = earned >= cap - r->tokens_milli ? cap : r->tokens_milli + earned;
+  }
+  r->last_ms = now_ms;
+  if (r->tokens_milli < 1000) return 0;
+  r->tokens_milli -= 1000;
+  return 1;
+}
+
 __attribute__((format(printf, 4, 0)))
 static int nm__log_ratelimitedv(nm_log_rate *r, uint64_t now_ms, int level, const char *fmt,
                                 va_list ap) {
   if (!nm_log_enabled(level)) return 0;
-  unsigned limit = r->per_second ? r->per_second : NM_LOG_RATE_DEFAULT;
-  if (r->window_ms == 0 || now_ms - r->window_ms >= 1000) {
-    nm_log_rate_flush_at(r, now_ms);
-    r->window_ms = now_ms ? now_ms : 1; /* 0 means "no second begun yet" */
-    r->logged = 0;
-  }
-  if (r->logged >= limit) {
+  if (!nm__log_rate_take(r, now_ms)) {
     if (r->suppressed++ == 0) r->since_ms = now_ms;
     r->level = level;
     return 0;
   }
-  r->logged++;
+  nm_log_rate_flush_at(r, now_ms);
   nm_logv(level, fmt, ap);
   return 1;
 }

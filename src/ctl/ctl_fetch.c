@@ -4,6 +4,7 @@
 #include "nm_error.h"
 #include "nm_frame.h"
 #include "nm_proto.h"
+#include "nm_tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@ typedef struct {
   uv_getaddrinfo_t resolve;
   uv_timer_t deadline;
   nm_conn conn;
+  nm_tls_ctx tls;
+  int tls_ready; /* tls initialized */
   int conn_open; /* conn initialized and its close callbacks not yet run */
   nmctl__phase phase;
   nmctl_fetch_result result;
@@ -93,7 +96,19 @@ static void nmctl__on_connect(nm_conn *c, int status) {
   nmctl__session *s = c->data;
   if (s->phase != NMCTL__CONNECTING) return;
   if (status < 0) {
-    nmctl__finish(s, NMCTL_FETCH_UNREACHABLE, uv_strerror(status));
+    char why[256];
+    if (status == NM_EKEY) {
+      /* "peer presented key X, expected Y": the caller says which manager. */
+      const char *e = c->tls ? nm_tls_session_error(c->tls) : "";
+      snprintf(why, sizeof why, "%s", strncmp(e, "peer ", 5) == 0 ? e + 5 : e);
+      nmctl__finish(s, NMCTL_FETCH_KEY, why);
+      return;
+    }
+    if (status == NM_ETLS && c->tls)
+      snprintf(why, sizeof why, "TLS handshake failed: %s", nm_tls_session_error(c->tls));
+    else
+      snprintf(why, sizeof why, "%s", nm_strerror(status));
+    nmctl__finish(s, NMCTL_FETCH_UNREACHABLE, why);
     return;
   }
   /* We chose to talk to this manager: its answer may be as large as any trusted frame. */
@@ -114,6 +129,13 @@ static void nmctl__connect(nmctl__session *s, const struct sockaddr *addr) {
   }
   s->conn_open = 1;
   nm_conn_set_label(&s->conn, "manager");
+  if (s->tls_ready) {
+    rc = nm_conn_set_tls(&s->conn, &s->tls, NM_TLS_CLIENT, s->f->manager_fp);
+    if (rc < 0) {
+      nmctl__finish(s, NMCTL_FETCH_UNREACHABLE, nm_strerror(rc));
+      return;
+    }
+  }
   s->phase = NMCTL__CONNECTING;
   /* The deadline timer covers the connect too; nm_conn's own timeout is not needed. */
   rc = nm_conn_connect(&s->conn, addr, 0, nmctl__on_connect);
@@ -169,9 +191,19 @@ nmctl_fetch_result nmctl_fetch_run(nmctl_fetch *f) {
   }
   s->f = f;
   s->phase = NMCTL__RESOLVING;
+  if (f->id) {
+    char err[256];
+    if (nm_tls_ctx_init(&s->tls, f->id, err, sizeof err) < 0) {
+      snprintf(f->reason, sizeof f->reason, "cannot set up TLS: %s", err);
+      free(s);
+      return NMCTL_FETCH_UNREACHABLE;
+    }
+    s->tls_ready = 1;
+  }
   int rc = uv_loop_init(&s->loop);
   if (rc < 0) {
     snprintf(f->reason, sizeof f->reason, "%s", uv_strerror(rc));
+    if (s->tls_ready) nm_tls_ctx_close(&s->tls);
     free(s);
     return NMCTL_FETCH_UNREACHABLE;
   }
@@ -183,6 +215,9 @@ nmctl_fetch_result nmctl_fetch_run(nmctl_fetch *f) {
    * (unless the session was abandoned to a stuck resolver). */
   uv_run(&s->loop, UV_RUN_DEFAULT);
   nmctl_fetch_result result = s->result;
+  /* Sessions keep the context alive as long as they need it (nm_tls.h). */
+  if (s->tls_ready) nm_tls_ctx_close(&s->tls);
+  s->tls_ready = 0;
   if (!s->abandoned) {
     uv_close((uv_handle_t *)&s->deadline, NULL);
     uv_run(&s->loop, UV_RUN_DEFAULT);

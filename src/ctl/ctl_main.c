@@ -1,11 +1,16 @@
 /* natmesh-ctl: ask a natmesh manager what the overlay looks like.
  *
- *   natmesh-ctl [--manager HOST:PORT] [--timeout S] status [--format table|xml|dot]
+ *   natmesh-ctl [--manager HOST:PORT] [--timeout S] [--state-dir MANAGER_STATE_DIR]
+ *               [--admin-key KEYFILE --manager-key FP] status [--format table|xml|dot]
+ *   natmesh-ctl [--state-dir DIR] keygen
  *
- * Commands live in a table (one entry per subcommand, each with its own runner) so later
- * ones slot in without touching the option parsing. Exit codes: 0 success, 1 usage,
- * 2 manager unreachable, 3 the manager's answer was unusable. */
+ * The session is TLS 1.3 with an operator's key (ctl_key.h says which), pinning the
+ * manager's. Commands live in a table (one entry per subcommand, each with its own runner)
+ * so later ones slot in without touching the option parsing. Exit codes: 0 success,
+ * 1 usage (or an unusable key), 2 manager unreachable, 3 the manager's answer was unusable,
+ * 4 what answered presented another key than the manager's. */
 #include "ctl_fetch.h"
+#include "ctl_key.h"
 #include "ctl_render.h"
 
 #include "nm_log.h"
@@ -14,6 +19,7 @@
 #include "nm_util.h"
 #include "nm_xml.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +28,13 @@
 #define NMCTL_DEFAULT_PORT 85
 #define NMCTL_DEFAULT_TIMEOUT_MS 5000
 
-enum { NMCTL_EXIT_OK = 0, NMCTL_EXIT_USAGE = 1, NMCTL_EXIT_UNREACHABLE = 2, NMCTL_EXIT_BAD_ANSWER = 3 };
+enum {
+  NMCTL_EXIT_OK = 0,
+  NMCTL_EXIT_USAGE = 1,
+  NMCTL_EXIT_UNREACHABLE = 2,
+  NMCTL_EXIT_BAD_ANSWER = 3,
+  NMCTL_EXIT_WRONG_KEY = 4,
+};
 
 typedef enum { NMCTL_FMT_TABLE, NMCTL_FMT_XML, NMCTL_FMT_DOT } nmctl_format;
 
@@ -32,6 +44,7 @@ typedef struct {
   uint16_t port;
   unsigned timeout_ms;
   nmctl_format format;
+  nmctl_auth_opts auth;
 } nmctl_opts;
 
 typedef struct {
@@ -41,16 +54,23 @@ typedef struct {
 } nmctl_command;
 
 static int nmctl_cmd_status(const nmctl_opts *o);
+static int nmctl_cmd_keygen(const nmctl_opts *o);
 
 static const nmctl_command nmctl_commands[] = {
     {"status", "show the servants the manager knows", nmctl_cmd_status},
+    {"keygen", "make an operator key in --state-dir DIR and print its fingerprint", nmctl_cmd_keygen},
 };
 
 static void nmctl_usage(FILE *out) {
   fprintf(out,
-          "usage: natmesh-ctl [--manager HOST:PORT] [--timeout S] COMMAND [--format FORMAT]\n"
+          "usage: natmesh-ctl [--manager HOST:PORT] [--timeout S] [--state-dir DIR]\n"
+          "                   [--admin-key KEYFILE --manager-key FP] COMMAND [--format FORMAT]\n"
           "\n"
-          "Asks a natmesh connection manager about the overlay.\n"
+          "Asks a natmesh connection manager about the overlay, over TLS 1.3 with an\n"
+          "operator's key: on the manager's machine, as the manager's user, its own key\n"
+          "(from its state directory); from elsewhere, a key the manager lists with\n"
+          "--admin-key. natmesh-ctl refuses a manager presenting another key than the one\n"
+          "it expects.\n"
           "\n"
           "commands:\n");
   for (size_t i = 0; i < sizeof nmctl_commands / sizeof *nmctl_commands; i++)
@@ -61,16 +81,49 @@ static void nmctl_usage(FILE *out) {
           "  --manager HOST:PORT  the manager to ask (default $NATMESH_MANAGER, else %s;\n"
           "                       the port defaults to %d, IPv6 as [ADDR]:PORT)\n"
           "  --timeout S          give up after S seconds (default %d)\n"
+          "  --state-dir DIR      status: the manager's state directory, whose key.pem we\n"
+          "                       use and whose owner we expect (default: the manager's\n"
+          "                       default state directory); keygen: where to keep the key\n"
+          "                       (default: natmesh-ctl's own state directory)\n"
+          "  --admin-key KEYFILE  prove this key (a key.pem the manager lists with its\n"
+          "                       --admin-key FP) instead of the manager's own\n"
+          "  --manager-key FP     the manager's fingerprint (natmesh-manager --state-dir D\n"
+          "                       fingerprint); needed with --admin-key\n"
           "  --format FORMAT      table (default), xml (the status document), or dot\n"
           "                       (Graphviz: natmesh-ctl status --format dot | dot -Tpng -o overlay.png)\n"
           "  -h, --help           this text\n"
           "  --version            print the version and exit\n"
           "\n"
-          "exit status: 0 success, 1 usage error, 2 manager unreachable, 3 unusable answer\n",
+          "exit status: 0 success, 1 usage error or unusable key, 2 manager unreachable,\n"
+          "3 unusable answer (or the manager refused our key), 4 another key than the\n"
+          "manager's answered\n",
           NMCTL_DEFAULT_MANAGER, NMCTL_DEFAULT_PORT, NMCTL_DEFAULT_TIMEOUT_MS / 1000);
 }
 
+static int nmctl_cmd_keygen(const nmctl_opts *o) {
+  nm_fingerprint fp;
+  char dir[4096], err[600];
+  if (nmctl_keygen(o->auth.state_dir, &fp, dir, sizeof dir, err, sizeof err) < 0) {
+    fprintf(stderr, "natmesh-ctl: keygen: %s\n", err);
+    return NMCTL_EXIT_USAGE;
+  }
+  printf("%s\n", nm_fingerprint_str(&fp));
+  if (fflush(stdout) != 0) return NMCTL_EXIT_USAGE;
+  fprintf(stderr,
+          "natmesh-ctl: the key is %s/%s. List its fingerprint on the manager (natmesh-manager\n"
+          "--admin-key %s), then: natmesh-ctl --admin-key %s/%s --manager-key MANAGER_FP status\n",
+          dir, NM_IDENTITY_KEY_FILE, nm_fingerprint_str(&fp), dir, NM_IDENTITY_KEY_FILE);
+  return NMCTL_EXIT_OK;
+}
+
 static int nmctl_cmd_status(const nmctl_opts *o) {
+  nm_identity id;
+  nm_fingerprint manager_fp;
+  char err[700];
+  if (nmctl_auth_resolve(&o->auth, &id, &manager_fp, err, sizeof err) < 0) {
+    fprintf(stderr, "natmesh-ctl: %s\n", err);
+    return NMCTL_EXIT_USAGE;
+  }
   nmctl_fetch f;
   memset(&f, 0, sizeof f);
   f.host = o->host;
@@ -78,8 +131,15 @@ static int nmctl_cmd_status(const nmctl_opts *o) {
   f.timeout_ms = o->timeout_ms;
   f.request_type = NM_MSG_STATUS_REQUEST;
   f.reply_type = NM_MSG_STATUS;
+  f.id = &id;
+  f.manager_fp = &manager_fp;
   nmctl_fetch_result r = nmctl_fetch_run(&f);
+  nm_identity_close(&id);
   if (r != NMCTL_FETCH_OK) {
+    if (r == NMCTL_FETCH_KEY) {
+      fprintf(stderr, "natmesh-ctl: manager at %s %s: refusing it\n", o->manager, f.reason);
+      return NMCTL_EXIT_WRONG_KEY;
+    }
     if (r == NMCTL_FETCH_UNREACHABLE)
       fprintf(stderr, "natmesh-ctl: cannot reach manager at %s: %s\n", o->manager, f.reason);
     else
@@ -89,7 +149,6 @@ static int nmctl_cmd_status(const nmctl_opts *o) {
   nm_status st;
   nm_status_init(&st);
   xmlDoc *doc = NULL;
-  char err[400];
   int rc = nm_status_parse(f.reply, f.reply_len, &st, &doc, err, sizeof err);
   free(f.reply);
   if (rc < 0) {
@@ -136,6 +195,8 @@ static const char *nmctl_optval(int argc, char **argv, int *i, const char *opt, 
 }
 
 int main(int argc, char **argv) {
+  /* A manager that goes away mid-write must cost us an error, not the process. */
+  signal(SIGPIPE, SIG_IGN);
   nm_log_init("natmesh-ctl", NM_LOG_WARN);
   nm_xml_init();
   nmctl_opts o;
@@ -167,6 +228,12 @@ int main(int argc, char **argv) {
       }
       o.timeout_ms = (unsigned)(s * 1000);
       if (!o.timeout_ms) o.timeout_ms = 1;
+    } else if ((v = nmctl_optval(argc, argv, &i, "--state-dir", &missing))) {
+      o.auth.state_dir = v;
+    } else if ((v = nmctl_optval(argc, argv, &i, "--admin-key", &missing))) {
+      o.auth.admin_key = v;
+    } else if ((v = nmctl_optval(argc, argv, &i, "--manager-key", &missing))) {
+      o.auth.manager_key = v;
     } else if ((v = nmctl_optval(argc, argv, &i, "--format", &missing))) {
       if (nmctl_parse_format(v, &o.format) < 0) {
         fprintf(stderr, "natmesh-ctl: unknown format \"%s\" (table, xml or dot)\n", v);

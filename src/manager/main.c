@@ -395,8 +395,10 @@ int main(int argc, char **argv) {
   m.next_port = cfg->port_first;
   nm_peerlist_init(&m.list);
   mgr__raise_fd_limit(cfg);
-  if (mgr__trust_init(&m, mode) != 0) return 1;
+  /* The port first: on a first start, a privileged port is the likelier mistake, and its
+   * message says what to do. Nothing is accepted before the loop runs. */
   if (mgr__listen(&m) < 0) return 1;
+  if (mgr__trust_init(&m, mode) != 0) return 1;
   uv_timer_init(m.loop, &m.sweep);
   m.sweep.data = &m;
   unsigned sweep_ms = cfg->heartbeat_s * 1000 / 4;

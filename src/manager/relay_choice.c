@@ -9,7 +9,8 @@ int mgr_relay_can_serve(const mgr_relay_candidate *c) {
 static int mgr__relay_better(const mgr_relay_candidate *a, const mgr_relay_candidate *b) {
   if (a->preferred != b->preferred) return a->preferred;
   if (a->dedicated != b->dedicated) return a->dedicated;
-  return a->clients < b->clients;
+  if (a->clients != b->clients) return a->clients < b->clients;
+  return a->connected_ms > b->connected_ms;
 }
 
 int mgr_relay_choose(const mgr_relay_candidate *c, size_t n) {

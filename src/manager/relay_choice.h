@@ -6,11 +6,14 @@
  * never suspicious or relayed), nobody currently complains about it (it would likely be
  * the next suspect), and it has room (clients < max_clients). Among those: the preferred
  * one (the relay the client had before it reconnected) if it can serve; otherwise
- * dedicated relays before servants, then the fewest clients, then the first listed. */
+ * dedicated relays before servants, then the fewest clients, then the one connected the
+ * longest (a newcomer, maybe one of many keys an attacker made in an open overlay, does not
+ * jump the queue of servants that have been serving all along), then the first listed. */
 #ifndef NM_MANAGER_RELAY_CHOICE_H
 #define NM_MANAGER_RELAY_CHOICE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
   int is_client;        /* the servant looking for a relay */
@@ -20,6 +23,7 @@ typedef struct {
   int preferred;        /* the relay the client had, kept when it still can serve */
   unsigned clients;     /* servants assigned to it now */
   unsigned max_clients; /* how many it will serve (from its hello) */
+  uint64_t connected_ms; /* how long its session has lasted */
 } mgr_relay_candidate;
 
 /* Whether c could serve one more client. */

@@ -51,6 +51,7 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
     c->complained_about = mgr_complaints_reporters(&r->complaints, &rules, now) > 0;
     c->preferred = prefer_id && strcmp(prefer_id, r->id) == 0;
     c->max_clients = r->max_clients;
+    c->connected_ms = now - r->connected_ms;
     who[n++] = r;
   }
   /* Client counts from the assignments, in one pass over the (few) relayed servants. */

@@ -22,8 +22,8 @@ async def test(h):
     aid = alice.get("id")
 
     # One liar. Others of alice: bob, carol, liar1 -> quorum 2; the liar alone is 1.
-    liars = [Liar(h, "liar1", m.info["port"])]
-    await liars[0].start(aid)
+    liars = [Liar(h, "liar1", m)]
+    await liars[0].start_lying(aid)
     t0 = asyncio.get_running_loop().time()
     await h.expect(m.wait_log(r"complaint: liar1 cannot reach alice \(3 of 3 from it", 15),
                    "the manager counted the liar's complaints up to the threshold")
@@ -43,8 +43,8 @@ async def test(h):
 
     # Control: two more reporters make a quorum (others of alice: bob, carol, 3 liars -> 3).
     for n in ("liar2", "liar3"):
-        l = Liar(h, n, m.info["port"])
-        await l.start(aid)
+        l = Liar(h, n, m)
+        await l.start_lying(aid)
         liars.append(l)
     await h.expect(m.wait_log(r"verdict: alice \([0-9a-f]+\) is suspicious: 3 reporters", 20),
                    "with a quorum of reporters the verdict comes")

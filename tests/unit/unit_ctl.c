@@ -1,12 +1,16 @@
 /* natmesh-ctl's status model (nm_status) and renderers: parsing the manager's status document,
- * refusing bad ones, the table, and DOT output that stays valid whatever the names. */
+ * refusing bad ones, the table, and DOT output that stays valid whatever the names. And its
+ * keys (ctl_key): which key it proves and which it pins, never creating the manager's. */
+#include "ctl_key.h"
 #include "ctl_render.h"
 #include "nm_error.h"
 #include "nm_status.h"
 #include "nm_xml.h"
 #include "nmt.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *good_status =
@@ -235,6 +239,106 @@ static void test_xml_render(void) {
   nm_status_close(&st);
 }
 
+/* A fresh folder under /tmp for one test's keys. */
+static void key_dir(char *out, size_t len) {
+  snprintf(out, len, "/tmp/unit_ctl.XXXXXX");
+  if (!mkdtemp(out)) out[0] = 0;
+}
+
+static void write_file(const char *path, const char *text, mode_t mode) {
+  FILE *f = fopen(path, "w");
+  if (f) {
+    fputs(text, f);
+    fclose(f);
+  }
+  chmod(path, mode);
+}
+
+static void test_key_load(void) {
+  char dir[64], path[128], err[600];
+  key_dir(dir, sizeof dir);
+  NMT_CHECK(dir[0]);
+  nm_fingerprint fp;
+  /* keygen makes the key, and keeps it when run again. */
+  NMT_EQ_INT(nmctl_keygen(dir, &fp, NULL, 0, err, sizeof err), 0);
+  nm_fingerprint again;
+  NMT_EQ_INT(nmctl_keygen(dir, &again, NULL, 0, err, sizeof err), 0);
+  NMT_CHECK(nm_fingerprint_equal(&fp, &again));
+  snprintf(path, sizeof path, "%s/key.pem", dir);
+  nm_identity id;
+  NMT_EQ_INT(nmctl_key_load(path, &id, err, sizeof err), 0);
+  NMT_CHECK(nm_fingerprint_equal(&id.fp, &fp));
+  NMT_EQ_INT(strncmp(id.id, fp.hex, NM_ID_LEN), 0);
+  nm_identity_close(&id);
+
+  /* Open to others: refused, saying how to fix it. */
+  chmod(path, 0644);
+  NMT_EQ_INT(nmctl_key_load(path, &id, err, sizeof err), NM_ECONFIG);
+  NMT_HAS(err, "chmod 600");
+  chmod(path, 0600);
+
+  /* Missing: never created. */
+  char missing[128];
+  snprintf(missing, sizeof missing, "%s/nothing.pem", dir);
+  NMT_EQ_INT(nmctl_key_load(missing, &id, err, sizeof err), -ENOENT);
+  NMT_CHECK(access(missing, F_OK) != 0);
+
+  /* Not a key; a directory. */
+  char junk[128];
+  snprintf(junk, sizeof junk, "%s/junk.pem", dir);
+  write_file(junk, "-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n", 0600);
+  NMT_EQ_INT(nmctl_key_load(junk, &id, err, sizeof err), NM_EKEY);
+  NMT_EQ_INT(nmctl_key_load(dir, &id, err, sizeof err), NM_EKEY);
+  unlink(junk);
+  unlink(path);
+  rmdir(dir);
+}
+
+static void test_auth_resolve(void) {
+  char dir[64], path[128], err[700];
+  key_dir(dir, sizeof dir);
+  nm_fingerprint fp, pinned;
+  NMT_EQ_INT(nmctl_keygen(dir, &fp, NULL, 0, err, sizeof err), 0);
+  snprintf(path, sizeof path, "%s/key.pem", dir);
+  nm_identity id;
+
+  /* Local: the manager's own key, and the manager expected to be its owner. */
+  nmctl_auth_opts local = {.state_dir = dir};
+  NMT_EQ_INT(nmctl_auth_resolve(&local, &id, &pinned, err, sizeof err), 0);
+  NMT_CHECK(nm_fingerprint_equal(&id.fp, &fp) && nm_fingerprint_equal(&pinned, &fp));
+  nm_identity_close(&id);
+
+  /* Remote: the admin key, the manager's fingerprint as given. */
+  const char *other = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+  nmctl_auth_opts remote = {.admin_key = path, .manager_key = other};
+  NMT_EQ_INT(nmctl_auth_resolve(&remote, &id, &pinned, err, sizeof err), 0);
+  NMT_CHECK(nm_fingerprint_equal(&id.fp, &fp));
+  NMT_EQ_STR(pinned.hex, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+  nm_identity_close(&id);
+
+  /* An admin key without the manager's fingerprint, a bad fingerprint: usage errors. */
+  nmctl_auth_opts no_fp = {.admin_key = path};
+  NMT_EQ_INT(nmctl_auth_resolve(&no_fp, &id, &pinned, err, sizeof err), -EINVAL);
+  NMT_HAS(err, "--manager-key");
+  nmctl_auth_opts bad_fp = {.admin_key = path, .manager_key = "abc"};
+  NMT_EQ_INT(nmctl_auth_resolve(&bad_fp, &id, &pinned, err, sizeof err), -EINVAL);
+  NMT_HAS(err, "64 hex");
+
+  /* A manager state dir without a key: explained, and no key is made there. */
+  char empty[64];
+  key_dir(empty, sizeof empty);
+  nmctl_auth_opts none = {.state_dir = empty};
+  NMT_EQ_INT(nmctl_auth_resolve(&none, &id, &pinned, err, sizeof err), -ENOENT);
+  NMT_HAS(err, "no manager key in");
+  NMT_HAS(err, "--admin-key");
+  char made[128];
+  snprintf(made, sizeof made, "%s/key.pem", empty);
+  NMT_CHECK(access(made, F_OK) != 0);
+  rmdir(empty);
+  unlink(path);
+  rmdir(dir);
+}
+
 int main(void) {
   nm_xml_init();
   NMT_RUN(test_parse_good);
@@ -244,6 +348,8 @@ int main(void) {
   NMT_RUN(test_age);
   NMT_RUN(test_dot_escaping);
   NMT_RUN(test_xml_render);
+  NMT_RUN(test_key_load);
+  NMT_RUN(test_auth_resolve);
   xmlCleanupParser();
   return nmt_done();
 }

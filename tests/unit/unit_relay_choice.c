@@ -4,7 +4,7 @@
 
 /* A reachable servant with room, no complaints. */
 static mgr_relay_candidate servant(unsigned clients, unsigned max_clients) {
-  mgr_relay_candidate c = {0, 0, 1, 0, 0, clients, max_clients};
+  mgr_relay_candidate c = {0, 0, 1, 0, 0, clients, max_clients, 0};
   return c;
 }
 
@@ -31,6 +31,20 @@ static void test_fewest_clients(void) {
   /* ties: the first listed */
   mgr_relay_candidate t[] = {servant(2, 8), servant(1, 8), servant(1, 8)};
   NMT_EQ_INT(mgr_relay_choose(t, 3), 1);
+}
+
+static void test_longest_connected_among_equals(void) {
+  /* A newcomer (listed first: the newest session) does not jump the queue... */
+  mgr_relay_candidate c[] = {servant(0, 8), servant(0, 8), servant(0, 8)};
+  c[0].connected_ms = 2000;
+  c[1].connected_ms = 60000;
+  c[2].connected_ms = 90000;
+  NMT_EQ_INT(mgr_relay_choose(c, 3), 2);
+  /* ... but the age only breaks ties: fewer clients and dedicated relays come first. */
+  c[2].clients = 1;
+  NMT_EQ_INT(mgr_relay_choose(c, 3), 1);
+  c[0].dedicated = 1;
+  NMT_EQ_INT(mgr_relay_choose(c, 3), 0);
 }
 
 static void test_skips(void) {
@@ -82,6 +96,7 @@ static void test_preferred(void) {
 int main(void) {
   NMT_RUN(test_dedicated_first);
   NMT_RUN(test_fewest_clients);
+  NMT_RUN(test_longest_connected_among_equals);
   NMT_RUN(test_skips);
   NMT_RUN(test_preferred);
   return nmt_done();
