@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """The natmesh demo: a connection manager and three servants on loopback chat with each
-other; the transcript shows who typed what and what each servant displayed."""
+other; the transcript shows who typed what and what each servant displayed. Every node keeps
+its key in a state directory of its own (a temporary folder here); the manager makes an
+invite, and each servant joins with it, over TLS pinned to the manager's key."""
 import argparse
 import asyncio
 import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 
 NAMES = ["alice", "bob", "carol"]
@@ -77,17 +81,24 @@ async def main():
     sv_bin = os.path.join(args.bindir, "natmesh-servant")
     ctl_bin = os.path.join(args.bindir, "natmesh-ctl")
     port = free_port()
+    state = tempfile.mkdtemp(prefix="natmesh-demo-")
+    mgr_state = os.path.join(state, "manager")
     print(f"== natmesh demo: manager on 127.0.0.1:{port}, servants {', '.join(NAMES)}\n")
     procs = []
     try:
+        # One invite for the three of them: it names the manager's address and key.
+        invite = subprocess.run([mgr_bin, "--state-dir", mgr_state, "--port", str(port), "invite",
+                                 "--address", f"127.0.0.1:{port}"], capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        print(f"$ natmesh-manager --state-dir DIR invite --address 127.0.0.1:{port}\n{invite}\n")
         mgr = await start("manager", [mgr_bin, "--listen", "127.0.0.1", "--port", str(port),
-                                      "--heartbeat", "2", "--timeout", "6"])
+                                      "--heartbeat", "2", "--timeout", "6", "--state-dir", mgr_state])
         procs.append(mgr)
         await mgr.wait_for(mgr.err, "listening on")
         servants = {}
         for n in NAMES:
-            servants[n] = await start(n, [sv_bin, "--name", n, "--manager", "127.0.0.1",
-                                          "--manager-port", str(port)])
+            servants[n] = await start(n, [sv_bin, "--name", n, "--invite", invite,
+                                          "--state-dir", os.path.join(state, n)])
             procs.append(servants[n])
         for s in servants.values():
             await s.wait_for(s.err, rf"peer list version \d+ \({len(NAMES)} peers\)")
@@ -117,9 +128,9 @@ async def main():
                 print("    " + line)
         print()
         if os.path.exists(ctl_bin):
-            print(f"$ natmesh-ctl --manager 127.0.0.1:{port} status")
+            print(f"$ natmesh-ctl --manager 127.0.0.1:{port} --state-dir DIR status")
             ctl = await asyncio.create_subprocess_exec(
-                ctl_bin, "--manager", f"127.0.0.1:{port}", "status",
+                ctl_bin, "--manager", f"127.0.0.1:{port}", "--state-dir", mgr_state, "status",
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
             out, _ = await asyncio.wait_for(ctl.communicate(), 10)
             print(out.decode(errors="replace"))
@@ -137,7 +148,11 @@ async def main():
             print(f"--- {p.name} stderr ---", file=sys.stderr)
             print("\n".join(p.err[-20:]), file=sys.stderr)
         return 1
+    except subprocess.SubprocessError as e:
+        print(f"demo failed: natmesh-manager invite: {e}", file=sys.stderr)
+        return 1
     finally:
+        shutil.rmtree(state, ignore_errors=True)
         for p in procs:
             if p.proc.returncode is None:
                 p.proc.terminate()

@@ -5,7 +5,7 @@
 #include "nm_xml.h"
 
 int sv_main(const sv_role *role, int argc, char **argv) {
-  static servant sv; /* large (the seen set, relay duty); static keeps it off the stack */
+  static servant sv; /* large (relay duty's client tables, the ban list); static keeps it off the stack */
   sv_config_defaults(&sv.cfg, role);
   nm_log_init(role->program, NM_LOG_INFO);
   nm_xml_init();

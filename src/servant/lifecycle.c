@@ -18,12 +18,23 @@ int sv_bind_outgoing(servant *sv, nm_conn *c) {
   return uv_tcp_bind(&c->tcp, (struct sockaddr *)&sv->local_addr, 0);
 }
 
+/* The rate-limited log lines' summaries ("... 1529 more suppressed") come out even when
+ * the flood that caused them has stopped. */
+static void sv__flush_logs(servant *sv) {
+  nm_log_rate *rates[] = {&sv->chat.forged_log,       &sv->chat.unlisted_log,   &sv->chat.banned_log,
+                          &sv->chat.refused_log,      &sv->inbound.refused_log, &sv->inbound.conn_log,
+                          &sv->peers.wrong_key_log,   &sv->pull.wrong_key_log};
+  for (size_t i = 0; i < sizeof rates / sizeof *rates; i++)
+    if (rates[i]->kind) nm_log_rate_flush(rates[i]);
+}
+
 static void sv__tick(uv_timer_t *t) {
   servant *sv = t->data;
   sv_peers_tick(sv);
   sv_inbound_tick(sv);
   sv_pull_tick(sv);
   rl_tick(&sv->relay);
+  sv__flush_logs(sv);
 }
 
 static void sv__on_signal(uv_signal_t *s, int signum) {

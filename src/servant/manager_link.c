@@ -331,7 +331,9 @@ static void sv__mgr_connected(nm_conn *c, int status) {
   }
   sv__mgr_send(sv, &m);
   OPENSSL_cleanse(h->secret, sizeof h->secret);
-  nm_log(sv->mgr.backoff.failures ? NM_LOG_INFO : NM_LOG_DEBUG, "connected to manager %s:%u (key %s)",
+  /* Worth saying after an outage, unless the manager keeps refusing us (said once). */
+  nm_log(sv->mgr.backoff.failures && !sv->mgr.refusal_logged[0] ? NM_LOG_INFO : NM_LOG_DEBUG,
+         "connected to manager %s:%u (key %s)",
          sv->cfg.manager_host, sv->cfg.manager_port, nm_conn_peer_fingerprint(c)->hex);
 }
 

@@ -73,13 +73,37 @@ static void sv__backlog_push(servant *sv, sv_peer *p, const char *payload, size_
     nm_log_warn("line not queued for %s: %s", p->info.name, nm_strerror(rc));
 }
 
+/* Sends one line on the peer's connection; while the connection is young, keeps a copy
+ * (see SV_CONFIRM_MS). */
+static int sv__out_send(servant *sv, sv_peer *p, const char *payload, size_t len, uint64_t queued_ms) {
+  int rc = nm_conn_send(&p->out->conn, NM_MSG_CHAT, payload, len);
+  if (rc == 0 && sv_now_ms(sv) - p->out_since_ms < SV_CONFIRM_MS)
+    nm_lineq_push(&p->unconfirmed, queued_ms, NULL, payload, len);
+  return rc;
+}
+
 static void sv__backlog_flush(servant *sv, sv_peer *p) {
   uint64_t now = sv_now_ms(sv);
   nm_lineq_item *it;
   while (p->out_ready && (it = nm_lineq_pop(&p->backlog))) {
-    if (!nm_lineq_expired(&p->backlog, it, now)) nm_conn_send(&p->out->conn, NM_MSG_CHAT, it->payload, it->len);
+    if (!nm_lineq_expired(&p->backlog, it, now)) sv__out_send(sv, p, it->payload, it->len, it->at_ms);
     free(it);
   }
+}
+
+/* The peer refused our connection in its first moments: what we sent on it goes back to
+ * the front of the backlog, in order, for the next attempt. */
+static void sv__backlog_requeue(sv_peer *p) {
+  nm_lineq_item *it;
+  while ((it = nm_lineq_pop(&p->backlog))) {
+    nm_lineq_push(&p->unconfirmed, it->at_ms, NULL, it->payload, it->len);
+    free(it);
+  }
+  nm_lineq tmp = p->backlog;
+  p->backlog = p->unconfirmed;
+  p->unconfirmed = tmp;
+  if (p->backlog.count) nm_log_info("%zu line%s for %s kept for the next attempt", p->backlog.count,
+                                    p->backlog.count == 1 ? "" : "s", p->info.name);
 }
 
 /* Our outbound connections only send: peers publish to us on connections they open, and
@@ -98,6 +122,8 @@ static void sv__out_closed(nm_conn *c) {
     int was_up = p->out_ready;
     p->out = NULL;
     p->out_ready = 0;
+    if (was_up && c->peer_error[0]) sv__backlog_requeue(p);
+    nm_lineq_clear(&p->unconfirmed);
     if (was_up && c->close_err == 0 && !c->peer_error[0]) {
       /* It worked and ended cleanly: the peer closes connections idle for a while. We open
        * a new one when we have a line for it. */
@@ -149,7 +175,7 @@ static void sv__out_connected(nm_conn *c, int status) {
   nm_msg_send(c, &hello);
   p->out_ready = 1;
   p->idle = 0;
-  nm_backoff_reset(&p->backoff);
+  p->out_since_ms = sv_now_ms(sv);
   nm_log_info("connected to %s at %s:%u", p->info.name, p->info.ip, p->info.port);
   sv__backlog_flush(sv, p);
 }
@@ -193,6 +219,7 @@ static void sv__peer_free(servant *sv, sv_peer *p, const char *reason) {
   sv_inbound_drop(sv, p->info.id, reason);
   sv_chat_forget(sv, p->info.id);
   nm_lineq_clear(&p->backlog);
+  nm_lineq_clear(&p->unconfirmed);
   free(p);
 }
 
@@ -211,6 +238,7 @@ void sv_peers_upsert(servant *sv, const nm_peer *info) {
     sv__peer_set_key(p);
     nm_backoff_init(&p->backoff, SV_BACKOFF_FIRST_MS, sv__backoff_max(sv), 1);
     nm_lineq_init(&p->backlog, SV_BACKLOG_MAX, SV_BACKLOG_BYTES_MAX, SV_BACKLOG_TTL_MS);
+    nm_lineq_init(&p->unconfirmed, SV_BACKLOG_MAX, SV_BACKLOG_BYTES_MAX, SV_BACKLOG_TTL_MS);
     p->next = sv->peers.head;
     sv->peers.head = p;
     nm_log_info("peer joined: %s at %s:%u (key %.16s...)", info->name, info->ip, info->port, p->fp.hex);
@@ -272,7 +300,7 @@ void sv_peers_apply_full(servant *sv, const nm_peerlist *list) {
 void sv_peers_publish(servant *sv, const char *payload, size_t len) {
   for (sv_peer *p = sv->peers.head; p; p = p->next) {
     if (p->out_ready) {
-      int rc = nm_conn_send(&p->out->conn, NM_MSG_CHAT, payload, len);
+      int rc = sv__out_send(sv, p, payload, len, sv_now_ms(sv));
       if (rc == NM_EQUEUE_FULL) nm_log_warn("%s is not reading: line dropped for it", p->info.name);
     } else if (!sv__unreachable(p)) {
       sv__backlog_push(sv, p, payload, len);
@@ -294,6 +322,13 @@ void sv_peers_tick(servant *sv) {
       continue;
     }
     nm_lineq_expire(&p->backlog, now);
+    /* A connection the peer kept for SV_CONFIRM_MS accepted us: what we sent is through, and
+     * the next failure starts the backoff over. (Not at the handshake: a peer that has not
+     * heard of us yet refuses our peer-hello right after it.) */
+    if (p->out_ready && now - p->out_since_ms >= SV_CONFIRM_MS) {
+      nm_lineq_clear(&p->unconfirmed);
+      nm_backoff_reset(&p->backoff);
+    }
     if (!p->out && now >= p->next_attempt_ms && !sv__unreachable(p) && (!p->idle || p->backlog.count))
       sv__peer_connect(sv, p);
     pp = &p->next;

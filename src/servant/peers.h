@@ -21,6 +21,10 @@
 #define SV_BACKLOG_MAX 1000                 /* chat lines held for a peer not yet connected */
 #define SV_BACKLOG_BYTES_MAX (4u << 20)     /* ... and bytes */
 #define SV_BACKLOG_TTL_MS 60000             /* ... for at most this long */
+/* Lines sent in a connection's first moments are kept this long: a peer that has not yet
+ * heard from the manager that we joined refuses our peer-hello, and those lines go back to
+ * the backlog for the next attempt (receivers show each line once). */
+#define SV_CONFIRM_MS 2000
 
 typedef struct servant servant;
 typedef struct sv_peer sv_peer;
@@ -46,6 +50,8 @@ struct sv_peer {
   uint64_t next_attempt_ms;
   nm_backoff backoff;
   nm_lineq backlog;
+  nm_lineq unconfirmed;       /* sent on a connection younger than SV_CONFIRM_MS */
+  uint64_t out_since_ms;      /* when the connection came up */
   sv_peer *next;
 };
 
