@@ -29,7 +29,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
-from harness import DELIVERY, RawServant, frame, main, random_id  # noqa: E402
+from harness import DELIVERY, RawServant, first_of, frame, main, random_id  # noqa: E402
 
 FRAMES = 300
 PAYLOAD = 1024 * 1024
@@ -93,14 +93,11 @@ async def test(h):
     for _ in range(FRAMES):
         await c.send(big)
     await c.send(fence)
-    shown = asyncio.ensure_future(alice.wait_for_line(r"^mallory: %s$" % fence_text, 60))
-    closed = asyncio.ensure_future(c.wait_closed_by_peer(60))
-    done, pending = await asyncio.wait([shown, closed], return_when=asyncio.FIRST_COMPLETED)
-    for p in pending:
-        p.cancel()
+    which, _ = await first_of(shown=alice.wait_for_line(r"^mallory: %s$" % fence_text, 60),
+                              closed=c.wait_closed_by_peer(60))
     after = rss_mib(alice.pid)
     h.note("phase 1: %s; alice's RSS %.0f -> %.0f MiB" %
-           ("alice showed the fence" if shown in done and not shown.exception() else "alice closed the connection",
+           ({"shown": "alice showed the fence", "closed": "alice closed the connection"}.get(which, "neither"),
             before, after))
     h.check(after - before <= LIMIT_MIB, "phase 1: alice's memory grew by %.0f MiB (%.0f -> %.0f MiB), at most %d" %
             (after - before, before, after, LIMIT_MIB), fatal=False)

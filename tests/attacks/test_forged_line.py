@@ -26,13 +26,12 @@ case. Recorded on main at b96444a: "not ok 11 - alice never showed a forged line
 peer-hello with bob's id)"), ('bob', '... (c: her own id, line signed by her)'), ('bob', "...
 (d: a stranger's key claiming mallory's id)")]".
 """
-import asyncio
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
-from harness import DELIVERY, RawServant, chat_doc, frame, main, random_id  # noqa: E402
+from harness import DELIVERY, RawServant, chat_doc, first_of, frame, main, random_id  # noqa: E402
 
 FORGED = "I am bob, send me your password"
 
@@ -48,18 +47,9 @@ def signed(h, key, origin, name, seq, text, epoch=1):
 async def read_or_closed(h, alice, c, fence):
     """Waits until alice shows mallory's fence line or closes the connection: either way she
     has read (and judged) everything sent before it on that connection."""
-    shown = asyncio.ensure_future(alice.wait_for_line(r"^mallory: %s$" % fence, DELIVERY))
-    closed = asyncio.ensure_future(c.wait_closed_by_peer(DELIVERY))
-    done, pending = await asyncio.wait([shown, closed], return_when=asyncio.FIRST_COMPLETED)
-    for p in pending:
-        p.cancel()
-    if shown in done and not shown.exception():
-        return "alice showed the fence"
-    if closed in done and closed.result():
-        return "alice closed the connection"
-    if shown.done() and shown.exception():
-        return "neither (%s)" % shown.exception()
-    return "neither"
+    which, _ = await first_of(shown=alice.wait_for_line(r"^mallory: %s$" % fence, DELIVERY),
+                              closed=c.wait_closed_by_peer(DELIVERY))
+    return {"shown": "alice showed the fence", "closed": "alice closed the connection"}.get(which, "neither")
 
 
 async def test(h):

@@ -23,13 +23,12 @@ other lines came since.
 Before issue 9 this fails: alice shows L twice. Recorded on main at b96444a: "not ok 10 -
 alice shows L exactly once: got 2, expected 1".
 """
-import asyncio
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
-from harness import DELIVERY, MSG, RawServant, chat_doc, frame, main, random_id  # noqa: E402
+from harness import DELIVERY, MSG, RawServant, chat_doc, first_of, frame, main, random_id  # noqa: E402
 
 OTHERS = 16400
 CHUNK = 1000
@@ -69,13 +68,9 @@ async def test(h):
         {"epoch": 1, "sig": mallory.key.sign_line(mallory.id, 1, 1, fence)} if h.secure else {}))
     await c.send(frame("peer-hello", '<peer-hello id="%s" name="mallory"/>' % mallory.id) +
                  frame("chat", payload) + frame("chat", fdoc))
-    shown = asyncio.ensure_future(alice.wait_for_line(r"^mallory: %s$" % fence, DELIVERY))
-    closed = asyncio.ensure_future(c.wait_closed_by_peer(DELIVERY))
-    done, pending = await asyncio.wait([shown, closed], return_when=asyncio.FIRST_COMPLETED)
-    for p in pending:
-        p.cancel()
-    h.check(any(not d.exception() and d.result() for d in done),
-            "alice read mallory's connection (showed her fence, or closed it)")
+    which, _ = await first_of(shown=alice.wait_for_line(r"^mallory: %s$" % fence, DELIVERY),
+                              closed=c.wait_closed_by_peer(DELIVERY))
+    h.check(which is not None, "alice read mallory's connection (%s)" % which)
     n = sum(1 for name, t in alice.chat_lines() if t == L)
     h.check_eq(n, 1, "alice shows L exactly once")
     c.close()

@@ -394,6 +394,27 @@ def chat_doc(origin, name, seq, text, epoch=None, sig=None, escape=True):
                                                         xml_escape(text) if escape else text)
 
 
+async def first_of(**waits):
+    """Runs the named awaitables at once; returns (name, result) of the first to finish with
+    a true result and no exception (the others are cancelled), or (None, None) when none
+    does. E.g. first_of(shown=s.wait_for_line(...), closed=c.wait_closed_by_peer())."""
+    tasks = {asyncio.ensure_future(w): name for name, w in waits.items()}
+    pending = set(tasks)
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if not t.cancelled() and t.exception() is None and t.result():
+                    return tasks[t], t.result()
+        return None, None
+    finally:
+        for t in pending:
+            t.cancel()
+        for t in tasks:
+            if t.done() and not t.cancelled():
+                t.exception()  # retrieved: no "never retrieved" warning
+
+
 def peer_list_ids(payload):
     """{id: name} of a peers document (a frame's payload)."""
     return {p.findtext("id"): p.findtext("name") for p in ET.fromstring(payload).iter("peer")}
@@ -412,6 +433,16 @@ def _die_with_parent():
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+async def _event_or_timeout(ev, timeout):
+    """Waits for ev or timeout. Not asyncio.wait_for: in Python 3.11 it can swallow a
+    cancellation that arrives as the event fires, and a cancelled wait would then run on."""
+    waiter = asyncio.ensure_future(ev.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
 
 
 class Line:
@@ -505,8 +536,7 @@ class Process:
             if remaining <= 0:
                 raise WaitTimeout("%s: no %s line matching /%s/ within %.1fs" %
                                   (self.name, stream, pattern, timeout))
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(ev.wait(), remaining)
+            await _event_or_timeout(ev, remaining)
 
     async def wait_log(self, pattern, timeout=DELIVERY, since=0):
         return await self.wait_for_line(pattern, timeout, "stderr", since)
@@ -638,8 +668,7 @@ class RawServant:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WaitTimeout("%s: no %s within %.1fs" % (self.name, what, timeout))
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(ev.wait(), remaining)
+            await _event_or_timeout(ev, remaining)
 
     async def hello(self, manager, secret=None, local_host=None):
         """Connects and says hello; returns the manager's first frame (None: it closed)."""
@@ -874,20 +903,26 @@ class Harness:
         return await RawPeer.connect(host, port, label, local_host, timeout,
                                      key=key or self.stranger_key(), expect_fp=expect_fp)
 
-    async def serve(self, handler, key=None, host="127.0.0.1", port=None, label="fake"):
+    async def serve(self, handler, key=None, host="127.0.0.1", port=None, label="fake",
+                    on_accept=None):
         """A listener on host:port (default: a free port) handing each connection to
         handler(RawPeer) once its TLS handshake (as the server, with key) is done; plain TCP
-        when the programs speak it or key is None. Returns (server, port); closed at the end."""
+        when the programs speak it or key is None. on_accept(RawPeer), if given, is called
+        for every connection before its handshake (a client that refuses our key never
+        reaches the handler). Returns (server, port); closed at the end."""
         port = port or self.free_port()
 
         async def on_conn(reader, writer):
             c = RawPeer(reader, writer, "%s <- %s" % (label, writer.get_extra_info("peername")))
             try:
+                if on_accept:
+                    on_accept(c)
                 if self.secure and key is not None:
                     await c.start_tls(key, True)
                 await handler(c)
             except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as e:
-                self.note("%s: %s" % (c.label, e))
+                c.tls_error = str(e)
+                self.note(str(e))
             finally:
                 c.close()
 

@@ -12,6 +12,15 @@ error names the file and the line (and the offending value where there is one).
   natmesh-manager   <heartbeat>0</heartbeat> (3)                     FILE:3: ... "0"
   natmesh-manager   unknown element <listne> (2)                     FILE:2: ... <listne>
   and a good config passes --check-config with exit 0.
+
+Since issue 9 (keys):
+  natmesh-servant   <manager-key>nothex</manager-key> (3)            FILE:3: ... nothex
+  natmesh-servant   <invite> that is no invite (2)                   FILE:2: ... invite
+  natmesh-servant   neither invite nor manager key                   exit 2, "no manager key:
+                                                                     pass --invite or --manager-key"
+  natmesh-manager   <admission>closed</admission> (3)                FILE:3: ... "closed"
+  natmesh-manager   <relay-key>abc</relay-key> (3)                   FILE:3: ... "abc"
+  and the good servant config carries a <manager-key>.
 """
 import re
 
@@ -35,7 +44,18 @@ SERVANT_CASES = [
 
 GOOD = ("<?xml version=\"1.0\"?>\n<config>\n  <connectionmgr>127.0.0.1</connectionmgr>\n"
         "  <port>85</port>\n  <bans>\n    <ban><target>10.1.2.3</target></ban>\n"
-        "    <ban><target>spam.example.org</target></ban>\n  </bans>\n</config>\n")
+        "    <ban><target>spam.example.org</target></ban>\n  </bans>\n%s</config>\n")
+MANAGER_KEY = "  <manager-key>%s</manager-key>\n" % ("5d41402abc4b2a76b9719d911017c592" * 2)
+
+KEY_SERVANT_CASES = [
+    ("bad manager key", "<config>\n  <connectionmgr>127.0.0.1</connectionmgr>\n  <manager-key>nothex</manager-key>\n"
+     "</config>\n", 3, "nothex"),
+    ("bad invite", "<config>\n  <invite>natmesh-invite:v1/x</invite>\n</config>\n", 2, "invite"),
+]
+KEY_MANAGER_CASES = [
+    ("bad admission", "<manager>\n  <port>8585</port>\n  <admission>closed</admission>\n</manager>\n", 3, '"closed"'),
+    ("bad relay key", "<manager>\n  <port>8585</port>\n  <relay-key>abc</relay-key>\n</manager>\n", 3, '"abc"'),
+]
 
 
 async def expect_config_error(h, prog, path, line, needle, what):
@@ -63,7 +83,7 @@ async def test(h):
     h.check(rc != 0 and ("%s:4:" % path) in err, "a servant started with a bad config exits non-zero naming %s:4" %
             path.replace(h.dir + "/", ""))
 
-    good = h.write_config("good", body=GOOD)
+    good = h.write_config("good", body=GOOD % (MANAGER_KEY if h.secure else ""))
     rc, out, err = await h.run_tool("natmesh-servant", ["--config", good, "--check-config", "--name", "t"])
     h.check(rc == 0, "a good servant config passes --check-config (%d %s)" % (rc, err.strip()[-200:]))
 
@@ -75,6 +95,19 @@ async def test(h):
                            "  <timeout>6</timeout>\n</manager>\n")
     rc, out, err = await h.run_tool("natmesh-manager", ["--config", mgood, "--check-config"])
     h.check(rc == 0, "a good manager config passes --check-config (%d %s)" % (rc, err.strip()[-200:]))
+    if not h.secure:
+        return
+
+    for what, body, line, needle in KEY_SERVANT_CASES:
+        path = h.write_config("bad-" + what.replace(" ", "-"), body=body)
+        await expect_config_error(h, "natmesh-servant", path, line, needle, what)
+    for what, body, line, needle in KEY_MANAGER_CASES:
+        path = h.write_config("manager-" + what.replace(" ", "-"), body=body)
+        await expect_config_error(h, "natmesh-manager", path, line, needle, what)
+    nokey = h.write_config("no-key", body=GOOD % "")
+    rc, out, err = await h.run_tool("natmesh-servant", ["--config", nokey, "--check-config", "--name", "t"])
+    h.check(rc == 2 and "no manager key: pass --invite or --manager-key" in err,
+            "a servant with neither invite nor manager key exits 2 saying so (%d %s)" % (rc, err.strip()[-200:]))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """natmesh-ctl status against a live manager, and against managers that are absent,
-silent or hostile.
+silent or hostile; since issue 9 over TLS with an operator's key, pinning the manager's.
 
   case                                   must see
   3 servants, --format table             header with version, 3 servants, heartbeat 1s; one
@@ -8,45 +8,63 @@ silent or hostile.
   --format xml                           the status document: servants="3", ids and names
   --format dot                           a digraph that `dot -Tpng` renders
   NATMESH_MANAGER=127.0.0.1:P            used when --manager is absent
+  the manager's default state dir        used when --state-dir is absent (XDG_STATE_HOME)
+  no manager key there                   exit 1, "no manager key in DIR", never creates one
+  keygen                                 prints the key's fingerprint, the same when run again
+  --admin-key K --manager-key FP         answered when the manager lists K (--admin-key);
+                                         exit 3 with "status is for operators" when it does not
+  a manager with another key             exit 4, "presented key X, expected Y: refusing it"
   nothing listening                      exit 2, "cannot reach manager at 127.0.0.1:P"
   a listener that never answers          exit 2 after --timeout, not before
-  a manager answering with a DOCTYPE     exit 3, "unusable status"
+  a manager answering with a DOCTYPE     exit 3, "unusable status" (and other hostile answers)
   bad arguments / --help                 exit 1 / exit 0 with usage
+
+The fake managers are Python TLS servers with a key of their own, which natmesh-ctl is told
+to expect (--admin-key K --manager-key FAKE_FP).
 """
 import asyncio
+import os
 import re
 import shutil
 import time
 import xml.etree.ElementTree as ET
 
 import harness
-from harness import main, frame
+from harness import Key, main, frame
 
 
-async def fake_manager(h, reply):
-    """A TCP server on a free port that reads the request header, writes reply (None: says
+async def fake_manager(h, reply, key=None):
+    """A manager on a free port (TLS with key, by default the test's "fake-manager" key,
+    once programs speak TLS) that reads the request header, writes reply (None: says
     nothing) and holds the connection until the client closes it."""
-    port = h.free_port()
+    async def on_conn(c):
+        f = await c.read_frame(60)
+        if f is not None and reply is not None:
+            await c.send(reply)
+        while f is not None:
+            f = await c.read_frame(3600)
 
-    async def on_conn(reader, writer):
-        try:
-            await reader.readexactly(8)
-            if reply is not None:
-                writer.write(reply)
-                await writer.drain()
-            while await reader.read(4096):
-                pass
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
+    return await h.serve(on_conn, key or h.new_key("fake-manager"), label="fake manager")
 
-    server = await asyncio.start_server(on_conn, "127.0.0.1", port)
-    return server, port
+
+def fake_args(h, port, fp=None):
+    """natmesh-ctl's arguments for a fake manager on port: the operator's key and the
+    fake's fingerprint (or fp) once programs speak TLS."""
+    args = ["--manager", "127.0.0.1:%d" % port]
+    if h.secure:
+        args += ["--admin-key", h.new_key("operator").key_path, "--manager-key", fp or h.new_key("fake-manager").fp]
+    return args
 
 
 async def test(h):
-    m = await h.start_manager()
+    if h.secure:
+        # The manager's state dir where natmesh-ctl looks by default: XDG_STATE_HOME/natmesh/manager.
+        xdg = os.path.join(h.dir, "xdg")
+        mdir = os.path.join(xdg, "natmesh", "manager")
+        os.makedirs(mdir, mode=0o700)
+        m = await h.start_manager(state_dir=mdir)
+    else:
+        m = await h.start_manager()
     names = ["alice", "bob", "eve"]
     alice = await h.start_servant("alice", m)
     bob = await h.start_servant("bob", m)
@@ -105,21 +123,26 @@ async def test(h):
     else:
         h.note("Graphviz not installed: dot -Tpng not tried")
 
-    # NATMESH_MANAGER.
-    rc, out, err = await h.run_tool("natmesh-ctl", ["status"],
-                                    env={"NATMESH_MANAGER": "127.0.0.1:%d" % m.info["port"]})
-    h.check(rc == 0 and "3 servants" in out, "NATMESH_MANAGER names the manager")
+    # NATMESH_MANAGER, and (since issue 9) the manager's default state dir.
+    env = {"NATMESH_MANAGER": "127.0.0.1:%d" % m.info["port"]}
+    if h.secure:
+        env.update(XDG_STATE_HOME=xdg)
+    rc, out, err = await h.run_tool("natmesh-ctl", ["status"], env=env)
+    h.check(rc == 0 and "3 servants" in out, "NATMESH_MANAGER names the manager%s (%d %s)" %
+            (", the default state dir holds its key" if h.secure else "", rc, err.strip()[-200:]))
+    if h.secure:
+        await keys_and_operators(h, m)
 
     # Nothing listening.
     dead = h.free_port()
-    rc, out, err = await h.run_tool("natmesh-ctl", ["--manager", "127.0.0.1:%d" % dead, "status"])
+    rc, out, err = await h.run_tool("natmesh-ctl", fake_args(h, dead) + ["status"])
     h.check_eq(rc, 2, "unreachable manager: exit 2")
     h.check("cannot reach manager at 127.0.0.1:%d" % dead in err, "unreachable: clear message (%s)" % err.strip())
 
     # A listener that accepts and never answers: the timeout, not a hang.
     server, port = await fake_manager(h, None)
     t0 = time.monotonic()
-    rc, out, err = await h.run_tool("natmesh-ctl", ["--manager", "127.0.0.1:%d" % port, "--timeout", "1", "status"])
+    rc, out, err = await h.run_tool("natmesh-ctl", fake_args(h, port) + ["--timeout", "1", "status"])
     took = time.monotonic() - t0
     h.check_eq(rc, 2, "silent manager: exit 2")
     h.check(0.9 <= took < 5, "silent manager: gave up after the 1s timeout (%.2fs)" % took)
@@ -139,18 +162,76 @@ async def test(h):
     ]
     for what, reply, want_rc, want_msg in cases:
         server, port = await fake_manager(h, reply)
-        rc, out, err = await h.run_tool("natmesh-ctl", ["--manager", "127.0.0.1:%d" % port, "--timeout", "3", "status"])
+        rc, out, err = await h.run_tool("natmesh-ctl", fake_args(h, port) + ["--timeout", "3", "status"])
         h.check(rc == want_rc and want_msg in err and out == "",
                 "manager answering with %s: exit %d, %r (%s)" % (what, rc, want_msg, err.strip().splitlines()[-1:]))
+        server.close()
+    if h.secure:
+        # A plaintext manager (before issue 9) answering at once: no TLS, no status.
+        async def plain(c):
+            await c.send(frame("status", '<status version="1" heartbeat="1" timeout="3" servants="0"/>'))
+            while await c.read_frame(3600):
+                pass
+        server, port = await h.serve(plain, None, label="plaintext manager")
+        rc, out, err = await h.run_tool("natmesh-ctl", fake_args(h, port) + ["--timeout", "3", "status"])
+        h.check(rc == 2 and "TLS" in err and out == "",
+                "a plaintext manager: exit 2, TLS failed (%d %s)" % (rc, err.strip().splitlines()[-1:]))
         server.close()
 
     # Arguments.
     rc, out, err = await h.run_tool("natmesh-ctl", ["--help"])
     h.check(rc == 0 and "usage: natmesh-ctl" in out and "--format" in out, "--help exits 0 with usage")
-    for args in (["status", "--format", "png"], ["frobnicate"], [], ["--manager", "host:99999", "status"],
-                 ["status", "--format"]):
+    usage_errors = [["status", "--format", "png"], ["frobnicate"], [], ["--manager", "host:99999", "status"],
+                    ["status", "--format"]]
+    if h.secure:
+        op = h.new_key("operator").key_path
+        usage_errors += [["--admin-key", op, "status"], ["--admin-key", op, "--manager-key", "abc", "status"],
+                         ["--admin-key", os.path.join(h.dir, "no-such-key.pem"), "--manager-key", m.info["fp"],
+                          "status"]]
+    for args in usage_errors:
         rc, out, err = await h.run_tool("natmesh-ctl", args)
-        h.check_eq(rc, 1, "natmesh-ctl %s is a usage error" % " ".join(args))
+        h.check_eq(rc, 1, "natmesh-ctl %s is a usage error (%s)" % (" ".join(args), err.strip().splitlines()[-1:]))
+
+
+async def keys_and_operators(h, m):
+    """Issue 9: natmesh-ctl's keys, and who the manager answers."""
+    # No manager key in the default place: said, and none made there.
+    home = os.path.join(h.dir, "empty-home")
+    os.makedirs(home, mode=0o700)
+    rc, out, err = await h.run_tool("natmesh-ctl", ["--manager", "127.0.0.1:%d" % m.info["port"], "status"],
+                                    env={"XDG_STATE_HOME": home})
+    h.check(rc == 1 and "no manager key in" in err, "no manager key: exit 1, said (%d %s)" % (rc, err.strip()[-200:]))
+    h.check(not os.path.exists(os.path.join(home, "natmesh", "manager", "key.pem")),
+            "natmesh-ctl made no manager key")
+
+    # keygen: a key, its fingerprint; the same again.
+    kdir = os.path.join(h.dir, "ctl-state")
+    rc, out, err = await h.run_tool("natmesh-ctl", ["--state-dir", kdir, "keygen"])
+    key = Key.create(os.path.join(kdir, "key.pem"), os.path.join(h.dir, "ctl-key.cert.pem"))
+    h.check(rc == 0 and out.strip() == key.fp, "keygen prints the new key's fingerprint (%d %r)" % (rc, out.strip()))
+    rc, again, err = await h.run_tool("natmesh-ctl", ["--state-dir", kdir, "keygen"])
+    h.check(rc == 0 and again == out, "keygen again keeps the key")
+
+    # A remote operator: answered once the manager lists the key, refused before.
+    remote = ["--manager", "127.0.0.1:%d" % m.info["port"], "--admin-key", key.key_path, "--manager-key",
+              m.info["fp"], "status", "--format", "xml"]
+    rc, out, err = await h.run_tool("natmesh-ctl", remote)
+    h.check(rc == 3 and "status is for operators" in err,
+            "a key the manager does not list: exit 3, 'status is for operators' (%d %s)" % (rc, err.strip()[-200:]))
+    m2 = await h.start_manager(name="manager-admin", admin_keys=[key.fp])
+    remote[1] = "127.0.0.1:%d" % m2.info["port"]
+    remote[5] = m2.info["fp"]
+    rc, out, err = await h.run_tool("natmesh-ctl", remote)
+    h.check(rc == 0 and ET.fromstring(out).tag == "status",
+            "a key listed with --admin-key gets the status (%d %s)" % (rc, err.strip()[-200:]))
+
+    # The manager's key is pinned: another key answering is refused, naming both.
+    server, port = await fake_manager(h, frame("status", '<status version="1" heartbeat="1" timeout="3" servants="0"/>'))
+    fake_fp = h.new_key("fake-manager").fp
+    rc, out, err = await h.run_tool("natmesh-ctl", fake_args(h, port, fp=m.info["fp"]) + ["status"])
+    h.check(rc == 4 and "presented key %s, expected %s: refusing it" % (fake_fp, m.info["fp"]) in err and out == "",
+            "a manager with another key: exit 4, naming both keys (%d %s)" % (rc, err.strip()[-300:]))
+    server.close()
 
 
 if __name__ == "__main__":

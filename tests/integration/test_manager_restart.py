@@ -41,7 +41,9 @@ async def test(h):
 
     # 4. The manager comes back on the same port; everyone re-registers.
     since_err = {s: s.mark("stderr") for s in servants}
-    m2 = await h.start_manager(port=port, port_range=prange, name="manager2")
+    # The same manager: its state dir (its key, which every servant pins; its admissions).
+    m2 = await h.start_manager(port=port, port_range=prange, name="manager2",
+                               state_dir=m1.info.get("state_dir"))
     # Lines typed while the servants are re-registering (lists refilling one by one).
     _, rejoin = await h.chat_round(servants, servants, "rejoining")
     await h.wait_all([s.wait_log(r"registered as %s\b" % s.name, 15, since_err[s]) for s in servants],

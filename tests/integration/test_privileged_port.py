@@ -5,11 +5,14 @@ and tell the user how to pick another port, then exit non-zero.
 Run as an unprivileged user (nobody, through setpriv when we are root) inside a network
 namespace of its own (unshare -n), where ports below 1024 are privileged whatever the
 host's net.ipv4.ip_unprivileged_port_start says, and nothing touches the host's network.
+Since issue 9 the manager also needs its state directory (its key): one that user owns.
 """
 import asyncio
 import os
+import pwd
 import re
 import shutil
+import tempfile
 
 from harness import STARTUP, CheckFailed, main
 
@@ -18,6 +21,16 @@ async def test(h):
     mgr = h.binary("natmesh-manager")
     inner = "ip link set lo up && sysctl -qw net.ipv4.ip_unprivileged_port_start=1024 && exec \"$@\""
     argv = [mgr, "--listen", "127.0.0.1", "--port", "85"]
+    state = None
+    if h.secure and os.geteuid() == 0:
+        # nobody's own folder, outside the test's (which only root may enter).
+        state = tempfile.mkdtemp(prefix="natmesh-privport-")
+        nobody = pwd.getpwnam("nobody")
+        os.chown(state, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(state, 0o700)
+        argv += ["--state-dir", state]
+    elif h.secure:
+        argv += ["--state-dir", h.state_dir("manager")[0]]
     if os.geteuid() == 0:
         if not (shutil.which("unshare") and shutil.which("setpriv")):
             raise CheckFailed("unshare and setpriv (util-linux) are needed")
@@ -26,7 +39,11 @@ async def test(h):
     proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE, env=h.env())
-    out, err = await asyncio.wait_for(proc.communicate(), STARTUP)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), STARTUP)
+    finally:
+        if state:
+            shutil.rmtree(state, ignore_errors=True)
     err = err.decode(errors="replace")
     h.note("manager on port 85 without privilege -> exit %d: %s" % (proc.returncode, err.strip()))
     h.check(proc.returncode not in (0, None), "the manager exits non-zero")

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A hello with a registered servant's id from a second connection that closes before
 `listening` must not leave a list entry behind (docs/protocol.md: the new session replaces
-the old one; if it then goes, the servant is gone).
+the old one; if it then goes, the servant is gone). Since issue 9 the second session proves
+the servant's own key (the servant reconnecting, or a copy of its key): a hello with its id
+from another key is refused (tests/attacks/test_hello_unseat.py).
 
   setup    manager (heartbeat 1, timeout 3), alice and bob (real servants)
   round    a second connection says hello with bob's id and closes before listening:
@@ -14,22 +16,21 @@ the old one; if it then goes, the servant is gone).
            without a live session
 """
 import harness
-from harness import DELIVERY, STARTUP, RawPeer, hello_doc, main, random_id
+from harness import DELIVERY, STARTUP, RawServant, main
 
 ROUNDS = 50
 
 
-async def hello_and_vanish(h, m, victim_id, name):
-    """A second connection says hello with victim_id, takes its welcome and closes. Returns
-    once the manager has logged the close (its bookkeeping runs in the same loop turn, so
-    anything asked afterwards sees the result)."""
+async def hello_and_vanish(h, m, victim_id, victim_key, name):
+    """A second connection (with the victim's key) says hello with victim_id, takes its
+    welcome and closes. Returns once the manager has logged the close (its bookkeeping runs
+    in the same loop turn, so anything asked afterwards sees the result)."""
     since = m.mark("stderr")
-    c = await RawPeer.connect("127.0.0.1", m.info["port"], name)
-    await c.send_frame("hello", hello_doc(victim_id, name))
-    f = await c.read_frame()
+    second = RawServant(h, name, key=victim_key, id_=victim_id, listen=False, port=0)
+    f = await second.hello(m)
     if not f or f[0] != harness.MSG["welcome"]:
         h.check(False, "%s was welcomed (got %r)" % (name, f))
-    c.close()
+    second.stop()
     await m.wait_log(r"servant %s \(127\.0\.0\.1:\d+\) closed" % name, DELIVERY, since)
 
 
@@ -69,17 +70,18 @@ async def test(h):
 
     # A real servant as the victim: it notices its session closed and registers again.
     since = bob.mark("stderr")
-    await hello_and_vanish(h, m, ids["bob"], "imposter")
+    await hello_and_vanish(h, m, ids["bob"], bob.info.get("key"), "imposter")
     await h.expect(bob.wait_log(r"registered as bob\b", STARTUP, since),
                    "bob registered again after its session was replaced")
     await check_agree(h, m, alice, want, "after bob's session was replaced")
 
     # Raw victims that do not come back: their entries must go with the second session.
     for i in range(ROUNDS):
-        victim, vid, _ = await h.raw_register(m, "victim%d" % i)
-        await hello_and_vanish(h, m, vid, "ghost%d" % i)
-        closed = await victim.wait_closed_by_peer()
-        victim.close()
+        victim = RawServant(h, "victim%d" % i, listen=False, port=0)
+        await victim.register(m)
+        await hello_and_vanish(h, m, victim.id, victim.key, "ghost%d" % i)
+        closed = await victim.conn.wait_closed_by_peer()
+        victim.stop()
         if not closed:
             h.check(False, "round %d: the manager closed the replaced session" % i)
     h.check(True, "%d rounds: each replaced session was closed by the manager" % ROUNDS)
