@@ -98,11 +98,14 @@ static int nsim__relay_counts(xmlNode *root, char *out, size_t outlen) {
   return ok;
 }
 
-int nsim_ctl_check(struct nsim_run *r, int node, const char *manager,
+int nsim_ctl_check(struct nsim_run *r, int node, const char *manager, const char *state_dir,
                    const struct nsim_ctl_want *w, char *detail, size_t detaillen) {
   char ctl[PATH_MAX], err[256];
   if (nsim_expand(r, "${bin:natmesh-ctl}", ctl, sizeof ctl, err, sizeof err) < 0) return -EINVAL;
-  char *argv[] = {ctl, "--manager", (char *)manager, "status", "--format", "xml", NULL};
+  char *argv[9] = {ctl, "--manager", (char *)manager};
+  int argc = 3;
+  if (state_dir) argv[argc++] = "--state-dir", argv[argc++] = (char *)state_dir;
+  argv[argc++] = "status", argv[argc++] = "--format", argv[argc++] = "xml", argv[argc] = NULL;
   size_t cap = NM_XML_MAX_BYTES;
   char *out = malloc(cap);
   if (!out) return -ENOMEM;

@@ -17,10 +17,12 @@ struct nsim_ctl_want {
                           * list it as their relay, and every relay named is listed */
 };
 
-/* Runs natmesh-ctl once from node against manager ("ADDR:PORT") and checks w. Returns 1 when
- * it holds, 0 when not, negative when ctl could not be run or its answer not read; detail
- * says what was seen. */
-int nsim_ctl_check(struct nsim_run *r, int node, const char *manager,
+/* Runs natmesh-ctl once from node against manager ("ADDR:PORT") and checks w. state_dir, when
+ * given, is the manager's state folder: ctl then authenticates with the manager's own key
+ * there (`--state-dir`), as an operator on the manager's machine does. Returns 1 when it
+ * holds, 0 when not, negative when ctl could not be run or its answer not read; detail says
+ * what was seen. */
+int nsim_ctl_check(struct nsim_run *r, int node, const char *manager, const char *state_dir,
                    const struct nsim_ctl_want *w, char *detail, size_t detaillen);
 
 #endif

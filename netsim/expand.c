@@ -13,6 +13,15 @@ static int nsim__lookup(const struct nsim_run *r, const char *ref, char *val, si
   if (!strcmp(ref, "netsim")) return nsim_fmt(val, vlen, "%s", r->self) < 0 ? -EINVAL : 0;
   if (!strcmp(ref, "rundir")) return nsim_fmt(val, vlen, "%s", r->dir) < 0 ? -EINVAL : 0;
   if (!strcmp(ref, "run")) return nsim_fmt(val, vlen, "%s", r->id) < 0 ? -EINVAL : 0;
+  if (!strncmp(ref, "state:", 6)) {
+    /* A node's own state folder (key, admission store, epoch), inside the run folder. The
+     * name becomes a path component: letters, digits, - and _ only. */
+    const char *n = ref + 6;
+    size_t nl = strlen(n);
+    if (nl == 0 || nl > 32 || strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789_-") != nl)
+      return -EINVAL;
+    return nsim_fmt(val, vlen, "%s/statedirs/%s", r->dir, n) < 0 ? -EINVAL : 0;
+  }
   if (!strncmp(ref, "bin:", 4)) {
     if (r->bindir[0] && nsim_fmt(val, vlen, "%s/%s", r->bindir, ref + 4) >= 0 &&
         access(val, X_OK) == 0)
@@ -43,7 +52,7 @@ int nsim_expand(const struct nsim_run *r, const char *s, char *out, size_t outle
       ref[end - s - 2] = 0;
       if (nsim__lookup(r, ref, val, sizeof val) < 0) {
         snprintf(err, errlen, "unknown reference ${%s} (netsim, bin:NAME, ip:NODE, lan:ROUTER, "
-                 "rundir, run)", ref);
+                 "rundir, run, state:NAME)", ref);
         return -EINVAL;
       }
       size_t vl = strlen(val);

@@ -3,7 +3,9 @@
  *   ${bin:NAME}    NAME in the --bindir folder (default: natmesh-netsim's own), else NAME in $PATH
  *   ${ip:NODE}     NODE's uplink address (a router's WAN address)
  *   ${lan:ROUTER}  ROUTER's LAN address
- *   ${rundir}      the run folder;  ${run} the run id */
+ *   ${rundir}      the run folder;  ${run} the run id
+ *   ${state:NAME}  ${rundir}/statedirs/NAME: a natmesh program's own state folder (--state-dir);
+ *                  NAME is [a-z0-9_-]{1,32}, the folder itself is made by the program */
 #ifndef NSIM_EXPAND_H
 #define NSIM_EXPAND_H
 

@@ -232,10 +232,12 @@ static const struct nsim__step_def nsim__steps[] = {
     {"expect-mapping", NSIM_STEP_EXPECT_MAPPING, 1, {"router", "proto", "port", "to", "present", "within"}, {"router", "port"}},
     {"expect-exec", NSIM_STEP_EXPECT_EXEC, 1, {"host", "cmd", "exit", "text", "regex", "within"}, {"host", "cmd"}},
     {"expect-exit", NSIM_STEP_EXPECT_EXIT, 1, {"process", "exit", "within"}, {"process"}},
-    {"expect-ctl", NSIM_STEP_EXPECT_CTL, 1, {"from", "manager", "servant", "state", "mapping", "present", "dial", "relay", "relay-counts", "within"}, {"from", "manager"}},
+    {"expect-ctl", NSIM_STEP_EXPECT_CTL, 1, {"from", "manager", "servant", "state", "mapping", "present", "dial", "relay", "relay-counts", "within", "state-dir"}, {"from", "manager"}},
     {"measure", NSIM_STEP_MEASURE, 1, {"process", "text", "regex", "stream", "from", "unit", "within"}, {"name", "process", "from"}},
     {"restart-upnpd", NSIM_STEP_RESTART_UPNPD, 0, {"router", "flush", "timeout"}, {"router"}},
     {"reset-connection", NSIM_STEP_RESET_CONNECTION, 0, {"process", "to", "peer-notices"}, {"process", "to"}},
+    {"capture", NSIM_STEP_CAPTURE, 0, {"max-size", "keep", "timeout"}, {"name"}},
+    {"expect-capture", NSIM_STEP_EXPECT_CAPTURE, 1, {"capture", "absent-text", "text", "tls", "tls-connections", "tls-between"}, {"capture"}},
 };
 
 const char *nsim_step_kind_name(enum nsim_step_kind k) {
@@ -264,6 +266,22 @@ static int nsim__signal(const char *s, int *out) {
   for (size_t i = 0; i < NSIM_ARRAY_LEN(sigs); i++)
     if (!strcmp(s, sigs[i].n)) return *out = sigs[i].s, 0;
   return -EINVAL;
+}
+
+/* "16MB", "512KB", "1048576": bytes, from 64 KB to 1 GB. */
+static int nsim__size(const char *s, long *out) {
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || v <= 0) return -EINVAL;
+  double mult;
+  if (!*end) mult = 1;
+  else if (!strcmp(end, "KB") || !strcmp(end, "k")) mult = 1024;
+  else if (!strcmp(end, "MB") || !strcmp(end, "M")) mult = 1024 * 1024;
+  else if (!strcmp(end, "GB") || !strcmp(end, "G")) mult = 1024.0 * 1024 * 1024;
+  else return -EINVAL;
+  if (v * mult < 64 * 1024 || v * mult > 1024.0 * 1024 * 1024) return -ERANGE;
+  *out = (long)(v * mult);
+  return 0;
 }
 
 /* "A.B.C.D:PORT" with a port 1..65535. */
@@ -463,8 +481,32 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
     if (!strstr(st->to, "${") && nsim__literal_endpoint(st->to) < 0)
       return nsim__fail(c, n, "to=\"%s\": expected ADDR:PORT (e.g. ${ip:mgr}:85)", st->to);
   }
+  if (st->kind == NSIM_STEP_EXPECT_CTL) st->state_dir = nm_xml_attr(n, "state-dir");
+  if (st->kind == NSIM_STEP_CAPTURE) {
+    st->max_bytes = 16L * 1024 * 1024;
+    if ((v = nm_xml_attr(n, "max-size")) && nsim__size(v, &st->max_bytes) < 0)
+      return nsim__fail(c, n, "max-size=\"%s\": expected a size like 512KB or 16MB (64KB..1GB)", v);
+    if (nsim__bool(c, n, "keep", &st->keep) < 0) return -EINVAL;
+  }
+  if (st->kind == NSIM_STEP_EXPECT_CAPTURE) {
+    st->process = nm_xml_attr(n, "capture");
+    st->absent_text = nm_xml_attr(n, "absent-text");
+    st->tls_between = nm_xml_attr(n, "tls-between");
+    if ((v = nm_xml_attr(n, "tls"))) {
+      if (strcmp(v, "only"))
+        return nsim__fail(c, n, "tls=\"%s\": the only check is only (every TCP payload is TLS 1.3)", v);
+      st->tls_only = 1;
+    }
+    rc = nm_xml_attr_uint(n, "tls-connections", 1, 10000, &st->tls_conns);
+    if (rc < 0 && rc != -ENOENT) return nsim__fail(c, n, "tls-connections: expected 1..10000");
+    if ((st->absent_text && !st->absent_text[0]) || (st->text && !st->text[0]))
+      return nsim__fail(c, n, "an empty text is in every capture and in none");
+    if (!st->absent_text && !st->text && !st->tls_only && !st->tls_conns && !st->tls_between)
+      return nsim__fail(c, n, "<expect-capture> needs something to check: absent-text, text, "
+                        "tls=\"only\", tls-connections or tls-between");
+  }
   st->dnat_to = st->kind == NSIM_STEP_EXPECT_MAPPING ? st->to : NULL;
-  if (st->kind == NSIM_STEP_START) st->process = st->name;
+  if (st->kind == NSIM_STEP_START || st->kind == NSIM_STEP_CAPTURE) st->process = st->name;
   return 0;
 }
 
@@ -482,8 +524,13 @@ static int nsim__proc_ref(struct nsim__ctx *c, xmlNode *k, const char *name, int
                         "restarts it)");
     return 0;
   }
+  int capture_only = sc->steps[sc->nsteps - 1].kind == NSIM_STEP_EXPECT_CAPTURE;
   for (int i = 0; i + 1 < sc->nsteps; i++)
-    if (sc->steps[i].kind == NSIM_STEP_START && !strcmp(sc->steps[i].process, name)) return 0;
+    if ((sc->steps[i].kind == NSIM_STEP_CAPTURE ||
+         (sc->steps[i].kind == NSIM_STEP_START && !capture_only)) &&
+        !strcmp(sc->steps[i].process, name))
+      return 0;
+  if (capture_only) return nsim__fail(c, k, "capture %s is not started by an earlier <capture>", name);
   return nsim__fail(c, k, "process %s is not started by an earlier <start>", name);
 }
 
@@ -503,12 +550,13 @@ static int nsim__parse_scenario(struct nsim__ctx *c, xmlNode *n) {
     if (nsim__parse_step(c, k, st) < 0) return -EINVAL;
     c->sc->nsteps++;
     /* Process names must be unique and known before they are used. */
-    if (st->kind == NSIM_STEP_START) {
+    if (st->kind == NSIM_STEP_START || st->kind == NSIM_STEP_CAPTURE) {
       char why[160];
       if (nsim_topo_check_name(st->process, why, sizeof why) < 0)
         return nsim__fail(c, k, "process %s", why);
       for (int i = 0; i + 1 < c->sc->nsteps; i++)
-        if (steps[i].kind == NSIM_STEP_START && !strcmp(steps[i].process, st->process))
+        if ((steps[i].kind == NSIM_STEP_START || steps[i].kind == NSIM_STEP_CAPTURE) &&
+            !strcmp(steps[i].process, st->process))
           return nsim__fail(c, k, "process %s is started twice (use restart)", st->process);
     } else if (st->process) {
       int watch_only = st->kind != NSIM_STEP_EXPECT_LINE && st->kind != NSIM_STEP_WAIT_FOR &&

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,6 +90,13 @@ int nsim_proc_start(struct nsim_run *r, struct nsim_proc *p, char *err, size_t e
       dprintf(errfd, "netsim: refusing to start %s: cannot enter namespace %s\n", p->name, ns);
       _exit(126);
     }
+    if (p->fsize_max > 0) {
+      /* A bounded writer (tcpdump): past the bound the kernel stops it with SIGXFSZ, and no
+       * core file is written in its place. */
+      struct rlimit fs = {(rlim_t)p->fsize_max, (rlim_t)p->fsize_max}, core = {0, 0};
+      signal(SIGXFSZ, SIG_DFL);
+      if (setrlimit(RLIMIT_FSIZE, &fs) < 0 || setrlimit(RLIMIT_CORE, &core) < 0) _exit(126);
+    }
     dup2(in[0], 0);
     dup2(out, 1);
     dup2(errfd, 2);
@@ -108,7 +116,9 @@ int nsim_proc_start(struct nsim_run *r, struct nsim_proc *p, char *err, size_t e
   nsim_stamp_watch(r, p);
   char cmd[512];
   nsim_argv_render(p->argv, cmd, sizeof cmd);
-  nsim_log(r, "started %s (pid %d) on %s: %s", p->name, (int)pid, r->sc->topo.nodes[p->node].name,
+  nsim_log(r, "started %s (pid %d) on %s: %s", p->name, (int)pid,
+           p->node >= 0 && p->node < r->sc->topo.nnodes ? r->sc->topo.nodes[p->node].name
+                                                        : "the internet core",
            cmd);
   return 0;
 }

@@ -23,6 +23,8 @@ struct nsim_proc {
   int exited, status;               /* wait status once exited */
   long started_ms, exited_ms;
   int daemon;                       /* netsim's own daemon (miniupnpd): expected to keep running */
+  long fsize_max;                   /* >0: RLIMIT_FSIZE in bytes (a capture's bound); it is
+                                       killed by SIGXFSZ when it writes past it */
 };
 
 struct nsim_stamps;

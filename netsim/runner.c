@@ -1,4 +1,5 @@
 #include "runner.h"
+#include "capture.h"
 #include "ctlcheck.h"
 #include "expand.h"
 #include "link.h"
@@ -384,8 +385,11 @@ static void nsim__do_exit(struct nsim__ctx *c, const struct nsim_step *s, struct
 
 static void nsim__do_ctl(struct nsim__ctx *c, const struct nsim_step *s, struct nsim__outcome *o) {
   char manager[128];
-  char dial[128] = "";
+  char dial[128] = "", state_dir[PATH_MAX] = "";
   if (nsim_expand(c->r, s->manager, manager, sizeof manager, o->detail, sizeof o->detail) < 0) return;
+  if (s->state_dir &&
+      nsim_expand(c->r, s->state_dir, state_dir, sizeof state_dir, o->detail, sizeof o->detail) < 0)
+    return;
   if (s->dial && nsim_expand(c->r, s->dial, dial, sizeof dial, o->detail, sizeof o->detail) < 0)
     return;
   struct nsim_ctl_want w = {s->servant, s->present, s->state, s->mapping, dial[0] ? dial : NULL,
@@ -393,8 +397,8 @@ static void nsim__do_ctl(struct nsim__ctx *c, const struct nsim_step *s, struct 
   long deadline = nsim__step_deadline(c, s->timeout_ms);
   /* The manager's view settles over heartbeats: ask again until it holds or time is up. */
   for (;;) {
-    int rc = nsim_ctl_check(c->r, nsim__node(c->r, s->host), manager, &w, o->detail,
-                            sizeof o->detail);
+    int rc = nsim_ctl_check(c->r, nsim__node(c->r, s->host), manager,
+                            state_dir[0] ? state_dir : NULL, &w, o->detail, sizeof o->detail);
     if (rc == 1) {
       o->pass = 1;
       return;
@@ -494,6 +498,25 @@ static void nsim__do_reset(struct nsim__ctx *c, const struct nsim_step *s, struc
                             o->detail, sizeof o->detail) > 0;
 }
 
+static void nsim__do_capture(struct nsim__ctx *c, const struct nsim_step *s,
+                             struct nsim__outcome *o) {
+  struct nsim_proc *p = nsim_capture_add(c->r, s, o->detail, sizeof o->detail);
+  if (!p) return;
+  /* tcpdump says so once it captures (on stderr, with -w). */
+  struct nsim_step rs = *s;
+  rs.ready = "listening on";
+  nsim__do_start(c, &rs, o, p);
+}
+
+static void nsim__do_expect_capture(struct nsim__ctx *c, const struct nsim_step *s,
+                                    struct nsim__outcome *o) {
+  struct nsim_proc *p = nsim_proc_find(c->r, s->process);
+  /* The capture ends here: tcpdump writes out what it holds and prints its statistics. */
+  if (p->pid && !p->exited) nsim_proc_signal(c->r, p, SIGTERM, 3000);
+  nsim_proc_reap(c->r);
+  o->pass = nsim_capture_check(c->r, s, p, o->detail, sizeof o->detail) == 1;
+}
+
 static void nsim__do_step(struct nsim__ctx *c, const struct nsim_step *s, struct nsim__outcome *o) {
   struct nsim_run *r = c->r;
   struct nsim_proc *p = s->process ? nsim_proc_find(r, s->process) : NULL;
@@ -548,6 +571,8 @@ static void nsim__do_step(struct nsim__ctx *c, const struct nsim_step *s, struct
                                          sizeof o->detail) == 0;
     break;
   case NSIM_STEP_RESET_CONNECTION: nsim__do_reset(c, s, o); break;
+  case NSIM_STEP_CAPTURE: nsim__do_capture(c, s, o); break;
+  case NSIM_STEP_EXPECT_CAPTURE: nsim__do_expect_capture(c, s, o); break;
   }
 }
 

@@ -28,6 +28,8 @@ enum nsim_step_kind {
   NSIM_STEP_MEASURE,          /* assertion (the line appears) that reports a time: line - reference */
   NSIM_STEP_RESTART_UPNPD,    /* stop a router's miniupnpd, optionally forget its mappings, start it */
   NSIM_STEP_RESET_CONNECTION, /* abort a process's TCP connections to ADDR:PORT, the process untouched */
+  NSIM_STEP_CAPTURE,          /* start tcpdump on the simulated internet, into a bounded file */
+  NSIM_STEP_EXPECT_CAPTURE,   /* assertion: what the capture holds (a text in no packet, TLS only) */
 };
 
 /* measure: what the time is counted from. */
@@ -90,6 +92,13 @@ struct nsim_step {
   int relay_counts;      /* expect-ctl: every relay's clients = the servants listing it */
   const char *after;     /* assertions: the deadline counts from the end of this earlier step */
   int after_step;        /* its index, -1 for none (the deadline counts from the step's start) */
+  const char *state_dir; /* expect-ctl: the manager's state folder (natmesh-ctl --state-dir) */
+  long max_bytes;        /* capture: the file's bound */
+  int keep;              /* capture: keep the file after the run (default: removed with it) */
+  const char *absent_text; /* expect-capture: in no captured frame and no TCP stream */
+  int tls_only;          /* expect-capture: every TCP payload is TLS 1.3, no other payload */
+  unsigned tls_conns;    /* expect-capture: at least this many TLS 1.3 connections */
+  const char *tls_between; /* expect-capture: "ADDR-ADDR ...": a TLS 1.3 connection for each */
 };
 
 struct nsim_scenario {

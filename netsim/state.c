@@ -44,6 +44,9 @@ int nsim_state_create(struct nsim_run *r, const char *base) {
     char logs[PATH_MAX];
     if (nsim_fmt(logs, sizeof logs, "%s/logs", r->dir) < 0) return -ENAMETOOLONG;
     if (mkdir(logs, 0700) < 0) return -errno;
+    /* ${state:NAME} folders (keys, admission stores) go below this one. */
+    if (nsim_fmt(logs, sizeof logs, "%s/statedirs", r->dir) < 0) return -ENAMETOOLONG;
+    if (mkdir(logs, 0700) < 0) return -errno;
     char head[256];
     snprintf(head, sizeof head, "netsim-state 1\nprefix %s\nowner %d\n", r->prefix, (int)getpid());
     return nsim__state_append(r, head);
@@ -63,6 +66,20 @@ int nsim_state_add_pid(struct nsim_run *r, pid_t pid) {
   return nsim__state_append(r, line);
 }
 
+/* A file name the state may record: a plain name inside the run folder. */
+static int nsim__file_name_ok(const char *name) {
+  size_t n = strlen(name);
+  return n > 0 && n < 64 && name[0] != '.' &&
+         strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+int nsim_state_add_file(struct nsim_run *r, const char *name) {
+  if (!nsim__file_name_ok(name)) return -EINVAL;
+  char line[96];
+  snprintf(line, sizeof line, "file %s\n", name);
+  return nsim__state_append(r, line);
+}
+
 /* ---- reading state -------------------------------------------------------------------- */
 
 struct nsim__state {
@@ -73,6 +90,8 @@ struct nsim__state {
   pid_t pid[NSIM_MAX_PROCS * 4];
   unsigned long long start[NSIM_MAX_PROCS * 4];
   int npid;
+  char file[NSIM_MAX_PROCS][64];
+  int nfile;
   int clean;
 };
 
@@ -97,6 +116,9 @@ static int nsim__state_read(const char *dir, struct nsim__state *s) {
                s->npid < (int)NSIM_ARRAY_LEN(s->pid)) {
       s->pid[s->npid] = pid;
       s->start[s->npid++] = st;
+    } else if (sscanf(line, "file %63s", a) == 1 && nsim__file_name_ok(a) &&
+               s->nfile < (int)NSIM_ARRAY_LEN(s->file)) {
+      snprintf(s->file[s->nfile++], sizeof s->file[0], "%s", a);
     } else if (!strcmp(line, "clean\n")) {
       s->clean = 1;
     }
@@ -180,6 +202,12 @@ int nsim_cleanup_dir(const char *dir, int verbose) {
     } else if (verbose) {
       fprintf(stderr, "netsim: removed namespace %s\n", s->ns[i]);
     }
+  }
+  /* Files go last, once nothing that writes them (a capture) runs any more. */
+  for (int i = 0; i < s->nfile; i++) {
+    char path[PATH_MAX];
+    if (nsim_fmt(path, sizeof path, "%s/%s", dir, s->file[i]) < 0) continue;
+    if (unlink(path) == 0 && verbose) fprintf(stderr, "netsim: removed %s\n", path);
   }
   if (!failed && !s->clean) {
     struct nsim_run tmp;

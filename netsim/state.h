@@ -14,6 +14,9 @@ int nsim_state_create(struct nsim_run *r, const char *base);
 /* Appends "ns NODE NAMESPACE" / "pid PID STARTTIME" records. */
 int nsim_state_add_ns(struct nsim_run *r, const char *node, const char *ns);
 int nsim_state_add_pid(struct nsim_run *r, pid_t pid);
+/* Appends "file NAME": a file in the run folder (a plain name, no '/') that the cleanup
+ * removes, recorded before it is created (a packet capture: it must not outlive the run). */
+int nsim_state_add_file(struct nsim_run *r, const char *name);
 
 /* Forks the watchdog: a process in its own session that waits on a pipe from netsim and,
  * when the pipe closes without a "detach" byte (netsim crashed, was killed, or returned
@@ -24,7 +27,7 @@ int nsim_watchdog_start(struct nsim_run *r);
 void nsim_watchdog_release(struct nsim_run *r);
 
 /* Removes everything the state file in dir names: processes (by recorded pid and by
- * namespace membership), then namespaces. Idempotent: marks the file clean at the end.
+ * namespace membership), then namespaces, then the files recorded with add_file. Idempotent: marks the file clean at the end.
  * Returns the number of namespaces that could not be removed (0 is success). */
 int nsim_cleanup_dir(const char *dir, int verbose);
 

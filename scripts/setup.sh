@@ -12,6 +12,7 @@ packages=(
   miniupnpd-nftables miniupnpc natpmpc
   libssl-dev
   openssl
+  tcpdump
 )
 
 missing=()

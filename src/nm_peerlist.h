@@ -1,5 +1,6 @@
-/* nm_peerlist: the peer list, its XML document (the seed's <peers><peer>...<me>TRUE</me>)
- * and the deltas that keep copies of it current. docs/protocol.md has the schema. */
+/* nm_peerlist: the peer list, its XML document (<peers><peer>...<me>TRUE</me>, with the
+ * asker's own entry marked) and the deltas that keep copies of it current.
+ * docs/protocol.md has the schema. */
 #ifndef NM_PEERLIST_H
 #define NM_PEERLIST_H
 

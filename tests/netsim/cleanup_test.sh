@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # After a failing run, an interrupted run (SIGINT), a crashed run (SIGKILL of netsim) and
-# up/exec/down, no namespace and no process of those runs is left, `down` removes only its
-# own run, and the host's own namespace is exactly as before.
+# up/exec/down, no namespace and no process of those runs is left, nor the packet capture
+# an interrupted run was writing, `down` removes only its own run, and the host's own
+# namespace is exactly as before.
 # usage: cleanup_test.sh NETSIM FIXTURE_DIR RUNS_DIR
 set -u
 NETSIM=$1 FIX=$2 BASE=$3/cleanup-test
@@ -29,6 +30,7 @@ for sig in INT TERM KILL; do
   WAIT_S=30 wait_for grep -q 'line [0-9]*: sleep' "$out/long-$sig.err" || { kill -KILL $pid; fail "long scenario never reached its sleep: $(cat "$out/long-$sig.err")"; }
   id=$(run_id_in "$out/long-$sig.err")
   ns_of_run_left "$id" || fail "run \"$id\" has no namespaces while running: $(cat "$out/long-$sig.err")"
+  [ -f "$BASE/$id/wire.pcap" ] || fail "run $id is not capturing (no wire.pcap) before SIG$sig"
   kill -"$sig" "$pid"
   wait "$pid"
   rc=$?
@@ -40,6 +42,7 @@ for sig in INT TERM KILL; do
           WAIT_S=10 wait_for grep -qx clean "$BASE/$id/state" || fail "watchdog did not finish";;
   esac
   assert_run_gone "$BASE" "$id"
+  [ -e "$BASE/$id/wire.pcap" ] && fail "SIG$sig left the capture $BASE/$id/wire.pcap behind"
 done
 
 note "3. up, exec, and down removing only its own run"

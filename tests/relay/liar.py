@@ -1,26 +1,40 @@
 #!/usr/bin/env python3
-"""liar.py: a lying natmesh servant, for netsim scenarios (Python 3 stdlib only).
+"""liar.py: a lying natmesh servant, for netsim scenarios (Python 3 stdlib + the openssl CLI).
 
-It speaks the real protocol (docs/protocol.md): registers with the manager as an ordinary
-servant that relays for nobody (hello with max-clients="0"), listens on the port it
-announces and accepts (and reads) the peer connections servants open to it, heartbeats,
-and complains about one named servant several times a second, although that servant is
-perfectly reachable. It learns the accused's id from the peer list and its deltas.
+It speaks the real protocol (docs/protocol.md) over TLS 1.3 like every natmesh node: it
+holds an Ed25519 key of its own (made with `openssl genpkey` in --state-dir, with a
+self-signed certificate), joins with an invite (or, for an --open manager, its
+fingerprint), pins the manager's key, and registers as an ordinary servant that relays for
+nobody (hello with max-clients="0"). Its id is derived from its key, as the manager
+demands. It listens (TLS, presenting its key) on the port it announces and accepts and
+reads the peer connections servants open to it, heartbeats, and complains about one named
+servant several times a second, although that servant is perfectly reachable. It learns
+the accused's id from the peer list and its deltas.
 
-    liar.py --manager IP [--manager-port 85] [--name liar] --accuse NAME [--rate 5]
+    liar.py (--invite INVITE|@FILE | --manager-key FP --manager IP) --state-dir DIR
+            [--manager IP] [--manager-port 85] [--name liar] [--role servant|relay]
+            [--accuse NAME] [--rate 5]
+
+With --role relay it asks for the relay role in its hello (a self-declared relay, as in
+issue 9's attack); a manager that grants roles only by invite or config refuses it.
 
 It prints what it does, one line per event, so a scenario can wait for it:
+    key ID (fingerprint FP) in DIR
     registered as liar (ID), heartbeat 5 s
     accusing bob (ID)
     complaint 1 about bob sent
     ...
-It exits 1 if the manager closes the session (printing why), 2 on bad arguments.
+It exits 1 if the manager refuses it or closes the session (printing why, e.g.
+"session with the manager ended: manager said: ..."), 2 on bad arguments.
 """
 
 import argparse
 import asyncio
-import random
+import hashlib
+import os
+import ssl
 import struct
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
@@ -32,6 +46,9 @@ MSG = {
 }
 NAMES = {v: k for k, v in MSG.items()}
 FRAME_MAX = 1 << 20
+ID_LEN = 16  # NM_ID_LEN: a node's id is the first 16 hex characters of its fingerprint
+# DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows it.
+ED25519_SPKI = bytes.fromhex("302a300506032b6570032100")
 
 
 def say(text):
@@ -54,10 +71,66 @@ async def read_frame(reader):
     return head[3], await reader.readexactly(length)
 
 
+def raw_key(der):
+    """The raw Ed25519 public key in a DER certificate or public key."""
+    i = der.find(ED25519_SPKI)
+    if i < 0 or len(der) < i + len(ED25519_SPKI) + 32:
+        raise ValueError("not an Ed25519 key")
+    return der[i + len(ED25519_SPKI):i + len(ED25519_SPKI) + 32]
+
+
+def fingerprint(der):
+    """natmesh's fingerprint: SHA-256 of the raw key, 64 lowercase hex."""
+    return hashlib.sha256(raw_key(der)).hexdigest()
+
+
+def make_identity(state_dir):
+    """key.pem and cert.pem in state_dir (made once with the openssl CLI); (cert, key, fp)."""
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    key, cert = os.path.join(state_dir, "key.pem"), os.path.join(state_dir, "cert.pem")
+    if not os.path.exists(key):
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", key], check=True,
+                       stdout=subprocess.DEVNULL)
+        os.chmod(key, 0o600)
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-key", key, "-subj", "/CN=natmesh",
+                        "-days", "3650", "-out", cert], check=True, stdout=subprocess.DEVNULL)
+    der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"], check=True,
+                         stdout=subprocess.PIPE).stdout
+    return cert, key, fingerprint(der)
+
+
+def parse_invite(text):
+    """natmesh-invite:v1/HOST/PORT/FINGERPRINT/SECRET[/role=relay][/expires=T]"""
+    if text.startswith("@"):
+        with open(text[1:]) as f:
+            text = f.read().strip()
+    prefix = "natmesh-invite:v1/"
+    if not text.startswith(prefix):
+        raise ValueError("not a natmesh invite: %r" % text[:40])
+    rest = text[len(prefix):]
+    # The host may be an IPv6 literal with colons but never a '/': fields split on '/'.
+    fields = rest.split("/")
+    host, port, fp, secret = fields[0], int(fields[1]), fields[2], fields[3]
+    return host, port, fp, secret
+
+
+def tls_context(server, cert, key):
+    """TLS 1.3 only, our certificate presented; the peer's key is pinned by hand (no CA)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    if not server:
+        ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
 class Liar:
-    def __init__(self, args):
+    def __init__(self, args, cert, key, fp):
         self.args = args
-        self.id = "%016x" % random.getrandbits(64)
+        self.cert, self.key, self.fp = cert, key, fp
+        self.id = fp[:ID_LEN]
         self.accused_id = None
         self.heartbeat = 5.0
         self.version = 0
@@ -124,12 +197,25 @@ class Liar:
             say("complaint %d about %s sent" % (self.sent, self.args.accuse))
 
     async def run(self):
-        server = await asyncio.start_server(self.on_peer, "0.0.0.0", 0)
+        args = self.args
+        # Servants dial us to publish: TLS, presenting our key (they pin it from the list).
+        server = await asyncio.start_server(self.on_peer, "0.0.0.0", 0,
+                                            ssl=tls_context(True, self.cert, self.key))
         port = server.sockets[0].getsockname()[1]
-        reader, self.writer = await asyncio.open_connection(self.args.manager, self.args.manager_port)
-        await self.send("hello", '<hello id="%s" name="%s" role="servant" port="%d" max-clients="0"/>'
-                        % (self.id, self.args.name, port))
+        reader, self.writer = await asyncio.open_connection(
+            args.manager, args.manager_port, ssl=tls_context(False, self.cert, self.key),
+            server_hostname="")
+        der = self.writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        got = fingerprint(der)
+        if got != args.manager_key:
+            raise ConnectionError("manager at %s:%d presented key %s, expected %s: refusing"
+                                  % (args.manager, args.manager_port, got, args.manager_key))
+        secret = ' secret="%s"' % args.secret if args.secret else ""
+        await self.send("hello", '<hello id="%s" name="%s" role="%s" port="%d" max-clients="0"%s/>'
+                        % (self.id, args.name, args.role, port, secret))
         t, payload = await read_frame(reader)
+        if t == MSG["error"]:
+            raise ConnectionError("manager said: %s" % payload.decode(errors="replace"))
         if t != MSG["welcome"]:
             raise ConnectionError("expected welcome, got %s: %r" % (NAMES.get(t, t), payload[:200]))
         welcome = ET.fromstring(payload.decode())
@@ -154,17 +240,42 @@ class Liar:
 
 def main():
     ap = argparse.ArgumentParser(description="a natmesh servant that lies in its complaints")
-    ap.add_argument("--manager", required=True)
-    ap.add_argument("--manager-port", type=int, default=85)
+    ap.add_argument("--invite", help="an invite string, or @FILE holding one")
+    ap.add_argument("--manager-key", help="the manager's fingerprint (an --open manager)")
+    ap.add_argument("--state-dir", required=True, help="where our key and certificate live")
+    ap.add_argument("--manager", help="the manager's address (overrides the invite's)")
+    ap.add_argument("--manager-port", type=int, help="the manager's port (default: the invite's, else 85)")
     ap.add_argument("--name", default="liar")
-    ap.add_argument("--accuse", required=True, help="name of the servant to complain about")
+    ap.add_argument("--role", default="servant", choices=("servant", "relay"),
+                    help="the role asked for in the hello (relay: a self-declared relay)")
+    ap.add_argument("--accuse", help="name of the servant to complain about")
     ap.add_argument("--rate", type=float, default=5.0, help="complaints per second")
     args = ap.parse_args()
     if args.rate <= 0:
         ap.error("--rate must be positive")
+    if bool(args.invite) == bool(args.manager_key):
+        ap.error("pass --invite or --manager-key")
+    args.secret = None
+    if args.invite:
+        try:
+            host, port, fp, args.secret = parse_invite(args.invite)
+        except (OSError, ValueError, IndexError) as e:
+            ap.error("--invite: %s" % e)
+        args.manager = args.manager or host
+        args.manager_port = args.manager_port or port
+        args.manager_key = fp
+    if not args.manager:
+        ap.error("--manager-key needs --manager")
+    args.manager_port = args.manager_port or 85
     try:
-        asyncio.run(Liar(args).run())
-    except (ConnectionError, asyncio.IncompleteReadError, ValueError, OSError) as e:
+        cert, key, fp = make_identity(args.state_dir)
+    except (OSError, subprocess.CalledProcessError) as e:
+        say("cannot make a key in %s: %s" % (args.state_dir, e))
+        return 2
+    say("key %s (fingerprint %s) in %s" % (fp[:ID_LEN], fp, args.state_dir))
+    try:
+        asyncio.run(Liar(args, cert, key, fp).run())
+    except (ConnectionError, asyncio.IncompleteReadError, ValueError, OSError, ssl.SSLError) as e:
         say("session with the manager ended: %s" % (e or type(e).__name__))
         return 1
     except KeyboardInterrupt:
