@@ -15,6 +15,9 @@ the manager's key before it connects (--manager-key, or the invite) and refuses 
                                                     at F presented another key (naming the
                                                     key she expected); keeps refusing on every
                                                     retry (3 connections)
+  plain     127.0.0.1:G, the same fake in plain     no hello from bob (3 connections)
+            TCP (the attacker before issue 9)
+  bob       --manager-port G, pinned to M's key     never registers
 
 Before issue 9 this fails: alice registers with the fake. Recorded on main at b96444a:
 "not ok 5 - the fake manager never received a hello from alice (it did: b'<hello
@@ -82,6 +85,27 @@ async def test(h):
         h.note("alice: %s" % hit.line.text)
     h.check(not hellos and not alice.find(r"registered as alice\b", "stderr"),
             "alice refused the fake manager")
+    if not h.secure:
+        return
+
+    # The same fake in plain TCP (the attacker of before issue 9): bob does not even say
+    # hello in clear.
+    pconns = asyncio.Queue()
+
+    async def plain_fake(c):
+        head = await c.reader.read(2)
+        if head == b"NM":  # a frame in clear: play along
+            c._buf = head
+            await fake(c)
+        # else a TLS ClientHello: a plaintext manager cannot answer it, and hangs up
+
+    _, pport = await h.serve(plain_fake, None, label="plaintext fake manager", on_accept=pconns.put_nowait)
+    bob = await h.start_servant("bob", pport, wait_registered=False, manager_key=m.info["fp"])
+    for i in range(CONNECTIONS):
+        await h.expect(asyncio.wait_for(pconns.get(), STARTUP),
+                       "bob connects to the plaintext fake manager (%d)" % (i + 1))
+    h.check(not hellos and not bob.find(r"registered as bob\b", "stderr"),
+            "bob never said hello to the plaintext fake, never registered")
 
 
 if __name__ == "__main__":

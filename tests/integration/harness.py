@@ -11,8 +11,21 @@ A test is an async function taking a Harness. The harness
     report, then SIGKILL), and fails the test if any process printed a sanitizer report or
     died when it should not have.
 
+Since issue 9 every node holds an Ed25519 key and every link is TLS 1.3; the harness speaks
+that world (and, detecting older programs, the plain TCP one before it, so a test can be run
+against both):
+  - each manager and servant gets its own --state-dir in the test's folder, its key made
+    beforehand with the openssl CLI (so its key and id are known: info["key"], info["id"]);
+    a manager runs --open unless the test asks for invite or allow mode; a servant joins with
+    --manager-key (open) or an invite it is given (h.invite runs natmesh-manager invite);
+  - natmesh-ctl runs with the manager's --state-dir (the manager's own key: the operator);
+  - raw connections (RawPeer, RawServant, h.connect, h.serve) are TLS 1.3 with a key of the
+    test's (Key: pub, fp, id, sign_line), through memory BIOs so every byte and half-close
+    stays under the test's control; a manager's key is pinned as the programs pin it.
+
 Run a test module as: python3 test_x.py [--bindir DIR] [--keep]; DIR is the folder holding
-all the programs, a build's bin/ (default: build/bin of this checkout).
+all the programs, a build's bin/ (default: build/bin of this checkout). Needs the openssl
+command (scripts/setup.sh installs it).
 """
 
 import argparse
