@@ -154,6 +154,9 @@ uint16_t mgr_assign_port(manager *m, const char *ip, uint16_t avoid);
 /* Adds or updates s's entry in the list and publishes the change to every registered
  * session (so not to s while it is joining: it gets the full list instead). */
 void mgr_publish_upsert(manager *m, mgr_session *s);
+/* s (registered now) joins or rejoins the list: it gets the whole list first, then every
+ * other registered session the delta. */
+void mgr_publish_join(manager *m, mgr_session *s);
 /* Removes s's entry (if listed) and publishes the leave. */
 void mgr_publish_leave(manager *m, mgr_session *s, const char *reason);
 void mgr_send_full_list(manager *m, mgr_session *s);

@@ -99,19 +99,37 @@ void mgr_send_full_list(manager *m, mgr_session *s) {
   if (rc < 0) nm_log_warn("cannot send peer list to %s: %s", s->name, nm_strerror(rc));
 }
 
-void mgr_publish_upsert(manager *m, mgr_session *s) {
-  nm_msg msg = {.type = NM_MSG_DELTA};
-  nm_msg_delta *d = &msg.u.delta;
+/* Adds or updates s's entry and fills msg with the delta that says so. Returns 1 when the
+ * list changed (the delta is due), 0 when nothing changed, -1 when the list is full. */
+static int mgr__list_upsert(manager *m, mgr_session *s, nm_msg *msg) {
+  memset(msg, 0, sizeof *msg);
+  msg->type = NM_MSG_DELTA;
+  nm_msg_delta *d = &msg->u.delta;
   mgr_session_to_peer(s, &d->peer);
   nm_peer *old = nm_peerlist_find(&m->list, s->id);
-  if (old && memcmp(old, &d->peer, sizeof d->peer) == 0) return; /* nothing changed: publish nothing */
+  if (old && memcmp(old, &d->peer, sizeof d->peer) == 0) return 0;
   if (nm_peerlist_upsert(&m->list, &d->peer) < 0) {
     nm_log_error("peer list full (%d servants); %s not listed", NM_PEERS_MAX, s->name);
-    return;
+    return -1;
   }
   d->base = m->list.version++;
   d->version = m->list.version;
-  mgr__broadcast(m, &msg, NULL);
+  return 1;
+}
+
+void mgr_publish_upsert(manager *m, mgr_session *s) {
+  nm_msg msg;
+  if (mgr__list_upsert(m, s, &msg) > 0) mgr__broadcast(m, &msg, NULL);
+}
+
+void mgr_publish_join(manager *m, mgr_session *s) {
+  nm_msg msg;
+  int changed = mgr__list_upsert(m, s, &msg);
+  /* The newcomer's whole list goes out before anyone hears of the join: peers connect to it
+   * as soon as they read the delta, and it can only accept a peer it knows. (A peer may
+   * still win the race on a busy host; the servant holds an unknown peer-hello briefly.) */
+  mgr_send_full_list(m, s);
+  if (changed > 0) mgr__broadcast(m, &msg, s);
 }
 
 void mgr_publish_leave(manager *m, mgr_session *s, const char *reason) {

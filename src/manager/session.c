@@ -299,11 +299,9 @@ static int mgr__on_listening(void *session, const nm_msg *msg) {
     nm_log_warn("no relay available for %s: it waits, suspicious, until one joins", s->name);
 
   nm_log_info("joined: %s (%s) at %s:%u", s->name, s->id, s->conn.peer_ip, s->port);
-  /* Everyone else hears of the join as a delta; the newcomer gets the whole list, which
-   * already contains it. */
-  mgr_publish_upsert(m, s);
+  /* The newcomer gets the whole list (which contains it), then everyone else the delta. */
   s->state = MGR_SESSION_REGISTERED;
-  mgr_send_full_list(m, s);
+  mgr_publish_join(m, s);
   /* What it needs to carry on: its relay (a servant ignores an assignment it already
    * follows) and, as a relay, its client list; clients of a relay that reconnected from
    * another address need new tokens, or they would keep pulling from the old one. */
