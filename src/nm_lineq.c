@@ -64,3 +64,24 @@ size_t nm_lineq_expire(nm_lineq *q, uint64_t now_ms) {
 void nm_lineq_clear(nm_lineq *q) {
   while (q->head) free(nm_lineq_pop(q));
 }
+
+size_t nm_lineq_count_origin(const nm_lineq *q, const char *origin) {
+  size_t n = 0;
+  for (const nm_lineq_item *it = q->head; it; it = it->next) n += strcmp(it->origin, origin) == 0;
+  return n;
+}
+
+nm_lineq_item *nm_lineq_take_origin(nm_lineq *q, const char *origin) {
+  nm_lineq_item *prev = NULL;
+  for (nm_lineq_item *it = q->head; it; prev = it, it = it->next) {
+    if (strcmp(it->origin, origin) != 0) continue;
+    if (prev) prev->next = it->next;
+    else q->head = it->next;
+    if (q->tail == it) q->tail = prev;
+    q->count--;
+    q->bytes -= nm_lineq_cost(it->len);
+    it->next = NULL;
+    return it;
+  }
+  return NULL;
+}

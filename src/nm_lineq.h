@@ -1,7 +1,9 @@
 /* nm_lineq: a FIFO of chat frames bounded in lines, in bytes and in age.
  *
- * Two places keep lines for later: a servant's backlog for a peer it is not connected to
- * yet, and a relay's replay ring (the last minute, replayed to a client that attaches). A
+ * Three places keep lines for later: a servant's backlog for a peer it is not connected to
+ * yet, a relay's replay ring (the last minute, replayed to a client that attaches), and a
+ * servant's pending lines from origins the manager has not listed to it yet (taken out per
+ * origin when the origin gets listed). A
  * count of lines alone does not bound memory: issue 9's attack sent 300 chat frames with
  * 1 MiB payloads and took a servant from 5 to 306 MiB. Here the bytes held (each payload
  * and its entry's header) are bounded too; when a new line needs room, the oldest lines are
@@ -50,5 +52,10 @@ nm_lineq_item *nm_lineq_pop(nm_lineq *q);
 /* 1 when item is older than the queue's ttl at now_ms. */
 int nm_lineq_expired(const nm_lineq *q, const nm_lineq_item *item, uint64_t now_ms);
 void nm_lineq_clear(nm_lineq *q);
+/* How many lines of origin the queue holds (a scan: for small queues). */
+size_t nm_lineq_count_origin(const nm_lineq *q, const char *origin);
+/* Takes the oldest line of origin out (the caller frees it with free()), or NULL when there
+ * is none; the other lines keep their order. */
+nm_lineq_item *nm_lineq_take_origin(nm_lineq *q, const char *origin);
 
 #endif

@@ -7,6 +7,7 @@
 #include "nm_error.h"
 #include "nm_log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +20,15 @@ int sv_chat_init(servant *sv) {
   ch->unlisted_log = (nm_log_rate)NM_LOG_RATE_INIT("dropped lines from unlisted origins", 5);
   ch->banned_log = (nm_log_rate)NM_LOG_RATE_INIT("dropped lines from banned origins", 5);
   ch->refused_log = (nm_log_rate)NM_LOG_RATE_INIT("refused lines", 5);
+  nm_lineq_init(&ch->pending, SV_PENDING_MAX, SV_PENDING_BYTES_MAX, SV_PENDING_TTL_MS);
   /* One window per origin the list can hold (and ourselves). */
   return nm_replay_table_init(&ch->replay, NM_PEERS_MAX + 1);
 }
 
-void sv_chat_close(servant *sv) { nm_replay_table_close(&sv->chat.replay); }
+void sv_chat_close(servant *sv) {
+  nm_replay_table_close(&sv->chat.replay);
+  nm_lineq_clear(&sv->chat.pending);
+}
 
 void sv_chat_publish(servant *sv, const char *text) {
   sv_chat *ch = &sv->chat;
@@ -66,21 +71,90 @@ static void sv__chat_own(servant *sv, const nm_msg_chat *c, const char *via) {
                      (unsigned long long)c->seq);
 }
 
-void sv_chat_receive(servant *sv, const nm_msg_chat *c, const char *via) {
+/* A line whose origin we do not list (yet): kept, as "via\0payload" (the payload as the
+ * message layer writes it, decoded again when released), until the origin is listed or
+ * SV_PENDING_TTL_MS passes. Nothing about it is trusted meanwhile: it is only held. */
+static int sv__chat_pend(servant *sv, const nm_msg_chat *c, const char *via) {
+  sv_chat *ch = &sv->chat;
+  const char *why = NULL;
+  int rc = 0;
+  if (nm_lineq_count_origin(&ch->pending, c->origin) >= SV_PENDING_PER_ORIGIN) {
+    why = "too many lines pending from that origin";
+    rc = -EMLINK;
+  }
+  static nm_msg m; /* 4 KiB of text: not on the stack */
+  nm_msgbuf b = {0};
+  char *buf = NULL;
+  size_t vlen = strlen(via) + 1;
+  if (!why) {
+    m.type = NM_MSG_CHAT;
+    m.u.chat = *c;
+    if (nm_msg_encode(&m, &b) < 0 || !(buf = malloc(vlen + b.len))) why = "out of memory";
+  }
+  if (!why) {
+    memcpy(buf, via, vlen);
+    memcpy(buf + vlen, b.data, b.len);
+    int n = nm_lineq_push(&ch->pending, sv_now_ms(sv), c->origin, buf, vlen + b.len);
+    if (n < 0) why = nm_strerror(n);
+    else if (n > 0) {
+      ch->unlisted += (uint64_t)n;
+      nm_log_ratelimited(&ch->unlisted_log, NM_LOG_INFO,
+                         "pending lines of unlisted origins full (%d lines or %u bytes): %d oldest dropped",
+                         SV_PENDING_MAX, SV_PENDING_BYTES_MAX, n);
+    }
+  }
+  free(buf);
+  nm_msgbuf_free(&b);
+  if (why) {
+    ch->unlisted++;
+    nm_log_ratelimited(&ch->unlisted_log, NM_LOG_INFO,
+                       "dropped a line via %s: origin %s is not in our peer list (%s)", via, c->origin, why);
+  }
+  return rc;
+}
+
+void sv_chat_listed(servant *sv, const char *origin) {
+  sv_chat *ch = &sv->chat;
+  nm_lineq_item *it;
+  static nm_msg m; /* 4 KiB of text: not on the stack */
+  while ((it = nm_lineq_take_origin(&ch->pending, origin))) {
+    const char *via = it->payload;
+    size_t vlen = strnlen(via, it->len) + 1;
+    char err[160];
+    /* Its origin is listed now: past its ttl or not, it gets the same check as any line.
+     * Decoding cannot fail (we encoded it); if it did, the line is dropped. */
+    if (vlen < it->len &&
+        nm_msg_decode(NM_MSG_CHAT, it->payload + vlen, it->len - vlen, &m, err, sizeof err) == 0)
+      sv_chat_receive(sv, &m.u.chat, via);
+    free(it);
+  }
+}
+
+void sv_chat_tick(servant *sv) {
+  sv_chat *ch = &sv->chat;
+  uint64_t now = sv_now_ms(sv);
+  /* All lines share one ttl, so the expired ones are at the front. */
+  while (ch->pending.head && nm_lineq_expired(&ch->pending, ch->pending.head, now)) {
+    nm_lineq_item *it = nm_lineq_pop(&ch->pending);
+    ch->unlisted++;
+    nm_log_ratelimited(&ch->unlisted_log, NM_LOG_INFO,
+                       "dropped a line via %.*s: origin %s is not in our peer list (waited %u s)",
+                       (int)strnlen(it->payload, it->len), it->payload, it->origin, SV_PENDING_TTL_MS / 1000);
+    free(it);
+  }
+}
+
+int sv_chat_receive(servant *sv, const nm_msg_chat *c, const char *via) {
   sv_chat *ch = &sv->chat;
   if (strcmp(c->origin, sv->id) == 0) {
     sv__chat_own(sv, c, via);
-    return;
+    return 0;
   }
   /* Only servants the manager listed may speak, and only with the key it lists for them:
-   * the signature is checked before anything else looks at the line. */
+   * the signature is checked before anything else looks at the line. An origin we do not
+   * list may be one our list has not caught up with: its line waits (sv__chat_pend). */
   sv_peer *p = sv_peer_find(sv, c->origin);
-  if (!p) {
-    ch->unlisted++;
-    nm_log_ratelimited(&ch->unlisted_log, NM_LOG_INFO, "dropped a line via %s: origin %s is not in our peer list",
-                       via, c->origin);
-    return;
-  }
+  if (!p) return sv__chat_pend(sv, c, via);
   int rc = nm_msg_chat_verify(c, p->info.key);
   if (rc < 0) {
     ch->forged++;
@@ -88,7 +162,7 @@ void sv_chat_receive(servant *sv, const nm_msg_chat *c, const char *via) {
                        "dropped a line via %s claiming to be from %s (%s), epoch %llu seq %llu: %s", via,
                        p->info.name, c->origin, (unsigned long long)c->epoch, (unsigned long long)c->seq,
                        rc == -EBADMSG ? "its signature does not verify (forged or altered)" : nm_strerror(rc));
-    return;
+    return 0;
   }
   /* Bans apply to the verified origin, whatever path the line took: its key, its listed
    * address and that address's name (peers.c keeps p->banned). */
@@ -96,18 +170,18 @@ void sv_chat_receive(servant *sv, const nm_msg_chat *c, const char *via) {
     ch->banned++;
     nm_log_ratelimited(&ch->banned_log, NM_LOG_INFO, "dropped a line from banned %s (%s) via %s", p->info.name,
                        c->origin, via);
-    return;
+    return 0;
   }
   /* Only now, with the signature verified, may the line move the origin's window. */
   int v = nm_replay_table_check_and_set(&ch->replay, c->origin, c->epoch, c->seq);
   if (v != NM_REPLAY_ACCEPT) {
     ch->replayed++;
-    if (v == NM_REPLAY_DUPLICATE) return; /* the same line by another path: the common case */
+    if (v == NM_REPLAY_DUPLICATE) return 0; /* the same line by another path: the common case */
     nm_log_ratelimited(&ch->refused_log, v < 0 ? NM_LOG_WARN : NM_LOG_DEBUG,
                        "dropped a line from %s via %s, epoch %llu seq %llu: %s", p->info.name, via,
                        (unsigned long long)c->epoch, (unsigned long long)c->seq,
                        v < 0 ? nm_strerror(v) : nm_replay_verdict_name((nm_replay_verdict)v));
-    return;
+    return 0;
   }
   ch->accepted++;
   /* The name shown is the one the manager lists for that id: the frame's is not signed. */
@@ -122,6 +196,7 @@ void sv_chat_receive(servant *sv, const nm_msg_chat *c, const char *via) {
   sv_line l = {.origin = c->origin, .name = p->info.name, .text = c->text, .payload = b.data, .len = b.len};
   sv_lines_received(sv, &l);
   nm_msgbuf_free(&b);
+  return 0;
 }
 
 void sv_chat_forget(servant *sv, const char *origin) { nm_replay_table_remove(&sv->chat.replay, origin); }

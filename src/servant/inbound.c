@@ -58,37 +58,79 @@ static void sv__in_identified(sv_in *in, const char *id) {
   nm_conn_deadline_clear(&in->conn);
 }
 
+/* Why the listed peer p may not publish to us on this connection, or NULL: only a servant
+ * the manager lists, with the key it lists, may. */
+static const char *sv__in_refusal(sv_in *in, const sv_peer *p) {
+  return !nm_fingerprint_equal(&p->fp, nm_conn_peer_fingerprint(&in->conn)) ? "is listed with another key"
+         : p->banned                                                       ? "is banned here"
+                                                                           : NULL;
+}
+
+static void sv__in_refuse(sv_in *in, const char *id, const char *refusal) {
+  char why[120];
+  snprintf(why, sizeof why, "peer-hello refused: %s %s", id, refusal);
+  nm_conn_fail(&in->conn, NM_EUNKNOWN_PEER, why);
+}
+
+/* The listed peer p, with its listed key, is who this connection is: it publishes to us. */
+static void sv__in_become_peer(sv_in *in, const sv_peer *p) {
+  servant *sv = in->sv;
+  /* One connection per peer: a new one (it reconnected) replaces the old. */
+  for (sv_in *o = sv->inbound.head; o; o = o->next)
+    if (o != in && o->state == SV_IN_PEER && strcmp(o->id, p->info.id) == 0) {
+      nm_conn_close(&o->conn, 0, "replaced by a new connection from the same peer");
+      break;
+    }
+  sv__in_identified(in, p->info.id);
+  nm_conn_set_label(&in->conn, "peer %s (inbound)", p->info.name);
+  snprintf(in->via, sizeof in->via, "peer %s", p->info.name);
+  in->state = SV_IN_PEER;
+}
+
 static int sv__in_on_peer_hello(void *session, const nm_msg *m) {
   sv_in *in = session;
   servant *sv = in->sv;
   const nm_msg_peer_hello *h = &m->u.peer_hello;
   if (sv__in_check_id(in, "peer-hello", h->id) < 0) return 1;
-  /* Only a servant the manager lists, with the key it lists, may publish to us. */
-  sv_peer *p = sv_peer_find(sv, h->id);
-  const char *refusal = !p ? "is not in our peer list"
-                        : !nm_fingerprint_equal(&p->fp, nm_conn_peer_fingerprint(&in->conn))
-                            ? "is listed with another key"
-                        : p->banned ? "is banned here"
-                                    : NULL;
-  if (refusal) {
-    char why[120];
-    snprintf(why, sizeof why, "peer-hello refused: %s %s", h->id, refusal);
-    nm_conn_fail(&in->conn, NM_EUNKNOWN_PEER, why);
-    return 1;
-  }
-  /* One connection per peer: a new one (it reconnected) replaces the old. */
-  for (sv_in *o = sv->inbound.head; o; o = o->next)
-    if (o != in && o->state == SV_IN_PEER && strcmp(o->id, h->id) == 0) {
-      nm_conn_close(&o->conn, 0, "replaced by a new connection from the same peer");
-      break;
-    }
-  sv__in_identified(in, h->id);
-  nm_conn_set_label(&in->conn, "peer %s (inbound)", p->info.name);
-  snprintf(in->via, sizeof in->via, "peer %s", p->info.name);
   /* A peer sends chat frames and nothing larger: the chat envelope, not 1 MiB. */
   nm_frame_reader_set_max(&in->conn.reader, SV_CHAT_FRAME_MAX);
-  in->state = SV_IN_PEER;
+  sv_peer *p = sv_peer_find(sv, h->id);
+  if (p) {
+    const char *refusal = sv__in_refusal(in, p);
+    if (refusal) {
+      sv__in_refuse(in, h->id, refusal);
+      return 1;
+    }
+    sv__in_become_peer(in, p);
+    return 0;
+  }
+  const nm_fingerprint *fp = nm_conn_peer_fingerprint(&in->conn);
+  if (nm_banlist_match_key(&sv->cfg.bans, fp->hex)) {
+    sv__in_refuse(in, h->id, "is banned here");
+    return 1;
+  }
+  /* Not listed (yet): the peer that connects may have heard of us from the manager before
+   * our own list names it. Held, with the key it proved, for SV_HOLD_MS (sv_inbound_tick);
+   * it keeps its unauthenticated slot meanwhile, so holding costs no more than a stranger's
+   * connection already does. */
+  snprintf(in->id, sizeof in->id, "%s", h->id);
+  snprintf(in->via, sizeof in->via, "unlisted %.*s", NM_NAME_MAX - 2, h->name);
+  nm_conn_set_label(&in->conn, "unlisted peer %s (inbound)", h->id);
+  nm_conn_deadline_clear(&in->conn);
+  in->held_since_ms = sv_now_ms(sv);
+  in->state = SV_IN_HELD;
+  nm_log_ratelimited(&sv->inbound.conn_log, NM_LOG_DEBUG, "holding the peer-hello of %s: not in our peer list yet",
+                     h->id);
   return 0;
+}
+
+void sv_inbound_listed(servant *sv, const sv_peer *p) {
+  for (sv_in *in = sv->inbound.head; in; in = in->next) {
+    if (in->state != SV_IN_HELD || in->conn.closing || strcmp(in->id, p->info.id) != 0) continue;
+    const char *refusal = sv__in_refusal(in, p);
+    if (refusal) sv__in_refuse(in, p->info.id, refusal);
+    else sv__in_become_peer(in, p);
+  }
 }
 
 /* A relay client: its id must be its key's; relay duty checks that the manager assigned
@@ -118,7 +160,14 @@ static int sv__in_on_chat(void *session, const nm_msg *m) {
                        in->via);
     return 0;
   }
-  sv_chat_receive(in->sv, &m->u.chat, in->via);
+  /* Held (not listed yet), its lines wait in chat's pending queue; one that sends more
+   * than that queue keeps for one origin is not a peer catching up. */
+  if (sv_chat_receive(in->sv, &m->u.chat, in->via) < 0 && in->state == SV_IN_HELD) {
+    char why[120];
+    snprintf(why, sizeof why, "more than %d lines before %s was in our peer list", SV_PENDING_PER_ORIGIN, in->id);
+    nm_conn_fail(&in->conn, NM_EUNKNOWN_PEER, why);
+    return 1;
+  }
   return 0;
 }
 
@@ -126,14 +175,16 @@ static const char *const sv__in_state_names[] = {
     [SV_IN_NEW] = "waiting for peer-hello or pull",
     [SV_IN_PEER] = "a peer",
     [SV_IN_PULLING] = "pulling",
+    [SV_IN_HELD] = "held until our peer list names it",
 };
 
-/* A connection says what it is first (a peer, or a relay client); a peer then publishes
- * chat; a relay client says nothing more (relay duty's own table refuses anything). */
+/* A connection says what it is first (a peer, or a relay client); a peer (or one held
+ * until our list names it) then publishes chat; a relay client says nothing more (relay duty's own table refuses anything). */
 static const nm_dispatch_entry sv__in_rows[] = {
     {NM_MSG_PEER_HELLO, SV_IN_NEW, SV_IN_NEW, sv__in_on_peer_hello},
     {NM_MSG_PULL, SV_IN_NEW, SV_IN_NEW, sv__in_on_pull},
-    {NM_MSG_CHAT, SV_IN_PEER, SV_IN_PEER, sv__in_on_chat},
+    /* held or a peer: SV_IN_HELD and SV_IN_PEER are adjacent for this row */
+    {NM_MSG_CHAT, SV_IN_HELD, SV_IN_PEER, sv__in_on_chat},
 };
 
 static const nm_dispatch_table sv__in_table = {
@@ -267,13 +318,15 @@ void sv_inbound_set_timeout(servant *sv, unsigned timeout_s) {
 
 void sv_inbound_tick(servant *sv) {
   uint64_t now = sv_now_ms(sv), idle = sv->inbound.idle_ms;
-  if (!idle) return;
-  for (sv_in *in = sv->inbound.head; in; in = in->next)
-    if (in->state == SV_IN_PEER && !in->conn.closing && now - in->last_frame_ms > idle) {
+  for (sv_in *in = sv->inbound.head; in; in = in->next) {
+    if (in->state == SV_IN_HELD && !in->conn.closing && now - in->held_since_ms >= SV_HOLD_MS)
+      sv__in_refuse(in, in->id, "is not in our peer list");
+    if (idle && in->state == SV_IN_PEER && !in->conn.closing && now - in->last_frame_ms > idle) {
       char why[80];
       snprintf(why, sizeof why, "idle for %llu s", (unsigned long long)(idle / 1000));
       nm_conn_close(&in->conn, 0, why);
     }
+  }
 }
 
 void sv_inbound_drop(servant *sv, const char *id, const char *reason) {

@@ -31,6 +31,7 @@ static void sv__flush_logs(servant *sv) {
 static void sv__tick(uv_timer_t *t) {
   servant *sv = t->data;
   sv_peers_tick(sv);
+  sv_chat_tick(sv);
   sv_inbound_tick(sv);
   sv_pull_tick(sv);
   rl_tick(&sv->relay);

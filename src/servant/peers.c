@@ -230,8 +230,7 @@ static void sv__check_ban(servant *sv, sv_peer *p);
 /* The key decides who the peer is: its fingerprint is what TLS must present. */
 static void sv__peer_set_key(sv_peer *p) { nm_fingerprint_of_pubkey(p->info.key, &p->fp); }
 
-void sv_peers_upsert(servant *sv, const nm_peer *info) {
-  if (strcmp(info->id, sv->id) == 0) return; /* ourselves */
+static void sv__peer_upsert(servant *sv, const nm_peer *info) {
   sv_peer *p = sv_peer_find(sv, info->id);
   if (!p) {
     p = calloc(1, sizeof *p);
@@ -274,6 +273,19 @@ void sv_peers_upsert(servant *sv, const nm_peer *info) {
     nm_backoff_reset(&p->backoff);
     sv__peer_connect(sv, p);
   }
+}
+
+/* The one place the table learns of a peer (a delta, or each entry of a full list). What
+ * waited for the list to name it goes on now: a connection it opened to us before we listed
+ * it (inbound.c holds those), then lines of it that reached us meanwhile (chat.c), each
+ * checked against the record as it now stands (key, ban). */
+void sv_peers_upsert(servant *sv, const nm_peer *info) {
+  if (strcmp(info->id, sv->id) == 0) return; /* ourselves */
+  sv__peer_upsert(sv, info);
+  sv_peer *p = sv_peer_find(sv, info->id);
+  if (!p) return; /* out of memory */
+  sv_inbound_listed(sv, p);
+  sv_chat_listed(sv, p->info.id);
 }
 
 void sv_peers_remove(servant *sv, const char *id, const char *reason) {

@@ -132,7 +132,8 @@ async def test(h):
                          ml.hello + frame("chat", ml.chat("a\x1b[2J\x07b", escaped="a\x1b[2J\x07b")), key=rs.key)
 
     # An origin the manager never listed is not shown, whatever name it claims. Since
-    # issue 9 its key cannot even say peer-hello: the connection is refused there.
+    # issue 9 its key cannot even say peer-hello: the connection is held for a 5 s grace
+    # (the list may not have caught up yet) and then refused.
     stranger = random_id() if not h.secure else h.stranger_key().id
     since = alice.mark("stderr")
     c = await h.connect(port, "unlisted")

@@ -100,10 +100,65 @@ static void test_expiry(void) {
   nm_lineq_clear(&q);
 }
 
+/* The pending lines of unlisted origins: counted and taken out per origin, oldest first,
+ * the others keeping their order; head, tail and the accounting stay right wherever the
+ * taken line was (first, middle, last). */
+static void test_by_origin(void) {
+  nm_lineq q;
+  nm_lineq_init(&q, 10, 1 << 20, 0);
+  const char *a = "aaaaaaaaaaaaaaaa", *b = "bbbbbbbbbbbbbbbb";
+  NMT_EQ_INT(nm_lineq_count_origin(&q, a), 0);
+  NMT_CHECK(nm_lineq_take_origin(&q, a) == NULL);
+  NMT_EQ_INT(nm_lineq_push(&q, 1, a, "a1", 2), 0);
+  NMT_EQ_INT(nm_lineq_push(&q, 2, b, "b1", 2), 0);
+  NMT_EQ_INT(nm_lineq_push(&q, 3, a, "a2", 2), 0);
+  NMT_EQ_INT(nm_lineq_push(&q, 4, b, "b2", 2), 0);
+  NMT_EQ_INT(nm_lineq_push(&q, 5, a, "a3", 2), 0);
+  NMT_EQ_INT(nm_lineq_count_origin(&q, a), 3);
+  NMT_EQ_INT(nm_lineq_count_origin(&q, b), 2);
+  NMT_EQ_INT(nm_lineq_count_origin(&q, "cccccccccccccccc"), 0);
+  /* b's: the second, then the fourth (middle) */
+  nm_lineq_item *it = nm_lineq_take_origin(&q, b);
+  NMT_CHECK(it && memcmp(it->payload, "b1", 2) == 0 && it->at_ms == 2 && it->next == NULL);
+  free(it);
+  it = nm_lineq_take_origin(&q, b);
+  NMT_CHECK(it && memcmp(it->payload, "b2", 2) == 0);
+  free(it);
+  NMT_CHECK(nm_lineq_take_origin(&q, b) == NULL);
+  NMT_EQ_INT(q.count, 3);
+  NMT_EQ_INT(q.bytes, 3 * nm_lineq_cost(2));
+  nm_lineq_clear(&q);
+  /* the last one: the tail moves back, and a push after it still lands at the end */
+  nm_lineq_init(&q, 10, 1 << 20, 0);
+  NMT_EQ_INT(nm_lineq_push(&q, 1, a, "a1", 2), 0);
+  NMT_EQ_INT(nm_lineq_push(&q, 2, b, "b1", 2), 0);
+  it = nm_lineq_take_origin(&q, b);
+  NMT_CHECK(it != NULL);
+  free(it);
+  NMT_CHECK(q.tail == q.head);
+  NMT_EQ_INT(nm_lineq_push(&q, 3, b, "b2", 2), 0);
+  it = nm_lineq_pop(&q);
+  NMT_CHECK(it && memcmp(it->payload, "a1", 2) == 0);
+  free(it);
+  it = nm_lineq_pop(&q);
+  NMT_CHECK(it && memcmp(it->payload, "b2", 2) == 0);
+  free(it);
+  /* the only one: empty again */
+  NMT_EQ_INT(nm_lineq_push(&q, 4, a, "a2", 2), 0);
+  it = nm_lineq_take_origin(&q, a);
+  NMT_CHECK(it != NULL);
+  free(it);
+  NMT_CHECK(q.head == NULL && q.tail == NULL);
+  NMT_EQ_INT(q.count, 0);
+  NMT_EQ_INT(q.bytes, 0);
+  nm_lineq_clear(&q);
+}
+
 int main(void) {
   NMT_RUN(test_order_and_pop);
   NMT_RUN(test_line_bound);
   NMT_RUN(test_byte_bound);
   NMT_RUN(test_expiry);
+  NMT_RUN(test_by_origin);
   return nmt_done();
 }
