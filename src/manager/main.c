@@ -16,26 +16,6 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#define F(path, kind, min, max, member) NM_CFG_FIELD(mgr_config, path, kind, min, max, member)
-static const nm_cfg_field mgr_config_fields[] = {
-    F("listen", NM_CFG_STRING, 0, 0, listen),
-    F("port", NM_CFG_UINT, 1, 65535, port),
-    F("heartbeat", NM_CFG_UINT, 1, 3600, heartbeat_s),
-    F("timeout", NM_CFG_UINT, 2, 36000, timeout_s),
-    F("port-range/first", NM_CFG_UINT, 1, 65535, port_first),
-    F("port-range/last", NM_CFG_UINT, 1, 65535, port_last),
-    F("complaints/threshold", NM_CFG_UINT, 1, 100, complaint_threshold),
-    F("complaints/window", NM_CFG_UINT, 1, 86400, complaint_window_s),
-    F("complaints/quorum-percent", NM_CFG_UINT, 1, 100, quorum_percent),
-    F("state-dir", NM_CFG_STRING, 0, 0, state_dir),
-    NM_CFG_CHOICE_FIELD(mgr_config, "admission", "invite|allow|open", admission),
-    F("allow", NM_CFG_KEYS, 0, 0, allow),
-    F("relay-key", NM_CFG_KEYS, 0, 0, relay_keys),
-    F("admin-key", NM_CFG_KEYS, 0, 0, admin_keys),
-    F("max-unauth-per-address", NM_CFG_UINT, 1, NM_ADDRLIMIT_TOTAL_MAX, max_unauth_per_addr),
-    F("max-unauth", NM_CFG_UINT, 1, NM_ADDRLIMIT_TOTAL_MAX, max_unauth),
-};
-#undef F
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -364,8 +344,7 @@ int main(int argc, char **argv) {
   }
   if (config_path) {
     char err[512];
-    if (nm_config_load(config_path, "manager", mgr_config_fields,
-                       sizeof mgr_config_fields / sizeof *mgr_config_fields, cfg, err,
+    if (nm_config_load(config_path, "manager", mgr_config_fields, mgr_config_nfields, cfg, err,
                        sizeof err) < 0) {
       nm_log_error("config: %s", err);
       return 2;

@@ -54,6 +54,10 @@ typedef struct {
   unsigned max_unauth;
 } mgr_config;
 
+/* config_fields.c: the <manager> config file's elements. */
+extern const nm_cfg_field mgr_config_fields[];
+extern const size_t mgr_config_nfields;
+
 /* A session moves forward only: NEW -> (CTL | WELCOMED | REPLACING) -> REGISTERED ->
  * RETIRED, and every session ends in RETIRED through mgr_session_retire(), the one place
  * that decides what its end does to the list, the complaints and the relays. The order

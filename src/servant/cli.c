@@ -15,32 +15,6 @@
 
 #include <openssl/crypto.h>
 
-#define F(path, kind, min, max, member) NM_CFG_FIELD(sv_config, path, kind, min, max, member)
-#define SV_COMMON_FIELDS                                        \
-  F("connectionmgr", NM_CFG_STRING, 0, 0, manager_host),       \
-  F("port", NM_CFG_UINT, 1, 65535, manager_port),              \
-  F("state-dir", NM_CFG_STRING, 0, 0, state_dir),              \
-  F("invite", NM_CFG_INVITE, 0, 0, invite),                    \
-  F("manager-key", NM_CFG_KEY, 0, 0, manager_key),             \
-  F("bans", NM_CFG_BANS, 0, 0, bans),                          \
-  F("name", NM_CFG_STRING, 0, 0, name),                        \
-  F("listen", NM_CFG_STRING, 0, 0, listen),                    \
-  F("listen-port", NM_CFG_UINT, 0, 65535, port),               \
-  F("nat/upnp", NM_CFG_BOOL, 0, 0, nat_upnp),                  \
-  F("nat/natpmp", NM_CFG_BOOL, 0, 0, nat_natpmp),              \
-  F("nat/lease", NM_CFG_UINT, 30, 604800, nat_lease_s)
-
-static const nm_cfg_field sv_servant_fields[] = {
-    SV_COMMON_FIELDS,
-    F("relay-clients", NM_CFG_UINT, 0, 256, max_clients),
-};
-static const nm_cfg_field sv_relay_fields[] = {
-    SV_COMMON_FIELDS,
-    F("limits/max-clients", NM_CFG_UINT, 1, 256, max_clients),
-    F("limits/client-bytes-per-second", NM_CFG_UINT, 0, 1000000000, client_rate_bps),
-    F("limits/total-bytes-per-second", NM_CFG_UINT, 0, 2000000000, total_rate_bps),
-};
-#undef F
 
 /* Long options without a short form. */
 enum { OPT_STATE_DIR = 0x100, OPT_INVITE, OPT_MANAGER_KEY };
@@ -162,7 +136,7 @@ int sv_cli_parse(sv_config *cfg, const sv_role *role, int argc, char **argv) {
   }
   if (config_path) {
     const nm_cfg_field *fields = role->relay_limits ? sv_relay_fields : sv_servant_fields;
-    size_t n = role->relay_limits ? sizeof sv_relay_fields / sizeof *fields : sizeof sv_servant_fields / sizeof *fields;
+    size_t n = role->relay_limits ? sv_relay_nfields : sv_servant_nfields;
     char err[512];
     if (nm_config_load(config_path, role->config_root, fields, n, cfg, err, sizeof err) < 0) {
       nm_log_error("config: %s", err);

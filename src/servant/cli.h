@@ -33,6 +33,12 @@ typedef struct {
   unsigned nat_lease_s;
 } sv_config;
 
+/* config_fields.c: the config files' elements, for the servant and for the relay. */
+extern const nm_cfg_field sv_servant_fields[];
+extern const size_t sv_servant_nfields;
+extern const nm_cfg_field sv_relay_fields[];
+extern const size_t sv_relay_nfields;
+
 /* What makes natmesh-servant and natmesh-relay different: everything else is shared. */
 typedef struct {
   const char *program;     /* "natmesh-servant": logs, --version */

@@ -1,13 +1,15 @@
-/* libFuzzer target: the config loader (nm_config_load) with the tables of the three
+/* libFuzzer target: the config loader (nm_config_load) with the very tables of the three
  * programs that read config files: natmesh-servant (<config>), natmesh-relay (<relay>) and
- * natmesh-manager (<manager>). The tables below copy theirs (src/servant/cli.c,
- * src/manager/main.c): every kind of value (string, bounded uint, bool, ban list, key
- * list, one key, an invite) and nested sections. The input is written to a memory file, since the loader reads a path;
- * the root element picks the table. Whatever is accepted must hold: strings terminated
+ * natmesh-manager (<manager>), compiled in from src/servant/config_fields.c and
+ * src/manager/config_fields.c: every kind of value (string, bounded uint, bool, ban list,
+ * key list, one key, an invite) and nested sections. The input is written to a memory file,
+ * since the loader reads a path; the root element picks the table. Whatever is accepted must hold: strings terminated
  * within their size, numbers within their row's bounds, booleans 0 or 1, bans non-empty,
  * keys 64 lowercase hex characters, each listed once; an invite one the parser accepts, or
  * "@FILE";
  * whatever is refused must say so, naming the file. */
+#include "cli.h"
+#include "manager.h"
 #include "nm_config.h"
 #include "nm_invite.h"
 #include "nm_proto.h"
@@ -20,79 +22,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-typedef struct {
-  unsigned max_clients, client_rate_bps, total_rate_bps;
-  char name[NM_NAME_MAX + 1];
-  char manager_host[256];
-  unsigned manager_port;
-  char listen[64];
-  unsigned port;
-  nm_banlist bans;
-  int nat_upnp, nat_natpmp;
-  unsigned nat_lease_s;
-  char state_dir[1024];
-  char invite[1026];
-  char manager_key[80];
-} fz_peer_config;
-
-typedef struct {
-  char listen[64];
-  unsigned port, heartbeat_s, timeout_s, port_first, port_last;
-  unsigned complaint_threshold, complaint_window_s, quorum_percent;
-  char state_dir[512];
-  char admission[16];
-  nm_keylist allow, relay_keys, admin_keys;
-  unsigned max_unauth_per_addr, max_unauth;
-} fz_manager_config;
-
-#define P(path, kind, min, max, member) NM_CFG_FIELD(fz_peer_config, path, kind, min, max, member)
-#define PEER_COMMON_FIELDS                               \
-  P("connectionmgr", NM_CFG_STRING, 0, 0, manager_host), \
-  P("port", NM_CFG_UINT, 1, 65535, manager_port),        \
-  P("bans", NM_CFG_BANS, 0, 0, bans),                    \
-  P("name", NM_CFG_STRING, 0, 0, name),                  \
-  P("listen", NM_CFG_STRING, 0, 0, listen),              \
-  P("listen-port", NM_CFG_UINT, 0, 65535, port),         \
-  P("nat/upnp", NM_CFG_BOOL, 0, 0, nat_upnp),            \
-  P("nat/natpmp", NM_CFG_BOOL, 0, 0, nat_natpmp),        \
-  P("nat/lease", NM_CFG_UINT, 30, 604800, nat_lease_s),   \
-  P("state-dir", NM_CFG_STRING, 0, 0, state_dir),        \
-  P("invite", NM_CFG_INVITE, 0, 0, invite),              \
-  P("manager-key", NM_CFG_KEY, 0, 0, manager_key)
-static const nm_cfg_field fz_servant_fields[] = {
-    PEER_COMMON_FIELDS,
-    P("relay-clients", NM_CFG_UINT, 0, 256, max_clients),
-};
-static const nm_cfg_field fz_relay_fields[] = {
-    PEER_COMMON_FIELDS,
-    P("limits/max-clients", NM_CFG_UINT, 1, 256, max_clients),
-    P("limits/client-bytes-per-second", NM_CFG_UINT, 0, 1000000000, client_rate_bps),
-    P("limits/total-bytes-per-second", NM_CFG_UINT, 0, 2000000000, total_rate_bps),
-};
-#undef P
-#define M(path, kind, min, max, member) NM_CFG_FIELD(fz_manager_config, path, kind, min, max, member)
-static const nm_cfg_field fz_manager_fields[] = {
-    M("listen", NM_CFG_STRING, 0, 0, listen),
-    M("port", NM_CFG_UINT, 1, 65535, port),
-    M("heartbeat", NM_CFG_UINT, 1, 3600, heartbeat_s),
-    M("timeout", NM_CFG_UINT, 2, 36000, timeout_s),
-    M("port-range/first", NM_CFG_UINT, 1, 65535, port_first),
-    M("port-range/last", NM_CFG_UINT, 1, 65535, port_last),
-    M("complaints/threshold", NM_CFG_UINT, 1, 100, complaint_threshold),
-    M("complaints/window", NM_CFG_UINT, 1, 86400, complaint_window_s),
-    M("complaints/quorum-percent", NM_CFG_UINT, 1, 100, quorum_percent),
-    M("state-dir", NM_CFG_STRING, 0, 0, state_dir),
-    NM_CFG_CHOICE_FIELD(fz_manager_config, "admission", "invite|allow|open", admission),
-    M("allow", NM_CFG_KEYS, 0, 0, allow),
-    M("relay-key", NM_CFG_KEYS, 0, 0, relay_keys),
-    M("admin-key", NM_CFG_KEYS, 0, 0, admin_keys),
-    M("max-unauth-per-address", NM_CFG_UINT, 1, 1048576, max_unauth_per_addr),
-    M("max-unauth", NM_CFG_UINT, 1, 1048576, max_unauth),
-};
-#undef M
-
-#define COUNT(a) (sizeof(a) / sizeof *(a))
 
 /* Defaults inside every row's bounds, so that a value left alone passes the checks too. */
 static void fz_defaults(const nm_cfg_field *fields, size_t n, void *out) {
@@ -178,17 +107,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     xmlFreeDoc(doc);
   }
 
-  static fz_peer_config peer;
-  static fz_manager_config mgr;
+  static sv_config peer;
+  static mgr_config mgr;
   const nm_cfg_field *fields;
   size_t n;
   void *cfg;
   if (!strcmp(root, "manager")) {
-    fields = fz_manager_fields, n = COUNT(fz_manager_fields), cfg = &mgr;
+    fields = mgr_config_fields, n = mgr_config_nfields, cfg = &mgr;
     memset(&mgr, 0, sizeof mgr);
   } else {
-    fields = root[0] == 'r' ? fz_relay_fields : fz_servant_fields;
-    n = root[0] == 'r' ? COUNT(fz_relay_fields) : COUNT(fz_servant_fields);
+    fields = root[0] == 'r' ? sv_relay_fields : sv_servant_fields;
+    n = root[0] == 'r' ? sv_relay_nfields : sv_servant_nfields;
     cfg = &peer;
     memset(&peer, 0, sizeof peer);
   }
