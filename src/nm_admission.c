@@ -743,23 +743,9 @@ static void nm__printf(nm__text *t, const char *fmt, ...) {
   }
 }
 
-static int nm__write_all(int fd, const char *p, size_t len) {
-  while (len) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return -errno;
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
-}
-
 int nm_admission_store_save(const nm_admission_store *s, const char *path, char *err,
                             size_t errlen) {
-  char tmp[4096], dir[4096];
   if (!s || !path) return -EINVAL;
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-    return nm__fail(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
 
   nm__text t = {malloc(4096), 0, 4096, 0};
   if (!t.data) return nm__fail(err, errlen, -ENOMEM, "%s: out of memory", path);
@@ -786,29 +772,8 @@ int nm_admission_store_save(const nm_admission_store *s, const char *path, char 
     return nm__fail(err, errlen, -ENOMEM, "%s: out of memory", path);
   }
 
-  int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) rc = -errno;
-  /* O_CREAT's mode does not apply to a file left over from a crash: set it. */
-  if (rc == 0 && fchmod(fd, 0600) < 0) rc = -errno;
-  if (rc == 0) rc = nm__write_all(fd, t.data, t.len);
-  if (rc == 0 && fsync(fd) < 0) rc = -errno;
-  if (fd >= 0 && close(fd) < 0 && rc == 0) rc = -errno;
+  int rc = nm_file_replace(path, t.data, t.len);
   free(t.data);
-  if (rc == 0 && rename(tmp, path) < 0) rc = -errno;
-  if (rc < 0) {
-    unlink(tmp);
-    return nm__fail(err, errlen, rc, "%s: %s", path, strerror(-rc));
-  }
-  /* The rename is durable once the folder is synced. */
-  snprintf(dir, sizeof dir, "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (slash == dir) dir[1] = 0;
-  else if (slash) *slash = 0;
-  else snprintf(dir, sizeof dir, ".");
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    if (fsync(dfd) < 0) rc = nm__fail(err, errlen, -errno, "%s: %s", dir, strerror(errno));
-    close(dfd);
-  }
+  if (rc < 0) return nm__fail(err, errlen, rc, "%s: %s", path, strerror(-rc));
   return rc;
 }

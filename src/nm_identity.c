@@ -1,4 +1,5 @@
 #include "nm_identity.h"
+#include "nm_util.h"
 #include "nm_error.h"
 
 #include <errno.h>
@@ -316,17 +317,6 @@ static int nm__identity_read(int fd, const char *path, nm_identity *out, char *e
   return rc;
 }
 
-static int nm__write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return -errno;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 /* Creates a key and puts it at dirfd/key.pem without ever exposing a partial file: write a
  * temp file (0600), fsync it, rename it into place, fsync the folder. Returns 0, -EEXIST
  * when another process created key.pem meanwhile (the caller then loads that one), or a
@@ -357,7 +347,7 @@ static int nm__identity_create(int dirfd, const char *path, nm_identity *out, ch
   if (fd < 0) {
     rc = -errno;
   } else {
-    rc = nm__write_all(fd, pem, (size_t)pemlen);
+    rc = nm_write_all(fd, pem, (size_t)pemlen);
     if (rc == 0 && fsync(fd) < 0) rc = -errno;
     if (close(fd) < 0 && rc == 0) rc = -errno;
     if (rc == 0) {

@@ -1,9 +1,12 @@
 #include "nm_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 int nm_random_id(char out[NM_ID_LEN + 1]) {
@@ -69,4 +72,43 @@ int nm_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port,
     return 0;
   }
   return nm_parse_port(colon + 1, 0, port);
+}
+
+int nm_write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return -errno;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+int nm_file_replace(const char *path, const char *data, size_t len) {
+  char tmp[4096], dir[4096];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return -ENAMETOOLONG;
+  int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) rc = -errno;
+  /* O_CREAT's mode does not apply to a file left over from a crash: set it. */
+  if (rc == 0 && fchmod(fd, 0600) < 0) rc = -errno;
+  if (rc == 0) rc = nm_write_all(fd, data, len);
+  if (rc == 0 && fsync(fd) < 0) rc = -errno;
+  if (fd >= 0 && close(fd) < 0 && rc == 0) rc = -errno;
+  if (rc == 0 && rename(tmp, path) < 0) rc = -errno;
+  if (rc < 0) {
+    unlink(tmp);
+    return rc;
+  }
+  /* The rename is durable once the folder is synced. */
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash == dir) dir[1] = 0;
+  else if (slash) *slash = 0;
+  else snprintf(dir, sizeof dir, ".");
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return -errno;
+  if (fsync(dfd) < 0) rc = -errno;
+  close(dfd);
+  return rc;
 }

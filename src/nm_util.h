@@ -23,4 +23,12 @@ int nm_parse_u64(const char *s, size_t len, uint64_t *out);
 /* Parses a decimal port 1..65535 (0 allowed when allow_zero). Returns 0 or -EINVAL. */
 int nm_parse_port(const char *s, int allow_zero, uint16_t *out);
 
+/* Writes all of p[0..n) to fd, retrying short writes and EINTR. Returns 0 or -errno. */
+int nm_write_all(int fd, const char *p, size_t n);
+
+/* Replaces the file at path with data[0..len), mode 0600, so that a reader (or a crash)
+ * sees the old content or the new, never a part: write path.tmp, fsync it, rename it over
+ * path, fsync the folder. Returns 0 or -errno (path.tmp is removed on failure). */
+int nm_file_replace(const char *path, const char *data, size_t len);
+
 #endif

@@ -54,43 +54,12 @@ static int sv__epoch_read(const char *path, uint64_t *out, char *err, size_t err
   return rc;
 }
 
-static int sv__write_all(int fd, const char *p, size_t n) {
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return -errno;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-static int sv__epoch_write(const char *dir, const char *path, uint64_t epoch, char *err, size_t errlen) {
-  char tmp[4200];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-    snprintf(err, errlen, "state directory path too long: %s", dir);
-    return -ENAMETOOLONG;
-  }
+static int sv__epoch_write(const char *path, uint64_t epoch, char *err, size_t errlen) {
   char text[32];
   int len = snprintf(text, sizeof text, "%" PRIu64 "\n", epoch);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  int rc = fd < 0 ? -errno : 0;
-  if (rc == 0) rc = sv__write_all(fd, text, (size_t)len);
-  if (rc == 0 && fsync(fd) < 0) rc = -errno;
-  if (fd >= 0 && close(fd) < 0 && rc == 0) rc = -errno;
-  if (rc == 0 && rename(tmp, path) < 0) rc = -errno;
-  if (rc < 0) {
-    snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
-    unlink(tmp);
-    return rc;
-  }
-  /* The rename is durable once the folder is. */
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
-  return 0;
+  int rc = nm_file_replace(path, text, (size_t)len);
+  if (rc < 0) snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+  return rc;
 }
 
 int sv_epoch_next(const char *dir, uint64_t *epoch, char *err, size_t errlen) {
@@ -106,7 +75,7 @@ int sv_epoch_next(const char *dir, uint64_t *epoch, char *err, size_t errlen) {
     snprintf(err, errlen, "%s: the epoch cannot grow any more", path);
     return -ERANGE;
   }
-  rc = sv__epoch_write(dir, path, last + 1, err, errlen);
+  rc = sv__epoch_write(path, last + 1, err, errlen);
   if (rc < 0) return rc;
   *epoch = last + 1;
   return 0;
