@@ -1,7 +1,7 @@
 /* nm_replay: per-origin replay protection for chat lines, a sliding window in the manner of
  * WireGuard's and RFC 6479's anti-replay windows.
  *
- * It replaces the servant's global FIFO of (origin, seq) hashes (src/servant/seen.h), which
+ * It replaces the servant's global FIFO of (origin, seq) hashes (the removed nm_seen), which
  * forgot a line once 16,384 others had pushed it out, so the line could be shown again. Here
  * each origin has its own window: the highest sequence number accepted and a bitmap of the
  * NM_REPLAY_WINDOW numbers below it. A number above the highest is new; one inside the window
