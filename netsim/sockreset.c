@@ -76,8 +76,11 @@ static size_t nsim__group_sockets(pid_t pgid, unsigned long *inodes, size_t cap)
 
 /* Dumps the namespace's IPv4 TCP connections and keeps those to job's address whose socket
  * is one of inodes. Returns how many, or -errno. */
-static int nsim__dump(const struct nsim__reset_job *job, const unsigned long *inodes,
-                      size_t ninodes, struct inet_diag_msg *found, int cap) {
+/* Opens a sock_diag socket and sends one inet_diag request for IPv4 TCP: a dump of the
+ * sockets in `states` (id NULL), or an operation on the one socket id names. Returns the
+ * socket for the answer, or -errno. */
+static int nsim__diag_request(uint16_t type, uint16_t flags, uint32_t seq, uint32_t states,
+                              const struct inet_diag_sockid *id) {
   int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (fd < 0) return -errno;
   struct {
@@ -86,17 +89,27 @@ static int nsim__dump(const struct nsim__reset_job *job, const unsigned long *in
   } q;
   memset(&q, 0, sizeof q);
   q.nlh.nlmsg_len = sizeof q;
-  q.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  q.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  q.nlh.nlmsg_seq = 1;
+  q.nlh.nlmsg_type = type;
+  q.nlh.nlmsg_flags = flags;
+  q.nlh.nlmsg_seq = seq;
   q.req.sdiag_family = AF_INET;
   q.req.sdiag_protocol = IPPROTO_TCP;
-  q.req.idiag_states = NSIM__STATES;
+  q.req.idiag_states = states;
+  if (id) q.req.id = *id;
   if (send(fd, &q, sizeof q, 0) < 0) {
     int e = errno;
     close(fd);
     return -e;
   }
+  return fd;
+}
+
+/* Dumps the namespace's IPv4 TCP connections and keeps those to job's address whose socket
+ * is one of inodes. Returns how many, or -errno. */
+static int nsim__dump(const struct nsim__reset_job *job, const unsigned long *inodes,
+                      size_t ninodes, struct inet_diag_msg *found, int cap) {
+  int fd = nsim__diag_request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, NSIM__STATES, NULL);
+  if (fd < 0) return fd;
   int n = 0, done = 0, rc = 0;
   static char buf[32768] __attribute__((aligned(NLMSG_ALIGNTO)));
   while (!done) {
@@ -135,35 +148,18 @@ static int nsim__dump(const struct nsim__reset_job *job, const unsigned long *in
 
 /* SOCK_DESTROY of the one socket m names (addresses, ports, interface, cookie). */
 static int nsim__destroy(const struct inet_diag_msg *m) {
-  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (fd < 0) return -errno;
-  struct {
-    struct nlmsghdr nlh;
-    struct inet_diag_req_v2 req;
-  } q;
-  memset(&q, 0, sizeof q);
-  q.nlh.nlmsg_len = sizeof q;
-  q.nlh.nlmsg_type = SOCK_DESTROY;
-  q.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-  q.nlh.nlmsg_seq = 2;
-  q.req.sdiag_family = AF_INET;
-  q.req.sdiag_protocol = IPPROTO_TCP;
-  q.req.idiag_states = 1u << m->idiag_state;
-  q.req.id = m->id;
+  int fd = nsim__diag_request(SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, 2, 1u << m->idiag_state, &m->id);
+  if (fd < 0) return fd;
   int rc = -EIO;
-  if (send(fd, &q, sizeof q, 0) < 0) {
-    rc = -errno;
-  } else {
-    char buf[1024] __attribute__((aligned(NLMSG_ALIGNTO)));
-    ssize_t len;
-    while ((len = recv(fd, buf, sizeof buf, 0)) < 0 && errno == EINTR) {
-    }
-    struct nlmsghdr *h = (struct nlmsghdr *)buf;
-    if (len > 0 && NLMSG_OK(h, (size_t)len) && h->nlmsg_type == NLMSG_ERROR)
-      rc = ((const struct nlmsgerr *)NLMSG_DATA(h))->error;
-    else if (len < 0)
-      rc = -errno;
+  char buf[1024] __attribute__((aligned(NLMSG_ALIGNTO)));
+  ssize_t len;
+  while ((len = recv(fd, buf, sizeof buf, 0)) < 0 && errno == EINTR) {
   }
+  struct nlmsghdr *h = (struct nlmsghdr *)buf;
+  if (len > 0 && NLMSG_OK(h, (size_t)len) && h->nlmsg_type == NLMSG_ERROR)
+    rc = ((const struct nlmsgerr *)NLMSG_DATA(h))->error;
+  else if (len < 0)
+    rc = -errno;
   close(fd);
   return rc;
 }

@@ -288,6 +288,11 @@ typedef struct {
   unsigned nstates;
 } nm_dispatch_table;
 
+/* A table from arrays of rows and state names: the counts come from the arrays. */
+#define NM_DISPATCH_TABLE(endpoint_, rows_, state_names_)                                  \
+  {.endpoint = (endpoint_), .rows = (rows_), .count = sizeof(rows_) / sizeof *(rows_),       \
+   .state_names = (state_names_), .nstates = sizeof(state_names_) / sizeof *(state_names_)}
+
 /* The decision nm_dispatch makes before decoding, as a pure function: the first row for
  * type whose [min_state, max_state] holds state (several rows may share a type, one per
  * range of states, e.g. a status-request before and after registration). NULL when there

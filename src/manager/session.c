@@ -447,10 +447,8 @@ static const char *const mgr__state_names[] = {
     [MGR_SESSION_RETIRED] = "retired",
 };
 
-static const nm_dispatch_table mgr__table = {
-    "manager session", mgr__rows, sizeof mgr__rows / sizeof *mgr__rows,
-    mgr__state_names, sizeof mgr__state_names / sizeof *mgr__state_names,
-};
+static const nm_dispatch_table mgr__table =
+    NM_DISPATCH_TABLE("manager session", mgr__rows, mgr__state_names);
 
 const char *mgr_session_state_name(mgr_session_state s) {
   return (unsigned)s < mgr__table.nstates ? mgr__state_names[s] : "?";

@@ -187,13 +187,8 @@ static const nm_dispatch_entry sv__in_rows[] = {
     {NM_MSG_CHAT, SV_IN_HELD, SV_IN_PEER, sv__in_on_chat},
 };
 
-static const nm_dispatch_table sv__in_table = {
-    .endpoint = "inbound peer connection",
-    .rows = sv__in_rows,
-    .count = sizeof sv__in_rows / sizeof *sv__in_rows,
-    .state_names = sv__in_state_names,
-    .nstates = sizeof sv__in_state_names / sizeof *sv__in_state_names,
-};
+static const nm_dispatch_table sv__in_table =
+    NM_DISPATCH_TABLE("inbound peer connection", sv__in_rows, sv__in_state_names);
 
 static int sv__in_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
   sv_in *in = c->data;

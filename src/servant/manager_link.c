@@ -251,13 +251,8 @@ static const nm_dispatch_entry sv__mgr_rows[] = {
     {NM_MSG_RELAY_SERVE, SV_MGR_HELLO_SENT, SV_MGR_REGISTERED, sv__mgr_on_relay_serve},
 };
 
-static const nm_dispatch_table sv__mgr_table = {
-    .endpoint = "manager link",
-    .rows = sv__mgr_rows,
-    .count = sizeof sv__mgr_rows / sizeof *sv__mgr_rows,
-    .state_names = sv__mgr_state_names,
-    .nstates = sizeof sv__mgr_state_names / sizeof *sv__mgr_state_names,
-};
+static const nm_dispatch_table sv__mgr_table =
+    NM_DISPATCH_TABLE("manager link", sv__mgr_rows, sv__mgr_state_names);
 
 static int sv__mgr_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
   servant *sv = c->data;
