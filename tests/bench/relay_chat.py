@@ -100,7 +100,12 @@ async def test(h, args):
     alice = await h.start_servant("alice", m)
     bob = await h.start_servant("bob", m)
     carol = await h.start_servant("carol", m)
-    # Every servant knows every other (and the relay) before anything is sent.
+    # alice (the one sender) has heard of both receivers and reaches them before anything is
+    # sent: "registered" only means the manager listed a servant, and a line published
+    # before alice heard of carol's join is, by design, not carol's to get.
+    for peer in ("bob", "carol"):
+        await h.expect(alice.wait_log(r"connected to %s at" % peer, harness.STARTUP),
+                       "alice reaches %s" % peer)
     _, warm = await h.chat_round([alice], [alice, bob, carol], "warm-up", timeout=harness.STARTUP)
 
     # carol relayed: four complainers (carol's others are alice, bob, the relay and the
