@@ -30,9 +30,12 @@ struct nsim_proc *nsim_capture_add(struct nsim_run *r, const struct nsim_step *s
    * -U and --immediate-mode: each packet reaches the file as it is seen; -Z root: Debian's
    * tcpdump otherwise drops to user tcpdump before opening the file, which then could not
    * be written in the (0700) run folder; -s 0: whole packets, the payload is what is
-   * searched. */
-  const char *words[] = {"tcpdump", "-i", "br0", "-n", "-s", "0", "-U", "--immediate-mode",
-                         "-Z", "root", "-w", path, NULL};
+   * searched. -B 65536 (KiB): with whole packets on a bridge whose ports do segmentation
+   * offload, libpcap sizes each ring slot for a 256 KiB packet, so its default 2 MiB ring holds
+   * only 8; on a busy machine one burst of a few hundred KB filled it and the kernel dropped
+   * packets (seen in CI). 64 MiB holds 256 such packets. */
+  const char *words[] = {"tcpdump", "-i", "br0", "-n", "-s", "0", "-B", "65536", "-U",
+                         "--immediate-mode", "-Z", "root", "-w", path, NULL};
   char **argv = calloc(NSIM_ARRAY_LEN(words), sizeof *argv);
   for (size_t i = 0; argv && words[i]; i++)
     if (!(argv[i] = strdup(words[i]))) {
