@@ -1,4 +1,5 @@
 #include "nm_conn.h"
+#include "nm_addr.h"
 #include "nm_error.h"
 #include "nm_log.h"
 #include "nm_proto.h"
@@ -57,19 +58,7 @@ void nm_conn_set_label(nm_conn *c, const char *fmt, ...) {
 }
 
 void nm_sockaddr_format(const struct sockaddr *sa, char *ip, size_t iplen, uint16_t *port) {
-  ip[0] = 0;
-  *port = 0;
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    uv_ip4_name(in, ip, iplen);
-    *port = ntohs(in->sin_port);
-  } else if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    uv_ip6_name(in6, ip, iplen);
-    *port = ntohs(in6->sin6_port);
-    /* Show IPv4-mapped addresses as plain IPv4, so bans and logs match what users type. */
-    if (strncmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.')) memmove(ip, ip + 7, strlen(ip + 7) + 1);
-  }
+  nm_addr_from_sockaddr(sa, ip, iplen, port);
 }
 
 static void nm__conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {

@@ -278,9 +278,17 @@ static int nm__enc_welcome(nm_xml_writer *w, const nm_msg_welcome *m) {
 static int nm__enc_listening(nm_xml_writer *w, const nm_msg_listening *m) {
   /* Either "I listen on port" or "port busy, assign another": never both, never neither. */
   if ((m->port == 0) == (m->busy == 0)) return -EINVAL;
+  if (m->naddrs > NM_LOCAL_ADDRS_MAX) return -EINVAL;
+  for (size_t i = 0; i < m->naddrs; i++)
+    if (!nm_addr_is_candidate(m->addrs[i])) return -EINVAL;
   nm_xml_writer_start(w, "listening");
   nm_xml_writer_attr_u64(w, "port", m->port);
   if (m->busy) nm_xml_writer_attr_u64(w, "busy", m->busy);
+  for (size_t i = 0; i < m->naddrs; i++) {
+    nm_xml_writer_start(w, "addr");
+    nm_xml_writer_attr(w, "ip", m->addrs[i]);
+    nm_xml_writer_end(w);
+  }
   nm_xml_writer_end(w);
   return 0;
 }
@@ -534,6 +542,23 @@ static int nm__dec_listening(nm__dec *d, nm_msg_listening *m) {
   /* busy only means something with port 0 ("could not bind it, assign another"). */
   if (m->port == 0)
     NM__CHECK(nm_read_port(d->root, d->msg, "busy", 0, 0, &m->busy, d->err, d->errlen));
+  for (xmlNode *c = d->root->children; c; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "addr") != 0) continue;
+    if (m->naddrs == NM_LOCAL_ADDRS_MAX) {
+      snprintf(d->err, d->errlen, "%s: more than %d addresses", d->msg, NM_LOCAL_ADDRS_MAX);
+      return NM_EMSG;
+    }
+    char ctx[48];
+    snprintf(ctx, sizeof ctx, "%s: addr %zu", d->msg, m->naddrs + 1);
+    char ip[64];
+    NM__CHECK(nm_read_ip(c, ctx, "ip", 0, ip, d->err, d->errlen));
+    /* Loopback, link-local and the like mean nothing on another host. */
+    if (!nm_addr_is_candidate(ip)) {
+      snprintf(d->err, d->errlen, "%s: not a usable address", ctx);
+      return NM_EMSG;
+    }
+    memcpy(m->addrs[m->naddrs++], ip, strlen(ip) + 1);
+  }
   return 0;
 }
 

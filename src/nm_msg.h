@@ -110,9 +110,14 @@ typedef struct {
   unsigned heartbeat_s, timeout_s;
 } nm_msg_welcome;
 
+#define NM_LOCAL_ADDRS_MAX 8 /* local addresses one listening reports; more are refused */
 typedef struct {
   uint16_t port; /* 0 with busy set: could not bind busy, assign another */
   uint16_t busy; /* encode: set exactly when port is 0; decode: read only then */
+  /* The servant's own interface addresses (<addr ip="A"/> children), both families, each
+   * nm_addr_is_candidate: where peers behind the same router reach it, on port. */
+  size_t naddrs;
+  char addrs[NM_LOCAL_ADDRS_MAX][NM_IP_STRLEN];
 } nm_msg_listening;
 
 typedef struct {

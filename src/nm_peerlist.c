@@ -119,6 +119,13 @@ xmlNode *nm_peer_to_xml(xmlNode *parent, const nm_peer *p, int me) {
   xmlNewTextChild(n, NULL, BAD_CAST "state", BAD_CAST nm_reach_name(p->state));
   xmlNewTextChild(n, NULL, BAD_CAST "mapping", BAD_CAST nm_mapping_name(p->mapping));
   if (p->relay[0]) xmlNewTextChild(n, NULL, BAD_CAST "relay", BAD_CAST p->relay);
+  for (size_t i = 0; i < p->ncands && i < NM_CANDS_MAX; i++) {
+    xmlNode *c = xmlNewChild(n, NULL, BAD_CAST "cand", NULL);
+    snprintf(port, sizeof port, "%u", p->cands[i].port);
+    xmlNewProp(c, BAD_CAST "kind", BAD_CAST nm_cand_kind_name(p->cands[i].kind));
+    xmlNewProp(c, BAD_CAST "ip", BAD_CAST p->cands[i].ip);
+    xmlNewProp(c, BAD_CAST "port", BAD_CAST port);
+  }
   xmlNewTextChild(n, NULL, BAD_CAST "me", BAD_CAST(me ? "TRUE" : "FALSE"));
   return n;
 }
@@ -126,6 +133,32 @@ xmlNode *nm_peer_to_xml(xmlNode *parent, const nm_peer *p, int me) {
 static int nm__copy_field(char *dst, size_t dstlen, const char *src) {
   if (!src || strlen(src) >= dstlen) return -1;
   memcpy(dst, src, strlen(src) + 1);
+  return 0;
+}
+
+/* <cand kind ip port/> children, in order. Each must be usable (nm_addr_is_candidate) and
+ * of a known kind; more than NM_CANDS_MAX refuse the entry. */
+static int nm__read_cands(xmlNode *n, nm_peer *out, char *err, size_t errlen) {
+  for (xmlNode *c = n->children; c; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "cand") != 0) continue;
+    if (out->ncands == NM_CANDS_MAX) {
+      snprintf(err, errlen, "peer %s has more than %d candidates", out->id, NM_CANDS_MAX);
+      return -1;
+    }
+    nm_cand *k = &out->cands[out->ncands];
+    const char *kind = nm_xml_attr(c, "kind");
+    const char *ip = nm_xml_attr(c, "ip");
+    const char *port = nm_xml_attr(c, "port");
+    uint64_t pv = 0;
+    if (!kind || nm_cand_kind_parse(kind, &k->kind) < 0 || !ip || !nm_addr_is_candidate(ip) ||
+        nm__copy_field(k->ip, sizeof k->ip, ip) < 0 || !port ||
+        nm_parse_u64(port, strlen(port), &pv) < 0 || pv == 0 || pv > 65535) {
+      snprintf(err, errlen, "peer %s has an invalid <cand> (%zu)", out->id, out->ncands + 1);
+      return -1;
+    }
+    k->port = (uint16_t)pv;
+    out->ncands++;
+  }
   return 0;
 }
 
@@ -178,6 +211,7 @@ int nm_peer_from_xml(xmlNode *n, nm_peer *out, char *err, size_t errlen) {
     snprintf(err, errlen, "peer %s has an invalid <relay>", id);
     return NM_EMSG;
   }
+  if (nm__read_cands(n, out, err, errlen) < 0) return NM_EMSG;
   const char *me = nm_xml_child_text(n, "me");
   out->me = me && strcmp(me, "TRUE") == 0;
   return 0;

@@ -8,10 +8,19 @@
 #include <stdint.h>
 #include <libxml/tree.h>
 
+#include "nm_addr.h"
 #include "nm_identity.h"
 #include "nm_proto.h"
 
 #define NM_PEERS_MAX 4096 /* more than this in one document is refused */
+
+/* One address a servant may be reached at (docs/protocol.md, "Candidates"). */
+#define NM_CANDS_MAX 8 /* candidates per peer; a <peer> with more is refused */
+typedef struct {
+  char ip[NM_IP_STRLEN]; /* a literal, nm_addr_is_candidate */
+  uint16_t port;
+  nm_cand_kind kind;
+} nm_cand;
 
 typedef struct {
   char id[NM_ID_LEN + 1];
@@ -27,6 +36,11 @@ typedef struct {
   nm_reach_state state;
   nm_mapping_kind mapping;
   char relay[NM_ID_LEN + 1]; /* id of the relay it pulls from, when relayed */
+  /* Every address it may be reached at, in the manager's order (docs/protocol.md,
+   * "Candidates"); ip/port above is the one a peer that knows no candidates dials, and is
+   * one of them. 0 when the manager sent none. */
+  size_t ncands;
+  nm_cand cands[NM_CANDS_MAX];
   int me;           /* set only in the copy sent to that servant */
 } nm_peer;
 

@@ -34,6 +34,7 @@ const char *nm_msg_name(uint8_t type) {
 static const char *const nm__reach_names[] = {"unknown", "direct", "mapped", "suspicious", "relayed"};
 static const char *const nm__role_names[] = {"servant", "relay"};
 static const char *const nm__mapping_names[] = {"none", "upnp", "natpmp"};
+static const char *const nm__cand_names[] = {"local", "observed", "mapped"};
 
 static const char *nm__enum_name(const char *const *names, unsigned count, unsigned v) {
   return v < count ? names[v] : names[0];
@@ -79,5 +80,16 @@ int nm_mapping_parse(const char *s, nm_mapping_kind *out) {
   unsigned v;
   if (nm__enum_parse(nm__mapping_names, NM__COUNT(nm__mapping_names), s, &v) < 0) return -1;
   *out = (nm_mapping_kind)v;
+  return 0;
+}
+
+const char *nm_cand_kind_name(nm_cand_kind k) {
+  return nm__enum_name(nm__cand_names, NM__COUNT(nm__cand_names), (unsigned)k);
+}
+
+int nm_cand_kind_parse(const char *s, nm_cand_kind *out) {
+  unsigned v;
+  if (nm__enum_parse(nm__cand_names, NM__COUNT(nm__cand_names), s, &v) < 0) return -1;
+  *out = (nm_cand_kind)v;
   return 0;
 }

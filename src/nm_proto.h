@@ -63,6 +63,16 @@ typedef enum {
 const char *nm_mapping_name(nm_mapping_kind k);
 int nm_mapping_parse(const char *s, nm_mapping_kind *out);
 
+/* Where a candidate address of a servant comes from (the peer list's <cand kind>). */
+typedef enum {
+  NM_CAND_LOCAL = 0, /* an address of one of its own interfaces, as it reported them */
+  NM_CAND_OBSERVED,  /* the address and port the manager saw its session come from */
+  NM_CAND_MAPPED,    /* the external address of a UPnP/NAT-PMP mapping it made */
+} nm_cand_kind;
+
+const char *nm_cand_kind_name(nm_cand_kind k);
+int nm_cand_kind_parse(const char *s, nm_cand_kind *out);
+
 #define NM_ID_LEN 16 /* hex characters of a servant id (64 random bits) */
 #define NM_NAME_MAX 32
 #define NM_CHAT_MAX 4096 /* bytes of one chat line */

@@ -105,6 +105,25 @@ static void test_round_trip_manager_link(void) {
     NMT_EQ_INT(d.u.listening.port, 0);
     NMT_EQ_INT(d.u.listening.busy, 4004);
   }
+  /* Local addresses (candidates for peers behind the same router), both families. */
+  m.u.listening.port = 4003;
+  m.u.listening.busy = 0;
+  m.u.listening.naddrs = 2;
+  strcpy(m.u.listening.addrs[0], "192.168.1.10");
+  strcpy(m.u.listening.addrs[1], "2001:db8::a");
+  if (round_trip(&m, &d, "<listening port=\"4003\"><addr ip=\"192.168.1.10\"/><addr ip=\"2001:db8::a\"/></listening>") == 0) {
+    NMT_EQ_INT(d.u.listening.naddrs, 2);
+    NMT_EQ_STR(d.u.listening.addrs[1], "2001:db8::a");
+  }
+  /* The encoder refuses what means nothing on another host. */
+  static const char *unusable[] = {"127.0.0.1", "::1", "fe80::1", "0.0.0.0", "::", "224.0.0.1", "::ffff:1.2.3.4", "host"};
+  for (size_t i = 0; i < sizeof unusable / sizeof *unusable; i++) {
+    strcpy(m.u.listening.addrs[1], unusable[i]);
+    nm_msgbuf b = {0};
+    NMT_EQ_INT(nm_msg_encode(&m, &b), -EINVAL);
+    nm_msgbuf_free(&b);
+  }
+  m.u.listening.naddrs = 0;
 
   memset(&m, 0, sizeof m);
   m.type = NM_MSG_HEARTBEAT;
@@ -687,6 +706,16 @@ static void test_decode_refusals(void) {
   refuse(NM_MSG_LISTENING, "<listening port=\"-1\"/>", NM_EMSG, "listening: invalid port \"-1\"");
   refuse(NM_MSG_LISTENING, "<listening port=\"0\"/>", NM_EMSG, "listening: missing busy");
   refuse(NM_MSG_LISTENING, "<listening port=\"0\" busy=\"0\"/>", NM_EMSG, "listening: invalid busy \"0\"");
+  refuse(NM_MSG_LISTENING, "<listening port=\"1\"><addr ip=\"127.0.0.1\"/></listening>", NM_EMSG,
+         "listening: addr 1: not a usable address");
+  refuse(NM_MSG_LISTENING, "<listening port=\"1\"><addr ip=\"fe80::1%eth0\"/></listening>", NM_EMSG,
+         "listening: addr 1: not a usable address");
+  refuse(NM_MSG_LISTENING, "<listening port=\"1\"><addr/></listening>", NM_EMSG, "listening: addr 1: missing ip");
+  refuse(NM_MSG_LISTENING,
+         "<listening port=\"1\"><addr ip=\"10.0.0.1\"/><addr ip=\"10.0.0.2\"/><addr ip=\"10.0.0.3\"/>"
+         "<addr ip=\"10.0.0.4\"/><addr ip=\"10.0.0.5\"/><addr ip=\"10.0.0.6\"/><addr ip=\"10.0.0.7\"/>"
+         "<addr ip=\"10.0.0.8\"/><addr ip=\"10.0.0.9\"/></listening>",
+         NM_EMSG, "listening: more than 8 addresses");
 
   /* heartbeat, heartbeat-ack */
   refuse(NM_MSG_HEARTBEAT, "<heartbeat/>", NM_EMSG, "heartbeat: missing version");

@@ -239,6 +239,48 @@ static void test_invalid_ips(void) {
   expect_peer(GOOD_ID GOOD_KEY "<name>n</name><ip>fe80::1</ip><port>80</port>", 1, NULL);
 }
 
+/* <cand> children: kind, a usable literal address and a port each, at most NM_CANDS_MAX,
+ * kept in order through the document. */
+static void test_candidates(void) {
+  nm_peerlist l, back;
+  nm_peerlist_init(&l);
+  nm_peerlist_init(&back);
+  nm_peer a = mk(ID_A, "alice", "11.0.0.3", 4001);
+  const nm_cand cands[] = {{"11.0.0.3", 4001, NM_CAND_MAPPED},
+                           {"2001:db8::a", 4001, NM_CAND_OBSERVED},
+                           {"192.168.1.10", 4001, NM_CAND_LOCAL}};
+  a.ncands = 3;
+  memcpy(a.cands, cands, sizeof cands);
+  NMT_EQ_INT(nm_peerlist_upsert(&l, &a), 0);
+  NMT_EQ_INT(via_wire(&l, NULL, &back, NULL), 0);
+  nm_peer *p = nm_peerlist_find(&back, ID_A);
+  if (NMT_CHECK(p)) {
+    NMT_EQ_INT(p->ncands, 3);
+    for (size_t i = 0; i < 3 && i < p->ncands; i++) {
+      NMT_EQ_STR(p->cands[i].ip, cands[i].ip);
+      NMT_EQ_INT(p->cands[i].port, cands[i].port);
+      NMT_EQ_INT(p->cands[i].kind, cands[i].kind);
+    }
+  }
+  nm_peerlist_close(&l);
+  nm_peerlist_close(&back);
+
+  expect_peer(GOOD_ID GOOD_REST "<cand kind=\"local\" ip=\"10.1.2.3\" port=\"9\"/>", 1, NULL);
+  expect_peer(GOOD_ID GOOD_REST "<cand kind=\"lan\" ip=\"10.1.2.3\" port=\"9\"/>", 0, "<cand>");
+  expect_peer(GOOD_ID GOOD_REST "<cand kind=\"local\" ip=\"127.0.0.1\" port=\"9\"/>", 0, "<cand>");
+  expect_peer(GOOD_ID GOOD_REST "<cand kind=\"local\" ip=\"fe80::1\" port=\"9\"/>", 0, "<cand>");
+  expect_peer(GOOD_ID GOOD_REST "<cand kind=\"local\" ip=\"10.1.2.3\" port=\"0\"/>", 0, "<cand>");
+  expect_peer(GOOD_ID GOOD_REST "<cand kind=\"local\" ip=\"10.1.2.3\"/>", 0, "<cand>");
+  expect_peer(GOOD_ID GOOD_REST "<cand ip=\"10.1.2.3\" port=\"9\"/>", 0, "<cand>");
+  char many[2048] = GOOD_ID GOOD_REST;
+  for (int i = 0; i <= NM_CANDS_MAX; i++) {
+    char c[80];
+    snprintf(c, sizeof c, "<cand kind=\"local\" ip=\"10.0.0.%d\" port=\"9\"/>", i + 1);
+    strcat(many, c);
+  }
+  expect_peer(many, 0, "more than 8 candidates");
+}
+
 static void test_invalid_enums(void) {
   expect_peer(GOOD_ID GOOD_REST "<role>king</role>", 0, "<role>");
   expect_peer(GOOD_ID GOOD_REST "<state>happy</state>", 0, "<state>");
@@ -419,6 +461,7 @@ int main(void) {
   NMT_RUN(test_invalid_ports);
   NMT_RUN(test_invalid_ips);
   NMT_RUN(test_invalid_enums);
+  NMT_RUN(test_candidates);
   NMT_RUN(test_document_shape);
   NMT_RUN(test_too_many_peers);
   NMT_RUN(test_list_operations);
