@@ -2,7 +2,8 @@
 #include "relay_choice.h"
 
 int mgr_relay_can_serve(const mgr_relay_candidate *c) {
-  return !c->is_client && c->reachable && !c->complained_about && c->clients < c->max_clients;
+  return !c->is_client && c->reachable && !c->complained_about && !c->excluded &&
+         c->clients < c->max_clients;
 }
 
 /* Whether a is a better relay than b (both can serve). */

@@ -4,7 +4,9 @@
  *
  * A candidate can serve when it is not the client itself, is reachable (direct or mapped:
  * never suspicious or relayed), nobody currently complains about it (it would likely be
- * the next suspect), and it has room (clients < max_clients). Among those: the preferred
+ * the next suspect), it is not excluded for this client (for a pair path: one of the
+ * reporters that cannot reach the client, or one the client complained about itself), and
+ * it has room (clients < max_clients). Among those: the preferred
  * one (the relay the client had before it reconnected) if it can serve; otherwise
  * dedicated relays before servants, then the fewest clients, then the one connected the
  * longest (a newcomer, maybe one of many keys an attacker made in an open overlay, does not
@@ -20,6 +22,7 @@ typedef struct {
   int dedicated;        /* a natmesh-relay (role relay) rather than a servant */
   int reachable;        /* direct or mapped */
   int complained_about; /* some reporter has reached the complaint threshold about it */
+  int excluded;         /* cannot serve this client: one side of the pair it cannot connect */
   int preferred;        /* the relay the client had, kept when it still can serve */
   unsigned clients;     /* servants assigned to it now */
   unsigned max_clients; /* how many it will serve (from its hello) */

@@ -70,6 +70,19 @@ unsigned mgr_complaints_reporters(const mgr_complaints *c, const mgr_verdict_rul
   return n;
 }
 
+size_t mgr_complaints_reporter_ids(const mgr_complaints *c, const mgr_verdict_rules *r,
+                                   uint64_t now_ms, unsigned min_live, const char **ids,
+                                   size_t max) {
+  size_t n = 0;
+  if (min_live == 0) min_live = 1; /* a reporter has at least one live complaint */
+  for (size_t i = 0; i < c->n; i++) {
+    if (mgr__live(&c->v[i], r, now_ms) < min_live) continue;
+    if (n < max) ids[n] = c->v[i].reporter;
+    n++;
+  }
+  return n;
+}
+
 unsigned mgr_verdict_quorum(const mgr_verdict_rules *r, unsigned others) {
   return (unsigned)((uint64_t)others * r->quorum_percent / 100 + 1);
 }
@@ -80,7 +93,9 @@ mgr_verdict mgr_verdict_judge(const mgr_complaints *c, const mgr_verdict_rules *
   v.reporters = mgr_complaints_reporters(c, r, now_ms);
   v.quorum = mgr_verdict_quorum(r, others);
   v.alive = now_ms - last_heard_ms <= 2ull * r->heartbeat_s * 1000;
-  v.kind = v.reporters >= v.quorum && v.alive ? MGR_VERDICT_SUSPICIOUS : MGR_VERDICT_NONE;
+  if (!v.alive || v.reporters == 0) v.kind = MGR_VERDICT_NONE;
+  else if (v.reporters >= v.quorum) v.kind = MGR_VERDICT_SUSPICIOUS;
+  else v.kind = MGR_VERDICT_PAIR;
   return v;
 }
 

@@ -8,6 +8,11 @@
  *   - The accused is judged suspicious when more than quorum_percent of the other live
  *     servants are such reporters, and only while it still heartbeats (a silent servant is
  *     dead, not unreachable: the heartbeat sweep removes it). One liar never suffices.
+ *   - With at least one such reporter but no quorum, while it still heartbeats, the verdict
+ *     is a pair: those reporters cannot reach it, everyone else can (docs/protocol.md, "The
+ *     pair path"). It stays reachable; the session code gives it a relay to pull from so the
+ *     reporters' lines still reach it. One liar does get that (it costs a relay slot, never
+ *     a line: docs/security.md).
  *
  * It also remembers the verdicts of servants whose session ended without a goodbye, for
  * the heartbeat timeout, so a servant that reconnects is relayed again at once instead of
@@ -59,6 +64,13 @@ unsigned mgr_complaints_live(const mgr_complaints *c, const char *reporter,
 /* How many reporters have at least threshold live complaints. */
 unsigned mgr_complaints_reporters(const mgr_complaints *c, const mgr_verdict_rules *r,
                                   uint64_t now_ms);
+/* The ids of the reporters with at least min_live live complaints (1: any live complaint,
+ * threshold: those that count), in no particular order: up to max of them into
+ * ids (pointers into c, valid until c changes). Returns how many there are in all, which
+ * may be more than max. */
+size_t mgr_complaints_reporter_ids(const mgr_complaints *c, const mgr_verdict_rules *r,
+                                   uint64_t now_ms, unsigned min_live, const char **ids,
+                                   size_t max);
 
 /* Reporters a verdict needs when `others` other live servants could have complained:
  * more than quorum_percent of them, and never fewer than one. */
@@ -67,6 +79,8 @@ unsigned mgr_verdict_quorum(const mgr_verdict_rules *r, unsigned others);
 typedef enum {
   MGR_VERDICT_NONE = 0,   /* not (yet) enough to judge */
   MGR_VERDICT_SUSPICIOUS, /* peers cannot reach it: it needs a relay */
+  MGR_VERDICT_PAIR,       /* some reporters cannot reach it, not a quorum: it stays
+                             reachable and pulls their lines from a relay (the pair path) */
 } mgr_verdict_kind;
 
 typedef struct {

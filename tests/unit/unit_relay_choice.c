@@ -4,7 +4,7 @@
 
 /* A reachable servant with room, no complaints. */
 static mgr_relay_candidate servant(unsigned clients, unsigned max_clients) {
-  mgr_relay_candidate c = {0, 0, 1, 0, 0, clients, max_clients, 0};
+  mgr_relay_candidate c = {.reachable = 1, .clients = clients, .max_clients = max_clients};
   return c;
 }
 
@@ -58,6 +58,9 @@ static void test_skips(void) {
   NMT_CHECK(!mgr_relay_can_serve(&suspicious));
   NMT_CHECK(!mgr_relay_can_serve(&complained));
   NMT_CHECK(!mgr_relay_can_serve(&self));
+  mgr_relay_candidate pair_side = servant(0, 8);
+  pair_side.excluded = 1; /* a reporter of the pair, or one the client complained about */
+  NMT_CHECK(!mgr_relay_can_serve(&pair_side));
   mgr_relay_candidate busy = servant(7, 8);
   NMT_CHECK(mgr_relay_can_serve(&busy));
   /* each of them loses to a busier servant that can serve */
@@ -93,11 +96,29 @@ static void test_preferred(void) {
   NMT_EQ_INT(mgr_relay_choose(c, 3), 0);
 }
 
+static void test_pair_exclusions(void) {
+  /* The pair path: the best candidate (a dedicated relay) is one side of the pair the client
+   * cannot connect, so the next best serves; with every candidate excluded, none does. */
+  mgr_relay_candidate c[] = {servant(0, 8), relay(0, 64), servant(1, 8)};
+  c[1].excluded = 1;
+  NMT_EQ_INT(mgr_relay_choose(c, 3), 0);
+  c[0].excluded = 1;
+  NMT_EQ_INT(mgr_relay_choose(c, 3), 2);
+  c[2].excluded = 1;
+  NMT_EQ_INT(mgr_relay_choose(c, 3), -1);
+  /* the preferred relay is not kept when it is excluded now */
+  mgr_relay_candidate p[] = {servant(0, 8), servant(0, 8)};
+  p[0].preferred = 1;
+  p[0].excluded = 1;
+  NMT_EQ_INT(mgr_relay_choose(p, 2), 1);
+}
+
 int main(void) {
   NMT_RUN(test_dedicated_first);
   NMT_RUN(test_fewest_clients);
   NMT_RUN(test_longest_connected_among_equals);
   NMT_RUN(test_skips);
+  NMT_RUN(test_pair_exclusions);
   NMT_RUN(test_preferred);
   return nmt_done();
 }

@@ -1,5 +1,5 @@
-/* verdict: the complaint rules (spacing, window, threshold, quorum, "still heartbeating")
- * and the verdicts remembered across a reconnection, as pure functions of state and time. */
+/* verdict: the complaint rules (spacing, window, threshold, quorum, "still heartbeating",
+ * the pair path when there is no quorum) and the verdicts remembered across a reconnection, as pure functions of state and time. */
 #include "verdict.h"
 #include "nmt.h"
 
@@ -72,10 +72,11 @@ static void test_threshold(void) {
 static void test_lone_reporter(void) {
   mgr_complaints c = {0};
   complain(&c, A, MGR_COMPLAINT_KEEP, 20 * S);
-  /* however much it complains, one reporter out of 2, 3 or 9 others is not a quorum */
+  /* however much it complains, one reporter out of 2, 3 or 9 others is not a quorum: the
+   * accused is never suspicious, but gets a pair path (a relay for that reporter's lines) */
   for (unsigned others = 2; others < 10; others++) {
     mgr_verdict v = mgr_verdict_judge(&c, &R, others, 20 * S, 20 * S);
-    NMT_EQ_INT(v.kind, MGR_VERDICT_NONE);
+    NMT_EQ_INT(v.kind, MGR_VERDICT_PAIR);
     NMT_EQ_INT(v.reporters, 1);
   }
   mgr_complaints_free(&c);
@@ -101,7 +102,7 @@ static void test_quorum(void) {
   complain(&c, A, 3, 10 * S);
   complain(&c, B, 3, 10 * S);
   mgr_verdict v = mgr_verdict_judge(&c, &R, 4, 10 * S, 10 * S);
-  NMT_EQ_INT(v.kind, MGR_VERDICT_NONE);
+  NMT_EQ_INT(v.kind, MGR_VERDICT_PAIR); /* reporters, but no quorum */
   NMT_EQ_INT(v.reporters, 2);
   NMT_EQ_INT(v.quorum, 3);
   complain(&c, C, 3, 10 * S);
@@ -112,7 +113,7 @@ static void test_quorum(void) {
   mgr_complaints_forget(&c, B);
   NMT_EQ_INT(mgr_complaints_live(&c, B, &R, 10 * S), 0);
   NMT_EQ_INT(mgr_verdict_judge(&c, &R, 3, 10 * S, 10 * S).kind, MGR_VERDICT_SUSPICIOUS); /* 2 of 3 */
-  NMT_EQ_INT(mgr_verdict_judge(&c, &R, 4, 10 * S, 10 * S).kind, MGR_VERDICT_NONE);        /* 2 of 4 */
+  NMT_EQ_INT(mgr_verdict_judge(&c, &R, 4, 10 * S, 10 * S).kind, MGR_VERDICT_PAIR);        /* 2 of 4 */
   mgr_complaints_forget(&c, D); /* never complained: nothing happens */
   NMT_EQ_INT(c.n, 2);
   mgr_complaints_free(&c);
@@ -132,6 +133,39 @@ static void test_dead_accused(void) {
   NMT_EQ_INT(v.kind, MGR_VERDICT_NONE);
   NMT_EQ_INT(v.alive, 0);
   NMT_EQ_INT(v.reporters, 2);
+  mgr_complaints_free(&c);
+}
+
+static void test_pair(void) {
+  mgr_complaints c = {0};
+  /* below the threshold: nothing yet, not even a pair */
+  complain(&c, A, 2, 10 * S);
+  NMT_EQ_INT(mgr_verdict_judge(&c, &R, 3, 10 * S, 10 * S).kind, MGR_VERDICT_NONE);
+  /* at the threshold, one reporter of 3 others, accused heartbeating: the pair path */
+  mgr_complaints_add(&c, A, &R, 11 * S);
+  mgr_verdict v = mgr_verdict_judge(&c, &R, 3, 11 * S, 11 * S);
+  NMT_EQ_INT(v.kind, MGR_VERDICT_PAIR);
+  NMT_EQ_INT(v.reporters, 1);
+  NMT_EQ_INT(v.quorum, 2);
+  NMT_EQ_INT(v.alive, 1);
+  /* the accused silent: dead, not unreachable, no pair either */
+  NMT_EQ_INT(mgr_verdict_judge(&c, &R, 3, 8 * S, 11 * S).kind, MGR_VERDICT_NONE);
+  /* a second reporter makes the quorum: suspicious, as before the pair path */
+  complain(&c, B, 3, 11 * S);
+  NMT_EQ_INT(mgr_verdict_judge(&c, &R, 3, 11 * S, 11 * S).kind, MGR_VERDICT_SUSPICIOUS);
+  /* the pair's reporters by id: those at the threshold, or any live complaint */
+  complain(&c, C, 1, 11 * S);
+  const char *ids[4];
+  NMT_EQ_INT(mgr_complaints_reporter_ids(&c, &R, 11 * S, R.threshold, ids, 4), 2);
+  NMT_CHECK((!strcmp(ids[0], A) && !strcmp(ids[1], B)) || (!strcmp(ids[0], B) && !strcmp(ids[1], A)));
+  NMT_EQ_INT(mgr_complaints_reporter_ids(&c, &R, 11 * S, 1, ids, 4), 3);
+  /* more than max: the count is the whole, only max are written */
+  ids[1] = NULL;
+  NMT_EQ_INT(mgr_complaints_reporter_ids(&c, &R, 11 * S, 1, ids, 1), 3);
+  NMT_CHECK(ids[1] == NULL);
+  /* expired: nobody */
+  NMT_EQ_INT(mgr_complaints_reporter_ids(&c, &R, 200 * S, 1, ids, 4), 0);
+  NMT_EQ_INT(mgr_verdict_judge(&c, &R, 3, 200 * S, 200 * S).kind, MGR_VERDICT_NONE);
   mgr_complaints_free(&c);
 }
 
@@ -196,6 +230,7 @@ int main(void) {
   NMT_RUN(test_lone_reporter);
   NMT_RUN(test_quorum);
   NMT_RUN(test_dead_accused);
+  NMT_RUN(test_pair);
   NMT_RUN(test_memory);
   return nmt_done();
 }
