@@ -177,9 +177,11 @@ static int mgr__cmd_invite(const mgr_command_env *env, int argc, char **argv) {
   OPENSSL_cleanse(text, sizeof text);
   char when[64], usage[48] = "unlimited uses";
   if (n.uses) snprintf(usage, sizeof usage, "at most %" PRIu32 " uses", n.uses);
-  fprintf(stderr, "natmesh-manager: invite %.*s for %s:%u: %s, %s, %s; revoke it with "
+  /* An IPv6 literal in brackets, as every address natmesh prints (a host name as is). */
+  int v6 = strchr(host, ':') != NULL;
+  fprintf(stderr, "natmesh-manager: invite %.*s for %s%s%s:%u: %s, %s, %s; revoke it with "
                   "natmesh-manager --state-dir %s revoke %.*s\n",
-          NM_INVITE_ID_LEN, n.hash, host, port, nm_role_name(role), usage,
+          NM_INVITE_ID_LEN, n.hash, v6 ? "[" : "", host, v6 ? "]" : "", port, nm_role_name(role), usage,
           mgr__expiry(n.expires, when, sizeof when), env->state_dir, NM_INVITE_ID_LEN, n.hash);
   return 0;
 }

@@ -47,6 +47,8 @@ static void mgr__sweep_housekeeping(manager *m) {
   nm_log_rate_flush(&m->log_unauth);
   nm_log_rate_flush(&m->log_denied);
   nm_log_rate_flush(&m->log_reports);
+  nm_log_rate_flush(&m->log_pair);
+  nm_log_rate_flush(&m->log_unserved);
 }
 
 static void mgr__sweep(uv_timer_t *t) {
@@ -87,6 +89,8 @@ static int mgr__listen(manager *m) {
   }
   uv_tcp_init(m->loop, &m->server);
   m->server.data = m;
+  /* Flags 0: IPV6_V6ONLY off, so "::" (the default) takes both families; IPv4 peers show
+   * as plain IPv4 (nm_addr_from_sockaddr). */
   rc = uv_tcp_bind(&m->server, (struct sockaddr *)&addr, 0);
   if ((rc == UV_EAFNOSUPPORT || rc == UV_EADDRNOTAVAIL) && strcmp(m->cfg.listen, "::") == 0) {
     /* "All addresses" on a host without IPv6: the IPv4 ones, then. */
@@ -95,20 +99,22 @@ static int mgr__listen(manager *m) {
     return mgr__listen(m);
   }
   if (rc == 0) rc = uv_listen((uv_stream_t *)&m->server, 128, mgr_on_connection);
+  char at[NM_ADDR_STRLEN];
   if (rc < 0) {
     if (rc == UV_EACCES && m->cfg.port < 1024)
-      nm_log_error("cannot listen on %s:%u: %s. Ports below 1024 need root or "
+      nm_log_error("cannot listen on %s: %s. Ports below 1024 need root or "
                    "CAP_NET_BIND_SERVICE; choose another, e.g. --port 8585, and start the "
                    "servants with --manager-port 8585",
-                   m->cfg.listen, m->cfg.port, uv_strerror(rc));
+                   nm_addr_str(m->cfg.listen, (uint16_t)m->cfg.port, at), uv_strerror(rc));
     else
-      nm_log_error("cannot listen on %s:%u: %s", m->cfg.listen, m->cfg.port, uv_strerror(rc));
+      nm_log_error("cannot listen on %s: %s", nm_addr_str(m->cfg.listen, (uint16_t)m->cfg.port, at),
+                   uv_strerror(rc));
     return rc;
   }
-  int v6 = strchr(m->cfg.listen, ':') != NULL;
-  nm_log_info("listening on %s%s%s:%u (heartbeat %u s, timeout %u s, ports %u-%u)", v6 ? "[" : "",
-              m->cfg.listen, v6 ? "]" : "", m->cfg.port, m->cfg.heartbeat_s, m->cfg.timeout_s, m->cfg.port_first,
-              m->cfg.port_last);
+  nm_log_info("listening on %s%s (heartbeat %u s, timeout %u s, ports %u-%u)",
+              nm_addr_str(m->cfg.listen, (uint16_t)m->cfg.port, at),
+              strcmp(m->cfg.listen, "::") == 0 ? ", both families" : "", m->cfg.heartbeat_s, m->cfg.timeout_s,
+              m->cfg.port_first, m->cfg.port_last);
   return 0;
 }
 
@@ -329,6 +335,8 @@ int main(int argc, char **argv) {
   m.log_unauth = (nm_log_rate)NM_LOG_RATE_INIT("unauthenticated sessions", NM_LOG_RATE_DEFAULT);
   m.log_denied = (nm_log_rate)NM_LOG_RATE_INIT("refused hellos and status requests", NM_LOG_RATE_DEFAULT);
   m.log_reports = (nm_log_rate)NM_LOG_RATE_INIT("servants' reports", NM_LOG_RATE_DEFAULT);
+  m.log_pair = (nm_log_rate)NM_LOG_RATE_INIT("pair paths", NM_LOG_RATE_DEFAULT);
+  m.log_unserved = (nm_log_rate)NM_LOG_RATE_INIT("pairs no relay can serve", NM_LOG_RATE_DEFAULT);
 
   nm_log_init("natmesh-manager", NM_LOG_INFO);
   nm_xml_init();

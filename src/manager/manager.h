@@ -17,6 +17,7 @@
 #include "nm_conn.h"
 #include "nm_identity.h"
 #include "nm_log.h"
+#include "nm_msg.h"
 #include "nm_peerlist.h"
 #include "nm_proto.h"
 #include "nm_tls.h"
@@ -109,9 +110,17 @@ typedef struct mgr_session {
   char ext_ip[64];
   uint16_t ext_port;
   nm_reach_state reach;
+  /* its own interface addresses, from its listening: candidates peers behind the same
+   * router reach it by (mgr_session_cands) */
+  size_t nlocal;
+  char local[NM_LOCAL_ADDRS_MAX][NM_IP_STRLEN];
   /* when relayed: the relay it pulls from and its token there (relays.c) */
   char relay_id[NM_ID_LEN + 1];
   char relay_token[MGR_TOKEN_LEN + 1];
+  /* the pair path (relays.c, mgr_relay_pair): some servants cannot reach it, not a quorum;
+   * it stays direct or mapped and pulls their lines from relay_id ("" while no relay can
+   * serve it: then it is reported unserved). Kept for the session, or until a mapping. */
+  int pair;
   /* complaints others made about this servant (complaints.c) */
   mgr_complaints complaints;
   /* relay duty: how many clients it will serve, from its hello; how many it has is
@@ -145,6 +154,8 @@ struct manager {
   nm_log_rate log_unauth;   /* what unauthenticated sessions make their conn log */
   nm_log_rate log_denied;   /* refused hellos and status-requests */
   nm_log_rate log_reports;  /* what admitted servants report as often as they like (mapping, busy ports) */
+  nm_log_rate log_pair;     /* pair paths arranged (a lone liar can cause one per servant) */
+  nm_log_rate log_unserved; /* pairs no relay can serve: errors, repeated while it lasts */
 };
 
 /* registry.c */
@@ -165,6 +176,11 @@ void mgr_publish_join(manager *m, mgr_session *s);
 void mgr_publish_leave(manager *m, mgr_session *s, const char *reason);
 void mgr_send_full_list(manager *m, mgr_session *s);
 void mgr_session_to_peer(const mgr_session *s, nm_peer *p);
+/* s's candidate addresses in the manager's order (docs/protocol.md, "Candidates"): its
+ * mapped external address, its observed address, then its own interface addresses, each
+ * with the port peers reach it on; deduplicated, at most NM_CANDS_MAX, only
+ * nm_addr_is_candidate addresses. Returns how many were written to cands. */
+size_t mgr_session_cands(const mgr_session *s, nm_cand cands[NM_CANDS_MAX]);
 /* The rules complaints are judged by, from the config. */
 mgr_verdict_rules mgr_rules(const manager *m);
 

@@ -56,6 +56,29 @@ uint16_t mgr_assign_port(manager *m, const char *ip, uint16_t avoid) {
   return 0;
 }
 
+/* Appends ip:port as a candidate of kind unless it is none (not nm_addr_is_candidate), is
+ * already listed, or the list is full. */
+static void mgr__cand_add(nm_cand *cands, size_t *n, const char *ip, uint16_t port, nm_cand_kind kind) {
+  if (*n == NM_CANDS_MAX || !ip[0] || !port || !nm_addr_is_candidate(ip)) return;
+  for (size_t i = 0; i < *n; i++)
+    if (cands[i].port == port && nm_addr_equal(cands[i].ip, ip)) return;
+  nm_cand *c = &cands[(*n)++];
+  memset(c, 0, sizeof *c);
+  snprintf(c->ip, sizeof c->ip, "%s", ip);
+  c->port = port;
+  c->kind = kind;
+}
+
+size_t mgr_session_cands(const mgr_session *s, nm_cand cands[NM_CANDS_MAX]) {
+  size_t n = 0;
+  /* The order is the contract (docs/protocol.md, "Candidates"): what the router forwards,
+   * what the manager saw, then where peers behind the same router find it. */
+  if (s->ext_ip[0] && s->ext_port) mgr__cand_add(cands, &n, s->ext_ip, s->ext_port, NM_CAND_MAPPED);
+  mgr__cand_add(cands, &n, s->conn.peer_ip, s->port, NM_CAND_OBSERVED);
+  for (size_t i = 0; i < s->nlocal; i++) mgr__cand_add(cands, &n, s->local[i], s->port, NM_CAND_LOCAL);
+  return n;
+}
+
 void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {
   memset(p, 0, sizeof *p);
   strcpy(p->id, s->id);
@@ -73,6 +96,7 @@ void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {
   p->mapping = s->mapping;
   strcpy(p->relay, s->relay_id);
   memcpy(p->key, s->key, sizeof p->key); /* what its peers pin and verify its lines with */
+  p->ncands = mgr_session_cands(s, p->cands);
 }
 
 /* One encoding for everyone: the same delta goes to every registered session but except. */

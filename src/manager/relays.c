@@ -1,5 +1,6 @@
-/* Relay assignment: a suspicious servant pulls from a relay chosen by relay_choice.c; a
- * token in both messages lets the relay serve only its assigned clients. */
+/* Relay assignment: a suspicious servant pulls from a relay chosen by relay_choice.c, and
+ * so does one that only some servants cannot reach (the pair path); a token in both
+ * messages lets the relay serve only its assigned clients. */
 #include "relays.h"
 #include "relay_choice.h"
 #include "nm_error.h"
@@ -29,6 +30,20 @@ static int mgr__new_token(mgr_session *s) {
 
 _Static_assert(MGR_TOKEN_LEN == NM_TOKEN_LEN, "a session's relay token is the wire's");
 
+/* Whether s pulls on the pair path: reachable by most, not by its reporters. */
+static int mgr__pair_client(const mgr_session *s) {
+  return s->pair && (s->reach == NM_REACH_DIRECT || s->reach == NM_REACH_MAPPED);
+}
+
+/* For s on the pair path, whether r is one side of a pair s cannot connect: r complained
+ * about s (it cannot reach s), or s complained about r (s could not pull from it). Any live
+ * complaint counts, not only the threshold: a relay it may not reach serves no one. */
+static int mgr__pair_side(const mgr_session *s, const mgr_session *r, const mgr_verdict_rules *rules,
+                          uint64_t now) {
+  return mgr_complaints_live(&s->complaints, r->id, rules, now) > 0 ||
+         mgr_complaints_live(&r->complaints, s->id, rules, now) > 0;
+}
+
 int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char *prefer_token) {
   /* Describe every registered session to the policy; sessions taking a registration over
    * are not candidates until they are listening again. */
@@ -41,6 +56,7 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
   }
   mgr_verdict_rules rules = mgr_rules(m);
   uint64_t now = mgr_now_ms(m);
+  int pair = mgr__pair_client(s);
   size_t n = 0;
   for (mgr_session *r = m->sessions; r && n < m->nsessions; r = r->next) {
     if (r->state != MGR_SESSION_REGISTERED) continue;
@@ -49,6 +65,7 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
     c->dedicated = r->role == NM_ROLE_RELAY;
     c->reachable = r->reach == NM_REACH_DIRECT || r->reach == NM_REACH_MAPPED;
     c->complained_about = mgr_complaints_reporters(&r->complaints, &rules, now) > 0;
+    c->excluded = pair && r != s && mgr__pair_side(s, r, &rules, now);
     c->preferred = prefer_id && strcmp(prefer_id, r->id) == 0;
     c->max_clients = r->max_clients;
     c->connected_ms = now - r->connected_ms;
@@ -78,9 +95,10 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
     if (rc < 0) return rc;
   }
   snprintf(s->relay_id, sizeof s->relay_id, "%s", relay->id);
-  s->reach = NM_REACH_RELAYED;
-  nm_log_info("relay: %s pulls from %s %s (%u of %u clients)", s->name, nm_role_name(relay->role),
-              relay->name, clients + 1, relay->max_clients);
+  /* On the pair path it stays reachable: only its reporters' lines come through the relay. */
+  if (!pair) s->reach = NM_REACH_RELAYED;
+  nm_log_info("relay: %s pulls from %s %s (%u of %u clients%s)", s->name, nm_role_name(relay->role),
+              relay->name, clients + 1, relay->max_clients, pair ? ", pair path" : "");
   return 0;
 }
 
@@ -144,6 +162,80 @@ void mgr_relay_unlink(manager *m, mgr_session *s) {
   if (relay) mgr_relay_send_serve(m, relay);
 }
 
+/* "alice bob" (at most 8 names, then "+N"): the registered servants whose ids are in ids. */
+static void mgr__names(manager *m, const char **ids, size_t n, size_t total, char *out, size_t len) {
+  size_t used = 0;
+  out[0] = 0;
+  for (size_t i = 0; i < n && i < total; i++) {
+    mgr_session *r = mgr_find_listed(m, ids[i]);
+    int w = snprintf(out + used, len - used, "%s%s", used ? " " : "", r ? r->name : ids[i]);
+    if (w < 0 || (size_t)w >= len - used) break;
+    used += (size_t)w;
+  }
+  if (total > n) snprintf(out + used, len - used, " +%zu", total - n);
+}
+
+size_t mgr_pair_names(manager *m, const mgr_session *s, char *out, size_t len) {
+  mgr_verdict_rules rules = mgr_rules(m);
+  const char *ids[MGR_PAIR_NAMES_MAX];
+  size_t total = mgr_complaints_reporter_ids(&s->complaints, &rules, mgr_now_ms(m), rules.threshold, ids,
+                                             MGR_PAIR_NAMES_MAX);
+  mgr__names(m, ids, total < MGR_PAIR_NAMES_MAX ? total : MGR_PAIR_NAMES_MAX, total, out, len);
+  return total;
+}
+
+/* Picks s's pair relay and says so, or says loudly that none can serve it. */
+static void mgr__pair_serve(manager *m, mgr_session *s) {
+  char who[MGR_PAIR_NAMES_LEN];
+  mgr_pair_names(m, s, who, sizeof who);
+  if (mgr_relay_pick(m, s, NULL, NULL) == 0) {
+    mgr_session *relay = mgr_find_listed(m, s->relay_id);
+    nm_log_ratelimited(&m->log_pair, NM_LOG_INFO,
+                       "pair: %s cannot reach %s (no quorum, %s still reachable by the others): %s pulls "
+                       "from %s %s",
+                       who[0] ? who : "?", s->name, s->name, s->name,
+                       relay ? nm_role_name(relay->role) : "relay", relay ? relay->name : s->relay_id);
+    mgr_relay_announce(m, s);
+    mgr_publish_upsert(m, s);
+    return;
+  }
+  nm_log_ratelimited(&m->log_unserved, NM_LOG_ERROR,
+                     "pair: %s cannot reach %s and no relay can serve %s (every candidate is one side "
+                     "of the pair, unreachable, complained about or full): their lines to %s are lost "
+                     "until a relay can; natmesh-ctl status shows it unserved",
+                     who[0] ? who : "?", s->name, s->name, s->name);
+}
+
+void mgr_relay_pair(manager *m, mgr_session *s) {
+  if (s->state != MGR_SESSION_REGISTERED ||
+      (s->reach != NM_REACH_DIRECT && s->reach != NM_REACH_MAPPED))
+    return;
+  s->pair = 1;
+  if (s->relay_id[0]) {
+    /* Served already, unless its relay became one side of a pair itself (a new reporter). */
+    mgr_session *relay = mgr_find_listed(m, s->relay_id);
+    mgr_verdict_rules rules = mgr_rules(m);
+    if (relay && !mgr__pair_side(s, relay, &rules, mgr_now_ms(m))) return;
+    nm_log_info("pair: %s's relay %s cannot serve it any more; choosing another", s->name,
+                relay ? relay->name : s->relay_id);
+    mgr_relay_unlink(m, s);
+  }
+  mgr__pair_serve(m, s);
+  if (!s->relay_id[0]) {
+    mgr_relay_send_assign(m, s); /* it pulls from no one now */
+    mgr_publish_upsert(m, s);
+  }
+}
+
+void mgr_relay_pair_release(manager *m, mgr_session *s, const char *why) {
+  if (!s->pair) return;
+  s->pair = 0;
+  if (!s->relay_id[0]) return;
+  nm_log_info("pair: %s pulls from its pair relay no more: %s", s->name, why);
+  mgr_relay_unlink(m, s);
+  mgr_relay_send_assign(m, s); /* without a relay: pull no more */
+}
+
 void mgr_relays_reassign_clients_of(manager *m, const mgr_session *relay) {
   for (mgr_session *c = m->sessions; c; c = c->next) {
     if (!mgr_session_listed(c) || strcmp(c->relay_id, relay->id) != 0) continue;
@@ -151,6 +243,12 @@ void mgr_relays_reassign_clients_of(manager *m, const mgr_session *relay) {
     nm_log_info("relay: %s lost its relay %s; reassigning", c->name, relay->name);
     c->relay_id[0] = 0;
     c->relay_token[0] = 0;
+    if (mgr__pair_client(c)) {
+      /* Still reachable by most: another pair relay, or loudly none. */
+      if (c->state == MGR_SESSION_REGISTERED) mgr__pair_serve(m, c);
+      mgr_publish_upsert(m, c);
+      continue;
+    }
     c->reach = NM_REACH_SUSPICIOUS;
     mgr_relay_client(m, c);
   }
@@ -165,6 +263,10 @@ void mgr_relays_readdress(manager *m, mgr_session *relay) {
 }
 
 void mgr_relays_serve_waiting(manager *m) {
+  /* Pairs first: each has its own exclusions, so one left unserved says nothing about the
+   * next. */
+  for (mgr_session *c = m->sessions; c; c = c->next)
+    if (c->state == MGR_SESSION_REGISTERED && mgr__pair_client(c) && !c->relay_id[0]) mgr__pair_serve(m, c);
   for (mgr_session *c = m->sessions; c; c = c->next) {
     if (c->state != MGR_SESSION_REGISTERED || c->reach != NM_REACH_SUSPICIOUS || c->relay_id[0]) continue;
     /* A waiting servant is never a candidate itself, so when one finds no relay, none of

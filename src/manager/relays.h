@@ -43,7 +43,28 @@ void mgr_relays_reassign_clients_of(manager *m, const mgr_session *relay);
  * its assignment. */
 void mgr_relays_readdress(manager *m, mgr_session *relay);
 
-/* Suspicious servants still waiting for a relay try again (one joined or has room). */
+/* Suspicious servants still waiting for a relay try again (one joined or has room), and
+ * so do pairs no relay could serve. */
 void mgr_relays_serve_waiting(manager *m);
+
+/* ---- the pair path (docs/protocol.md, "The pair path") --------------------------------- */
+
+/* The verdict about the reachable s is a pair: some servants cannot reach it, not a quorum.
+ * It pulls their lines from a relay that is neither one of them nor one it complained
+ * about; its reach stays direct or mapped and its list entry names the relay. Served
+ * already by an eligible relay: nothing changes. No relay can serve it: an error line
+ * (rate-limited) and the status shows it unserved; it is served as soon as one can
+ * (mgr_relays_serve_waiting). */
+void mgr_relay_pair(manager *m, mgr_session *s);
+
+/* s leaves the pair path (a new mapping, say): its relay is told, s is told to pull no
+ * more. The caller publishes the change. */
+void mgr_relay_pair_release(manager *m, mgr_session *s, const char *why);
+
+#define MGR_PAIR_NAMES_MAX 8 /* names listed in a pair's log lines and status attributes */
+#define MGR_PAIR_NAMES_LEN (MGR_PAIR_NAMES_MAX * (NM_NAME_MAX + 1) + 24)
+/* The names of the servants that cannot reach s (reporters at the threshold), "alice bob",
+ * at most MGR_PAIR_NAMES_MAX of them then " +N". Returns how many there are. */
+size_t mgr_pair_names(manager *m, const mgr_session *s, char *out, size_t len);
 
 #endif

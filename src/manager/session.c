@@ -12,6 +12,7 @@
 #include "manager.h"
 #include "complaints.h"
 #include "relays.h"
+#include "nm_addr.h"
 #include "nm_error.h"
 #include "nm_log.h"
 #include "nm_msg.h"
@@ -41,6 +42,7 @@ static void mgr__hand_over(mgr_session *old, mgr_session *s) {
   }
   memcpy(s->relay_id, old->relay_id, sizeof s->relay_id);
   memcpy(s->relay_token, old->relay_token, sizeof s->relay_token);
+  s->pair = old->pair;
   s->complaints = old->complaints;
   memset(&old->complaints, 0, sizeof old->complaints);
   s->load_bytes_in = old->load_bytes_in;
@@ -231,8 +233,10 @@ static int mgr__admit(mgr_session *s, const nm_msg_hello *h) {
     mgr__refusal_text(&d, h->name, why, sizeof why);
     return mgr__deny(s, NM_EKEY, "%s", why);
   }
-  nm_log_info("hello from %s (%s) at %s:%u, %s: %s", h->name, h->id, s->conn.peer_ip,
-              s->conn.peer_port, h->port ? "has its own port" : "asks for a port", d.message);
+  char at[NM_ADDR_STRLEN];
+  nm_log_info("hello from %s (%s) at %s, %s: %s", h->name, h->id,
+              nm_addr_str(s->conn.peer_ip, s->conn.peer_port, at),
+              h->port ? "has its own port" : "asks for a port", d.message);
   return 0;
 }
 
@@ -277,6 +281,12 @@ static int mgr__on_listening(void *session, const nm_msg *msg) {
     return mgr__welcome(s, 0) < 0;
   }
   s->port = port;
+  /* Its own interface addresses (the decoder checked each is a candidate): published as
+   * candidates after the observed one, for peers behind the same router. */
+  const nm_msg_listening *l = &msg->u.listening;
+  s->nlocal = l->naddrs < NM_LOCAL_ADDRS_MAX ? l->naddrs : NM_LOCAL_ADDRS_MAX;
+  memset(s->local, 0, sizeof s->local);
+  for (size_t i = 0; i < s->nlocal; i++) snprintf(s->local[i], sizeof s->local[i], "%s", l->addrs[i]);
   /* Another session of this servant may have registered since our hello: the newest one
    * holds the registration, so there is never more than one entry per id. */
   mgr__take_over(s);
@@ -298,7 +308,9 @@ static int mgr__on_listening(void *session, const nm_msg *msg) {
       mgr_relay_pick(m, s, remembered ? verdict.relay_id : NULL, remembered ? verdict.token : NULL) < 0)
     nm_log_warn("no relay available for %s: it waits, suspicious, until one joins", s->name);
 
-  nm_log_info("joined: %s (%s) at %s:%u", s->name, s->id, s->conn.peer_ip, s->port);
+  char at[NM_ADDR_STRLEN];
+  nm_log_info("joined: %s (%s) at %s (%zu local address%s)", s->name, s->id, nm_addr_str(s->conn.peer_ip, s->port, at),
+              s->nlocal, s->nlocal == 1 ? "" : "es");
   /* The newcomer gets the whole list (which contains it), then everyone else the delta. */
   s->state = MGR_SESSION_REGISTERED;
   mgr_publish_join(m, s);
@@ -348,8 +360,9 @@ static int mgr__on_status_request(void *session, const nm_msg *msg) {
   /* A ctl that asks faster than it reads gets no new document until the last one left: the
    * status is the biggest thing the manager builds. */
   if (s->conn.queued_bytes > 0) {
-    nm_log_debug("status for %s:%u not built: the previous one is still being sent",
-                 s->conn.peer_ip, s->conn.peer_port);
+    char at[NM_ADDR_STRLEN];
+    nm_log_debug("status for %s not built: the previous one is still being sent",
+                 nm_addr_str(s->conn.peer_ip, s->conn.peer_port, at));
     return 0;
   }
   mgr_send_status(m, s);
@@ -369,17 +382,23 @@ static int mgr__on_mapping(void *session, const nm_msg *msg) {
   /* Double NAT: the router's external address is not the one we see, so the mapping only
    * opens the inner router. Record the method but do not advertise it as reachable. */
   if (usable && strcmp(s->ext_ip, s->conn.peer_ip) != 0) {
+    char ext[NM_ADDR_STRLEN];
     nm_log_ratelimited(&s->mgr->log_reports, NM_LOG_WARN,
-                       "%s mapped %s:%u by %s, but its traffic comes from %s: double NAT, not "
+                       "%s mapped %s by %s, but its traffic comes from %s: double NAT, not "
                        "advertised as reachable",
-                       s->name, s->ext_ip, s->ext_port, nm_mapping_name(s->mapping), s->conn.peer_ip);
+                       s->name, nm_addr_str(s->ext_ip, s->ext_port, ext), nm_mapping_name(s->mapping),
+                       s->conn.peer_ip);
     s->ext_ip[0] = 0;
     s->ext_port = 0;
     usable = 0;
   }
   if (usable) {
-    nm_log_ratelimited(&s->mgr->log_reports, NM_LOG_INFO, "%s reachable by %s mapping at %s:%u", s->name,
-                       nm_mapping_name(s->mapping), s->ext_ip, s->ext_port);
+    char ext[NM_ADDR_STRLEN];
+    nm_log_ratelimited(&s->mgr->log_reports, NM_LOG_INFO, "%s reachable by %s mapping at %s", s->name,
+                       nm_mapping_name(s->mapping), nm_addr_str(s->ext_ip, s->ext_port, ext));
+    /* A new candidate: the pair that could not connect may now. If not, complaints bring
+     * the pair path back. */
+    mgr_relay_pair_release(s->mgr, s, "it is reachable by a port mapping now");
     if (s->reach == NM_REACH_RELAYED || s->reach == NM_REACH_SUSPICIOUS) {
       nm_log_info("relay: %s is reachable by its port mapping; it pulls no more", s->name);
       mgr_relay_unlink(s->mgr, s);
@@ -397,6 +416,9 @@ static int mgr__on_mapping(void *session, const nm_msg *msg) {
  * needs one itself. */
 static void mgr__convict(mgr_session *s) {
   manager *m = s->mgr;
+  /* A pair relay, chosen for a few reporters, may not suit a quorum: chosen anew. */
+  s->pair = 0;
+  mgr_relay_unlink(m, s);
   s->reach = NM_REACH_SUSPICIOUS;
   mgr_publish_upsert(m, s);
   mgr_relays_reassign_clients_of(m, s);
@@ -409,6 +431,7 @@ static int mgr__on_complaint(void *session, const nm_msg *msg) {
   mgr_session *accused;
   mgr_verdict v = mgr_complaint_receive(s->mgr, s, msg->u.complaint.accused, &accused);
   if (v.kind == MGR_VERDICT_SUSPICIOUS) mgr__convict(accused);
+  else if (v.kind == MGR_VERDICT_PAIR) mgr_relay_pair(s->mgr, accused);
   return s->conn.closing;
 }
 
@@ -530,12 +553,14 @@ void mgr_on_connection(uv_stream_t *server, int status) {
    * together a bounded number, and authenticated sessions hold no slot at all. */
   rc = nm_addrlimit_acquire(&m->unauth, s->conn.peer_ip);
   if (rc < 0) {
-    nm_log_ratelimited(&m->log_refused, NM_LOG_WARN, "connection from %s:%u refused: %s",
-                       s->conn.peer_ip, s->conn.peer_port, nm_addrlimit_strerror(rc));
+    char at[NM_ADDR_STRLEN];
+    nm_log_ratelimited(&m->log_refused, NM_LOG_WARN, "connection from %s refused: %s",
+                       nm_addr_str(s->conn.peer_ip, s->conn.peer_port, at), nm_addrlimit_strerror(rc));
     nm_conn_close(&s->conn, rc, NULL);
     return;
   }
   s->unauth = 1;
-  nm_log_ratelimited(&m->log_accepted, NM_LOG_INFO, "connection from %s:%u", s->conn.peer_ip,
-                     s->conn.peer_port);
+  char at[NM_ADDR_STRLEN];
+  nm_log_ratelimited(&m->log_accepted, NM_LOG_INFO, "connection from %s",
+                     nm_addr_str(s->conn.peer_ip, s->conn.peer_port, at));
 }
