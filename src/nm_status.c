@@ -12,6 +12,15 @@
 /* Status heartbeat and timeout: whatever a manager could be configured with, and a day. */
 #define NM__STATUS_SECONDS_MAX 86400
 
+const char *nm_relay_reason_name(nm_relay_reason r) {
+  switch (r) {
+  case NM_RELAY_REASON_PAIR: return "pair";
+  case NM_RELAY_REASON_SUSPICIOUS: return "suspicious";
+  case NM_RELAY_REASON_NONE: break;
+  }
+  return "";
+}
+
 void nm_status_init(nm_status *st) { memset(st, 0, sizeof *st); }
 
 void nm_status_close(nm_status *st) {
@@ -57,8 +66,15 @@ static int nm__text_ok(const char *s) {
   return len <= NM_STATUS_TEXT_MAX && nm_xml_text_valid(s, len);
 }
 
+static int nm__names_ok(const char *s) {
+  size_t len = strnlen(s, NM_STATUS_NAMES_MAX + 1);
+  return len <= NM_STATUS_NAMES_MAX && nm_xml_text_valid(s, len);
+}
+
 static int nm__servant_sendable(const nm_status_servant *s) {
   return nm_id_valid(s->id) && nm__text_ok(s->name) && nm__text_ok(s->relay_name) &&
+         (unsigned)s->relay_reason <= NM_RELAY_REASON_SUSPICIOUS && nm__names_ok(s->unreached_by) &&
+         nm__names_ok(s->unserved) &&
          (unsigned)s->role <= NM_ROLE_RELAY && (unsigned)s->state <= NM_REACH_RELAYED &&
          (unsigned)s->mapping <= NM_MAPPING_NATPMP && nm__addr_ok(s->ip) &&
          nm__addr_ok(s->dial_ip) && nm__addr_ok(s->ext_ip) &&
@@ -99,6 +115,11 @@ int nm_status_encode(const nm_status *st, char **out, size_t *outlen) {
     nm_xml_writer_attr_u64(&w, "ext-port", s->ext_port);
     nm_xml_writer_attr(&w, "relay", s->relay);
     nm_xml_writer_attr(&w, "relay-name", s->relay_name);
+    /* Since issue 10, and only when set: older readers ignore unknown attributes. */
+    if (s->relay_reason != NM_RELAY_REASON_NONE)
+      nm_xml_writer_attr(&w, "relay-reason", nm_relay_reason_name(s->relay_reason));
+    if (s->unreached_by[0]) nm_xml_writer_attr(&w, "unreached-by", s->unreached_by);
+    if (s->unserved[0]) nm_xml_writer_attr(&w, "unserved", s->unserved);
     if (s->has_last_heartbeat) nm_xml_writer_attr_u64(&w, "last-heartbeat-ms", s->last_heartbeat_ms);
     nm_xml_writer_attr_u64(&w, "connected-s", s->connected_s);
     nm_xml_writer_attr_u64(&w, "complaints", s->complaints);
@@ -151,6 +172,15 @@ static int nm__servant_from_xml(xmlNode *n, size_t index, nm_status_servant *s, 
   if (relay && *relay) NM__CHECK(nm_read_id(n, ctx, "relay", 0, s->relay, err, errlen));
   NM__CHECK(nm_read_text(n, ctx, "relay-name", 1, s->relay_name, sizeof s->relay_name, err,
                          errlen));
+  const char *reason = nm_xml_attr(n, "relay-reason");
+  if (reason && *reason) {
+    if (strcmp(reason, "pair") == 0) s->relay_reason = NM_RELAY_REASON_PAIR;
+    else if (strcmp(reason, "suspicious") == 0) s->relay_reason = NM_RELAY_REASON_SUSPICIOUS;
+    else return nm_read_field_error(ctx, "relay-reason", reason, err, errlen);
+  }
+  NM__CHECK(nm_read_text(n, ctx, "unreached-by", 1, s->unreached_by, sizeof s->unreached_by, err,
+                         errlen));
+  NM__CHECK(nm_read_text(n, ctx, "unserved", 1, s->unserved, sizeof s->unserved, err, errlen));
   if (nm_xml_attr(n, "last-heartbeat-ms")) {
     NM__CHECK(nm_read_u64(n, ctx, "last-heartbeat-ms", 0, &s->last_heartbeat_ms, err, errlen));
     s->has_last_heartbeat = 1;

@@ -22,6 +22,19 @@
 
 #define NM_STATUS_SERVANTS_MAX NM_PEERS_MAX
 #define NM_STATUS_TEXT_MAX 64 /* bytes of a name or relay name */
+/* bytes of a list of names ("alice bob +3"): unreached-by, unserved */
+#define NM_STATUS_NAMES_MAX 600
+
+/* Why a servant pulls from a relay (relay-reason): judged unreachable by a quorum, or the
+ * pair path (a few servants cannot reach it; it stays direct or mapped). */
+typedef enum {
+  NM_RELAY_REASON_NONE = 0, /* no relay (attribute absent) */
+  NM_RELAY_REASON_PAIR,
+  NM_RELAY_REASON_SUSPICIOUS,
+} nm_relay_reason;
+
+/* "pair", "suspicious"; "" for none. */
+const char *nm_relay_reason_name(nm_relay_reason r);
 
 typedef struct {
   char id[NM_ID_LEN + 1];
@@ -37,6 +50,12 @@ typedef struct {
   uint16_t ext_port;
   char relay[NM_ID_LEN + 1];   /* "" unless relayed */
   char relay_name[NM_STATUS_TEXT_MAX + 1];
+  nm_relay_reason relay_reason;  /* why it has a relay (none when relay is "") */
+  /* Space-separated names (free text like a name): the servants that cannot reach it (their
+   * complaints counted), and of those the ones no relay serves it for (a pair left
+   * unserved: their lines do not reach it). "" when none. */
+  char unreached_by[NM_STATUS_NAMES_MAX + 1];
+  char unserved[NM_STATUS_NAMES_MAX + 1];
   uint64_t last_heartbeat_ms;  /* how long ago the manager heard from it */
   int has_last_heartbeat;      /* last_heartbeat_ms is known (sent only when set) */
   uint64_t connected_s;

@@ -55,9 +55,17 @@ static void nmctl__row_cells(const nm_status_servant *s, nmctl__cell *cells) {
   nmctl_format_addr(cells[3], sizeof cells[3], s->dial_ip, s->dial_port);
   snprintf(cells[4], sizeof cells[4], "%s", nm_reach_name(s->state));
   snprintf(cells[5], sizeof cells[5], "%s", nm_mapping_name(s->mapping));
-  if (s->relay_name[0]) nmctl__sanitize(cells[6], sizeof cells[6], s->relay_name);
-  else if (s->relay[0]) snprintf(cells[6], sizeof cells[6], "%s", s->relay);
-  else snprintf(cells[6], sizeof cells[6], "-");
+  char relay[NM_STATUS_TEXT_MAX + 1];
+  if (s->relay_name[0]) nmctl__sanitize(relay, sizeof relay, s->relay_name);
+  else snprintf(relay, sizeof relay, "%s", s->relay[0] ? s->relay : "-");
+  /* The pair path: reachable, but pulls some servants' lines from a relay; or no relay
+   * can, and those lines are lost (said again under the table). */
+  if (s->relay[0] && s->relay_reason == NM_RELAY_REASON_PAIR)
+    snprintf(cells[6], sizeof cells[6], "via %s (pair)", relay);
+  else if (!s->relay[0] && s->unserved[0])
+    snprintf(cells[6], sizeof cells[6], "NONE (pair unserved)");
+  else
+    snprintf(cells[6], sizeof cells[6], "%s", relay);
   nmctl_format_age(cells[7], sizeof cells[7], s->has_last_heartbeat, s->last_heartbeat_ms);
   /* Relay duty, for dedicated relays and servants that relay for someone. */
   if (s->role == NM_ROLE_RELAY || s->clients) {
@@ -96,6 +104,22 @@ int nmctl_render_table(FILE *out, const nm_status *st, const char *manager) {
     const char *row[NMCTL_COLS];
     for (int c = 0; c < NMCTL_COLS; c++) row[c] = cells[c];
     nmctl__print_row(out, row, width);
+  }
+  /* Who cannot reach whom, and what it costs: a pair path is worth knowing about, an
+   * unserved one is lines lost. */
+  for (size_t i = 0; i < st->count; i++) {
+    const nm_status_servant *s = &st->servants[i];
+    char name[NM_STATUS_TEXT_MAX + 1], who[NM_STATUS_NAMES_MAX + 1], relay[NM_STATUS_TEXT_MAX + 1];
+    nmctl__sanitize(name, sizeof name, s->name);
+    if (s->unserved[0]) {
+      nmctl__sanitize(who, sizeof who, s->unserved);
+      fprintf(out, "warning: %s cannot be reached by %s and no relay serves it: their lines do not reach it\n",
+              name, who);
+    } else if (s->relay[0] && s->relay_reason == NM_RELAY_REASON_PAIR) {
+      nmctl__sanitize(who, sizeof who, s->unreached_by[0] ? s->unreached_by : "?");
+      nmctl__sanitize(relay, sizeof relay, s->relay_name[0] ? s->relay_name : s->relay);
+      fprintf(out, "pair: %s cannot be reached by %s; it pulls their lines from %s\n", name, who, relay);
+    }
   }
   return ferror(out) ? -EIO : 0;
 }
@@ -149,7 +173,8 @@ int nmctl_render_dot(FILE *out, const nm_status *st, const char *manager) {
     /* A relayed servant hangs off its relay when the relay is in the status; otherwise
      * (relay gone, or never reported) off the manager like everyone else. */
     if (s->relay[0] && strcmp(s->relay, s->id) != 0 && nm_status_find(st, s->relay))
-      fprintf(out, "  \"s_%s\" -> \"s_%s\" [label=\"relay\", style=dashed];\n", s->relay, s->id);
+      fprintf(out, "  \"s_%s\" -> \"s_%s\" [label=\"%s\", style=dashed];\n", s->relay, s->id,
+              s->relay_reason == NM_RELAY_REASON_PAIR ? "relay (pair)" : "relay");
     else
       fprintf(out, "  manager -> \"s_%s\";\n", s->id);
   }

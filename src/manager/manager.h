@@ -26,7 +26,9 @@
 /* Servant and relay sessions one manager holds (ctl sessions and connections not yet
  * authenticated have their own caps). Bounded so that the status document
  * fits in one 1 MiB frame even in the worst case: about 600 bytes a servant with IPv6
- * addresses, 32-character names and 20-digit counters (1,536 x 600 = 922 kB). */
+ * addresses, 32-character names and 20-digit counters (1,536 x 600 = 922 kB), plus a
+ * relay-reason each (25 bytes: 38 kB) and the lists of names, which have a budget of 64 kB
+ * (status.c): 1,024 kB in all, under 1,048,576 bytes. */
 #define MGR_SESSIONS_MAX 1536
 /* natmesh-ctl sessions at once: their own small cap, apart from the servants'. */
 #define MGR_CTL_MAX 16

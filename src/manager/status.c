@@ -17,8 +17,33 @@ static const char *mgr__name_of(manager *m, const char *id) {
   return r ? r->name : "";
 }
 
+/* The lists of names (unreached-by, unserved) have a budget of their own, so the document
+ * stays within one frame however many pairs there are (manager.h, MGR_SESSIONS_MAX): past
+ * it, a list says only how many ("+12"). */
+#define MGR_STATUS_NAMES_BUDGET (64 * 1024)
+
+static void mgr__status_names(manager *m, const mgr_session *s, char *out, size_t len, size_t *budget) {
+  char names[MGR_PAIR_NAMES_LEN];
+  size_t total = mgr_pair_names(m, s, names, sizeof names);
+  if (!total) {
+    out[0] = 0;
+    return;
+  }
+  if (strlen(names) + 16 > *budget) snprintf(out, len, "+%zu", total);
+  else snprintf(out, len, "%s", names);
+  size_t used = strlen(out) + 16; /* with the attribute's name and quotes */
+  *budget = used < *budget ? *budget - used : 0;
+}
+
+static nm_relay_reason mgr__relay_reason(const mgr_session *s) {
+  if (!s->relay_id[0]) return NM_RELAY_REASON_NONE;
+  if (s->reach == NM_REACH_RELAYED || s->reach == NM_REACH_SUSPICIOUS) return NM_RELAY_REASON_SUSPICIOUS;
+  return s->pair ? NM_RELAY_REASON_PAIR : NM_RELAY_REASON_NONE;
+}
+
 static int mgr__status_fill(manager *m, nm_status *st) {
   uint64_t now = mgr_now_ms(m);
+  size_t budget = MGR_STATUS_NAMES_BUDGET;
   st->version = m->list.version;
   st->heartbeat = m->cfg.heartbeat_s;
   st->timeout = m->cfg.timeout_s;
@@ -41,6 +66,11 @@ static int mgr__status_fill(manager *m, nm_status *st) {
     e->ext_port = s->ext_port;
     memcpy(e->relay, s->relay_id, sizeof e->relay);
     snprintf(e->relay_name, sizeof e->relay_name, "%s", mgr__name_of(m, s->relay_id));
+    e->relay_reason = mgr__relay_reason(s);
+    mgr__status_names(m, s, e->unreached_by, sizeof e->unreached_by, &budget);
+    /* A pair no relay serves: those reporters' lines do not reach it. Loud, never silent. */
+    if (s->pair && !s->relay_id[0] && (s->reach == NM_REACH_DIRECT || s->reach == NM_REACH_MAPPED))
+      snprintf(e->unserved, sizeof e->unserved, "%s", e->unreached_by[0] ? e->unreached_by : "?");
     e->last_heartbeat_ms = now - s->last_heard_ms;
     e->has_last_heartbeat = 1;
     e->connected_s = (now - s->connected_ms) / 1000;

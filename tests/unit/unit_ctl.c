@@ -136,6 +136,72 @@ static void test_table(void) {
   nm_status_close(&st);
 }
 
+/* The pair path (issue 10): relay-reason, unreached-by and unserved, through the encoder
+ * and the parser, and as the table shows them. */
+static const char *pair_status =
+    "<status version=\"7\" heartbeat=\"1\" timeout=\"3\" servants=\"4\">"
+    "<servant id=\"00000000000000aa\" name=\"alice\" ip=\"10.0.0.1\" port=\"4001\" state=\"direct\"/>"
+    "<servant id=\"00000000000000bb\" name=\"bob\" ip=\"10.0.0.2\" port=\"4001\" state=\"direct\" "
+    "relay=\"00000000000000cc\" relay-name=\"carol\" relay-reason=\"pair\" unreached-by=\"alice\"/>"
+    "<servant id=\"00000000000000cc\" name=\"carol\" ip=\"10.0.0.3\" port=\"4001\" state=\"direct\" "
+    "clients=\"1\" max-clients=\"8\"/>"
+    "<servant id=\"00000000000000dd\" name=\"dave\" ip=\"10.0.0.4\" port=\"4001\" state=\"mapped\" "
+    "unreached-by=\"alice eve\" unserved=\"alice eve\"/>"
+    "</status>";
+
+static void test_pair(void) {
+  nm_status st;
+  nm_status_init(&st);
+  char err[300];
+  NMT_EQ_INT(nm_status_parse(pair_status, strlen(pair_status), &st, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(st.servants[0].relay_reason, NM_RELAY_REASON_NONE);
+  NMT_EQ_STR(st.servants[0].unreached_by, "");
+  NMT_EQ_INT(st.servants[1].relay_reason, NM_RELAY_REASON_PAIR);
+  NMT_EQ_STR(st.servants[1].unreached_by, "alice");
+  NMT_EQ_STR(st.servants[3].unserved, "alice eve");
+
+  char *out = render(nmctl_render_table, &st);
+  char *bob = strstr(out, "\nbob ");
+  NMT_CHECK(bob && strstr(bob, "direct") && strstr(bob, "via carol (pair)"));
+  char *dave = strstr(out, "\ndave ");
+  NMT_CHECK(dave && strstr(dave, "NONE (pair unserved)"));
+  NMT_HAS(out, "pair: bob cannot be reached by alice; it pulls their lines from carol");
+  NMT_HAS(out, "warning: dave cannot be reached by alice eve and no relay serves it");
+  free(out);
+  out = render(nmctl_render_dot, &st);
+  NMT_HAS(out, "\"s_00000000000000cc\" -> \"s_00000000000000bb\" [label=\"relay (pair)\"");
+  free(out);
+
+  /* The encoder writes them back only when set; the parser reads what it wrote. */
+  char *doc;
+  size_t len;
+  NMT_EQ_INT(nm_status_encode(&st, &doc, &len), 0);
+  NMT_HAS(doc, "relay-reason=\"pair\"");
+  NMT_HAS(doc, "unserved=\"alice eve\"");
+  NMT_CHECK(strstr(doc, "relay-reason=\"\"") == NULL);
+  nm_status again;
+  nm_status_init(&again);
+  NMT_EQ_INT(nm_status_parse(doc, len, &again, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(again.servants[1].relay_reason, NM_RELAY_REASON_PAIR);
+  NMT_EQ_STR(again.servants[1].unreached_by, "alice");
+  NMT_EQ_STR(again.servants[3].unserved, "alice eve");
+  free(doc);
+  nm_status_close(&again);
+  /* A value the manager should never send is refused, never encoded. */
+  st.servants[1].relay_reason = (nm_relay_reason)7;
+  NMT_EQ_INT(nm_status_encode(&st, &doc, &len), -EINVAL);
+  nm_status_close(&st);
+
+  expect_bad("<status version=\"1\"><servant id=\"00000000000000aa\" relay-reason=\"bored\"/></status>",
+             NM_EMSG, "relay-reason");
+  char *huge = malloc(NM_STATUS_NAMES_MAX + 200);
+  int n = snprintf(huge, 200, "<status version=\"1\"><servant id=\"00000000000000aa\" unserved=\"");
+  memset(huge + n, 'a', NM_STATUS_NAMES_MAX + 1);
+  strcpy(huge + n + NM_STATUS_NAMES_MAX + 1, "\"/></status>");
+  expect_bad(huge, NM_EMSG, "unserved");
+  free(huge);
+}
+
 static void test_age(void) {
   char b[32];
   NMT_EQ_STR(nmctl_format_age(b, sizeof b, 1, 0), "0.0s ago");
@@ -345,6 +411,7 @@ int main(void) {
   NMT_RUN(test_parse_bad);
   NMT_RUN(test_declared_count_ignored);
   NMT_RUN(test_table);
+  NMT_RUN(test_pair);
   NMT_RUN(test_age);
   NMT_RUN(test_dot_escaping);
   NMT_RUN(test_xml_render);
