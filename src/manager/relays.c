@@ -149,8 +149,19 @@ void mgr_relay_announce(manager *m, mgr_session *s) {
 }
 
 void mgr_relay_client(manager *m, mgr_session *s) {
-  if (mgr_relay_pick(m, s, NULL, NULL) == 0) mgr_relay_announce(m, s);
+  /* A relay it pulls from already (its pair relay, judged suspicious since) is kept, token
+   * and all, when it still can serve: the servant then carries on pulling as it was. */
+  char old_id[NM_ID_LEN + 1], old_token[MGR_TOKEN_LEN + 1];
+  memcpy(old_id, s->relay_id, sizeof old_id);
+  memcpy(old_token, s->relay_token, sizeof old_token);
+  s->relay_id[0] = 0;
+  s->relay_token[0] = 0;
+  if (mgr_relay_pick(m, s, old_id[0] ? old_id : NULL, old_id[0] ? old_token : NULL) == 0) mgr_relay_announce(m, s);
   else nm_log_warn("no relay available for %s: it waits, suspicious, until one joins", s->name);
+  if (old_id[0] && strcmp(old_id, s->relay_id) != 0) {
+    mgr_session *old = mgr_find_listed(m, old_id);
+    if (old) mgr_relay_send_serve(m, old); /* without s */
+  }
   mgr_publish_upsert(m, s);
 }
 

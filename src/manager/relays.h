@@ -28,7 +28,8 @@ void mgr_relay_send_serve(manager *m, mgr_session *relay);
 /* relay-assign naming client's relay, or releasing it when it has none. */
 void mgr_relay_send_assign(manager *m, mgr_session *client);
 
-/* The suspicious s: pick a relay, tell both sides, publish the change. */
+/* The suspicious s: pick a relay (the one it pulls from already, if any, when that one
+ * still can serve), tell both sides, publish the change. */
 void mgr_relay_client(manager *m, mgr_session *s);
 
 /* s pulls no more (it left, or is reachable after all): its relay is told its new client

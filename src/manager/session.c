@@ -416,9 +416,9 @@ static int mgr__on_mapping(void *session, const nm_msg *msg) {
  * needs one itself. */
 static void mgr__convict(mgr_session *s) {
   manager *m = s->mgr;
-  /* A pair relay, chosen for a few reporters, may not suit a quorum: chosen anew. */
+  /* Off the pair path: it is relayed for everyone now. Its pair relay, if it has one, is
+   * kept when it can serve (mgr_relay_client). */
   s->pair = 0;
-  mgr_relay_unlink(m, s);
   s->reach = NM_REACH_SUSPICIOUS;
   mgr_publish_upsert(m, s);
   mgr_relays_reassign_clients_of(m, s);
