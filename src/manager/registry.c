@@ -1,6 +1,7 @@
 /* The registry: which servants are in the peer list, which ports they listen on, and the
  * publishing of every change to everyone as a delta. */
 #include "manager.h"
+#include "cands.h"
 #include "nm_error.h"
 #include "nm_log.h"
 #include "nm_msg.h"
@@ -56,27 +57,9 @@ uint16_t mgr_assign_port(manager *m, const char *ip, uint16_t avoid) {
   return 0;
 }
 
-/* Appends ip:port as a candidate of kind unless it is none (not nm_addr_is_candidate), is
- * already listed, or the list is full. */
-static void mgr__cand_add(nm_cand *cands, size_t *n, const char *ip, uint16_t port, nm_cand_kind kind) {
-  if (*n == NM_CANDS_MAX || !ip[0] || !port || !nm_addr_is_candidate(ip)) return;
-  for (size_t i = 0; i < *n; i++)
-    if (cands[i].port == port && nm_addr_equal(cands[i].ip, ip)) return;
-  nm_cand *c = &cands[(*n)++];
-  memset(c, 0, sizeof *c);
-  snprintf(c->ip, sizeof c->ip, "%s", ip);
-  c->port = port;
-  c->kind = kind;
-}
-
 size_t mgr_session_cands(const mgr_session *s, nm_cand cands[NM_CANDS_MAX]) {
-  size_t n = 0;
-  /* The order is the contract (docs/protocol.md, "Candidates"): what the router forwards,
-   * what the manager saw, then where peers behind the same router find it. */
-  if (s->ext_ip[0] && s->ext_port) mgr__cand_add(cands, &n, s->ext_ip, s->ext_port, NM_CAND_MAPPED);
-  mgr__cand_add(cands, &n, s->conn.peer_ip, s->port, NM_CAND_OBSERVED);
-  for (size_t i = 0; i < s->nlocal; i++) mgr__cand_add(cands, &n, s->local[i], s->port, NM_CAND_LOCAL);
-  return n;
+  mgr_cand_source src = {s->ext_ip, s->ext_port, s->conn.peer_ip, s->port, s->local, s->nlocal};
+  return mgr_cands_build(&src, cands);
 }
 
 void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {

@@ -1,0 +1,29 @@
+/* The manager's candidate list for a servant: a pure function (rules in cands.h). */
+#include "cands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Appends ip:port as a candidate of kind unless it cannot be one, is listed already, or the
+ * list is full. */
+static void mgr__cand_add(nm_cand *out, size_t *n, const char *ip, uint16_t port, nm_cand_kind kind) {
+  if (*n == NM_CANDS_MAX || !ip || !ip[0] || !port || !nm_addr_is_candidate(ip)) return;
+  for (size_t i = 0; i < *n; i++)
+    if (out[i].port == port && nm_addr_equal(out[i].ip, ip)) return;
+  nm_cand *c = &out[(*n)++];
+  memset(c, 0, sizeof *c);
+  snprintf(c->ip, sizeof c->ip, "%s", ip);
+  c->port = port;
+  c->kind = kind;
+}
+
+size_t mgr_cands_build(const mgr_cand_source *src, nm_cand out[NM_CANDS_MAX]) {
+  size_t n = 0;
+  /* What the router forwards, what the manager saw, then where peers behind the same
+   * router find it. */
+  if (src->ext_ip && src->ext_ip[0] && src->ext_port)
+    mgr__cand_add(out, &n, src->ext_ip, src->ext_port, NM_CAND_MAPPED);
+  mgr__cand_add(out, &n, src->observed_ip, src->port, NM_CAND_OBSERVED);
+  for (size_t i = 0; i < src->nlocal; i++) mgr__cand_add(out, &n, src->local[i], src->port, NM_CAND_LOCAL);
+  return n;
+}

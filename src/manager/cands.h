@@ -1,0 +1,31 @@
+/* The candidates the manager publishes for a servant (docs/protocol.md, "Candidates"), as
+ * pure policy: what the servant reported and what the manager saw in, the ordered list out.
+ * No sessions, no sockets: tests/unit/unit_mgr_cands.c checks the order and every skip.
+ *
+ * Order: the mapped external address (when it has a usable mapping), the observed address
+ * with its listening port, then each local address it reported, in its order, with its
+ * listening port. An address that cannot be a candidate (nm_addr_is_candidate: loopback,
+ * unspecified, link-local, multicast, IPv4-mapped) is skipped, so is one equal to an earlier
+ * candidate (same address compared as binary, same port); at most NM_CANDS_MAX. */
+#ifndef NM_MANAGER_CANDS_H
+#define NM_MANAGER_CANDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nm_addr.h"
+#include "nm_peerlist.h"
+
+typedef struct {
+  const char *ext_ip;      /* "" or NULL: no usable mapping */
+  uint16_t ext_port;
+  const char *observed_ip; /* where its session comes from */
+  uint16_t port;           /* the port it listens on, at every local address */
+  const char (*local)[NM_IP_STRLEN]; /* its own interface addresses */
+  size_t nlocal;
+} mgr_cand_source;
+
+/* Writes the candidates into out; returns how many (0..NM_CANDS_MAX). */
+size_t mgr_cands_build(const mgr_cand_source *src, nm_cand out[NM_CANDS_MAX]);
+
+#endif
