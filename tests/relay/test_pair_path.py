@@ -7,6 +7,8 @@ manager arranged for it, and natmesh-ctl status shows that path.
   alice   127.0.0.2    carol; never bob        bob's and carol's lines
   bob     127.0.0.3    alice and carol         alice's (through his pair relay) and carol's
   carol   127.0.0.1    alice and bob           alice's and bob's
+  (carol leaves: nobody can serve bob, which the manager and natmesh-ctl say loudly; then)
+  dave    127.0.0.1    alice and bob           alice's and bob's; serves bob's pull now
 
 A firewall rule refuses every TCP connection alice opens to bob (a reset, as a host
 firewall says "no"), and nothing else: bob still connects to alice, carol to both. So alice
@@ -104,6 +106,30 @@ async def test(h):
     row = [l for l in out.splitlines() if l.split()[:1] == ["bob"]]
     h.check(rc == 0 and row and "via carol (pair)" in row[0],
             "natmesh-ctl status shows bob 'via carol (pair)': %r" % (row[0] if row else out))
+
+    # carol leaves: nobody else can serve bob (alice is the reporter). Loud, never silent.
+    await carol.stop()
+    await h.expect(m.wait_log(r"relay: bob lost its relay carol; reassigning"), "bob's relay left")
+    await h.expect(m.wait_log(r"error: pair: alice cannot reach bob and no relay can serve bob"),
+                   "the manager says loudly that nothing can serve the pair")
+    st = await h.status(m)
+    b = [s for s in st.iter("servant") if s.get("name") == "bob"][0]
+    h.check_eq((b.get("state"), b.get("relay"), b.get("relay-reason"), b.get("unserved")),
+               ("direct", "", None, "alice"), "status: bob is direct, without relay, unserved for alice")
+    rc, out, _ = await h.ctl(m, "status")
+    h.check("NONE (pair unserved)" in out and "warning: bob cannot be reached by alice" in out,
+            "natmesh-ctl shows the unserved pair and warns")
+
+    # dave joins: he can serve, and does at once.
+    since = {alice: alice.mark("stderr"), bob: bob.mark("stderr")}
+    dave = await h.start_servant("dave", m, listen=CAROL)
+    await h.expect(m.wait_log(r"pair: alice cannot reach bob .*: bob pulls from servant dave"),
+                   "a newcomer that can serve takes the pair")
+    await h.expect(bob.wait_log(r"pulling from relay dave", 10), "bob pulls from dave")
+    everyone = [alice, bob, dave]
+    await h.wait_peer_count(everyone, 3, since=since)
+    _, lines = await h.chat_round(everyone, everyone, "pair path through dave")
+    h.check_exactly_once(everyone, lines, "chat after the pair relay changed")
 
 
 if __name__ == "__main__":
