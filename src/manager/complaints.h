@@ -9,7 +9,8 @@
 /* reporter complains that it cannot reach accused_id. *accused is set to the accused's
  * session when it is registered (else NULL). Returns the verdict about it: NONE when the
  * complaint does not count (unknown accused, itself, already suspicious or relayed, too
- * soon after the last one) or the evidence is not enough; SUSPICIOUS when it now is. */
+ * soon after the last one) or the evidence is not enough; SUSPICIOUS when it now is; PAIR
+ * when some reporters are at the threshold but not a quorum (the pair path, relays.h). */
 mgr_verdict mgr_complaint_receive(manager *m, mgr_session *reporter, const char *accused_id,
                                   mgr_session **accused);
 

@@ -376,6 +376,8 @@ static int mgr__on_mapping(void *session, const nm_msg *msg) {
   unsigned char addr[16];
   int usable = mp->method != NM_MAPPING_NONE && mp->ext_ip[0] && mp->ext_port &&
                uv_inet_pton(AF_INET, mp->ext_ip, addr) == 0;
+  /* A renewal repeats the mapping it had: only a new one is a new candidate. */
+  int renewed = s->reach == NM_REACH_MAPPED && s->ext_port == mp->ext_port && strcmp(s->ext_ip, mp->ext_ip) == 0;
   s->mapping = mp->method;
   snprintf(s->ext_ip, sizeof s->ext_ip, "%s", usable ? mp->ext_ip : "");
   s->ext_port = usable ? mp->ext_port : 0;
@@ -397,8 +399,8 @@ static int mgr__on_mapping(void *session, const nm_msg *msg) {
     nm_log_ratelimited(&s->mgr->log_reports, NM_LOG_INFO, "%s reachable by %s mapping at %s", s->name,
                        nm_mapping_name(s->mapping), nm_addr_str(s->ext_ip, s->ext_port, ext));
     /* A new candidate: the pair that could not connect may now. If not, complaints bring
-     * the pair path back. */
-    mgr_relay_pair_release(s->mgr, s, "it is reachable by a port mapping now");
+     * the pair path back. (Not on a renewal: nothing changed for the pair.) */
+    if (!renewed) mgr_relay_pair_release(s->mgr, s, "it is reachable by a new port mapping");
     if (s->reach == NM_REACH_RELAYED || s->reach == NM_REACH_SUSPICIOUS) {
       nm_log_info("relay: %s is reachable by its port mapping; it pulls no more", s->name);
       mgr_relay_unlink(s->mgr, s);
