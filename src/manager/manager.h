@@ -1,10 +1,11 @@
 /* The connection manager's shared state: the sessions it holds and the peer list it
  * publishes. Modules: session.c (the session lifecycle and frame dispatcher, TLS and who may
  * say what), registry.c (who is listed, ports, the list and its deltas), complaints.c
- * (complaints in, a verdict out), relays.c (relay assignment and the pair path), status.c (natmesh-ctl's
- * view), admission.c (the admission store on disk), commands.c (the subcommands on the state
- * directory), main.c (options, keys, listening, timers); the pure policies are verdict.c,
- * relay_choice.c and cands.c (the candidate addresses published for a servant). */
+ * (complaints in, a verdict out), relays.c (relay assignment and the pair path), status.c
+ * (natmesh-ctl's view), admission.c (the admission store on disk), commands.c (the
+ * subcommands on the state directory), main.c (options, keys, listening, timers); the pure
+ * policies are verdict.c, relay_choice.c and cands.c (the candidate addresses published
+ * for a servant). */
 #ifndef NM_MANAGER_H
 #define NM_MANAGER_H
 
