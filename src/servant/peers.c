@@ -559,10 +559,11 @@ static const char *sv__path(servant *sv, const sv_peer *p, char *buf, size_t len
     return buf;
   }
   size_t n = 0;
-  if (p->dialing) {
-    snprintf(buf, len, "dialling (%zu candidate%s)", p->round.n, p->round.n == 1 ? "" : "s");
-  } else if (p->failed_cands) {
+  /* A failed round is the news until one succeeds (the retry rounds in between show it). */
+  if (p->failed_cands) {
     snprintf(buf, len, "no direct path (%zu candidate%s failed)", p->failed_cands, p->failed_cands == 1 ? "" : "s");
+  } else if (p->dialing) {
+    snprintf(buf, len, "dialling (%zu candidate%s)", p->round.n, p->round.n == 1 ? "" : "s");
   } else if (sv__unreachable(p)) {
     snprintf(buf, len, "no direct path (unreachable)");
   } else {
