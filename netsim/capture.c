@@ -6,6 +6,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,15 +64,11 @@ static void nsim__say(char *d, size_t dl, const char *fmt, ...) {
   va_end(ap);
 }
 
-static void nsim__endpoint(uint32_t ip, uint16_t port, char *out, size_t len) {
-  snprintf(out, len, "%u.%u.%u.%u:%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port);
-}
-
 /* Why a connection is not TLS 1.3 through and through, and what its payload starts with. */
 static void nsim__why_not_tls(const struct nsim_pcap_conn *c, char *out, size_t len) {
-  char a[24], b[24], head[40] = "";
-  nsim__endpoint(c->ip[0], c->port[0], a, sizeof a);
-  nsim__endpoint(c->ip[1], c->port[1], b, sizeof b);
+  char a[64], b[64], head[40] = "";
+  nsim_pcap_endpoint_str(c->ip[0], c->port[0], a, sizeof a);
+  nsim_pcap_endpoint_str(c->ip[1], c->port[1], b, sizeof b);
   int d = c->tls[0] == -1 ? 0 : c->tls[1] == -1 ? 1 : c->bytes[0] ? 0 : 1;
   size_t h = 0;
   for (int i = 0; i < 8 && (unsigned long)i < c->bytes[d]; i++) {
@@ -198,19 +195,26 @@ int nsim_capture_check(struct nsim_run *r, const struct nsim_step *s, struct nsi
     char *save = NULL;
     for (char *w = strtok_r(between, " ,", &save); w; w = strtok_r(NULL, " ,", &save)) {
       char *dash = strchr(w, '-');
-      uint32_t a, b;
+      struct nsim_endpoint ea, eb;
+      uint8_t a[16], b[16];
       if (dash) *dash = 0;
-      if (!dash || nsim_ip_parse(w, &a) < 0 || nsim_ip_parse(dash + 1, &b) < 0) {
+      if (!dash || nsim_addr_parse(w, &ea) < 0 || nsim_addr_parse(dash + 1, &eb) < 0) {
         ok = 0;
         nsim__say(detail, detaillen, "tls-between: \"%s%s%s\" is not ADDR-ADDR; ", w,
                   dash ? "-" : "", dash ? dash + 1 : "");
         continue;
       }
+      /* The analyser keys IPv4 v4-mapped. */
+      if (ea.family == AF_INET) nsim_pcap_addr_v4(ea.ip4, a);
+      else memcpy(a, ea.ip6, 16);
+      if (eb.family == AF_INET) nsim_pcap_addr_v4(eb.ip4, b);
+      else memcpy(b, eb.ip6, 16);
       int seen = 0;
       for (int i = 0; i < res.nconns && !seen; i++) {
         const struct nsim_pcap_conn *c = &res.conns[i];
         seen = nsim_pcap_conn_tls13(c) &&
-               ((c->ip[0] == a && c->ip[1] == b) || (c->ip[0] == b && c->ip[1] == a));
+               ((!memcmp(c->ip[0], a, 16) && !memcmp(c->ip[1], b, 16)) ||
+                (!memcmp(c->ip[0], b, 16) && !memcmp(c->ip[1], a, 16)));
       }
       if (!seen) {
         ok = 0;

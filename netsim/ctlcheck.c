@@ -12,6 +12,21 @@
 #include <string.h>
 #include <sys/wait.h>
 
+/* Whether the dial address ctl reports (address and port, the address possibly IPv6, possibly
+ * bracketed) is want: "ADDR" (any port), "A.B.C.D:PORT", "[V6]:PORT" or a bare "V6".
+ * Addresses are compared as addresses, so "2001:db8::1" and "2001:0db8:0::1" match, and a
+ * v4-mapped IPv6 address matches the IPv4 one. */
+static int nsim__dial_is(const char *dip, const char *dport, const char *want) {
+  struct nsim_endpoint have, w;
+  if (!dip || nsim_addr_parse(dip, &have) < 0) return 0;
+  if (nsim_endpoint_parse(want, &w) == 0) {
+    char *end;
+    unsigned long port = dport ? strtoul(dport, &end, 10) : 0;
+    return nsim_addr_equal(&have, &w) && dport && !*end && port == w.port;
+  }
+  return nsim_addr_parse(want, &w) == 0 && nsim_addr_equal(&have, &w);
+}
+
 /* want is "VALUE" or "!VALUE" (anything but VALUE). */
 static int nsim__is_value(const char *have, const char *want) {
   if (!want) return 1;
@@ -147,10 +162,10 @@ int nsim_ctl_check(struct nsim_run *r, int node, const char *manager, const char
       const char *dip = nm_xml_attr(found, "dial-ip"), *dport = nm_xml_attr(found, "dial-port");
       if (!dip || !*dip) dip = nm_xml_attr(found, "ip"), dport = nm_xml_attr(found, "port");
       char dial_have[96];
-      snprintf(dial_have, sizeof dial_have, "%s:%s", dip ? dip : "?", dport ? dport : "?");
-      const char *dial = w->dial;
-      int dial_ok = !dial || (strchr(dial, ':') ? !strcmp(dial_have, dial)
-                                                : dip && !strcmp(dip, dial));
+      int v6 = dip && strchr(dip, ':') && dip[0] != '[';
+      snprintf(dial_have, sizeof dial_have, "%s%s%s:%s", v6 ? "[" : "", dip ? dip : "?",
+               v6 ? "]" : "", dport ? dport : "?");
+      int dial_ok = !w->dial || nsim__dial_is(dip, dport, w->dial);
       holds = w->present && nsim__is_value(s, w->state) && nsim__is_value(m, w->mapping) &&
               dial_ok && nsim__is_value(relay && *relay ? relay : NULL, w->relay);
       nsim__add(detail, detaillen, &used, "manager lists %s: state %s, mapping %s, dial %s%s%s",

@@ -11,7 +11,7 @@ struct nsim_ctl_want {
   int present;           /* listed (1) or not (0) */
   const char *state;     /* its reachability state (direct, mapped, relayed, ...) */
   const char *mapping;   /* its mapping method */
-  const char *dial;      /* where peers are told to dial it: "ADDR" or "ADDR:PORT" */
+  const char *dial;      /* where peers are told to dial it: "ADDR", "ADDR:PORT" or "[V6]:PORT" */
   const char *relay;     /* the name of its relay */
   int relay_counts;      /* every listed relay's clients equals the number of servants that
                           * list it as their relay, and every relay named is listed */

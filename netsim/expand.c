@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static int nsim__lookup(const struct nsim_run *r, const char *ref, char *val, size_t vlen) {
+static int nsim__lookup(const struct nsim_run *r, const char *ref, char *val, size_t vlen,
+                        char *why, size_t whylen) {
   const struct nsim_topo *t = &r->sc->topo;
-  char a[16];
   if (!strcmp(ref, "netsim")) return nsim_fmt(val, vlen, "%s", r->self) < 0 ? -EINVAL : 0;
   if (!strcmp(ref, "rundir")) return nsim_fmt(val, vlen, "%s", r->dir) < 0 ? -EINVAL : 0;
   if (!strcmp(ref, "run")) return nsim_fmt(val, vlen, "%s", r->id) < 0 ? -EINVAL : 0;
@@ -28,13 +28,7 @@ static int nsim__lookup(const struct nsim_run *r, const char *ref, char *val, si
       return 0;
     return nsim_fmt(val, vlen, "%s", ref + 4) < 0 ? -EINVAL : 0;
   }
-  int idx = -1;
-  if (!strncmp(ref, "ip:", 3) || !strncmp(ref, "wan:", 4))
-    idx = nsim_topo_find(t, strchr(ref, ':') + 1);
-  if (idx >= 0) return snprintf(val, vlen, "%s", nsim_ip_str(t->nodes[idx].addr, a)), 0;
-  if (!strncmp(ref, "lan:", 4) && (idx = nsim_topo_find(t, ref + 4)) >= 0 && t->nodes[idx].is_router)
-    return snprintf(val, vlen, "%s", nsim_ip_str(t->nodes[idx].lan_addr, a)), 0;
-  return -EINVAL;
+  return nsim_topo_addr_ref(t, ref, val, vlen, why, whylen);
 }
 
 int nsim_expand(const struct nsim_run *r, const char *s, char *out, size_t outlen, char *err,
@@ -50,9 +44,11 @@ int nsim_expand(const struct nsim_run *r, const char *s, char *out, size_t outle
       }
       memcpy(ref, s + 2, (size_t)(end - s - 2));
       ref[end - s - 2] = 0;
-      if (nsim__lookup(r, ref, val, sizeof val) < 0) {
-        snprintf(err, errlen, "unknown reference ${%s} (netsim, bin:NAME, ip:NODE, lan:ROUTER, "
-                 "rundir, run, state:NAME)", ref);
+      char why[256] = "";
+      if (nsim__lookup(r, ref, val, sizeof val, why, sizeof why) < 0) {
+        if (why[0]) snprintf(err, errlen, "%s", why);
+        else snprintf(err, errlen, "unknown reference ${%s} (netsim, bin:NAME, ip:NODE, "
+                      "ip6:NODE, lan:ROUTER, lan6:ROUTER, rundir, run, state:NAME)", ref);
         return -EINVAL;
       }
       size_t vl = strlen(val);
@@ -98,18 +94,4 @@ int nsim_expand_argv(const struct nsim_run *r, const char *cmd, char ***argvp, c
   }
   *argvp = argv;
   return argc;
-}
-
-int nsim_parse_endpoint(const char *s, uint32_t *ip, uint16_t *port) {
-  const char *colon = strrchr(s, ':');
-  if (!colon || colon - s >= 16) return -EINVAL;
-  char host[16];
-  memcpy(host, s, (size_t)(colon - s));
-  host[colon - s] = 0;
-  char *end;
-  long p = strtol(colon + 1, &end, 10);
-  if (*end || p < 1 || p > 65535) return -EINVAL;
-  if (nsim_ip_parse(host, ip) < 0) return -EINVAL;
-  *port = (uint16_t)p;
-  return 0;
 }

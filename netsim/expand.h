@@ -3,6 +3,8 @@
  *   ${bin:NAME}    NAME in the --bindir folder (default: natmesh-netsim's own), else NAME in $PATH
  *   ${ip:NODE}     NODE's uplink address (a router's WAN address)
  *   ${lan:ROUTER}  ROUTER's LAN address
+ *   ${ip6:NODE}    NODE's uplink IPv6 address (plain, not bracketed); ${lan6:ROUTER} its LAN's
+ *                  (${ip:NODE} of an ipv6-only node, ${ip6:NODE} of an ipv4 one: errors)
  *   ${rundir}      the run folder;  ${run} the run id
  *   ${state:NAME}  ${rundir}/statedirs/NAME: a natmesh program's own state folder (--state-dir);
  *                  NAME is [a-z0-9_-]{1,32}, the folder itself is made by the program */
@@ -19,7 +21,5 @@ int nsim_expand(const struct nsim_run *r, const char *s, char *out, size_t outle
 int nsim_expand_argv(const struct nsim_run *r, const char *cmd, char ***argv, char *err,
                      size_t errlen);
 
-/* "ADDR:PORT" (after expansion) into ip and port. Returns 0 or -EINVAL. */
-int nsim_parse_endpoint(const char *s, uint32_t *ip, uint16_t *port);
 
 #endif

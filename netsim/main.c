@@ -233,8 +233,11 @@ static int nsim_cmd_up(struct nsim_opts *o) {
     printf("run %s is up (folder %s)\n", r->id, r->dir);
     for (int i = 0; i < sc.topo.nnodes; i++) {
       char a[16];
-      printf("  %-16s %-12s %s\n", sc.topo.nodes[i].name, nsim_ip_str(sc.topo.nodes[i].addr, a),
-             nsim_run_ns(r, i));
+      const struct nsim_node *n = &sc.topo.nodes[i];
+      char a6[NSIM_IP6_STRLEN];
+      printf("  %-16s %-12s %s%s%s\n", n->name, nsim_family_has4(n->family) ? nsim_ip_str(n->addr, a) : "-",
+             nsim_run_ns(r, i), nsim_family_has6(n->family) ? "  " : "",
+             nsim_family_has6(n->family) ? nsim_ip6_str(n->addr6, a6) : "");
     }
     printf("try:  natmesh-netsim exec %s -- ip addr\nthen: natmesh-netsim down\n",
            sc.topo.nodes[0].name);
@@ -305,14 +308,22 @@ static int nsim_cmd_graph(struct nsim_opts *o) {
 static int nsim_cmd_check(struct nsim_opts *o) {
   struct nsim_scenario sc;
   if (nsim__load(o->file, &sc) < 0) return NSIM_EXIT_USAGE;
-  char a[16], b[16];
-  printf("%s: ok, %d nodes, %d steps\n  internet %s/%u\n", sc.name, sc.topo.nnodes, sc.nsteps,
-         nsim_ip_str(sc.topo.inet_net, a), sc.topo.inet_plen);
-  for (int i = 0; i < sc.topo.nnodes; i++) {
-    const struct nsim_node *n = &sc.topo.nodes[i];
+  char a[16], b[16], a6[NSIM_IP6_STRLEN];
+  const struct nsim_topo *t = &sc.topo;
+  printf("%s: ok, %d nodes, %d steps\n  internet %s/%u", sc.name, t->nnodes, sc.nsteps,
+         nsim_ip_str(t->inet_net, a), t->inet_plen);
+  if (t->has_v6) printf(", internet6 %s/64 (core %s)", nsim_ip6_str(t->inet6_net, a6),
+                        nsim_ip6_str(t->inet6_core, (char[NSIM_IP6_STRLEN]){0}));
+  printf("\n");
+  for (int i = 0; i < t->nnodes; i++) {
+    const struct nsim_node *n = &t->nodes[i];
+    int has4 = nsim_family_has4(n->family), has6 = nsim_family_has6(n->family);
     printf("  %-16s %-9s %-15s behind %s", n->name, n->is_router ? nsim_router_kind_name(n->kind) : "host",
-           nsim_ip_str(n->addr, a), n->parent < 0 ? "internet" : sc.topo.nodes[n->parent].name);
-    if (n->is_router) printf(", LAN %s/%u", nsim_ip_str(n->lan_net, b), n->lan_plen);
+           has4 ? nsim_ip_str(n->addr, a) : "-", n->parent < 0 ? "internet" : t->nodes[n->parent].name);
+    if (n->is_router && has4) printf(", LAN %s/%u", nsim_ip_str(n->lan_net, b), n->lan_plen);
+    if (t->has_v6) printf(", %s", nsim_family_name(n->family));
+    if (has6) printf(", IPv6 %s", nsim_ip6_str(n->addr6, a6));
+    if (n->is_router && has6) printf(", LAN6 %s/64", nsim_ip6_str(n->lan6_net, a6));
     printf("\n");
   }
   nsim_scenario_free(&sc);

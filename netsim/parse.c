@@ -111,10 +111,10 @@ static int nsim__linkcond(struct nsim__ctx *c, xmlNode *n, struct nsim_linkcond 
 
 /* ---- topology ------------------------------------------------------------------------- */
 
-static const char *const nsim__host_attrs[] = {"name", "address", "delay", "jitter", "loss",
-                                               "rate", NULL};
-static const char *const nsim__router_attrs[] = {"name", "kind", "hairpin", "address", "lan",
-                                                 "lan-address", "delay", "jitter", "loss",
+static const char *const nsim__host_attrs[] = {"name", "address", "family", "delay", "jitter",
+                                               "loss", "rate", NULL};
+static const char *const nsim__router_attrs[] = {"name", "kind", "hairpin", "address", "family",
+                                                 "lan", "lan-address", "delay", "jitter", "loss",
                                                  "rate", NULL};
 
 static int nsim__parse_node(struct nsim__ctx *c, xmlNode *n, int parent) {
@@ -149,7 +149,14 @@ static int nsim__parse_node(struct nsim__ctx *c, xmlNode *n, int parent) {
     if (t->nodes[i].parent == parent) siblings++;
   nd->port = siblings + 1;
 
-  const char *v = nm_xml_attr(n, "address");
+  const char *v = nm_xml_attr(n, "family");
+  if (v && nsim_family_parse(v, &nd->family) < 0)
+    return nsim__fail(c, n, "family=\"%s\": expected ipv4, dual or ipv6", v);
+  int v6only = nd->family == NSIM_FAM_IPV6;
+  v = nm_xml_attr(n, "address");
+  if (v && v6only)
+    return nsim__fail(c, n, "address=\"%s\": %s is ipv6-only and has no IPv4 address (its IPv6 "
+                      "address follows the plan, see check)", v, name);
   if (v && nsim_ip_parse(v, &nd->addr) < 0)
     return nsim__fail(c, n, "address=\"%s\" is not an IPv4 address", v);
   if (nsim__linkcond(c, n, &nd->cond) < 0) return -EINVAL;
@@ -170,6 +177,9 @@ static int nsim__parse_node(struct nsim__ctx *c, xmlNode *n, int parent) {
   if (nsim__bool(c, n, "hairpin", &nd->hairpin) < 0) return -EINVAL;
   if (nd->hairpin && !nsim_router_kind_nats(nd->kind))
     return nsim__fail(c, n, "hairpin only means something on a NAT router (%s is public)", name);
+  if (v6only && (nm_xml_attr(n, "lan") || nm_xml_attr(n, "lan-address")))
+    return nsim__fail(c, n, "lan and lan-address are IPv4; router %s is ipv6-only (its LAN /64 "
+                      "comes from internet6)", name);
   if ((v = nm_xml_attr(n, "lan")) && nsim_prefix_parse(v, &nd->lan_net, &nd->lan_plen) < 0)
     return nsim__fail(c, n, "lan=\"%s\": expected a prefix like 192.168.1.0/24 (/8 to /30)", v);
   if ((v = nm_xml_attr(n, "lan-address")) && nsim_ip_parse(v, &nd->lan_addr) < 0)
@@ -182,11 +192,14 @@ static int nsim__parse_node(struct nsim__ctx *c, xmlNode *n, int parent) {
 }
 
 static int nsim__parse_topology(struct nsim__ctx *c, xmlNode *n) {
-  static const char *const attrs[] = {"internet", NULL};
+  static const char *const attrs[] = {"internet", "internet6", NULL};
   if (nsim__check_attrs(c, n, attrs) < 0) return -EINVAL;
   const char *v = nm_xml_attr(n, "internet");
   if (v && nsim_prefix_parse(v, &c->sc->topo.inet_net, &c->sc->topo.inet_plen) < 0)
     return nsim__fail(c, n, "internet=\"%s\": expected a prefix like 11.0.0.0/24", v);
+  v = nm_xml_attr(n, "internet6");
+  if (v && nsim_prefix6_parse(v, c->sc->topo.inet6_net) < 0)
+    return nsim__fail(c, n, "internet6=\"%s\": expected a /64 like 2001:db8:11::/64", v);
   for (xmlNode *k = n->children; k; k = k->next) {
     if (k->type != XML_ELEMENT_NODE) continue;
     if (nsim__parse_node(c, k, -1) < 0) return -EINVAL;
@@ -284,18 +297,30 @@ static int nsim__size(const char *s, long *out) {
   return 0;
 }
 
-/* "A.B.C.D:PORT" with a port 1..65535. */
+/* "A.B.C.D:PORT" or "[V6]:PORT" with a port 1..65535. */
 static int nsim__literal_endpoint(const char *s) {
-  const char *colon = strrchr(s, ':');
-  char ip[16];
-  uint32_t addr;
-  if (!colon || (size_t)(colon - s) >= sizeof ip) return -EINVAL;
-  memcpy(ip, s, (size_t)(colon - s));
-  ip[colon - s] = 0;
-  char *end;
-  unsigned long port = strtoul(colon + 1, &end, 10);
-  if (nsim_ip_parse(ip, &addr) < 0 || end == colon + 1 || *end || port < 1 || port > 65535)
-    return -EINVAL;
+  struct nsim_endpoint ep;
+  return nsim_endpoint_parse(s, &ep);
+}
+
+/* Address references in a step's attributes must name a node that has that address:
+ * ${ip:NODE} of an ipv6-only node or ${ip6:NODE} of an ipv4 one is caught here, not when
+ * the step runs. */
+static int nsim__check_refs(struct nsim__ctx *c, xmlNode *n) {
+  for (xmlAttr *a = n->properties; a; a = a->next) {
+    const char *v = nm_xml_attr(n, (const char *)a->name);
+    for (const char *p = v ? strstr(v, "${") : NULL; p; p = strstr(p + 2, "${")) {
+      const char *end = strchr(p, '}');
+      char ref[128], why[256];
+      if (!end || (size_t)(end - p - 2) >= sizeof ref) break;
+      memcpy(ref, p + 2, (size_t)(end - p - 2));
+      ref[end - p - 2] = 0;
+      char val[64];
+      why[0] = 0;
+      if (nsim_topo_addr_ref(&c->sc->topo, ref, val, sizeof val, why, sizeof why) < 0 && why[0])
+        return nsim__fail(c, n, "%s=\"%s\": %s", (const char *)a->name, v, why);
+    }
+  }
   return 0;
 }
 
@@ -316,6 +341,7 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
   for (size_t i = 0; def->required[i]; i++)
     if (!nm_xml_attr(n, def->required[i]))
       return nsim__fail(c, n, "<%s> needs %s=\"...\"", def->element, def->required[i]);
+  if (nsim__check_refs(c, n) < 0) return -EINVAL;
 
   memset(st, 0, sizeof *st);
   st->kind = def->kind;
@@ -479,7 +505,7 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
     if (nsim__bool(c, n, "peer-notices", &st->peer_notices) < 0) return -EINVAL;
     /* ${...} is expanded when the step runs; a literal must be an endpoint already. */
     if (!strstr(st->to, "${") && nsim__literal_endpoint(st->to) < 0)
-      return nsim__fail(c, n, "to=\"%s\": expected ADDR:PORT (e.g. ${ip:mgr}:85)", st->to);
+      return nsim__fail(c, n, "to=\"%s\": expected ADDR:PORT or [V6]:PORT (e.g. ${ip:mgr}:85, [${ip6:mgr}]:85)", st->to);
   }
   if (st->kind == NSIM_STEP_EXPECT_CTL) st->state_dir = nm_xml_attr(n, "state-dir");
   if (st->kind == NSIM_STEP_CAPTURE) {

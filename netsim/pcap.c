@@ -1,5 +1,6 @@
 #include "pcap.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,21 +21,42 @@ static uint32_t nsim__be32(const unsigned char *p) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static void nsim__ip(uint32_t ip, char *out, size_t len) {
-  snprintf(out, len, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+static const uint8_t nsim__mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+void nsim_pcap_addr_v4(uint32_t ip, uint8_t out[16]) {
+  memcpy(out, nsim__mapped, 12);
+  out[12] = (uint8_t)(ip >> 24), out[13] = (uint8_t)(ip >> 16), out[14] = (uint8_t)(ip >> 8);
+  out[15] = (uint8_t)ip;
+}
+
+static void nsim__ip(const uint8_t ip[16], char *out, size_t len) {
+  if (!memcmp(ip, nsim__mapped, 12)) snprintf(out, len, "%u.%u.%u.%u", ip[12], ip[13], ip[14], ip[15]);
+  else if (!inet_ntop(AF_INET6, ip, out, (socklen_t)len)) snprintf(out, len, "?");
+}
+
+void nsim_pcap_endpoint_str(const uint8_t ip[16], uint16_t port, char *out, size_t len) {
+  char a[INET6_ADDRSTRLEN];
+  nsim__ip(ip, a, sizeof a);
+  int v6 = memcmp(ip, nsim__mapped, 12) != 0;
+  snprintf(out, len, "%s%s%s:%u", v6 ? "[" : "", a, v6 ? "]" : "", port);
 }
 
 /* The connection a segment belongs to, and the direction (0 from the client). A pure SYN
  * with a new initial sequence number on a known 4-tuple starts a new connection. */
-static struct nsim_pcap_conn *nsim__conn(struct nsim_pcap_result *res, uint32_t sip,
-                                         uint16_t sport, uint32_t dip, uint16_t dport,
+static struct nsim_pcap_conn *nsim__conn(struct nsim_pcap_result *res, const uint8_t *sip,
+                                         uint16_t sport, const uint8_t *dip, uint16_t dport,
                                          int pure_syn, uint32_t seq, int *dir) {
   for (int i = res->nconns - 1; i >= 0; i--) {
     struct nsim_pcap_conn *c = &res->conns[i];
     int d;
-    if (c->ip[0] == sip && c->port[0] == sport && c->ip[1] == dip && c->port[1] == dport) d = 0;
-    else if (c->ip[1] == sip && c->port[1] == sport && c->ip[0] == dip && c->port[0] == dport) d = 1;
-    else continue;
+    if (c->port[0] == sport && c->port[1] == dport && !memcmp(c->ip[0], sip, 16) &&
+        !memcmp(c->ip[1], dip, 16))
+      d = 0;
+    else if (c->port[1] == sport && c->port[0] == dport && !memcmp(c->ip[1], sip, 16) &&
+             !memcmp(c->ip[0], dip, 16))
+      d = 1;
+    else
+      continue;
     if (pure_syn && !(d == 0 && c->syn_seen && c->isn == seq)) break; /* a new connection */
     *dir = d;
     return c;
@@ -45,7 +67,8 @@ static struct nsim_pcap_conn *nsim__conn(struct nsim_pcap_result *res, uint32_t 
   }
   struct nsim_pcap_conn *c = &res->conns[res->nconns++];
   memset(c, 0, sizeof *c);
-  c->ip[0] = sip, c->port[0] = sport, c->ip[1] = dip, c->port[1] = dport;
+  memcpy(c->ip[0], sip, 16), memcpy(c->ip[1], dip, 16);
+  c->port[0] = sport, c->port[1] = dport;
   if (pure_syn) c->syn_seen = 1, c->isn = seq;
   *dir = 0;
   return c;
@@ -149,13 +172,73 @@ int nsim_pcap_conn_not_tls13(const struct nsim_pcap_conn *c) {
          (c->tls_version && c->tls_version != 0x0304);
 }
 
-static void nsim__where(struct nsim_pcap_result *res, int k, uint32_t a, unsigned ap, uint32_t b,
-                        unsigned bp) {
+static void nsim__where(struct nsim_pcap_result *res, int k, const uint8_t *a, unsigned ap,
+                        const uint8_t *b, unsigned bp) {
   if (res->needle_where[k][0]) return;
-  char x[16], y[16];
-  nsim__ip(a, x, sizeof x), nsim__ip(b, y, sizeof y);
-  snprintf(res->needle_where[k], sizeof res->needle_where[k], "the stream %s:%u -> %s:%u", x, ap,
-           y, bp);
+  char x[64], y[64];
+  nsim_pcap_endpoint_str(a, (uint16_t)ap, x, sizeof x);
+  nsim_pcap_endpoint_str(b, (uint16_t)bp, y, sizeof y);
+  snprintf(res->needle_where[k], sizeof res->needle_where[k], "the stream %s -> %s", x, y);
+}
+
+/* One IP packet's layer 3, whichever version: addresses (IPv4 v4-mapped), the transport
+ * protocol and where its header starts, and how long it is. */
+struct nsim__l3 {
+  uint8_t src[16], dst[16];
+  unsigned proto;           /* 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, ... */
+  const unsigned char *l4;
+  size_t l4len;
+  int frag;                 /* a fragment: not followed */
+};
+
+/* IPv4: 0 with l3 filled in, -1 when not a packet to look at. */
+static int nsim__ipv4(const unsigned char *ip, size_t iplen, struct nsim__l3 *l3) {
+  if (iplen < 20 || (ip[0] >> 4) != 4) return -1;
+  size_t ihl = (size_t)(ip[0] & 15) * 4, tot = nsim__be16(ip + 2);
+  if (ihl < 20 || ihl > iplen) return -1;
+  if (tot == 0 || tot > iplen) tot = iplen; /* segmentation offload: the capture's length */
+  if (tot < ihl) return -1;                 /* a length that lies: nothing to follow */
+  nsim_pcap_addr_v4(nsim__be32(ip + 12), l3->src);
+  nsim_pcap_addr_v4(nsim__be32(ip + 16), l3->dst);
+  l3->proto = ip[9];
+  l3->frag = (nsim__be16(ip + 6) & 0x3fff) != 0;
+  l3->l4 = ip + ihl;
+  l3->l4len = tot - ihl;
+  return 0;
+}
+
+/* IPv6, skipping hop-by-hop, routing and destination-options headers; a fragment header
+ * makes it a fragment. 0 with l3 filled in, -1 when not a packet to look at. */
+static int nsim__ipv6(const unsigned char *ip, size_t iplen, struct nsim__l3 *l3) {
+  if (iplen < 40 || (ip[0] >> 4) != 6) return -1;
+  size_t tot = 40 + (size_t)nsim__be16(ip + 4);
+  if (tot == 40 || tot > iplen) tot = iplen; /* jumbogram or offload: the capture's length */
+  memcpy(l3->src, ip + 8, 16);
+  memcpy(l3->dst, ip + 24, 16);
+  unsigned nh = ip[6];
+  size_t p = 40;
+  l3->frag = 0;
+  for (int hops = 0; hops < 8; hops++) {
+    if (nh == 0 || nh == 43 || nh == 60) {
+      if (p + 8 > tot) return -1;
+      unsigned next = ip[p];
+      p += ((size_t)ip[p + 1] + 1) * 8;
+      nh = next;
+      continue;
+    }
+    if (nh == 44) {
+      if (p + 8 > tot) return -1;
+      l3->frag = 1;
+      nh = ip[p];
+      p += 8;
+    }
+    break;
+  }
+  if (p > tot) return -1;
+  l3->proto = nh;
+  l3->l4 = ip + p;
+  l3->l4len = tot - p;
+  return 0;
 }
 
 int nsim_pcap_analyze(const char *path, const char *const *needles, const size_t *needle_len,
@@ -233,45 +316,41 @@ int nsim_pcap_analyze_buf(const unsigned char *data, size_t size, const char *co
         if (!res->needle_frames[k]++)
           snprintf(res->needle_where[k], sizeof res->needle_where[k], "frame %lu", frame);
       }
-    /* Ethernet, an optional 802.1Q tag, IPv4 */
+    /* Ethernet, an optional 802.1Q tag, IPv4 or IPv6 */
     if (caplen < 14) continue;
     size_t e = 12;
     uint16_t et = nsim__be16(fr + e);
     if (et == 0x8100 && caplen >= 18) e += 4, et = nsim__be16(fr + e);
-    if (et != 0x0800) continue;
-    const unsigned char *ip = fr + e + 2;
-    size_t iplen = caplen - e - 2;
-    if (iplen < 20 || (ip[0] >> 4) != 4) continue;
-    size_t ihl = (size_t)(ip[0] & 15) * 4, tot = nsim__be16(ip + 2);
-    if (ihl < 20 || ihl > iplen) continue;
-    res->ipv4++;
-    if (tot == 0 || tot > iplen) tot = iplen; /* segmentation offload: the capture's length */
-    if (tot < ihl) continue;                  /* a length that lies: nothing to follow */
-    uint32_t sip = nsim__be32(ip + 12), dip = nsim__be32(ip + 16);
-    int frag = (nsim__be16(ip + 6) & 0x3fff) != 0;
-    /* ICMP errors quote a header and 8 bytes of what they answer: no payload of their own. */
-    int icmp_error = ip[9] == 1 && !frag && tot > ihl &&
-                     (ip[ihl] == 3 || ip[ihl] == 4 || ip[ihl] == 5 || ip[ihl] == 11 || ip[ihl] == 12);
-    if (ip[9] != 6 || frag) {
-      if (ip[9] == 17 && !frag && tot > ihl + 8) {
-        uint16_t port = nsim__be16(ip + ihl + 2);
+    if (et != 0x0800 && et != 0x86dd) continue;
+    struct nsim__l3 l3;
+    if ((et == 0x0800 ? nsim__ipv4 : nsim__ipv6)(fr + e + 2, caplen - e - 2, &l3) < 0) continue;
+    if (et == 0x0800) res->ipv4++;
+    else res->ipv6++;
+    /* Control, no payload of its own: ICMP errors (they quote a header and 8 bytes of what
+     * they answer) and all of ICMPv6 (neighbour discovery, MLD, errors, echo). */
+    int control = l3.proto == 58 ||
+                  (l3.proto == 1 && !l3.frag && l3.l4len > 0 &&
+                   (l3.l4[0] == 3 || l3.l4[0] == 4 || l3.l4[0] == 5 || l3.l4[0] == 11 || l3.l4[0] == 12));
+    if (l3.proto != 6 || l3.frag) {
+      if (l3.proto == 17 && !l3.frag && l3.l4len > 8) {
+        uint16_t port = nsim__be16(l3.l4 + 2);
         int known = 0;
         for (int i = 0; i < res->nudp_ports; i++) known |= res->udp_ports[i] == port;
         if (!known && res->nudp_ports < (int)(sizeof res->udp_ports / sizeof res->udp_ports[0]))
           res->udp_ports[res->nudp_ports++] = port;
       }
-      if (!icmp_error && tot > ihl + (ip[9] == 17 ? 8u : 0u)) {
+      if (!control && l3.l4len > (l3.proto == 17 ? 8u : 0u)) {
         if (!res->other_payload++) {
-          char x[16], y[16];
-          nsim__ip(sip, x, sizeof x), nsim__ip(dip, y, sizeof y);
+          char x[64], y[64];
+          nsim__ip(l3.src, x, sizeof x), nsim__ip(l3.dst, y, sizeof y);
           snprintf(res->other_desc, sizeof res->other_desc, "%s %s -> %s (frame %lu)",
-                   frag ? "IP fragment" : ip[9] == 17 ? "UDP" : "IP protocol", x, y, frame);
+                   l3.frag ? "IP fragment" : l3.proto == 17 ? "UDP" : "IP protocol", x, y, frame);
         }
       }
       continue;
     }
-    const unsigned char *tcp = ip + ihl;
-    size_t tlen = tot - ihl;
+    const unsigned char *tcp = l3.l4;
+    size_t tlen = l3.l4len;
     if (tlen < 20) continue;
     size_t thl = (size_t)(tcp[12] >> 4) * 4;
     if (thl < 20 || thl > tlen) continue;
@@ -282,7 +361,7 @@ int nsim_pcap_analyze_buf(const unsigned char *data, size_t size, const char *co
     int pure_syn = (flags & 0x12) == 0x02, d;
     size_t n = tlen - thl;
     if (n) res->tcp_payload++;
-    struct nsim_pcap_conn *c = nsim__conn(res, sip, sport, dip, dport, pure_syn, seq, &d);
+    struct nsim_pcap_conn *c = nsim__conn(res, l3.src, sport, l3.dst, dport, pure_syn, seq, &d);
     if (c && nsim__segment(c, d, flags, seq, tcp + thl, n) < 0) {
       snprintf(err, errlen, "out of memory following TCP streams");
       rc = -ENOMEM;

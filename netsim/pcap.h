@@ -9,8 +9,9 @@
  *     records; the version the server chose (the ServerHello's supported_versions, so TLS
  *     1.3 is told from 1.2), and how many application-data records went each way;
  *   - which carry anything else (plaintext), and whether UDP or other IP payload was seen.
- * Only IPv4 (netsim's internet is IPv4). Bounded: the file is read whole, and netsim caps
- * its size when capturing. */
+ * IPv4 and IPv6 alike (connections keyed by 128-bit addresses, IPv4 held v4-mapped); IPv6
+ * extension headers are skipped, ICMPv6 (neighbour discovery, MLD, errors) is control, not
+ * payload. Bounded: the file is read whole, and netsim caps its size when capturing. */
 #ifndef NSIM_PCAP_H
 #define NSIM_PCAP_H
 
@@ -21,7 +22,8 @@
 #define NSIM_PCAP_MAX_NEEDLES 2
 
 struct nsim_pcap_conn {
-  uint32_t ip[2];          /* [0] the side that sent the SYN (or was seen first), [1] the other */
+  uint8_t ip[2][16];       /* [0] the side that sent the SYN (or was seen first), [1] the
+                            * other: IPv6, or IPv4 as ::ffff:a.b.c.d */
   uint16_t port[2];
   int syn_seen;            /* followed from its start: its payload can be judged */
   uint32_t isn;            /* the client's initial sequence number */
@@ -41,14 +43,14 @@ struct nsim_pcap_conn {
 
 struct nsim_pcap_result {
   unsigned long frames;        /* records in the file */
-  unsigned long ipv4, tcp, tcp_payload; /* frames with IPv4, TCP, TCP payload */
-  unsigned long other_payload; /* IPv4 frames with payload that is not TCP (UDP, fragments) */
-  char other_desc[96];         /* the first of them */
+  unsigned long ipv4, ipv6, tcp, tcp_payload; /* frames with IPv4, IPv6, TCP, TCP payload */
+  unsigned long other_payload; /* IP frames with payload that is not TCP (UDP, fragments) */
+  char other_desc[160];        /* the first of them */
   uint16_t udp_ports[8];       /* distinct UDP destination ports seen (the first 8) */
   int nudp_ports;
   int truncated;               /* the last record is cut short (the writer was stopped) */
   unsigned long needle_frames[NSIM_PCAP_MAX_NEEDLES]; /* frames containing the needle */
-  char needle_where[NSIM_PCAP_MAX_NEEDLES][96];       /* where it was first found */
+  char needle_where[NSIM_PCAP_MAX_NEEDLES][160];      /* where it was first found */
   struct nsim_pcap_conn *conns;
   int nconns;
   int conns_dropped;           /* connections beyond NSIM_PCAP_MAX_CONNS, not followed */
@@ -64,6 +66,10 @@ int nsim_pcap_analyze_buf(const unsigned char *data, size_t size, const char *co
                           const size_t *needle_len, int nneedles, struct nsim_pcap_result *res,
                           char *err, size_t errlen);
 void nsim_pcap_free(struct nsim_pcap_result *res);
+
+/* An address as the analyser keys it (IPv4 v4-mapped), and "A.B.C.D:PORT" / "[V6]:PORT". */
+void nsim_pcap_addr_v4(uint32_t ip, uint8_t out[16]);
+void nsim_pcap_endpoint_str(const uint8_t ip[16], uint16_t port, char *out, size_t len);
 
 /* A connection that completed a TLS 1.3 handshake it was followed from, and carried
  * application data both ways, every byte of it in TLS records. */

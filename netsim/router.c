@@ -41,12 +41,18 @@ static int nsim__router_nft(struct nsim_run *r, int node, char *err, size_t errl
        * turned around onto wan0 (see nsim__hairpin); masquerading them makes the inner
        * host answer through the router instead of directly. */
       "%s"
-      "    oifname \"wan0\" masquerade%s\n"
+      /* NAT is for IPv4 only: in an inet table a rule without a protocol would
+       * masquerade IPv6 as well, and IPv6 is routed. */
+      "    meta nfproto ipv4 oifname \"wan0\" masquerade%s\n"
       "  }\n"
       "  chain forward {\n"
       "    type filter hook forward priority filter; policy drop;\n"
       "    ct state established,related accept\n"
       "    iifname \"lan0\" accept\n"
+      /* IPv6: the stateful firewall of a home router (RFC 6092): nothing new gets in. A
+       * new TCP connection is answered with a reset, so the client learns at once (as an
+       * IPv4 client hitting an unmapped port does); everything else is dropped. */
+      "%s"
       "%s"
       "  }\n"
       "}\n",
@@ -58,6 +64,9 @@ static int nsim__router_nft(struct nsim_run *r, int node, char *err, size_t errl
        * two different ports (endpoint-dependent mapping, "symmetric NAT"). Plain masquerade
        * keeps the source port when it can (endpoint-independent mapping). */
       n->kind == NSIM_ROUTER_SYMMETRIC ? " fully-random" : "",
+      nsim_family_has6(n->family)
+          ? "    meta nfproto ipv6 iifname \"wan0\" meta l4proto tcp reject with tcp reset\n"
+          : "",
       maps ? "    jump miniupnpd\n" : "");
   if (w < 0 || (size_t)w >= sizeof rules) return -ENAMETOOLONG;
   char path[PATH_MAX];
@@ -196,6 +205,7 @@ int nsim_router_setup(struct nsim_run *r, int node, char *err, size_t errlen) {
    * forward chain and its drop policy; a home router's switch does not filter. The key is
    * absent when br_netfilter is not loaded, which is fine. */
   nsim_ns_sysctl(ns, "net/bridge/bridge-nf-call-iptables", "0");
+  nsim_ns_sysctl(ns, "net/bridge/bridge-nf-call-ip6tables", "0");
   if (!nsim_router_kind_nats(n->kind)) return 0; /* public: plain routing */
   if ((rc = nsim__router_nft(r, node, err, errlen)) < 0) return rc;
   if (n->hairpin && (rc = nsim__hairpin(r, node, err, errlen)) < 0) return rc;

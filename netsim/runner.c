@@ -235,13 +235,12 @@ static void nsim__do_line(struct nsim__ctx *c, const struct nsim_step *s, struct
 static void nsim__do_tcp(struct nsim__ctx *c, const struct nsim_step *s, struct nsim__outcome *o) {
   struct nsim_run *r = c->r;
   char to[256], want[512] = "";
-  uint32_t ip;
-  uint16_t port;
+  struct nsim_endpoint ep;
   if (nsim_expand(r, s->to, to, sizeof to, o->detail, sizeof o->detail) < 0) return;
   if (s->reply && nsim_expand(r, s->reply, want, sizeof want, o->detail, sizeof o->detail) < 0)
     return;
-  if (nsim_parse_endpoint(to, &ip, &port) < 0) {
-    snprintf(o->detail, sizeof o->detail, "to=\"%s\" is not ADDR:PORT", to);
+  if (nsim_endpoint_parse(to, &ep) < 0) {
+    snprintf(o->detail, sizeof o->detail, "to=\"%s\" is not ADDR:PORT or [V6]:PORT", to);
     return;
   }
   long deadline = nsim__step_deadline(c, s->timeout_ms);
@@ -254,7 +253,7 @@ static void nsim__do_tcp(struct nsim__ctx *c, const struct nsim_step *s, struct 
     long attempt = s->tcp_result == NSIM_TCP_CONNECT && left > 1000 ? 1000 : left;
     enum nsim_tcp_outcome got;
     char reply[256], detail[300];
-    if (nsim_probe_tcp(r, node, ip, port, attempt, &got, reply, sizeof reply, detail, sizeof detail) < 0) {
+    if (nsim_probe_tcp(r, node, &ep, attempt, &got, reply, sizeof reply, detail, sizeof detail) < 0) {
       snprintf(o->detail, sizeof o->detail, "%s -> %s: %s", s->host, to, detail);
       return;
     }
@@ -282,14 +281,13 @@ static void nsim__do_udp_ports(struct nsim__ctx *c, const struct nsim_step *s,
                                struct nsim__outcome *o) {
   char list[1024];
   if (nsim_expand(c->r, s->servers, list, sizeof list, o->detail, sizeof o->detail) < 0) return;
-  uint32_t ips[NSIM_UDP_MAX_SERVERS];
-  uint16_t ports[NSIM_UDP_MAX_SERVERS];
+  struct nsim_endpoint servers[NSIM_UDP_MAX_SERVERS];
   int n = 0;
   char *save = NULL;
   for (char *w = strtok_r(list, " ,", &save); w; w = strtok_r(NULL, " ,", &save)) {
-    if (n == NSIM_UDP_MAX_SERVERS || nsim_parse_endpoint(w, &ips[n], &ports[n]) < 0) {
-      snprintf(o->detail, sizeof o->detail, "servers: \"%s\" is not ADDR:PORT (at most %d)", w,
-               NSIM_UDP_MAX_SERVERS);
+    if (n == NSIM_UDP_MAX_SERVERS || nsim_endpoint_parse(w, &servers[n]) < 0) {
+      snprintf(o->detail, sizeof o->detail, "servers: \"%s\" is not ADDR:PORT or [V6]:PORT (at "
+               "most %d)", w, NSIM_UDP_MAX_SERVERS);
       return;
     }
     n++;
@@ -298,9 +296,9 @@ static void nsim__do_udp_ports(struct nsim__ctx *c, const struct nsim_step *s,
     snprintf(o->detail, sizeof o->detail, "servers: name at least two echo servers");
     return;
   }
-  char obs[NSIM_UDP_MAX_SERVERS][32];
+  char obs[NSIM_UDP_MAX_SERVERS][NSIM_UDP_OBSERVED_LEN];
   long left = nsim__step_deadline(c, s->timeout_ms) - nsim_now_ms();
-  int rc = nsim_probe_udp(c->r, nsim__node(c->r, s->host), (uint16_t)s->local_port, ips, ports, n,
+  int rc = nsim_probe_udp(c->r, nsim__node(c->r, s->host), (uint16_t)s->local_port, servers, n,
                           left > 100 ? left : 100, obs);
   if (rc < 0) {
     snprintf(o->detail, sizeof o->detail, "probe failed: %s", strerror(-rc));
@@ -309,9 +307,9 @@ static void nsim__do_udp_ports(struct nsim__ctx *c, const struct nsim_step *s,
   size_t used = 0;
   int answered = 1, distinct = 1, same = 1;
   for (int i = 0; i < n; i++) {
-    char a[16];
-    used += (size_t)snprintf(o->detail + used, sizeof o->detail - used, "%s%s:%u saw %s",
-                             i ? ", " : "", nsim_ip_str(ips[i], a), ports[i],
+    char a[NSIM_ENDPOINT_STRLEN];
+    used += (size_t)snprintf(o->detail + used, sizeof o->detail - used, "%s%s saw %s",
+                             i ? ", " : "", nsim_endpoint_str(&servers[i], a),
                              obs[i][0] ? obs[i] : "nothing");
     if (used >= sizeof o->detail) used = sizeof o->detail - 1;
     if (!obs[i][0]) answered = 0;
@@ -487,14 +485,13 @@ static void nsim__do_measure(struct nsim__ctx *c, const struct nsim_step *s,
 
 static void nsim__do_reset(struct nsim__ctx *c, const struct nsim_step *s, struct nsim__outcome *o) {
   char to[128];
-  uint32_t ip;
-  uint16_t port;
+  struct nsim_endpoint ep;
   if (nsim_expand(c->r, s->to, to, sizeof to, o->detail, sizeof o->detail) < 0) return;
-  if (nsim_parse_endpoint(to, &ip, &port) < 0) {
-    snprintf(o->detail, sizeof o->detail, "to=\"%s\" is not ADDR:PORT", to);
+  if (nsim_endpoint_parse(to, &ep) < 0) {
+    snprintf(o->detail, sizeof o->detail, "to=\"%s\" is not ADDR:PORT or [V6]:PORT", to);
     return;
   }
-  o->pass = nsim_sock_reset(c->r, nsim_proc_find(c->r, s->process), ip, port, s->peer_notices,
+  o->pass = nsim_sock_reset(c->r, nsim_proc_find(c->r, s->process), &ep, s->peer_notices,
                             o->detail, sizeof o->detail) > 0;
 }
 

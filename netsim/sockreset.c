@@ -29,8 +29,7 @@ static const char *nsim__tcp_state(unsigned s) {
 
 struct nsim__reset_job {
   pid_t pgid;     /* the process group netsim gave the process (its pid) */
-  uint32_t ip;    /* network byte order */
-  uint16_t port;  /* network byte order */
+  struct nsim_endpoint to;
   int destroy;    /* 0: list the connections, 1: destroy them */
 };
 
@@ -74,13 +73,11 @@ static size_t nsim__group_sockets(pid_t pgid, unsigned long *inodes, size_t cap)
   return n;
 }
 
-/* Dumps the namespace's IPv4 TCP connections and keeps those to job's address whose socket
- * is one of inodes. Returns how many, or -errno. */
-/* Opens a sock_diag socket and sends one inet_diag request for IPv4 TCP: a dump of the
- * sockets in `states` (id NULL), or an operation on the one socket id names. Returns the
- * socket for the answer, or -errno. */
-static int nsim__diag_request(uint16_t type, uint16_t flags, uint32_t seq, uint32_t states,
-                              const struct inet_diag_sockid *id) {
+/* Opens a sock_diag socket and sends one inet_diag request for TCP over family (AF_INET or
+ * AF_INET6): a dump of the sockets in `states` (id NULL), or an operation on the one socket
+ * id names. Returns the socket for the answer, or -errno. */
+static int nsim__diag_request(uint8_t family, uint16_t type, uint16_t flags, uint32_t seq,
+                              uint32_t states, const struct inet_diag_sockid *id) {
   int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (fd < 0) return -errno;
   struct {
@@ -92,7 +89,7 @@ static int nsim__diag_request(uint16_t type, uint16_t flags, uint32_t seq, uint3
   q.nlh.nlmsg_type = type;
   q.nlh.nlmsg_flags = flags;
   q.nlh.nlmsg_seq = seq;
-  q.req.sdiag_family = AF_INET;
+  q.req.sdiag_family = family;
   q.req.sdiag_protocol = IPPROTO_TCP;
   q.req.idiag_states = states;
   if (id) q.req.id = *id;
@@ -104,13 +101,30 @@ static int nsim__diag_request(uint16_t type, uint16_t flags, uint32_t seq, uint3
   return fd;
 }
 
-/* Dumps the namespace's IPv4 TCP connections and keeps those to job's address whose socket
- * is one of inodes. Returns how many, or -errno. */
-static int nsim__dump(const struct nsim__reset_job *job, const unsigned long *inodes,
-                      size_t ninodes, struct inet_diag_msg *found, int cap) {
-  int fd = nsim__diag_request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, NSIM__STATES, NULL);
+/* A socket's address from inet_diag (family AF_INET: the first word; AF_INET6: 16 bytes,
+ * which may be v4-mapped when a dual-stack socket talks IPv4). */
+static void nsim__diag_addr(uint8_t family, const __be32 *a, __be16 port, struct nsim_endpoint *ep) {
+  memset(ep, 0, sizeof *ep);
+  ep->port = ntohs(port);
+  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (family == AF_INET6 && memcmp(a, mapped, 12)) {
+    ep->family = AF_INET6;
+    memcpy(ep->ip6, a, 16);
+    return;
+  }
+  ep->family = AF_INET;
+  ep->ip4 = ntohl(family == AF_INET6 ? a[3] : a[0]);
+}
+
+/* Dumps the namespace's TCP connections of one family and keeps those to job's address whose
+ * socket is one of inodes, appending to found. Returns how many in all, or -errno. */
+static int nsim__dump(uint8_t family, const struct nsim__reset_job *job,
+                      const unsigned long *inodes, size_t ninodes, struct inet_diag_msg *found,
+                      int n, int cap) {
+  int fd = nsim__diag_request(family, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1,
+                              NSIM__STATES, NULL);
   if (fd < 0) return fd;
-  int n = 0, done = 0, rc = 0;
+  int done = 0, rc = 0;
   static char buf[32768] __attribute__((aligned(NLMSG_ALIGNTO)));
   while (!done) {
     ssize_t len = recv(fd, buf, sizeof buf, 0);
@@ -132,8 +146,10 @@ static int nsim__dump(const struct nsim__reset_job *job, const unsigned long *in
         break;
       }
       const struct inet_diag_msg *m = NLMSG_DATA(h);
-      if (m->idiag_family != AF_INET || m->id.idiag_dst[0] != job->ip ||
-          m->id.idiag_dport != job->port)
+      struct nsim_endpoint dst;
+      nsim__diag_addr(m->idiag_family, m->id.idiag_dst, m->id.idiag_dport, &dst);
+      if (m->idiag_family != family || !nsim_addr_equal(&dst, &job->to) ||
+          dst.port != job->to.port)
         continue;
       for (size_t i = 0; i < ninodes; i++)
         if (inodes[i] == m->idiag_inode && n < cap) {
@@ -148,7 +164,8 @@ static int nsim__dump(const struct nsim__reset_job *job, const unsigned long *in
 
 /* SOCK_DESTROY of the one socket m names (addresses, ports, interface, cookie). */
 static int nsim__destroy(const struct inet_diag_msg *m) {
-  int fd = nsim__diag_request(SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, 2, 1u << m->idiag_state, &m->id);
+  int fd = nsim__diag_request(m->idiag_family, SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, 2,
+                              1u << m->idiag_state, &m->id);
   if (fd < 0) return fd;
   int rc = -EIO;
   char buf[1024] __attribute__((aligned(NLMSG_ALIGNTO)));
@@ -172,15 +189,23 @@ static int nsim__reset_child(void *arg) {
   static unsigned long inodes[4096];
   size_t ninodes = nsim__group_sockets(job->pgid, inodes, NSIM_ARRAY_LEN(inodes));
   struct inet_diag_msg found[NSIM__MAX_CONNS];
-  int n = nsim__dump(job, inodes, ninodes, found, NSIM__MAX_CONNS);
+  /* IPv4 sockets, and IPv6 ones: those hold IPv6 connections and, dual-stack, IPv4 ones. A
+   * namespace without IPv6 answers the second dump with an error: nothing of that family. */
+  int n = nsim__dump(AF_INET, job, inodes, ninodes, found, 0, NSIM__MAX_CONNS);
   if (n < 0) {
     printf("error sock_diag dump: %s\n", strerror(-n));
     return 1;
   }
+  int n6 = nsim__dump(AF_INET6, job, inodes, ninodes, found, n, NSIM__MAX_CONNS);
+  if (n6 >= 0) n = n6;
   for (int i = 0; i < n; i++) {
-    char src[INET_ADDRSTRLEN], dst[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, found[i].id.idiag_src, src, sizeof src);
-    inet_ntop(AF_INET, found[i].id.idiag_dst, dst, sizeof dst);
+    struct nsim_endpoint se, de;
+    nsim__diag_addr(found[i].idiag_family, found[i].id.idiag_src, found[i].id.idiag_sport, &se);
+    nsim__diag_addr(found[i].idiag_family, found[i].id.idiag_dst, found[i].id.idiag_dport, &de);
+    char src[NSIM_ENDPOINT_STRLEN], dst[NSIM_ENDPOINT_STRLEN];
+    se.port = de.port = 0; /* addresses alone */
+    nsim_endpoint_str(&se, src);
+    nsim_endpoint_str(&de, dst);
     unsigned sport = ntohs(found[i].id.idiag_sport), dport = ntohs(found[i].id.idiag_dport);
     if (!job->destroy) {
       printf("conn %s %u %s %u %s\n", src, sport, dst, dport, nsim__tcp_state(found[i].idiag_state));
@@ -194,7 +219,7 @@ static int nsim__reset_child(void *arg) {
 }
 
 struct nsim__conn {
-  char src[INET_ADDRSTRLEN];
+  char src[NSIM_IP6_STRLEN];
   unsigned sport;
   char state[16];
 };
@@ -217,7 +242,7 @@ static int nsim__run_child(struct nsim_run *r, const struct nsim_proc *p,
     struct nsim__conn c;
     int e;
     if (!job->destroy && n < NSIM__MAX_CONNS &&
-        sscanf(l, "conn %15s %u %*s %*u %15s", c.src, &c.sport, c.state) == 3)
+        sscanf(l, "conn %45s %u %*s %*u %15s", c.src, &c.sport, c.state) == 3)
       conns[n++] = c;
     else if (job->destroy && !strncmp(l, "reset ", 6))
       n++;
@@ -228,7 +253,8 @@ static int nsim__run_child(struct nsim_run *r, const struct nsim_proc *p,
 }
 
 /* Drops everything this host still sends on the listed connections: the RST the destroy
- * sends, and the RST that answers whatever the peer sends later (no socket is left). */
+ * sends, and the RST that answers whatever the peer sends later (no socket is left). The
+ * rule matches what is on the wire: IPv4 also for a dual-stack socket's v4-mapped one. */
 static int nsim__silence(struct nsim_run *r, const struct nsim_proc *p, const struct nsim__conn *c,
                          int n, const char *dst, unsigned dport, char *detail, size_t detaillen) {
   static unsigned seq;
@@ -241,9 +267,10 @@ static int nsim__silence(struct nsim_run *r, const struct nsim_proc *p, const st
                                  "}\n");
   for (int i = 0; i < n && used < sizeof rules; i++)
     used += (size_t)snprintf(rules + used, sizeof rules - used,
-                             "add rule inet netsim_reset out ip saddr %s tcp sport %u "
-                             "ip daddr %s tcp dport %u drop\n",
-                             c[i].src, c[i].sport, dst, dport);
+                             "add rule inet netsim_reset out %s saddr %s tcp sport %u "
+                             "%s daddr %s tcp dport %u drop\n",
+                             strchr(dst, ':') ? "ip6" : "ip", c[i].src, c[i].sport,
+                             strchr(dst, ':') ? "ip6" : "ip", dst, dport);
   if (used >= sizeof rules) {
     snprintf(detail, detaillen, "too many connections to silence");
     return -E2BIG;
@@ -260,22 +287,25 @@ static int nsim__silence(struct nsim_run *r, const struct nsim_proc *p, const st
   return nsim_ns_cmd(nsim_run_ns(r, p->node), argv, detail, detaillen);
 }
 
-int nsim_sock_reset(struct nsim_run *r, const struct nsim_proc *p, uint32_t ip, uint16_t port,
+int nsim_sock_reset(struct nsim_run *r, const struct nsim_proc *p, const struct nsim_endpoint *to,
                     int peer_notices, char *detail, size_t detaillen) {
-  char dst[INET_ADDRSTRLEN];
-  struct in_addr a = {htonl(ip)};
-  inet_ntop(AF_INET, &a, dst, sizeof dst);
+  char dst[NSIM_ENDPOINT_STRLEN], dstp[NSIM_ENDPOINT_STRLEN];
+  struct nsim_endpoint addr = *to;
+  addr.port = 0;
+  nsim_endpoint_str(&addr, dst);
+  nsim_endpoint_str(to, dstp);
+  unsigned port = to->port;
   if (!p->pid || p->exited) {
     snprintf(detail, detaillen, "%s is not running", p->name);
     return -ESRCH;
   }
-  struct nsim__reset_job job = {p->pid, htonl(ip), htons(port), 0};
+  struct nsim__reset_job job = {p->pid, *to, 0};
   struct nsim__conn conns[NSIM__MAX_CONNS];
   int failed = 0;
   int n = nsim__run_child(r, p, &job, conns, &failed, detail, detaillen);
   if (n < 0) return n;
   if (n == 0) {
-    snprintf(detail, detaillen, "%s has no TCP connection to %s:%u", p->name, dst, port);
+    snprintf(detail, detaillen, "%s has no TCP connection to %s", p->name, dstp);
     return -ENOENT;
   }
   int rc;
@@ -285,18 +315,20 @@ int nsim_sock_reset(struct nsim_run *r, const struct nsim_proc *p, uint32_t ip, 
   int done = nsim__run_child(r, p, &job, NULL, &failed, detail, detaillen);
   if (done < 0) return done;
   if (failed) {
-    snprintf(detail, detaillen, "the kernel refused to destroy %s's connection to %s:%u: %s%s",
-             p->name, dst, port, strerror(failed),
+    snprintf(detail, detaillen, "the kernel refused to destroy %s's connection to %s: %s%s",
+             p->name, dstp, strerror(failed),
              failed == EOPNOTSUPP ? " (it needs CONFIG_INET_DIAG_DESTROY)" : "");
     return -failed;
   }
   if (done == 0) {
-    snprintf(detail, detaillen, "%s's connection to %s:%u ended before it could be reset",
-             p->name, dst, port);
+    snprintf(detail, detaillen, "%s's connection to %s ended before it could be reset",
+             p->name, dstp);
     return -ENOENT;
   }
-  snprintf(detail, detaillen, "reset %d connection%s of %s to %s:%u (from %s:%u, %s); %s", done,
-           done == 1 ? "" : "s", p->name, dst, port, conns[0].src, conns[0].sport, conns[0].state,
+  int v6 = strchr(conns[0].src, ':') != NULL;
+  snprintf(detail, detaillen, "reset %d connection%s of %s to %s (from %s%s%s:%u, %s); %s", done,
+           done == 1 ? "" : "s", p->name, dstp, v6 ? "[" : "", conns[0].src, v6 ? "]" : "",
+           conns[0].sport, conns[0].state,
            peer_notices ? "the peer got the RST"
                         : "the RST and every later packet of it from the host dropped: the peer is not told");
   return done;

@@ -11,7 +11,8 @@
 
 #include <stdint.h>
 
-/* Resets p's TCP connections to ip:port (host byte order). With peer_notices the RST goes
+/* Resets p's TCP connections to `to` (IPv4 or IPv6; an IPv4 `to` also matches connections
+ * of dual-stack IPv6 sockets, where the kernel lists it v4-mapped). With peer_notices the RST goes
  * out as usual, so the peer learns at once; without, an nftables rule in p's namespace that
  * matches exactly those connections (both addresses and ports) first drops everything the
  * host would still send on them, the RST and the answers to whatever the peer sends later,
@@ -19,7 +20,7 @@
  * run and goes with the namespace. Returns the number of connections reset (at least 1) or
  * a negative code (-ENOENT: p has no such connection; -EOPNOTSUPP: the kernel cannot destroy
  * sockets); detail says what was done or why not. */
-int nsim_sock_reset(struct nsim_run *r, const struct nsim_proc *p, uint32_t ip, uint16_t port,
+int nsim_sock_reset(struct nsim_run *r, const struct nsim_proc *p, const struct nsim_endpoint *to,
                     int peer_notices, char *detail, size_t detaillen);
 
 #endif

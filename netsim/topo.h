@@ -18,6 +18,14 @@ enum nsim_router_kind {
   NSIM_ROUTER_SYMMETRIC, /* NAT with a fresh random external port per flow (per destination) */
 };
 
+/* Which IP versions a node has: on a host, its eth0; on a router, its WAN and what its LAN
+ * offers. IPv6 is routed without NAT (see router.c). */
+enum nsim_family {
+  NSIM_FAM_IPV4,         /* the default: IPv6 disabled on the uplink (not on lo) */
+  NSIM_FAM_DUAL,
+  NSIM_FAM_IPV6,         /* no IPv4 address on the uplink (lo keeps 127.0.0.1) */
+};
+
 /* Conditions of a node's uplink, applied in each direction. */
 struct nsim_linkcond {
   long delay_ms;         /* one-way delay */
@@ -45,6 +53,12 @@ struct nsim_node {
   int next_host;         /* routers: next automatic host address offset in the LAN */
 
   struct nsim_linkcond cond;
+
+  enum nsim_family family;
+  uint8_t addr6[16];     /* uplink IPv6 address (nodes with IPv6) */
+  uint8_t gw6[16];       /* IPv6 default gateway: the parent's LAN (or the core's) address */
+  uint8_t lan6_net[16];  /* routers with IPv6: their LAN /64 and their address in it */
+  uint8_t lan6_addr[16];
 };
 
 struct nsim_topo {
@@ -52,6 +66,9 @@ struct nsim_topo {
   uint8_t inet_plen;
   uint32_t inet_core;
   int next_inet;         /* next automatic address offset on the internet segment */
+  uint8_t inet6_net[16]; /* the internet's IPv6 /64; its ::1 is the core */
+  uint8_t inet6_core[16];
+  int has_v6;            /* some node has IPv6: the core routes the internet6 prefix */
   struct nsim_node nodes[NSIM_MAX_NODES];
   int nnodes;
 };
@@ -71,6 +88,13 @@ int nsim_topo_check_name(const char *name, char *err, size_t errlen);
  * naming the node and its line. */
 int nsim_topo_finish(struct nsim_topo *t, char *err, size_t errlen);
 
+/* The address a reference names (ref is the text between ${ and }): ip:NODE / wan:NODE (the
+ * uplink's IPv4 address), lan:ROUTER, ip6:NODE, lan6:ROUTER (IPv6, plain). Returns 0 with it
+ * in val; -EINVAL with the reason in why (a node that does not exist or lacks that family),
+ * or -EINVAL with why empty when ref is not an address reference at all. */
+int nsim_topo_addr_ref(const struct nsim_topo *t, const char *ref, char *val, size_t vlen,
+                       char *why, size_t whylen);
+
 const char *nsim_router_kind_name(enum nsim_router_kind k);
 int nsim_router_kind_parse(const char *s, enum nsim_router_kind *out);
 /* Whether the kind translates addresses (everything but public). */
@@ -83,5 +107,34 @@ int nsim_ip_parse(const char *s, uint32_t *out);
 int nsim_prefix_parse(const char *s, uint32_t *net, uint8_t *plen);
 const char *nsim_ip_str(uint32_t ip, char buf[16]);
 uint32_t nsim_mask(uint8_t plen);
+
+/* IPv6: "x:y::z" and "x:y::/64" (only /64: every segment is one /64), printing. */
+#define NSIM_IP6_STRLEN 46
+int nsim_ip6_parse(const char *s, uint8_t out[16]);
+int nsim_prefix6_parse(const char *s, uint8_t net[16]);
+const char *nsim_ip6_str(const uint8_t ip[16], char buf[NSIM_IP6_STRLEN]);
+
+/* An address with or without a port, either version: what scenarios write after expansion
+ * ("11.0.0.3:7000", "[2001:db8:11::3]:7000") and what programs print. */
+struct nsim_endpoint {
+  int family;            /* AF_INET or AF_INET6 */
+  uint32_t ip4;          /* AF_INET: host byte order */
+  uint8_t ip6[16];       /* AF_INET6 */
+  uint16_t port;         /* 0 when none was given */
+};
+#define NSIM_ENDPOINT_STRLEN 56
+/* "A.B.C.D:PORT" or "[V6]:PORT", port 1..65535. Returns 0 or -EINVAL. */
+int nsim_endpoint_parse(const char *s, struct nsim_endpoint *ep);
+/* An address alone: "A.B.C.D", "V6" or "[V6]"; a v4-mapped V6 (::ffff:a.b.c.d) is IPv4. */
+int nsim_addr_parse(const char *s, struct nsim_endpoint *ep);
+/* The same address (ports ignored), comparing v4-mapped IPv6 equal to IPv4. */
+int nsim_addr_equal(const struct nsim_endpoint *a, const struct nsim_endpoint *b);
+/* "A.B.C.D:PORT" / "[V6]:PORT", or the address alone when port is 0. */
+const char *nsim_endpoint_str(const struct nsim_endpoint *ep, char buf[NSIM_ENDPOINT_STRLEN]);
+
+const char *nsim_family_name(enum nsim_family f);
+int nsim_family_parse(const char *s, enum nsim_family *out);
+static inline int nsim_family_has4(enum nsim_family f) { return f != NSIM_FAM_IPV6; }
+static inline int nsim_family_has6(enum nsim_family f) { return f != NSIM_FAM_IPV4; }
 
 #endif

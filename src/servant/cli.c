@@ -17,7 +17,7 @@
 
 
 /* Long options without a short form. */
-enum { OPT_STATE_DIR = 0x100, OPT_INVITE, OPT_MANAGER_KEY };
+enum { OPT_STATE_DIR = 0x100, OPT_INVITE, OPT_MANAGER_KEY, OPT_NO_LOCAL_ADDRESSES };
 
 static const struct option sv_options[] = {
     {"config", required_argument, 0, 'c'},        {"name", required_argument, 0, 'n'},
@@ -31,6 +31,7 @@ static const struct option sv_options[] = {
     {"state-dir", required_argument, 0, OPT_STATE_DIR},
     {"invite", required_argument, 0, OPT_INVITE},
     {"manager-key", required_argument, 0, OPT_MANAGER_KEY},
+    {"no-local-addresses", no_argument, 0, OPT_NO_LOCAL_ADDRESSES},
     {0, 0, 0, 0}};
 static const char *sv_optstring = "c:n:m:P:p:l:b:UNCvhVM:r:R:";
 
@@ -54,6 +55,46 @@ static int sv__string(const char *opt, const char *s, char *out, size_t outlen) 
   return 0;
 }
 
+/* The manager's address: "HOST", "HOST:PORT", an IPv6 literal ("::1") or a bracketed one
+ * with or without a port ("[::1]", "[::1]:8585"). Brackets are for the reader: the host
+ * kept is the bare literal that name resolution takes. */
+static int sv__split_host(const char *opt, const char *arg, char *host, size_t hostlen, unsigned *port) {
+  const char *h = arg, *p = NULL;
+  size_t n = strlen(arg);
+  if (arg[0] == '[') {
+    const char *close = strchr(arg, ']');
+    if (!close || (close[1] && close[1] != ':')) goto bad;
+    h = arg + 1;
+    n = (size_t)(close - h);
+    if (close[1] == ':') p = close + 2;
+  } else {
+    const char *colon = strchr(arg, ':');
+    if (colon && !strchr(colon + 1, ':')) { /* one colon: HOST:PORT; more: an IPv6 literal */
+      n = (size_t)(colon - arg);
+      p = colon + 1;
+    }
+  }
+  if (n == 0 || n >= hostlen) goto bad;
+  if (p) {
+    uint64_t v = 0;
+    if (nm_parse_u64(p, strlen(p), &v) < 0 || v < 1 || v > 65535) goto bad;
+    *port = (unsigned)v;
+  }
+  memcpy(host, h, n);
+  host[n] = 0;
+  return 0;
+bad:
+  nm_log_error("--%s: expected HOST, HOST:PORT, an IPv6 address or [IPv6]:PORT, got \"%s\"", opt, arg);
+  return -1;
+}
+
+static int sv__manager(const char *arg, sv_config *cfg) {
+  unsigned port = 0;
+  if (sv__split_host("manager", arg, cfg->manager_host, sizeof cfg->manager_host, &port) < 0) return -1;
+  if (port) cfg->manager_port = port;
+  return 0;
+}
+
 static int sv__apply_option(sv_config *cfg, const sv_role *role, int opt, const char *arg) {
   if ((opt == 'M' || opt == 'r' || opt == 'R') && !role->relay_limits) {
     nm_log_error("that option is for natmesh-relay");
@@ -61,10 +102,11 @@ static int sv__apply_option(sv_config *cfg, const sv_role *role, int opt, const 
   }
   switch (opt) {
   case 'n': snprintf(cfg->name, sizeof cfg->name, "%s", arg); return 0;
-  case 'm': return sv__string("manager", arg, cfg->manager_host, sizeof cfg->manager_host);
+  case 'm': return sv__manager(arg, cfg);
   case 'P': return sv__uint("manager-port", arg, 1, 65535, &cfg->manager_port);
   case 'p': return sv__uint("port", arg, 0, 65535, &cfg->port);
-  case 'l': snprintf(cfg->listen, sizeof cfg->listen, "%s", arg); return 0;
+  case 'l': return sv__string("listen", arg, cfg->listen, sizeof cfg->listen);
+  case OPT_NO_LOCAL_ADDRESSES: cfg->local_addresses = 0; return 0;
   case 'b':
     if (nm_banlist_add(&cfg->bans, arg) == 0) return 0;
     nm_log_error("--ban: invalid or too many: \"%s\"", arg);
@@ -96,6 +138,13 @@ static void sv__default_name(sv_config *cfg, const sv_role *role) {
  * resolved into cfg->join; the manager link then uses manager_host and manager_port. */
 static int sv__resolve_join(sv_config *cfg) {
   char invite[NM_INVITE_MAX + 1] = "", err[512];
+  if (cfg->manager_host[0] == '[') {
+    char host[sizeof cfg->manager_host];
+    unsigned port = 0;
+    if (sv__split_host("connectionmgr", cfg->manager_host, host, sizeof host, &port) < 0) return -1;
+    memcpy(cfg->manager_host, host, sizeof host);
+    if (port && !cfg->manager_port) cfg->manager_port = port;
+  }
   if (cfg->invite[0] && sv_join_read_invite(cfg->invite, "invite", invite, sizeof invite, err, sizeof err) < 0) {
     nm_log_error("%s", err);
     return -1;
@@ -118,7 +167,8 @@ void sv_config_defaults(sv_config *cfg, const sv_role *role) {
   cfg->quiet = role->quiet;
   /* manager_host "" and manager_port 0: not given, the invite's address (or the default,
    * with --manager-key alone) applies. */
-  snprintf(cfg->listen, sizeof cfg->listen, "0.0.0.0");
+  snprintf(cfg->listen, sizeof cfg->listen, "::");
+  cfg->local_addresses = 1;
   cfg->nat_upnp = cfg->nat_natpmp = 1;
   cfg->nat_lease_s = 3600;
   cfg->max_clients = role->max_clients;

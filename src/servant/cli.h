@@ -26,8 +26,9 @@ typedef struct {
   char manager_host[256];
   unsigned manager_port;
   sv_join join;
-  char listen[64];
+  char listen[64]; /* default "::": both families (0.0.0.0 when the system has no IPv6) */
   unsigned port; /* 0: ask the manager for one */
+  int local_addresses; /* report our interface addresses to the manager (candidates) */
   nm_banlist bans;
   int nat_upnp, nat_natpmp;
   unsigned nat_lease_s;

@@ -15,6 +15,7 @@
   F("name", NM_CFG_STRING, 0, 0, name),                        \
   F("listen", NM_CFG_STRING, 0, 0, listen),                    \
   F("listen-port", NM_CFG_UINT, 0, 65535, port),               \
+  F("local-addresses", NM_CFG_BOOL, 0, 0, local_addresses),   \
   F("nat/upnp", NM_CFG_BOOL, 0, 0, nat_upnp),                  \
   F("nat/natpmp", NM_CFG_BOOL, 0, 0, nat_natpmp),              \
   F("nat/lease", NM_CFG_UINT, 30, 604800, nat_lease_s)

@@ -22,8 +22,9 @@ static void sv__print_peers(servant *sv) {
   if (!relay[0] && rl_nassigned(&sv->relay))
     snprintf(relay, sizeof relay, ", relaying for %zu", rl_nassigned(&sv->relay));
   const char *observed = sv_manager_observed_ip(sv);
-  printf("* peer %s %s %s:%u %s me, %s%s, key %s\n", sv->cfg.name, sv->id, observed[0] ? observed : "?",
-         sv_listen_port(sv), nm_reach_name(sv_manager_reach(sv)), sv_portmap_describe(sv, mapping, sizeof mapping),
+  char a[NM_ADDR_STRLEN];
+  printf("* peer %s %s %s %s me, %s%s, key %s\n", sv->cfg.name, sv->id,
+         nm_addr_str(observed[0] ? observed : "?", sv_listen_port(sv), a), nm_reach_name(sv_manager_reach(sv)), sv_portmap_describe(sv, mapping, sizeof mapping),
          relay, nm_identity_fingerprint(&sv->identity)->hex);
   n += sv_peers_print(sv, stdout);
   printf("end of peers (%zu)\n", n);

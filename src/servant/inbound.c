@@ -4,6 +4,7 @@
 #include "chat.h"
 #include "peers.h"
 #include "servant.h"
+#include "nm_addr.h"
 #include "nm_error.h"
 #include "nm_log.h"
 
@@ -282,24 +283,42 @@ int sv_inbound_init(servant *sv) {
   return nm_addrlimit_init(&ib->unauth, NULL);
 }
 
-int sv_listen(servant *sv, uint16_t port) {
+static int sv__bind_listener(servant *sv, const char *ip, uint16_t port, uv_tcp_t **out) {
   struct sockaddr_storage addr;
-  int rc = uv_ip4_addr(sv->cfg.listen, port, (struct sockaddr_in *)&addr);
-  if (rc < 0) rc = uv_ip6_addr(sv->cfg.listen, port, (struct sockaddr_in6 *)&addr);
-  if (rc < 0) return rc;
+  int rc = nm_addr_to_sockaddr(ip, port, &addr);
+  if (rc < 0) return UV_EINVAL;
   uv_tcp_t *l = malloc(sizeof *l);
   if (!l) return UV_ENOMEM;
   uv_tcp_init(sv->loop, l);
   l->data = sv;
+  /* No UV_TCP_IPV6ONLY: on "::" the socket takes both families (IPv4 peers show up as
+   * IPv4-mapped addresses, which nm_addr_from_sockaddr turns back into IPv4). */
   rc = uv_tcp_bind(l, (struct sockaddr *)&addr, 0);
   if (rc == 0) rc = uv_listen((uv_stream_t *)l, 128, sv__on_connection);
   if (rc < 0) {
     uv_close((uv_handle_t *)l, sv__free_handle);
     return rc;
   }
+  *out = l;
+  return 0;
+}
+
+int sv_listen(servant *sv, uint16_t port) {
+  uv_tcp_t *l = NULL;
+  const char *ip = sv->cfg.listen;
+  int rc = sv__bind_listener(sv, ip, port, &l);
+  /* The default "::" on a system without IPv6: IPv4 only, and said. */
+  if ((rc == UV_EAFNOSUPPORT || rc == UV_EADDRNOTAVAIL) && nm_addr_equal(ip, "::")) {
+    nm_log_info("no IPv6 on this system (%s): listening on IPv4 only", uv_strerror(rc));
+    ip = "0.0.0.0";
+    rc = sv__bind_listener(sv, ip, port, &l);
+  }
+  if (rc < 0) return rc;
   sv->inbound.listener = l;
   sv->inbound.port = port;
-  nm_log_info("listening for peers on %s:%u", sv->cfg.listen, port);
+  char a[NM_ADDR_STRLEN];
+  nm_log_info("listening for peers on %s%s", nm_addr_str(ip, port, a),
+              nm_addr_equal(ip, "::") ? " (both IPv6 and IPv4)" : "");
   return 0;
 }
 

@@ -13,9 +13,40 @@
 
 uint64_t sv_now_ms(servant *sv) { return uv_now(sv->loop); }
 
-int sv_bind_outgoing(servant *sv, nm_conn *c) {
+int sv_bind_outgoing(servant *sv, nm_conn *c, const struct sockaddr *dest) {
   if (!sv->bind_outgoing) return 0;
+  if (dest && dest->sa_family != sv->local_addr.ss_family) return 0;
   return uv_tcp_bind(&c->tcp, (struct sockaddr *)&sv->local_addr, 0);
+}
+
+size_t sv_local_addresses(char (*out)[NM_IP_STRLEN], size_t max) {
+  uv_interface_address_t *ifs = NULL;
+  int count = 0;
+  if (uv_interface_addresses(&ifs, &count) < 0) return 0;
+  /* Interface order within each family (the system lists the main interface first), then
+   * the families alternate so that a full list still holds both. */
+  char v6[NM_LOCAL_ADDRS_MAX][NM_IP_STRLEN], v4[NM_LOCAL_ADDRS_MAX][NM_IP_STRLEN];
+  size_t n6 = 0, n4 = 0;
+  for (int i = 0; i < count; i++) {
+    char ip[NM_IP_STRLEN];
+    uint16_t port;
+    if (ifs[i].is_internal || nm_addr_from_sockaddr((struct sockaddr *)&ifs[i].address, ip, sizeof ip, &port) < 0 ||
+        !nm_addr_is_candidate(ip))
+      continue;
+    int is6 = nm_addr_family(ip) == AF_INET6;
+    char (*list)[NM_IP_STRLEN] = is6 ? v6 : v4;
+    size_t *n = is6 ? &n6 : &n4, k;
+    for (k = 0; k < *n && !nm_addr_equal(list[k], ip); k++) {}
+    if (k < *n || *n == NM_LOCAL_ADDRS_MAX) continue;
+    memcpy(list[(*n)++], ip, NM_IP_STRLEN);
+  }
+  uv_free_interface_addresses(ifs, count);
+  size_t n = 0, i6 = 0, i4 = 0;
+  while (n < max && (i6 < n6 || i4 < n4)) {
+    if (i6 < n6) memcpy(out[n++], v6[i6++], NM_IP_STRLEN);
+    if (n < max && i4 < n4) memcpy(out[n++], v4[i4++], NM_IP_STRLEN);
+  }
+  return n;
 }
 
 /* The rate-limited log lines' summaries ("... 1529 more suppressed") come out even when
@@ -86,8 +117,7 @@ int sv_start(servant *sv, uv_loop_t *loop) {
   sv_config *cfg = &sv->cfg;
   sv->loop = loop;
   struct sockaddr_storage probe;
-  if (uv_ip4_addr(cfg->listen, 0, (struct sockaddr_in *)&probe) < 0 &&
-      uv_ip6_addr(cfg->listen, 0, (struct sockaddr_in6 *)&probe) < 0) {
+  if (nm_addr_to_sockaddr(cfg->listen, 0, &probe) < 0) {
     nm_log_error("listen address \"%s\" is not an IP address", cfg->listen);
     return -EINVAL;
   }
@@ -108,19 +138,21 @@ int sv_start(servant *sv, uv_loop_t *loop) {
   sv->has_name_bans = nm_banlist_has_names(&cfg->bans);
   /* With a specific listen address, outgoing connections leave from it too, so the
    * manager and peers see the address this servant listens on. */
-  if (strcmp(cfg->listen, "0.0.0.0") != 0 && strcmp(cfg->listen, "::") != 0) {
+  if (!nm_addr_equal(cfg->listen, "0.0.0.0") && !nm_addr_equal(cfg->listen, "::")) {
     sv->local_addr = probe;
     sv->bind_outgoing = 1;
   }
   if (cfg->port) {
     rc = sv_listen(sv, (uint16_t)cfg->port);
     if (rc < 0) {
-      nm_log_error("cannot listen on %s:%u: %s", cfg->listen, cfg->port, uv_strerror(rc));
+      char a[NM_ADDR_STRLEN];
+      nm_log_error("cannot listen on %s: %s", nm_addr_str(cfg->listen, (uint16_t)cfg->port, a), uv_strerror(rc));
       return rc;
     }
   }
-  nm_log_info("%s %s (%s) starting; manager %s:%u, key %s", nm_role_name(cfg->role), cfg->name, sv->id,
-              cfg->manager_host, cfg->manager_port, cfg->join.manager_fp.hex);
+  char ma[NM_ADDR_STRLEN + 200];
+  nm_log_info("%s %s (%s) starting; manager %s, key %s", nm_role_name(cfg->role), cfg->name, sv->id,
+              sv_manager_address(sv, ma, sizeof ma), cfg->join.manager_fp.hex);
   signal(SIGPIPE, SIG_IGN);
   uv_timer_init(loop, &sv->tick);
   sv->tick.data = sv;

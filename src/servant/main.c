@@ -15,6 +15,7 @@ static const sv_role sv_servant_role = {
         "usage: natmesh-servant (--invite INVITE | --invite @FILE | --manager-key FP) [--state-dir DIR]\n"
         "                       [--config config.xml] [--name NAME] [--manager HOST] [--manager-port N]\n"
         "                       [--port P] [--listen ADDR] [--ban TARGET]... [--no-upnp] [--no-natpmp]\n"
+        "                       [--no-local-addresses]\n"
         "                       [--check-config] [--verbose] [--version]\n"
         "A natmesh peer. Lines on stdin are published to every peer; lines from peers are\n"
         "printed as NAME: TEXT. Commands: /peers, /quit, /help. --port 0 (the default) asks\n"

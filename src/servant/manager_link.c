@@ -7,6 +7,7 @@
 #include "portmap.h"
 #include "pull.h"
 #include "servant.h"
+#include "nm_addr.h"
 #include "nm_error.h"
 #include "nm_log.h"
 
@@ -25,14 +26,15 @@ static void sv__mgr_resolve(servant *sv);
 static void sv__mgr_retry_cb(uv_timer_t *t) { sv__mgr_resolve(t->data); }
 
 static void sv__mgr_schedule_retry(servant *sv, const char *why) {
+  char ma[SV_MGR_ADDR_STRLEN];
   sv_manager_link *l = &sv->mgr;
   l->state = SV_MGR_IDLE;
   if (sv->stopping) return;
   unsigned delay = nm_backoff_next(&l->backoff);
   /* Say it once per outage; the retries themselves are debug noise. */
   nm_log(l->outage_logged ? NM_LOG_DEBUG : NM_LOG_WARN,
-         "manager %s:%u unreachable (%s); retrying in %.2f s, chat with known peers goes on",
-         sv->cfg.manager_host, sv->cfg.manager_port, why, delay / 1000.0);
+         "manager %s unreachable (%s); retrying in %.2f s, chat with known peers goes on",
+         sv_manager_address(sv, ma, sizeof ma), why, delay / 1000.0);
   l->outage_logged = 1;
   uv_timer_start(&l->retry, sv__mgr_retry_cb, delay, 0);
 }
@@ -54,6 +56,7 @@ static void sv__presented_key(const char *why, char out[NM_FINGERPRINT_HEX + 1])
  * say hello to it (a rogue manager would learn our name and secret, and feed us a peer
  * list). Said once per key, as an error: only the operator can fix it. */
 static void sv__mgr_wrong_key(servant *sv, nm_conn *c) {
+  char ma[SV_MGR_ADDR_STRLEN];
   sv_manager_link *l = &sv->mgr;
   const sv_join *j = &sv->cfg.join;
   const char *why = c->tls ? nm_tls_session_error(c->tls) : "";
@@ -63,9 +66,9 @@ static void sv__mgr_wrong_key(servant *sv, nm_conn *c) {
   l->wrong_key_logged = presented;
   l->outage_logged = 1; /* this error says it all: no "unreachable" warning after it */
   nm_log(again ? NM_LOG_DEBUG : NM_LOG_ERROR,
-         "manager at %s:%u presented key %s, but %s names %s: refusing to register there (retrying with "
+         "manager at %s presented key %s, but %s names %s: refusing to register there (retrying with "
          "backoff; check the address, or ask the manager's operator for a new invite)",
-         sv->cfg.manager_host, sv->cfg.manager_port, presented.hex[0] ? presented.hex : why,
+         sv_manager_address(sv, ma, sizeof ma), presented.hex[0] ? presented.hex : why,
          j->key_source == SV_KEY_FROM_INVITE ? "the invite" : "--manager-key", j->manager_fp.hex);
 }
 
@@ -85,6 +88,12 @@ static void sv__mgr_send_empty(servant *sv, uint8_t type) {
 int sv_manager_registered(servant *sv) { return sv->mgr.state == SV_MGR_REGISTERED; }
 
 const char *sv_manager_observed_ip(servant *sv) { return sv->mgr.observed_ip; }
+
+const char *sv_manager_address(servant *sv, char *buf, size_t len) {
+  const char *h = sv->cfg.manager_host;
+  snprintf(buf, len, strchr(h, ':') ? "[%s]:%u" : "%s:%u", h, sv->cfg.manager_port);
+  return buf;
+}
 
 nm_reach_state sv_manager_reach(servant *sv) { return sv->mgr.reach; }
 
@@ -123,10 +132,21 @@ static void sv__mgr_heartbeat(uv_timer_t *t) {
   sv__mgr_report_load(sv);
 }
 
+/* listening: our port, and (unless --no-local-addresses) our interface addresses, where
+ * peers behind the same router reach us (docs/protocol.md, "Candidates"). */
 static void sv__mgr_send_listening(servant *sv, uint16_t port, uint16_t busy) {
   nm_msg m = {.type = NM_MSG_LISTENING};
   m.u.listening.port = busy ? 0 : port;
   m.u.listening.busy = busy;
+  if (!busy && sv->cfg.local_addresses) {
+    m.u.listening.naddrs = sv_local_addresses(m.u.listening.addrs, NM_LOCAL_ADDRS_MAX);
+    if (m.u.listening.naddrs) {
+      char list[NM_LOCAL_ADDRS_MAX * NM_IP_STRLEN] = "";
+      for (size_t i = 0; i < m.u.listening.naddrs; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? " " : "", m.u.listening.addrs[i]);
+      nm_log_debug("reporting our local addresses to the manager: %s", list);
+    }
+  }
   sv__mgr_send(sv, &m);
 }
 
@@ -139,6 +159,7 @@ static int sv__mgr_on_welcome(void *session, const nm_msg *msg) {
   sv_manager_link *l = &sv->mgr;
   const nm_msg_welcome *w = &msg->u.welcome;
   snprintf(l->observed_ip, sizeof l->observed_ip, "%s", w->ip);
+  sv_peers_set_observed(sv, w->ip);
   nm_conn_deadline_clear(l->conn);
   /* Welcomed: an error frame from now on is not a refusal we report once (sv__mgr_refused)
    * but news, which nm_conn logs as it comes. */
@@ -149,7 +170,8 @@ static int sv__mgr_on_welcome(void *session, const nm_msg *msg) {
     int rc = sv_listen(sv, w->port);
     if (rc < 0) {
       if (sv->cfg.port) {
-        nm_log_error("cannot listen on %s:%u: %s", sv->cfg.listen, w->port, uv_strerror(rc));
+        char a[NM_ADDR_STRLEN];
+        nm_log_error("cannot listen on %s: %s", nm_addr_str(sv->cfg.listen, w->port, a), uv_strerror(rc));
         sv->stopping = 1;
         uv_stop(sv->loop);
         return 1;
@@ -264,19 +286,20 @@ static int sv__mgr_on_frame(nm_conn *c, uint8_t type, const char *payload, size_
  * (not invited, name taken, role not granted). A relay whose role is refused cannot do its
  * job: that ends it. A servant says it once and keeps trying (the operator may fix it). */
 static int sv__mgr_refused(servant *sv, nm_conn *c) {
+  char ma[SV_MGR_ADDR_STRLEN];
   sv_manager_link *l = &sv->mgr;
   const char *text = c->peer_error;
   if (sv->cfg.role == NM_ROLE_RELAY && strstr(text, "relay role")) {
-    nm_log_error("the manager at %s:%u refused to let this node relay: %s. Its key %s needs the relay role: "
+    nm_log_error("the manager at %s refused to let this node relay: %s. Its key %s needs the relay role: "
                  "a relay invite (natmesh-manager invite --relay) or --relay-key on the manager",
-                 sv->cfg.manager_host, sv->cfg.manager_port, text, nm_identity_fingerprint(&sv->identity)->hex);
+                 sv_manager_address(sv, ma, sizeof ma), text, nm_identity_fingerprint(&sv->identity)->hex);
     sv_fail(sv, "the relay role was refused");
     return 1;
   }
   int again = strcmp(text, l->refusal_logged) == 0;
   snprintf(l->refusal_logged, sizeof l->refusal_logged, "%s", text);
-  nm_log(again ? NM_LOG_DEBUG : NM_LOG_ERROR, "the manager at %s:%u refused to register us: %s (retrying with backoff)",
-         sv->cfg.manager_host, sv->cfg.manager_port, text);
+  nm_log(again ? NM_LOG_DEBUG : NM_LOG_ERROR, "the manager at %s refused to register us: %s (retrying with backoff)",
+         sv_manager_address(sv, ma, sizeof ma), text);
   l->outage_logged = 1;
   return 0;
 }
@@ -298,6 +321,7 @@ static void sv__mgr_closed(nm_conn *c) {
 }
 
 static void sv__mgr_connected(nm_conn *c, int status) {
+  char ma[SV_MGR_ADDR_STRLEN];
   servant *sv = c->data;
   if (status < 0) {
     /* Closed here without a log line of its own: sv__mgr_closed says it once per outage
@@ -331,8 +355,8 @@ static void sv__mgr_connected(nm_conn *c, int status) {
   OPENSSL_cleanse(h->secret, sizeof h->secret);
   /* Worth saying after an outage, unless the manager keeps refusing us (said once). */
   nm_log(sv->mgr.backoff.failures && !sv->mgr.refusal_logged[0] ? NM_LOG_INFO : NM_LOG_DEBUG,
-         "connected to manager %s:%u (key %s)",
-         sv->cfg.manager_host, sv->cfg.manager_port, nm_conn_peer_fingerprint(c)->hex);
+         "connected to manager %s (key %s)",
+         sv_manager_address(sv, ma, sizeof ma), nm_conn_peer_fingerprint(c)->hex);
 }
 
 static void sv__mgr_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
@@ -357,7 +381,7 @@ static void sv__mgr_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
   sv->mgr.state = SV_MGR_CONNECTING;
   /* Pinned: only the key the invite (or --manager-key) names completes the handshake. */
   int rc = nm_conn_set_tls(c, &sv->tls, NM_TLS_CLIENT, &sv->cfg.join.manager_fp);
-  if (rc == 0) rc = sv_bind_outgoing(sv, c);
+  if (rc == 0) rc = sv_bind_outgoing(sv, c, res->ai_addr);
   if (rc == 0) rc = nm_conn_connect(c, res->ai_addr, SV_CONNECT_TIMEOUT_MS, sv__mgr_connected);
   uv_freeaddrinfo(res);
   if (rc < 0) nm_conn_close(c, rc, NULL);

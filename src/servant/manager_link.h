@@ -51,6 +51,9 @@ void sv_manager_start(servant *sv);
 void sv_manager_stop(servant *sv);
 int sv_manager_registered(servant *sv);
 const char *sv_manager_observed_ip(servant *sv); /* "" until welcomed */
+/* The manager's host and port as logs write them: "[2001:db8::1]:8585", "host:8585". */
+#define SV_MGR_ADDR_STRLEN 272
+const char *sv_manager_address(servant *sv, char *buf, size_t len);
 nm_reach_state sv_manager_reach(servant *sv);
 
 /* Messages up to the manager; dropped while there is no session. */

@@ -1,11 +1,18 @@
 /* The peer table: one record per servant in the manager's list, each with the outbound
  * connection this servant publishes its chat on. Connections run TLS pinned to the key the
  * list gives for the peer, are opened once and reused; lines typed while a connection is not
- * up wait in a backlog bounded in lines, bytes and age. */
+ * up wait in a backlog bounded in lines, bytes and age.
+ *
+ * A peer may have several candidate addresses (its primary, mapped, observed and local
+ * ones). A connection is made by a dial round (nm_cand.h decides the order and the timing):
+ * Happy Eyeballs over the candidates, the first to complete TLS with the listed key wins and
+ * the others are closed without complaint. Only a round in which every candidate failed
+ * makes a complaint to the manager. */
 #include "peers.h"
 #include "chat.h"
 #include "inbound.h"
 #include "servant.h"
+#include "nm_addr.h"
 #include "nm_error.h"
 #include "nm_log.h"
 
@@ -36,8 +43,17 @@ static int sv__unreachable(const sv_peer *p) {
   return p->info.state == NM_REACH_SUSPICIOUS || p->info.state == NM_REACH_RELAYED;
 }
 
+static void sv__dial_timer_cb(uv_timer_t *t);
+
 void sv_peers_init(servant *sv) {
   sv->peers.wrong_key_log = (nm_log_rate)NM_LOG_RATE_INIT("peers presenting another key", 5);
+  uv_timer_init(sv->loop, &sv->peers.dial_timer);
+  sv->peers.dial_timer.data = sv;
+  sv->peers.dial_timer_open = 1;
+}
+
+void sv_peers_set_observed(servant *sv, const char *ip) {
+  snprintf(sv->peers.our_ip, sizeof sv->peers.our_ip, "%s", ip && nm_addr_family(ip) > 0 ? ip : "");
 }
 
 sv_peer *sv_peer_find(servant *sv, const char *id) {
@@ -116,9 +132,19 @@ static int sv__out_on_frame(nm_conn *c, uint8_t type, const char *payload, size_
   return nm_dispatch(&sv__out_table, c, c->data, 0, type, payload, len);
 }
 
+static void sv__dial_attempt_failed(servant *sv, sv_peer *p, size_t i, int status, const char *err);
+static void sv__dial_step(servant *sv, sv_peer *p);
+
 static void sv__out_closed(nm_conn *c) {
   sv_out *o = c->data;
-  if (o->peer && o->peer->out == o) {
+  if (o->peer && o->attempt >= 0 && o->peer->tries[o->attempt] == o) {
+    /* An attempt that ended without its connect callback (not expected: nm_conn calls it
+     * for every failure); counted as failed so the round cannot hang. */
+    sv_peer *p = o->peer;
+    p->tries[o->attempt] = NULL;
+    sv__dial_attempt_failed(o->sv, p, (size_t)o->attempt, c->close_err ? c->close_err : UV_ECONNRESET, NULL);
+    sv__dial_step(o->sv, p);
+  } else if (o->peer && o->peer->out == o) {
     sv_peer *p = o->peer;
     int was_up = p->out_ready;
     p->out = NULL;
@@ -139,35 +165,142 @@ static void sv__out_closed(nm_conn *c) {
   free(o);
 }
 
-/* The peer's TLS key is not the one the manager lists for its id: whoever answers at its
+/* The peer's TLS key is not the one the manager lists for its id: whoever answers at that
  * address is not that peer. Dropped, said (rate-limited: whoever holds the address can make
- * us say it), and reported to the manager like a peer we cannot reach, which it is. */
-static void sv__out_wrong_key(servant *sv, sv_peer *p, nm_conn *c) {
+ * us say it), and counted as a failed candidate like one we cannot reach, which it is. */
+static void sv__out_wrong_key(servant *sv, sv_peer *p, const nm_cand *cand, nm_conn *c) {
   const char *why = c->tls ? nm_tls_session_error(c->tls) : "";
+  char a[NM_ADDR_STRLEN];
   nm_log_ratelimited(&sv->peers.wrong_key_log, NM_LOG_WARN,
-                     "dropped the connection to %s at %s:%u: %s (the manager lists key %s for %s)", p->info.name,
-                     p->info.ip, p->info.port, why, p->fp.hex, p->info.id);
+                     "dropped the connection to %s at %s: %s (the manager lists key %s for %s)", p->info.name,
+                     nm_addr_str(cand->ip, cand->port, a), why, p->fp.hex, p->info.id);
+}
+
+static nm_complaint_reason sv__complaint_reason(int status) {
+  return status == UV_ETIMEDOUT ? NM_COMPLAINT_TIMEOUT : status == UV_ECONNREFUSED ? NM_COMPLAINT_REFUSED : NM_COMPLAINT_RESET;
+}
+
+/* ---- dialling: one Happy Eyeballs round over the peer's candidates ---------------------- */
+
+/* An attempt closed by us: it lost the race, or the round was abandoned. */
+static void sv__out_abandon(sv_out *o) {
+  o->peer = NULL;
+  nm_conn_close(&o->conn, 0, NULL);
+}
+
+static void sv__dial_abort(sv_peer *p) {
+  for (size_t i = 0; i < NM_CAND_DIAL_MAX; i++)
+    if (p->tries[i]) {
+      sv__out_abandon(p->tries[i]);
+      p->tries[i] = NULL;
+    }
+  p->dialing = 0;
+  p->dial_wake_ms = 0;
+}
+
+/* The shared timer fires at the earliest stagger deadline of any dialling peer. */
+static void sv__dial_timer_arm(servant *sv) {
+  if (!sv->peers.dial_timer_open || sv->stopping) return;
+  uint64_t next = 0, now = sv_now_ms(sv);
+  for (sv_peer *p = sv->peers.head; p; p = p->next)
+    if (p->dialing && p->dial_wake_ms && (!next || p->dial_wake_ms < next)) next = p->dial_wake_ms;
+  if (!next) {
+    uv_timer_stop(&sv->peers.dial_timer);
+    return;
+  }
+  uv_timer_start(&sv->peers.dial_timer, sv__dial_timer_cb, next > now ? next - now : 0, 0);
+}
+
+static void sv__dial_timer_cb(uv_timer_t *t) {
+  servant *sv = t->data;
+  uint64_t now = sv_now_ms(sv);
+  for (sv_peer *p = sv->peers.head; p; p = p->next)
+    if (p->dialing && p->dial_wake_ms && p->dial_wake_ms <= now) sv__dial_step(sv, p);
+  sv__dial_timer_arm(sv);
+}
+
+/* Every candidate of the round failed: now the peer is unreachable from here, and the
+ * manager hears it once for the round. */
+static void sv__dial_round_failed(servant *sv, sv_peer *p) {
+  const nm_cand *prim = &p->round.cand[p->round.primary];
+  char a[NM_ADDR_STRLEN];
+  p->dialing = 0;
+  p->dial_wake_ms = 0;
+  p->failed_cands = p->round.n;
+  size_t others = p->round.failed ? p->round.failed - 1 : 0;
+  if (others)
+    nm_log_info("cannot reach %s at %s: %s; its %zu other candidate%s failed too", p->info.name,
+                nm_addr_str(prim->ip, prim->port, a), p->round_err, others, others == 1 ? "" : "s");
+  else
+    nm_log_info("cannot reach %s at %s: %s", p->info.name, nm_addr_str(prim->ip, prim->port, a), p->round_err);
+  /* Tell the manager: enough of these from enough peers make it assign a relay. */
+  if (p->listed && !sv__unreachable(p) && sv->peers.on_unreachable)
+    sv->peers.on_unreachable(sv, p, p->round_why_set ? p->round_why : NM_COMPLAINT_REFUSED);
+  /* Try again later, backing off while the peer stays unreachable. */
+  nm_backoff_set_max(&p->backoff, sv__backoff_max(sv));
+  p->next_attempt_ms = sv_now_ms(sv) + nm_backoff_next(&p->backoff);
+}
+
+/* Attempt i did not get through: remembered for that address, and the round goes on. */
+static void sv__dial_attempt_failed(servant *sv, sv_peer *p, size_t i, int status, const char *err) {
+  const nm_cand *cand = &p->round.cand[i];
+  char a[NM_ADDR_STRLEN];
+  if (!err || !err[0]) err = nm_strerror(status);
+  nm_log_debug("candidate %s (%s) of %s failed: %s", nm_addr_str(cand->ip, cand->port, a),
+               nm_cand_kind_name(cand->kind), p->info.name, err);
+  /* The primary's reason is the one the manager judges by; else the first. */
+  if (i == p->round.primary || !p->round_why_set) {
+    p->round_why = sv__complaint_reason(status);
+    p->round_why_set = 1;
+    snprintf(p->round_err, sizeof p->round_err, "%s", err);
+  }
+  nm_cand_round_failed(&p->round, i);
+  nm_cand_memory_failed(&p->cand_memory, cand->ip, cand->port, sv_now_ms(sv));
+}
+
+/* The round's winner: it becomes the peer's connection. */
+static void sv__dial_won(servant *sv, sv_peer *p, sv_out *o) {
+  size_t i = (size_t)o->attempt;
+  p->tries[i] = NULL;
+  nm_cand_round_won(&p->round, i);
+  p->path = p->round.cand[i];
+  nm_cand_memory_succeeded(&p->cand_memory, p->path.ip, p->path.port);
+  for (size_t k = 0; k < NM_CAND_DIAL_MAX; k++)
+    if (p->tries[k]) {
+      sv__out_abandon(p->tries[k]);
+      p->tries[k] = NULL;
+    }
+  p->dialing = 0;
+  p->dial_wake_ms = 0;
+  p->failed_cands = 0;
+  o->attempt = -1;
+  p->out = o;
 }
 
 static void sv__out_connected(nm_conn *c, int status) {
   sv_out *o = c->data;
   sv_peer *p = o->peer;
-  if (!p) return;
+  if (!p || o->attempt < 0 || p->tries[o->attempt] != o) return;
   servant *sv = o->sv;
+  size_t i = (size_t)o->attempt;
   if (status < 0) {
-    nm_complaint_reason why = status == UV_ETIMEDOUT      ? NM_COMPLAINT_TIMEOUT
-                              : status == UV_ECONNREFUSED ? NM_COMPLAINT_REFUSED
-                                                          : NM_COMPLAINT_RESET;
+    p->tries[i] = NULL;
+    o->peer = NULL; /* nm_conn closes it; sv__out_closed frees it */
+    const char *tls_err = c->tls ? nm_tls_session_error(c->tls) : "";
     if (status == NM_EKEY) {
-      sv__out_wrong_key(sv, p, c);
+      sv__out_wrong_key(sv, p, &p->round.cand[i], c);
       nm_conn_close(c, status, NULL); /* said above */
-    } else {
-      nm_log_info("cannot reach %s at %s:%u: %s", p->info.name, p->info.ip, p->info.port,
-                  c->tls && nm_tls_session_error(c->tls)[0] ? nm_tls_session_error(c->tls) : nm_strerror(status));
     }
-    /* Tell the manager: enough of these from enough peers make it assign a relay. */
-    if (p->listed && !sv__unreachable(p) && sv->peers.on_unreachable) sv->peers.on_unreachable(sv, p, why);
-    return; /* nm_conn closes it; sv__out_closed schedules the retry */
+    sv__dial_attempt_failed(sv, p, i, status, tls_err);
+    sv__dial_step(sv, p);
+    return;
+  }
+  sv__dial_won(sv, p, o);
+  /* A peer reached at a banned address is banned, whatever the list says it is at. */
+  if (!p->banned && nm_banlist_match(&sv->cfg.bans, p->path.ip, NULL)) {
+    p->banned = 1;
+    nm_log_info("peer %s (%s) is banned by its address %s", p->info.name, p->info.id, p->path.ip);
+    sv_inbound_drop(sv, p->info.id, "banned");
   }
   /* TLS proved the listed key; peer-hello says which id we are, which the peer checks
    * against the key we proved. */
@@ -178,35 +311,72 @@ static void sv__out_connected(nm_conn *c, int status) {
   p->out_ready = 1;
   p->idle = 0;
   p->out_since_ms = sv_now_ms(sv);
-  nm_log_info("connected to %s at %s:%u", p->info.name, p->info.ip, p->info.port);
+  char a[NM_ADDR_STRLEN];
+  nm_conn_set_label(c, "peer %s", p->info.name);
+  nm_log_info("connected to %s at %s (%s)", p->info.name, nm_addr_str(p->path.ip, p->path.port, a),
+              nm_cand_kind_name(p->path.kind));
   sv__backlog_flush(sv, p);
+}
+
+/* Starts attempt i of the peer's round. A failure to even start counts as the attempt
+ * failing (the round then moves on at once). */
+static void sv__dial_attempt(servant *sv, sv_peer *p, size_t i) {
+  const nm_cand *cand = &p->round.cand[i];
+  struct sockaddr_storage addr;
+  char a[NM_ADDR_STRLEN];
+  int rc = nm_addr_to_sockaddr(cand->ip, cand->port, &addr);
+  sv_out *o = rc == 0 ? calloc(1, sizeof *o) : NULL;
+  if (!o) {
+    sv__dial_attempt_failed(sv, p, i, rc < 0 ? rc : UV_ENOMEM, NULL);
+    return;
+  }
+  o->sv = sv;
+  o->peer = p;
+  o->attempt = (int)i;
+  nm_conn_init(sv->loop, &o->conn, sv__out_on_frame, sv__out_closed, o);
+  nm_conn_set_label(&o->conn, "peer %s at %s", p->info.name, nm_addr_str(cand->ip, cand->port, a));
+  /* Pinned: only the key the manager lists for this peer completes the handshake, at
+   * whichever address answers. */
+  rc = nm_conn_set_tls(&o->conn, &sv->tls, NM_TLS_CLIENT, &p->fp);
+  if (rc == 0) rc = sv_bind_outgoing(sv, &o->conn, (struct sockaddr *)&addr);
+  if (rc == 0)
+    rc = nm_conn_connect(&o->conn, (struct sockaddr *)&addr, sv__connect_timeout_ms(sv), sv__out_connected);
+  if (rc < 0) {
+    o->peer = NULL;
+    nm_conn_close(&o->conn, rc, NULL);
+    sv__dial_attempt_failed(sv, p, i, rc, NULL);
+    return;
+  }
+  p->tries[i] = o;
+}
+
+/* Starts whatever the round says is due now; ends the round when every candidate failed;
+ * otherwise arms the timer for the next stagger. */
+static void sv__dial_step(servant *sv, sv_peer *p) {
+  uint64_t now = sv_now_ms(sv), wake = 0;
+  int i;
+  while (p->dialing && (i = nm_cand_round_next(&p->round, now, &wake)) >= 0) sv__dial_attempt(sv, p, (size_t)i);
+  if (!p->dialing) return;
+  p->dial_wake_ms = wake;
+  if (nm_cand_round_all_failed(&p->round)) sv__dial_round_failed(sv, p);
+  sv__dial_timer_arm(sv);
 }
 
 static void sv__peer_connect(servant *sv, sv_peer *p) {
   /* A dedicated relay publishes nothing of its own: it only receives and forwards. */
-  if (sv->cfg.quiet) return;
-  struct sockaddr_storage addr;
-  if (uv_ip4_addr(p->info.ip, p->info.port, (struct sockaddr_in *)&addr) < 0 &&
-      uv_ip6_addr(p->info.ip, p->info.port, (struct sockaddr_in6 *)&addr) < 0)
-    return;
-  sv_out *o = calloc(1, sizeof *o);
-  if (!o) return;
-  o->sv = sv;
-  o->peer = p;
-  nm_conn_init(sv->loop, &o->conn, sv__out_on_frame, sv__out_closed, o);
-  nm_conn_set_label(&o->conn, "peer %s", p->info.name);
-  p->out = o;
+  if (sv->cfg.quiet || p->out || p->dialing || sv->stopping) return;
+  if (nm_cand_round_begin(&p->round, &p->info, sv->peers.our_ip, &p->cand_memory, sv_now_ms(sv)) == 0) return;
+  memset(p->tries, 0, sizeof p->tries);
+  p->dialing = 1;
+  p->round_why_set = 0;
+  p->round_err[0] = 0;
   p->out_ready = 0;
   p->idle = 0;
-  /* Pinned: only the key the manager lists for this peer completes the handshake. */
-  int rc = nm_conn_set_tls(&o->conn, &sv->tls, NM_TLS_CLIENT, &p->fp);
-  if (rc == 0) rc = sv_bind_outgoing(sv, &o->conn);
-  if (rc == 0)
-    rc = nm_conn_connect(&o->conn, (struct sockaddr *)&addr, sv__connect_timeout_ms(sv), sv__out_connected);
-  if (rc < 0) nm_conn_close(&o->conn, rc, "connect failed");
+  sv__dial_step(sv, p);
 }
 
 static void sv__peer_disconnect(sv_peer *p) {
+  sv__dial_abort(p);
   if (!p->out) return;
   p->out->peer = NULL;
   nm_conn_close(&p->out->conn, 0, NULL);
@@ -230,6 +400,16 @@ static void sv__check_ban(servant *sv, sv_peer *p);
 /* The key decides who the peer is: its fingerprint is what TLS must present. */
 static void sv__peer_set_key(sv_peer *p) { nm_fingerprint_of_pubkey(p->info.key, &p->fp); }
 
+/* Whether the manager's candidates for the peer changed (another set, or another order). */
+static int sv__cands_changed(const nm_peer *a, const nm_peer *b) {
+  if (a->ncands != b->ncands) return 1;
+  for (size_t i = 0; i < a->ncands && i < NM_CANDS_MAX; i++)
+    if (a->cands[i].port != b->cands[i].port || a->cands[i].kind != b->cands[i].kind ||
+        !nm_addr_equal(a->cands[i].ip, b->cands[i].ip))
+      return 1;
+  return 0;
+}
+
 static void sv__peer_upsert(servant *sv, const nm_peer *info) {
   sv_peer *p = sv_peer_find(sv, info->id);
   if (!p) {
@@ -242,13 +422,15 @@ static void sv__peer_upsert(servant *sv, const nm_peer *info) {
     nm_lineq_init(&p->unconfirmed, SV_BACKLOG_MAX, SV_BACKLOG_BYTES_MAX, SV_BACKLOG_TTL_MS);
     p->next = sv->peers.head;
     sv->peers.head = p;
-    nm_log_info("peer joined: %s at %s:%u (key %.16s...)", info->name, info->ip, info->port, p->fp.hex);
+    char a[NM_ADDR_STRLEN];
+    nm_log_info("peer joined: %s at %s (key %.16s...)", info->name, nm_addr_str(info->ip, info->port, a), p->fp.hex);
     p->listed = 1;
     sv__check_ban(sv, p);
     if (!sv__unreachable(p)) sv__peer_connect(sv, p);
     return;
   }
   int moved = strcmp(p->info.ip, info->ip) != 0 || p->info.port != info->port;
+  int new_cands = sv__cands_changed(&p->info, info);
   int rekeyed = !nm_pubkey_equal(p->info.key, info->key);
   p->info = *info;
   p->listed = 1;
@@ -263,12 +445,22 @@ static void sv__peer_upsert(servant *sv, const nm_peer *info) {
   if (sv__unreachable(p)) {
     /* Its relay replays the last minute to it: our backlog for it is not needed. */
     nm_lineq_clear(&p->backlog);
-    if (p->out && !p->out_ready) sv__peer_disconnect(p);
+    if (p->dialing) sv__peer_disconnect(p);
     return;
   }
+  /* It moved: what failed at its old candidates says nothing about the new ones. */
+  if (moved || new_cands) nm_cand_memory_reset(&p->cand_memory);
   if (moved || rekeyed) {
     /* A new address (a port mapping appeared or went) or key: reconnect. */
-    if (moved) nm_log_info("peer %s now at %s:%u", info->name, info->ip, info->port);
+    char a[NM_ADDR_STRLEN];
+    if (moved) nm_log_info("peer %s now at %s", info->name, nm_addr_str(info->ip, info->port, a));
+    sv__peer_disconnect(p);
+    nm_backoff_reset(&p->backoff);
+    sv__peer_connect(sv, p);
+  } else if (new_cands && !p->out) {
+    /* New candidates while we have no connection: try them now. (A working connection is
+     * kept: the primary did not change.) */
+    nm_log_info("peer %s has new candidate addresses: dialling again", info->name);
     sv__peer_disconnect(p);
     nm_backoff_reset(&p->backoff);
     sv__peer_connect(sv, p);
@@ -319,7 +511,7 @@ void sv_peers_publish(servant *sv, const char *payload, size_t len) {
     } else if (!sv__unreachable(p)) {
       sv__backlog_push(sv, p, payload, len);
       /* Its connection was closed for being idle: a line is what reopens it. */
-      if (p->idle && !p->out) sv__peer_connect(sv, p);
+      if (p->idle && !p->out && !p->dialing) sv__peer_connect(sv, p);
     }
   }
 }
@@ -343,7 +535,7 @@ void sv_peers_tick(servant *sv) {
       nm_lineq_clear(&p->unconfirmed);
       nm_backoff_reset(&p->backoff);
     }
-    if (!p->out && now >= p->next_attempt_ms && !sv__unreachable(p) && (!p->idle || p->backlog.count))
+    if (!p->out && !p->dialing && now >= p->next_attempt_ms && !sv__unreachable(p) && (!p->idle || p->backlog.count))
       sv__peer_connect(sv, p);
     pp = &p->next;
   }
@@ -355,6 +547,36 @@ void sv_peers_close_all(servant *sv) {
     sv->peers.head = p->next;
     sv__peer_free(sv, p, NULL);
   }
+  if (sv->peers.dial_timer_open) uv_close((uv_handle_t *)&sv->peers.dial_timer, NULL);
+  sv->peers.dial_timer_open = 0;
+}
+
+/* The path our lines take to p, for /peers. */
+static const char *sv__path(servant *sv, const sv_peer *p, char *buf, size_t len) {
+  char a[NM_ADDR_STRLEN];
+  if (p->out_ready) {
+    snprintf(buf, len, "direct via %s (%s)", nm_addr_str(p->path.ip, p->path.port, a), nm_cand_kind_name(p->path.kind));
+    return buf;
+  }
+  size_t n = 0;
+  /* A failed round is the news until one succeeds (the retry rounds in between show it). */
+  if (p->failed_cands) {
+    snprintf(buf, len, "no direct path (%zu candidate%s failed)", p->failed_cands, p->failed_cands == 1 ? "" : "s");
+  } else if (p->dialing) {
+    snprintf(buf, len, "dialling (%zu candidate%s)", p->round.n, p->round.n == 1 ? "" : "s");
+  } else if (sv__unreachable(p)) {
+    snprintf(buf, len, "no direct path (unreachable)");
+  } else {
+    snprintf(buf, len, "not connected");
+  }
+  n = strlen(buf);
+  /* A relay between us: the peer pulls from one (its entry names it), or we do. */
+  const char *relay = p->info.relay[0] ? sv_peer_name(sv, p->info.relay) : NULL;
+  if (p->info.relay[0])
+    snprintf(buf + n, len - n, ", via relay %s", relay ? relay : p->info.relay);
+  else if (sv->pull.assigned)
+    snprintf(buf + n, len - n, ", via relay %s (we pull)", sv->pull.name);
+  return buf;
 }
 
 size_t sv_peers_print(servant *sv, FILE *out) {
@@ -362,8 +584,10 @@ size_t sv_peers_print(servant *sv, FILE *out) {
   for (sv_peer *p = sv->peers.head; p; p = p->next) {
     if (!p->listed) continue;
     n++;
-    fprintf(out, "  peer %s %s %s:%u %s%s%s key %s\n", p->info.name, p->info.id, p->info.ip, p->info.port,
-            nm_reach_name(p->info.state), p->out_ready ? " connected" : "", p->banned ? " banned" : "", p->fp.hex);
+    char a[NM_ADDR_STRLEN], path[160];
+    fprintf(out, "  peer %s %s %s %s%s%s key %s, %s\n", p->info.name, p->info.id, nm_addr_str(p->info.ip, p->info.port, a),
+            nm_reach_name(p->info.state), p->out_ready ? " connected" : "", p->banned ? " banned" : "", p->fp.hex,
+            sv__path(sv, p, path, sizeof path));
   }
   return n;
 }
@@ -403,8 +627,7 @@ static void sv__check_ban(servant *sv, sv_peer *p) {
   l->sv = sv;
   strcpy(l->id, p->info.id);
   struct sockaddr_storage addr;
-  if (uv_ip4_addr(p->info.ip, p->info.port, (struct sockaddr_in *)&addr) < 0 &&
-      uv_ip6_addr(p->info.ip, p->info.port, (struct sockaddr_in6 *)&addr) < 0) {
+  if (nm_addr_to_sockaddr(p->info.ip, p->info.port, &addr) < 0) {
     free(l);
     return;
   }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "nm_backoff.h"
+#include "nm_cand.h"
 #include "nm_conn.h"
 #include "nm_identity.h"
 #include "nm_lineq.h"
@@ -30,11 +31,14 @@ typedef struct servant servant;
 typedef struct sv_peer sv_peer;
 
 /* An outbound connection to a peer; heap-allocated so it can outlive the peer record
- * while libuv closes it. It only sends: a frame arriving on it is refused. */
+ * while libuv closes it. It only sends: a frame arriving on it is refused. While a dial
+ * round runs, each candidate tried has one (attempt: its index in the round); the first to
+ * complete TLS with the peer's key becomes the peer's connection (attempt -1). */
 typedef struct {
   nm_conn conn;
   servant *sv;
-  sv_peer *peer; /* NULL once the peer record is gone */
+  sv_peer *peer; /* NULL once the peer record is gone, or the attempt lost */
+  int attempt;   /* index in peer->round while dialling, -1 once it is peer->out */
 } sv_out;
 
 struct sv_peer {
@@ -43,8 +47,19 @@ struct sv_peer {
   int listed;                 /* in the manager's current list */
   uint64_t unlisted_since_ms; /* when a full list stopped naming it */
   int banned;                 /* its key, its address or that address's name is banned */
-  sv_out *out;
+  sv_out *out;                /* the connection we publish on (a round's winner) */
   int out_ready;
+  /* Dialling (nm_cand.h): one Happy Eyeballs round over its candidates at a time. */
+  int dialing;
+  nm_cand_round round;
+  sv_out *tries[NM_CAND_DIAL_MAX]; /* attempts in flight, by index in round */
+  uint64_t dial_wake_ms;      /* when the round starts its next attempt (0: none due) */
+  nm_cand_memory cand_memory; /* each candidate's failures: reset when the peer moves */
+  nm_complaint_reason round_why; /* the primary's failure, else the first one */
+  int round_why_set;
+  char round_err[128];        /* ... as text, for the log */
+  nm_cand path;               /* the candidate out is connected at */
+  size_t failed_cands;        /* candidates the last failed round tried (0: none failed) */
   int idle;                   /* our connection was closed after use (the peer closes idle
                                  ones): reconnect when there is something to send */
   uint64_t next_attempt_ms;
@@ -62,6 +77,9 @@ typedef struct {
    * turns this into a complaint. Set by whoever wires the servant together. */
   void (*on_unreachable)(servant *sv, const sv_peer *p, nm_complaint_reason why);
   nm_log_rate wrong_key_log;
+  char our_ip[NM_IP_STRLEN]; /* our address as the manager sees it (its welcome), or "" */
+  uv_timer_t dial_timer;     /* the next stagger deadline of any dialling peer */
+  int dial_timer_open;
 } sv_peers;
 
 void sv_peers_init(servant *sv);
@@ -71,6 +89,9 @@ const char *sv_peer_name(servant *sv, const char *id);
 size_t sv_peers_count(servant *sv); /* listed peers */
 int sv_peers_any(servant *sv);      /* 1 if any record, listed or in its grace period */
 void sv_peers_set_timing(servant *sv, unsigned heartbeat_s, unsigned timeout_s);
+/* Our own address as the manager observed it: a peer seen at the same one is very likely
+ * on our LAN, and its local candidates are dialled first. */
+void sv_peers_set_observed(servant *sv, const char *ip);
 void sv_peers_apply_full(servant *sv, const nm_peerlist *list);
 void sv_peers_upsert(servant *sv, const nm_peer *p);
 void sv_peers_remove(servant *sv, const char *id, const char *reason);
@@ -78,7 +99,9 @@ void sv_peers_remove(servant *sv, const char *id, const char *reason);
 void sv_peers_publish(servant *sv, const char *payload, size_t len);
 void sv_peers_tick(servant *sv);
 void sv_peers_close_all(servant *sv);
-/* One line per listed peer (for /peers); returns how many. */
+/* One line per listed peer (for /peers), with the path to it: "direct via ADDR (kind)",
+ * or "no direct path (N candidates failed)" and the relay between us if there is one;
+ * returns how many. */
 size_t sv_peers_print(servant *sv, FILE *out);
 
 #endif

@@ -1,6 +1,7 @@
 /* Port mapping for a peer; see portmap.h. Done again after every re-registration, since a
  * restarted manager knows nothing. */
 #include "portmap.h"
+#include "nm_addr.h"
 #include "servant.h"
 #include "nm_log.h"
 #include "nm_peerlist.h"
@@ -63,8 +64,10 @@ static void sv__on_portmap(nm_portmap *pm, nm_portmap_event ev, int status, cons
     p->have = 1;
     p->info = *info;
     p->double_nat = nm_portmap_is_double_nat(info->ext_ip, p->observed_ip) == 1;
-    nm_log_info("port mapping %s: %s %s:%u -> port %u, lease %u s", ev == NM_PM_MAPPED ? "made" : "redone",
-                nm_map_method_name(info->method), info->ext_ip, info->ext_port, info->int_port, info->lease_s);
+    char a[NM_ADDR_STRLEN];
+    nm_log_info("port mapping %s: %s %s -> port %u, lease %u s", ev == NM_PM_MAPPED ? "made" : "redone",
+                nm_map_method_name(info->method), nm_addr_str(info->ext_ip, info->ext_port, a), info->int_port,
+                info->lease_s);
     if (p->double_nat)
       nm_log_warn("double NAT: our router's external address %s is not the address the manager sees (%s); "
                   "the mapping cannot make us reachable from the internet",
@@ -145,10 +148,12 @@ void sv_portmap_close(servant *sv) {
 
 const char *sv_portmap_describe(servant *sv, char *buf, size_t len) {
   struct sv_mapper *p = sv->portmap.m;
+  char a[NM_ADDR_STRLEN];
   if (!p || !p->started) snprintf(buf, len, "mapping off");
   else if (!p->have) snprintf(buf, len, "no mapping");
   else
-    snprintf(buf, len, "mapped by %s at %s:%u%s", nm_map_method_name(p->info.method), p->info.ext_ip,
-             p->info.ext_port, p->double_nat ? " (double NAT: not reachable)" : "");
+    snprintf(buf, len, "mapped by %s at %s%s", nm_map_method_name(p->info.method),
+             nm_addr_str(p->info.ext_ip, p->info.ext_port, a),
+             p->double_nat ? " (double NAT: not reachable)" : "");
   return buf;
 }

@@ -5,6 +5,7 @@
 #include "pull.h"
 #include "chat.h"
 #include "servant.h"
+#include "nm_addr.h"
 #include "nm_error.h"
 #include "nm_log.h"
 
@@ -54,8 +55,9 @@ static void sv__pull_connected(nm_conn *c, int status) {
   if (sv->pull.conn != c) return;
   if (status == NM_EKEY) {
     /* Whoever answers at the relay's address is not the relay the manager named. */
-    nm_log_ratelimited(&sv->pull.wrong_key_log, NM_LOG_WARN, "not pulling from relay %s at %s:%u: %s",
-                       sv->pull.name, sv->pull.ip, sv->pull.port, c->tls ? nm_tls_session_error(c->tls) : "");
+    char a[NM_ADDR_STRLEN];
+    nm_log_ratelimited(&sv->pull.wrong_key_log, NM_LOG_WARN, "not pulling from relay %s at %s: %s", sv->pull.name,
+                       nm_addr_str(sv->pull.ip, sv->pull.port, a), c->tls ? nm_tls_session_error(c->tls) : "");
     nm_conn_close(c, status, NULL);
     return;
   }
@@ -68,14 +70,13 @@ static void sv__pull_connected(nm_conn *c, int status) {
   nm_frame_reader_set_max(&c->reader, SV_CHAT_FRAME_MAX);
   sv->pull.ready = 1;
   nm_backoff_reset(&sv->pull.backoff);
-  nm_log_info("pulling from relay %s at %s:%u", sv->pull.name, sv->pull.ip, sv->pull.port);
+  char a[NM_ADDR_STRLEN];
+  nm_log_info("pulling from relay %s at %s", sv->pull.name, nm_addr_str(sv->pull.ip, sv->pull.port, a));
 }
 
 static void sv__pull_connect(servant *sv) {
   struct sockaddr_storage addr;
-  if (uv_ip4_addr(sv->pull.ip, sv->pull.port, (struct sockaddr_in *)&addr) < 0 &&
-      uv_ip6_addr(sv->pull.ip, sv->pull.port, (struct sockaddr_in6 *)&addr) < 0)
-    return;
+  if (nm_addr_to_sockaddr(sv->pull.ip, sv->pull.port, &addr) < 0) return;
   nm_conn *c = malloc(sizeof *c);
   if (!c) return;
   nm_conn_init(sv->loop, c, sv__pull_on_frame, sv__pull_closed, sv);
@@ -83,7 +84,7 @@ static void sv__pull_connect(servant *sv) {
   sv->pull.conn = c;
   /* Pinned: only the key relay-assign names completes the handshake. */
   int rc = nm_conn_set_tls(c, &sv->tls, NM_TLS_CLIENT, &sv->pull.fp);
-  if (rc == 0) rc = sv_bind_outgoing(sv, c);
+  if (rc == 0) rc = sv_bind_outgoing(sv, c, (struct sockaddr *)&addr);
   if (rc == 0) rc = nm_conn_connect(c, (struct sockaddr *)&addr, SV_CONNECT_TIMEOUT_MS, sv__pull_connected);
   if (rc < 0) nm_conn_close(c, rc, "connect to relay failed");
 }
@@ -120,7 +121,8 @@ void sv_pull_on_assign(servant *sv, const nm_msg_relay_assign *a) {
   p->wrong_key_log = (nm_log_rate)NM_LOG_RATE_INIT("relays presenting another key", 2);
   nm_backoff_init(&p->backoff, SV_PULL_BACKOFF_FIRST_MS, SV_PULL_BACKOFF_MAX_MS, 1);
   p->assigned = 1;
-  nm_log_info("the manager judged us unreachable: relay %s at %s:%u assigned", p->name, p->ip, p->port);
+  char addr[NM_ADDR_STRLEN];
+  nm_log_info("the manager judged us unreachable: relay %s at %s assigned", p->name, nm_addr_str(p->ip, p->port, addr));
   sv__pull_connect(sv);
 }
 

@@ -36,6 +36,7 @@
 #include "portmap.h"
 #include "pull.h"
 #include "relaying.h"
+#include "nm_addr.h"
 #include "nm_identity.h"
 #include "nm_tls.h"
 
@@ -85,7 +86,12 @@ void sv_fail(servant *sv, const char *why);
 void sv_release(servant *sv);
 
 uint64_t sv_now_ms(servant *sv);
-/* With --listen, outgoing connections leave from that address too. */
-int sv_bind_outgoing(servant *sv, nm_conn *c);
+/* With --listen ADDR, outgoing connections to ADDR's family leave from ADDR too (one to
+ * the other family is left to the system: ADDR could not send it). */
+int sv_bind_outgoing(servant *sv, nm_conn *c, const struct sockaddr *dest);
+/* Our interface addresses that can be candidates (nm_addr_is_candidate: no loopback, no
+ * link-local), both families alternating, IPv6 first, each once; at most max. Returns how
+ * many. */
+size_t sv_local_addresses(char (*out)[NM_IP_STRLEN], size_t max);
 
 #endif

@@ -5,8 +5,14 @@
     tcp_hold.py server PORT        accepts connections and keeps them; every 200 ms it writes
                                    "tick" on each, so a peer whose socket is gone answers
                                    with an RST (unless something drops it)
-    tcp_hold.py client ADDR PORT   connects, reads until the connection fails, says how, and
-                                   connects again 200 ms later, like a servant to its manager
+    tcp_hold.py client ADDR PORT [dual]
+                                   connects, reads until the connection fails, says how, and
+                                   connects again 200 ms later, like a servant to its manager;
+                                   ADDR may be IPv6; with "dual" an IPv4 ADDR is reached from
+                                   an IPv6 socket (v4-mapped), as a dual-stack program does
+
+The server listens dual-stack on :: (IPv4 peers arrive v4-mapped), or on 0.0.0.0 where the
+host has no IPv6.
 
 One line per event, so a scenario can wait for it:
     server: "listening", "accepted IP:PORT", "closed IP:PORT", "reset (ERRNO) IP:PORT"
@@ -25,9 +31,15 @@ def say(text):
 
 
 def server(port):
-    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lsock.bind(("0.0.0.0", port))
+    try:
+        lsock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lsock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        lsock.bind(("::", port))
+    except OSError:
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lsock.bind(("0.0.0.0", port))
     lsock.listen(16)
     say("listening")
     conns = {}
@@ -60,9 +72,15 @@ def server(port):
                     gone(c, f"reset ({errno.errorcode.get(e.errno, e.errno)})")
 
 
-def client(addr, port):
+def client(addr, port, dual=False):
+    if ":" in addr:
+        family = socket.AF_INET6
+    elif dual:
+        family, addr = socket.AF_INET6, "::ffff:" + addr
+    else:
+        family = socket.AF_INET
     while True:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(family, socket.SOCK_STREAM)
         try:
             s.connect((addr, port))
         except OSError as e:
@@ -85,8 +103,8 @@ def client(addr, port):
 def main(argv):
     if len(argv) == 3 and argv[1] == "server":
         server(int(argv[2]))
-    elif len(argv) == 4 and argv[1] == "client":
-        client(argv[2], int(argv[3]))
+    elif len(argv) in (4, 5) and argv[1] == "client" and argv[4:] in ([], ["dual"]):
+        client(argv[2], int(argv[3]), argv[4:] == ["dual"])
     else:
         sys.stderr.write(__doc__)
         return 2
