@@ -44,31 +44,39 @@ PACKET_STATISTICS = 6
 
 
 def port_filter(port, lo, hi):
-    """Classic BPF: IPv4 TCP (first fragments) to or from port or a port in lo..hi."""
+    """Classic BPF: TCP over IPv4 (first fragments) or IPv6 (TCP right after the fixed
+    header) to or from port or a port in lo..hi. Both families: since issue 10 servants dial
+    a peer's candidates, IPv6 first, and on one host those include its interface addresses
+    (their traffic crosses lo too)."""
     prog = [
         (0x28, 0, 0, 12),          # 0  ldh [12]         ethertype
-        (0x15, 0, 14, 0x0800),     # 1  jeq IPv4, else drop
+        (0x15, 0, 6, 0x0800),      # 1  jeq IPv4, else 8
         (0x30, 0, 0, 23),          # 2  ldb [23]         protocol
-        (0x15, 0, 12, 6),          # 3  jeq TCP, else drop
+        (0x15, 0, 17, 6),          # 3  jeq TCP, else drop
         (0x28, 0, 0, 20),          # 4  ldh [20]         fragment offset
-        (0x45, 10, 0, 0x1fff),     # 5  jset: a later fragment, drop
+        (0x45, 15, 0, 0x1fff),     # 5  jset: a later fragment, drop
         (0xb1, 0, 0, 14),          # 6  ldxb 4*([14]&0xf) IP header length
-        (0x48, 0, 0, 14),          # 7  ldh [x+14]       source port
-        (0x15, 6, 0, port),        # 8  jeq port: accept
-        (0x35, 0, 1, lo),          # 9  jge lo, else 11
-        (0x25, 0, 4, hi),          # 10 jgt hi: 11, else accept
-        (0x48, 0, 0, 16),          # 11 ldh [x+16]       destination port
-        (0x15, 2, 0, port),        # 12 jeq port: accept
-        (0x35, 0, 2, lo),          # 13 jge lo, else drop
-        (0x25, 1, 0, hi),          # 14 jgt hi: drop, else accept
-        (0x06, 0, 0, 262144),      # 15 accept
-        (0x06, 0, 0, 0),           # 16 drop
+        (0x05, 0, 0, 4),           # 7  ja 12
+        (0x15, 0, 12, 0x86dd),     # 8  jeq IPv6, else drop
+        (0x30, 0, 0, 20),          # 9  ldb [20]         next header
+        (0x15, 0, 10, 6),          # 10 jeq TCP, else drop
+        (0x01, 0, 0, 40),          # 11 ldx #40          fixed header length
+        (0x48, 0, 0, 14),          # 12 ldh [x+14]       source port
+        (0x15, 6, 0, port),        # 13 jeq port: accept
+        (0x35, 0, 1, lo),          # 14 jge lo, else 16
+        (0x25, 0, 4, hi),          # 15 jgt hi: 16, else accept
+        (0x48, 0, 0, 16),          # 16 ldh [x+16]       destination port
+        (0x15, 2, 0, port),        # 17 jeq port: accept
+        (0x35, 0, 2, lo),          # 18 jge lo, else drop
+        (0x25, 1, 0, hi),          # 19 jgt hi: drop, else accept
+        (0x06, 0, 0, 262144),      # 20 accept
+        (0x06, 0, 0, 0),           # 21 drop
     ]
     return prog
 
 
 class Tap:
-    """Captures the IPv4 TCP segments on lo to or from a port of interest (a socket filter
+    """Captures the TCP segments (IPv4 and IPv6) on lo to or from a port of interest (a socket filter
     does the choosing), in a thread; counts bytes per port of interest and the segments
     holding any of the needles (a tail of each flow is kept, so a needle split across two
     segments is found too)."""
@@ -121,11 +129,15 @@ class Tap:
             self._segment(pkt[14:])
 
     def _segment(self, ip):
-        if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 6:
+        if len(ip) >= 40 and ip[0] >> 4 == 6 and ip[6] == 6:
+            tcp = ip[40:40 + struct.unpack(">H", ip[4:6])[0]]
+            src, dst = ip[8:24], ip[24:40]
+        elif len(ip) >= 20 and ip[0] >> 4 == 4 and ip[9] == 6:
+            ihl = (ip[0] & 15) * 4
+            tcp = ip[ihl:struct.unpack(">H", ip[2:4])[0]]
+            src, dst = ip[12:16], ip[16:20]
+        else:
             return
-        ihl = (ip[0] & 15) * 4
-        total = struct.unpack(">H", ip[2:4])[0]
-        tcp = ip[ihl:total]
         if len(tcp) < 20:
             return
         sport, dport = struct.unpack(">HH", tcp[:4])
@@ -135,7 +147,7 @@ class Tap:
         for p in (sport, dport):
             if p in self.ports:
                 self.bytes[p] = self.bytes.get(p, 0) + len(payload)
-        flow = (ip[12:16], sport, ip[16:20], dport)
+        flow = (src, sport, dst, dport)
         data = self._tails.get(flow, b"") + payload
         for name, needle in list(self.needles.items()):
             if needle in data:
