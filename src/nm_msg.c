@@ -579,7 +579,7 @@ static int nm__dec_mapping(nm__dec *d, nm_msg_mapping *m) {
 }
 
 static int nm__dec_complaint(nm__dec *d, nm_msg_complaint *m) {
-  unsigned reason;
+  unsigned reason = 0; /* set by nm_read_enum; gcc cannot see it through NM__CHECK */
   NM__CHECK(nm_read_id(d->root, d->msg, "accused", 0, m->accused, d->err, d->errlen));
   NM__CHECK(nm_read_enum(d->root, d->msg, "reason", 0, nm__complaint_names,
                          NM__COUNT(nm__complaint_names), &reason, d->err, d->errlen));

@@ -1,0 +1,84 @@
+#include "nm_status_json.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A member that may be unknown: a string, or null when empty. */
+static json_t *nm__str_or_null(const char *s) { return s[0] ? json_string(s) : json_null(); }
+
+/* "alice bob +3" -> ["alice", "bob", "+3"]: the manager's list within its budget, as is. */
+static json_t *nm__names(const char *s) {
+  json_t *a = json_array();
+  const char *p = s;
+  while (a && *p) {
+    while (*p == ' ') p++;
+    size_t n = strcspn(p, " ");
+    if (n) json_array_append_new(a, json_stringn(p, n));
+    p += n;
+  }
+  return a;
+}
+
+static json_t *nm__servant(const nm_status_servant *s) {
+  json_t *o = json_object();
+  if (!o) return NULL;
+  json_object_set_new(o, "id", json_string(s->id));
+  json_object_set_new(o, "name", json_string(s->name));
+  json_object_set_new(o, "role", json_string(nm_role_name(s->role)));
+  json_object_set_new(o, "ip", nm__str_or_null(s->ip));
+  json_object_set_new(o, "port", json_integer(s->port));
+  json_object_set_new(o, "dial_ip", nm__str_or_null(s->dial_ip[0] ? s->dial_ip : s->ip));
+  json_object_set_new(o, "dial_port", json_integer(s->dial_port ? s->dial_port : s->port));
+  json_object_set_new(o, "state", json_string(nm_reach_name(s->state)));
+  json_object_set_new(o, "mapping", json_string(nm_mapping_name(s->mapping)));
+  json_object_set_new(o, "ext_ip", nm__str_or_null(s->ext_ip));
+  json_object_set_new(o, "ext_port", s->ext_port ? json_integer(s->ext_port) : json_null());
+  json_object_set_new(o, "relay", nm__str_or_null(s->relay));
+  json_object_set_new(o, "relay_name", nm__str_or_null(s->relay[0] ? s->relay_name : ""));
+  json_object_set_new(o, "relay_reason",
+                      s->relay[0] && s->relay_reason ? json_string(nm_relay_reason_name(s->relay_reason))
+                                                     : json_null());
+  json_object_set_new(o, "unreached_by", nm__names(s->unreached_by));
+  json_object_set_new(o, "unserved", nm__names(s->unserved));
+  json_object_set_new(o, "last_heartbeat_ms",
+                      s->has_last_heartbeat ? json_integer((json_int_t)s->last_heartbeat_ms) : json_null());
+  json_object_set_new(o, "connected_s", json_integer((json_int_t)s->connected_s));
+  json_object_set_new(o, "complaints", json_integer(s->complaints));
+  json_object_set_new(o, "clients", json_integer(s->clients));
+  json_object_set_new(o, "max_clients", json_integer(s->max_clients));
+  json_object_set_new(o, "attached", json_integer((json_int_t)s->attached));
+  json_object_set_new(o, "bytes_in", json_integer((json_int_t)s->bytes_in));
+  json_object_set_new(o, "bytes_out", json_integer((json_int_t)s->bytes_out));
+  json_object_set_new(o, "drops", json_integer((json_int_t)s->drops));
+  return o;
+}
+
+int nm_status_to_json(const nm_status *st, int pretty, char **out, size_t *outlen) {
+  *out = NULL;
+  json_t *root = json_object();
+  json_t *servants = json_array();
+  int rc = -ENOMEM;
+  if (!root || !servants) goto done;
+  json_object_set_new(root, "schema", json_integer(NM_STATUS_JSON_SCHEMA));
+  json_object_set_new(root, "version", json_integer((json_int_t)st->version));
+  json_object_set_new(root, "heartbeat_s", json_integer(st->heartbeat));
+  json_object_set_new(root, "timeout_s", json_integer(st->timeout));
+  json_object_set_new(root, "servants_count", json_integer((json_int_t)st->count));
+  for (size_t i = 0; i < st->count; i++) {
+    json_t *s = nm__servant(&st->servants[i]);
+    if (!s || json_array_append_new(servants, s) < 0) goto done;
+  }
+  json_object_set(root, "servants", servants);
+  /* Keys in insertion order: the same status always gives the same text. */
+  *out = json_dumps(root, JSON_PRESERVE_ORDER | (pretty ? JSON_INDENT(2) : JSON_COMPACT));
+  if (*out) {
+    if (outlen) *outlen = strlen(*out);
+    rc = 0;
+  }
+done:
+  json_decref(servants);
+  json_decref(root);
+  return rc;
+}
