@@ -263,14 +263,39 @@ static int nm__enc_hello(nm_xml_writer *w, const nm_msg_hello *h) {
 static int nm__enc_welcome(nm_xml_writer *w, const nm_msg_welcome *m) {
   if (!nm_id_valid(m->id) || !nm_ip_valid(m->ip) || !nm__valid_port(m->port) ||
       m->heartbeat_s < NM__HEARTBEAT_MIN || m->heartbeat_s > NM__HEARTBEAT_MAX ||
-      m->timeout_s < NM__TIMEOUT_MIN || m->timeout_s > NM__TIMEOUT_MAX)
+      m->timeout_s < NM__TIMEOUT_MIN || m->timeout_s > NM__TIMEOUT_MAX || m->naddrs > NM_MANAGER_ADDRS_MAX)
     return -EINVAL;
+  for (size_t i = 0; i < m->naddrs; i++)
+    if (!nm_addr_is_candidate(m->addrs[i].ip) || !nm__valid_port(m->addrs[i].port)) return -EINVAL;
   nm_xml_writer_start(w, "welcome");
   nm_xml_writer_attr(w, "id", m->id);
   nm_xml_writer_attr(w, "ip", m->ip);
   nm_xml_writer_attr_u64(w, "port", m->port);
   nm_xml_writer_attr_u64(w, "heartbeat", m->heartbeat_s);
   nm_xml_writer_attr_u64(w, "timeout", m->timeout_s);
+  for (size_t i = 0; i < m->naddrs; i++) {
+    nm_xml_writer_start(w, "addr");
+    nm_xml_writer_attr(w, "ip", m->addrs[i].ip);
+    nm_xml_writer_attr_u64(w, "port", m->addrs[i].port);
+    nm_xml_writer_end(w);
+  }
+  nm_xml_writer_end(w);
+  return 0;
+}
+
+static int nm__enc_observe(nm_xml_writer *w, const nm_msg_observe *m) {
+  if (!nm_id_valid(m->id)) return -EINVAL;
+  nm_xml_writer_start(w, "observe");
+  nm_xml_writer_attr(w, "id", m->id);
+  nm_xml_writer_end(w);
+  return 0;
+}
+
+static int nm__enc_observed(nm_xml_writer *w, const nm_msg_observed *m) {
+  if (!nm_ip_valid(m->ip) || !nm__valid_port(m->port)) return -EINVAL;
+  nm_xml_writer_start(w, "observed");
+  nm_xml_writer_attr(w, "ip", m->ip);
+  nm_xml_writer_attr_u64(w, "port", m->port);
   nm_xml_writer_end(w);
   return 0;
 }
@@ -483,6 +508,8 @@ int nm_msg_encode(const nm_msg *m, nm_msgbuf *out) {
   case NM_MSG_PEER_HELLO: rc = nm__enc_peer_hello(&w, &m->u.peer_hello); break;
   case NM_MSG_CHAT: rc = nm__enc_chat(&w, &m->u.chat); break;
   case NM_MSG_PULL: rc = nm__enc_pull(&w, &m->u.pull); break;
+  case NM_MSG_OBSERVE: rc = nm__enc_observe(&w, &m->u.observe); break;
+  case NM_MSG_OBSERVED: rc = nm__enc_observed(&w, &m->u.observed); break;
   default: rc = -EINVAL; break;
   }
   if (rc < 0) {
@@ -534,7 +561,32 @@ static int nm__dec_welcome(nm__dec *d, nm_msg_welcome *m) {
                          &m->heartbeat_s, d->err, d->errlen));
   NM__CHECK(nm_read_uint(n, d->msg, "timeout", 0, NM__TIMEOUT_MIN, NM__TIMEOUT_MAX, &m->timeout_s,
                          d->err, d->errlen));
+  for (xmlNode *c = n->children; c; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "addr") != 0) continue;
+    if (m->naddrs == NM_MANAGER_ADDRS_MAX) {
+      snprintf(d->err, d->errlen, "%s: more than %d addresses", d->msg, NM_MANAGER_ADDRS_MAX);
+      return NM_EMSG;
+    }
+    char ctx[48], ip[64];
+    snprintf(ctx, sizeof ctx, "%s: addr %zu", d->msg, m->naddrs + 1);
+    NM__CHECK(nm_read_ip(c, ctx, "ip", 0, ip, d->err, d->errlen));
+    if (!nm_addr_is_candidate(ip)) {
+      snprintf(d->err, d->errlen, "%s: not a usable address", ctx);
+      return NM_EMSG;
+    }
+    NM__CHECK(nm_read_port(c, ctx, "port", 0, 0, &m->addrs[m->naddrs].port, d->err, d->errlen));
+    memcpy(m->addrs[m->naddrs++].ip, ip, strlen(ip) + 1);
+  }
   return 0;
+}
+
+static int nm__dec_observe(nm__dec *d, nm_msg_observe *m) {
+  return nm_read_id(d->root, d->msg, "id", 0, m->id, d->err, d->errlen);
+}
+
+static int nm__dec_observed(nm__dec *d, nm_msg_observed *m) {
+  NM__CHECK(nm_read_ip(d->root, d->msg, "ip", 0, m->ip, d->err, d->errlen));
+  return nm_read_port(d->root, d->msg, "port", 0, 0, &m->port, d->err, d->errlen);
 }
 
 static int nm__dec_listening(nm__dec *d, nm_msg_listening *m) {
@@ -732,6 +784,7 @@ static int nm__is_xml_type(uint8_t type) {
   case NM_MSG_DELTA: case NM_MSG_HEARTBEAT: case NM_MSG_HEARTBEAT_ACK: case NM_MSG_STATUS:
   case NM_MSG_MAPPING: case NM_MSG_COMPLAINT: case NM_MSG_RELAY_ASSIGN: case NM_MSG_RELAY_SERVE:
   case NM_MSG_RELAY_LOAD: case NM_MSG_PEER_HELLO: case NM_MSG_CHAT: case NM_MSG_PULL:
+  case NM_MSG_OBSERVE: case NM_MSG_OBSERVED:
     return 1;
   default:
     return 0;
@@ -786,6 +839,8 @@ int nm_msg_decode(uint8_t type, const char *payload, size_t len, nm_msg *m, char
   case NM_MSG_PEER_HELLO: rc = nm__dec_peer_hello(&d, &m->u.peer_hello); break;
   case NM_MSG_CHAT: rc = nm__dec_chat(&d, &m->u.chat); break;
   case NM_MSG_PULL: rc = nm__dec_pull(&d, &m->u.pull); break;
+  case NM_MSG_OBSERVE: rc = nm__dec_observe(&d, &m->u.observe); break;
+  case NM_MSG_OBSERVED: rc = nm__dec_observed(&d, &m->u.observed); break;
   }
   xmlFreeDoc(d.doc);
   if (rc < 0) nm_msg_clear(m);

@@ -103,11 +103,23 @@ typedef struct {
   uint8_t secret[NM_INVITE_SECRET_LEN];
 } nm_msg_hello;
 
+/* An address and port (a manager's, in welcome). */
+typedef struct {
+  char ip[NM_IP_STRLEN];
+  uint16_t port;
+} nm_endpoint;
+
+#define NM_MANAGER_ADDRS_MAX 4 /* the manager's other addresses one welcome names */
 typedef struct {
   char id[NM_ID_LEN + 1];
   char ip[64]; /* the address the manager sees */
   uint16_t port;
   unsigned heartbeat_s, timeout_s;
+  /* The manager's own addresses of the family this session did not use (<addr ip port/>
+   * children): where a dual-stack servant opens an observe session so that the manager
+   * sees, and publishes, its address of that family too. Each nm_addr_is_candidate. */
+  size_t naddrs;
+  nm_endpoint addrs[NM_MANAGER_ADDRS_MAX];
 } nm_msg_welcome;
 
 #define NM_LOCAL_ADDRS_MAX 8 /* local addresses one listening reports; more are refused */
@@ -214,6 +226,19 @@ typedef struct {
   char token[NM_TOKEN_LEN + 1];
 } nm_msg_pull;
 
+/* observe: the first and only frame of a short second session a registered servant opens
+ * to the manager over its other address family; id must be the id of the key that session
+ * proved, registered with that key. The manager answers observed with the address and port
+ * it saw, publishes the address as the servant's candidate, and closes. */
+typedef struct {
+  char id[NM_ID_LEN + 1];
+} nm_msg_observe;
+
+typedef struct {
+  char ip[64]; /* the address the manager saw this session come from */
+  uint16_t port;
+} nm_msg_observed;
+
 struct nm_status; /* nm_status.h: the manager's view of the overlay, for natmesh-ctl */
 
 typedef struct {
@@ -242,6 +267,8 @@ typedef struct {
     nm_msg_chat chat;
     nm_msg_pull pull;
     nm_msg_status status;
+    nm_msg_observe observe;
+    nm_msg_observed observed;
   } u;
 } nm_msg;
 

@@ -21,6 +21,8 @@ const char *nm_msg_name(uint8_t type) {
   case NM_MSG_RELAY_ASSIGN: return "relay-assign";
   case NM_MSG_RELAY_SERVE: return "relay-serve";
   case NM_MSG_RELAY_LOAD: return "relay-load";
+  case NM_MSG_OBSERVE: return "observe";
+  case NM_MSG_OBSERVED: return "observed";
   case NM_MSG_PEER_HELLO: return "peer-hello";
   case NM_MSG_CHAT: return "chat";
   case NM_MSG_PULL: return "pull";

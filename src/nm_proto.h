@@ -23,6 +23,8 @@ typedef enum {
   NM_MSG_RELAY_ASSIGN = 0x0F,  /* <- manager: pull from this relay (to a suspicious servant) */
   NM_MSG_RELAY_SERVE = 0x10,   /* <- manager: serve these clients (to a relay) */
   NM_MSG_RELAY_LOAD = 0x11,    /* relay -> manager: load and counters */
+  NM_MSG_OBSERVE = 0x12,       /* -> manager, first frame of a second session: see my other family */
+  NM_MSG_OBSERVED = 0x13,      /* <- manager: the address that session came from */
 
   /* servant <-> servant (and relay) */
   NM_MSG_PEER_HELLO = 0x20,    /* first frame on a peer connection: who I am */

@@ -24,6 +24,7 @@ size_t mgr_cands_build(const mgr_cand_source *src, nm_cand out[NM_CANDS_MAX]) {
   if (src->ext_ip && src->ext_ip[0] && src->ext_port)
     mgr__cand_add(out, &n, src->ext_ip, src->ext_port, NM_CAND_MAPPED);
   mgr__cand_add(out, &n, src->observed_ip, src->port, NM_CAND_OBSERVED);
+  mgr__cand_add(out, &n, src->other_ip, src->port, NM_CAND_OBSERVED);
   for (size_t i = 0; i < src->nlocal; i++) mgr__cand_add(out, &n, src->local[i], src->port, NM_CAND_LOCAL);
   return n;
 }

@@ -3,7 +3,8 @@
  * No sessions, no sockets: tests/unit/unit_mgr_cands.c checks the order and every skip.
  *
  * Order: the mapped external address (when it has a usable mapping), the observed address
- * with its listening port, then each local address it reported, in its order, with its
+ * with its listening port, the observed address of its other family (an observe session)
+ * with the same port, then each local address it reported, in its order, with its
  * listening port. An address that cannot be a candidate (nm_addr_is_candidate: loopback,
  * unspecified, link-local, multicast, IPv4-mapped) is skipped, so is one equal to an earlier
  * candidate (same address compared as binary, same port); at most NM_CANDS_MAX. */
@@ -20,6 +21,7 @@ typedef struct {
   const char *ext_ip;      /* "" or NULL: no usable mapping */
   uint16_t ext_port;
   const char *observed_ip; /* where its session comes from */
+  const char *other_ip;    /* where its observe session came from (other family), or "" */
   uint16_t port;           /* the port it listens on, at every local address */
   const char (*local)[NM_IP_STRLEN]; /* its own interface addresses */
   size_t nlocal;

@@ -79,6 +79,30 @@ static void mgr__on_signal(uv_signal_t *sig, int signum) {
   uv_close((uv_handle_t *)&m->sigterm, NULL);
 }
 
+/* The manager's own addresses, both families, when it listens on all of them: what a
+ * welcome offers a servant for its other family. Read once at start (uv_interface_addresses
+ * asks the kernel, it does not block on the network). */
+static void mgr__own_addresses(manager *m) {
+  m->nown = 0;
+  if (strcmp(m->cfg.listen, "::") != 0) return;
+  uv_interface_address_t *ifs = NULL;
+  int n = 0;
+  if (uv_interface_addresses(&ifs, &n) < 0) return;
+  for (int i = 0; i < n && m->nown < sizeof m->own / sizeof *m->own; i++) {
+    char ip[NM_IP_STRLEN];
+    uint16_t port;
+    if (ifs[i].is_internal || nm_addr_from_sockaddr((struct sockaddr *)&ifs[i].address, ip, sizeof ip, &port) < 0 ||
+        !nm_addr_is_candidate(ip))
+      continue;
+    int dup = 0;
+    for (size_t k = 0; k < m->nown; k++) dup |= nm_addr_equal(m->own[k].ip, ip);
+    if (dup) continue;
+    snprintf(m->own[m->nown].ip, sizeof m->own[m->nown].ip, "%s", ip);
+    m->own[m->nown++].port = (uint16_t)m->cfg.port;
+  }
+  uv_free_interface_addresses(ifs, n);
+}
+
 static int mgr__listen(manager *m) {
   struct sockaddr_storage addr;
   int rc = uv_ip4_addr(m->cfg.listen, (int)m->cfg.port, (struct sockaddr_in *)&addr);
@@ -111,6 +135,7 @@ static int mgr__listen(manager *m) {
                    uv_strerror(rc));
     return rc;
   }
+  mgr__own_addresses(m);
   nm_log_info("listening on %s%s (heartbeat %u s, timeout %u s, ports %u-%u)",
               nm_addr_str(m->cfg.listen, (uint16_t)m->cfg.port, at),
               strcmp(m->cfg.listen, "::") == 0 ? ", both families" : "", m->cfg.heartbeat_s, m->cfg.timeout_s,

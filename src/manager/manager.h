@@ -73,6 +73,8 @@ typedef enum {
                              verdict and relay duty, and waits for listening */
   MGR_SESSION_REGISTERED, /* listening: in the peer list */
   MGR_SESSION_CTL,        /* a natmesh-ctl asking for status */
+  MGR_SESSION_OBSERVER,   /* a registered servant's observe session over its other family:
+                             answered, waiting for the servant to close it */
   MGR_SESSION_RETIRED,    /* ended; backs nothing, its connection is closing */
 } mgr_session_state;
 
@@ -117,6 +119,9 @@ typedef struct mgr_session {
    * router reach it by (mgr_session_cands) */
   size_t nlocal;
   char local[NM_LOCAL_ADDRS_MAX][NM_IP_STRLEN];
+  /* the address it came from over its other family, by an observe session ("" until
+   * then): published as a second observed candidate */
+  char other_ip[NM_IP_STRLEN];
   /* when relayed: the relay it pulls from and its token there (relays.c) */
   char relay_id[NM_ID_LEN + 1];
   char relay_token[MGR_TOKEN_LEN + 1];
@@ -159,6 +164,11 @@ struct manager {
   nm_log_rate log_reports;  /* what admitted servants report as often as they like (mapping, busy ports) */
   nm_log_rate log_pair;     /* pair paths arranged (a lone liar can cause one per servant) */
   nm_log_rate log_unserved; /* pairs no relay can serve: errors, repeated while it lasts */
+  /* the manager's own addresses (interfaces, with its port), both families when it listens
+   * on "::": a welcome names those of the family the session did not use, so a dual-stack
+   * servant can show itself over that family too (observe) */
+  size_t nown;
+  nm_endpoint own[NM_MANAGER_ADDRS_MAX * 2];
 };
 
 /* registry.c */

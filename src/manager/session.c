@@ -155,6 +155,10 @@ static void mgr__send_welcome(mgr_session *s) {
   w.u.welcome.port = s->port;
   w.u.welcome.heartbeat_s = m->cfg.heartbeat_s;
   w.u.welcome.timeout_s = m->cfg.timeout_s;
+  /* Where it can reach us over the family it did not use, to show itself there too. */
+  int fam = nm_addr_family(s->conn.peer_ip);
+  for (size_t i = 0; i < m->nown && w.u.welcome.naddrs < NM_MANAGER_ADDRS_MAX; i++)
+    if (nm_addr_family(m->own[i].ip) != fam) w.u.welcome.addrs[w.u.welcome.naddrs++] = m->own[i];
   int rc = nm_msg_send(&s->conn, &w);
   if (rc < 0) nm_log_warn("cannot send welcome to %s: %s", s->name, nm_strerror(rc));
 }
@@ -346,6 +350,40 @@ static int mgr__on_peers_request(void *session, const nm_msg *msg) {
   return 0;
 }
 
+/* A registered servant, over its other address family: we note where that session comes
+ * from as its second observed address (a candidate for peers of that family), tell it what
+ * we saw, and let it close. It proves the key of the registration it names. */
+static int mgr__on_observe(void *session, const nm_msg *msg) {
+  mgr_session *s = session;
+  manager *m = s->mgr;
+  const char *id = msg->u.observe.id;
+  char own[NM_ID_LEN + 1];
+  nm_fingerprint_id(&s->fp, own);
+  if (strcmp(own, id) != 0)
+    return mgr__deny(s, NM_EKEY, "observe: id %s does not belong to the key this session proved", id);
+  mgr_session *reg = mgr_find_registered(m, id);
+  if (!reg || !nm_fingerprint_equal(&reg->fp, &s->fp))
+    return mgr__deny(s, -ENOENT, "observe: %s is not registered", id);
+  if (nm_addr_family(s->conn.peer_ip) == nm_addr_family(reg->conn.peer_ip))
+    return mgr__deny(s, -EINVAL, "observe: over the family the registration already uses");
+  mgr__authenticated(s);
+  s->state = MGR_SESSION_OBSERVER;
+  nm_conn_set_label(&s->conn, "observe from %s", reg->name);
+  /* The servant closes it once answered; one that does not is closed for it. */
+  nm_conn_deadline(&s->conn, 5000, "observe session left open");
+  char at[NM_ADDR_STRLEN];
+  if (strcmp(reg->other_ip, s->conn.peer_ip) != 0) {
+    snprintf(reg->other_ip, sizeof reg->other_ip, "%.45s", s->conn.peer_ip); /* a literal: fits */
+    nm_log_info("%s (%s) is also at %s", reg->name, reg->id, nm_addr_str(reg->other_ip, reg->port, at));
+    mgr_publish_upsert(m, reg);
+  }
+  nm_msg o = {.type = NM_MSG_OBSERVED};
+  snprintf(o.u.observed.ip, sizeof o.u.observed.ip, "%s", s->conn.peer_ip);
+  o.u.observed.port = s->conn.peer_port;
+  nm_msg_send(&s->conn, &o);
+  return 0;
+}
+
 static int mgr__on_status_request(void *session, const nm_msg *msg) {
   mgr_session *s = session;
   manager *m = s->mgr;
@@ -454,6 +492,7 @@ static int mgr__on_relay_load(void *session, const nm_msg *msg) {
 static const nm_dispatch_entry mgr__rows[] = {
     {NM_MSG_HELLO, MGR_SESSION_NEW, MGR_SESSION_NEW, mgr__on_hello},
     {NM_MSG_STATUS_REQUEST, MGR_SESSION_NEW, MGR_SESSION_CTL, mgr__on_status_request},
+    {NM_MSG_OBSERVE, MGR_SESSION_NEW, MGR_SESSION_NEW, mgr__on_observe},
     {NM_MSG_LISTENING, MGR_SESSION_WELCOMED, MGR_SESSION_REPLACING, mgr__on_listening},
     {NM_MSG_HEARTBEAT, MGR_SESSION_WELCOMED, MGR_SESSION_REGISTERED, mgr__on_heartbeat},
     {NM_MSG_BYE, MGR_SESSION_WELCOMED, MGR_SESSION_REGISTERED, mgr__on_bye},
@@ -469,6 +508,7 @@ static const char *const mgr__state_names[] = {
     [MGR_SESSION_REPLACING] = "replacing",
     [MGR_SESSION_REGISTERED] = "registered",
     [MGR_SESSION_CTL] = "a ctl session",
+    [MGR_SESSION_OBSERVER] = "an observe session",
     [MGR_SESSION_RETIRED] = "retired",
 };
 
@@ -518,7 +558,8 @@ int mgr_is_operator(const manager *m, const nm_fingerprint *fp) {
 void mgr_sessions_drop_revoked(manager *m) {
   for (mgr_session *s = m->sessions, *next; s; s = next) {
     next = s->next;
-    if (s->state == MGR_SESSION_NEW || s->state == MGR_SESSION_CTL || s->state == MGR_SESSION_RETIRED ||
+    if (s->state == MGR_SESSION_NEW || s->state == MGR_SESSION_CTL || s->state == MGR_SESSION_OBSERVER ||
+        s->state == MGR_SESSION_RETIRED ||
         !s->secure || !mgr_admission_key_revoked(&m->admission, s->fp.hex))
       continue;
     nm_log_info("%s (%s): its key was revoked; ending its session", s->name, s->id);

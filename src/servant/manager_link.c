@@ -160,6 +160,7 @@ static int sv__mgr_on_welcome(void *session, const nm_msg *msg) {
   const nm_msg_welcome *w = &msg->u.welcome;
   snprintf(l->observed_ip, sizeof l->observed_ip, "%s", w->ip);
   sv_peers_set_observed(sv, w->ip);
+  sv_observe_set_addrs(sv, w);
   nm_conn_deadline_clear(l->conn);
   /* Welcomed: an error frame from now on is not a refusal we report once (sv__mgr_refused)
    * but news, which nm_conn logs as it comes. */
@@ -207,6 +208,7 @@ static int sv__mgr_on_peers(void *session, const nm_msg *msg) {
     if (strcmp(list->peers[i].id, sv->id) == 0) l->reach = list->peers[i].state;
   sv_peers_apply_full(sv, list);
   if (fresh) sv_portmap_on_registered(sv, l->observed_ip, sv_listen_port(sv));
+  if (fresh) sv_observe_start(sv);
   l->list_version = list->version;
   l->have_list = 1;
   nm_log_info("peer list version %llu (%zu peers)", (unsigned long long)list->version, list->count);
@@ -412,6 +414,7 @@ void sv_manager_start(servant *sv) {
 
 void sv_manager_stop(servant *sv) {
   sv_manager_link *l = &sv->mgr;
+  sv_observe_stop(sv);
   if (l->conn) {
     sv__mgr_send_empty(sv, NM_MSG_BYE);
     nm_conn_close(l->conn, 0, NULL);

@@ -6,6 +6,8 @@
  *   cli.c           options and config file, shared by the servant and the relay
  *   lifecycle.c     start, the periodic tick, signals, leaving; wires the modules together
  *   manager_link.c  the session with the connection manager (register, heartbeat, list)
+ *   observe.c       a short second session over our other address family, so the manager
+ *                   sees (and publishes) that address too
  *   peers.c         the peer table and the outbound connections chat is published on
  *   inbound.c       the listening socket, bans, and the connections peers and relay
  *                   clients open to us
@@ -32,6 +34,7 @@
 #include "epoch.h"
 #include "inbound.h"
 #include "manager_link.h"
+#include "observe.h"
 #include "peers.h"
 #include "portmap.h"
 #include "pull.h"
@@ -61,6 +64,7 @@ struct servant {
   int stopping;
   /* the modules */
   sv_manager_link mgr;
+  sv_observe observe;
   sv_peers peers;
   sv_inbound inbound;
   sv_chat chat;

@@ -125,6 +125,41 @@ static void test_round_trip_manager_link(void) {
   }
   m.u.listening.naddrs = 0;
 
+  /* welcome with the manager's addresses of the other family; observe and observed */
+  memset(&m, 0, sizeof m);
+  m.type = NM_MSG_WELCOME;
+  strcpy(m.u.welcome.id, ID_A);
+  strcpy(m.u.welcome.ip, "11.0.0.4");
+  m.u.welcome.port = 4001;
+  m.u.welcome.heartbeat_s = 5;
+  m.u.welcome.timeout_s = 15;
+  m.u.welcome.naddrs = 1;
+  strcpy(m.u.welcome.addrs[0].ip, "2001:db8:11::2");
+  m.u.welcome.addrs[0].port = 85;
+  if (round_trip(&m, &d, "<addr ip=\"2001:db8:11::2\" port=\"85\"/></welcome>") == 0) {
+    NMT_EQ_INT(d.u.welcome.naddrs, 1);
+    NMT_EQ_STR(d.u.welcome.addrs[0].ip, "2001:db8:11::2");
+    NMT_EQ_INT(d.u.welcome.addrs[0].port, 85);
+  }
+  strcpy(m.u.welcome.addrs[0].ip, "::1");
+  {
+    nm_msgbuf b = {0};
+    NMT_EQ_INT(nm_msg_encode(&m, &b), -EINVAL); /* loopback means nothing to the servant */
+    nm_msgbuf_free(&b);
+  }
+  memset(&m, 0, sizeof m);
+  m.type = NM_MSG_OBSERVE;
+  strcpy(m.u.observe.id, ID_A);
+  if (round_trip(&m, &d, "<observe id=\"" ID_A "\"/>") == 0) NMT_EQ_STR(d.u.observe.id, ID_A);
+  memset(&m, 0, sizeof m);
+  m.type = NM_MSG_OBSERVED;
+  strcpy(m.u.observed.ip, "2001:db8:11::4");
+  m.u.observed.port = 40001;
+  if (round_trip(&m, &d, "<observed ip=\"2001:db8:11::4\" port=\"40001\"/>") == 0) {
+    NMT_EQ_STR(d.u.observed.ip, "2001:db8:11::4");
+    NMT_EQ_INT(d.u.observed.port, 40001);
+  }
+
   memset(&m, 0, sizeof m);
   m.type = NM_MSG_HEARTBEAT;
   m.u.heartbeat.version = UINT64_MAX;
@@ -716,6 +751,16 @@ static void test_decode_refusals(void) {
          "<addr ip=\"10.0.0.4\"/><addr ip=\"10.0.0.5\"/><addr ip=\"10.0.0.6\"/><addr ip=\"10.0.0.7\"/>"
          "<addr ip=\"10.0.0.8\"/><addr ip=\"10.0.0.9\"/></listening>",
          NM_EMSG, "listening: more than 8 addresses");
+
+  /* observe, observed, welcome's addresses */
+  refuse(NM_MSG_OBSERVE, "<observe/>", NM_EMSG, "observe: missing id");
+  refuse(NM_MSG_OBSERVED, "<observed ip=\"::1\"/>", NM_EMSG, "observed: missing port");
+  refuse(NM_MSG_WELCOME,
+         "<welcome id=\"" ID_A "\" ip=\"::1\" port=\"1\" heartbeat=\"1\" timeout=\"3\"><addr ip=\"127.0.0.1\" port=\"85\"/></welcome>",
+         NM_EMSG, "welcome: addr 1: not a usable address");
+  refuse(NM_MSG_WELCOME,
+         "<welcome id=\"" ID_A "\" ip=\"::1\" port=\"1\" heartbeat=\"1\" timeout=\"3\"><addr ip=\"10.0.0.1\"/></welcome>",
+         NM_EMSG, "welcome: addr 1: missing port");
 
   /* heartbeat, heartbeat-ack */
   refuse(NM_MSG_HEARTBEAT, "<heartbeat/>", NM_EMSG, "heartbeat: missing version");

@@ -4,9 +4,9 @@
 # Included by CMakeLists.txt here, after natmesh_add_fuzzer() is defined.
 set(NATMESH_FUZZ_MESSAGES
   # to the manager
-  hello listening heartbeat complaint mapping relay-load
+  hello listening heartbeat complaint mapping relay-load observe
   # to a servant or relay, from the manager
-  welcome peers delta heartbeat-ack relay-assign relay-serve
+  welcome peers delta heartbeat-ack relay-assign relay-serve observed
   # between peers
   peer-hello chat pull
   # to natmesh-ctl
