@@ -363,6 +363,7 @@ static int nm__enc_relay_assign(nm_xml_writer *w, const nm_msg_relay_assign *m) 
     nm_xml_writer_attr_u64(w, "port", m->port);
     nm_xml_writer_attr(w, "token", m->token);
     nm__attr_hex(w, "key", m->key, sizeof m->key);
+    if (m->pair) nm_xml_writer_attr(w, "reason", "pair");
   }
   nm_xml_writer_end(w);
   return 0;
@@ -653,6 +654,10 @@ static int nm__dec_relay_assign(nm__dec *d, nm_msg_relay_assign *m) {
   NM__CHECK(nm_read_port(n, d->msg, "port", 0, 0, &m->port, d->err, d->errlen));
   NM__CHECK(nm_read_token(n, d->msg, "token", 0, m->token, d->err, d->errlen));
   NM__CHECK(nm_read_key(n, d->msg, "key", 0, m->key, d->err, d->errlen));
+  static const char *const reasons[] = {"suspicious", "pair"};
+  unsigned reason = 0;
+  NM__CHECK(nm_read_enum(n, d->msg, "reason", 1, reasons, 2, &reason, d->err, d->errlen));
+  m->pair = reason == 1;
   return 0;
 }
 

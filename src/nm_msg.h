@@ -176,6 +176,9 @@ typedef struct {
   uint16_t port;
   char token[NM_TOKEN_LEN + 1];
   uint8_t key[NM_PUBKEY_LEN]; /* the relay's public key (key="64 hex"): what the client pins */
+  /* why (reason="pair|suspicious", optional, suspicious when absent): judged unreachable by
+   * a quorum, or the pair path (a few servants cannot reach it, the rest can) */
+  int pair;
 } nm_msg_relay_assign;
 
 typedef struct {

@@ -137,6 +137,7 @@ void mgr_relay_send_assign(manager *m, mgr_session *client) {
     a->port = p.port;
     memcpy(a->token, client->relay_token, sizeof a->token);
     memcpy(a->key, relay->key, sizeof a->key); /* the key the client pins */
+    a->pair = mgr__pair_client(client); /* so it can say why it pulls */
   }
   int rc = nm_msg_send(&client->conn, &msg);
   if (rc < 0) nm_log_warn("cannot send relay-assign to %s: %s", client->name, nm_strerror(rc));

@@ -122,7 +122,11 @@ void sv_pull_on_assign(servant *sv, const nm_msg_relay_assign *a) {
   nm_backoff_init(&p->backoff, SV_PULL_BACKOFF_FIRST_MS, SV_PULL_BACKOFF_MAX_MS, 1);
   p->assigned = 1;
   char addr[NM_ADDR_STRLEN];
-  nm_log_info("the manager judged us unreachable: relay %s at %s assigned", p->name, nm_addr_str(p->ip, p->port, addr));
+  if (a->pair)
+    nm_log_info("some peers cannot reach us (the pair path): relay %s at %s assigned for their lines", p->name,
+                nm_addr_str(p->ip, p->port, addr));
+  else
+    nm_log_info("the manager judged us unreachable: relay %s at %s assigned", p->name, nm_addr_str(p->ip, p->port, addr));
   sv__pull_connect(sv);
 }
 

@@ -125,6 +125,25 @@ static void test_round_trip_manager_link(void) {
   }
   m.u.listening.naddrs = 0;
 
+  /* relay-assign's reason: absent means suspicious (what older managers sent), "pair" the
+   * pair path */
+  {
+    nm_msg d2;
+    char err[300] = "";
+    const char *ra = "<relay-assign relay=\"" ID_A "\" name=\"r\" ip=\"10.0.0.1\" port=\"7\" token=\"00112233445566778899aabbccddeeff\" "
+                     "key=\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\" reason=\"pair\"/>";
+    int rc = nm_msg_decode(NM_MSG_RELAY_ASSIGN, ra, strlen(ra), &d2, err, sizeof err);
+    NMT_EQ_INT(rc, 0);
+    if (rc == 0) {
+      NMT_EQ_INT(d2.u.relay_assign.pair, 1);
+      nm_msgbuf b = {0};
+      NMT_EQ_INT(nm_msg_encode(&d2, &b), 0);
+      if (b.data) NMT_HAS(b.data, "reason=\"pair\"");
+      nm_msgbuf_free(&b);
+      nm_msg_clear(&d2);
+    }
+  }
+
   /* welcome with the manager's addresses of the other family; observe and observed */
   memset(&m, 0, sizeof m);
   m.type = NM_MSG_WELCOME;
@@ -752,6 +771,10 @@ static void test_decode_refusals(void) {
          "<addr ip=\"10.0.0.8\"/><addr ip=\"10.0.0.9\"/></listening>",
          NM_EMSG, "listening: more than 8 addresses");
 
+  refuse(NM_MSG_RELAY_ASSIGN,
+         "<relay-assign relay=\"" ID_A "\" name=\"r\" ip=\"10.0.0.1\" port=\"7\" token=\"00112233445566778899aabbccddeeff\" "
+         "key=\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\" reason=\"bored\"/>",
+         NM_EMSG, "relay-assign: invalid reason \"bored\"");
   /* observe, observed, welcome's addresses */
   refuse(NM_MSG_OBSERVE, "<observe/>", NM_EMSG, "observe: missing id");
   refuse(NM_MSG_OBSERVED, "<observed ip=\"::1\"/>", NM_EMSG, "observed: missing port");
