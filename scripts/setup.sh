@@ -14,9 +14,10 @@ packages=(
   openssl
   tcpdump
   # operators (issue 11): sd_notify (libsystemd), the metrics and status page HTTP listener
-  # (libmicrohttpd, as coturn uses), JSON for natmesh-ctl (jansson), man pages (scdoc), the
-  # .deb (dpkg-dev for dpkg-deb/dpkg-shlibdeps), man-db and groff-base to render the man pages in tests, systemd-analyze for the unit tests, headless
-  # Chromium to test the status page, debootstrap for the package's install test
+  # (libmicrohttpd, as coturn uses), JSON for natmesh-ctl (jansson), man pages (scdoc; man-db
+  # and groff-base render them in the tests), the .deb (dpkg-dev: dpkg-deb, dpkg-shlibdeps),
+  # systemd-analyze for the unit tests, headless Chromium to test the status page,
+  # debootstrap for the package's install test
   libsystemd-dev libmicrohttpd-dev libjansson-dev scdoc man-db groff-base dpkg-dev systemd chromium
   debootstrap
 )
