@@ -57,6 +57,7 @@ static void nsim__usage(FILE *out) {
           "                      natmesh-netsim itself, a build's bin/ or the installed bin)\n"
           "  --run ID            the run exec/down act on (default: the last `up`)\n"
           "  -v, --verbose       more progress output\n"
+          "  -h, --help          this text\n"
           "  --version           print the version and exit\n");
 }
 

@@ -16,11 +16,12 @@ static const sv_role sv_relay_role = {
     .default_name = "relay",
     .usage =
         "usage: natmesh-relay (--invite INVITE | --invite @FILE | --manager-key FP) [--state-dir DIR]\n"
-        "                     [--config relay.xml] [--name NAME] [--manager HOST] [--manager-port N]\n"
-        "                     [--port P] [--listen ADDR] [--max-clients N]\n"
-        "                     [--client-rate BYTES/S] [--total-rate BYTES/S] [--no-upnp] [--no-natpmp]\n"
-        "                     [--no-local-addresses]\n"
-        "                     [--check-config] [--verbose] [--version]\n"
+        "                     [-c|--config relay.xml] [-n|--name NAME] [-m|--manager HOST]\n"
+        "                     [-P|--manager-port N] [-p|--port P] [-l|--listen ADDR]\n"
+        "                     [-M|--max-clients N] [-r|--client-rate BYTES/S] [-R|--total-rate BYTES/S]\n"
+        "                     [-b|--ban TARGET]... [-U|--no-upnp] [-N|--no-natpmp]\n"
+        "                     [--no-local-addresses] [-C|--check-config] [-v|--verbose]\n"
+        "                     [-h|--help] [-V|--version]\n"
         "A dedicated relay: serves servants the manager judged unreachable. The manager must\n"
         "grant this key the relay role (a relay invite, or --relay-key). See docs/relay.md.\n",
 };

@@ -19,12 +19,13 @@
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: natmesh-manager [--config manager.xml] [--listen ADDR] [--port N]\n"
-          "                       [--heartbeat S] [--timeout S] [--port-range FIRST-LAST]\n"
+          "usage: natmesh-manager [-c|--config manager.xml] [-l|--listen ADDR] [-p|--port N]\n"
+          "                       [-H|--heartbeat S] [-T|--timeout S] [-r|--port-range FIRST-LAST]\n"
           "                       [--state-dir DIR] [--admission invite|allow|open] [--open]\n"
           "                       [--allow FP]... [--relay-key FP]... [--admin-key FP]...\n"
           "                       [--max-unauth-per-address N] [--max-unauth N]\n"
-          "                       [--check-config] [--verbose] [--version] [COMMAND ...]\n"
+          "                       [-C|--check-config] [-v|--verbose] [-h|--help] [--version]\n"
+          "                       [COMMAND ...]\n"
           "The connection manager servants register with. Defaults: listen on all addresses (::,\n"
           "or 0.0.0.0 without IPv6), port 85, heartbeat 5 s, timeout 15 s, assigned servant ports\n"
           "4001-4999, admission by invite, at most %d connections not yet authenticated per\n"

@@ -13,10 +13,11 @@ static const sv_role sv_servant_role = {
     .default_name = NULL, /* the host name */
     .usage =
         "usage: natmesh-servant (--invite INVITE | --invite @FILE | --manager-key FP) [--state-dir DIR]\n"
-        "                       [--config config.xml] [--name NAME] [--manager HOST] [--manager-port N]\n"
-        "                       [--port P] [--listen ADDR] [--ban TARGET]... [--no-upnp] [--no-natpmp]\n"
-        "                       [--no-local-addresses]\n"
-        "                       [--check-config] [--verbose] [--version]\n"
+        "                       [-c|--config config.xml] [-n|--name NAME] [-m|--manager HOST]\n"
+        "                       [-P|--manager-port N] [-p|--port P] [-l|--listen ADDR]\n"
+        "                       [-b|--ban TARGET]... [-U|--no-upnp] [-N|--no-natpmp]\n"
+        "                       [--no-local-addresses] [-C|--check-config] [-v|--verbose]\n"
+        "                       [-h|--help] [-V|--version]\n"
         "A natmesh peer. Lines on stdin are published to every peer; lines from peers are\n"
         "printed as NAME: TEXT. Commands: /peers, /quit, /help. --port 0 (the default) asks\n"
         "the manager to assign a listening port. The invite (natmesh-manager invite) names the\n"
