@@ -211,7 +211,8 @@ static int nmctl_cmd_status(const nmctl_opts *o) {
   case NMCTL_FMT_XML: rc = nmctl_render_xml(stdout, doc); break;
   case NMCTL_FMT_DOT: rc = nmctl_render_dot(stdout, &st, o->manager); break;
   case NMCTL_FMT_JSON:
-    rc = nmctl_print_json(nm_status_to_json(&st, nmctl_json_pretty(), &json, NULL), json);
+    rc = nm_status_to_json(&st, nmctl_json_pretty(), &json, NULL);
+    rc = nmctl_print_json(rc, json);
     break;
   }
   xmlFreeDoc(doc);
@@ -235,9 +236,10 @@ static int nmctl_cmd_peers(const nmctl_opts *o) {
   }
   if (rc == 0) {
     char *json = NULL;
-    if (o->format == NMCTL_FMT_JSON)
-      rc = nmctl_print_json(nmctl_peers_to_json(&pv, nmctl_json_pretty(), &json), json);
-    else
+    if (o->format == NMCTL_FMT_JSON) {
+      rc = nmctl_peers_to_json(&pv, nmctl_json_pretty(), &json);
+      rc = nmctl_print_json(rc, json);
+    } else
       rc = nmctl_render_peers(stdout, &pv);
   }
   nmctl_peers_free(&pv);
