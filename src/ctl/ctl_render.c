@@ -150,6 +150,8 @@ static void nmctl__dot_servant(FILE *out, const nm_status_servant *s) {
   nmctl_dot_escape(out, nmctl_format_addr(addr, sizeof addr, s->dial_ip, s->dial_port));
   fputs("\\n", out);
   nmctl_dot_escape(out, nm_reach_name(s->state));
+  if (s->state == NM_REACH_MAPPED && s->mapping != NM_MAPPING_NONE)
+    fprintf(out, " (%s)", nm_mapping_name(s->mapping));
   if (relay)
     fprintf(out, "\", shape=box3d, style=filled, fillcolor=\"lightskyblue\"];\n");
   else if (s->state == NM_REACH_RELAYED || s->state == NM_REACH_SUSPICIOUS)
