@@ -230,7 +230,7 @@ struct nsim__step_def {
 
 static const struct nsim__step_def nsim__steps[] = {
     {"start", NSIM_STEP_START, 0, {"host", "cmd", "ready", "timeout", "stream"}, {"name", "host", "cmd"}},
-    {"exec", NSIM_STEP_EXEC, 0, {"host", "cmd", "timeout", "exit"}, {"host", "cmd"}},
+    {"exec", NSIM_STEP_EXEC, 0, {"host", "cmd", "timeout", "exit", "show", "prefix"}, {"host", "cmd"}},
     {"wait-for", NSIM_STEP_WAIT_FOR, 0, {"process", "text", "regex", "timeout", "stream", "since", "count"}, {"process"}},
     {"send", NSIM_STEP_SEND, 0, {"process", "text"}, {"process", "text"}},
     {"kill", NSIM_STEP_KILL, 0, {"process", "signal", "timeout"}, {"process"}},
@@ -251,6 +251,8 @@ static const struct nsim__step_def nsim__steps[] = {
     {"reset-connection", NSIM_STEP_RESET_CONNECTION, 0, {"process", "to", "peer-notices"}, {"process", "to"}},
     {"capture", NSIM_STEP_CAPTURE, 0, {"max-size", "keep", "timeout"}, {"name"}},
     {"expect-capture", NSIM_STEP_EXPECT_CAPTURE, 1, {"capture", "absent-text", "text", "tls", "tls-connections", "tls-between"}, {"capture"}},
+    {"narrate", NSIM_STEP_NARRATE, 0, {"process", "text", "regex", "stream", "prefix"}, {"process"}},
+    {"say", NSIM_STEP_SAY, 0, {"text"}, {"text"}},
 };
 
 const char *nsim_step_kind_name(enum nsim_step_kind k) {
@@ -382,6 +384,9 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
   st->dial = nm_xml_attr(n, "dial");
   st->relay = nm_xml_attr(n, "relay");
   st->after = nm_xml_attr(n, "after");
+  st->prefix = nm_xml_attr(n, "prefix");
+  if (nsim__bool(c, n, "show", &st->show) < 0) return -EINVAL;
+  if (st->prefix && strlen(st->prefix) > 40) return nsim__fail(c, n, "prefix: at most 40 characters");
   if (st->text && st->regex)
     return nsim__fail(c, n, "use text or regex, not both");
   if ((st->kind == NSIM_STEP_EXPECT_LINE || st->kind == NSIM_STEP_WAIT_FOR ||
@@ -586,7 +591,7 @@ static int nsim__parse_scenario(struct nsim__ctx *c, xmlNode *n) {
           return nsim__fail(c, k, "process %s is started twice (use restart)", st->process);
     } else if (st->process) {
       int watch_only = st->kind != NSIM_STEP_EXPECT_LINE && st->kind != NSIM_STEP_WAIT_FOR &&
-                       st->kind != NSIM_STEP_MEASURE;
+                       st->kind != NSIM_STEP_MEASURE && st->kind != NSIM_STEP_NARRATE;
       if (nsim__proc_ref(c, k, st->process, watch_only) < 0) return -EINVAL;
     }
     if (st->from_proc && nsim__proc_ref(c, k, st->from_proc, 0) < 0) return -EINVAL;

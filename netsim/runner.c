@@ -3,6 +3,7 @@
 #include "ctlcheck.h"
 #include "expand.h"
 #include "link.h"
+#include "narrate.h"
 #include "nsops.h"
 #include "probe.h"
 #include "proc.h"
@@ -154,6 +155,7 @@ static void nsim__do_exec(struct nsim__ctx *c, const struct nsim_step *s, struct
     for (char *q = tail; *q; q++)
       if (*q == '\n') *q = ' ';
     if (exit_ok && text_ok) {
+      if (s->show) nsim_narrate_lines(r, s->prefix, out);
       o->pass = 1;
       snprintf(o->detail, sizeof o->detail, "`%s` exited %d", rendered, code);
       break;
@@ -524,6 +526,26 @@ static void nsim__do_step(struct nsim__ctx *c, const struct nsim_step *s, struct
   case NSIM_STEP_EXPECT_EXEC: nsim__do_exec(c, s, o); break;
   case NSIM_STEP_WAIT_FOR:
   case NSIM_STEP_EXPECT_LINE: nsim__do_line(c, s, o); break;
+  case NSIM_STEP_NARRATE: {
+    char text[1024] = "";
+    if (!p) {
+      snprintf(o->detail, sizeof o->detail, "no process %s", s->process);
+      break;
+    }
+    if (s->text && nsim_expand(r, s->text, text, sizeof text, o->detail, sizeof o->detail) < 0) break;
+    rc = nsim_narrate_follow(r, p, s->stream, s->text ? text : NULL, s->regex, s->prefix, o->detail,
+                             sizeof o->detail);
+    o->pass = rc == 0;
+    if (rc == 0) snprintf(o->detail, sizeof o->detail, "narrating %s", p->name);
+    break;
+  }
+  case NSIM_STEP_SAY: {
+    char text[1024];
+    if (nsim_expand(r, s->text, text, sizeof text, o->detail, sizeof o->detail) < 0) break;
+    nsim_narrate_say(r, text);
+    o->pass = 1;
+    break;
+  }
   case NSIM_STEP_SEND: {
     char text[1024];
     if (nsim_expand(r, s->text, text, sizeof text, o->detail, sizeof o->detail) < 0) break;
@@ -648,6 +670,7 @@ void nsim_runner_run(struct nsim_run *r, struct nsim_report *rep) {
     }
   }
   free(ended_ms);
+  nsim_narrate_stop(r);
   nsim_stamp_stop(r);
   /* A router daemon that died mid-run invalidates what the scenario observed; any other
    * process that ended is worth a note (a crash explains many a failed assertion). */

@@ -30,6 +30,8 @@ enum nsim_step_kind {
   NSIM_STEP_RESET_CONNECTION, /* abort a process's TCP connections to ADDR:PORT, the process untouched */
   NSIM_STEP_CAPTURE,          /* start tcpdump on the simulated internet, into a bounded file */
   NSIM_STEP_EXPECT_CAPTURE,   /* assertion: what the capture holds (a text in no packet, TLS only) */
+  NSIM_STEP_NARRATE,          /* from now on, print a process's matching log lines (narrate.h) */
+  NSIM_STEP_SAY,              /* print a heading */
 };
 
 /* measure: what the time is counted from. */
@@ -99,6 +101,8 @@ struct nsim_step {
   int tls_only;          /* expect-capture: every TCP payload is TLS 1.3, no other payload */
   unsigned tls_conns;    /* expect-capture: at least this many TLS 1.3 connections */
   const char *tls_between; /* expect-capture: "ADDR-ADDR ...": a TLS 1.3 connection for each */
+  const char *prefix;    /* narrate / exec show: what the printed lines start with */
+  int show;              /* exec: print the command's output (narrate.h) */
 };
 
 struct nsim_scenario {

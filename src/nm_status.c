@@ -71,8 +71,15 @@ static int nm__names_ok(const char *s) {
   return len <= NM_STATUS_NAMES_MAX && nm_xml_text_valid(s, len);
 }
 
+static int nm__complaints_ok(const nm_status_servant *s) {
+  if (s->ncomplaint > NM_STATUS_COMPLAINTS_MAX || s->complainers < s->ncomplaint) return 0;
+  for (unsigned i = 0; i < s->ncomplaint; i++)
+    if (!nm_id_valid(s->complaint[i].from)) return 0;
+  return 1;
+}
+
 static int nm__servant_sendable(const nm_status_servant *s) {
-  return nm_id_valid(s->id) && nm__text_ok(s->name) && nm__text_ok(s->relay_name) &&
+  return nm__complaints_ok(s) && nm_id_valid(s->id) && nm__text_ok(s->name) && nm__text_ok(s->relay_name) &&
          (unsigned)s->relay_reason <= NM_RELAY_REASON_SUSPICIOUS && nm__names_ok(s->unreached_by) &&
          nm__names_ok(s->unserved) &&
          (unsigned)s->role <= NM_ROLE_RELAY && (unsigned)s->state <= NM_REACH_RELAYED &&
@@ -97,6 +104,9 @@ int nm_status_encode(const nm_status *st, char **out, size_t *outlen) {
   nm_xml_writer_attr_u64(&w, "heartbeat", st->heartbeat);
   nm_xml_writer_attr_u64(&w, "timeout", st->timeout);
   nm_xml_writer_attr_u64(&w, "servants", st->count);
+  /* Since issue 11, when known: what makes a complaint count. */
+  if (st->complaint_threshold) nm_xml_writer_attr_u64(&w, "complaint-threshold", st->complaint_threshold);
+  if (st->complaint_window_s) nm_xml_writer_attr_u64(&w, "complaint-window", st->complaint_window_s);
   /* The attribute order is the one managers have always sent: natmesh-ctl --format xml
    * prints the document as received. */
   for (size_t i = 0; i < st->count; i++) {
@@ -129,6 +139,15 @@ int nm_status_encode(const nm_status *st, char **out, size_t *outlen) {
     nm_xml_writer_attr_u64(&w, "bytes-in", s->bytes_in);
     nm_xml_writer_attr_u64(&w, "bytes-out", s->bytes_out);
     nm_xml_writer_attr_u64(&w, "drops", s->drops);
+    /* Since issue 11, and only when someone complained: who, how many, how recently. */
+    if (s->complainers) nm_xml_writer_attr_u64(&w, "complainers", s->complainers);
+    for (unsigned k = 0; k < s->ncomplaint; k++) {
+      nm_xml_writer_start(&w, "complaint");
+      nm_xml_writer_attr(&w, "from", s->complaint[k].from);
+      nm_xml_writer_attr_u64(&w, "count", s->complaint[k].count);
+      nm_xml_writer_attr_u64(&w, "last-ms", s->complaint[k].last_ms);
+      nm_xml_writer_end(&w);
+    }
     nm_xml_writer_end(&w);
   }
   nm_xml_writer_end(&w);
@@ -193,6 +212,23 @@ static int nm__servant_from_xml(xmlNode *n, size_t index, nm_status_servant *s, 
   NM__CHECK(nm_read_u64(n, ctx, "bytes-in", 1, &s->bytes_in, err, errlen));
   NM__CHECK(nm_read_u64(n, ctx, "bytes-out", 1, &s->bytes_out, err, errlen));
   NM__CHECK(nm_read_u64(n, ctx, "drops", 1, &s->drops, err, errlen));
+  /* The complaints: at most NM_STATUS_COMPLAINTS_MAX are kept whatever the document
+   * lists; complainers (the manager's count of reporters) is never below what we kept. */
+  NM__CHECK(nm_read_uint(n, ctx, "complainers", 1, 0, UINT32_MAX, &s->complainers, err, errlen));
+  unsigned listed = 0;
+  for (xmlNode *c = n->children; c; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "complaint") != 0) continue;
+    listed++;
+    if (s->ncomplaint == NM_STATUS_COMPLAINTS_MAX) continue;
+    nm_status_complaint *k = &s->complaint[s->ncomplaint];
+    char kctx[96];
+    snprintf(kctx, sizeof kctx, "%s: complaint %u", ctx, listed);
+    NM__CHECK(nm_read_id(c, kctx, "from", 0, k->from, err, errlen));
+    NM__CHECK(nm_read_uint(c, kctx, "count", 1, 0, UINT32_MAX, &k->count, err, errlen));
+    NM__CHECK(nm_read_u64(c, kctx, "last-ms", 1, &k->last_ms, err, errlen));
+    s->ncomplaint++;
+  }
+  if (s->complainers < listed) s->complainers = listed;
   /* Older or simpler managers may not say where to dial: that is the observed address. */
   if (!s->dial_ip[0]) memcpy(s->dial_ip, s->ip, sizeof s->ip);
   if (!s->dial_port) s->dial_port = s->port;
@@ -209,6 +245,10 @@ static int nm__status_from_root(xmlNode *root, nm_status *st, char *err, size_t 
                          &st->heartbeat, err, errlen));
   NM__CHECK(nm_read_uint(root, "status", "timeout", 1, 0, NM__STATUS_SECONDS_MAX, &st->timeout,
                          err, errlen));
+  NM__CHECK(nm_read_uint(root, "status", "complaint-threshold", 1, 0, UINT32_MAX,
+                         &st->complaint_threshold, err, errlen));
+  NM__CHECK(nm_read_uint(root, "status", "complaint-window", 1, 0, NM__STATUS_SECONDS_MAX,
+                         &st->complaint_window_s, err, errlen));
   /* Count the elements ourselves: the document's servants="N" is not trusted for sizing. */
   size_t n = 0;
   for (xmlNode *c = root->children; c; c = c->next)

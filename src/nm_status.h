@@ -24,6 +24,18 @@
 #define NM_STATUS_TEXT_MAX 64 /* bytes of a name or relay name */
 /* bytes of a list of names ("alice bob +3"): unreached-by, unserved */
 #define NM_STATUS_NAMES_MAX 600
+/* <complaint> children of one <servant> kept (the most recent first); more are counted in
+ * complainers but not listed */
+#define NM_STATUS_COMPLAINTS_MAX 8
+
+/* One reporter's complaints about a servant (a <complaint> child of <servant>): who, how
+ * many of its complaints are live (within the manager's window), and how long ago the
+ * manager counted the last one. count 0 means they have all expired. */
+typedef struct {
+  char from[NM_ID_LEN + 1];
+  unsigned count;
+  uint64_t last_ms;
+} nm_status_complaint;
 
 /* Why a servant pulls from a relay (relay-reason): judged unreachable by a quorum, or the
  * pair path (a few servants cannot reach it; it stays direct or mapped). */
@@ -64,12 +76,21 @@ typedef struct {
   unsigned max_clients;
   uint64_t attached;           /* from its relay-load: clients connected and pulling */
   uint64_t bytes_in, bytes_out, drops;
+  /* Since issue 11: who complained about it (bounded; see NM_STATUS_COMPLAINTS_MAX) and how
+   * many reporters there are in all (complainers >= ncomplaint). */
+  nm_status_complaint complaint[NM_STATUS_COMPLAINTS_MAX];
+  unsigned ncomplaint;
+  unsigned complainers;
 } nm_status_servant;
 
 typedef struct nm_status {
   uint64_t version;    /* the peer list version */
   unsigned heartbeat;  /* seconds */
   unsigned timeout;    /* seconds */
+  /* The manager's complaint rules (issue 11; 0 when the manager does not say): live
+   * complaints a reporter needs to count, and how long a complaint stays live. */
+  unsigned complaint_threshold;
+  unsigned complaint_window_s;
   nm_status_servant *servants;
   size_t count;
   size_t cap;

@@ -21,7 +21,25 @@ static json_t *nm__names(const char *s) {
   return a;
 }
 
-static json_t *nm__servant(const nm_status_servant *s) {
+/* The <complaint> children: [{"from": ID, "from_name": NAME or null, "count": N,
+ * "last_ms": M}], the name looked up among the listed servants. */
+static json_t *nm__complaints(const nm_status *st, const nm_status_servant *s) {
+  json_t *a = json_array();
+  for (unsigned i = 0; a && i < s->ncomplaint; i++) {
+    const nm_status_complaint *k = &s->complaint[i];
+    const nm_status_servant *from = nm_status_find(st, k->from);
+    json_t *o = json_object();
+    if (!o) break;
+    json_object_set_new(o, "from", json_string(k->from));
+    json_object_set_new(o, "from_name", from ? json_string(from->name) : json_null());
+    json_object_set_new(o, "count", json_integer(k->count));
+    json_object_set_new(o, "last_ms", json_integer((json_int_t)k->last_ms));
+    json_array_append_new(a, o);
+  }
+  return a;
+}
+
+static json_t *nm__servant(const nm_status *st, const nm_status_servant *s) {
   json_t *o = json_object();
   if (!o) return NULL;
   json_object_set_new(o, "id", json_string(s->id));
@@ -52,6 +70,8 @@ static json_t *nm__servant(const nm_status_servant *s) {
   json_object_set_new(o, "bytes_in", json_integer((json_int_t)s->bytes_in));
   json_object_set_new(o, "bytes_out", json_integer((json_int_t)s->bytes_out));
   json_object_set_new(o, "drops", json_integer((json_int_t)s->drops));
+  json_object_set_new(o, "complainers", json_integer(s->complainers));
+  json_object_set_new(o, "complaints_from", nm__complaints(st, s));
   return o;
 }
 
@@ -66,8 +86,12 @@ int nm_status_to_json(const nm_status *st, int pretty, char **out, size_t *outle
   json_object_set_new(root, "heartbeat_s", json_integer(st->heartbeat));
   json_object_set_new(root, "timeout_s", json_integer(st->timeout));
   json_object_set_new(root, "servants_count", json_integer((json_int_t)st->count));
+  json_object_set_new(root, "complaint_threshold",
+                      st->complaint_threshold ? json_integer(st->complaint_threshold) : json_null());
+  json_object_set_new(root, "complaint_window_s",
+                      st->complaint_window_s ? json_integer(st->complaint_window_s) : json_null());
   for (size_t i = 0; i < st->count; i++) {
-    json_t *s = nm__servant(&st->servants[i]);
+    json_t *s = nm__servant(st, &st->servants[i]);
     if (!s || json_array_append_new(servants, s) < 0) goto done;
   }
   json_object_set(root, "servants", servants);

@@ -1,7 +1,8 @@
 /* natmesh-ctl: ask a natmesh manager what the overlay looks like.
  *
  *   natmesh-ctl [--manager HOST:PORT] [--timeout S] [--state-dir MANAGER_STATE_DIR]
- *               [--admin-key KEYFILE --manager-key FP] status [--format table|xml|dot]
+ *               [--admin-key KEYFILE --manager-key FP] status [--format table|xml|dot|json]
+ *   natmesh-ctl [options as for status] peers NAME [--format table|json]
  *   natmesh-ctl [--state-dir DIR] keygen
  *
  * The session is TLS 1.3 with an operator's key (ctl_key.h says which), pinning the
@@ -11,18 +12,22 @@
  * 4 what answered presented another key than the manager's. */
 #include "ctl_fetch.h"
 #include "ctl_key.h"
+#include "ctl_peers.h"
 #include "ctl_render.h"
 
 #include "nm_log.h"
 #include "nm_status.h"
+#include "nm_status_json.h"
 #include "nm_proto.h"
 #include "nm_util.h"
 #include "nm_xml.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NMCTL_DEFAULT_MANAGER "127.0.0.1:85"
 #define NMCTL_DEFAULT_PORT 85
@@ -36,7 +41,7 @@ enum {
   NMCTL_EXIT_WRONG_KEY = 4,
 };
 
-typedef enum { NMCTL_FMT_TABLE, NMCTL_FMT_XML, NMCTL_FMT_DOT } nmctl_format;
+typedef enum { NMCTL_FMT_TABLE, NMCTL_FMT_XML, NMCTL_FMT_DOT, NMCTL_FMT_JSON } nmctl_format;
 
 typedef struct {
   const char *manager; /* HOST:PORT as given */
@@ -45,20 +50,30 @@ typedef struct {
   unsigned timeout_ms;
   nmctl_format format;
   nmctl_auth_opts auth;
+  const char *arg; /* the command's argument (peers NAME), NULL when none */
 } nmctl_opts;
 
 typedef struct {
   const char *name;
   const char *summary;
   int (*run)(const nmctl_opts *o);
+  const char *arg;      /* the argument it takes ("NAME"), NULL for none */
+  unsigned formats;     /* the --format values it accepts, 1 << nmctl_format */
 } nmctl_command;
 
 static int nmctl_cmd_status(const nmctl_opts *o);
 static int nmctl_cmd_keygen(const nmctl_opts *o);
+static int nmctl_cmd_peers(const nmctl_opts *o);
 
+#define NMCTL_F(f) (1u << (f))
 static const nmctl_command nmctl_commands[] = {
-    {"status", "show the servants the manager knows", nmctl_cmd_status},
-    {"keygen", "make an operator key in --state-dir DIR and print its fingerprint", nmctl_cmd_keygen},
+    {"status", "show the servants the manager knows", nmctl_cmd_status, NULL,
+     NMCTL_F(NMCTL_FMT_TABLE) | NMCTL_F(NMCTL_FMT_XML) | NMCTL_F(NMCTL_FMT_DOT) | NMCTL_F(NMCTL_FMT_JSON)},
+    {"peers", "how servant NAME and each other servant get each other's lines, and why\n"
+     "             NAME pulls from a relay (complaints from whom, how recently)",
+     nmctl_cmd_peers, "NAME", NMCTL_F(NMCTL_FMT_TABLE) | NMCTL_F(NMCTL_FMT_JSON)},
+    {"keygen", "make an operator key in --state-dir DIR and print its fingerprint", nmctl_cmd_keygen, NULL,
+     NMCTL_F(NMCTL_FMT_TABLE)},
 };
 
 static void nmctl_usage(FILE *out) {
@@ -73,8 +88,12 @@ static void nmctl_usage(FILE *out) {
           "it expects.\n"
           "\n"
           "commands:\n");
-  for (size_t i = 0; i < sizeof nmctl_commands / sizeof *nmctl_commands; i++)
-    fprintf(out, "  %-10s %s\n", nmctl_commands[i].name, nmctl_commands[i].summary);
+  for (size_t i = 0; i < sizeof nmctl_commands / sizeof *nmctl_commands; i++) {
+    char head[32];
+    snprintf(head, sizeof head, "%s%s%s", nmctl_commands[i].name, nmctl_commands[i].arg ? " " : "",
+             nmctl_commands[i].arg ? nmctl_commands[i].arg : "");
+    fprintf(out, "  %-10s %s\n", head, nmctl_commands[i].summary);
+  }
   fprintf(out,
           "\n"
           "options:\n"
@@ -89,8 +108,10 @@ static void nmctl_usage(FILE *out) {
           "                       --admin-key FP) instead of the manager's own\n"
           "  --manager-key FP     the manager's fingerprint (natmesh-manager --state-dir D\n"
           "                       fingerprint); needed with --admin-key\n"
-          "  --format FORMAT      table (default), xml (the status document), or dot\n"
-          "                       (Graphviz: natmesh-ctl status --format dot | dot -Tpng -o overlay.png)\n"
+          "  --format FORMAT      table (default), xml (the status document), json\n"
+          "                       (docs/status-json.md; indented on a terminal, one line\n"
+          "                       otherwise), or dot (Graphviz: natmesh-ctl status --format\n"
+          "                       dot | dot -Tpng -o overlay.png); peers: table or json\n"
           "  -h, --help           this text\n"
           "  --version            print the version and exit\n"
           "\n"
@@ -116,7 +137,9 @@ static int nmctl_cmd_keygen(const nmctl_opts *o) {
   return NMCTL_EXIT_OK;
 }
 
-static int nmctl_cmd_status(const nmctl_opts *o) {
+/* Asks the manager for its status and parses it into st (and *doc, for --format xml).
+ * Returns NMCTL_EXIT_OK or the exit code, having said why on stderr. */
+static int nmctl_fetch_status(const nmctl_opts *o, nm_status *st, xmlDoc **doc) {
   nm_identity id;
   nm_fingerprint manager_fp;
   char err[700];
@@ -146,10 +169,8 @@ static int nmctl_cmd_status(const nmctl_opts *o) {
       fprintf(stderr, "natmesh-ctl: no status from manager at %s: %s\n", o->manager, f.reason);
     return r == NMCTL_FETCH_UNREACHABLE ? NMCTL_EXIT_UNREACHABLE : NMCTL_EXIT_BAD_ANSWER;
   }
-  nm_status st;
-  nm_status_init(&st);
-  xmlDoc *doc = NULL;
-  int rc = nm_status_parse(f.reply, f.reply_len, &st, &doc, err, sizeof err);
+  nm_status_init(st);
+  int rc = nm_status_parse(f.reply, f.reply_len, st, doc, err, sizeof err);
   free(f.reply);
   if (rc < 0) {
     /* Field errors name their message ("status: servant ...: invalid port"); the sentence
@@ -159,13 +180,19 @@ static int nmctl_cmd_status(const nmctl_opts *o) {
             why);
     return NMCTL_EXIT_BAD_ANSWER;
   }
-  switch (o->format) {
-  case NMCTL_FMT_TABLE: rc = nmctl_render_table(stdout, &st, o->manager); break;
-  case NMCTL_FMT_XML: rc = nmctl_render_xml(stdout, doc); break;
-  case NMCTL_FMT_DOT: rc = nmctl_render_dot(stdout, &st, o->manager); break;
-  }
-  xmlFreeDoc(doc);
-  nm_status_close(&st);
+  return NMCTL_EXIT_OK;
+}
+
+/* JSON for people on a terminal is indented; for scripts it is one line. */
+static int nmctl_json_pretty(void) { return isatty(STDOUT_FILENO); }
+
+static int nmctl_print_json(int rc, char *json) {
+  if (rc == 0 && (fputs(json, stdout) == EOF || fputc('\n', stdout) == EOF)) rc = -1;
+  free(json);
+  return rc;
+}
+
+static int nmctl_finish_output(int rc) {
   if (fflush(stdout) != 0 || rc < 0) {
     fprintf(stderr, "natmesh-ctl: cannot write the output\n");
     return NMCTL_EXIT_BAD_ANSWER;
@@ -173,10 +200,58 @@ static int nmctl_cmd_status(const nmctl_opts *o) {
   return NMCTL_EXIT_OK;
 }
 
+static int nmctl_cmd_status(const nmctl_opts *o) {
+  nm_status st;
+  xmlDoc *doc = NULL;
+  int rc = nmctl_fetch_status(o, &st, &doc);
+  if (rc != NMCTL_EXIT_OK) return rc;
+  char *json = NULL;
+  switch (o->format) {
+  case NMCTL_FMT_TABLE: rc = nmctl_render_table(stdout, &st, o->manager); break;
+  case NMCTL_FMT_XML: rc = nmctl_render_xml(stdout, doc); break;
+  case NMCTL_FMT_DOT: rc = nmctl_render_dot(stdout, &st, o->manager); break;
+  case NMCTL_FMT_JSON:
+    rc = nm_status_to_json(&st, nmctl_json_pretty(), &json, NULL);
+    rc = nmctl_print_json(rc, json);
+    break;
+  }
+  xmlFreeDoc(doc);
+  nm_status_close(&st);
+  return nmctl_finish_output(rc);
+}
+
+static int nmctl_cmd_peers(const nmctl_opts *o) {
+  nm_status st;
+  int rc = nmctl_fetch_status(o, &st, NULL);
+  if (rc != NMCTL_EXIT_OK) return rc;
+  nmctl_peers pv;
+  rc = nmctl_peers_build(&st, o->arg, &pv);
+  if (rc == -ENOENT) {
+    char name[NM_STATUS_TEXT_MAX + 1];
+    nmctl_sanitize(name, sizeof name, o->arg);
+    fprintf(stderr, "natmesh-ctl: the manager at %s lists no servant named \"%s\" (natmesh-ctl status lists them)\n",
+            o->manager, name);
+    nm_status_close(&st);
+    return NMCTL_EXIT_BAD_ANSWER;
+  }
+  if (rc == 0) {
+    char *json = NULL;
+    if (o->format == NMCTL_FMT_JSON) {
+      rc = nmctl_peers_to_json(&pv, nmctl_json_pretty(), &json);
+      rc = nmctl_print_json(rc, json);
+    } else
+      rc = nmctl_render_peers(stdout, &pv);
+  }
+  nmctl_peers_free(&pv);
+  nm_status_close(&st);
+  return nmctl_finish_output(rc);
+}
+
 static int nmctl_parse_format(const char *v, nmctl_format *out) {
   if (strcmp(v, "table") == 0) *out = NMCTL_FMT_TABLE;
   else if (strcmp(v, "xml") == 0) *out = NMCTL_FMT_XML;
   else if (strcmp(v, "dot") == 0) *out = NMCTL_FMT_DOT;
+  else if (strcmp(v, "json") == 0) *out = NMCTL_FMT_JSON;
   else return -1;
   return 0;
 }
@@ -236,7 +311,7 @@ int main(int argc, char **argv) {
       o.auth.manager_key = v;
     } else if ((v = nmctl_optval(argc, argv, &i, "--format", &missing))) {
       if (nmctl_parse_format(v, &o.format) < 0) {
-        fprintf(stderr, "natmesh-ctl: unknown format \"%s\" (table, xml or dot)\n", v);
+        fprintf(stderr, "natmesh-ctl: unknown format \"%s\" (table, xml, json or dot)\n", v);
         return NMCTL_EXIT_USAGE;
       }
     } else if (missing) {
@@ -252,6 +327,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "natmesh-ctl: unknown command \"%s\" (try --help)\n", argv[i]);
         return NMCTL_EXIT_USAGE;
       }
+    } else if (cmd->arg && !o.arg) {
+      o.arg = argv[i];
     } else {
       fprintf(stderr, "natmesh-ctl: unexpected argument \"%s\"\n", argv[i]);
       return NMCTL_EXIT_USAGE;
@@ -259,6 +336,14 @@ int main(int argc, char **argv) {
   }
   if (!cmd) {
     nmctl_usage(stderr);
+    return NMCTL_EXIT_USAGE;
+  }
+  if (cmd->arg && !o.arg) {
+    fprintf(stderr, "natmesh-ctl: %s needs a %s (try --help)\n", cmd->name, cmd->arg);
+    return NMCTL_EXIT_USAGE;
+  }
+  if (!(cmd->formats & NMCTL_F(o.format))) {
+    fprintf(stderr, "natmesh-ctl: %s cannot be shown in that --format (try --help)\n", cmd->name);
     return NMCTL_EXIT_USAGE;
   }
   if (nm_parse_hostport(o.manager, o.host, sizeof o.host, &o.port, NMCTL_DEFAULT_PORT) < 0) {

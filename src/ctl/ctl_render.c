@@ -7,7 +7,7 @@
 
 /* Only printable ASCII is shown as is: a status from a confused or hostile manager must not
  * drive the user's terminal. Everything else becomes '?'. */
-static void nmctl__sanitize(char *dst, size_t dstlen, const char *src) {
+void nmctl_sanitize(char *dst, size_t dstlen, const char *src) {
   size_t i = 0;
   for (; src[i] && i + 1 < dstlen; i++) {
     unsigned char ch = (unsigned char)src[i];
@@ -29,7 +29,7 @@ const char *nmctl_format_age(char *buf, size_t buflen, int known, uint64_t ms) {
 
 const char *nmctl_format_addr(char *buf, size_t buflen, const char *ip, uint16_t port) {
   char clean[NM_STATUS_TEXT_MAX + 1];
-  nmctl__sanitize(clean, sizeof clean, ip);
+  nmctl_sanitize(clean, sizeof clean, ip);
   if (!clean[0]) snprintf(buf, buflen, "-");
   else if (strchr(clean, ':')) snprintf(buf, buflen, "[%s]:%u", clean, port);
   else snprintf(buf, buflen, "%s:%u", clean, port);
@@ -49,14 +49,14 @@ static const char *nmctl__bytes(char *buf, size_t len, uint64_t v) {
 typedef char nmctl__cell[NM_STATUS_TEXT_MAX + 32];
 
 static void nmctl__row_cells(const nm_status_servant *s, nmctl__cell *cells) {
-  nmctl__sanitize(cells[0], sizeof cells[0], s->name);
+  nmctl_sanitize(cells[0], sizeof cells[0], s->name);
   snprintf(cells[1], sizeof cells[1], "%s", s->id);
   nmctl_format_addr(cells[2], sizeof cells[2], s->ip, s->port);
   nmctl_format_addr(cells[3], sizeof cells[3], s->dial_ip, s->dial_port);
   snprintf(cells[4], sizeof cells[4], "%s", nm_reach_name(s->state));
   snprintf(cells[5], sizeof cells[5], "%s", nm_mapping_name(s->mapping));
   char relay[NM_STATUS_TEXT_MAX + 1];
-  if (s->relay_name[0]) nmctl__sanitize(relay, sizeof relay, s->relay_name);
+  if (s->relay_name[0]) nmctl_sanitize(relay, sizeof relay, s->relay_name);
   else snprintf(relay, sizeof relay, "%s", s->relay[0] ? s->relay : "-");
   /* The pair path: reachable, but pulls some servants' lines from a relay; or no relay
    * can, and those lines are lost (said again under the table). */
@@ -110,14 +110,14 @@ int nmctl_render_table(FILE *out, const nm_status *st, const char *manager) {
   for (size_t i = 0; i < st->count; i++) {
     const nm_status_servant *s = &st->servants[i];
     char name[NM_STATUS_TEXT_MAX + 1], who[NM_STATUS_NAMES_MAX + 1], relay[NM_STATUS_TEXT_MAX + 1];
-    nmctl__sanitize(name, sizeof name, s->name);
+    nmctl_sanitize(name, sizeof name, s->name);
     if (s->unserved[0]) {
-      nmctl__sanitize(who, sizeof who, s->unserved);
+      nmctl_sanitize(who, sizeof who, s->unserved);
       fprintf(out, "warning: %s cannot be reached by %s and no relay serves it: their lines do not reach it\n",
               name, who);
     } else if (s->relay[0] && s->relay_reason == NM_RELAY_REASON_PAIR) {
-      nmctl__sanitize(who, sizeof who, s->unreached_by[0] ? s->unreached_by : "?");
-      nmctl__sanitize(relay, sizeof relay, s->relay_name[0] ? s->relay_name : s->relay);
+      nmctl_sanitize(who, sizeof who, s->unreached_by[0] ? s->unreached_by : "?");
+      nmctl_sanitize(relay, sizeof relay, s->relay_name[0] ? s->relay_name : s->relay);
       fprintf(out, "pair: %s cannot be reached by %s; it pulls their lines from %s\n", name, who, relay);
     }
   }
@@ -150,6 +150,8 @@ static void nmctl__dot_servant(FILE *out, const nm_status_servant *s) {
   nmctl_dot_escape(out, nmctl_format_addr(addr, sizeof addr, s->dial_ip, s->dial_port));
   fputs("\\n", out);
   nmctl_dot_escape(out, nm_reach_name(s->state));
+  if (s->state == NM_REACH_MAPPED && s->mapping != NM_MAPPING_NONE)
+    fprintf(out, " (%s)", nm_mapping_name(s->mapping));
   if (relay)
     fprintf(out, "\", shape=box3d, style=filled, fillcolor=\"lightskyblue\"];\n");
   else if (s->state == NM_REACH_RELAYED || s->state == NM_REACH_SUSPICIOUS)

@@ -17,6 +17,9 @@ int nmctl_render_table(FILE *out, const nm_status *st, const char *manager);
 int nmctl_render_xml(FILE *out, xmlDoc *doc);
 int nmctl_render_dot(FILE *out, const nm_status *st, const char *manager);
 
+/* src with everything but printable ASCII replaced by '?', into dst (truncated to fit). */
+void nmctl_sanitize(char *dst, size_t dstlen, const char *src);
+
 /* Writes s as the body of a DOT double-quoted string (without the quotes). */
 void nmctl_dot_escape(FILE *out, const char *s);
 

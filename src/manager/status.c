@@ -35,6 +35,41 @@ static void mgr__status_names(manager *m, const mgr_session *s, char *out, size_
   *budget = used < *budget ? *budget - used : 0;
 }
 
+/* <complaint> children have a budget of their own too: at most NM_STATUS_COMPLAINTS_MAX per
+ * servant and this many in one document (about 60 bytes each), so with thousands of
+ * servants complaining the status still fits a frame; complainers always says how many. */
+#define MGR_STATUS_COMPLAINTS_BUDGET 1024
+
+/* Who complained about s, the most recently counted first. */
+static void mgr__status_complaints(manager *m, const mgr_session *s, nm_status_servant *e,
+                                   unsigned *budget) {
+  mgr_verdict_rules rules = mgr_rules(m);
+  uint64_t now = mgr_now_ms(m);
+  const mgr_complaints *c = &s->complaints;
+  e->complainers = 0;
+  e->ncomplaint = 0;
+  for (size_t i = 0; i < c->n; i++) {
+    const mgr_complaint *k = &c->v[i];
+    if (!k->n) continue;
+    e->complainers++;
+    uint64_t last = k->counted_ms[(k->next + MGR_COMPLAINT_KEEP - 1) % MGR_COMPLAINT_KEEP];
+    nm_status_complaint item;
+    memcpy(item.from, k->reporter, sizeof item.from);
+    item.count = mgr_complaints_live(c, k->reporter, &rules, now);
+    item.last_ms = now - last;
+    /* Insertion into the short list kept sorted by recency; the oldest falls off. */
+    unsigned cap = *budget < NM_STATUS_COMPLAINTS_MAX ? *budget : NM_STATUS_COMPLAINTS_MAX;
+    unsigned at = e->ncomplaint;
+    while (at > 0 && e->complaint[at - 1].last_ms > item.last_ms) at--;
+    if (at >= cap) continue;
+    unsigned keep = e->ncomplaint < cap ? e->ncomplaint + 1 : cap;
+    memmove(&e->complaint[at + 1], &e->complaint[at], (keep - 1 - at) * sizeof item);
+    e->complaint[at] = item;
+    e->ncomplaint = keep;
+  }
+  *budget -= e->ncomplaint;
+}
+
 static nm_relay_reason mgr__relay_reason(const mgr_session *s) {
   if (!s->relay_id[0]) return NM_RELAY_REASON_NONE;
   if (s->reach == NM_REACH_RELAYED || s->reach == NM_REACH_SUSPICIOUS) return NM_RELAY_REASON_SUSPICIOUS;
@@ -44,9 +79,12 @@ static nm_relay_reason mgr__relay_reason(const mgr_session *s) {
 static int mgr__status_fill(manager *m, nm_status *st) {
   uint64_t now = mgr_now_ms(m);
   size_t budget = MGR_STATUS_NAMES_BUDGET;
+  unsigned complaint_budget = MGR_STATUS_COMPLAINTS_BUDGET;
   st->version = m->list.version;
   st->heartbeat = m->cfg.heartbeat_s;
   st->timeout = m->cfg.timeout_s;
+  st->complaint_threshold = m->cfg.complaint_threshold;
+  st->complaint_window_s = m->cfg.complaint_window_s;
   for (mgr_session *s = m->sessions; s; s = s->next) {
     if (!mgr_session_listed(s)) continue;
     nm_status_servant *e = nm_status_add(st);
@@ -81,6 +119,7 @@ static int mgr__status_fill(manager *m, nm_status *st) {
     e->bytes_in = s->load_bytes_in;
     e->bytes_out = s->load_bytes_out;
     e->drops = s->load_drops;
+    mgr__status_complaints(m, s, e, &complaint_budget);
   }
   return 0;
 }

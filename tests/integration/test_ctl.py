@@ -23,6 +23,7 @@ The fake managers are Python TLS servers with a key of their own, which natmesh-
 to expect (--admin-key K --manager-key FAKE_FP).
 """
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -54,6 +55,63 @@ def fake_args(h, port, fp=None):
     if h.secure:
         args += ["--admin-key", h.new_key("operator").key_path, "--manager-key", fp or h.new_key("fake-manager").fp]
     return args
+
+
+# Attributes that change from one status to the next (the XML and the JSON are two asks).
+VOLATILE = {"last-heartbeat-ms", "connected-s", "bytes-in", "bytes-out", "attached"}
+LISTS = {"unreached-by", "unserved"}
+ROOT = {"version": "version", "heartbeat": "heartbeat_s", "timeout": "timeout_s",
+        "servants": "servants_count", "complaint-threshold": "complaint_threshold",
+        "complaint-window": "complaint_window_s"}
+
+
+def json_value_of(attr, v):
+    """What an XML attribute's text becomes in the JSON."""
+    if attr in LISTS:
+        return v.split()
+    if v == "" or (attr == "ext-port" and v == "0"):  # no mapping: no external port
+        return None
+    return int(v) if re.fullmatch(r"\d+", v) and attr not in ("id", "relay", "name", "relay-name") else v
+
+
+async def json_matches_xml(h, m, names):
+    rc, out, err = await h.ctl(m, "status", "--format", "xml")
+    h.check_eq(rc, 0, "status --format xml exits 0")
+    root = ET.fromstring(out)
+    rc, out, err = await h.ctl(m, "status", "--format", "json")
+    h.check_eq(rc, 0, "status --format json exits 0")
+    h.check(out.count("\n") == 1, "json on a pipe is one line")
+    doc = json.loads(out)
+    h.check_eq(doc["schema"], 1, "json: schema 1")
+    for attr, member in ROOT.items():
+        if attr in root.attrib:
+            want = int(root.get(attr))
+            h.check(doc[member] == want or (attr == "version" and doc[member] >= want),
+                    "json: %s is <status %s> (%r, %r)" % (member, attr, doc[member], root.get(attr)))
+    by_id = {s["id"]: s for s in doc["servants"]}
+    h.check_eq(sorted(s["name"] for s in doc["servants"]), sorted(names), "json: every servant")
+    missing, differ = [], []
+    for x in root.findall("servant"):
+        j = by_id.get(x.get("id"), {})
+        for attr, v in x.attrib.items():
+            member = attr.replace("-", "_")
+            if member not in j:
+                missing.append("%s.%s" % (x.get("name"), member))
+            elif attr in VOLATILE:
+                if not isinstance(j[member], int):
+                    differ.append("%s.%s=%r" % (x.get("name"), member, j[member]))
+            elif j[member] != json_value_of(attr, v):
+                differ.append("%s.%s: xml %r json %r" % (x.get("name"), member, v, j[member]))
+        cs = [{"from": c.get("from"), "count": int(c.get("count"))} for c in x.findall("complaint")]
+        if [{"from": c["from"], "count": c["count"]} for c in j.get("complaints_from", [])] != cs:
+            differ.append("%s.complaints_from" % x.get("name"))
+    h.check(not missing, "json: every <servant> attribute is a member (missing: %s)" % missing)
+    h.check(not differ, "json: every member equals its attribute (differ: %s)" % differ)
+    # And the table's columns are all in it: NAME ID ADDRESS DIAL STATE MAPPING RELAY LAST-HB LOAD.
+    for member in ("name", "id", "ip", "port", "dial_ip", "dial_port", "state", "mapping", "relay_name",
+                   "relay_reason", "last_heartbeat_ms", "clients", "max_clients", "bytes_in", "bytes_out",
+                   "drops", "unreached_by", "unserved"):
+        h.check(all(member in s for s in doc["servants"]), "json: the table's %s is in every servant" % member)
 
 
 async def test(h):
@@ -105,6 +163,11 @@ async def test(h):
             "xml: <status servants=3 heartbeat=1>")
     h.check_eq({s.get("name"): s.get("id") for s in root.findall("servant")}, ids,
                "xml: every servant with its id")
+
+    # JSON (issue 11): Python's json module reads it, and it carries every field of the XML
+    # status of the same manager, member by member (docs/status-json.md): '-' written '_',
+    # numbers as numbers, name lists as arrays, absent or empty values as null.
+    await json_matches_xml(h, m, names)
 
     # DOT, rendered by Graphviz.
     rc, dot, err = await h.ctl(m, "status", "--format", "dot")
@@ -182,7 +245,7 @@ async def test(h):
     rc, out, err = await h.run_tool("natmesh-ctl", ["--help"])
     h.check(rc == 0 and "usage: natmesh-ctl" in out and "--format" in out, "--help exits 0 with usage")
     usage_errors = [["status", "--format", "png"], ["frobnicate"], [], ["--manager", "host:99999", "status"],
-                    ["status", "--format"]]
+                    ["status", "--format"], ["peers"], ["peers", "a", "b"], ["peers", "alice", "--format", "dot"]]
     if h.secure:
         op = h.new_key("operator").key_path
         usage_errors += [["--admin-key", op, "status"], ["--admin-key", op, "--manager-key", "abc", "status"],

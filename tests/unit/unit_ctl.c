@@ -2,6 +2,7 @@
  * refusing bad ones, the table, and DOT output that stays valid whatever the names. And its
  * keys (ctl_key): which key it proves and which it pins, never creating the manager's. */
 #include "ctl_key.h"
+#include "ctl_peers.h"
 #include "ctl_render.h"
 #include "nm_error.h"
 #include "nm_status.h"
@@ -200,6 +201,171 @@ static void test_pair(void) {
   strcpy(huge + n + NM_STATUS_NAMES_MAX + 1, "\"/></status>");
   expect_bad(huge, NM_EMSG, "unserved");
   free(huge);
+}
+
+/* Issue 11: <complaint> children (who, how many, how recently), the complaint rules on
+ * <status>, and what `natmesh-ctl peers` makes of them. alice and bob are public, carol is
+ * mapped, dave is judged unreachable and pulls from the dedicated relay r1, erin is on the
+ * pair path (alice cannot reach her) and pulls alice's lines from bob. */
+static const char *peers_status =
+    "<status version=\"9\" heartbeat=\"1\" timeout=\"3\" servants=\"6\" complaint-threshold=\"3\" "
+    "complaint-window=\"60\">"
+    "<servant id=\"00000000000000aa\" name=\"alice\" ip=\"11.0.0.2\" port=\"4001\" state=\"direct\"/>"
+    "<servant id=\"00000000000000bb\" name=\"bob\" ip=\"11.0.0.3\" port=\"4001\" state=\"direct\" "
+    "clients=\"1\"/>"
+    "<servant id=\"00000000000000cc\" name=\"carol\" ip=\"11.0.0.4\" port=\"4001\" dial-ip=\"11.0.0.4\" "
+    "dial-port=\"40001\" state=\"mapped\" mapping=\"upnp\" ext-ip=\"11.0.0.4\" ext-port=\"40001\"/>"
+    "<servant id=\"00000000000000dd\" name=\"dave\" ip=\"11.0.0.5\" port=\"4001\" state=\"relayed\" "
+    "relay=\"00000000000000ff\" relay-name=\"r1\" relay-reason=\"suspicious\" complaints=\"2\" "
+    "unreached-by=\"alice bob\" complainers=\"3\">"
+    "<complaint from=\"00000000000000aa\" count=\"4\" last-ms=\"900\"/>"
+    "<complaint from=\"00000000000000bb\" count=\"3\" last-ms=\"1500\"/>"
+    "<complaint from=\"00000000000000cc\" count=\"1\" last-ms=\"70000\"/>"
+    "</servant>"
+    "<servant id=\"00000000000000ee\" name=\"erin\" ip=\"11.0.0.6\" port=\"4001\" state=\"direct\" "
+    "relay=\"00000000000000bb\" relay-name=\"bob\" relay-reason=\"pair\" unreached-by=\"alice\" "
+    "complainers=\"1\"><complaint from=\"00000000000000aa\" count=\"3\" last-ms=\"200\"/></servant>"
+    "<servant id=\"00000000000000ff\" name=\"r1\" role=\"relay\" ip=\"11.0.0.7\" port=\"7000\" "
+    "state=\"direct\" clients=\"1\"/>"
+    "</status>";
+
+static void test_complaints_round_trip(void) {
+  nm_status st;
+  nm_status_init(&st);
+  char err[300];
+  NMT_EQ_INT(nm_status_parse(peers_status, strlen(peers_status), &st, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(st.complaint_threshold, 3);
+  NMT_EQ_INT(st.complaint_window_s, 60);
+  const nm_status_servant *dave = &st.servants[3];
+  NMT_EQ_INT(dave->ncomplaint, 3);
+  NMT_EQ_INT(dave->complainers, 3);
+  NMT_EQ_STR(dave->complaint[1].from, "00000000000000bb");
+  NMT_EQ_INT(dave->complaint[1].count, 3);
+  NMT_EQ_INT(dave->complaint[2].last_ms, 70000);
+  NMT_EQ_INT(st.servants[0].ncomplaint, 0);
+  char *doc;
+  size_t len;
+  NMT_EQ_INT(nm_status_encode(&st, &doc, &len), 0);
+  NMT_HAS(doc, "complaint-threshold=\"3\"");
+  NMT_HAS(doc, "<complaint from=\"00000000000000aa\" count=\"4\" last-ms=\"900\"/>");
+  NMT_CHECK(strstr(doc, "<servant id=\"00000000000000aa\" name=\"alice\"") &&
+            !strstr(strstr(doc, "name=\"alice\""), "complainers=\"0\""));
+  nm_status again;
+  nm_status_init(&again);
+  NMT_EQ_INT(nm_status_parse(doc, len, &again, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(again.servants[3].ncomplaint, 3);
+  NMT_EQ_INT(again.servants[4].complaint[0].count, 3);
+  NMT_EQ_INT(again.complaint_window_s, 60);
+  free(doc);
+  nm_status_close(&again);
+  /* Never sent: a complaint from an invalid id, more kept than complainers. */
+  st.servants[3].complainers = 1;
+  NMT_EQ_INT(nm_status_encode(&st, &doc, &len), -EINVAL);
+  nm_status_close(&st);
+
+  /* More <complaint>s than we keep: the first NM_STATUS_COMPLAINTS_MAX, the rest counted. */
+  char big[4096];
+  int n = snprintf(big, sizeof big, "<status version=\"1\"><servant id=\"00000000000000aa\">");
+  for (int i = 0; i < NM_STATUS_COMPLAINTS_MAX + 5; i++)
+    n += snprintf(big + n, sizeof big - n, "<complaint from=\"00000000000001%02d\" count=\"1\" last-ms=\"5\"/>", i);
+  snprintf(big + n, sizeof big - n, "</servant></status>");
+  NMT_EQ_INT(nm_status_parse(big, strlen(big), &st, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(st.servants[0].ncomplaint, NM_STATUS_COMPLAINTS_MAX);
+  NMT_EQ_INT(st.servants[0].complainers, NM_STATUS_COMPLAINTS_MAX + 5);
+  nm_status_close(&st);
+  expect_bad("<status version=\"1\"><servant id=\"00000000000000aa\"><complaint from=\"x\"/></servant></status>",
+             NM_EMSG, "complaint 1");
+  expect_bad("<status version=\"1\"><servant id=\"00000000000000aa\"><complaint from=\"00000000000000bb\" "
+             "count=\"-1\"/></servant></status>", NM_EMSG, "count");
+}
+
+static const nmctl_peer_view *peer_of(const nmctl_peers *pv, const char *name) {
+  for (size_t i = 0; i < pv->count; i++)
+    if (strcmp(pv->peers[i].peer->name, name) == 0) return &pv->peers[i];
+  return NULL;
+}
+
+static char *render_peers(const nmctl_peers *pv) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  NMT_EQ_INT(nmctl_render_peers(f, pv), 0);
+  fclose(f);
+  return buf;
+}
+
+static void test_peers(void) {
+  nm_status st;
+  nm_status_init(&st);
+  char err[300];
+  NMT_EQ_INT(nm_status_parse(peers_status, strlen(peers_status), &st, NULL, err, sizeof err), 0);
+  nmctl_peers pv;
+  NMT_EQ_INT(nmctl_peers_build(&st, "nobody", &pv), -ENOENT);
+
+  /* dave, judged unreachable: everything comes through r1; he dials everyone himself. */
+  NMT_EQ_INT(nmctl_peers_build(&st, "dave", &pv), 0);
+  NMT_EQ_INT(pv.count, 5);
+  const nmctl_peer_view *v = peer_of(&pv, "alice");
+  NMT_EQ_INT(v->in.kind, NMCTL_PATH_RELAY);
+  NMT_EQ_STR(v->in.relay, "00000000000000ff");
+  NMT_EQ_INT(v->in.reason, NM_RELAY_REASON_SUSPICIOUS);
+  NMT_EQ_INT(v->out.kind, NMCTL_PATH_DIRECT);
+  NMT_EQ_STR(v->out.ip, "11.0.0.2");
+  v = peer_of(&pv, "carol");
+  NMT_EQ_INT(v->out.kind, NMCTL_PATH_DIRECT);
+  NMT_EQ_INT(v->out.mapping, NM_MAPPING_UPNP);
+  NMT_EQ_INT(v->out.port, 40001);
+  v = peer_of(&pv, "r1");
+  NMT_EQ_INT(v->in.kind, NMCTL_PATH_NONE);
+  NMT_EQ_INT(v->out.kind, NMCTL_PATH_DIRECT); /* servants publish to relays */
+  v = peer_of(&pv, "erin");
+  NMT_EQ_INT(v->out.kind, NMCTL_PATH_DIRECT); /* dave does not complain about erin */
+  char *out = render_peers(&pv);
+  NMT_HAS(out, "dave (00000000000000dd): servant, relayed");
+  NMT_HAS(out, "pulls from relay r1 (suspicious by quorum)");
+  NMT_HAS(out, "HOW DAVE GETS ITS LINES");
+  NMT_HAS(out, "via relay r1 (suspicious by quorum)");
+  NMT_HAS(out, "direct to 11.0.0.4:40001 (mapped by upnp)");
+  NMT_HAS(out, "direct to 11.0.0.2:4001 (observed)");
+  NMT_HAS(out, "judged unreachable (suspicious) by a quorum");
+  NMT_HAS(out, "(a reporter counts with 3 within 60s)");
+  NMT_HAS(out, "from alice            4 live complaints, the last 0.9s ago (counts)");
+  NMT_HAS(out, "from carol            1 live complaint, the last 1m10s ago\n");
+  free(out);
+  char *json = NULL;
+  NMT_EQ_INT(nmctl_peers_to_json(&pv, 0, &json), 0);
+  NMT_HAS(json, "\"relay_name\":\"r1\"");
+  NMT_HAS(json, "\"from_name\":\"bob\",\"count\":3,\"last_ms\":1500,\"counts\":true");
+  free(json);
+  nmctl_peers_free(&pv);
+
+  /* erin, on the pair path: alice's lines through bob, the others' direct; bob's own lines
+   * come down the pull. Her lines go to everyone directly. */
+  NMT_EQ_INT(nmctl_peers_build(&st, "erin", &pv), 0);
+  v = peer_of(&pv, "alice");
+  NMT_EQ_INT(v->in.kind, NMCTL_PATH_RELAY);
+  NMT_EQ_INT(v->in.reason, NM_RELAY_REASON_PAIR);
+  NMT_EQ_INT(peer_of(&pv, "carol")->in.kind, NMCTL_PATH_DIRECT);
+  NMT_EQ_STR(peer_of(&pv, "carol")->in.ip, "11.0.0.6");
+  NMT_EQ_INT(peer_of(&pv, "bob")->in.kind, NMCTL_PATH_DIRECT); /* bob reaches her */
+  NMT_EQ_INT(peer_of(&pv, "dave")->out.kind, NMCTL_PATH_RELAY);
+  out = render_peers(&pv);
+  NMT_HAS(out, "the pair path");
+  NMT_HAS(out, "via relay bob (pair path)");
+  free(out);
+  nmctl_peers_free(&pv);
+
+  /* bob relays for erin: alice's lines to erin are his business, not alice's. */
+  NMT_EQ_INT(nmctl_peers_build(&st, "alice", &pv), 0);
+  NMT_EQ_INT(peer_of(&pv, "erin")->out.kind, NMCTL_PATH_RELAY);
+  NMT_EQ_STR(peer_of(&pv, "erin")->out.relay, "00000000000000bb");
+  NMT_EQ_INT(peer_of(&pv, "dave")->in.kind, NMCTL_PATH_DIRECT);
+  nmctl_peers_free(&pv);
+  /* by id as well as by name */
+  NMT_EQ_INT(nmctl_peers_build(&st, "00000000000000bb", &pv), 0);
+  NMT_EQ_STR(pv.self->name, "bob");
+  nmctl_peers_free(&pv);
+  nm_status_close(&st);
 }
 
 static void test_age(void) {
@@ -412,6 +578,8 @@ int main(void) {
   NMT_RUN(test_declared_count_ignored);
   NMT_RUN(test_table);
   NMT_RUN(test_pair);
+  NMT_RUN(test_complaints_round_trip);
+  NMT_RUN(test_peers);
   NMT_RUN(test_age);
   NMT_RUN(test_dot_escaping);
   NMT_RUN(test_xml_render);

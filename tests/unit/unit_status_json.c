@@ -43,6 +43,17 @@ static void fill(nm_status *st) {
   c->drops = 2;
   c->complaints = 3;
   strcpy(c->unserved, "erin");
+  /* issue 11: who complained about carol; the second reporter is not listed */
+  st->complaint_threshold = 3;
+  st->complaint_window_s = 60;
+  c->complainers = 4;
+  c->ncomplaint = 2;
+  strcpy(c->complaint[0].from, "00000000000000aa");
+  c->complaint[0].count = 5;
+  c->complaint[0].last_ms = 800;
+  strcpy(c->complaint[1].from, "00000000000000ee");
+  c->complaint[1].count = 0;
+  c->complaint[1].last_ms = 90000;
 }
 
 static void test_round_trip(void) {
@@ -94,6 +105,19 @@ static void test_round_trip(void) {
   NMT_EQ_INT(json_integer_value(json_object_get(c, "complaints")), 3);
   NMT_EQ_INT(json_integer_value(json_object_get(c, "max_clients")), 8);
   NMT_EQ_STR(json_string_value(json_array_get(json_object_get(c, "unserved"), 0)), "erin");
+  NMT_EQ_INT(json_integer_value(json_object_get(root, "complaint_threshold")), 3);
+  NMT_EQ_INT(json_integer_value(json_object_get(root, "complaint_window_s")), 60);
+  NMT_EQ_INT(json_integer_value(json_object_get(c, "complainers")), 4);
+  json_t *cf = json_object_get(c, "complaints_from");
+  NMT_EQ_INT(json_array_size(cf), 2);
+  NMT_EQ_STR(json_string_value(json_object_get(json_array_get(cf, 0), "from")), "00000000000000aa");
+  NMT_EQ_STR(json_string_value(json_object_get(json_array_get(cf, 0), "from_name")), "alice \"the\" <first>");
+  NMT_EQ_INT(json_integer_value(json_object_get(json_array_get(cf, 0), "count")), 5);
+  NMT_EQ_INT(json_integer_value(json_object_get(json_array_get(cf, 0), "last_ms")), 800);
+  NMT_CHECK(json_is_null(json_object_get(json_array_get(cf, 1), "from_name")));
+  NMT_EQ_INT(json_integer_value(json_object_get(json_array_get(cf, 1), "last_ms")), 90000);
+  NMT_EQ_INT(json_array_size(json_object_get(a, "complaints_from")), 0);
+  NMT_EQ_INT(json_integer_value(json_object_get(a, "complainers")), 0);
   json_decref(root);
   /* The same status gives the same text: members keep their order. */
   char *again = NULL;
@@ -110,6 +134,7 @@ static void test_empty(void) {
   char *text = NULL;
   NMT_EQ_INT(nm_status_to_json(&st, 1, &text, NULL), 0);
   NMT_HAS(text, "\"servants\": []");
+  NMT_HAS(text, "\"complaint_threshold\": null");
   free(text);
 }
 
