@@ -19,10 +19,11 @@ static const sv_role sv_relay_role = {
         "                     [--config relay.xml] [--name NAME] [--manager HOST] [--manager-port N]\n"
         "                     [--port P] [--listen ADDR] [--max-clients N]\n"
         "                     [--client-rate BYTES/S] [--total-rate BYTES/S] [--no-upnp] [--no-natpmp]\n"
-        "                     [--no-local-addresses]\n"
+        "                     [--no-local-addresses] [--metrics [ADDR:]PORT]\n"
         "                     [--check-config] [--verbose] [--version]\n"
         "A dedicated relay: serves servants the manager judged unreachable. The manager must\n"
-        "grant this key the relay role (a relay invite, or --relay-key). See docs/relay.md.\n",
+        "grant this key the relay role (a relay invite, or --relay-key). See docs/relay.md.\n"
+        "--metrics serves /metrics and a status page over HTTP (127.0.0.1 unless ADDR says).\n",
 };
 
 int main(int argc, char **argv) { return sv_main(&sv_relay_role, argc, argv); }
