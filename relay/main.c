@@ -20,10 +20,12 @@ static const sv_role sv_relay_role = {
         "                     [-P|--manager-port N] [-p|--port P] [-l|--listen ADDR]\n"
         "                     [-M|--max-clients N] [-r|--client-rate BYTES/S] [-R|--total-rate BYTES/S]\n"
         "                     [-b|--ban TARGET]... [-U|--no-upnp] [-N|--no-natpmp]\n"
-        "                     [--no-local-addresses] [-C|--check-config] [-v|--verbose]\n"
+        "                     [--no-local-addresses] [--metrics [ADDR:]PORT]\n"
+        "                     [-C|--check-config] [-v|--verbose]\n"
         "                     [-h|--help] [-V|--version]\n"
         "A dedicated relay: serves servants the manager judged unreachable. The manager must\n"
-        "grant this key the relay role (a relay invite, or --relay-key). See docs/relay.md.\n",
+        "grant this key the relay role (a relay invite, or --relay-key). See docs/relay.md.\n"
+        "--metrics serves /metrics and a status page over HTTP (127.0.0.1 unless ADDR says).\n",
 };
 
 int main(int argc, char **argv) { return sv_main(&sv_relay_role, argc, argv); }

@@ -82,6 +82,7 @@ static void rl__send(rl_duty *d, rl_client *c, const char *payload, size_t len) 
     return;
   }
   d->bytes_out += len;
+  d->lines_out++;
 }
 
 int rl_attach(rl_duty *d, rl_client *c, nm_conn *conn, const char *id, const char *token,

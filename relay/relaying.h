@@ -60,6 +60,7 @@ typedef struct {
   nm_lineq recent; /* the replay ring */
   nm_ratelimit total;
   uint64_t bytes_in, bytes_out, drops;
+  uint64_t lines_out; /* lines sent to clients (natmesh-relay's metrics) */
 } rl_duty;
 
 void rl_init(rl_duty *d, uv_loop_t *loop, const char *self_id, const rl_limits *limits);

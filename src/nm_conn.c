@@ -73,6 +73,10 @@ static void nm__conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static int nm__conn_on_frame(void *arg, uint8_t type, const char *payload, size_t len) {
   nm_conn *c = arg;
+  if (c->traffic) {
+    c->traffic->frames_in[type]++;
+    c->traffic->bytes_in[type] += NM_FRAME_HEADER + len;
+  }
   if (type == NM_MSG_ERROR) {
     /* The peer tells us why it is closing; show it, then close our side. */
     /* The text is the peer's: never let it forge log lines or drive a terminal. */
@@ -417,6 +421,10 @@ int nm_conn_send(nm_conn *c, uint8_t type, const char *payload, size_t len) {
   /* Counted in plaintext before encrypting (the ciphertext is a little larger and is what
    * the queue then holds), so a full queue refuses a frame before it costs any work. */
   if (c->queued_bytes + total > c->max_queue) return NM_EQUEUE_FULL;
+  if (c->traffic) {
+    c->traffic->frames_out[type]++;
+    c->traffic->bytes_out[type] += total;
+  }
   if (c->tls) return nm__conn_tls_send(c, type, payload, len);
   nm__write *w = malloc(sizeof *w + total);
   if (!w) return -ENOMEM;

@@ -26,6 +26,13 @@
 #define NM_CONN_MAX_QUEUE (4u * 1024u * 1024u)
 
 typedef struct nm_conn nm_conn;
+
+/* Frames and their bytes (header included, plaintext) by frame type, each way: an owner
+ * that wants them (the manager's metrics) points nm_conn.traffic at one it keeps. */
+typedef struct {
+  uint64_t frames_in[256], bytes_in[256];
+  uint64_t frames_out[256], bytes_out[256];
+} nm_conn_traffic;
 /* Called for each complete frame. Return non-zero if the conn was closed inside. */
 typedef int (*nm_conn_frame_cb)(nm_conn *c, uint8_t type, const char *payload, size_t len);
 /* status 0: connected and reading. < 0: failed; the conn is being closed. */
@@ -69,6 +76,7 @@ struct nm_conn {
    * reported) go through this rate limit: an owner sets it while the peer is not yet
    * authenticated, since anyone can make such lines by connecting. */
   struct nm_log_rate *log_rate;
+  nm_conn_traffic *traffic; /* NULL, or where frames in and out are counted */
   void *data; /* the owner's */
 };
 

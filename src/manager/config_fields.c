@@ -22,6 +22,7 @@ const nm_cfg_field mgr_config_fields[] = {
     F("admin-key", NM_CFG_KEYS, 0, 0, admin_keys),
     F("max-unauth-per-address", NM_CFG_UINT, 1, NM_ADDRLIMIT_TOTAL_MAX, max_unauth_per_addr),
     F("max-unauth", NM_CFG_UINT, 1, NM_ADDRLIMIT_TOTAL_MAX, max_unauth),
+    F("metrics", NM_CFG_STRING, 0, 0, metrics),
 };
 #undef F
 

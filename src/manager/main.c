@@ -5,6 +5,7 @@
 #include "manager.h"
 #include "nm_config.h"
 #include "nm_error.h"
+#include "nm_http.h"
 #include "nm_log.h"
 #include "nm_util.h"
 #include "nm_xml.h"
@@ -24,12 +25,14 @@ static void usage(FILE *out) {
           "                       [--state-dir DIR] [--admission invite|allow|open] [--open]\n"
           "                       [--allow FP]... [--relay-key FP]... [--admin-key FP]...\n"
           "                       [--max-unauth-per-address N] [--max-unauth N]\n"
+          "                       [--metrics [ADDR:]PORT]\n"
           "                       [-C|--check-config] [-v|--verbose] [-h|--help] [--version]\n"
           "                       [COMMAND ...]\n"
           "The connection manager servants register with. Defaults: listen on all addresses (::,\n"
           "or 0.0.0.0 without IPv6), port 85, heartbeat 5 s, timeout 15 s, assigned servant ports\n"
           "4001-4999, admission by invite, at most %d connections not yet authenticated per\n"
-          "address and %d in all. Its key and admission store live in the state directory\n"
+          "address and %d in all, no metrics (--metrics serves /metrics and a status page over\n"
+          "HTTP, on 127.0.0.1 unless ADDR says otherwise). Its key and admission store live in the state directory\n"
           "(default: $STATE_DIRECTORY, $XDG_STATE_HOME/natmesh/manager or\n"
           "~/.local/state/natmesh/manager). FP: a key fingerprint (64 hex characters).\n"
           "Commands on the state directory (they work while a manager runs on it):\n%s",
@@ -167,6 +170,7 @@ enum {
   MGR_OPT_ADMIN_KEY,
   MGR_OPT_MAX_UNAUTH_PER_ADDR,
   MGR_OPT_MAX_UNAUTH,
+  MGR_OPT_METRICS,
 };
 
 static const struct option mgr__opts[] = {
@@ -188,6 +192,7 @@ static const struct option mgr__opts[] = {
     {"admin-key", required_argument, 0, MGR_OPT_ADMIN_KEY},
     {"max-unauth-per-address", required_argument, 0, MGR_OPT_MAX_UNAUTH_PER_ADDR},
     {"max-unauth", required_argument, 0, MGR_OPT_MAX_UNAUTH},
+    {"metrics", required_argument, 0, MGR_OPT_METRICS},
     {0, 0, 0, 0}};
 /* "+": options end at the first word that is not one, a subcommand's name, whose own options
  * follow it. */
@@ -282,6 +287,11 @@ static int mgr__options(int argc, char **argv, mgr_config *cfg, int *check_only)
       if (mgr__unsigned_option("max-unauth", optarg, 1, NM_ADDRLIMIT_TOTAL_MAX, &cfg->max_unauth) < 0)
         return 2;
       break;
+    case MGR_OPT_METRICS:
+      if (strlen(optarg) >= sizeof cfg->metrics)
+        return nm_log_error("--metrics: expected [ADDR:]PORT, got \"%.60s\"", optarg), 2;
+      snprintf(cfg->metrics, sizeof cfg->metrics, "%s", optarg);
+      break;
     default: break;
     }
   }
@@ -302,6 +312,11 @@ static int mgr__check(mgr_config *cfg, nm_admission_mode *mode) {
   if (cfg->max_unauth_per_addr > cfg->max_unauth)
     return nm_log_error("max-unauth-per-address (%u) must not exceed max-unauth (%u)",
                         cfg->max_unauth_per_addr, cfg->max_unauth), 2;
+  char ip[64];
+  uint16_t port;
+  if (cfg->metrics[0] && nm_http_parse_listen(cfg->metrics, ip, sizeof ip, &port) < 0)
+    return nm_log_error("metrics: expected [ADDR:]PORT (ADDR an IP address, [IPv6] in brackets), "
+                        "got \"%s\"", cfg->metrics), 2;
   if (!cfg->state_dir[0]) {
     int rc = nm_identity_default_dir(cfg->state_dir, sizeof cfg->state_dir, "manager");
     if (rc < 0)
@@ -412,6 +427,7 @@ int main(int argc, char **argv) {
    * message says what to do. Nothing is accepted before the loop runs. */
   if (mgr__listen(&m) < 0) return 1;
   if (mgr__trust_init(&m, mode) != 0) return 1;
+  if (mgr_metrics_start(&m) < 0) return 1;
   uv_timer_init(m.loop, &m.sweep);
   m.sweep.data = &m;
   unsigned sweep_ms = cfg->heartbeat_s * 1000 / 4;
@@ -427,6 +443,7 @@ int main(int argc, char **argv) {
   uv_walk(m.loop, mgr__close_walk, NULL);
   uv_run(m.loop, UV_RUN_DEFAULT);
   uv_loop_close(m.loop);
+  mgr_metrics_stop(&m);
   nm_peerlist_close(&m.list);
   nm_addrlimit_close(&m.unauth);
   mgr_admission_close(&m.admission);

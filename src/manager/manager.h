@@ -22,6 +22,7 @@
 #include "nm_peerlist.h"
 #include "nm_proto.h"
 #include "nm_tls.h"
+#include "metrics.h"
 #include "verdict.h"
 
 /* Servant and relay sessions one manager holds (ctl sessions and connections not yet
@@ -56,6 +57,8 @@ typedef struct {
   /* connections not yet authenticated (nm_addrlimit) */
   unsigned max_unauth_per_addr;
   unsigned max_unauth;
+  /* --metrics ADDR:PORT: /metrics and the status page (metrics.c); "" is off */
+  char metrics[80];
 } mgr_config;
 
 /* config_fields.c: the <manager> config file's elements. */
@@ -169,6 +172,9 @@ struct manager {
    * servant can show itself over that family too (observe) */
   size_t nown;
   nm_endpoint own[NM_MANAGER_ADDRS_MAX * 2];
+  /* what it counts (metrics.h), and the --metrics listener when there is one */
+  mgr_stats stats;
+  struct mgr_metrics *metrics;
 };
 
 /* registry.c */
@@ -214,6 +220,9 @@ void mgr_sessions_drop_revoked(manager *m);
 
 /* status.c */
 void mgr_send_status(manager *m, mgr_session *asker);
+/* The status natmesh-ctl gets, into st (initialized): for /status.json. 0 or -ENOMEM. */
+struct nm_status;
+int mgr_status_collect(manager *m, struct nm_status *st);
 
 uint64_t mgr_now_ms(manager *m);
 

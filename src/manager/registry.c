@@ -141,6 +141,7 @@ void mgr_publish_join(manager *m, mgr_session *s) {
 
 void mgr_publish_leave(manager *m, mgr_session *s, const char *reason) {
   if (nm_peerlist_remove(&m->list, s->id) < 0) return;
+  m->stats.leaves++;
   nm_log_info("left: %s (%s) %s", s->name, s->id, reason ? reason : "");
   nm_msg msg = {.type = NM_MSG_DELTA};
   nm_msg_delta *d = &msg.u.delta;

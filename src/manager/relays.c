@@ -97,6 +97,7 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
   snprintf(s->relay_id, sizeof s->relay_id, "%s", relay->id);
   /* On the pair path it stays reachable: only its reporters' lines come through the relay. */
   if (!pair) s->reach = NM_REACH_RELAYED;
+  m->stats.relay_assignments++;
   nm_log_info("relay: %s pulls from %s %s (%u of %u clients%s)", s->name, nm_role_name(relay->role),
               relay->name, clients + 1, relay->max_clients, pair ? ", pair path" : "");
   return 0;

@@ -137,6 +137,8 @@ static void mgr__session_closed(nm_conn *c) {
     nm_addrlimit_release(&m->unauth, s->conn.peer_ip);
     s->unauth = 0;
   }
+  if (!s->secure && (c->close_err == NM_ETLS || c->close_err == NM_EKEY || c->close_err == UV_ETIMEDOUT))
+    m->stats.tls_failures++;
   mgr_session_retire(s, MGR_RETIRE_CLOSED, NULL);
   if (s->prev) s->prev->next = s->next;
   else m->sessions = s->next;
@@ -189,13 +191,14 @@ static void mgr__take_over(mgr_session *s) {
 
 /* Refuses what s asked for, with the reason in an error frame, and ends it. The line it
  * logs counts against the rate limit of refusals: anyone can ask. Returns 1 (closed). */
-__attribute__((format(printf, 3, 4)))
-static int mgr__deny(mgr_session *s, int err, const char *fmt, ...) {
+__attribute__((format(printf, 4, 5)))
+static int mgr__deny(mgr_session *s, mgr_refused_reason reason, int err, const char *fmt, ...) {
   char why[300];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(why, sizeof why, fmt, ap);
   va_end(ap);
+  s->mgr->stats.refused[reason]++;
   s->conn.log_rate = &s->mgr->log_denied;
   nm_conn_fail(&s->conn, err, why);
   return 1;
@@ -219,12 +222,12 @@ static int mgr__admit(mgr_session *s, const nm_msg_hello *h) {
   char id[NM_ID_LEN + 1];
   nm_fingerprint_id(&s->fp, id);
   if (strcmp(id, h->id) != 0)
-    return mgr__deny(s, NM_EKEY, "hello: id %s does not belong to the key this session proved", h->id);
+    return mgr__deny(s, MGR_REFUSED_WRONG_KEY, NM_EKEY, "hello: id %s does not belong to the key this session proved", h->id);
   mgr_session *old = mgr_find_listed(m, h->id);
   if (old && !nm_fingerprint_equal(&old->fp, &s->fp))
-    return mgr__deny(s, NM_EKEY, "hello: id %s is registered with another key", h->id);
+    return mgr__deny(s, MGR_REFUSED_WRONG_KEY, NM_EKEY, "hello: id %s is registered with another key", h->id);
   if (!old && mgr_servant_sessions(m) >= MGR_SESSIONS_MAX)
-    return mgr__deny(s, -ENOSPC, "the manager is full (%d servants)", MGR_SESSIONS_MAX);
+    return mgr__deny(s, MGR_REFUSED_FULL, -ENOSPC, "the manager is full (%d servants)", MGR_SESSIONS_MAX);
 
   nm_admission_request rq = {s->fp.hex, h->name, h->role, h->has_secret ? h->secret : NULL,
                              (uint64_t)time(NULL)};
@@ -235,7 +238,7 @@ static int mgr__admit(mgr_session *s, const nm_msg_hello *h) {
   if (!d.admit) {
     char why[200];
     mgr__refusal_text(&d, h->name, why, sizeof why);
-    return mgr__deny(s, NM_EKEY, "%s", why);
+    return mgr__deny(s, MGR_REFUSED_NOT_ADMITTED, NM_EKEY, "%s", why);
   }
   char at[NM_ADDR_STRLEN];
   nm_log_info("hello from %s (%s) at %s, %s: %s", h->name, h->id,
@@ -316,6 +319,7 @@ static int mgr__on_listening(void *session, const nm_msg *msg) {
   nm_log_info("joined: %s (%s) at %s (%zu local address%s)", s->name, s->id, nm_addr_str(s->conn.peer_ip, s->port, at),
               s->nlocal, s->nlocal == 1 ? "" : "es");
   /* The newcomer gets the whole list (which contains it), then everyone else the delta. */
+  if (s->state == MGR_SESSION_WELCOMED) m->stats.joins++;
   s->state = MGR_SESSION_REGISTERED;
   mgr_publish_join(m, s);
   /* What it needs to carry on: its relay (a servant ignores an assignment it already
@@ -332,6 +336,7 @@ static int mgr__on_listening(void *session, const nm_msg *msg) {
 
 static int mgr__on_heartbeat(void *session, const nm_msg *msg) {
   mgr_session *s = session;
+  s->mgr->stats.heartbeats++;
   /* The servant's version is informational; it compares the ack with what it holds. */
   nm_msg ack = {.type = NM_MSG_HEARTBEAT_ACK};
   ack.u.heartbeat_ack.version = s->mgr->list.version;
@@ -387,10 +392,10 @@ static int mgr__on_observe(void *session, const nm_msg *msg) {
 static int mgr__on_status_request(void *session, const nm_msg *msg) {
   mgr_session *s = session;
   manager *m = s->mgr;
-  if (!mgr_is_operator(m, &s->fp)) return mgr__deny(s, NM_EKEY, "status is for operators");
+  if (!mgr_is_operator(m, &s->fp)) return mgr__deny(s, MGR_REFUSED_NOT_OPERATOR, NM_EKEY, "status is for operators");
   if (s->state == MGR_SESSION_NEW) {
     if (mgr_ctl_sessions(m) >= MGR_CTL_MAX)
-      return mgr__deny(s, -ENOSPC, "too many natmesh-ctl sessions (at most %d)", MGR_CTL_MAX);
+      return mgr__deny(s, MGR_REFUSED_CTL_LIMIT, -ENOSPC, "too many natmesh-ctl sessions (at most %d)", MGR_CTL_MAX);
     s->state = MGR_SESSION_CTL;
     nm_conn_set_label(&s->conn, "ctl");
     mgr__authenticated(s);
@@ -469,9 +474,10 @@ static void mgr__convict(mgr_session *s) {
 static int mgr__on_complaint(void *session, const nm_msg *msg) {
   mgr_session *s = session;
   mgr_session *accused;
+  s->mgr->stats.complaints++;
   mgr_verdict v = mgr_complaint_receive(s->mgr, s, msg->u.complaint.accused, &accused);
-  if (v.kind == MGR_VERDICT_SUSPICIOUS) mgr__convict(accused);
-  else if (v.kind == MGR_VERDICT_PAIR) mgr_relay_pair(s->mgr, accused);
+  if (v.kind == MGR_VERDICT_SUSPICIOUS) s->mgr->stats.verdicts_suspicious++, mgr__convict(accused);
+  else if (v.kind == MGR_VERDICT_PAIR) s->mgr->stats.verdicts_pair++, mgr_relay_pair(s->mgr, accused);
   return s->conn.closing;
 }
 
@@ -571,6 +577,7 @@ void mgr_sessions_drop_revoked(manager *m) {
 void mgr_on_connection(uv_stream_t *server, int status) {
   manager *m = server->data;
   if (status < 0) {
+    m->stats.refused[MGR_REFUSED_ACCEPT]++;
     nm_log_ratelimited(&m->log_refused, NM_LOG_WARN, "accept: %s", uv_strerror(status));
     return;
   }
@@ -579,6 +586,7 @@ void mgr_on_connection(uv_stream_t *server, int status) {
   s->mgr = m;
   nm_conn_init(m->loop, &s->conn, mgr__on_frame, mgr__session_closed, s);
   s->conn.log_rate = &m->log_unauth;
+  s->conn.traffic = &m->stats.traffic;
   s->next = m->sessions;
   if (m->sessions) m->sessions->prev = s;
   m->sessions = s;
@@ -588,6 +596,7 @@ void mgr_on_connection(uv_stream_t *server, int status) {
   nm_conn_on_secure(&s->conn, mgr__on_secure);
   if (rc == 0) rc = nm_conn_accept(server, &s->conn);
   if (rc < 0) {
+    m->stats.refused[MGR_REFUSED_ACCEPT]++;
     nm_log_ratelimited(&m->log_refused, NM_LOG_WARN, "accept: %s", nm_strerror(rc));
     nm_conn_close(&s->conn, rc, NULL);
     return;
@@ -596,6 +605,7 @@ void mgr_on_connection(uv_stream_t *server, int status) {
    * together a bounded number, and authenticated sessions hold no slot at all. */
   rc = nm_addrlimit_acquire(&m->unauth, s->conn.peer_ip);
   if (rc < 0) {
+    m->stats.refused[rc == -EMFILE ? MGR_REFUSED_PER_ADDRESS : MGR_REFUSED_UNAUTH_TOTAL]++;
     char at[NM_ADDR_STRLEN];
     nm_log_ratelimited(&m->log_refused, NM_LOG_WARN, "connection from %s refused: %s",
                        nm_addr_str(s->conn.peer_ip, s->conn.peer_port, at), nm_addrlimit_strerror(rc));

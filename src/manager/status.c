@@ -124,6 +124,8 @@ static int mgr__status_fill(manager *m, nm_status *st) {
   return 0;
 }
 
+int mgr_status_collect(manager *m, nm_status *st) { return mgr__status_fill(m, st); }
+
 void mgr_send_status(manager *m, mgr_session *asker) {
   nm_status st;
   nm_status_init(&st);

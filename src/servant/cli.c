@@ -3,6 +3,7 @@
  * relay. The config file is read first so that options override it. */
 #include "cli.h"
 #include "nm_config.h"
+#include "nm_http.h"
 #include "nm_log.h"
 #include "nm_peerlist.h"
 #include "nm_util.h"
@@ -17,7 +18,7 @@
 
 
 /* Long options without a short form. */
-enum { OPT_STATE_DIR = 0x100, OPT_INVITE, OPT_MANAGER_KEY, OPT_NO_LOCAL_ADDRESSES };
+enum { OPT_STATE_DIR = 0x100, OPT_INVITE, OPT_MANAGER_KEY, OPT_NO_LOCAL_ADDRESSES, OPT_METRICS };
 
 static const struct option sv_options[] = {
     {"config", required_argument, 0, 'c'},        {"name", required_argument, 0, 'n'},
@@ -32,6 +33,7 @@ static const struct option sv_options[] = {
     {"invite", required_argument, 0, OPT_INVITE},
     {"manager-key", required_argument, 0, OPT_MANAGER_KEY},
     {"no-local-addresses", no_argument, 0, OPT_NO_LOCAL_ADDRESSES},
+    {"metrics", required_argument, 0, OPT_METRICS},
     {0, 0, 0, 0}};
 static const char *sv_optstring = "c:n:m:P:p:l:b:UNCvhVM:r:R:";
 
@@ -96,7 +98,7 @@ static int sv__manager(const char *arg, sv_config *cfg) {
 }
 
 static int sv__apply_option(sv_config *cfg, const sv_role *role, int opt, const char *arg) {
-  if ((opt == 'M' || opt == 'r' || opt == 'R') && !role->relay_limits) {
+  if ((opt == 'M' || opt == 'r' || opt == 'R' || opt == OPT_METRICS) && !role->relay_limits) {
     nm_log_error("that option is for natmesh-relay");
     return -1;
   }
@@ -120,6 +122,7 @@ static int sv__apply_option(sv_config *cfg, const sv_role *role, int opt, const 
   case OPT_STATE_DIR: return sv__string("state-dir", arg, cfg->state_dir, sizeof cfg->state_dir);
   case OPT_INVITE: return sv__string("invite", arg, cfg->invite, sizeof cfg->invite);
   case OPT_MANAGER_KEY: return sv__string("manager-key", arg, cfg->manager_key, sizeof cfg->manager_key);
+  case OPT_METRICS: return sv__string("metrics", arg, cfg->metrics, sizeof cfg->metrics);
   default: return 0;
   }
 }
@@ -199,6 +202,13 @@ int sv_cli_parse(sv_config *cfg, const sv_role *role, int argc, char **argv) {
   if (!cfg->name[0]) sv__default_name(cfg, role);
   if (!nm_name_valid(cfg->name)) {
     nm_log_error("name \"%s\" must be 1-%d characters of A-Z a-z 0-9 - _ .", cfg->name, NM_NAME_MAX);
+    return 2;
+  }
+  char ip[64];
+  uint16_t mport;
+  if (cfg->metrics[0] && nm_http_parse_listen(cfg->metrics, ip, sizeof ip, &mport) < 0) {
+    nm_log_error("metrics: expected [ADDR:]PORT (ADDR an IP address, [IPv6] in brackets), got \"%s\"",
+                 cfg->metrics);
     return 2;
   }
   /* A config that names no manager key could not run: --check-config says so too (the

@@ -32,6 +32,7 @@ typedef struct {
   nm_banlist bans;
   int nat_upnp, nat_natpmp;
   unsigned nat_lease_s;
+  char metrics[80]; /* natmesh-relay --metrics [ADDR:]PORT ("": off), servant/metrics.c */
 } sv_config;
 
 /* config_fields.c: the config files' elements, for the servant and for the relay. */

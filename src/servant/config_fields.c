@@ -29,6 +29,7 @@ const nm_cfg_field sv_relay_fields[] = {
     F("limits/max-clients", NM_CFG_UINT, 1, 256, max_clients),
     F("limits/client-bytes-per-second", NM_CFG_UINT, 0, 1000000000, client_rate_bps),
     F("limits/total-bytes-per-second", NM_CFG_UINT, 0, 2000000000, total_rate_bps),
+    F("metrics", NM_CFG_STRING, 0, 0, metrics),
 };
 #undef F
 

@@ -1,6 +1,7 @@
 /* The one main of natmesh-servant and natmesh-relay: the role description (cli.h) says
  * what differs (name, config root, usage, defaults, whether stdin is read). */
 #include "servant.h"
+#include "metrics.h"
 #include "nm_log.h"
 #include "nm_xml.h"
 
@@ -20,7 +21,14 @@ int sv_main(const sv_role *role, int argc, char **argv) {
     nm_log_info("relay limits: %u clients, %u B/s per client, %u B/s in all (0 = unlimited)", sv.cfg.max_clients,
                 sv.cfg.client_rate_bps, sv.cfg.total_rate_bps);
   if (role->console) sv_console_start(&sv);
+  sv_metrics metrics;
+  if (sv_metrics_start(&metrics, &sv) < 0) {
+    sv_release(&sv);
+    return 1;
+  }
   uv_run(loop, UV_RUN_DEFAULT);
+  sv_metrics_stop(&metrics);
+  uv_run(loop, UV_RUN_DEFAULT); /* its timer's close */
   uv_loop_close(loop);
   sv_release(&sv);
   xmlCleanupParser();

@@ -1,0 +1,191 @@
+/* The manager's /metrics, /status.json and status page: a snapshot a second, published to
+ * the HTTP thread (metrics.h says why this way round). */
+#include "metrics.h"
+#include "manager.h"
+#include "nm_addr.h"
+#include "nm_http.h"
+#include "nm_log.h"
+#include "nm_metrics.h"
+#include "nm_status.h"
+#include "nm_status_json.h"
+#include "relays.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct mgr_metrics {
+  uv_timer_t timer;
+  manager *mgr;
+  nm_http *http;
+} mgr_metrics;
+
+static const char *const mgr__refused_names[MGR_REFUSED_N] = {
+    [MGR_REFUSED_ACCEPT] = "accept_error",
+    [MGR_REFUSED_PER_ADDRESS] = "unauthenticated_per_address",
+    [MGR_REFUSED_UNAUTH_TOTAL] = "unauthenticated_total",
+    [MGR_REFUSED_WRONG_KEY] = "wrong_key",
+    [MGR_REFUSED_FULL] = "manager_full",
+    [MGR_REFUSED_NOT_ADMITTED] = "not_admitted",
+    [MGR_REFUSED_NOT_OPERATOR] = "not_operator",
+    [MGR_REFUSED_CTL_LIMIT] = "ctl_limit",
+};
+
+#define L(...) ((const char *const[]){__VA_ARGS__})
+
+/* Frames and bytes by direction and type: known types by name, the rest as "unknown". */
+static void mgr__traffic(nm_metrics *x, int frames, int bytes, const nm_conn_traffic *t) {
+  for (int type = 0; type < 256; type++) {
+    const char *name = nm_msg_name((uint8_t)type);
+    if (t->frames_in[type]) {
+      nm_metrics_add(x, frames, L("in", name), t->frames_in[type]);
+      nm_metrics_add(x, bytes, L("in", name), t->bytes_in[type]);
+    }
+    if (t->frames_out[type]) {
+      nm_metrics_add(x, frames, L("out", name), t->frames_out[type]);
+      nm_metrics_add(x, bytes, L("out", name), t->bytes_out[type]);
+    }
+  }
+}
+
+/* Relay duty: dedicated relays, and servants that relay for someone or reported a load. */
+static int mgr__is_relay(manager *m, const mgr_session *s) {
+  return s->role == NM_ROLE_RELAY || mgr_relay_clients(m, s) > 0 || s->load_bytes_in || s->load_bytes_out ||
+         s->load_attached;
+}
+
+static void mgr__relays(manager *m, nm_metrics *x) {
+  int clients = nm_metrics_define(x, "natmesh_manager_relay_clients", NM_METRIC_GAUGE,
+                                  "Servants the manager assigned to each relay.", "relay", MGR_METRICS_RELAYS_MAX);
+  int attached = nm_metrics_define(x, "natmesh_manager_relay_attached", NM_METRIC_GAUGE,
+                                   "Clients attached and pulling, as the relay last reported.", "relay",
+                                   MGR_METRICS_RELAYS_MAX);
+  int in = nm_metrics_define(x, "natmesh_manager_relay_received_bytes_total", NM_METRIC_COUNTER,
+                             "Chat bytes each relay received to forward, as it last reported.", "relay",
+                             MGR_METRICS_RELAYS_MAX);
+  int out = nm_metrics_define(x, "natmesh_manager_relay_sent_bytes_total", NM_METRIC_COUNTER,
+                              "Chat bytes each relay sent to its clients, as it last reported.", "relay",
+                              MGR_METRICS_RELAYS_MAX);
+  int drops = nm_metrics_define(x, "natmesh_manager_relay_drops_total", NM_METRIC_COUNTER,
+                                "Lines each relay dropped (rate limits, full queues), as it last reported.",
+                                "relay", MGR_METRICS_RELAYS_MAX);
+  for (mgr_session *s = m->sessions; s; s = s->next) {
+    if (!mgr_session_listed(s) || !mgr__is_relay(m, s)) continue;
+    const char *const *name = L(s->name);
+    /* Past MGR_METRICS_RELAYS_MAX relays the rest have no series (-ENOSPC): bounded. */
+    nm_metrics_set(x, clients, name, mgr_relay_clients(m, s));
+    nm_metrics_set(x, attached, name, s->load_attached);
+    nm_metrics_set(x, in, name, s->load_bytes_in);
+    nm_metrics_set(x, out, name, s->load_bytes_out);
+    nm_metrics_set(x, drops, name, s->load_drops);
+  }
+}
+
+/* The whole exposition text. The registry is built afresh each time: a few dozen series,
+ * and no series outlives the relay it is about. */
+static int mgr__metrics_text(manager *m, char **out, size_t *len) {
+  nm_metrics x;
+  nm_metrics_init(&x);
+  const mgr_stats *st = &m->stats;
+  int servants = nm_metrics_define(&x, "natmesh_manager_servants", NM_METRIC_GAUGE,
+                                   "Listed servants and relays by reachability state (as natmesh-ctl status).",
+                                   "state", 5);
+  static const nm_reach_state states[] = {NM_REACH_DIRECT, NM_REACH_MAPPED, NM_REACH_SUSPICIOUS,
+                                          NM_REACH_RELAYED, NM_REACH_UNKNOWN};
+  for (size_t i = 0; i < sizeof states / sizeof *states; i++)
+    nm_metrics_set(&x, servants, L(nm_reach_name(states[i])), 0);
+  for (mgr_session *s = m->sessions; s; s = s->next)
+    if (mgr_session_listed(s)) nm_metrics_add(&x, servants, L(nm_reach_name(s->reach)), 1);
+  int sessions = nm_metrics_define(&x, "natmesh_manager_sessions", NM_METRIC_GAUGE,
+                                   "Connections the manager holds (servants, relays, natmesh-ctl, not yet authenticated).",
+                                   NULL, 1);
+  nm_metrics_set(&x, sessions, NULL, m->nsessions);
+  int list_version = nm_metrics_define(&x, "natmesh_manager_list_version", NM_METRIC_GAUGE,
+                                       "The peer list's version: it grows with every change.", NULL, 1);
+  nm_metrics_set(&x, list_version, NULL, m->list.version);
+
+#define COUNTER(name, help, value)                                                    \
+  nm_metrics_set(&x, nm_metrics_define(&x, name, NM_METRIC_COUNTER, help, NULL, 1), NULL, value)
+  COUNTER("natmesh_manager_joins_total", "Servants and relays that joined the list (a reconnection that "
+          "takes its registration over is not a join).", st->joins);
+  COUNTER("natmesh_manager_leaves_total", "Entries that left the list (bye, timeout, closed, revoked).", st->leaves);
+  COUNTER("natmesh_manager_complaints_total", "Complaints received (a servant could not reach a peer).",
+          st->complaints);
+  COUNTER("natmesh_manager_heartbeats_total", "Heartbeats received.", st->heartbeats);
+  COUNTER("natmesh_manager_relay_assignments_total", "Times a servant was assigned a relay to pull from.",
+          st->relay_assignments);
+  COUNTER("natmesh_manager_tls_handshake_failures_total",
+          "Connections that ended before their TLS handshake completed and the key was checked.",
+          st->tls_failures);
+#undef COUNTER
+  int verdicts = nm_metrics_define(&x, "natmesh_manager_verdicts_total", NM_METRIC_COUNTER,
+                                   "Complaint verdicts: a quorum judged a servant unreachable (suspicious) "
+                                   "or a few reporters got the pair path (pair).",
+                                   "verdict", 2);
+  nm_metrics_set(&x, verdicts, L("suspicious"), st->verdicts_suspicious);
+  nm_metrics_set(&x, verdicts, L("pair"), st->verdicts_pair);
+  int refused = nm_metrics_define(&x, "natmesh_manager_refused_connections_total", NM_METRIC_COUNTER,
+                                  "Connections and requests refused, by reason.", "reason", MGR_REFUSED_N);
+  for (int i = 0; i < MGR_REFUSED_N; i++) nm_metrics_set(&x, refused, L(mgr__refused_names[i]), st->refused[i]);
+  int frames = nm_metrics_define(&x, "natmesh_manager_frames_total", NM_METRIC_COUNTER,
+                                 "Frames received (in) and sent (out), by message type.", "direction,type", 64);
+  int bytes = nm_metrics_define(&x, "natmesh_manager_frame_bytes_total", NM_METRIC_COUNTER,
+                                "Bytes of those frames (header included, before TLS).", "direction,type", 64);
+  mgr__traffic(&x, frames, bytes, &st->traffic);
+  mgr__relays(m, &x);
+  int rc = nm_metrics_write(&x, out, len);
+  nm_metrics_close(&x);
+  return rc;
+}
+
+static void mgr__metrics_publish(mgr_metrics *mm) {
+  manager *m = mm->mgr;
+  char *text = NULL;
+  size_t len = 0;
+  if (mgr__metrics_text(m, &text, &len) == 0) nm_http_publish(mm->http, "/metrics", NM_METRICS_CONTENT_TYPE, text, len);
+  free(text);
+  nm_status st;
+  nm_status_init(&st);
+  text = NULL;
+  if (mgr_status_collect(m, &st) == 0 && nm_status_to_json(&st, 0, &text, &len) == 0)
+    nm_http_publish(mm->http, "/status.json", "application/json", text, len);
+  free(text);
+  nm_status_close(&st);
+}
+
+static void mgr__metrics_tick(uv_timer_t *t) { mgr__metrics_publish(t->data); }
+
+int mgr_metrics_start(manager *m) {
+  if (!m->cfg.metrics[0]) return 0;
+  char ip[64], err[300];
+  uint16_t port;
+  if (nm_http_parse_listen(m->cfg.metrics, ip, sizeof ip, &port) < 0)
+    return nm_log_error("metrics: expected ADDR:PORT or PORT, got \"%s\"", m->cfg.metrics), -1;
+  mgr_metrics *mm = calloc(1, sizeof *mm);
+  if (!mm) return nm_log_error("metrics: out of memory"), -1;
+  mm->mgr = m;
+  if (nm_http_start(&mm->http, ip, port, err, sizeof err) < 0) {
+    free(mm);
+    return nm_log_error("metrics: %s", err), -1;
+  }
+  nm_http_publish(mm->http, "/", NM_WEB_PAGE_CONTENT_TYPE, nm_web_page, nm_web_page_len);
+  mgr__metrics_publish(mm);
+  uv_timer_init(m->loop, &mm->timer);
+  mm->timer.data = mm;
+  uv_timer_start(&mm->timer, mgr__metrics_tick, MGR_METRICS_PERIOD_MS, MGR_METRICS_PERIOD_MS);
+  /* The timer never keeps the loop alive: the manager stops when its sessions are done. */
+  uv_unref((uv_handle_t *)&mm->timer);
+  m->metrics = mm;
+  char at[NM_ADDR_STRLEN];
+  nm_log_info("metrics and status page on http://%s/ (/metrics, /status.json)",
+              nm_addr_str(ip, nm_http_port(mm->http), at));
+  return 0;
+}
+
+void mgr_metrics_stop(manager *m) {
+  mgr_metrics *mm = m->metrics;
+  if (!mm) return;
+  /* Called once the loop has closed every handle, the timer included. */
+  nm_http_stop(mm->http);
+  free(mm);
+  m->metrics = NULL;
+}

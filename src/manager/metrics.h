@@ -1,0 +1,52 @@
+/* The manager's metrics: what it counts as it runs (mgr_stats, kept in struct manager and
+ * bumped by one-line hooks where things happen: session.c, registry.c, relays.c) and, with
+ * --metrics ADDR:PORT, the listener that serves them (nm_http) with the status page.
+ *
+ * How the HTTP thread gets its data without blocking the loop: the loop publishes. Once a
+ * second (MGR_METRICS_PERIOD_MS, a uv_timer that holds the loop open for nobody) it builds
+ * the Prometheus text from mgr_stats and the sessions, and the status JSON from the same
+ * nm_status natmesh-ctl gets, and hands both to nm_http_publish, which swaps them in under a
+ * mutex. The HTTP thread only ever copies the latest snapshot: it never reads the manager's
+ * state, never waits for the loop, and a scrape is at most a second old. (The other way,
+ * the HTTP thread asking the loop through uv_async and waiting, would make every scrape
+ * wait for a busy loop and couple the two threads; a snapshot a second is cheap: the status
+ * is built the same way for every natmesh-ctl status.) */
+#ifndef NM_MANAGER_METRICS_H
+#define NM_MANAGER_METRICS_H
+
+#include <stdint.h>
+
+#include "nm_conn.h"
+
+#define MGR_METRICS_PERIOD_MS 1000
+#define MGR_METRICS_RELAYS_MAX 256 /* relays with their own series; more are left out */
+
+/* Why a connection or a request was refused: the reason label of
+ * natmesh_manager_refused_connections_total. */
+typedef enum {
+  MGR_REFUSED_ACCEPT = 0,    /* accept() failed (e.g. out of descriptors) */
+  MGR_REFUSED_PER_ADDRESS,   /* too many unauthenticated connections from one address */
+  MGR_REFUSED_UNAUTH_TOTAL,  /* too many unauthenticated connections in all */
+  MGR_REFUSED_WRONG_KEY,     /* a hello whose id is not its key's, or another key's id */
+  MGR_REFUSED_FULL,          /* MGR_SESSIONS_MAX servants already */
+  MGR_REFUSED_NOT_ADMITTED,  /* the admission said no (no invite, name taken, role) */
+  MGR_REFUSED_NOT_OPERATOR,  /* a status request from a key that is not an operator's */
+  MGR_REFUSED_CTL_LIMIT,     /* MGR_CTL_MAX natmesh-ctl sessions already */
+  MGR_REFUSED_N
+} mgr_refused_reason;
+
+typedef struct {
+  uint64_t joins, leaves, complaints, heartbeats, relay_assignments;
+  uint64_t verdicts_suspicious, verdicts_pair;
+  uint64_t tls_failures;
+  uint64_t refused[MGR_REFUSED_N];
+  nm_conn_traffic traffic; /* every session's conn points here */
+} mgr_stats;
+
+struct manager;
+/* Starts the listener when the config names one (cfg.metrics). Returns 0 or -1 (said). */
+int mgr_metrics_start(struct manager *m);
+/* Stops it (joins the HTTP thread); a no-op when not started. */
+void mgr_metrics_stop(struct manager *m);
+
+#endif
