@@ -28,6 +28,7 @@ static const char *const mgr__refused_names[MGR_REFUSED_N] = {
     [MGR_REFUSED_NOT_ADMITTED] = "not_admitted",
     [MGR_REFUSED_NOT_OPERATOR] = "not_operator",
     [MGR_REFUSED_CTL_LIMIT] = "ctl_limit",
+    [MGR_REFUSED_OBSERVE] = "observe",
 };
 
 #define L(...) ((const char *const[]){__VA_ARGS__})

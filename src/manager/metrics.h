@@ -32,6 +32,7 @@ typedef enum {
   MGR_REFUSED_NOT_ADMITTED,  /* the admission said no (no invite, name taken, role) */
   MGR_REFUSED_NOT_OPERATOR,  /* a status request from a key that is not an operator's */
   MGR_REFUSED_CTL_LIMIT,     /* MGR_CTL_MAX natmesh-ctl sessions already */
+  MGR_REFUSED_OBSERVE,       /* an observe for no registration of that key, or its own family */
   MGR_REFUSED_N
 } mgr_refused_reason;
 

@@ -365,12 +365,12 @@ static int mgr__on_observe(void *session, const nm_msg *msg) {
   char own[NM_ID_LEN + 1];
   nm_fingerprint_id(&s->fp, own);
   if (strcmp(own, id) != 0)
-    return mgr__deny(s, NM_EKEY, "observe: id %s does not belong to the key this session proved", id);
+    return mgr__deny(s, MGR_REFUSED_WRONG_KEY, NM_EKEY, "observe: id %s does not belong to the key this session proved", id);
   mgr_session *reg = mgr_find_registered(m, id);
   if (!reg || !nm_fingerprint_equal(&reg->fp, &s->fp))
-    return mgr__deny(s, -ENOENT, "observe: %s is not registered", id);
+    return mgr__deny(s, MGR_REFUSED_OBSERVE, -ENOENT, "observe: %s is not registered", id);
   if (nm_addr_family(s->conn.peer_ip) == nm_addr_family(reg->conn.peer_ip))
-    return mgr__deny(s, -EINVAL, "observe: over the family the registration already uses");
+    return mgr__deny(s, MGR_REFUSED_OBSERVE, -EINVAL, "observe: over the family the registration already uses");
   mgr__authenticated(s);
   s->state = MGR_SESSION_OBSERVER;
   nm_conn_set_label(&s->conn, "observe from %s", reg->name);
