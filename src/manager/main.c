@@ -55,9 +55,29 @@ static void mgr__sweep_housekeeping(manager *m) {
   nm_log_rate_flush(&m->log_unserved);
 }
 
+/* systemd's STATUS= (systemctl status): the servants by state. Sent when it changes, at
+ * most once a second (nm_notify); the sweep calls it every quarter heartbeat. */
+static void mgr__notify_status(manager *m) {
+  if (!nm_notify_enabled(&m->notify)) return;
+  size_t n = 0, relays = 0, by[NM_REACH_RELAYED + 1] = {0};
+  for (const mgr_session *s = m->sessions; s; s = s->next) {
+    if (!mgr_session_listed(s)) continue;
+    if (s->role == NM_ROLE_RELAY) {
+      relays++;
+      continue;
+    }
+    n++;
+    if ((unsigned)s->reach <= NM_REACH_RELAYED) by[s->reach]++;
+  }
+  nm_notify_status(&m->notify, "%zu servants (%zu direct, %zu mapped, %zu relayed, %zu suspicious), %zu relay nodes",
+                   n, by[NM_REACH_DIRECT], by[NM_REACH_MAPPED], by[NM_REACH_RELAYED], by[NM_REACH_SUSPICIOUS],
+                   relays);
+}
+
 static void mgr__sweep(uv_timer_t *t) {
   manager *m = t->data;
   mgr__sweep_housekeeping(m);
+  mgr__notify_status(m);
   uint64_t now = mgr_now_ms(m);
   uint64_t limit = (uint64_t)m->cfg.timeout_s * 1000;
   for (mgr_session *s = m->sessions, *next; s; s = next) {
@@ -76,6 +96,7 @@ static void mgr__on_signal(uv_signal_t *sig, int signum) {
   if (m->stopping) return;
   m->stopping = 1;
   nm_log_info("signal %d: stopping", signum);
+  nm_notify_stopping(&m->notify);
   for (mgr_session *s = m->sessions; s; s = s->next) mgr_session_retire(s, MGR_RETIRE_STOPPING, NULL);
   uv_close((uv_handle_t *)&m->server, NULL);
   uv_close((uv_handle_t *)&m->sweep, NULL);
@@ -438,8 +459,13 @@ int main(int argc, char **argv) {
   uv_signal_start(&m.sigint, mgr__on_signal, SIGINT);
   uv_signal_start(&m.sigterm, mgr__on_signal, SIGTERM);
   signal(SIGPIPE, SIG_IGN);
+  /* Listening, key loaded: servants can register from here on. */
+  if (nm_notify_init(&m.notify, m.loop) < 0) nm_log_warn("systemd watchdog: cannot start its timer");
+  nm_notify_ready(&m.notify);
+  mgr__notify_status(&m);
 
   uv_run(m.loop, UV_RUN_DEFAULT);
+  nm_notify_close(&m.notify);
   uv_walk(m.loop, mgr__close_walk, NULL);
   uv_run(m.loop, UV_RUN_DEFAULT);
   uv_loop_close(m.loop);

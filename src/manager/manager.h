@@ -19,6 +19,7 @@
 #include "nm_identity.h"
 #include "nm_log.h"
 #include "nm_msg.h"
+#include "nm_notify.h"
 #include "nm_peerlist.h"
 #include "nm_proto.h"
 #include "nm_tls.h"
@@ -146,6 +147,7 @@ struct manager {
   uv_tcp_t server;
   uv_timer_t sweep;
   uv_signal_t sigint, sigterm;
+  nm_notify notify; /* systemd: READY, STATUS, STOPPING, watchdog (main.c) */
   mgr_config cfg;
   mgr_session *sessions;
   size_t nsessions;

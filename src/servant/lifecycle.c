@@ -59,6 +59,23 @@ static void sv__flush_logs(servant *sv) {
     if (rates[i]->kind) nm_log_rate_flush(rates[i]);
 }
 
+/* systemd (nm_notify): READY=1 the first time we are registered; then the status, sent
+ * when it changes (at most once a second). */
+static void sv__notify(servant *sv) {
+  if (!nm_notify_enabled(&sv->notify)) return;
+  int registered = sv_manager_registered(sv);
+  if (registered) nm_notify_ready(&sv->notify);
+  const rl_duty *d = &sv->relay;
+  if (sv->cfg.role == NM_ROLE_RELAY)
+    nm_notify_status(&sv->notify, "%s; %zu peers; %zu of %u clients assigned (%zu attached), %llu B in, %llu B out, %llu dropped",
+                     registered ? "registered" : "not registered", sv_peers_count(sv), rl_nassigned(d),
+                     d->limits.max_clients, rl_nattached(d), (unsigned long long)d->bytes_in,
+                     (unsigned long long)d->bytes_out, (unsigned long long)d->drops);
+  else
+    nm_notify_status(&sv->notify, "%s as %s; %zu peers; %s; relaying for %zu", registered ? "registered" : "not registered",
+                     sv->cfg.name, sv_peers_count(sv), nm_reach_name(sv_manager_reach(sv)), rl_nassigned(d));
+}
+
 static void sv__tick(uv_timer_t *t) {
   servant *sv = t->data;
   sv_peers_tick(sv);
@@ -67,6 +84,7 @@ static void sv__tick(uv_timer_t *t) {
   sv_pull_tick(sv);
   rl_tick(&sv->relay);
   sv__flush_logs(sv);
+  sv__notify(sv);
 }
 
 static void sv__on_signal(uv_signal_t *s, int signum) {
@@ -162,6 +180,7 @@ int sv_start(servant *sv, uv_loop_t *loop) {
   sv->sigint.data = sv->sigterm.data = sv;
   uv_signal_start(&sv->sigint, sv__on_signal, SIGINT);
   uv_signal_start(&sv->sigterm, sv__on_signal, SIGTERM);
+  if (nm_notify_init(&sv->notify, loop) < 0) nm_log_warn("systemd watchdog: cannot start its timer");
   sv_manager_start(sv);
   return 0;
 }
@@ -183,6 +202,7 @@ void sv_leave(servant *sv, const char *why) {
   if (sv->stopping) return;
   sv->stopping = 1;
   nm_log_info("leaving (%s)", why);
+  nm_notify_stopping(&sv->notify);
   sv_manager_stop(sv);
   sv_pull_close(sv);
   rl_close(&sv->relay);

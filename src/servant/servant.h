@@ -41,6 +41,7 @@
 #include "relaying.h"
 #include "nm_addr.h"
 #include "nm_identity.h"
+#include "nm_notify.h"
 #include "nm_tls.h"
 
 #define SV_CONNECT_TIMEOUT_MS 3000
@@ -62,6 +63,7 @@ struct servant {
   uv_timer_t tick;
   uv_signal_t sigint, sigterm;
   int stopping;
+  nm_notify notify; /* systemd: READY once registered, STATUS, STOPPING, watchdog (lifecycle.c) */
   /* the modules */
   sv_manager_link mgr;
   sv_observe observe;

@@ -971,6 +971,9 @@ class Harness:
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         env.pop("NATMESH_MANAGER", None)
+        # Run under systemd (a CI service), the programs would talk to its notify socket.
+        for var in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            env.pop(var, None)
         env["NATMESH_LOG"] = env.get("NATMESH_TEST_LOG", "info")
         return env
 
