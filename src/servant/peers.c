@@ -265,13 +265,7 @@ static void sv__dial_won(servant *sv, sv_peer *p, sv_out *o) {
   nm_cand_round_won(&p->round, i);
   p->path = p->round.cand[i];
   nm_cand_memory_succeeded(&p->cand_memory, p->path.ip, p->path.port);
-  for (size_t k = 0; k < NM_CAND_DIAL_MAX; k++)
-    if (p->tries[k]) {
-      sv__out_abandon(p->tries[k]);
-      p->tries[k] = NULL;
-    }
-  p->dialing = 0;
-  p->dial_wake_ms = 0;
+  sv__dial_abort(p); /* the other attempts of the round: closed without complaint */
   p->failed_cands = 0;
   o->attempt = -1;
   p->out = o;
