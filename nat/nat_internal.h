@@ -3,7 +3,8 @@
  * nm_portmap.c   orchestrates: start, "first success wins", renew/check
  *                schedule, loss, "no mapping", close;
  * nat_upnp.c     the UPnP IGD method (all miniupnpc calls on the thread pool);
- * nat_natpmp.c   the NAT-PMP method (socket driven by uv_poll + uv_timer).
+ * nat_natpmp.c   the NAT-PMP method (socket driven by uv_poll + uv_timer);
+ * nat_pcp.c      the PCP method (uv_udp + uv_timer; wire format in nm_pcp.c).
  * Each method reports the end of every operation with nm__method_done(). */
 #ifndef NAT_INTERNAL_H
 #define NAT_INTERNAL_H
@@ -65,5 +66,11 @@ void nm__natpmp_abort(nm_portmap *pm);   /* drop the request in flight, if any *
 int nm__natpmp_close_handles(nm_portmap *pm, uv_close_cb cb); /* returns handles closing */
 void nm__natpmp_release(nm_portmap *pm); /* closes the socket after the handles closed */
 void nm__natpmp_local_ip(nm_portmap *pm, char *out, size_t outlen);
+
+/* nat_pcp.c */
+int nm__pcp_launch(nm_portmap *pm, int op);
+void nm__pcp_abort(nm_portmap *pm);      /* drop the request in flight, if any */
+int nm__pcp_close_handles(nm_portmap *pm, uv_close_cb cb); /* returns handles closing */
+void nm__pcp_release(nm_portmap *pm);    /* after the handles closed */
 
 #endif /* NAT_INTERNAL_H */

@@ -1,8 +1,8 @@
 /* natmesh-portmap - map one port on the router with the natmesh_nat library.
  *
- *   natmesh-portmap --port 4000 [--upnp on|off] [--natpmp on|off] [--lease S]
- *                   [--hold S] [--proto tcp|udp] [--gateway IP] [--check S]
- *                   [--discover-ms MS] [--natpmp-timeout-ms MS]
+ *   natmesh-portmap --port 4000 [--upnp on|off] [--natpmp on|off] [--pcp on|off]
+ *                   [--lease S] [--hold S] [--proto tcp|udp] [--gateway IP] [--check S]
+ *                   [--discover-ms MS] [--natpmp-timeout-ms MS] [--pcp-timeout-ms MS]
  *                   [--upnp-url URL] [--observed IP] [--keep-trying]
  *
  * Prints one line per event on stdout, for scripts (netsim scenarios):
@@ -38,13 +38,15 @@ typedef struct {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: natmesh-portmap --port PORT [--upnp on|off] [--natpmp on|off] [--lease SECONDS]\n"
-          "                       [--hold SECONDS] [--proto tcp|udp] [--gateway IPV4]\n"
-          "                       [--check SECONDS] [--discover-ms MS] [--natpmp-timeout-ms MS]\n"
+          "usage: natmesh-portmap --port PORT [--upnp on|off] [--natpmp on|off] [--pcp on|off]\n"
+          "                       [--lease SECONDS] [--hold SECONDS] [--proto tcp|udp]\n"
+          "                       [--gateway IPV4] [--check SECONDS] [--discover-ms MS]\n"
+          "                       [--natpmp-timeout-ms MS] [--pcp-timeout-ms MS]\n"
           "                       [--upnp-url URL] [--observed IP] [--keep-trying]\n"
           "                       [-h|--help] [--version]\n"
-          "Maps PORT on the router (UPnP IGD and NAT-PMP, first success wins), prints the\n"
-          "result, holds it (--hold 0 = until SIGINT/SIGTERM), deletes it and exits.\n"
+          "Maps PORT on the router (UPnP IGD and NAT-PMP, first success wins; PCP when\n"
+          "neither can), prints the result, holds it (--hold 0 = until SIGINT/SIGTERM),\n"
+          "deletes it and exits.\n"
           "--upnp-url URL: the IGD's root description (skips SSDP discovery).\n"
           "--observed IP: the address the outside world sees, for the double-NAT verdict.\n"
           "--keep-trying: do not exit when no mapping is possible; keep retrying.\n");
@@ -134,12 +136,14 @@ int main(int argc, char **argv) {
     const char *flag, *key;
   } map[] = {{"--upnp", "upnp"},
              {"--natpmp", "natpmp"},
+             {"--pcp", "pcp"},
              {"--lease", "lease"},
              {"--proto", "proto"},
              {"--gateway", "gateway"},
              {"--check", "check"},
              {"--discover-ms", "discover_ms"},
              {"--natpmp-timeout-ms", "natpmp_timeout_ms"},
+             {"--pcp-timeout-ms", "pcp_timeout_ms"},
              {"--upnp-url", "upnp_url"}};
 
   nm_log_init("natmesh-portmap", NM_LOG_INFO); /* log lines name this program */

@@ -27,7 +27,7 @@ uint64_t nm_lease_renew_at_ms(uint64_t granted_at_ms, uint32_t lease_s, nm_map_m
 
   if (lease_s == 0 || m == NM_MAP_NONE)
     return NM_NEVER;
-  if (m == NM_MAP_NATPMP) {
+  if (m == NM_MAP_NATPMP || m == NM_MAP_PCP) { /* RFC 6887 11.2.1: between 1/2 and 5/8 */
     /* RFC 6886 3.3: renew at half the lifetime; the other half absorbs
      * retransmissions and a router that is briefly away. */
     delay = lease_ms / 2;

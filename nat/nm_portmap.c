@@ -1,12 +1,15 @@
 /* nm_portmap.c - the port mapper's orchestrator.
  *
  * A "round" probes every enabled method at once (UPnP on the thread pool,
- * NAT-PMP on the loop). The first probe to succeed gets to create the
- * mapping; only one method maps at a time, because on routers that speak
- * both (miniupnpd) the two protocols share one table, and a mapping made by
- * the loser and deleted again would delete the winner's. If the mapping
- * attempt fails, the next ready method tries; when none is left the round
- * ends in "no mapping", reported once, and a quiet retry every cfg.retry_s.
+ * NAT-PMP and PCP on the loop). The first of UPnP and NAT-PMP whose probe
+ * succeeds gets to create the mapping; PCP maps only once neither of them is
+ * probing or ready (both failed or are off), so a router that speaks all three
+ * (miniupnpd) keeps being mapped the way it was before PCP existed here, and PCP
+ * serves the routers that speak nothing else. Only one method maps at a time,
+ * because on routers that speak several the protocols share one table, and a
+ * mapping made by the loser and deleted again would delete the winner's. If the
+ * mapping attempt fails, the next ready method tries; when none is left the
+ * round ends in "no mapping", reported once, and a quiet retry every cfg.retry_s.
  *
  * While mapped, one timer drives renewals (nm_lease_renew_at_ms) and checks
  * (every cfg.check_s); failures back off until the lease runs out, then the
@@ -40,6 +43,7 @@ const char *nm_map_method_name(nm_map_method m) {
   switch (m) {
   case NM_MAP_UPNP: return "upnp";
   case NM_MAP_NATPMP: return "natpmp";
+  case NM_MAP_PCP: return "pcp";
   case NM_MAP_NONE: break;
   }
   return "none";
@@ -50,7 +54,7 @@ const char *nm_portmap_strerror(int err) {
   case 0: return "success";
   case NM_PM_EINVAL: return "invalid argument";
   case NM_PM_EBUSY: return "port mapper busy (already started or closing)";
-  case NM_PM_EDISABLED: return "UPnP and NAT-PMP are both disabled";
+  case NM_PM_EDISABLED: return "UPnP, NAT-PMP and PCP are all disabled";
   case NM_PM_ENOGATEWAY: return "no gateway answers NAT-PMP";
   case NM_PM_ENOIGD: return "no UPnP Internet Gateway Device found";
   case NM_PM_ETIMEDOUT: return "router did not answer in time";
@@ -64,6 +68,8 @@ const char *nm_portmap_strerror(int err) {
   case NM_PM_ELOST: return "mapping lost (renewal failed until it expired)";
   case NM_PM_ENOMAPPING: return "no port mapping";
   case NM_PM_ECLOSED: return "port mapper closed";
+  case NM_PM_ENOPCP: return "gateway does not speak PCP";
+  case NM_PM_EPCP: return "PCP error from router";
   default: break;
   }
   if (err < 0 && err > -4096)
@@ -71,24 +77,43 @@ const char *nm_portmap_strerror(int err) {
   return "unknown error";
 }
 
+/* The methods in the order they get to map when several are ready at once. */
+#define NM__NMETHODS 3
+static const nm_map_method nm__order[NM__NMETHODS] = {NM_MAP_UPNP, NM_MAP_NATPMP, NM_MAP_PCP};
+
 static int nm__enabled(const nm_portmap *pm, nm_map_method m) {
-  return m == NM_MAP_UPNP ? pm->cfg.upnp : pm->cfg.natpmp;
+  switch (m) {
+  case NM_MAP_UPNP: return pm->cfg.upnp;
+  case NM_MAP_NATPMP: return pm->cfg.natpmp;
+  case NM_MAP_PCP: return pm->cfg.pcp;
+  default: return 0;
+  }
 }
 
 static int *nm__mst(nm_portmap *pm, nm_map_method m) {
-  return m == NM_MAP_UPNP ? &pm->up.st : &pm->np.st;
+  return m == NM_MAP_UPNP ? &pm->up.st : m == NM_MAP_NATPMP ? &pm->np.st : &pm->pcp.st;
 }
 
 static int *nm__merr(nm_portmap *pm, nm_map_method m) {
-  return m == NM_MAP_UPNP ? &pm->err_upnp : &pm->err_natpmp;
+  return m == NM_MAP_UPNP ? &pm->err_upnp : m == NM_MAP_NATPMP ? &pm->err_natpmp : &pm->err_pcp;
 }
 
 static int nm__launch(nm_portmap *pm, nm_map_method m, int op) {
-  return m == NM_MAP_UPNP ? nm__upnp_launch(pm, op) : nm__natpmp_launch(pm, op);
+  switch (m) {
+  case NM_MAP_UPNP: return nm__upnp_launch(pm, op);
+  case NM_MAP_NATPMP: return nm__natpmp_launch(pm, op);
+  case NM_MAP_PCP: return nm__pcp_launch(pm, op);
+  default: return NM_PM_EINVAL;
+  }
 }
 
 static int nm__busy(const nm_portmap *pm, nm_map_method m) {
-  return m == NM_MAP_UPNP ? pm->up.busy : pm->np.req != 0;
+  switch (m) {
+  case NM_MAP_UPNP: return pm->up.busy;
+  case NM_MAP_NATPMP: return pm->np.req != 0;
+  case NM_MAP_PCP: return pm->pcp.req != 0;
+  default: return 0;
+  }
 }
 
 static void nm__info_of(nm_portmap *pm, nm_map_method m, nm_mapping_info *info) {
@@ -105,6 +130,11 @@ static void nm__info_of(nm_portmap *pm, nm_map_method m, nm_mapping_info *info) 
     nm__natpmp_local_ip(pm, info->int_ip, sizeof(info->int_ip));
     info->ext_port = pm->np.ext_port;
     info->lease_s = pm->np.lease_s;
+  } else if (m == NM_MAP_PCP) {
+    snprintf(info->ext_ip, sizeof(info->ext_ip), "%s", pm->pcp.ext_ip);
+    snprintf(info->int_ip, sizeof(info->int_ip), "%s", pm->pcp.int_ip);
+    info->ext_port = pm->pcp.ext_port;
+    info->lease_s = pm->pcp.lease_s;
   }
 }
 
@@ -170,14 +200,15 @@ static void nm__on_mapped(nm_portmap *pm, nm_map_method m) {
 
 static int nm__pick_err(nm_portmap *pm) {
   /* A router that answered and refused says more than one that is absent. */
-  int e[2], i;
+  int e[NM__NMETHODS], i;
   e[0] = pm->cfg.upnp ? pm->err_upnp : 0;
   e[1] = pm->cfg.natpmp ? pm->err_natpmp : 0;
-  for (i = 0; i < 2; i++)
+  e[2] = pm->cfg.pcp ? pm->err_pcp : 0;
+  for (i = 0; i < NM__NMETHODS; i++)
     if (e[i] != 0 && e[i] != NM_PM_ENOIGD && e[i] != NM_PM_ENOGATEWAY &&
-        e[i] != NM_PM_ETIMEDOUT)
+        e[i] != NM_PM_ETIMEDOUT && e[i] != NM_PM_ENOPCP)
       return e[i];
-  for (i = 0; i < 2; i++)
+  for (i = 0; i < NM__NMETHODS; i++)
     if (e[i] != 0)
       return e[i];
   return NM_PM_ENOMAPPING;
@@ -195,11 +226,12 @@ static void nm__no_mapping(nm_portmap *pm) {
   pm->none_reported = 1;
   /* Debug: the program using us says it once, in its own words (the servant's warning,
    * natmesh-portmap's "no mapping:" line); the per-method reasons are here. */
-  nat_debug("no port mapping for port %u: upnp: %s; natpmp: %s; not reachable through the "
-           "router (retrying every %u s)",
+  nat_debug("no port mapping for port %u: upnp: %s; natpmp: %s; pcp: %s; not reachable "
+           "through the router (retrying every %u s)",
            (unsigned)pm->int_port,
            pm->cfg.upnp ? nm_portmap_strerror(pm->err_upnp) : "off",
            pm->cfg.natpmp ? nm_portmap_strerror(pm->err_natpmp) : "off",
+           pm->cfg.pcp ? nm_portmap_strerror(pm->err_pcp) : "off",
            (unsigned)pm->cfg.retry_s);
   memset(&none, 0, sizeof(none));
   none.int_port = pm->int_port;
@@ -215,6 +247,9 @@ static void nm__lost(nm_portmap *pm, int err) {
     /* np.asked stays set: if the router still holds it, close removes it. */
     pm->np.mapped = 0;
     pm->np.ext_port = 0;
+  } else if (pm->active == NM_MAP_PCP) {
+    /* pcp.asked and the nonce stay: if the server still holds it, close removes it. */
+    pm->pcp.mapped = 0;
   }
   pm->active = NM_MAP_NONE;
   memset(&pm->cur, 0, sizeof(pm->cur));
@@ -229,14 +264,15 @@ static void nm__lost(nm_portmap *pm, int err) {
 
 /* Picks the next method to map with, or ends the round. */
 static void nm__decide(nm_portmap *pm) {
-  static const nm_map_method order[2] = {NM_MAP_UPNP, NM_MAP_NATPMP};
   int i, waiting = 0;
 
   if (pm->state != NM__S_PROBING || pm->trying != NM_MAP_NONE)
     return;
-  for (i = 0; i < 2; i++) {
-    nm_map_method m = order[i];
+  for (i = 0; i < NM__NMETHODS; i++) {
+    nm_map_method m = nm__order[i];
     int *st = nm__mst(pm, m);
+    if (m == NM_MAP_PCP && waiting)
+      return; /* PCP maps only once UPnP and NAT-PMP have both failed (or are off) */
     if (*st == NM__M_READY) {
       int r = nm__launch(pm, m, NM__OP_MAP);
       if (r == 0) {
@@ -254,14 +290,13 @@ static void nm__decide(nm_portmap *pm) {
 }
 
 static void nm__begin_round(nm_portmap *pm) {
-  static const nm_map_method order[2] = {NM_MAP_UPNP, NM_MAP_NATPMP};
   int i;
 
   pm->state = NM__S_PROBING;
   pm->trying = NM_MAP_NONE;
   pm->active = NM_MAP_NONE;
-  for (i = 0; i < 2; i++) {
-    nm_map_method m = order[i];
+  for (i = 0; i < NM__NMETHODS; i++) {
+    nm_map_method m = nm__order[i];
     int *st = nm__mst(pm, m), r;
     *nm__merr(pm, m) = 0;
     if (!nm__enabled(pm, m)) {
@@ -295,10 +330,13 @@ static void nm__on_maintenance(nm_portmap *pm, nm_map_method m, int op, int err)
     return;
   if (err == 0) {
     nm_mapping_info n;
-    int redone = m == NM_MAP_UPNP ? pm->up.r_redone : pm->np.reset_seen;
+    int redone = m == NM_MAP_UPNP     ? pm->up.r_redone
+                 : m == NM_MAP_NATPMP ? pm->np.reset_seen
+                                      : pm->pcp.reset_seen;
     int changed;
 
     pm->np.reset_seen = 0;
+    pm->pcp.reset_seen = 0;
     pm->failures = 0;
     nm__info_of(pm, m, &n);
     if (op == NM__OP_RENEW || redone)
@@ -375,12 +413,13 @@ void nm__method_done(nm_portmap *pm, nm_map_method m, int op, int err) {
   if (pm->state == NM__S_CLOSING) {
     if (op == NM__OP_MAP && err == 0)
       *st = NM__M_MAPPED; /* created while closing: the close path deletes it */
-    if (op == NM__OP_DELETE && m == NM_MAP_NATPMP) {
+    if (op == NM__OP_DELETE && (m == NM_MAP_NATPMP || m == NM_MAP_PCP)) {
       if (err == 0)
-        nat_info("natpmp: removed mapping of port %u", (unsigned)pm->int_port);
+        nat_info("%s: removed mapping of port %u", nm_map_method_name(m),
+                 (unsigned)pm->int_port);
       else
-        nat_warn("natpmp: removing mapping of port %u failed: %s", (unsigned)pm->int_port,
-                 nm_portmap_strerror(err));
+        nat_warn("%s: removing mapping of port %u failed: %s", nm_map_method_name(m),
+                 (unsigned)pm->int_port, nm_portmap_strerror(err));
     }
     nm__close_step(pm);
     return;
@@ -426,7 +465,7 @@ int nm_portmap_init(nm_portmap *pm, uv_loop_t *loop, const nm_portmap_config *cf
   /* Zero would mean "spin" or "never"; the config table enforces saner
    * ranges, tests use small values through the struct. */
   if (pm->cfg.lease_s == 0 || pm->cfg.upnp_discover_ms == 0 || pm->cfg.natpmp_timeout_ms == 0 ||
-      pm->cfg.check_s == 0 || pm->cfg.retry_s == 0)
+      pm->cfg.pcp_timeout_ms == 0 || pm->cfg.check_s == 0 || pm->cfg.retry_s == 0)
     return NM_PM_EINVAL;
   pm->cfg.description[sizeof(pm->cfg.description) - 1] = '\0';
   pm->cfg.natpmp_gateway[sizeof(pm->cfg.natpmp_gateway) - 1] = '\0';
@@ -442,8 +481,15 @@ int nm_portmap_init(nm_portmap *pm, uv_loop_t *loop, const nm_portmap_config *cf
     uv_close((uv_handle_t *)&pm->timer, NULL); /* no memory to free: embedded */
     return r;
   }
+  r = uv_timer_init(loop, &pm->pcp.timer);
+  if (r < 0) {
+    uv_close((uv_handle_t *)&pm->timer, NULL);
+    uv_close((uv_handle_t *)&pm->np.timer, NULL);
+    return r;
+  }
   pm->timer.data = pm;
   pm->np.timer.data = pm;
+  pm->pcp.timer.data = pm;
   pm->state = NM__S_IDLE;
   return 0;
 }
@@ -453,7 +499,7 @@ int nm_portmap_start(nm_portmap *pm, uint16_t internal_port, nm_portmap_cb cb, v
     return NM_PM_EINVAL;
   if (pm->state != NM__S_IDLE || pm->cb != NULL)
     return NM_PM_EBUSY;
-  if (!pm->cfg.upnp && !pm->cfg.natpmp)
+  if (!pm->cfg.upnp && !pm->cfg.natpmp && !pm->cfg.pcp)
     return NM_PM_EDISABLED;
   pm->int_port = internal_port;
   pm->cb = cb;
@@ -476,6 +522,7 @@ static void nm__on_handle_closed(uv_handle_t *h) {
   if (--pm->pending_closes > 0)
     return;
   nm__natpmp_release(pm);
+  nm__pcp_release(pm);
   nm__upnp_cleanup(pm);
   pm->state = NM__S_CLOSED;
   if (pm->close_cb != NULL)
@@ -486,7 +533,7 @@ static void nm__on_handle_closed(uv_handle_t *h) {
 static void nm__close_step(nm_portmap *pm) {
   if (pm->state != NM__S_CLOSING || pm->pending_closes > 0)
     return;
-  if (pm->up.busy || pm->np.req != 0)
+  if (pm->up.busy || pm->np.req != 0 || pm->pcp.req != 0)
     return; /* wait for the operation in flight; it calls us again */
 
   if (!pm->close_np_sent && pm->np.asked && pm->np.open) {
@@ -494,18 +541,24 @@ static void nm__close_step(nm_portmap *pm) {
     if (nm__natpmp_launch(pm, NM__OP_DELETE) < 0)
       nat_warn("natpmp: could not send the request removing port %u", (unsigned)pm->int_port);
   }
+  if (!pm->close_pc_sent && pm->pcp.asked && pm->pcp.open) {
+    pm->close_pc_sent = 1;
+    if (nm__pcp_launch(pm, NM__OP_DELETE) < 0)
+      nat_warn("pcp: could not send the request removing port %u", (unsigned)pm->int_port);
+  }
   if (!pm->close_up_sent && pm->up.mapped) {
     pm->close_up_sent = 1;
     if (nm__upnp_launch(pm, NM__OP_DELETE) < 0)
       nat_warn("upnp: cannot delete external port %u: gateway not reachable",
                (unsigned)pm->up.ext_port);
   }
-  if (pm->up.busy || pm->np.req != 0)
+  if (pm->up.busy || pm->np.req != 0 || pm->pcp.req != 0)
     return;
 
   pm->pending_closes = 1;
   uv_close((uv_handle_t *)&pm->timer, nm__on_handle_closed);
   pm->pending_closes += nm__natpmp_close_handles(pm, nm__on_handle_closed);
+  pm->pending_closes += nm__pcp_close_handles(pm, nm__on_handle_closed);
 }
 
 void nm_portmap_close(nm_portmap *pm, nm_portmap_close_cb close_cb) {
@@ -517,6 +570,7 @@ void nm_portmap_close(nm_portmap *pm, nm_portmap_close_cb close_cb) {
   /* A NAT-PMP request in flight is dropped; if it was a map request the
    * router may have acted on it, and np.asked makes the close path remove it. */
   nm__natpmp_abort(pm);
+  nm__pcp_abort(pm); /* the same holds for a PCP MAP (pcp.asked) */
   /* A UPnP operation that has not started yet is cancelled; one that runs
    * cannot be, and its after-work callback resumes the close path. */
   if (pm->up.busy)

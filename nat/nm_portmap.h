@@ -1,21 +1,25 @@
 /* nm_portmap.h - open a port on the router in front of this host.
  *
  * The port mapper asks the home router for an inbound port mapping, with
- * UPnP IGD (miniupnpc) and NAT-PMP (libnatpmp), on the caller's libuv loop:
+ * UPnP IGD (miniupnpc), NAT-PMP (libnatpmp) and PCP (RFC 6887 MAP, nm_pcp.h), on the
+ * caller's libuv loop:
  *
- *   - both protocols are probed at start-up with short bounded timeouts
- *     (UPnP discovery <= cfg.upnp_discover_ms, NAT-PMP <= cfg.natpmp_timeout_ms);
- *     the first protocol that answers gets to map, the other is a fallback;
+ *   - all three are probed at start-up with short bounded timeouts
+ *     (UPnP discovery <= cfg.upnp_discover_ms, NAT-PMP <= cfg.natpmp_timeout_ms,
+ *     PCP <= cfg.pcp_timeout_ms); the first of UPnP and NAT-PMP that answers gets to
+ *     map, the other is a fallback; PCP maps only when neither UPnP nor NAT-PMP could
+ *     (a router that speaks several keeps the method it always had: see docs/nat.md);
  *   - the mapping is renewed before it expires (NAT-PMP at half-life, UPnP a
  *     margin before expiry), checked every cfg.check_s seconds so a router
- *     that rebooted and forgot it is noticed, and redone;
+ *     that rebooted and forgot it is noticed, and redone (PCP: at half-life, and its
+ *     epoch is checked on every answer);
  *   - when nothing works the callback says so once (NM_PM_NONE) and the
  *     mapper retries quietly every cfg.retry_s seconds;
  *   - nm_portmap_close() deletes what was created, then calls close_cb.
  *
  * Every miniupnpc call blocks (SSDP, HTTP, SOAP), so they all run on the libuv
  * thread pool (uv_queue_work); the NAT-PMP socket is driven by uv_poll and a
- * uv_timer. Nothing here blocks the loop thread.
+ * uv_timer, PCP's is a uv_udp. Nothing here blocks the loop thread.
  *
  * All functions return 0 or a negative error code; nm_portmap_strerror()
  * turns any of them (including libuv codes) into text. Not thread-safe: use
@@ -29,6 +33,8 @@
 #include <uv.h>
 #include <natpmp.h>
 #include <miniupnpc/miniupnpc.h>
+
+#include "nm_pcp.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,12 +57,15 @@ enum {
   NM_PM_ENATPMP = -7013,    /* other NAT-PMP error (the log names the code) */
   NM_PM_ELOST = -7014,      /* mapping could not be renewed before it expired */
   NM_PM_ENOMAPPING = -7015, /* nm_portmap_get(): no mapping right now */
-  NM_PM_ECLOSED = -7016     /* the mapper was closed */
+  NM_PM_ECLOSED = -7016,    /* the mapper was closed */
+  NM_PM_ENOPCP = -7017,     /* the gateway does not speak PCP (port unreachable, or a
+                               NAT-PMP-only answer, or UNSUPP_VERSION) */
+  NM_PM_EPCP = -7018        /* other PCP error (the log names the result code) */
 };
 
 /* ---- pure helpers (no loop, no I/O; unit-tested) ------------------------- */
 
-typedef enum { NM_MAP_NONE = 0, NM_MAP_UPNP, NM_MAP_NATPMP } nm_map_method;
+typedef enum { NM_MAP_NONE = 0, NM_MAP_UPNP, NM_MAP_NATPMP, NM_MAP_PCP } nm_map_method;
 
 typedef enum {
   NM_ADDR_INVALID = 0, /* not an IPv4 address */
@@ -88,7 +97,7 @@ int nm_portmap_is_double_nat(const char *router_ext_ip, const char *observed_ip)
 
 /* When a lease granted at granted_at_ms should be renewed.
  *   lease_s == 0 (permanent)  -> NM_NEVER;
- *   NM_MAP_NATPMP             -> half-life (RFC 6886 section 3.3);
+ *   NM_MAP_NATPMP, NM_MAP_PCP -> half-life (RFC 6886 section 3.3, RFC 6887 11.2.1);
  *   NM_MAP_UPNP               -> expiry minus a margin of a quarter of the lease,
  *                                clamped to [10 s, 300 s] and never earlier than half-life;
  * never sooner than 1 s after the grant, so a router granting absurdly short
@@ -113,7 +122,7 @@ int nm_natpmp_epoch_reset(uint32_t prev_epoch, uint64_t prev_ms, uint32_t new_ep
  * seed lets two hosts behind one router walk different sequences. */
 uint16_t nm_upnp_ext_port_candidate(uint16_t int_port, unsigned attempt, uint32_t seed);
 
-const char *nm_map_method_name(nm_map_method m); /* "none", "upnp", "natpmp" */
+const char *nm_map_method_name(nm_map_method m); /* "none", "upnp", "natpmp", "pcp" */
 const char *nm_portmap_strerror(int err);
 
 /* ---- configuration ------------------------------------------------------- */
@@ -123,14 +132,18 @@ typedef enum { NM_PM_TCP = 0, NM_PM_UDP = 1 } nm_pm_proto;
 typedef struct {
   int upnp;                   /* 1 = try UPnP IGD (default 1) */
   int natpmp;                 /* 1 = try NAT-PMP (default 1) */
+  int pcp;                    /* 1 = try PCP (default 1) */
   uint32_t lease_s;           /* lease to ask for, seconds (default 3600) */
   uint32_t upnp_discover_ms;  /* SSDP discovery wait (default 2000) */
   uint32_t natpmp_timeout_ms; /* cap on one NAT-PMP request with retries (default 3000) */
+  uint32_t pcp_timeout_ms;    /* cap on one PCP request with retries (default 5000: the
+                                 first retransmission comes after about 3 s, RFC 6887 8.1.1) */
   uint32_t check_s;           /* how often to verify a live mapping (default 60) */
   uint32_t retry_s;           /* retry period after "no mapping" (default 60) */
   unsigned upnp_port_attempts; /* external ports to try on conflict 718 (default 8) */
   nm_pm_proto proto;          /* default TCP */
-  char natpmp_gateway[16];    /* "" = default route's gateway; else forced IPv4 */
+  char natpmp_gateway[16];    /* "" = default route's gateway; else forced IPv4 (NAT-PMP
+                                 and PCP: both talk to the gateway's port 5351) */
   char description[32];       /* UPnP mapping description (default "natmesh") */
   char upnp_url[128];         /* "" = SSDP discovery; else the IGD's root description
                                  URL (http://...), for routers that do not answer SSDP */
@@ -138,8 +151,9 @@ typedef struct {
 
 void nm_portmap_config_default(nm_portmap_config *cfg);
 /* Sets one <nat> config element by name from its text, e.g. ("upnp", "off"),
- * ("lease", "120"). Keys: upnp, natpmp (on|off), lease (30..604800),
- * discover_ms (100..10000), natpmp_timeout_ms (250..10000), check (5..3600),
+ * ("lease", "120"). Keys: upnp, natpmp, pcp (on|off), lease (30..604800),
+ * discover_ms (100..10000), natpmp_timeout_ms (250..10000), pcp_timeout_ms
+ * (250..30000), check (5..3600),
  * retry (10..86400), proto (tcp|udp), gateway (IPv4 or ""), description,
  * upnp_url ("" or http://...).
  * On error returns NM_PM_EINVAL and writes a message naming the key, the
@@ -221,6 +235,34 @@ struct nm__natpmp {
   int reset_seen;         /* epoch went backwards during a check */
 };
 
+struct nm__pcp {
+  uv_udp_t udp;           /* connected to the gateway's port 5351 */
+  int udp_init;           /* udp handle initialized (must be closed) */
+  int open;               /* connected, reading, client_ip known */
+  uv_timer_t timer;       /* retransmissions and the per-request cap */
+  int st;
+  int req;                /* request in flight (PC_REQ_*) */
+  int purpose;            /* why it was sent (PC_FOR_*) */
+  uint64_t req_started_ms;
+  uint32_t rt_ms;         /* current retransmission time */
+  unsigned sends;         /* datagrams sent for the request in flight */
+  unsigned ignored;       /* answers dropped as malformed or not ours (for the log and tests) */
+  uint32_t rnd;           /* jitter state */
+  uint8_t nonce[NM_PCP_NONCE_LEN]; /* the mapping's; kept for renewals and the delete */
+  uint8_t client_ip[16];  /* our address, IPv4-mapped */
+  char int_ip[64];
+  char ext_ip[64];
+  int have_epoch;
+  uint32_t epoch;
+  uint64_t epoch_at_ms;
+  int mapped;             /* the server holds a mapping we asked for */
+  int asked;              /* a MAP request was sent at least once */
+  uint16_t ext_port;
+  uint32_t lease_s;
+  int reset_seen;         /* the epoch said the server lost its state */
+  uint8_t rbuf[NM_PCP_MAX_LEN + 4]; /* one datagram; a longer one is truncated and refused */
+};
+
 struct nm_portmap {
   void *data;             /* free for the caller */
   uv_loop_t *loop;
@@ -243,11 +285,14 @@ struct nm_portmap {
   unsigned failures;      /* consecutive renew/check failures */
   int err_upnp;           /* why each method failed this round, for the NONE report */
   int err_natpmp;
-  int close_np_sent;      /* the close path asked for each deletion once */
+  int err_pcp;
+  int close_np_sent;
+  int close_pc_sent;      /* the close path asked for each deletion once */
   int close_up_sent;
   int pending_closes;
   struct nm__upnp up;
   struct nm__natpmp np;
+  struct nm__pcp pcp;
 };
 
 /* Prepares pm on loop; cfg NULL means defaults (copied). Pair with nm_portmap_close(). */
@@ -258,7 +303,7 @@ int nm_portmap_init(nm_portmap *pm, uv_loop_t *loop, const nm_portmap_config *cf
 int nm_portmap_start(nm_portmap *pm, uint16_t internal_port, nm_portmap_cb cb, void *arg);
 /* The current mapping: 0 and *out filled, or NM_PM_ENOMAPPING. */
 int nm_portmap_get(const nm_portmap *pm, nm_mapping_info *out);
-/* Deletes mappings it created (UPnP off the loop thread, NAT-PMP lifetime 0,
+/* Deletes mappings it created (UPnP off the loop thread, NAT-PMP and PCP lifetime 0,
  * bounded by the configured timeouts), closes its handles, then calls
  * close_cb (may be NULL); pm's memory may be freed from close_cb on. */
 void nm_portmap_close(nm_portmap *pm, nm_portmap_close_cb close_cb);

@@ -28,9 +28,11 @@ typedef struct {
 static const nm__key nm__keys[] = {
     {"upnp", NM__T_BOOL, 0, 1, NM__OFF(upnp), 0},
     {"natpmp", NM__T_BOOL, 0, 1, NM__OFF(natpmp), 0},
+    {"pcp", NM__T_BOOL, 0, 1, NM__OFF(pcp), 0},
     {"lease", NM__T_U32, 30, 604800, NM__OFF(lease_s), 0},
     {"discover_ms", NM__T_U32, 100, 10000, NM__OFF(upnp_discover_ms), 0},
     {"natpmp_timeout_ms", NM__T_U32, 250, 10000, NM__OFF(natpmp_timeout_ms), 0},
+    {"pcp_timeout_ms", NM__T_U32, 250, 30000, NM__OFF(pcp_timeout_ms), 0},
     {"check", NM__T_U32, 5, 3600, NM__OFF(check_s), 0},
     {"retry", NM__T_U32, 10, 86400, NM__OFF(retry_s), 0},
     {"proto", NM__T_PROTO, 0, 0, NM__OFF(proto), 0},
@@ -43,9 +45,11 @@ void nm_portmap_config_default(nm_portmap_config *cfg) {
   memset(cfg, 0, sizeof(*cfg));
   cfg->upnp = 1;
   cfg->natpmp = 1;
+  cfg->pcp = 1;
   cfg->lease_s = 3600;
   cfg->upnp_discover_ms = 2000;
   cfg->natpmp_timeout_ms = 3000;
+  cfg->pcp_timeout_ms = 5000;
   cfg->check_s = 60;
   cfg->retry_s = 60;
   cfg->upnp_port_attempts = 8;

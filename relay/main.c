@@ -19,7 +19,7 @@ static const sv_role sv_relay_role = {
         "                     [-c|--config relay.xml] [-n|--name NAME] [-m|--manager HOST]\n"
         "                     [-P|--manager-port N] [-p|--port P] [-l|--listen ADDR]\n"
         "                     [-M|--max-clients N] [-r|--client-rate BYTES/S] [-R|--total-rate BYTES/S]\n"
-        "                     [-b|--ban TARGET]... [-U|--no-upnp] [-N|--no-natpmp]\n"
+        "                     [-b|--ban TARGET]... [-U|--no-upnp] [-N|--no-natpmp] [--no-pcp]\n"
         "                     [--no-local-addresses] [--metrics [ADDR:]PORT]\n"
         "                     [-C|--check-config] [-v|--verbose]\n"
         "                     [-h|--help] [-V|--version]\n"

@@ -326,7 +326,7 @@ static int nm__enc_version(nm_xml_writer *w, const char *root, const nm_msg_vers
 }
 
 static int nm__enc_mapping(nm_xml_writer *w, const nm_msg_mapping *m) {
-  if ((unsigned)m->method > NM_MAPPING_NATPMP) return -EINVAL;
+  if ((unsigned)m->method > NM_MAPPING_LAST) return -EINVAL;
   /* The external address comes from a router on the LAN: a literal IP or nothing. */
   if (m->method != NM_MAPPING_NONE && m->ext_ip[0] && !nm_ip_valid(m->ext_ip)) return -EINVAL;
   nm_xml_writer_start(w, "mapping");
@@ -437,7 +437,7 @@ static int nm__enc_pull(nm_xml_writer *w, const nm_msg_pull *m) {
 static int nm__peer_sendable(const nm_peer *p) {
   return nm_id_valid(p->id) && nm_pubkey_is_set(p->key) && nm_name_valid(p->name) && nm_ip_valid(p->ip) && p->port != 0 &&
          (unsigned)p->role <= NM_ROLE_RELAY && (unsigned)p->state <= NM_REACH_RELAYED &&
-         (unsigned)p->mapping <= NM_MAPPING_NATPMP && (!p->relay[0] || nm_id_valid(p->relay));
+         (unsigned)p->mapping <= NM_MAPPING_LAST && (!p->relay[0] || nm_id_valid(p->relay));
 }
 
 /* Peer lists and deltas are built as trees by nm_peerlist (which escapes through

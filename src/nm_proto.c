@@ -35,7 +35,7 @@ const char *nm_msg_name(uint8_t type) {
 /* One table per enum: the index is the value, the string its wire name. */
 static const char *const nm__reach_names[] = {"unknown", "direct", "mapped", "suspicious", "relayed"};
 static const char *const nm__role_names[] = {"servant", "relay"};
-static const char *const nm__mapping_names[] = {"none", "upnp", "natpmp"};
+static const char *const nm__mapping_names[] = {"none", "upnp", "natpmp", "pcp"};
 static const char *const nm__cand_names[] = {"local", "observed", "mapped"};
 
 static const char *nm__enum_name(const char *const *names, unsigned count, unsigned v) {

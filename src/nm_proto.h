@@ -60,7 +60,9 @@ typedef enum {
   NM_MAPPING_NONE = 0,
   NM_MAPPING_UPNP,
   NM_MAPPING_NATPMP,
+  NM_MAPPING_PCP, /* RFC 6887 MAP */
 } nm_mapping_kind;
+#define NM_MAPPING_LAST NM_MAPPING_PCP
 
 const char *nm_mapping_name(nm_mapping_kind k);
 int nm_mapping_parse(const char *s, nm_mapping_kind *out);

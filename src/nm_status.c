@@ -83,7 +83,7 @@ static int nm__servant_sendable(const nm_status_servant *s) {
          (unsigned)s->relay_reason <= NM_RELAY_REASON_SUSPICIOUS && nm__names_ok(s->unreached_by) &&
          nm__names_ok(s->unserved) &&
          (unsigned)s->role <= NM_ROLE_RELAY && (unsigned)s->state <= NM_REACH_RELAYED &&
-         (unsigned)s->mapping <= NM_MAPPING_NATPMP && nm__addr_ok(s->ip) &&
+         (unsigned)s->mapping <= NM_MAPPING_LAST && nm__addr_ok(s->ip) &&
          nm__addr_ok(s->dial_ip) && nm__addr_ok(s->ext_ip) &&
          (!s->relay[0] || nm_id_valid(s->relay));
 }

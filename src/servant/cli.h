@@ -30,7 +30,7 @@ typedef struct {
   unsigned port; /* 0: ask the manager for one */
   int local_addresses; /* report our interface addresses to the manager (candidates) */
   nm_banlist bans;
-  int nat_upnp, nat_natpmp;
+  int nat_upnp, nat_natpmp, nat_pcp;
   unsigned nat_lease_s;
   char metrics[80]; /* natmesh-relay --metrics [ADDR:]PORT ("": off), servant/metrics.c */
 } sv_config;

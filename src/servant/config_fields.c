@@ -18,6 +18,7 @@
   F("local-addresses", NM_CFG_BOOL, 0, 0, local_addresses),   \
   F("nat/upnp", NM_CFG_BOOL, 0, 0, nat_upnp),                  \
   F("nat/natpmp", NM_CFG_BOOL, 0, 0, nat_natpmp),              \
+  F("nat/pcp", NM_CFG_BOOL, 0, 0, nat_pcp),                    \
   F("nat/lease", NM_CFG_UINT, 30, 604800, nat_lease_s)
 
 const nm_cfg_field sv_servant_fields[] = {

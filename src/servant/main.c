@@ -15,7 +15,7 @@ static const sv_role sv_servant_role = {
         "usage: natmesh-servant (--invite INVITE | --invite @FILE | --manager-key FP) [--state-dir DIR]\n"
         "                       [-c|--config config.xml] [-n|--name NAME] [-m|--manager HOST]\n"
         "                       [-P|--manager-port N] [-p|--port P] [-l|--listen ADDR]\n"
-        "                       [-b|--ban TARGET]... [-U|--no-upnp] [-N|--no-natpmp]\n"
+        "                       [-b|--ban TARGET]... [-U|--no-upnp] [-N|--no-natpmp] [--no-pcp]\n"
         "                       [--no-local-addresses] [-C|--check-config] [-v|--verbose]\n"
         "                       [-h|--help] [-V|--version]\n"
         "A natmesh peer. Lines on stdin are published to every peer; lines from peers are\n"

@@ -30,7 +30,9 @@ static void sv__mapping_report(servant *sv) {
   /* What the router says goes no further than here unless it is an address: any device
    * on the LAN can answer UPnP. */
   if (p && p->have && nm_ip_valid(p->info.ext_ip)) {
-    m.method = p->info.method == NM_MAP_NATPMP ? NM_MAPPING_NATPMP : NM_MAPPING_UPNP;
+    m.method = p->info.method == NM_MAP_NATPMP ? NM_MAPPING_NATPMP
+               : p->info.method == NM_MAP_PCP  ? NM_MAPPING_PCP
+                                               : NM_MAPPING_UPNP;
     snprintf(m.ext_ip, sizeof m.ext_ip, "%s", p->info.ext_ip);
     m.ext_port = p->info.ext_port;
     m.lease_s = p->info.lease_s;
@@ -95,7 +97,7 @@ void sv_portmap_on_registered(servant *sv, const char *observed_ip, uint16_t por
     sv__mapping_report(sv); /* a new manager session: tell it again */
     return;
   }
-  if (!sv->cfg.nat_upnp && !sv->cfg.nat_natpmp) {
+  if (!sv->cfg.nat_upnp && !sv->cfg.nat_natpmp && !sv->cfg.nat_pcp) {
     nm_log_info("port mapping off (config)");
     return;
   }
@@ -116,6 +118,7 @@ void sv_portmap_on_registered(servant *sv, const char *observed_ip, uint16_t por
   nm_portmap_config_default(&cfg);
   cfg.upnp = sv->cfg.nat_upnp;
   cfg.natpmp = sv->cfg.nat_natpmp;
+  cfg.pcp = sv->cfg.nat_pcp;
   if (sv->cfg.nat_lease_s) cfg.lease_s = sv->cfg.nat_lease_s;
   int rc = nm_portmap_init(&p->pm, sv->loop, &cfg);
   if (rc == 0) rc = nm_portmap_start(&p->pm, port, sv__on_portmap, sv);
@@ -124,8 +127,9 @@ void sv_portmap_on_registered(servant *sv, const char *observed_ip, uint16_t por
     return;
   }
   p->started = 1;
-  nm_log_info("trying to map port %u with%s%s", port, cfg.upnp ? " UPnP IGD" : "",
-              cfg.natpmp ? (cfg.upnp ? " and NAT-PMP" : " NAT-PMP") : "");
+  nm_log_info("trying to map port %u with%s%s%s", port, cfg.upnp ? " UPnP IGD" : "",
+              cfg.natpmp ? (cfg.upnp ? (cfg.pcp ? ", NAT-PMP" : " and NAT-PMP") : " NAT-PMP") : "",
+              cfg.pcp ? (cfg.upnp || cfg.natpmp ? " and PCP" : " PCP") : "");
 }
 
 static void sv__portmap_closed(nm_portmap *pm) {

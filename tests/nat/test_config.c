@@ -11,6 +11,8 @@ static void defaults(void) {
   CHECK_EQ_INT(c.lease_s, 3600);
   CHECK_EQ_INT(c.upnp_discover_ms, 2000);
   CHECK_EQ_INT(c.natpmp_timeout_ms, 3000);
+  CHECK_EQ_INT(c.pcp, 1);
+  CHECK_EQ_INT(c.pcp_timeout_ms, 5000);
   CHECK_EQ_INT(c.check_s, 60);
   CHECK_EQ_INT(c.retry_s, 60);
   CHECK_EQ_INT(c.proto, NM_PM_TCP);
@@ -28,6 +30,10 @@ static void sets_values(void) {
   CHECK_EQ_INT(c.upnp, 1);
   CHECK_EQ_INT(nm_portmap_config_set(&c, "natpmp", "off", err, sizeof(err)), 0);
   CHECK_EQ_INT(c.natpmp, 0);
+  CHECK_EQ_INT(nm_portmap_config_set(&c, "pcp", "off", err, sizeof(err)), 0);
+  CHECK_EQ_INT(c.pcp, 0);
+  CHECK_EQ_INT(nm_portmap_config_set(&c, "pcp_timeout_ms", "250", err, sizeof(err)), 0);
+  CHECK_EQ_INT(c.pcp_timeout_ms, 250);
   CHECK_EQ_INT(nm_portmap_config_set(&c, "lease", "120", err, sizeof(err)), 0);
   CHECK_EQ_INT(c.lease_s, 120);
   CHECK_EQ_INT(nm_portmap_config_set(&c, "lease", "30", err, sizeof(err)), 0);
@@ -69,8 +75,13 @@ static void rejects_bad_values_by_name(void) {
                                      "a description far too long for the router's table",
                                      err, sizeof(err)),
                NM_PM_EINVAL);
-  CHECK_EQ_INT(nm_portmap_config_set(&c, "pcp", "on", err, sizeof(err)), NM_PM_EINVAL);
-  CHECK(strstr(err, "<pcp>") != NULL);
+  CHECK_EQ_INT(nm_portmap_config_set(&c, "pcp", "perhaps", err, sizeof(err)), NM_PM_EINVAL);
+  CHECK(strstr(err, "<pcp>") != NULL && strstr(err, "perhaps") != NULL);
+  CHECK_EQ_INT(nm_portmap_config_set(&c, "pcp_timeout_ms", "30001", err, sizeof(err)),
+               NM_PM_EINVAL);
+  CHECK(strstr(err, "<pcp_timeout_ms>") != NULL && strstr(err, "250..30000") != NULL);
+  CHECK_EQ_INT(nm_portmap_config_set(&c, "stun", "on", err, sizeof(err)), NM_PM_EINVAL);
+  CHECK(strstr(err, "<stun>") != NULL);
   CHECK_EQ_INT(nm_portmap_config_set(&c, NULL, "on", err, sizeof(err)), NM_PM_EINVAL);
   CHECK_EQ_INT(nm_portmap_config_set(&c, "upnp", NULL, NULL, 0), NM_PM_EINVAL);
 }
@@ -85,10 +96,11 @@ static void init_validates(void) {
   CHECK_EQ_INT(nm_portmap_init(&pm, &loop, &c), NM_PM_EINVAL);
   CHECK_EQ_INT(nm_portmap_init(NULL, &loop, NULL), NM_PM_EINVAL);
   CHECK_EQ_INT(nm_portmap_init(&pm, NULL, NULL), NM_PM_EINVAL);
-  /* both methods off: init fine, start refuses */
+  /* every method off: init fine, start refuses */
   nm_portmap_config_default(&c);
   c.upnp = 0;
   c.natpmp = 0;
+  c.pcp = 0;
   CHECK_EQ_INT(nm_portmap_init(&pm, &loop, &c), 0);
   CHECK_EQ_INT(nm_portmap_start(&pm, 4000, NULL, NULL), NM_PM_EINVAL);
   nm_portmap_close(&pm, NULL);
@@ -110,6 +122,7 @@ static void start_validates(void) {
   nm_portmap_config_default(&c);
   c.upnp = 0;
   c.natpmp = 0;
+  c.pcp = 0;
   CHECK_EQ_INT(nm_portmap_init(&pm, &loop, &c), 0);
   CHECK_EQ_INT(nm_portmap_start(&pm, 0, on_ev, NULL), NM_PM_EINVAL);
   CHECK_EQ_INT(nm_portmap_start(&pm, 4000, on_ev, NULL), NM_PM_EDISABLED);

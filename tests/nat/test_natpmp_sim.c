@@ -343,6 +343,7 @@ int main(int argc, char **argv) {
   }
   nm_portmap_config_default(&cfg);
   cfg.upnp = 0;
+  cfg.pcp = 0; /* PCP has its own fake router (test_pcp_sim.c) */
   cfg.lease_s = 60;
   cfg.natpmp_timeout_ms = 600;
   snprintf(cfg.natpmp_gateway, sizeof(cfg.natpmp_gateway), "%s", argv[2]);

@@ -445,6 +445,7 @@ int main(int argc, char **argv) {
   }
   nm_portmap_config_default(&cfg);
   cfg.natpmp = 0;
+  cfg.pcp = 0; /* nothing may reach the real default gateway */
   cfg.lease_s = 60;
   snprintf(cfg.upnp_url, sizeof(cfg.upnp_url), "http://%s:%d/rootDesc.xml", argv[2], igd.port);
   CHECK_EQ_INT(sim_run(scenarios, sizeof(scenarios) / sizeof(scenarios[0]), argv[1]), 0);

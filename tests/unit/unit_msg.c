@@ -201,6 +201,20 @@ static void test_round_trip_manager_link(void) {
     NMT_EQ_INT(d.u.mapping.ext_port, 40001);
     NMT_EQ_INT(d.u.mapping.lease_s, 3600);
   }
+  m.u.mapping.method = NM_MAPPING_PCP;
+  m.u.mapping.lease_s = 120;
+  if (round_trip(&m, &d, "<mapping method=\"pcp\" ext-ip=\"198.51.100.7\"") == 0) {
+    NMT_EQ_INT(d.u.mapping.method, NM_MAPPING_PCP);
+    NMT_EQ_INT(d.u.mapping.ext_port, 40001);
+    NMT_EQ_INT(d.u.mapping.lease_s, 120);
+  }
+  m.u.mapping.method = NM_MAPPING_LAST + 1; /* no such method: refused, not sent */
+  {
+    nm_msgbuf b;
+    memset(&b, 0, sizeof b);
+    NMT_CHECK(nm_msg_encode(&m, &b) < 0);
+    nm_msgbuf_free(&b);
+  }
   memset(&m.u.mapping, 0, sizeof m.u.mapping);
   if (round_trip(&m, &d, "<mapping method=\"none\"/>") == 0) {
     NMT_EQ_INT(d.u.mapping.method, NM_MAPPING_NONE);
@@ -792,7 +806,7 @@ static void test_decode_refusals(void) {
 
   /* mapping */
   refuse(NM_MSG_MAPPING, "<mapping/>", NM_EMSG, "mapping: missing method");
-  refuse(NM_MSG_MAPPING, "<mapping method=\"pcp\"/>", NM_EMSG, "mapping: invalid method \"pcp\"");
+  refuse(NM_MSG_MAPPING, "<mapping method=\"stun\"/>", NM_EMSG, "mapping: invalid method \"stun\"");
   refuse(NM_MSG_MAPPING, "<mapping method=\"upnp\" ext-ip=\"1.2.3.4\" ext-port=\"x\"/>", NM_EMSG,
          "mapping: invalid ext-port \"x\"");
   refuse(NM_MSG_MAPPING, "<mapping method=\"upnp\" ext-ip=\"1.2.3.4\" lease=\"-3\"/>", NM_EMSG,
