@@ -4,6 +4,7 @@
 #include "build.h"
 #include "graph.h"
 #include "nsops.h"
+#include "matrix.h"
 #include "probe.h"
 #include "proc.h"
 #include "report.h"
@@ -50,6 +51,9 @@ static void nsim__usage(FILE *out) {
           "  down                remove the topology left by `up` (only that run's)\n"
           "  graph FILE          print the topology as Graphviz DOT\n"
           "  check FILE          read and check FILE, print its address plan\n"
+          "  matrix [--behaviours LIST] [--out DIR] [--hold SECONDS]\n"
+          "                      two natmesh servants behind every pair of router behaviours:\n"
+          "                      a grid of how they connect (also DIR/matrix.md, .json)\n"
           "options:\n"
           "  --dir DIR           folder for run folders (default $NATMESH_NETSIM_DIR or "
           NSIM_DEFAULT_BASE ")\n"
@@ -331,6 +335,30 @@ static int nsim_cmd_check(struct nsim_opts *o) {
   return NSIM_EXIT_OK;
 }
 
+static int nsim_cmd_matrix(struct nsim_opts *o) {
+  static char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return fprintf(stderr, "natmesh-netsim: cannot find my own program\n"), NSIM_EXIT_USAGE;
+  self[n] = 0;
+  struct nsim_matrix_opts mo = {.self = self, .base = o->base, .bindir = o->bindir,
+                                .out = "netsim-matrix", .hold_s = 12};
+  for (int i = 0; i < o->nrest; i++) {
+    const char *a = o->rest[i];
+    if (!strcmp(a, "--behaviours") && i + 1 < o->nrest) mo.behaviours = o->rest[++i];
+    else if (!strcmp(a, "--out") && i + 1 < o->nrest) mo.out = o->rest[++i];
+    else if (!strcmp(a, "--hold") && i + 1 < o->nrest) {
+      char *end;
+      mo.hold_s = strtol(o->rest[++i], &end, 10);
+      if (*end || mo.hold_s < 1 || mo.hold_s > 600)
+        return fprintf(stderr, "natmesh-netsim matrix: --hold: 1..600 seconds\n"), NSIM_EXIT_USAGE;
+    } else {
+      fprintf(stderr, "natmesh-netsim matrix: unexpected argument %s\n", a);
+      return NSIM_EXIT_USAGE;
+    }
+  }
+  return nsim_matrix(&mo);
+}
+
 struct nsim_command {
   const char *name;
   int (*fn)(struct nsim_opts *o);
@@ -340,6 +368,7 @@ struct nsim_command {
 static const struct nsim_command nsim__commands[] = {
     {"run", nsim_cmd_run, 1},     {"up", nsim_cmd_up, 1},       {"down", nsim_cmd_down, 0},
     {"exec", nsim_cmd_exec, 0},   {"graph", nsim_cmd_graph, 1}, {"check", nsim_cmd_check, 1},
+    {"matrix", nsim_cmd_matrix, 0},
 };
 
 int main(int argc, char **argv) {
@@ -374,7 +403,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "natmesh-netsim: unknown command %s\n", a);
         return nsim__usage(stderr), NSIM_EXIT_USAGE;
       }
-      if (!strcmp(cmd->name, "exec")) {
+      if (!strcmp(cmd->name, "exec") || !strcmp(cmd->name, "matrix")) {
         o.rest = argv + i + 1;
         o.nrest = argc - i - 1;
         break;

@@ -23,7 +23,7 @@ struct nsim__ctx {
 static int nsim__fail(struct nsim__ctx *c, xmlNode *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int nsim__fail(struct nsim__ctx *c, xmlNode *n, const char *fmt, ...) {
-  char msg[384];
+  char msg[640];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
@@ -115,7 +115,8 @@ static const char *const nsim__host_attrs[] = {"name", "address", "family", "del
                                                "loss", "rate", NULL};
 static const char *const nsim__router_attrs[] = {"name", "kind", "hairpin", "address", "family",
                                                  "lan", "lan-address", "delay", "jitter", "loss",
-                                                 "rate", NULL};
+                                                 "rate", "mapping", "filtering",
+                                                 "port-preservation", NULL};
 
 static int nsim__parse_node(struct nsim__ctx *c, xmlNode *n, int parent) {
   struct nsim_topo *t = &c->sc->topo;
@@ -168,12 +169,37 @@ static int nsim__parse_node(struct nsim__ctx *c, xmlNode *n, int parent) {
                           (const char *)k->name, name);
     return 0;
   }
+  /* kind is a preset of behaviours; mapping=, filtering= and port-preservation= change
+   * them. A router given behaviours and no kind is a NAT without a mapping service. */
+  int has_beh = nm_xml_attr(n, "mapping") || nm_xml_attr(n, "filtering") ||
+                nm_xml_attr(n, "port-preservation");
   v = nm_xml_attr(n, "kind");
-  if (!v) return nsim__fail(c, n, "router %s needs kind=\"public|upnp|natpmp|firewall|symmetric\"",
-                            name);
-  if (nsim_router_kind_parse(v, &nd->kind) < 0)
+  if (!v && !has_beh)
+    return nsim__fail(c, n, "router %s needs kind=\"public|upnp|natpmp|firewall|symmetric\" "
+                      "or behaviours (mapping=, filtering=)", name);
+  nd->kind = NSIM_ROUTER_FIREWALL;
+  if (v && nsim_router_kind_parse(v, &nd->kind) < 0)
     return nsim__fail(c, n, "kind=\"%s\": expected public, upnp, natpmp, firewall or symmetric",
                       v);
+  if (has_beh && !nsim_router_kind_nats(nd->kind))
+    return nsim__fail(c, n, "mapping, filtering and port-preservation describe a NAT; router %s "
+                      "is public (no NAT)", name);
+  nsim_router_kind_preset(nd->kind, nd);
+  int pp_given = nm_xml_attr(n, "port-preservation") != NULL;
+  if ((v = nm_xml_attr(n, "mapping")) && nsim_mapping_parse(v, &nd->mapping) < 0)
+    return nsim__fail(c, n, "mapping=\"%s\": expected eim, adm or apdm (RFC 4787 "
+                      "endpoint-independent, address-dependent, address-and-port-dependent)", v);
+  if ((v = nm_xml_attr(n, "filtering")) && nsim_filtering_parse(v, &nd->filtering) < 0)
+    return nsim__fail(c, n, "filtering=\"%s\": expected eif, adf or apdf (RFC 4787 "
+                      "endpoint-independent, address-dependent, address-and-port-dependent)", v);
+  /* Port preservation follows the mapping unless given: Linux keeps the port exactly
+   * when it maps endpoint-independently (router.c). */
+  if (!pp_given) nd->port_preserve = nd->mapping == NSIM_MAP_EIM;
+  else if (nsim__bool(c, n, "port-preservation", &nd->port_preserve) < 0) return -EINVAL;
+  if (nsim_router_kind_nats(nd->kind)) {
+    char bwhy[512];
+    if (nsim_router_behaviour_check(nd, bwhy, sizeof bwhy) < 0) return nsim__fail(c, n, "%s", bwhy);
+  }
   if (nsim__bool(c, n, "hairpin", &nd->hairpin) < 0) return -EINVAL;
   if (nd->hairpin && !nsim_router_kind_nats(nd->kind))
     return nsim__fail(c, n, "hairpin only means something on a NAT router (%s is public)", name);
@@ -240,7 +266,7 @@ static const struct nsim__step_def nsim__steps[] = {
     {"link", NSIM_STEP_LINK, 0, {"node", "delay", "jitter", "loss", "rate"}, {"node"}},
     {"sleep", NSIM_STEP_SLEEP, 0, {"time"}, {"time"}},
     {"expect-line", NSIM_STEP_EXPECT_LINE, 1, {"process", "text", "regex", "within", "stream", "absent", "since", "count", "exactly", "settle"}, {"process"}},
-    {"expect-tcp", NSIM_STEP_EXPECT_TCP, 1, {"from", "to", "result", "within", "reply"}, {"from", "to", "result"}},
+    {"expect-tcp", NSIM_STEP_EXPECT_TCP, 1, {"from", "to", "result", "within", "reply", "local-port"}, {"from", "to", "result"}},
     {"expect-udp-ports", NSIM_STEP_EXPECT_UDP_PORTS, 1, {"from", "servers", "local-port", "ports", "within"}, {"from", "servers", "ports"}},
     {"expect-mapping", NSIM_STEP_EXPECT_MAPPING, 1, {"router", "proto", "port", "to", "present", "within"}, {"router", "port"}},
     {"expect-exec", NSIM_STEP_EXPECT_EXEC, 1, {"host", "cmd", "exit", "text", "regex", "within"}, {"host", "cmd"}},

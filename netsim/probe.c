@@ -17,6 +17,7 @@
 struct nsim__tcp_job {
   struct nsim_endpoint to;
   long timeout_ms;
+  uint16_t local_port;
 };
 
 /* ep as a sockaddr; as_v6 turns an IPv4 endpoint into its v4-mapped IPv6 form (for a
@@ -78,6 +79,18 @@ static int nsim__tcp_child(void *arg) {
   if (fd < 0) return printf("error socket: %s\n", strerror(errno)), 0;
   struct sockaddr_storage sa;
   socklen_t sl_to = nsim__sockaddr(&j->to, 0, &sa);
+  if (j->local_port) {
+    /* From a given port, which a listener (the echo server, with SO_REUSEPORT) may hold:
+     * what a program that dials from its listening port does (hole punching). */
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    struct nsim_endpoint any = {.family = j->to.family, .port = j->local_port};
+    struct sockaddr_storage me;
+    socklen_t ml = nsim__sockaddr(&any, 0, &me);
+    if (bind(fd, (struct sockaddr *)&me, ml) < 0)
+      return printf("error bind port %u: %s\n", j->local_port, strerror(errno)), 0;
+  }
   long deadline = nsim_now_ms() + j->timeout_ms;
   if (connect(fd, (struct sockaddr *)&sa, sl_to) < 0 && errno != EINPROGRESS) {
     if (errno == ECONNREFUSED) printf("refused\n");
@@ -114,10 +127,10 @@ static int nsim__tcp_child(void *arg) {
   return 0;
 }
 
-int nsim_probe_tcp(struct nsim_run *r, int node, const struct nsim_endpoint *to, long timeout_ms,
-                   enum nsim_tcp_outcome *outcome, char *reply, size_t replylen, char *detail,
-                   size_t detaillen) {
-  struct nsim__tcp_job j = {*to, timeout_ms};
+int nsim_probe_tcp(struct nsim_run *r, int node, const struct nsim_endpoint *to,
+                   uint16_t local_port, long timeout_ms, enum nsim_tcp_outcome *outcome,
+                   char *reply, size_t replylen, char *detail, size_t detaillen) {
+  struct nsim__tcp_job j = {*to, timeout_ms, local_port};
   char out[512] = "";
   int rc = nsim_ns_call(nsim_run_ns(r, node), nsim__tcp_child, &j, timeout_ms + 3000, out, sizeof out);
   out[strcspn(out, "\n")] = 0;
@@ -242,6 +255,8 @@ static int nsim__echo_sockets(uint16_t port, int *u, int *t, int *family) {
     *t = socket(families[f], SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (*u >= 0 && *t >= 0) {
       setsockopt(*t, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      /* So that a probe can dial out from the port it listens on (expect-tcp local-port). */
+      setsockopt(*t, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
       if (families[f] == AF_INET6) {
         setsockopt(*u, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
         setsockopt(*t, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);

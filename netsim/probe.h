@@ -9,12 +9,13 @@
 
 enum nsim_tcp_outcome { NSIM_TCP_OK, NSIM_TCP_GOT_REFUSED, NSIM_TCP_GOT_TIMEOUT, NSIM_TCP_GOT_ERROR };
 
-/* One TCP connection attempt from node to `to` (IPv4 or IPv6) within timeout_ms. On success
+/* One TCP connection attempt from node to `to` (IPv4 or IPv6) within timeout_ms, from
+ * local_port when it is not 0 (SO_REUSEPORT, so a listener there may stay). On success
  * reads the first line the peer sends (up to timeout) into reply. detail describes the
  * outcome. */
-int nsim_probe_tcp(struct nsim_run *r, int node, const struct nsim_endpoint *to, long timeout_ms,
-                   enum nsim_tcp_outcome *outcome, char *reply, size_t replylen, char *detail,
-                   size_t detaillen);
+int nsim_probe_tcp(struct nsim_run *r, int node, const struct nsim_endpoint *to,
+                   uint16_t local_port, long timeout_ms, enum nsim_tcp_outcome *outcome,
+                   char *reply, size_t replylen, char *detail, size_t detaillen);
 
 /* From node, one UDP socket bound to local_port (0: any) sends a probe to each server and
  * collects the "ip:port" each reports having seen. observed[i] is "" when server i did not

@@ -18,6 +18,51 @@
  * names in its config; Debian's nft_init.sh helper is broken, so netsim creates them). */
 #define NSIM_NFT_TABLE "netsim"
 
+/* Endpoint-independent and address-dependent filtering (RFC 4787 section 5). conntrack
+ * alone lets in only what answers a flow exactly (address and port: apdf). For the looser
+ * kinds netsim remembers, for each external port used on wan0, the inner address behind it
+ * (map nsim-eim) and, for adf, the remote addresses it was sent to (set nsim-adf); a new
+ * inbound flow to that port (from anyone for eif, from one of those addresses for adf) is
+ * forwarded to the inner host, at the same port. Both are refreshed by outbound packets
+ * only and forget an idle port after NSIM_EIM_TIMEOUT (RFC 4787 REQ-5: at least 2 min).
+ * The rule runs after masquerade (priority srcnat + 10), so th sport is the external port;
+ * keeping the port on the way in is exact when the external port is the inner one, which
+ * masquerade ensures while it is free (eim is refused without port preservation). */
+#define NSIM_EIM_TIMEOUT "120s"
+
+static void nsim__filter_rules(const struct nsim_node *n, char *sets, size_t setslen, char *pre,
+                               size_t prelen, char *fwd, size_t fwdlen) {
+  sets[0] = pre[0] = fwd[0] = '\0';
+  if (n->filtering == NSIM_FILT_APDF) return;
+  int adf = n->filtering == NSIM_FILT_ADF;
+  char a[16];
+  snprintf(sets, setslen,
+           "  map nsim-eim {\n"
+           "    typeof meta l4proto . th sport : ip saddr; flags dynamic,timeout;\n"
+           "    timeout " NSIM_EIM_TIMEOUT "; size 8192;\n"
+           "  }\n"
+           "%s"
+           "  chain nsim-learn {\n"
+           "    type filter hook postrouting priority srcnat + 10; policy accept;\n"
+           "    iifname \"lan0\" oifname \"wan0\" meta l4proto { tcp, udp } update @nsim-eim "
+           "{ meta l4proto . th sport : ct original ip saddr }\n"
+           "%s"
+           "  }\n",
+           adf ? "  set nsim-adf {\n"
+                 "    typeof meta l4proto . th sport . ip daddr; flags dynamic,timeout;\n"
+                 "    timeout " NSIM_EIM_TIMEOUT "; size 8192;\n"
+                 "  }\n"
+               : "",
+           adf ? "    iifname \"lan0\" oifname \"wan0\" meta l4proto { tcp, udp } update @nsim-adf "
+                 "{ meta l4proto . th sport . ip daddr }\n"
+               : "");
+  snprintf(pre, prelen,
+           "    iifname \"wan0\" ip daddr %s meta l4proto { tcp, udp } %s"
+           "dnat ip to meta l4proto . th dport map @nsim-eim\n",
+           nsim_ip_str(n->addr, a), adf ? "meta l4proto . th dport . ip saddr @nsim-adf " : "");
+  snprintf(fwd, fwdlen, "    iifname \"wan0\" oifname \"lan0\" ct status dnat accept\n");
+}
+
 static int nsim__router_nft(struct nsim_run *r, int node, char *err, size_t errlen) {
   const struct nsim_node *n = &r->sc->topo.nodes[node];
   int maps = nsim_router_kind_maps(n->kind);
@@ -26,12 +71,16 @@ static int nsim__router_nft(struct nsim_run *r, int node, char *err, size_t errl
   char hp[256] = "";
   if (n->hairpin)
     snprintf(hp, sizeof hp, "    iifname \"wan0\" oifname \"lan0\" ip saddr %s ct status dnat masquerade\n", lan);
-  char rules[4096];
+  char fsets[1024], fpre[256], ffwd[128];
+  nsim__filter_rules(n, fsets, sizeof fsets, fpre, sizeof fpre, ffwd, sizeof ffwd);
+  char rules[6144];
   int w = snprintf(rules, sizeof rules,
       "table inet " NSIM_NFT_TABLE " {\n"
       "%s"
+      "%s"
       "  chain prerouting {\n"
       "    type nat hook prerouting priority dstnat; policy accept;\n"
+      "%s"
       "%s"
       "  }\n"
       "  chain postrouting {\n"
@@ -49,6 +98,7 @@ static int nsim__router_nft(struct nsim_run *r, int node, char *err, size_t errl
       "    type filter hook forward priority filter; policy drop;\n"
       "    ct state established,related accept\n"
       "    iifname \"lan0\" accept\n"
+      "%s"
       /* IPv6: the stateful firewall of a home router (RFC 6092): nothing new gets in. A
        * new TCP connection is answered with a reset, so the client learns at once (as an
        * IPv4 client hitting an unmapped port does); everything else is dropped. */
@@ -57,13 +107,18 @@ static int nsim__router_nft(struct nsim_run *r, int node, char *err, size_t errl
       "  }\n"
       "}\n",
       maps ? "  chain miniupnpd {\n  }\n  chain miniupnpd-pre {\n  }\n  chain miniupnpd-post {\n  }\n" : "",
+      fsets,
       maps ? "    jump miniupnpd-pre\n" : "",
+      fpre,
       maps ? "    jump miniupnpd-post\n" : "",
       hp,
-      /* fully-random: every new flow gets a random external port, so two destinations see
-       * two different ports (endpoint-dependent mapping, "symmetric NAT"). Plain masquerade
-       * keeps the source port when it can (endpoint-independent mapping). */
-      n->kind == NSIM_ROUTER_SYMMETRIC ? " fully-random" : "",
+      /* Mapping (RFC 4787 section 4.1). fully-random: every new flow gets a random external
+       * port, so two destinations (or two ports of one) see two different ports
+       * (address-and-port-dependent mapping, "symmetric NAT"). Plain masquerade keeps the
+       * inner port while the resulting flow is unique, so one inner socket shows one
+       * external port to every destination (endpoint-independent, port-preserving). */
+      n->mapping == NSIM_MAP_APDM ? " fully-random" : "",
+      ffwd,
       nsim_family_has6(n->family)
           ? "    meta nfproto ipv6 iifname \"wan0\" meta l4proto tcp reject with tcp reset\n"
           : "",

@@ -255,7 +255,7 @@ static void nsim__do_tcp(struct nsim__ctx *c, const struct nsim_step *s, struct 
     long attempt = s->tcp_result == NSIM_TCP_CONNECT && left > 1000 ? 1000 : left;
     enum nsim_tcp_outcome got;
     char reply[256], detail[300];
-    if (nsim_probe_tcp(r, node, &ep, attempt, &got, reply, sizeof reply, detail, sizeof detail) < 0) {
+    if (nsim_probe_tcp(r, node, &ep, (uint16_t)s->local_port, attempt, &got, reply, sizeof reply, detail, sizeof detail) < 0) {
       snprintf(o->detail, sizeof o->detail, "%s -> %s: %s", s->host, to, detail);
       return;
     }

@@ -73,6 +73,78 @@ int nsim_router_kind_maps(enum nsim_router_kind k) {
   return k == NSIM_ROUTER_UPNP || k == NSIM_ROUTER_NATPMP;
 }
 
+static const char *const nsim__mapping_names[] = {
+    [NSIM_MAP_EIM] = "eim", [NSIM_MAP_ADM] = "adm", [NSIM_MAP_APDM] = "apdm"};
+static const char *const nsim__filtering_names[] = {
+    [NSIM_FILT_EIF] = "eif", [NSIM_FILT_ADF] = "adf", [NSIM_FILT_APDF] = "apdf"};
+
+const char *nsim_mapping_name(enum nsim_mapping m) {
+  return (unsigned)m < NSIM_ARRAY_LEN(nsim__mapping_names) ? nsim__mapping_names[m] : "?";
+}
+int nsim_mapping_parse(const char *s, enum nsim_mapping *out) {
+  for (size_t i = 0; i < NSIM_ARRAY_LEN(nsim__mapping_names); i++)
+    if (!strcmp(s, nsim__mapping_names[i])) return *out = (enum nsim_mapping)i, 0;
+  return -EINVAL;
+}
+const char *nsim_filtering_name(enum nsim_filtering f) {
+  return (unsigned)f < NSIM_ARRAY_LEN(nsim__filtering_names) ? nsim__filtering_names[f] : "?";
+}
+int nsim_filtering_parse(const char *s, enum nsim_filtering *out) {
+  for (size_t i = 0; i < NSIM_ARRAY_LEN(nsim__filtering_names); i++)
+    if (!strcmp(s, nsim__filtering_names[i])) return *out = (enum nsim_filtering)i, 0;
+  return -EINVAL;
+}
+
+/* The presets: what each kind was before behaviours could be chosen (router.c built them
+ * from the kind), so every file written before keeps its meaning. */
+void nsim_router_kind_preset(enum nsim_router_kind k, struct nsim_node *n) {
+  n->filtering = NSIM_FILT_APDF;
+  n->mapping = k == NSIM_ROUTER_SYMMETRIC ? NSIM_MAP_APDM : NSIM_MAP_EIM;
+  n->port_preserve = k != NSIM_ROUTER_SYMMETRIC;
+}
+
+int nsim_router_behaviour_check(const struct nsim_node *n, char *err, size_t errlen) {
+  if (n->mapping == NSIM_MAP_ADM) {
+    snprintf(err, errlen, "router %s: mapping=\"adm\" (address-dependent) cannot be "
+             "built: Linux NAT chooses an external port per connection (apdm) or keeps the inner "
+             "one (eim), never one per remote address; use eim or apdm", n->name);
+    return -EINVAL;
+  }
+  if (n->mapping == NSIM_MAP_EIM && !n->port_preserve) {
+    snprintf(err, errlen, "router %s: mapping=\"eim\" with port-preservation=\"off\" "
+             "cannot be built: without keeping the inner port, Linux masquerade picks a port "
+             "per connection (that is apdm); use port-preservation=\"on\"", n->name);
+    return -EINVAL;
+  }
+  if (n->mapping == NSIM_MAP_APDM && n->port_preserve) {
+    snprintf(err, errlen, "router %s: mapping=\"apdm\" with port-preservation=\"on\" "
+             "cannot be built: a masquerade that keeps the inner port keeps it towards every "
+             "destination (that is eim); use port-preservation=\"off\"", n->name);
+    return -EINVAL;
+  }
+  if (n->mapping != NSIM_MAP_EIM && n->filtering != NSIM_FILT_APDF) {
+    snprintf(err, errlen, "router %s: filtering=\"%s\" needs mapping=\"eim\": netsim "
+             "lets inbound packets through by forwarding the external port to the inner "
+             "socket, which needs one external port per inner socket", n->name,
+             nsim_filtering_name(n->filtering));
+    return -EINVAL;
+  }
+  if (n->filtering != NSIM_FILT_APDF && nsim_router_kind_maps(n->kind)) {
+    snprintf(err, errlen, "router %s: filtering=\"%s\" on a %s router is not "
+             "supported (miniupnpd's forwarding and netsim's would both claim inbound ports); "
+             "use kind=\"firewall\" with the behaviours you want", n->name,
+             nsim_filtering_name(n->filtering), nsim_router_kind_name(n->kind));
+    return -EINVAL;
+  }
+  return 0;
+}
+
+const char *nsim_router_behaviour_str(const struct nsim_node *n, char *buf, size_t len) {
+  snprintf(buf, len, "%s/%s/pp-%s", nsim_mapping_name(n->mapping),
+           nsim_filtering_name(n->filtering), n->port_preserve ? "on" : "off");
+  return buf;
+}
+
 uint32_t nsim_mask(uint8_t plen) { return plen == 0 ? 0 : 0xffffffffu << (32 - plen); }
 
 int nsim_ip_parse(const char *s, uint32_t *out) {

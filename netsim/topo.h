@@ -18,6 +18,19 @@ enum nsim_router_kind {
   NSIM_ROUTER_SYMMETRIC, /* NAT with a fresh random external port per flow (per destination) */
 };
 
+/* RFC 4787 behaviours of a NAT router (router.c builds them; docs/netsim.md says which
+ * combinations Linux models faithfully, which it approximates and which netsim refuses). */
+enum nsim_mapping {
+  NSIM_MAP_EIM,          /* endpoint-independent: one external port per inner socket */
+  NSIM_MAP_ADM,          /* address-dependent: one per inner socket and remote address (refused) */
+  NSIM_MAP_APDM,         /* address-and-port-dependent: one per flow ("symmetric") */
+};
+enum nsim_filtering {
+  NSIM_FILT_EIF,         /* endpoint-independent: anyone may send to a mapped port */
+  NSIM_FILT_ADF,         /* address-dependent: addresses the inner socket sent to */
+  NSIM_FILT_APDF,        /* address-and-port-dependent: only the exact remote address and port */
+};
+
 /* Which IP versions a node has: on a host, its eth0; on a router, its WAN and what its LAN
  * offers. IPv6 is routed without NAT (see router.c). */
 enum nsim_family {
@@ -39,6 +52,9 @@ struct nsim_node {
   int is_router;
   enum nsim_router_kind kind;
   int hairpin;           /* routers: LAN hosts reach mapped ports via the WAN address */
+  enum nsim_mapping mapping;     /* NAT routers: from the kind's preset or mapping= */
+  enum nsim_filtering filtering; /* NAT routers: from the kind's preset or filtering= */
+  int port_preserve;     /* NAT routers: the external port is the inner one when free */
   int parent;            /* router index, or -1 when attached to the internet */
   int port;              /* 1-based port number on the parent's segment (interface names) */
   int line;              /* line in the topology file, for messages */
@@ -101,6 +117,18 @@ int nsim_router_kind_parse(const char *s, enum nsim_router_kind *out);
 int nsim_router_kind_nats(enum nsim_router_kind k);
 /* Whether the kind runs miniupnpd. */
 int nsim_router_kind_maps(enum nsim_router_kind k);
+
+const char *nsim_mapping_name(enum nsim_mapping m);
+int nsim_mapping_parse(const char *s, enum nsim_mapping *out);
+const char *nsim_filtering_name(enum nsim_filtering f);
+int nsim_filtering_parse(const char *s, enum nsim_filtering *out);
+/* The behaviours a kind stands for (its preset): mapping, filtering, port preservation. */
+void nsim_router_kind_preset(enum nsim_router_kind k, struct nsim_node *n);
+/* Whether netsim can build router n's combination of behaviours; -EINVAL with the reason
+ * (and what to write instead) in err when it cannot. */
+int nsim_router_behaviour_check(const struct nsim_node *n, char *err, size_t errlen);
+/* "eim/apdf/pp-on": the behaviours in one word (reports, the matrix). */
+const char *nsim_router_behaviour_str(const struct nsim_node *n, char *buf, size_t len);
 
 /* "a.b.c.d" and "a.b.c.d/len" parsing and printing, host byte order. */
 int nsim_ip_parse(const char *s, uint32_t *out);
