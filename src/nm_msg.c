@@ -350,7 +350,15 @@ static int nm__enc_complaint(nm_xml_writer *w, const nm_msg_complaint *m) {
   return 0;
 }
 
+/* In nm_assign_reason's order. */
+static const char *const nm__assign_names[] = {"suspicious", "pair", "provisional"};
+
+const char *nm_assign_reason_name(nm_assign_reason r) {
+  return (unsigned)r < NM__COUNT(nm__assign_names) ? nm__assign_names[r] : NULL;
+}
+
 static int nm__enc_relay_assign(nm_xml_writer *w, const nm_msg_relay_assign *m) {
+  if (!m->release && !nm_assign_reason_name(m->reason)) return -EINVAL;
   if (!m->release && (!nm_id_valid(m->relay) || !nm_name_valid(m->name) || !nm_ip_valid(m->ip) ||
                       !nm__valid_port(m->port) || !nm_token_valid(m->token) ||
                       !nm_pubkey_is_set(m->key)))
@@ -363,7 +371,8 @@ static int nm__enc_relay_assign(nm_xml_writer *w, const nm_msg_relay_assign *m) 
     nm_xml_writer_attr_u64(w, "port", m->port);
     nm_xml_writer_attr(w, "token", m->token);
     nm__attr_hex(w, "key", m->key, sizeof m->key);
-    if (m->pair) nm_xml_writer_attr(w, "reason", "pair");
+    /* Absent means suspicious: what managers before the pair path sent. */
+    if (m->reason != NM_ASSIGN_SUSPICIOUS) nm_xml_writer_attr(w, "reason", nm_assign_reason_name(m->reason));
   }
   nm_xml_writer_end(w);
   return 0;
@@ -654,10 +663,10 @@ static int nm__dec_relay_assign(nm__dec *d, nm_msg_relay_assign *m) {
   NM__CHECK(nm_read_port(n, d->msg, "port", 0, 0, &m->port, d->err, d->errlen));
   NM__CHECK(nm_read_token(n, d->msg, "token", 0, m->token, d->err, d->errlen));
   NM__CHECK(nm_read_key(n, d->msg, "key", 0, m->key, d->err, d->errlen));
-  static const char *const reasons[] = {"suspicious", "pair"};
   unsigned reason = 0;
-  NM__CHECK(nm_read_enum(n, d->msg, "reason", 1, reasons, 2, &reason, d->err, d->errlen));
-  m->pair = reason == 1;
+  NM__CHECK(nm_read_enum(n, d->msg, "reason", 1, nm__assign_names, NM__COUNT(nm__assign_names), &reason,
+                         d->err, d->errlen));
+  m->reason = (nm_assign_reason)reason;
   return 0;
 }
 

@@ -168,6 +168,19 @@ typedef struct {
   nm_complaint_reason reason;
 } nm_msg_complaint;
 
+/* Why a servant is told to pull (relay-assign's optional reason): judged unreachable by a
+ * quorum (the default, what older managers meant), the pair path (a few servants cannot
+ * reach it, the rest can), or provisional (a newcomer behind NAT with no port mapping yet,
+ * relayed while its peers find out whether they can reach it). */
+typedef enum {
+  NM_ASSIGN_SUSPICIOUS = 0,
+  NM_ASSIGN_PAIR,
+  NM_ASSIGN_PROVISIONAL,
+} nm_assign_reason;
+
+/* "suspicious", "pair", "provisional"; NULL for anything else. */
+const char *nm_assign_reason_name(nm_assign_reason r);
+
 typedef struct {
   int release; /* 1: <relay-assign/>, pull no more; the rest is unset */
   char relay[NM_ID_LEN + 1];
@@ -176,9 +189,7 @@ typedef struct {
   uint16_t port;
   char token[NM_TOKEN_LEN + 1];
   uint8_t key[NM_PUBKEY_LEN]; /* the relay's public key (key="64 hex"): what the client pins */
-  /* why (reason="pair|suspicious", optional, suspicious when absent): judged unreachable by
-   * a quorum, or the pair path (a few servants cannot reach it, the rest can) */
-  int pair;
+  nm_assign_reason reason; /* why: reason="pair|provisional|suspicious" (absent: suspicious) */
 } nm_msg_relay_assign;
 
 typedef struct {

@@ -16,6 +16,7 @@ const char *nm_relay_reason_name(nm_relay_reason r) {
   switch (r) {
   case NM_RELAY_REASON_PAIR: return "pair";
   case NM_RELAY_REASON_SUSPICIOUS: return "suspicious";
+  case NM_RELAY_REASON_PROVISIONAL: return "provisional";
   case NM_RELAY_REASON_NONE: break;
   }
   return "";
@@ -80,7 +81,7 @@ static int nm__complaints_ok(const nm_status_servant *s) {
 
 static int nm__servant_sendable(const nm_status_servant *s) {
   return nm__complaints_ok(s) && nm_id_valid(s->id) && nm__text_ok(s->name) && nm__text_ok(s->relay_name) &&
-         (unsigned)s->relay_reason <= NM_RELAY_REASON_SUSPICIOUS && nm__names_ok(s->unreached_by) &&
+         (unsigned)s->relay_reason <= NM_RELAY_REASON_PROVISIONAL && nm__names_ok(s->unreached_by) &&
          nm__names_ok(s->unserved) &&
          (unsigned)s->role <= NM_ROLE_RELAY && (unsigned)s->state <= NM_REACH_RELAYED &&
          (unsigned)s->mapping <= NM_MAPPING_LAST && nm__addr_ok(s->ip) &&
@@ -195,6 +196,7 @@ static int nm__servant_from_xml(xmlNode *n, size_t index, nm_status_servant *s, 
   if (reason && *reason) {
     if (strcmp(reason, "pair") == 0) s->relay_reason = NM_RELAY_REASON_PAIR;
     else if (strcmp(reason, "suspicious") == 0) s->relay_reason = NM_RELAY_REASON_SUSPICIOUS;
+    else if (strcmp(reason, "provisional") == 0) s->relay_reason = NM_RELAY_REASON_PROVISIONAL;
     else return nm_read_field_error(ctx, "relay-reason", reason, err, errlen);
   }
   NM__CHECK(nm_read_text(n, ctx, "unreached-by", 1, s->unreached_by, sizeof s->unreached_by, err,

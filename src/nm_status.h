@@ -37,15 +37,17 @@ typedef struct {
   uint64_t last_ms;
 } nm_status_complaint;
 
-/* Why a servant pulls from a relay (relay-reason): judged unreachable by a quorum, or the
- * pair path (a few servants cannot reach it; it stays direct or mapped). */
+/* Why a servant pulls from a relay (relay-reason): judged unreachable by a quorum, the
+ * pair path (a few servants cannot reach it; it stays direct or mapped), or provisional (a
+ * newcomer behind NAT with no port mapping yet, before any verdict; it stays direct). */
 typedef enum {
   NM_RELAY_REASON_NONE = 0, /* no relay (attribute absent) */
   NM_RELAY_REASON_PAIR,
   NM_RELAY_REASON_SUSPICIOUS,
+  NM_RELAY_REASON_PROVISIONAL,
 } nm_relay_reason;
 
-/* "pair", "suspicious"; "" for none. */
+/* "pair", "suspicious", "provisional"; "" for none. */
 const char *nm_relay_reason_name(nm_relay_reason r);
 
 typedef struct {

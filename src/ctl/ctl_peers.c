@@ -38,6 +38,17 @@ int nmctl_peers_complains(const nm_status *st, const nm_status_servant *of,
   return nmctl__in_list(of->unreached_by, peer->name) || nmctl__in_list(of->unserved, peer->name);
 }
 
+/* How a relay path is described: "pair path", "provisional", "suspicious by quorum". */
+static const char *nmctl__reason_text(nm_relay_reason r) {
+  switch (r) {
+  case NM_RELAY_REASON_PAIR: return "pair path";
+  case NM_RELAY_REASON_PROVISIONAL: return "provisional: behind NAT, no port mapping yet";
+  case NM_RELAY_REASON_SUSPICIOUS:
+  case NM_RELAY_REASON_NONE: break;
+  }
+  return "suspicious by quorum";
+}
+
 static int nmctl__judged(const nm_status_servant *s) {
   return s->state == NM_REACH_SUSPICIOUS || s->state == NM_REACH_RELAYED;
 }
@@ -54,6 +65,7 @@ static void nmctl__path(const nm_status *st, const nm_status_servant *publisher,
   int complains = nmctl_peers_complains(st, receiver, publisher);
   int via_relay = receiver->relay[0] &&
                   (nmctl__judged(receiver) || receiver->relay_reason == NM_RELAY_REASON_SUSPICIOUS ||
+                   receiver->relay_reason == NM_RELAY_REASON_PROVISIONAL ||
                    (receiver->relay_reason == NM_RELAY_REASON_PAIR && complains));
   if (via_relay && strcmp(receiver->relay, publisher->id) == 0) {
     /* The publisher is the receiver's relay: its own lines come down the pull. */
@@ -136,11 +148,10 @@ static void nmctl__path_text(const nmctl_peers *pv, const nmctl_path *p, char *b
     break;
   case NMCTL_PATH_RELAY:
     snprintf(buf, len, "via relay %s (%s)", nmctl__name_of(pv->st, p->relay, relay, sizeof relay),
-             p->reason == NM_RELAY_REASON_PAIR ? "pair path" : "suspicious by quorum");
+             nmctl__reason_text(p->reason));
     break;
   case NMCTL_PATH_PULL:
-    snprintf(buf, len, "pulled from it, the relay (%s)",
-             p->reason == NM_RELAY_REASON_PAIR ? "pair path" : "suspicious by quorum");
+    snprintf(buf, len, "pulled from it, the relay (%s)", nmctl__reason_text(p->reason));
     break;
   case NMCTL_PATH_LOST: snprintf(buf, len, "LOST: %s", p->note); break;
   case NMCTL_PATH_NONE: snprintf(buf, len, "- (%s)", p->note); break;
@@ -157,6 +168,9 @@ static void nmctl__why(FILE *out, const nmctl_peers *pv, const char *name) {
             name, s->relay[0] ? "pulls from a relay" : "waits for a relay");
   else if (s->relay[0] && s->relay_reason == NM_RELAY_REASON_PAIR)
     fprintf(out, "why %s pulls from %s: the pair path: a few servants cannot reach it (no quorum); their lines come through %s, the others' directly\n",
+            name, relay, relay);
+  else if (s->relay[0] && s->relay_reason == NM_RELAY_REASON_PROVISIONAL)
+    fprintf(out, "why %s pulls from %s: provisional: it joined from behind NAT with no port mapping, so every line also comes through %s until a mapping arrives, the complaint window passes without a complaint, or a quorum judges it\n",
             name, relay, relay);
   else if (s->unserved[0])
     fprintf(out, "warning: some servants cannot reach %s and no relay serves the pair: their lines do not reach it\n", name);
@@ -190,7 +204,7 @@ int nmctl_render_peers(FILE *out, const nmctl_peers *pv) {
   if (s->state == NM_REACH_MAPPED) fprintf(out, " (mapped by %s)", nm_mapping_name(s->mapping));
   if (s->relay[0])
     fprintf(out, "; pulls from relay %s (%s)\n", nmctl__name_of(pv->st, s->relay, relay, sizeof relay),
-            s->relay_reason == NM_RELAY_REASON_PAIR ? "pair path" : "suspicious by quorum");
+            nmctl__reason_text(nmctl__judged(s) ? NM_RELAY_REASON_SUSPICIOUS : s->relay_reason));
   else
     fprintf(out, "; pulls from no relay\n");
   /* Column heads name the servant: "ALICE GETS ITS LINES". */

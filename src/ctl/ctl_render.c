@@ -62,6 +62,8 @@ static void nmctl__row_cells(const nm_status_servant *s, nmctl__cell *cells) {
    * can, and those lines are lost (said again under the table). */
   if (s->relay[0] && s->relay_reason == NM_RELAY_REASON_PAIR)
     snprintf(cells[6], sizeof cells[6], "via %s (pair)", relay);
+  else if (s->relay[0] && s->relay_reason == NM_RELAY_REASON_PROVISIONAL)
+    snprintf(cells[6], sizeof cells[6], "%s (provisional)", relay);
   else if (!s->relay[0] && s->unserved[0])
     snprintf(cells[6], sizeof cells[6], "NONE (pair unserved)");
   else
@@ -176,7 +178,9 @@ int nmctl_render_dot(FILE *out, const nm_status *st, const char *manager) {
      * (relay gone, or never reported) off the manager like everyone else. */
     if (s->relay[0] && strcmp(s->relay, s->id) != 0 && nm_status_find(st, s->relay))
       fprintf(out, "  \"s_%s\" -> \"s_%s\" [label=\"%s\", style=dashed];\n", s->relay, s->id,
-              s->relay_reason == NM_RELAY_REASON_PAIR ? "relay (pair)" : "relay");
+              s->relay_reason == NM_RELAY_REASON_PAIR          ? "relay (pair)"
+              : s->relay_reason == NM_RELAY_REASON_PROVISIONAL ? "relay (provisional)"
+                                                               : "relay");
     else
       fprintf(out, "  manager -> \"s_%s\";\n", s->id);
   }

@@ -28,3 +28,22 @@ size_t mgr_cands_build(const mgr_cand_source *src, nm_cand out[NM_CANDS_MAX]) {
   for (size_t i = 0; i < src->nlocal; i++) mgr__cand_add(out, &n, src->local[i], src->port, NM_CAND_LOCAL);
   return n;
 }
+
+const char *mgr_nat_seen_name(mgr_nat_seen n) {
+  switch (n) {
+  case MGR_NAT_NONE: return "none";
+  case MGR_NAT_BEHIND: return "behind";
+  case MGR_NAT_UNKNOWN: break;
+  }
+  return "unknown";
+}
+
+mgr_nat_seen mgr_nat_judge(const char *observed_ip, const char (*local)[NM_IP_STRLEN], size_t nlocal) {
+  /* Without its own addresses there is nothing to compare: a servant that keeps them to
+   * itself is judged by complaints alone, as before. A loopback (or otherwise
+   * non-candidate) observed address is a servant on the manager's own machine. */
+  if (!observed_ip || !nlocal || !nm_addr_is_candidate(observed_ip)) return MGR_NAT_UNKNOWN;
+  for (size_t i = 0; i < nlocal; i++)
+    if (nm_addr_equal(local[i], observed_ip)) return MGR_NAT_NONE;
+  return MGR_NAT_BEHIND;
+}

@@ -30,4 +30,21 @@ typedef struct {
 /* Writes the candidates into out; returns how many (0..NM_CANDS_MAX). */
 size_t mgr_cands_build(const mgr_cand_source *src, nm_cand out[NM_CANDS_MAX]);
 
+/* Whether a servant is behind NAT, judged from its registration alone: the address the
+ * manager sees its session come from, against the interface addresses it reported in
+ * listening. */
+typedef enum {
+  MGR_NAT_UNKNOWN = 0, /* it reported no address (--no-local-addresses), or the observed one
+                          cannot be a candidate (loopback: the same machine): cannot tell */
+  MGR_NAT_NONE,        /* the observed address is one of its own: nothing translates it */
+  MGR_NAT_BEHIND,      /* the observed address is none of its own: a router translates it */
+} mgr_nat_seen;
+
+/* "unknown", "none", "behind". */
+const char *mgr_nat_seen_name(mgr_nat_seen n);
+
+/* Compares observed_ip with each of the nlocal addresses as binary (so any spelling, and a
+ * v4-mapped IPv6 form, match). */
+mgr_nat_seen mgr_nat_judge(const char *observed_ip, const char (*local)[NM_IP_STRLEN], size_t nlocal);
+
 #endif

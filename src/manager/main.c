@@ -2,6 +2,7 @@
  * directory (commands.c), its key and TLS context, the admission store, the listening
  * socket, the heartbeat sweep and a clean stop on SIGINT/SIGTERM. */
 #include "commands.h"
+#include "provisional.h"
 #include "manager.h"
 #include "nm_config.h"
 #include "nm_error.h"
@@ -77,6 +78,7 @@ static void mgr__notify_status(manager *m) {
 static void mgr__sweep(uv_timer_t *t) {
   manager *m = t->data;
   mgr__sweep_housekeeping(m);
+  mgr_provisional_sweep(m);
   mgr__notify_status(m);
   uint64_t now = mgr_now_ms(m);
   uint64_t limit = (uint64_t)m->cfg.timeout_s * 1000;

@@ -30,8 +30,9 @@
  * authenticated have their own caps). Bounded so that the status document
  * fits in one 1 MiB frame even in the worst case: about 600 bytes a servant with IPv6
  * addresses, 32-character names and 20-digit counters (1,536 x 600 = 922 kB), plus a
- * relay-reason each (25 bytes: 38 kB) and the lists of names, which have a budget of 64 kB
- * (status.c): 1,024 kB in all, under 1,048,576 bytes. */
+ * relay-reason each (at most ' relay-reason="provisional"', 27 bytes: 41 kB) and the lists
+ * of names, which have a budget of 60 kB (status.c): 1,023 kB in all, under 1,048,576
+ * bytes. */
 #define MGR_SESSIONS_MAX 1536
 /* natmesh-ctl sessions at once: their own small cap, apart from the servants'. */
 #define MGR_CTL_MAX 16
@@ -133,6 +134,11 @@ typedef struct mgr_session {
    * it stays direct or mapped and pulls their lines from relay_id ("" while no relay can
    * serve it: then it is reported unserved). Kept for the session, or until a mapping. */
   int pair;
+  /* a provisional relay (provisional.c): it joined from behind NAT with no usable mapping,
+   * so it pulls from relay_id at once, before any verdict; its reach stays direct. Since
+   * provisional_ms; ends with a mapping, a verdict, or a complaint window without one. */
+  int provisional;
+  uint64_t provisional_ms;
   /* complaints others made about this servant (complaints.c) */
   mgr_complaints complaints;
   /* relay duty: how many clients it will serve, from its hello; how many it has is

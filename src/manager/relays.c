@@ -63,7 +63,8 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
     mgr_relay_candidate *c = &cands[n];
     c->is_client = r == s;
     c->dedicated = r->role == NM_ROLE_RELAY;
-    c->reachable = r->reach == NM_REACH_DIRECT || r->reach == NM_REACH_MAPPED;
+    /* A provisional client is direct on paper, but probably nobody can reach it. */
+    c->reachable = (r->reach == NM_REACH_DIRECT || r->reach == NM_REACH_MAPPED) && !r->provisional;
     c->complained_about = mgr_complaints_reporters(&r->complaints, &rules, now) > 0;
     c->excluded = pair && r != s && mgr__pair_side(s, r, &rules, now);
     c->preferred = prefer_id && strcmp(prefer_id, r->id) == 0;
@@ -95,11 +96,13 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
     if (rc < 0) return rc;
   }
   snprintf(s->relay_id, sizeof s->relay_id, "%s", relay->id);
-  /* On the pair path it stays reachable: only its reporters' lines come through the relay. */
-  if (!pair) s->reach = NM_REACH_RELAYED;
+  /* On the pair path it stays reachable: only its reporters' lines come through the relay;
+   * a provisional client stays direct until a verdict (provisional.h). */
+  if (!pair && !s->provisional) s->reach = NM_REACH_RELAYED;
   m->stats.relay_assignments++;
   nm_log_info("relay: %s pulls from %s %s (%u of %u clients%s)", s->name, nm_role_name(relay->role),
-              relay->name, clients + 1, relay->max_clients, pair ? ", pair path" : "");
+              relay->name, clients + 1, relay->max_clients,
+              pair ? ", pair path" : s->provisional ? ", provisional" : "");
   return 0;
 }
 
@@ -138,7 +141,10 @@ void mgr_relay_send_assign(manager *m, mgr_session *client) {
     a->port = p.port;
     memcpy(a->token, client->relay_token, sizeof a->token);
     memcpy(a->key, relay->key, sizeof a->key); /* the key the client pins */
-    a->pair = mgr__pair_client(client); /* so it can say why it pulls */
+    /* so it can say why it pulls */
+    a->reason = client->provisional          ? NM_ASSIGN_PROVISIONAL
+                : mgr__pair_client(client) ? NM_ASSIGN_PAIR
+                                           : NM_ASSIGN_SUSPICIOUS;
   }
   int rc = nm_msg_send(&client->conn, &msg);
   if (rc < 0) nm_log_warn("cannot send relay-assign to %s: %s", client->name, nm_strerror(rc));
@@ -224,11 +230,25 @@ void mgr_relay_pair(manager *m, mgr_session *s) {
       (s->reach != NM_REACH_DIRECT && s->reach != NM_REACH_MAPPED))
     return;
   s->pair = 1;
+  int was_provisional = s->provisional;
+  s->provisional = 0; /* a verdict: its relay, if any, is the pair relay now */
   if (s->relay_id[0]) {
     /* Served already, unless its relay became one side of a pair itself (a new reporter). */
     mgr_session *relay = mgr_find_listed(m, s->relay_id);
     mgr_verdict_rules rules = mgr_rules(m);
-    if (relay && !mgr__pair_side(s, relay, &rules, mgr_now_ms(m))) return;
+    if (relay && !mgr__pair_side(s, relay, &rules, mgr_now_ms(m))) {
+      if (was_provisional) mgr_relay_send_assign(m, s); /* the same pull, for another reason */
+      return;
+    }
+    /* A provisional relay it pulls from already is kept even when that relay cannot dial it
+     * (a newcomer behind NAT: nobody can, the quorum is on its way): what counts is that
+     * its pull works, which only its own complaint about the relay would deny. Same relay,
+     * same token: no second pull. */
+    if (relay && was_provisional && mgr_complaints_live(&relay->complaints, s->id, &rules, mgr_now_ms(m)) == 0) {
+      nm_log_info("pair: %s keeps its provisional relay %s as its pair relay", s->name, relay->name);
+      mgr_relay_send_assign(m, s);
+      return;
+    }
     nm_log_info("pair: %s's relay %s cannot serve it any more; choosing another", s->name,
                 relay ? relay->name : s->relay_id);
     mgr_relay_unlink(m, s);
@@ -256,6 +276,13 @@ void mgr_relays_reassign_clients_of(manager *m, const mgr_session *relay) {
     nm_log_info("relay: %s lost its relay %s; reassigning", c->name, relay->name);
     c->relay_id[0] = 0;
     c->relay_token[0] = 0;
+    if (c->provisional) {
+      /* Not judged: another provisional relay, or none (then the complaints decide). */
+      if (c->state != MGR_SESSION_REGISTERED || mgr_relay_pick(m, c, NULL, NULL) < 0) c->provisional = 0;
+      mgr_relay_announce(m, c);
+      mgr_publish_upsert(m, c);
+      continue;
+    }
     if (mgr__pair_client(c)) {
       /* Still reachable by most: another pair relay, or loudly none. */
       if (c->state == MGR_SESSION_REGISTERED) mgr__pair_serve(m, c);

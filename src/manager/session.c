@@ -11,6 +11,7 @@
  * makes us log is rate-limited. */
 #include "manager.h"
 #include "complaints.h"
+#include "provisional.h"
 #include "relays.h"
 #include "nm_addr.h"
 #include "nm_error.h"
@@ -43,6 +44,8 @@ static void mgr__hand_over(mgr_session *old, mgr_session *s) {
   memcpy(s->relay_id, old->relay_id, sizeof s->relay_id);
   memcpy(s->relay_token, old->relay_token, sizeof s->relay_token);
   s->pair = old->pair;
+  s->provisional = old->provisional;
+  s->provisional_ms = old->provisional_ms;
   s->complaints = old->complaints;
   memset(&old->complaints, 0, sizeof old->complaints);
   s->load_bytes_in = old->load_bytes_in;
@@ -314,6 +317,9 @@ static int mgr__on_listening(void *session, const nm_msg *msg) {
   if (s->reach == NM_REACH_SUSPICIOUS && !s->relay_id[0] &&
       mgr_relay_pick(m, s, remembered ? verdict.relay_id : NULL, remembered ? verdict.token : NULL) < 0)
     nm_log_warn("no relay available for %s: it waits, suspicious, until one joins", s->name);
+  /* A newcomer behind NAT with no mapping pulls from a relay at once, so that its first
+   * lines do not wait for the verdict (provisional.h). */
+  mgr_provisional_on_join(m, s);
 
   char at[NM_ADDR_STRLEN];
   nm_log_info("joined: %s (%s) at %s (%zu local address%s)", s->name, s->id, nm_addr_str(s->conn.peer_ip, s->port, at),
@@ -444,6 +450,7 @@ static int mgr__on_mapping(void *session, const nm_msg *msg) {
     /* A new candidate: the pair that could not connect may now. If not, complaints bring
      * the pair path back. (Not on a renewal: nothing changed for the pair.) */
     if (!renewed) mgr_relay_pair_release(s->mgr, s, "it is reachable by a new port mapping");
+    mgr_provisional_release(s->mgr, s, "it is reachable by its port mapping");
     if (s->reach == NM_REACH_RELAYED || s->reach == NM_REACH_SUSPICIOUS) {
       nm_log_info("relay: %s is reachable by its port mapping; it pulls no more", s->name);
       mgr_relay_unlink(s->mgr, s);
@@ -464,6 +471,7 @@ static void mgr__convict(mgr_session *s) {
   /* Off the pair path: it is relayed for everyone now. Its pair relay, if it has one, is
    * kept when it can serve (mgr_relay_client). */
   s->pair = 0;
+  mgr_provisional_settle(s); /* its provisional relay, if any, is kept as its relay */
   s->reach = NM_REACH_SUSPICIOUS;
   mgr_publish_upsert(m, s);
   mgr_relays_reassign_clients_of(m, s);

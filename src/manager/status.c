@@ -20,7 +20,7 @@ static const char *mgr__name_of(manager *m, const char *id) {
 /* The lists of names (unreached-by, unserved) have a budget of their own, so the document
  * stays within one frame however many pairs there are (manager.h, MGR_SESSIONS_MAX): past
  * it, a list says only how many ("+12"). */
-#define MGR_STATUS_NAMES_BUDGET (64 * 1024)
+#define MGR_STATUS_NAMES_BUDGET (60 * 1024)
 
 static void mgr__status_names(manager *m, const mgr_session *s, char *out, size_t len, size_t *budget) {
   char names[MGR_PAIR_NAMES_LEN];
@@ -73,6 +73,7 @@ static void mgr__status_complaints(manager *m, const mgr_session *s, nm_status_s
 static nm_relay_reason mgr__relay_reason(const mgr_session *s) {
   if (!s->relay_id[0]) return NM_RELAY_REASON_NONE;
   if (s->reach == NM_REACH_RELAYED || s->reach == NM_REACH_SUSPICIOUS) return NM_RELAY_REASON_SUSPICIOUS;
+  if (s->provisional) return NM_RELAY_REASON_PROVISIONAL;
   return s->pair ? NM_RELAY_REASON_PAIR : NM_RELAY_REASON_NONE;
 }
 

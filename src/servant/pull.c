@@ -98,6 +98,27 @@ static void sv__pull_drop(servant *sv, const char *why) {
   sv->pull.ready = 0;
 }
 
+/* Why we pull, in the words of the log (reason=... is relay-assign's attribute). */
+static void sv__pull_say_why(const sv_pull *p, int kept) {
+  char addr[NM_ADDR_STRLEN];
+  nm_addr_str(p->ip, p->port, addr);
+  const char *how = kept ? "kept, the same pull goes on" : "assigned";
+  switch (p->reason) {
+  case NM_ASSIGN_PAIR:
+    nm_log_info("some peers cannot reach us (the pair path): relay %s at %s %s for their lines (reason=pair)", p->name,
+                addr, how);
+    break;
+  case NM_ASSIGN_PROVISIONAL:
+    nm_log_info("we joined from behind NAT with no port mapping: relay %s at %s %s until peers are known to reach "
+                "us (reason=provisional)",
+                p->name, addr, how);
+    break;
+  case NM_ASSIGN_SUSPICIOUS:
+    nm_log_info("the manager judged us unreachable: relay %s at %s %s (reason=suspicious)", p->name, addr, how);
+    break;
+  }
+}
+
 void sv_pull_on_assign(servant *sv, const nm_msg_relay_assign *a) {
   sv_pull *p = &sv->pull;
   if (a->release) {
@@ -108,8 +129,15 @@ void sv_pull_on_assign(servant *sv, const nm_msg_relay_assign *a) {
   }
   nm_fingerprint fp;
   nm_fingerprint_of_pubkey(a->key, &fp);
-  if (p->assigned && strcmp(p->id, a->relay) == 0 && strcmp(p->token, a->token) == 0 && nm_fingerprint_equal(&p->fp, &fp))
+  if (p->assigned && strcmp(p->id, a->relay) == 0 && strcmp(p->token, a->token) == 0 && nm_fingerprint_equal(&p->fp, &fp)) {
+    /* The same relay and token (a verdict after a provisional relay, or a repeat after a
+     * reconnect): the pull carries on; only a new reason is worth a line. */
+    if (p->reason != a->reason) {
+      p->reason = a->reason;
+      sv__pull_say_why(p, 1);
+    }
     return;
+  }
   sv__pull_drop(sv, "relay reassigned");
   snprintf(p->id, sizeof p->id, "%s", a->relay);
   snprintf(p->name, sizeof p->name, "%s", a->name);
@@ -121,12 +149,8 @@ void sv_pull_on_assign(servant *sv, const nm_msg_relay_assign *a) {
   p->wrong_key_log = (nm_log_rate)NM_LOG_RATE_INIT("relays presenting another key", 2);
   nm_backoff_init(&p->backoff, SV_PULL_BACKOFF_FIRST_MS, SV_PULL_BACKOFF_MAX_MS, 1);
   p->assigned = 1;
-  char addr[NM_ADDR_STRLEN];
-  if (a->pair)
-    nm_log_info("some peers cannot reach us (the pair path): relay %s at %s assigned for their lines", p->name,
-                nm_addr_str(p->ip, p->port, addr));
-  else
-    nm_log_info("the manager judged us unreachable: relay %s at %s assigned", p->name, nm_addr_str(p->ip, p->port, addr));
+  p->reason = a->reason;
+  sv__pull_say_why(p, 0);
   sv__pull_connect(sv);
 }
 

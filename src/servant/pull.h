@@ -25,6 +25,7 @@ typedef struct {
   char token[NM_TOKEN_LEN + 1];
   nm_fingerprint fp; /* of the relay's key from relay-assign: what its TLS key must be */
   char via[NM_NAME_MAX + 8]; /* "relay NAME", for log lines about its lines */
+  nm_assign_reason reason;   /* why the manager said we pull (relay-assign's reason) */
   nm_conn *conn;
   int ready;
   uint64_t next_attempt_ms;

@@ -368,6 +368,57 @@ static void test_peers(void) {
   nm_status_close(&st);
 }
 
+/* Issue 12: a provisional relay (relay-reason="provisional"): parsed, encoded back, shown by
+ * the table, the dot graph and `peers` (every line also comes through the relay; the state
+ * stays direct). */
+static const char *provisional_status =
+    "<status version=\"3\" heartbeat=\"1\" timeout=\"3\" servants=\"3\">"
+    "<servant id=\"00000000000000aa\" name=\"alice\" ip=\"11.0.0.2\" port=\"4001\" state=\"direct\"/>"
+    "<servant id=\"00000000000000dd\" name=\"dave\" ip=\"11.0.0.5\" port=\"4003\" state=\"direct\" "
+    "relay=\"00000000000000ff\" relay-name=\"r1\" relay-reason=\"provisional\"/>"
+    "<servant id=\"00000000000000ff\" name=\"r1\" role=\"relay\" ip=\"11.0.0.7\" port=\"7000\" "
+    "state=\"direct\" clients=\"1\"/>"
+    "</status>";
+
+static void test_provisional(void) {
+  nm_status st;
+  nm_status_init(&st);
+  char err[300];
+  NMT_EQ_INT(nm_status_parse(provisional_status, strlen(provisional_status), &st, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(st.servants[1].relay_reason, NM_RELAY_REASON_PROVISIONAL);
+  NMT_EQ_STR(nm_relay_reason_name(NM_RELAY_REASON_PROVISIONAL), "provisional");
+  char *out = render(nmctl_render_table, &st);
+  char *dave = strstr(out, "\ndave ");
+  NMT_CHECK(dave && strstr(dave, "direct") && strstr(dave, "r1 (provisional)"));
+  free(out);
+  out = render(nmctl_render_dot, &st);
+  NMT_HAS(out, "\"s_00000000000000ff\" -> \"s_00000000000000dd\" [label=\"relay (provisional)\"");
+  free(out);
+  char *doc;
+  size_t len;
+  NMT_EQ_INT(nm_status_encode(&st, &doc, &len), 0);
+  NMT_HAS(doc, "relay-reason=\"provisional\"");
+  free(doc);
+
+  nmctl_peers pv;
+  NMT_EQ_INT(nmctl_peers_build(&st, "dave", &pv), 0);
+  const nmctl_peer_view *v = peer_of(&pv, "alice");
+  NMT_EQ_INT(v->in.kind, NMCTL_PATH_RELAY);
+  NMT_EQ_INT(v->in.reason, NM_RELAY_REASON_PROVISIONAL);
+  out = render_peers(&pv);
+  NMT_HAS(out, "dave (00000000000000dd): servant, direct");
+  NMT_HAS(out, "pulls from relay r1 (provisional: behind NAT, no port mapping yet)");
+  NMT_HAS(out, "via relay r1 (provisional: behind NAT, no port mapping yet)");
+  NMT_HAS(out, "why dave pulls from r1: provisional");
+  free(out);
+  char *json = NULL;
+  NMT_EQ_INT(nmctl_peers_to_json(&pv, 0, &json), 0);
+  NMT_HAS(json, "\"relay_reason\":\"provisional\"");
+  free(json);
+  nmctl_peers_free(&pv);
+  nm_status_close(&st);
+}
+
 static void test_age(void) {
   char b[32];
   NMT_EQ_STR(nmctl_format_age(b, sizeof b, 1, 0), "0.0s ago");
@@ -580,6 +631,7 @@ int main(void) {
   NMT_RUN(test_pair);
   NMT_RUN(test_complaints_round_trip);
   NMT_RUN(test_peers);
+  NMT_RUN(test_provisional);
   NMT_RUN(test_age);
   NMT_RUN(test_dot_escaping);
   NMT_RUN(test_xml_render);

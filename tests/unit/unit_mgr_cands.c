@@ -82,7 +82,26 @@ static void test_cap(void) {
   NMT_EQ_STR(c[NM_CANDS_MAX - 1].ip, "10.0.0.5"); /* the last three locals do not fit */
 }
 
+/* Behind NAT or not, from the registration alone (mgr_nat_judge): the observed address
+ * among its own ones (any spelling) is no NAT, none of them is NAT, and without its own
+ * addresses or from loopback the manager cannot tell. */
+static void test_nat_judge(void) {
+  const char local[2][NM_IP_STRLEN] = {"192.168.1.20", "2001:db8::b"};
+  NMT_EQ_INT(mgr_nat_judge("198.51.100.9", local, 2), MGR_NAT_BEHIND);
+  NMT_EQ_INT(mgr_nat_judge("192.168.1.20", local, 2), MGR_NAT_NONE);
+  NMT_EQ_INT(mgr_nat_judge("2001:db8:0::b", local, 2), MGR_NAT_NONE); /* another spelling */
+  NMT_EQ_INT(mgr_nat_judge("2001:db8::c", local, 2), MGR_NAT_BEHIND);
+  NMT_EQ_INT(mgr_nat_judge("198.51.100.9", local, 0), MGR_NAT_UNKNOWN); /* none reported */
+  NMT_EQ_INT(mgr_nat_judge("127.0.0.1", local, 2), MGR_NAT_UNKNOWN);    /* the same machine */
+  NMT_EQ_INT(mgr_nat_judge("::1", local, 2), MGR_NAT_UNKNOWN);
+  NMT_EQ_INT(mgr_nat_judge("", local, 2), MGR_NAT_UNKNOWN);
+  NMT_EQ_INT(mgr_nat_judge(NULL, local, 2), MGR_NAT_UNKNOWN);
+  NMT_EQ_STR(mgr_nat_seen_name(MGR_NAT_BEHIND), "behind");
+  NMT_EQ_STR(mgr_nat_seen_name((mgr_nat_seen)9), "unknown");
+}
+
 int main(void) {
+  NMT_RUN(test_nat_judge);
   NMT_RUN(test_order);
   NMT_RUN(test_other_family);
   NMT_RUN(test_skips);

@@ -126,22 +126,43 @@ static void test_round_trip_manager_link(void) {
   m.u.listening.naddrs = 0;
 
   /* relay-assign's reason: absent means suspicious (what older managers sent), "pair" the
-   * pair path */
+   * pair path, "provisional" a newcomer behind NAT relayed before any verdict; each one
+   * encodes back to itself, and no other word is accepted */
   {
-    nm_msg d2;
-    char err[300] = "";
-    const char *ra = "<relay-assign relay=\"" ID_A "\" name=\"r\" ip=\"10.0.0.1\" port=\"7\" token=\"00112233445566778899aabbccddeeff\" "
-                     "key=\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\" reason=\"pair\"/>";
-    int rc = nm_msg_decode(NM_MSG_RELAY_ASSIGN, ra, strlen(ra), &d2, err, sizeof err);
-    NMT_EQ_INT(rc, 0);
-    if (rc == 0) {
-      NMT_EQ_INT(d2.u.relay_assign.pair, 1);
+    static const struct {
+      const char *attr;
+      nm_assign_reason want;
+      const char *enc; /* what the encoder writes, NULL: no reason attribute */
+    } cases[] = {
+        {"", NM_ASSIGN_SUSPICIOUS, NULL},
+        {" reason=\"suspicious\"", NM_ASSIGN_SUSPICIOUS, NULL},
+        {" reason=\"pair\"", NM_ASSIGN_PAIR, "reason=\"pair\""},
+        {" reason=\"provisional\"", NM_ASSIGN_PROVISIONAL, "reason=\"provisional\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+      nm_msg d2;
+      char err[300] = "", ra[400];
+      snprintf(ra, sizeof ra,
+               "<relay-assign relay=\"" ID_A "\" name=\"r\" ip=\"10.0.0.1\" port=\"7\" token=\"00112233445566778899aabbccddeeff\" "
+               "key=\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"%s/>",
+               cases[i].attr);
+      int rc = nm_msg_decode(NM_MSG_RELAY_ASSIGN, ra, strlen(ra), &d2, err, sizeof err);
+      NMT_EQ_INT(rc, 0);
+      if (rc != 0) continue;
+      NMT_EQ_INT(d2.u.relay_assign.reason, cases[i].want);
       nm_msgbuf b = {0};
       NMT_EQ_INT(nm_msg_encode(&d2, &b), 0);
-      if (b.data) NMT_HAS(b.data, "reason=\"pair\"");
+      if (b.data && cases[i].enc) NMT_HAS(b.data, cases[i].enc);
+      if (b.data && !cases[i].enc) NMT_CHECK(strstr(b.data, "reason=") == NULL);
       nm_msgbuf_free(&b);
       nm_msg_clear(&d2);
     }
+    nm_msg d3;
+    char err[300] = "";
+    const char *bad = "<relay-assign relay=\"" ID_A "\" name=\"r\" ip=\"10.0.0.1\" port=\"7\" token=\"00112233445566778899aabbccddeeff\" "
+                      "key=\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\" reason=\"maybe\"/>";
+    NMT_CHECK(nm_msg_decode(NM_MSG_RELAY_ASSIGN, bad, strlen(bad), &d3, err, sizeof err) < 0);
+    NMT_HAS(err, "reason");
   }
 
   /* welcome with the manager's addresses of the other family; observe and observed */
