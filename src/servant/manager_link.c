@@ -396,10 +396,14 @@ static void sv__mgr_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
   sv->mgr.state = SV_MGR_CONNECTING;
   /* Pinned: only the key the invite (or --manager-key) names completes the handshake. */
   int rc = nm_conn_set_tls(c, &sv->tls, NM_TLS_CLIENT, &sv->cfg.join.manager_fp);
-  /* From our listening port once we have one (docs/protocol.md, "Punching"). */
-  if (rc == 0)
-    rc = sv_connect_from_port(sv, c, res->ai_addr, sv_listening(sv) ? sv_listen_port(sv) : 0, SV_CONNECT_TIMEOUT_MS,
-                              sv__mgr_connected);
+  /* From our listening port when we have one and this is our first session (docs/protocol.md,
+   * "Punching"). A reconnection leaves from a fresh port: from the old 4-tuple, its SYN would
+   * meet the manager's stale half of the session we lost (its host may never have heard of
+   * the reset) and wait for a retransmission. Punching still works: it dials from whatever
+   * port the session leaves from, which is what the manager publishes. */
+  uint16_t from = sv_listening(sv) && !sv->mgr.had_session ? sv_listen_port(sv) : 0;
+  sv->mgr.had_session = 1;
+  if (rc == 0) rc = sv_connect_from_port(sv, c, res->ai_addr, from, SV_CONNECT_TIMEOUT_MS, sv__mgr_connected);
   uv_freeaddrinfo(res);
   if (rc < 0) nm_conn_close(c, rc, NULL);
 }

@@ -38,6 +38,7 @@ typedef struct {
   /* The local port our session leaves from (its socket shares it: SO_REUSEPORT): the
    * manager publishes where it sees that port behind our NAT, and punch dials leave from it. */
   uint16_t local_port;
+  int had_session; /* a session was attempted before: reconnections leave from a fresh port */
   uint64_t last_heard_ms; /* anything from the manager: a silent one is given up on */
   uint64_t list_version;  /* of the peer list we hold */
   int have_list;

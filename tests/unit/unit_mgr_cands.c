@@ -83,7 +83,7 @@ static void test_cap(void) {
 }
 
 /* Behind NAT (issue 12): the observed address with its session's source port, kind punch,
- * after the observed candidates and before the locals; skipped when it is the observed one
+ * last (it never takes a dialable candidate's place); skipped when it is the observed one
  * (the session left from the listening port through a port-preserving NAT). */
 static void test_punch(void) {
   const char local[1][NM_IP_STRLEN] = {"192.168.1.20"};
@@ -91,10 +91,10 @@ static void test_punch(void) {
   nm_cand c[NM_CANDS_MAX];
   NMT_EQ_INT(mgr_cands_build(&src, c), 3);
   NMT_EQ_INT(c[0].kind, NM_CAND_OBSERVED);
-  NMT_EQ_INT(c[1].kind, NM_CAND_PUNCH);
-  NMT_EQ_STR(c[1].ip, "198.51.100.9");
-  NMT_EQ_INT(c[1].port, 40777);
-  NMT_EQ_INT(c[2].kind, NM_CAND_LOCAL);
+  NMT_EQ_INT(c[1].kind, NM_CAND_LOCAL);
+  NMT_EQ_INT(c[2].kind, NM_CAND_PUNCH);
+  NMT_EQ_STR(c[2].ip, "198.51.100.9");
+  NMT_EQ_INT(c[2].port, 40777);
   src.punch_port = 4001;
   NMT_EQ_INT(mgr_cands_build(&src, c), 2);
   NMT_EQ_INT(c[1].kind, NM_CAND_LOCAL);
