@@ -148,7 +148,7 @@ static void nm__conn_tls_secured(nm_conn *c) {
   nm_log_debug("%s (%s:%u): TLS 1.3 up, peer key %s", c->label, c->peer_ip, c->peer_port,
                c->peer_fp.hex);
   if (c->on_secure) c->on_secure(c, &c->peer_fp);
-  if (c->closing || c->tls_role != NM_TLS_CLIENT) return;
+  if (c->closing || !c->dialed) return;
   nm_conn_connect_cb cb = c->on_connect;
   c->on_connect = NULL;
   if (cb) cb(c, 0);
@@ -220,7 +220,7 @@ static void nm__conn_tls_on_read(nm_conn *c, const char *data, size_t len) {
  * which reports the code (NM_EKEY for a key mismatch). Nothing is sent in plaintext. */
 static void nm__conn_tls_fail(nm_conn *c, int err, const char *reason) {
   if (c->closing) return;
-  if (!c->secure && c->tls_role == NM_TLS_CLIENT) {
+  if (!c->secure && c->dialed) {
     nm_conn_connect_cb cb = c->on_connect;
     c->on_connect = NULL;
     if (cb) cb(c, err);
@@ -334,7 +334,9 @@ static void nm__conn_on_connected(uv_connect_t *req, int status) {
   if (status == 0) status = nm__conn_start(c);
   /* TLS: on_connect waits for the handshake and the key check (nm__conn_tls_secured). */
   if (status == 0 && c->tls) {
-    nm__conn_tls_step(c); /* the ClientHello */
+    /* A client sends its ClientHello; a server (a simultaneous open, where both sides
+     * dialled and the roles were decided by key) waits for the other's. */
+    nm__conn_tls_step(c);
     return;
   }
   nm_conn_connect_cb cb = c->on_connect;
@@ -345,8 +347,8 @@ static void nm__conn_on_connected(uv_connect_t *req, int status) {
 
 int nm_conn_connect(nm_conn *c, const struct sockaddr *addr, unsigned timeout_ms,
                     nm_conn_connect_cb on_connect) {
-  if (c->tls && c->tls_role != NM_TLS_CLIENT) return -EINVAL;
   nm_sockaddr_format(addr, c->peer_ip, sizeof c->peer_ip, &c->peer_port);
+  c->dialed = 1;
   c->on_connect = on_connect;
   c->connect_req.data = c;
   int rc = uv_tcp_connect(&c->connect_req, &c->tcp, addr, nm__conn_on_connected);

@@ -53,6 +53,7 @@ struct nm_conn {
   int open_handles;
   int closing;
   int connected;
+  int dialed; /* we called nm_conn_connect (on_connect pending until connected, or secure) */
   int close_err; /* what nm_conn_close was called with: why the session ended */
   nm_tls_session *tls; /* NULL: plaintext */
   nm_tls_role tls_role;
@@ -82,8 +83,10 @@ struct nm_conn {
 
 int nm_conn_init(uv_loop_t *loop, nm_conn *c, nm_conn_frame_cb on_frame,
                  nm_conn_closed_cb on_closed, void *data);
-/* Makes c a TLS 1.3 session (after nm_conn_init, before nm_conn_connect or nm_conn_accept,
- * which must match role). expected: the fingerprint the peer must present (copied), or NULL
+/* Makes c a TLS 1.3 session (after nm_conn_init, before nm_conn_connect or nm_conn_accept).
+ * nm_conn_accept needs NM_TLS_SERVER; nm_conn_connect takes either role: NM_TLS_SERVER on a
+ * connection we dialled is for a TCP simultaneous open (both sides dialled, one connection;
+ * nm_punch_tls_role decides who plays which role), where we wait for the peer's ClientHello. expected: the fingerprint the peer must present (copied), or NULL
  * to accept any Ed25519 key and let on_secure decide. A peer with another key is refused
  * with NM_EKEY ("peer presented key <fp>, expected <fp>"); other TLS failures are NM_ETLS.
  * A client's on_connect then reports that code. The handshake must complete within the
@@ -98,7 +101,8 @@ const nm_fingerprint *nm_conn_peer_fingerprint(const nm_conn *c);
 /* Accepts a pending connection from server into c (initialized) and starts reading. */
 int nm_conn_accept(uv_stream_t *server, nm_conn *c);
 /* Connects; on_connect is called exactly once unless the owner closes the conn first.
- * With TLS, on_connect(c, 0) means the handshake completed and the server's key matched.
+ * With TLS, on_connect(c, 0) means the handshake completed and the peer's key matched
+ * (in either TLS role).
  * TLS 1.3 lets the client finish first: a server that refuses the client's key says so
  * with an alert the client reads afterwards, and the session then closes with NM_ETLS. */
 int nm_conn_connect(nm_conn *c, const struct sockaddr *addr, unsigned timeout_ms,

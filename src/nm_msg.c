@@ -300,6 +300,20 @@ static int nm__enc_observed(nm_xml_writer *w, const nm_msg_observed *m) {
   return 0;
 }
 
+static int nm__enc_punch(nm_xml_writer *w, const nm_msg_punch *m) {
+  if (!nm_id_valid(m->id) || !nm_pubkey_is_set(m->key) || !nm_ip_valid(m->ip) || !nm__valid_port(m->port) ||
+      m->delay_ms > NM_PUNCH_DELAY_MAX_MS)
+    return -EINVAL;
+  nm_xml_writer_start(w, "punch");
+  nm_xml_writer_attr(w, "id", m->id);
+  nm__attr_hex(w, "key", m->key, sizeof m->key);
+  nm_xml_writer_attr(w, "ip", m->ip);
+  nm_xml_writer_attr_u64(w, "port", m->port);
+  nm_xml_writer_attr_u64(w, "delay-ms", m->delay_ms);
+  nm_xml_writer_end(w);
+  return 0;
+}
+
 static int nm__enc_listening(nm_xml_writer *w, const nm_msg_listening *m) {
   /* Either "I listen on port" or "port busy, assign another": never both, never neither. */
   if ((m->port == 0) == (m->busy == 0)) return -EINVAL;
@@ -520,6 +534,7 @@ int nm_msg_encode(const nm_msg *m, nm_msgbuf *out) {
   case NM_MSG_PULL: rc = nm__enc_pull(&w, &m->u.pull); break;
   case NM_MSG_OBSERVE: rc = nm__enc_observe(&w, &m->u.observe); break;
   case NM_MSG_OBSERVED: rc = nm__enc_observed(&w, &m->u.observed); break;
+  case NM_MSG_PUNCH: rc = nm__enc_punch(&w, &m->u.punch); break;
   default: rc = -EINVAL; break;
   }
   if (rc < 0) {
@@ -597,6 +612,19 @@ static int nm__dec_observe(nm__dec *d, nm_msg_observe *m) {
 static int nm__dec_observed(nm__dec *d, nm_msg_observed *m) {
   NM__CHECK(nm_read_ip(d->root, d->msg, "ip", 0, m->ip, d->err, d->errlen));
   return nm_read_port(d->root, d->msg, "port", 0, 0, &m->port, d->err, d->errlen);
+}
+
+static int nm__dec_punch(nm__dec *d, nm_msg_punch *m) {
+  NM__CHECK(nm_read_id(d->root, d->msg, "id", 0, m->id, d->err, d->errlen));
+  NM__CHECK(nm_read_key(d->root, d->msg, "key", 0, m->key, d->err, d->errlen));
+  NM__CHECK(nm_read_ip(d->root, d->msg, "ip", 0, m->ip, d->err, d->errlen));
+  NM__CHECK(nm_read_port(d->root, d->msg, "port", 0, 0, &m->port, d->err, d->errlen));
+  NM__CHECK(nm_read_u64(d->root, d->msg, "delay-ms", 0, &m->delay_ms, d->err, d->errlen));
+  if (m->delay_ms > NM_PUNCH_DELAY_MAX_MS) {
+    snprintf(d->err, d->errlen, "%s: delay-ms over %d", d->msg, NM_PUNCH_DELAY_MAX_MS);
+    return NM_EMSG;
+  }
+  return 0;
 }
 
 static int nm__dec_listening(nm__dec *d, nm_msg_listening *m) {
@@ -798,7 +826,7 @@ static int nm__is_xml_type(uint8_t type) {
   case NM_MSG_DELTA: case NM_MSG_HEARTBEAT: case NM_MSG_HEARTBEAT_ACK: case NM_MSG_STATUS:
   case NM_MSG_MAPPING: case NM_MSG_COMPLAINT: case NM_MSG_RELAY_ASSIGN: case NM_MSG_RELAY_SERVE:
   case NM_MSG_RELAY_LOAD: case NM_MSG_PEER_HELLO: case NM_MSG_CHAT: case NM_MSG_PULL:
-  case NM_MSG_OBSERVE: case NM_MSG_OBSERVED:
+  case NM_MSG_OBSERVE: case NM_MSG_OBSERVED: case NM_MSG_PUNCH:
     return 1;
   default:
     return 0;
@@ -855,6 +883,7 @@ int nm_msg_decode(uint8_t type, const char *payload, size_t len, nm_msg *m, char
   case NM_MSG_PULL: rc = nm__dec_pull(&d, &m->u.pull); break;
   case NM_MSG_OBSERVE: rc = nm__dec_observe(&d, &m->u.observe); break;
   case NM_MSG_OBSERVED: rc = nm__dec_observed(&d, &m->u.observed); break;
+  case NM_MSG_PUNCH: rc = nm__dec_punch(&d, &m->u.punch); break;
   }
   xmlFreeDoc(d.doc);
   if (rc < 0) nm_msg_clear(m);

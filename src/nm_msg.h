@@ -253,6 +253,20 @@ typedef struct {
   uint16_t port;
 } nm_msg_observed;
 
+/* punch (manager -> servant): the peer id (listed with key) cannot be reached by any of its
+ * candidates, nor can it reach us; both dial each other's observed endpoint (ip, port: where
+ * the manager saw the other's session come from) from the port our own session leaves from,
+ * delay_ms after this message arrived, so that both SYNs cross (a TCP simultaneous open). */
+typedef struct {
+  char id[NM_ID_LEN + 1];
+  uint8_t key[NM_PUBKEY_LEN]; /* the peer's key: both sides pin it */
+  char ip[64];
+  uint16_t port;
+  uint64_t delay_ms; /* at most NM_PUNCH_DELAY_MAX_MS */
+} nm_msg_punch;
+
+#define NM_PUNCH_DELAY_MAX_MS 10000
+
 struct nm_status; /* nm_status.h: the manager's view of the overlay, for natmesh-ctl */
 
 typedef struct {
@@ -283,6 +297,7 @@ typedef struct {
     nm_msg_status status;
     nm_msg_observe observe;
     nm_msg_observed observed;
+    nm_msg_punch punch;
   } u;
 } nm_msg;
 

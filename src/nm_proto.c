@@ -23,6 +23,7 @@ const char *nm_msg_name(uint8_t type) {
   case NM_MSG_RELAY_LOAD: return "relay-load";
   case NM_MSG_OBSERVE: return "observe";
   case NM_MSG_OBSERVED: return "observed";
+  case NM_MSG_PUNCH: return "punch";
   case NM_MSG_PEER_HELLO: return "peer-hello";
   case NM_MSG_CHAT: return "chat";
   case NM_MSG_PULL: return "pull";
@@ -36,7 +37,7 @@ const char *nm_msg_name(uint8_t type) {
 static const char *const nm__reach_names[] = {"unknown", "direct", "mapped", "suspicious", "relayed"};
 static const char *const nm__role_names[] = {"servant", "relay"};
 static const char *const nm__mapping_names[] = {"none", "upnp", "natpmp", "pcp"};
-static const char *const nm__cand_names[] = {"local", "observed", "mapped"};
+static const char *const nm__cand_names[] = {"local", "observed", "mapped", "punch"};
 
 static const char *nm__enum_name(const char *const *names, unsigned count, unsigned v) {
   return v < count ? names[v] : names[0];

@@ -25,6 +25,7 @@ typedef enum {
   NM_MSG_RELAY_LOAD = 0x11,    /* relay -> manager: load and counters */
   NM_MSG_OBSERVE = 0x12,       /* -> manager, first frame of a second session: see my other family */
   NM_MSG_OBSERVED = 0x13,      /* <- manager: the address that session came from */
+  NM_MSG_PUNCH = 0x14,         /* <- manager: dial this peer's observed endpoint at a moment */
 
   /* servant <-> servant (and relay) */
   NM_MSG_PEER_HELLO = 0x20,    /* first frame on a peer connection: who I am */
@@ -72,6 +73,8 @@ typedef enum {
   NM_CAND_LOCAL = 0, /* an address of one of its own interfaces, as it reported them */
   NM_CAND_OBSERVED,  /* the address and port the manager saw its session come from */
   NM_CAND_MAPPED,    /* the external address of a UPnP/NAT-PMP mapping it made */
+  NM_CAND_PUNCH,     /* the address and source port the manager saw its session come from,
+                        behind NAT: only for a coordinated simultaneous open (punch) */
 } nm_cand_kind;
 
 const char *nm_cand_kind_name(nm_cand_kind k);

@@ -26,6 +26,9 @@ size_t mgr_cands_build(const mgr_cand_source *src, nm_cand out[NM_CANDS_MAX]) {
   mgr__cand_add(out, &n, src->observed_ip, src->port, NM_CAND_OBSERVED);
   mgr__cand_add(out, &n, src->other_ip, src->port, NM_CAND_OBSERVED);
   for (size_t i = 0; i < src->nlocal; i++) mgr__cand_add(out, &n, src->local[i], src->port, NM_CAND_LOCAL);
+  /* Behind NAT: where it dials peers from, for a punch (never a plain dial). Last, so it
+   * never takes a dialable candidate's place; the punch message carries it anyway. */
+  if (src->punch_port) mgr__cand_add(out, &n, src->observed_ip, src->punch_port, NM_CAND_PUNCH);
   return n;
 }
 

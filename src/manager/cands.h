@@ -5,7 +5,8 @@
  * Order: the mapped external address (when it has a usable mapping), the observed address
  * with its listening port, the observed address of its other family (an observe session)
  * with the same port, then each local address it reported, in its order, with its
- * listening port. An address that cannot be a candidate (nm_addr_is_candidate: loopback,
+ * listening port; last, for a servant behind NAT, its punch endpoint (the observed address
+ * with its session's source port: kind punch, only for a simultaneous open). An address that cannot be a candidate (nm_addr_is_candidate: loopback,
  * unspecified, link-local, multicast, IPv4-mapped) is skipped, so is one equal to an earlier
  * candidate (same address compared as binary, same port); at most NM_CANDS_MAX. */
 #ifndef NM_MANAGER_CANDS_H
@@ -25,6 +26,7 @@ typedef struct {
   uint16_t port;           /* the port it listens on, at every local address */
   const char (*local)[NM_IP_STRLEN]; /* its own interface addresses */
   size_t nlocal;
+  uint16_t punch_port;     /* behind NAT: the source port of its session (punch.h), else 0 */
 } mgr_cand_source;
 
 /* Writes the candidates into out; returns how many (0..NM_CANDS_MAX). */

@@ -24,6 +24,7 @@
 #include "nm_proto.h"
 #include "nm_tls.h"
 #include "metrics.h"
+#include "punch.h"
 #include "verdict.h"
 
 /* Servant and relay sessions one manager holds (ctl sessions and connections not yet
@@ -161,6 +162,8 @@ struct manager {
   unsigned next_port;
   /* verdicts of servants whose session ended without bye, for timeout_s (verdict.h) */
   mgr_verdict_memory verdicts;
+  /* pairs punched, with which endpoints (punch.h) */
+  mgr_punch_memory punches;
   int stopping;
   /* keys, TLS and admission */
   nm_identity identity;

@@ -117,6 +117,8 @@ static int mgr__metrics_text(manager *m, char **out, size_t *len) {
   COUNTER("natmesh_manager_tls_handshake_failures_total",
           "Connections that ended before their TLS handshake completed and the key was checked.",
           st->tls_failures);
+  COUNTER("natmesh_manager_punches_total", "Pairs of servants behind NAT told to dial each other at the same "
+          "moment (a TCP simultaneous open).", st->punches);
 #undef COUNTER
   int verdicts = nm_metrics_define(&x, "natmesh_manager_verdicts_total", NM_METRIC_COUNTER,
                                    "Complaint verdicts: a quorum judged a servant unreachable (suspicious) "

@@ -39,6 +39,7 @@ typedef enum {
 typedef struct {
   uint64_t joins, leaves, complaints, heartbeats, relay_assignments;
   uint64_t verdicts_suspicious, verdicts_pair;
+  uint64_t punches; /* pairs told to punch (punch.c) */
   uint64_t tls_failures;
   uint64_t refused[MGR_REFUSED_N];
   nm_conn_traffic traffic; /* every session's conn points here */

@@ -58,7 +58,8 @@ uint16_t mgr_assign_port(manager *m, const char *ip, uint16_t avoid) {
 }
 
 size_t mgr_session_cands(const mgr_session *s, nm_cand cands[NM_CANDS_MAX]) {
-  mgr_cand_source src = {s->ext_ip, s->ext_port, s->conn.peer_ip, s->other_ip, s->port, s->local, s->nlocal};
+  mgr_cand_source src = {s->ext_ip, s->ext_port, s->conn.peer_ip, s->other_ip, s->port, s->local, s->nlocal,
+                         mgr_punch_port(s)};
   return mgr_cands_build(&src, cands);
 }
 

@@ -484,6 +484,8 @@ static int mgr__on_complaint(void *session, const nm_msg *msg) {
   mgr_session *accused;
   s->mgr->stats.complaints++;
   mgr_verdict v = mgr_complaint_receive(s->mgr, s, msg->u.complaint.accused, &accused);
+  /* Both behind NAT: have them try a simultaneous open (punch.c), whatever the verdict. */
+  mgr_punch_on_complaint(s->mgr, s, accused);
   if (v.kind == MGR_VERDICT_SUSPICIOUS) s->mgr->stats.verdicts_suspicious++, mgr__convict(accused);
   else if (v.kind == MGR_VERDICT_PAIR) s->mgr->stats.verdicts_pair++, mgr_relay_pair(s->mgr, accused);
   return s->conn.closing;

@@ -8,7 +8,9 @@
 #include "nm_error.h"
 #include "nm_log.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -295,6 +297,15 @@ static int sv__bind_listener(servant *sv, const char *ip, uint16_t port, uv_tcp_
    * IPv4-mapped addresses, which nm_addr_from_sockaddr turns back into IPv4). */
   rc = uv_tcp_bind(l, (struct sockaddr *)&addr, 0);
   if (rc == 0) rc = uv_listen((uv_stream_t *)l, 128, sv__on_connection);
+  /* Only now, after an exclusive bind (so another servant asking for the same port still
+   * finds it busy): SO_REUSEPORT lets our outgoing connections to the manager and punch
+   * dials leave from this port too (sv_connect_from_port), so that behind an
+   * endpoint-independent NAT the endpoint the manager sees is one peers can aim at. */
+  uv_os_fd_t fd;
+  int one = 1;
+  if (rc == 0 && uv_fileno((uv_handle_t *)l, &fd) == 0 &&
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+    nm_log_debug("SO_REUSEPORT on the listening socket: %s", strerror(errno));
   if (rc < 0) {
     uv_close((uv_handle_t *)l, sv__free_handle);
     return rc;

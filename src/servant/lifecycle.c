@@ -6,17 +6,79 @@
 #include "nm_log.h"
 #include "nm_util.h"
 
+#include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 uint64_t sv_now_ms(servant *sv) { return uv_now(sv->loop); }
 
+#define UV__ERR_FROM_ERRNO() (-errno)
+
 int sv_bind_outgoing(servant *sv, nm_conn *c, const struct sockaddr *dest) {
   if (!sv->bind_outgoing) return 0;
   if (dest && dest->sa_family != sv->local_addr.ss_family) return 0;
   return uv_tcp_bind(&c->tcp, (struct sockaddr *)&sv->local_addr, 0);
+}
+
+/* A socket of dest's family bound to port (0: any) with SO_REUSEADDR and SO_REUSEPORT, so
+ * that it may share the port with our listening socket (which sets SO_REUSEPORT too, after
+ * its own exclusive bind) and with the manager session. With --listen ADDR of that family it
+ * is bound to ADDR. Returns the descriptor or a negative code. */
+static int sv__shared_port_socket(servant *sv, const struct sockaddr *dest, uint16_t port) {
+  int fam = dest->sa_family;
+  int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return UV__ERR_FROM_ERRNO();
+  int one = 1;
+  struct sockaddr_storage local;
+  memset(&local, 0, sizeof local);
+  if (sv->bind_outgoing && sv->local_addr.ss_family == fam) {
+    local = sv->local_addr;
+  } else {
+    local.ss_family = (sa_family_t)fam;
+  }
+  if (fam == AF_INET) ((struct sockaddr_in *)&local)->sin_port = htons(port);
+  else ((struct sockaddr_in6 *)&local)->sin6_port = htons(port);
+  socklen_t len = fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+      bind(fd, (struct sockaddr *)&local, len) < 0) {
+    int err = UV__ERR_FROM_ERRNO();
+    close(fd);
+    return err;
+  }
+  return fd;
+}
+
+int sv_connect_from_port(servant *sv, nm_conn *c, const struct sockaddr *dest, uint16_t port, unsigned timeout_ms,
+                         nm_conn_connect_cb cb) {
+  int fd = sv__shared_port_socket(sv, dest, port);
+  if (fd < 0 && port) {
+    nm_log_debug("cannot bind an outgoing socket to port %u (%s): leaving from another", port, uv_strerror(fd));
+    fd = sv__shared_port_socket(sv, dest, 0);
+  }
+  if (fd < 0) return fd;
+  int rc = uv_tcp_open(&c->tcp, fd);
+  if (rc < 0) {
+    close(fd);
+    return rc;
+  }
+  rc = nm_conn_connect(c, dest, timeout_ms, cb);
+  if ((rc == UV_EADDRNOTAVAIL || rc == UV_EADDRINUSE) && port) {
+    /* That 4-tuple is still taken (our side of the last connection to the same address waits
+     * in TIME_WAIT): leave from another port this time. The handle keeps its descriptor
+     * number; the socket behind it is replaced before libuv ever watched it. */
+    int fd2 = sv__shared_port_socket(sv, dest, 0);
+    if (fd2 < 0) return fd2;
+    if (dup2(fd2, fd) < 0) rc = UV__ERR_FROM_ERRNO();
+    else rc = nm_conn_connect(c, dest, timeout_ms, cb);
+    close(fd2);
+  }
+  return rc;
 }
 
 size_t sv_local_addresses(char (*out)[NM_IP_STRLEN], size_t max) {

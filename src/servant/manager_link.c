@@ -88,6 +88,7 @@ static void sv__mgr_send_empty(servant *sv, uint8_t type) {
 int sv_manager_registered(servant *sv) { return sv->mgr.state == SV_MGR_REGISTERED; }
 
 const char *sv_manager_observed_ip(servant *sv) { return sv->mgr.observed_ip; }
+uint16_t sv_manager_local_port(servant *sv) { return sv->mgr.conn && sv->mgr.state != SV_MGR_CONNECTING ? sv->mgr.local_port : 0; }
 
 const char *sv_manager_address(servant *sv, char *buf, size_t len) {
   const char *h = sv->cfg.manager_host;
@@ -266,7 +267,13 @@ static const char *const sv__mgr_state_names[] = {
 
 /* The manager welcomes once per session (again only for a port we could not bind, still
  * before the list); the rest may come as soon as it has welcomed us. */
+static int sv__mgr_on_punch(void *session, const nm_msg *msg) {
+  sv_peers_punch(session, &msg->u.punch);
+  return 0;
+}
+
 static const nm_dispatch_entry sv__mgr_rows[] = {
+    {NM_MSG_PUNCH, SV_MGR_REGISTERED, SV_MGR_REGISTERED, sv__mgr_on_punch},
     {NM_MSG_WELCOME, SV_MGR_HELLO_SENT, SV_MGR_HELLO_SENT, sv__mgr_on_welcome},
     {NM_MSG_PEERS, SV_MGR_HELLO_SENT, SV_MGR_REGISTERED, sv__mgr_on_peers},
     {NM_MSG_DELTA, SV_MGR_HELLO_SENT, SV_MGR_REGISTERED, sv__mgr_on_delta},
@@ -337,6 +344,12 @@ static void sv__mgr_connected(nm_conn *c, int status) {
   /* The manager proved the key we pinned: its frames (a peer list of thousands) may be
    * large. */
   nm_frame_reader_set_max(&c->reader, NM_FRAME_MAX);
+  struct sockaddr_storage local;
+  int llen = sizeof local;
+  char lip[NM_IP_STRLEN];
+  sv->mgr.local_port = 0;
+  if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&local, &llen) == 0)
+    nm_addr_from_sockaddr((struct sockaddr *)&local, lip, sizeof lip, &sv->mgr.local_port);
   sv->mgr.state = SV_MGR_HELLO_SENT;
   sv->mgr.last_heard_ms = sv_now_ms(sv);
   /* Until the welcome there is no heartbeat to notice a mute manager with. */
@@ -383,8 +396,14 @@ static void sv__mgr_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
   sv->mgr.state = SV_MGR_CONNECTING;
   /* Pinned: only the key the invite (or --manager-key) names completes the handshake. */
   int rc = nm_conn_set_tls(c, &sv->tls, NM_TLS_CLIENT, &sv->cfg.join.manager_fp);
-  if (rc == 0) rc = sv_bind_outgoing(sv, c, res->ai_addr);
-  if (rc == 0) rc = nm_conn_connect(c, res->ai_addr, SV_CONNECT_TIMEOUT_MS, sv__mgr_connected);
+  /* From our listening port when we have one and this is our first session (docs/protocol.md,
+   * "Punching"). A reconnection leaves from a fresh port: from the old 4-tuple, its SYN would
+   * meet the manager's stale half of the session we lost (its host may never have heard of
+   * the reset) and wait for a retransmission. Punching still works: it dials from whatever
+   * port the session leaves from, which is what the manager publishes. */
+  uint16_t from = sv_listening(sv) && !sv->mgr.had_session ? sv_listen_port(sv) : 0;
+  sv->mgr.had_session = 1;
+  if (rc == 0) rc = sv_connect_from_port(sv, c, res->ai_addr, from, SV_CONNECT_TIMEOUT_MS, sv__mgr_connected);
   uv_freeaddrinfo(res);
   if (rc < 0) nm_conn_close(c, rc, NULL);
 }

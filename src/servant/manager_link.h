@@ -35,6 +35,10 @@ typedef struct {
   nm_backoff backoff; /* failures counts the attempts since we were last registered */
   unsigned heartbeat_s, timeout_s;
   char observed_ip[64];
+  /* The local port our session leaves from (its socket shares it: SO_REUSEPORT): the
+   * manager publishes where it sees that port behind our NAT, and punch dials leave from it. */
+  uint16_t local_port;
+  int had_session; /* a session was attempted before: reconnections leave from a fresh port */
   uint64_t last_heard_ms; /* anything from the manager: a silent one is given up on */
   uint64_t list_version;  /* of the peer list we hold */
   int have_list;
@@ -51,6 +55,7 @@ void sv_manager_start(servant *sv);
 void sv_manager_stop(servant *sv);
 int sv_manager_registered(servant *sv);
 const char *sv_manager_observed_ip(servant *sv); /* "" until welcomed */
+uint16_t sv_manager_local_port(servant *sv);     /* 0 until connected */
 /* The manager's host and port as logs write them: "[2001:db8::1]:8585", "host:8585". */
 #define SV_MGR_ADDR_STRLEN 272
 const char *sv_manager_address(servant *sv, char *buf, size_t len);

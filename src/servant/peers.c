@@ -15,6 +15,7 @@
 #include "nm_addr.h"
 #include "nm_error.h"
 #include "nm_log.h"
+#include "nm_punch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,9 @@ void sv_peers_init(servant *sv) {
   uv_timer_init(sv->loop, &sv->peers.dial_timer);
   sv->peers.dial_timer.data = sv;
   sv->peers.dial_timer_open = 1;
+  uv_timer_init(sv->loop, &sv->peers.punch_timer);
+  sv->peers.punch_timer.data = sv;
+  sv->peers.punch_timer_open = 1;
 }
 
 void sv_peers_set_observed(servant *sv, const char *ip) {
@@ -128,16 +132,61 @@ static void sv__backlog_requeue(sv_peer *p) {
  * (but an error frame, which nm_conn logs) is refused. */
 static const nm_dispatch_table sv__out_table = {.endpoint = "outbound peer connection"};
 
+/* A punched connection carries the peer's lines too: its peer-hello (the id of the key TLS
+ * pinned), then its chat, as an inbound peer connection would. */
+static int sv__punched_on_peer_hello(void *session, const nm_msg *m) {
+  sv_out *o = session;
+  if (!o->peer || strcmp(m->u.peer_hello.id, o->peer->info.id) != 0) {
+    char why[120];
+    snprintf(why, sizeof why, "peer-hello: id %s is not the peer we punched to", m->u.peer_hello.id);
+    nm_conn_fail(&o->conn, NM_EKEY, why);
+    return 1;
+  }
+  nm_frame_reader_set_max(&o->conn.reader, SV_CHAT_FRAME_MAX);
+  o->punch_state = 1;
+  return 0;
+}
+
+static int sv__punched_on_chat(void *session, const nm_msg *m) {
+  sv_out *o = session;
+  char via[NM_NAME_MAX + 24];
+  if (!o->peer) return 0;
+  if (strcmp(m->u.chat.origin, o->peer->info.id) != 0) {
+    nm_log_ratelimited(&o->sv->chat.forged_log, NM_LOG_WARN, "dropped a line from %s on %s's punched connection",
+                       m->u.chat.origin, o->peer->info.name);
+    return 0;
+  }
+  snprintf(via, sizeof via, "peer %s (punched)", o->peer->info.name);
+  sv_chat_receive(o->sv, &m->u.chat, via);
+  return 0;
+}
+
+static const char *const sv__punched_state_names[] = {"waiting for peer-hello", "a peer"};
+static const nm_dispatch_entry sv__punched_rows[] = {
+    {NM_MSG_PEER_HELLO, 0, 0, sv__punched_on_peer_hello},
+    {NM_MSG_CHAT, 1, 1, sv__punched_on_chat},
+};
+static const nm_dispatch_table sv__punched_table =
+    NM_DISPATCH_TABLE("punched peer connection", sv__punched_rows, sv__punched_state_names);
+
 static int sv__out_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
+  sv_out *o = c->data;
+  if (o->punched) return nm_dispatch(&sv__punched_table, c, o, o->punch_state, type, payload, len);
   return nm_dispatch(&sv__out_table, c, c->data, 0, type, payload, len);
 }
 
 static void sv__dial_attempt_failed(servant *sv, sv_peer *p, size_t i, int status, const char *err);
 static void sv__dial_step(servant *sv, sv_peer *p);
 
+static void sv__punch_arm(servant *sv);
+
 static void sv__out_closed(nm_conn *c) {
   sv_out *o = c->data;
-  if (o->peer && o->attempt >= 0 && o->peer->tries[o->attempt] == o) {
+  if (o->peer && o->attempt == -2) {
+    /* A punch attempt that ended without its connect callback: the next one may go. */
+    if (o->peer->punch_try == o) o->peer->punch_try = NULL;
+    sv__punch_arm(o->sv);
+  } else if (o->peer && o->attempt >= 0 && o->peer->tries[o->attempt] == o) {
     /* An attempt that ended without its connect callback (not expected: nm_conn calls it
      * for every failure); counted as failed so the round cannot hang. */
     sv_peer *p = o->peer;
@@ -369,8 +418,17 @@ static void sv__peer_connect(servant *sv, sv_peer *p) {
   sv__dial_step(sv, p);
 }
 
+static void sv__punch_stop(sv_peer *p) {
+  p->punching = 0;
+  if (p->punch_try) {
+    sv__out_abandon(p->punch_try);
+    p->punch_try = NULL;
+  }
+}
+
 static void sv__peer_disconnect(sv_peer *p) {
   sv__dial_abort(p);
+  sv__punch_stop(p);
   if (!p->out) return;
   p->out->peer = NULL;
   nm_conn_close(&p->out->conn, 0, NULL);
@@ -543,13 +601,170 @@ void sv_peers_close_all(servant *sv) {
   }
   if (sv->peers.dial_timer_open) uv_close((uv_handle_t *)&sv->peers.dial_timer, NULL);
   sv->peers.dial_timer_open = 0;
+  if (sv->peers.punch_timer_open) uv_close((uv_handle_t *)&sv->peers.punch_timer, NULL);
+  sv->peers.punch_timer_open = 0;
+}
+
+/* ---- punching: a coordinated simultaneous open (nm_punch.h) ---------------------------- */
+
+static void sv__punch_give_up(servant *sv, sv_peer *p) {
+  char a[NM_ADDR_STRLEN];
+  p->punching = 0;
+  nm_log_info("punch to %s at %s failed after %d attempt%s (%s): no direct path", p->info.name,
+              nm_addr_str(p->punch_ip, p->punch_port, a), p->punch_attempts, p->punch_attempts == 1 ? "" : "s",
+              p->punch_err[0] ? p->punch_err : "no answer");
+  (void)sv;
+}
+
+/* The punch made one TCP connection of both dials and TLS proved the listed key: it becomes
+ * our connection to the peer, and carries its lines to us too. */
+static void sv__punch_won(servant *sv, sv_peer *p, sv_out *o) {
+  char a[NM_ADDR_STRLEN];
+  p->punch_try = NULL;
+  p->punching = 0;
+  if (p->out) {
+    /* Reached some other way meanwhile: that connection stays. */
+    sv__out_abandon(o);
+    return;
+  }
+  sv__dial_abort(p);
+  o->attempt = -1;
+  p->out = o;
+  memset(&p->path, 0, sizeof p->path);
+  snprintf(p->path.ip, sizeof p->path.ip, "%.*s", (int)sizeof p->path.ip - 1, p->punch_ip);
+  p->path.port = p->punch_port;
+  p->path.kind = NM_CAND_PUNCH;
+  p->failed_cands = 0;
+  nm_msg hello = {.type = NM_MSG_PEER_HELLO};
+  snprintf(hello.u.peer_hello.id, sizeof hello.u.peer_hello.id, "%s", sv->id);
+  snprintf(hello.u.peer_hello.name, sizeof hello.u.peer_hello.name, "%s", sv->cfg.name);
+  nm_msg_send(&o->conn, &hello);
+  p->out_ready = 1;
+  p->idle = 0;
+  p->out_since_ms = sv_now_ms(sv);
+  nm_conn_set_label(&o->conn, "peer %s (punched)", p->info.name);
+  nm_log_info("connected to %s at %s (punched, attempt %d, TLS %s)", p->info.name,
+              nm_addr_str(p->punch_ip, p->punch_port, a), p->punch_attempts,
+              o->conn.tls_role == NM_TLS_CLIENT ? "client" : "server");
+  sv__backlog_flush(sv, p);
+}
+
+static void sv__punch_connected(nm_conn *c, int status) {
+  sv_out *o = c->data;
+  sv_peer *p = o->peer;
+  if (!p || p->punch_try != o) return;
+  servant *sv = o->sv;
+  if (status == 0) {
+    sv__punch_won(sv, p, o);
+    return;
+  }
+  p->punch_try = NULL;
+  o->peer = NULL; /* nm_conn closes it; sv__out_closed frees it */
+  const char *tls_err = c->tls ? nm_tls_session_error(c->tls) : "";
+  snprintf(p->punch_err, sizeof p->punch_err, "%s", tls_err && tls_err[0] ? tls_err : nm_strerror(status));
+  nm_log_debug("punch attempt %d to %s failed: %s", p->punch_attempts, p->info.name, p->punch_err);
+  if (p->punch_attempts >= NM_PUNCH_ATTEMPTS) sv__punch_give_up(sv, p);
+  sv__punch_arm(sv);
+}
+
+static void sv__punch_attempt(servant *sv, sv_peer *p) {
+  struct sockaddr_storage addr;
+  uint16_t port = sv_manager_local_port(sv);
+  p->punch_attempts++;
+  p->punch_at_ms += NM_PUNCH_INTERVAL_MS;
+  nm_tls_role role = nm_punch_tls_role(sv->identity.pub, p->info.key);
+  sv_out *o = NULL;
+  int rc = !port ? UV_ENOTCONN : !role ? -EINVAL : nm_addr_to_sockaddr(p->punch_ip, p->punch_port, &addr);
+  if (rc == 0 && !(o = calloc(1, sizeof *o))) rc = UV_ENOMEM;
+  if (rc < 0) {
+    snprintf(p->punch_err, sizeof p->punch_err, "%s", !port ? "no session with the manager to leave from" : nm_strerror(rc));
+    sv__punch_give_up(sv, p);
+    return;
+  }
+  char a[NM_ADDR_STRLEN];
+  o->sv = sv;
+  o->peer = p;
+  o->attempt = -2;
+  o->punched = 1;
+  nm_conn_init(sv->loop, &o->conn, sv__out_on_frame, sv__out_closed, o);
+  nm_conn_set_label(&o->conn, "punch to %s at %s", p->info.name, nm_addr_str(p->punch_ip, p->punch_port, a));
+  /* Both sides pin the key the list gives; the smaller key plays the TLS client. */
+  rc = nm_conn_set_tls(&o->conn, &sv->tls, role, &p->fp);
+  if (rc == 0) rc = sv_connect_from_port(sv, &o->conn, (struct sockaddr *)&addr, port, NM_PUNCH_ATTEMPT_MS, sv__punch_connected);
+  if (rc < 0) {
+    o->peer = NULL;
+    nm_conn_close(&o->conn, rc, NULL);
+    snprintf(p->punch_err, sizeof p->punch_err, "%s", nm_strerror(rc));
+    if (p->punch_attempts >= NM_PUNCH_ATTEMPTS) sv__punch_give_up(sv, p);
+    return;
+  }
+  p->punch_try = o;
+  nm_log_debug("punch attempt %d to %s at %s from port %u (TLS %s)", p->punch_attempts, p->info.name, a, port,
+               role == NM_TLS_CLIENT ? "client" : "server");
+}
+
+static void sv__punch_timer_cb(uv_timer_t *t) {
+  servant *sv = t->data;
+  uint64_t now = sv_now_ms(sv);
+  for (sv_peer *p = sv->peers.head; p; p = p->next) {
+    if (!p->punching || p->punch_try || p->punch_at_ms > now) continue;
+    if (p->out_ready) {
+      p->punching = 0; /* reached meanwhile */
+      continue;
+    }
+    sv__punch_attempt(sv, p);
+  }
+  sv__punch_arm(sv);
+}
+
+/* One timer for every peer's next punch attempt: it fires at the earliest. */
+static void sv__punch_arm(servant *sv) {
+  if (!sv->peers.punch_timer_open || sv->stopping) return;
+  uint64_t next = 0, now = sv_now_ms(sv);
+  for (sv_peer *p = sv->peers.head; p; p = p->next)
+    if (p->punching && !p->punch_try && (!next || p->punch_at_ms < next)) next = p->punch_at_ms;
+  if (!next) {
+    uv_timer_stop(&sv->peers.punch_timer);
+    return;
+  }
+  uv_timer_start(&sv->peers.punch_timer, sv__punch_timer_cb, next > now ? next - now : 0, 0);
+}
+
+void sv_peers_punch(servant *sv, const nm_msg_punch *m) {
+  sv_peer *p = sv_peer_find(sv, m->id);
+  char a[NM_ADDR_STRLEN];
+  if (!p || !p->listed || !nm_pubkey_equal(p->info.key, m->key)) {
+    nm_log_info("punch to %s ignored: not in our peer list with that key", m->id);
+    return;
+  }
+  if (sv->cfg.quiet || sv->stopping) return;
+  if (p->out_ready) {
+    nm_log_debug("punch to %s ignored: already connected", p->info.name);
+    return;
+  }
+  if (p->punch_try) {
+    sv__out_abandon(p->punch_try);
+    p->punch_try = NULL;
+  }
+  p->punching = 1;
+  snprintf(p->punch_ip, sizeof p->punch_ip, "%s", m->ip);
+  p->punch_port = m->port;
+  p->punch_at_ms = sv_now_ms(sv) + m->delay_ms;
+  p->punch_attempts = 0;
+  p->punch_err[0] = 0;
+  nm_tls_role role = nm_punch_tls_role(sv->identity.pub, p->info.key);
+  nm_log_info("punch: dialling %s at %s in %llu ms from port %u, as the manager says (%d attempts; TLS %s)",
+              p->info.name, nm_addr_str(m->ip, m->port, a), (unsigned long long)m->delay_ms, sv_manager_local_port(sv),
+              NM_PUNCH_ATTEMPTS, role == NM_TLS_CLIENT ? "client" : "server");
+  sv__punch_arm(sv);
 }
 
 /* The path our lines take to p, for /peers. */
 static const char *sv__path(servant *sv, const sv_peer *p, char *buf, size_t len) {
   char a[NM_ADDR_STRLEN];
   if (p->out_ready) {
-    snprintf(buf, len, "direct via %s (%s)", nm_addr_str(p->path.ip, p->path.port, a), nm_cand_kind_name(p->path.kind));
+    snprintf(buf, len, "direct via %s (%s)", nm_addr_str(p->path.ip, p->path.port, a),
+             p->path.kind == NM_CAND_PUNCH ? "punched" : nm_cand_kind_name(p->path.kind));
     return buf;
   }
   size_t n = 0;

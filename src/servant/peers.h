@@ -38,7 +38,13 @@ typedef struct {
   nm_conn conn;
   servant *sv;
   sv_peer *peer; /* NULL once the peer record is gone, or the attempt lost */
-  int attempt;   /* index in peer->round while dialling, -1 once it is peer->out */
+  int attempt;   /* index in peer->round while dialling, -1 once it is peer->out, -2 while
+                    it is a punch attempt (peer->punch_try) */
+  /* A punched connection (a simultaneous open) is the only one both sides dialled: it
+   * carries both sides' lines, each side's peer-hello first (punch_state 0: waiting for it;
+   * 1: the peer said it). */
+  int punched;
+  int punch_state;
 } sv_out;
 
 struct sv_peer {
@@ -67,6 +73,15 @@ struct sv_peer {
   nm_lineq backlog;
   nm_lineq unconfirmed;       /* sent on a connection younger than SV_CONFIRM_MS */
   uint64_t out_since_ms;      /* when the connection came up */
+  /* Punching (nm_punch.h): the manager asked both of us to dial each other's observed
+   * endpoint; NM_PUNCH_ATTEMPTS dials, NM_PUNCH_INTERVAL_MS apart, from our session's port. */
+  int punching;
+  char punch_ip[64];
+  uint16_t punch_port;
+  uint64_t punch_at_ms;       /* when the next attempt starts */
+  int punch_attempts;         /* started so far */
+  sv_out *punch_try;          /* the attempt in flight */
+  char punch_err[128];        /* why the last attempt failed */
   sv_peer *next;
 };
 
@@ -80,6 +95,8 @@ typedef struct {
   char our_ip[NM_IP_STRLEN]; /* our address as the manager sees it (its welcome), or "" */
   uv_timer_t dial_timer;     /* the next stagger deadline of any dialling peer */
   int dial_timer_open;
+  uv_timer_t punch_timer;    /* the next punch attempt of any peer */
+  int punch_timer_open;
 } sv_peers;
 
 void sv_peers_init(servant *sv);
@@ -98,6 +115,9 @@ void sv_peers_remove(servant *sv, const char *id, const char *reason);
 /* Queues one chat frame's payload to every peer (or its backlog). */
 void sv_peers_publish(servant *sv, const char *payload, size_t len);
 void sv_peers_tick(servant *sv);
+/* The manager's punch: dial the peer's observed endpoint at the moment it says, as the peer
+ * dials ours (a TCP simultaneous open); TLS roles by key (nm_punch_tls_role). */
+void sv_peers_punch(servant *sv, const nm_msg_punch *m);
 void sv_peers_close_all(servant *sv);
 /* One line per listed peer (for /peers), with the path to it: "direct via ADDR (kind)",
  * or "no direct path (N candidates failed)" and the relay between us if there is one;

@@ -95,6 +95,13 @@ uint64_t sv_now_ms(servant *sv);
 /* With --listen ADDR, outgoing connections to ADDR's family leave from ADDR too (one to
  * the other family is left to the system: ADDR could not send it). */
 int sv_bind_outgoing(servant *sv, nm_conn *c, const struct sockaddr *dest);
+/* Connects c (initialized, TLS set) to dest from port (0: any), on a socket with SO_REUSEADDR
+ * and SO_REUSEPORT, so that it can share the port with our listening socket and the manager
+ * session: behind an endpoint-independent NAT a peer can then aim at the endpoint the manager
+ * observed (docs/protocol.md, "Punching"). Falls back to another port when that one cannot
+ * be used for dest (taken, or the 4-tuple still in TIME_WAIT). Returns nm_conn_connect's. */
+int sv_connect_from_port(servant *sv, nm_conn *c, const struct sockaddr *dest, uint16_t port, unsigned timeout_ms,
+                         nm_conn_connect_cb cb);
 /* Our interface addresses that can be candidates (nm_addr_is_candidate: no loopback, no
  * link-local), both families alternating, IPv6 first, each once; at most max. Returns how
  * many. */

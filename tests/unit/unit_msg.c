@@ -199,6 +199,30 @@ static void test_round_trip_manager_link(void) {
     NMT_EQ_STR(d.u.observed.ip, "2001:db8:11::4");
     NMT_EQ_INT(d.u.observed.port, 40001);
   }
+  /* punch (issue 12): the peer's id and key, its observed endpoint, when to dial */
+  memset(&m, 0, sizeof m);
+  m.type = NM_MSG_PUNCH;
+  strcpy(m.u.punch.id, ID_A);
+  for (size_t i = 0; i < NM_PUBKEY_LEN; i++) m.u.punch.key[i] = (uint8_t)(0x01 + i);
+  strcpy(m.u.punch.ip, "11.0.0.7");
+  m.u.punch.port = 40123;
+  m.u.punch.delay_ms = 150;
+  if (round_trip(&m, &d, "<punch id=\"" ID_A "\" key=\"0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20\" "
+                         "ip=\"11.0.0.7\" port=\"40123\" delay-ms=\"150\"/>") == 0) {
+    NMT_EQ_STR(d.u.punch.ip, "11.0.0.7");
+    NMT_EQ_INT(d.u.punch.port, 40123);
+    NMT_EQ_INT(d.u.punch.delay_ms, 150);
+    NMT_CHECK(memcmp(d.u.punch.key, m.u.punch.key, NM_PUBKEY_LEN) == 0);
+  }
+  {
+    nm_msgbuf b = {0};
+    m.u.punch.delay_ms = NM_PUNCH_DELAY_MAX_MS + 1; /* a sender never asks to wait that long */
+    NMT_EQ_INT(nm_msg_encode(&m, &b), -EINVAL);
+    m.u.punch.delay_ms = 0;
+    memset(m.u.punch.key, 0, sizeof m.u.punch.key); /* nor to pin no key */
+    NMT_EQ_INT(nm_msg_encode(&m, &b), -EINVAL);
+    nm_msgbuf_free(&b);
+  }
 
   memset(&m, 0, sizeof m);
   m.type = NM_MSG_HEARTBEAT;
@@ -813,6 +837,14 @@ static void test_decode_refusals(void) {
   /* observe, observed, welcome's addresses */
   refuse(NM_MSG_OBSERVE, "<observe/>", NM_EMSG, "observe: missing id");
   refuse(NM_MSG_OBSERVED, "<observed ip=\"::1\"/>", NM_EMSG, "observed: missing port");
+  refuse(NM_MSG_PUNCH, "<punch id=\"" ID_A "\" key=\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\" ip=\"11.0.0.7\" port=\"4\"/>", NM_EMSG,
+         "punch: missing delay-ms");
+  refuse(NM_MSG_PUNCH, "<punch id=\"" ID_A "\" key=\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\" ip=\"11.0.0.7\" port=\"4\" delay-ms=\"10001\"/>", NM_EMSG,
+         "punch: delay-ms over 10000");
+  refuse(NM_MSG_PUNCH, "<punch id=\"" ID_A "\" ip=\"11.0.0.7\" port=\"4\" delay-ms=\"1\"/>", NM_EMSG,
+         "punch: missing key");
+  refuse(NM_MSG_PUNCH, "<punch id=\"" ID_A "\" key=\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\" ip=\"eleven\" port=\"4\" delay-ms=\"1\"/>", NM_EMSG,
+         "punch: invalid ip");
   refuse(NM_MSG_WELCOME,
          "<welcome id=\"" ID_A "\" ip=\"::1\" port=\"1\" heartbeat=\"1\" timeout=\"3\"><addr ip=\"127.0.0.1\" port=\"85\"/></welcome>",
          NM_EMSG, "welcome: addr 1: not a usable address");
