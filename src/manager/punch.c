@@ -1,5 +1,6 @@
 /* The manager's part of hole punching: see punch.h. */
 #include "punch.h"
+#include "cands.h"
 #include "manager.h"
 #include "nm_punch.h"
 
@@ -12,9 +13,10 @@
 uint16_t mgr_punch_port(const mgr_session *s) {
   if (s->role != NM_ROLE_SERVANT || s->ext_ip[0] || !s->conn.peer_port) return 0;
   if (!nm_addr_is_candidate(s->conn.peer_ip)) return 0;
-  /* Seen at an address of its own: not behind NAT, its observed candidate is enough. */
-  for (size_t i = 0; i < s->nlocal; i++)
-    if (nm_addr_equal(s->local[i], s->conn.peer_ip)) return 0;
+  /* Seen at an address of its own: not behind NAT, its observed candidate is enough. (With
+   * no addresses of its own reported the manager cannot tell; an endpoint to punch to costs
+   * nothing then.) */
+  if (mgr_nat_judge(s->conn.peer_ip, (const char(*)[NM_IP_STRLEN])s->local, s->nlocal) == MGR_NAT_NONE) return 0;
   return s->conn.peer_port;
 }
 
