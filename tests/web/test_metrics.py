@@ -90,8 +90,13 @@ async def test(h):
                "the manager's per-relay clients gauge")
 
     # -- the relay's counters grow as lines are relayed to alice ---------------------------
+    # The relay learns its client from relay-serve, and its snapshot follows within a second.
+    async def relay_has_client():
+        got = await scrape(h, rport, "the relay")
+        n = webkit.sample(got, "natmesh_relay_clients")
+        return n == 1, "natmesh_relay_clients %s" % n
+    await until(h, relay_has_client, "the relay has one client")
     before = await scrape(h, rport, "the relay")
-    h.check_eq(webkit.sample(before, "natmesh_relay_clients"), 1, "the relay has one client")
     b0 = webkit.sample(before, "natmesh_relay_sent_bytes_total")
     l0 = webkit.sample(before, "natmesh_relay_lines_total")
     mb0 = webkit.sample(mm, "natmesh_manager_relay_sent_bytes_total", relay="relay1") or 0
