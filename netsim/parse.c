@@ -116,7 +116,7 @@ static const char *const nsim__host_attrs[] = {"name", "address", "family", "del
 static const char *const nsim__router_attrs[] = {"name", "kind", "hairpin", "address", "family",
                                                  "lan", "lan-address", "delay", "jitter", "loss",
                                                  "rate", "mapping", "filtering",
-                                                 "port-preservation", NULL};
+                                                 "port-preservation", "unsolicited", NULL};
 
 static int nsim__parse_node(struct nsim__ctx *c, xmlNode *n, int parent) {
   struct nsim_topo *t = &c->sc->topo;
@@ -201,6 +201,15 @@ static int nsim__parse_node(struct nsim__ctx *c, xmlNode *n, int parent) {
     if (nsim_router_behaviour_check(nd, bwhy, sizeof bwhy) < 0) return nsim__fail(c, n, "%s", bwhy);
   }
   if (nsim__bool(c, n, "hairpin", &nd->hairpin) < 0) return -EINVAL;
+  /* What an unsolicited TCP connection to the WAN address gets: a reset (the default, so a
+   * client learns at once) or nothing ("stealth", as most home routers do). */
+  if ((v = nm_xml_attr(n, "unsolicited"))) {
+    if (!nsim_router_kind_nats(nd->kind))
+      return nsim__fail(c, n, "unsolicited only means something on a NAT router (%s is public)", name);
+    if (!strcmp(v, "drop")) nd->stealth = 1;
+    else if (strcmp(v, "reset") != 0)
+      return nsim__fail(c, n, "unsolicited=\"%s\": expected reset or drop", v);
+  }
   if (nd->hairpin && !nsim_router_kind_nats(nd->kind))
     return nsim__fail(c, n, "hairpin only means something on a NAT router (%s is public)", name);
   if (v6only && (nm_xml_attr(n, "lan") || nm_xml_attr(n, "lan-address")))

@@ -105,6 +105,7 @@ static int nsim__router_nft(struct nsim_run *r, int node, char *err, size_t errl
       "%s"
       "%s"
       "  }\n"
+      "%s"
       "}\n",
       maps ? "  chain miniupnpd {\n  }\n  chain miniupnpd-pre {\n  }\n  chain miniupnpd-post {\n  }\n" : "",
       fsets,
@@ -119,10 +120,19 @@ static int nsim__router_nft(struct nsim_run *r, int node, char *err, size_t errl
        * external port to every destination (endpoint-independent, port-preserving). */
       n->mapping == NSIM_MAP_APDM ? " fully-random" : "",
       ffwd,
-      nsim_family_has6(n->family)
-          ? "    meta nfproto ipv6 iifname \"wan0\" meta l4proto tcp reject with tcp reset\n"
-          : "",
-      maps ? "    jump miniupnpd\n" : "");
+      !nsim_family_has6(n->family) ? ""
+      : n->stealth ? "    meta nfproto ipv6 iifname \"wan0\" meta l4proto tcp drop\n"
+                   : "    meta nfproto ipv6 iifname \"wan0\" meta l4proto tcp reject with tcp reset\n",
+      maps ? "    jump miniupnpd\n" : "",
+      /* unsolicited="drop": a new TCP connection to the router itself (no mapping took it in
+       * prerouting) gets no answer, where the kernel would reset it. A SYN that answers one
+       * of the router's own NATed connections (a simultaneous open) belongs to that
+       * connection and is forwarded, not dropped. */
+      n->stealth ? "  chain input {\n"
+                   "    type filter hook input priority filter; policy accept;\n"
+                   "    iifname \"wan0\" meta l4proto tcp ct state new drop\n"
+                   "  }\n"
+                 : "");
   if (w < 0 || (size_t)w >= sizeof rules) return -ENAMETOOLONG;
   char path[PATH_MAX];
   if (nsim_fmt(path, sizeof path, "%s/router-%s.nft", r->dir, n->name) < 0) return -ENAMETOOLONG;

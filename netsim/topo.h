@@ -52,6 +52,8 @@ struct nsim_node {
   int is_router;
   enum nsim_router_kind kind;
   int hairpin;           /* routers: LAN hosts reach mapped ports via the WAN address */
+  int stealth;           /* NAT routers: unsolicited TCP to the WAN address is dropped, not
+                            answered with a reset (unsolicited="drop") */
   enum nsim_mapping mapping;     /* NAT routers: from the kind's preset or mapping= */
   enum nsim_filtering filtering; /* NAT routers: from the kind's preset or filtering= */
   int port_preserve;     /* NAT routers: the external port is the inner one when free */

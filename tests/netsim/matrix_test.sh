@@ -9,7 +9,7 @@ set -u
 NETSIM=$1 BINDIR=$2 RUNS=$3 OUT=$4
 . "$(dirname "$0")/lib.sh"
 rm -rf "$OUT"
-"$NETSIM" --dir "$RUNS" --bindir "$BINDIR" matrix --behaviours public,apdm-apdf --hold 8 --out "$OUT" > "$OUT.log" 2>&1
+"$NETSIM" --dir "$RUNS" --bindir "$BINDIR" matrix --behaviours public,apdm-apdf --hold 5 --out "$OUT" > "$OUT.log" 2>&1
 rc=$?
 cat "$OUT.log"
 [ $rc = 0 ] || fail "matrix exited $rc"
