@@ -148,7 +148,10 @@ static void nsim__tls(struct nsim_pcap_conn *c, int d) {
       c->tls[d] = -1;
       return;
     }
-    if (type == 22 && d == 1 && !c->tls_version && p + 5 + len <= n)
+    /* The ServerHello, from whichever side sends it: after a simultaneous open (hole
+     * punching) the TLS server may well be the side whose SYN came first. (A ClientHello is
+     * handshake type 1, not 2: it gives no version.) */
+    if (type == 22 && !c->tls_version && p + 5 + len <= n)
       c->tls_version = nsim__server_hello_version(b + p + 5, len);
     if (type == 23) c->app_records[d]++;
     p += 5 + len;
