@@ -116,6 +116,8 @@ int rl_attach(rl_duty *d, rl_client *c, nm_conn *conn, const char *id, const cha
   snprintf(c->id, sizeof c->id, "%s", a->id);
   nm_ratelimit_init(&c->rate, d->limits.client_rate_bps, d->limits.client_rate_bps, now);
   c->attached = 1;
+  c->duty = d;
+  c->nskip = 0; /* a new pull starts with everything; the client says what it gets directly */
   d->attached[d->nattached++] = c;
   if (!who) who = c->id;
   nm_conn_deadline_clear(conn);
@@ -135,11 +137,46 @@ int rl_attach(rl_duty *d, rl_client *c, nm_conn *conn, const char *id, const cha
   return 0;
 }
 
+static int rl__skips(const rl_client *c, const char *origin) {
+  for (size_t i = 0; i < c->nskip; i++)
+    if (strcmp(c->skip[i], origin) == 0) return 1;
+  return 0;
+}
+
+/* The client's new set of origins it receives directly. An origin that left the set may
+ * have lost lines on its direct path as it failed: its lines in the ring go again (the
+ * client shows each line once). */
+static int rl__on_direct(void *session, const nm_msg *msg) {
+  rl_client *c = session;
+  rl_duty *d = c->duty;
+  const nm_msg_direct *m = &msg->u.direct;
+  rl_client before = *c;
+  c->nskip = 0;
+  for (size_t i = 0; i < m->count && c->nskip < NM_DIRECT_MAX; i++)
+    if (strcmp(m->ids[i], c->id) != 0) memcpy(c->skip[c->nskip++], m->ids[i], sizeof c->skip[0]);
+  size_t again = 0;
+  nm_lineq_expire(&d->recent, uv_now(d->loop));
+  for (nm_lineq_item *it = d->recent.head; it; it = it->next)
+    if (rl__skips(&before, it->origin) && !rl__skips(c, it->origin) && strcmp(it->origin, c->id) != 0) {
+      rl__send(d, c, it->payload, it->len);
+      again++;
+    }
+  nm_log_info("relay client %s receives %zu origin%s directly%s", c->id, c->nskip, c->nskip == 1 ? "" : "s",
+              again ? ", some no longer: their recent lines sent again" : "");
+  return 0;
+}
+
 /* The relay's side of a pull connection once attached: the client said pull and from
- * then on only receives. No rows, so every frame is refused in one place. */
-static const nm_dispatch_table rl__client_table = {.endpoint = "relay client connection"};
+ * then on only receives, but for direct (the origins it gets directly). */
+static const nm_dispatch_entry rl__client_rows[] = {
+    {NM_MSG_DIRECT, 0, 0, rl__on_direct},
+};
+static const char *const rl__client_states[] = {"attached"};
+static const nm_dispatch_table rl__client_table =
+    NM_DISPATCH_TABLE("relay client connection", rl__client_rows, rl__client_states);
 
 int rl_client_on_frame(rl_duty *d, rl_client *c, uint8_t type, const char *payload, size_t len) {
+  c->duty = d;
   return nm_dispatch(&rl__client_table, c->conn, c, 0, type, payload, len);
 }
 
@@ -150,7 +187,8 @@ void rl_forward(rl_duty *d, const char *origin, const char *payload, size_t len)
   nm_lineq_expire(&d->recent, now);
   nm_lineq_push(&d->recent, now, origin, payload, len);
   for (size_t i = 0; i < d->nattached; i++)
-    if (strcmp(d->attached[i]->id, origin) != 0) rl__send(d, d->attached[i], payload, len);
+    if (strcmp(d->attached[i]->id, origin) != 0 && !rl__skips(d->attached[i], origin))
+      rl__send(d, d->attached[i], payload, len);
 }
 
 void rl_tick(rl_duty *d) { nm_lineq_expire(&d->recent, uv_now(d->loop)); }

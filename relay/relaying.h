@@ -34,12 +34,17 @@
 #define RL_CLIENTS_MAX NM_RELAY_CLIENTS_MAX
 
 /* The relay's side of one pull connection. */
+struct rl_duty;
 typedef struct rl_client {
   nm_conn *conn;               /* the owner's; NULL until attached */
+  struct rl_duty *duty;        /* whose client it is (set when attached) */
   char id[NM_ID_LEN + 1];      /* the client servant's id */
   nm_fingerprint key;          /* the key it proved, the one the manager gave */
   nm_ratelimit rate;           /* its bytes per second */
   int attached;
+  /* origins whose lines reach it directly (its direct message): not forwarded to it */
+  size_t nskip;
+  char skip[NM_DIRECT_MAX][NM_ID_LEN + 1];
 } rl_client;
 
 typedef struct {
@@ -49,7 +54,7 @@ typedef struct {
   int dedicated;            /* natmesh-relay: reports its load even with no clients */
 } rl_limits;
 
-typedef struct {
+typedef struct rl_duty {
   uv_loop_t *loop;
   char self_id[NM_ID_LEN + 1]; /* our own lines are forwarded but not counted as bytes in */
   rl_limits limits;

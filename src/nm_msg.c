@@ -300,6 +300,20 @@ static int nm__enc_observed(nm_xml_writer *w, const nm_msg_observed *m) {
   return 0;
 }
 
+static int nm__enc_direct(nm_xml_writer *w, const nm_msg_direct *m) {
+  if (m->count > NM_DIRECT_MAX) return -EINVAL;
+  for (size_t i = 0; i < m->count; i++)
+    if (!nm_id_valid(m->ids[i])) return -EINVAL;
+  nm_xml_writer_start(w, "direct");
+  for (size_t i = 0; i < m->count; i++) {
+    nm_xml_writer_start(w, "peer");
+    nm_xml_writer_attr(w, "id", m->ids[i]);
+    nm_xml_writer_end(w);
+  }
+  nm_xml_writer_end(w);
+  return 0;
+}
+
 static int nm__enc_punch(nm_xml_writer *w, const nm_msg_punch *m) {
   if (!nm_id_valid(m->id) || !nm_pubkey_is_set(m->key) || !nm_ip_valid(m->ip) || !nm__valid_port(m->port) ||
       m->delay_ms > NM_PUNCH_DELAY_MAX_MS)
@@ -535,6 +549,7 @@ int nm_msg_encode(const nm_msg *m, nm_msgbuf *out) {
   case NM_MSG_OBSERVE: rc = nm__enc_observe(&w, &m->u.observe); break;
   case NM_MSG_OBSERVED: rc = nm__enc_observed(&w, &m->u.observed); break;
   case NM_MSG_PUNCH: rc = nm__enc_punch(&w, &m->u.punch); break;
+  case NM_MSG_DIRECT: rc = nm__enc_direct(&w, &m->u.direct); break;
   default: rc = -EINVAL; break;
   }
   if (rc < 0) {
@@ -612,6 +627,21 @@ static int nm__dec_observe(nm__dec *d, nm_msg_observe *m) {
 static int nm__dec_observed(nm__dec *d, nm_msg_observed *m) {
   NM__CHECK(nm_read_ip(d->root, d->msg, "ip", 0, m->ip, d->err, d->errlen));
   return nm_read_port(d->root, d->msg, "port", 0, 0, &m->port, d->err, d->errlen);
+}
+
+static int nm__dec_direct(nm__dec *d, nm_msg_direct *m) {
+  for (xmlNode *c = d->root->children; c; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "peer") != 0) continue;
+    if (m->count == NM_DIRECT_MAX) {
+      snprintf(d->err, d->errlen, "%s: more than %d peers", d->msg, NM_DIRECT_MAX);
+      return NM_EMSG;
+    }
+    char ctx[48];
+    snprintf(ctx, sizeof ctx, "%s: peer %zu", d->msg, m->count + 1);
+    NM__CHECK(nm_read_id(c, ctx, "id", 0, m->ids[m->count], d->err, d->errlen));
+    m->count++;
+  }
+  return 0;
 }
 
 static int nm__dec_punch(nm__dec *d, nm_msg_punch *m) {
@@ -826,7 +856,7 @@ static int nm__is_xml_type(uint8_t type) {
   case NM_MSG_DELTA: case NM_MSG_HEARTBEAT: case NM_MSG_HEARTBEAT_ACK: case NM_MSG_STATUS:
   case NM_MSG_MAPPING: case NM_MSG_COMPLAINT: case NM_MSG_RELAY_ASSIGN: case NM_MSG_RELAY_SERVE:
   case NM_MSG_RELAY_LOAD: case NM_MSG_PEER_HELLO: case NM_MSG_CHAT: case NM_MSG_PULL:
-  case NM_MSG_OBSERVE: case NM_MSG_OBSERVED: case NM_MSG_PUNCH:
+  case NM_MSG_OBSERVE: case NM_MSG_OBSERVED: case NM_MSG_PUNCH: case NM_MSG_DIRECT:
     return 1;
   default:
     return 0;
@@ -884,6 +914,7 @@ int nm_msg_decode(uint8_t type, const char *payload, size_t len, nm_msg *m, char
   case NM_MSG_OBSERVE: rc = nm__dec_observe(&d, &m->u.observe); break;
   case NM_MSG_OBSERVED: rc = nm__dec_observed(&d, &m->u.observed); break;
   case NM_MSG_PUNCH: rc = nm__dec_punch(&d, &m->u.punch); break;
+  case NM_MSG_DIRECT: rc = nm__dec_direct(&d, &m->u.direct); break;
   }
   xmlFreeDoc(d.doc);
   if (rc < 0) nm_msg_clear(m);

@@ -265,6 +265,17 @@ typedef struct {
   uint64_t delay_ms; /* at most NM_PUNCH_DELAY_MAX_MS */
 } nm_msg_punch;
 
+/* direct (relay client -> relay, on its pull connection, any number of times after pull):
+ * the whole set of origins whose lines now reach the client directly (over punched
+ * connections), which the relay then no longer forwards to it. An origin that leaves the
+ * set gets its lines of the replay ring sent again (the direct path may have lost some);
+ * the client shows each line once. */
+#define NM_DIRECT_MAX 64
+typedef struct {
+  size_t count;
+  char ids[NM_DIRECT_MAX][NM_ID_LEN + 1];
+} nm_msg_direct;
+
 #define NM_PUNCH_DELAY_MAX_MS 10000
 
 struct nm_status; /* nm_status.h: the manager's view of the overlay, for natmesh-ctl */
@@ -298,6 +309,7 @@ typedef struct {
     nm_msg_observe observe;
     nm_msg_observed observed;
     nm_msg_punch punch;
+    nm_msg_direct direct;
   } u;
 } nm_msg;
 

@@ -144,6 +144,7 @@ static int sv__punched_on_peer_hello(void *session, const nm_msg *m) {
   }
   nm_frame_reader_set_max(&o->conn.reader, SV_CHAT_FRAME_MAX);
   o->punch_state = 1;
+  sv_pull_direct_update(o->sv); /* its lines come this way now: not through our relay */
   return 0;
 }
 
@@ -182,6 +183,8 @@ static void sv__punch_arm(servant *sv);
 
 static void sv__out_closed(nm_conn *c) {
   sv_out *o = c->data;
+  servant *sv = o->sv;
+  int was_direct = o->punched && o->punch_state == 1;
   if (o->peer && o->attempt == -2) {
     /* A punch attempt that ended without its connect callback: the next one may go. */
     if (o->peer->punch_try == o) o->peer->punch_try = NULL;
@@ -212,6 +215,9 @@ static void sv__out_closed(nm_conn *c) {
     }
   }
   free(o);
+  /* A direct path went: that peer's lines come through our relay again (it resends its
+   * recent ones, in case this path lost some). */
+  if (was_direct) sv_pull_direct_update(sv);
 }
 
 /* The peer's TLS key is not the one the manager lists for its id: whoever answers at that
@@ -786,6 +792,13 @@ static const char *sv__path(servant *sv, const sv_peer *p, char *buf, size_t len
   else if (sv->pull.assigned)
     snprintf(buf + n, len - n, ", via relay %s (we pull)", sv->pull.name);
   return buf;
+}
+
+void sv_peers_direct(servant *sv, char (*ids)[NM_ID_LEN + 1], size_t max, size_t *count) {
+  *count = 0;
+  for (sv_peer *p = sv->peers.head; p && *count < max; p = p->next)
+    if (p->listed && p->out && p->out->punched && p->out->punch_state == 1)
+      memcpy(ids[(*count)++], p->info.id, sizeof ids[0]);
 }
 
 size_t sv_peers_print(servant *sv, FILE *out) {

@@ -123,5 +123,8 @@ void sv_peers_close_all(servant *sv);
  * or "no direct path (N candidates failed)" and the relay between us if there is one;
  * returns how many. */
 size_t sv_peers_print(servant *sv, FILE *out);
+/* The ids of listed peers whose lines reach us directly both ways: a punched connection
+ * whose peer-hello came. Writes at most max into ids, in table order; *count how many. */
+void sv_peers_direct(servant *sv, char (*ids)[NM_ID_LEN + 1], size_t max, size_t *count);
 
 #endif

@@ -72,6 +72,24 @@ static void sv__pull_connected(nm_conn *c, int status) {
   nm_backoff_reset(&sv->pull.backoff);
   char a[NM_ADDR_STRLEN];
   nm_log_info("pulling from relay %s at %s", sv->pull.name, nm_addr_str(sv->pull.ip, sv->pull.port, a));
+  /* A new pull forwards everything again: say at once what reaches us directly. */
+  sv->pull.ndirect = 0;
+  sv_pull_direct_update(sv);
+}
+
+void sv_pull_direct_update(servant *sv) {
+  sv_pull *p = &sv->pull;
+  if (!p->conn || !p->ready) return;
+  nm_msg m = {.type = NM_MSG_DIRECT};
+  sv_peers_direct(sv, m.u.direct.ids, NM_DIRECT_MAX, &m.u.direct.count);
+  int same = m.u.direct.count == p->ndirect;
+  for (size_t i = 0; same && i < p->ndirect; i++) same = strcmp(p->direct[i], m.u.direct.ids[i]) == 0;
+  if (same) return;
+  if (nm_msg_send(p->conn, &m) < 0) return;
+  p->ndirect = m.u.direct.count;
+  memcpy(p->direct, m.u.direct.ids, p->ndirect * sizeof p->direct[0]);
+  nm_log_info("relay %s told: %zu peer%s reach us directly (punched), their lines come no more through it",
+              p->name, p->ndirect, p->ndirect == 1 ? "" : "s");
 }
 
 static void sv__pull_connect(servant *sv) {

@@ -31,12 +31,19 @@ typedef struct {
   uint64_t next_attempt_ms;
   nm_backoff backoff;
   nm_log_rate wrong_key_log;
+  /* the origins we last told the relay reach us directly (direct), sent on this connection */
+  size_t ndirect;
+  char direct[NM_DIRECT_MAX][NM_ID_LEN + 1];
 } sv_pull;
 
 /* The manager's relay-assign: pull from this relay, or (release) from none. */
 void sv_pull_on_assign(servant *sv, const nm_msg_relay_assign *a);
 void sv_pull_tick(servant *sv);
 void sv_pull_close(servant *sv);
+/* Our punched peers changed (one came up, one went): tell the relay which origins reach us
+ * directly, so it forwards us only the others; an origin whose direct path failed has its
+ * recent lines sent again. A no-op while not pulling or when nothing changed. */
+void sv_pull_direct_update(servant *sv);
 /* For /peers: ", pulling from NAME" and the like, or "" when not assigned. */
 const char *sv_pull_describe(servant *sv, char *buf, size_t len);
 

@@ -165,6 +165,19 @@ static void test_round_trip_manager_link(void) {
     NMT_HAS(err, "reason");
   }
 
+  /* direct: the origins a relay client receives directly */
+  memset(&m, 0, sizeof m);
+  m.type = NM_MSG_DIRECT;
+  m.u.direct.count = 2;
+  strcpy(m.u.direct.ids[0], ID_A);
+  strcpy(m.u.direct.ids[1], "00000000000000bb");
+  if (round_trip(&m, &d, "<direct><peer id=\"" ID_A "\"/><peer id=\"00000000000000bb\"/></direct>") == 0) {
+    NMT_EQ_INT(d.u.direct.count, 2);
+    NMT_EQ_STR(d.u.direct.ids[1], "00000000000000bb");
+  }
+  m.u.direct.count = 0;
+  if (round_trip(&m, &d, "<direct/>") == 0) NMT_EQ_INT(d.u.direct.count, 0);
+
   /* welcome with the manager's addresses of the other family; observe and observed */
   memset(&m, 0, sizeof m);
   m.type = NM_MSG_WELCOME;
@@ -834,6 +847,8 @@ static void test_decode_refusals(void) {
          "<relay-assign relay=\"" ID_A "\" name=\"r\" ip=\"10.0.0.1\" port=\"7\" token=\"00112233445566778899aabbccddeeff\" "
          "key=\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\" reason=\"bored\"/>",
          NM_EMSG, "relay-assign: invalid reason \"bored\"");
+  refuse(NM_MSG_DIRECT, "<direct><peer id=\"zz\"/></direct>", NM_EMSG, "direct: peer 1: invalid id \"zz\"");
+  refuse(NM_MSG_DIRECT, "<direct><peer/></direct>", NM_EMSG, "direct: peer 1: missing id");
   /* observe, observed, welcome's addresses */
   refuse(NM_MSG_OBSERVE, "<observe/>", NM_EMSG, "observe: missing id");
   refuse(NM_MSG_OBSERVED, "<observed ip=\"::1\"/>", NM_EMSG, "observed: missing port");

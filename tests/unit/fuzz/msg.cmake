@@ -8,7 +8,7 @@ set(NATMESH_FUZZ_MESSAGES
   # to a servant or relay, from the manager
   welcome peers delta heartbeat-ack relay-assign relay-serve observed punch
   # between peers
-  peer-hello chat pull
+  peer-hello chat pull direct
   # to natmesh-ctl
   status)
 
