@@ -4,23 +4,10 @@
  * opcode's data against the length, then each option header against what is left;
  * nothing is trusted before it is checked and nothing is allocated. */
 #include "nm_pcp.h"
+#include "nm_be.h"
 
 #include <string.h>
 
-static void put16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* Request header (section 7.1): version, R=0|opcode, 2 reserved, lifetime, client IP. */
 static void nm__pcp_header(uint8_t *buf, uint8_t op, uint32_t lifetime,
@@ -28,7 +15,7 @@ static void nm__pcp_header(uint8_t *buf, uint8_t op, uint32_t lifetime,
   memset(buf, 0, NM_PCP_HDR_LEN);
   buf[0] = NM_PCP_VERSION;
   buf[1] = op & 0x7f;
-  put32(buf + 4, lifetime);
+  nm_be32_put(buf + 4, lifetime);
   memcpy(buf + 8, client_ip, 16);
 }
 
@@ -44,8 +31,8 @@ int nm_pcp_build_map(uint8_t *buf, size_t len, const uint8_t client_ip[16], uint
   memset(d, 0, NM_PCP_MAP_LEN - NM_PCP_HDR_LEN);
   memcpy(d, map->nonce, NM_PCP_NONCE_LEN);
   d[12] = map->proto;
-  put16(d + 16, map->int_port);
-  put16(d + 18, map->ext_port);
+  nm_be16_put(d + 16, map->int_port);
+  nm_be16_put(d + 18, map->ext_port);
   memcpy(d + 20, map->ext_ip, 16);
   return NM_PCP_MAP_LEN;
 }
@@ -63,7 +50,7 @@ static int nm__pcp_check_options(const uint8_t *p, size_t left) {
     size_t olen, padded;
     if (left < 4)
       return NM_PCP_EOPTION;
-    olen = get16(p + 2);
+    olen = nm_be16_get(p + 2);
     padded = (olen + 3u) & ~(size_t)3u;
     if (padded > left - 4)
       return NM_PCP_EOPTION;
@@ -84,7 +71,7 @@ int nm_pcp_parse(const uint8_t *buf, size_t len, uint8_t expected_op, nm_pcp_ans
   if (len >= 4 && buf[0] == 0) {
     out->version = 0;
     out->opcode = buf[1] & 0x7f;
-    out->result = (uint8_t)(get16(buf + 2) > 255 ? 255 : get16(buf + 2));
+    out->result = (uint8_t)(nm_be16_get(buf + 2) > 255 ? 255 : nm_be16_get(buf + 2));
     return NM_PCP_ENATPMP;
   }
   if (len < NM_PCP_HDR_LEN)
@@ -100,8 +87,8 @@ int nm_pcp_parse(const uint8_t *buf, size_t len, uint8_t expected_op, nm_pcp_ans
   out->version = buf[0];
   out->opcode = buf[1] & 0x7f;
   out->result = buf[3];
-  out->lifetime = get32(buf + 4);
-  out->epoch = get32(buf + 8);
+  out->lifetime = nm_be32_get(buf + 4);
+  out->epoch = nm_be32_get(buf + 8);
   if (out->opcode != expected_op)
     return NM_PCP_EOPCODE;
   if (out->opcode == NM_PCP_OP_MAP) {
@@ -116,8 +103,8 @@ int nm_pcp_parse(const uint8_t *buf, size_t len, uint8_t expected_op, nm_pcp_ans
       const uint8_t *d = buf + NM_PCP_HDR_LEN;
       memcpy(out->map.nonce, d, NM_PCP_NONCE_LEN);
       out->map.proto = d[12];
-      out->map.int_port = get16(d + 16);
-      out->map.ext_port = get16(d + 18);
+      out->map.int_port = nm_be16_get(d + 16);
+      out->map.ext_port = nm_be16_get(d + 18);
       memcpy(out->map.ext_ip, d + 20, 16);
       out->has_map = 1;
     }

@@ -1,4 +1,5 @@
 #include "pcap.h"
+#include "nm_be.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,10 +17,6 @@ static uint32_t nsim__rd32(const unsigned char *p, int swap) {
   return swap ? __builtin_bswap32(v) : v;
 }
 
-static uint16_t nsim__be16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t nsim__be32(const unsigned char *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static const uint8_t nsim__mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -119,17 +116,17 @@ static unsigned nsim__server_hello_version(const unsigned char *h, size_t n) {
   /* type(1)=2 length(3) legacy_version(2) random(32) session_id<0..32> cipher(2) comp(1) */
   if (n < 4 + 2 + 32 + 1 || h[0] != 2) return 0;
   size_t p = 4;
-  unsigned legacy = nsim__be16(h + p);
+  unsigned legacy = nm_be16_get(h + p);
   p += 2 + 32;
   p += 1 + (size_t)h[p];
   p += 2 + 1;
   if (p + 2 > n) return legacy;
-  size_t end = p + 2 + nsim__be16(h + p);
+  size_t end = p + 2 + nm_be16_get(h + p);
   p += 2;
   if (end > n) end = n;
   while (p + 4 <= end) {
-    unsigned type = nsim__be16(h + p), len = nsim__be16(h + p + 2);
-    if (type == 0x002b && len == 2 && p + 6 <= end) return nsim__be16(h + p + 4);
+    unsigned type = nm_be16_get(h + p), len = nm_be16_get(h + p + 2);
+    if (type == 0x002b && len == 2 && p + 6 <= end) return nm_be16_get(h + p + 4);
     p += 4 + len;
   }
   return legacy;
@@ -142,7 +139,7 @@ static void nsim__tls(struct nsim_pcap_conn *c, int d) {
   size_t n = c->len[d], p = 0;
   if (!n) return;
   while (p + 5 <= n) {
-    unsigned type = b[p], major = b[p + 1], minor = b[p + 2], len = nsim__be16(b + p + 3);
+    unsigned type = b[p], major = b[p + 1], minor = b[p + 2], len = nm_be16_get(b + p + 3);
     if (type < 20 || type > 23 || major != 3 || minor > 4 || len == 0 ||
         len > NSIM__TLS_RECORD_MAX) {
       c->tls[d] = -1;
@@ -197,14 +194,14 @@ struct nsim__l3 {
 /* IPv4: 0 with l3 filled in, -1 when not a packet to look at. */
 static int nsim__ipv4(const unsigned char *ip, size_t iplen, struct nsim__l3 *l3) {
   if (iplen < 20 || (ip[0] >> 4) != 4) return -1;
-  size_t ihl = (size_t)(ip[0] & 15) * 4, tot = nsim__be16(ip + 2);
+  size_t ihl = (size_t)(ip[0] & 15) * 4, tot = nm_be16_get(ip + 2);
   if (ihl < 20 || ihl > iplen) return -1;
   if (tot == 0 || tot > iplen) tot = iplen; /* segmentation offload: the capture's length */
   if (tot < ihl) return -1;                 /* a length that lies: nothing to follow */
-  nsim_pcap_addr_v4(nsim__be32(ip + 12), l3->src);
-  nsim_pcap_addr_v4(nsim__be32(ip + 16), l3->dst);
+  nsim_pcap_addr_v4(nm_be32_get(ip + 12), l3->src);
+  nsim_pcap_addr_v4(nm_be32_get(ip + 16), l3->dst);
   l3->proto = ip[9];
-  l3->frag = (nsim__be16(ip + 6) & 0x3fff) != 0;
+  l3->frag = (nm_be16_get(ip + 6) & 0x3fff) != 0;
   l3->l4 = ip + ihl;
   l3->l4len = tot - ihl;
   return 0;
@@ -214,7 +211,7 @@ static int nsim__ipv4(const unsigned char *ip, size_t iplen, struct nsim__l3 *l3
  * makes it a fragment. 0 with l3 filled in, -1 when not a packet to look at. */
 static int nsim__ipv6(const unsigned char *ip, size_t iplen, struct nsim__l3 *l3) {
   if (iplen < 40 || (ip[0] >> 4) != 6) return -1;
-  size_t tot = 40 + (size_t)nsim__be16(ip + 4);
+  size_t tot = 40 + (size_t)nm_be16_get(ip + 4);
   if (tot == 40 || tot > iplen) tot = iplen; /* jumbogram or offload: the capture's length */
   memcpy(l3->src, ip + 8, 16);
   memcpy(l3->dst, ip + 24, 16);
@@ -322,8 +319,8 @@ int nsim_pcap_analyze_buf(const unsigned char *data, size_t size, const char *co
     /* Ethernet, an optional 802.1Q tag, IPv4 or IPv6 */
     if (caplen < 14) continue;
     size_t e = 12;
-    uint16_t et = nsim__be16(fr + e);
-    if (et == 0x8100 && caplen >= 18) e += 4, et = nsim__be16(fr + e);
+    uint16_t et = nm_be16_get(fr + e);
+    if (et == 0x8100 && caplen >= 18) e += 4, et = nm_be16_get(fr + e);
     if (et != 0x0800 && et != 0x86dd) continue;
     struct nsim__l3 l3;
     if ((et == 0x0800 ? nsim__ipv4 : nsim__ipv6)(fr + e + 2, caplen - e - 2, &l3) < 0) continue;
@@ -336,7 +333,7 @@ int nsim_pcap_analyze_buf(const unsigned char *data, size_t size, const char *co
                    (l3.l4[0] == 3 || l3.l4[0] == 4 || l3.l4[0] == 5 || l3.l4[0] == 11 || l3.l4[0] == 12));
     if (l3.proto != 6 || l3.frag) {
       if (l3.proto == 17 && !l3.frag && l3.l4len > 8) {
-        uint16_t port = nsim__be16(l3.l4 + 2);
+        uint16_t port = nm_be16_get(l3.l4 + 2);
         int known = 0;
         for (int i = 0; i < res->nudp_ports; i++) known |= res->udp_ports[i] == port;
         if (!known && res->nudp_ports < (int)(sizeof res->udp_ports / sizeof res->udp_ports[0]))
@@ -358,8 +355,8 @@ int nsim_pcap_analyze_buf(const unsigned char *data, size_t size, const char *co
     size_t thl = (size_t)(tcp[12] >> 4) * 4;
     if (thl < 20 || thl > tlen) continue;
     res->tcp++;
-    uint16_t sport = nsim__be16(tcp), dport = nsim__be16(tcp + 2);
-    uint32_t seq = nsim__be32(tcp + 4);
+    uint16_t sport = nm_be16_get(tcp), dport = nm_be16_get(tcp + 2);
+    uint32_t seq = nm_be32_get(tcp + 4);
     uint8_t flags = tcp[13];
     int pure_syn = (flags & 0x12) == 0x02, d;
     size_t n = tlen - thl;

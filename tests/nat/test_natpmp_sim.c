@@ -8,6 +8,7 @@
  * are awaited with a deadline, never slept for. ctest runs one process per
  * scenario, each with its own loopback address so they can run in parallel. */
 #include "nat_test.h"
+#include "nm_be.h"
 #include "nm_portmap.h"
 #include "sim.h"
 
@@ -30,22 +31,6 @@ typedef struct {
 
 static fake_router fr;
 
-static void put16(unsigned char *p, uint16_t v) {
-  p[0] = (unsigned char)(v >> 8);
-  p[1] = (unsigned char)v;
-}
-static void put32(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char)(v >> 24);
-  p[1] = (unsigned char)(v >> 16);
-  p[2] = (unsigned char)(v >> 8);
-  p[3] = (unsigned char)v;
-}
-static uint16_t get16(const unsigned char *p) {
-  return (uint16_t)(p[0] << 8 | p[1]);
-}
-static uint32_t get32(const unsigned char *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static void fr_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   static char mem[64];
@@ -67,7 +52,7 @@ static void fr_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct so
   memset(a, 0, sizeof(a));
   a[0] = 0;
   a[1] = (unsigned char)(128 + q[1]);
-  put32(a + 4, epoch);
+  nm_be32_put(a + 4, epoch);
   if (q[1] == 0) {
     struct in_addr pub;
     fr.n_addr++;
@@ -81,9 +66,9 @@ static void fr_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct so
     uint32_t life;
     if (n < 12)
       return;
-    priv = get16(q + 4);
-    sugg = get16(q + 6);
-    life = get32(q + 8);
+    priv = nm_be16_get(q + 4);
+    sugg = nm_be16_get(q + 6);
+    life = nm_be32_get(q + 8);
     if (life == 0)
       fr.n_unmap++;
     else {
@@ -92,12 +77,12 @@ static void fr_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct so
     }
     if (fr.drop)
       return;
-    put16(a + 2, life == 0 ? 0 : (uint16_t)fr.result_map);
-    put16(a + 8, priv);
+    nm_be16_put(a + 2, life == 0 ? 0 : (uint16_t)fr.result_map);
+    nm_be16_put(a + 8, priv);
     if (life != 0 && fr.grant)
       life = fr.grant;
-    put16(a + 10, life == 0 ? 0 : fr.port0 ? 0 : fr.ext_override ? fr.ext_override : sugg);
-    put32(a + 12, life);
+    nm_be16_put(a + 10, life == 0 ? 0 : fr.port0 ? 0 : fr.ext_override ? fr.ext_override : sugg);
+    nm_be32_put(a + 12, life);
     out = uv_buf_init((char *)a, 16);
   }
   uv_udp_try_send(u, &out, 1, from);

@@ -8,6 +8,7 @@
  * miniupnpd does). Each scenario is one behaviour, most of them one way a server can
  * misbehave; events are awaited with a deadline, never slept for. */
 #include "nat_test.h"
+#include "nm_be.h"
 #include "nm_pcp.h"
 #include "nm_portmap.h"
 #include "sim.h"
@@ -47,20 +48,6 @@ typedef struct {
 
 static fake_server fs;
 
-static void put16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static uint32_t fs_epoch(void) {
   return fs.epoch_base + (uint32_t)((uv_now(&sim_loop) - fs.epoch_start_ms) / 1000);
@@ -82,7 +69,7 @@ static void fs_natpmp(const uint8_t *q, ssize_t n, const struct sockaddr *from) 
   uint8_t a[16];
   memset(a, 0, sizeof(a));
   a[1] = (uint8_t)(128 + q[1]);
-  put32(a + 4, fs_epoch());
+  nm_be32_put(a + 4, fs_epoch());
   if (q[1] == 0) {
     struct in_addr pub;
     inet_pton(AF_INET, "11.0.0.2", &pub);
@@ -92,12 +79,12 @@ static void fs_natpmp(const uint8_t *q, ssize_t n, const struct sockaddr *from) 
   }
   if (n < 12)
     return;
-  if (get32(q + 8) != 0)
+  if (nm_be32_get(q + 8) != 0)
     fs.n_natpmp_map++;
-  put16(a + 2, fs.natpmp == 2 && get32(q + 8) != 0 ? 2 : 0);
-  put16(a + 8, get16(q + 4));
-  put16(a + 10, get32(q + 8) ? get16(q + 6) : 0);
-  put32(a + 12, get32(q + 8));
+  nm_be16_put(a + 2, fs.natpmp == 2 && nm_be32_get(q + 8) != 0 ? 2 : 0);
+  nm_be16_put(a + 8, nm_be16_get(q + 4));
+  nm_be16_put(a + 10, nm_be32_get(q + 8) ? nm_be16_get(q + 6) : 0);
+  nm_be32_put(a + 12, nm_be32_get(q + 8));
   fs_send(a, 16, from);
 }
 
@@ -107,14 +94,14 @@ static void fs_bad(const uint8_t *good, const struct sockaddr *from) {
   memset(b, 0, sizeof(b));
   memcpy(b, good, NM_PCP_MAP_LEN);
   switch (fs.bad) {
-  case BAD_NONCE: b[24] ^= 0x5a; put16(b + 42, 6666); break;
+  case BAD_NONCE: b[24] ^= 0x5a; nm_be16_put(b + 42, 6666); break;
   case BAD_SHORT: n = 20; break;
   case BAD_LONG: n = sizeof(b); break;
   case BAD_ALIGN: n = 62; break;
   case BAD_VERSION: b[0] = 1; break;
   case BAD_OPCODE: b[1] = 0x80; break;
   case BAD_REQUEST: b[1] = 0x01; break;
-  case BAD_OPTION: b[60] = 0x80; put16(b + 62, 16); n = 68; break;
+  case BAD_OPTION: b[60] = 0x80; nm_be16_put(b + 62, 16); n = 68; break;
   default: return;
   }
   fs_send(b, n, from);
@@ -141,11 +128,11 @@ static void fs_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct so
   memcpy(fs.client_ip, q + 8, 16);
   if (fs.natpmp == 3) { /* a NAT-PMP-only server: "unsupported version" (RFC 6887 9) */
     uint8_t v0[8] = {0, (uint8_t)(128 + q[1]), 0, 1, 0, 0, 0, 0};
-    put32(v0 + 4, fs_epoch());
+    nm_be32_put(v0 + 4, fs_epoch());
     fs_send(v0, sizeof(v0), from);
     return;
   }
-  life = get32(q + 4);
+  life = nm_be32_get(q + 4);
   if (q[1] == NM_PCP_OP_ANNOUNCE) {
     fs.n_announce++;
     if (fs.drop)
@@ -153,7 +140,7 @@ static void fs_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct so
     memset(a, 0, NM_PCP_HDR_LEN);
     a[0] = 2;
     a[1] = 0x80;
-    put32(a + 8, fs_epoch());
+    nm_be32_put(a + 8, fs_epoch());
     fs_send(a, NM_PCP_HDR_LEN, from);
     return;
   }
@@ -175,11 +162,11 @@ static void fs_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct so
   a[3] = life == 0 ? 0 : (uint8_t)fs.result_map;
   if (life != 0 && fs.grant)
     life = fs.grant;
-  put32(a + 4, life);
-  put32(a + 8, fs_epoch());
+  nm_be32_put(a + 4, life);
+  nm_be32_put(a + 8, fs_epoch());
   memset(a + 12, 0, 12);
   if (life == 0)
-    put16(a + 42, 0);
+    nm_be16_put(a + 42, 0);
   { /* assigned external address ::ffff:11.0.0.2 */
     static const uint8_t pub[4] = {11, 0, 0, 2};
     nm_pcp_v4mapped(a + 44, pub);

@@ -2,16 +2,11 @@
  * parser refuses and why, nonce matching, the epoch rule of RFC 6887 8.5 and the
  * retransmission schedule of 8.1.1. */
 #include "nat_test.h"
+#include "nm_be.h"
 #include "nm_pcp.h"
 
 static const uint8_t me4[4] = {10, 0, 1, 2};
 
-static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
 
 static void sample_map(nm_pcp_map *m) {
   static const uint8_t any4[4] = {0, 0, 0, 0};
@@ -31,8 +26,8 @@ static size_t answer_of(uint8_t *buf, const uint8_t *req, size_t len, uint8_t re
   memcpy(buf, req, len);
   buf[1] |= 0x80;
   buf[3] = result;
-  put32(buf + 4, lifetime);
-  put32(buf + 8, epoch);
+  nm_be32_put(buf + 4, lifetime);
+  nm_be32_put(buf + 8, epoch);
   memset(buf + 12, 0, 12);
   return len;
 }
