@@ -8,7 +8,6 @@
 
 #include <string.h>
 
-
 /* Request header (section 7.1): version, R=0|opcode, 2 reserved, lifetime, client IP. */
 static void nm__pcp_header(uint8_t *buf, uint8_t op, uint32_t lifetime,
                            const uint8_t client_ip[16]) {
