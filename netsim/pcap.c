@@ -17,7 +17,6 @@ static uint32_t nsim__rd32(const unsigned char *p, int swap) {
   return swap ? __builtin_bswap32(v) : v;
 }
 
-
 static const uint8_t nsim__mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 void nsim_pcap_addr_v4(uint32_t ip, uint8_t out[16]) {

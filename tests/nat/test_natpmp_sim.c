@@ -31,7 +31,6 @@ typedef struct {
 
 static fake_router fr;
 
-
 static void fr_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   static char mem[64];
   (void)h, (void)hint;

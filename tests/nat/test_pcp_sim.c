@@ -48,7 +48,6 @@ typedef struct {
 
 static fake_server fs;
 
-
 static uint32_t fs_epoch(void) {
   return fs.epoch_base + (uint32_t)((uv_now(&sim_loop) - fs.epoch_start_ms) / 1000);
 }

@@ -7,7 +7,6 @@
 
 static const uint8_t me4[4] = {10, 0, 1, 2};
 
-
 static void sample_map(nm_pcp_map *m) {
   static const uint8_t any4[4] = {0, 0, 0, 0};
   int i;
