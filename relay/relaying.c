@@ -17,6 +17,7 @@ void rl_init(rl_duty *d, uv_loop_t *loop, const char *self_id, const rl_limits *
   /* Token buckets with a one-second burst. */
   nm_ratelimit_init(&d->total, limits->total_rate_bps, limits->total_rate_bps, uv_now(loop));
   nm_lineq_init(&d->recent, RL_RECENT_MAX, RL_RECENT_BYTES_MAX, RL_RECENT_TTL_MS);
+  d->direct_log = (nm_log_rate)NM_LOG_RATE_INIT("relay clients' direct sets", NM_LOG_RATE_DEFAULT);
 }
 
 static const nm_relay_client *rl__assigned(const rl_duty *d, const char *id) {
@@ -161,8 +162,10 @@ static int rl__on_direct(void *session, const nm_msg *msg) {
       rl__send(d, c, it->payload, it->len);
       again++;
     }
-  nm_log_info("relay client %s receives %zu origin%s directly%s", c->id, c->nskip, c->nskip == 1 ? "" : "s",
-              again ? ", some no longer: their recent lines sent again" : "");
+  /* A client may say direct as often as it likes: what it costs it is bounded by its own
+   * rate limit (rl__send), what it makes us log by this one. */
+  nm_log_ratelimited(&d->direct_log, NM_LOG_INFO, "relay client %s receives %zu origin%s directly%s", c->id,
+                     c->nskip, c->nskip == 1 ? "" : "s", again ? ", some no longer: their recent lines sent again" : "");
   return 0;
 }
 
@@ -191,7 +194,10 @@ void rl_forward(rl_duty *d, const char *origin, const char *payload, size_t len)
       rl__send(d, d->attached[i], payload, len);
 }
 
-void rl_tick(rl_duty *d) { nm_lineq_expire(&d->recent, uv_now(d->loop)); }
+void rl_tick(rl_duty *d) {
+  nm_lineq_expire(&d->recent, uv_now(d->loop));
+  nm_log_rate_flush(&d->direct_log);
+}
 
 int rl_load(const rl_duty *d, nm_msg_relay_load *out) {
   memset(out, 0, sizeof *out);

@@ -25,6 +25,7 @@
 #include "nm_conn.h"
 #include "nm_identity.h"
 #include "nm_lineq.h"
+#include "nm_log.h"
 #include "nm_msg.h"
 #include "nm_ratelimit.h"
 
@@ -66,6 +67,7 @@ typedef struct rl_duty {
   nm_ratelimit total;
   uint64_t bytes_in, bytes_out, drops;
   uint64_t lines_out; /* lines sent to clients (natmesh-relay's metrics) */
+  nm_log_rate direct_log; /* clients saying direct as often as they like: rate-limited */
 } rl_duty;
 
 void rl_init(rl_duty *d, uv_loop_t *loop, const char *self_id, const rl_limits *limits);
