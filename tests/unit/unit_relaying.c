@@ -2,7 +2,7 @@
  * with its token and its key, nobody else), clients dropped when relay-serve no longer
  * names them with that key, and a replay ring that stays within its byte bound whatever
  * the lines' size. Connections are initialized but never connected: sends fail and count
- * as drops, which is all relay duty needs here. */
+ * as drops, which is all relay duty needs here (and lets the direct test count what is sent). */
 #include "relaying.h"
 #include "nm_error.h"
 #include "nmt.h"
@@ -100,10 +100,54 @@ static void test_ring_bounded_in_bytes(void) {
   free(payload);
 }
 
+/* Sends the client's direct message (the origins it receives directly) to the relay. */
+static void say_direct(rl_duty *d, fake_conn *f, const char *id) {
+  nm_msg m = {.type = NM_MSG_DIRECT};
+  if (id) {
+    m.u.direct.count = 1;
+    snprintf(m.u.direct.ids[0], sizeof m.u.direct.ids[0], "%s", id);
+  }
+  nm_msgbuf b = {0};
+  NMT_EQ_INT(nm_msg_encode(&m, &b), 0);
+  NMT_EQ_INT(rl_client_on_frame(d, &f->client, NM_MSG_DIRECT, b.data, b.len), 0);
+  nm_msgbuf_free(&b);
+}
+
+/* Issue 12: the lines of an origin a client receives directly (punched) are not forwarded to
+ * it; when that origin leaves its set, the origin's lines in the ring go to it again. Each
+ * send to this unconnected client counts as a drop: drops count the lines sent. */
+static void test_direct_origins_skipped_then_resent(void) {
+  rl_duty d;
+  rl_limits lim = {.max_clients = 8};
+  rl_init(&d, loop, "aaaaaaaaaaaaaaaa", &lim);
+  nm_relay_client list[1] = {client(ID_A, TOKEN, 7)};
+  rl_serve(&d, list, 1);
+  fake_conn *f = new_conn();
+  char err[200];
+  nm_fingerprint right = fp_of(7);
+  NMT_EQ_INT(rl_attach(&d, &f->client, &f->conn, ID_A, TOKEN, &right, "alice", err, sizeof err), 0);
+  uint64_t sent = d.drops;
+  rl_forward(&d, ID_B, "b1", 2);
+  NMT_EQ_INT(d.drops - sent, 1); /* forwarded */
+  say_direct(&d, f, ID_B);
+  rl_forward(&d, ID_B, "b2", 2);
+  NMT_EQ_INT(d.drops - sent, 1); /* B reaches alice directly now: not forwarded */
+  rl_forward(&d, "0000000000000ccc", "c1", 2);
+  NMT_EQ_INT(d.drops - sent, 2); /* other origins still are */
+  say_direct(&d, f, NULL);
+  NMT_EQ_INT(d.drops - sent, 4); /* B left the set: b1 and b2 from the ring again */
+  rl_forward(&d, ID_B, "b3", 2);
+  NMT_EQ_INT(d.drops - sent, 5);
+  rl_close(&d);
+  uv_run(loop, UV_RUN_DEFAULT);
+  free(f);
+}
+
 int main(void) {
   loop = uv_default_loop();
   NMT_RUN(test_attach_checks_token_and_key);
   NMT_RUN(test_ring_bounded_in_bytes);
+  NMT_RUN(test_direct_origins_skipped_then_resent);
   uv_loop_close(loop);
   return nmt_done();
 }
