@@ -18,7 +18,7 @@ packages=(
   # and groff-base render them in the tests), the .deb (dpkg-dev: dpkg-deb, dpkg-shlibdeps),
   # systemd-analyze for the unit tests, headless Chromium to test the status page,
   # debootstrap for the package's install test
-  libsystemd-dev libmicrohttpd-dev libjansson-dev scdoc man-db groff-base dpkg-dev systemd chromium
+  libsystemd-dev libmicrohttpd-dev libjansson-dev uthash-dev scdoc man-db groff-base dpkg-dev systemd chromium
   debootstrap
 )
 

@@ -15,6 +15,14 @@
 #include "nm_peerlist.h"
 #include "nm_util.h"
 
+/* uthash (Debian's uthash-dev): a well-kept header-only hash table. Running out of memory
+ * while it grows abandons the insertion instead of exiting; the index is then dropped and
+ * lookups fall back to scanning the table until it can be built again. */
+#define HASH_NONFATAL_OOM 1
+static _Thread_local int nm__ix_oom;
+#define uthash_nonfatal_oom(obj) (nm__ix_oom = 1)
+#include <uthash.h>
+
 #define NM__LINE_MAX 512 /* characters of a store line; the longest written is about 140 */
 
 __attribute__((format(printf, 4, 5)))
@@ -82,6 +90,8 @@ void nm_admission_store_init(nm_admission_store *s) {
   s->allow_max = NM_ADMISSION_ALLOW_MAX;
 }
 
+static void nm__ix_drop(nm_admission_store *s);
+
 /* Frees the tables; the bounds stay, so a closed store can be used again. */
 void nm_admission_store_close(nm_admission_store *s) {
   size_t invites_max = s->invites_max, keys_max = s->keys_max, revoked_max = s->revoked_max,
@@ -91,6 +101,7 @@ void nm_admission_store_close(nm_admission_store *s) {
   free(s->revoked);
   free(s->revoked_keys);
   free(s->allow);
+  nm__ix_drop(s);
   memset(s, 0, sizeof *s);
   s->invites_max = invites_max, s->keys_max = keys_max, s->revoked_max = revoked_max;
   s->allow_max = allow_max;
@@ -121,8 +132,95 @@ static nm_role nm__role_max(nm_role a, nm_role b) {
   return (a == NM_ROLE_RELAY || b == NM_ROLE_RELAY) ? NM_ROLE_RELAY : NM_ROLE_SERVANT;
 }
 
-/* Lookups are linear: the tables are bounded, and a decision runs once per authenticated
- * registration, after a TLS handshake, never per frame. */
+/* ---- indexes ------------------------------------------------------------------------------ */
+
+/* Invites and the allow list are looked up by scanning: both are bounded by 4,096 and come
+ * from an operator. Keys and revoked keys grow with the overlay (one record per node ever
+ * admitted), so they are indexed: a decision is O(1), not O(admitted nodes), which matters
+ * when thousands of servants register at once after a manager restart. */
+typedef struct {
+  char k[NM_SHA256_HEX_LEN + 1]; /* a fingerprint, or a name in lowercase */
+  size_t at;                     /* its record's position (keys), unused for revoked keys */
+  UT_hash_handle hh;
+} nm__ix_entry;
+
+struct nm__admission_index {
+  nm__ix_entry *by_fp, *by_name, *revoked;
+};
+
+static void nm__ix_free_table(nm__ix_entry **head) {
+  nm__ix_entry *e, *tmp;
+  HASH_ITER(hh, *head, e, tmp) {
+    HASH_DEL(*head, e);
+    free(e);
+  }
+}
+
+static void nm__ix_drop(nm_admission_store *s) {
+  if (!s->index) return;
+  nm__ix_free_table(&s->index->by_fp);
+  nm__ix_free_table(&s->index->by_name);
+  nm__ix_free_table(&s->index->revoked);
+  free(s->index);
+  s->index = NULL;
+}
+
+/* Names compare without case: the lowercase form is the key. */
+static void nm__ix_name_key(const char *name, char out[NM_SHA256_HEX_LEN + 1]) {
+  size_t i = 0;
+  for (; name[i] && i < NM_SHA256_HEX_LEN; i++)
+    out[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i]);
+  out[i] = 0;
+}
+
+/* Adds k -> at to a table. 0, or -ENOMEM (the caller drops the whole index). */
+static int nm__ix_put(nm__ix_entry **head, const char *k, size_t at) {
+  nm__ix_entry *e = calloc(1, sizeof *e);
+  if (!e) return -ENOMEM;
+  snprintf(e->k, sizeof e->k, "%s", k);
+  e->at = at;
+  nm__ix_oom = 0;
+  HASH_ADD_STR(*head, k, e);
+  if (nm__ix_oom) {
+    free(e);
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+static nm__ix_entry *nm__ix_get(nm__ix_entry *head, const char *k) {
+  nm__ix_entry *e = NULL;
+  HASH_FIND_STR(head, k, e);
+  return e;
+}
+
+static int nm__ix_put_key(struct nm__admission_index *ix, const nm_admission_key *k, size_t at) {
+  char lower[NM_SHA256_HEX_LEN + 1];
+  nm__ix_name_key(k->name, lower);
+  int rc = nm__ix_put(&ix->by_fp, k->fingerprint, at);
+  return rc < 0 ? rc : nm__ix_put(&ix->by_name, lower, at);
+}
+
+/* The store's index, built when missing; NULL when memory ran out (then scan). The store
+ * is const for its readers: the index is a cache of what it holds, not part of it. */
+static struct nm__admission_index *nm__ix(const nm_admission_store *cs) {
+  nm_admission_store *s = (nm_admission_store *)cs;
+  if (s->index) return s->index;
+  struct nm__admission_index *ix = calloc(1, sizeof *ix);
+  if (!ix) return NULL;
+  s->index = ix;
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < s->nkeys; i++) rc = nm__ix_put_key(ix, &s->keys[i], i);
+  for (size_t i = 0; rc == 0 && i < s->nrevoked_keys; i++) rc = nm__ix_put(&ix->revoked, s->revoked_keys[i], 0);
+  if (rc < 0) nm__ix_drop(s);
+  return s->index;
+}
+
+/* After a record was appended at position at (or a revoked key added). */
+static void nm__ix_added_key(nm_admission_store *s, size_t at) {
+  if (s->index && nm__ix_put_key(s->index, &s->keys[at], at) < 0) nm__ix_drop(s);
+}
+
 static long nm__find_invite(const nm_admission_store *s, const char *hash) {
   for (size_t i = 0; i < s->ninvites; i++)
     if (strcmp(s->invites[i].hash, hash) == 0) return (long)i;
@@ -136,15 +234,34 @@ static long nm__find_hex(const nm_admission_hex *arr, size_t n, const char *hex)
 }
 
 static long nm__find_key(const nm_admission_store *s, const char *fp) {
+  struct nm__admission_index *ix = nm__ix(s);
+  if (ix) {
+    nm__ix_entry *e = nm__ix_get(ix->by_fp, fp);
+    return e ? (long)e->at : -1;
+  }
   for (size_t i = 0; i < s->nkeys; i++)
     if (strcmp(s->keys[i].fingerprint, fp) == 0) return (long)i;
   return -1;
 }
 
 static long nm__find_name(const nm_admission_store *s, const char *name) {
+  struct nm__admission_index *ix = nm__ix(s);
+  if (ix) {
+    char lower[NM_SHA256_HEX_LEN + 1];
+    nm__ix_name_key(name, lower);
+    nm__ix_entry *e = nm__ix_get(ix->by_name, lower);
+    return e ? (long)e->at : -1;
+  }
   for (size_t i = 0; i < s->nkeys; i++)
     if (strcasecmp(s->keys[i].name, name) == 0) return (long)i;
   return -1;
+}
+
+/* Whether fp is a revoked key. */
+static int nm__key_revoked(const nm_admission_store *s, const char *fp) {
+  struct nm__admission_index *ix = nm__ix(s);
+  if (ix) return nm__ix_get(ix->revoked, fp) != NULL;
+  return nm__find_hex(s->revoked_keys, s->nrevoked_keys, fp) >= 0;
 }
 
 static long nm__find_allow(const nm_admission_store *s, const char *fp) {
@@ -193,7 +310,7 @@ static int nm__add_key(nm_admission_store *s, const char *fp, const char *name, 
       (via[0] && !nm_hex_valid(via, NM_INVITE_ID_LEN)))
     return -EINVAL;
   if (nm__find_key(s, fp) >= 0 || nm__find_name(s, name) >= 0 ||
-      nm__find_hex(s->revoked_keys, s->nrevoked_keys, fp) >= 0)
+      nm__key_revoked(s, fp))
     return -EEXIST;
   int rc = NM__RESERVE(s, keys, nkeys, keys_cap, s->keys_max);
   if (rc < 0) return rc;
@@ -203,13 +320,14 @@ static int nm__add_key(nm_admission_store *s, const char *fp, const char *name, 
   memcpy(k->name, name, strlen(name) + 1);
   k->role = role;
   memcpy(k->via, via, strlen(via) + 1);
+  nm__ix_added_key(s, s->nkeys - 1);
   return 0;
 }
 
 /* Adds hex to a revocation list unless it is there. -EEXIST, -ENOSPC, -ENOMEM. */
 static int nm__add_revoked(nm_admission_hex **arr, size_t *n, size_t *cap, size_t max,
-                           const char *hex) {
-  if (nm__find_hex(*arr, *n, hex) >= 0) return -EEXIST;
+                           const char *hex, int checked) {
+  if (!checked && nm__find_hex(*arr, *n, hex) >= 0) return -EEXIST;
   int rc = nm__reserve((void **)arr, cap, *n, sizeof **arr, max);
   if (rc < 0) return rc;
   memcpy((*arr)[(*n)++], hex, NM_SHA256_HEX_LEN + 1);
@@ -221,15 +339,42 @@ static int nm__add_revoked(nm_admission_hex **arr, size_t *n, size_t *cap, size_
 
 static int nm__revoke_hash(nm_admission_store *s, const char *hash) {
   if (nm__find_invite(s, hash) >= 0) return -EEXIST;
-  return nm__add_revoked(&s->revoked, &s->nrevoked, &s->revoked_cap, s->revoked_max, hash);
+  return nm__add_revoked(&s->revoked, &s->nrevoked, &s->revoked_cap, s->revoked_max, hash, 0);
 }
 
 static int nm__revoke_fp(nm_admission_store *s, const char *fp) {
+  if (nm__key_revoked(s, fp)) return -EEXIST;
   int rc = nm__add_revoked(&s->revoked_keys, &s->nrevoked_keys, &s->revoked_keys_cap,
-                           s->revoked_max, fp);
-  long k = rc == 0 ? nm__find_key(s, fp) : -1;
-  if (k >= 0) NM__REMOVE_AT(s->keys, s->nkeys, (size_t)k);
-  return rc;
+                           s->revoked_max, fp, 1);
+  if (rc < 0) return rc;
+  struct nm__admission_index *ix = s->index;
+  if (ix && nm__ix_put(&ix->revoked, fp, 0) < 0) nm__ix_drop(s), ix = NULL;
+  long k = nm__find_key(s, fp);
+  if (k < 0) return 0;
+  /* Its record goes: the last one moves into its place, and the index follows. */
+  ix = s->index;
+  if (ix) {
+    char lower[NM_SHA256_HEX_LEN + 1];
+    nm__ix_name_key(s->keys[k].name, lower);
+    nm__ix_entry *by_fp = nm__ix_get(ix->by_fp, fp), *by_name = nm__ix_get(ix->by_name, lower);
+    if (by_fp) {
+      HASH_DEL(ix->by_fp, by_fp);
+      free(by_fp);
+    }
+    if (by_name) {
+      HASH_DEL(ix->by_name, by_name);
+      free(by_name);
+    }
+  }
+  NM__REMOVE_AT(s->keys, s->nkeys, (size_t)k);
+  if (ix && (size_t)k < s->nkeys) {
+    char lower[NM_SHA256_HEX_LEN + 1];
+    nm__ix_name_key(s->keys[k].name, lower);
+    nm__ix_entry *by_fp = nm__ix_get(ix->by_fp, s->keys[k].fingerprint), *by_name = nm__ix_get(ix->by_name, lower);
+    if (by_fp) by_fp->at = (size_t)k;
+    if (by_name) by_name->at = (size_t)k;
+  }
+  return 0;
 }
 
 /* The entries of a table whose hex field starts with prefix: the count and the last index. */
@@ -296,7 +441,7 @@ int nm_admission_revoke_key(nm_admission_store *s, const char *fingerprint_or_pr
     return nm__fail(err, errlen, -EINVAL,
                     "bad key fingerprint (at least %d lowercase hex characters)",
                     NM_ADMISSION_PREFIX_MIN);
-  if (nm__find_hex(s->revoked_keys, s->nrevoked_keys, p) >= 0)
+  if (nm__key_revoked(s, p))
     return nm__fail(err, errlen, -EEXIST, "key %.16s is already revoked", p);
   const char *fp = p;
   if (plen < NM_SHA256_HEX_LEN) {
@@ -373,7 +518,7 @@ int nm_admission_decide(const nm_admission_store *s, nm_admission_mode mode,
   if (!nm__fp_ok(rq->fingerprint) || !nm_name_valid(rq->name) || !nm__role_ok(rq->role) ||
       !nm_admission_mode_name(mode))
     return nm__refuse(d, NM_REFUSE_BAD_REQUEST);
-  if (nm__find_hex(s->revoked_keys, s->nrevoked_keys, rq->fingerprint) >= 0)
+  if (nm__key_revoked(s, rq->fingerprint))
     return nm__refuse(d, NM_REFUSE_KEY_REVOKED);
 
   long allow = nm__find_allow(s, rq->fingerprint), key = nm__find_key(s, rq->fingerprint), inv;
@@ -460,6 +605,18 @@ int nm_admission_commit(nm_admission_store *s, const nm_admission_request *rq,
     if (k >= 0) {
       /* Known key: a new name or a raised role. */
       nm_admission_key *rec = &s->keys[k];
+      struct nm__admission_index *ix = s->index;
+      if (ix) {
+        char lower[NM_SHA256_HEX_LEN + 1];
+        nm__ix_name_key(rec->name, lower);
+        nm__ix_entry *e = nm__ix_get(ix->by_name, lower);
+        if (e) {
+      HASH_DEL(ix->by_name, e);
+      free(e);
+    }
+        nm__ix_name_key(rq->name, lower);
+        if (nm__ix_put(&ix->by_name, lower, (size_t)k) < 0) nm__ix_drop(s);
+      }
       memcpy(rec->name, rq->name, strlen(rq->name) + 1);
       rec->role = d->granted;
       if (via[0]) memcpy(rec->via, via, sizeof via);
@@ -477,6 +634,30 @@ int nm_admission_commit(nm_admission_store *s, const nm_admission_request *rq,
     }
   }
   return changed;
+}
+
+int nm_admission_key_is_revoked(const nm_admission_store *s, const char *fingerprint) {
+  return s && fingerprint && nm__key_revoked(s, fingerprint);
+}
+
+int nm_admission_remember(nm_admission_store *s, const char *fingerprint, const char *name,
+                          nm_role role, const char *via) {
+  if (!s || !fingerprint || !name || !via) return -EINVAL;
+  if (nm__key_revoked(s, fingerprint)) return -EPERM;
+  long k = nm__find_key(s, fingerprint);
+  if (k < 0) {
+    int rc = nm__add_key(s, fingerprint, name, role, via);
+    return rc < 0 ? rc : 1;
+  }
+  /* A known key: the same update commit makes (its name, a raised role, the invite). */
+  nm_admission_request rq = {.fingerprint = fingerprint, .name = name, .role = role};
+  nm_admission_decision d = {.admit = 1, .remember = 1, .granted = nm__role_max(s->keys[k].role, role)};
+  const nm_admission_key *rec = &s->keys[k];
+  if (strcmp(rec->name, name) == 0 && rec->role == d.granted && (!via[0] || strcmp(rec->via, via) == 0))
+    return 0;
+  int rc = nm_admission_commit(s, &rq, &d);
+  if (rc > 0 && via[0]) memcpy(s->keys[nm__find_key(s, fingerprint)].via, via, NM_INVITE_ID_LEN + 1);
+  return rc;
 }
 
 int nm_admission_admit(nm_admission_store *s, nm_admission_mode mode,
@@ -651,6 +832,15 @@ static int nm__slurp(const char *path, char **out, size_t *len, char *err, size_
 
 /* Replaces what the file holds (invites, keys, revocations) with src's, or empties it when
  * src is NULL; the allow list, which comes from the config, stays. */
+static void nm__take_persistent(nm_admission_store *s, nm_admission_store *src);
+
+void nm_admission_store_take(nm_admission_store *s, nm_admission_store *src) {
+  nm__take_persistent(s, src);
+  nm_admission_store_init(src);
+  src->invites_max = s->invites_max, src->keys_max = s->keys_max;
+  src->revoked_max = s->revoked_max, src->allow_max = s->allow_max;
+}
+
 static void nm__take_persistent(nm_admission_store *s, nm_admission_store *src) {
   nm_admission_store next;
   if (src) {
@@ -668,8 +858,8 @@ static void nm__take_persistent(nm_admission_store *s, nm_admission_store *src) 
 }
 
 int nm_admission_store_load(nm_admission_store *s, const char *path, char *err, size_t errlen) {
-  char *buf, why[200];
-  size_t len;
+  char *buf = NULL, why[200];
+  size_t len = 0;
   if (!s || !path) return -EINVAL;
   int rc = nm__slurp(path, &buf, &len, err, errlen);
   if (rc == -ENOENT) {

@@ -50,10 +50,12 @@
 #include "nm_proto.h"
 
 #define NM_ADMISSION_INVITES_MAX 4096  /* invites not yet expired or pruned */
-#define NM_ADMISSION_KEYS_MAX 16384    /* keys remembered as admitted (four peer lists) */
-#define NM_ADMISSION_REVOKED_MAX 16384 /* revoked secrets, and revoked keys, each */
+#define NM_ADMISSION_KEYS_MAX 262144   /* keys remembered as admitted: five managers' worth of
+                                          servants (issue 13 aims at 50,000 per manager) */
+#define NM_ADMISSION_REVOKED_MAX 65536 /* revoked secrets, and revoked keys, each */
 #define NM_ADMISSION_ALLOW_MAX 4096    /* allow-list entries */
-#define NM_ADMISSION_FILE_MAX (8u << 20) /* bytes of a store file: more than full tables */
+#define NM_ADMISSION_FILE_MAX (64u << 20) /* bytes of a store file: more than full tables
+                                            (262,144 records of at most 150 bytes: 38 MiB) */
 #define NM_ADMISSION_PREFIX_MIN 8      /* hex characters of an id given to revoke */
 
 typedef enum {
@@ -106,6 +108,10 @@ typedef struct {
   size_t nallow, allow_cap;
   /* The bounds: nm_admission_store_init sets the *_MAX above; a test may lower them. */
   size_t invites_max, keys_max, revoked_max, allow_max;
+  /* Hash indexes of keys by fingerprint and by name, and of revoked keys (nm_admission.c):
+   * built when first needed, kept up to date as records are added, rebuilt after one is
+   * removed. NULL until then. */
+  struct nm__admission_index *index;
 } nm_admission_store;
 
 void nm_admission_store_init(nm_admission_store *s);
@@ -211,6 +217,22 @@ int nm_admission_decide(const nm_admission_store *s, nm_admission_mode mode,
  * another key, no more room): then nothing is recorded. */
 int nm_admission_commit(nm_admission_store *s, const nm_admission_request *rq,
                         const nm_admission_decision *d);
+
+/* Records that the key fingerprint was admitted under name with role (raised, never
+ * lowered) and via (an invite id, or ""): what nm_admission_commit records for a key, given
+ * as a record rather than a decision, so that a record made on one copy of the store can be
+ * made again on another (the manager saves records in batches: admission.h). Returns 1 when
+ * the store changed, 0 when it held the record already, -EPERM when the key is revoked,
+ * -EEXIST when another key holds the name, -EINVAL, -ENOSPC or -ENOMEM. */
+int nm_admission_remember(nm_admission_store *s, const char *fingerprint, const char *name,
+                          nm_role role, const char *via);
+
+/* 1 when fingerprint is a revoked key (an indexed lookup). */
+int nm_admission_key_is_revoked(const nm_admission_store *s, const char *fingerprint);
+
+/* Replaces s's invites, keys and revocations with src's (its allow list stays); src is left
+ * empty. For a store read elsewhere (another thread) taking the place of s's tables. */
+void nm_admission_store_take(nm_admission_store *s, nm_admission_store *src);
 
 /* nm_admission_decide, then nm_admission_commit when admitted. Returns commit's result (or
  * decide's error). */

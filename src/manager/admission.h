@@ -10,13 +10,30 @@
  * and on each sweep, so a revoked key or a new invite counts at once.
  *
  * The allow list is the config's (--allow, --relay-key, <allow>, <relay-key>) and is never
- * saved. */
+ * saved.
+ *
+ * Batched records. Once mgr_admission_start() gave it a loop, the running manager does not
+ * lock, read and save the file on its event loop for an admission that only remembers a key
+ * (an open overlay's new key, an allowed key's name, a known key's new name): it applies the
+ * record in memory at once, so the next decision already sees it (names stay unique), and
+ * keeps it as pending; within MGR_ADMISSION_FLUSH_MS a worker thread (uv_queue_work) takes
+ * the lock, reads the file afresh, makes the pending records on it, saves it and hands the
+ * store it saved back to the loop, which takes it as its own and makes the records that
+ * arrived since on it again. Whenever the loop reads the file itself (a subcommand changed
+ * it), the pending records are made again on what it read too, so a record is never lost
+ * and never wins over a revocation. A crash loses at most the last interval's records: the
+ * keys are admitted again by the same rule when they come back. An admission that uses an
+ * invite is recorded before the node is admitted, as before: an invite's uses must be
+ * counted exactly (a single-use invite admits one key), and they are rare. The manager
+ * saves what is pending when it stops. */
 #ifndef NM_MANAGER_ADMISSION_H
 #define NM_MANAGER_ADMISSION_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
+#include <uv.h>
 
 #include "nm_admission.h"
 #include "nm_config.h"
@@ -38,14 +55,33 @@ typedef struct {
   struct timespec seen_mtime;
   int corrupt; /* the file on disk could not be read: nothing is saved over it */
   int stale;   /* a change could not be saved: read the file again before deciding */
+  /* Batched records (above); loop is NULL until mgr_admission_start (then every change is
+   * saved at once, as the subcommands need). */
+  uv_loop_t *loop;
+  uv_timer_t flush_timer;
+  struct mgr_admission_flush *flushing; /* the worker's job, while one runs */
+  struct mgr_admission_record *pending; /* in memory, not yet in the file, oldest first */
+  size_t npending, pending_cap;
+  uint64_t next_seq;       /* of the next pending record */
+  uint64_t saved, failed;  /* batches saved, and not (counted for the log and tests) */
 } mgr_admission;
+
+/* How long a record may stay in memory only. */
+#define MGR_ADMISSION_FLUSH_MS 500
 
 /* Opens the store of state_dir (which exists: nm_identity made it) and reads it (a missing
  * file is an empty store). Returns 0, or < 0 with the reason in err (a corrupt file among
  * them: the manager refuses to start on it rather than forget who was admitted). */
 int mgr_admission_open(mgr_admission *a, const char *state_dir, nm_admission_mode mode,
                        char *err, size_t errlen);
+/* Saves what is pending (synchronously: the loop is gone or stopping) and frees the store. */
 void mgr_admission_close(mgr_admission *a);
+
+/* From now on records are batched and saved off the loop (above). 0 or a libuv error. */
+int mgr_admission_start(mgr_admission *a, uv_loop_t *loop);
+/* Closes the flush timer (the manager is stopping); a batch being saved completes, and
+ * mgr_admission_close saves the rest. */
+void mgr_admission_stop(mgr_admission *a);
 
 /* The config's grants: allow (admitted as servants) and relay_keys (admitted, and granted
  * the relay role). Either may be NULL. Returns 0 or < 0 with the reason in err. */

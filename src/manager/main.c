@@ -450,6 +450,7 @@ int main(int argc, char **argv) {
    * message says what to do. Nothing is accepted before the loop runs. */
   if (mgr__listen(&m) < 0) return 1;
   if (mgr__trust_init(&m, mode) != 0) return 1;
+  if (mgr_admission_start(&m.admission, m.loop) < 0) return nm_log_error("admission store: cannot start its timer"), 1;
   if (mgr_metrics_start(&m) < 0) return 1;
   uv_timer_init(m.loop, &m.sweep);
   m.sweep.data = &m;

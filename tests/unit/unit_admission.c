@@ -804,6 +804,63 @@ static void test_file_mutations(void) {
   NMT_CHECK(loaded > 50 && refused > 50);
 }
 
+/* Keys and names are found by index: after a revocation moves the last record into the
+ * hole, after a rename, and in a store read back from its file. */
+static void test_indexes_follow_the_tables(void) {
+  nm_admission_store s;
+  nm_admission_store_init(&s);
+  enum { N = 3000 };
+  char name[40];
+  for (unsigned k = 1; k <= N; k++) {
+    snprintf(name, sizeof name, "Node%u", k);
+    NMT_EQ_INT(nm_admission_remember(&s, fp(k), name, NM_ROLE_SERVANT, ""), 1);
+  }
+  NMT_EQ_INT(nm_admission_remember(&s, fp(7), "Node7", NM_ROLE_SERVANT, ""), 0); /* held */
+  NMT_EQ_INT(nm_admission_remember(&s, fp(N + 1), "node7", NM_ROLE_SERVANT, ""), -EEXIST);
+  char err[200];
+  NMT_EQ_INT(nm_admission_revoke_key(&s, fp(10), err, sizeof err), 0); /* key N moves to 10's place */
+  NMT_EQ_INT(nm_admission_key_is_revoked(&s, fp(10)), 1);
+  NMT_EQ_INT(nm_admission_remember(&s, fp(10), "again", NM_ROLE_SERVANT, ""), -EPERM);
+  NMT_CHECK(nm_admission_find_key(&s, fp(10)) == NULL);
+  const nm_admission_key *moved = nm_admission_find_key(&s, fp(N));
+  NMT_CHECK(moved && strcmp(moved->name, "Node3000") == 0);
+  /* Its name is still held, and 10's is free. */
+  nm_admission_decision d;
+  req r = request(N + 2, "node3000", NM_ROLE_SERVANT, 0);
+  NMT_EQ_INT(nm_admission_decide(&s, NM_ADMISSION_OPEN, &r.rq, &d), 0);
+  NMT_EQ_INT(d.reason, NM_REFUSE_NAME_TAKEN);
+  r = request(N + 2, "node10", NM_ROLE_SERVANT, 0);
+  NMT_EQ_INT(nm_admission_decide(&s, NM_ADMISSION_OPEN, &r.rq, &d), 0);
+  NMT_CHECK(d.admit);
+  /* A rename frees the old name and takes the new one. */
+  NMT_EQ_INT(nm_admission_remember(&s, fp(5), "renamed", NM_ROLE_SERVANT, ""), 1);
+  NMT_EQ_INT(nm_admission_remember(&s, fp(N + 3), "Node5", NM_ROLE_SERVANT, ""), 1);
+  NMT_EQ_INT(nm_admission_remember(&s, fp(N + 4), "RENAMED", NM_ROLE_SERVANT, ""), -EEXIST);
+  /* Every record is found by its key and its name. */
+  size_t found = 0;
+  for (size_t i = 0; i < s.nkeys; i++) {
+    const nm_admission_key *k = nm_admission_find_key(&s, s.keys[i].fingerprint);
+    if (k == &s.keys[i]) found++;
+  }
+  NMT_EQ_INT(found, s.nkeys);
+  /* Read back from its file, the store finds the same. */
+  char path[] = "/tmp/nmt_admidx_XXXXXX";
+  int fd = mkstemp(path);
+  NMT_CHECK(fd >= 0);
+  close(fd);
+  NMT_EQ_INT(nm_admission_store_save(&s, path, err, sizeof err), 0);
+  nm_admission_store t;
+  nm_admission_store_init(&t);
+  NMT_EQ_INT(nm_admission_store_load(&t, path, err, sizeof err), 0);
+  NMT_EQ_INT(t.nkeys, s.nkeys);
+  NMT_EQ_INT(nm_admission_key_is_revoked(&t, fp(10)), 1);
+  NMT_CHECK(nm_admission_find_key(&t, fp(N)) != NULL);
+  NMT_EQ_INT(nm_admission_remember(&t, fp(N + 9), "renamed", NM_ROLE_SERVANT, ""), -EEXIST);
+  unlink(path);
+  nm_admission_store_close(&t);
+  nm_admission_store_close(&s);
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/unit_admission.XXXXXX");
   if (!mkdtemp(dir)) return 2;
@@ -820,6 +877,7 @@ int main(void) {
   NMT_RUN(test_save_load);
   NMT_RUN(test_corrupt_files);
   NMT_RUN(test_file_mutations);
+  NMT_RUN(test_indexes_follow_the_tables);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -227,6 +227,148 @@ static void test_grants_from_the_config(void) {
   nm_keylist_free(&relays);
 }
 
+/* Whether the file on disk holds an admitted record for key k (read by a third side). */
+static int file_has_key(unsigned k) {
+  mgr_admission reader;
+  char err[300];
+  NMT_EQ_INT(mgr_admission_open(&reader, dir, NM_ADMISSION_INVITE, err, sizeof err), 0);
+  int has = nm_admission_find_key(&reader.store, fp(k)) != NULL;
+  mgr_admission_close(&reader);
+  return has;
+}
+
+/* The running manager (with a loop): admissions that only remember a key are decided at
+ * once and saved in batches by a worker thread, not once each on the loop. */
+static void test_records_are_saved_in_batches(void) {
+  clean();
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  mgr_admission running;
+  char err[300];
+  NMT_EQ_INT(mgr_admission_open(&running, dir, NM_ADMISSION_OPEN, err, sizeof err), 0);
+  NMT_EQ_INT(mgr_admission_start(&running, &loop), 0);
+  enum { N = 2000 };
+  char name[32];
+  for (unsigned k = 100; k < 100 + N; k++) {
+    snprintf(name, sizeof name, "s%u", k);
+    nm_admission_request rq = request(k, name, NM_ROLE_SERVANT, NULL);
+    nm_admission_decision d;
+    NMT_EQ_INT(mgr_admission_admit(&running, &rq, &d, err, sizeof err), 0);
+    NMT_CHECK(d.admit);
+  }
+  /* Decided and held in memory at once: the names are taken already. */
+  NMT_EQ_INT(running.store.nkeys, N);
+  nm_admission_request taken = request(9, "S100", NM_ROLE_SERVANT, NULL);
+  nm_admission_decision d;
+  NMT_EQ_INT(mgr_admission_admit(&running, &taken, &d, err, sizeof err), 0);
+  NMT_EQ_INT(d.reason, NM_REFUSE_NAME_TAKEN);
+  NMT_CHECK(!file_has_key(100)); /* not saved on the loop */
+  NMT_EQ_INT(running.npending, N);
+  /* The loop runs the flush timer and the worker's batch. */
+  uv_run(&loop, UV_RUN_DEFAULT);
+  NMT_EQ_INT(running.saved, 1); /* one save for all of them (it was one a key before) */
+  NMT_EQ_INT(running.failed, 0);
+  NMT_EQ_INT(running.npending, 0);
+  NMT_CHECK(file_has_key(100) && file_has_key(100 + N - 1));
+  NMT_EQ_INT(running.store.nkeys, N);
+  /* The store the worker saved is the running one now: the file is not read again. */
+  NMT_EQ_INT(mgr_admission_refresh(&running, err, sizeof err), 0);
+  mgr_admission_stop(&running);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  mgr_admission_close(&running);
+  NMT_EQ_INT(uv_loop_close(&loop), 0);
+}
+
+/* A revocation a subcommand saves while a record waits wins over it; a record that waits
+ * is saved on top of an invite the subcommand added, never over it. */
+static void test_pending_records_and_a_subcommand(void) {
+  clean();
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  mgr_admission running, cmd;
+  char err[300];
+  NMT_EQ_INT(mgr_admission_open(&running, dir, NM_ADMISSION_OPEN, err, sizeof err), 0);
+  NMT_EQ_INT(mgr_admission_start(&running, &loop), 0);
+  NMT_EQ_INT(mgr_admission_open(&cmd, dir, NM_ADMISSION_INVITE, err, sizeof err), 0);
+  nm_admission_decision d;
+  nm_admission_request a = request(21, "dora", NM_ROLE_SERVANT, NULL);
+  nm_admission_request b = request(22, "eve", NM_ROLE_SERVANT, NULL);
+  NMT_EQ_INT(mgr_admission_admit(&running, &a, &d, err, sizeof err), 0);
+  NMT_EQ_INT(mgr_admission_admit(&running, &b, &d, err, sizeof err), 0);
+  NMT_EQ_INT(running.npending, 2);
+  /* The subcommand revokes eve's key and adds an invite, before the batch is saved. */
+  NMT_EQ_INT(mgr_admission_update(&cmd, revoke_key, (void *)fp(22), err, sizeof err), 1);
+  new_invite v = {7, NM_ROLE_SERVANT, 0};
+  NMT_EQ_INT(mgr_admission_update(&cmd, add_invite, &v, err, sizeof err), 1);
+  /* The running manager reads the file again (as it does before each decision): eve's
+   * record goes, dora's is made again on what it read. */
+  NMT_EQ_INT(mgr_admission_refresh(&running, err, sizeof err), 1);
+  NMT_CHECK(mgr_admission_key_revoked(&running, fp(22)));
+  NMT_CHECK(nm_admission_find_key(&running.store, fp(22)) == NULL);
+  NMT_CHECK(nm_admission_find_key(&running.store, fp(21)) != NULL);
+  NMT_EQ_INT(running.npending, 1);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  NMT_EQ_INT(running.saved, 1);
+  NMT_CHECK(file_has_key(21) && !file_has_key(22));
+  mgr_admission reader;
+  NMT_EQ_INT(mgr_admission_open(&reader, dir, NM_ADMISSION_INVITE, err, sizeof err), 0);
+  NMT_EQ_INT(reader.store.ninvites, 1); /* the subcommand's invite is still there */
+  NMT_CHECK(mgr_admission_key_revoked(&reader, fp(22)));
+  mgr_admission_close(&reader);
+  mgr_admission_stop(&running);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  mgr_admission_close(&running);
+  mgr_admission_close(&cmd);
+  NMT_EQ_INT(uv_loop_close(&loop), 0);
+}
+
+/* What waits when the manager stops is saved by mgr_admission_close. */
+static void test_close_saves_what_waits(void) {
+  clean();
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  mgr_admission running;
+  char err[300];
+  NMT_EQ_INT(mgr_admission_open(&running, dir, NM_ADMISSION_OPEN, err, sizeof err), 0);
+  NMT_EQ_INT(mgr_admission_start(&running, &loop), 0);
+  nm_admission_request rq = request(31, "fred", NM_ROLE_SERVANT, NULL);
+  nm_admission_decision d;
+  NMT_EQ_INT(mgr_admission_admit(&running, &rq, &d, err, sizeof err), 0);
+  NMT_CHECK(d.admit && !file_has_key(31));
+  mgr_admission_stop(&running); /* stopping before the timer fired */
+  uv_run(&loop, UV_RUN_DEFAULT);
+  NMT_EQ_INT(running.saved, 0);
+  mgr_admission_close(&running);
+  NMT_CHECK(file_has_key(31));
+  NMT_EQ_INT(uv_loop_close(&loop), 0);
+}
+
+/* An invite's use is counted before the node is admitted, even with a loop: a single-use
+ * invite admits exactly one key. */
+static void test_invite_uses_are_saved_at_once(void) {
+  clean();
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  mgr_admission running;
+  char err[300];
+  NMT_EQ_INT(mgr_admission_open(&running, dir, NM_ADMISSION_INVITE, err, sizeof err), 0);
+  NMT_EQ_INT(mgr_admission_start(&running, &loop), 0);
+  new_invite v = {8, NM_ROLE_SERVANT, 1};
+  NMT_EQ_INT(mgr_admission_update(&running, add_invite, &v, err, sizeof err), 1);
+  unsigned char sec[NM_INVITE_SECRET_LEN];
+  secret_of(8, sec);
+  nm_admission_request rq = request(41, "gina", NM_ROLE_SERVANT, sec);
+  nm_admission_decision d;
+  NMT_EQ_INT(mgr_admission_admit(&running, &rq, &d, err, sizeof err), 0);
+  NMT_EQ_INT(d.reason, NM_ADMIT_INVITED);
+  NMT_CHECK(file_has_key(41));
+  NMT_EQ_INT(running.npending, 0);
+  mgr_admission_stop(&running);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  mgr_admission_close(&running);
+  NMT_EQ_INT(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   if (!mkdtemp(dir)) return 1;
   NMT_RUN(test_a_change_is_seen_by_the_other_side);
@@ -234,6 +376,10 @@ int main(void) {
   NMT_RUN(test_a_revocation_counts_at_the_next_decision);
   NMT_RUN(test_a_corrupt_file_is_neither_used_nor_overwritten);
   NMT_RUN(test_grants_from_the_config);
+  NMT_RUN(test_records_are_saved_in_batches);
+  NMT_RUN(test_pending_records_and_a_subcommand);
+  NMT_RUN(test_close_saves_what_waits);
+  NMT_RUN(test_invite_uses_are_saved_at_once);
   clean();
   rmdir(dir);
   return nmt_done();
