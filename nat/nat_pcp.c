@@ -47,6 +47,11 @@ static int pc_op_of(int purpose) {
 
 static uint8_t pc_proto(const nm_portmap *pm) { return pm->cfg.proto == NM_PM_UDP ? 17 : 6; }
 
+/* Answers we ignore (malformed, another nonce): whoever sits at the gateway's address can
+ * send as many as it likes, so their debug lines are rate-limited (one bucket per process:
+ * a servant has one port mapping). */
+static nm_log_rate pc_log_ignored = NM_LOG_RATE_INIT("ignored PCP answers", 2);
+
 /* A PCP result code -> our error, with the log line that explains it. */
 static int pc_result_err(unsigned result) {
   switch (result) {
@@ -371,7 +376,8 @@ static void pc_on_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct
   }
   if ((flags & UV_UDP_PARTIAL) != 0 || (size_t)n > NM_PCP_MAX_LEN) {
     pc->ignored++;
-    nat_debug("pcp: ignored an answer longer than %u bytes", (unsigned)NM_PCP_MAX_LEN);
+    nm_log_ratelimited(&pc_log_ignored, NM_LOG_DEBUG, "nat: pcp: ignored an answer longer than %u bytes",
+                       (unsigned)NM_PCP_MAX_LEN);
     return;
   }
   r = nm_pcp_parse((const uint8_t *)buf->base, (size_t)n,
@@ -391,7 +397,8 @@ static void pc_on_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct
   }
   if (r < 0) {
     pc->ignored++;
-    nat_debug("pcp: ignored an answer of %zd bytes: %s", n, nm_pcp_strerror(r));
+    nm_log_ratelimited(&pc_log_ignored, NM_LOG_DEBUG, "nat: pcp: ignored an answer of %zd bytes: %s", n,
+                       nm_pcp_strerror(r));
     return;
   }
   if (pc->req == PC_REQ_ANNOUNCE)
