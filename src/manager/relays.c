@@ -392,15 +392,17 @@ static void mgr__resume(manager *m, mgr_session *s) {
 
 void mgr_relay_on_direct(manager *m, mgr_session *s, int all) {
   if (s->state != MGR_SESSION_REGISTERED) return;
-  if (!all) {
-    if (s->standby) mgr__resume(m, s);
-    return;
+  /* Back from standby less than a heartbeat interval ago: not again yet (the next heartbeat
+   * says it again). */
+  mgr_standby_input in = {.has_relay = s->relay_id[0] != 0 || s->standby,
+                          .standby = s->standby,
+                          .all_direct = all,
+                          .since_ms = s->standby_ms,
+                          .now_ms = mgr_now_ms(m),
+                          .hold_ms = (uint64_t)m->cfg.heartbeat_s * 1000};
+  switch (mgr_standby_decide(&in)) {
+  case MGR_STANDBY_ENTER: mgr__standby(m, s); break;
+  case MGR_STANDBY_LEAVE: mgr__resume(m, s); break;
+  case MGR_STANDBY_KEEP: break;
   }
-  if (s->standby || !s->relay_id[0]) return;
-  /* Back from standby less than a heartbeat interval ago: not again yet, so that a path
-   * that flaps costs its relay one relay-serve per interval at most. The next heartbeat
-   * says it again. */
-  uint64_t hold = (uint64_t)m->cfg.heartbeat_s * 1000;
-  if (s->standby_ms && mgr_now_ms(m) - s->standby_ms < hold) return;
-  mgr__standby(m, s);
 }
