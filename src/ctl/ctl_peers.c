@@ -266,11 +266,13 @@ static json_t *nmctl__path_json(const nmctl_peers *pv, const nmctl_path *p) {
   if (!o) return NULL;
   json_object_set_new(o, "path", json_string(nmctl_path_kind_name(p->kind)));
   int direct = p->kind == NMCTL_PATH_DIRECT;
+  int punched = direct && p->note; /* its relay on standby: endpoints the manager cannot see */
   int relayed = p->kind == NMCTL_PATH_RELAY || p->kind == NMCTL_PATH_PULL;
-  json_object_set_new(o, "ip", direct ? nmctl__str_or_null(p->ip) : json_null());
-  json_object_set_new(o, "port", direct ? json_integer(p->port) : json_null());
-  json_object_set_new(o, "address_kind",
-                      direct ? json_string(p->mapping != NM_MAPPING_NONE ? "mapped" : "observed") : json_null());
+  json_object_set_new(o, "ip", direct && !punched ? nmctl__str_or_null(p->ip) : json_null());
+  json_object_set_new(o, "port", direct && !punched ? json_integer(p->port) : json_null());
+  json_object_set_new(o, "address_kind", punched  ? json_string("punched")
+                                         : direct ? json_string(p->mapping != NM_MAPPING_NONE ? "mapped" : "observed")
+                                                  : json_null());
   json_object_set_new(o, "mapping", direct ? json_string(nm_mapping_name(p->mapping)) : json_null());
   json_object_set_new(o, "relay", relayed ? json_string(p->relay) : json_null());
   const nm_status_servant *r = relayed ? nm_status_find(pv->st, p->relay) : NULL;
