@@ -19,10 +19,10 @@
 #define SV_PULL_BACKOFF_FIRST_MS 250
 #define SV_PULL_BACKOFF_MAX_MS 4000
 
-/* A relay forwards the lines of others: each is verified with its origin's listed key
- * (chat.c), so a relay can drop lines but never forge or alter one. */
 static void sv__pull_tell_relay(servant *sv);
 
+/* A relay forwards the lines of others: each is verified with its origin's listed key
+ * (chat.c), so a relay can drop lines but never forge or alter one. */
 static int sv__pull_on_chat(void *session, const nm_msg *m) {
   servant *sv = session;
   sv_chat_receive(sv, &m->u.chat, sv->pull.via);
