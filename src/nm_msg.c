@@ -349,6 +349,7 @@ static int nm__enc_listening(nm_xml_writer *w, const nm_msg_listening *m) {
 static int nm__enc_version(nm_xml_writer *w, const char *root, const nm_msg_version *m) {
   nm_xml_writer_start(w, root);
   nm_xml_writer_attr_u64(w, "version", m->version);
+  if (m->direct_all && strcmp(root, "heartbeat") == 0) nm_xml_writer_attr(w, "direct", "all");
   nm_xml_writer_end(w);
   return 0;
 }
@@ -392,6 +393,7 @@ static int nm__enc_relay_assign(nm_xml_writer *w, const nm_msg_relay_assign *m) 
                       !nm_pubkey_is_set(m->key)))
     return -EINVAL;
   nm_xml_writer_start(w, "relay-assign");
+  if (m->release && m->standby) nm_xml_writer_attr(w, "standby", "yes");
   if (!m->release) {
     nm_xml_writer_attr(w, "relay", m->relay);
     nm_xml_writer_attr(w, "name", m->name);
@@ -683,6 +685,9 @@ static int nm__dec_listening(nm__dec *d, nm_msg_listening *m) {
 }
 
 static int nm__dec_version(nm__dec *d, nm_msg_version *m) {
+  /* direct="all" (a heartbeat's): any other value means what its absence means. */
+  const char *direct = nm_xml_attr(d->root, "direct");
+  m->direct_all = direct && strcmp(direct, "all") == 0;
   return nm_read_u64(d->root, d->msg, "version", 0, &m->version, d->err, d->errlen);
 }
 
@@ -711,8 +716,10 @@ static int nm__dec_relay_assign(nm__dec *d, nm_msg_relay_assign *m) {
   xmlNode *n = d->root;
   const char *relay = nm_xml_attr(n, "relay");
   if (!relay || !*relay) {
-    /* <relay-assign/>: pull no more. */
+    /* <relay-assign/>: pull no more; standby="yes": for now, the relay kept for us. */
+    const char *standby = nm_xml_attr(n, "standby");
     m->release = 1;
+    m->standby = standby && strcmp(standby, "yes") == 0;
     return 0;
   }
   NM__CHECK(nm_read_id(n, d->msg, "relay", 0, m->relay, d->err, d->errlen));

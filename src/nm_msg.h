@@ -146,6 +146,9 @@ typedef struct {
 
 typedef struct {
   uint64_t version;
+  /* heartbeat only (direct="all", since issue 12): every listed servant reaches the sender
+   * directly (punched), so it needs no relay now; absent: it needs the relay it has */
+  int direct_all;
 } nm_msg_version; /* heartbeat and heartbeat-ack */
 
 typedef struct {
@@ -183,6 +186,9 @@ const char *nm_assign_reason_name(nm_assign_reason r);
 
 typedef struct {
   int release; /* 1: <relay-assign/>, pull no more; the rest is unset */
+  int standby; /* with release (standby="yes", since issue 12): the manager keeps our relay
+                  and token for us, and assigns them again when we ask (a heartbeat without
+                  direct="all") */
   char relay[NM_ID_LEN + 1];
   char name[NM_NAME_MAX + 1];
   char ip[64];

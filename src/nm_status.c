@@ -81,6 +81,7 @@ static int nm__complaints_ok(const nm_status_servant *s) {
 
 static int nm__servant_sendable(const nm_status_servant *s) {
   return nm__complaints_ok(s) && nm_id_valid(s->id) && nm__text_ok(s->name) && nm__text_ok(s->relay_name) &&
+         nm__text_ok(s->relay_standby) &&
          (unsigned)s->relay_reason <= NM_RELAY_REASON_PROVISIONAL && nm__names_ok(s->unreached_by) &&
          nm__names_ok(s->unserved) &&
          (unsigned)s->role <= NM_ROLE_RELAY && (unsigned)s->state <= NM_REACH_RELAYED &&
@@ -129,6 +130,7 @@ int nm_status_encode(const nm_status *st, char **out, size_t *outlen) {
     /* Since issue 10, and only when set: older readers ignore unknown attributes. */
     if (s->relay_reason != NM_RELAY_REASON_NONE)
       nm_xml_writer_attr(&w, "relay-reason", nm_relay_reason_name(s->relay_reason));
+    if (s->relay_standby[0]) nm_xml_writer_attr(&w, "relay-standby", s->relay_standby); /* issue 12 */
     if (s->unreached_by[0]) nm_xml_writer_attr(&w, "unreached-by", s->unreached_by);
     if (s->unserved[0]) nm_xml_writer_attr(&w, "unserved", s->unserved);
     if (s->has_last_heartbeat) nm_xml_writer_attr_u64(&w, "last-heartbeat-ms", s->last_heartbeat_ms);
@@ -199,6 +201,7 @@ static int nm__servant_from_xml(xmlNode *n, size_t index, nm_status_servant *s, 
     else if (strcmp(reason, "provisional") == 0) s->relay_reason = NM_RELAY_REASON_PROVISIONAL;
     else return nm_read_field_error(ctx, "relay-reason", reason, err, errlen);
   }
+  NM__CHECK(nm_read_text(n, ctx, "relay-standby", 1, s->relay_standby, sizeof s->relay_standby, err, errlen));
   NM__CHECK(nm_read_text(n, ctx, "unreached-by", 1, s->unreached_by, sizeof s->unreached_by, err,
                          errlen));
   NM__CHECK(nm_read_text(n, ctx, "unserved", 1, s->unserved, sizeof s->unserved, err, errlen));

@@ -65,6 +65,9 @@ typedef struct {
   char relay[NM_ID_LEN + 1];   /* "" unless relayed */
   char relay_name[NM_STATUS_TEXT_MAX + 1];
   nm_relay_reason relay_reason;  /* why it has a relay (none when relay is "") */
+  /* the name of the relay kept for it on standby (relay-standby, since issue 12): every
+   * listed servant reaches it directly, so it pulls from none (relay is ""); "" otherwise */
+  char relay_standby[NM_STATUS_TEXT_MAX + 1];
   /* Space-separated names (free text like a name): the servants that cannot reach it (their
    * complaints counted), and of those the ones no relay serves it for (a pair left
    * unserved: their lines do not reach it). "" when none. */

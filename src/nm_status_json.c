@@ -58,6 +58,7 @@ static json_t *nm__servant(const nm_status *st, const nm_status_servant *s) {
   json_object_set_new(o, "relay_reason",
                       s->relay[0] && s->relay_reason ? json_string(nm_relay_reason_name(s->relay_reason))
                                                      : json_null());
+  json_object_set_new(o, "relay_standby", nm__str_or_null(s->relay_standby));
   json_object_set_new(o, "unreached_by", nm__names(s->unreached_by));
   json_object_set_new(o, "unserved", nm__names(s->unserved));
   json_object_set_new(o, "last_heartbeat_ms",

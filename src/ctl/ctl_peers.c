@@ -82,6 +82,13 @@ static void nmctl__path(const nm_status *st, const nm_status_servant *publisher,
     p->reason = nmctl__judged(receiver) ? NM_RELAY_REASON_SUSPICIOUS : receiver->relay_reason;
     return;
   }
+  if (!receiver->relay[0] && receiver->relay_standby[0]) {
+    /* Its every servant reaches it over a punched connection (the manager cannot see at
+     * which endpoints): its relay is on standby. */
+    p->kind = NMCTL_PATH_DIRECT;
+    p->note = "punched: its relay on standby";
+    return;
+  }
   if (nmctl__judged(receiver)) {
     p->kind = NMCTL_PATH_LOST;
     p->note = "judged unreachable, no relay yet";
@@ -141,7 +148,9 @@ static void nmctl__path_text(const nmctl_peers *pv, const nmctl_path *p, char *b
   switch (p->kind) {
   case NMCTL_PATH_DIRECT:
     nmctl_format_addr(a, sizeof a, p->ip, p->port);
-    if (p->mapping != NM_MAPPING_NONE)
+    if (p->note)
+      snprintf(buf, len, "direct (%s)", p->note);
+    else if (p->mapping != NM_MAPPING_NONE)
       snprintf(buf, len, "direct to %s (mapped by %s)", a, nm_mapping_name(p->mapping));
     else
       snprintf(buf, len, "direct to %s (observed)", a);
@@ -163,7 +172,11 @@ static void nmctl__why(FILE *out, const nmctl_peers *pv, const char *name) {
   const nm_status_servant *s = pv->self;
   char relay[NM_STATUS_TEXT_MAX + 1] = "", age[32], who[NM_STATUS_TEXT_MAX + 1];
   if (s->relay[0]) nmctl__name_of(st, s->relay, relay, sizeof relay);
-  if (nmctl__judged(s) || s->relay_reason == NM_RELAY_REASON_SUSPICIOUS)
+  if (!s->relay[0] && s->relay_standby[0]) nmctl_sanitize(relay, sizeof relay, s->relay_standby);
+  if (!s->relay[0] && s->relay_standby[0])
+    fprintf(out, "why %s pulls from no relay: every servant reaches it directly (punched), so its relay %s is on standby: the slot is free, and it pulls again at once when a direct path fails\n",
+            name, relay);
+  else if (nmctl__judged(s) || s->relay_reason == NM_RELAY_REASON_SUSPICIOUS)
     fprintf(out, "why %s %s: judged unreachable (suspicious) by a quorum of reporters; every line reaches it through its relay\n",
             name, s->relay[0] ? "pulls from a relay" : "waits for a relay");
   else if (s->relay[0] && s->relay_reason == NM_RELAY_REASON_PAIR)
@@ -205,6 +218,10 @@ int nmctl_render_peers(FILE *out, const nmctl_peers *pv) {
   if (s->relay[0])
     fprintf(out, "; pulls from relay %s (%s)\n", nmctl__name_of(pv->st, s->relay, relay, sizeof relay),
             nmctl__reason_text(nmctl__judged(s) ? NM_RELAY_REASON_SUSPICIOUS : s->relay_reason));
+  else if (s->relay_standby[0]) {
+    nmctl_sanitize(relay, sizeof relay, s->relay_standby);
+    fprintf(out, "; pulls from no relay (relay %s on standby)\n", relay);
+  }
   else
     fprintf(out, "; pulls from no relay\n");
   /* Column heads name the servant: "ALICE GETS ITS LINES". */
@@ -249,11 +266,13 @@ static json_t *nmctl__path_json(const nmctl_peers *pv, const nmctl_path *p) {
   if (!o) return NULL;
   json_object_set_new(o, "path", json_string(nmctl_path_kind_name(p->kind)));
   int direct = p->kind == NMCTL_PATH_DIRECT;
+  int punched = direct && p->note; /* its relay on standby: endpoints the manager cannot see */
   int relayed = p->kind == NMCTL_PATH_RELAY || p->kind == NMCTL_PATH_PULL;
-  json_object_set_new(o, "ip", direct ? nmctl__str_or_null(p->ip) : json_null());
-  json_object_set_new(o, "port", direct ? json_integer(p->port) : json_null());
-  json_object_set_new(o, "address_kind",
-                      direct ? json_string(p->mapping != NM_MAPPING_NONE ? "mapped" : "observed") : json_null());
+  json_object_set_new(o, "ip", direct && !punched ? nmctl__str_or_null(p->ip) : json_null());
+  json_object_set_new(o, "port", direct && !punched ? json_integer(p->port) : json_null());
+  json_object_set_new(o, "address_kind", punched  ? json_string("punched")
+                                         : direct ? json_string(p->mapping != NM_MAPPING_NONE ? "mapped" : "observed")
+                                                  : json_null());
   json_object_set_new(o, "mapping", direct ? json_string(nm_mapping_name(p->mapping)) : json_null());
   json_object_set_new(o, "relay", relayed ? json_string(p->relay) : json_null());
   const nm_status_servant *r = relayed ? nm_status_find(pv->st, p->relay) : NULL;

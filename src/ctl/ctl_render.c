@@ -66,6 +66,11 @@ static void nmctl__row_cells(const nm_status_servant *s, nmctl__cell *cells) {
     snprintf(cells[6], sizeof cells[6], "%s (provisional)", relay);
   else if (!s->relay[0] && s->unserved[0])
     snprintf(cells[6], sizeof cells[6], "NONE (pair unserved)");
+  else if (!s->relay[0] && s->relay_standby[0]) {
+    /* Every servant reaches it directly: it pulls from none, its relay is kept for it. */
+    nmctl_sanitize(relay, sizeof relay, s->relay_standby);
+    snprintf(cells[6], sizeof cells[6], "%s (standby)", relay);
+  }
   else
     snprintf(cells[6], sizeof cells[6], "%s", relay);
   nmctl_format_age(cells[7], sizeof cells[7], s->has_last_heartbeat, s->last_heartbeat_ms);

@@ -140,6 +140,12 @@ typedef struct mgr_session {
    * provisional_ms; ends with a mapping, a verdict, or a complaint window without one. */
   int provisional;
   uint64_t provisional_ms;
+  /* its relay on standby (relays.c, mgr_relay_on_direct): every listed servant reaches it
+   * directly, so it does not pull; relay_id and relay_token are kept for it (relay_id "" if
+   * that relay left meanwhile) but its relay does not serve it and counts the slot free.
+   * standby_ms: when it last went on or came back from standby. */
+  int standby;
+  uint64_t standby_ms;
   /* complaints others made about this servant (complaints.c) */
   mgr_complaints complaints;
   /* relay duty: how many clients it will serve, from its hello; how many it has is

@@ -78,7 +78,7 @@ void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {
   }
   p->state = s->reach;
   p->mapping = s->mapping;
-  strcpy(p->relay, s->relay_id);
+  strcpy(p->relay, s->standby ? "" : s->relay_id); /* on standby it pulls from none */
   memcpy(p->key, s->key, sizeof p->key); /* what its peers pin and verify its lines with */
   p->ncands = mgr_session_cands(s, p->cands);
 }

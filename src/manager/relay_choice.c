@@ -14,6 +14,13 @@ static int mgr__relay_better(const mgr_relay_candidate *a, const mgr_relay_candi
   return a->connected_ms > b->connected_ms;
 }
 
+mgr_standby_step mgr_standby_decide(const mgr_standby_input *in) {
+  if (in->standby) return in->all_direct ? MGR_STANDBY_KEEP : MGR_STANDBY_LEAVE;
+  if (!in->all_direct || !in->has_relay) return MGR_STANDBY_KEEP;
+  if (in->since_ms && in->now_ms - in->since_ms < in->hold_ms) return MGR_STANDBY_KEEP;
+  return MGR_STANDBY_ENTER;
+}
+
 int mgr_relay_choose(const mgr_relay_candidate *c, size_t n) {
   int best = -1;
   for (size_t i = 0; i < n; i++) {

@@ -35,4 +35,25 @@ int mgr_relay_can_serve(const mgr_relay_candidate *c);
 /* The index of the chosen candidate among c[0..n), or -1 when none can serve. */
 int mgr_relay_choose(const mgr_relay_candidate *c, size_t n);
 
+/* Standby (docs/protocol.md, "Standby"): what a client's heartbeat changes. */
+typedef enum {
+  MGR_STANDBY_KEEP = 0, /* nothing changes */
+  MGR_STANDBY_ENTER,    /* its relay goes on standby: the slot is freed, relay and token kept */
+  MGR_STANDBY_LEAVE,    /* it pulls again, at once */
+} mgr_standby_step;
+
+typedef struct {
+  int has_relay;      /* a relay is kept for it (pulling, or on standby) */
+  int standby;        /* its relay is on standby now */
+  int all_direct;     /* its heartbeat said direct="all" */
+  uint64_t since_ms;  /* when it last went on or came back from standby (0: never) */
+  uint64_t now_ms;
+  uint64_t hold_ms;   /* a heartbeat interval */
+} mgr_standby_input;
+
+/* Leave standby as soon as it stops saying all_direct; enter it when it says so while
+ * pulling, but no sooner than hold_ms after it last came back (a path that flaps costs its
+ * relay one relay-serve per interval at most). With no relay there is nothing to keep. */
+mgr_standby_step mgr_standby_decide(const mgr_standby_input *in);
+
 #endif

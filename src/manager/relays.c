@@ -12,10 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Whether c pulls from the relay with id (a client on standby holds no slot). */
+static int mgr__pulls_from(const mgr_session *c, const char *id) {
+  return mgr_session_listed(c) && !c->standby && c->relay_id[0] && strcmp(c->relay_id, id) == 0;
+}
+
 unsigned mgr_relay_clients(manager *m, const mgr_session *r) {
   unsigned n = 0;
-  for (mgr_session *c = m->sessions; c; c = c->next)
-    if (mgr_session_listed(c) && strcmp(c->relay_id, r->id) == 0) n++;
+  for (mgr_session *c = m->sessions; c; c = c->next) n += mgr__pulls_from(c, r->id);
   return n;
 }
 
@@ -74,7 +78,7 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
   }
   /* Client counts from the assignments, in one pass over the (few) relayed servants. */
   for (mgr_session *c = m->sessions; c; c = c->next) {
-    if (!mgr_session_listed(c) || !c->relay_id[0] || c == s) continue;
+    if (!mgr_session_listed(c) || !c->relay_id[0] || c->standby || c == s) continue;
     for (size_t i = 0; i < n; i++)
       if (strcmp(who[i]->id, c->relay_id) == 0) {
         cands[i].clients++;
@@ -100,9 +104,9 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
    * a provisional client stays direct until a verdict (provisional.h). */
   if (!pair && !s->provisional) s->reach = NM_REACH_RELAYED;
   m->stats.relay_assignments++;
-  nm_log_info("relay: %s pulls from %s %s (%u of %u clients%s)", s->name, nm_role_name(relay->role),
+  nm_log_info("relay: %s pulls from %s %s (%u of %u clients%s%s)", s->name, nm_role_name(relay->role),
               relay->name, clients + 1, relay->max_clients,
-              pair ? ", pair path" : s->provisional ? ", provisional" : "");
+              pair ? ", pair path" : s->provisional ? ", provisional" : "", s->standby ? ", on standby" : "");
   return 0;
 }
 
@@ -113,7 +117,7 @@ void mgr_relay_send_serve(manager *m, mgr_session *relay) {
   msg->type = NM_MSG_RELAY_SERVE;
   nm_msg_relay_serve *serve = &msg->u.relay_serve;
   for (mgr_session *c = m->sessions; c; c = c->next) {
-    if (!mgr_session_listed(c) || strcmp(c->relay_id, relay->id) != 0) continue;
+    if (!mgr__pulls_from(c, relay->id)) continue;
     /* Never reached: a relay takes at most max-clients (<= NM_RELAY_CLIENTS_MAX) clients. */
     if (serve->count == NM_RELAY_CLIENTS_MAX) break;
     nm_relay_client *cl = &serve->clients[serve->count++];
@@ -128,10 +132,11 @@ void mgr_relay_send_serve(manager *m, mgr_session *relay) {
 
 void mgr_relay_send_assign(manager *m, mgr_session *client) {
   if (client->state != MGR_SESSION_REGISTERED) return;
-  mgr_session *relay = client->relay_id[0] ? mgr_find_listed(m, client->relay_id) : NULL;
+  mgr_session *relay = client->relay_id[0] && !client->standby ? mgr_find_listed(m, client->relay_id) : NULL;
   nm_msg msg = {.type = NM_MSG_RELAY_ASSIGN};
   nm_msg_relay_assign *a = &msg.u.relay_assign;
   a->release = relay == NULL;
+  a->standby = client->standby; /* pull no more for now: its relay is kept for it */
   if (relay) {
     nm_peer p;
     mgr_session_to_peer(relay, &p);
@@ -174,11 +179,13 @@ void mgr_relay_client(manager *m, mgr_session *s) {
 }
 
 void mgr_relay_unlink(manager *m, mgr_session *s) {
+  int standby = s->standby;
+  s->standby = 0; /* no relay to keep */
   if (!s->relay_id[0]) return;
   mgr_session *relay = mgr_find_listed(m, s->relay_id);
   s->relay_id[0] = 0;
   s->relay_token[0] = 0;
-  if (relay) mgr_relay_send_serve(m, relay);
+  if (relay && !standby) mgr_relay_send_serve(m, relay);
 }
 
 /* "alice bob" (at most 8 names, then "+N"): the registered servants whose ids are in ids. */
@@ -272,6 +279,17 @@ void mgr_relay_pair_release(manager *m, mgr_session *s, const char *why) {
 void mgr_relays_reassign_clients_of(manager *m, const mgr_session *relay) {
   for (mgr_session *c = m->sessions; c; c = c->next) {
     if (!mgr_session_listed(c) || strcmp(c->relay_id, relay->id) != 0) continue;
+    if (c->standby) {
+      /* It pulls from nobody now: another relay is kept for it, or none (then one is
+       * picked when it asks); it hears nothing of it until then. */
+      c->relay_id[0] = 0;
+      c->relay_token[0] = 0;
+      if (c->state != MGR_SESSION_REGISTERED || mgr_relay_pick(m, c, NULL, NULL) < 0) continue;
+      mgr_session *now = mgr_find_listed(m, c->relay_id);
+      nm_log_info("relay: %s lost its relay %s while on standby; %s is kept for it instead", c->name,
+                  relay->name, now ? now->name : c->relay_id);
+      continue;
+    }
     /* Operators (and netsim scenarios) follow a failover by this line: name both. */
     nm_log_info("relay: %s lost its relay %s; reassigning", c->name, relay->name);
     c->relay_id[0] = 0;
@@ -299,20 +317,92 @@ void mgr_relays_readdress(manager *m, mgr_session *relay) {
     if (mgr_session_listed(c) && strcmp(c->relay_id, relay->id) == 0) mgr__new_token(c);
   mgr_relay_send_serve(m, relay);
   for (mgr_session *c = m->sessions; c; c = c->next)
-    if (mgr_session_listed(c) && strcmp(c->relay_id, relay->id) == 0) mgr_relay_send_assign(m, c);
+    if (mgr__pulls_from(c, relay->id)) mgr_relay_send_assign(m, c);
 }
 
 void mgr_relays_serve_waiting(manager *m) {
   /* Pairs first: each has its own exclusions, so one left unserved says nothing about the
    * next. */
   for (mgr_session *c = m->sessions; c; c = c->next)
-    if (c->state == MGR_SESSION_REGISTERED && mgr__pair_client(c) && !c->relay_id[0]) mgr__pair_serve(m, c);
+    if (c->state == MGR_SESSION_REGISTERED && mgr__pair_client(c) && !c->relay_id[0] && !c->standby)
+      mgr__pair_serve(m, c);
   for (mgr_session *c = m->sessions; c; c = c->next) {
-    if (c->state != MGR_SESSION_REGISTERED || c->reach != NM_REACH_SUSPICIOUS || c->relay_id[0]) continue;
+    if (c->state != MGR_SESSION_REGISTERED || c->reach != NM_REACH_SUSPICIOUS || c->relay_id[0] || c->standby)
+      continue;
     /* A waiting servant is never a candidate itself, so when one finds no relay, none of
      * the others would. */
     if (mgr_relay_pick(m, c, NULL, NULL) < 0) break;
     mgr_relay_announce(m, c);
     mgr_publish_upsert(m, c);
+  }
+}
+
+/* ---- standby (docs/protocol.md, "Standby") ---------------------------------------------- */
+
+/* s's every listed servant reaches it directly: its relay stops serving it (the slot is
+ * free) and keeps its place; s is told first, so it closes its pull before the relay drops
+ * it. */
+static void mgr__standby(manager *m, mgr_session *s) {
+  mgr_session *relay = mgr_find_listed(m, s->relay_id);
+  s->standby = 1;
+  s->standby_ms = mgr_now_ms(m);
+  /* A servant says it as often as it likes (within the hold below): rate-limited. */
+  nm_log_ratelimited(&m->log_reports, NM_LOG_INFO,
+                     "relay: %s's relay %s on standby: every listed servant reaches it directly (punched); the "
+                     "slot is free, relay and token kept for it",
+                     s->name, relay ? relay->name : s->relay_id);
+  mgr_relay_send_assign(m, s); /* standby: pull no more for now */
+  if (relay) mgr_relay_send_serve(m, relay); /* without s */
+  mgr_publish_upsert(m, s);                  /* its entry names no relay while it pulls from none */
+}
+
+/* s asks for its relay again: the one kept for it, with the same token, when it can still
+ * serve it (room, reachable, not complained about), else another as for any assignment. */
+static void mgr__resume(manager *m, mgr_session *s) {
+  char old_id[NM_ID_LEN + 1], old_token[MGR_TOKEN_LEN + 1];
+  memcpy(old_id, s->relay_id, sizeof old_id);
+  memcpy(old_token, s->relay_token, sizeof old_token);
+  s->standby = 0;
+  s->standby_ms = mgr_now_ms(m);
+  s->relay_id[0] = 0;
+  s->relay_token[0] = 0;
+  if (mgr_relay_pick(m, s, old_id[0] ? old_id : NULL, old_id[0] ? old_token : NULL) == 0) {
+    mgr_session *relay = mgr_find_listed(m, s->relay_id);
+    int same = strcmp(old_id, s->relay_id) == 0 && strcmp(old_token, s->relay_token) == 0;
+    nm_log_ratelimited(&m->log_reports, NM_LOG_INFO, "relay: %s's relay %s back from standby (%s): a direct path failed",
+                       s->name, relay ? relay->name : s->relay_id,
+                       same ? "same relay, same token" : "another relay: the one kept cannot serve it now");
+    mgr_relay_announce(m, s);
+    mgr_publish_upsert(m, s);
+    return;
+  }
+  /* Nobody can serve it now: as any servant waiting for a relay. */
+  if (s->provisional) {
+    s->provisional = 0; /* the complaints decide */
+  } else if (!mgr__pair_client(s)) {
+    s->reach = NM_REACH_SUSPICIOUS; /* mgr_relays_serve_waiting serves it when one can */
+  }
+  nm_log_ratelimited(&m->log_unserved, NM_LOG_WARN,
+                     "relay: %s needs its relay again (a direct path failed) but no relay can serve it now: it "
+                     "waits for one",
+                     s->name);
+  mgr_relay_send_assign(m, s);
+  mgr_publish_upsert(m, s);
+}
+
+void mgr_relay_on_direct(manager *m, mgr_session *s, int all) {
+  if (s->state != MGR_SESSION_REGISTERED) return;
+  /* Back from standby less than a heartbeat interval ago: not again yet (the next heartbeat
+   * says it again). */
+  mgr_standby_input in = {.has_relay = s->relay_id[0] != 0 || s->standby,
+                          .standby = s->standby,
+                          .all_direct = all,
+                          .since_ms = s->standby_ms,
+                          .now_ms = mgr_now_ms(m),
+                          .hold_ms = (uint64_t)m->cfg.heartbeat_s * 1000};
+  switch (mgr_standby_decide(&in)) {
+  case MGR_STANDBY_ENTER: mgr__standby(m, s); break;
+  case MGR_STANDBY_LEAVE: mgr__resume(m, s); break;
+  case MGR_STANDBY_KEEP: break;
   }
 }

@@ -62,6 +62,17 @@ void mgr_relay_pair(manager *m, mgr_session *s);
  * more. The caller publishes the change. */
 void mgr_relay_pair_release(manager *m, mgr_session *s, const char *why);
 
+/* ---- standby (docs/protocol.md, "Standby") ---------------------------------------------- */
+
+/* s's heartbeat said whether every listed servant reaches it directly (all). With all, a
+ * client of a relay goes on standby: it is told to pull no more for now (relay-assign
+ * standby="yes"), its relay's relay-serve no longer names it (the slot counts free) and its
+ * list entry names no relay, but relay_id and its token are kept. Without, a client on
+ * standby is served again at once: by the relay kept for it with the same token when that
+ * relay can, else by another. A client back from standby goes on standby again no sooner
+ * than a heartbeat interval later. */
+void mgr_relay_on_direct(manager *m, mgr_session *s, int all);
+
 #define MGR_PAIR_NAMES_MAX 8 /* names listed in a pair's log lines and status attributes */
 #define MGR_PAIR_NAMES_LEN (MGR_PAIR_NAMES_MAX * (NM_NAME_MAX + 1) + 24)
 /* The names of the servants that cannot reach s (reporters at the threshold), "alice bob",

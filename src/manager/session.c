@@ -347,6 +347,8 @@ static int mgr__on_heartbeat(void *session, const nm_msg *msg) {
   nm_msg ack = {.type = NM_MSG_HEARTBEAT_ACK};
   ack.u.heartbeat_ack.version = s->mgr->list.version;
   nm_msg_send(&s->conn, &ack);
+  /* Whether every listed servant reaches it directly: its relay on standby, or back. */
+  mgr_relay_on_direct(s->mgr, s, msg->u.heartbeat.direct_all);
   return 0;
 }
 

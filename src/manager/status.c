@@ -71,7 +71,7 @@ static void mgr__status_complaints(manager *m, const mgr_session *s, nm_status_s
 }
 
 static nm_relay_reason mgr__relay_reason(const mgr_session *s) {
-  if (!s->relay_id[0]) return NM_RELAY_REASON_NONE;
+  if (!s->relay_id[0] || s->standby) return NM_RELAY_REASON_NONE;
   if (s->reach == NM_REACH_RELAYED || s->reach == NM_REACH_SUSPICIOUS) return NM_RELAY_REASON_SUSPICIOUS;
   if (s->provisional) return NM_RELAY_REASON_PROVISIONAL;
   return s->pair ? NM_RELAY_REASON_PAIR : NM_RELAY_REASON_NONE;
@@ -103,12 +103,17 @@ static int mgr__status_fill(manager *m, nm_status *st) {
     e->mapping = p.mapping;
     snprintf(e->ext_ip, sizeof e->ext_ip, "%s", s->ext_ip);
     e->ext_port = s->ext_port;
-    memcpy(e->relay, s->relay_id, sizeof e->relay);
-    snprintf(e->relay_name, sizeof e->relay_name, "%s", mgr__name_of(m, s->relay_id));
+    if (s->standby) {
+      /* It pulls from none: the relay kept for it is named apart. */
+      if (s->relay_id[0]) snprintf(e->relay_standby, sizeof e->relay_standby, "%s", mgr__name_of(m, s->relay_id));
+    } else {
+      memcpy(e->relay, s->relay_id, sizeof e->relay);
+      snprintf(e->relay_name, sizeof e->relay_name, "%s", mgr__name_of(m, s->relay_id));
+    }
     e->relay_reason = mgr__relay_reason(s);
     mgr__status_names(m, s, e->unreached_by, sizeof e->unreached_by, &budget);
     /* A pair no relay serves: those reporters' lines do not reach it. Loud, never silent. */
-    if (s->pair && !s->relay_id[0] && (s->reach == NM_REACH_DIRECT || s->reach == NM_REACH_MAPPED))
+    if (s->pair && !s->relay_id[0] && !s->standby && (s->reach == NM_REACH_DIRECT || s->reach == NM_REACH_MAPPED))
       snprintf(e->unserved, sizeof e->unserved, "%s", e->unreached_by[0] ? e->unreached_by : "?");
     e->last_heartbeat_ms = now - s->last_heard_ms;
     e->has_last_heartbeat = 1;

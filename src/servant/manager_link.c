@@ -129,8 +129,17 @@ static void sv__mgr_heartbeat(uv_timer_t *t) {
   }
   nm_msg m = {.type = NM_MSG_HEARTBEAT};
   m.u.heartbeat.version = l->list_version;
+  m.u.heartbeat.direct_all = sv_pull_direct_all(sv); /* our relay on standby, or back */
   sv__mgr_send(sv, &m);
   sv__mgr_report_load(sv);
+}
+
+void sv_manager_report_direct(servant *sv) {
+  if (sv->mgr.state != SV_MGR_REGISTERED) return;
+  nm_msg m = {.type = NM_MSG_HEARTBEAT};
+  m.u.heartbeat.version = sv->mgr.list_version;
+  m.u.heartbeat.direct_all = sv_pull_direct_all(sv);
+  sv__mgr_send(sv, &m);
 }
 
 /* listening: our port, and (unless --no-local-addresses) our interface addresses, where

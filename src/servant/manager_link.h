@@ -64,5 +64,8 @@ nm_reach_state sv_manager_reach(servant *sv);
 /* Messages up to the manager; dropped while there is no session. */
 void sv_manager_complain(servant *sv, const char *accused, nm_complaint_reason why);
 void sv_manager_report_mapping(servant *sv, const nm_msg_mapping *m);
+/* A heartbeat now, out of turn: whether every listed servant reaches us directly changed
+ * (pull.c decides; every heartbeat carries it too). */
+void sv_manager_report_direct(servant *sv);
 
 #endif

@@ -531,9 +531,13 @@ static void sv__peer_upsert(servant *sv, const nm_peer *info) {
  * checked against the record as it now stands (key, ban). */
 void sv_peers_upsert(servant *sv, const nm_peer *info) {
   if (strcmp(info->id, sv->id) == 0) return; /* ourselves */
-  sv__peer_upsert(sv, info);
   sv_peer *p = sv_peer_find(sv, info->id);
+  int fresh = !p || !p->listed;
+  sv__peer_upsert(sv, info);
+  p = sv_peer_find(sv, info->id);
   if (!p) return; /* out of memory */
+  /* A servant we now list may not reach us directly: our relay may be needed again. */
+  if (fresh) sv_pull_direct_update(sv);
   sv_inbound_listed(sv, p);
   sv_chat_listed(sv, p->info.id);
 }
@@ -545,6 +549,7 @@ void sv_peers_remove(servant *sv, const char *id, const char *reason) {
     *pp = p->next;
     nm_log_info("peer left: %s (%s)", p->info.name, reason);
     sv__peer_free(sv, p, "it left the overlay");
+    sv_pull_direct_update(sv); /* it may have been the last not reaching us directly */
     return;
   }
 }
@@ -799,6 +804,18 @@ void sv_peers_direct(servant *sv, char (*ids)[NM_ID_LEN + 1], size_t max, size_t
   for (sv_peer *p = sv->peers.head; p && *count < max; p = p->next)
     if (p->listed && p->out && p->out->punched && p->out->punch_state == 1)
       memcpy(ids[(*count)++], p->info.id, sizeof ids[0]);
+}
+
+int sv_peers_all_direct(servant *sv) {
+  size_t direct = 0;
+  for (sv_peer *p = sv->peers.head; p; p = p->next) {
+    if (!p->listed || p->banned || p->info.role == NM_ROLE_RELAY) continue;
+    if (!p->out || !p->out->punched || p->out->punch_state != 1) return 0;
+    direct++;
+  }
+  /* Alone (a newcomer whose peers are still joining): the relay is what will bring the
+   * first lines of whoever comes, so it is not "all direct". */
+  return direct > 0;
 }
 
 size_t sv_peers_print(servant *sv, FILE *out) {

@@ -126,5 +126,9 @@ size_t sv_peers_print(servant *sv, FILE *out);
 /* The ids of listed peers whose lines reach us directly both ways: a punched connection
  * whose peer-hello came. Writes at most max into ids, in table order; *count how many. */
 void sv_peers_direct(servant *sv, char (*ids)[NM_ID_LEN + 1], size_t max, size_t *count);
+/* Whether every listed servant whose lines we take (not banned) reaches us directly over a
+ * punched connection (dedicated relays publish nothing: not counted), and there is at least
+ * one. pull.c: our relay on standby. */
+int sv_peers_all_direct(servant *sv);
 
 #endif

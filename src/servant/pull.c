@@ -4,6 +4,8 @@
  * on loss we reconnect with backoff. */
 #include "pull.h"
 #include "chat.h"
+#include "manager_link.h"
+#include "peers.h"
 #include "servant.h"
 #include "nm_addr.h"
 #include "nm_error.h"
@@ -16,6 +18,8 @@
 /* A lost relay connection is retried at once, then after 0.25 s doubling to 4 s. */
 #define SV_PULL_BACKOFF_FIRST_MS 250
 #define SV_PULL_BACKOFF_MAX_MS 4000
+
+static void sv__pull_tell_relay(servant *sv);
 
 /* A relay forwards the lines of others: each is verified with its origin's listed key
  * (chat.c), so a relay can drop lines but never forge or alter one. */
@@ -74,10 +78,28 @@ static void sv__pull_connected(nm_conn *c, int status) {
   nm_log_info("pulling from relay %s at %s", sv->pull.name, nm_addr_str(sv->pull.ip, sv->pull.port, a));
   /* A new pull forwards everything again: say at once what reaches us directly. */
   sv->pull.ndirect = 0;
-  sv_pull_direct_update(sv);
+  sv__pull_tell_relay(sv);
 }
 
-void sv_pull_direct_update(servant *sv) {
+int sv_pull_direct_all(servant *sv) {
+  return (sv->pull.assigned || sv->pull.standby) && sv_peers_all_direct(sv);
+}
+
+/* The manager hears at once when we stop or start needing our relay. */
+static void sv__pull_tell_manager(servant *sv) {
+  sv_pull *p = &sv->pull;
+  int all = sv_pull_direct_all(sv);
+  if (all == p->told_all) return;
+  p->told_all = all;
+  if (!all && p->standby)
+    nm_log_ratelimited(&p->standby_log, NM_LOG_INFO,
+                       "a direct path failed: asking the manager for our relay again (relay %s on standby)",
+                       p->name);
+  sv_manager_report_direct(sv);
+}
+
+/* Tells the relay the origins that reach us directly, when that set changed. */
+static void sv__pull_tell_relay(servant *sv) {
   sv_pull *p = &sv->pull;
   if (!p->conn || !p->ready) return;
   nm_msg m = {.type = NM_MSG_DIRECT};
@@ -90,6 +112,11 @@ void sv_pull_direct_update(servant *sv) {
   memcpy(p->direct, m.u.direct.ids, p->ndirect * sizeof p->direct[0]);
   nm_log_info("relay %s told: %zu peer%s reach us directly (punched), their lines come no more through it",
               p->name, p->ndirect, p->ndirect == 1 ? "" : "s");
+}
+
+void sv_pull_direct_update(servant *sv) {
+  sv__pull_tell_relay(sv);
+  sv__pull_tell_manager(sv);
 }
 
 static void sv__pull_connect(servant *sv) {
@@ -139,12 +166,30 @@ static void sv__pull_say_why(const sv_pull *p, int kept) {
 
 void sv_pull_on_assign(servant *sv, const nm_msg_relay_assign *a) {
   sv_pull *p = &sv->pull;
-  if (a->release) {
-    if (p->assigned) nm_log_info("relay released: peers can reach us directly");
+  if (!p->standby_log.kind) p->standby_log = (nm_log_rate)NM_LOG_RATE_INIT("relay standby changes", 2);
+  if (a->release && a->standby) {
+    /* Every listed servant reaches us directly: the manager freed our relay's slot and
+     * keeps relay and token for us; we ask for them again when a direct path fails. */
+    if (p->assigned)
+      nm_log_ratelimited(&p->standby_log, NM_LOG_INFO,
+                         "relay %s on standby: every peer reaches us directly (punched); we pull again at once if "
+                         "a direct path fails",
+                         p->name);
+    if (p->assigned || p->standby) p->standby = 1;
     p->assigned = 0;
-    sv__pull_drop(sv, "relay released");
+    sv__pull_drop(sv, "relay on standby");
+    sv__pull_tell_manager(sv); /* if a path failed meanwhile, the manager hears it now */
     return;
   }
+  if (a->release) {
+    if (p->assigned || p->standby) nm_log_info("relay released: peers can reach us directly");
+    p->assigned = 0;
+    p->standby = 0;
+    sv__pull_drop(sv, "relay released");
+    sv__pull_tell_manager(sv);
+    return;
+  }
+  p->standby = 0; /* an assignment: pull (from the relay kept on standby, or another) */
   nm_fingerprint fp;
   nm_fingerprint_of_pubkey(a->key, &fp);
   if (p->assigned && strcmp(p->id, a->relay) == 0 && strcmp(p->token, a->token) == 0 && nm_fingerprint_equal(&p->fp, &fp)) {
@@ -170,6 +215,7 @@ void sv_pull_on_assign(servant *sv, const nm_msg_relay_assign *a) {
   p->reason = a->reason;
   sv__pull_say_why(p, 0);
   sv__pull_connect(sv);
+  sv__pull_tell_manager(sv);
 }
 
 void sv_pull_tick(servant *sv) {
@@ -179,12 +225,15 @@ void sv_pull_tick(servant *sv) {
 
 void sv_pull_close(servant *sv) {
   sv->pull.assigned = 0;
+  sv->pull.standby = 0;
   sv__pull_drop(sv, NULL);
 }
 
 const char *sv_pull_describe(servant *sv, char *buf, size_t len) {
   if (sv->pull.assigned)
     snprintf(buf, len, ", pulling from %s%s", sv->pull.name, sv->pull.ready ? "" : " (connecting)");
+  else if (sv->pull.standby)
+    snprintf(buf, len, ", relay %s on standby (every peer reaches us directly)", sv->pull.name);
   else if (buf && len)
     buf[0] = 0;
   return buf;

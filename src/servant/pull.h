@@ -18,6 +18,11 @@ typedef struct servant servant;
 
 typedef struct {
   int assigned; /* has a relay to pull from */
+  /* the manager keeps our relay on standby (relay-assign standby="yes"): every listed servant
+   * reaches us directly, so we do not pull; name still says which relay */
+  int standby;
+  int told_all;          /* what we last told the manager (direct="all" or not) */
+  nm_log_rate standby_log; /* standby and back: as often as paths come and go */
   char id[NM_ID_LEN + 1];
   char name[NM_NAME_MAX + 1];
   char ip[64];
@@ -40,10 +45,16 @@ typedef struct {
 void sv_pull_on_assign(servant *sv, const nm_msg_relay_assign *a);
 void sv_pull_tick(servant *sv);
 void sv_pull_close(servant *sv);
-/* Our punched peers changed (one came up, one went): tell the relay which origins reach us
- * directly, so it forwards us only the others; an origin whose direct path failed has its
- * recent lines sent again. A no-op while not pulling or when nothing changed. */
+/* Our punched peers changed (one came up, one went), or the list did: tell the relay which
+ * origins reach us directly, so it forwards us only the others (an origin whose direct path
+ * failed has its recent lines sent again), and tell the manager at once when whether every
+ * listed servant reaches us directly changed (sv_pull_direct_all: our relay goes on
+ * standby, or comes back). A no-op when nothing changed. */
 void sv_pull_direct_update(servant *sv);
+/* Whether we need no relay now: we pull (or our relay is on standby) and every listed
+ * servant reaches us directly (punched; a dedicated relay publishes nothing and a banned
+ * servant's lines are dropped anyway). What every heartbeat says (direct="all"). */
+int sv_pull_direct_all(servant *sv);
 /* For /peers: ", pulling from NAME" and the like, or "" when not assigned. */
 const char *sv_pull_describe(servant *sv, char *buf, size_t len);
 

@@ -419,6 +419,53 @@ static void test_provisional(void) {
   nm_status_close(&st);
 }
 
+/* Issue 12: a relay on standby (relay-standby="r1", no relay): every servant reaches it
+ * over punched connections. Shown by the table and `peers`; its relay's slot is free. */
+static const char *standby_status =
+    "<status version=\"4\" heartbeat=\"1\" timeout=\"3\" servants=\"3\">"
+    "<servant id=\"00000000000000aa\" name=\"alice\" ip=\"11.0.0.2\" port=\"4001\" state=\"relayed\" "
+    "relay=\"\" relay-name=\"\" relay-standby=\"r1\"/>"
+    "<servant id=\"00000000000000bb\" name=\"bob\" ip=\"11.0.0.3\" port=\"4002\" state=\"relayed\" "
+    "relay=\"\" relay-name=\"\" relay-standby=\"r1\"/>"
+    "<servant id=\"00000000000000ff\" name=\"r1\" role=\"relay\" ip=\"11.0.0.7\" port=\"7000\" "
+    "state=\"direct\" clients=\"0\"/>"
+    "</status>";
+
+static void test_standby(void) {
+  nm_status st;
+  nm_status_init(&st);
+  char err[300];
+  NMT_EQ_INT(nm_status_parse(standby_status, strlen(standby_status), &st, NULL, err, sizeof err), 0);
+  NMT_EQ_STR(st.servants[0].relay_standby, "r1");
+  NMT_EQ_STR(st.servants[2].relay_standby, "");
+  char *out = render(nmctl_render_table, &st);
+  char *alice = strstr(out, "\nalice ");
+  NMT_CHECK(alice && strstr(alice, "relayed") && strstr(alice, "r1 (standby)"));
+  free(out);
+  char *doc;
+  size_t len;
+  NMT_EQ_INT(nm_status_encode(&st, &doc, &len), 0);
+  NMT_HAS(doc, "relay-standby=\"r1\"");
+  free(doc);
+
+  nmctl_peers pv;
+  NMT_EQ_INT(nmctl_peers_build(&st, "alice", &pv), 0);
+  const nmctl_peer_view *v = peer_of(&pv, "bob");
+  /* relayed, but not lost: its lines come over the punched connection */
+  NMT_EQ_INT(v->in.kind, NMCTL_PATH_DIRECT);
+  out = render_peers(&pv);
+  NMT_HAS(out, "pulls from no relay (relay r1 on standby)");
+  NMT_HAS(out, "direct (punched: its relay on standby)");
+  NMT_HAS(out, "why alice pulls from no relay: every servant reaches it directly (punched)");
+  free(out);
+  char *json = NULL;
+  NMT_EQ_INT(nmctl_peers_to_json(&pv, 0, &json), 0);
+  NMT_HAS(json, "\"address_kind\":\"punched\"");
+  free(json);
+  nmctl_peers_free(&pv);
+  nm_status_close(&st);
+}
+
 static void test_age(void) {
   char b[32];
   NMT_EQ_STR(nmctl_format_age(b, sizeof b, 1, 0), "0.0s ago");
@@ -632,6 +679,7 @@ int main(void) {
   NMT_RUN(test_complaints_round_trip);
   NMT_RUN(test_peers);
   NMT_RUN(test_provisional);
+  NMT_RUN(test_standby);
   NMT_RUN(test_age);
   NMT_RUN(test_dot_escaping);
   NMT_RUN(test_xml_render);

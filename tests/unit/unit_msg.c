@@ -240,12 +240,23 @@ static void test_round_trip_manager_link(void) {
   memset(&m, 0, sizeof m);
   m.type = NM_MSG_HEARTBEAT;
   m.u.heartbeat.version = UINT64_MAX;
-  if (round_trip(&m, &d, "<heartbeat version=\"18446744073709551615\"/>") == 0)
+  if (round_trip(&m, &d, "<heartbeat version=\"18446744073709551615\"/>") == 0) {
     NMT_CHECK(d.u.heartbeat.version == UINT64_MAX);
+    NMT_EQ_INT(d.u.heartbeat.direct_all, 0);
+  }
+  /* every listed servant reaches the sender directly: its relay on standby (issue 12) */
+  m.u.heartbeat.version = 7;
+  m.u.heartbeat.direct_all = 1;
+  if (round_trip(&m, &d, "<heartbeat version=\"7\" direct=\"all\"/>") == 0) {
+    NMT_EQ_INT(d.u.heartbeat.version, 7);
+    NMT_EQ_INT(d.u.heartbeat.direct_all, 1);
+  }
   m.type = NM_MSG_HEARTBEAT_ACK;
-  m.u.heartbeat_ack.version = 42;
-  if (round_trip(&m, &d, "<heartbeat-ack version=\"42\"/>") == 0)
+  m.u.heartbeat_ack.version = 42; /* direct_all still set: an ack never carries it */
+  if (round_trip(&m, &d, "<heartbeat-ack version=\"42\"/>") == 0) {
     NMT_EQ_INT(d.u.heartbeat_ack.version, 42);
+    NMT_EQ_INT(d.u.heartbeat_ack.direct_all, 0);
+  }
 
   memset(&m, 0, sizeof m);
   m.type = NM_MSG_MAPPING;
@@ -307,7 +318,16 @@ static void test_round_trip_manager_link(void) {
   }
   memset(&m.u.relay_assign, 0, sizeof m.u.relay_assign);
   m.u.relay_assign.release = 1;
-  if (round_trip(&m, &d, "<relay-assign/>") == 0) NMT_EQ_INT(d.u.relay_assign.release, 1);
+  if (round_trip(&m, &d, "<relay-assign/>") == 0) {
+    NMT_EQ_INT(d.u.relay_assign.release, 1);
+    NMT_EQ_INT(d.u.relay_assign.standby, 0);
+  }
+  /* pull no more for now: the relay is kept on standby (issue 12) */
+  m.u.relay_assign.standby = 1;
+  if (round_trip(&m, &d, "<relay-assign standby=\"yes\"/>") == 0) {
+    NMT_EQ_INT(d.u.relay_assign.release, 1);
+    NMT_EQ_INT(d.u.relay_assign.standby, 1);
+  }
 
   memset(&m, 0, sizeof m);
   m.type = NM_MSG_RELAY_SERVE;
@@ -524,6 +544,7 @@ static void test_round_trip_status(void) {
   s->has_last_heartbeat = 1;
   s->last_heartbeat_ms = 1200;
   s->connected_s = 35;
+  strcpy(s->relay_standby, "r1"); /* its relay on standby (issue 12) */
   s = nm_status_add(&st);
   strcpy(s->id, ID_B);
   strcpy(s->name, "r1");
@@ -553,6 +574,8 @@ static void test_round_trip_status(void) {
     NMT_EQ_INT(g->servants[0].mapping, NM_MAPPING_UPNP);
     NMT_EQ_INT(g->servants[0].has_last_heartbeat, 1);
     NMT_EQ_INT(g->servants[0].last_heartbeat_ms, 1200);
+    NMT_EQ_STR(g->servants[0].relay_standby, "r1");
+    NMT_EQ_STR(g->servants[1].relay_standby, "");
     NMT_EQ_INT(g->servants[1].role, NM_ROLE_RELAY);
     NMT_EQ_INT(g->servants[1].has_last_heartbeat, 0);
     NMT_EQ_INT(g->servants[1].attached, 2);
@@ -784,6 +807,12 @@ static void test_decode_refusals(void) {
   refuse(NM_MSG_HELLO, "<!DOCTYPE hello [<!ENTITY x \"y\">]><hello/>", NM_EXML_HOSTILE, "DOCTYPE");
   /* Optional fields keep their defaults. */
   nm_msg d;
+  /* a heartbeat's direct means "all" only when it says so; anything else is its absence */
+  admit(NM_MSG_HEARTBEAT, "<heartbeat version=\"3\" direct=\"some\"/>", &d);
+  NMT_EQ_INT(d.u.heartbeat.direct_all, 0);
+  admit(NM_MSG_RELAY_ASSIGN, "<relay-assign standby=\"no\"/>", &d);
+  NMT_EQ_INT(d.u.relay_assign.release, 1);
+  NMT_EQ_INT(d.u.relay_assign.standby, 0);
   admit(NM_MSG_HELLO, "<hello id=\"" ID_A "\" name=\"a\" port=\"0\"/>", &d);
   NMT_EQ_INT(d.u.hello.role, NM_ROLE_SERVANT);
   NMT_EQ_INT(d.u.hello.max_clients, 8);

@@ -113,6 +113,37 @@ static void test_pair_exclusions(void) {
   NMT_EQ_INT(mgr_relay_choose(p, 2), 1);
 }
 
+static void test_standby(void) {
+  mgr_standby_input in = {.has_relay = 1, .all_direct = 1, .now_ms = 100000, .hold_ms = 5000};
+  /* pulling, and every servant reaches it directly: standby */
+  NMT_EQ_INT(mgr_standby_decide(&in), MGR_STANDBY_ENTER);
+  /* not every one: it keeps pulling */
+  in.all_direct = 0;
+  NMT_EQ_INT(mgr_standby_decide(&in), MGR_STANDBY_KEEP);
+  /* no relay (never relayed, or released): nothing to put on standby */
+  in.all_direct = 1;
+  in.has_relay = 0;
+  NMT_EQ_INT(mgr_standby_decide(&in), MGR_STANDBY_KEEP);
+  /* on standby: stays while it says all, back at once when it does not, whenever that is */
+  in.has_relay = 1;
+  in.standby = 1;
+  in.since_ms = in.now_ms - 1;
+  NMT_EQ_INT(mgr_standby_decide(&in), MGR_STANDBY_KEEP);
+  in.all_direct = 0;
+  NMT_EQ_INT(mgr_standby_decide(&in), MGR_STANDBY_LEAVE);
+  /* on standby with its relay gone meanwhile (none kept yet): back all the same */
+  in.has_relay = 0;
+  NMT_EQ_INT(mgr_standby_decide(&in), MGR_STANDBY_LEAVE);
+  /* back less than a heartbeat interval ago: not on standby again yet (a flapping path) */
+  in.has_relay = 1;
+  in.standby = 0;
+  in.all_direct = 1;
+  in.since_ms = in.now_ms - 4999;
+  NMT_EQ_INT(mgr_standby_decide(&in), MGR_STANDBY_KEEP);
+  in.since_ms = in.now_ms - 5000;
+  NMT_EQ_INT(mgr_standby_decide(&in), MGR_STANDBY_ENTER);
+}
+
 int main(void) {
   NMT_RUN(test_dedicated_first);
   NMT_RUN(test_fewest_clients);
@@ -120,5 +151,6 @@ int main(void) {
   NMT_RUN(test_skips);
   NMT_RUN(test_pair_exclusions);
   NMT_RUN(test_preferred);
+  NMT_RUN(test_standby);
   return nmt_done();
 }

@@ -99,6 +99,7 @@ static void test_round_trip(void) {
   NMT_EQ_INT(json_integer_value(json_object_get(c, "dial_port")), 7001);
   NMT_CHECK(json_is_null(json_object_get(c, "relay")));
   NMT_CHECK(json_is_null(json_object_get(c, "relay_reason")));
+  NMT_CHECK(json_is_null(json_object_get(c, "relay_standby"))); /* no relay on standby */
   NMT_CHECK(json_is_null(json_object_get(c, "last_heartbeat_ms")));
   NMT_EQ_INT(json_integer_value(json_object_get(c, "bytes_in")), 1ll << 40);
   NMT_EQ_INT(json_integer_value(json_object_get(c, "drops")), 2);
