@@ -44,20 +44,26 @@ typedef struct {
   int me;           /* set only in the copy sent to that servant */
 } nm_peer;
 
+/* The entries in an array (peers[0..count), in no promised order: a removal moves the last
+ * entry into the hole) with a uthash index by id, so find, upsert and remove cost O(1). A
+ * list is not copied by value (the index points into it). */
+typedef struct nm_peer_slot nm_peer_slot;
 typedef struct {
   uint64_t version;
   nm_peer *peers;
   size_t count;
   size_t cap;
+  size_t max;          /* entries it takes at most; 0: NM_PEERS_MAX */
+  nm_peer_slot *index; /* by id: the entry's position in peers */
 } nm_peerlist;
 
 void nm_peerlist_init(nm_peerlist *l);
 void nm_peerlist_close(nm_peerlist *l);
 void nm_peerlist_clear(nm_peerlist *l);
 nm_peer *nm_peerlist_find(nm_peerlist *l, const char *id);
-/* Inserts or replaces the entry with p->id. Returns 0 or -ENOMEM / -ENOSPC. */
+/* Inserts or replaces the entry with p->id. Returns 0 or -ENOMEM / -ENOSPC (max reached). */
 int nm_peerlist_upsert(nm_peerlist *l, const nm_peer *p);
-/* Returns 0 when removed, -ENOENT when absent. */
+/* Returns 0 when removed, -ENOENT when absent. The last entry takes its place. */
 int nm_peerlist_remove(nm_peerlist *l, const char *id);
 
 /* Validation shared by every reader of ids and names from the wire or a config. */

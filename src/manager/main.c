@@ -79,6 +79,7 @@ static void mgr__sweep(uv_timer_t *t) {
   manager *m = t->data;
   mgr__sweep_housekeeping(m);
   mgr_provisional_sweep(m);
+  mgr_index_prune(&m->index);
   mgr__notify_status(m);
   uint64_t now = mgr_now_ms(m);
   uint64_t limit = (uint64_t)m->cfg.timeout_s * 1000;
@@ -445,6 +446,7 @@ int main(int argc, char **argv) {
   m.loop = uv_default_loop();
   m.next_port = cfg->port_first;
   nm_peerlist_init(&m.list);
+  mgr_index_init(&m.index);
   mgr__raise_fd_limit(cfg);
   /* The port first: on a first start, a privileged port is the likelier mistake, and its
    * message says what to do. Nothing is accepted before the loop runs. */
@@ -473,6 +475,7 @@ int main(int argc, char **argv) {
   uv_loop_close(m.loop);
   mgr_metrics_stop(&m);
   nm_peerlist_close(&m.list);
+  mgr_index_close(&m.index);
   nm_addrlimit_close(&m.unauth);
   mgr_admission_close(&m.admission);
   nm_tls_ctx_close(&m.tls);

@@ -11,8 +11,10 @@
 
 #include <stdint.h>
 #include <uv.h>
+#include <uthash.h>
 
 #include "admission.h"
+#include "index.h"
 #include "nm_addrlimit.h"
 #include "nm_config.h"
 #include "nm_conn.h"
@@ -146,7 +148,13 @@ typedef struct mgr_session {
    * counted from the clients' relay_id (mgr_relay_clients), never kept here */
   unsigned max_clients;
   uint64_t load_bytes_in, load_bytes_out, load_drops, load_attached; /* its relay-load */
-  struct mgr_session *prev, *next;
+  struct mgr_session *prev, *next; /* every session, in the manager's list */
+  /* index.h: the table of listed sessions by id, the port it holds there (held_port at
+   * conn.peer_ip, while holds_port), and the relayed and accused lists */
+  UT_hash_handle hh_id;
+  int in_listed, holds_port, in_relayed, in_accused;
+  uint16_t held_port;
+  struct mgr_session *rel_prev, *rel_next, *acc_prev, *acc_next;
 } mgr_session;
 
 struct manager {
@@ -158,6 +166,7 @@ struct manager {
   mgr_config cfg;
   mgr_session *sessions;
   size_t nsessions;
+  mgr_index index; /* listed sessions by id, held ports, counts, relayed and accused (index.h) */
   nm_peerlist list; /* what is published; list.version counts changes */
   unsigned next_port;
   /* verdicts of servants whose session ended without bye, for timeout_s (verdict.h) */

@@ -23,24 +23,11 @@ int mgr_session_listed(const mgr_session *s) {
 }
 
 mgr_session *mgr_find_registered(manager *m, const char *id) {
-  for (mgr_session *s = m->sessions; s; s = s->next)
-    if (s->state == MGR_SESSION_REGISTERED && strcmp(s->id, id) == 0) return s;
-  return NULL;
+  mgr_session *s = mgr_index_find(&m->index, id);
+  return s && s->state == MGR_SESSION_REGISTERED ? s : NULL;
 }
 
-mgr_session *mgr_find_listed(manager *m, const char *id) {
-  for (mgr_session *s = m->sessions; s; s = s->next)
-    if (mgr_session_listed(s) && strcmp(s->id, id) == 0) return s;
-  return NULL;
-}
-
-static int mgr__port_taken(manager *m, const char *ip, uint16_t port) {
-  for (mgr_session *s = m->sessions; s; s = s->next)
-    if (s->port == port && (s->state == MGR_SESSION_WELCOMED || mgr_session_listed(s)) &&
-        strcmp(s->conn.peer_ip, ip) == 0)
-      return 1;
-  return 0;
-}
+mgr_session *mgr_find_listed(manager *m, const char *id) { return mgr_index_find(&m->index, id); }
 
 /* The next port in the range that no servant at the same address uses (the one after the
  * last one handed out, so ports are not reused at once), wrapping around; 0 when the range
@@ -52,7 +39,7 @@ uint16_t mgr_assign_port(manager *m, const char *ip, uint16_t avoid) {
   for (unsigned i = 0; i < span; i++) {
     unsigned p = m->next_port;
     m->next_port = p == m->cfg.port_last ? m->cfg.port_first : p + 1;
-    if (p != avoid && !mgr__port_taken(m, ip, (uint16_t)p)) return (uint16_t)p;
+    if (p != avoid && mgr_index_port_holders(&m->index, ip, (uint16_t)p) == 0) return (uint16_t)p;
   }
   return 0;
 }
@@ -114,6 +101,10 @@ static int mgr__list_upsert(manager *m, mgr_session *s, nm_msg *msg) {
   msg->type = NM_MSG_DELTA;
   nm_msg_delta *d = &msg->u.delta;
   mgr_session_to_peer(s, &d->peer);
+  /* A relay, a suspicious reach or the pair path: relay bookkeeping looks at it now. */
+  if (s->relay_id[0] || s->pair || s->provisional || s->reach == NM_REACH_SUSPICIOUS ||
+      s->reach == NM_REACH_RELAYED)
+    mgr_index_track_relayed(&m->index, s);
   nm_peer *old = nm_peerlist_find(&m->list, s->id);
   if (old && memcmp(old, &d->peer, sizeof d->peer) == 0) return 0;
   if (nm_peerlist_upsert(&m->list, &d->peer) < 0) {

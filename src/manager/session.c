@@ -52,7 +52,10 @@ static void mgr__hand_over(mgr_session *old, mgr_session *s) {
   s->load_bytes_out = old->load_bytes_out;
   s->load_drops = old->load_drops;
   s->load_attached = old->load_attached;
-  s->state = MGR_SESSION_REPLACING;
+  mgr_index_set_state(&old->mgr->index, s, MGR_SESSION_REPLACING);
+  /* What it took over may put it on the relayed and accused lists. */
+  mgr_index_track_relayed(&s->mgr->index, s);
+  if (s->complaints.n) mgr_index_track_accused(&s->mgr->index, s);
   nm_log_info("%s (%s) reconnected: the new session takes its registration over (%s%s%s)", s->name, s->id,
               nm_reach_name(s->reach), s->relay_id[0] ? ", relay " : "", s->relay_id);
 }
@@ -98,7 +101,7 @@ void mgr_session_retire(mgr_session *s, mgr_retire_how how, mgr_session *success
   }
   /* Retired first: from here on no lookup finds s, so nothing below sends to it, counts it
    * as a relay's client or picks it as a relay. */
-  s->state = MGR_SESSION_RETIRED;
+  mgr_index_set_state(&m->index, s, MGR_SESSION_RETIRED);
   if (listed) {
     switch (how) {
     case MGR_RETIRE_REPLACED:
@@ -143,6 +146,7 @@ static void mgr__session_closed(nm_conn *c) {
   if (!s->secure && (c->close_err == NM_ETLS || c->close_err == NM_EKEY || c->close_err == UV_ETIMEDOUT))
     m->stats.tls_failures++;
   mgr_session_retire(s, MGR_RETIRE_CLOSED, NULL);
+  mgr_index_forget(&m->index, s);
   if (s->prev) s->prev->next = s->next;
   else m->sessions = s->next;
   if (s->next) s->next->prev = s->prev;
@@ -177,7 +181,7 @@ static int mgr__welcome(mgr_session *s, uint16_t wanted) {
       return -1;
     }
   }
-  s->port = wanted;
+  mgr_index_set_port(&s->mgr->index, s, wanted);
   mgr__send_welcome(s);
   return 0;
 }
@@ -264,7 +268,7 @@ static int mgr__on_hello(void *session, const nm_msg *msg) {
 
   nm_conn_set_label(&s->conn, "%s %s", nm_role_name(s->role), s->name);
   nm_frame_reader_set_max(&s->conn.reader, NM_FRAME_MAX);
-  s->state = MGR_SESSION_WELCOMED;
+  mgr_index_set_state(&s->mgr->index, s, MGR_SESSION_WELCOMED);
   mgr__take_over(s);
   mgr__welcome(s, port);
   return s->conn.closing;
@@ -287,10 +291,10 @@ static int mgr__on_listening(void *session, const nm_msg *msg) {
     nm_log_ratelimited(&m->log_reports, NM_LOG_INFO, "%s cannot bind port %u; assigning another",
                        s->name, busy);
     s->last_busy = busy;
-    s->port = 0;
+    mgr_index_set_port(&m->index, s, 0);
     return mgr__welcome(s, 0) < 0;
   }
-  s->port = port;
+  mgr_index_set_port(&m->index, s, port);
   /* Its own interface addresses (the decoder checked each is a candidate): published as
    * candidates after the observed one, for peers behind the same router. */
   const nm_msg_listening *l = &msg->u.listening;
@@ -326,7 +330,7 @@ static int mgr__on_listening(void *session, const nm_msg *msg) {
               s->nlocal, s->nlocal == 1 ? "" : "es");
   /* The newcomer gets the whole list (which contains it), then everyone else the delta. */
   if (s->state == MGR_SESSION_WELCOMED) m->stats.joins++;
-  s->state = MGR_SESSION_REGISTERED;
+  mgr_index_set_state(&m->index, s, MGR_SESSION_REGISTERED);
   mgr_publish_join(m, s);
   /* What it needs to carry on: its relay (a servant ignores an assignment it already
    * follows) and, as a relay, its client list; clients of a relay that reconnected from
@@ -378,7 +382,7 @@ static int mgr__on_observe(void *session, const nm_msg *msg) {
   if (nm_addr_family(s->conn.peer_ip) == nm_addr_family(reg->conn.peer_ip))
     return mgr__deny(s, MGR_REFUSED_OBSERVE, -EINVAL, "observe: over the family the registration already uses");
   mgr__authenticated(s);
-  s->state = MGR_SESSION_OBSERVER;
+  mgr_index_set_state(&m->index, s, MGR_SESSION_OBSERVER);
   nm_conn_set_label(&s->conn, "observe from %s", reg->name);
   /* The servant closes it once answered; one that does not is closed for it. */
   nm_conn_deadline(&s->conn, 5000, "observe session left open");
@@ -402,7 +406,7 @@ static int mgr__on_status_request(void *session, const nm_msg *msg) {
   if (s->state == MGR_SESSION_NEW) {
     if (mgr_ctl_sessions(m) >= MGR_CTL_MAX)
       return mgr__deny(s, MGR_REFUSED_CTL_LIMIT, -ENOSPC, "too many natmesh-ctl sessions (at most %d)", MGR_CTL_MAX);
-    s->state = MGR_SESSION_CTL;
+    mgr_index_set_state(&m->index, s, MGR_SESSION_CTL);
     nm_conn_set_label(&s->conn, "ctl");
     mgr__authenticated(s);
   }
@@ -552,19 +556,9 @@ static void mgr__on_secure(nm_conn *c, const nm_fingerprint *fp) {
   nm_conn_deadline(c, MGR_FIRST_FRAME_MS, "nothing said within 5 s of the TLS handshake");
 }
 
-size_t mgr_servant_sessions(const manager *m) {
-  size_t n = 0;
-  for (const mgr_session *s = m->sessions; s; s = s->next)
-    if (s->state == MGR_SESSION_WELCOMED || mgr_session_listed(s)) n++;
-  return n;
-}
+size_t mgr_servant_sessions(const manager *m) { return m->index.servants; }
 
-size_t mgr_ctl_sessions(const manager *m) {
-  size_t n = 0;
-  for (const mgr_session *s = m->sessions; s; s = s->next)
-    if (s->state == MGR_SESSION_CTL) n++;
-  return n;
-}
+size_t mgr_ctl_sessions(const manager *m) { return m->index.ctl; }
 
 int mgr_is_operator(const manager *m, const nm_fingerprint *fp) {
   return nm_fingerprint_equal(fp, nm_identity_fingerprint(&m->identity)) ||
