@@ -27,6 +27,13 @@ typedef struct {
  * before a peer that sends but never reads is dropped. */
 #define NM__TLS_QUEUE_SLACK (64u * 1024u)
 
+/* A shared frame being written on a plaintext conn: the buffer is the nm_sbuf's. */
+typedef struct {
+  uv_write_t req;
+  nm_conn *conn;
+  nm_sbuf *sb;
+} nm__swrite;
+
 static void nm__conn_tls_fail(nm_conn *c, int err, const char *reason);
 static void nm__conn_on_write(uv_write_t *req, int status);
 
@@ -441,6 +448,82 @@ int nm_conn_send(nm_conn *c, uint8_t type, const char *payload, size_t len) {
     return rc;
   }
   c->queued_bytes += total;
+  return 0;
+}
+
+/* Bytes already framed (a shared frame) through TLS into one uv_write, a record's plaintext
+ * at a time. */
+static int nm__conn_tls_send_framed(nm_conn *c, const char *frame, size_t total) {
+  size_t cap = total + NM__TLS_OVERHEAD(total) + nm_tls_session_pending(c->tls);
+  nm__write *w = malloc(sizeof *w + cap);
+  if (!w) return -ENOMEM;
+  w->conn = c;
+  w->len = 0;
+  size_t off = 0;
+  int rc = 0;
+  while (off < total) {
+    size_t piece = total - off < NM__TLS_PIECE ? total - off : NM__TLS_PIECE;
+    rc = nm_tls_session_write(c->tls, frame + off, piece);
+    if (rc < 0) break;
+    off += piece;
+    size_t n = nm_tls_session_pending(c->tls);
+    if (n > cap - w->len) {
+      size_t ncap = w->len + n + NM__TLS_OVERHEAD(total - off);
+      nm__write *nw = realloc(w, sizeof *w + ncap);
+      if (!nw) {
+        rc = -ENOMEM;
+        break;
+      }
+      w = nw;
+      cap = ncap;
+    }
+    w->len += nm_tls_session_take(c->tls, w->data + w->len, n);
+  }
+  if (rc < 0) {
+    free(w);
+    nm_conn_close(c, rc, rc == -ENOMEM ? "out of memory for TLS output" : "TLS write failed");
+    return rc;
+  }
+  uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
+  rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, nm__conn_on_write);
+  if (rc < 0) {
+    free(w);
+    nm_conn_close(c, rc, "write failed");
+    return rc;
+  }
+  c->queued_bytes += w->len;
+  return 0;
+}
+
+static void nm__conn_on_swrite(uv_write_t *req, int status) {
+  nm__swrite *w = (nm__swrite *)req;
+  w->conn->queued_bytes -= w->sb->len;
+  if (status < 0 && status != UV_ECANCELED && !w->conn->closing)
+    nm_conn_close(w->conn, status, "write failed");
+  nm_sbuf_unref(w->sb);
+  free(w);
+}
+
+int nm_conn_send_shared(nm_conn *c, nm_sbuf *sb) {
+  if (c->closing || !c->connected || (c->tls && !c->secure)) return UV_ENOTCONN;
+  if (c->queued_bytes + sb->len > c->max_queue) return NM_EQUEUE_FULL;
+  if (c->traffic) {
+    c->traffic->frames_out[sb->type]++;
+    c->traffic->bytes_out[sb->type] += sb->len;
+  }
+  if (c->tls) return nm__conn_tls_send_framed(c, sb->data, sb->len);
+  nm__swrite *w = malloc(sizeof *w);
+  if (!w) return -ENOMEM;
+  w->conn = c;
+  w->sb = nm_sbuf_ref(sb);
+  uv_buf_t buf = uv_buf_init(sb->data, (unsigned)sb->len);
+  int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, nm__conn_on_swrite);
+  if (rc < 0) {
+    nm_sbuf_unref(sb);
+    free(w);
+    return rc;
+  }
+  c->queued_bytes += sb->len;
   return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <libxml/tree.h>
 
 #include "nm_frame.h"
+#include "nm_sbuf.h"
 #include "nm_tls.h"
 
 #define NM_CONN_MAX_QUEUE (4u * 1024u * 1024u)
@@ -122,6 +123,10 @@ int nm_conn_resume(nm_conn *c);
  * TLS handshake) is complete, or another negative code. */
 int nm_conn_send(nm_conn *c, uint8_t type, const char *payload, size_t len);
 int nm_conn_send_doc(nm_conn *c, uint8_t type, xmlDoc *doc);
+/* Queues a frame built once for many sessions (nm_sbuf): the same bytes, not a copy, on a
+ * plaintext conn (a reference is held until written); encrypted for this session with TLS.
+ * Returns as nm_conn_send. The caller keeps its own reference. */
+int nm_conn_send_shared(nm_conn *c, nm_sbuf *sb);
 /* Parses a frame's payload as XML whose root element must be root_name. On failure the
  * session is failed with a reason saying what was wrong, and NULL is returned; on success
  * *doc is the caller's to free. */

@@ -327,3 +327,30 @@ xmlDoc *nm_delta_leave_doc(uint64_t base, uint64_t version, const char *id) {
   xmlNewProp(leave, BAD_CAST "id", BAD_CAST id);
   return doc;
 }
+
+xmlDoc *nm_delta_doc(uint64_t base, uint64_t version, const nm_delta_change *changes, size_t count) {
+  xmlNode *root;
+  xmlDoc *doc = nm__doc_with_root("delta", &root);
+  nm__set_u64(root, "base", base);
+  nm__set_u64(root, "version", version);
+  for (size_t i = 0; i < count; i++) {
+    if (changes[i].leave) {
+      xmlNode *leave = xmlNewChild(root, NULL, BAD_CAST "leave", NULL);
+      xmlNewProp(leave, BAD_CAST "id", BAD_CAST changes[i].peer.id);
+    } else {
+      nm_peer_to_xml(root, &changes[i].peer, 0);
+    }
+  }
+  return doc;
+}
+
+xmlDoc *nm_peerlist_page_doc(uint64_t version, unsigned page, unsigned pages, const nm_peer *peers, size_t n,
+                             int me) {
+  xmlNode *root;
+  xmlDoc *doc = nm__doc_with_root("peers", &root);
+  nm__set_u64(root, "version", version);
+  nm__set_u64(root, "page", page);
+  nm__set_u64(root, "pages", pages);
+  for (size_t i = 0; i < n; i++) nm_peer_to_xml(root, &peers[i], me);
+  return doc;
+}

@@ -93,9 +93,21 @@ xmlDoc *nm_peerlist_to_doc(const nm_peerlist *l, const char *me_id);
  * the id of the entry marked me, or "". */
 int nm_peerlist_from_doc(xmlDoc *doc, nm_peerlist *out, char *me_id, char *err, size_t errlen);
 
+/* One page of a paged list: <peers version="V" page="K" pages="P"> with peers[0..n), each
+ * marked <me> when me is set (the asker's own page has its one entry so). */
+xmlDoc *nm_peerlist_page_doc(uint64_t version, unsigned page, unsigned pages, const nm_peer *peers, size_t n,
+                             int me);
+
 /* One change: <delta base="V-1" version="V"> with a <peer> (join or update) or a
  * <leave id="..."/>. */
 xmlDoc *nm_delta_upsert_doc(uint64_t base, uint64_t version, const nm_peer *p);
 xmlDoc *nm_delta_leave_doc(uint64_t base, uint64_t version, const char *id);
+/* One change of a delta: a join or update (the whole entry), or a leave (peer.id only). */
+typedef struct {
+  int leave;
+  nm_peer peer;
+} nm_delta_change;
+/* Several: <delta base="B" version="V"> with the changes in order; V - B is count. */
+xmlDoc *nm_delta_doc(uint64_t base, uint64_t version, const nm_delta_change *changes, size_t count);
 
 #endif

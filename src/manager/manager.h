@@ -15,6 +15,7 @@
 
 #include "admission.h"
 #include "index.h"
+#include "publish.h"
 #include "nm_addrlimit.h"
 #include "nm_config.h"
 #include "nm_conn.h"
@@ -29,14 +30,15 @@
 #include "punch.h"
 #include "verdict.h"
 
-/* Servant and relay sessions one manager holds (ctl sessions and connections not yet
- * authenticated have their own caps). Bounded so that the status document
- * fits in one 1 MiB frame even in the worst case: about 600 bytes a servant with IPv6
- * addresses, 32-character names and 20-digit counters (1,536 x 600 = 922 kB), plus a
- * relay-reason each (at most ' relay-reason="provisional"', 27 bytes: 41 kB) and the lists
- * of names, which have a budget of 60 kB (status.c): 1,023 kB in all, under 1,048,576
- * bytes. */
-#define MGR_SESSIONS_MAX 1536
+/* Servant and relay sessions one manager holds: --max-servants, by default what the file
+ * limit allows (main.c, mgr__fd_budget) after the ctl sessions, the connections not yet
+ * authenticated and MGR_FD_SPARE of its own; never more than MGR_SERVANTS_LIMIT. No frame
+ * bounds it: lists and the status go in pages. */
+#define MGR_SERVANTS_LIMIT 1000000
+#define MGR_FD_SPARE 64
+/* Changes within this many milliseconds go out as one delta (--delta-window-ms). */
+#define MGR_DELTA_WINDOW_MS 20
+#define MGR_DELTA_WINDOW_MAX_MS 10000
 /* natmesh-ctl sessions at once: their own small cap, apart from the servants'. */
 #define MGR_CTL_MAX 16
 /* How long a session may stay silent after its TLS handshake before its hello (or a ctl's
@@ -64,6 +66,8 @@ typedef struct {
   unsigned max_unauth;
   /* --metrics ADDR:PORT: /metrics and the status page (metrics.c); "" is off */
   char metrics[80];
+  unsigned max_servants;    /* 0: from the file limit */
+  unsigned delta_window_ms; /* 0: every change at once */
 } mgr_config;
 
 /* config_fields.c: the <manager> config file's elements. */
@@ -153,6 +157,11 @@ typedef struct mgr_session {
    * conn.peer_ip, while holds_port), and the relayed and accused lists */
   UT_hash_handle hh_id;
   int in_listed, holds_port, in_relayed, in_accused;
+  /* publish.h: owed a full list at the window's end (on the waiters' list), and the last
+   * window that served it one (it gets no delta from that window) */
+  int list_waiting;
+  struct mgr_session *wait_prev, *wait_next;
+  uint64_t list_flush;
   uint16_t held_port;
   struct mgr_session *rel_prev, *rel_next, *acc_prev, *acc_next;
 } mgr_session;
@@ -168,6 +177,8 @@ struct manager {
   size_t nsessions;
   mgr_index index; /* listed sessions by id, held ports, counts, relayed and accused (index.h) */
   nm_peerlist list; /* what is published; list.version counts changes */
+  size_t max_servants; /* servant and relay sessions at once (MGR_SERVANTS_LIMIT) */
+  mgr_publisher pub; /* the delta window, the lists owed, the shared pages (publish.h) */
   unsigned next_port;
   /* verdicts of servants whose session ended without bye, for timeout_s (verdict.h) */
   mgr_verdict_memory verdicts;

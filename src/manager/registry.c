@@ -70,76 +70,52 @@ void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {
   p->ncands = mgr_session_cands(s, p->cands);
 }
 
-/* One encoding for everyone: the same delta goes to every registered session but except. */
-static void mgr__broadcast(manager *m, const nm_msg *msg, const mgr_session *except) {
-  nm_msgbuf buf;
-  int rc = nm_msg_encode(msg, &buf);
-  if (rc < 0) {
-    nm_log_error("cannot encode a delta: %s", nm_strerror(rc));
-    return;
-  }
-  for (mgr_session *s = m->sessions; s; s = s->next) {
-    if (s == except || s->state != MGR_SESSION_REGISTERED) continue;
-    rc = nm_conn_send(&s->conn, msg->type, buf.data, buf.len);
-    if (rc < 0) nm_log_warn("cannot send delta to %s: %s", s->name, nm_strerror(rc));
-  }
-  nm_msgbuf_free(&buf);
-}
+void mgr_send_full_list(manager *m, mgr_session *s) { mgr_publish_list_to(m, s); }
 
-void mgr_send_full_list(manager *m, mgr_session *s) {
-  nm_msg msg = {.type = NM_MSG_PEERS};
-  msg.u.peers.list = &m->list;
-  memcpy(msg.u.peers.me, s->id, sizeof msg.u.peers.me);
-  int rc = nm_msg_send(&s->conn, &msg);
-  if (rc < 0) nm_log_warn("cannot send peer list to %s: %s", s->name, nm_strerror(rc));
-}
-
-/* Adds or updates s's entry and fills msg with the delta that says so. Returns 1 when the
- * list changed (the delta is due), 0 when nothing changed, -1 when the list is full. */
-static int mgr__list_upsert(manager *m, mgr_session *s, nm_msg *msg) {
-  memset(msg, 0, sizeof *msg);
-  msg->type = NM_MSG_DELTA;
-  nm_msg_delta *d = &msg->u.delta;
-  mgr_session_to_peer(s, &d->peer);
+/* Adds or updates s's entry and fills c with the change that says so. Returns 1 when the
+ * list changed (the change is due), 0 when nothing changed, -1 when the list is full. */
+static int mgr__list_upsert(manager *m, mgr_session *s, nm_delta_change *c) {
+  memset(c, 0, sizeof *c);
+  mgr_session_to_peer(s, &c->peer);
   /* A relay, a suspicious reach or the pair path: relay bookkeeping looks at it now. */
   if (s->relay_id[0] || s->pair || s->provisional || s->reach == NM_REACH_SUSPICIOUS ||
       s->reach == NM_REACH_RELAYED)
     mgr_index_track_relayed(&m->index, s);
   nm_peer *old = nm_peerlist_find(&m->list, s->id);
-  if (old && memcmp(old, &d->peer, sizeof d->peer) == 0) return 0;
-  if (nm_peerlist_upsert(&m->list, &d->peer) < 0) {
-    nm_log_error("peer list full (%d servants); %s not listed", NM_PEERS_MAX, s->name);
+  if (old && memcmp(old, &c->peer, sizeof c->peer) == 0) return 0;
+  if (nm_peerlist_upsert(&m->list, &c->peer) < 0) {
+    nm_log_error("peer list full (%zu servants); %s not listed", m->list.count, s->name);
     return -1;
   }
-  d->base = m->list.version++;
-  d->version = m->list.version;
+  m->list.version++;
   return 1;
 }
 
 void mgr_publish_upsert(manager *m, mgr_session *s) {
-  nm_msg msg;
-  if (mgr__list_upsert(m, s, &msg) > 0) mgr__broadcast(m, &msg, NULL);
+  nm_delta_change c;
+  if (mgr__list_upsert(m, s, &c) > 0) mgr_publish_change(m, &c);
 }
 
 void mgr_publish_join(manager *m, mgr_session *s) {
-  nm_msg msg;
-  int changed = mgr__list_upsert(m, s, &msg);
-  /* The newcomer's whole list goes out before anyone hears of the join: peers connect to it
-   * as soon as they read the delta, and it can only accept a peer it knows. (A peer may
-   * still win the race on a busy host; the servant holds an unknown peer-hello briefly.) */
-  mgr_send_full_list(m, s);
-  if (changed > 0) mgr__broadcast(m, &msg, s);
+  nm_delta_change c;
+  /* The newcomer is owed the whole list, which goes out at the window's end before the
+   * delta that tells everyone else of the join: peers connect to it as soon as they read
+   * the delta, and it can only accept a peer it knows. (A peer may still win the race on a
+   * busy host; the servant holds an unknown peer-hello briefly.) */
+  int changed = mgr__list_upsert(m, s, &c);
+  mgr_publish_owe_list(m, s);
+  if (changed > 0) mgr_publish_change(m, &c); /* a window of 0 serves it here */
+  if (s->list_waiting && m->pub.npending == 0) mgr_publish_flush(m);
 }
 
 void mgr_publish_leave(manager *m, mgr_session *s, const char *reason) {
   if (nm_peerlist_remove(&m->list, s->id) < 0) return;
   m->stats.leaves++;
   nm_log_info("left: %s (%s) %s", s->name, s->id, reason ? reason : "");
-  nm_msg msg = {.type = NM_MSG_DELTA};
-  nm_msg_delta *d = &msg.u.delta;
-  d->leave = 1;
-  memcpy(d->leave_id, s->id, sizeof d->leave_id);
-  d->base = m->list.version++;
-  d->version = m->list.version;
-  mgr__broadcast(m, &msg, s);
+  nm_delta_change c;
+  memset(&c, 0, sizeof c);
+  c.leave = 1;
+  memcpy(c.peer.id, s->id, sizeof c.peer.id);
+  m->list.version++;
+  mgr_publish_change(m, &c);
 }

@@ -147,6 +147,7 @@ static void mgr__session_closed(nm_conn *c) {
     m->stats.tls_failures++;
   mgr_session_retire(s, MGR_RETIRE_CLOSED, NULL);
   mgr_index_forget(&m->index, s);
+  mgr_publish_forget(m, s);
   if (s->prev) s->prev->next = s->next;
   else m->sessions = s->next;
   if (s->next) s->next->prev = s->prev;
@@ -233,8 +234,8 @@ static int mgr__admit(mgr_session *s, const nm_msg_hello *h) {
   mgr_session *old = mgr_find_listed(m, h->id);
   if (old && !nm_fingerprint_equal(&old->fp, &s->fp))
     return mgr__deny(s, MGR_REFUSED_WRONG_KEY, NM_EKEY, "hello: id %s is registered with another key", h->id);
-  if (!old && mgr_servant_sessions(m) >= MGR_SESSIONS_MAX)
-    return mgr__deny(s, MGR_REFUSED_FULL, -ENOSPC, "the manager is full (%d servants)", MGR_SESSIONS_MAX);
+  if (!old && mgr_servant_sessions(m) >= m->max_servants)
+    return mgr__deny(s, MGR_REFUSED_FULL, -ENOSPC, "the manager is full (%zu servants)", m->max_servants);
 
   nm_admission_request rq = {s->fp.hex, h->name, h->role, h->has_secret ? h->secret : NULL,
                              (uint64_t)time(NULL)};
@@ -349,7 +350,7 @@ static int mgr__on_heartbeat(void *session, const nm_msg *msg) {
   s->mgr->stats.heartbeats++;
   /* The servant's version is informational; it compares the ack with what it holds. */
   nm_msg ack = {.type = NM_MSG_HEARTBEAT_ACK};
-  ack.u.heartbeat_ack.version = s->mgr->list.version;
+  ack.u.heartbeat_ack.version = mgr_published_version(s->mgr); /* not what the window holds */
   nm_msg_send(&s->conn, &ack);
   return 0;
 }
