@@ -20,6 +20,8 @@ struct nm_peer_slot {
 
 void nm_peerlist_init(nm_peerlist *l) { memset(l, 0, sizeof *l); }
 
+size_t nm_peerlist_slot_size(void) { return sizeof(nm_peer_slot); }
+
 void nm_peerlist_clear(nm_peerlist *l) {
   nm_peer_slot *e, *tmp;
   HASH_ITER(hh, l->index, e, tmp) {

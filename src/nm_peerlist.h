@@ -65,6 +65,8 @@ nm_peer *nm_peerlist_find(nm_peerlist *l, const char *id);
 int nm_peerlist_upsert(nm_peerlist *l, const nm_peer *p);
 /* Returns 0 when removed, -ENOENT when absent. The last entry takes its place. */
 int nm_peerlist_remove(nm_peerlist *l, const char *id);
+/* Bytes of one entry of the index (before malloc's own): for memory accounting. */
+size_t nm_peerlist_slot_size(void);
 
 /* Validation shared by every reader of ids and names from the wire or a config. */
 int nm_id_valid(const char *s);

@@ -165,6 +165,8 @@ void nm_tls_ctx_close(nm_tls_ctx *t) {
 
 /* ---- sessions ------------------------------------------------------------------------ */
 
+size_t nm_tls_session_struct_size(void) { return sizeof(nm_tls_session); }
+
 nm_tls_session *nm_tls_session_new(nm_tls_ctx *ctx, nm_tls_role role,
                                    const nm_fingerprint *expected) {
   nm_tls_session *s = calloc(1, sizeof *s);

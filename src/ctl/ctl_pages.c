@@ -26,12 +26,14 @@ static int nmctl__u64(xmlNode *n, const char *name, uint64_t *out) {
 int nmctl_pages_add(nmctl_pages *p, const char *payload, size_t len, char *err, size_t errlen) {
   xmlDoc *doc = NULL;
   int rc = nm_xml_parse(payload, len, &doc, err, errlen);
-  if (rc < 0) return rc;
+  /* Outside a paged status, what is no page is the status parser's to judge (and say). */
+  if (rc < 0) return p->doc ? rc : 2;
   xmlNode *root = xmlDocGetRootElement(doc);
   uint64_t version = 0, page = 0, pages = 0;
   if (!root || strcmp((const char *)root->name, "status") != 0 || nmctl__u64(root, "version", &version) < 0) {
-    snprintf(err, errlen, "status: expected a <status> document with a version");
     xmlFreeDoc(doc);
+    if (!p->doc) return 2;
+    snprintf(err, errlen, "status: expected a <status> document with a version");
     return NM_EMSG;
   }
   int has_pages = nm_xml_attr(root, "pages") != NULL;

@@ -22,8 +22,8 @@ typedef struct {
 
 void nmctl_pages_init(nmctl_pages *p);
 void nmctl_pages_close(nmctl_pages *p);
-/* One status frame's payload. Returns 2 when it is a whole status without pages (use the
- * payload as it is), 1 when the last page completed the status (nmctl_pages_take), 0 when
+/* One status frame's payload. Returns 2 when it is no page (a whole status, or something
+ * the status parser will refuse: use the payload as it is), 1 when the last page completed the status (nmctl_pages_take), 0 when
  * more pages are due, or NM_EMSG / NM_EXML / -ENOMEM with the reason in err. */
 int nmctl_pages_add(nmctl_pages *p, const char *payload, size_t len, char *err, size_t errlen);
 /* The assembled status as one document's text (malloc'ed, NUL-terminated). 0 or -ENOMEM. */

@@ -22,6 +22,8 @@ struct mgr_port_entry {
 
 void mgr_index_init(mgr_index *x) { memset(x, 0, sizeof *x); }
 
+size_t mgr_index_port_entry_size(void) { return sizeof(mgr_port_entry); }
+
 void mgr_index_close(mgr_index *x) {
   mgr_port_entry *e, *tmp;
   HASH_ITER(hh, x->ports, e, tmp) {

@@ -52,6 +52,8 @@ void mgr_index_track_accused(mgr_index *x, struct mgr_session *s);
 /* Drops from the two lists the sessions no longer worth a look (not listed, or with
  * nothing that puts them there). Never call it while walking a list. */
 void mgr_index_prune(mgr_index *x);
+/* Bytes of one held-port entry (before malloc's own): for memory accounting. */
+size_t mgr_index_port_entry_size(void);
 /* s leaves every index (before it is freed). */
 void mgr_index_forget(mgr_index *x, struct mgr_session *s);
 
