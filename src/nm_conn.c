@@ -52,6 +52,7 @@ int nm_conn_init(uv_loop_t *loop, nm_conn *c, nm_conn_frame_cb on_frame,
   c->on_frame = on_frame;
   c->on_closed = on_closed;
   c->data = data;
+  c->peer_error = "";
   nm_frame_reader_init(&c->reader, NM_FRAME_MAX_UNTRUSTED);
   snprintf(c->label, sizeof c->label, "session");
   return 0;
@@ -87,9 +88,15 @@ static int nm__conn_on_frame(void *arg, uint8_t type, const char *payload, size_
   if (type == NM_MSG_ERROR) {
     /* The peer tells us why it is closing; show it, then close our side. */
     /* The text is the peer's: never let it forge log lines or drive a terminal. */
-    char *text = c->peer_error;
+    char *text = c->peer_error_buf ? c->peer_error_buf : malloc(NM_CONN_PEER_ERROR_MAX + 1);
+    if (!text) {
+      nm_conn_close(c, -ENOMEM, NULL);
+      return 1;
+    }
+    c->peer_error_buf = text;
+    c->peer_error = text;
     size_t n = 0;
-    for (; n < len && n < sizeof c->peer_error - 1; n++) {
+    for (; n < len && n < NM_CONN_PEER_ERROR_MAX; n++) {
       unsigned char ch = (unsigned char)payload[n];
       text[n] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
     }
@@ -336,6 +343,7 @@ static void nm__conn_on_timeout(uv_timer_t *t) {
 
 static void nm__conn_on_connected(uv_connect_t *req, int status) {
   nm_conn *c = req->data;
+  free(req); /* libuv calls back exactly once, also when the conn closes first */
   uv_timer_stop(&c->timer);
   if (c->closing) return;
   if (status == 0) status = nm__conn_start(c);
@@ -357,9 +365,15 @@ int nm_conn_connect(nm_conn *c, const struct sockaddr *addr, unsigned timeout_ms
   nm_sockaddr_format(addr, c->peer_ip, sizeof c->peer_ip, &c->peer_port);
   c->dialed = 1;
   c->on_connect = on_connect;
-  c->connect_req.data = c;
-  int rc = uv_tcp_connect(&c->connect_req, &c->tcp, addr, nm__conn_on_connected);
-  if (rc < 0) return rc;
+  /* Allocated for the connect only: an accepted session (all a manager holds) has none. */
+  uv_connect_t *req = malloc(sizeof *req);
+  if (!req) return -ENOMEM;
+  req->data = c;
+  int rc = uv_tcp_connect(req, &c->tcp, addr, nm__conn_on_connected);
+  if (rc < 0) {
+    free(req);
+    return rc;
+  }
   if (timeout_ms) uv_timer_start(&c->timer, nm__conn_on_timeout, timeout_ms, 0);
   return 0;
 }
@@ -578,7 +592,10 @@ static void nm__conn_on_handle_closed(uv_handle_t *h) {
    * nothing of this session again. */
   nm_tls_session_free(c->tls);
   c->tls = NULL;
+  /* The owner may read peer_error in on_closed and free c there. */
+  char *error_text = c->peer_error_buf;
   if (c->on_closed) c->on_closed(c);
+  free(error_text);
 }
 
 void nm_conn_close(nm_conn *c, int err, const char *reason) {

@@ -110,8 +110,7 @@ typedef struct mgr_session {
   mgr_session_state state;
   /* the key it proved in the TLS handshake (set once secure): its fingerprint, and the raw
    * key, published in the list (<key>) and sent in relay-assign and relay-serve */
-  int secure;
-  nm_fingerprint fp;
+  int secure; /* its key is conn.peer_fp (nm_conn keeps it; not copied here) */
   uint8_t key[NM_PUBKEY_LEN];
   /* holds a slot in the manager's nm_addrlimit: connected, not yet authenticated */
   int unauth;
@@ -124,13 +123,13 @@ typedef struct mgr_session {
   uint64_t last_heard_ms;
   /* port mapping, as reported by the servant */
   nm_mapping_kind mapping;
-  char ext_ip[64];
+  char ext_ip[NM_IP_STRLEN];
   uint16_t ext_port;
   nm_reach_state reach;
   /* its own interface addresses, from its listening: candidates peers behind the same
    * router reach it by (mgr_session_cands) */
   size_t nlocal;
-  char local[NM_LOCAL_ADDRS_MAX][NM_IP_STRLEN];
+  char (*local)[NM_IP_STRLEN]; /* nlocal of them, allocated (NULL when none) */
   /* the address it came from over its other family, by an observe session ("" until
    * then): published as a second observed candidate */
   char other_ip[NM_IP_STRLEN];

@@ -152,6 +152,7 @@ static void mgr__session_closed(nm_conn *c) {
   else m->sessions = s->next;
   if (s->next) s->next->prev = s->prev;
   m->nsessions--;
+  free(s->local);
   free(s);
 }
 
@@ -193,7 +194,7 @@ static int mgr__welcome(mgr_session *s, uint16_t wanted) {
  * the id derives from the key, and the whole fingerprint is compared as well. */
 static void mgr__take_over(mgr_session *s) {
   mgr_session *old = mgr_find_listed(s->mgr, s->id);
-  if (old && old != s && nm_fingerprint_equal(&old->fp, &s->fp))
+  if (old && old != s && nm_fingerprint_equal(&old->conn.peer_fp, &s->conn.peer_fp))
     mgr_session_retire(old, MGR_RETIRE_REPLACED, s);
 }
 
@@ -228,16 +229,16 @@ static void mgr__refusal_text(const nm_admission_decision *d, const char *name, 
 static int mgr__admit(mgr_session *s, const nm_msg_hello *h) {
   manager *m = s->mgr;
   char id[NM_ID_LEN + 1];
-  nm_fingerprint_id(&s->fp, id);
+  nm_fingerprint_id(&s->conn.peer_fp, id);
   if (strcmp(id, h->id) != 0)
     return mgr__deny(s, MGR_REFUSED_WRONG_KEY, NM_EKEY, "hello: id %s does not belong to the key this session proved", h->id);
   mgr_session *old = mgr_find_listed(m, h->id);
-  if (old && !nm_fingerprint_equal(&old->fp, &s->fp))
+  if (old && !nm_fingerprint_equal(&old->conn.peer_fp, &s->conn.peer_fp))
     return mgr__deny(s, MGR_REFUSED_WRONG_KEY, NM_EKEY, "hello: id %s is registered with another key", h->id);
   if (!old && mgr_servant_sessions(m) >= m->max_servants)
     return mgr__deny(s, MGR_REFUSED_FULL, -ENOSPC, "the manager is full (%zu servants)", m->max_servants);
 
-  nm_admission_request rq = {s->fp.hex, h->name, h->role, h->has_secret ? h->secret : NULL,
+  nm_admission_request rq = {s->conn.peer_fp.hex, h->name, h->role, h->has_secret ? h->secret : NULL,
                              (uint64_t)time(NULL)};
   nm_admission_decision d;
   char err[300] = "";
@@ -299,8 +300,10 @@ static int mgr__on_listening(void *session, const nm_msg *msg) {
   /* Its own interface addresses (the decoder checked each is a candidate): published as
    * candidates after the observed one, for peers behind the same router. */
   const nm_msg_listening *l = &msg->u.listening;
-  s->nlocal = l->naddrs < NM_LOCAL_ADDRS_MAX ? l->naddrs : NM_LOCAL_ADDRS_MAX;
-  memset(s->local, 0, sizeof s->local);
+  size_t nlocal = l->naddrs < NM_LOCAL_ADDRS_MAX ? l->naddrs : NM_LOCAL_ADDRS_MAX;
+  free(s->local);
+  s->local = nlocal ? calloc(nlocal, sizeof *s->local) : NULL; /* as many as it has: memory per servant */
+  s->nlocal = s->local ? nlocal : 0;
   for (size_t i = 0; i < s->nlocal; i++) snprintf(s->local[i], sizeof s->local[i], "%s", l->addrs[i]);
   /* Another session of this servant may have registered since our hello: the newest one
    * holds the registration, so there is never more than one entry per id. */
@@ -374,11 +377,11 @@ static int mgr__on_observe(void *session, const nm_msg *msg) {
   manager *m = s->mgr;
   const char *id = msg->u.observe.id;
   char own[NM_ID_LEN + 1];
-  nm_fingerprint_id(&s->fp, own);
+  nm_fingerprint_id(&s->conn.peer_fp, own);
   if (strcmp(own, id) != 0)
     return mgr__deny(s, MGR_REFUSED_WRONG_KEY, NM_EKEY, "observe: id %s does not belong to the key this session proved", id);
   mgr_session *reg = mgr_find_registered(m, id);
-  if (!reg || !nm_fingerprint_equal(&reg->fp, &s->fp))
+  if (!reg || !nm_fingerprint_equal(&reg->conn.peer_fp, &s->conn.peer_fp))
     return mgr__deny(s, MGR_REFUSED_OBSERVE, -ENOENT, "observe: %s is not registered", id);
   if (nm_addr_family(s->conn.peer_ip) == nm_addr_family(reg->conn.peer_ip))
     return mgr__deny(s, MGR_REFUSED_OBSERVE, -EINVAL, "observe: over the family the registration already uses");
@@ -403,7 +406,7 @@ static int mgr__on_observe(void *session, const nm_msg *msg) {
 static int mgr__on_status_request(void *session, const nm_msg *msg) {
   mgr_session *s = session;
   manager *m = s->mgr;
-  if (!mgr_is_operator(m, &s->fp)) return mgr__deny(s, MGR_REFUSED_NOT_OPERATOR, NM_EKEY, "status is for operators");
+  if (!mgr_is_operator(m, &s->conn.peer_fp)) return mgr__deny(s, MGR_REFUSED_NOT_OPERATOR, NM_EKEY, "status is for operators");
   if (s->state == MGR_SESSION_NEW) {
     if (mgr_ctl_sessions(m) >= MGR_CTL_MAX)
       return mgr__deny(s, MGR_REFUSED_CTL_LIMIT, -ENOSPC, "too many natmesh-ctl sessions (at most %d)", MGR_CTL_MAX);
@@ -433,7 +436,7 @@ static int mgr__on_mapping(void *session, const nm_msg *msg) {
   /* A renewal repeats the mapping it had: only a new one is a new candidate. */
   int renewed = s->reach == NM_REACH_MAPPED && s->ext_port == mp->ext_port && strcmp(s->ext_ip, mp->ext_ip) == 0;
   s->mapping = mp->method;
-  snprintf(s->ext_ip, sizeof s->ext_ip, "%s", usable ? mp->ext_ip : "");
+  snprintf(s->ext_ip, sizeof s->ext_ip, "%.45s", usable ? mp->ext_ip : ""); /* an IPv4 literal when usable */
   s->ext_port = usable ? mp->ext_port : 0;
   /* Double NAT: the router's external address is not the one we see, so the mapping only
    * opens the inner router. Record the method but do not advertise it as reachable. */
@@ -550,7 +553,6 @@ static int mgr__on_frame(nm_conn *c, uint8_t type, const char *payload, size_t l
  * first frame, which must come soon. */
 static void mgr__on_secure(nm_conn *c, const nm_fingerprint *fp) {
   mgr_session *s = c->data;
-  s->fp = *fp;
   s->secure = 1;
   const uint8_t *pub = nm_tls_session_peer_pubkey(c->tls);
   if (pub) memcpy(s->key, pub, NM_PUBKEY_LEN);
@@ -571,7 +573,7 @@ void mgr_sessions_drop_revoked(manager *m) {
     next = s->next;
     if (s->state == MGR_SESSION_NEW || s->state == MGR_SESSION_CTL || s->state == MGR_SESSION_OBSERVER ||
         s->state == MGR_SESSION_RETIRED ||
-        !s->secure || !mgr_admission_key_revoked(&m->admission, s->fp.hex))
+        !s->secure || !mgr_admission_key_revoked(&m->admission, s->conn.peer_fp.hex))
       continue;
     nm_log_info("%s (%s): its key was revoked; ending its session", s->name, s->id);
     nm_conn_fail(&s->conn, NM_EKEY, "this key was revoked by the manager's operator");
