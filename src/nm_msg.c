@@ -497,15 +497,16 @@ static int nm__enc_peers(const nm_msg_peers *m, nm_msgbuf *out) {
   if (m->page >= m->pages || m->pages > NM_PEERS_PAGES_MAX) return -EINVAL;
   nm_peerlist *l = m->list;
   if (m->page == m->pages - 1) {
-    /* the asker's own page */
-    nm_peer *me = m->me[0] ? nm_peerlist_find(l, m->me) : NULL;
-    if (!me || !nm__peer_sendable(me)) return -EINVAL;
+    /* the asker's own page: entry first alone, whose id is me */
+    const nm_peer *me = m->n == 1 && m->first < l->count ? &l->peers[m->first] : NULL;
+    if (!me || !m->me[0] || strcmp(me->id, m->me) != 0 || !nm__peer_sendable(me)) return -EINVAL;
     return nm__enc_doc(nm_peerlist_page_doc(l->version, m->page, m->pages, me, 1, 1), out);
   }
   if (m->n > NM_PEERS_MAX || m->first > l->count || m->n > l->count - m->first) return -EINVAL;
   for (size_t i = m->first; i < m->first + m->n; i++)
     if (!nm__peer_sendable(&l->peers[i])) return -EINVAL;
-  return nm__enc_doc(nm_peerlist_page_doc(l->version, m->page, m->pages, &l->peers[m->first], m->n, 0), out);
+  return nm__enc_doc(nm_peerlist_page_doc(l->version, m->page, m->pages, m->n ? &l->peers[m->first] : NULL, m->n, 0),
+                     out);
 }
 
 static int nm__enc_delta(const nm_msg_delta *m, nm_msgbuf *out) {
@@ -840,7 +841,19 @@ static int nm__dec_peers(nm__dec *d, nm_msg_peers *m) {
   nm_peerlist_init(m->list);
   char inner[300];
   int rc = nm_peerlist_from_doc(d->doc, m->list, m->me, inner, sizeof inner);
-  return rc < 0 ? nm__prefixed(d, rc, inner) : 0;
+  if (rc < 0) return nm__prefixed(d, rc, inner);
+  m->first = 0;
+  m->n = m->list->count;
+  if (m->pages > 1) {
+    /* A shared page marks nobody; the last holds the receiver's own entry alone. */
+    int last = m->page == m->pages - 1;
+    if (last ? m->list->count != 1 || !m->me[0] : m->me[0] != 0) {
+      snprintf(d->err, d->errlen, "%s: page %u of %u %s", d->msg, m->page, m->pages,
+               last ? "(the last) must hold the receiver's own entry alone, marked me" : "marks an entry as me");
+      return NM_EMSG;
+    }
+  }
+  return 0;
 }
 
 static int nm__dec_delta(nm__dec *d, nm_msg_delta *m) {

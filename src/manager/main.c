@@ -473,7 +473,7 @@ int main(int argc, char **argv) {
 
   m.loop = uv_default_loop();
   m.next_port = cfg->port_first;
-  nm_peerlist_init(&m.list);
+  memset(&m.list, 0, sizeof m.list);
   mgr_index_init(&m.index);
   m.max_servants = mgr__fd_budget(cfg);
   m.list.max = m.max_servants;
@@ -505,7 +505,7 @@ int main(int argc, char **argv) {
   uv_loop_close(m.loop);
   mgr_metrics_stop(&m);
   mgr_publish_close(&m);
-  nm_peerlist_close(&m.list);
+  free(m.list.at);
   mgr_index_close(&m.index);
   nm_addrlimit_close(&m.unauth);
   mgr_admission_close(&m.admission);

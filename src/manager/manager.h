@@ -103,6 +103,18 @@ typedef enum {
 } mgr_retire_how;
 
 typedef struct manager manager;
+struct mgr_session;
+
+/* The published peer list (registry.c): the listed sessions in publishing order (pages are
+ * slices of it) and its version, which counts changes. No entry is stored: each is built
+ * from its session when encoded (mgr_session_to_peer), and a session keeps only a digest
+ * of what was last published for it, to know whether a change is due. */
+typedef struct {
+  uint64_t version;
+  struct mgr_session **at;
+  size_t count, cap;
+  size_t max; /* entries at most (the servant cap) */
+} mgr_list;
 
 typedef struct mgr_session {
   nm_conn conn;
@@ -161,6 +173,11 @@ typedef struct mgr_session {
   int list_waiting;
   struct mgr_session *wait_prev, *wait_next;
   uint64_t list_flush;
+  /* registry.c: its place in the published list (while in_list), and digests of the entry
+   * and of the dial address last published for it */
+  int in_list;
+  size_t list_at;
+  uint64_t pub_digest, pub_dial;
   uint16_t held_port;
   struct mgr_session *rel_prev, *rel_next, *acc_prev, *acc_next;
 } mgr_session;
@@ -175,7 +192,7 @@ struct manager {
   mgr_session *sessions;
   size_t nsessions;
   mgr_index index; /* listed sessions by id, held ports, counts, relayed and accused (index.h) */
-  nm_peerlist list; /* what is published; list.version counts changes */
+  mgr_list list; /* what is published; list.version counts changes */
   size_t max_servants; /* servant and relay sessions at once (MGR_SERVANTS_LIMIT) */
   mgr_publisher pub; /* the delta window, the lists owed, the shared pages (publish.h) */
   unsigned next_port;
@@ -224,6 +241,12 @@ void mgr_publish_join(manager *m, mgr_session *s);
 /* Removes s's entry (if listed) and publishes the leave. */
 void mgr_publish_leave(manager *m, mgr_session *s, const char *reason);
 void mgr_send_full_list(manager *m, mgr_session *s);
+/* The list slot moves from old to s (a take-over), digests and all. */
+void mgr_list_hand_over(manager *m, mgr_session *old, mgr_session *s);
+/* s leaves the list without a leave published (the manager is stopping), before it is freed. */
+void mgr_list_forget(manager *m, mgr_session *s);
+/* Whether s (in the list) would now be dialled elsewhere than its published entry says. */
+int mgr_session_moved(const mgr_session *s);
 void mgr_session_to_peer(const mgr_session *s, nm_peer *p);
 /* s's candidate addresses in the manager's order (docs/protocol.md, "Candidates"): its
  * mapped external address, its observed address, then its own interface addresses, each

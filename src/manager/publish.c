@@ -64,6 +64,33 @@ void mgr_publish_forget(manager *m, mgr_session *s) { mgr__waiter_del(&m->pub, s
 
 /* ---- full lists ---------------------------------------------------------------------------- */
 
+/* Entries [first, first + n) of the list, built from their sessions into tmp (an array
+ * only: no index), at the list's version. 0 or -ENOMEM; the caller frees tmp->peers. */
+static int mgr__entries(manager *m, size_t first, size_t n, nm_peerlist *tmp) {
+  nm_peerlist_init(tmp);
+  tmp->version = m->list.version;
+  tmp->peers = calloc(n ? n : 1, sizeof *tmp->peers);
+  if (!tmp->peers) return -ENOMEM;
+  for (size_t i = 0; i < n; i++) mgr_session_to_peer(m->list.at[first + i], &tmp->peers[i]);
+  tmp->count = tmp->cap = n;
+  return 0;
+}
+
+/* One document of entries [first, first + n) (a page, or the whole list while it fits one)
+ * into *out. For the asker's own page, me is its id. */
+static int mgr__encode(manager *m, nm_msg *msg, size_t first, size_t n, nm_msgbuf *out) {
+  nm_peerlist tmp;
+  int rc = mgr__entries(m, first, n, &tmp);
+  if (rc == 0) {
+    msg->u.peers.list = &tmp;
+    msg->u.peers.first = 0;
+    msg->u.peers.n = n;
+    rc = nm_msg_encode(msg, out);
+  }
+  free(tmp.peers);
+  return rc;
+}
+
 /* The shared pages of the list as it is now, built once per version. */
 static int mgr__pages_build(manager *m) {
   mgr_publisher *p = &m->pub;
@@ -75,14 +102,12 @@ static int mgr__pages_build(manager *m) {
   if (!p->pages) return -ENOMEM;
   for (size_t k = 0; k < shared; k++) {
     nm_msg msg = {.type = NM_MSG_PEERS};
-    msg.u.peers.list = &m->list;
     msg.u.peers.page = (unsigned)k;
     msg.u.peers.pages = (unsigned)shared + 1;
-    msg.u.peers.first = k * NM_PEERS_PAGE;
-    msg.u.peers.n = m->list.count - msg.u.peers.first < NM_PEERS_PAGE ? m->list.count - msg.u.peers.first
-                                                                        : NM_PEERS_PAGE;
+    size_t first = k * NM_PEERS_PAGE;
+    size_t n = m->list.count - first < NM_PEERS_PAGE ? m->list.count - first : NM_PEERS_PAGE;
     nm_msgbuf buf;
-    int rc = nm_msg_encode(&msg, &buf);
+    int rc = mgr__encode(m, &msg, first, n, &buf);
     if (rc == 0) {
       p->pages[k] = nm_sbuf_frame(NM_MSG_PEERS, buf.data, buf.len);
       nm_msgbuf_free(&buf);
@@ -107,21 +132,30 @@ static int mgr__pages_build(manager *m) {
 static int mgr__send_list(manager *m, mgr_session *s) {
   mgr_publisher *p = &m->pub;
   nm_msg msg = {.type = NM_MSG_PEERS};
-  msg.u.peers.list = &m->list;
   memcpy(msg.u.peers.me, s->id, sizeof msg.u.peers.me);
   p->lists_sent++;
-  if (m->list.count <= NM_PEERS_PAGE) return nm_msg_send(&s->conn, &msg);
-  int rc = mgr__pages_build(m);
+  nm_msgbuf buf;
+  int rc;
+  if (m->list.count <= NM_PEERS_PAGE) {
+    rc = mgr__encode(m, &msg, 0, m->list.count, &buf);
+  } else {
+    if (!s->in_list) return -ENOENT;
+    rc = mgr__pages_build(m);
+    if (rc < 0) return rc;
+    size_t bytes = 0;
+    for (size_t k = 0; k < p->npages; k++) bytes += p->pages[k]->len;
+    size_t room = NM_CONN_MAX_QUEUE + bytes;
+    if (s->conn.max_queue < room) s->conn.max_queue = room;
+    for (size_t k = 0; k < p->npages && rc == 0; k++) rc = nm_conn_send_shared(&s->conn, p->pages[k]);
+    if (rc < 0) return rc;
+    msg.u.peers.page = (unsigned)p->npages;
+    msg.u.peers.pages = (unsigned)p->npages + 1;
+    rc = mgr__encode(m, &msg, s->list_at, 1, &buf);
+  }
   if (rc < 0) return rc;
-  size_t bytes = 0;
-  for (size_t k = 0; k < p->npages; k++) bytes += p->pages[k]->len;
-  size_t room = NM_CONN_MAX_QUEUE + bytes;
-  if (s->conn.max_queue < room) s->conn.max_queue = room;
-  for (size_t k = 0; k < p->npages && rc == 0; k++) rc = nm_conn_send_shared(&s->conn, p->pages[k]);
-  if (rc < 0) return rc;
-  msg.u.peers.page = (unsigned)p->npages;
-  msg.u.peers.pages = (unsigned)p->npages + 1;
-  return nm_msg_send(&s->conn, &msg);
+  rc = nm_conn_send(&s->conn, NM_MSG_PEERS, buf.data, buf.len);
+  nm_msgbuf_free(&buf);
+  return rc;
 }
 
 void mgr_publish_owe_list(manager *m, mgr_session *s) { mgr__waiter_add(&m->pub, s); }

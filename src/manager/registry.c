@@ -72,6 +72,64 @@ void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {
 
 void mgr_send_full_list(manager *m, mgr_session *s) { mgr_publish_list_to(m, s); }
 
+/* FNV-1a: a digest of what was published, to tell whether an entry changed. Entries are
+ * built by mgr_session_to_peer from a zeroed struct, so equal entries have equal bytes. */
+static uint64_t mgr__digest(const void *p, size_t n) {
+  const unsigned char *b = p;
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
+  return h;
+}
+
+static uint64_t mgr__dial_digest(const nm_peer *p) {
+  return mgr__digest(p->ip, strlen(p->ip)) ^ ((uint64_t)p->port << 1);
+}
+
+int mgr_session_moved(const mgr_session *s) {
+  nm_peer now;
+  mgr_session_to_peer(s, &now);
+  return mgr__dial_digest(&now) != s->pub_dial;
+}
+
+static int mgr__list_add(mgr_list *l, mgr_session *s) {
+  if (l->max && l->count >= l->max) return -ENOSPC;
+  if (l->count == l->cap) {
+    size_t ncap = l->cap ? l->cap * 2 : 64;
+    mgr_session **n = realloc(l->at, ncap * sizeof *n);
+    if (!n) return -ENOMEM;
+    l->at = n;
+    l->cap = ncap;
+  }
+  s->list_at = l->count;
+  l->at[l->count++] = s;
+  s->in_list = 1;
+  return 0;
+}
+
+/* The last entry takes the hole: O(1), the order is nobody's business. */
+static void mgr__list_del(mgr_list *l, mgr_session *s) {
+  if (!s->in_list) return;
+  size_t i = s->list_at, last = l->count - 1;
+  if (i != last) {
+    l->at[i] = l->at[last];
+    l->at[i]->list_at = i;
+  }
+  l->count--;
+  s->in_list = 0;
+}
+
+void mgr_list_hand_over(manager *m, mgr_session *old, mgr_session *s) {
+  if (!old->in_list) return;
+  s->in_list = 1;
+  s->list_at = old->list_at;
+  s->pub_digest = old->pub_digest;
+  s->pub_dial = old->pub_dial;
+  m->list.at[s->list_at] = s;
+  old->in_list = 0;
+}
+
+void mgr_list_forget(manager *m, mgr_session *s) { mgr__list_del(&m->list, s); }
+
 /* Adds or updates s's entry and fills c with the change that says so. Returns 1 when the
  * list changed (the change is due), 0 when nothing changed, -1 when the list is full. */
 static int mgr__list_upsert(manager *m, mgr_session *s, nm_delta_change *c) {
@@ -81,12 +139,14 @@ static int mgr__list_upsert(manager *m, mgr_session *s, nm_delta_change *c) {
   if (s->relay_id[0] || s->pair || s->provisional || s->reach == NM_REACH_SUSPICIOUS ||
       s->reach == NM_REACH_RELAYED)
     mgr_index_track_relayed(&m->index, s);
-  nm_peer *old = nm_peerlist_find(&m->list, s->id);
-  if (old && memcmp(old, &c->peer, sizeof c->peer) == 0) return 0;
-  if (nm_peerlist_upsert(&m->list, &c->peer) < 0) {
+  uint64_t digest = mgr__digest(&c->peer, sizeof c->peer);
+  if (s->in_list && digest == s->pub_digest) return 0;
+  if (!s->in_list && mgr__list_add(&m->list, s) < 0) {
     nm_log_error("peer list full (%zu servants); %s not listed", m->list.count, s->name);
     return -1;
   }
+  s->pub_digest = digest;
+  s->pub_dial = mgr__dial_digest(&c->peer);
   m->list.version++;
   return 1;
 }
@@ -109,7 +169,8 @@ void mgr_publish_join(manager *m, mgr_session *s) {
 }
 
 void mgr_publish_leave(manager *m, mgr_session *s, const char *reason) {
-  if (nm_peerlist_remove(&m->list, s->id) < 0) return;
+  if (!s->in_list) return;
+  mgr__list_del(&m->list, s);
   m->stats.leaves++;
   nm_log_info("left: %s (%s) %s", s->name, s->id, reason ? reason : "");
   nm_delta_change c;

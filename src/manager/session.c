@@ -53,6 +53,7 @@ static void mgr__hand_over(mgr_session *old, mgr_session *s) {
   s->load_drops = old->load_drops;
   s->load_attached = old->load_attached;
   mgr_index_set_state(&old->mgr->index, s, MGR_SESSION_REPLACING);
+  mgr_list_hand_over(old->mgr, old, s);
   /* What it took over may put it on the relayed and accused lists. */
   mgr_index_track_relayed(&s->mgr->index, s);
   if (s->complaints.n) mgr_index_track_accused(&s->mgr->index, s);
@@ -148,6 +149,7 @@ static void mgr__session_closed(nm_conn *c) {
   mgr_session_retire(s, MGR_RETIRE_CLOSED, NULL);
   mgr_index_forget(&m->index, s);
   mgr_publish_forget(m, s);
+  mgr_list_forget(m, s); /* only when stopping: every other end published its leave */
   if (s->prev) s->prev->next = s->next;
   else m->sessions = s->next;
   if (s->next) s->next->prev = s->prev;
@@ -276,14 +278,6 @@ static int mgr__on_hello(void *session, const nm_msg *msg) {
   return s->conn.closing;
 }
 
-/* Whether s, taking its registration over, is now dialled at another address than its
- * list entry says. */
-static int mgr__moved(const mgr_session *s, const nm_peer *before) {
-  nm_peer now;
-  mgr_session_to_peer(s, &now);
-  return strcmp(before->ip, now.ip) != 0 || before->port != now.port;
-}
-
 static int mgr__on_listening(void *session, const nm_msg *msg) {
   mgr_session *s = session;
   manager *m = s->mgr;
@@ -308,8 +302,7 @@ static int mgr__on_listening(void *session, const nm_msg *msg) {
   /* Another session of this servant may have registered since our hello: the newest one
    * holds the registration, so there is never more than one entry per id. */
   mgr__take_over(s);
-  nm_peer *entry = nm_peerlist_find(&m->list, s->id);
-  int moved = s->state == MGR_SESSION_REPLACING && entry && mgr__moved(s, entry);
+  int moved = s->state == MGR_SESSION_REPLACING && s->in_list && mgr_session_moved(s);
 
   /* A servant judged unreachable whose session ended a moment ago is relayed again at
    * once, by its old relay and token when that relay still can, rather than judged anew

@@ -4,10 +4,11 @@
  * per servant") and, as a ctest test, fails when the total passes MGR_BYTES_PER_SERVANT_MAX.
  *
  * malloc adds 16 bytes per allocation on glibc (x86-64) and rounds to 16; uthash adds a
- * bucket (16 bytes) per 10 entries at most, counted here as 2 bytes per entry per table. */
+ * bucket (16 bytes) per 10 entries at most, counted here as 2 bytes per entry. */
 #include "manager.h"
 #include "nm_peerlist.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -19,11 +20,13 @@ int main(void) {
   const mgr_session *s = NULL;
   size_t conn = sizeof s->conn, session = sizeof(mgr_session);
   size_t locals = chunk(2 * NM_IP_STRLEN); /* a typical servant reports 2 local addresses */
-  size_t entry = sizeof(nm_peer);
-  size_t slot = chunk(nm_peerlist_slot_size()), port = chunk(mgr_index_port_entry_size());
-  size_t buckets = 2 * 2; /* the listed table and the list's index */
+  /* The list holds a pointer per session (entries are built when encoded), in an array
+   * that doubles: up to two pointers each. */
+  size_t entry = 2 * sizeof(mgr_session *);
+  size_t port = chunk(mgr_index_port_entry_size());
+  size_t buckets = 2; /* the listed table */
   size_t tls = chunk(nm_tls_session_struct_size());
-  size_t total = chunk(session) + locals + entry + slot + port + buckets + tls;
+  size_t total = chunk(session) + locals + entry + port + buckets + tls;
   printf("| what | bytes |\n|---|---|\n");
   printf("| mgr_session (one malloc) | %zu |\n", chunk(session));
   printf("|   of which nm_conn | %zu |\n", conn);
@@ -34,14 +37,14 @@ int main(void) {
   printf("|     peer address | %zu |\n", sizeof s->conn.peer_ip);
   printf("|     peer's fingerprint | %zu |\n", sizeof s->conn.peer_fp);
   printf("|   of which the servant's own fields (id, name, key, addresses, relay, counters) | %zu |\n",
-         session - conn);
-  printf("|   of which index and publish links (uthash handle, lists) | %zu |\n",
-         sizeof s->hh_id + 4 * sizeof(void *) + 2 * sizeof(void *) + 6 * sizeof(int) + sizeof(uint64_t));
+         offsetof(mgr_session, hh_id) - conn);
+  printf("|   of which index, publish and list links (uthash handle, lists, digests) | %zu |\n",
+         session - offsetof(mgr_session, hh_id));
   printf("| its local addresses (2, allocated) | %zu |\n", locals);
-  printf("| its list entry (nm_peer, in the list's array) | %zu |\n", entry);
-  printf("| its slot in the list's index by id | %zu |\n", slot);
+  printf("| its list entry (a pointer in the list's array, which doubles; the %zu-byte nm_peer is built when encoded) | %zu |\n",
+         sizeof(nm_peer), entry);
   printf("| its held port (by address and port) | %zu |\n", port);
-  printf("| hash buckets (two tables) | %zu |\n", buckets);
+  printf("| hash buckets (the listed table: one per 10 entries at most) | %zu |\n", buckets);
   printf("| nm_tls_session (natmesh's part of TLS) | %zu |\n", tls);
   printf("| **total** | **%zu** |\n", total);
   if (total > MGR_BYTES_PER_SERVANT_MAX) {

@@ -1083,6 +1083,8 @@ static void test_decode_refusals(void) {
   refuse(NM_MSG_PEERS, "<peers version=\"1\" page=\"2\" pages=\"2\"/>", NM_EMSG, "peers: page 2 of 2");
   refuse(NM_MSG_PEERS, "<peers version=\"1\" page=\"0\" pages=\"0\"/>", NM_EMSG, "peers: page 0 of 0");
   refuse(NM_MSG_PEERS, "<peers version=\"1\" page=\"0\" pages=\"99999\"/>", NM_EMSG, "at most 4096 pages");
+  refuse(NM_MSG_PEERS, "<peers version=\"1\" page=\"4\" pages=\"5\"/>", NM_EMSG,
+         "(the last) must hold the receiver's own entry alone");
   admit(NM_MSG_PEERS, "<peers version=\"1\" page=\"3\" pages=\"5\"/>", &d);
   NMT_EQ_INT(d.u.peers.page, 3);
   NMT_EQ_INT(d.u.peers.pages, 5);
