@@ -19,7 +19,7 @@ static int mgr__pulls_from(const mgr_session *c, const char *id) {
 
 unsigned mgr_relay_clients(manager *m, const mgr_session *r) {
   unsigned n = 0;
-  for (mgr_session *c = m->sessions; c; c = c->next) n += mgr__pulls_from(c, r->id);
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next) n += mgr__pulls_from(c, r->id);
   return n;
 }
 
@@ -49,11 +49,16 @@ static int mgr__pair_side(const mgr_session *s, const mgr_session *r, const mgr_
 }
 
 int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char *prefer_token) {
-  /* Describe every registered session to the policy; sessions taking a registration over
-   * are not candidates until they are listening again. */
-  mgr_relay_candidate *cands = calloc(m->nsessions ? m->nsessions : 1, sizeof *cands);
-  mgr_session **who = calloc(m->nsessions ? m->nsessions : 1, sizeof *who);
+  /* Describe the registered sessions that matter to the policy (mgr_relay_pool: never a
+   * walk over every session per pick); sessions taking a registration over are not
+   * candidates until they are listening again. */
+  mgr_session **pool = NULL;
+  long npool = mgr_relay_pool(m, s, prefer_id, &pool);
+  if (npool < 0) return (int)npool;
+  mgr_relay_candidate *cands = calloc(npool ? (size_t)npool : 1, sizeof *cands);
+  mgr_session **who = calloc(npool ? (size_t)npool : 1, sizeof *who);
   if (!cands || !who) {
+    free(pool);
     free(cands);
     free(who);
     return -ENOMEM;
@@ -62,8 +67,8 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
   uint64_t now = mgr_now_ms(m);
   int pair = mgr__pair_client(s);
   size_t n = 0;
-  for (mgr_session *r = m->sessions; r && n < m->nsessions; r = r->next) {
-    if (r->state != MGR_SESSION_REGISTERED) continue;
+  for (long k = 0; k < npool; k++) {
+    mgr_session *r = pool[k];
     mgr_relay_candidate *c = &cands[n];
     c->is_client = r == s;
     c->dedicated = r->role == NM_ROLE_RELAY;
@@ -76,8 +81,9 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
     c->connected_ms = now - r->connected_ms;
     who[n++] = r;
   }
+  free(pool);
   /* Client counts from the assignments, in one pass over the (few) relayed servants. */
-  for (mgr_session *c = m->sessions; c; c = c->next) {
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next) {
     if (!mgr_session_listed(c) || !c->relay_id[0] || c->standby || c == s) continue;
     for (size_t i = 0; i < n; i++)
       if (strcmp(who[i]->id, c->relay_id) == 0) {
@@ -100,6 +106,7 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
     if (rc < 0) return rc;
   }
   snprintf(s->relay_id, sizeof s->relay_id, "%s", relay->id);
+  mgr_index_track_relayed(&m->index, s);
   /* On the pair path it stays reachable: only its reporters' lines come through the relay;
    * a provisional client stays direct until a verdict (provisional.h). */
   if (!pair && !s->provisional) s->reach = NM_REACH_RELAYED;
@@ -112,11 +119,12 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
 
 void mgr_relay_send_serve(manager *m, mgr_session *relay) {
   if (relay->state != MGR_SESSION_REGISTERED) return;
+  mgr_publish_settle(m); /* the relay knows its clients from the list before it serves them */
   nm_msg *msg = calloc(1, sizeof *msg); /* room for NM_RELAY_CLIENTS_MAX clients: 13 kB */
   if (!msg) return;
   msg->type = NM_MSG_RELAY_SERVE;
   nm_msg_relay_serve *serve = &msg->u.relay_serve;
-  for (mgr_session *c = m->sessions; c; c = c->next) {
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next) {
     if (!mgr__pulls_from(c, relay->id)) continue;
     /* Never reached: a relay takes at most max-clients (<= NM_RELAY_CLIENTS_MAX) clients. */
     if (serve->count == NM_RELAY_CLIENTS_MAX) break;
@@ -132,6 +140,7 @@ void mgr_relay_send_serve(manager *m, mgr_session *relay) {
 
 void mgr_relay_send_assign(manager *m, mgr_session *client) {
   if (client->state != MGR_SESSION_REGISTERED) return;
+  mgr_publish_settle(m); /* the client knows its relay from the list before it pulls */
   mgr_session *relay = client->relay_id[0] && !client->standby ? mgr_find_listed(m, client->relay_id) : NULL;
   nm_msg msg = {.type = NM_MSG_RELAY_ASSIGN};
   nm_msg_relay_assign *a = &msg.u.relay_assign;
@@ -277,7 +286,7 @@ void mgr_relay_pair_release(manager *m, mgr_session *s, const char *why) {
 }
 
 void mgr_relays_reassign_clients_of(manager *m, const mgr_session *relay) {
-  for (mgr_session *c = m->sessions; c; c = c->next) {
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next) {
     if (!mgr_session_listed(c) || strcmp(c->relay_id, relay->id) != 0) continue;
     if (c->standby) {
       /* It pulls from nobody now: another relay is kept for it, or none (then one is
@@ -313,20 +322,20 @@ void mgr_relays_reassign_clients_of(manager *m, const mgr_session *relay) {
 }
 
 void mgr_relays_readdress(manager *m, mgr_session *relay) {
-  for (mgr_session *c = m->sessions; c; c = c->next)
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next)
     if (mgr_session_listed(c) && strcmp(c->relay_id, relay->id) == 0) mgr__new_token(c);
   mgr_relay_send_serve(m, relay);
-  for (mgr_session *c = m->sessions; c; c = c->next)
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next)
     if (mgr__pulls_from(c, relay->id)) mgr_relay_send_assign(m, c);
 }
 
 void mgr_relays_serve_waiting(manager *m) {
   /* Pairs first: each has its own exclusions, so one left unserved says nothing about the
    * next. */
-  for (mgr_session *c = m->sessions; c; c = c->next)
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next)
     if (c->state == MGR_SESSION_REGISTERED && mgr__pair_client(c) && !c->relay_id[0] && !c->standby)
       mgr__pair_serve(m, c);
-  for (mgr_session *c = m->sessions; c; c = c->next) {
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next) {
     if (c->state != MGR_SESSION_REGISTERED || c->reach != NM_REACH_SUSPICIOUS || c->relay_id[0] || c->standby)
       continue;
     /* A waiting servant is never a candidate itself, so when one finds no relay, none of
