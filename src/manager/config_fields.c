@@ -23,6 +23,8 @@ const nm_cfg_field mgr_config_fields[] = {
     F("max-unauth-per-address", NM_CFG_UINT, 1, NM_ADDRLIMIT_TOTAL_MAX, max_unauth_per_addr),
     F("max-unauth", NM_CFG_UINT, 1, NM_ADDRLIMIT_TOTAL_MAX, max_unauth),
     F("metrics", NM_CFG_STRING, 0, 0, metrics),
+    F("mesh-above", NM_CFG_UINT, 0, 1000000, mesh_above),
+    F("mesh-degree", NM_CFG_UINT, MGR_MESH_DEGREE_MIN, MGR_MESH_DEGREE_MAX, mesh_degree),
 };
 #undef F
 

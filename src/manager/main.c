@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "provisional.h"
 #include "manager.h"
+#include "neighbours.h"
 #include "nm_config.h"
 #include "nm_error.h"
 #include "nm_http.h"
@@ -26,7 +27,7 @@ static void usage(FILE *out) {
           "                       [--state-dir DIR] [--admission invite|allow|open] [--open]\n"
           "                       [--allow FP]... [--relay-key FP]... [--admin-key FP]...\n"
           "                       [--max-unauth-per-address N] [--max-unauth N]\n"
-          "                       [--metrics [ADDR:]PORT]\n"
+          "                       [--metrics [ADDR:]PORT] [--mesh-above N] [--mesh-degree D]\n"
           "                       [-C|--check-config] [-v|--verbose] [-h|--help] [--version]\n"
           "                       [COMMAND ...]\n"
           "The connection manager servants register with. Defaults: listen on all addresses (::,\n"
@@ -36,8 +37,11 @@ static void usage(FILE *out) {
           "HTTP, on 127.0.0.1 unless ADDR says otherwise). Its key and admission store live in the state directory\n"
           "(default: $STATE_DIRECTORY, $XDG_STATE_HOME/natmesh/manager or\n"
           "~/.local/state/natmesh/manager). FP: a key fingerprint (64 hex characters).\n"
+          "Chat is a full mesh while the overlay has at most --mesh-above servants (default %d),\n"
+          "then a bounded mesh in which each servant keeps --mesh-degree neighbours (default %d).\n"
           "Commands on the state directory (they work while a manager runs on it):\n%s",
-          NM_ADDRLIMIT_PER_ADDR, NM_ADDRLIMIT_TOTAL, mgr_commands_usage);
+          NM_ADDRLIMIT_PER_ADDR, NM_ADDRLIMIT_TOTAL, MGR_MESH_ABOVE_DEFAULT, MGR_MESH_DEGREE_DEFAULT,
+          mgr_commands_usage);
 }
 
 /* The admission store again if it changed (an invite or a revocation from a subcommand),
@@ -194,6 +198,8 @@ enum {
   MGR_OPT_MAX_UNAUTH_PER_ADDR,
   MGR_OPT_MAX_UNAUTH,
   MGR_OPT_METRICS,
+  MGR_OPT_MESH_ABOVE,
+  MGR_OPT_MESH_DEGREE,
 };
 
 static const struct option mgr__opts[] = {
@@ -216,6 +222,8 @@ static const struct option mgr__opts[] = {
     {"max-unauth-per-address", required_argument, 0, MGR_OPT_MAX_UNAUTH_PER_ADDR},
     {"max-unauth", required_argument, 0, MGR_OPT_MAX_UNAUTH},
     {"metrics", required_argument, 0, MGR_OPT_METRICS},
+    {"mesh-above", required_argument, 0, MGR_OPT_MESH_ABOVE},
+    {"mesh-degree", required_argument, 0, MGR_OPT_MESH_DEGREE},
     {0, 0, 0, 0}};
 /* "+": options end at the first word that is not one, a subcommand's name, whose own options
  * follow it. */
@@ -236,6 +244,8 @@ static void mgr__defaults(mgr_config *cfg) {
   snprintf(cfg->admission, sizeof cfg->admission, "invite");
   cfg->max_unauth_per_addr = NM_ADDRLIMIT_PER_ADDR;
   cfg->max_unauth = NM_ADDRLIMIT_TOTAL;
+  cfg->mesh_above = MGR_MESH_ABOVE_DEFAULT;
+  cfg->mesh_degree = MGR_MESH_DEGREE_DEFAULT;
 }
 
 static int mgr__key_option(nm_keylist *l, const char *name, const char *v) {
@@ -314,6 +324,13 @@ static int mgr__options(int argc, char **argv, mgr_config *cfg, int *check_only)
       if (strlen(optarg) >= sizeof cfg->metrics)
         return nm_log_error("--metrics: expected [ADDR:]PORT, got \"%.60s\"", optarg), 2;
       snprintf(cfg->metrics, sizeof cfg->metrics, "%s", optarg);
+      break;
+    case MGR_OPT_MESH_ABOVE:
+      if (mgr__unsigned_option("mesh-above", optarg, 0, 1000000, &cfg->mesh_above) < 0) return 2;
+      break;
+    case MGR_OPT_MESH_DEGREE:
+      if (mgr__unsigned_option("mesh-degree", optarg, MGR_MESH_DEGREE_MIN, MGR_MESH_DEGREE_MAX, &cfg->mesh_degree) < 0)
+        return 2;
       break;
     default: break;
     }
@@ -473,6 +490,7 @@ int main(int argc, char **argv) {
   uv_loop_close(m.loop);
   mgr_metrics_stop(&m);
   nm_peerlist_close(&m.list);
+  mgr_neighbours_close(&m);
   nm_addrlimit_close(&m.unauth);
   mgr_admission_close(&m.admission);
   nm_tls_ctx_close(&m.tls);

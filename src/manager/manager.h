@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "mesh.h"
 #include "admission.h"
 #include "nm_addrlimit.h"
 #include "nm_config.h"
@@ -62,6 +63,9 @@ typedef struct {
   unsigned max_unauth;
   /* --metrics ADDR:PORT: /metrics and the status page (metrics.c); "" is off */
   char metrics[80];
+  /* the bounded-degree mesh (neighbours.h): above mesh_above servants, degree mesh_degree */
+  unsigned mesh_above;
+  unsigned mesh_degree;
 } mgr_config;
 
 /* config_fields.c: the <manager> config file's elements. */
@@ -186,6 +190,9 @@ struct manager {
   /* what it counts (metrics.h), and the --metrics listener when there is one */
   mgr_stats stats;
   struct mgr_metrics *metrics;
+  /* the bounded-degree mesh over the servants (neighbours.h, mesh.h) */
+  mgr_mesh mesh;
+  int mesh_ready, mesh_on;
 };
 
 /* registry.c */

@@ -2,6 +2,7 @@
  * publishing of every change to everyone as a delta. */
 #include "manager.h"
 #include "cands.h"
+#include "neighbours.h"
 #include "nm_error.h"
 #include "nm_log.h"
 #include "nm_msg.h"
@@ -138,6 +139,7 @@ void mgr_publish_join(manager *m, mgr_session *s) {
    * still win the race on a busy host; the servant holds an unknown peer-hello briefly.) */
   mgr_send_full_list(m, s);
   if (changed > 0) mgr__broadcast(m, &msg, s);
+  mgr_neighbours_joined(m, s);
 }
 
 void mgr_publish_leave(manager *m, mgr_session *s, const char *reason) {
@@ -151,4 +153,5 @@ void mgr_publish_leave(manager *m, mgr_session *s, const char *reason) {
   d->base = m->list.version++;
   d->version = m->list.version;
   mgr__broadcast(m, &msg, s);
+  mgr_neighbours_left(m, s);
 }

@@ -1,0 +1,93 @@
+/* The bounded-degree mesh, as the manager runs it: see neighbours.h. */
+#include "neighbours.h"
+#include "manager.h"
+#include "nm_error.h"
+#include "nm_log.h"
+#include "nm_msg.h"
+
+#include <string.h>
+#include <unistd.h>
+
+/* The graph is made on the first join: the seed from the clock and the process, so two
+ * managers do not build the same graph over the same servants. */
+static int mgr__mesh_ready(manager *m) {
+  if (m->mesh_ready) return 1;
+  uint64_t seed = uv_hrtime() ^ ((uint64_t)getpid() << 32);
+  int rc = mgr_mesh_init(&m->mesh, m->cfg.mesh_degree, seed);
+  if (rc < 0) {
+    nm_log_error("mesh: cannot start it (degree %u): %s", m->cfg.mesh_degree, nm_strerror(rc));
+    return 0;
+  }
+  m->mesh_ready = 1;
+  return 1;
+}
+
+/* Dedicated relays are not mesh nodes: every servant dials them and sends them its own
+ * lines, as in the full mesh (they are few, and their clients must get every line). */
+static int mgr__in_mesh(const mgr_session *s) { return s->role == NM_ROLE_SERVANT; }
+
+/* id's set (none: the full mesh) to id's session, if it is registered. */
+static void mgr__send(manager *m, const char *id, int full) {
+  mgr_session *s = mgr_find_registered(m, id);
+  if (!s) return;
+  nm_msg msg = {.type = NM_MSG_NEIGHBOURS};
+  nm_msg_neighbours *n = &msg.u.neighbours;
+  n->version = m->list.version;
+  if (!full) n->count = mgr_mesh_neighbours(&m->mesh, id, n->ids, NM_NEIGHBOURS_MAX);
+  if (n->count > NM_NEIGHBOURS_MAX) n->count = NM_NEIGHBOURS_MAX; /* degree <= 32: never */
+  int rc = nm_msg_send(&s->conn, &msg);
+  if (rc < 0) nm_log_warn("cannot send neighbours to %s: %s", s->name, nm_strerror(rc));
+}
+
+static void mgr__send_changed(void *ctx, const char *id) { mgr__send(ctx, id, 0); }
+
+/* Everyone's set: each servant in the graph (the full mesh: the empty set). */
+static void mgr__send_all(manager *m, int full) {
+  for (mgr_session *s = m->sessions; s; s = s->next)
+    if (s->state == MGR_SESSION_REGISTERED && mgr__in_mesh(s) && mgr_mesh_has(&m->mesh, s->id))
+      mgr__send(m, s->id, full);
+}
+
+/* After a join or a leave: switch if the size crossed the threshold, else tell those whose
+ * set changed (in mesh mode). */
+static void mgr__after_change(manager *m) {
+  int want = mgr_mesh_count(&m->mesh) > m->cfg.mesh_above;
+  if (want != m->mesh_on) {
+    m->mesh_on = want;
+    mgr_mesh_clear_changed(&m->mesh);
+    nm_log_info("mesh: %zu servants, %s", mgr_mesh_count(&m->mesh),
+                want ? "now a bounded mesh (degree at most mesh-degree)" : "now the full mesh again");
+    mgr__send_all(m, !want);
+    return;
+  }
+  if (m->mesh_on) mgr_mesh_take_changed(&m->mesh, mgr__send_changed, m);
+  else mgr_mesh_clear_changed(&m->mesh);
+}
+
+void mgr_neighbours_joined(manager *m, mgr_session *s) {
+  if (!mgr__in_mesh(s) || !mgr__mesh_ready(m)) return;
+  int rc = mgr_mesh_add(&m->mesh, s->id);
+  if (rc == -EEXIST) {
+    /* A new session took the registration over: its servant may have lost what it was
+     * told (it is a new process, or reconnected): once more. */
+    if (m->mesh_on) mgr__send(m, s->id, 0);
+    return;
+  }
+  if (rc < 0) {
+    nm_log_error("mesh: cannot add %s: %s", s->name, nm_strerror(rc));
+    return;
+  }
+  mgr__after_change(m);
+}
+
+void mgr_neighbours_left(manager *m, mgr_session *s) {
+  if (!m->mesh_ready || mgr_mesh_remove(&m->mesh, s->id) < 0) return;
+  mgr__after_change(m);
+}
+
+int mgr_neighbours_meshed(const manager *m) { return m->mesh_on; }
+
+void mgr_neighbours_close(manager *m) {
+  if (m->mesh_ready) mgr_mesh_close(&m->mesh);
+  m->mesh_ready = 0;
+}

@@ -1,0 +1,25 @@
+/* The bounded-degree mesh, as the manager runs it: mesh.c (pure) keeps the graph over the
+ * listed servants (dedicated relays are not in it: every servant sends its own lines to
+ * them, as in the full mesh); this module tells servants their neighbours.
+ *
+ * While the overlay has at most cfg.mesh_above servants it is the full mesh and nobody is
+ * told anything (a servant starts in the full mesh). Going above the threshold sends every
+ * servant its set; then each join and leave sends `neighbours` only to the servants whose
+ * set changed (and to a newcomer once, after its list). Going back to the threshold or
+ * under it sends everyone the empty set, which means the full mesh again. The graph is kept
+ * in both modes, so a switch costs one message per servant and no rebuild. */
+#ifndef MGR_NEIGHBOURS_H
+#define MGR_NEIGHBOURS_H
+
+typedef struct manager manager;
+typedef struct mgr_session mgr_session;
+
+/* s was just listed (registry.c, after its list and the delta went out). */
+void mgr_neighbours_joined(manager *m, mgr_session *s);
+/* s's entry was just removed from the list (registry.c, after the leave delta). */
+void mgr_neighbours_left(manager *m, mgr_session *s);
+/* Whether the overlay is a bounded mesh now (status, /metrics). */
+int mgr_neighbours_meshed(const manager *m);
+void mgr_neighbours_close(manager *m);
+
+#endif
