@@ -144,7 +144,9 @@ void sv_chat_tick(servant *sv) {
   }
 }
 
-int sv_chat_receive(servant *sv, const nm_msg_chat *c, const char *via) {
+int sv_chat_receive(servant *sv, const nm_msg_chat *c, const char *via) { return sv_chat_receive_from(sv, c, via, NULL); }
+
+int sv_chat_receive_from(servant *sv, const nm_msg_chat *c, const char *via, const char *from) {
   sv_chat *ch = &sv->chat;
   if (strcmp(c->origin, sv->id) == 0) {
     sv__chat_own(sv, c, via);
@@ -193,7 +195,7 @@ int sv_chat_receive(servant *sv, const nm_msg_chat *c, const char *via) {
   m.u.chat = *c;
   nm_msgbuf b = {0};
   if (nm_msg_encode(&m, &b) < 0) b.len = 0; /* decoded, so encodable; be safe anyway */
-  sv_line l = {.origin = c->origin, .name = p->info.name, .text = c->text, .payload = b.data, .len = b.len};
+  sv_line l = {.origin = c->origin, .name = p->info.name, .text = c->text, .payload = b.data, .len = b.len, .from = from};
   sv_lines_received(sv, &l);
   nm_msgbuf_free(&b);
   return 0;

@@ -156,16 +156,18 @@ static int sv__in_on_pull(void *session, const nm_msg *m) {
 
 static int sv__in_on_chat(void *session, const nm_msg *m) {
   sv_in *in = session;
-  /* A peer publishes its own lines on its own connection; lines of others reach us from
-   * their authors or through our relay, never through a third peer. */
-  if (strcmp(m->u.chat.origin, in->id) != 0) {
+  /* In the full mesh a peer publishes its own lines on its own connection; lines of others
+   * reach us from their authors or through our relay, never through a third peer. In a
+   * bounded mesh peers forward each other's lines: chat.c verifies each with its origin's
+   * key. */
+  if (!sv_peers_meshed(in->sv) && strcmp(m->u.chat.origin, in->id) != 0) {
     nm_log_ratelimited(&in->sv->chat.forged_log, NM_LOG_WARN, "dropped a line from %s on %s's connection", m->u.chat.origin,
                        in->via);
     return 0;
   }
   /* Held (not listed yet), its lines wait in chat's pending queue; one that sends more
    * than that queue keeps for one origin is not a peer catching up. */
-  if (sv_chat_receive(in->sv, &m->u.chat, in->via) < 0 && in->state == SV_IN_HELD) {
+  if (sv_chat_receive_from(in->sv, &m->u.chat, in->via, in->id) < 0 && in->state == SV_IN_HELD) {
     char why[120];
     snprintf(why, sizeof why, "more than %d lines before %s was in our peer list", SV_PENDING_PER_ORIGIN, in->id);
     nm_conn_fail(&in->conn, NM_EUNKNOWN_PEER, why);

@@ -44,6 +44,18 @@ static int sv__unreachable(const sv_peer *p) {
   return p->info.state == NM_REACH_SUSPICIOUS || p->info.state == NM_REACH_RELAYED;
 }
 
+/* Whom we keep a connection to: everyone in the full mesh; in a bounded mesh our
+ * neighbours, and dedicated relays (not in the graph: they get every servant's lines). */
+static int sv__wanted(const servant *sv, const sv_peer *p) {
+  return !sv->peers.mesh || p->neighbour || p->info.role == NM_ROLE_RELAY;
+}
+
+static int sv__named_neighbour(const servant *sv, const char *id) {
+  for (size_t i = 0; i < sv->peers.nneighbours; i++)
+    if (strcmp(sv->peers.neighbours[i], id) == 0) return 1;
+  return 0;
+}
+
 static void sv__dial_timer_cb(uv_timer_t *t);
 
 void sv_peers_init(servant *sv) {
@@ -152,13 +164,13 @@ static int sv__punched_on_chat(void *session, const nm_msg *m) {
   sv_out *o = session;
   char via[NM_NAME_MAX + 24];
   if (!o->peer) return 0;
-  if (strcmp(m->u.chat.origin, o->peer->info.id) != 0) {
+  if (!o->sv->peers.mesh && strcmp(m->u.chat.origin, o->peer->info.id) != 0) {
     nm_log_ratelimited(&o->sv->chat.forged_log, NM_LOG_WARN, "dropped a line from %s on %s's punched connection",
                        m->u.chat.origin, o->peer->info.name);
     return 0;
   }
   snprintf(via, sizeof via, "peer %s (punched)", o->peer->info.name);
-  sv_chat_receive(o->sv, &m->u.chat, via);
+  sv_chat_receive_from(o->sv, &m->u.chat, via, o->peer->info.id);
   return 0;
 }
 
@@ -413,7 +425,7 @@ static void sv__dial_step(servant *sv, sv_peer *p) {
 
 static void sv__peer_connect(servant *sv, sv_peer *p) {
   /* A dedicated relay publishes nothing of its own: it only receives and forwards. */
-  if (sv->cfg.quiet || p->out || p->dialing || sv->stopping) return;
+  if (sv->cfg.quiet || p->out || p->dialing || sv->stopping || !sv__wanted(sv, p)) return;
   if (nm_cand_round_begin(&p->round, &p->info, sv->peers.our_ip, &p->cand_memory, sv_now_ms(sv)) == 0) return;
   memset(p->tries, 0, sizeof p->tries);
   p->dialing = 1;
@@ -480,6 +492,7 @@ static void sv__peer_upsert(servant *sv, const nm_peer *info) {
     nm_lineq_init(&p->unconfirmed, SV_BACKLOG_MAX, SV_BACKLOG_BYTES_MAX, SV_BACKLOG_TTL_MS);
     p->next = sv->peers.head;
     sv->peers.head = p;
+    p->neighbour = sv__named_neighbour(sv, info->id);
     char a[NM_ADDR_STRLEN];
     nm_log_info("peer joined: %s at %s (key %.16s...)", info->name, nm_addr_str(info->ip, info->port, a), p->fp.hex);
     p->listed = 1;
@@ -561,8 +574,58 @@ void sv_peers_apply_full(servant *sv, const nm_peerlist *list) {
   for (size_t i = 0; i < list->count; i++) sv_peers_upsert(sv, &list->peers[i]);
 }
 
+/* One line to one peer: on its connection, or into its backlog (which reopens an idle
+ * connection). The connection's write queue and the backlog bound what it may hold. */
+static void sv__send_line(servant *sv, sv_peer *p, const char *payload, size_t len) {
+  if (p->out_ready) {
+    int rc = sv__out_send(sv, p, payload, len, sv_now_ms(sv));
+    if (rc == NM_EQUEUE_FULL) nm_log_warn("%s is not reading: line dropped for it", p->info.name);
+  } else if (!sv__unreachable(p)) {
+    sv__backlog_push(sv, p, payload, len);
+    if (p->idle && !p->out && !p->dialing) sv__peer_connect(sv, p);
+  }
+}
+
+void sv_peers_forward(servant *sv, const char *payload, size_t len, const char *origin, const char *from) {
+  if (!sv->peers.mesh) return;
+  for (sv_peer *p = sv->peers.head; p; p = p->next) {
+    if (!p->listed || !p->neighbour || strcmp(p->info.id, origin) == 0 || (from && strcmp(p->info.id, from) == 0))
+      continue;
+    sv__send_line(sv, p, payload, len);
+  }
+}
+
+int sv_peers_meshed(servant *sv) { return sv->peers.mesh; }
+
+void sv_peers_set_neighbours(servant *sv, const nm_msg_neighbours *n) {
+  sv_peers *ps = &sv->peers;
+  int was = ps->mesh;
+  ps->mesh = n->count > 0;
+  ps->mesh_version = n->version;
+  ps->nneighbours = n->count < NM_NEIGHBOURS_MAX ? n->count : NM_NEIGHBOURS_MAX;
+  memcpy(ps->neighbours, n->ids, ps->nneighbours * sizeof ps->neighbours[0]);
+  if (ps->mesh)
+    nm_log_info("mesh: %zu neighbours (list version %llu)", ps->nneighbours, (unsigned long long)n->version);
+  else if (was)
+    nm_log_info("mesh: the full mesh again (list version %llu)", (unsigned long long)n->version);
+  for (sv_peer *p = ps->head; p; p = p->next) {
+    p->neighbour = sv__named_neighbour(sv, p->info.id);
+    if (!sv__wanted(sv, p)) {
+      /* Not ours to reach any more: our lines go to it through the mesh. */
+      sv__peer_disconnect(p);
+      nm_lineq_clear(&p->backlog);
+      nm_lineq_clear(&p->unconfirmed);
+      p->idle = 0;
+    } else if (p->listed && !p->out && !p->dialing && !sv__unreachable(p)) {
+      nm_backoff_reset(&p->backoff);
+      sv__peer_connect(sv, p);
+    }
+  }
+}
+
 void sv_peers_publish(servant *sv, const char *payload, size_t len) {
   for (sv_peer *p = sv->peers.head; p; p = p->next) {
+    if (!sv__wanted(sv, p)) continue;
     if (p->out_ready) {
       int rc = sv__out_send(sv, p, payload, len, sv_now_ms(sv));
       if (rc == NM_EQUEUE_FULL) nm_log_warn("%s is not reading: line dropped for it", p->info.name);
@@ -807,9 +870,15 @@ size_t sv_peers_print(servant *sv, FILE *out) {
     if (!p->listed) continue;
     n++;
     char a[NM_ADDR_STRLEN], path[160];
-    fprintf(out, "  peer %s %s %s %s%s%s key %s, %s\n", p->info.name, p->info.id, nm_addr_str(p->info.ip, p->info.port, a),
-            nm_reach_name(p->info.state), p->out_ready ? " connected" : "", p->banned ? " banned" : "", p->fp.hex,
+    fprintf(out, "  peer %s %s %s %s%s%s%s key %s, %s\n", p->info.name, p->info.id, nm_addr_str(p->info.ip, p->info.port, a),
+            nm_reach_name(p->info.state), sv->peers.mesh && p->neighbour ? " neighbour" : "",
+            p->out_ready ? " connected" : "", p->banned ? " banned" : "", p->fp.hex,
             sv__path(sv, p, path, sizeof path));
+  }
+  if (sv->peers.mesh) {
+    size_t conns = 0;
+    for (sv_peer *p = sv->peers.head; p; p = p->next) conns += p->listed && p->out_ready;
+    fprintf(out, "  mesh: %zu neighbours, connected to %zu peers\n", sv->peers.nneighbours, conns);
   }
   return n;
 }

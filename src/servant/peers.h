@@ -66,6 +66,7 @@ struct sv_peer {
   char round_err[128];        /* ... as text, for the log */
   nm_cand path;               /* the candidate out is connected at */
   size_t failed_cands;        /* candidates the last failed round tried (0: none failed) */
+  int neighbour;              /* in a bounded mesh: one of the peers we keep a connection to */
   int idle;                   /* our connection was closed after use (the peer closes idle
                                  ones): reconnect when there is something to send */
   uint64_t next_attempt_ms;
@@ -97,6 +98,12 @@ typedef struct {
   int dial_timer_open;
   uv_timer_t punch_timer;    /* the next punch attempt of any peer */
   int punch_timer_open;
+  /* The bounded mesh (the manager's neighbours): while mesh is set we connect only to the
+   * neighbours named here (and to dedicated relays), and forward lines to them. */
+  int mesh;
+  uint64_t mesh_version;
+  size_t nneighbours;
+  char neighbours[NM_NEIGHBOURS_MAX][NM_ID_LEN + 1];
 } sv_peers;
 
 void sv_peers_init(servant *sv);
@@ -112,8 +119,19 @@ void sv_peers_set_observed(servant *sv, const char *ip);
 void sv_peers_apply_full(servant *sv, const nm_peerlist *list);
 void sv_peers_upsert(servant *sv, const nm_peer *p);
 void sv_peers_remove(servant *sv, const char *id, const char *reason);
-/* Queues one chat frame's payload to every peer (or its backlog). */
+/* Queues one chat frame's payload (a line of ours) to every peer we keep a connection to
+ * (or its backlog): in the full mesh every listed peer, in a bounded mesh our neighbours
+ * and the dedicated relays. */
 void sv_peers_publish(servant *sv, const char *payload, size_t len);
+/* In a bounded mesh: a line of origin we accepted for the first time, to every neighbour
+ * but origin and from (the peer it came from; NULL if from a relay or unknown), with the
+ * same limits as our own lines. Nothing in the full mesh. */
+void sv_peers_forward(servant *sv, const char *payload, size_t len, const char *origin, const char *from);
+/* The manager's neighbours: no ids is the full mesh. */
+void sv_peers_set_neighbours(servant *sv, const nm_msg_neighbours *n);
+/* Whether we are in a bounded mesh (then any listed peer's connection may carry lines of
+ * other origins: each is verified with its origin's key). */
+int sv_peers_meshed(servant *sv);
 void sv_peers_tick(servant *sv);
 /* The manager's punch: dial the peer's observed endpoint at the moment it says, as the peer
  * dials ours (a TCP simultaneous open); TLS roles by key (nm_punch_tls_role). */
