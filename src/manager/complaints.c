@@ -3,6 +3,7 @@
  * complaints are kept (mgr_complaints_on_leave drops a leaver's), so one liar can never
  * do it alone. */
 #include "complaints.h"
+#include "neighbours.h"
 #include "nm_log.h"
 
 #include <string.h>
@@ -16,6 +17,7 @@ unsigned mgr_complaint_reporters(manager *m, const mgr_session *s) {
  * publish, so they never complain and do not count. */
 static unsigned mgr__others(manager *m, const mgr_session *s) {
   unsigned others = 0;
+  if (mgr_neighbours_dialers(m, s, &others)) return others; /* a bounded mesh: its neighbours */
   for (mgr_session *o = m->sessions; o; o = o->next)
     if (o != s && o->state == MGR_SESSION_REGISTERED && o->role == NM_ROLE_SERVANT) others++;
   return others;

@@ -70,7 +70,7 @@ void mgr_neighbours_joined(manager *m, mgr_session *s) {
   if (rc == -EEXIST) {
     /* A new session took the registration over: its servant may have lost what it was
      * told (it is a new process, or reconnected): once more. */
-    if (m->mesh_on) mgr__send(m, s->id, 0);
+    mgr__send(m, s->id, !m->mesh_on);
     return;
   }
   if (rc < 0) {
@@ -78,6 +78,9 @@ void mgr_neighbours_joined(manager *m, mgr_session *s) {
     return;
   }
   mgr__after_change(m);
+  /* In the full mesh, said once on registration too: a servant that was in a mesh under a
+   * manager before this one (a restart with another threshold) must not stay in it. */
+  if (!m->mesh_on) mgr__send(m, s->id, 1);
 }
 
 void mgr_neighbours_left(manager *m, mgr_session *s) {
@@ -86,6 +89,13 @@ void mgr_neighbours_left(manager *m, mgr_session *s) {
 }
 
 int mgr_neighbours_meshed(const manager *m) { return m->mesh_on; }
+
+int mgr_neighbours_dialers(manager *m, const mgr_session *s, unsigned *dialers) {
+  if (!m->mesh_on || !mgr_mesh_has(&m->mesh, s->id)) return 0;
+  char ids[MGR_MESH_DEGREE_MAX][NM_ID_LEN + 1];
+  *dialers = (unsigned)mgr_mesh_neighbours(&m->mesh, s->id, ids, MGR_MESH_DEGREE_MAX);
+  return 1;
+}
 
 void mgr_neighbours_close(manager *m) {
   if (m->mesh_ready) mgr_mesh_close(&m->mesh);

@@ -47,7 +47,7 @@ static int sv__unreachable(const sv_peer *p) {
 /* Whom we keep a connection to: everyone in the full mesh; in a bounded mesh our
  * neighbours, and dedicated relays (not in the graph: they get every servant's lines). */
 static int sv__wanted(const servant *sv, const sv_peer *p) {
-  return !sv->peers.mesh || p->neighbour || p->info.role == NM_ROLE_RELAY;
+  return !sv->peers.mesh || p->neighbour || p->relays_neighbour || p->info.role == NM_ROLE_RELAY;
 }
 
 static int sv__named_neighbour(const servant *sv, const char *id) {
@@ -466,6 +466,7 @@ static void sv__peer_free(servant *sv, sv_peer *p, const char *reason) {
 }
 
 static void sv__check_ban(servant *sv, sv_peer *p);
+static void sv__mesh_apply(servant *sv);
 
 /* The key decides who the peer is: its fingerprint is what TLS must present. */
 static void sv__peer_set_key(sv_peer *p) { nm_fingerprint_of_pubkey(p->info.key, &p->fp); }
@@ -547,6 +548,8 @@ void sv_peers_upsert(servant *sv, const nm_peer *info) {
   sv__peer_upsert(sv, info);
   sv_peer *p = sv_peer_find(sv, info->id);
   if (!p) return; /* out of memory */
+  /* A neighbour's relay may have changed, or a relay we need may be new to the table. */
+  if (sv->peers.mesh && (p->neighbour || sv__unreachable(p) || p->relays_neighbour)) sv__mesh_apply(sv);
   sv_inbound_listed(sv, p);
   sv_chat_listed(sv, p->info.id);
 }
@@ -589,13 +592,47 @@ static void sv__send_line(servant *sv, sv_peer *p, const char *payload, size_t l
 void sv_peers_forward(servant *sv, const char *payload, size_t len, const char *origin, const char *from) {
   if (!sv->peers.mesh) return;
   for (sv_peer *p = sv->peers.head; p; p = p->next) {
-    if (!p->listed || !p->neighbour || strcmp(p->info.id, origin) == 0 || (from && strcmp(p->info.id, from) == 0))
+    if (!p->listed || !(p->neighbour || p->relays_neighbour) || strcmp(p->info.id, origin) == 0 ||
+        (from && strcmp(p->info.id, from) == 0))
       continue;
     sv__send_line(sv, p, payload, len);
   }
 }
 
 int sv_peers_meshed(servant *sv) { return sv->peers.mesh; }
+
+/* A neighbour nobody can dial (relayed) is reached through its relay: the relay becomes a
+ * peer we keep a connection to. Recomputed when the set changes and when a neighbour's
+ * entry does (O(peers + neighbours x peers)). */
+static void sv__mesh_relays(servant *sv) {
+  for (sv_peer *p = sv->peers.head; p; p = p->next) p->relays_neighbour = 0;
+  if (!sv->peers.mesh) return;
+  for (sv_peer *q = sv->peers.head; q; q = q->next) {
+    if (!q->neighbour || !q->listed || !sv__unreachable(q) || !q->info.relay[0]) continue;
+    sv_peer *r = sv_peer_find(sv, q->info.relay);
+    if (r && strcmp(r->info.id, sv->id) != 0) r->relays_neighbour = 1;
+  }
+}
+
+/* After the set or a neighbour's relay changed: close what we no longer need, dial what we
+ * now do. */
+static void sv__mesh_apply(servant *sv) {
+  sv__mesh_relays(sv);
+  for (sv_peer *p = sv->peers.head; p; p = p->next) {
+    if (!sv__wanted(sv, p)) {
+      /* Not ours to reach any more: our lines go to it through the mesh. */
+      if (p->out || p->dialing || p->backlog.count) {
+        sv__peer_disconnect(p);
+        nm_lineq_clear(&p->backlog);
+        nm_lineq_clear(&p->unconfirmed);
+        p->idle = 0;
+      }
+    } else if (p->listed && !p->out && !p->dialing && !sv__unreachable(p)) {
+      nm_backoff_reset(&p->backoff);
+      sv__peer_connect(sv, p);
+    }
+  }
+}
 
 void sv_peers_set_neighbours(servant *sv, const nm_msg_neighbours *n) {
   sv_peers *ps = &sv->peers;
@@ -608,19 +645,8 @@ void sv_peers_set_neighbours(servant *sv, const nm_msg_neighbours *n) {
     nm_log_info("mesh: %zu neighbours (list version %llu)", ps->nneighbours, (unsigned long long)n->version);
   else if (was)
     nm_log_info("mesh: the full mesh again (list version %llu)", (unsigned long long)n->version);
-  for (sv_peer *p = ps->head; p; p = p->next) {
-    p->neighbour = sv__named_neighbour(sv, p->info.id);
-    if (!sv__wanted(sv, p)) {
-      /* Not ours to reach any more: our lines go to it through the mesh. */
-      sv__peer_disconnect(p);
-      nm_lineq_clear(&p->backlog);
-      nm_lineq_clear(&p->unconfirmed);
-      p->idle = 0;
-    } else if (p->listed && !p->out && !p->dialing && !sv__unreachable(p)) {
-      nm_backoff_reset(&p->backoff);
-      sv__peer_connect(sv, p);
-    }
-  }
+  for (sv_peer *p = ps->head; p; p = p->next) p->neighbour = sv__named_neighbour(sv, p->info.id);
+  sv__mesh_apply(sv);
 }
 
 void sv_peers_publish(servant *sv, const char *payload, size_t len) {

@@ -67,6 +67,8 @@ struct sv_peer {
   nm_cand path;               /* the candidate out is connected at */
   size_t failed_cands;        /* candidates the last failed round tried (0: none failed) */
   int neighbour;              /* in a bounded mesh: one of the peers we keep a connection to */
+  int relays_neighbour;       /* ... or the relay a neighbour we cannot reach pulls from: what
+                                 we would send that neighbour goes to its relay */
   int idle;                   /* our connection was closed after use (the peer closes idle
                                  ones): reconnect when there is something to send */
   uint64_t next_attempt_ms;
