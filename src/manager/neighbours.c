@@ -39,7 +39,16 @@ static void mgr__send(manager *m, const char *id, int full) {
   if (rc < 0) nm_log_warn("cannot send neighbours to %s: %s", s->name, nm_strerror(rc));
 }
 
-static void mgr__send_changed(void *ctx, const char *id) { mgr__send(ctx, id, 0); }
+typedef struct {
+  manager *m;
+  size_t told;
+} mgr__tell;
+
+static void mgr__send_changed(void *ctx, const char *id) {
+  mgr__tell *t = ctx;
+  mgr__send(t->m, id, 0);
+  t->told++;
+}
 
 /* Everyone's set: each servant in the graph (the full mesh: the empty set). */
 static void mgr__send_all(manager *m, int full) {
@@ -49,8 +58,8 @@ static void mgr__send_all(manager *m, int full) {
 }
 
 /* After a join or a leave: switch if the size crossed the threshold, else tell those whose
- * set changed (in mesh mode). */
-static void mgr__after_change(manager *m) {
+ * set changed (in mesh mode). Returns how many were told in mesh mode. */
+static size_t mgr__after_change(manager *m) {
   int want = mgr_mesh_count(&m->mesh) > m->cfg.mesh_above;
   if (want != m->mesh_on) {
     m->mesh_on = want;
@@ -58,10 +67,12 @@ static void mgr__after_change(manager *m) {
     nm_log_info("mesh: %zu servants, %s", mgr_mesh_count(&m->mesh),
                 want ? "now a bounded mesh (degree at most mesh-degree)" : "now the full mesh again");
     mgr__send_all(m, !want);
-    return;
+    return 0;
   }
-  if (m->mesh_on) mgr_mesh_take_changed(&m->mesh, mgr__send_changed, m);
+  mgr__tell t = {m, 0};
+  if (m->mesh_on) mgr_mesh_take_changed(&m->mesh, mgr__send_changed, &t);
   else mgr_mesh_clear_changed(&m->mesh);
+  return t.told;
 }
 
 void mgr_neighbours_joined(manager *m, mgr_session *s) {
@@ -85,7 +96,9 @@ void mgr_neighbours_joined(manager *m, mgr_session *s) {
 
 void mgr_neighbours_left(manager *m, mgr_session *s) {
   if (!m->mesh_ready || mgr_mesh_remove(&m->mesh, s->id) < 0) return;
-  mgr__after_change(m);
+  size_t told = mgr__after_change(m);
+  /* The repair is news once per leave, as the leave itself is ("left:"). */
+  if (m->mesh_on) nm_log_info("mesh: %s left; %zu servants told their new neighbours", s->name, told);
 }
 
 int mgr_neighbours_meshed(const manager *m) { return m->mesh_on; }
