@@ -592,7 +592,10 @@ static void sv__send_line(servant *sv, sv_peer *p, const char *payload, size_t l
 void sv_peers_forward(servant *sv, const char *payload, size_t len, const char *origin, const char *from) {
   if (!sv->peers.mesh) return;
   for (sv_peer *p = sv->peers.head; p; p = p->next) {
-    if (!p->listed || !(p->neighbour || p->relays_neighbour) || strcmp(p->info.id, origin) == 0 ||
+    /* A dedicated relay gets every line from its origin (everyone sends it theirs), and
+     * takes on a peer's connection only that peer's own lines. */
+    int relay_of_neighbour = p->relays_neighbour && p->info.role != NM_ROLE_RELAY;
+    if (!p->listed || !(p->neighbour || relay_of_neighbour) || strcmp(p->info.id, origin) == 0 ||
         (from && strcmp(p->info.id, from) == 0))
       continue;
     sv__send_line(sv, p, payload, len);
