@@ -494,6 +494,7 @@ static void sv__peer_upsert(servant *sv, const nm_peer *info) {
     p->next = sv->peers.head;
     sv->peers.head = p;
     p->neighbour = sv__named_neighbour(sv, info->id);
+    p->unwanted = !sv__wanted(sv, p);
     char a[NM_ADDR_STRLEN];
     nm_log_info("peer joined: %s at %s (key %.16s...)", info->name, nm_addr_str(info->ip, info->port, a), p->fp.hex);
     p->listed = 1;
@@ -622,15 +623,16 @@ static void sv__mesh_relays(servant *sv) {
 static void sv__mesh_apply(servant *sv) {
   sv__mesh_relays(sv);
   for (sv_peer *p = sv->peers.head; p; p = p->next) {
-    if (!sv__wanted(sv, p)) {
+    int wanted = sv__wanted(sv, p), was = !p->unwanted;
+    p->unwanted = !wanted;
+    if (!wanted && (was || p->out || p->dialing)) {
       /* Not ours to reach any more: our lines go to it through the mesh. */
-      if (p->out || p->dialing || p->backlog.count) {
-        sv__peer_disconnect(p);
-        nm_lineq_clear(&p->backlog);
-        nm_lineq_clear(&p->unconfirmed);
-        p->idle = 0;
-      }
-    } else if (p->listed && !p->out && !p->dialing && !sv__unreachable(p)) {
+      sv__peer_disconnect(p);
+      nm_lineq_clear(&p->backlog);
+      nm_lineq_clear(&p->unconfirmed);
+      p->idle = 0;
+    } else if (wanted && !was && p->listed && !p->out && !p->dialing && !sv__unreachable(p)) {
+      /* Newly ours (a new neighbour, or back to the full mesh): dial it now. */
       nm_backoff_reset(&p->backoff);
       sv__peer_connect(sv, p);
     }

@@ -69,6 +69,7 @@ struct sv_peer {
   int neighbour;              /* in a bounded mesh: one of the peers we keep a connection to */
   int relays_neighbour;       /* ... or the relay a neighbour we cannot reach pulls from: what
                                  we would send that neighbour goes to its relay */
+  int unwanted;               /* in a bounded mesh, none of those: no connection to it */
   int idle;                   /* our connection was closed after use (the peer closes idle
                                  ones): reconnect when there is something to send */
   uint64_t next_attempt_ms;
