@@ -157,6 +157,13 @@ int sv_chat_receive_from(servant *sv, const nm_msg_chat *c, const char *via, con
    * list may be one our list has not caught up with: its line waits (sv__chat_pend). */
   sv_peer *p = sv_peer_find(sv, c->origin);
   if (!p) return sv__chat_pend(sv, c, via);
+  /* A copy of a line already shown is dropped before its signature is checked: in a bounded
+   * mesh each line arrives from several neighbours, and a signature check costs far more
+   * than a look at the window. (Dropping it cannot be abused: it changes nothing.) */
+  if (nm_replay_table_check(&ch->replay, c->origin, c->epoch, c->seq) == NM_REPLAY_DUPLICATE) {
+    ch->replayed++;
+    return 0;
+  }
   int rc = nm_msg_chat_verify(c, p->info.key);
   if (rc < 0) {
     ch->forged++;
