@@ -139,7 +139,7 @@ void mgr_publish_join(manager *m, mgr_session *s) {
    * still win the race on a busy host; the servant holds an unknown peer-hello briefly.) */
   mgr_send_full_list(m, s);
   if (changed > 0) mgr__broadcast(m, &msg, s);
-  mgr_neighbours_joined(m, s);
+  if (changed >= 0) mgr_neighbours_joined(m, s); /* listed: a node of the mesh */
 }
 
 void mgr_publish_leave(manager *m, mgr_session *s, const char *reason) {
