@@ -29,6 +29,7 @@ static void sv__in_closed(nm_conn *c) {
   sv_in *in = c->data;
   servant *sv = in->sv;
   rl_detach(&sv->relay, &in->client);
+  if (in->state == SV_IN_PEER) sv_peers_inbound_down(sv, in->id, c);
   sv__in_release_slot(in);
   if (in->prev) in->prev->next = in->next;
   else sv->inbound.head = in->next;
@@ -88,6 +89,8 @@ static void sv__in_become_peer(sv_in *in, const sv_peer *p) {
   nm_conn_set_label(&in->conn, "peer %s (inbound)", p->info.name);
   snprintf(in->via, sizeof in->via, "peer %s", p->info.name);
   in->state = SV_IN_PEER;
+  /* In a bounded mesh we may send on it (a neighbour we do not dial). */
+  sv_peers_inbound_up(sv, p->info.id, &in->conn);
 }
 
 static int sv__in_on_peer_hello(void *session, const nm_msg *m) {
@@ -348,7 +351,8 @@ void sv_inbound_tick(servant *sv) {
   for (sv_in *in = sv->inbound.head; in; in = in->next) {
     if (in->state == SV_IN_HELD && !in->conn.closing && now - in->held_since_ms >= SV_HOLD_MS)
       sv__in_refuse(in, in->id, "is not in our peer list");
-    if (idle && in->state == SV_IN_PEER && !in->conn.closing && now - in->last_frame_ms > idle) {
+    if (idle && in->state == SV_IN_PEER && !in->conn.closing && now - in->last_frame_ms > idle &&
+        !sv_peers_keep_inbound(sv, in->id)) {
       char why[80];
       snprintf(why, sizeof why, "idle for %llu s", (unsigned long long)(idle / 1000));
       nm_conn_close(&in->conn, 0, why);

@@ -50,6 +50,15 @@ static int sv__wanted(const servant *sv, const sv_peer *p) {
   return !sv->peers.mesh || p->neighbour || p->relays_neighbour || p->info.role == NM_ROLE_RELAY;
 }
 
+/* Whether we dial p ourselves. In a bounded mesh a pair of neighbours makes one connection
+ * and both send on it: the smaller id dials, as for a punch's roles; a servant that pulls
+ * from a relay (others may not reach it) dials all its neighbours. Everyone else (the full
+ * mesh, dedicated relays, a neighbour's relay) is dialled as always. */
+static int sv__dials(const servant *sv, const sv_peer *p) {
+  if (!sv->peers.mesh || !p->neighbour || p->info.role == NM_ROLE_RELAY) return 1;
+  return strcmp(sv->id, p->info.id) < 0 || sv->pull.assigned;
+}
+
 static int sv__named_neighbour(const servant *sv, const char *id) {
   for (size_t i = 0; i < sv->peers.nneighbours; i++)
     if (strcmp(sv->peers.neighbours[i], id) == 0) return 1;
@@ -139,10 +148,30 @@ static void sv__backlog_requeue(sv_peer *p) {
                                     p->backlog.count == 1 ? "" : "s", p->info.name);
 }
 
-/* Our outbound connections only send: peers publish to us on connections they open, and
- * a relay forwards on the pull connection. The table has no rows: whatever arrives here
- * (but an error frame, which nm_conn logs) is refused. */
-static const nm_dispatch_table sv__out_table = {.endpoint = "outbound peer connection"};
+/* Our outbound connections send our lines. In a bounded mesh the peer we dialled sends its
+ * lines (and those it forwards) back on it, since a pair of neighbours makes one connection;
+ * TLS pinned its key, so it needs no peer-hello. In the full mesh only the peer's own lines
+ * are taken here (the peer publishes on its own connection to us anyway). */
+static int sv__out_on_chat(void *session, const nm_msg *m) {
+  sv_out *o = session;
+  char via[NM_NAME_MAX + 8];
+  if (!o->peer || o->attempt != -1) return 0;
+  if (!o->sv->peers.mesh && strcmp(m->u.chat.origin, o->peer->info.id) != 0) {
+    nm_log_ratelimited(&o->sv->chat.forged_log, NM_LOG_WARN, "dropped a line from %s on our connection to %s",
+                       m->u.chat.origin, o->peer->info.name);
+    return 0;
+  }
+  snprintf(via, sizeof via, "peer %s", o->peer->info.name);
+  sv_chat_receive_from(o->sv, &m->u.chat, via, o->peer->info.id);
+  return 0;
+}
+
+static const char *const sv__out_state_names[] = {"a peer"};
+static const nm_dispatch_entry sv__out_rows[] = {
+    {NM_MSG_CHAT, 0, 0, sv__out_on_chat},
+};
+static const nm_dispatch_table sv__out_table =
+    NM_DISPATCH_TABLE("outbound peer connection", sv__out_rows, sv__out_state_names);
 
 /* A punched connection carries the peer's lines too: its peer-hello (the id of the key TLS
  * pinned), then its chat, as an inbound peer connection would. */
@@ -216,7 +245,7 @@ static void sv__out_closed(nm_conn *c) {
     /* Closed in its first moments (refused, or lost): what we sent may not have been
      * taken. Sending it again costs nothing: receivers show each line once. */
     if (p->unconfirmed.count) sv__backlog_requeue(p);
-    if (was_up && c->close_err == 0 && !c->peer_error[0]) {
+    if (was_up && c->close_err == 0 && !c->peer_error[0] && !(sv->peers.mesh && p->neighbour)) {
       /* It worked and ended cleanly: the peer closes connections idle for a while. We open
        * a new one when we have a line for it. */
       p->idle = 1;
@@ -372,6 +401,7 @@ static void sv__out_connected(nm_conn *c, int status) {
   p->out_ready = 1;
   p->idle = 0;
   p->out_since_ms = sv_now_ms(sv);
+  nm_frame_reader_set_max(&c->reader, SV_CHAT_FRAME_MAX); /* its lines, in a bounded mesh */
   char a[NM_ADDR_STRLEN];
   nm_conn_set_label(c, "peer %s", p->info.name);
   nm_log_info("connected to %s at %s (%s)", p->info.name, nm_addr_str(p->path.ip, p->path.port, a),
@@ -425,7 +455,7 @@ static void sv__dial_step(servant *sv, sv_peer *p) {
 
 static void sv__peer_connect(servant *sv, sv_peer *p) {
   /* A dedicated relay publishes nothing of its own: it only receives and forwards. */
-  if (sv->cfg.quiet || p->out || p->dialing || sv->stopping || !sv__wanted(sv, p)) return;
+  if (sv->cfg.quiet || p->out || p->dialing || sv->stopping || !sv__wanted(sv, p) || !sv__dials(sv, p)) return;
   if (nm_cand_round_begin(&p->round, &p->info, sv->peers.our_ip, &p->cand_memory, sv_now_ms(sv)) == 0) return;
   memset(p->tries, 0, sizeof p->tries);
   p->dialing = 1;
@@ -467,6 +497,7 @@ static void sv__peer_free(servant *sv, sv_peer *p, const char *reason) {
 
 static void sv__check_ban(servant *sv, sv_peer *p);
 static void sv__mesh_apply(servant *sv);
+static void sv__backlog_flush_inbound(servant *sv, sv_peer *p);
 
 /* The key decides who the peer is: its fingerprint is what TLS must present. */
 static void sv__peer_set_key(sv_peer *p) { nm_fingerprint_of_pubkey(p->info.key, &p->fp); }
@@ -580,9 +611,17 @@ void sv_peers_apply_full(servant *sv, const nm_peerlist *list) {
 
 /* One line to one peer: on its connection, or into its backlog (which reopens an idle
  * connection). The connection's write queue and the backlog bound what it may hold. */
+static int sv__sends_inbound(const servant *sv, const sv_peer *p) {
+  return sv->peers.mesh && p->neighbour && !p->out_ready && p->in_conn && !p->in_conn->closing;
+}
+
 static void sv__send_line(servant *sv, sv_peer *p, const char *payload, size_t len) {
   if (p->out_ready) {
     int rc = sv__out_send(sv, p, payload, len, sv_now_ms(sv));
+    if (rc == NM_EQUEUE_FULL) nm_log_warn("%s is not reading: line dropped for it", p->info.name);
+  } else if (sv__sends_inbound(sv, p)) {
+    /* The neighbour dialled us: our lines go back on its connection. */
+    int rc = nm_conn_send(p->in_conn, NM_MSG_CHAT, payload, len);
     if (rc == NM_EQUEUE_FULL) nm_log_warn("%s is not reading: line dropped for it", p->info.name);
   } else if (!sv__unreachable(p)) {
     sv__backlog_push(sv, p, payload, len);
@@ -631,9 +670,16 @@ static void sv__mesh_apply(servant *sv) {
       nm_lineq_clear(&p->backlog);
       nm_lineq_clear(&p->unconfirmed);
       p->idle = 0;
-    } else if (wanted && !was && p->listed && !p->out && !p->dialing && !sv__unreachable(p)) {
-      /* Newly ours (a new neighbour, or back to the full mesh): dial it now. */
-      nm_backoff_reset(&p->backoff);
+    } else if (wanted && !sv__dials(sv, p)) {
+      /* A neighbour that dials us: one connection for the pair, ours goes. */
+      if (p->out || p->dialing) sv__peer_disconnect(p);
+      sv__backlog_flush_inbound(sv, p);
+    } else if (wanted && (!was || (sv->peers.mesh && p->idle)) && p->listed && !p->out && !p->dialing &&
+               !sv__unreachable(p)) {
+      /* Newly ours (a new neighbour, or back to the full mesh), or a neighbour whose
+       * connection was closed for being idle: dial it now. */
+      if (!was) nm_backoff_reset(&p->backoff);
+      p->idle = 0;
       sv__peer_connect(sv, p);
     }
   }
@@ -655,17 +701,35 @@ void sv_peers_set_neighbours(servant *sv, const nm_msg_neighbours *n) {
 }
 
 void sv_peers_publish(servant *sv, const char *payload, size_t len) {
-  for (sv_peer *p = sv->peers.head; p; p = p->next) {
-    if (!sv__wanted(sv, p)) continue;
-    if (p->out_ready) {
-      int rc = sv__out_send(sv, p, payload, len, sv_now_ms(sv));
-      if (rc == NM_EQUEUE_FULL) nm_log_warn("%s is not reading: line dropped for it", p->info.name);
-    } else if (!sv__unreachable(p)) {
-      sv__backlog_push(sv, p, payload, len);
-      /* Its connection was closed for being idle: a line is what reopens it. */
-      if (p->idle && !p->out && !p->dialing) sv__peer_connect(sv, p);
-    }
+  for (sv_peer *p = sv->peers.head; p; p = p->next)
+    if (sv__wanted(sv, p)) sv__send_line(sv, p, payload, len);
+}
+
+/* What waited in p's backlog goes on its connection to us (we do not dial it). */
+static void sv__backlog_flush_inbound(servant *sv, sv_peer *p) {
+  uint64_t now = sv_now_ms(sv);
+  nm_lineq_item *it;
+  while (sv__sends_inbound(sv, p) && (it = nm_lineq_pop(&p->backlog))) {
+    if (!nm_lineq_expired(&p->backlog, it, now)) nm_conn_send(p->in_conn, NM_MSG_CHAT, it->payload, it->len);
+    free(it);
   }
+}
+
+void sv_peers_inbound_up(servant *sv, const char *id, nm_conn *c) {
+  sv_peer *p = sv_peer_find(sv, id);
+  if (!p) return;
+  p->in_conn = c;
+  sv__backlog_flush_inbound(sv, p);
+}
+
+void sv_peers_inbound_down(servant *sv, const char *id, nm_conn *c) {
+  sv_peer *p = sv_peer_find(sv, id);
+  if (p && p->in_conn == c) p->in_conn = NULL;
+}
+
+int sv_peers_keep_inbound(servant *sv, const char *id) {
+  sv_peer *p = sv->peers.mesh ? sv_peer_find(sv, id) : NULL;
+  return p && p->neighbour;
 }
 
 void sv_peers_tick(servant *sv) {
@@ -867,6 +931,10 @@ static const char *sv__path(servant *sv, const sv_peer *p, char *buf, size_t len
              p->path.kind == NM_CAND_PUNCH ? "punched" : nm_cand_kind_name(p->path.kind));
     return buf;
   }
+  if (sv__sends_inbound(sv, p)) {
+    snprintf(buf, len, "direct via its connection to us");
+    return buf;
+  }
   size_t n = 0;
   /* A failed round is the news until one succeeds (the retry rounds in between show it). */
   if (p->failed_cands) {
@@ -903,12 +971,12 @@ size_t sv_peers_print(servant *sv, FILE *out) {
     char a[NM_ADDR_STRLEN], path[160];
     fprintf(out, "  peer %s %s %s %s%s%s%s key %s, %s\n", p->info.name, p->info.id, nm_addr_str(p->info.ip, p->info.port, a),
             nm_reach_name(p->info.state), sv->peers.mesh && p->neighbour ? " neighbour" : "",
-            p->out_ready ? " connected" : "", p->banned ? " banned" : "", p->fp.hex,
+            p->out_ready || sv__sends_inbound(sv, p) ? " connected" : "", p->banned ? " banned" : "", p->fp.hex,
             sv__path(sv, p, path, sizeof path));
   }
   if (sv->peers.mesh) {
     size_t conns = 0;
-    for (sv_peer *p = sv->peers.head; p; p = p->next) conns += p->listed && p->out_ready;
+    for (sv_peer *p = sv->peers.head; p; p = p->next) conns += p->listed && (p->out_ready || sv__sends_inbound(sv, p));
     fprintf(out, "  mesh: %zu neighbours, connected to %zu peers\n", sv->peers.nneighbours, conns);
   }
   return n;

@@ -70,6 +70,9 @@ struct sv_peer {
   int relays_neighbour;       /* ... or the relay a neighbour we cannot reach pulls from: what
                                  we would send that neighbour goes to its relay */
   int unwanted;               /* in a bounded mesh, none of those: no connection to it */
+  nm_conn *in_conn;           /* its identified connection to us (inbound.c), if any: in a
+                                 bounded mesh, the one we send on to a neighbour we do not
+                                 dial (a pair of neighbours makes one connection) */
   int idle;                   /* our connection was closed after use (the peer closes idle
                                  ones): reconnect when there is something to send */
   uint64_t next_attempt_ms;
@@ -132,6 +135,12 @@ void sv_peers_publish(servant *sv, const char *payload, size_t len);
 void sv_peers_forward(servant *sv, const char *payload, size_t len, const char *origin, const char *from);
 /* The manager's neighbours: no ids is the full mesh. */
 void sv_peers_set_neighbours(servant *sv, const nm_msg_neighbours *n);
+/* inbound.c: peer id's connection to us was identified (peer-hello) / has closed. */
+void sv_peers_inbound_up(servant *sv, const char *id, nm_conn *c);
+void sv_peers_inbound_down(servant *sv, const char *id, nm_conn *c);
+/* In a bounded mesh, id is a neighbour: its connection to us is kept however quiet (we may
+ * be the one sending on it). */
+int sv_peers_keep_inbound(servant *sv, const char *id);
 /* Whether we are in a bounded mesh (then any listed peer's connection may carry lines of
  * other origins: each is verified with its origin's key). */
 int sv_peers_meshed(servant *sv);
