@@ -31,7 +31,8 @@ typedef struct servant servant;
 typedef struct sv_peer sv_peer;
 
 /* An outbound connection to a peer; heap-allocated so it can outlive the peer record
- * while libuv closes it. It only sends: a frame arriving on it is refused. While a dial
+ * while libuv closes it. It sends our lines; it takes chat only from the peer it reached
+ * (in a bounded mesh, a neighbour sends its lines back on it). While a dial
  * round runs, each candidate tried has one (attempt: its index in the round); the first to
  * complete TLS with the peer's key becomes the peer's connection (attempt -1). */
 typedef struct {
