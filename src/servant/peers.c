@@ -69,6 +69,7 @@ static void sv__dial_timer_cb(uv_timer_t *t);
 
 void sv_peers_init(servant *sv) {
   sv->peers.wrong_key_log = (nm_log_rate)NM_LOG_RATE_INIT("peers presenting another key", 5);
+  sv->peers.full_log = (nm_log_rate)NM_LOG_RATE_INIT("lines dropped for peers not reading", 5);
   uv_timer_init(sv->loop, &sv->peers.dial_timer);
   sv->peers.dial_timer.data = sv;
   sv->peers.dial_timer_open = 1;
@@ -618,11 +619,13 @@ static int sv__sends_inbound(const servant *sv, const sv_peer *p) {
 static void sv__send_line(servant *sv, sv_peer *p, const char *payload, size_t len) {
   if (p->out_ready) {
     int rc = sv__out_send(sv, p, payload, len, sv_now_ms(sv));
-    if (rc == NM_EQUEUE_FULL) nm_log_warn("%s is not reading: line dropped for it", p->info.name);
+    if (rc == NM_EQUEUE_FULL)
+      nm_log_ratelimited(&sv->peers.full_log, NM_LOG_WARN, "%s is not reading: line dropped for it", p->info.name);
   } else if (sv__sends_inbound(sv, p)) {
     /* The neighbour dialled us: our lines go back on its connection. */
     int rc = nm_conn_send(p->in_conn, NM_MSG_CHAT, payload, len);
-    if (rc == NM_EQUEUE_FULL) nm_log_warn("%s is not reading: line dropped for it", p->info.name);
+    if (rc == NM_EQUEUE_FULL)
+      nm_log_ratelimited(&sv->peers.full_log, NM_LOG_WARN, "%s is not reading: line dropped for it", p->info.name);
   } else if (!sv__unreachable(p)) {
     sv__backlog_push(sv, p, payload, len);
     if (p->idle && !p->out && !p->dialing) sv__peer_connect(sv, p);

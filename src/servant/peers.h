@@ -100,6 +100,7 @@ typedef struct {
    * turns this into a complaint. Set by whoever wires the servant together. */
   void (*on_unreachable)(servant *sv, const sv_peer *p, nm_complaint_reason why);
   nm_log_rate wrong_key_log;
+  nm_log_rate full_log; /* a peer not reading: in a bounded mesh, once per line it misses */
   char our_ip[NM_IP_STRLEN]; /* our address as the manager sees it (its welcome), or "" */
   uv_timer_t dial_timer;     /* the next stagger deadline of any dialling peer */
   int dial_timer_open;
