@@ -109,8 +109,8 @@ void sv_peers_set_timing(servant *sv, unsigned heartbeat_s, unsigned timeout_s) 
 static void sv__backlog_push(servant *sv, sv_peer *p, const char *payload, size_t len) {
   int rc = nm_lineq_push(&p->backlog, sv_now_ms(sv), NULL, payload, len);
   if (rc > 0)
-    nm_log_warn("backlog for %s full (%d lines or %u bytes): %d oldest line%s dropped", p->info.name,
-                SV_BACKLOG_MAX, SV_BACKLOG_BYTES_MAX, rc, rc == 1 ? "" : "s");
+    nm_log_ratelimited(&sv->peers.full_log, NM_LOG_WARN, "backlog for %s full (%d lines or %u bytes): %d oldest line%s dropped",
+                       p->info.name, SV_BACKLOG_MAX, SV_BACKLOG_BYTES_MAX, rc, rc == 1 ? "" : "s");
   else if (rc < 0)
     nm_log_warn("line not queued for %s: %s", p->info.name, nm_strerror(rc));
 }
