@@ -103,10 +103,17 @@ void mgr_neighbours_left(manager *m, mgr_session *s) {
 
 int mgr_neighbours_meshed(const manager *m) { return m->mesh_on; }
 
+/* A pair of neighbours makes one connection: the smaller id dials, and a servant that
+ * pulls from a relay dials all its neighbours (docs/protocol.md, "Neighbours"). */
 int mgr_neighbours_dialers(manager *m, const mgr_session *s, unsigned *dialers) {
   if (!m->mesh_on || !mgr_mesh_has(&m->mesh, s->id)) return 0;
   char ids[MGR_MESH_DEGREE_MAX][NM_ID_LEN + 1];
-  *dialers = (unsigned)mgr_mesh_neighbours(&m->mesh, s->id, ids, MGR_MESH_DEGREE_MAX);
+  size_t n = mgr_mesh_neighbours(&m->mesh, s->id, ids, MGR_MESH_DEGREE_MAX);
+  *dialers = 0;
+  for (size_t i = 0; i < n && i < MGR_MESH_DEGREE_MAX; i++) {
+    const mgr_session *o = mgr_find_registered(m, ids[i]);
+    if (strcmp(ids[i], s->id) < 0 || (o && o->relay_id[0])) (*dialers)++;
+  }
   return 1;
 }
 

@@ -18,8 +18,9 @@ typedef struct mgr_session mgr_session;
 void mgr_neighbours_joined(manager *m, mgr_session *s);
 /* s's entry was just removed from the list (registry.c, after the leave delta). */
 void mgr_neighbours_left(manager *m, mgr_session *s);
-/* In a bounded mesh only s's neighbours dial it, so only they can complain about it: their
- * number (the quorum's base). Returns 1 and sets *dialers in a bounded mesh, 0 otherwise. */
+/* In a bounded mesh only those of s's neighbours that dial it (a smaller id, or pulling from
+ * a relay) can complain about it: their number (the quorum's base). Returns 1 and sets
+ * *dialers in a bounded mesh, 0 otherwise. */
 int mgr_neighbours_dialers(manager *m, const mgr_session *s, unsigned *dialers);
 /* Whether the overlay is a bounded mesh now (status, /metrics). */
 int mgr_neighbours_meshed(const manager *m);
