@@ -10,7 +10,7 @@
  * neighbours and at most two nodes per swap change, O(D) nodes in all. Whether they are
  * still in one piece is found by growing balls around all of them at once until they touch,
  * not by searching the whole graph (measured: 50,000 nodes of degree 8, 0.5 us a join and
- * 5 us a leave; about 200 bytes a node).
+ * 5 us a leave; about 250 bytes a node, uthash and the arrays included).
  *
  * The manager sends `neighbours` only to the nodes whose set changed: mgr_mesh_take_changed
  * hands them out and forgets them. Who is a node is the caller's choice: the manager makes
