@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev libxml2-dev libminiupnpc-dev libnatpmp-dev
+  uthash-dev  # the hash tables (header-only)
   python3 graphviz iproute2 nftables iputils-ping netcat-openbsd
   miniupnpd-nftables miniupnpc natpmpc
   libssl-dev

@@ -314,6 +314,21 @@ static int nm__enc_direct(nm_xml_writer *w, const nm_msg_direct *m) {
   return 0;
 }
 
+static int nm__enc_neighbours(nm_xml_writer *w, const nm_msg_neighbours *m) {
+  if (m->count > NM_NEIGHBOURS_MAX) return -EINVAL;
+  for (size_t i = 0; i < m->count; i++)
+    if (!nm_id_valid(m->ids[i])) return -EINVAL;
+  nm_xml_writer_start(w, "neighbours");
+  nm_xml_writer_attr_u64(w, "version", m->version);
+  for (size_t i = 0; i < m->count; i++) {
+    nm_xml_writer_start(w, "n");
+    nm_xml_writer_attr(w, "id", m->ids[i]);
+    nm_xml_writer_end(w);
+  }
+  nm_xml_writer_end(w);
+  return 0;
+}
+
 static int nm__enc_punch(nm_xml_writer *w, const nm_msg_punch *m) {
   if (!nm_id_valid(m->id) || !nm_pubkey_is_set(m->key) || !nm_ip_valid(m->ip) || !nm__valid_port(m->port) ||
       m->delay_ms > NM_PUNCH_DELAY_MAX_MS)
@@ -569,6 +584,7 @@ int nm_msg_encode(const nm_msg *m, nm_msgbuf *out) {
   case NM_MSG_OBSERVED: rc = nm__enc_observed(&w, &m->u.observed); break;
   case NM_MSG_PUNCH: rc = nm__enc_punch(&w, &m->u.punch); break;
   case NM_MSG_DIRECT: rc = nm__enc_direct(&w, &m->u.direct); break;
+  case NM_MSG_NEIGHBOURS: rc = nm__enc_neighbours(&w, &m->u.neighbours); break;
   default: rc = -EINVAL; break;
   }
   if (rc < 0) {
@@ -658,6 +674,28 @@ static int nm__dec_direct(nm__dec *d, nm_msg_direct *m) {
     char ctx[48];
     snprintf(ctx, sizeof ctx, "%s: peer %zu", d->msg, m->count + 1);
     NM__CHECK(nm_read_id(c, ctx, "id", 0, m->ids[m->count], d->err, d->errlen));
+    m->count++;
+  }
+  return 0;
+}
+
+/* Never trusts a count: at most NM_NEIGHBOURS_MAX <n>, each a valid id, none twice. */
+static int nm__dec_neighbours(nm__dec *d, nm_msg_neighbours *m) {
+  NM__CHECK(nm_read_u64(d->root, d->msg, "version", 0, &m->version, d->err, d->errlen));
+  for (xmlNode *c = d->root->children; c; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "n") != 0) continue;
+    if (m->count == NM_NEIGHBOURS_MAX) {
+      snprintf(d->err, d->errlen, "%s: more than %d neighbours", d->msg, NM_NEIGHBOURS_MAX);
+      return NM_EMSG;
+    }
+    char ctx[48];
+    snprintf(ctx, sizeof ctx, "%s: n %zu", d->msg, m->count + 1);
+    NM__CHECK(nm_read_id(c, ctx, "id", 0, m->ids[m->count], d->err, d->errlen));
+    for (size_t i = 0; i < m->count; i++)
+      if (strcmp(m->ids[i], m->ids[m->count]) == 0) {
+        snprintf(d->err, d->errlen, "%s: %s listed twice", ctx, m->ids[i]);
+        return NM_EMSG;
+      }
     m->count++;
   }
   return 0;
@@ -930,6 +968,7 @@ static int nm__is_xml_type(uint8_t type) {
   case NM_MSG_MAPPING: case NM_MSG_COMPLAINT: case NM_MSG_RELAY_ASSIGN: case NM_MSG_RELAY_SERVE:
   case NM_MSG_RELAY_LOAD: case NM_MSG_PEER_HELLO: case NM_MSG_CHAT: case NM_MSG_PULL:
   case NM_MSG_OBSERVE: case NM_MSG_OBSERVED: case NM_MSG_PUNCH: case NM_MSG_DIRECT:
+  case NM_MSG_NEIGHBOURS:
     return 1;
   default:
     return 0;
@@ -988,6 +1027,7 @@ int nm_msg_decode(uint8_t type, const char *payload, size_t len, nm_msg *m, char
   case NM_MSG_OBSERVED: rc = nm__dec_observed(&d, &m->u.observed); break;
   case NM_MSG_PUNCH: rc = nm__dec_punch(&d, &m->u.punch); break;
   case NM_MSG_DIRECT: rc = nm__dec_direct(&d, &m->u.direct); break;
+  case NM_MSG_NEIGHBOURS: rc = nm__dec_neighbours(&d, &m->u.neighbours); break;
   }
   xmlFreeDoc(d.doc);
   if (rc < 0) nm_msg_clear(m);

@@ -293,6 +293,16 @@ typedef struct {
   char ids[NM_DIRECT_MAX][NM_ID_LEN + 1];
 } nm_msg_direct;
 
+/* neighbours (manager -> servant, once registered, whenever its set changes): in a bounded
+ * mesh, the peers it keeps connections to and forwards lines to; no <n> at all means the
+ * full mesh (every listed peer). version is the list version it was computed at. */
+#define NM_NEIGHBOURS_MAX 64
+typedef struct {
+  uint64_t version;
+  size_t count; /* 0: the full mesh */
+  char ids[NM_NEIGHBOURS_MAX][NM_ID_LEN + 1];
+} nm_msg_neighbours;
+
 #define NM_PUNCH_DELAY_MAX_MS 10000
 
 struct nm_status; /* nm_status.h: the manager's view of the overlay, for natmesh-ctl */
@@ -327,6 +337,7 @@ typedef struct {
     nm_msg_observed observed;
     nm_msg_punch punch;
     nm_msg_direct direct;
+    nm_msg_neighbours neighbours;
   } u;
 } nm_msg;
 

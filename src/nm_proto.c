@@ -25,6 +25,7 @@ const char *nm_msg_name(uint8_t type) {
   case NM_MSG_OBSERVED: return "observed";
   case NM_MSG_PUNCH: return "punch";
   case NM_MSG_DIRECT: return "direct";
+  case NM_MSG_NEIGHBOURS: return "neighbours";
   case NM_MSG_PEER_HELLO: return "peer-hello";
   case NM_MSG_CHAT: return "chat";
   case NM_MSG_PULL: return "pull";

@@ -27,6 +27,7 @@ typedef enum {
   NM_MSG_OBSERVED = 0x13,      /* <- manager: the address that session came from */
   NM_MSG_PUNCH = 0x14,         /* <- manager: dial this peer's observed endpoint at a moment */
   NM_MSG_DIRECT = 0x15,        /* relay client -> relay: these origins reach me directly */
+  NM_MSG_NEIGHBOURS = 0x16,    /* <- manager: the peers to keep connections to (bounded mesh) */
 
   /* servant <-> servant (and relay) */
   NM_MSG_PEER_HELLO = 0x20,    /* first frame on a peer connection: who I am */

@@ -3,6 +3,7 @@
  * complaints are kept (mgr_complaints_on_leave drops a leaver's), so one liar can never
  * do it alone. */
 #include "complaints.h"
+#include "neighbours.h"
 #include "nm_log.h"
 
 #include <string.h>
@@ -15,6 +16,8 @@ unsigned mgr_complaint_reporters(manager *m, const mgr_session *s) {
 /* The other live servants that could reach s if it were reachable: relays do not
  * publish, so they never complain and do not count. */
 static unsigned mgr__others(manager *m, const mgr_session *s) {
+  unsigned others = 0;
+  if (mgr_neighbours_dialers(m, s, &others)) return others; /* a bounded mesh: its neighbours */
   size_t n = m->index.registered_servants;
   if (s->state == MGR_SESSION_REGISTERED && s->role == NM_ROLE_SERVANT && n > 0) n--;
   return (unsigned)n;

@@ -25,6 +25,8 @@ const nm_cfg_field mgr_config_fields[] = {
     F("metrics", NM_CFG_STRING, 0, 0, metrics),
     F("max-servants", NM_CFG_UINT, 1, MGR_SERVANTS_LIMIT, max_servants),
     F("delta-window-ms", NM_CFG_UINT, 0, MGR_DELTA_WINDOW_MAX_MS, delta_window_ms),
+    F("mesh-above", NM_CFG_UINT, 0, 1000000, mesh_above),
+    F("mesh-degree", NM_CFG_UINT, MGR_MESH_DEGREE_MIN, MGR_MESH_DEGREE_MAX, mesh_degree),
 };
 #undef F
 

@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "provisional.h"
 #include "manager.h"
+#include "neighbours.h"
 #include "nm_config.h"
 #include "nm_error.h"
 #include "nm_http.h"
@@ -27,6 +28,7 @@ static void usage(FILE *out) {
           "                       [--allow FP]... [--relay-key FP]... [--admin-key FP]...\n"
           "                       [--max-unauth-per-address N] [--max-unauth N]\n"
           "                       [--metrics [ADDR:]PORT] [--max-servants N] [--delta-window-ms MS]\n"
+          "                       [--mesh-above N] [--mesh-degree D]\n"
           "                       [-C|--check-config] [-v|--verbose] [-h|--help] [--version]\n"
           "                       [COMMAND ...]\n"
           "The connection manager servants register with. Defaults: listen on all addresses (::,\n"
@@ -38,8 +40,11 @@ static void usage(FILE *out) {
           "once). Its key and admission store live in the state directory\n"
           "(default: $STATE_DIRECTORY, $XDG_STATE_HOME/natmesh/manager or\n"
           "~/.local/state/natmesh/manager). FP: a key fingerprint (64 hex characters).\n"
+          "Chat is a full mesh while the overlay has at most --mesh-above servants (default %d),\n"
+          "then a bounded mesh in which each servant keeps --mesh-degree neighbours (default %d).\n"
           "Commands on the state directory (they work while a manager runs on it):\n%s",
-          NM_ADDRLIMIT_PER_ADDR, NM_ADDRLIMIT_TOTAL, MGR_DELTA_WINDOW_MS, mgr_commands_usage);
+          NM_ADDRLIMIT_PER_ADDR, NM_ADDRLIMIT_TOTAL, MGR_DELTA_WINDOW_MS, MGR_MESH_ABOVE_DEFAULT,
+          MGR_MESH_DEGREE_DEFAULT, mgr_commands_usage);
 }
 
 /* The admission store again if it changed (an invite or a revocation from a subcommand),
@@ -200,6 +205,8 @@ enum {
   MGR_OPT_METRICS,
   MGR_OPT_MAX_SERVANTS,
   MGR_OPT_DELTA_WINDOW,
+  MGR_OPT_MESH_ABOVE,
+  MGR_OPT_MESH_DEGREE,
 };
 
 static const struct option mgr__opts[] = {
@@ -224,6 +231,8 @@ static const struct option mgr__opts[] = {
     {"metrics", required_argument, 0, MGR_OPT_METRICS},
     {"max-servants", required_argument, 0, MGR_OPT_MAX_SERVANTS},
     {"delta-window-ms", required_argument, 0, MGR_OPT_DELTA_WINDOW},
+    {"mesh-above", required_argument, 0, MGR_OPT_MESH_ABOVE},
+    {"mesh-degree", required_argument, 0, MGR_OPT_MESH_DEGREE},
     {0, 0, 0, 0}};
 /* "+": options end at the first word that is not one, a subcommand's name, whose own options
  * follow it. */
@@ -246,6 +255,8 @@ static void mgr__defaults(mgr_config *cfg) {
   cfg->max_unauth = NM_ADDRLIMIT_TOTAL;
   cfg->max_servants = 0; /* from the file limit (mgr__fd_budget) */
   cfg->delta_window_ms = MGR_DELTA_WINDOW_MS;
+  cfg->mesh_above = MGR_MESH_ABOVE_DEFAULT;
+  cfg->mesh_degree = MGR_MESH_DEGREE_DEFAULT;
 }
 
 static int mgr__key_option(nm_keylist *l, const char *name, const char *v) {
@@ -330,6 +341,13 @@ static int mgr__options(int argc, char **argv, mgr_config *cfg, int *check_only)
       break;
     case MGR_OPT_DELTA_WINDOW:
       if (mgr__unsigned_option("delta-window-ms", optarg, 0, MGR_DELTA_WINDOW_MAX_MS, &cfg->delta_window_ms) < 0)
+        return 2;
+      break;
+    case MGR_OPT_MESH_ABOVE:
+      if (mgr__unsigned_option("mesh-above", optarg, 0, 1000000, &cfg->mesh_above) < 0) return 2;
+      break;
+    case MGR_OPT_MESH_DEGREE:
+      if (mgr__unsigned_option("mesh-degree", optarg, MGR_MESH_DEGREE_MIN, MGR_MESH_DEGREE_MAX, &cfg->mesh_degree) < 0)
         return 2;
       break;
     default: break;
@@ -509,6 +527,7 @@ int main(int argc, char **argv) {
   mgr_publish_close(&m);
   free(m.list.at);
   mgr_index_close(&m.index);
+  mgr_neighbours_close(&m);
   nm_addrlimit_close(&m.unauth);
   mgr_admission_close(&m.admission);
   nm_tls_ctx_close(&m.tls);

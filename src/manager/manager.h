@@ -13,6 +13,7 @@
 #include <uv.h>
 #include <uthash.h>
 
+#include "mesh.h"
 #include "admission.h"
 #include "index.h"
 #include "publish.h"
@@ -68,6 +69,9 @@ typedef struct {
   char metrics[80];
   unsigned max_servants;    /* 0: from the file limit */
   unsigned delta_window_ms; /* 0: every change at once */
+  /* the bounded-degree mesh (neighbours.h): above mesh_above servants, degree mesh_degree */
+  unsigned mesh_above;
+  unsigned mesh_degree;
 } mgr_config;
 
 /* config_fields.c: the <manager> config file's elements. */
@@ -232,6 +236,18 @@ struct manager {
   /* what it counts (metrics.h), and the --metrics listener when there is one */
   mgr_stats stats;
   struct mgr_metrics *metrics;
+  /* the bounded-degree mesh over the servants (neighbours.h, mesh.h) */
+  mgr_mesh mesh;
+  int mesh_ready, mesh_on;
+  /* neighbours owed, sent when the delta window closes (after the entries they name):
+   * everyone's after a switch (mesh_switched), and these sessions' own set once (a
+   * newcomer, a session that took a registration over) */
+  int mesh_switched;
+  char (*mesh_owed)[NM_ID_LEN + 1];
+  size_t mesh_nowed, mesh_owed_cap;
+  /* leaves repaired in this window: how many, and the last one's name (for the log) */
+  unsigned mesh_nleft;
+  char mesh_left[NM_NAME_MAX + 1];
 };
 
 /* registry.c */

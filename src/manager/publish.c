@@ -1,6 +1,7 @@
 /* Publishing the list (publish.h): the delta window, the full lists owed, the shared pages. */
 #include "manager.h"
 #include "publish.h"
+#include "neighbours.h"
 #include "nm_error.h"
 #include "nm_log.h"
 #include "nm_msg.h"
@@ -233,12 +234,15 @@ void mgr_publish_flush(manager *m) {
     int rc = mgr__send_list(m, s);
     if (rc < 0) nm_log_warn("cannot send peer list to %s: %s", s->name, nm_strerror(rc));
   }
-  if (!delta) return;
-  /* One change to N sessions: the one O(N) step, and the same bytes for all. */
-  for (mgr_session *s = m->index.listed; s; s = s->hh_id.next) {
-    if (s->state != MGR_SESSION_REGISTERED || s->list_flush == flush || s->conn.closing) continue;
-    int rc = nm_conn_send_shared(&s->conn, delta);
-    if (rc < 0) nm_log_warn("cannot send delta to %s: %s", s->name, nm_strerror(rc));
+  if (delta) {
+    /* One change to N sessions: the one O(N) step, and the same bytes for all. */
+    for (mgr_session *s = m->index.listed; s; s = s->hh_id.next) {
+      if (s->state != MGR_SESSION_REGISTERED || s->list_flush == flush || s->conn.closing) continue;
+      int rc = nm_conn_send_shared(&s->conn, delta);
+      if (rc < 0) nm_log_warn("cannot send delta to %s: %s", s->name, nm_strerror(rc));
+    }
+    nm_sbuf_unref(delta);
   }
-  nm_sbuf_unref(delta);
+  /* Then the neighbours this window changed: everyone knows the entries they name now. */
+  mgr_neighbours_flush(m);
 }

@@ -2,6 +2,7 @@
  * publishing of every change to everyone as a delta. */
 #include "manager.h"
 #include "cands.h"
+#include "neighbours.h"
 #include "nm_error.h"
 #include "nm_log.h"
 #include "nm_msg.h"
@@ -164,8 +165,13 @@ void mgr_publish_join(manager *m, mgr_session *s) {
    * busy host; the servant holds an unknown peer-hello briefly.) */
   int changed = mgr__list_upsert(m, s, &c);
   mgr_publish_owe_list(m, s);
+  /* Listed: a node of the mesh. Its neighbours (and those whose set changed) are told when
+   * the window closes, after the entries they name. */
+  if (changed >= 0) mgr_neighbours_joined(m, s);
   if (changed > 0) mgr_publish_change(m, &c); /* a window of 0 serves it here */
   if (s->list_waiting && m->pub.npending == 0) mgr_publish_flush(m);
+  /* Nothing for a window to carry: what the mesh owes goes now. */
+  if (m->pub.npending == 0 && !m->pub.waiters) mgr_neighbours_flush(m);
 }
 
 void mgr_publish_leave(manager *m, mgr_session *s, const char *reason) {
@@ -178,6 +184,7 @@ void mgr_publish_leave(manager *m, mgr_session *s, const char *reason) {
   c.leave = 1;
   memcpy(c.peer.id, s->id, sizeof c.peer.id);
   m->list.version++;
+  mgr_neighbours_left(m, s); /* the repair goes out with the window, after the leave */
   mgr_publish_change(m, &c);
 }
 

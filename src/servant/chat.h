@@ -59,6 +59,9 @@ void sv_chat_publish(servant *sv, const char *text);
  * when that origin already has SV_PENDING_PER_ORIGIN lines pending (this one is dropped,
  * logged): a held connection is closed for it. */
 int sv_chat_receive(servant *sv, const nm_msg_chat *c, const char *via);
+/* The same, knowing which peer's connection it came on (from: its id): in a bounded mesh
+ * the line is forwarded to every neighbour but that one. */
+int sv_chat_receive_from(servant *sv, const nm_msg_chat *c, const char *via, const char *from);
 /* origin is now in the peer list: its pending lines are checked (signature, bans, replay
  * window) in the order they came. */
 void sv_chat_listed(servant *sv, const char *origin);

@@ -29,6 +29,7 @@ static void sv__in_closed(nm_conn *c) {
   sv_in *in = c->data;
   servant *sv = in->sv;
   rl_detach(&sv->relay, &in->client);
+  if (in->state == SV_IN_PEER) sv_peers_inbound_down(sv, in->id, c);
   sv__in_release_slot(in);
   if (in->prev) in->prev->next = in->next;
   else sv->inbound.head = in->next;
@@ -88,6 +89,8 @@ static void sv__in_become_peer(sv_in *in, const sv_peer *p) {
   nm_conn_set_label(&in->conn, "peer %s (inbound)", p->info.name);
   snprintf(in->via, sizeof in->via, "peer %s", p->info.name);
   in->state = SV_IN_PEER;
+  /* In a bounded mesh we may send on it (a neighbour we do not dial). */
+  sv_peers_inbound_up(sv, p->info.id, &in->conn);
 }
 
 static int sv__in_on_peer_hello(void *session, const nm_msg *m) {
@@ -156,16 +159,18 @@ static int sv__in_on_pull(void *session, const nm_msg *m) {
 
 static int sv__in_on_chat(void *session, const nm_msg *m) {
   sv_in *in = session;
-  /* A peer publishes its own lines on its own connection; lines of others reach us from
-   * their authors or through our relay, never through a third peer. */
-  if (strcmp(m->u.chat.origin, in->id) != 0) {
+  /* In the full mesh a peer publishes its own lines on its own connection; lines of others
+   * reach us from their authors or through our relay, never through a third peer. In a
+   * bounded mesh peers forward each other's lines: chat.c verifies each with its origin's
+   * key. */
+  if (!sv_peers_meshed(in->sv) && strcmp(m->u.chat.origin, in->id) != 0) {
     nm_log_ratelimited(&in->sv->chat.forged_log, NM_LOG_WARN, "dropped a line from %s on %s's connection", m->u.chat.origin,
                        in->via);
     return 0;
   }
   /* Held (not listed yet), its lines wait in chat's pending queue; one that sends more
    * than that queue keeps for one origin is not a peer catching up. */
-  if (sv_chat_receive(in->sv, &m->u.chat, in->via) < 0 && in->state == SV_IN_HELD) {
+  if (sv_chat_receive_from(in->sv, &m->u.chat, in->via, in->id) < 0 && in->state == SV_IN_HELD) {
     char why[120];
     snprintf(why, sizeof why, "more than %d lines before %s was in our peer list", SV_PENDING_PER_ORIGIN, in->id);
     nm_conn_fail(&in->conn, NM_EUNKNOWN_PEER, why);
@@ -346,7 +351,8 @@ void sv_inbound_tick(servant *sv) {
   for (sv_in *in = sv->inbound.head; in; in = in->next) {
     if (in->state == SV_IN_HELD && !in->conn.closing && now - in->held_since_ms >= SV_HOLD_MS)
       sv__in_refuse(in, in->id, "is not in our peer list");
-    if (idle && in->state == SV_IN_PEER && !in->conn.closing && now - in->last_frame_ms > idle) {
+    if (idle && in->state == SV_IN_PEER && !in->conn.closing && now - in->last_frame_ms > idle &&
+        !sv_peers_keep_inbound(sv, in->id)) {
       char why[80];
       snprintf(why, sizeof why, "idle for %llu s", (unsigned long long)(idle / 1000));
       nm_conn_close(&in->conn, 0, why);

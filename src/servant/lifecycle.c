@@ -116,7 +116,8 @@ size_t sv_local_addresses(char (*out)[NM_IP_STRLEN], size_t max) {
 static void sv__flush_logs(servant *sv) {
   nm_log_rate *rates[] = {&sv->chat.forged_log,       &sv->chat.unlisted_log,   &sv->chat.banned_log,
                           &sv->chat.refused_log,      &sv->inbound.refused_log, &sv->inbound.conn_log,
-                          &sv->peers.wrong_key_log,   &sv->pull.wrong_key_log,  &sv->pull.standby_log};
+                          &sv->peers.wrong_key_log,   &sv->pull.wrong_key_log,  &sv->pull.standby_log,
+                          &sv->peers.full_log};
   for (size_t i = 0; i < sizeof rates / sizeof *rates; i++)
     if (rates[i]->kind) nm_log_rate_flush(rates[i]);
 }

@@ -29,6 +29,9 @@ void sv_lines_received(servant *sv, const sv_line *l) {
   /* A dedicated relay shows nothing; it only passes lines on. */
   if (!sv->cfg.quiet) sv__display(l->name, l->text);
   if (l->len) rl_forward(&sv->relay, l->origin, l->payload, l->len);
+  /* A bounded mesh: the line goes on, unchanged (its origin's signature with it), to our
+   * neighbours; they show it once and forward it once (nm_replay), so it floods the graph. */
+  if (l->len) sv_peers_forward(sv, l->payload, l->len, l->origin, l->from);
 }
 
 void sv_lines_published(servant *sv, const sv_line *l) {

@@ -1,5 +1,7 @@
-/* The one place an accepted chat line fans out (lines.c): a received line is shown and
- * passed to relay duty; our own line is sent to every peer and passed to relay duty. Only
+/* The one place an accepted chat line fans out (lines.c): a received line is shown, passed
+ * to relay duty and, in a bounded mesh, forwarded to our neighbours (but the one it came
+ * from and its origin); our own line is sent to every peer we keep a connection to and
+ * passed to relay duty. Only
  * chat.c calls it, once per line, after checking and de-duplicating. */
 #ifndef SV_LINES_H
 #define SV_LINES_H
@@ -14,6 +16,7 @@ typedef struct {
   const char *text;
   const char *payload; /* the chat frame's payload, forwarded as it is */
   size_t len;
+  const char *from;    /* the peer whose connection brought it, or NULL */
 } sv_line;
 
 /* A line from another servant, accepted for the first time. */

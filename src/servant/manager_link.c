@@ -391,7 +391,13 @@ static int sv__mgr_on_punch(void *session, const nm_msg *msg) {
   return 0;
 }
 
+static int sv__mgr_on_neighbours(void *session, const nm_msg *msg) {
+  sv_peers_set_neighbours(session, &msg->u.neighbours);
+  return 0;
+}
+
 static const nm_dispatch_entry sv__mgr_rows[] = {
+    {NM_MSG_NEIGHBOURS, SV_MGR_REGISTERED, SV_MGR_REGISTERED, sv__mgr_on_neighbours},
     {NM_MSG_PUNCH, SV_MGR_REGISTERED, SV_MGR_REGISTERED, sv__mgr_on_punch},
     {NM_MSG_WELCOME, SV_MGR_HELLO_SENT, SV_MGR_HELLO_SENT, sv__mgr_on_welcome},
     {NM_MSG_PEERS, SV_MGR_HELLO_SENT, SV_MGR_REGISTERED, sv__mgr_on_peers},

@@ -44,10 +44,32 @@ static int sv__unreachable(const sv_peer *p) {
   return p->info.state == NM_REACH_SUSPICIOUS || p->info.state == NM_REACH_RELAYED;
 }
 
+/* Whom we keep a connection to: everyone in the full mesh; in a bounded mesh our
+ * neighbours, and dedicated relays (not in the graph: they get every servant's lines). */
+static int sv__wanted(const servant *sv, const sv_peer *p) {
+  return !sv->peers.mesh || p->neighbour || p->relays_neighbour || p->info.role == NM_ROLE_RELAY;
+}
+
+/* Whether we dial p ourselves. In a bounded mesh a pair of neighbours makes one connection
+ * and both send on it: the smaller id dials, as for a punch's roles; a servant that pulls
+ * from a relay (others may not reach it) dials all its neighbours. Everyone else (the full
+ * mesh, dedicated relays, a neighbour's relay) is dialled as always. */
+static int sv__dials(const servant *sv, const sv_peer *p) {
+  if (!sv->peers.mesh || !p->neighbour || p->info.role == NM_ROLE_RELAY) return 1;
+  return strcmp(sv->id, p->info.id) < 0 || sv->pull.assigned;
+}
+
+static int sv__named_neighbour(const servant *sv, const char *id) {
+  for (size_t i = 0; i < sv->peers.nneighbours; i++)
+    if (strcmp(sv->peers.neighbours[i], id) == 0) return 1;
+  return 0;
+}
+
 static void sv__dial_timer_cb(uv_timer_t *t);
 
 void sv_peers_init(servant *sv) {
   sv->peers.wrong_key_log = (nm_log_rate)NM_LOG_RATE_INIT("peers presenting another key", 5);
+  sv->peers.full_log = (nm_log_rate)NM_LOG_RATE_INIT("lines dropped for peers not reading", 5);
   uv_timer_init(sv->loop, &sv->peers.dial_timer);
   sv->peers.dial_timer.data = sv;
   sv->peers.dial_timer_open = 1;
@@ -87,8 +109,8 @@ void sv_peers_set_timing(servant *sv, unsigned heartbeat_s, unsigned timeout_s) 
 static void sv__backlog_push(servant *sv, sv_peer *p, const char *payload, size_t len) {
   int rc = nm_lineq_push(&p->backlog, sv_now_ms(sv), NULL, payload, len);
   if (rc > 0)
-    nm_log_warn("backlog for %s full (%d lines or %u bytes): %d oldest line%s dropped", p->info.name,
-                SV_BACKLOG_MAX, SV_BACKLOG_BYTES_MAX, rc, rc == 1 ? "" : "s");
+    nm_log_ratelimited(&sv->peers.full_log, NM_LOG_WARN, "backlog for %s full (%d lines or %u bytes): %d oldest line%s dropped",
+                       p->info.name, SV_BACKLOG_MAX, SV_BACKLOG_BYTES_MAX, rc, rc == 1 ? "" : "s");
   else if (rc < 0)
     nm_log_warn("line not queued for %s: %s", p->info.name, nm_strerror(rc));
 }
@@ -127,10 +149,30 @@ static void sv__backlog_requeue(sv_peer *p) {
                                     p->backlog.count == 1 ? "" : "s", p->info.name);
 }
 
-/* Our outbound connections only send: peers publish to us on connections they open, and
- * a relay forwards on the pull connection. The table has no rows: whatever arrives here
- * (but an error frame, which nm_conn logs) is refused. */
-static const nm_dispatch_table sv__out_table = {.endpoint = "outbound peer connection"};
+/* Our outbound connections send our lines. In a bounded mesh the peer we dialled sends its
+ * lines (and those it forwards) back on it, since a pair of neighbours makes one connection;
+ * TLS pinned its key, so it needs no peer-hello. In the full mesh only the peer's own lines
+ * are taken here (the peer publishes on its own connection to us anyway). */
+static int sv__out_on_chat(void *session, const nm_msg *m) {
+  sv_out *o = session;
+  char via[NM_NAME_MAX + 8];
+  if (!o->peer || o->attempt != -1) return 0;
+  if (!o->sv->peers.mesh && strcmp(m->u.chat.origin, o->peer->info.id) != 0) {
+    nm_log_ratelimited(&o->sv->chat.forged_log, NM_LOG_WARN, "dropped a line from %s on our connection to %s",
+                       m->u.chat.origin, o->peer->info.name);
+    return 0;
+  }
+  snprintf(via, sizeof via, "peer %s", o->peer->info.name);
+  sv_chat_receive_from(o->sv, &m->u.chat, via, o->peer->info.id);
+  return 0;
+}
+
+static const char *const sv__out_state_names[] = {"a peer"};
+static const nm_dispatch_entry sv__out_rows[] = {
+    {NM_MSG_CHAT, 0, 0, sv__out_on_chat},
+};
+static const nm_dispatch_table sv__out_table =
+    NM_DISPATCH_TABLE("outbound peer connection", sv__out_rows, sv__out_state_names);
 
 /* A punched connection carries the peer's lines too: its peer-hello (the id of the key TLS
  * pinned), then its chat, as an inbound peer connection would. */
@@ -152,13 +194,13 @@ static int sv__punched_on_chat(void *session, const nm_msg *m) {
   sv_out *o = session;
   char via[NM_NAME_MAX + 24];
   if (!o->peer) return 0;
-  if (strcmp(m->u.chat.origin, o->peer->info.id) != 0) {
+  if (!o->sv->peers.mesh && strcmp(m->u.chat.origin, o->peer->info.id) != 0) {
     nm_log_ratelimited(&o->sv->chat.forged_log, NM_LOG_WARN, "dropped a line from %s on %s's punched connection",
                        m->u.chat.origin, o->peer->info.name);
     return 0;
   }
   snprintf(via, sizeof via, "peer %s (punched)", o->peer->info.name);
-  sv_chat_receive(o->sv, &m->u.chat, via);
+  sv_chat_receive_from(o->sv, &m->u.chat, via, o->peer->info.id);
   return 0;
 }
 
@@ -204,7 +246,7 @@ static void sv__out_closed(nm_conn *c) {
     /* Closed in its first moments (refused, or lost): what we sent may not have been
      * taken. Sending it again costs nothing: receivers show each line once. */
     if (p->unconfirmed.count) sv__backlog_requeue(p);
-    if (was_up && c->close_err == 0 && !c->peer_error[0]) {
+    if (was_up && c->close_err == 0 && !c->peer_error[0] && !(sv->peers.mesh && p->neighbour)) {
       /* It worked and ended cleanly: the peer closes connections idle for a while. We open
        * a new one when we have a line for it. */
       p->idle = 1;
@@ -360,6 +402,7 @@ static void sv__out_connected(nm_conn *c, int status) {
   p->out_ready = 1;
   p->idle = 0;
   p->out_since_ms = sv_now_ms(sv);
+  nm_frame_reader_set_max(&c->reader, SV_CHAT_FRAME_MAX); /* its lines, in a bounded mesh */
   char a[NM_ADDR_STRLEN];
   nm_conn_set_label(c, "peer %s", p->info.name);
   nm_log_info("connected to %s at %s (%s)", p->info.name, nm_addr_str(p->path.ip, p->path.port, a),
@@ -413,7 +456,7 @@ static void sv__dial_step(servant *sv, sv_peer *p) {
 
 static void sv__peer_connect(servant *sv, sv_peer *p) {
   /* A dedicated relay publishes nothing of its own: it only receives and forwards. */
-  if (sv->cfg.quiet || p->out || p->dialing || sv->stopping) return;
+  if (sv->cfg.quiet || p->out || p->dialing || sv->stopping || !sv__wanted(sv, p) || !sv__dials(sv, p)) return;
   if (nm_cand_round_begin(&p->round, &p->info, sv->peers.our_ip, &p->cand_memory, sv_now_ms(sv)) == 0) return;
   memset(p->tries, 0, sizeof p->tries);
   p->dialing = 1;
@@ -454,6 +497,8 @@ static void sv__peer_free(servant *sv, sv_peer *p, const char *reason) {
 }
 
 static void sv__check_ban(servant *sv, sv_peer *p);
+static void sv__mesh_apply(servant *sv);
+static void sv__backlog_flush_inbound(servant *sv, sv_peer *p);
 
 /* The key decides who the peer is: its fingerprint is what TLS must present. */
 static void sv__peer_set_key(sv_peer *p) { nm_fingerprint_of_pubkey(p->info.key, &p->fp); }
@@ -480,6 +525,8 @@ static void sv__peer_upsert(servant *sv, const nm_peer *info) {
     nm_lineq_init(&p->unconfirmed, SV_BACKLOG_MAX, SV_BACKLOG_BYTES_MAX, SV_BACKLOG_TTL_MS);
     p->next = sv->peers.head;
     sv->peers.head = p;
+    p->neighbour = sv__named_neighbour(sv, info->id);
+    p->unwanted = !sv__wanted(sv, p);
     char a[NM_ADDR_STRLEN];
     nm_log_info("peer joined: %s at %s (key %.16s...)", info->name, nm_addr_str(info->ip, info->port, a), p->fp.hex);
     p->listed = 1;
@@ -538,6 +585,8 @@ void sv_peers_upsert(servant *sv, const nm_peer *info) {
   if (!p) return; /* out of memory */
   /* A servant we now list may not reach us directly: our relay may be needed again. */
   if (fresh) sv_pull_direct_update(sv);
+  /* A neighbour's relay may have changed, or a relay we need may be new to the table. */
+  if (sv->peers.mesh && (p->neighbour || sv__unreachable(p) || p->relays_neighbour)) sv__mesh_apply(sv);
   sv_inbound_listed(sv, p);
   sv_chat_listed(sv, p->info.id);
 }
@@ -566,17 +615,129 @@ void sv_peers_apply_full(servant *sv, const nm_peerlist *list) {
   for (size_t i = 0; i < list->count; i++) sv_peers_upsert(sv, &list->peers[i]);
 }
 
-void sv_peers_publish(servant *sv, const char *payload, size_t len) {
+/* One line to one peer: on its connection, or into its backlog (which reopens an idle
+ * connection). The connection's write queue and the backlog bound what it may hold. */
+static int sv__sends_inbound(const servant *sv, const sv_peer *p) {
+  return sv->peers.mesh && p->neighbour && !p->out_ready && p->in_conn && !p->in_conn->closing;
+}
+
+static void sv__send_line(servant *sv, sv_peer *p, const char *payload, size_t len) {
+  if (p->out_ready) {
+    int rc = sv__out_send(sv, p, payload, len, sv_now_ms(sv));
+    if (rc == NM_EQUEUE_FULL)
+      nm_log_ratelimited(&sv->peers.full_log, NM_LOG_WARN, "%s is not reading: line dropped for it", p->info.name);
+  } else if (sv__sends_inbound(sv, p)) {
+    /* The neighbour dialled us: our lines go back on its connection. */
+    int rc = nm_conn_send(p->in_conn, NM_MSG_CHAT, payload, len);
+    if (rc == NM_EQUEUE_FULL)
+      nm_log_ratelimited(&sv->peers.full_log, NM_LOG_WARN, "%s is not reading: line dropped for it", p->info.name);
+  } else if (!sv__unreachable(p)) {
+    sv__backlog_push(sv, p, payload, len);
+    if (p->idle && !p->out && !p->dialing) sv__peer_connect(sv, p);
+  }
+}
+
+void sv_peers_forward(servant *sv, const char *payload, size_t len, const char *origin, const char *from) {
+  if (!sv->peers.mesh) return;
   for (sv_peer *p = sv->peers.head; p; p = p->next) {
-    if (p->out_ready) {
-      int rc = sv__out_send(sv, p, payload, len, sv_now_ms(sv));
-      if (rc == NM_EQUEUE_FULL) nm_log_warn("%s is not reading: line dropped for it", p->info.name);
-    } else if (!sv__unreachable(p)) {
-      sv__backlog_push(sv, p, payload, len);
-      /* Its connection was closed for being idle: a line is what reopens it. */
-      if (p->idle && !p->out && !p->dialing) sv__peer_connect(sv, p);
+    /* A dedicated relay gets every line from its origin (everyone sends it theirs), and
+     * takes on a peer's connection only that peer's own lines. */
+    int relay_of_neighbour = p->relays_neighbour && p->info.role != NM_ROLE_RELAY;
+    if (!p->listed || !(p->neighbour || relay_of_neighbour) || strcmp(p->info.id, origin) == 0 ||
+        (from && strcmp(p->info.id, from) == 0))
+      continue;
+    sv__send_line(sv, p, payload, len);
+  }
+}
+
+int sv_peers_meshed(servant *sv) { return sv->peers.mesh; }
+
+/* A neighbour nobody can dial (relayed) is reached through its relay: the relay becomes a
+ * peer we keep a connection to. Recomputed when the set changes and when a neighbour's
+ * entry does (O(peers + neighbours x peers)). */
+static void sv__mesh_relays(servant *sv) {
+  for (sv_peer *p = sv->peers.head; p; p = p->next) p->relays_neighbour = 0;
+  if (!sv->peers.mesh) return;
+  for (sv_peer *q = sv->peers.head; q; q = q->next) {
+    if (!q->neighbour || !q->listed || !sv__unreachable(q) || !q->info.relay[0]) continue;
+    sv_peer *r = sv_peer_find(sv, q->info.relay);
+    if (r && strcmp(r->info.id, sv->id) != 0) r->relays_neighbour = 1;
+  }
+}
+
+/* After the set or a neighbour's relay changed: close what we no longer need, dial what we
+ * now do. */
+static void sv__mesh_apply(servant *sv) {
+  sv__mesh_relays(sv);
+  for (sv_peer *p = sv->peers.head; p; p = p->next) {
+    int wanted = sv__wanted(sv, p), was = !p->unwanted;
+    p->unwanted = !wanted;
+    if (!wanted && (was || p->out || p->dialing)) {
+      /* Not ours to reach any more: our lines go to it through the mesh. */
+      sv__peer_disconnect(p);
+      nm_lineq_clear(&p->backlog);
+      nm_lineq_clear(&p->unconfirmed);
+      p->idle = 0;
+    } else if (wanted && !sv__dials(sv, p)) {
+      /* A neighbour that dials us: one connection for the pair, ours goes. */
+      if (p->out || p->dialing) sv__peer_disconnect(p);
+      sv__backlog_flush_inbound(sv, p);
+    } else if (wanted && (!was || (sv->peers.mesh && p->idle)) && p->listed && !p->out && !p->dialing &&
+               !sv__unreachable(p)) {
+      /* Newly ours (a new neighbour, or back to the full mesh), or a neighbour whose
+       * connection was closed for being idle: dial it now. */
+      if (!was) nm_backoff_reset(&p->backoff);
+      p->idle = 0;
+      sv__peer_connect(sv, p);
     }
   }
+}
+
+void sv_peers_set_neighbours(servant *sv, const nm_msg_neighbours *n) {
+  sv_peers *ps = &sv->peers;
+  int was = ps->mesh;
+  ps->mesh = n->count > 0;
+  ps->mesh_version = n->version;
+  ps->nneighbours = n->count < NM_NEIGHBOURS_MAX ? n->count : NM_NEIGHBOURS_MAX;
+  memcpy(ps->neighbours, n->ids, ps->nneighbours * sizeof ps->neighbours[0]);
+  if (ps->mesh)
+    nm_log_info("mesh: %zu neighbours (list version %llu)", ps->nneighbours, (unsigned long long)n->version);
+  else if (was)
+    nm_log_info("mesh: the full mesh again (list version %llu)", (unsigned long long)n->version);
+  for (sv_peer *p = ps->head; p; p = p->next) p->neighbour = sv__named_neighbour(sv, p->info.id);
+  sv__mesh_apply(sv);
+}
+
+void sv_peers_publish(servant *sv, const char *payload, size_t len) {
+  for (sv_peer *p = sv->peers.head; p; p = p->next)
+    if (sv__wanted(sv, p)) sv__send_line(sv, p, payload, len);
+}
+
+/* What waited in p's backlog goes on its connection to us (we do not dial it). */
+static void sv__backlog_flush_inbound(servant *sv, sv_peer *p) {
+  uint64_t now = sv_now_ms(sv);
+  nm_lineq_item *it;
+  while (sv__sends_inbound(sv, p) && (it = nm_lineq_pop(&p->backlog))) {
+    if (!nm_lineq_expired(&p->backlog, it, now)) nm_conn_send(p->in_conn, NM_MSG_CHAT, it->payload, it->len);
+    free(it);
+  }
+}
+
+void sv_peers_inbound_up(servant *sv, const char *id, nm_conn *c) {
+  sv_peer *p = sv_peer_find(sv, id);
+  if (!p) return;
+  p->in_conn = c;
+  sv__backlog_flush_inbound(sv, p);
+}
+
+void sv_peers_inbound_down(servant *sv, const char *id, nm_conn *c) {
+  sv_peer *p = sv_peer_find(sv, id);
+  if (p && p->in_conn == c) p->in_conn = NULL;
+}
+
+int sv_peers_keep_inbound(servant *sv, const char *id) {
+  sv_peer *p = sv->peers.mesh ? sv_peer_find(sv, id) : NULL;
+  return p && p->neighbour;
 }
 
 void sv_peers_tick(servant *sv) {
@@ -778,6 +939,10 @@ static const char *sv__path(servant *sv, const sv_peer *p, char *buf, size_t len
              p->path.kind == NM_CAND_PUNCH ? "punched" : nm_cand_kind_name(p->path.kind));
     return buf;
   }
+  if (sv__sends_inbound(sv, p)) {
+    snprintf(buf, len, "direct via its connection to us");
+    return buf;
+  }
   size_t n = 0;
   /* A failed round is the news until one succeeds (the retry rounds in between show it). */
   if (p->failed_cands) {
@@ -824,9 +989,15 @@ size_t sv_peers_print(servant *sv, FILE *out) {
     if (!p->listed) continue;
     n++;
     char a[NM_ADDR_STRLEN], path[160];
-    fprintf(out, "  peer %s %s %s %s%s%s key %s, %s\n", p->info.name, p->info.id, nm_addr_str(p->info.ip, p->info.port, a),
-            nm_reach_name(p->info.state), p->out_ready ? " connected" : "", p->banned ? " banned" : "", p->fp.hex,
+    fprintf(out, "  peer %s %s %s %s%s%s%s key %s, %s\n", p->info.name, p->info.id, nm_addr_str(p->info.ip, p->info.port, a),
+            nm_reach_name(p->info.state), sv->peers.mesh && p->neighbour ? " neighbour" : "",
+            p->out_ready || sv__sends_inbound(sv, p) ? " connected" : "", p->banned ? " banned" : "", p->fp.hex,
             sv__path(sv, p, path, sizeof path));
+  }
+  if (sv->peers.mesh) {
+    size_t conns = 0;
+    for (sv_peer *p = sv->peers.head; p; p = p->next) conns += p->listed && (p->out_ready || sv__sends_inbound(sv, p));
+    fprintf(out, "  mesh: %zu neighbours, connected to %zu peers\n", sv->peers.nneighbours, conns);
   }
   return n;
 }

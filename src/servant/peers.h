@@ -31,7 +31,8 @@ typedef struct servant servant;
 typedef struct sv_peer sv_peer;
 
 /* An outbound connection to a peer; heap-allocated so it can outlive the peer record
- * while libuv closes it. It only sends: a frame arriving on it is refused. While a dial
+ * while libuv closes it. It sends our lines; it takes chat only from the peer it reached
+ * (in a bounded mesh, a neighbour sends its lines back on it). While a dial
  * round runs, each candidate tried has one (attempt: its index in the round); the first to
  * complete TLS with the peer's key becomes the peer's connection (attempt -1). */
 typedef struct {
@@ -66,6 +67,13 @@ struct sv_peer {
   char round_err[128];        /* ... as text, for the log */
   nm_cand path;               /* the candidate out is connected at */
   size_t failed_cands;        /* candidates the last failed round tried (0: none failed) */
+  int neighbour;              /* in a bounded mesh: one of the peers we keep a connection to */
+  int relays_neighbour;       /* ... or the relay a neighbour we cannot reach pulls from: what
+                                 we would send that neighbour goes to its relay */
+  int unwanted;               /* in a bounded mesh, none of those: no connection to it */
+  nm_conn *in_conn;           /* its identified connection to us (inbound.c), if any: in a
+                                 bounded mesh, the one we send on to a neighbour we do not
+                                 dial (a pair of neighbours makes one connection) */
   int idle;                   /* our connection was closed after use (the peer closes idle
                                  ones): reconnect when there is something to send */
   uint64_t next_attempt_ms;
@@ -92,11 +100,18 @@ typedef struct {
    * turns this into a complaint. Set by whoever wires the servant together. */
   void (*on_unreachable)(servant *sv, const sv_peer *p, nm_complaint_reason why);
   nm_log_rate wrong_key_log;
+  nm_log_rate full_log; /* a peer not reading: in a bounded mesh, once per line it misses */
   char our_ip[NM_IP_STRLEN]; /* our address as the manager sees it (its welcome), or "" */
   uv_timer_t dial_timer;     /* the next stagger deadline of any dialling peer */
   int dial_timer_open;
   uv_timer_t punch_timer;    /* the next punch attempt of any peer */
   int punch_timer_open;
+  /* The bounded mesh (the manager's neighbours): while mesh is set we connect only to the
+   * neighbours named here (and to dedicated relays), and forward lines to them. */
+  int mesh;
+  uint64_t mesh_version;
+  size_t nneighbours;
+  char neighbours[NM_NEIGHBOURS_MAX][NM_ID_LEN + 1];
 } sv_peers;
 
 void sv_peers_init(servant *sv);
@@ -112,8 +127,25 @@ void sv_peers_set_observed(servant *sv, const char *ip);
 void sv_peers_apply_full(servant *sv, const nm_peerlist *list);
 void sv_peers_upsert(servant *sv, const nm_peer *p);
 void sv_peers_remove(servant *sv, const char *id, const char *reason);
-/* Queues one chat frame's payload to every peer (or its backlog). */
+/* Queues one chat frame's payload (a line of ours) to every peer we keep a connection to
+ * (or its backlog): in the full mesh every listed peer, in a bounded mesh our neighbours
+ * and the dedicated relays. */
 void sv_peers_publish(servant *sv, const char *payload, size_t len);
+/* In a bounded mesh: a line of origin we accepted for the first time, to every neighbour
+ * but origin and from (the peer it came from; NULL if from a relay or unknown), with the
+ * same limits as our own lines. Nothing in the full mesh. */
+void sv_peers_forward(servant *sv, const char *payload, size_t len, const char *origin, const char *from);
+/* The manager's neighbours: no ids is the full mesh. */
+void sv_peers_set_neighbours(servant *sv, const nm_msg_neighbours *n);
+/* inbound.c: peer id's connection to us was identified (peer-hello) / has closed. */
+void sv_peers_inbound_up(servant *sv, const char *id, nm_conn *c);
+void sv_peers_inbound_down(servant *sv, const char *id, nm_conn *c);
+/* In a bounded mesh, id is a neighbour: its connection to us is kept however quiet (we may
+ * be the one sending on it). */
+int sv_peers_keep_inbound(servant *sv, const char *id);
+/* Whether we are in a bounded mesh (then any listed peer's connection may carry lines of
+ * other origins: each is verified with its origin's key). */
+int sv_peers_meshed(servant *sv);
 void sv_peers_tick(servant *sv);
 /* The manager's punch: dial the peer's observed endpoint at the moment it says, as the peer
  * dials ours (a TCP simultaneous open); TLS roles by key (nm_punch_tls_role). */

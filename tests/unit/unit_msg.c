@@ -178,6 +178,29 @@ static void test_round_trip_manager_link(void) {
   m.u.direct.count = 0;
   if (round_trip(&m, &d, "<direct/>") == 0) NMT_EQ_INT(d.u.direct.count, 0);
 
+  /* neighbours: a bounded mesh's set, or none (the full mesh) */
+  memset(&m, 0, sizeof m);
+  m.type = NM_MSG_NEIGHBOURS;
+  m.u.neighbours.version = 7;
+  m.u.neighbours.count = 2;
+  strcpy(m.u.neighbours.ids[0], ID_A);
+  strcpy(m.u.neighbours.ids[1], "00000000000000bb");
+  if (round_trip(&m, &d, "<neighbours version=\"7\"><n id=\"" ID_A "\"/><n id=\"00000000000000bb\"/></neighbours>") == 0) {
+    NMT_EQ_INT(d.u.neighbours.count, 2);
+    NMT_EQ_INT(d.u.neighbours.version, 7);
+    NMT_EQ_STR(d.u.neighbours.ids[1], "00000000000000bb");
+  }
+  m.u.neighbours.count = 0;
+  if (round_trip(&m, &d, "<neighbours version=\"7\"/>") == 0) NMT_EQ_INT(d.u.neighbours.count, 0);
+  {
+    nm_msgbuf nb = {0};
+    m.u.neighbours.count = NM_NEIGHBOURS_MAX + 1;
+    NMT_EQ_INT(nm_msg_encode(&m, &nb), -EINVAL);
+    strcpy(m.u.neighbours.ids[0], "not an id");
+    m.u.neighbours.count = 1;
+    NMT_EQ_INT(nm_msg_encode(&m, &nb), -EINVAL);
+  }
+
   /* welcome with the manager's addresses of the other family; observe and observed */
   memset(&m, 0, sizeof m);
   m.type = NM_MSG_WELCOME;
@@ -906,6 +929,9 @@ static void test_decode_refusals(void) {
          NM_EMSG, "relay-assign: invalid reason \"bored\"");
   refuse(NM_MSG_DIRECT, "<direct><peer id=\"zz\"/></direct>", NM_EMSG, "direct: peer 1: invalid id \"zz\"");
   refuse(NM_MSG_DIRECT, "<direct><peer/></direct>", NM_EMSG, "direct: peer 1: missing id");
+  refuse(NM_MSG_NEIGHBOURS, "<neighbours><n id=\"" ID_A "\"/></neighbours>", NM_EMSG, "neighbours: missing version");
+  refuse(NM_MSG_NEIGHBOURS, "<neighbours version=\"1\"><n id=\"zz\"/></neighbours>", NM_EMSG, "neighbours: n 1: invalid id \"zz\"");
+  refuse(NM_MSG_NEIGHBOURS, "<neighbours version=\"1\"><n id=\"" ID_A "\"/><n id=\"" ID_A "\"/></neighbours>", NM_EMSG, "listed twice");
   /* observe, observed, welcome's addresses */
   refuse(NM_MSG_OBSERVE, "<observe/>", NM_EMSG, "observe: missing id");
   refuse(NM_MSG_OBSERVED, "<observed ip=\"::1\"/>", NM_EMSG, "observed: missing port");

@@ -6,7 +6,7 @@ set(NATMESH_FUZZ_MESSAGES
   # to the manager
   hello listening heartbeat complaint mapping relay-load observe
   # to a servant or relay, from the manager
-  welcome peers delta heartbeat-ack relay-assign relay-serve observed punch
+  welcome peers delta heartbeat-ack relay-assign relay-serve observed punch neighbours
   # between peers
   peer-hello chat pull direct
   # to natmesh-ctl
