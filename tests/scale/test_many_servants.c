@@ -1,5 +1,5 @@
 /* A real natmesh-manager with more servants than the old frame-tied cap (1,536) allowed:
- * N fake servants (default 2,000) register over TLS, each with a key of its own, from this
+ * N fake servants (default 2,000; ctest runs 4,000, whose status is past 1 MiB) register over TLS, each with a key of its own, from this
  * one process (one libuv loop, nm_conn and nm_msg as the servant speaks them).
  *
  *   - every servant gets a whole list: one document, or every page of it in order, the last
