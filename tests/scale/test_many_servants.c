@@ -359,7 +359,10 @@ int main(int argc, char **argv) {
   }
   free(S);
   kill(pid, SIGTERM);
-  waitpid(pid, NULL, 0);
+  int mst = 0;
+  waitpid(pid, &mst, 0);
+  /* Under a sanitizer a leak or an error at exit shows here. */
+  CHECK(WIFEXITED(mst) && WEXITSTATUS(mst) == 0, "the manager stopped cleanly (status %d)", mst);
   if (failures) printf("# manager log kept in %s\n", log);
   else nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
   return failures ? 1 : 0;
