@@ -273,6 +273,13 @@ static int nm__enc_welcome(nm_xml_writer *w, const nm_msg_welcome *m) {
   nm_xml_writer_attr_u64(w, "port", m->port);
   nm_xml_writer_attr_u64(w, "heartbeat", m->heartbeat_s);
   nm_xml_writer_attr_u64(w, "timeout", m->timeout_s);
+  if (m->has_cert) {
+    if (!nm_name_valid(m->name) || !nm__sig_set(m->cert)) return -EINVAL;
+    nm__attr_hex(w, "cert", m->cert, sizeof m->cert);
+    nm__attr_hex(w, "key", m->key, sizeof m->key);
+    nm_xml_writer_attr(w, "name", m->name);
+    nm__attr_hex(w, "manager-key", m->manager_key, sizeof m->manager_key);
+  }
   for (size_t i = 0; i < m->naddrs; i++) {
     nm_xml_writer_start(w, "addr");
     nm_xml_writer_attr(w, "ip", m->addrs[i].ip);
@@ -473,6 +480,11 @@ static int nm__enc_chat(nm_xml_writer *w, const nm_msg_chat *m) {
   nm_xml_writer_attr_u64(w, "epoch", m->epoch);
   nm_xml_writer_attr_u64(w, "seq", m->seq);
   nm__attr_hex(w, "sig", m->sig, sizeof m->sig);
+  if (m->has_cert) {
+    if (!nm__sig_set(m->cert)) return -EINVAL;
+    nm__attr_hex(w, "key", m->key, sizeof m->key);
+    nm__attr_hex(w, "cert", m->cert, sizeof m->cert);
+  }
   nm_xml_writer_text(w, m->text);
   nm_xml_writer_end(w);
   return 0;
@@ -636,6 +648,13 @@ static int nm__dec_welcome(nm__dec *d, nm_msg_welcome *m) {
                          &m->heartbeat_s, d->err, d->errlen));
   NM__CHECK(nm_read_uint(n, d->msg, "timeout", 0, NM__TIMEOUT_MIN, NM__TIMEOUT_MAX, &m->timeout_s,
                          d->err, d->errlen));
+  if (xmlHasProp(n, BAD_CAST "cert")) {
+    NM__CHECK(nm_read_sig(n, d->msg, "cert", 0, m->cert, d->err, d->errlen));
+    NM__CHECK(nm_read_key(n, d->msg, "key", 0, m->key, d->err, d->errlen));
+    NM__CHECK(nm_read_name(n, d->msg, "name", 0, m->name, d->err, d->errlen));
+    NM__CHECK(nm_read_key(n, d->msg, "manager-key", 0, m->manager_key, d->err, d->errlen));
+    m->has_cert = 1;
+  }
   for (xmlNode *c = n->children; c; c = c->next) {
     if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "addr") != 0) continue;
     if (m->naddrs == NM_MANAGER_ADDRS_MAX) {
@@ -841,6 +860,11 @@ static int nm__dec_chat(nm__dec *d, nm_msg_chat *m) {
   NM__CHECK(nm_read_u64(n, d->msg, "seq", 0, &m->seq, d->err, d->errlen));
   if (m->seq == 0) return nm_read_field_error(d->msg, "seq", "0", d->err, d->errlen);
   NM__CHECK(nm_read_sig(n, d->msg, "sig", 0, m->sig, d->err, d->errlen));
+  if (xmlHasProp(n, BAD_CAST "cert") || xmlHasProp(n, BAD_CAST "key")) {
+    NM__CHECK(nm_read_key(n, d->msg, "key", 0, m->key, d->err, d->errlen));
+    NM__CHECK(nm_read_sig(n, d->msg, "cert", 0, m->cert, d->err, d->errlen));
+    m->has_cert = 1;
+  }
   /* The line is the element's own text (a comment splits it in two; child elements are
    * not part of it), at most NM_CHAT_MAX bytes. */
   size_t len = 0;

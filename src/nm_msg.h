@@ -22,6 +22,7 @@
 #include "nm_identity.h"
 #include "nm_invite.h"
 #include "nm_linesig.h"
+#include "nm_member.h"
 #include "nm_peerlist.h"
 #include "nm_proto.h"
 
@@ -120,6 +121,14 @@ typedef struct {
    * sees, and publishes, its address of that family too. Each nm_addr_is_candidate. */
   size_t naddrs;
   nm_endpoint addrs[NM_MANAGER_ADDRS_MAX];
+  /* The servant's membership certificate (nm_member): has_cert with cert="128 hex" over
+   * (id, key="64 hex", name="..."), and the manager's raw key manager-key="64 hex", which
+   * the servant checks against the fingerprint it pinned. All four or none (old managers). */
+  int has_cert;
+  uint8_t cert[NM_MEMBER_CERT_LEN];
+  uint8_t key[NM_PUBKEY_LEN];
+  char name[NM_NAME_MAX + 1];
+  uint8_t manager_key[NM_PUBKEY_LEN];
 } nm_msg_welcome;
 
 #define NM_LOCAL_ADDRS_MAX 8 /* local addresses one listening reports; more are refused */
@@ -240,6 +249,12 @@ typedef struct {
   /* nm_linesig of (origin, epoch, seq, text) by the origin's key: sig="128 hex" on the
    * wire. Encode refuses an all-zero (unsigned) one; decode only checks its form. */
   uint8_t sig[NM_LINESIG_LEN];
+  /* In a bounded mesh: the origin's raw key (key="64 hex") and its membership certificate
+   * (cert="128 hex", nm_member, over (origin, key, name)), both or neither, passed on
+   * unchanged by every forwarder, for receivers that do not list the origin. */
+  int has_cert;
+  uint8_t key[NM_PUBKEY_LEN];
+  uint8_t cert[NM_MEMBER_CERT_LEN];
 } nm_msg_chat;
 
 /* The signed fields of c, as nm_linesig sees them (pointers into c). */

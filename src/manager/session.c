@@ -173,6 +173,16 @@ static void mgr__send_welcome(mgr_session *s) {
   int fam = nm_addr_family(s->conn.peer_ip);
   for (size_t i = 0; i < m->nown && w.u.welcome.naddrs < NM_MANAGER_ADDRS_MAX; i++)
     if (nm_addr_family(m->own[i].ip) != fam) w.u.welcome.addrs[w.u.welcome.naddrs++] = m->own[i];
+  /* Its membership certificate (nm_member): what lets servants that do not list it (a
+   * bounded mesh's views) verify its lines. Without one it is heard only where listed. */
+  nm_msg_welcome *wm = &w.u.welcome;
+  if (s->secure && m->identity.key &&
+      nm_member_sign(&m->identity, s->id, s->key, s->name, wm->cert) == 0) {
+    wm->has_cert = 1;
+    memcpy(wm->key, s->key, sizeof wm->key);
+    snprintf(wm->name, sizeof wm->name, "%s", s->name);
+    memcpy(wm->manager_key, m->identity.pub, sizeof wm->manager_key);
+  }
   int rc = nm_msg_send(&s->conn, &w);
   if (rc < 0) nm_log_warn("cannot send welcome to %s: %s", s->name, nm_strerror(rc));
 }

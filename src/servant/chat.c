@@ -22,12 +22,34 @@ int sv_chat_init(servant *sv) {
   ch->refused_log = (nm_log_rate)NM_LOG_RATE_INIT("refused lines", 5);
   nm_lineq_init(&ch->pending, SV_PENDING_MAX, SV_PENDING_BYTES_MAX, SV_PENDING_TTL_MS);
   /* One window per origin the list can hold (and ourselves). */
+  int rc = nm_member_cache_init(&ch->members, NM_MEMBER_CACHE_DEFAULT);
+  if (rc < 0) return rc;
   return nm_replay_table_init(&ch->replay, NM_PEERS_MAX + 1);
 }
 
 void sv_chat_close(servant *sv) {
+  nm_member_cache_close(&sv->chat.members);
   nm_replay_table_close(&sv->chat.replay);
   nm_lineq_clear(&sv->chat.pending);
+}
+
+int sv_chat_set_member(servant *sv, const nm_msg_welcome *w) {
+  sv_chat *ch = &sv->chat;
+  nm_fingerprint fp;
+  nm_fingerprint_of_pubkey(w->manager_key, &fp);
+  const char *why = NULL;
+  if (!nm_fingerprint_equal(&fp, &sv->cfg.join.manager_fp)) why = "its manager key is not the one we pinned";
+  else if (memcmp(w->key, sv->identity.pub, NM_PUBKEY_LEN) != 0) why = "it is for another key";
+  else if (nm_member_verify(w->manager_key, sv->id, w->key, w->name, w->cert) < 0) why = "it does not verify";
+  if (why) {
+    nm_log_warn("membership certificate ignored: %s", why);
+    return -EBADMSG;
+  }
+  memcpy(ch->cert, w->cert, sizeof ch->cert);
+  snprintf(ch->cert_name, sizeof ch->cert_name, "%s", w->name);
+  memcpy(ch->manager_key, w->manager_key, sizeof ch->manager_key);
+  ch->has_cert = ch->has_manager_key = 1;
+  return 0;
 }
 
 void sv_chat_publish(servant *sv, const char *text) {
@@ -39,6 +61,14 @@ void sv_chat_publish(servant *sv, const char *text) {
   snprintf(c->origin, sizeof c->origin, "%s", sv->id);
   snprintf(c->name, sizeof c->name, "%s", sv->cfg.name);
   snprintf(c->text, sizeof c->text, "%s", text);
+  /* In a bounded mesh most receivers do not list us: our key and certificate go along (the
+   * name then must be the one the certificate covers). */
+  if (ch->has_cert && sv_peers_meshed(sv)) {
+    c->has_cert = 1;
+    memcpy(c->key, sv->identity.pub, sizeof c->key);
+    memcpy(c->cert, ch->cert, sizeof c->cert);
+    snprintf(c->name, sizeof c->name, "%s", ch->cert_name);
+  }
   c->epoch = ch->epoch;
   c->seq = ch->next_seq + 1;
   /* Signed over (origin, epoch, seq, text): nobody on the way can alter it, and nobody
@@ -144,6 +174,74 @@ void sv_chat_tick(servant *sv) {
   }
 }
 
+/* An accepted line goes on to the one fan-out, shown under name. Relay clients and
+ * neighbours get it as the message layer writes it, with its epoch, signature, key and
+ * certificate: they verify it again. */
+static void sv__chat_fan_out(servant *sv, const nm_msg_chat *c, const char *name, const char *from) {
+  static nm_msg m; /* 4 KiB of text: not on the stack */
+  memset(&m, 0, sizeof m);
+  m.type = NM_MSG_CHAT;
+  m.u.chat = *c;
+  nm_msgbuf b = {0};
+  if (nm_msg_encode(&m, &b) < 0) b.len = 0; /* decoded, so encodable; be safe anyway */
+  sv_line l = {.origin = c->origin, .name = name, .text = c->text, .payload = b.data, .len = b.len, .from = from};
+  sv_lines_received(sv, &l);
+  nm_msgbuf_free(&b);
+}
+
+/* A line from an origin outside our view, with its key and membership certificate: the
+ * certificate with the manager's pinned key (nm_member: it also checks that the origin is
+ * the key's id, and covers the name the frame carries), then the line with that key. The
+ * name shown is the certificate's. Bans by key apply; address and host bans cannot (we do
+ * not know an out-of-view origin's address). */
+static int sv__chat_certified(servant *sv, const nm_msg_chat *c, const char *via, const char *from) {
+  sv_chat *ch = &sv->chat;
+  if (nm_replay_table_check(&ch->replay, c->origin, c->epoch, c->seq) == NM_REPLAY_DUPLICATE) {
+    ch->replayed++;
+    return 0;
+  }
+  int rc = nm_member_check(&ch->members, ch->manager_key, c->origin, c->key, c->name, c->cert);
+  const char *what = "its membership certificate does not verify (made up, or for another id, key or name)";
+  if (rc == 0) {
+    rc = nm_msg_chat_verify(c, c->key);
+    what = "its signature does not verify (forged or altered)";
+  }
+  if (rc < 0) {
+    ch->forged++;
+    nm_log_ratelimited(&ch->forged_log, NM_LOG_WARN,
+                       "dropped a line via %s claiming to be from %s (%s), epoch %llu seq %llu: %s", via, c->name,
+                       c->origin, (unsigned long long)c->epoch, (unsigned long long)c->seq,
+                       rc == -EBADMSG ? what : nm_strerror(rc));
+    return 0;
+  }
+  nm_fingerprint fp;
+  nm_fingerprint_of_pubkey(c->key, &fp);
+  if (nm_banlist_match_key(&sv->cfg.bans, fp.hex)) {
+    ch->banned++;
+    nm_log_ratelimited(&ch->banned_log, NM_LOG_INFO, "dropped a line from banned %s (%s) via %s", c->name,
+                       c->origin, via);
+    return 0;
+  }
+  int v = nm_replay_table_check_and_set(&ch->replay, c->origin, c->epoch, c->seq);
+  /* Not in our list, so not "live" in the table: its window is kept while there is room and
+   * reclaimed first when a listed origin needs one (nm_replay_table_remove), so origins we
+   * only hear of cannot fill the table. */
+  if (v >= 0) nm_replay_table_remove(&ch->replay, c->origin);
+  if (v != NM_REPLAY_ACCEPT) {
+    ch->replayed++;
+    if (v != NM_REPLAY_DUPLICATE)
+      nm_log_ratelimited(&ch->refused_log, v < 0 ? NM_LOG_WARN : NM_LOG_DEBUG,
+                         "dropped a line from %s via %s, epoch %llu seq %llu: %s", c->name, via,
+                         (unsigned long long)c->epoch, (unsigned long long)c->seq,
+                         v < 0 ? nm_strerror(v) : nm_replay_verdict_name((nm_replay_verdict)v));
+    return 0;
+  }
+  ch->accepted++;
+  ch->certified++;
+  sv__chat_fan_out(sv, c, c->name, from);
+  return 0;
+}
+
 int sv_chat_receive(servant *sv, const nm_msg_chat *c, const char *via) { return sv_chat_receive_from(sv, c, via, NULL); }
 
 int sv_chat_receive_from(servant *sv, const nm_msg_chat *c, const char *via, const char *from) {
@@ -156,6 +254,9 @@ int sv_chat_receive_from(servant *sv, const nm_msg_chat *c, const char *via, con
    * the signature is checked before anything else looks at the line. An origin we do not
    * list may be one our list has not caught up with: its line waits (sv__chat_pend). */
   sv_peer *p = sv_peer_find(sv, c->origin);
+  /* Outside our view (a bounded mesh lists only our neighbours and relays): a line that
+   * carries its origin's key and membership certificate is verified by those. */
+  if (!p && c->has_cert && ch->has_manager_key) return sv__chat_certified(sv, c, via, from);
   if (!p) return sv__chat_pend(sv, c, via);
   /* In a bounded mesh each line arrives from several neighbours: a copy of a line already
    * shown is dropped before its signature is checked, which costs far more than a look at
@@ -198,15 +299,7 @@ int sv_chat_receive_from(servant *sv, const nm_msg_chat *c, const char *via, con
   /* The name shown is the one the manager lists for that id: the frame's is not signed. */
   if (strcmp(c->name, p->info.name) != 0)
     nm_log_debug("a line from %s claims the name %s; shown as %s", c->origin, c->name, p->info.name);
-  /* Relay clients get the line as the message layer writes it, with its epoch and
-   * signature: they verify it again. */
-  nm_msg m = {.type = NM_MSG_CHAT};
-  m.u.chat = *c;
-  nm_msgbuf b = {0};
-  if (nm_msg_encode(&m, &b) < 0) b.len = 0; /* decoded, so encodable; be safe anyway */
-  sv_line l = {.origin = c->origin, .name = p->info.name, .text = c->text, .payload = b.data, .len = b.len, .from = from};
-  sv_lines_received(sv, &l);
-  nm_msgbuf_free(&b);
+  sv__chat_fan_out(sv, c, p->info.name, from);
   return 0;
 }
 

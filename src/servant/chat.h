@@ -43,10 +43,23 @@ typedef struct {
   nm_replay_table replay;  /* per origin: which (epoch, seq) were already shown */
   nm_lineq pending;        /* lines of origins not listed yet: "via\0payload" each */
   uint64_t accepted, forged, unlisted, banned, replayed; /* lines, by verdict */
+  /* Membership (nm_member): our certificate from the welcome (attached to our lines in a
+   * bounded mesh) and the manager's key it pinned, which verifies the certificates of
+   * origins outside our view; the origins verified that way, cached. */
+  int has_cert, has_manager_key;
+  uint8_t cert[NM_MEMBER_CERT_LEN];
+  char cert_name[NM_NAME_MAX + 1];
+  uint8_t manager_key[NM_PUBKEY_LEN];
+  nm_member_cache members;
+  uint64_t certified; /* lines accepted from origins outside the view, by certificate */
   /* What anyone who can reach us can make us log, at most a few lines a second each. */
   nm_log_rate forged_log, unlisted_log, banned_log, refused_log;
 } sv_chat;
 
+/* The welcome's membership certificate: kept when the manager key it names is the one we
+ * pinned, it covers our own id and key, and it verifies. Returns 0 or -EBADMSG (ignored:
+ * logged, and we are heard only where we are listed). */
+int sv_chat_set_member(servant *sv, const nm_msg_welcome *w);
 /* Returns 0 or -ENOMEM (the replay table). */
 int sv_chat_init(servant *sv);
 void sv_chat_close(servant *sv);

@@ -177,6 +177,7 @@ static int sv__mgr_on_welcome(void *session, const nm_msg *msg) {
   l->conn->owner_logs_errors = 0;
   sv_peers_set_timing(sv, w->heartbeat_s, w->timeout_s);
   sv_inbound_set_timeout(sv, w->timeout_s);
+  if (w->has_cert) sv_chat_set_member(sv, w);
   if (!sv_listening(sv)) {
     int rc = sv_listen(sv, w->port);
     if (rc < 0) {
