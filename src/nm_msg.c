@@ -372,6 +372,7 @@ static int nm__enc_version(nm_xml_writer *w, const char *root, const nm_msg_vers
   nm_xml_writer_start(w, root);
   nm_xml_writer_attr_u64(w, "version", m->version);
   if (m->direct_all && strcmp(root, "heartbeat") == 0) nm_xml_writer_attr(w, "direct", "all");
+  if (m->servants && strcmp(root, "heartbeat-ack") == 0) nm_xml_writer_attr_u64(w, "servants", m->servants);
   nm_xml_writer_end(w);
   return 0;
 }
@@ -762,6 +763,7 @@ static int nm__dec_version(nm__dec *d, nm_msg_version *m) {
   /* direct="all" (a heartbeat's): any other value means what its absence means. */
   const char *direct = nm_xml_attr(d->root, "direct");
   m->direct_all = direct && strcmp(direct, "all") == 0;
+  NM__CHECK(nm_read_u64(d->root, d->msg, "servants", 1, &m->servants, d->err, d->errlen));
   return nm_read_u64(d->root, d->msg, "version", 0, &m->version, d->err, d->errlen);
 }
 
@@ -955,6 +957,8 @@ static int nm__dec_delta(nm__dec *d, nm_msg_delta *m) {
     } else {
       ch->leave = 1;
       NM__CHECK(nm_read_id(c, "delta: leave", "id", 0, ch->peer.id, d->err, d->errlen));
+      const char *view = nm_xml_attr(c, "view");
+      ch->out_of_view = view && strcmp(view, "out") == 0;
     }
     m->count++;
   }

@@ -169,6 +169,9 @@ typedef struct {
   /* heartbeat only (direct="all", since issue 12): every listed servant reaches the sender
    * directly (punched), so it needs no relay now; absent: it needs the relay it has */
   int direct_all;
+  /* heartbeat-ack only, in a bounded mesh with views: how many servants the overlay has
+   * (servants="N"; 0 when absent), for the servant's "view of K of N" */
+  uint64_t servants;
 } nm_msg_version; /* heartbeat and heartbeat-ack */
 
 typedef struct {

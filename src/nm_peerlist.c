@@ -339,6 +339,7 @@ xmlDoc *nm_delta_doc(uint64_t base, uint64_t version, const nm_delta_change *cha
     if (changes[i].leave) {
       xmlNode *leave = xmlNewChild(root, NULL, BAD_CAST "leave", NULL);
       xmlNewProp(leave, BAD_CAST "id", BAD_CAST changes[i].peer.id);
+      if (changes[i].out_of_view) xmlNewProp(leave, BAD_CAST "view", BAD_CAST "out");
     } else {
       nm_peer_to_xml(root, &changes[i].peer, 0);
     }

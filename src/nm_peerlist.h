@@ -107,6 +107,9 @@ xmlDoc *nm_delta_leave_doc(uint64_t base, uint64_t version, const char *id);
 /* One change of a delta: a join or update (the whole entry), or a leave (peer.id only). */
 typedef struct {
   int leave;
+  /* a leave of an entry that only left the receiver's view (views: <leave id view="out"/>);
+   * the servant it names is still in the overlay */
+  int out_of_view;
   nm_peer peer;
 } nm_delta_change;
 /* Several: <delta base="B" version="V"> with the changes in order; V - B is count. */

@@ -528,6 +528,7 @@ int main(int argc, char **argv) {
   free(m.list.at);
   mgr_index_close(&m.index);
   mgr_neighbours_close(&m);
+  mgr_views_close(&m);
   nm_addrlimit_close(&m.unauth);
   mgr_admission_close(&m.admission);
   nm_tls_ctx_close(&m.tls);

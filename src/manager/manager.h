@@ -17,6 +17,7 @@
 #include "admission.h"
 #include "index.h"
 #include "publish.h"
+#include "views.h"
 #include "nm_addrlimit.h"
 #include "nm_config.h"
 #include "nm_conn.h"
@@ -190,6 +191,8 @@ typedef struct mgr_session {
   int in_list;
   size_t list_at;
   uint64_t pub_digest, pub_dial;
+  /* views.h: in a bounded mesh, the view it was sent and its version */
+  mgr_view view;
   uint16_t held_port;
   struct mgr_session *rel_prev, *rel_next, *acc_prev, *acc_next;
 } mgr_session;
@@ -238,6 +241,10 @@ struct manager {
   struct mgr_metrics *metrics;
   /* the bounded-degree mesh over the servants (neighbours.h, mesh.h) */
   mgr_mesh mesh;
+  /* views (views.h): per id, the sessions whose view holds it; what views sent */
+  struct mgr_watch *watch;
+  uint64_t views_full_sent, views_deltas_sent;
+  int views_in_flush; /* publish.c's flush runs the views itself */
   int mesh_ready, mesh_on;
   /* neighbours owed, sent when the delta window closes (after the entries they name):
    * everyone's after a switch (mesh_switched), and these sessions' own set once (a

@@ -378,6 +378,10 @@ void mgr_mesh_take_changed(mgr_mesh *g, void (*fn)(void *ctx, const char *id), v
   }
 }
 
+void mgr_mesh_each_changed(const mgr_mesh *g, void (*fn)(void *ctx, const char *id), void *ctx) {
+  for (const mgr_mesh_node *n = g->changed; n; n = n->changed_next) fn(ctx, n->id);
+}
+
 void mgr_mesh_clear_changed(mgr_mesh *g) {
   while (g->changed) mgr__changed_unlink(g, g->changed);
 }

@@ -62,6 +62,9 @@ size_t mgr_mesh_neighbours(const mgr_mesh *g, const char *id, char (*out)[NM_ID_
 /* Calls fn for each node whose neighbour set changed since the last call (once each, a
  * node removed since is not named), then forgets them. fn must not change the mesh. */
 void mgr_mesh_take_changed(mgr_mesh *g, void (*fn)(void *ctx, const char *id), void *ctx);
+/* Calls fn for each node whose set changed since the last take, forgetting nothing (the
+ * views see them before neighbours.c takes them). fn must not change the mesh. */
+void mgr_mesh_each_changed(const mgr_mesh *g, void (*fn)(void *ctx, const char *id), void *ctx);
 /* Forgets the changed set without naming it (after a switch everyone is told anyway). */
 void mgr_mesh_clear_changed(mgr_mesh *g);
 

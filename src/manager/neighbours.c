@@ -88,6 +88,9 @@ static void mgr__after_change(manager *m) {
 
 void mgr_neighbours_flush(manager *m) {
   if (!m->mesh_ready) return;
+  /* Called outside a window too: the views first take in the graph's changes, so every
+   * servant knows the entries of its new neighbours before it is told of them. */
+  if (m->mesh_on && !m->mesh_switched && !m->views_in_flush) mgr_views_flush(m, NULL, 0, ++m->pub.flushes);
   size_t told = 0;
   if (m->mesh_switched) {
     m->mesh_switched = 0;

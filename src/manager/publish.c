@@ -132,6 +132,13 @@ static int mgr__pages_build(manager *m) {
  * must go out whole, back to back. */
 static int mgr__send_list(manager *m, mgr_session *s) {
   mgr_publisher *p = &m->pub;
+  /* A bounded mesh: its view (views.h). Out of one (the mesh is the full mesh again, or it
+   * is a dedicated relay): the whole list, and its view is forgotten. */
+  if (mgr_views_applies(m, s)) {
+    p->lists_sent++;
+    return mgr_views_send_full(m, s);
+  }
+  if (s->view.on) mgr_views_forget(m, s);
   nm_msg msg = {.type = NM_MSG_PEERS};
   memcpy(msg.u.peers.me, s->id, sizeof msg.u.peers.me);
   p->lists_sent++;
@@ -219,7 +226,13 @@ void mgr_publish_flush(manager *m) {
   mgr_publisher *p = &m->pub;
   uv_timer_stop(&p->timer);
   uint64_t flush = ++p->flushes;
+  /* Crossing the threshold changes what everyone's list is (the view or the whole list):
+   * everyone is owed a full one, before the neighbours that go out at the flush's end. */
+  if (m->mesh_switched)
+    for (mgr_session *s = m->sessions; s; s = s->next)
+      if (s->state == MGR_SESSION_REGISTERED && (s->view.on || mgr_views_applies(m, s))) mgr__waiter_add(p, s);
   nm_sbuf *delta = mgr__delta_frame(m);
+  size_t npending = p->npending;
   if (p->npending && p->base + p->npending != m->list.version)
     nm_log_error("delta window: %zu changes from version %llu, but the list is at %llu", p->npending,
                  (unsigned long long)p->base, (unsigned long long)m->list.version);
@@ -237,12 +250,17 @@ void mgr_publish_flush(manager *m) {
   if (delta) {
     /* One change to N sessions: the one O(N) step, and the same bytes for all. */
     for (mgr_session *s = m->index.listed; s; s = s->hh_id.next) {
-      if (s->state != MGR_SESSION_REGISTERED || s->list_flush == flush || s->conn.closing) continue;
+      if (s->state != MGR_SESSION_REGISTERED || s->list_flush == flush || s->conn.closing || s->view.on) continue;
       int rc = nm_conn_send_shared(&s->conn, delta);
       if (rc < 0) nm_log_warn("cannot send delta to %s: %s", s->name, nm_strerror(rc));
     }
     nm_sbuf_unref(delta);
   }
+  /* The sessions in views: each its own delta, with the window's changes of the entries it
+   * holds and what the graph's changes add to or take from its view. */
+  mgr_views_flush(m, p->pending, npending, flush);
   /* Then the neighbours this window changed: everyone knows the entries they name now. */
+  m->views_in_flush = 1;
   mgr_neighbours_flush(m);
+  m->views_in_flush = 0;
 }

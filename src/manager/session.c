@@ -149,6 +149,7 @@ static void mgr__session_closed(nm_conn *c) {
   mgr_session_retire(s, MGR_RETIRE_CLOSED, NULL);
   mgr_index_forget(&m->index, s);
   mgr_publish_forget(m, s);
+  mgr_views_forget(m, s);
   mgr_list_forget(m, s); /* only when stopping: every other end published its leave */
   if (s->prev) s->prev->next = s->next;
   else m->sessions = s->next;
@@ -357,7 +358,8 @@ static int mgr__on_heartbeat(void *session, const nm_msg *msg) {
   s->mgr->stats.heartbeats++;
   /* The servant's version is informational; it compares the ack with what it holds. */
   nm_msg ack = {.type = NM_MSG_HEARTBEAT_ACK};
-  ack.u.heartbeat_ack.version = mgr_published_version(s->mgr); /* not what the window holds */
+  ack.u.heartbeat_ack.version = mgr_views_version(s->mgr, s); /* not what the window holds */
+  if (s->view.on) ack.u.heartbeat_ack.servants = mgr_mesh_count(&s->mgr->mesh);
   nm_msg_send(&s->conn, &ack);
   /* Whether every listed servant reaches it directly: its relay on standby, or back. */
   mgr_relay_on_direct(s->mgr, s, msg->u.heartbeat.direct_all);

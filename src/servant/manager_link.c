@@ -345,7 +345,9 @@ static int sv__mgr_on_delta(void *session, const nm_msg *msg) {
   for (size_t i = 0; i < d->count; i++) {
     const nm_delta_change *c = &d->changes[i];
     if (c->leave) {
-      sv_peers_remove(sv, c->peer.id, "left the overlay");
+      /* view="out": it only left our view (a bounded mesh), it is still in the overlay. */
+      if (c->out_of_view) sv_peers_remove(sv, c->peer.id, NULL);
+      else sv_peers_remove(sv, c->peer.id, "left the overlay");
       continue;
     }
     if (strcmp(c->peer.id, sv->id) == 0 && c->peer.state != l->reach) {
@@ -361,6 +363,7 @@ static int sv__mgr_on_delta(void *session, const nm_msg *msg) {
 
 static int sv__mgr_on_heartbeat_ack(void *session, const nm_msg *msg) {
   servant *sv = session;
+  sv->mgr.overlay_servants = msg->u.heartbeat_ack.servants; /* 0: not said (no views) */
   if (sv->mgr.state == SV_MGR_REGISTERED && msg->u.heartbeat_ack.version != sv->mgr.list_version)
     sv__mgr_request_list(sv);
   return 0;

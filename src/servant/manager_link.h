@@ -44,7 +44,8 @@ typedef struct {
   uint16_t local_port;
   int had_session; /* a session was attempted before: reconnections leave from a fresh port */
   uint64_t last_heard_ms; /* anything from the manager: a silent one is given up on */
-  uint64_t list_version;  /* of the peer list we hold */
+  uint64_t list_version;  /* of the peer list we hold (in a bounded mesh: of our view) */
+  uint64_t overlay_servants; /* the heartbeat-ack's servants="N" (views), else 0 */
   int have_list;
   /* A paged list being put together (docs/protocol.md, "Paged lists"): version
    * paging_version, paging_next of paging_pages pages read so far. NULL when none. */

@@ -596,8 +596,10 @@ void sv_peers_remove(servant *sv, const char *id, const char *reason) {
     if (strcmp((*pp)->info.id, id) != 0) continue;
     sv_peer *p = *pp;
     *pp = p->next;
-    nm_log_info("peer left: %s (%s)", p->info.name, reason);
-    sv__peer_free(sv, p, "it left the overlay");
+    /* No reason: it left our view only (views.h on the manager), not the overlay. */
+    if (reason) nm_log_info("peer left: %s (%s)", p->info.name, reason);
+    else nm_log_debug("peer out of our view: %s", p->info.name);
+    sv__peer_free(sv, p, reason ? "it left the overlay" : "it left our view");
     sv_pull_direct_update(sv); /* it may have been the last not reaching us directly */
     return;
   }
@@ -998,6 +1000,10 @@ size_t sv_peers_print(servant *sv, FILE *out) {
     size_t conns = 0;
     for (sv_peer *p = sv->peers.head; p; p = p->next) conns += p->listed && (p->out_ready || sv__sends_inbound(sv, p));
     fprintf(out, "  mesh: %zu neighbours, connected to %zu peers\n", sv->peers.nneighbours, conns);
+    /* Views: the list is ours, not the overlay's. K counts us too, as N does. */
+    if (sv->mgr.overlay_servants)
+      fprintf(out, "  mesh: view of %zu of %llu servants\n", sv_peers_count(sv) + 1,
+              (unsigned long long)sv->mgr.overlay_servants);
   }
   return n;
 }

@@ -126,6 +126,7 @@ void sv_peers_set_timing(servant *sv, unsigned heartbeat_s, unsigned timeout_s);
 void sv_peers_set_observed(servant *sv, const char *ip);
 void sv_peers_apply_full(servant *sv, const nm_peerlist *list);
 void sv_peers_upsert(servant *sv, const nm_peer *p);
+/* reason NULL: it left our view only (views), not the overlay: said at debug level. */
 void sv_peers_remove(servant *sv, const char *id, const char *reason);
 /* Queues one chat frame's payload (a line of ours) to every peer we keep a connection to
  * (or its backlog): in the full mesh every listed peer, in a bounded mesh our neighbours
