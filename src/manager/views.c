@@ -175,7 +175,7 @@ int mgr_views_send_full(manager *m, mgr_session *s) {
   free(set.v);
   /* One document while it fits a page, else pages of its own (a view is a few dozen
    * entries; a relay with hundreds of clients is the case for pages). */
-  size_t pages = tmp.count <= NM_PEERS_PAGE ? 1 : (tmp.count + NM_PEERS_PAGE - 1) / NM_PEERS_PAGE + 1;
+  size_t pages = tmp.count <= NM_PEERS_PAGE ? 1 : (tmp.count - 1 + NM_PEERS_PAGE - 1) / NM_PEERS_PAGE + 1;
   size_t own = 0;
   for (size_t i = 0; i < tmp.count; i++)
     if (strcmp(tmp.peers[i].id, s->id) == 0) own = i;
