@@ -28,6 +28,12 @@ uint64_t mgr_views_version(manager *m, const mgr_session *s) {
 
 size_t mgr_views_size(const mgr_session *s) { return s->view.n; }
 
+size_t mgr_views_watchers(manager *m, const char *id) {
+  mgr_watch *w = NULL;
+  HASH_FIND(hh, m->watch, id, NM_ID_LEN, w);
+  return w ? w->n : 0;
+}
+
 /* ---- the watchers ------------------------------------------------------------------------ */
 
 static void mgr__watch_add(manager *m, const char *id, mgr_session *s) {

@@ -55,8 +55,9 @@ void mgr_views_flush(manager *m, const nm_delta_change *pending, size_t npending
 uint64_t mgr_views_version(manager *m, const mgr_session *s);
 /* s goes: it watches nothing any more. */
 void mgr_views_forget(manager *m, mgr_session *s);
-/* For tests and status: how many entries s's view holds. */
+/* For tests and status: how many entries s's view holds; how many sessions' views hold id. */
 size_t mgr_views_size(const mgr_session *s);
+size_t mgr_views_watchers(manager *m, const char *id);
 void mgr_views_close(manager *m);
 
 #endif
