@@ -62,9 +62,8 @@ static mgr_session *add(int relay) {
 static int live(const mgr_session *s) { return s && s->state == MGR_SESSION_REGISTERED && s->in_list; }
 
 static mgr_session *find(const char *id) {
-  for (int i = 0; i < ns; i++)
-    if (live(S[i]) && strcmp(S[i]->id, id) == 0) return S[i];
-  return NULL;
+  mgr_session *s = mgr_find_listed(&m, id); /* the index (unit_mgr_index checks it) */
+  return live(s) ? s : NULL;
 }
 
 static mgr_session *relay_of(const mgr_session *s) {
