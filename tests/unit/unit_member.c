@@ -206,6 +206,40 @@ static void test_wire(void) {
   NMT_CHECK(nm_msg_decode(NM_MSG_WELCOME, doc, strlen(doc), &got, err, sizeof err) < 0);
 }
 
+/* The views' wire: a leave marked view="out", and the heartbeat-ack's servants. */
+static void test_view_wire(void) {
+  char err[200];
+  static nm_msg got;
+  nm_delta_change ch[2];
+  memset(ch, 0, sizeof ch);
+  ch[0].leave = ch[1].leave = 1;
+  ch[0].out_of_view = 1;
+  snprintf(ch[0].peer.id, sizeof ch[0].peer.id, "3f9a0c1d2e4b5a69");
+  snprintf(ch[1].peer.id, sizeof ch[1].peer.id, "0123456789abcdef");
+  nm_msg d = {.type = NM_MSG_DELTA};
+  d.u.delta.base = 7;
+  d.u.delta.version = 9;
+  d.u.delta.count = 2;
+  d.u.delta.changes = ch;
+  nm_msgbuf b = {0};
+  NMT_EQ_INT(nm_msg_encode(&d, &b), 0);
+  NMT_CHECK(strstr(b.data, "view=\"out\"") != NULL);
+  NMT_EQ_INT(nm_msg_decode(NM_MSG_DELTA, b.data, b.len, &got, err, sizeof err), 0);
+  nm_msgbuf_free(&b);
+  NMT_CHECK(got.u.delta.changes[0].out_of_view && !got.u.delta.changes[1].out_of_view);
+  nm_msg_clear(&got);
+  nm_msg a = {.type = NM_MSG_HEARTBEAT_ACK};
+  a.u.heartbeat_ack.version = 12;
+  a.u.heartbeat_ack.servants = 19000;
+  NMT_EQ_INT(nm_msg_encode(&a, &b), 0);
+  NMT_EQ_INT(nm_msg_decode(NM_MSG_HEARTBEAT_ACK, b.data, b.len, &got, err, sizeof err), 0);
+  nm_msgbuf_free(&b);
+  NMT_EQ_INT((int)got.u.heartbeat_ack.servants, 19000);
+  const char *old = "<heartbeat-ack version=\"3\"/>"; /* an older manager's: no servants */
+  NMT_EQ_INT(nm_msg_decode(NM_MSG_HEARTBEAT_ACK, old, strlen(old), &got, err, sizeof err), 0);
+  NMT_EQ_INT((int)got.u.heartbeat_ack.servants, 0);
+}
+
 int main(void) {
   NMT_CHECK(nm_identity_generate(&manager) == 0 && nm_identity_generate(&alice) == 0 &&
             nm_identity_generate(&bob) == 0 && nm_identity_generate(&mallory) == 0);
@@ -214,6 +248,7 @@ int main(void) {
   NMT_RUN(test_cache);
   NMT_RUN(test_attack);
   NMT_RUN(test_wire);
+  NMT_RUN(test_view_wire);
   nm_identity_close(&manager);
   nm_identity_close(&alice);
   nm_identity_close(&bob);
