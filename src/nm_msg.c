@@ -250,6 +250,7 @@ static int nm__enc_hello(nm_xml_writer *w, const nm_msg_hello *h) {
   nm_xml_writer_attr_u64(w, "port", h->port);
   nm_xml_writer_attr_u64(w, "max-clients", h->max_clients);
   if (h->has_secret) nm__attr_hex(w, "secret", h->secret, sizeof h->secret);
+  if (h->views) nm_xml_writer_attr(w, "views", "1");
   nm_xml_writer_end(w);
   return 0;
 }
@@ -637,6 +638,8 @@ static int nm__dec_hello(nm__dec *d, nm_msg_hello *h) {
     NM__CHECK(nm_read_secret(n, d->msg, "secret", 0, h->secret, d->err, d->errlen));
     h->has_secret = 1;
   }
+  const char *views = nm_xml_attr(n, "views");
+  h->views = views && strcmp(views, "1") == 0;
   return 0;
 }
 

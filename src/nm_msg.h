@@ -102,6 +102,10 @@ typedef struct {
    * has_secret ? secret : NULL to nm_admission. */
   int has_secret;
   uint8_t secret[NM_INVITE_SECRET_LEN];
+  /* views="1": the sender takes a view in a bounded mesh (it verifies lines of origins it
+   * does not list by their membership certificates). An older servant does not say it and
+   * keeps the whole list. */
+  int views;
 } nm_msg_hello;
 
 /* An address and port (a manager's, in welcome). */

@@ -193,6 +193,7 @@ typedef struct mgr_session {
   uint64_t pub_digest, pub_dial;
   /* views.h: in a bounded mesh, the view it was sent and its version */
   mgr_view view;
+  int views_ok; /* its hello said views="1": it can take a view (else the whole list) */
   uint16_t held_port;
   struct mgr_session *rel_prev, *rel_next, *acc_prev, *acc_next;
 } mgr_session;

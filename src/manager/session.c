@@ -280,6 +280,7 @@ static int mgr__on_hello(void *session, const nm_msg *msg) {
   memcpy(s->name, h->name, sizeof s->name);
   s->role = h->role;
   s->max_clients = h->max_clients;
+  s->views_ok = h->views;
   uint16_t port = h->port;
 
   nm_conn_set_label(&s->conn, "%s %s", nm_role_name(s->role), s->name);

@@ -19,7 +19,7 @@ struct mgr_watch {
 };
 
 int mgr_views_applies(manager *m, const mgr_session *s) {
-  return m->mesh_ready && m->mesh_on && s->role == NM_ROLE_SERVANT && mgr_mesh_has(&m->mesh, s->id);
+  return m->mesh_ready && m->mesh_on && s->views_ok && s->role == NM_ROLE_SERVANT && mgr_mesh_has(&m->mesh, s->id);
 }
 
 uint64_t mgr_views_version(manager *m, const mgr_session *s) {

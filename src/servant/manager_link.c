@@ -491,6 +491,7 @@ static void sv__mgr_connected(nm_conn *c, int status) {
   h->role = sv->cfg.role;
   h->port = sv_listening(sv) ? sv_listen_port(sv) : (uint16_t)sv->cfg.port;
   h->max_clients = sv->cfg.max_clients;
+  h->views = 1; /* we verify lines of origins outside our list by their certificates */
   /* The invite's secret, which the manager needs only until it has admitted our key. */
   if (sv->cfg.join.has_secret) {
     h->has_secret = 1;

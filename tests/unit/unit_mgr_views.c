@@ -46,6 +46,7 @@ static mgr_session *add(int relay) {
   snprintf(s->conn.peer_ip, sizeof s->conn.peer_ip, "10.0.%d.%d", i / 250, i % 250 + 1);
   s->port = (uint16_t)(4000 + i);
   s->role = relay ? NM_ROLE_RELAY : NM_ROLE_SERVANT;
+  s->views_ok = 1;
   s->reach = NM_REACH_DIRECT;
   mgr_index_set_state(&m.index, s, MGR_SESSION_REGISTERED);
   s->in_list = 1;
