@@ -281,7 +281,8 @@ static size_t mgr__view_diff(manager *m, mgr_session *s, nm_delta_change **out, 
     nm_delta_change *c = &(*out)[n++];
     memset(c, 0, sizeof *c);
     c->leave = 1;
-    c->out_of_view = mgr_find_listed(m, s->view.at[i].id) != NULL;
+    const mgr_session *x = mgr_find_listed(m, s->view.at[i].id);
+    c->out_of_view = x && x->in_list; /* still listed: it left the view, not the overlay */
     memcpy(c->peer.id, s->view.at[i].id, NM_ID_LEN + 1);
     mgr__watch_del(m, s->view.at[i].id, s);
     s->view.at[i] = s->view.at[--s->view.n];
