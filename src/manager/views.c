@@ -114,6 +114,17 @@ static void mgr__set_add(mgr__set *set, mgr_session *x) {
   set->v[set->n++] = x;
 }
 
+static size_t mgr__alloc(size_t n) { return n ? (n + 8 + 15) / 16 * 16 : 0; } /* glibc: 8 of header */
+
+size_t mgr_views_memory(manager *m) {
+  size_t bytes = 0;
+  for (mgr_session *s = m->sessions; s; s = s->next) bytes += mgr__alloc(s->view.cap * sizeof *s->view.at);
+  mgr_watch *w, *tmp;
+  HASH_ITER(hh, m->watch, w, tmp) bytes += mgr__alloc(sizeof *w) + mgr__alloc(w->cap * sizeof *w->v);
+  if (m->watch) bytes += mgr__alloc(m->watch->hh.tbl->num_buckets * sizeof(UT_hash_bucket)) + mgr__alloc(sizeof(UT_hash_table));
+  return bytes;
+}
+
 static mgr_session *mgr__relay_of(manager *m, const mgr_session *s) {
   if (!s->relay_id[0] || s->standby) return NULL;
   return mgr_find_listed(m, s->relay_id);
@@ -147,7 +158,7 @@ static ssize_t mgr__view_find(const mgr_session *s, const char *id) {
 static int mgr__view_push(manager *m, mgr_session *s, const mgr_session *x) {
   mgr_view *v = &s->view;
   if (v->n == v->cap) {
-    size_t cap = v->cap ? v->cap * 2 : 16;
+    size_t cap = v->cap ? v->cap * 2 : 12; /* the degree's 8, itself and a few relays */
     mgr_view_entry *at = realloc(v->at, cap * sizeof *at);
     if (!at) return -ENOMEM;
     v->at = at;

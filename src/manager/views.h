@@ -58,6 +58,9 @@ void mgr_views_forget(manager *m, mgr_session *s);
 /* For tests and status: how many entries s's view holds; how many sessions' views hold id. */
 size_t mgr_views_size(const mgr_session *s);
 size_t mgr_views_watchers(manager *m, const char *id);
+/* The heap the views take, with malloc's rounding to 16 (their entries, the watchers'
+ * records and arrays, the watchers' hash buckets): for performance.md and its test. */
+size_t mgr_views_memory(manager *m);
 void mgr_views_close(manager *m);
 
 #endif

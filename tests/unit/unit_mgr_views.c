@@ -183,6 +183,12 @@ static void test_views(void) {
   mgr_mesh_clear_changed(&m.mesh);
   size_t biggest = check_all("start");
   NMT_CHECK(biggest < 40); /* O(degree + relays + clients), not 200 */
+  /* What views cost: the entries sent, and who watches each id (performance.md). */
+  size_t servants = 0;
+  for (int i = 0; i < ns; i++) servants += S[i]->role == NM_ROLE_SERVANT;
+  size_t per = mgr_views_memory(&m) / servants;
+  printf("# views: %zu bytes per servant (degree %d, %d sessions, 30 relayed, 5 dedicated relays)\n", per, DEGREE, ns);
+  NMT_CHECK(per < 1024);
   for (int round = 0; round < 150; round++) {
     int changes = 1 + (int)next_rand(6);
     for (int k = 0; k < changes && ns < MAXS - 1; k++) {
@@ -227,7 +233,30 @@ static void test_views(void) {
   mgr_index_close(&m.index);
 }
 
+/* The default degree (8), servants only: what a view costs a servant in the manager. */
+static void test_memory(void) {
+  memset(&m, 0, sizeof m);
+  ns = 0;
+  m.loop = uv_default_loop();
+  mgr_index_init(&m.index);
+  NMT_EQ_INT(mgr_mesh_init(&m.mesh, 8, 11), 0);
+  m.mesh_ready = m.mesh_on = 1;
+  for (int i = 0; i < 500; i++) add(0);
+  for (int i = 0; i < ns; i++) mgr_views_send_full(&m, S[i]);
+  size_t per = mgr_views_memory(&m) / (size_t)ns;
+  printf("# views at degree 8: %zu bytes per servant in the manager\n", per);
+  NMT_CHECK(per < 1024);
+  for (int i = 0; i < ns; i++) {
+    mgr_views_forget(&m, S[i]);
+    free(S[i]);
+  }
+  mgr_views_close(&m);
+  mgr_mesh_close(&m.mesh);
+  mgr_index_close(&m.index);
+}
+
 int main(void) {
   NMT_RUN(test_views);
+  NMT_RUN(test_memory);
   return nmt_done();
 }
