@@ -125,6 +125,8 @@ static int mgr__metrics_text(manager *m, char **out, size_t *len) {
           "that a newcomer needed in pages).", m->pub.page_encodes);
   COUNTER("natmesh_manager_lists_sent_total", "Full peer lists sent (newcomers and peers-requests).",
           m->pub.lists_sent);
+  COUNTER("natmesh_manager_view_deltas_total", "Deltas built for one servant's view (a bounded mesh with views: "
+          "each holds the changes of the entries in that servant's view).", m->views_deltas_sent);
   COUNTER("natmesh_manager_punches_total", "Pairs of servants behind NAT told to dial each other at the same "
           "moment (a TCP simultaneous open).", st->punches);
 #undef COUNTER
