@@ -1,7 +1,9 @@
 /* Chat lines (chat.c): the only place a line enters the servant. A line typed here is
  * numbered in this run's epoch, signed with our key and built into a chat frame. A chat
  * frame received by any path (a peer, a relay, a relay's replay ring) is first verified
- * with its origin's key from the manager's list, then checked against bans (by the
+ * with its origin's key from the manager's list (an origin outside our view in a bounded
+ * mesh: with the key it carries, once its membership certificate verifies with the
+ * manager's pinned key, nm_member), then checked against bans (by the
  * verified origin's key, listed address and name), then judged by the origin's replay
  * window (nm_replay: shown once per (origin, epoch, seq)). Either way the accepted line goes
  * on to the one fan-out (lines.h).
@@ -24,7 +26,8 @@
 
 /* The largest chat frame a peer or a relay may send once identified: the text at its
  * limit, every byte escaped (&quot; is 6), and 1 KiB for the element and its attributes
- * (origin, name, epoch, seq, a 128-hex signature). A larger declared length closes the
+ * (origin, name, epoch, seq, a 128-hex signature; in a bounded mesh a 64-hex key and a
+ * 128-hex certificate too: well under 1 KiB). A larger declared length closes the
  * connection before anything is allocated. */
 #define SV_CHAT_FRAME_MAX (NM_CHAT_MAX * 6 + 1024)
 
