@@ -130,8 +130,14 @@ static mgr_session *mgr__relay_of(manager *m, const mgr_session *s) {
   return mgr_find_listed(m, s->relay_id);
 }
 
-/* s's view now: itself, its neighbours and their relays, its relay, its clients, the
- * dedicated relays. */
+static void mgr__add_neighbours(manager *m, const mgr_session *s, mgr__set *out) {
+  char ids[MGR_MESH_DEGREE_MAX][NM_ID_LEN + 1];
+  size_t n = mgr_mesh_neighbours(&m->mesh, s->id, ids, MGR_MESH_DEGREE_MAX);
+  for (size_t i = 0; i < n && i < MGR_MESH_DEGREE_MAX; i++) mgr__set_add(out, mgr_find_listed(m, ids[i]));
+}
+
+/* s's view now: itself, its neighbours and their relays, its relay, its clients and their
+ * neighbours (who send to a client they cannot dial through s), the dedicated relays. */
 static void mgr__view_of(manager *m, mgr_session *s, mgr__set *out) {
   out->n = 0;
   mgr__set_add(out, s);
@@ -145,7 +151,10 @@ static void mgr__view_of(manager *m, mgr_session *s, mgr__set *out) {
   }
   mgr__set_add(out, mgr__relay_of(m, s));
   for (mgr_session *c = m->index.relayed; c; c = c->rel_next)
-    if (mgr_session_listed(c) && c->relay_id[0] && strcmp(c->relay_id, s->id) == 0) mgr__set_add(out, c);
+    if (mgr_session_listed(c) && c->relay_id[0] && !c->standby && strcmp(c->relay_id, s->id) == 0) {
+      mgr__set_add(out, c);
+      mgr__add_neighbours(m, c, out);
+    }
   for (mgr_session *r = m->index.relays; r; r = r->rly_next) mgr__set_add(out, r);
 }
 
@@ -249,6 +258,14 @@ static void mgr__todo_id(void *ctx, const char *id) {
   if (s) mgr__todo_add(t, s);
 }
 
+/* A node whose neighbours changed: it, and its relay (which holds its neighbours). */
+static void mgr__todo_node(void *ctx, const char *id) {
+  mgr__todo *t = ctx;
+  mgr__todo_id(t, id);
+  mgr_session *s = mgr_find_listed(t->m, id);
+  if (s && s->relay_id[0]) mgr__todo_id(t, s->relay_id);
+}
+
 /* Everyone whose view a change of id may touch: id itself, its neighbours now, its relay
  * now, and whoever holds its entry. */
 static void mgr__todo_change(mgr__todo *t, const char *id) {
@@ -256,7 +273,7 @@ static void mgr__todo_change(mgr__todo *t, const char *id) {
   mgr__todo_id(t, id);
   char ids[MGR_MESH_DEGREE_MAX][NM_ID_LEN + 1];
   size_t n = mgr_mesh_neighbours(&m->mesh, id, ids, MGR_MESH_DEGREE_MAX);
-  for (size_t i = 0; i < n && i < MGR_MESH_DEGREE_MAX; i++) mgr__todo_id(t, ids[i]);
+  for (size_t i = 0; i < n && i < MGR_MESH_DEGREE_MAX; i++) mgr__todo_node(t, ids[i]);
   mgr_session *s = mgr_find_listed(m, id);
   if (s && s->relay_id[0]) mgr__todo_id(t, s->relay_id);
   mgr_watch *w = NULL;
@@ -328,7 +345,7 @@ void mgr_views_flush(manager *m, const nm_delta_change *pending, size_t npending
   }
   if (everyone)
     for (mgr_session *s = m->sessions; s; s = s->next) mgr__todo_add(&t, s);
-  mgr_mesh_each_changed(&m->mesh, mgr__todo_id, &t);
+  mgr_mesh_each_changed(&m->mesh, mgr__todo_node, &t);
   nm_delta_change *changes = NULL;
   size_t cap = 0;
   for (mgr_session *s = t.todo; s; s = s->view.todo_next) {

@@ -1,8 +1,9 @@
 /* Views (issue 13): above --mesh-above a servant's list is its VIEW, not the whole overlay.
  *
  * A servant's view is itself, its mesh neighbours, the relay it pulls from, the clients it
- * serves as a relay, the relays of its neighbours (it sends there what a neighbour it cannot
- * dial should get) and the dedicated relays. `peers` sent to it holds only those entries; a
+ * serves as a relay and their neighbours (they send to a client through it), the relays of
+ * its neighbours (it sends there what a neighbour it cannot dial should get) and the
+ * dedicated relays. `peers` sent to it holds only those entries; a
  * window's delta reaches it only with the changes of entries in its view, and a view change
  * (a neighbour added or dropped, a relay assigned) is an upsert, or a leave marked
  * view="out" ("out of your view, still in the overlay"), in its own delta. Each session in
