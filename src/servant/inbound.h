@@ -57,6 +57,10 @@ struct sv_in {
   int resolving;
   int closed;       /* the conn closed while the lookup was under way */
   rl_client client; /* relay duty's state while pulling */
+  /* connection reversal: the peer asked for our lines on this connection (peer-hello
+   * reverse="yes": it pulls from a relay) and we answered with our peer-hello; we publish on
+   * it while we have no connection of our own to it, and never close it for being idle */
+  int reverse;
   sv_in *prev, *next; /* every open inbound connection, so leaving can close them */
 };
 
@@ -69,6 +73,7 @@ typedef struct {
   unsigned idle_ms;    /* an identified peer silent this long is closed; 0: never */
   /* What an unauthenticated stranger can make us log. */
   nm_log_rate refused_log, conn_log;
+  nm_log_rate reverse_log; /* peers asking for reversal, as often as they connect */
 } sv_inbound;
 
 /* Sets up the per-address limits. Returns 0 or -ENOMEM. */
@@ -89,6 +94,8 @@ struct sv_peer;
 void sv_inbound_listed(servant *sv, const struct sv_peer *p);
 /* Closes the peer connection id opened to us (it left, was banned, or its key changed).
  * reason NULL: quietly. */
+/* The connection the peer id opened to us and asked our lines on (reversal), or NULL. */
+nm_conn *sv_inbound_reverse(servant *sv, const char *id);
 void sv_inbound_drop(servant *sv, const char *id, const char *reason);
 void sv_inbound_close(servant *sv);
 

@@ -46,6 +46,14 @@ static int sv__unreachable(const sv_peer *p) {
 
 static void sv__dial_timer_cb(uv_timer_t *t);
 
+/* A connection of ours that carries the peer's lines to us too: punched, or reversed, and
+ * the peer's peer-hello came on it. */
+static int sv__both_ways(const sv_out *o) { return o && (o->punched || o->reverse) && o->punch_state == 1; }
+
+/* Whether we ask peers for their lines on our connections: we pull from a relay (or it is
+ * on standby), so peers may not reach us. */
+static int sv__want_reverse(servant *sv) { return sv->pull.assigned || sv->pull.standby; }
+
 void sv_peers_init(servant *sv) {
   sv->peers.wrong_key_log = (nm_log_rate)NM_LOG_RATE_INIT("peers presenting another key", 5);
   uv_timer_init(sv->loop, &sv->peers.dial_timer);
@@ -138,12 +146,16 @@ static int sv__punched_on_peer_hello(void *session, const nm_msg *m) {
   sv_out *o = session;
   if (!o->peer || strcmp(m->u.peer_hello.id, o->peer->info.id) != 0) {
     char why[120];
-    snprintf(why, sizeof why, "peer-hello: id %s is not the peer we punched to", m->u.peer_hello.id);
+    snprintf(why, sizeof why, "peer-hello: id %s is not the peer we %s", m->u.peer_hello.id,
+             o->punched ? "punched to" : "dialled");
     nm_conn_fail(&o->conn, NM_EKEY, why);
     return 1;
   }
   nm_frame_reader_set_max(&o->conn.reader, SV_CHAT_FRAME_MAX);
   o->punch_state = 1;
+  /* Once per connection of ours, and we make those at our own pace: not rate-limited. */
+  if (!o->punched)
+    nm_log_info("%s sends us its lines on our connection too (reversed)", o->peer->info.name);
   sv_pull_direct_update(o->sv); /* its lines come this way now: not through our relay */
   return 0;
 }
@@ -153,15 +165,16 @@ static int sv__punched_on_chat(void *session, const nm_msg *m) {
   char via[NM_NAME_MAX + 24];
   if (!o->peer) return 0;
   if (strcmp(m->u.chat.origin, o->peer->info.id) != 0) {
-    nm_log_ratelimited(&o->sv->chat.forged_log, NM_LOG_WARN, "dropped a line from %s on %s's punched connection",
-                       m->u.chat.origin, o->peer->info.name);
+    nm_log_ratelimited(&o->sv->chat.forged_log, NM_LOG_WARN, "dropped a line from %s on %s's %s connection",
+                       m->u.chat.origin, o->peer->info.name, o->punched ? "punched" : "reversed");
     return 0;
   }
-  snprintf(via, sizeof via, "peer %s (punched)", o->peer->info.name);
+  snprintf(via, sizeof via, "peer %s (%s)", o->peer->info.name, o->punched ? "punched" : "reversed");
   sv_chat_receive(o->sv, &m->u.chat, via);
   return 0;
 }
 
+/* Also a reversed connection's table: the peer's lines after its peer-hello. */
 static const char *const sv__punched_state_names[] = {"waiting for peer-hello", "a peer"};
 static const nm_dispatch_entry sv__punched_rows[] = {
     {NM_MSG_PEER_HELLO, 0, 0, sv__punched_on_peer_hello},
@@ -172,7 +185,7 @@ static const nm_dispatch_table sv__punched_table =
 
 static int sv__out_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
   sv_out *o = c->data;
-  if (o->punched) return nm_dispatch(&sv__punched_table, c, o, o->punch_state, type, payload, len);
+  if (o->punched || o->reverse) return nm_dispatch(&sv__punched_table, c, o, o->punch_state, type, payload, len);
   return nm_dispatch(&sv__out_table, c, c->data, 0, type, payload, len);
 }
 
@@ -184,7 +197,7 @@ static void sv__punch_arm(servant *sv);
 static void sv__out_closed(nm_conn *c) {
   sv_out *o = c->data;
   servant *sv = o->sv;
-  int was_direct = o->punched && o->punch_state == 1;
+  int was_direct = sv__both_ways(o);
   if (o->peer && o->attempt == -2) {
     /* A punch attempt that ended without its connect callback: the next one may go. */
     if (o->peer->punch_try == o) o->peer->punch_try = NULL;
@@ -204,7 +217,9 @@ static void sv__out_closed(nm_conn *c) {
     /* Closed in its first moments (refused, or lost): what we sent may not have been
      * taken. Sending it again costs nothing: receivers show each line once. */
     if (p->unconfirmed.count) sv__backlog_requeue(p);
-    if (was_up && c->close_err == 0 && !c->peer_error[0]) {
+    /* A reversed connection carried the peer's lines to us: dialled again soon, not only
+     * when we have a line. */
+    if (was_up && c->close_err == 0 && !c->peer_error[0] && !(o->reverse && was_direct)) {
       /* It worked and ended cleanly: the peer closes connections idle for a while. We open
        * a new one when we have a line for it. */
       p->idle = 1;
@@ -356,6 +371,8 @@ static void sv__out_connected(nm_conn *c, int status) {
   nm_msg hello = {.type = NM_MSG_PEER_HELLO};
   snprintf(hello.u.peer_hello.id, sizeof hello.u.peer_hello.id, "%s", sv->id);
   snprintf(hello.u.peer_hello.name, sizeof hello.u.peer_hello.name, "%s", sv->cfg.name);
+  /* Peers may not reach us (we pull): ask for the peer's lines on this connection too. */
+  hello.u.peer_hello.reverse = o->reverse = sv__want_reverse(sv);
   nm_msg_send(c, &hello);
   p->out_ready = 1;
   p->idle = 0;
@@ -568,8 +585,13 @@ void sv_peers_apply_full(servant *sv, const nm_peerlist *list) {
 
 void sv_peers_publish(servant *sv, const char *payload, size_t len) {
   for (sv_peer *p = sv->peers.head; p; p = p->next) {
+    nm_conn *rev;
     if (p->out_ready) {
       int rc = sv__out_send(sv, p, payload, len, sv_now_ms(sv));
+      if (rc == NM_EQUEUE_FULL) nm_log_warn("%s is not reading: line dropped for it", p->info.name);
+    } else if ((rev = sv_inbound_reverse(sv, p->info.id))) {
+      /* No connection of ours, but it asked for our lines on its own (reversal). */
+      int rc = nm_conn_send(rev, NM_MSG_CHAT, payload, len);
       if (rc == NM_EQUEUE_FULL) nm_log_warn("%s is not reading: line dropped for it", p->info.name);
     } else if (!sv__unreachable(p)) {
       sv__backlog_push(sv, p, payload, len);
@@ -774,8 +796,9 @@ void sv_peers_punch(servant *sv, const nm_msg_punch *m) {
 static const char *sv__path(servant *sv, const sv_peer *p, char *buf, size_t len) {
   char a[NM_ADDR_STRLEN];
   if (p->out_ready) {
-    snprintf(buf, len, "direct via %s (%s)", nm_addr_str(p->path.ip, p->path.port, a),
-             p->path.kind == NM_CAND_PUNCH ? "punched" : nm_cand_kind_name(p->path.kind));
+    snprintf(buf, len, "direct via %s (%s%s)", nm_addr_str(p->path.ip, p->path.port, a),
+             p->path.kind == NM_CAND_PUNCH ? "punched" : nm_cand_kind_name(p->path.kind),
+             p->out && p->out->reverse && p->out->punch_state == 1 ? ", reversed: its lines come back on it" : "");
     return buf;
   }
   size_t n = 0;
@@ -802,15 +825,29 @@ static const char *sv__path(servant *sv, const sv_peer *p, char *buf, size_t len
 void sv_peers_direct(servant *sv, char (*ids)[NM_ID_LEN + 1], size_t max, size_t *count) {
   *count = 0;
   for (sv_peer *p = sv->peers.head; p && *count < max; p = p->next)
-    if (p->listed && p->out && p->out->punched && p->out->punch_state == 1)
-      memcpy(ids[(*count)++], p->info.id, sizeof ids[0]);
+    if (p->listed && p->info.role != NM_ROLE_RELAY && sv__both_ways(p->out))
+      memcpy(ids[(*count)++], p->info.id, sizeof ids[0]); /* a dedicated relay publishes nothing */
+}
+
+void sv_peers_ask_reverse(servant *sv) {
+  for (sv_peer *p = sv->peers.head; p; p = p->next) {
+    sv_out *o = p->out;
+    if (!p->out_ready || !o || o->punched || o->reverse || o->conn.closing) continue;
+    nm_msg hello = {.type = NM_MSG_PEER_HELLO};
+    snprintf(hello.u.peer_hello.id, sizeof hello.u.peer_hello.id, "%s", sv->id);
+    snprintf(hello.u.peer_hello.name, sizeof hello.u.peer_hello.name, "%s", sv->cfg.name);
+    hello.u.peer_hello.reverse = 1;
+    /* A peer that does not know reversal refuses a second peer-hello and closes: we dial
+     * again, asking in the first one. */
+    if (nm_msg_send(&o->conn, &hello) == 0) o->reverse = 1;
+  }
 }
 
 int sv_peers_all_direct(servant *sv) {
   size_t direct = 0;
   for (sv_peer *p = sv->peers.head; p; p = p->next) {
     if (!p->listed || p->banned || p->info.role == NM_ROLE_RELAY) continue;
-    if (!p->out || !p->out->punched || p->out->punch_state != 1) return 0;
+    if (!sv__both_ways(p->out)) return 0;
     direct++;
   }
   /* Alone (a newcomer whose peers are still joining): the relay is what will bring the

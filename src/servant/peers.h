@@ -45,6 +45,10 @@ typedef struct {
    * 1: the peer said it). */
   int punched;
   int punch_state;
+  /* Connection reversal: we asked the peer for its lines on this connection (peer-hello
+   * reverse="yes", because we pull from a relay); like a punched one, it carries them once
+   * the peer's peer-hello came (punch_state 1). */
+  int reverse;
 } sv_out;
 
 struct sv_peer {
@@ -123,9 +127,12 @@ void sv_peers_close_all(servant *sv);
  * or "no direct path (N candidates failed)" and the relay between us if there is one;
  * returns how many. */
 size_t sv_peers_print(servant *sv, FILE *out);
-/* The ids of listed peers whose lines reach us directly both ways: a punched connection
- * whose peer-hello came. Writes at most max into ids, in table order; *count how many. */
+/* The ids of listed peers whose lines reach us directly both ways: a punched or reversed
+ * connection whose peer-hello came. Writes at most max into ids, in table order; *count how many. */
 void sv_peers_direct(servant *sv, char (*ids)[NM_ID_LEN + 1], size_t max, size_t *count);
+/* We started pulling from a relay: on each connection of ours that did not ask yet, ask
+ * the peer for its lines too (reversal). */
+void sv_peers_ask_reverse(servant *sv);
 /* Whether every listed servant whose lines we take (not banned) reaches us directly over a
  * punched connection (dedicated relays publish nothing: not counted), and there is at least
  * one. pull.c: our relay on standby. */
