@@ -72,10 +72,12 @@ static void sv__dial_timer_cb(uv_timer_t *t);
 static int sv__both_ways(const sv_out *o) { return o && (o->punched || o->reverse) && o->punch_state == 1; }
 
 /* Whether we ask peers for their lines on our connections: we pull from a relay (or it is
- * on standby), so peers may not reach us. Only in the full mesh: in a bounded one a pair of
+ * on standby), so peers may not reach us, and --no-reverse did not turn it off. Only in the full mesh: in a bounded one a pair of
  * neighbours makes one connection and the dialled side sends back on it anyway, and we keep
  * no connection to anyone else (reversal must not add one). */
-static int sv__want_reverse(servant *sv) { return !sv->peers.mesh && (sv->pull.assigned || sv->pull.standby); }
+static int sv__want_reverse(servant *sv) {
+  return sv->cfg.reverse && !sv->peers.mesh && (sv->pull.assigned || sv->pull.standby);
+}
 
 void sv_peers_init(servant *sv) {
   sv->peers.wrong_key_log = (nm_log_rate)NM_LOG_RATE_INIT("peers presenting another key", 5);
