@@ -394,9 +394,10 @@ void sv_inbound_tick(servant *sv) {
   for (sv_in *in = sv->inbound.head; in; in = in->next) {
     if (in->state == SV_IN_HELD && !in->conn.closing && now - in->held_since_ms >= SV_HOLD_MS)
       sv__in_refuse(in, in->id, "is not in our peer list");
-    /* A neighbour's or a reversed connection carries our lines: not idle while the peer
-     * listens (sv_peers_keep_inbound). */
-    if (idle && in->state == SV_IN_PEER && !in->conn.closing && now - in->last_frame_ms > idle &&
+    /* A neighbour's connection in a bounded mesh (sv_peers_keep_inbound), or a reversed one
+     * in the full mesh, carries our lines: not idle while the peer listens. */
+    int reversed = in->reverse && !sv_peers_meshed(sv);
+    if (idle && in->state == SV_IN_PEER && !reversed && !in->conn.closing && now - in->last_frame_ms > idle &&
         !sv_peers_keep_inbound(sv, in->id)) {
       char why[80];
       snprintf(why, sizeof why, "idle for %llu s", (unsigned long long)(idle / 1000));

@@ -779,10 +779,8 @@ void sv_peers_inbound_down(servant *sv, const char *id, nm_conn *c) {
 }
 
 int sv_peers_keep_inbound(servant *sv, const char *id) {
-  sv_peer *p = sv_peer_find(sv, id);
-  if (!p) return 0;
-  /* A reversed connection carries our lines: not idle while the peer listens. */
-  return sv->peers.mesh ? p->neighbour : p->in_reverse;
+  sv_peer *p = sv->peers.mesh ? sv_peer_find(sv, id) : NULL;
+  return p && p->neighbour;
 }
 
 void sv_peers_tick(servant *sv) {
