@@ -41,7 +41,7 @@ ARGS = None
 
 def add_args(ap):
     ap.add_argument("--n", type=int, default=200, help="servant processes (default %(default)s)")
-    ap.add_argument("--lines", type=int, default=30, help="lines measured per overlay (default %(default)s)")
+    ap.add_argument("--lines", type=int, default=40, help="lines measured per overlay (default %(default)s)")
     ap.add_argument("--csv", default=None, help="append the rows to this file")
     ap.add_argument("--connect-timeout", type=float, default=120.0)
     ap.add_argument("--line-timeout", type=float, default=30.0)
@@ -107,7 +107,8 @@ async def overlay(h, n, lines, mesh):
     to_all, to_first = [], []
     for k in range(lines):
         sender = servants[(k * 7) % n]
-        lat, _ = await h.chat_round([sender], servants, "%s-line-%d" % (tag, k), timeout=ARGS.line_timeout)
+        lat, sent = await h.chat_round([sender], servants, "%s-line-%d" % (tag, k), timeout=ARGS.line_timeout)
+        h.check_exactly_once(servants, sent, "%s line %d" % (tag, k))
         to_all.append(max(lat.values()))
         to_first.append(min(lat.values()))
     for s in servants:

@@ -13,7 +13,8 @@
  *      delta bytes each received per change. natmesh-ctl status (--ctl) is timed before
  *      the N register and after.
  *   2. baselines, each a child process (lg_servers.c) driven by the same client code at the
- *      same N, from the same source addresses: a minimal libuv ping-pong server, PLAINTEXT,
+ *      N (as many sessions as the manager held, when it refused some or did not register
+ *      all within the bound), from the same source addresses: a minimal libuv ping-pong server, PLAINTEXT,
  *      for heartbeats (and its broadcast of the bytes a change cost, over plain TCP to the
  *      same N readers, for join and leave); an nm_conn TLS 1.3 ping-pong for registration
  *      (N sessions with their own keys: handshake and one exchange), its CPU and its
@@ -404,7 +405,10 @@ static int sess_start(run *r, int i) {
   snprintf(ip, sizeof ip, "127.0.0.%d", 2 + i % opt.sources);
   uv_ip4_addr(ip, 0, &src);
   int rc = uv_tcp_bind(&s->conn.tcp, (struct sockaddr *)&src, 0);
-  if (rc == 0) rc = nm_conn_connect(&s->conn, (struct sockaddr *)&r->addr, 30000, sess_connected);
+  /* Only the registration bound gives a session up: a busy server's backlog is what is
+   * measured, not a client's patience. */
+  unsigned bound_ms = (unsigned)(opt.register_timeout * 1000) + 1000;
+  if (rc == 0) rc = nm_conn_connect(&s->conn, (struct sockaddr *)&r->addr, bound_ms, sess_connected);
   s->state = S_CONNECTING;
   if (rc < 0) {
     run_note(r, "connect from %s: %s", ip, nm_strerror(rc));
@@ -673,6 +677,18 @@ static int run_manager(mgr_result *res) {
   double rss0 = proc_rss_kib(pid), cpu0 = proc_cpu(pid);
   res->reg_s = register_all(r);
   res->reg_cpu_s = proc_cpu(pid) - cpu0;
+  /* Past the bound, the sessions still registering are given up (not started ones are not
+   * started): what follows measures the servants the manager holds, undisturbed. */
+  if (!all_settled(r)) {
+    r->next = r->n;
+    for (int i = 0; i < r->n; i++) {
+      sess *s = &r->s[i];
+      if (s->state != S_CONNECTING && s->state != S_HELLO && s->state != S_LISTENING) continue;
+      s->state = S_DONE;
+      r->in_flight--;
+      nm_conn_close(&s->conn, 0, NULL);
+    }
+  }
   res->registered = r->ready;
   res->refused = r->refused;
   res->lost = r->lost;
@@ -722,11 +738,11 @@ static int run_manager(mgr_result *res) {
   return 0;
 }
 
-static int run_baseline(int target, pid_t pid, uint16_t port, double join_bytes,
+static int run_baseline(int target, pid_t pid, uint16_t port, int n, double join_bytes,
                         double leave_bytes, base_result *res) {
   memset(res, 0, sizeof *res);
   run *r = calloc(1, sizeof *r);
-  run_init(r, target, opt.n, port);
+  run_init(r, target, n, port);
   double rss0 = proc_rss_kib(pid), cpu0 = proc_cpu(pid);
   res->reg_s = register_all(r);
   res->reg_cpu_s = proc_cpu(pid) - cpu0;
@@ -835,6 +851,7 @@ int main(int argc, char **argv) {
     char err[300];
     if (nm_identity_generate(&keys[i].id) || nm_tls_ctx_init(&keys[i].ctx, &keys[i].id, err, sizeof err))
       return fprintf(stderr, "key %d: %s\n", i, err), 1;
+    keys[i].ctx.handshake_ms = (unsigned)(opt.register_timeout * 1000) + 1000;
   }
   printf("N=%d: %d keys in %.2f s, %d source addresses, %d in flight\n", opt.n, opt.n + 1,
          (double)(now_ns() - t0) / 1e9, opt.sources, opt.in_flight);
@@ -842,8 +859,10 @@ int main(int argc, char **argv) {
   mgr_result m;
   base_result b, t;
   run_manager(&m);
-  run_baseline(T_TLS, tls, tls_port, 0, 0, &t);
-  run_baseline(T_BARE, bare, bare_port, m.join_bytes, m.leave_bytes, &b);
+  /* The baselines hold as many sessions as the manager did: the same load. */
+  int nb = m.registered > 0 ? m.registered : opt.n;
+  run_baseline(T_TLS, tls, tls_port, nb, 0, 0, &t);
+  run_baseline(T_BARE, bare, bare_port, nb, m.join_bytes, m.leave_bytes, &b);
   child_stop(bare);
   child_stop(tls);
 
@@ -894,7 +913,7 @@ int main(int argc, char **argv) {
    * was answered, the baselines held every session. */
   if (m.lost || m.registered + m.refused < opt.n) failures++;
   if (m.registered && !m.hb.complete) failures++;
-  if (t.ready < opt.n || b.ready < opt.n || !t.hb.complete || !b.hb.complete) failures++;
+  if (t.ready < nb || b.ready < nb || !t.hb.complete || !b.hb.complete) failures++;
   printf("%s\n", failures ? "FAIL: some session or heartbeat did not complete" : "ok");
 
   for (int i = 0; i <= opt.n; i++) {
