@@ -8,7 +8,8 @@
  *      N hold a complete list, the manager's CPU over that time (/proc/PID/stat utime +
  *      stime), its VmRSS before and after (so per registered servant); then heartbeats in
  *      a closed loop per session (the next heartbeat when the ack arrives) for --seconds:
- *      acks per second and p50/p99 round trip; then one extra servant joins and leaves:
+ *      acks per second (the best of 5 equal parts of the window) and p50/p99 round trip
+ *      (over the whole window); then one extra servant joins and leaves:
  *      the time until every one of the N holds the list version of that change, and the
  *      delta bytes each received per change. natmesh-ctl status (--ctl) is timed before
  *      the N register and after.
@@ -68,6 +69,7 @@ enum { S_IDLE, S_CONNECTING, S_HELLO, S_LISTENING, S_READY, S_DONE };
 enum { P_SETUP, P_RUN, P_DRAIN };
 
 #define WARMUP_MS 300
+#define SLICES 5 /* parts of a heartbeat window; the best part's rate counts */
 #define SAMPLES_MAX (8u << 20)
 
 typedef struct {
@@ -472,14 +474,19 @@ static hb_result heartbeats(run *r) {
   for (int i = 0; i < r->n; i++)
     if (r->s[i].state == S_READY) send_heartbeat(&r->s[i]);
   run_until(r, never, WARMUP_MS);
+  /* The window is cut in SLICES parts and the best part's rate counts: on a shared machine
+   * a neighbour's burst lowers one part, not the figure (bench_heartbeat does the same).
+   * The round trips of every part go into the percentiles. */
   r->counting = 1;
-  r->acks = 0;
-  uint64_t t0 = now_ns();
-  run_until(r, never, opt.seconds * 1000);
-  double secs = (double)(now_ns() - t0) / 1e9;
+  for (int k = 0; k < SLICES; k++) {
+    r->acks = 0;
+    uint64_t t0 = now_ns();
+    run_until(r, never, opt.seconds * 1000 / SLICES);
+    double v = (double)r->acks / ((double)(now_ns() - t0) / 1e9);
+    if (v > res.rate) res.rate = v;
+  }
   r->counting = 0;
   r->phase = P_DRAIN;
-  res.rate = (double)r->acks / secs;
   res.complete = run_until(r, no_outstanding, 30000);
   r->phase = P_SETUP;
   if (r->nsamples) {

@@ -6,7 +6,10 @@
 # servants, prints a table and writes bench/results.csv (figure,n,value,unit,baseline,ratio).
 #
 #   ./scripts/bench.sh [--sizes 1000,10000,MAX] [--seconds S] [--chat N|0] [--no-build]
+#                      [--bindir DIR]
 #
+# --bindir DIR measures the programs of another build (natmesh-manager, natmesh-servant,
+# natmesh-ctl from DIR; natmesh-loadgen still from this tree), e.g. a branch's build.
 # Environment: BENCH_BUILD (default build-bench), BENCH_CSV (default bench/results.csv).
 # Every step is bounded in time: a figure that cannot complete within its bound is recorded
 # as such (register_incomplete, join_incomplete, ...), never waited for.
@@ -18,13 +21,15 @@ sizes=""
 seconds=2
 chat=200
 do_build=1
+progs=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --sizes) sizes=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --chat) chat=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --bindir) progs=$(cd "$2" && pwd); shift 2 ;;
+"    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -38,6 +43,7 @@ if [ "$do_build" = 1 ]; then
         --target natmesh-loadgen natmesh-manager natmesh-servant natmesh-ctl >/dev/null
 fi
 bin=$build/bin
+progs=${progs:-$bin}
 
 # The largest N: one descriptor per session in the load generator and in the manager, each
 # under the hard limit (the soft one is raised to it), less a reserve for the manager's own
@@ -60,7 +66,7 @@ for n in ${sizes//,/ }; do
   if [ "$n" -le 2000 ]; then bound=60; elif [ "$n" -le 10000 ]; then bound=90; else bound=120; fi
   echo "== natmesh-loadgen N=$n (registration bound ${bound}s)"
   timeout --signal=TERM --kill-after=10 $(( bound + 240 )) \
-    "$bin/natmesh-loadgen" --manager "$bin/natmesh-manager" --ctl "$bin/natmesh-ctl" \
+    "$bin/natmesh-loadgen" --manager "$progs/natmesh-manager" --ctl "$progs/natmesh-ctl" \
       --n "$n" --seconds "$seconds" --register-timeout "$bound" --csv "$raw" \
     || echo "   (natmesh-loadgen N=$n exited $?: see above)"
 done
@@ -68,7 +74,7 @@ done
 if [ "$chat" -gt 0 ]; then
   echo "== chat: $chat real servants"
   timeout --signal=TERM --kill-after=10 300 \
-    python3 "$root/bench/chat.py" --bindir "$bin" --n "$chat" --csv "$raw" \
+    python3 "$root/bench/chat.py" --bindir "$progs" --n "$chat" --csv "$raw" \
     || echo "   (chat.py exited $?: see above)"
 fi
 
