@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --chat) chat=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
     --bindir) progs=$(cd "$2" && pwd); shift 2 ;;
-"    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
