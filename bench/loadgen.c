@@ -609,7 +609,7 @@ static double ctl_status(run *r, uint16_t port) {
   snprintf(where, sizeof where, "127.0.0.1:%u", port);
   char *args[] = {(char *)opt.ctl, "--manager", where, "--state-dir", mgr_dir, "--timeout", "110",
                   "status", NULL};
-  uv_stdio_container_t io[3] = {{.flags = UV_IGNORE}, {.flags = UV_IGNORE}, {.flags = UV_IGNORE}};
+  uv_stdio_container_t io[3] = {{.flags = UV_IGNORE}, {.flags = UV_IGNORE}, {.flags = UV_INHERIT_FD, .data.fd = 2}};
   uv_process_options_t o = {.file = opt.ctl, .args = args, .stdio = io, .stdio_count = 3,
                             .exit_cb = ctl_exit};
   uv_process_t proc;
