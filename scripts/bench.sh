@@ -63,7 +63,7 @@ trap 'rm -f "$raw"' EXIT
 
 for n in ${sizes//,/ }; do
   # Registration bounds: the whole run must stay under 10 minutes on 2 cores.
-  if [ "$n" -le 2000 ]; then bound=60; elif [ "$n" -le 10000 ]; then bound=90; else bound=120; fi
+  if [ "$n" -le 2000 ]; then bound=60; elif [ "$n" -le 10000 ]; then bound=75; else bound=100; fi
   echo "== natmesh-loadgen N=$n (registration bound ${bound}s)"
   timeout --signal=TERM --kill-after=10 $(( bound + 240 )) \
     "$bin/natmesh-loadgen" --manager "$progs/natmesh-manager" --ctl "$progs/natmesh-ctl" \
