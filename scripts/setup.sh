@@ -11,6 +11,8 @@ packages=(
   python3 graphviz iproute2 nftables iputils-ping netcat-openbsd
   miniupnpd-nftables miniupnpc natpmpc
   libssl-dev
+  # hash tables for the manager's indexes (issue 13): header-only
+  uthash-dev
   openssl
   tcpdump
   # operators (issue 11): sd_notify (libsystemd), the metrics and status page HTTP listener

@@ -27,6 +27,13 @@ typedef struct {
  * before a peer that sends but never reads is dropped. */
 #define NM__TLS_QUEUE_SLACK (64u * 1024u)
 
+/* A shared frame being written on a plaintext conn: the buffer is the nm_sbuf's. */
+typedef struct {
+  uv_write_t req;
+  nm_conn *conn;
+  nm_sbuf *sb;
+} nm__swrite;
+
 static void nm__conn_tls_fail(nm_conn *c, int err, const char *reason);
 static void nm__conn_on_write(uv_write_t *req, int status);
 
@@ -45,6 +52,7 @@ int nm_conn_init(uv_loop_t *loop, nm_conn *c, nm_conn_frame_cb on_frame,
   c->on_frame = on_frame;
   c->on_closed = on_closed;
   c->data = data;
+  c->peer_error = "";
   nm_frame_reader_init(&c->reader, NM_FRAME_MAX_UNTRUSTED);
   snprintf(c->label, sizeof c->label, "session");
   return 0;
@@ -80,9 +88,15 @@ static int nm__conn_on_frame(void *arg, uint8_t type, const char *payload, size_
   if (type == NM_MSG_ERROR) {
     /* The peer tells us why it is closing; show it, then close our side. */
     /* The text is the peer's: never let it forge log lines or drive a terminal. */
-    char *text = c->peer_error;
+    char *text = c->peer_error_buf ? c->peer_error_buf : malloc(NM_CONN_PEER_ERROR_MAX + 1);
+    if (!text) {
+      nm_conn_close(c, -ENOMEM, NULL);
+      return 1;
+    }
+    c->peer_error_buf = text;
+    c->peer_error = text;
     size_t n = 0;
-    for (; n < len && n < sizeof c->peer_error - 1; n++) {
+    for (; n < len && n < NM_CONN_PEER_ERROR_MAX; n++) {
       unsigned char ch = (unsigned char)payload[n];
       text[n] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
     }
@@ -329,6 +343,7 @@ static void nm__conn_on_timeout(uv_timer_t *t) {
 
 static void nm__conn_on_connected(uv_connect_t *req, int status) {
   nm_conn *c = req->data;
+  free(req); /* libuv calls back exactly once, also when the conn closes first */
   uv_timer_stop(&c->timer);
   if (c->closing) return;
   if (status == 0) status = nm__conn_start(c);
@@ -350,9 +365,15 @@ int nm_conn_connect(nm_conn *c, const struct sockaddr *addr, unsigned timeout_ms
   nm_sockaddr_format(addr, c->peer_ip, sizeof c->peer_ip, &c->peer_port);
   c->dialed = 1;
   c->on_connect = on_connect;
-  c->connect_req.data = c;
-  int rc = uv_tcp_connect(&c->connect_req, &c->tcp, addr, nm__conn_on_connected);
-  if (rc < 0) return rc;
+  /* Allocated for the connect only: an accepted session (all a manager holds) has none. */
+  uv_connect_t *req = malloc(sizeof *req);
+  if (!req) return -ENOMEM;
+  req->data = c;
+  int rc = uv_tcp_connect(req, &c->tcp, addr, nm__conn_on_connected);
+  if (rc < 0) {
+    free(req);
+    return rc;
+  }
   if (timeout_ms) uv_timer_start(&c->timer, nm__conn_on_timeout, timeout_ms, 0);
   return 0;
 }
@@ -444,6 +465,82 @@ int nm_conn_send(nm_conn *c, uint8_t type, const char *payload, size_t len) {
   return 0;
 }
 
+/* Bytes already framed (a shared frame) through TLS into one uv_write, a record's plaintext
+ * at a time. */
+static int nm__conn_tls_send_framed(nm_conn *c, const char *frame, size_t total) {
+  size_t cap = total + NM__TLS_OVERHEAD(total) + nm_tls_session_pending(c->tls);
+  nm__write *w = malloc(sizeof *w + cap);
+  if (!w) return -ENOMEM;
+  w->conn = c;
+  w->len = 0;
+  size_t off = 0;
+  int rc = 0;
+  while (off < total) {
+    size_t piece = total - off < NM__TLS_PIECE ? total - off : NM__TLS_PIECE;
+    rc = nm_tls_session_write(c->tls, frame + off, piece);
+    if (rc < 0) break;
+    off += piece;
+    size_t n = nm_tls_session_pending(c->tls);
+    if (n > cap - w->len) {
+      size_t ncap = w->len + n + NM__TLS_OVERHEAD(total - off);
+      nm__write *nw = realloc(w, sizeof *w + ncap);
+      if (!nw) {
+        rc = -ENOMEM;
+        break;
+      }
+      w = nw;
+      cap = ncap;
+    }
+    w->len += nm_tls_session_take(c->tls, w->data + w->len, n);
+  }
+  if (rc < 0) {
+    free(w);
+    nm_conn_close(c, rc, rc == -ENOMEM ? "out of memory for TLS output" : "TLS write failed");
+    return rc;
+  }
+  uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
+  rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, nm__conn_on_write);
+  if (rc < 0) {
+    free(w);
+    nm_conn_close(c, rc, "write failed");
+    return rc;
+  }
+  c->queued_bytes += w->len;
+  return 0;
+}
+
+static void nm__conn_on_swrite(uv_write_t *req, int status) {
+  nm__swrite *w = (nm__swrite *)req;
+  w->conn->queued_bytes -= w->sb->len;
+  if (status < 0 && status != UV_ECANCELED && !w->conn->closing)
+    nm_conn_close(w->conn, status, "write failed");
+  nm_sbuf_unref(w->sb);
+  free(w);
+}
+
+int nm_conn_send_shared(nm_conn *c, nm_sbuf *sb) {
+  if (c->closing || !c->connected || (c->tls && !c->secure)) return UV_ENOTCONN;
+  if (c->queued_bytes + sb->len > c->max_queue) return NM_EQUEUE_FULL;
+  if (c->traffic) {
+    c->traffic->frames_out[sb->type]++;
+    c->traffic->bytes_out[sb->type] += sb->len;
+  }
+  if (c->tls) return nm__conn_tls_send_framed(c, sb->data, sb->len);
+  nm__swrite *w = malloc(sizeof *w);
+  if (!w) return -ENOMEM;
+  w->conn = c;
+  w->sb = nm_sbuf_ref(sb);
+  uv_buf_t buf = uv_buf_init(sb->data, (unsigned)sb->len);
+  int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, nm__conn_on_swrite);
+  if (rc < 0) {
+    nm_sbuf_unref(sb);
+    free(w);
+    return rc;
+  }
+  c->queued_bytes += sb->len;
+  return 0;
+}
+
 int nm_conn_send_doc(nm_conn *c, uint8_t type, xmlDoc *doc) {
   char *buf;
   size_t len;
@@ -495,7 +592,10 @@ static void nm__conn_on_handle_closed(uv_handle_t *h) {
    * nothing of this session again. */
   nm_tls_session_free(c->tls);
   c->tls = NULL;
+  /* The owner may read peer_error in on_closed and free c there. */
+  char *error_text = c->peer_error_buf;
   if (c->on_closed) c->on_closed(c);
+  free(error_text);
 }
 
 void nm_conn_close(nm_conn *c, int err, const char *reason) {

@@ -21,9 +21,11 @@
 #include <libxml/tree.h>
 
 #include "nm_frame.h"
+#include "nm_sbuf.h"
 #include "nm_tls.h"
 
 #define NM_CONN_MAX_QUEUE (4u * 1024u * 1024u)
+#define NM_CONN_PEER_ERROR_MAX 300 /* bytes of a peer's error text kept (peer_error) */
 
 typedef struct nm_conn nm_conn;
 
@@ -46,7 +48,6 @@ typedef void (*nm_conn_secure_cb)(nm_conn *c, const nm_fingerprint *peer);
 struct nm_conn {
   uv_tcp_t tcp;
   uv_timer_t timer; /* connect timeout */
-  uv_connect_t connect_req;
   nm_frame_reader reader;
   size_t queued_bytes;
   size_t max_queue;
@@ -63,10 +64,13 @@ struct nm_conn {
   nm_fingerprint peer_fp; /* valid when secure */
   char peer_ip[64];
   uint16_t peer_port;
-  char label[96]; /* who this is, for log lines */
+  char label[56]; /* who this is, for log lines ("servant" and a 32-character name fit) */
   /* The text of the error frame the peer sent before closing ("" if none), sanitized as
-   * logged: why a manager refused us, for an owner that must act on it in on_closed. */
-  char peer_error[301];
+   * logged: why a manager refused us, for an owner that must act on it in on_closed.
+   * Never NULL; allocated only when an error frame came (a session's bytes are precious
+   * when a manager holds 20,000), and freed after on_closed. */
+  const char *peer_error;
+  char *peer_error_buf;
   int owner_logs_errors; /* set by the owner: it reports peer_error itself (debug here) */
   const char *deadline_reason;
   nm_conn_frame_cb on_frame;
@@ -122,6 +126,10 @@ int nm_conn_resume(nm_conn *c);
  * TLS handshake) is complete, or another negative code. */
 int nm_conn_send(nm_conn *c, uint8_t type, const char *payload, size_t len);
 int nm_conn_send_doc(nm_conn *c, uint8_t type, xmlDoc *doc);
+/* Queues a frame built once for many sessions (nm_sbuf): the same bytes, not a copy, on a
+ * plaintext conn (a reference is held until written); encrypted for this session with TLS.
+ * Returns as nm_conn_send. The caller keeps its own reference. */
+int nm_conn_send_shared(nm_conn *c, nm_sbuf *sb);
 /* Parses a frame's payload as XML whose root element must be root_name. On failure the
  * session is failed with a reason saying what was wrong, and NULL is returned; on success
  * *doc is the caller's to free. */

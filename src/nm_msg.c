@@ -487,20 +487,37 @@ static int nm__enc_doc(xmlDoc *doc, nm_msgbuf *out) {
 }
 
 static int nm__enc_peers(const nm_msg_peers *m, nm_msgbuf *out) {
-  if (!m->list || (m->me[0] && !nm_id_valid(m->me)) || m->list->count > NM_PEERS_MAX)
-    return -EINVAL;
-  for (size_t i = 0; i < m->list->count; i++)
-    if (!nm__peer_sendable(&m->list->peers[i])) return -EINVAL;
-  return nm__enc_doc(nm_peerlist_to_doc(m->list, m->me[0] ? m->me : NULL), out);
+  if (!m->list || (m->me[0] && !nm_id_valid(m->me))) return -EINVAL;
+  if (m->pages <= 1) {
+    if (m->list->count > NM_PEERS_MAX) return -EINVAL;
+    for (size_t i = 0; i < m->list->count; i++)
+      if (!nm__peer_sendable(&m->list->peers[i])) return -EINVAL;
+    return nm__enc_doc(nm_peerlist_to_doc(m->list, m->me[0] ? m->me : NULL), out);
+  }
+  if (m->page >= m->pages || m->pages > NM_PEERS_PAGES_MAX) return -EINVAL;
+  nm_peerlist *l = m->list;
+  if (m->page == m->pages - 1) {
+    /* the asker's own page: entry first alone, whose id is me */
+    const nm_peer *me = m->n == 1 && m->first < l->count ? &l->peers[m->first] : NULL;
+    if (!me || !m->me[0] || strcmp(me->id, m->me) != 0 || !nm__peer_sendable(me)) return -EINVAL;
+    return nm__enc_doc(nm_peerlist_page_doc(l->version, m->page, m->pages, me, 1, 1), out);
+  }
+  if (m->n > NM_PEERS_MAX || m->first > l->count || m->n > l->count - m->first) return -EINVAL;
+  for (size_t i = m->first; i < m->first + m->n; i++)
+    if (!nm__peer_sendable(&l->peers[i])) return -EINVAL;
+  return nm__enc_doc(nm_peerlist_page_doc(l->version, m->page, m->pages, m->n ? &l->peers[m->first] : NULL, m->n, 0),
+                     out);
 }
 
 static int nm__enc_delta(const nm_msg_delta *m, nm_msgbuf *out) {
-  if (m->leave) {
-    if (!nm_id_valid(m->leave_id)) return -EINVAL;
-    return nm__enc_doc(nm_delta_leave_doc(m->base, m->version, m->leave_id), out);
+  if (m->count == 0 || m->count > NM_DELTA_CHANGES_MAX || !m->changes || m->version <= m->base ||
+      m->version - m->base != m->count)
+    return -EINVAL;
+  for (size_t i = 0; i < m->count; i++) {
+    const nm_delta_change *c = &m->changes[i];
+    if (c->leave ? !nm_id_valid(c->peer.id) : !nm__peer_sendable(&c->peer)) return -EINVAL;
   }
-  if (!nm__peer_sendable(&m->peer)) return -EINVAL;
-  return nm__enc_doc(nm_delta_upsert_doc(m->base, m->version, &m->peer), out);
+  return nm__enc_doc(nm_delta_doc(m->base, m->version, m->changes, m->count), out);
 }
 
 static int nm__enc_error(const nm_msg_error *m, nm_msgbuf *out) {
@@ -809,30 +826,79 @@ static int nm__prefixed(nm__dec *d, int rc, const char *inner) {
 }
 
 static int nm__dec_peers(nm__dec *d, nm_msg_peers *m) {
+  uint64_t page = 0, pages = 1;
+  NM__CHECK(nm_read_u64(d->root, d->msg, "page", 1, &page, d->err, d->errlen));
+  NM__CHECK(nm_read_u64(d->root, d->msg, "pages", 1, &pages, d->err, d->errlen));
+  if (pages == 0 || pages > NM_PEERS_PAGES_MAX || page >= pages) {
+    snprintf(d->err, d->errlen, "%s: page %" PRIu64 " of %" PRIu64 " (at most %d pages)", d->msg, page, pages,
+             NM_PEERS_PAGES_MAX);
+    return NM_EMSG;
+  }
+  m->page = (unsigned)page;
+  m->pages = (unsigned)pages;
   m->list = malloc(sizeof *m->list);
   if (!m->list) return nm__prefixed(d, -ENOMEM, "out of memory");
   nm_peerlist_init(m->list);
   char inner[300];
   int rc = nm_peerlist_from_doc(d->doc, m->list, m->me, inner, sizeof inner);
-  return rc < 0 ? nm__prefixed(d, rc, inner) : 0;
+  if (rc < 0) return nm__prefixed(d, rc, inner);
+  m->first = 0;
+  m->n = m->list->count;
+  if (m->pages > 1) {
+    /* A shared page marks nobody; the last holds the receiver's own entry alone. */
+    int last = m->page == m->pages - 1;
+    if (last ? m->list->count != 1 || !m->me[0] : m->me[0] != 0) {
+      snprintf(d->err, d->errlen, "%s: page %u of %u %s", d->msg, m->page, m->pages,
+               last ? "(the last) must hold the receiver's own entry alone, marked me" : "marks an entry as me");
+      return NM_EMSG;
+    }
+  }
+  return 0;
 }
 
 static int nm__dec_delta(nm__dec *d, nm_msg_delta *m) {
   NM__CHECK(nm_read_u64(d->root, d->msg, "base", 0, &m->base, d->err, d->errlen));
   NM__CHECK(nm_read_u64(d->root, d->msg, "version", 0, &m->version, d->err, d->errlen));
-  xmlNode *peer = nm_xml_child(d->root, "peer");
-  xmlNode *leave = nm_xml_child(d->root, "leave");
-  if (peer) {
-    char inner[300];
-    int rc = nm_peer_from_xml(peer, &m->peer, inner, sizeof inner);
-    return rc < 0 ? nm__prefixed(d, rc, inner) : 0;
+  /* The count is the versions' difference, checked before anything is allocated. */
+  if (m->version <= m->base || m->version - m->base > NM_DELTA_CHANGES_MAX) {
+    snprintf(d->err, d->errlen, "%s: base %" PRIu64 " to version %" PRIu64 " is not 1 to %d changes", d->msg,
+             m->base, m->version, NM_DELTA_CHANGES_MAX);
+    return NM_EMSG;
   }
-  if (leave) {
-    m->leave = 1;
-    return nm_read_id(leave, "delta: leave", "id", 0, m->leave_id, d->err, d->errlen);
+  size_t want = (size_t)(m->version - m->base);
+  m->changes = calloc(want, sizeof *m->changes);
+  if (!m->changes) return nm__prefixed(d, -ENOMEM, "out of memory");
+  for (xmlNode *c = d->root->children; c; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE) continue;
+    int is_peer = strcmp((const char *)c->name, "peer") == 0;
+    int is_leave = strcmp((const char *)c->name, "leave") == 0;
+    if (!is_peer && !is_leave) continue; /* newer elements: ignored */
+    if (m->count == want) {
+      snprintf(d->err, d->errlen, "%s: more than the %zu changes base %" PRIu64 " to version %" PRIu64 " says",
+               d->msg, want, m->base, m->version);
+      return NM_EMSG;
+    }
+    nm_delta_change *ch = &m->changes[m->count];
+    if (is_peer) {
+      char inner[300];
+      int rc = nm_peer_from_xml(c, &ch->peer, inner, sizeof inner);
+      if (rc < 0) return nm__prefixed(d, rc, inner);
+    } else {
+      ch->leave = 1;
+      NM__CHECK(nm_read_id(c, "delta: leave", "id", 0, ch->peer.id, d->err, d->errlen));
+    }
+    m->count++;
   }
-  snprintf(d->err, d->errlen, "%s: neither <peer> nor <leave>", d->msg);
-  return NM_EMSG;
+  if (m->count == 0) {
+    snprintf(d->err, d->errlen, "%s: neither <peer> nor <leave>", d->msg);
+    return NM_EMSG;
+  }
+  if (m->count != want) {
+    snprintf(d->err, d->errlen, "%s: %zu changes, but base %" PRIu64 " to version %" PRIu64 " says %zu", d->msg,
+             m->count, m->base, m->version, want);
+    return NM_EMSG;
+  }
+  return 0;
 }
 
 static int nm__dec_status(nm__dec *d, nm_msg_status *m) {
@@ -927,6 +993,10 @@ void nm_msg_clear(nm_msg *m) {
     nm_peerlist_close(m->u.peers.list);
     free(m->u.peers.list);
     m->u.peers.list = NULL;
+  } else if (m->type == NM_MSG_DELTA && m->u.delta.changes) {
+    free(m->u.delta.changes);
+    m->u.delta.changes = NULL;
+    m->u.delta.count = 0;
   } else if (m->type == NM_MSG_STATUS && m->u.status.status) {
     nm_status_close(m->u.status.status);
     free(m->u.status.status);

@@ -132,16 +132,27 @@ typedef struct {
   char addrs[NM_LOCAL_ADDRS_MAX][NM_IP_STRLEN];
 } nm_msg_listening;
 
+/* A peer list, whole (pages <= 1: <peers version="V">, the old form) or one page of it
+ * (<peers version="V" page="K" pages="P">, docs/protocol.md "Paged lists"): pages 0..P-2
+ * hold list->peers[first, first + n) with no <me> (the same bytes for every servant), page
+ * P-1 only the asker's own entry, list->peers[first] with n = 1 and id me, marked
+ * <me>TRUE</me>. */
+#define NM_PEERS_PAGE 256        /* entries per shared page the manager sends */
+#define NM_PEERS_PAGES_MAX 4096  /* pages one list may have; a page past it is refused */
 typedef struct {
   nm_peerlist *list;       /* encode: borrowed. decode: owned, freed by nm_msg_clear */
   char me[NM_ID_LEN + 1];  /* encode: whose copy (may be ""); decode: the entry marked me */
+  unsigned page, pages;    /* decode: 0 and 1 for the old form */
+  size_t first, n;         /* a shared page: which entries (decode: all of the page's) */
 } nm_msg_peers;
 
+/* <delta base="B" version="V"> with V - B changes in order (<peer> or <leave id/>): a
+ * receiver at version B applies them all and is at V. One change is the old form. */
+#define NM_DELTA_CHANGES_MAX 256
 typedef struct {
   uint64_t base, version;
-  int leave;               /* 1: leave_id left; 0: peer joined or changed */
-  nm_peer peer;
-  char leave_id[NM_ID_LEN + 1];
+  size_t count;             /* 1..NM_DELTA_CHANGES_MAX, = version - base */
+  nm_delta_change *changes; /* encode: borrowed. decode: owned, freed by nm_msg_clear */
 } nm_msg_delta;
 
 typedef struct {

@@ -9,30 +9,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uthash.h>
 #include <uv.h>
+
+struct nm_peer_slot {
+  char id[NM_ID_LEN + 1];
+  size_t at; /* index into peers */
+  UT_hash_handle hh;
+};
 
 void nm_peerlist_init(nm_peerlist *l) { memset(l, 0, sizeof *l); }
 
+size_t nm_peerlist_slot_size(void) { return sizeof(nm_peer_slot); }
+
+void nm_peerlist_clear(nm_peerlist *l) {
+  nm_peer_slot *e, *tmp;
+  HASH_ITER(hh, l->index, e, tmp) {
+    HASH_DEL(l->index, e);
+    free(e);
+  }
+  l->count = 0;
+}
+
 void nm_peerlist_close(nm_peerlist *l) {
+  nm_peerlist_clear(l);
   free(l->peers);
   memset(l, 0, sizeof *l);
 }
 
-void nm_peerlist_clear(nm_peerlist *l) { l->count = 0; }
+static nm_peer_slot *nm__slot(const nm_peerlist *l, const char *id) {
+  nm_peer_slot *e = NULL;
+  if (id) HASH_FIND_STR(l->index, id, e);
+  return e;
+}
 
 nm_peer *nm_peerlist_find(nm_peerlist *l, const char *id) {
-  for (size_t i = 0; i < l->count; i++)
-    if (strcmp(l->peers[i].id, id) == 0) return &l->peers[i];
-  return NULL;
+  nm_peer_slot *e = nm__slot(l, id);
+  return e ? &l->peers[e->at] : NULL;
 }
 
 int nm_peerlist_upsert(nm_peerlist *l, const nm_peer *p) {
-  nm_peer *old = nm_peerlist_find(l, p->id);
-  if (old) {
-    *old = *p;
+  nm_peer_slot *e = nm__slot(l, p->id);
+  if (e) {
+    l->peers[e->at] = *p;
     return 0;
   }
-  if (l->count >= NM_PEERS_MAX) return -ENOSPC;
+  if (l->count >= (l->max ? l->max : NM_PEERS_MAX) || strlen(p->id) > NM_ID_LEN) return -ENOSPC;
   if (l->count == l->cap) {
     size_t ncap = l->cap ? l->cap * 2 : 16;
     nm_peer *np = realloc(l->peers, ncap * sizeof *np);
@@ -40,15 +62,26 @@ int nm_peerlist_upsert(nm_peerlist *l, const nm_peer *p) {
     l->peers = np;
     l->cap = ncap;
   }
+  e = calloc(1, sizeof *e);
+  if (!e) return -ENOMEM;
+  memcpy(e->id, p->id, strlen(p->id) + 1);
+  e->at = l->count;
+  HASH_ADD_STR(l->index, id, e);
   l->peers[l->count++] = *p;
   return 0;
 }
 
 int nm_peerlist_remove(nm_peerlist *l, const char *id) {
-  nm_peer *p = nm_peerlist_find(l, id);
-  if (!p) return -ENOENT;
-  size_t i = (size_t)(p - l->peers);
-  memmove(&l->peers[i], &l->peers[i + 1], (l->count - i - 1) * sizeof *p);
+  nm_peer_slot *e = nm__slot(l, id);
+  if (!e) return -ENOENT;
+  size_t i = e->at, last = l->count - 1;
+  HASH_DEL(l->index, e);
+  free(e);
+  if (i != last) {
+    l->peers[i] = l->peers[last];
+    nm_peer_slot *moved = nm__slot(l, l->peers[i].id);
+    if (moved) moved->at = i;
+  }
   l->count--;
   return 0;
 }
@@ -294,5 +327,32 @@ xmlDoc *nm_delta_leave_doc(uint64_t base, uint64_t version, const char *id) {
   nm__set_u64(root, "version", version);
   xmlNode *leave = xmlNewChild(root, NULL, BAD_CAST "leave", NULL);
   xmlNewProp(leave, BAD_CAST "id", BAD_CAST id);
+  return doc;
+}
+
+xmlDoc *nm_delta_doc(uint64_t base, uint64_t version, const nm_delta_change *changes, size_t count) {
+  xmlNode *root;
+  xmlDoc *doc = nm__doc_with_root("delta", &root);
+  nm__set_u64(root, "base", base);
+  nm__set_u64(root, "version", version);
+  for (size_t i = 0; i < count; i++) {
+    if (changes[i].leave) {
+      xmlNode *leave = xmlNewChild(root, NULL, BAD_CAST "leave", NULL);
+      xmlNewProp(leave, BAD_CAST "id", BAD_CAST changes[i].peer.id);
+    } else {
+      nm_peer_to_xml(root, &changes[i].peer, 0);
+    }
+  }
+  return doc;
+}
+
+xmlDoc *nm_peerlist_page_doc(uint64_t version, unsigned page, unsigned pages, const nm_peer *peers, size_t n,
+                             int me) {
+  xmlNode *root;
+  xmlDoc *doc = nm__doc_with_root("peers", &root);
+  nm__set_u64(root, "version", version);
+  nm__set_u64(root, "page", page);
+  nm__set_u64(root, "pages", pages);
+  for (size_t i = 0; i < n; i++) nm_peer_to_xml(root, &peers[i], me);
   return doc;
 }

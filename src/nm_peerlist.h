@@ -44,21 +44,29 @@ typedef struct {
   int me;           /* set only in the copy sent to that servant */
 } nm_peer;
 
+/* The entries in an array (peers[0..count), in no promised order: a removal moves the last
+ * entry into the hole) with a uthash index by id, so find, upsert and remove cost O(1). A
+ * list is not copied by value (the index points into it). */
+typedef struct nm_peer_slot nm_peer_slot;
 typedef struct {
   uint64_t version;
   nm_peer *peers;
   size_t count;
   size_t cap;
+  size_t max;          /* entries it takes at most; 0: NM_PEERS_MAX */
+  nm_peer_slot *index; /* by id: the entry's position in peers */
 } nm_peerlist;
 
 void nm_peerlist_init(nm_peerlist *l);
 void nm_peerlist_close(nm_peerlist *l);
 void nm_peerlist_clear(nm_peerlist *l);
 nm_peer *nm_peerlist_find(nm_peerlist *l, const char *id);
-/* Inserts or replaces the entry with p->id. Returns 0 or -ENOMEM / -ENOSPC. */
+/* Inserts or replaces the entry with p->id. Returns 0 or -ENOMEM / -ENOSPC (max reached). */
 int nm_peerlist_upsert(nm_peerlist *l, const nm_peer *p);
-/* Returns 0 when removed, -ENOENT when absent. */
+/* Returns 0 when removed, -ENOENT when absent. The last entry takes its place. */
 int nm_peerlist_remove(nm_peerlist *l, const char *id);
+/* Bytes of one entry of the index (before malloc's own): for memory accounting. */
+size_t nm_peerlist_slot_size(void);
 
 /* Validation shared by every reader of ids and names from the wire or a config. */
 int nm_id_valid(const char *s);
@@ -87,9 +95,21 @@ xmlDoc *nm_peerlist_to_doc(const nm_peerlist *l, const char *me_id);
  * the id of the entry marked me, or "". */
 int nm_peerlist_from_doc(xmlDoc *doc, nm_peerlist *out, char *me_id, char *err, size_t errlen);
 
+/* One page of a paged list: <peers version="V" page="K" pages="P"> with peers[0..n), each
+ * marked <me> when me is set (the asker's own page has its one entry so). */
+xmlDoc *nm_peerlist_page_doc(uint64_t version, unsigned page, unsigned pages, const nm_peer *peers, size_t n,
+                             int me);
+
 /* One change: <delta base="V-1" version="V"> with a <peer> (join or update) or a
  * <leave id="..."/>. */
 xmlDoc *nm_delta_upsert_doc(uint64_t base, uint64_t version, const nm_peer *p);
 xmlDoc *nm_delta_leave_doc(uint64_t base, uint64_t version, const char *id);
+/* One change of a delta: a join or update (the whole entry), or a leave (peer.id only). */
+typedef struct {
+  int leave;
+  nm_peer peer;
+} nm_delta_change;
+/* Several: <delta base="B" version="V"> with the changes in order; V - B is count. */
+xmlDoc *nm_delta_doc(uint64_t base, uint64_t version, const nm_delta_change *changes, size_t count);
 
 #endif

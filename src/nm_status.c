@@ -89,7 +89,26 @@ static int nm__servant_sendable(const nm_status_servant *s) {
          (!s->relay[0] || nm_id_valid(s->relay));
 }
 
+static int nm__status_encode(const nm_status *st, unsigned page, unsigned pages, size_t total, char **out,
+                             size_t *outlen);
+
 int nm_status_encode(const nm_status *st, char **out, size_t *outlen) {
+  return nm__status_encode(st, 0, 1, st->count, out, outlen);
+}
+
+int nm_status_encode_page(const nm_status *st, unsigned page, unsigned pages, size_t total, char **out,
+                          size_t *outlen) {
+  if (pages < 2 || page >= pages || pages > NM_STATUS_PAGES_MAX || st->count > NM_STATUS_PAGE ||
+      total > NM_STATUS_SERVANTS_MAX) {
+    *out = NULL;
+    *outlen = 0;
+    return -EINVAL;
+  }
+  return nm__status_encode(st, page, pages, total, out, outlen);
+}
+
+static int nm__status_encode(const nm_status *st, unsigned page, unsigned pages, size_t total, char **out,
+                             size_t *outlen) {
   *out = NULL;
   *outlen = 0;
   if (st->count > NM_STATUS_SERVANTS_MAX || st->heartbeat > NM__STATUS_SECONDS_MAX ||
@@ -104,7 +123,12 @@ int nm_status_encode(const nm_status *st, char **out, size_t *outlen) {
   nm_xml_writer_attr_u64(&w, "version", st->version);
   nm_xml_writer_attr_u64(&w, "heartbeat", st->heartbeat);
   nm_xml_writer_attr_u64(&w, "timeout", st->timeout);
-  nm_xml_writer_attr_u64(&w, "servants", st->count);
+  nm_xml_writer_attr_u64(&w, "servants", total);
+  /* Paged (issue 13): servants is the whole status's count, this page holds some of them. */
+  if (pages > 1) {
+    nm_xml_writer_attr_u64(&w, "page", page);
+    nm_xml_writer_attr_u64(&w, "pages", pages);
+  }
   /* Since issue 11, when known: what makes a complaint count. */
   if (st->complaint_threshold) nm_xml_writer_attr_u64(&w, "complaint-threshold", st->complaint_threshold);
   if (st->complaint_window_s) nm_xml_writer_attr_u64(&w, "complaint-window", st->complaint_window_s);

@@ -20,7 +20,13 @@
 #include "nm_peerlist.h"
 #include "nm_proto.h"
 
-#define NM_STATUS_SERVANTS_MAX NM_PEERS_MAX
+/* Servants one status may list in all (natmesh-ctl assembles pages up to this many; a
+ * manager holds at most MGR_SERVANTS_LIMIT). One document (one frame) holds at most a page
+ * when the manager has more: <status ... servants="TOTAL" page="K" pages="P">, K from 0,
+ * the pages back to back (docs/protocol.md, "The status"). */
+#define NM_STATUS_SERVANTS_MAX 1000000
+#define NM_STATUS_PAGE 512
+#define NM_STATUS_PAGES_MAX (NM_STATUS_SERVANTS_MAX / NM_STATUS_PAGE + 1)
 #define NM_STATUS_TEXT_MAX 64 /* bytes of a name or relay name */
 /* bytes of a list of names ("alice bob +3"): unreached-by, unserved */
 #define NM_STATUS_NAMES_MAX 600
@@ -115,6 +121,10 @@ const nm_status_servant *nm_status_find(const nm_status *st, const char *id);
  * id or address, a name over NM_STATUS_TEXT_MAX or not valid UTF-8 text, an enum out of
  * range) or -ENOMEM. */
 int nm_status_encode(const nm_status *st, char **out, size_t *outlen);
+/* Page page of pages (2 or more) of a status listing total servants: st holds this page's
+ * (at most NM_STATUS_PAGE). As nm_status_encode otherwise. */
+int nm_status_encode_page(const nm_status *st, unsigned page, unsigned pages, size_t total, char **out,
+                          size_t *outlen);
 
 /* Fills st (closed first) from a parsed document whose root is <status>. Returns 0, or
  * NM_EMSG / -ENOMEM with a reason naming the servant and the field in err:

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+
+#define NM__TLS_WHY_MAX 256
 
 struct nm_tls_session {
   SSL *ssl;
@@ -32,8 +35,19 @@ struct nm_tls_session {
   unsigned key_updates;
   char head[2];   /* the peer's first two bytes: "NM" is a plaintext natmesh frame */
   size_t head_len;
-  char why[256];
+  char *why; /* the failure, allocated when there is one (NULL: none) */
 };
+
+/* Sets why (the text of a failure), allocating it: most sessions never fail, and a manager
+ * holds thousands of them. */
+__attribute__((format(printf, 2, 3)))
+static void nm__tls_why(nm_tls_session *s, const char *fmt, ...) {
+  if (!s->why && !(s->why = malloc(NM__TLS_WHY_MAX))) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(s->why, NM__TLS_WHY_MAX, fmt, ap);
+  va_end(ap);
+}
 
 /* ---- the context ------------------------------------------------------------------- */
 
@@ -70,19 +84,19 @@ static int nm__tls_check_key(nm_tls_session *s, EVP_PKEY *key) {
   uint8_t pub[NM_PUBKEY_LEN];
   if (!key) {
     s->err = NM_EKEY;
-    snprintf(s->why, sizeof s->why, "peer presented a certificate without a usable key");
+    nm__tls_why(s, "peer presented a certificate without a usable key");
     return NM_EKEY;
   }
   if (nm_pubkey_of_evp(key, pub, &fp) < 0) {
     s->err = NM_EKEY;
     const char *type = EVP_PKEY_get0_type_name(key);
-    snprintf(s->why, sizeof s->why, "peer presented a key of type %s, not Ed25519",
+    nm__tls_why(s, "peer presented a key of type %s, not Ed25519",
              type ? type : "unknown");
     return NM_EKEY;
   }
   if (s->has_expected && !nm_fingerprint_equal(&fp, &s->expected)) {
     s->err = NM_EKEY;
-    snprintf(s->why, sizeof s->why, "peer presented key %s, expected %s", fp.hex,
+    nm__tls_why(s, "peer presented key %s, expected %s", fp.hex,
              s->expected.hex);
     return NM_EKEY;
   }
@@ -165,6 +179,8 @@ void nm_tls_ctx_close(nm_tls_ctx *t) {
 
 /* ---- sessions ------------------------------------------------------------------------ */
 
+size_t nm_tls_session_struct_size(void) { return sizeof(nm_tls_session); }
+
 nm_tls_session *nm_tls_session_new(nm_tls_ctx *ctx, nm_tls_role role,
                                    const nm_fingerprint *expected) {
   nm_tls_session *s = calloc(1, sizeof *s);
@@ -201,6 +217,7 @@ nm_tls_session *nm_tls_session_new(nm_tls_ctx *ctx, nm_tls_role role,
 void nm_tls_session_free(nm_tls_session *s) {
   if (!s) return;
   SSL_free(s->ssl); /* frees both BIOs */
+  free(s->why);
   free(s);
 }
 
@@ -225,15 +242,15 @@ static int nm__tls_fail(nm_tls_session *s, const char *what) {
       int refused = s->alert == SSL_AD_BAD_CERTIFICATE || s->alert == SSL_AD_CERTIFICATE_REQUIRED ||
                     s->alert == SSL_AD_UNSUPPORTED_CERTIFICATE ||
                     s->alert == SSL_AD_CERTIFICATE_UNKNOWN;
-      snprintf(s->why, sizeof s->why, "%s: peer sent alert \"%s\"%s", what, desc,
+      nm__tls_why(s, "%s: peer sent alert \"%s\"%s", what, desc,
                refused ? " (it does not accept our key)" : "");
     } else if (!s->done && s->head_len == 2 && s->head[0] == 'N' && s->head[1] == 'M') {
       /* Said plainly: the likely cause is a node of an older, plaintext version. */
-      snprintf(s->why, sizeof s->why, "%s: the peer speaks plaintext natmesh, not TLS", what);
+      nm__tls_why(s, "%s: the peer speaks plaintext natmesh, not TLS", what);
     } else {
       unsigned long e = ERR_peek_last_error();
       const char *r = e ? ERR_reason_error_string(e) : NULL;
-      snprintf(s->why, sizeof s->why, "%s: %s", what, r ? r : "unexpected end of TLS data");
+      nm__tls_why(s, "%s: %s", what, r ? r : "unexpected end of TLS data");
     }
   }
   ERR_clear_error();
@@ -246,13 +263,13 @@ static int nm__tls_fail(nm_tls_session *s, const char *what) {
 static int nm__tls_finish(nm_tls_session *s) {
   if (SSL_version(s->ssl) != TLS1_3_VERSION) {
     s->err = NM_ETLS;
-    snprintf(s->why, sizeof s->why, "peer negotiated %s, not TLS 1.3", SSL_get_version(s->ssl));
+    nm__tls_why(s, "peer negotiated %s, not TLS 1.3", SSL_get_version(s->ssl));
     return s->err;
   }
   X509 *cert = SSL_get0_peer_certificate(s->ssl);
   if (!cert) {
     s->err = NM_EKEY;
-    snprintf(s->why, sizeof s->why, "peer presented no certificate");
+    nm__tls_why(s, "peer presented no certificate");
     return s->err;
   }
   int rc = nm__tls_check_key(s, X509_get0_pubkey(cert));
@@ -342,4 +359,4 @@ const uint8_t *nm_tls_session_peer_pubkey(const nm_tls_session *s) {
   return s->done ? s->peer_pub : NULL;
 }
 
-const char *nm_tls_session_error(const nm_tls_session *s) { return s->why; }
+const char *nm_tls_session_error(const nm_tls_session *s) { return s->why ? s->why : ""; }

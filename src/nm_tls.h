@@ -53,6 +53,8 @@ typedef struct nm_tls_session nm_tls_session;
 
 /* expected: the fingerprint the peer must present; NULL accepts any Ed25519 key (the owner
  * reads it with nm_tls_session_peer() and decides). Returns NULL when out of memory. */
+/* Bytes of natmesh's own part of a session (OpenSSL's SSL object apart): for accounting. */
+size_t nm_tls_session_struct_size(void);
 nm_tls_session *nm_tls_session_new(nm_tls_ctx *ctx, nm_tls_role role,
                                    const nm_fingerprint *expected);
 void nm_tls_session_free(nm_tls_session *s);

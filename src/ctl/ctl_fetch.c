@@ -1,4 +1,5 @@
 #include "ctl_fetch.h"
+#include "ctl_pages.h"
 
 #include "nm_conn.h"
 #include "nm_error.h"
@@ -30,6 +31,7 @@ typedef struct {
   nmctl_fetch_result result;
   nmctl_fetch *f;
   int abandoned; /* a resolver thread may still write into this session */
+  nmctl_pages pages; /* a paged status being put together (ctl_pages.h) */
 } nmctl__session;
 
 /* A session left to a stuck resolver stays reachable from here (the process exits soon;
@@ -40,7 +42,7 @@ static void nmctl__finish(nmctl__session *s, nmctl_fetch_result result, const ch
   if (s->phase == NMCTL__DONE) return;
   s->phase = NMCTL__DONE;
   s->result = result;
-  if (reason) snprintf(s->f->reason, sizeof s->f->reason, "%s", reason);
+  if (reason) snprintf(s->f->reason, sizeof s->f->reason, "%.250s", reason);
   uv_timer_stop(&s->deadline);
   if (s->conn_open) nm_conn_close(&s->conn, 0, NULL);
 }
@@ -71,6 +73,24 @@ static int nmctl__on_frame(nm_conn *c, uint8_t type, const char *payload, size_t
              nm_msg_name(type), type, nm_msg_name(s->f->reply_type));
     nmctl__finish(s, NMCTL_FETCH_PROTOCOL, why);
     return 1;
+  }
+  if (type == NM_MSG_STATUS) {
+    /* A status in pages: gathered here, rendered as one (ctl_pages.h). */
+    char err[300];
+    int rc = nmctl_pages_add(&s->pages, payload, len, err, sizeof err);
+    if (rc < 0) {
+      nmctl__finish(s, NMCTL_FETCH_PROTOCOL, err);
+      return 1;
+    }
+    if (rc == 0) return 0; /* more pages to come */
+    if (rc == 1) {
+      if (nmctl_pages_take(&s->pages, &s->f->reply, &s->f->reply_len) < 0) {
+        nmctl__finish(s, NMCTL_FETCH_PROTOCOL, "out of memory");
+        return 1;
+      }
+      nmctl__finish(s, NMCTL_FETCH_OK, NULL);
+      return 1;
+    }
   }
   s->f->reply = malloc(len + 1);
   if (!s->f->reply) {
@@ -192,7 +212,7 @@ nmctl_fetch_result nmctl_fetch_run(nmctl_fetch *f) {
   s->f = f;
   s->phase = NMCTL__RESOLVING;
   if (f->id) {
-    char err[256];
+    char err[200]; /* fits f->reason with its prefix */
     if (nm_tls_ctx_init(&s->tls, f->id, err, sizeof err) < 0) {
       snprintf(f->reason, sizeof f->reason, "cannot set up TLS: %s", err);
       free(s);
@@ -222,6 +242,7 @@ nmctl_fetch_result nmctl_fetch_run(nmctl_fetch *f) {
     uv_close((uv_handle_t *)&s->deadline, NULL);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     uv_loop_close(&s->loop);
+    nmctl_pages_close(&s->pages);
     free(s);
   }
   if (result != NMCTL_FETCH_OK) {

@@ -15,10 +15,9 @@ unsigned mgr_complaint_reporters(manager *m, const mgr_session *s) {
 /* The other live servants that could reach s if it were reachable: relays do not
  * publish, so they never complain and do not count. */
 static unsigned mgr__others(manager *m, const mgr_session *s) {
-  unsigned others = 0;
-  for (mgr_session *o = m->sessions; o; o = o->next)
-    if (o != s && o->state == MGR_SESSION_REGISTERED && o->role == NM_ROLE_SERVANT) others++;
-  return others;
+  size_t n = m->index.registered_servants;
+  if (s->state == MGR_SESSION_REGISTERED && s->role == NM_ROLE_SERVANT && n > 0) n--;
+  return (unsigned)n;
 }
 
 mgr_verdict mgr_complaint_receive(manager *m, mgr_session *reporter, const char *accused_id,
@@ -36,6 +35,7 @@ mgr_verdict mgr_complaint_receive(manager *m, mgr_session *reporter, const char 
   mgr_verdict_rules rules = mgr_rules(m);
   uint64_t now = mgr_now_ms(m);
   if (mgr_complaints_add(&accused->complaints, reporter->id, &rules, now) <= 0) return none;
+  mgr_index_track_accused(&m->index, accused);
   unsigned others = mgr__others(m, accused);
   mgr_verdict v = mgr_verdict_judge(&accused->complaints, &rules, others, accused->last_heard_ms, now);
   nm_log_info("complaint: %s cannot reach %s (%u of %u from it; %u of %u reporters needed)", reporter->name,
@@ -50,6 +50,7 @@ mgr_verdict mgr_complaint_receive(manager *m, mgr_session *reporter, const char 
 }
 
 void mgr_complaints_on_leave(manager *m, mgr_session *s) {
-  for (mgr_session *o = m->sessions; o; o = o->next) mgr_complaints_forget(&o->complaints, s->id);
+  /* Only sessions with complaints about them can hold one of s's (index.h). */
+  for (mgr_session *o = m->index.accused; o; o = o->acc_next) mgr_complaints_forget(&o->complaints, s->id);
   mgr_complaints_free(&s->complaints);
 }

@@ -23,6 +23,8 @@ const nm_cfg_field mgr_config_fields[] = {
     F("max-unauth-per-address", NM_CFG_UINT, 1, NM_ADDRLIMIT_TOTAL_MAX, max_unauth_per_addr),
     F("max-unauth", NM_CFG_UINT, 1, NM_ADDRLIMIT_TOTAL_MAX, max_unauth),
     F("metrics", NM_CFG_STRING, 0, 0, metrics),
+    F("max-servants", NM_CFG_UINT, 1, MGR_SERVANTS_LIMIT, max_servants),
+    F("delta-window-ms", NM_CFG_UINT, 0, MGR_DELTA_WINDOW_MAX_MS, delta_window_ms),
 };
 #undef F
 

@@ -26,18 +26,20 @@ static void usage(FILE *out) {
           "                       [--state-dir DIR] [--admission invite|allow|open] [--open]\n"
           "                       [--allow FP]... [--relay-key FP]... [--admin-key FP]...\n"
           "                       [--max-unauth-per-address N] [--max-unauth N]\n"
-          "                       [--metrics [ADDR:]PORT]\n"
+          "                       [--metrics [ADDR:]PORT] [--max-servants N] [--delta-window-ms MS]\n"
           "                       [-C|--check-config] [-v|--verbose] [-h|--help] [--version]\n"
           "                       [COMMAND ...]\n"
           "The connection manager servants register with. Defaults: listen on all addresses (::,\n"
           "or 0.0.0.0 without IPv6), port 85, heartbeat 5 s, timeout 15 s, assigned servant ports\n"
           "4001-4999, admission by invite, at most %d connections not yet authenticated per\n"
           "address and %d in all, no metrics (--metrics serves /metrics and a status page over\n"
-          "HTTP, on 127.0.0.1 unless ADDR says otherwise). Its key and admission store live in the state directory\n"
+          "HTTP, on 127.0.0.1 unless ADDR says otherwise), as many servants as the file limit allows\n"
+          "(--max-servants), list changes gathered for %u ms into one delta (--delta-window-ms; 0: at\n"
+          "once). Its key and admission store live in the state directory\n"
           "(default: $STATE_DIRECTORY, $XDG_STATE_HOME/natmesh/manager or\n"
           "~/.local/state/natmesh/manager). FP: a key fingerprint (64 hex characters).\n"
           "Commands on the state directory (they work while a manager runs on it):\n%s",
-          NM_ADDRLIMIT_PER_ADDR, NM_ADDRLIMIT_TOTAL, mgr_commands_usage);
+          NM_ADDRLIMIT_PER_ADDR, NM_ADDRLIMIT_TOTAL, MGR_DELTA_WINDOW_MS, mgr_commands_usage);
 }
 
 /* The admission store again if it changed (an invite or a revocation from a subcommand),
@@ -79,6 +81,7 @@ static void mgr__sweep(uv_timer_t *t) {
   manager *m = t->data;
   mgr__sweep_housekeeping(m);
   mgr_provisional_sweep(m);
+  mgr_index_prune(&m->index);
   mgr__notify_status(m);
   uint64_t now = mgr_now_ms(m);
   uint64_t limit = (uint64_t)m->cfg.timeout_s * 1000;
@@ -194,6 +197,8 @@ enum {
   MGR_OPT_MAX_UNAUTH_PER_ADDR,
   MGR_OPT_MAX_UNAUTH,
   MGR_OPT_METRICS,
+  MGR_OPT_MAX_SERVANTS,
+  MGR_OPT_DELTA_WINDOW,
 };
 
 static const struct option mgr__opts[] = {
@@ -216,6 +221,8 @@ static const struct option mgr__opts[] = {
     {"max-unauth-per-address", required_argument, 0, MGR_OPT_MAX_UNAUTH_PER_ADDR},
     {"max-unauth", required_argument, 0, MGR_OPT_MAX_UNAUTH},
     {"metrics", required_argument, 0, MGR_OPT_METRICS},
+    {"max-servants", required_argument, 0, MGR_OPT_MAX_SERVANTS},
+    {"delta-window-ms", required_argument, 0, MGR_OPT_DELTA_WINDOW},
     {0, 0, 0, 0}};
 /* "+": options end at the first word that is not one, a subcommand's name, whose own options
  * follow it. */
@@ -236,6 +243,8 @@ static void mgr__defaults(mgr_config *cfg) {
   snprintf(cfg->admission, sizeof cfg->admission, "invite");
   cfg->max_unauth_per_addr = NM_ADDRLIMIT_PER_ADDR;
   cfg->max_unauth = NM_ADDRLIMIT_TOTAL;
+  cfg->max_servants = 0; /* from the file limit (mgr__fd_budget) */
+  cfg->delta_window_ms = MGR_DELTA_WINDOW_MS;
 }
 
 static int mgr__key_option(nm_keylist *l, const char *name, const char *v) {
@@ -315,6 +324,13 @@ static int mgr__options(int argc, char **argv, mgr_config *cfg, int *check_only)
         return nm_log_error("--metrics: expected [ADDR:]PORT, got \"%.60s\"", optarg), 2;
       snprintf(cfg->metrics, sizeof cfg->metrics, "%s", optarg);
       break;
+    case MGR_OPT_MAX_SERVANTS:
+      if (mgr__unsigned_option("max-servants", optarg, 1, MGR_SERVANTS_LIMIT, &cfg->max_servants) < 0) return 2;
+      break;
+    case MGR_OPT_DELTA_WINDOW:
+      if (mgr__unsigned_option("delta-window-ms", optarg, 0, MGR_DELTA_WINDOW_MAX_MS, &cfg->delta_window_ms) < 0)
+        return 2;
+      break;
     default: break;
     }
   }
@@ -348,16 +364,29 @@ static int mgr__check(mgr_config *cfg, nm_admission_mode *mode) {
   return 0;
 }
 
-/* Enough descriptors for every session the manager may hold: servants, ctl sessions,
- * connections not yet authenticated, and a few of its own. */
-static void mgr__raise_fd_limit(const mgr_config *cfg) {
+/* Descriptors: the soft limit goes up to the hard one, and what it allows, less the ctl
+ * sessions, the connections not yet authenticated and a spare few of the manager's own
+ * (listening socket, metrics, state files, log), is how many servants it takes unless
+ * --max-servants says fewer. Returns that number. */
+static unsigned mgr__fd_budget(const mgr_config *cfg) {
   struct rlimit rl;
-  rlim_t want = (rlim_t)MGR_SESSIONS_MAX + MGR_CTL_MAX + cfg->max_unauth + 64;
-  if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want) return;
-  rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
-  if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
-    nm_log_warn("only %llu file descriptors (ulimit -n): fewer than the %llu sessions the "
-                "manager may hold", (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+  rlim_t have = 1024;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    if (rl.rlim_cur < rl.rlim_max) {
+      rlim_t old = rl.rlim_cur;
+      rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? (rlim_t)MGR_SERVANTS_LIMIT * 2 : rl.rlim_max;
+      if (setrlimit(RLIMIT_NOFILE, &rl) < 0) rl.rlim_cur = old;
+    }
+    have = rl.rlim_cur;
+  }
+  rlim_t reserve = (rlim_t)MGR_CTL_MAX + cfg->max_unauth + MGR_FD_SPARE;
+  unsigned budget = have > reserve + 1 ? (unsigned)(have - reserve > MGR_SERVANTS_LIMIT ? MGR_SERVANTS_LIMIT : have - reserve)
+                                       : 1;
+  if (cfg->max_servants && cfg->max_servants > budget)
+    nm_log_warn("--max-servants %u: the file limit (ulimit -n %llu) leaves room for %u (after %u ctl sessions, %u "
+                "unauthenticated connections and %d spare)",
+                cfg->max_servants, (unsigned long long)have, budget, MGR_CTL_MAX, cfg->max_unauth, MGR_FD_SPARE);
+  return cfg->max_servants ? cfg->max_servants : budget;
 }
 
 /* The manager's key, its TLS context, the admission store and the limits. Returns 0 or 1
@@ -444,8 +473,11 @@ int main(int argc, char **argv) {
 
   m.loop = uv_default_loop();
   m.next_port = cfg->port_first;
-  nm_peerlist_init(&m.list);
-  mgr__raise_fd_limit(cfg);
+  memset(&m.list, 0, sizeof m.list);
+  mgr_index_init(&m.index);
+  m.max_servants = mgr__fd_budget(cfg);
+  m.list.max = m.max_servants;
+  if (mgr_publish_init(&m, cfg->delta_window_ms) < 0) return nm_log_error("cannot start the delta window"), 1;
   /* The port first: on a first start, a privileged port is the likelier mistake, and its
    * message says what to do. Nothing is accepted before the loop runs. */
   if (mgr__listen(&m) < 0) return 1;
@@ -472,7 +504,9 @@ int main(int argc, char **argv) {
   uv_run(m.loop, UV_RUN_DEFAULT);
   uv_loop_close(m.loop);
   mgr_metrics_stop(&m);
-  nm_peerlist_close(&m.list);
+  mgr_publish_close(&m);
+  free(m.list.at);
+  mgr_index_close(&m.index);
   nm_addrlimit_close(&m.unauth);
   mgr_admission_close(&m.admission);
   nm_tls_ctx_close(&m.tls);

@@ -11,8 +11,11 @@
 
 #include <stdint.h>
 #include <uv.h>
+#include <uthash.h>
 
 #include "admission.h"
+#include "index.h"
+#include "publish.h"
 #include "nm_addrlimit.h"
 #include "nm_config.h"
 #include "nm_conn.h"
@@ -27,14 +30,15 @@
 #include "punch.h"
 #include "verdict.h"
 
-/* Servant and relay sessions one manager holds (ctl sessions and connections not yet
- * authenticated have their own caps). Bounded so that the status document
- * fits in one 1 MiB frame even in the worst case: about 600 bytes a servant with IPv6
- * addresses, 32-character names and 20-digit counters (1,536 x 600 = 922 kB), plus a
- * relay-reason each (at most ' relay-reason="provisional"', 27 bytes: 41 kB) and the lists
- * of names, which have a budget of 60 kB (status.c): 1,023 kB in all, under 1,048,576
- * bytes. */
-#define MGR_SESSIONS_MAX 1536
+/* Servant and relay sessions one manager holds: --max-servants, by default what the file
+ * limit allows (main.c, mgr__fd_budget) after the ctl sessions, the connections not yet
+ * authenticated and MGR_FD_SPARE of its own; never more than MGR_SERVANTS_LIMIT. No frame
+ * bounds it: lists and the status go in pages. */
+#define MGR_SERVANTS_LIMIT 1000000
+#define MGR_FD_SPARE 64
+/* Changes within this many milliseconds go out as one delta (--delta-window-ms). */
+#define MGR_DELTA_WINDOW_MS 20
+#define MGR_DELTA_WINDOW_MAX_MS 10000
 /* natmesh-ctl sessions at once: their own small cap, apart from the servants'. */
 #define MGR_CTL_MAX 16
 /* How long a session may stay silent after its TLS handshake before its hello (or a ctl's
@@ -62,6 +66,8 @@ typedef struct {
   unsigned max_unauth;
   /* --metrics ADDR:PORT: /metrics and the status page (metrics.c); "" is off */
   char metrics[80];
+  unsigned max_servants;    /* 0: from the file limit */
+  unsigned delta_window_ms; /* 0: every change at once */
 } mgr_config;
 
 /* config_fields.c: the <manager> config file's elements. */
@@ -97,6 +103,18 @@ typedef enum {
 } mgr_retire_how;
 
 typedef struct manager manager;
+struct mgr_session;
+
+/* The published peer list (registry.c): the listed sessions in publishing order (pages are
+ * slices of it) and its version, which counts changes. No entry is stored: each is built
+ * from its session when encoded (mgr_session_to_peer), and a session keeps only a digest
+ * of what was last published for it, to know whether a change is due. */
+typedef struct {
+  uint64_t version;
+  struct mgr_session **at;
+  size_t count, cap;
+  size_t max; /* entries at most (the servant cap) */
+} mgr_list;
 
 typedef struct mgr_session {
   nm_conn conn;
@@ -104,8 +122,7 @@ typedef struct mgr_session {
   mgr_session_state state;
   /* the key it proved in the TLS handshake (set once secure): its fingerprint, and the raw
    * key, published in the list (<key>) and sent in relay-assign and relay-serve */
-  int secure;
-  nm_fingerprint fp;
+  int secure; /* its key is conn.peer_fp (nm_conn keeps it; not copied here) */
   uint8_t key[NM_PUBKEY_LEN];
   /* holds a slot in the manager's nm_addrlimit: connected, not yet authenticated */
   int unauth;
@@ -118,13 +135,13 @@ typedef struct mgr_session {
   uint64_t last_heard_ms;
   /* port mapping, as reported by the servant */
   nm_mapping_kind mapping;
-  char ext_ip[64];
+  char ext_ip[NM_IP_STRLEN];
   uint16_t ext_port;
   nm_reach_state reach;
   /* its own interface addresses, from its listening: candidates peers behind the same
    * router reach it by (mgr_session_cands) */
   size_t nlocal;
-  char local[NM_LOCAL_ADDRS_MAX][NM_IP_STRLEN];
+  char (*local)[NM_IP_STRLEN]; /* nlocal of them, allocated (NULL when none) */
   /* the address it came from over its other family, by an observe session ("" until
    * then): published as a second observed candidate */
   char other_ip[NM_IP_STRLEN];
@@ -146,7 +163,23 @@ typedef struct mgr_session {
    * counted from the clients' relay_id (mgr_relay_clients), never kept here */
   unsigned max_clients;
   uint64_t load_bytes_in, load_bytes_out, load_drops, load_attached; /* its relay-load */
-  struct mgr_session *prev, *next;
+  struct mgr_session *prev, *next; /* every session, in the manager's list */
+  /* index.h: the table of listed sessions by id, the port it holds there (held_port at
+   * conn.peer_ip, while holds_port), and the relayed and accused lists */
+  UT_hash_handle hh_id;
+  int in_listed, holds_port, in_relayed, in_accused;
+  /* publish.h: owed a full list at the window's end (on the waiters' list), and the last
+   * window that served it one (it gets no delta from that window) */
+  int list_waiting;
+  struct mgr_session *wait_prev, *wait_next;
+  uint64_t list_flush;
+  /* registry.c: its place in the published list (while in_list), and digests of the entry
+   * and of the dial address last published for it */
+  int in_list;
+  size_t list_at;
+  uint64_t pub_digest, pub_dial;
+  uint16_t held_port;
+  struct mgr_session *rel_prev, *rel_next, *acc_prev, *acc_next;
 } mgr_session;
 
 struct manager {
@@ -158,7 +191,10 @@ struct manager {
   mgr_config cfg;
   mgr_session *sessions;
   size_t nsessions;
-  nm_peerlist list; /* what is published; list.version counts changes */
+  mgr_index index; /* listed sessions by id, held ports, counts, relayed and accused (index.h) */
+  mgr_list list; /* what is published; list.version counts changes */
+  size_t max_servants; /* servant and relay sessions at once (MGR_SERVANTS_LIMIT) */
+  mgr_publisher pub; /* the delta window, the lists owed, the shared pages (publish.h) */
   unsigned next_port;
   /* verdicts of servants whose session ended without bye, for timeout_s (verdict.h) */
   mgr_verdict_memory verdicts;
@@ -205,6 +241,12 @@ void mgr_publish_join(manager *m, mgr_session *s);
 /* Removes s's entry (if listed) and publishes the leave. */
 void mgr_publish_leave(manager *m, mgr_session *s, const char *reason);
 void mgr_send_full_list(manager *m, mgr_session *s);
+/* The list slot moves from old to s (a take-over), digests and all. */
+void mgr_list_hand_over(manager *m, mgr_session *old, mgr_session *s);
+/* s leaves the list without a leave published (the manager is stopping), before it is freed. */
+void mgr_list_forget(manager *m, mgr_session *s);
+/* Whether s (in the list) would now be dialled elsewhere than its published entry says. */
+int mgr_session_moved(const mgr_session *s);
 void mgr_session_to_peer(const mgr_session *s, nm_peer *p);
 /* s's candidate addresses in the manager's order (docs/protocol.md, "Candidates"): its
  * mapped external address, its observed address, then its own interface addresses, each

@@ -117,6 +117,12 @@ static int mgr__metrics_text(manager *m, char **out, size_t *len) {
   COUNTER("natmesh_manager_tls_handshake_failures_total",
           "Connections that ended before their TLS handshake completed and the key was checked.",
           st->tls_failures);
+  COUNTER("natmesh_manager_delta_encodes_total", "Deltas encoded: one per delta window with changes, whatever "
+          "the number of sessions it goes to.", m->pub.delta_encodes);
+  COUNTER("natmesh_manager_list_page_encodes_total", "Shared peer list pages encoded (once per list version "
+          "that a newcomer needed in pages).", m->pub.page_encodes);
+  COUNTER("natmesh_manager_lists_sent_total", "Full peer lists sent (newcomers and peers-requests).",
+          m->pub.lists_sent);
   COUNTER("natmesh_manager_punches_total", "Pairs of servants behind NAT told to dial each other at the same "
           "moment (a TCP simultaneous open).", st->punches);
 #undef COUNTER

@@ -28,7 +28,7 @@ typedef enum {
   MGR_REFUSED_PER_ADDRESS,   /* too many unauthenticated connections from one address */
   MGR_REFUSED_UNAUTH_TOTAL,  /* too many unauthenticated connections in all */
   MGR_REFUSED_WRONG_KEY,     /* a hello whose id is not its key's, or another key's id */
-  MGR_REFUSED_FULL,          /* MGR_SESSIONS_MAX servants already */
+  MGR_REFUSED_FULL,          /* --max-servants servants already */
   MGR_REFUSED_NOT_ADMITTED,  /* the admission said no (no invite, name taken, role) */
   MGR_REFUSED_NOT_OPERATOR,  /* a status request from a key that is not an operator's */
   MGR_REFUSED_CTL_LIMIT,     /* MGR_CTL_MAX natmesh-ctl sessions already */

@@ -53,7 +53,7 @@ void mgr_provisional_sweep(manager *m) {
   mgr_verdict_rules rules = mgr_rules(m);
   uint64_t now = mgr_now_ms(m);
   uint64_t window = (uint64_t)rules.window_s * 1000;
-  for (mgr_session *s = m->sessions; s; s = s->next) {
+  for (mgr_session *s = m->index.relayed; s; s = s->rel_next) { /* a provisional one has a relay */
     if (s->state != MGR_SESSION_REGISTERED || !s->provisional || now - s->provisional_ms < window) continue;
     /* A live complaint (even one below the threshold) may still grow into a verdict. */
     if (mgr_complaints_reporter_ids(&s->complaints, &rules, now, 1, NULL, 0) > 0) continue;

@@ -23,24 +23,11 @@ int mgr_session_listed(const mgr_session *s) {
 }
 
 mgr_session *mgr_find_registered(manager *m, const char *id) {
-  for (mgr_session *s = m->sessions; s; s = s->next)
-    if (s->state == MGR_SESSION_REGISTERED && strcmp(s->id, id) == 0) return s;
-  return NULL;
+  mgr_session *s = mgr_index_find(&m->index, id);
+  return s && s->state == MGR_SESSION_REGISTERED ? s : NULL;
 }
 
-mgr_session *mgr_find_listed(manager *m, const char *id) {
-  for (mgr_session *s = m->sessions; s; s = s->next)
-    if (mgr_session_listed(s) && strcmp(s->id, id) == 0) return s;
-  return NULL;
-}
-
-static int mgr__port_taken(manager *m, const char *ip, uint16_t port) {
-  for (mgr_session *s = m->sessions; s; s = s->next)
-    if (s->port == port && (s->state == MGR_SESSION_WELCOMED || mgr_session_listed(s)) &&
-        strcmp(s->conn.peer_ip, ip) == 0)
-      return 1;
-  return 0;
-}
+mgr_session *mgr_find_listed(manager *m, const char *id) { return mgr_index_find(&m->index, id); }
 
 /* The next port in the range that no servant at the same address uses (the one after the
  * last one handed out, so ports are not reused at once), wrapping around; 0 when the range
@@ -52,7 +39,7 @@ uint16_t mgr_assign_port(manager *m, const char *ip, uint16_t avoid) {
   for (unsigned i = 0; i < span; i++) {
     unsigned p = m->next_port;
     m->next_port = p == m->cfg.port_last ? m->cfg.port_first : p + 1;
-    if (p != avoid && !mgr__port_taken(m, ip, (uint16_t)p)) return (uint16_t)p;
+    if (p != avoid && mgr_index_port_holders(&m->index, ip, (uint16_t)p) == 0) return (uint16_t)p;
   }
   return 0;
 }
@@ -83,72 +70,113 @@ void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {
   p->ncands = mgr_session_cands(s, p->cands);
 }
 
-/* One encoding for everyone: the same delta goes to every registered session but except. */
-static void mgr__broadcast(manager *m, const nm_msg *msg, const mgr_session *except) {
-  nm_msgbuf buf;
-  int rc = nm_msg_encode(msg, &buf);
-  if (rc < 0) {
-    nm_log_error("cannot encode a delta: %s", nm_strerror(rc));
-    return;
-  }
-  for (mgr_session *s = m->sessions; s; s = s->next) {
-    if (s == except || s->state != MGR_SESSION_REGISTERED) continue;
-    rc = nm_conn_send(&s->conn, msg->type, buf.data, buf.len);
-    if (rc < 0) nm_log_warn("cannot send delta to %s: %s", s->name, nm_strerror(rc));
-  }
-  nm_msgbuf_free(&buf);
+void mgr_send_full_list(manager *m, mgr_session *s) { mgr_publish_list_to(m, s); }
+
+/* FNV-1a: a digest of what was published, to tell whether an entry changed. Entries are
+ * built by mgr_session_to_peer from a zeroed struct, so equal entries have equal bytes. */
+static uint64_t mgr__digest(const void *p, size_t n) {
+  const unsigned char *b = p;
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
+  return h;
 }
 
-void mgr_send_full_list(manager *m, mgr_session *s) {
-  nm_msg msg = {.type = NM_MSG_PEERS};
-  msg.u.peers.list = &m->list;
-  memcpy(msg.u.peers.me, s->id, sizeof msg.u.peers.me);
-  int rc = nm_msg_send(&s->conn, &msg);
-  if (rc < 0) nm_log_warn("cannot send peer list to %s: %s", s->name, nm_strerror(rc));
+static uint64_t mgr__dial_digest(const nm_peer *p) {
+  return mgr__digest(p->ip, strlen(p->ip)) ^ ((uint64_t)p->port << 1);
 }
 
-/* Adds or updates s's entry and fills msg with the delta that says so. Returns 1 when the
- * list changed (the delta is due), 0 when nothing changed, -1 when the list is full. */
-static int mgr__list_upsert(manager *m, mgr_session *s, nm_msg *msg) {
-  memset(msg, 0, sizeof *msg);
-  msg->type = NM_MSG_DELTA;
-  nm_msg_delta *d = &msg->u.delta;
-  mgr_session_to_peer(s, &d->peer);
-  nm_peer *old = nm_peerlist_find(&m->list, s->id);
-  if (old && memcmp(old, &d->peer, sizeof d->peer) == 0) return 0;
-  if (nm_peerlist_upsert(&m->list, &d->peer) < 0) {
-    nm_log_error("peer list full (%d servants); %s not listed", NM_PEERS_MAX, s->name);
+int mgr_session_moved(const mgr_session *s) {
+  nm_peer now;
+  mgr_session_to_peer(s, &now);
+  return mgr__dial_digest(&now) != s->pub_dial;
+}
+
+static int mgr__list_add(mgr_list *l, mgr_session *s) {
+  if (l->max && l->count >= l->max) return -ENOSPC;
+  if (l->count == l->cap) {
+    size_t ncap = l->cap ? l->cap * 2 : 64;
+    mgr_session **n = realloc(l->at, ncap * sizeof *n);
+    if (!n) return -ENOMEM;
+    l->at = n;
+    l->cap = ncap;
+  }
+  s->list_at = l->count;
+  l->at[l->count++] = s;
+  s->in_list = 1;
+  return 0;
+}
+
+/* The last entry takes the hole: O(1), the order is nobody's business. */
+static void mgr__list_del(mgr_list *l, mgr_session *s) {
+  if (!s->in_list) return;
+  size_t i = s->list_at, last = l->count - 1;
+  if (i != last) {
+    l->at[i] = l->at[last];
+    l->at[i]->list_at = i;
+  }
+  l->count--;
+  s->in_list = 0;
+}
+
+void mgr_list_hand_over(manager *m, mgr_session *old, mgr_session *s) {
+  if (!old->in_list) return;
+  s->in_list = 1;
+  s->list_at = old->list_at;
+  s->pub_digest = old->pub_digest;
+  s->pub_dial = old->pub_dial;
+  m->list.at[s->list_at] = s;
+  old->in_list = 0;
+}
+
+void mgr_list_forget(manager *m, mgr_session *s) { mgr__list_del(&m->list, s); }
+
+/* Adds or updates s's entry and fills c with the change that says so. Returns 1 when the
+ * list changed (the change is due), 0 when nothing changed, -1 when the list is full. */
+static int mgr__list_upsert(manager *m, mgr_session *s, nm_delta_change *c) {
+  memset(c, 0, sizeof *c);
+  mgr_session_to_peer(s, &c->peer);
+  /* A relay, a suspicious reach or the pair path: relay bookkeeping looks at it now. */
+  if (s->relay_id[0] || s->pair || s->provisional || s->reach == NM_REACH_SUSPICIOUS ||
+      s->reach == NM_REACH_RELAYED)
+    mgr_index_track_relayed(&m->index, s);
+  uint64_t digest = mgr__digest(&c->peer, sizeof c->peer);
+  if (s->in_list && digest == s->pub_digest) return 0;
+  if (!s->in_list && mgr__list_add(&m->list, s) < 0) {
+    nm_log_error("peer list full (%zu servants); %s not listed", m->list.count, s->name);
     return -1;
   }
-  d->base = m->list.version++;
-  d->version = m->list.version;
+  s->pub_digest = digest;
+  s->pub_dial = mgr__dial_digest(&c->peer);
+  m->list.version++;
   return 1;
 }
 
 void mgr_publish_upsert(manager *m, mgr_session *s) {
-  nm_msg msg;
-  if (mgr__list_upsert(m, s, &msg) > 0) mgr__broadcast(m, &msg, NULL);
+  nm_delta_change c;
+  if (mgr__list_upsert(m, s, &c) > 0) mgr_publish_change(m, &c);
 }
 
 void mgr_publish_join(manager *m, mgr_session *s) {
-  nm_msg msg;
-  int changed = mgr__list_upsert(m, s, &msg);
-  /* The newcomer's whole list goes out before anyone hears of the join: peers connect to it
-   * as soon as they read the delta, and it can only accept a peer it knows. (A peer may
-   * still win the race on a busy host; the servant holds an unknown peer-hello briefly.) */
-  mgr_send_full_list(m, s);
-  if (changed > 0) mgr__broadcast(m, &msg, s);
+  nm_delta_change c;
+  /* The newcomer is owed the whole list, which goes out at the window's end before the
+   * delta that tells everyone else of the join: peers connect to it as soon as they read
+   * the delta, and it can only accept a peer it knows. (A peer may still win the race on a
+   * busy host; the servant holds an unknown peer-hello briefly.) */
+  int changed = mgr__list_upsert(m, s, &c);
+  mgr_publish_owe_list(m, s);
+  if (changed > 0) mgr_publish_change(m, &c); /* a window of 0 serves it here */
+  if (s->list_waiting && m->pub.npending == 0) mgr_publish_flush(m);
 }
 
 void mgr_publish_leave(manager *m, mgr_session *s, const char *reason) {
-  if (nm_peerlist_remove(&m->list, s->id) < 0) return;
+  if (!s->in_list) return;
+  mgr__list_del(&m->list, s);
   m->stats.leaves++;
   nm_log_info("left: %s (%s) %s", s->name, s->id, reason ? reason : "");
-  nm_msg msg = {.type = NM_MSG_DELTA};
-  nm_msg_delta *d = &msg.u.delta;
-  d->leave = 1;
-  memcpy(d->leave_id, s->id, sizeof d->leave_id);
-  d->base = m->list.version++;
-  d->version = m->list.version;
-  mgr__broadcast(m, &msg, s);
+  nm_delta_change c;
+  memset(&c, 0, sizeof c);
+  c.leave = 1;
+  memcpy(c.peer.id, s->id, sizeof c.peer.id);
+  m->list.version++;
+  mgr_publish_change(m, &c);
 }

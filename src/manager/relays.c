@@ -14,7 +14,7 @@
 
 unsigned mgr_relay_clients(manager *m, const mgr_session *r) {
   unsigned n = 0;
-  for (mgr_session *c = m->sessions; c; c = c->next)
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next)
     if (mgr_session_listed(c) && strcmp(c->relay_id, r->id) == 0) n++;
   return n;
 }
@@ -73,7 +73,7 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
     who[n++] = r;
   }
   /* Client counts from the assignments, in one pass over the (few) relayed servants. */
-  for (mgr_session *c = m->sessions; c; c = c->next) {
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next) {
     if (!mgr_session_listed(c) || !c->relay_id[0] || c == s) continue;
     for (size_t i = 0; i < n; i++)
       if (strcmp(who[i]->id, c->relay_id) == 0) {
@@ -96,6 +96,7 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
     if (rc < 0) return rc;
   }
   snprintf(s->relay_id, sizeof s->relay_id, "%s", relay->id);
+  mgr_index_track_relayed(&m->index, s);
   /* On the pair path it stays reachable: only its reporters' lines come through the relay;
    * a provisional client stays direct until a verdict (provisional.h). */
   if (!pair && !s->provisional) s->reach = NM_REACH_RELAYED;
@@ -112,7 +113,7 @@ void mgr_relay_send_serve(manager *m, mgr_session *relay) {
   if (!msg) return;
   msg->type = NM_MSG_RELAY_SERVE;
   nm_msg_relay_serve *serve = &msg->u.relay_serve;
-  for (mgr_session *c = m->sessions; c; c = c->next) {
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next) {
     if (!mgr_session_listed(c) || strcmp(c->relay_id, relay->id) != 0) continue;
     /* Never reached: a relay takes at most max-clients (<= NM_RELAY_CLIENTS_MAX) clients. */
     if (serve->count == NM_RELAY_CLIENTS_MAX) break;
@@ -270,7 +271,7 @@ void mgr_relay_pair_release(manager *m, mgr_session *s, const char *why) {
 }
 
 void mgr_relays_reassign_clients_of(manager *m, const mgr_session *relay) {
-  for (mgr_session *c = m->sessions; c; c = c->next) {
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next) {
     if (!mgr_session_listed(c) || strcmp(c->relay_id, relay->id) != 0) continue;
     /* Operators (and netsim scenarios) follow a failover by this line: name both. */
     nm_log_info("relay: %s lost its relay %s; reassigning", c->name, relay->name);
@@ -295,19 +296,19 @@ void mgr_relays_reassign_clients_of(manager *m, const mgr_session *relay) {
 }
 
 void mgr_relays_readdress(manager *m, mgr_session *relay) {
-  for (mgr_session *c = m->sessions; c; c = c->next)
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next)
     if (mgr_session_listed(c) && strcmp(c->relay_id, relay->id) == 0) mgr__new_token(c);
   mgr_relay_send_serve(m, relay);
-  for (mgr_session *c = m->sessions; c; c = c->next)
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next)
     if (mgr_session_listed(c) && strcmp(c->relay_id, relay->id) == 0) mgr_relay_send_assign(m, c);
 }
 
 void mgr_relays_serve_waiting(manager *m) {
   /* Pairs first: each has its own exclusions, so one left unserved says nothing about the
    * next. */
-  for (mgr_session *c = m->sessions; c; c = c->next)
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next)
     if (c->state == MGR_SESSION_REGISTERED && mgr__pair_client(c) && !c->relay_id[0]) mgr__pair_serve(m, c);
-  for (mgr_session *c = m->sessions; c; c = c->next) {
+  for (mgr_session *c = m->index.relayed; c; c = c->rel_next) {
     if (c->state != MGR_SESSION_REGISTERED || c->reach != NM_REACH_SUSPICIOUS || c->relay_id[0]) continue;
     /* A waiting servant is never a candidate itself, so when one finds no relay, none of
      * the others would. */

@@ -52,7 +52,11 @@ static void mgr__hand_over(mgr_session *old, mgr_session *s) {
   s->load_bytes_out = old->load_bytes_out;
   s->load_drops = old->load_drops;
   s->load_attached = old->load_attached;
-  s->state = MGR_SESSION_REPLACING;
+  mgr_index_set_state(&old->mgr->index, s, MGR_SESSION_REPLACING);
+  mgr_list_hand_over(old->mgr, old, s);
+  /* What it took over may put it on the relayed and accused lists. */
+  mgr_index_track_relayed(&s->mgr->index, s);
+  if (s->complaints.n) mgr_index_track_accused(&s->mgr->index, s);
   nm_log_info("%s (%s) reconnected: the new session takes its registration over (%s%s%s)", s->name, s->id,
               nm_reach_name(s->reach), s->relay_id[0] ? ", relay " : "", s->relay_id);
 }
@@ -98,7 +102,7 @@ void mgr_session_retire(mgr_session *s, mgr_retire_how how, mgr_session *success
   }
   /* Retired first: from here on no lookup finds s, so nothing below sends to it, counts it
    * as a relay's client or picks it as a relay. */
-  s->state = MGR_SESSION_RETIRED;
+  mgr_index_set_state(&m->index, s, MGR_SESSION_RETIRED);
   if (listed) {
     switch (how) {
     case MGR_RETIRE_REPLACED:
@@ -143,10 +147,14 @@ static void mgr__session_closed(nm_conn *c) {
   if (!s->secure && (c->close_err == NM_ETLS || c->close_err == NM_EKEY || c->close_err == UV_ETIMEDOUT))
     m->stats.tls_failures++;
   mgr_session_retire(s, MGR_RETIRE_CLOSED, NULL);
+  mgr_index_forget(&m->index, s);
+  mgr_publish_forget(m, s);
+  mgr_list_forget(m, s); /* only when stopping: every other end published its leave */
   if (s->prev) s->prev->next = s->next;
   else m->sessions = s->next;
   if (s->next) s->next->prev = s->prev;
   m->nsessions--;
+  free(s->local);
   free(s);
 }
 
@@ -177,7 +185,7 @@ static int mgr__welcome(mgr_session *s, uint16_t wanted) {
       return -1;
     }
   }
-  s->port = wanted;
+  mgr_index_set_port(&s->mgr->index, s, wanted);
   mgr__send_welcome(s);
   return 0;
 }
@@ -188,7 +196,7 @@ static int mgr__welcome(mgr_session *s, uint16_t wanted) {
  * the id derives from the key, and the whole fingerprint is compared as well. */
 static void mgr__take_over(mgr_session *s) {
   mgr_session *old = mgr_find_listed(s->mgr, s->id);
-  if (old && old != s && nm_fingerprint_equal(&old->fp, &s->fp))
+  if (old && old != s && nm_fingerprint_equal(&old->conn.peer_fp, &s->conn.peer_fp))
     mgr_session_retire(old, MGR_RETIRE_REPLACED, s);
 }
 
@@ -223,16 +231,16 @@ static void mgr__refusal_text(const nm_admission_decision *d, const char *name, 
 static int mgr__admit(mgr_session *s, const nm_msg_hello *h) {
   manager *m = s->mgr;
   char id[NM_ID_LEN + 1];
-  nm_fingerprint_id(&s->fp, id);
+  nm_fingerprint_id(&s->conn.peer_fp, id);
   if (strcmp(id, h->id) != 0)
     return mgr__deny(s, MGR_REFUSED_WRONG_KEY, NM_EKEY, "hello: id %s does not belong to the key this session proved", h->id);
   mgr_session *old = mgr_find_listed(m, h->id);
-  if (old && !nm_fingerprint_equal(&old->fp, &s->fp))
+  if (old && !nm_fingerprint_equal(&old->conn.peer_fp, &s->conn.peer_fp))
     return mgr__deny(s, MGR_REFUSED_WRONG_KEY, NM_EKEY, "hello: id %s is registered with another key", h->id);
-  if (!old && mgr_servant_sessions(m) >= MGR_SESSIONS_MAX)
-    return mgr__deny(s, MGR_REFUSED_FULL, -ENOSPC, "the manager is full (%d servants)", MGR_SESSIONS_MAX);
+  if (!old && mgr_servant_sessions(m) >= m->max_servants)
+    return mgr__deny(s, MGR_REFUSED_FULL, -ENOSPC, "the manager is full (%zu servants)", m->max_servants);
 
-  nm_admission_request rq = {s->fp.hex, h->name, h->role, h->has_secret ? h->secret : NULL,
+  nm_admission_request rq = {s->conn.peer_fp.hex, h->name, h->role, h->has_secret ? h->secret : NULL,
                              (uint64_t)time(NULL)};
   nm_admission_decision d;
   char err[300] = "";
@@ -264,18 +272,10 @@ static int mgr__on_hello(void *session, const nm_msg *msg) {
 
   nm_conn_set_label(&s->conn, "%s %s", nm_role_name(s->role), s->name);
   nm_frame_reader_set_max(&s->conn.reader, NM_FRAME_MAX);
-  s->state = MGR_SESSION_WELCOMED;
+  mgr_index_set_state(&s->mgr->index, s, MGR_SESSION_WELCOMED);
   mgr__take_over(s);
   mgr__welcome(s, port);
   return s->conn.closing;
-}
-
-/* Whether s, taking its registration over, is now dialled at another address than its
- * list entry says. */
-static int mgr__moved(const mgr_session *s, const nm_peer *before) {
-  nm_peer now;
-  mgr_session_to_peer(s, &now);
-  return strcmp(before->ip, now.ip) != 0 || before->port != now.port;
 }
 
 static int mgr__on_listening(void *session, const nm_msg *msg) {
@@ -287,21 +287,22 @@ static int mgr__on_listening(void *session, const nm_msg *msg) {
     nm_log_ratelimited(&m->log_reports, NM_LOG_INFO, "%s cannot bind port %u; assigning another",
                        s->name, busy);
     s->last_busy = busy;
-    s->port = 0;
+    mgr_index_set_port(&m->index, s, 0);
     return mgr__welcome(s, 0) < 0;
   }
-  s->port = port;
+  mgr_index_set_port(&m->index, s, port);
   /* Its own interface addresses (the decoder checked each is a candidate): published as
    * candidates after the observed one, for peers behind the same router. */
   const nm_msg_listening *l = &msg->u.listening;
-  s->nlocal = l->naddrs < NM_LOCAL_ADDRS_MAX ? l->naddrs : NM_LOCAL_ADDRS_MAX;
-  memset(s->local, 0, sizeof s->local);
+  size_t nlocal = l->naddrs < NM_LOCAL_ADDRS_MAX ? l->naddrs : NM_LOCAL_ADDRS_MAX;
+  free(s->local);
+  s->local = nlocal ? calloc(nlocal, sizeof *s->local) : NULL; /* as many as it has: memory per servant */
+  s->nlocal = s->local ? nlocal : 0;
   for (size_t i = 0; i < s->nlocal; i++) snprintf(s->local[i], sizeof s->local[i], "%s", l->addrs[i]);
   /* Another session of this servant may have registered since our hello: the newest one
    * holds the registration, so there is never more than one entry per id. */
   mgr__take_over(s);
-  nm_peer *entry = nm_peerlist_find(&m->list, s->id);
-  int moved = s->state == MGR_SESSION_REPLACING && entry && mgr__moved(s, entry);
+  int moved = s->state == MGR_SESSION_REPLACING && s->in_list && mgr_session_moved(s);
 
   /* A servant judged unreachable whose session ended a moment ago is relayed again at
    * once, by its old relay and token when that relay still can, rather than judged anew
@@ -326,7 +327,7 @@ static int mgr__on_listening(void *session, const nm_msg *msg) {
               s->nlocal, s->nlocal == 1 ? "" : "es");
   /* The newcomer gets the whole list (which contains it), then everyone else the delta. */
   if (s->state == MGR_SESSION_WELCOMED) m->stats.joins++;
-  s->state = MGR_SESSION_REGISTERED;
+  mgr_index_set_state(&m->index, s, MGR_SESSION_REGISTERED);
   mgr_publish_join(m, s);
   /* What it needs to carry on: its relay (a servant ignores an assignment it already
    * follows) and, as a relay, its client list; clients of a relay that reconnected from
@@ -345,7 +346,7 @@ static int mgr__on_heartbeat(void *session, const nm_msg *msg) {
   s->mgr->stats.heartbeats++;
   /* The servant's version is informational; it compares the ack with what it holds. */
   nm_msg ack = {.type = NM_MSG_HEARTBEAT_ACK};
-  ack.u.heartbeat_ack.version = s->mgr->list.version;
+  ack.u.heartbeat_ack.version = mgr_published_version(s->mgr); /* not what the window holds */
   nm_msg_send(&s->conn, &ack);
   return 0;
 }
@@ -369,16 +370,16 @@ static int mgr__on_observe(void *session, const nm_msg *msg) {
   manager *m = s->mgr;
   const char *id = msg->u.observe.id;
   char own[NM_ID_LEN + 1];
-  nm_fingerprint_id(&s->fp, own);
+  nm_fingerprint_id(&s->conn.peer_fp, own);
   if (strcmp(own, id) != 0)
     return mgr__deny(s, MGR_REFUSED_WRONG_KEY, NM_EKEY, "observe: id %s does not belong to the key this session proved", id);
   mgr_session *reg = mgr_find_registered(m, id);
-  if (!reg || !nm_fingerprint_equal(&reg->fp, &s->fp))
+  if (!reg || !nm_fingerprint_equal(&reg->conn.peer_fp, &s->conn.peer_fp))
     return mgr__deny(s, MGR_REFUSED_OBSERVE, -ENOENT, "observe: %s is not registered", id);
   if (nm_addr_family(s->conn.peer_ip) == nm_addr_family(reg->conn.peer_ip))
     return mgr__deny(s, MGR_REFUSED_OBSERVE, -EINVAL, "observe: over the family the registration already uses");
   mgr__authenticated(s);
-  s->state = MGR_SESSION_OBSERVER;
+  mgr_index_set_state(&m->index, s, MGR_SESSION_OBSERVER);
   nm_conn_set_label(&s->conn, "observe from %s", reg->name);
   /* The servant closes it once answered; one that does not is closed for it. */
   nm_conn_deadline(&s->conn, 5000, "observe session left open");
@@ -398,11 +399,11 @@ static int mgr__on_observe(void *session, const nm_msg *msg) {
 static int mgr__on_status_request(void *session, const nm_msg *msg) {
   mgr_session *s = session;
   manager *m = s->mgr;
-  if (!mgr_is_operator(m, &s->fp)) return mgr__deny(s, MGR_REFUSED_NOT_OPERATOR, NM_EKEY, "status is for operators");
+  if (!mgr_is_operator(m, &s->conn.peer_fp)) return mgr__deny(s, MGR_REFUSED_NOT_OPERATOR, NM_EKEY, "status is for operators");
   if (s->state == MGR_SESSION_NEW) {
     if (mgr_ctl_sessions(m) >= MGR_CTL_MAX)
       return mgr__deny(s, MGR_REFUSED_CTL_LIMIT, -ENOSPC, "too many natmesh-ctl sessions (at most %d)", MGR_CTL_MAX);
-    s->state = MGR_SESSION_CTL;
+    mgr_index_set_state(&m->index, s, MGR_SESSION_CTL);
     nm_conn_set_label(&s->conn, "ctl");
     mgr__authenticated(s);
   }
@@ -428,7 +429,7 @@ static int mgr__on_mapping(void *session, const nm_msg *msg) {
   /* A renewal repeats the mapping it had: only a new one is a new candidate. */
   int renewed = s->reach == NM_REACH_MAPPED && s->ext_port == mp->ext_port && strcmp(s->ext_ip, mp->ext_ip) == 0;
   s->mapping = mp->method;
-  snprintf(s->ext_ip, sizeof s->ext_ip, "%s", usable ? mp->ext_ip : "");
+  snprintf(s->ext_ip, sizeof s->ext_ip, "%.45s", usable ? mp->ext_ip : ""); /* an IPv4 literal when usable */
   s->ext_port = usable ? mp->ext_port : 0;
   /* Double NAT: the router's external address is not the one we see, so the mapping only
    * opens the inner router. Record the method but do not advertise it as reachable. */
@@ -545,26 +546,15 @@ static int mgr__on_frame(nm_conn *c, uint8_t type, const char *payload, size_t l
  * first frame, which must come soon. */
 static void mgr__on_secure(nm_conn *c, const nm_fingerprint *fp) {
   mgr_session *s = c->data;
-  s->fp = *fp;
   s->secure = 1;
   const uint8_t *pub = nm_tls_session_peer_pubkey(c->tls);
   if (pub) memcpy(s->key, pub, NM_PUBKEY_LEN);
   nm_conn_deadline(c, MGR_FIRST_FRAME_MS, "nothing said within 5 s of the TLS handshake");
 }
 
-size_t mgr_servant_sessions(const manager *m) {
-  size_t n = 0;
-  for (const mgr_session *s = m->sessions; s; s = s->next)
-    if (s->state == MGR_SESSION_WELCOMED || mgr_session_listed(s)) n++;
-  return n;
-}
+size_t mgr_servant_sessions(const manager *m) { return m->index.servants; }
 
-size_t mgr_ctl_sessions(const manager *m) {
-  size_t n = 0;
-  for (const mgr_session *s = m->sessions; s; s = s->next)
-    if (s->state == MGR_SESSION_CTL) n++;
-  return n;
-}
+size_t mgr_ctl_sessions(const manager *m) { return m->index.ctl; }
 
 int mgr_is_operator(const manager *m, const nm_fingerprint *fp) {
   return nm_fingerprint_equal(fp, nm_identity_fingerprint(&m->identity)) ||
@@ -576,7 +566,7 @@ void mgr_sessions_drop_revoked(manager *m) {
     next = s->next;
     if (s->state == MGR_SESSION_NEW || s->state == MGR_SESSION_CTL || s->state == MGR_SESSION_OBSERVER ||
         s->state == MGR_SESSION_RETIRED ||
-        !s->secure || !mgr_admission_key_revoked(&m->admission, s->fp.hex))
+        !s->secure || !mgr_admission_key_revoked(&m->admission, s->conn.peer_fp.hex))
       continue;
     nm_log_info("%s (%s): its key was revoked; ending its session", s->name, s->id);
     nm_conn_fail(&s->conn, NM_EKEY, "this key was revoked by the manager's operator");

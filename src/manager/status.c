@@ -10,6 +10,7 @@
 #include "nm_status.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *mgr__name_of(manager *m, const char *id) {
@@ -77,57 +78,105 @@ static nm_relay_reason mgr__relay_reason(const mgr_session *s) {
   return s->pair ? NM_RELAY_REASON_PAIR : NM_RELAY_REASON_NONE;
 }
 
-static int mgr__status_fill(manager *m, nm_status *st) {
-  uint64_t now = mgr_now_ms(m);
-  size_t budget = MGR_STATUS_NAMES_BUDGET;
-  unsigned complaint_budget = MGR_STATUS_COMPLAINTS_BUDGET;
+static void mgr__status_head(manager *m, nm_status *st) {
   st->version = m->list.version;
   st->heartbeat = m->cfg.heartbeat_s;
   st->timeout = m->cfg.timeout_s;
   st->complaint_threshold = m->cfg.complaint_threshold;
   st->complaint_window_s = m->cfg.complaint_window_s;
+}
+
+/* The budgets of one whole status (across its pages). */
+typedef struct {
+  size_t names;
+  unsigned complaints;
+} mgr__status_budget;
+
+static int mgr__status_add(manager *m, nm_status *st, mgr_session *s, mgr__status_budget *b) {
+  uint64_t now = mgr_now_ms(m);
+  nm_status_servant *e = nm_status_add(st);
+  if (!e) return -ENOMEM;
+  nm_peer p;
+  mgr_session_to_peer(s, &p);
+  memcpy(e->id, s->id, sizeof e->id);
+  snprintf(e->name, sizeof e->name, "%s", s->name);
+  e->role = s->role;
+  snprintf(e->ip, sizeof e->ip, "%s", s->conn.peer_ip);
+  e->port = s->port;
+  snprintf(e->dial_ip, sizeof e->dial_ip, "%s", p.ip);
+  e->dial_port = p.port;
+  e->state = s->reach;
+  e->mapping = p.mapping;
+  snprintf(e->ext_ip, sizeof e->ext_ip, "%s", s->ext_ip);
+  e->ext_port = s->ext_port;
+  memcpy(e->relay, s->relay_id, sizeof e->relay);
+  snprintf(e->relay_name, sizeof e->relay_name, "%s", mgr__name_of(m, s->relay_id));
+  e->relay_reason = mgr__relay_reason(s);
+  mgr__status_names(m, s, e->unreached_by, sizeof e->unreached_by, &b->names);
+  /* A pair no relay serves: those reporters' lines do not reach it. Loud, never silent. */
+  if (s->pair && !s->relay_id[0] && (s->reach == NM_REACH_DIRECT || s->reach == NM_REACH_MAPPED))
+    snprintf(e->unserved, sizeof e->unserved, "%s", e->unreached_by[0] ? e->unreached_by : "?");
+  e->last_heartbeat_ms = now - s->last_heard_ms;
+  e->has_last_heartbeat = 1;
+  e->connected_s = (now - s->connected_ms) / 1000;
+  e->complaints = mgr_complaint_reporters(m, s);
+  e->clients = mgr_relay_clients(m, s);
+  e->max_clients = s->max_clients;
+  e->attached = s->load_attached;
+  e->bytes_in = s->load_bytes_in;
+  e->bytes_out = s->load_bytes_out;
+  e->drops = s->load_drops;
+  mgr__status_complaints(m, s, e, &b->complaints);
+  return 0;
+}
+
+static int mgr__status_fill(manager *m, nm_status *st) {
+  mgr__status_budget b = {MGR_STATUS_NAMES_BUDGET, MGR_STATUS_COMPLAINTS_BUDGET};
+  mgr__status_head(m, st);
   for (mgr_session *s = m->sessions; s; s = s->next) {
     if (!mgr_session_listed(s)) continue;
-    nm_status_servant *e = nm_status_add(st);
-    if (!e) return -ENOMEM;
-    nm_peer p;
-    mgr_session_to_peer(s, &p);
-    memcpy(e->id, s->id, sizeof e->id);
-    snprintf(e->name, sizeof e->name, "%s", s->name);
-    e->role = s->role;
-    snprintf(e->ip, sizeof e->ip, "%s", s->conn.peer_ip);
-    e->port = s->port;
-    snprintf(e->dial_ip, sizeof e->dial_ip, "%s", p.ip);
-    e->dial_port = p.port;
-    e->state = s->reach;
-    e->mapping = p.mapping;
-    snprintf(e->ext_ip, sizeof e->ext_ip, "%s", s->ext_ip);
-    e->ext_port = s->ext_port;
-    memcpy(e->relay, s->relay_id, sizeof e->relay);
-    snprintf(e->relay_name, sizeof e->relay_name, "%s", mgr__name_of(m, s->relay_id));
-    e->relay_reason = mgr__relay_reason(s);
-    mgr__status_names(m, s, e->unreached_by, sizeof e->unreached_by, &budget);
-    /* A pair no relay serves: those reporters' lines do not reach it. Loud, never silent. */
-    if (s->pair && !s->relay_id[0] && (s->reach == NM_REACH_DIRECT || s->reach == NM_REACH_MAPPED))
-      snprintf(e->unserved, sizeof e->unserved, "%s", e->unreached_by[0] ? e->unreached_by : "?");
-    e->last_heartbeat_ms = now - s->last_heard_ms;
-    e->has_last_heartbeat = 1;
-    e->connected_s = (now - s->connected_ms) / 1000;
-    e->complaints = mgr_complaint_reporters(m, s);
-    e->clients = mgr_relay_clients(m, s);
-    e->max_clients = s->max_clients;
-    e->attached = s->load_attached;
-    e->bytes_in = s->load_bytes_in;
-    e->bytes_out = s->load_bytes_out;
-    e->drops = s->load_drops;
-    mgr__status_complaints(m, s, e, &complaint_budget);
+    int rc = mgr__status_add(m, st, s, &b);
+    if (rc < 0) return rc;
   }
   return 0;
+}
+
+/* A status past one page: built a page at a time (never the whole in memory) and sent
+ * back to back; the asker's queue grows to take it. */
+static int mgr__send_status_pages(manager *m, mgr_session *asker, size_t total) {
+  unsigned pages = (unsigned)((total + NM_STATUS_PAGE - 1) / NM_STATUS_PAGE);
+  mgr__status_budget b = {MGR_STATUS_NAMES_BUDGET, MGR_STATUS_COMPLAINTS_BUDGET};
+  mgr_session *s = m->sessions;
+  int rc = 0;
+  for (unsigned k = 0; k < pages && rc == 0; k++) {
+    nm_status st;
+    nm_status_init(&st);
+    mgr__status_head(m, &st);
+    for (; s && st.count < NM_STATUS_PAGE && rc == 0; s = s->next)
+      if (mgr_session_listed(s)) rc = mgr__status_add(m, &st, s, &b);
+    char *buf = NULL;
+    size_t len = 0;
+    if (rc == 0) rc = nm_status_encode_page(&st, k, pages, total, &buf, &len);
+    if (rc == 0) {
+      if (k == 0 && asker->conn.max_queue < NM_CONN_MAX_QUEUE + (size_t)pages * len * 2)
+        asker->conn.max_queue = NM_CONN_MAX_QUEUE + (size_t)pages * len * 2;
+      rc = nm_conn_send(&asker->conn, NM_MSG_STATUS, buf, len);
+    }
+    free(buf);
+    nm_status_close(&st);
+  }
+  return rc;
 }
 
 int mgr_status_collect(manager *m, nm_status *st) { return mgr__status_fill(m, st); }
 
 void mgr_send_status(manager *m, mgr_session *asker) {
+  size_t total = HASH_CNT(hh_id, m->index.listed);
+  if (total > NM_STATUS_PAGE) {
+    int rc = mgr__send_status_pages(m, asker, total);
+    if (rc < 0) nm_log_warn("cannot send status: %s", nm_strerror(rc));
+    return;
+  }
   nm_status st;
   nm_status_init(&st);
   int rc = mgr__status_fill(m, &st);

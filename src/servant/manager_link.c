@@ -191,10 +191,9 @@ static int sv__mgr_on_welcome(void *session, const nm_msg *msg) {
   return 0;
 }
 
-static int sv__mgr_on_peers(void *session, const nm_msg *msg) {
-  servant *sv = session;
+/* The whole list arrived (in one document or the last of its pages): it replaces ours. */
+static void sv__mgr_apply_list(servant *sv, const nm_peerlist *list) {
   sv_manager_link *l = &sv->mgr;
-  const nm_peerlist *list = msg->u.peers.list;
   int fresh = l->state != SV_MGR_REGISTERED;
   if (fresh) {
     l->state = SV_MGR_REGISTERED;
@@ -205,14 +204,113 @@ static int sv__mgr_on_peers(void *session, const nm_msg *msg) {
     nm_log_info("registered as %s (%s), seen as %s, listening on %u", sv->cfg.name, sv->id,
                 l->observed_ip, sv_listen_port(sv));
   }
-  for (size_t i = 0; i < list->count; i++)
-    if (strcmp(list->peers[i].id, sv->id) == 0) l->reach = list->peers[i].state;
+  nm_peer *self = nm_peerlist_find((nm_peerlist *)list, sv->id);
+  if (self) l->reach = self->state;
   sv_peers_apply_full(sv, list);
   if (fresh) sv_portmap_on_registered(sv, l->observed_ip, sv_listen_port(sv));
   if (fresh) sv_observe_start(sv);
   l->list_version = list->version;
   l->have_list = 1;
   nm_log_info("peer list version %llu (%zu peers)", (unsigned long long)list->version, list->count);
+}
+
+static void sv__mgr_paging_drop(sv_manager_link *l) {
+  if (l->paging) {
+    nm_peerlist_close(l->paging);
+    free(l->paging);
+  }
+  l->paging = NULL;
+  l->paging_pages = l->paging_next = 0;
+}
+
+/* One page of a paged list, checked against the ones before: in order, of one version,
+ * shared pages without <me>, the last with only our own entry, at most SV_PEERS_TOTAL_MAX
+ * peers in all. Returns 1 when the list is whole (in l->paging), 0 when more is due, or
+ * NM_EMSG with the reason in err (the pages so far are dropped, the list we hold kept). */
+static int sv__mgr_page(servant *sv, const nm_msg_peers *pg, char *err, size_t errlen) {
+  sv_manager_link *l = &sv->mgr;
+  const nm_peerlist *in = pg->list;
+  if (pg->page == 0 && l->paging) {
+    snprintf(err, errlen, "peer list version %llu begins before paged list version %llu was whole (page %u of %u next)",
+             (unsigned long long)in->version, (unsigned long long)l->paging_version, l->paging_next, l->paging_pages);
+    return NM_EMSG;
+  }
+  if (pg->page == 0) {
+    l->paging = malloc(sizeof *l->paging);
+    if (!l->paging) return snprintf(err, errlen, "out of memory for a paged list"), -ENOMEM;
+    nm_peerlist_init(l->paging);
+    l->paging->max = SV_PEERS_TOTAL_MAX;
+    l->paging->version = in->version;
+    l->paging_version = in->version;
+    l->paging_pages = pg->pages;
+  } else if (!l->paging || in->version != l->paging_version || pg->pages != l->paging_pages ||
+             pg->page != l->paging_next) {
+    if (l->paging)
+      snprintf(err, errlen, "peer list page %u of %u (version %llu) out of order: expected page %u of %u of version %llu",
+               pg->page, pg->pages, (unsigned long long)in->version, l->paging_next, l->paging_pages,
+               (unsigned long long)l->paging_version);
+    else
+      snprintf(err, errlen, "peer list page %u of %u (version %llu) without its first page", pg->page, pg->pages,
+               (unsigned long long)in->version);
+    return NM_EMSG;
+  }
+  int last = pg->page == pg->pages - 1;
+  if (last && (in->count != 1 || !in->peers[0].me)) {
+    snprintf(err, errlen, "the last page of peer list version %llu holds %zu entries, not our own alone",
+             (unsigned long long)in->version, in->count);
+    return NM_EMSG;
+  }
+  for (size_t i = 0; i < in->count; i++) {
+    const nm_peer *p = &in->peers[i];
+    if (!last && p->me) {
+      snprintf(err, errlen, "page %u of peer list version %llu marks %s as us: only the last page may",
+               pg->page, (unsigned long long)in->version, p->id);
+      return NM_EMSG;
+    }
+    if (!last && nm_peerlist_find(l->paging, p->id)) {
+      snprintf(err, errlen, "peer %s is on two pages of peer list version %llu", p->id,
+               (unsigned long long)in->version);
+      return NM_EMSG;
+    }
+    int rc = nm_peerlist_upsert(l->paging, p);
+    if (rc == -ENOSPC) {
+      snprintf(err, errlen, "peer list version %llu has more than %d peers", (unsigned long long)in->version,
+               SV_PEERS_TOTAL_MAX);
+      return NM_EMSG;
+    }
+    if (rc < 0) return snprintf(err, errlen, "out of memory for a paged list"), rc;
+  }
+  l->paging_next = pg->page + 1;
+  return last ? 1 : 0;
+}
+
+static int sv__mgr_on_peers(void *session, const nm_msg *msg) {
+  servant *sv = session;
+  sv_manager_link *l = &sv->mgr;
+  const nm_msg_peers *pg = &msg->u.peers;
+  char err[300];
+  if (pg->pages <= 1) {
+    if (l->paging) {
+      snprintf(err, sizeof err, "a whole peer list in the middle of paged list version %llu (page %u of %u next)",
+               (unsigned long long)l->paging_version, l->paging_next, l->paging_pages);
+      sv__mgr_paging_drop(l);
+      nm_conn_fail(l->conn, NM_EMSG, err);
+      return 1;
+    }
+    sv__mgr_apply_list(sv, pg->list);
+    return 0;
+  }
+  int rc = sv__mgr_page(sv, pg, err, sizeof err);
+  if (rc < 0) {
+    /* A hostile or broken manager: the list we hold stays; the session goes and comes back. */
+    sv__mgr_paging_drop(l);
+    nm_conn_fail(l->conn, rc, err);
+    return 1;
+  }
+  if (rc == 1) {
+    sv__mgr_apply_list(sv, l->paging);
+    sv__mgr_paging_drop(l);
+  }
   return 0;
 }
 
@@ -220,19 +318,31 @@ static int sv__mgr_on_delta(void *session, const nm_msg *msg) {
   servant *sv = session;
   sv_manager_link *l = &sv->mgr;
   const nm_msg_delta *d = &msg->u.delta;
+  if (l->paging) {
+    char err[200];
+    snprintf(err, sizeof err, "a delta in the middle of paged list version %llu (page %u of %u next)",
+             (unsigned long long)l->paging_version, l->paging_next, l->paging_pages);
+    sv__mgr_paging_drop(l);
+    nm_conn_fail(l->conn, NM_EMSG, err);
+    return 1;
+  }
   if (!l->have_list || d->base != l->list_version) {
     /* We missed something: one full list puts us right. */
     sv__mgr_request_list(sv);
     return 0;
   }
-  if (d->leave) {
-    sv_peers_remove(sv, d->leave_id, "left the overlay");
-  } else {
-    if (strcmp(d->peer.id, sv->id) == 0 && d->peer.state != l->reach) {
-      nm_log_info("the manager now lists us as %s", nm_reach_name(d->peer.state));
-      l->reach = d->peer.state;
+  /* Its changes in order (the decoder checked there are version - base of them). */
+  for (size_t i = 0; i < d->count; i++) {
+    const nm_delta_change *c = &d->changes[i];
+    if (c->leave) {
+      sv_peers_remove(sv, c->peer.id, "left the overlay");
+      continue;
     }
-    sv_peers_upsert(sv, &d->peer);
+    if (strcmp(c->peer.id, sv->id) == 0 && c->peer.state != l->reach) {
+      nm_log_info("the manager now lists us as %s", nm_reach_name(c->peer.state));
+      l->reach = c->peer.state;
+    }
+    sv_peers_upsert(sv, &c->peer);
   }
   l->list_version = d->version;
   nm_log_info("peer list version %llu (%zu peers)", (unsigned long long)d->version, sv_peers_count(sv) + 1);
@@ -317,6 +427,7 @@ static void sv__mgr_closed(nm_conn *c) {
   servant *sv = c->data;
   if (sv->mgr.conn == c) {
     sv->mgr.conn = NULL;
+    sv__mgr_paging_drop(&sv->mgr);
     uv_timer_stop(&sv->mgr.heartbeat);
     int refused = sv->mgr.state == SV_MGR_HELLO_SENT && c->peer_error[0];
     if (!(refused && sv__mgr_refused(sv, c)))

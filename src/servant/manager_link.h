@@ -18,6 +18,10 @@
 
 typedef struct servant servant;
 
+/* The most peers a list may have, across its pages: what one servant keeps in memory for
+ * the manager's list (about 1 kB each). A list past it is refused, the one held kept. */
+#define SV_PEERS_TOTAL_MAX 200000
+
 typedef enum {
   SV_MGR_IDLE = 0,
   SV_MGR_RESOLVING,
@@ -42,6 +46,11 @@ typedef struct {
   uint64_t last_heard_ms; /* anything from the manager: a silent one is given up on */
   uint64_t list_version;  /* of the peer list we hold */
   int have_list;
+  /* A paged list being put together (docs/protocol.md, "Paged lists"): version
+   * paging_version, paging_next of paging_pages pages read so far. NULL when none. */
+  nm_peerlist *paging;
+  uint64_t paging_version;
+  unsigned paging_pages, paging_next;
   nm_reach_state reach;   /* our own state, as the manager last published it */
   /* Said once per outage, not at every retry: why we are not registered. */
   int outage_logged;

@@ -663,6 +663,7 @@ class RawServant:
         self.frames = []          # (type, payload) the manager sent after the list
         self.inbox = []           # (RawPeer, type, payload) peers sent to our port
         self.peers = {}           # id -> <peer> element of the list we hold
+        self._paging = {}         # a paged list being put together
         self.version = 0
         self.sent_complaints = 0
         self._event = asyncio.Event()
@@ -720,8 +721,9 @@ class RawServant:
             if f[0] == MSG["error"]:
                 raise CheckFailed("%s: the manager said: %s" % (self.name, f[1].decode("utf-8", "replace")))
             if f[0] == MSG["peers"]:
-                self._on_list(f[0], f[1])
-                return peer_list_ids(f[1])
+                if self._on_list(f[0], f[1]):
+                    return {i: p.findtext("name") for i, p in self.peers.items()}
+                continue
             self.frames.append(f)
 
     async def register(self, manager, secret=None, local_host=None):
@@ -734,16 +736,26 @@ class RawServant:
         return await self.listening()
 
     def _on_list(self, t, payload):
+        """Applies a list (or one of its pages) or a delta (its changes in order). Returns
+        True when the list is whole (False: more pages are due)."""
         root = ET.fromstring(payload)
         if t == MSG["peers"]:
-            self.peers = {p.findtext("id"): p for p in root.iter("peer")}
+            page, pages = int(root.get("page", "0")), int(root.get("pages", "1"))
+            entries = {p.findtext("id"): p for p in root.iter("peer")}
+            if page == 0:
+                self._paging = {}
+            self._paging.update(entries)
+            if page < pages - 1:
+                return False
+            self.peers, self._paging = self._paging, {}
         else:
-            p, leave = root.find("peer"), root.find("leave")
-            if p is not None:
-                self.peers[p.findtext("id")] = p
-            if leave is not None:
-                self.peers.pop(leave.get("id"), None)
+            for c in root:
+                if c.tag == "peer":
+                    self.peers[c.findtext("id")] = c
+                elif c.tag == "leave":
+                    self.peers.pop(c.get("id"), None)
         self.version = int(root.get("version", self.version))
+        return True
 
     def start(self, heartbeat=True):
         """Reads the manager's frames in the background (keeping the list current) and

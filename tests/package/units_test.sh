@@ -64,8 +64,9 @@ for u in $units; do
       grep -qx 'AmbientCapabilities=CAP_NET_BIND_SERVICE' "$f" ||
       bad "$u: not exactly CAP_NET_BIND_SERVICE, bounding and ambient"
   fi
-  # Enough descriptors for the manager's sessions: MGR_SESSIONS_MAX + MGR_CTL_MAX +
-  # the default max-unauth + 64 (mgr__raise_fd_limit).
+  # Enough descriptors for a good number of servants: the manager's default --max-servants
+  # is what LimitNOFILE leaves after MGR_CTL_MAX + the default max-unauth + 64
+  # (mgr__fd_budget); at least the 1,536 it once held.
   nofile=$(sed -n 's/^LimitNOFILE=//p' "$f")
   [ "${nofile:-0}" -ge $((1536 + 16 + 256 + 64)) ] || bad "$u: LimitNOFILE=$nofile is below 1872"
 

@@ -429,29 +429,57 @@ static void test_round_trip_lists(void) {
   nm_peerlist_close(&l);
 
   memset(&m, 0, sizeof m);
+  nm_delta_change ch[3];
+  memset(ch, 0, sizeof ch);
   m.type = NM_MSG_DELTA;
   m.u.delta.base = 41;
   m.u.delta.version = 42;
-  fill_peer(&m.u.delta.peer, ID_A, "alice");
+  m.u.delta.count = 1;
+  m.u.delta.changes = ch;
+  fill_peer(&ch[0].peer, ID_A, "alice");
   if (round_trip(&m, &d, "<delta base=\"41\" version=\"42\"><peer>") == 0) {
-    NMT_EQ_INT(d.u.delta.leave, 0);
+    NMT_EQ_INT(d.u.delta.count, 1);
+    NMT_EQ_INT(d.u.delta.changes[0].leave, 0);
     NMT_EQ_INT(d.u.delta.base, 41);
     NMT_EQ_INT(d.u.delta.version, 42);
-    NMT_EQ_STR(d.u.delta.peer.id, ID_A);
-    NMT_EQ_INT(d.u.delta.peer.mapping, NM_MAPPING_UPNP);
-    NMT_CHECK(nm_pubkey_equal(d.u.delta.peer.key, m.u.delta.peer.key));
+    NMT_EQ_STR(d.u.delta.changes[0].peer.id, ID_A);
+    NMT_EQ_INT(d.u.delta.changes[0].peer.mapping, NM_MAPPING_UPNP);
+    NMT_CHECK(nm_pubkey_equal(d.u.delta.changes[0].peer.key, ch[0].peer.key));
+    nm_msg_clear(&d);
   }
-  memset(m.u.delta.peer.key, 0, sizeof m.u.delta.peer.key);
+  memset(ch[0].peer.key, 0, sizeof ch[0].peer.key);
   NMT_EQ_INT(nm_msg_encode(&m, &b), -EINVAL);
-  memset(&m.u.delta, 0, sizeof m.u.delta);
+  memset(ch, 0, sizeof ch);
   m.u.delta.base = 42;
   m.u.delta.version = 43;
-  m.u.delta.leave = 1;
-  strcpy(m.u.delta.leave_id, ID_A);
+  ch[0].leave = 1;
+  strcpy(ch[0].peer.id, ID_A);
   if (round_trip(&m, &d, "<leave id=\"" ID_A "\"/>") == 0) {
-    NMT_EQ_INT(d.u.delta.leave, 1);
-    NMT_EQ_STR(d.u.delta.leave_id, ID_A);
+    NMT_EQ_INT(d.u.delta.changes[0].leave, 1);
+    NMT_EQ_STR(d.u.delta.changes[0].peer.id, ID_A);
+    nm_msg_clear(&d);
   }
+  /* Several changes in one delta, in order: a join, a leave, an update (issue 13). */
+  fill_peer(&ch[0].peer, ID_A, "alice");
+  ch[0].leave = 0;
+  ch[1].leave = 1;
+  strcpy(ch[1].peer.id, ID_B);
+  fill_peer(&ch[2].peer, ID_A, "alice");
+  ch[2].peer.port = 4444;
+  m.u.delta.base = 7;
+  m.u.delta.version = 10;
+  m.u.delta.count = 3;
+  if (round_trip(&m, &d, "<delta base=\"7\" version=\"10\"><peer>") == 0) {
+    NMT_EQ_INT(d.u.delta.count, 3);
+    NMT_EQ_INT(d.u.delta.changes[0].leave, 0);
+    NMT_EQ_INT(d.u.delta.changes[1].leave, 1);
+    NMT_EQ_STR(d.u.delta.changes[1].peer.id, ID_B);
+    NMT_EQ_INT(d.u.delta.changes[2].peer.port, 4444);
+    nm_msg_clear(&d);
+  }
+  /* The count must be what the versions say. */
+  m.u.delta.version = 11;
+  NMT_EQ_INT(nm_msg_encode(&m, &b), -EINVAL);
 }
 
 static void test_round_trip_peer_messages(void) {
@@ -1033,8 +1061,38 @@ static void test_decode_refusals(void) {
     refuse(NM_MSG_PEERS, doc, NM_EMSG, "has a missing or invalid <key>");
   }
   admit(NM_MSG_DELTA, "<delta base=\"1\" version=\"2\">" PEER_WITH("<key>" KEY_A "</key>") "</delta>", &d);
-  hex_of(d.u.delta.peer.key, NM_PUBKEY_LEN, keyhex);
+  hex_of(d.u.delta.changes[0].peer.key, NM_PUBKEY_LEN, keyhex);
   NMT_EQ_STR(keyhex, KEY_A);
+  nm_msg_clear(&d);
+  /* Multi-change deltas: the count is the versions' difference, checked before anything
+   * is allocated, and must match what the document holds. */
+  refuse(NM_MSG_DELTA, "<delta base=\"5\" version=\"5\"><leave id=\"" ID_A "\"/></delta>", NM_EMSG,
+         "is not 1 to 256 changes");
+  refuse(NM_MSG_DELTA, "<delta base=\"1\" version=\"100000\"><leave id=\"" ID_A "\"/></delta>", NM_EMSG,
+         "is not 1 to 256 changes");
+  refuse(NM_MSG_DELTA, "<delta base=\"1\" version=\"3\"><leave id=\"" ID_A "\"/></delta>", NM_EMSG,
+         "delta: 1 changes, but base 1 to version 3 says 2");
+  refuse(NM_MSG_DELTA,
+         "<delta base=\"1\" version=\"2\"><leave id=\"" ID_A "\"/><leave id=\"" ID_A "\"/></delta>", NM_EMSG,
+         "more than the 1 changes");
+  admit(NM_MSG_DELTA,
+        "<delta base=\"1\" version=\"3\"><leave id=\"" ID_A "\"/><future/><leave id=\"" ID_A "\"/></delta>", &d);
+  NMT_EQ_INT(d.u.delta.count, 2);
+  nm_msg_clear(&d);
+  /* Paged lists: page within pages, pages bounded. */
+  refuse(NM_MSG_PEERS, "<peers version=\"1\" page=\"2\" pages=\"2\"/>", NM_EMSG, "peers: page 2 of 2");
+  refuse(NM_MSG_PEERS, "<peers version=\"1\" page=\"0\" pages=\"0\"/>", NM_EMSG, "peers: page 0 of 0");
+  refuse(NM_MSG_PEERS, "<peers version=\"1\" page=\"0\" pages=\"99999\"/>", NM_EMSG, "at most 4096 pages");
+  refuse(NM_MSG_PEERS, "<peers version=\"1\" page=\"4\" pages=\"5\"/>", NM_EMSG,
+         "(the last) must hold the receiver's own entry alone");
+  admit(NM_MSG_PEERS, "<peers version=\"1\" page=\"3\" pages=\"5\"/>", &d);
+  NMT_EQ_INT(d.u.peers.page, 3);
+  NMT_EQ_INT(d.u.peers.pages, 5);
+  nm_msg_clear(&d);
+  admit(NM_MSG_PEERS, "<peers version=\"1\"/>", &d);
+  NMT_EQ_INT(d.u.peers.page, 0);
+  NMT_EQ_INT(d.u.peers.pages, 1);
+  nm_msg_clear(&d);
 
   /* status */
   refuse(NM_MSG_STATUS, "<status/>", NM_EMSG, "status: missing version");

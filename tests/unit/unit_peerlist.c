@@ -451,8 +451,53 @@ static void test_deltas(void) {
   nm_peerlist_close(&servant);
 }
 
+/* The index by id stays true through many upserts and removals (the last entry moves into
+ * each hole), and a lookup among 20,000 entries costs a hash, not a scan: 20,000 finds and
+ * removals finish in well under a second (a scan would make 200 million comparisons). */
+static void test_index_many(void) {
+  nm_peerlist l;
+  nm_peerlist_init(&l);
+  l.max = 50000;
+  enum { N = 20000 };
+  for (int i = 0; i < N; i++) {
+    nm_peer x = mk("", "x", "10.0.0.1", 1);
+    snprintf(x.id, sizeof x.id, "%016x", 0x100000 + i);
+    x.port = (uint16_t)(i % 60000 + 1);
+    NMT_EQ_INT(nm_peerlist_upsert(&l, &x), 0);
+  }
+  NMT_EQ_INT(l.count, N);
+  /* Remove every other one: each removal moves the last entry, whose index must follow. */
+  for (int i = 0; i < N; i += 2) {
+    char id[NM_ID_LEN + 1];
+    snprintf(id, sizeof id, "%016x", 0x100000 + i);
+    NMT_EQ_INT(nm_peerlist_remove(&l, id), 0);
+  }
+  NMT_EQ_INT(l.count, N / 2);
+  int bad = 0;
+  for (int i = 0; i < N; i++) {
+    char id[NM_ID_LEN + 1];
+    snprintf(id, sizeof id, "%016x", 0x100000 + i);
+    nm_peer *p = nm_peerlist_find(&l, id);
+    if (i % 2 == 0 ? p != NULL : (!p || strcmp(p->id, id) != 0 || p->port != (uint16_t)(i % 60000 + 1))) bad++;
+  }
+  NMT_EQ_INT(bad, 0);
+  /* Every entry in the array is found at its own place. */
+  for (size_t i = 0; i < l.count; i++) bad += nm_peerlist_find(&l, l.peers[i].id) != &l.peers[i];
+  NMT_EQ_INT(bad, 0);
+  /* The configured maximum holds. */
+  l.max = l.count;
+  nm_peer y = mk("ffffffffffffffff", "y", "10.0.0.2", 2);
+  NMT_EQ_INT(nm_peerlist_upsert(&l, &y), -ENOSPC);
+  nm_peerlist_clear(&l);
+  NMT_CHECK(nm_peerlist_find(&l, "0000000000100001") == NULL);
+  NMT_EQ_INT(nm_peerlist_upsert(&l, &y), 0);
+  NMT_CHECK(nm_peerlist_find(&l, y.id) == &l.peers[0]);
+  nm_peerlist_close(&l);
+}
+
 int main(void) {
   nm_xml_init();
+  NMT_RUN(test_index_many);
   NMT_RUN(test_round_trip_and_me);
   NMT_RUN(test_me_element_in_document);
   NMT_RUN(test_invalid_ids);

@@ -1,0 +1,56 @@
+/* Publishing the list (publish.c): every change to the list is queued for the delta window
+ * (--delta-window-ms, 20 by default; 0 sends each at once) and goes out with the others of
+ * the window as ONE delta, encoded once into a shared frame (nm_sbuf) that every registered
+ * session sends. A full list owed (a newcomer's, or one asked for) is sent at the window's
+ * end too, before the delta, at the version the delta reaches, and its receiver gets no
+ * delta from that window: so a burst of joins costs one delta and one set of pages. A list past NM_PEERS_PAGE entries goes in pages (docs/protocol.md, "Paged
+ * lists"): the shared pages are encoded once per list version and cached until the version
+ * changes; only the asker's own last page is built for it. */
+#ifndef NM_MANAGER_PUBLISH_H
+#define NM_MANAGER_PUBLISH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "nm_peerlist.h"
+#include "nm_sbuf.h"
+
+struct manager;
+struct mgr_session;
+
+typedef struct {
+  uv_timer_t timer;        /* the window: started by the first change queued */
+  unsigned window_ms;
+  nm_delta_change *pending; /* the window's changes, in order */
+  size_t npending, cap;
+  uint64_t base;           /* the version the servants have: where the pending changes start */
+  uint64_t flushes;        /* windows closed (each session is served at most once per one) */
+  struct mgr_session *waiters; /* sessions owed a full list at the window's end */
+  /* the shared pages of list version pages_version (pages 0..npages-1; the asker's page is
+   * npages, built per asker) */
+  nm_sbuf **pages;
+  size_t npages;
+  uint64_t pages_version;
+  int pages_valid;
+  /* what it did, for tests and metrics */
+  uint64_t delta_encodes, page_encodes, lists_sent;
+} mgr_publisher;
+
+int mgr_publish_init(struct manager *m, unsigned window_ms);
+void mgr_publish_close(struct manager *m);
+/* Queues one change (the list is updated already); closes the window at once when it is 0
+ * or full. */
+void mgr_publish_change(struct manager *m, const nm_delta_change *c);
+/* s is owed the whole list at the window's end. */
+void mgr_publish_owe_list(struct manager *m, struct mgr_session *s);
+/* s is owed the whole list: at the window's end, or now when nothing is pending. */
+void mgr_publish_list_to(struct manager *m, struct mgr_session *s);
+/* Closes the window: the full lists owed, then the delta to every other registered session. */
+void mgr_publish_flush(struct manager *m);
+/* The version every served session has (the list's, less what is pending). */
+uint64_t mgr_published_version(const struct manager *m);
+/* s goes (before it is freed): it is owed nothing any more. */
+void mgr_publish_forget(struct manager *m, struct mgr_session *s);
+
+#endif
