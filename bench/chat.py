@@ -88,9 +88,8 @@ async def overlay(h, n, lines, mesh):
                               name="manager-mesh" if mesh else "manager-full")
     t0 = time.monotonic()
     tag = "m" if mesh else "f"
-    servants = []
-    for i in range(n):
-        servants.append(await h.start_servant("%s%03d" % (tag, i), m, wait_registered=False))
+    servants = [await h.start_servant("%s%03d" % (tag, i), m, wait_registered=False)
+                for i in range(n)]  # started at once: each registers while the next starts
     for s in servants:
         await h.expect(s.wait_log(r"registered as %s\b" % re.escape(s.name), 60.0),
                        "%s registered" % s.name)

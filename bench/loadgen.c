@@ -681,9 +681,10 @@ static int run_manager(mgr_result *res) {
   run_init(r, T_MANAGER, opt.n, port);
   res->ctl0_s = ctl_status(r, port);
 
-  double rss0 = proc_rss_kib(pid), cpu0 = proc_cpu(pid);
+  double rss0 = proc_rss_kib(pid), cpu0 = proc_cpu(pid), self0 = proc_cpu(getpid());
   res->reg_s = register_all(r);
   res->reg_cpu_s = proc_cpu(pid) - cpu0;
+  double self_s = proc_cpu(getpid()) - self0;
   /* Past the bound, the sessions still registering are given up (not started ones are not
    * started): what follows measures the servants the manager holds, undisturbed. */
   if (!all_settled(r)) {
@@ -699,8 +700,10 @@ static int run_manager(mgr_result *res) {
   res->registered = r->ready;
   res->refused = r->refused;
   res->lost = r->lost;
-  printf("manager: %d of %d registered in %.2f s (%d refused, %d lost%s%s)\n", r->ready, r->n,
-         res->reg_s, r->refused, r->lost, r->why[0] ? ": " : "", r->why);
+  printf("manager: %d of %d registered in %.2f s (%d refused, %d lost%s%s); CPU: manager %.2f s, "
+         "this load generator %.2f s\n",
+         r->ready, r->n, res->reg_s, r->refused, r->lost, r->why[0] ? ": " : "", r->why,
+         res->reg_cpu_s, self_s);
   /* Quiet: every session holds the newest version (the deltas of the last joins). */
   run_until(r, settled_versions, 30000);
   double rss1 = proc_rss_kib(pid);
@@ -810,6 +813,7 @@ static int raise_fd_limit(int need) {
 
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
+  setvbuf(stdout, NULL, _IOLBF, 0); /* in order with natmesh-ctl's stderr */
   nm_log_init("natmesh-loadgen", NM_LOG_ERROR);
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -916,12 +920,13 @@ int main(int argc, char **argv) {
       figure("ctl_status_seconds", m.ctl_s, "s", m.ctl0_s, "baseline: at 0 servants");
   }
 
-  /* What cannot flake: every session the manager accepted registered, every heartbeat sent
-   * was answered, the baselines held every session. */
-  if (m.lost || m.registered + m.refused < opt.n) failures++;
+  /* What cannot flake: no session was lost (a registration bound reached or a refusal is a
+   * measured outcome, register_incomplete or register_refused, not a failure), every
+   * heartbeat sent was answered, the baselines held every session. */
+  if (m.lost) failures++;
   if (m.registered && !m.hb.complete) failures++;
   if (t.ready < nb || b.ready < nb || !t.hb.complete || !b.hb.complete) failures++;
-  printf("%s\n", failures ? "FAIL: some session or heartbeat did not complete" : "ok");
+  printf("%s\n", failures ? "FAIL: a session was lost or a heartbeat not answered" : "ok");
 
   for (int i = 0; i <= opt.n; i++) {
     nm_tls_ctx_close(&keys[i].ctx);
