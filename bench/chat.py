@@ -20,8 +20,10 @@ Rows appended to --csv (figure,n,value,unit,baseline,ratio):
   chat_mesh_available             1 or 0 (baseline 1)
   chat_connect_seconds            time until the full mesh was up; baseline: bounded mesh's
                                   (or the full mesh's own when there is none)
+  chat_full_missed, chat_mesh_missed  (line, servant) deliveries not shown within
+                                  --line-timeout; baseline: all deliveries (lines x (N-1))
 Everything is bounded: a mesh that is not up within --connect-timeout is measured as it is
-(lines still must reach everyone within --line-timeout, or the run fails).
+(a line that misses a servant within --line-timeout is counted, a line shown twice fails).
 
   python3 bench/chat.py --bindir build-bench/bin [--n 200] [--lines 30] [--csv FILE]
 """
@@ -81,6 +83,22 @@ async def wait_connected(servants, want, timeout):
     return True
 
 
+async def one_line(sender, servants, text, timeout):
+    """sender types text; returns (arrival delays at each other servant that showed it
+    within timeout, how many did not, how many showed it more than once)."""
+    since = {r: r.mark() for r in servants if r is not sender}
+    pat = r"^%s: %s$" % (re.escape(sender.name), re.escape(text))
+    t0 = time.monotonic()
+    await sender.send(text)
+    got = await asyncio.gather(*(r.wait_for_line(pat, timeout, since=i) for r, i in since.items()),
+                               return_exceptions=True)
+    delays = [g.line.t - t0 for g in got if not isinstance(g, BaseException)]
+    rx = re.compile(pat)
+    dup = sum(1 for r, i in since.items()
+              if sum(1 for l in r.streams["stdout"][i:] if rx.search(l.text)) > 1)
+    return delays, len(got) - len(delays), dup
+
+
 async def overlay(h, n, lines, mesh):
     port_range = h.free_port_range(n + 40)
     extra = ("--mesh-above", "16", "--mesh-degree", "8") if mesh else ()
@@ -102,18 +120,28 @@ async def overlay(h, n, lines, mesh):
     secs = time.monotonic() - t0
     h.note("%s: %d servants up in %.1fs (%s)" % ("bounded mesh" if mesh else "full mesh", n, secs,
                                                   "every connection" if ok else "not every connection"))
-    await h.chat_round([servants[0]], servants, "warm-up-%s" % tag, timeout=ARGS.line_timeout)
-    to_all, to_first = [], []
+    _, miss, _ = await one_line(servants[0], servants, "warm-up-%s" % tag, ARGS.line_timeout)
+    h.note("warm-up line: %d of %d servants showed it" % (n - 1 - miss, n - 1))
+    # A line that misses some servant within --line-timeout is counted (chat_*_missed), not
+    # waited for; a line shown twice anywhere fails the run (display is exactly once).
+    to_all, to_first, missed = [], [], 0
     for k in range(lines):
         sender = servants[(k * 7) % n]
-        lat, sent = await h.chat_round([sender], servants, "%s-line-%d" % (tag, k), timeout=ARGS.line_timeout)
-        h.check_exactly_once(servants, sent, "%s line %d" % (tag, k))
-        to_all.append(max(lat.values()))
-        to_first.append(min(lat.values()))
+        delays, miss, dup = await one_line(sender, servants, "%s-line-%d %s" % (tag, k, harness.random_id()),
+                                           ARGS.line_timeout)
+        h.check(dup == 0, "%s line %d: shown once by each servant (%d showed it twice)" % (tag, k, dup))
+        missed += miss
+        if miss:
+            h.note("%s line %d: %d of %d servants did not show it within %.0fs" %
+                   (tag, k, miss, n - 1, ARGS.line_timeout))
+        elif delays:
+            to_all.append(max(delays))
+            to_first.append(min(delays))
+    h.check(to_all, "%s: some line reached every servant" % tag)
     for s in servants:
         await s.stop(grace=2.0)
     await m.stop()
-    return secs, to_all, to_first
+    return secs, to_all, to_first, missed
 
 
 def row(f, n, v, unit, b):
@@ -128,18 +156,21 @@ async def test(h, args):
     n = args.n
     rc = subprocess.run([h.binary("natmesh-manager"), "--help"], capture_output=True, text=True)
     has_mesh = "--mesh-above" in rc.stdout + rc.stderr
-    full_secs, full_all, full_first = await overlay(h, n, args.lines, False)
+    full_secs, full_all, full_first, full_missed = await overlay(h, n, args.lines, False)
     mesh_secs = None
     if has_mesh:
-        mesh_secs, mesh_all, _ = await overlay(h, n, args.lines, True)
+        mesh_secs, mesh_all, _, mesh_missed = await overlay(h, n, args.lines, True)
     print("chat: %d servants, %d lines each overlay" % (n, args.lines))
     row("chat_full_p50", n, pct(full_all, 0.5), "s", pct(full_first, 0.5))
     row("chat_full_p99", n, pct(full_all, 0.99), "s", pct(full_first, 0.99))
     row("chat_mesh_available", n, 1.0 if has_mesh else 0.0, "bool", 1.0)
     row("chat_connect_seconds", n, full_secs, "s", mesh_secs if mesh_secs else full_secs)
+    # Deliveries missed: (line, receiver) pairs not shown within --line-timeout.
+    row("chat_full_missed", n, full_missed, "deliveries", args.lines * (n - 1))
     if has_mesh:
         row("chat_mesh_p50", n, pct(mesh_all, 0.5), "s", pct(full_all, 0.5))
         row("chat_mesh_p99", n, pct(mesh_all, 0.99), "s", pct(full_all, 0.99))
+        row("chat_mesh_missed", n, mesh_missed, "deliveries", args.lines * (n - 1))
 
 
 if __name__ == "__main__":
