@@ -6,6 +6,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,10 @@ typedef struct {
   char content_type[64];
   char *body;
   size_t len;
+  uint64_t requests; /* GETs and HEADs answered with it, for nm_http_requests */
+  uint64_t gen;      /* publications so far: a waiting request sees it move */
+  int on_demand;     /* built when asked for (nm_http_on_demand) */
+  int wanted;        /* asked for since the loop last took the request */
 } nm__http_doc;
 
 struct nm_http {
@@ -26,6 +31,9 @@ struct nm_http {
   pthread_mutex_t lock; /* guards docs: held for a swap or one copy, never across I/O */
   nm__http_doc docs[NM_HTTP_DOCS_MAX];
   size_t ndocs;
+  pthread_cond_t fresh;          /* broadcast on every publication */
+  void (*wake)(void *wake_arg);  /* asks the loop for on-demand documents; NULL: off */
+  void *wake_arg;
 };
 
 int nm_http_parse_listen(const char *spec, char *ip, size_t iplen, uint16_t *port) {
@@ -89,8 +97,23 @@ static enum MHD_Result nm__http_on_request(void *cls, struct MHD_Connection *con
   for (size_t i = 0; i < h->ndocs; i++) {
     nm__http_doc *d = &h->docs[i];
     if (strcmp(d->path, url) != 0 || !d->body) continue;
+    if (d->on_demand && h->wake) {
+      /* Built when asked for: wake the loop and wait (bounded) for the new copy; past the
+       * wait, the last one is served. */
+      uint64_t gen = d->gen;
+      d->wanted = 1;
+      h->wake(h->wake_arg);
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_sec += NM_HTTP_DEMAND_WAIT_MS / 1000;
+      until.tv_nsec += (long)(NM_HTTP_DEMAND_WAIT_MS % 1000) * 1000000L;
+      if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+      while (d->gen == gen && h->wake)
+        if (pthread_cond_timedwait(&h->fresh, &h->lock, &until) != 0) break;
+    }
     r = MHD_create_response_from_buffer(d->len, d->body, MHD_RESPMEM_MUST_COPY);
     snprintf(type, sizeof type, "%s", d->content_type);
+    d->requests++;
     break;
   }
   pthread_mutex_unlock(&h->lock);
@@ -154,6 +177,7 @@ int nm_http_start(nm_http **out, const char *ip, uint16_t port, char *err, size_
   if (!h) return snprintf(err, errlen, "out of memory"), -ENOMEM;
   h->fd = -1;
   pthread_mutex_init(&h->lock, NULL);
+  pthread_cond_init(&h->fresh, NULL);
   /* Our own socket, so that a refused bind says why (libmicrohttpd only says NULL). */
   int rc = nm__http_bind(h, ip, port, err, errlen);
   if (rc < 0) {
@@ -203,7 +227,9 @@ int nm_http_publish(nm_http *h, const char *path, const char *content_type, cons
     old = d->body;
     d->body = copy;
     d->len = len;
+    d->gen++;
     copy = NULL;
+    pthread_cond_broadcast(&h->fresh);
   }
   pthread_mutex_unlock(&h->lock);
   free(old);
@@ -217,5 +243,28 @@ void nm_http_stop(nm_http *h) {
   if (h->fd >= 0) close(h->fd);
   for (size_t i = 0; i < h->ndocs; i++) free(h->docs[i].body);
   pthread_mutex_destroy(&h->lock);
+  pthread_cond_destroy(&h->fresh);
   free(h);
+}
+
+void nm_http_on_demand(nm_http *h, const char *path, void (*wake)(void *arg), void *arg) {
+  pthread_mutex_lock(&h->lock);
+  h->wake = wake;
+  h->wake_arg = arg;
+  for (size_t i = 0; i < h->ndocs; i++)
+    if (strcmp(h->docs[i].path, path) == 0) h->docs[i].on_demand = wake != NULL;
+  pthread_cond_broadcast(&h->fresh); /* off: nobody waits any more */
+  pthread_mutex_unlock(&h->lock);
+}
+
+int nm_http_take_wanted(nm_http *h, const char *path) {
+  int wanted = 0;
+  pthread_mutex_lock(&h->lock);
+  for (size_t i = 0; i < h->ndocs; i++)
+    if (strcmp(h->docs[i].path, path) == 0) {
+      wanted = h->docs[i].wanted;
+      h->docs[i].wanted = 0;
+    }
+  pthread_mutex_unlock(&h->lock);
+  return wanted;
 }

@@ -45,6 +45,15 @@ uint16_t nm_http_port(const nm_http *h);
  * document stays). Safe from any one thread (the loop's) while the HTTP thread runs. */
 int nm_http_publish(nm_http *h, const char *path, const char *content_type, const char *body, size_t len);
 
+/* Makes the document at path (published once already) one the loop builds when asked
+ * for: a request calls wake(arg) from the HTTP thread (it must be thread-safe, e.g.
+ * uv_async_send; called with nm_http's lock held, so it must not call back into nm_http)
+ * and waits up to NM_HTTP_DEMAND_WAIT_MS for the next nm_http_publish of it, else serves
+ * the last copy. wake NULL turns it off (before the loop's wake handle goes). */
+#define NM_HTTP_DEMAND_WAIT_MS 2000
+void nm_http_on_demand(nm_http *h, const char *path, void (*wake)(void *arg), void *arg);
+/* Whether the document at path was asked for since the last call (which clears it). */
+int nm_http_take_wanted(nm_http *h, const char *path);
 /* Stops the thread, closes the socket and frees everything. NULL is fine. */
 void nm_http_stop(nm_http *h);
 

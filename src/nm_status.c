@@ -305,9 +305,14 @@ int nm_status_from_doc(xmlDoc *doc, nm_status *st, char *err, size_t errlen) {
 
 int nm_status_parse(const char *buf, size_t len, nm_status *st, xmlDoc **doc_out, char *err,
                     size_t errlen) {
+  return nm_status_parse_max(buf, len, NM_XML_MAX_BYTES, st, doc_out, err, errlen);
+}
+
+int nm_status_parse_max(const char *buf, size_t len, size_t max, nm_status *st, xmlDoc **doc_out, char *err,
+                        size_t errlen) {
   xmlDoc *doc;
   if (doc_out) *doc_out = NULL;
-  int rc = nm_xml_parse(buf, len, &doc, err, errlen);
+  int rc = nm_xml_parse_max(buf, len, max, &doc, err, errlen);
   if (rc < 0) return rc;
   rc = nm_status_from_doc(doc, st, err, errlen);
   if (rc < 0 || !doc_out)

@@ -136,5 +136,11 @@ int nm_status_from_doc(xmlDoc *doc, nm_status *st, char *err, size_t errlen);
  * xmlFreeDoc. */
 int nm_status_parse(const char *buf, size_t len, nm_status *st, xmlDoc **doc_out, char *err,
                     size_t errlen);
+/* The same with another size cap: a status natmesh-ctl put together from pages (each page
+ * was at most a frame) may be larger than one document may. NM_STATUS_DOC_MAX is the cap
+ * natmesh-ctl uses. */
+#define NM_STATUS_DOC_MAX (256u * 1024u * 1024u)
+int nm_status_parse_max(const char *buf, size_t len, size_t max, nm_status *st, xmlDoc **doc_out, char *err,
+                        size_t errlen);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,11 +115,14 @@ static int nm__xml_finish(xmlParserCtxt *ctxt, xmlDoc *doc, const nm__xml_first_
 #define NM_XML_OPTIONS (XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOCDATA)
 
 int nm_xml_parse(const char *buf, size_t len, xmlDoc **out, char *err, size_t errlen) {
+  return nm_xml_parse_max(buf, len, NM_XML_MAX_BYTES, out, err, errlen);
+}
+
+int nm_xml_parse_max(const char *buf, size_t len, size_t max, xmlDoc **out, char *err, size_t errlen) {
   *out = NULL;
   nm_xml_init();
-  if (len > NM_XML_MAX_BYTES) {
-    snprintf(err, errlen, "document of %zu bytes exceeds the %d byte limit", len,
-             NM_XML_MAX_BYTES);
+  if (len > max || len > INT_MAX) {
+    snprintf(err, errlen, "document of %zu bytes exceeds the %zu byte limit", len, max);
     return NM_EXML_HOSTILE;
   }
   if (len == 0) {

@@ -22,6 +22,8 @@ void nm_xml_init(void);
  * On failure returns a negative NM_E* code and writes a one-line reason (with line number
  * when libxml2 gives one) to err. */
 int nm_xml_parse(const char *buf, size_t len, xmlDoc **out, char *err, size_t errlen);
+/* The same with another size cap (natmesh-ctl's status put together from pages). */
+int nm_xml_parse_max(const char *buf, size_t len, size_t max, xmlDoc **out, char *err, size_t errlen);
 
 /* Same for a file; the reason names the file and line. */
 int nm_xml_parse_file(const char *path, xmlDoc **out, char *err, size_t errlen);

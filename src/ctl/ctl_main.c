@@ -170,7 +170,8 @@ static int nmctl_fetch_status(const nmctl_opts *o, nm_status *st, xmlDoc **doc) 
     return r == NMCTL_FETCH_UNREACHABLE ? NMCTL_EXIT_UNREACHABLE : NMCTL_EXIT_BAD_ANSWER;
   }
   nm_status_init(st);
-  int rc = nm_status_parse(f.reply, f.reply_len, st, doc, err, sizeof err);
+  /* Pages put together may pass one document's 1 MiB (each page was at most a frame). */
+  int rc = nm_status_parse_max(f.reply, f.reply_len, NM_STATUS_DOC_MAX, st, doc, err, sizeof err);
   free(f.reply);
   if (rc < 0) {
     /* Field errors name their message ("status: servant ...: invalid port"); the sentence

@@ -65,6 +65,12 @@ int nmctl_pages_add(nmctl_pages *p, const char *payload, size_t len, char *err, 
     xmlFreeDoc(doc);
     return NM_EMSG;
   }
+  if (len > NM_STATUS_DOC_MAX - p->bytes) {
+    snprintf(err, errlen, "status: more than %u bytes across its pages", NM_STATUS_DOC_MAX);
+    xmlFreeDoc(doc);
+    return NM_EMSG;
+  }
+  p->bytes += len;
   /* Count before keeping anything: the total is bounded, whatever the pages say. */
   size_t n = 0;
   for (xmlNode *c = root->children; c; c = c->next)

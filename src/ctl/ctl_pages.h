@@ -18,6 +18,7 @@ typedef struct {
   uint64_t version;
   unsigned pages, next;
   size_t servants;
+  size_t bytes; /* of the pages so far: at most NM_STATUS_DOC_MAX */
 } nmctl_pages;
 
 void nmctl_pages_init(nmctl_pages *p);

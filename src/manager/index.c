@@ -83,6 +83,26 @@ static void mgr__port_release(mgr_index *x, mgr_session *s) {
   }
 }
 
+#define MGR__LIST_ADD(head, s, in, prev, next)                                                      \
+  do {                                                                                              \
+    if ((s)->in) break;                                                                             \
+    (s)->in = 1;                                                                                    \
+    (s)->prev = NULL;                                                                               \
+    (s)->next = (head);                                                                             \
+    if (head) (head)->prev = (s);                                                                   \
+    (head) = (s);                                                                                   \
+  } while (0)
+
+#define MGR__LIST_DEL(head, s, in, prev, next)                                                      \
+  do {                                                                                              \
+    if (!(s)->in) break;                                                                            \
+    (s)->in = 0;                                                                                    \
+    if ((s)->prev) (s)->prev->next = (s)->next;                                                     \
+    else (head) = (s)->next;                                                                        \
+    if ((s)->next) (s)->next->prev = (s)->prev;                                                     \
+    (s)->prev = (s)->next = NULL;                                                                   \
+  } while (0)
+
 static int mgr__holds_port_in(int st) {
   return st == MGR_SESSION_WELCOMED || st == MGR_SESSION_REPLACING || st == MGR_SESSION_REGISTERED;
 }
@@ -106,6 +126,10 @@ void mgr_index_set_state(mgr_index *x, mgr_session *s, int st) {
   }
   s->state = (mgr_session_state)st;
   mgr__count(x, s, st, +1);
+  if (s->role == NM_ROLE_RELAY && st == MGR_SESSION_REGISTERED)
+    MGR__LIST_ADD(x->relays, s, in_relays, rly_prev, rly_next);
+  else
+    MGR__LIST_DEL(x->relays, s, in_relays, rly_prev, rly_next);
   if (mgr__listed_in(st)) {
     mgr_session *other = NULL;
     HASH_FIND(hh_id, x->listed, s->id, strlen(s->id), other);
@@ -139,27 +163,7 @@ mgr_session *mgr_index_find(const mgr_index *x, const char *id) {
   return s;
 }
 
-/* ---- the two short lists ----------------------------------------------------------------- */
-
-#define MGR__LIST_ADD(head, s, in, prev, next)                                                      \
-  do {                                                                                              \
-    if ((s)->in) break;                                                                             \
-    (s)->in = 1;                                                                                    \
-    (s)->prev = NULL;                                                                               \
-    (s)->next = (head);                                                                             \
-    if (head) (head)->prev = (s);                                                                   \
-    (head) = (s);                                                                                   \
-  } while (0)
-
-#define MGR__LIST_DEL(head, s, in, prev, next)                                                      \
-  do {                                                                                              \
-    if (!(s)->in) break;                                                                            \
-    (s)->in = 0;                                                                                    \
-    if ((s)->prev) (s)->prev->next = (s)->next;                                                     \
-    else (head) = (s)->next;                                                                        \
-    if ((s)->next) (s)->next->prev = (s)->prev;                                                     \
-    (s)->prev = (s)->next = NULL;                                                                   \
-  } while (0)
+/* ---- the short lists ---------------------------------------------------------------------- */
 
 void mgr_index_track_relayed(mgr_index *x, mgr_session *s) {
   MGR__LIST_ADD(x->relayed, s, in_relayed, rel_prev, rel_next);
@@ -197,4 +201,5 @@ void mgr_index_forget(mgr_index *x, mgr_session *s) {
   }
   MGR__LIST_DEL(x->relayed, s, in_relayed, rel_prev, rel_next);
   MGR__LIST_DEL(x->accused, s, in_accused, acc_prev, acc_next);
+  MGR__LIST_DEL(x->relays, s, in_relays, rly_prev, rly_next);
 }

@@ -27,6 +27,7 @@ typedef struct {
   mgr_port_entry *ports;      /* uthash head, by (ip, port) */
   struct mgr_session *relayed; /* intrusive list (rel_prev, rel_next) */
   struct mgr_session *accused; /* intrusive list (acc_prev, acc_next) */
+  struct mgr_session *relays;  /* registered sessions of role relay (rly_prev, rly_next): exact */
   size_t servants;            /* welcomed, replacing or registered */
   size_t registered_servants; /* registered with role servant */
   size_t ctl;                 /* ctl sessions */

@@ -102,6 +102,7 @@ static void mgr__on_signal(uv_signal_t *sig, int signum) {
   m->stopping = 1;
   nm_log_info("signal %d: stopping", signum);
   nm_notify_stopping(&m->notify);
+  mgr_metrics_quiesce(m);
   for (mgr_session *s = m->sessions; s; s = s->next) mgr_session_retire(s, MGR_RETIRE_STOPPING, NULL);
   uv_close((uv_handle_t *)&m->server, NULL);
   uv_close((uv_handle_t *)&m->sweep, NULL);

@@ -167,7 +167,9 @@ typedef struct mgr_session {
   /* index.h: the table of listed sessions by id, the port it holds there (held_port at
    * conn.peer_ip, while holds_port), and the relayed and accused lists */
   UT_hash_handle hh_id;
-  int in_listed, holds_port, in_relayed, in_accused;
+  int in_listed, holds_port, in_relayed, in_accused, in_relays;
+  struct mgr_session *rly_prev, *rly_next;
+  uint64_t pool_mark; /* registry.c, mgr_relay_pool: already in this pick's pool */
   /* publish.h: owed a full list at the window's end (on the waiters' list), and the last
    * window that served it one (it gets no delta from that window) */
   int list_waiting;
@@ -189,8 +191,10 @@ struct manager {
   uv_signal_t sigint, sigterm;
   nm_notify notify; /* systemd: READY, STATUS, STOPPING, watchdog (main.c) */
   mgr_config cfg;
-  mgr_session *sessions;
+  mgr_session *sessions; /* newest first */
+  mgr_session *sessions_tail; /* the oldest */
   size_t nsessions;
+  uint64_t pool_picks; /* mgr_relay_pool calls, marking its sessions */
   mgr_index index; /* listed sessions by id, held ports, counts, relayed and accused (index.h) */
   mgr_list list; /* what is published; list.version counts changes */
   size_t max_servants; /* servant and relay sessions at once (MGR_SERVANTS_LIMIT) */
@@ -247,6 +251,13 @@ void mgr_list_hand_over(manager *m, mgr_session *old, mgr_session *s);
 void mgr_list_forget(manager *m, mgr_session *s);
 /* Whether s (in the list) would now be dialled elsewhere than its published entry says. */
 int mgr_session_moved(const mgr_session *s);
+/* The registered sessions a relay choice for s must look at, into *out (malloc'ed; the
+ * caller frees): s itself, every dedicated relay, every session serving clients, the one
+ * prefer_id names, and servants from the longest connected on up to the first that could
+ * serve s with no client yet (who wins among servants when no dedicated relay can). Not
+ * every session: mgr_relay_choose picks the same from these as from all of them (ties on
+ * the connection's millisecond apart). Returns how many, or -ENOMEM. */
+long mgr_relay_pool(manager *m, mgr_session *s, const char *prefer_id, mgr_session ***out);
 void mgr_session_to_peer(const mgr_session *s, nm_peer *p);
 /* s's candidate addresses in the manager's order (docs/protocol.md, "Candidates"): its
  * mapped external address, its observed address, then its own interface addresses, each

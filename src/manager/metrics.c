@@ -17,6 +17,8 @@ typedef struct mgr_metrics {
   uv_timer_t timer;
   manager *mgr;
   nm_http *http;
+  uv_async_t asked; /* the HTTP thread asks for /status.json */
+  int asked_open;
 } mgr_metrics;
 
 static const char *const mgr__refused_names[MGR_REFUSED_N] = {
@@ -146,22 +148,40 @@ static int mgr__metrics_text(manager *m, char **out, size_t *len) {
   return rc;
 }
 
-static void mgr__metrics_publish(mgr_metrics *mm) {
-  manager *m = mm->mgr;
-  char *text = NULL;
-  size_t len = 0;
-  if (mgr__metrics_text(m, &text, &len) == 0) nm_http_publish(mm->http, "/metrics", NM_METRICS_CONTENT_TYPE, text, len);
-  free(text);
+/* The status JSON, every servant in it: built when someone asks (nm_http_on_demand), not
+ * every second, so a manager nobody watches builds none. */
+static void mgr__status_publish(mgr_metrics *mm) {
   nm_status st;
   nm_status_init(&st);
-  text = NULL;
-  if (mgr_status_collect(m, &st) == 0 && nm_status_to_json(&st, 0, &text, &len) == 0)
+  char *text = NULL;
+  size_t len = 0;
+  if (mgr_status_collect(mm->mgr, &st) == 0 && nm_status_to_json(&st, 0, &text, &len) == 0)
     nm_http_publish(mm->http, "/status.json", "application/json", text, len);
   free(text);
   nm_status_close(&st);
 }
 
+static void mgr__metrics_publish(mgr_metrics *mm) {
+  char *text = NULL;
+  size_t len = 0;
+  if (mgr__metrics_text(mm->mgr, &text, &len) == 0)
+    nm_http_publish(mm->http, "/metrics", NM_METRICS_CONTENT_TYPE, text, len);
+  free(text);
+}
+
 static void mgr__metrics_tick(uv_timer_t *t) { mgr__metrics_publish(t->data); }
+
+static void mgr__on_asked(uv_async_t *a) {
+  mgr_metrics *mm = a->data;
+  if (nm_http_take_wanted(mm->http, "/status.json")) mgr__status_publish(mm);
+}
+
+/* From the HTTP thread: uv_async_send is the one libuv call safe there. */
+static void mgr__wake(void *arg) { uv_async_send(&((mgr_metrics *)arg)->asked); }
+
+void mgr_metrics_quiesce(manager *m) {
+  if (m->metrics) nm_http_on_demand(m->metrics->http, "/status.json", NULL, NULL);
+}
 
 int mgr_metrics_start(manager *m) {
   if (!m->cfg.metrics[0]) return 0;
@@ -178,6 +198,13 @@ int mgr_metrics_start(manager *m) {
   }
   nm_http_publish(mm->http, "/", NM_WEB_PAGE_CONTENT_TYPE, nm_web_page, nm_web_page_len);
   mgr__metrics_publish(mm);
+  mgr__status_publish(mm);
+  if (uv_async_init(m->loop, &mm->asked, mgr__on_asked) == 0) {
+    mm->asked.data = mm;
+    mm->asked_open = 1;
+    uv_unref((uv_handle_t *)&mm->asked);
+    nm_http_on_demand(mm->http, "/status.json", mgr__wake, mm);
+  }
   uv_timer_init(m->loop, &mm->timer);
   mm->timer.data = mm;
   uv_timer_start(&mm->timer, mgr__metrics_tick, MGR_METRICS_PERIOD_MS, MGR_METRICS_PERIOD_MS);
@@ -193,7 +220,9 @@ int mgr_metrics_start(manager *m) {
 void mgr_metrics_stop(manager *m) {
   mgr_metrics *mm = m->metrics;
   if (!mm) return;
-  /* Called once the loop has closed every handle, the timer included. */
+  /* Called once the loop has closed every handle, the timer and the async included (the
+   * HTTP thread was told to stop waking it first: mgr_metrics_quiesce). */
+  nm_http_on_demand(mm->http, "/status.json", NULL, NULL);
   nm_http_stop(mm->http);
   free(mm);
   m->metrics = NULL;

@@ -4,10 +4,13 @@
  *
  * How the HTTP thread gets its data without blocking the loop: the loop publishes. Once a
  * second (MGR_METRICS_PERIOD_MS, a uv_timer that holds the loop open for nobody) it builds
- * the Prometheus text from mgr_stats and the sessions, and the status JSON from the same
- * nm_status natmesh-ctl gets, and hands both to nm_http_publish, which swaps them in under a
- * mutex. The HTTP thread only ever copies the latest snapshot: it never reads the manager's
- * state, never waits for the loop, and a scrape is at most a second old. (The other way,
+ * the Prometheus text from mgr_stats and the sessions, and hands it to nm_http_publish,
+ * which swaps it in under a mutex. The status JSON (the same nm_status natmesh-ctl gets,
+ * every servant in it: the costly one) is built on demand: a request for /status.json
+ * wakes the loop (uv_async_send, nm_http_on_demand) and waits, at most
+ * NM_HTTP_DEMAND_WAIT_MS, for the loop to publish a new one; a manager nobody watches builds
+ * none. The HTTP thread never reads the manager's state; a scrape is at most a second old,
+ * a status as fresh as the request. (The other way,
  * the HTTP thread asking the loop through uv_async and waiting, would make every scrape
  * wait for a busy loop and couple the two threads; a snapshot a second is cheap: the status
  * is built the same way for every natmesh-ctl status.) */
@@ -50,5 +53,8 @@ struct manager;
 int mgr_metrics_start(struct manager *m);
 /* Stops it (joins the HTTP thread); a no-op when not started. */
 void mgr_metrics_stop(struct manager *m);
+
+/* Before the loop's handles close: the HTTP thread stops waking the loop for the status. */
+void mgr_metrics_quiesce(struct manager *m);
 
 #endif

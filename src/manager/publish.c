@@ -210,6 +210,10 @@ static nm_sbuf *mgr__delta_frame(manager *m) {
   return sb;
 }
 
+void mgr_publish_settle(manager *m) {
+  if (m->pub.npending || m->pub.waiters) mgr_publish_flush(m);
+}
+
 void mgr_publish_flush(manager *m) {
   mgr_publisher *p = &m->pub;
   uv_timer_stop(&p->timer);

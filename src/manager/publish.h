@@ -48,6 +48,10 @@ void mgr_publish_owe_list(struct manager *m, struct mgr_session *s);
 void mgr_publish_list_to(struct manager *m, struct mgr_session *s);
 /* Closes the window: the full lists owed, then the delta to every other registered session. */
 void mgr_publish_flush(struct manager *m);
+/* Closes the window now if anything is pending or owed: before a message that names list
+ * entries (relay-serve, relay-assign), so that its receiver knows them, as it did when every
+ * change went out at once. */
+void mgr_publish_settle(struct manager *m);
 /* The version every served session has (the list's, less what is pending). */
 uint64_t mgr_published_version(const struct manager *m);
 /* s goes (before it is freed): it is owed nothing any more. */

@@ -180,3 +180,72 @@ void mgr_publish_leave(manager *m, mgr_session *s, const char *reason) {
   m->list.version++;
   mgr_publish_change(m, &c);
 }
+
+/* ---- the relay choice's pool -------------------------------------------------------------- */
+
+/* Steps from the longest connected servant on before the pool gives up looking for one
+ * that could serve and takes every registered session instead (an overlay where hardly
+ * anyone is reachable). */
+#define MGR_POOL_WALK_MAX 4096
+
+typedef struct {
+  mgr_session **v;
+  size_t n, cap;
+  uint64_t mark;
+} mgr__pool;
+
+static int mgr__pool_add(mgr__pool *p, mgr_session *r) {
+  if (!r || r->state != MGR_SESSION_REGISTERED || r->pool_mark == p->mark) return 0;
+  if (p->n == p->cap) {
+    size_t ncap = p->cap ? p->cap * 2 : 32;
+    mgr_session **nv = realloc(p->v, ncap * sizeof *nv);
+    if (!nv) return -ENOMEM;
+    p->v = nv;
+    p->cap = ncap;
+  }
+  r->pool_mark = p->mark;
+  p->v[p->n++] = r;
+  return 0;
+}
+
+/* What relay_choice.c asks of a candidate that serves nobody yet, for client s. */
+static int mgr__could_serve(const mgr_session *s, const mgr_session *r, const mgr_verdict_rules *rules,
+                            uint64_t now) {
+  int pair = s->pair && (s->reach == NM_REACH_DIRECT || s->reach == NM_REACH_MAPPED); /* relays.c's pair client */
+  return r != s && r->max_clients > 0 && (r->reach == NM_REACH_DIRECT || r->reach == NM_REACH_MAPPED) &&
+         !r->provisional && mgr_complaints_reporters(&r->complaints, rules, now) == 0 &&
+         (!pair || (mgr_complaints_live(&s->complaints, r->id, rules, now) == 0 &&
+                    mgr_complaints_live(&r->complaints, s->id, rules, now) == 0));
+}
+
+long mgr_relay_pool(manager *m, mgr_session *s, const char *prefer_id, mgr_session ***out) {
+  mgr__pool p = {NULL, 0, 0, ++m->pool_picks};
+  int rc = mgr__pool_add(&p, s);
+  for (mgr_session *r = m->index.relays; r && rc == 0; r = r->rly_next) rc = mgr__pool_add(&p, r);
+  if (prefer_id && rc == 0) rc = mgr__pool_add(&p, mgr_find_registered(m, prefer_id));
+  /* Sessions serving clients: named by their clients, which are all on the relayed list. */
+  for (mgr_session *c = m->index.relayed; c && rc == 0; c = c->rel_next)
+    if (mgr_session_listed(c) && c->relay_id[0]) rc = mgr__pool_add(&p, mgr_find_registered(m, c->relay_id));
+  uint64_t servers = p.mark; /* everything marked so far serves someone, or is s */
+  /* The longest connected servant that could serve with no client yet. */
+  mgr_verdict_rules rules = mgr_rules(m);
+  uint64_t now = mgr_now_ms(m);
+  size_t steps = 0;
+  int found = 0;
+  for (mgr_session *r = m->sessions_tail; r && rc == 0 && !found; r = r->prev) {
+    if (r->state != MGR_SESSION_REGISTERED || r->pool_mark == servers) continue;
+    if (++steps > MGR_POOL_WALK_MAX) break;
+    if (mgr__could_serve(s, r, &rules, now)) {
+      rc = mgr__pool_add(&p, r);
+      found = 1;
+    }
+  }
+  if (rc == 0 && !found && steps > MGR_POOL_WALK_MAX)
+    for (mgr_session *r = m->sessions; r && rc == 0; r = r->next) rc = mgr__pool_add(&p, r);
+  if (rc < 0) {
+    free(p.v);
+    return rc;
+  }
+  *out = p.v;
+  return (long)p.n;
+}

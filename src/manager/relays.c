@@ -45,11 +45,16 @@ static int mgr__pair_side(const mgr_session *s, const mgr_session *r, const mgr_
 }
 
 int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char *prefer_token) {
-  /* Describe every registered session to the policy; sessions taking a registration over
-   * are not candidates until they are listening again. */
-  mgr_relay_candidate *cands = calloc(m->nsessions ? m->nsessions : 1, sizeof *cands);
-  mgr_session **who = calloc(m->nsessions ? m->nsessions : 1, sizeof *who);
+  /* Describe the registered sessions that matter to the policy (mgr_relay_pool: never a
+   * walk over every session per pick); sessions taking a registration over are not
+   * candidates until they are listening again. */
+  mgr_session **pool = NULL;
+  long npool = mgr_relay_pool(m, s, prefer_id, &pool);
+  if (npool < 0) return (int)npool;
+  mgr_relay_candidate *cands = calloc(npool ? (size_t)npool : 1, sizeof *cands);
+  mgr_session **who = calloc(npool ? (size_t)npool : 1, sizeof *who);
   if (!cands || !who) {
+    free(pool);
     free(cands);
     free(who);
     return -ENOMEM;
@@ -58,8 +63,8 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
   uint64_t now = mgr_now_ms(m);
   int pair = mgr__pair_client(s);
   size_t n = 0;
-  for (mgr_session *r = m->sessions; r && n < m->nsessions; r = r->next) {
-    if (r->state != MGR_SESSION_REGISTERED) continue;
+  for (long k = 0; k < npool; k++) {
+    mgr_session *r = pool[k];
     mgr_relay_candidate *c = &cands[n];
     c->is_client = r == s;
     c->dedicated = r->role == NM_ROLE_RELAY;
@@ -72,6 +77,7 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
     c->connected_ms = now - r->connected_ms;
     who[n++] = r;
   }
+  free(pool);
   /* Client counts from the assignments, in one pass over the (few) relayed servants. */
   for (mgr_session *c = m->index.relayed; c; c = c->rel_next) {
     if (!mgr_session_listed(c) || !c->relay_id[0] || c == s) continue;
@@ -109,6 +115,7 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
 
 void mgr_relay_send_serve(manager *m, mgr_session *relay) {
   if (relay->state != MGR_SESSION_REGISTERED) return;
+  mgr_publish_settle(m); /* the relay knows its clients from the list before it serves them */
   nm_msg *msg = calloc(1, sizeof *msg); /* room for NM_RELAY_CLIENTS_MAX clients: 13 kB */
   if (!msg) return;
   msg->type = NM_MSG_RELAY_SERVE;
@@ -129,6 +136,7 @@ void mgr_relay_send_serve(manager *m, mgr_session *relay) {
 
 void mgr_relay_send_assign(manager *m, mgr_session *client) {
   if (client->state != MGR_SESSION_REGISTERED) return;
+  mgr_publish_settle(m); /* the client knows its relay from the list before it pulls */
   mgr_session *relay = client->relay_id[0] ? mgr_find_listed(m, client->relay_id) : NULL;
   nm_msg msg = {.type = NM_MSG_RELAY_ASSIGN};
   nm_msg_relay_assign *a = &msg.u.relay_assign;

@@ -153,6 +153,7 @@ static void mgr__session_closed(nm_conn *c) {
   if (s->prev) s->prev->next = s->next;
   else m->sessions = s->next;
   if (s->next) s->next->prev = s->prev;
+  else m->sessions_tail = s->prev;
   m->nsessions--;
   free(s->local);
   free(s);
@@ -589,6 +590,7 @@ void mgr_on_connection(uv_stream_t *server, int status) {
   s->conn.traffic = &m->stats.traffic;
   s->next = m->sessions;
   if (m->sessions) m->sessions->prev = s;
+  else m->sessions_tail = s;
   m->sessions = s;
   m->nsessions++;
   s->connected_ms = s->last_heard_ms = mgr_now_ms(m);

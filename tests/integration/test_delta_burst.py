@@ -43,7 +43,9 @@ def deltas_of(frames):
 
 async def test(h):
     mport = h.free_port()
-    m = await h.start_manager(extra=["--delta-window-ms", str(WINDOW_MS), "--metrics", "127.0.0.1:%d" % mport])
+    # A long timeout: on a loaded host the test's own handshakes may starve its heartbeats.
+    m = await h.start_manager(heartbeat=2, timeout=60,
+                              extra=["--delta-window-ms", str(WINDOW_MS), "--metrics", "127.0.0.1:%d" % mport])
     observers = [RawServant(h, "obs%d" % i, listen=False, port=0) for i in range(3)]
     for o in observers:
         await o.register(m)

@@ -33,6 +33,13 @@ def peer_xml(id_, name, ip="127.0.0.1", port=4000, me=False, key=SOME_KEY):
             % (id_, name, ip, port, key, "TRUE" if me else "FALSE"))
 
 
+def page(version, k, pages, tag, n=1):
+    """Page k of pages of a list: n made-up peers (the last page marks its first as me)."""
+    last = k == pages - 1
+    peers = "".join(peer_xml(random_id(), "%s-%d" % (tag, i), me=last and i == 0) for i in range(n))
+    return '<peers version="%d" page="%d" pages="%d">%s</peers>' % (version, k, pages, peers)
+
+
 def hostile_frames(alice_id):
     many = "".join(peer_xml("%016x" % (i + 1), "p%d" % i, "10.255.%d.%d" % (i // 250, i % 250), 9)
                    for i in range(4097))
@@ -60,6 +67,20 @@ def hostile_frames(alice_id):
         ("length 1 MiB + 1", frame("peers", length=1024 * 1024 + 1)),
         ("bad magic", b"HTTP/1.1 200 OK\r\n\r\n"),
         ("bad version", frame("peers", '<peers version="1"/>', version=7)),
+        # Paged lists (issue 13): out of order, another version midway, a delta or a new list
+        # midway, a last page that is not ours alone, too many pages, a delta's count off.
+        ("peers pages: out of order", frame("peers", page(9, 0, 3, "p0")) + frame("peers", page(9, 2, 3, "p2"))),
+        ("peers pages: the version switches midway", frame("peers", page(9, 0, 3, "p0")) +
+         frame("peers", page(10, 1, 3, "p1"))),
+        ("peers pages: a delta midway", frame("peers", page(9, 0, 2, "p0")) +
+         frame("delta", '<delta base="9" version="10"><leave id="%s"/></delta>' % random_id())),
+        ("peers pages: a new list before the last was whole", frame("peers", page(9, 0, 3, "p0")) +
+         frame("peers", page(9, 0, 3, "p0"))),
+        ("peers pages: a last page that is not ours alone", frame("peers", page(9, 0, 2, "p0")) +
+         frame("peers", page(9, 1, 2, "p1", n=2))),
+        ("peers pages: 99999 pages", frame("peers", page(9, 0, 99999, "p0"))),
+        ("delta: 3 changes said, 1 sent", frame("delta", '<delta base="1" version="4"><leave id="%s"/></delta>' %
+                                                random_id())),
     ] + ([
         # Since issue 9 every peer carries its key, and a relay assignment the relay's.
         ("peers: a peer without a key", frame("peers", '<peers version="9">%s</peers>' %
