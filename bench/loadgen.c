@@ -113,6 +113,7 @@ struct run {
   int bcast_got;
   uint64_t bcast_last_ns;
   char why[300];
+  char refusal[160]; /* the first refusal's text */
 };
 
 static struct {
@@ -365,9 +366,10 @@ static void sess_closed(nm_conn *c) {
   if (s->extra) return;
   if (was_ready) r->ready--;
   else r->in_flight--;
-  if (strstr(c->peer_error, "full")) {
+  if (c->peer_error[0]) { /* the server said why: a refusal ("full", "no room", ...) */
     s->refused = 1;
     r->refused++;
+    if (!r->refusal[0]) snprintf(r->refusal, sizeof r->refusal, "%s", c->peer_error);
   } else {
     r->lost++;
     run_note(r, "session %d closed: %s%s%s", s->index, nm_strerror(c->close_err),
@@ -700,10 +702,10 @@ static int run_manager(mgr_result *res) {
   res->registered = r->ready;
   res->refused = r->refused;
   res->lost = r->lost;
-  printf("manager: %d of %d registered in %.2f s (%d refused, %d lost%s%s); CPU: manager %.2f s, "
-         "this load generator %.2f s\n",
-         r->ready, r->n, res->reg_s, r->refused, r->lost, r->why[0] ? ": " : "", r->why,
-         res->reg_cpu_s, self_s);
+  printf("manager: %d of %d registered in %.2f s (%d refused%s%s%s, %d lost%s%s); CPU: manager "
+         "%.2f s, this load generator %.2f s\n",
+         r->ready, r->n, res->reg_s, r->refused, r->refusal[0] ? ": \"" : "", r->refusal,
+         r->refusal[0] ? "\"" : "", r->lost, r->why[0] ? ": " : "", r->why, res->reg_cpu_s, self_s);
   /* Quiet: every session holds the newest version (the deltas of the last joins). */
   run_until(r, settled_versions, 30000);
   double rss1 = proc_rss_kib(pid);
@@ -882,7 +884,8 @@ int main(int argc, char **argv) {
     figure("register_incomplete", m.registered, "servants", opt.n,
            "servants registered within the bound; baseline: N asked");
   if (m.refused)
-    figure("register_refused", m.refused, "servants", opt.n, "refused as full; baseline: N asked");
+    figure("register_refused", m.refused, "servants", opt.n,
+           "refused by the manager (full, or its key store); baseline: N asked");
   figure("register_seconds", m.reg_s, "s", t.reg_s,
          "N register from nothing; baseline: N TLS sessions + one exchange");
   figure("register_cpu_seconds", m.reg_cpu_s, "s", t.reg_cpu_s,
