@@ -611,10 +611,11 @@ static double ctl_status(run *r, uint16_t port) {
   snprintf(where, sizeof where, "127.0.0.1:%u", port);
   char *args[] = {(char *)opt.ctl, "--manager", where, "--state-dir", mgr_dir, "--timeout", "110",
                   "status", NULL};
-  uv_stdio_container_t io[3] = {{.flags = UV_IGNORE}, {.flags = UV_IGNORE}, {.flags = UV_INHERIT_FD, .data.fd = 2}};
+  uv_stdio_container_t io[3] = {{.flags = UV_IGNORE}, {.flags = UV_IGNORE},
+                                {.flags = UV_INHERIT_FD, .data.fd = 2}}; /* its errors: ours */
   uv_process_options_t o = {.file = opt.ctl, .args = args, .stdio = io, .stdio_count = 3,
                             .exit_cb = ctl_exit};
-  uv_process_t proc;
+  static uv_process_t proc; /* one at a time; the loop holds it until its close ran */
   ctl_run c = {0};
   proc.data = &c;
   uint64_t t0 = now_ns();
@@ -623,12 +624,14 @@ static double ctl_status(run *r, uint16_t port) {
   uv_timer_start(&r->timer, on_timer, 120000, 0);
   while (!c.exited && !r->expired) uv_run(&r->loop, UV_RUN_ONCE);
   uv_timer_stop(&r->timer);
+  double secs = c.exited && c.status == 0 ? (double)(now_ns() - t0) / 1e9 : -1;
   if (!c.exited) {
     uv_process_kill(&proc, SIGKILL);
     while (!c.exited) uv_run(&r->loop, UV_RUN_ONCE);
-    return -1;
   }
-  return c.status == 0 ? (double)(now_ns() - t0) / 1e9 : -1;
+  uv_run(&r->loop, UV_RUN_NOWAIT); /* the handle's close (c is ours until then) */
+  proc.data = NULL;
+  return secs;
 }
 
 /* ---- the runs ------------------------------------------------------------------------------ */
