@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """The spread of several scripts/bench.sh runs: reads their results files (figure,n,value,
-unit,baseline,ratio) and prints a Markdown table with, per figure and N, the median value
+unit,baseline,ratio; bench.sh's, or the rows chat.py appends) and prints a Markdown table with, per figure and N, the median value
 and the range of values and of ratios over the runs (docs/performance.md's table).
 
   python3 bench/spread.py run1.csv run2.csv run3.csv"""
 import csv
 import statistics
 import sys
+
+COLUMNS = ("figure", "n", "value", "unit", "baseline", "ratio")
 
 
 def fmt(v):
@@ -20,8 +22,9 @@ def fmt(v):
 def main(paths):
     runs = []
     for p in paths:
-        with open(p) as fh:
-            runs.append({(r["figure"], int(r["n"])): r for r in csv.DictReader(fh)})
+        with open(p) as fh:  # with the header line or without (chat.py's rows alone)
+            rows = [dict(zip(COLUMNS, r)) for r in csv.reader(fh) if r and r[0] != "figure"]
+        runs.append({(r["figure"], int(r["n"])): r for r in rows})
     keys = sorted({k for run in runs for k in run}, key=lambda k: (k[0].startswith("chat"), k[0], k[1]))
     print("| figure | N | unit | value: median (min-max) | baseline: median | ratio: median (min-max) | runs |")
     print("|---|---|---|---|---|---|---|")
