@@ -939,6 +939,8 @@ int main(int argc, char **argv) {
     nm_identity_close(&keys[i].id);
   }
   free(keys);
+  nm_msgbuf_free(&hb_payload);
+  nm_msgbuf_free(&ack_payload);
   if (csv) fclose(csv);
   if (failures)
     printf("manager log and state kept in %s\n", state_dir);
