@@ -638,7 +638,7 @@ static double ctl_status(run *r, uint16_t port) {
 
 typedef struct {
   int registered, refused, lost;
-  double reg_s, reg_cpu_s, rss_per_kib;
+  double reg_s, reg_cpu_s, rss_per_kib, rss_idle_per_kib;
   hb_result hb;
   int join_ok, leave_ok;
   double join_s, leave_s, join_bytes, leave_bytes;
@@ -718,6 +718,12 @@ static int run_manager(mgr_result *res) {
          rss0, rss1, r->list_frames, r->list_bytes, r->delta_bytes_all);
 
   if (r->ready > 0) res->hb = heartbeats(r);
+  /* Resident memory per servant once the registration storm is over: after the heartbeat
+   * window the manager has swept at least once (it gives freed heap back then), and what it
+   * holds is what idle registered servants cost it. */
+  double rss2 = proc_rss_kib(pid);
+  res->rss_idle_per_kib = r->ready ? (rss2 - rss0) / r->ready : 0;
+  printf("manager: VmRSS %.0f KiB after the heartbeat window\n", rss2);
 
   /* One join: the extra servant registers; timed from its listening. */
   if (r->ready > 0) {
@@ -895,6 +901,8 @@ int main(int argc, char **argv) {
          "manager utime+stime; baseline: the TLS ping-pong server's");
   figure("rss_per_servant", m.rss_per_kib, "KiB", t.rss_per_kib,
          "manager VmRSS growth per registered servant; baseline: TLS ping-pong's per session");
+  figure("rss_idle_per_servant", m.rss_idle_per_kib, "KiB", t.rss_per_kib,
+         "the same after the heartbeat window (the storm's heap given back); baseline: TLS ping-pong's");
   if (m.hb.rate > 0) {
     figure("heartbeat_rate", m.hb.rate, "acks/s", b.hb.rate,
            "closed loop per session; baseline: bare libuv ping-pong, plaintext");
