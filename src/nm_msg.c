@@ -467,6 +467,7 @@ static int nm__enc_peer_hello(nm_xml_writer *w, const nm_msg_peer_hello *m) {
   nm_xml_writer_start(w, "peer-hello");
   nm_xml_writer_attr(w, "id", m->id);
   nm_xml_writer_attr(w, "name", m->name);
+  if (m->reverse) nm_xml_writer_attr(w, "reverse", "yes");
   nm_xml_writer_end(w);
   return 0;
 }
@@ -854,6 +855,8 @@ static int nm__dec_relay_load(nm__dec *d, nm_msg_relay_load *m) {
 static int nm__dec_peer_hello(nm__dec *d, nm_msg_peer_hello *m) {
   NM__CHECK(nm_read_id(d->root, d->msg, "id", 0, m->id, d->err, d->errlen));
   NM__CHECK(nm_read_name(d->root, d->msg, "name", 0, m->name, d->err, d->errlen));
+  const char *reverse = nm_xml_attr(d->root, "reverse");
+  m->reverse = reverse && strcmp(reverse, "yes") == 0;
   return 0;
 }
 

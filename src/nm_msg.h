@@ -244,6 +244,10 @@ typedef struct {
 typedef struct {
   char id[NM_ID_LEN + 1];
   char name[NM_NAME_MAX + 1];
+  /* reverse="yes" (since issue 12), from the dialling side: we pull from a relay, peers may
+   * not reach us; send us your lines on this connection too. The other side answers with a
+   * peer-hello of its own on it when it will (docs/protocol.md, "Connection reversal"). */
+  int reverse;
 } nm_msg_peer_hello;
 
 typedef struct {

@@ -357,3 +357,43 @@ xmlDoc *nm_peerlist_page_doc(uint64_t version, unsigned page, unsigned pages, co
   for (size_t i = 0; i < n; i++) nm_peer_to_xml(root, &peers[i], me);
   return doc;
 }
+
+int nm_peerlist_entries_xml(const nm_peer *peers, size_t n, char **out, size_t *len) {
+  *out = NULL;
+  *len = 0;
+  if (n == 0) return 0;
+  xmlDoc *doc = nm_peerlist_page_doc(0, 0, 2, peers, n, 0);
+  xmlBufferPtr b = doc ? xmlBufferCreate() : NULL;
+  if (!b) {
+    if (doc) xmlFreeDoc(doc);
+    return -ENOMEM;
+  }
+  for (xmlNode *c = xmlDocGetRootElement(doc)->children; c; c = c->next) xmlNodeDump(b, doc, c, 0, 0);
+  int rc = 0;
+  size_t blen = (size_t)xmlBufferLength(b);
+  *out = malloc(blen + 1);
+  if (!*out) {
+    rc = -ENOMEM;
+  } else {
+    memcpy(*out, xmlBufferContent(b), blen);
+    (*out)[blen] = 0;
+    *len = blen;
+  }
+  xmlBufferFree(b);
+  xmlFreeDoc(doc);
+  return rc;
+}
+
+int nm_peerlist_page_from_entries(uint64_t version, unsigned page, unsigned pages, const char *entries, size_t len,
+                                  char **out, size_t *outlen) {
+  nm_xml_writer w;
+  int rc = nm_xml_writer_init(&w);
+  if (rc < 0) return rc;
+  nm_xml_writer_start(&w, "peers");
+  nm_xml_writer_attr_u64(&w, "version", version);
+  nm_xml_writer_attr_u64(&w, "page", page);
+  nm_xml_writer_attr_u64(&w, "pages", pages);
+  nm_xml_writer_raw(&w, entries, len);
+  nm_xml_writer_end(&w);
+  return nm_xml_writer_finish(&w, out, outlen);
+}

@@ -104,6 +104,13 @@ xmlDoc *nm_peerlist_page_doc(uint64_t version, unsigned page, unsigned pages, co
  * <leave id="..."/>. */
 xmlDoc *nm_delta_upsert_doc(uint64_t base, uint64_t version, const nm_peer *p);
 xmlDoc *nm_delta_leave_doc(uint64_t base, uint64_t version, const char *id);
+/* The <peer> elements of peers[0..n) (none marked me) as one serialized fragment, into a
+ * malloc'ed buffer (NULL with len 0 for none): what the manager caches per list page. */
+int nm_peerlist_entries_xml(const nm_peer *peers, size_t n, char **out, size_t *len);
+/* A page <peers version page pages> around a fragment from nm_peerlist_entries_xml. */
+int nm_peerlist_page_from_entries(uint64_t version, unsigned page, unsigned pages, const char *entries, size_t len,
+                                  char **out, size_t *outlen);
+
 /* One change of a delta: a join or update (the whole entry), or a leave (peer.id only). */
 typedef struct {
   int leave;

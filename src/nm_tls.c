@@ -9,6 +9,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -290,6 +291,19 @@ int nm_tls_session_handshake(nm_tls_session *s) {
   return nm__tls_fail(s, "TLS handshake failed");
 }
 
+/* A memory BIO keeps the largest buffer it ever held: a session that once wrote a 64 KiB
+ * list page (or read one) would keep 64 KiB for the rest of its life, most of what an idle
+ * session costs a manager with thousands. Once drained, one that grew past a record's
+ * size is replaced by a fresh one (the SSL object frees the old). */
+#define NM__TLS_BIO_KEEP 4096
+
+static BIO *nm__tls_fresh_if_grown(BIO *b) {
+  BUF_MEM *bm = NULL;
+  if (BIO_ctrl_pending(b) != 0 || BIO_get_mem_ptr(b, &bm) != 1 || !bm || bm->max <= NM__TLS_BIO_KEEP)
+    return NULL;
+  return BIO_new(BIO_s_mem());
+}
+
 int nm_tls_session_read(nm_tls_session *s, char *buf, size_t len) {
   if (s->err) return s->err;
   if (!s->done) return NM_ETLS;
@@ -297,6 +311,14 @@ int nm_tls_session_read(nm_tls_session *s, char *buf, size_t len) {
   int r = SSL_read(s->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
   if (r > 0) return r;
   int e = SSL_get_error(s->ssl, r);
+  if (e == SSL_ERROR_WANT_READ) {
+    /* Everything fed was read: a grown buffer goes (nm__tls_fresh_if_grown). */
+    BIO *fresh = nm__tls_fresh_if_grown(s->rbio);
+    if (fresh) {
+      SSL_set0_rbio(s->ssl, fresh);
+      s->rbio = fresh;
+    }
+  }
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
   if (e == SSL_ERROR_ZERO_RETURN) return UV_EOF;
   return nm__tls_fail(s, "TLS session failed");
@@ -348,6 +370,11 @@ size_t nm_tls_session_pending(nm_tls_session *s) { return BIO_ctrl_pending(s->wb
 size_t nm_tls_session_take(nm_tls_session *s, char *buf, size_t len) {
   if (len > INT_MAX) len = INT_MAX;
   int r = BIO_read(s->wbio, buf, (int)len);
+  BIO *fresh = s->done ? nm__tls_fresh_if_grown(s->wbio) : NULL;
+  if (fresh) {
+    SSL_set0_wbio(s->ssl, fresh);
+    s->wbio = fresh;
+  }
   return r > 0 ? (size_t)r : 0;
 }
 

@@ -328,6 +328,15 @@ void nm_xml_writer_text(nm_xml_writer *w, const char *text) {
   if (*text) nm__writer_check(w, xmlTextWriterWriteString(w->w, BAD_CAST text));
 }
 
+void nm_xml_writer_raw(nm_xml_writer *w, const char *xml, size_t len) {
+  if (w->rc || len == 0) return;
+  if (len > INT_MAX) {
+    w->rc = -EINVAL;
+    return;
+  }
+  nm__writer_check(w, xmlTextWriterWriteRawLen(w->w, BAD_CAST xml, (int)len));
+}
+
 void nm_xml_writer_end(nm_xml_writer *w) {
   /* Full end tags (<chat ...></chat>) only where there is content; empty elements close
    * as <x/>, which is what the hand-written frames used to send. */

@@ -66,6 +66,9 @@ void nm_xml_writer_attr(nm_xml_writer *w, const char *name, const char *value);
 void nm_xml_writer_attr_u64(nm_xml_writer *w, const char *name, uint64_t value);
 void nm_xml_writer_text(nm_xml_writer *w, const char *text);
 void nm_xml_writer_end(nm_xml_writer *w);
+/* Writes xml[0..len) as it is: only for a fragment libxml2 itself serialized earlier (the
+ * manager's cached list pages), never for text from anywhere else. */
+void nm_xml_writer_raw(nm_xml_writer *w, const char *xml, size_t len);
 /* Closes open elements and hands over the document (malloc'ed, NUL-terminated; caller
  * frees), or returns the first error. Frees the writer either way. */
 int nm_xml_writer_finish(nm_xml_writer *w, char **out, size_t *outlen);

@@ -13,6 +13,7 @@
 #include "nm_xml.h"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,12 +83,23 @@ static void mgr__notify_status(manager *m) {
                    relays);
 }
 
+/* Full lists sent since the last sweep passed through their sessions' write queues and were
+ * freed, but glibc keeps the freed pages: after a burst of registrations (a manager
+ * restart) the manager would keep its peak memory for good. Give them back, once per sweep
+ * at most and only after lists went out (malloc_trim walks the heap: milliseconds). */
+static void mgr__trim_heap(manager *m) {
+  if (m->pub.lists_sent == m->trimmed_after_lists) return;
+  m->trimmed_after_lists = m->pub.lists_sent;
+  malloc_trim(0);
+}
+
 static void mgr__sweep(uv_timer_t *t) {
   manager *m = t->data;
   mgr__sweep_housekeeping(m);
   mgr_provisional_sweep(m);
   mgr_index_prune(&m->index);
   mgr__notify_status(m);
+  mgr__trim_heap(m);
   uint64_t now = mgr_now_ms(m);
   uint64_t limit = (uint64_t)m->cfg.timeout_s * 1000;
   for (mgr_session *s = m->sessions, *next; s; s = next) {

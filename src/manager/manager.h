@@ -251,6 +251,7 @@ struct manager {
    * everyone's after a switch (mesh_switched), and these sessions' own set once (a
    * newcomer, a session that took a registration over) */
   int mesh_switched;
+  uint64_t trimmed_after_lists; /* pub.lists_sent at the last malloc_trim (main.c) */
   char (*mesh_owed)[NM_ID_LEN + 1];
   size_t mesh_nowed, mesh_owed_cap;
   /* leaves repaired in this window: how many, and the last one's name (for the log) */

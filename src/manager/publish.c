@@ -9,6 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct mgr_page_body {
+  char *xml; /* the page's <peer> elements */
+  size_t len;
+  int dirty;
+};
+
 static void mgr__window_end(uv_timer_t *t) { mgr_publish_flush(t->data); }
 
 int mgr_publish_init(manager *m, unsigned window_ms) {
@@ -34,6 +40,10 @@ static void mgr__pages_drop(mgr_publisher *p) {
 void mgr_publish_close(manager *m) {
   mgr_publisher *p = &m->pub;
   mgr__pages_drop(p);
+  for (size_t i = 0; i < p->nbodies; i++) free(p->bodies[i].xml);
+  free(p->bodies);
+  p->bodies = NULL;
+  p->nbodies = 0;
   free(p->pending);
   p->pending = NULL;
   p->npending = p->cap = 0;
@@ -92,35 +102,74 @@ static int mgr__encode(manager *m, nm_msg *msg, size_t first, size_t n, nm_msgbu
   return rc;
 }
 
-/* The shared pages of the list as it is now, built once per version. */
+void mgr_publish_touch(manager *m, size_t at) {
+  mgr_publisher *p = &m->pub;
+  size_t k = at / NM_PEERS_PAGE;
+  if (k >= p->nbodies) {
+    struct mgr_page_body *nb = realloc(p->bodies, (k + 1) * sizeof *nb);
+    if (!nb) {
+      /* Every body is encoded again next time (the pages rebuild from the sessions). */
+      for (size_t i = 0; i < p->nbodies; i++) p->bodies[i].dirty = 1;
+      return;
+    }
+    for (size_t i = p->nbodies; i <= k; i++) nb[i] = (struct mgr_page_body){NULL, 0, 1};
+    p->bodies = nb;
+    p->nbodies = k + 1;
+  }
+  p->bodies[k].dirty = 1;
+}
+
+static void mgr__bodies_trim(mgr_publisher *p, size_t keep) {
+  for (size_t i = keep; i < p->nbodies; i++) free(p->bodies[i].xml);
+  if (keep < p->nbodies) p->nbodies = keep;
+}
+
+/* The shared pages of the list as it is now, built once per version; only the pages whose
+ * entries changed are encoded again, the others' fragments reused. */
 static int mgr__pages_build(manager *m) {
   mgr_publisher *p = &m->pub;
   if (p->pages_valid && p->pages_version == m->list.version) return 0;
   mgr__pages_drop(p);
   size_t shared = (m->list.count + NM_PEERS_PAGE - 1) / NM_PEERS_PAGE;
   if (shared + 1 > NM_PEERS_PAGES_MAX) return -E2BIG;
+  if (shared) mgr_publish_touch(m, shared * NM_PEERS_PAGE - 1); /* bodies for every page */
+  mgr__bodies_trim(p, shared);
+  if (p->nbodies < shared) return -ENOMEM;
   p->pages = calloc(shared ? shared : 1, sizeof *p->pages);
   if (!p->pages) return -ENOMEM;
-  for (size_t k = 0; k < shared; k++) {
-    nm_msg msg = {.type = NM_MSG_PEERS};
-    msg.u.peers.page = (unsigned)k;
-    msg.u.peers.pages = (unsigned)shared + 1;
+  int rc = 0;
+  for (size_t k = 0; k < shared && rc == 0; k++) {
+    struct mgr_page_body *b = &p->bodies[k];
     size_t first = k * NM_PEERS_PAGE;
     size_t n = m->list.count - first < NM_PEERS_PAGE ? m->list.count - first : NM_PEERS_PAGE;
-    nm_msgbuf buf;
-    int rc = mgr__encode(m, &msg, first, n, &buf);
+    if (b->dirty || !b->xml) {
+      nm_peerlist tmp;
+      rc = mgr__entries(m, first, n, &tmp);
+      char *xml = NULL;
+      size_t len = 0;
+      if (rc == 0) rc = nm_peerlist_entries_xml(tmp.peers, n, &xml, &len);
+      free(tmp.peers);
+      if (rc < 0) break;
+      free(b->xml);
+      b->xml = xml;
+      b->len = len;
+      b->dirty = 0;
+      p->page_encodes++;
+    }
+    char *doc = NULL;
+    size_t len = 0;
+    rc = nm_peerlist_page_from_entries(m->list.version, (unsigned)k, (unsigned)shared + 1, b->xml, b->len, &doc,
+                                       &len);
     if (rc == 0) {
-      p->pages[k] = nm_sbuf_frame(NM_MSG_PEERS, buf.data, buf.len);
-      nm_msgbuf_free(&buf);
+      p->pages[k] = nm_sbuf_frame(NM_MSG_PEERS, doc, len);
       if (!p->pages[k]) rc = -ENOMEM;
     }
-    if (rc < 0) {
-      p->npages = k;
-      mgr__pages_drop(p);
-      return rc;
-    }
-    p->npages = k + 1;
-    p->page_encodes++;
+    free(doc);
+    if (rc == 0) p->npages = k + 1;
+  }
+  if (rc < 0) {
+    mgr__pages_drop(p);
+    return rc;
   }
   p->pages_version = m->list.version;
   p->pages_valid = 1;

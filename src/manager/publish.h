@@ -33,8 +33,13 @@ typedef struct {
   size_t npages;
   uint64_t pages_version;
   int pages_valid;
+  /* each shared page's <peer> elements, serialized once and kept until an entry on that
+   * page changes (mgr_publish_touch): a new version re-encodes only the pages that
+   * changed, and wraps every page's fragment in its <peers version page pages> */
+  struct mgr_page_body *bodies;
+  size_t nbodies;
   /* what it did, for tests and metrics */
-  uint64_t delta_encodes, page_encodes, lists_sent;
+  uint64_t delta_encodes, page_encodes, lists_sent; /* page_encodes: page fragments */
 } mgr_publisher;
 
 int mgr_publish_init(struct manager *m, unsigned window_ms);
@@ -54,6 +59,9 @@ void mgr_publish_flush(struct manager *m);
 void mgr_publish_settle(struct manager *m);
 /* The version every served session has (the list's, less what is pending). */
 uint64_t mgr_published_version(const struct manager *m);
+/* The list's entry at position at changed (added, removed, updated, moved): its page's
+ * fragment is encoded again when next needed. */
+void mgr_publish_touch(struct manager *m, size_t at);
 /* s goes (before it is freed): it is owed nothing any more. */
 void mgr_publish_forget(struct manager *m, struct mgr_session *s);
 

@@ -104,6 +104,7 @@ static int mgr__list_add(mgr_list *l, mgr_session *s) {
   s->list_at = l->count;
   l->at[l->count++] = s;
   s->in_list = 1;
+  mgr_publish_touch(s->mgr, s->list_at);
   return 0;
 }
 
@@ -111,6 +112,8 @@ static int mgr__list_add(mgr_list *l, mgr_session *s) {
 static void mgr__list_del(mgr_list *l, mgr_session *s) {
   if (!s->in_list) return;
   size_t i = s->list_at, last = l->count - 1;
+  mgr_publish_touch(s->mgr, i);
+  mgr_publish_touch(s->mgr, last);
   if (i != last) {
     l->at[i] = l->at[last];
     l->at[i]->list_at = i;
@@ -127,6 +130,7 @@ void mgr_list_hand_over(manager *m, mgr_session *old, mgr_session *s) {
   s->pub_dial = old->pub_dial;
   m->list.at[s->list_at] = s;
   old->in_list = 0;
+  mgr_publish_touch(m, s->list_at);
 }
 
 void mgr_list_forget(manager *m, mgr_session *s) { mgr__list_del(&m->list, s); }
@@ -148,6 +152,7 @@ static int mgr__list_upsert(manager *m, mgr_session *s, nm_delta_change *c) {
   }
   s->pub_digest = digest;
   s->pub_dial = mgr__dial_digest(&c->peer);
+  mgr_publish_touch(m, s->list_at);
   m->list.version++;
   return 1;
 }

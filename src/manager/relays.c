@@ -357,7 +357,7 @@ static void mgr__standby(manager *m, mgr_session *s) {
   s->standby_ms = mgr_now_ms(m);
   /* A servant says it as often as it likes (within the hold below): rate-limited. */
   nm_log_ratelimited(&m->log_reports, NM_LOG_INFO,
-                     "relay: %s's relay %s on standby: every listed servant reaches it directly (punched); the "
+                     "relay: %s's relay %s on standby: every listed servant reaches it directly (punched or reversed); the "
                      "slot is free, relay and token kept for it",
                      s->name, relay ? relay->name : s->relay_id);
   mgr_relay_send_assign(m, s); /* standby: pull no more for now */

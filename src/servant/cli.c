@@ -18,7 +18,7 @@
 
 
 /* Long options without a short form. */
-enum { OPT_STATE_DIR = 0x100, OPT_INVITE, OPT_MANAGER_KEY, OPT_NO_LOCAL_ADDRESSES, OPT_METRICS, OPT_NO_PCP };
+enum { OPT_STATE_DIR = 0x100, OPT_INVITE, OPT_MANAGER_KEY, OPT_NO_LOCAL_ADDRESSES, OPT_METRICS, OPT_NO_PCP, OPT_NO_REVERSE };
 
 static const struct option sv_options[] = {
     {"config", required_argument, 0, 'c'},        {"name", required_argument, 0, 'n'},
@@ -35,6 +35,7 @@ static const struct option sv_options[] = {
     {"no-local-addresses", no_argument, 0, OPT_NO_LOCAL_ADDRESSES},
     {"metrics", required_argument, 0, OPT_METRICS},
     {"no-pcp", no_argument, 0, OPT_NO_PCP},
+    {"no-reverse", no_argument, 0, OPT_NO_REVERSE},
     {0, 0, 0, 0}};
 static const char *sv_optstring = "c:n:m:P:p:l:b:UNCvhVM:r:R:";
 
@@ -103,6 +104,10 @@ static int sv__apply_option(sv_config *cfg, const sv_role *role, int opt, const 
     nm_log_error("that option is for natmesh-relay");
     return -1;
   }
+  if (opt == OPT_NO_REVERSE && role->relay_limits) {
+    nm_log_error("that option is for natmesh-servant (a dedicated relay never pulls)");
+    return -1;
+  }
   switch (opt) {
   case 'n': snprintf(cfg->name, sizeof cfg->name, "%s", arg); return 0;
   case 'm': return sv__manager(arg, cfg);
@@ -117,6 +122,7 @@ static int sv__apply_option(sv_config *cfg, const sv_role *role, int opt, const 
   case 'U': cfg->nat_upnp = 0; return 0;
   case 'N': cfg->nat_natpmp = 0; return 0;
   case OPT_NO_PCP: cfg->nat_pcp = 0; return 0;
+  case OPT_NO_REVERSE: cfg->reverse = 0; return 0;
   case 'v': nm_log_set_level(NM_LOG_DEBUG); return 0;
   case 'M': return sv__uint("max-clients", arg, 1, 256, &cfg->max_clients);
   case 'r': return sv__uint("client-rate", arg, 0, 1000000000, &cfg->client_rate_bps);
@@ -174,6 +180,7 @@ void sv_config_defaults(sv_config *cfg, const sv_role *role) {
    * with --manager-key alone) applies. */
   snprintf(cfg->listen, sizeof cfg->listen, "::");
   cfg->local_addresses = 1;
+  cfg->reverse = 1;
   cfg->nat_upnp = cfg->nat_natpmp = cfg->nat_pcp = 1;
   cfg->nat_lease_s = 3600;
   cfg->max_clients = role->max_clients;

@@ -29,6 +29,8 @@ typedef struct {
   char listen[64]; /* default "::": both families (0.0.0.0 when the system has no IPv6) */
   unsigned port; /* 0: ask the manager for one */
   int local_addresses; /* report our interface addresses to the manager (candidates) */
+  int reverse; /* while we pull, ask peers for their lines on our connections (connection
+                  reversal, peers.c); natmesh-servant --no-reverse / <reverse>off</reverse> */
   nm_banlist bans;
   int nat_upnp, nat_natpmp, nat_pcp;
   unsigned nat_lease_s;

@@ -24,6 +24,7 @@
 const nm_cfg_field sv_servant_fields[] = {
     SV_COMMON_FIELDS,
     F("relay-clients", NM_CFG_UINT, 0, 256, max_clients),
+    F("reverse", NM_CFG_BOOL, 0, 0, reverse),
 };
 const nm_cfg_field sv_relay_fields[] = {
     SV_COMMON_FIELDS,

@@ -76,6 +76,30 @@ static void sv__in_refuse(sv_in *in, const char *id, const char *refusal) {
   nm_conn_fail(&in->conn, NM_EUNKNOWN_PEER, why);
 }
 
+/* Connection reversal: the peer pulls from a relay and asked for our lines on its
+ * connection. Our peer-hello on it says we will: from now on, in the full mesh, while we have
+ * no connection of our own to it, sv_peers_publish sends our lines here
+ * (sv_peers_inbound_reversed). In a bounded mesh the mesh's rule decides (a neighbour's
+ * connection carries them back anyway; no other is kept). */
+static void sv__in_reverse(sv_in *in, const sv_peer *p) {
+  servant *sv = in->sv;
+  nm_msg hello = {.type = NM_MSG_PEER_HELLO};
+  snprintf(hello.u.peer_hello.id, sizeof hello.u.peer_hello.id, "%s", sv->id);
+  snprintf(hello.u.peer_hello.name, sizeof hello.u.peer_hello.name, "%s", sv->cfg.name);
+  if (nm_msg_send(&in->conn, &hello) < 0) {
+    in->reverse = 0;
+    return;
+  }
+  in->reverse = 1;
+  sv_peers_inbound_reversed(sv, p->info.id, &in->conn);
+  nm_conn_set_label(&in->conn, "peer %s (inbound, reversed)", p->info.name);
+  /* A peer may connect and ask as often as it likes: rate-limited. */
+  nm_log_ratelimited(&sv->inbound.reverse_log, NM_LOG_INFO,
+                     "%s asked for our lines on its connection (it pulls from a relay): sent there while we have "
+                     "no connection of our own to it (reversed)",
+                     p->info.name);
+}
+
 /* The listed peer p, with its listed key, is who this connection is: it publishes to us. */
 static void sv__in_become_peer(sv_in *in, const sv_peer *p) {
   servant *sv = in->sv;
@@ -89,8 +113,10 @@ static void sv__in_become_peer(sv_in *in, const sv_peer *p) {
   nm_conn_set_label(&in->conn, "peer %s (inbound)", p->info.name);
   snprintf(in->via, sizeof in->via, "peer %s", p->info.name);
   in->state = SV_IN_PEER;
-  /* In a bounded mesh we may send on it (a neighbour we do not dial). */
+  /* In a bounded mesh we may send on it (a neighbour we do not dial); in the full mesh
+   * when it asked (reversal, answered now that it is a peer). */
   sv_peers_inbound_up(sv, p->info.id, &in->conn);
+  if (in->reverse) sv__in_reverse(in, p);
 }
 
 static int sv__in_on_peer_hello(void *session, const nm_msg *m) {
@@ -100,6 +126,7 @@ static int sv__in_on_peer_hello(void *session, const nm_msg *m) {
   if (sv__in_check_id(in, "peer-hello", h->id) < 0) return 1;
   /* A peer sends chat frames and nothing larger: the chat envelope, not 1 MiB. */
   nm_frame_reader_set_max(&in->conn.reader, SV_CHAT_FRAME_MAX);
+  in->reverse = h->reverse; /* asked: answered once it is a peer (sv__in_become_peer) */
   sv_peer *p = sv_peer_find(sv, h->id);
   if (p) {
     const char *refusal = sv__in_refusal(in, p);
@@ -157,6 +184,20 @@ static int sv__in_on_pull(void *session, const nm_msg *m) {
   return 0;
 }
 
+/* A peer that started pulling from a relay after it connected asks on the same connection
+ * (a second peer-hello, with reverse="yes"); anything else is not a peer's to say twice. */
+static int sv__in_on_peer_hello_again(void *session, const nm_msg *m) {
+  sv_in *in = session;
+  const nm_msg_peer_hello *h = &m->u.peer_hello;
+  sv_peer *p = sv_peer_find(in->sv, in->id);
+  if (strcmp(h->id, in->id) != 0 || !h->reverse || in->reverse || !p) {
+    nm_conn_fail(&in->conn, NM_EMSG, "peer-hello again: only to ask for reversal, once, with the same id");
+    return 1;
+  }
+  sv__in_reverse(in, p);
+  return 0;
+}
+
 static int sv__in_on_chat(void *session, const nm_msg *m) {
   sv_in *in = session;
   /* In the full mesh a peer publishes its own lines on its own connection; lines of others
@@ -191,6 +232,7 @@ static const char *const sv__in_state_names[] = {
 static const nm_dispatch_entry sv__in_rows[] = {
     {NM_MSG_PEER_HELLO, SV_IN_NEW, SV_IN_NEW, sv__in_on_peer_hello},
     {NM_MSG_PULL, SV_IN_NEW, SV_IN_NEW, sv__in_on_pull},
+    {NM_MSG_PEER_HELLO, SV_IN_PEER, SV_IN_PEER, sv__in_on_peer_hello_again},
     /* held or a peer: SV_IN_HELD and SV_IN_PEER are adjacent for this row */
     {NM_MSG_CHAT, SV_IN_HELD, SV_IN_PEER, sv__in_on_chat},
 };
@@ -287,6 +329,7 @@ int sv_inbound_init(servant *sv) {
   sv_inbound *ib = &sv->inbound;
   ib->refused_log = (nm_log_rate)NM_LOG_RATE_INIT("refused inbound connections", 5);
   ib->conn_log = (nm_log_rate)NM_LOG_RATE_INIT("closed unidentified inbound connections", 5);
+  ib->reverse_log = (nm_log_rate)NM_LOG_RATE_INIT("peers asking for reversal", 2);
   return nm_addrlimit_init(&ib->unauth, NULL);
 }
 
@@ -351,7 +394,10 @@ void sv_inbound_tick(servant *sv) {
   for (sv_in *in = sv->inbound.head; in; in = in->next) {
     if (in->state == SV_IN_HELD && !in->conn.closing && now - in->held_since_ms >= SV_HOLD_MS)
       sv__in_refuse(in, in->id, "is not in our peer list");
-    if (idle && in->state == SV_IN_PEER && !in->conn.closing && now - in->last_frame_ms > idle &&
+    /* A neighbour's connection in a bounded mesh (sv_peers_keep_inbound), or a reversed one
+     * in the full mesh, carries our lines: not idle while the peer listens. */
+    int reversed = in->reverse && !sv_peers_meshed(sv);
+    if (idle && in->state == SV_IN_PEER && !reversed && !in->conn.closing && now - in->last_frame_ms > idle &&
         !sv_peers_keep_inbound(sv, in->id)) {
       char why[80];
       snprintf(why, sizeof why, "idle for %llu s", (unsigned long long)(idle / 1000));

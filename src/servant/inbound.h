@@ -57,6 +57,11 @@ struct sv_in {
   int resolving;
   int closed;       /* the conn closed while the lookup was under way */
   rl_client client; /* relay duty's state while pulling */
+  /* connection reversal: the peer asked for our lines on this connection (peer-hello
+   * reverse="yes": it pulls from a relay) and we answered with our peer-hello; in the full
+   * mesh we publish on it while we have no connection of our own to it, and never close it
+   * for being idle (peers.c: sv_peers_inbound_reversed, sv_peers_keep_inbound) */
+  int reverse;
   sv_in *prev, *next; /* every open inbound connection, so leaving can close them */
 };
 
@@ -69,6 +74,7 @@ typedef struct {
   unsigned idle_ms;    /* an identified peer silent this long is closed; 0: never */
   /* What an unauthenticated stranger can make us log. */
   nm_log_rate refused_log, conn_log;
+  nm_log_rate reverse_log; /* peers asking for reversal, as often as they connect */
 } sv_inbound;
 
 /* Sets up the per-address limits. Returns 0 or -ENOMEM. */

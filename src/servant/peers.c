@@ -67,6 +67,18 @@ static int sv__named_neighbour(const servant *sv, const char *id) {
 
 static void sv__dial_timer_cb(uv_timer_t *t);
 
+/* A connection of ours that carries the peer's lines to us too: punched, or reversed, and
+ * the peer's peer-hello came on it. */
+static int sv__both_ways(const sv_out *o) { return o && (o->punched || o->reverse) && o->punch_state == 1; }
+
+/* Whether we ask peers for their lines on our connections: we pull from a relay (or it is
+ * on standby), so peers may not reach us, and --no-reverse did not turn it off. Only in the full mesh: in a bounded one a pair of
+ * neighbours makes one connection and the dialled side sends back on it anyway, and we keep
+ * no connection to anyone else (reversal must not add one). */
+static int sv__want_reverse(servant *sv) {
+  return sv->cfg.reverse && !sv->peers.mesh && (sv->pull.assigned || sv->pull.standby);
+}
+
 void sv_peers_init(servant *sv) {
   sv->peers.wrong_key_log = (nm_log_rate)NM_LOG_RATE_INIT("peers presenting another key", 5);
   sv->peers.full_log = (nm_log_rate)NM_LOG_RATE_INIT("lines dropped for peers not reading", 5);
@@ -180,12 +192,16 @@ static int sv__punched_on_peer_hello(void *session, const nm_msg *m) {
   sv_out *o = session;
   if (!o->peer || strcmp(m->u.peer_hello.id, o->peer->info.id) != 0) {
     char why[120];
-    snprintf(why, sizeof why, "peer-hello: id %s is not the peer we punched to", m->u.peer_hello.id);
+    snprintf(why, sizeof why, "peer-hello: id %s is not the peer we %s", m->u.peer_hello.id,
+             o->punched ? "punched to" : "dialled");
     nm_conn_fail(&o->conn, NM_EKEY, why);
     return 1;
   }
   nm_frame_reader_set_max(&o->conn.reader, SV_CHAT_FRAME_MAX);
   o->punch_state = 1;
+  /* Once per connection of ours, and we make those at our own pace: not rate-limited. */
+  if (!o->punched)
+    nm_log_info("%s sends us its lines on our connection too (reversed)", o->peer->info.name);
   sv_pull_direct_update(o->sv); /* its lines come this way now: not through our relay */
   return 0;
 }
@@ -195,15 +211,16 @@ static int sv__punched_on_chat(void *session, const nm_msg *m) {
   char via[NM_NAME_MAX + 24];
   if (!o->peer) return 0;
   if (!o->sv->peers.mesh && strcmp(m->u.chat.origin, o->peer->info.id) != 0) {
-    nm_log_ratelimited(&o->sv->chat.forged_log, NM_LOG_WARN, "dropped a line from %s on %s's punched connection",
-                       m->u.chat.origin, o->peer->info.name);
+    nm_log_ratelimited(&o->sv->chat.forged_log, NM_LOG_WARN, "dropped a line from %s on %s's %s connection",
+                       m->u.chat.origin, o->peer->info.name, o->punched ? "punched" : "reversed");
     return 0;
   }
-  snprintf(via, sizeof via, "peer %s (punched)", o->peer->info.name);
+  snprintf(via, sizeof via, "peer %s (%s)", o->peer->info.name, o->punched ? "punched" : "reversed");
   sv_chat_receive_from(o->sv, &m->u.chat, via, o->peer->info.id);
   return 0;
 }
 
+/* Also a reversed connection's table: the peer's lines after its peer-hello. */
 static const char *const sv__punched_state_names[] = {"waiting for peer-hello", "a peer"};
 static const nm_dispatch_entry sv__punched_rows[] = {
     {NM_MSG_PEER_HELLO, 0, 0, sv__punched_on_peer_hello},
@@ -214,7 +231,10 @@ static const nm_dispatch_table sv__punched_table =
 
 static int sv__out_on_frame(nm_conn *c, uint8_t type, const char *payload, size_t len) {
   sv_out *o = c->data;
-  if (o->punched) return nm_dispatch(&sv__punched_table, c, o, o->punch_state, type, payload, len);
+  /* A reversed connection still waiting for the answer may carry a neighbour's lines sent
+   * before the mesh became full again: taken as on any connection of ours. */
+  int reversed = o->reverse && (o->punch_state == 1 || type == NM_MSG_PEER_HELLO);
+  if (o->punched || reversed) return nm_dispatch(&sv__punched_table, c, o, o->punch_state, type, payload, len);
   return nm_dispatch(&sv__out_table, c, c->data, 0, type, payload, len);
 }
 
@@ -226,7 +246,7 @@ static void sv__punch_arm(servant *sv);
 static void sv__out_closed(nm_conn *c) {
   sv_out *o = c->data;
   servant *sv = o->sv;
-  int was_direct = o->punched && o->punch_state == 1;
+  int was_direct = sv__both_ways(o);
   if (o->peer && o->attempt == -2) {
     /* A punch attempt that ended without its connect callback: the next one may go. */
     if (o->peer->punch_try == o) o->peer->punch_try = NULL;
@@ -246,7 +266,10 @@ static void sv__out_closed(nm_conn *c) {
     /* Closed in its first moments (refused, or lost): what we sent may not have been
      * taken. Sending it again costs nothing: receivers show each line once. */
     if (p->unconfirmed.count) sv__backlog_requeue(p);
-    if (was_up && c->close_err == 0 && !c->peer_error[0] && !(sv->peers.mesh && p->neighbour)) {
+    /* A neighbour's connection, or a reversed one that carried the peer's lines to us:
+     * dialled again soon, not only when we have a line. */
+    if (was_up && c->close_err == 0 && !c->peer_error[0] && !(sv->peers.mesh && p->neighbour) &&
+        !(o->reverse && was_direct)) {
       /* It worked and ended cleanly: the peer closes connections idle for a while. We open
        * a new one when we have a line for it. */
       p->idle = 1;
@@ -398,6 +421,8 @@ static void sv__out_connected(nm_conn *c, int status) {
   nm_msg hello = {.type = NM_MSG_PEER_HELLO};
   snprintf(hello.u.peer_hello.id, sizeof hello.u.peer_hello.id, "%s", sv->id);
   snprintf(hello.u.peer_hello.name, sizeof hello.u.peer_hello.name, "%s", sv->cfg.name);
+  /* Peers may not reach us (we pull): ask for the peer's lines on this connection too. */
+  hello.u.peer_hello.reverse = o->reverse = sv__want_reverse(sv);
   nm_msg_send(c, &hello);
   p->out_ready = 1;
   p->idle = 0;
@@ -617,11 +642,16 @@ void sv_peers_apply_full(servant *sv, const nm_peerlist *list) {
   for (size_t i = 0; i < list->count; i++) sv_peers_upsert(sv, &list->peers[i]);
 }
 
+/* Whether our lines for p go on its connection to us: we have none of our own to it, and
+ * it is a neighbour in a bounded mesh (a pair makes one connection), or, in the full mesh,
+ * it asked for them there (reversal). */
+static int sv__sends_inbound(const servant *sv, const sv_peer *p) {
+  if (p->out_ready || !p->in_conn || p->in_conn->closing) return 0;
+  return sv->peers.mesh ? p->neighbour : p->in_reverse;
+}
+
 /* One line to one peer: on its connection, or into its backlog (which reopens an idle
  * connection). The connection's write queue and the backlog bound what it may hold. */
-static int sv__sends_inbound(const servant *sv, const sv_peer *p) {
-  return sv->peers.mesh && p->neighbour && !p->out_ready && p->in_conn && !p->in_conn->closing;
-}
 
 static void sv__send_line(servant *sv, sv_peer *p, const char *payload, size_t len) {
   if (p->out_ready) {
@@ -629,7 +659,7 @@ static void sv__send_line(servant *sv, sv_peer *p, const char *payload, size_t l
     if (rc == NM_EQUEUE_FULL)
       nm_log_ratelimited(&sv->peers.full_log, NM_LOG_WARN, "%s is not reading: line dropped for it", p->info.name);
   } else if (sv__sends_inbound(sv, p)) {
-    /* The neighbour dialled us: our lines go back on its connection. */
+    /* The neighbour dialled us, or it asked (reversal): our lines go back on its connection. */
     int rc = nm_conn_send(p->in_conn, NM_MSG_CHAT, payload, len);
     if (rc == NM_EQUEUE_FULL)
       nm_log_ratelimited(&sv->peers.full_log, NM_LOG_WARN, "%s is not reading: line dropped for it", p->info.name);
@@ -708,6 +738,8 @@ void sv_peers_set_neighbours(servant *sv, const nm_msg_neighbours *n) {
     nm_log_info("mesh: the full mesh again (list version %llu)", (unsigned long long)n->version);
   for (sv_peer *p = ps->head; p; p = p->next) p->neighbour = sv__named_neighbour(sv, p->info.id);
   sv__mesh_apply(sv);
+  /* The full mesh again: if we pull, peers may send their lines back on our connections. */
+  if (was && !ps->mesh) sv_peers_ask_reverse(sv);
 }
 
 void sv_peers_publish(servant *sv, const char *payload, size_t len) {
@@ -729,12 +761,23 @@ void sv_peers_inbound_up(servant *sv, const char *id, nm_conn *c) {
   sv_peer *p = sv_peer_find(sv, id);
   if (!p) return;
   p->in_conn = c;
+  p->in_reverse = 0; /* a new connection: asks again if it wants reversal */
+  sv__backlog_flush_inbound(sv, p);
+}
+
+void sv_peers_inbound_reversed(servant *sv, const char *id, nm_conn *c) {
+  sv_peer *p = sv_peer_find(sv, id);
+  if (!p || p->in_conn != c) return;
+  p->in_reverse = 1;
   sv__backlog_flush_inbound(sv, p);
 }
 
 void sv_peers_inbound_down(servant *sv, const char *id, nm_conn *c) {
   sv_peer *p = sv_peer_find(sv, id);
-  if (p && p->in_conn == c) p->in_conn = NULL;
+  if (p && p->in_conn == c) {
+    p->in_conn = NULL;
+    p->in_reverse = 0;
+  }
 }
 
 int sv_peers_keep_inbound(servant *sv, const char *id) {
@@ -937,12 +980,13 @@ void sv_peers_punch(servant *sv, const nm_msg_punch *m) {
 static const char *sv__path(servant *sv, const sv_peer *p, char *buf, size_t len) {
   char a[NM_ADDR_STRLEN];
   if (p->out_ready) {
-    snprintf(buf, len, "direct via %s (%s)", nm_addr_str(p->path.ip, p->path.port, a),
-             p->path.kind == NM_CAND_PUNCH ? "punched" : nm_cand_kind_name(p->path.kind));
+    snprintf(buf, len, "direct via %s (%s%s)", nm_addr_str(p->path.ip, p->path.port, a),
+             p->path.kind == NM_CAND_PUNCH ? "punched" : nm_cand_kind_name(p->path.kind),
+             p->out && p->out->reverse && p->out->punch_state == 1 ? ", reversed: its lines come back on it" : "");
     return buf;
   }
   if (sv__sends_inbound(sv, p)) {
-    snprintf(buf, len, "direct via its connection to us");
+    snprintf(buf, len, "direct via its connection to us%s", sv->peers.mesh ? "" : " (reversed)");
     return buf;
   }
   size_t n = 0;
@@ -969,15 +1013,30 @@ static const char *sv__path(servant *sv, const sv_peer *p, char *buf, size_t len
 void sv_peers_direct(servant *sv, char (*ids)[NM_ID_LEN + 1], size_t max, size_t *count) {
   *count = 0;
   for (sv_peer *p = sv->peers.head; p && *count < max; p = p->next)
-    if (p->listed && p->out && p->out->punched && p->out->punch_state == 1)
-      memcpy(ids[(*count)++], p->info.id, sizeof ids[0]);
+    if (p->listed && p->info.role != NM_ROLE_RELAY && sv__both_ways(p->out))
+      memcpy(ids[(*count)++], p->info.id, sizeof ids[0]); /* a dedicated relay publishes nothing */
+}
+
+void sv_peers_ask_reverse(servant *sv) {
+  if (!sv__want_reverse(sv)) return;
+  for (sv_peer *p = sv->peers.head; p; p = p->next) {
+    sv_out *o = p->out;
+    if (!p->out_ready || !o || o->punched || o->reverse || o->conn.closing) continue;
+    nm_msg hello = {.type = NM_MSG_PEER_HELLO};
+    snprintf(hello.u.peer_hello.id, sizeof hello.u.peer_hello.id, "%s", sv->id);
+    snprintf(hello.u.peer_hello.name, sizeof hello.u.peer_hello.name, "%s", sv->cfg.name);
+    hello.u.peer_hello.reverse = 1;
+    /* A peer that does not know reversal refuses a second peer-hello and closes: we dial
+     * again, asking in the first one. */
+    if (nm_msg_send(&o->conn, &hello) == 0) o->reverse = 1;
+  }
 }
 
 int sv_peers_all_direct(servant *sv) {
   size_t direct = 0;
   for (sv_peer *p = sv->peers.head; p; p = p->next) {
     if (!p->listed || p->banned || p->info.role == NM_ROLE_RELAY) continue;
-    if (!p->out || !p->out->punched || p->out->punch_state != 1) return 0;
+    if (!sv__both_ways(p->out)) return 0;
     direct++;
   }
   /* Alone (a newcomer whose peers are still joining): the relay is what will bring the

@@ -46,6 +46,10 @@ typedef struct {
    * 1: the peer said it). */
   int punched;
   int punch_state;
+  /* Connection reversal: we asked the peer for its lines on this connection (peer-hello
+   * reverse="yes", because we pull from a relay); like a punched one, it carries them once
+   * the peer's peer-hello came (punch_state 1). */
+  int reverse;
 } sv_out;
 
 struct sv_peer {
@@ -73,7 +77,11 @@ struct sv_peer {
   int unwanted;               /* in a bounded mesh, none of those: no connection to it */
   nm_conn *in_conn;           /* its identified connection to us (inbound.c), if any: in a
                                  bounded mesh, the one we send on to a neighbour we do not
-                                 dial (a pair of neighbours makes one connection) */
+                                 dial (a pair of neighbours makes one connection); in the
+                                 full mesh, the one we send on when it asked (reversal) */
+  int in_reverse;             /* in_conn asked for our lines (peer-hello reverse="yes") and we
+                                 answered: the full mesh sends there while we have no
+                                 connection of our own to it */
   int idle;                   /* our connection was closed after use (the peer closes idle
                                  ones): reconnect when there is something to send */
   uint64_t next_attempt_ms;
@@ -144,6 +152,9 @@ void sv_peers_inbound_down(servant *sv, const char *id, nm_conn *c);
 /* In a bounded mesh, id is a neighbour: its connection to us is kept however quiet (we may
  * be the one sending on it). */
 int sv_peers_keep_inbound(servant *sv, const char *id);
+/* inbound.c: peer id asked for our lines on its connection c to us and we answered
+ * (reversal): in the full mesh they go there while we have no connection of our own to it. */
+void sv_peers_inbound_reversed(servant *sv, const char *id, nm_conn *c);
 /* Whether we are in a bounded mesh (then any listed peer's connection may carry lines of
  * other origins: each is verified with its origin's key). */
 int sv_peers_meshed(servant *sv);
@@ -156,9 +167,13 @@ void sv_peers_close_all(servant *sv);
  * or "no direct path (N candidates failed)" and the relay between us if there is one;
  * returns how many. */
 size_t sv_peers_print(servant *sv, FILE *out);
-/* The ids of listed peers whose lines reach us directly both ways: a punched connection
- * whose peer-hello came. Writes at most max into ids, in table order; *count how many. */
+/* The ids of listed peers whose lines reach us directly both ways: a punched or reversed
+ * connection whose peer-hello came. Writes at most max into ids, in table order; *count how many. */
 void sv_peers_direct(servant *sv, char (*ids)[NM_ID_LEN + 1], size_t max, size_t *count);
+/* We started pulling from a relay (or the mesh is full again): on each connection of ours
+ * that did not ask yet, ask the peer for its lines too (reversal). Only in the full mesh: a
+ * bounded mesh's neighbours send back on our connection anyway, and we keep none to others. */
+void sv_peers_ask_reverse(servant *sv);
 /* Whether every listed servant whose lines we take (not banned) reaches us directly over a
  * punched connection (dedicated relays publish nothing: not counted), and there is at least
  * one. pull.c: our relay on standby. */

@@ -110,7 +110,7 @@ static void sv__pull_tell_relay(servant *sv) {
   if (nm_msg_send(p->conn, &m) < 0) return;
   p->ndirect = m.u.direct.count;
   memcpy(p->direct, m.u.direct.ids, p->ndirect * sizeof p->direct[0]);
-  nm_log_info("relay %s told: %zu peer%s reach us directly (punched), their lines come no more through it",
+  nm_log_info("relay %s told: %zu peer%s reach us directly (punched or reversed), their lines come no more through it",
               p->name, p->ndirect, p->ndirect == 1 ? "" : "s");
 }
 
@@ -172,7 +172,7 @@ void sv_pull_on_assign(servant *sv, const nm_msg_relay_assign *a) {
      * keeps relay and token for us; we ask for them again when a direct path fails. */
     if (p->assigned)
       nm_log_ratelimited(&p->standby_log, NM_LOG_INFO,
-                         "relay %s on standby: every peer reaches us directly (punched); we pull again at once if "
+                         "relay %s on standby: every peer reaches us directly (punched or reversed); we pull again at once if "
                          "a direct path fails",
                          p->name);
     if (p->assigned || p->standby) p->standby = 1;
@@ -215,6 +215,9 @@ void sv_pull_on_assign(servant *sv, const nm_msg_relay_assign *a) {
   p->reason = a->reason;
   sv__pull_say_why(p, 0);
   sv__pull_connect(sv);
+  /* Peers may not reach us: those we are connected to may send their lines back on our
+   * connections (reversal). */
+  sv_peers_ask_reverse(sv);
   sv__pull_tell_manager(sv);
 }
 

@@ -263,6 +263,33 @@ static size_t count(const char *hay, const char *needle) {
   return n;
 }
 
+/* The manager's resident memory (VmRSS), in kB; 0 when unknown. */
+static long rss_kb(pid_t pid) {
+  char path[64], line[128];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  long kb = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "VmRSS:", 6) == 0) kb = strtol(line + 6, NULL, 10);
+  if (f) fclose(f);
+  return kb;
+}
+
+/* The manager's CPU time (user + system) so far, in seconds; -1 when unknown. */
+static double cpu_s(pid_t pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char *p = strrchr(buf, ')'); /* the name may hold spaces; the fields follow it */
+  unsigned long ut = 0, st = 0;
+  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) return -1;
+  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) { return remove(p); }
 
 int main(int argc, char **argv) {
@@ -312,6 +339,8 @@ int main(int argc, char **argv) {
     usleep(50 * 1000);
   }
   S = calloc((size_t)N, sizeof *S);
+  long rss0 = rss_kb(pid);
+  double cpu0 = cpu_s(pid);
   uint64_t t0 = uv_hrtime();
   start_next();
   int expired = 0;
@@ -324,6 +353,13 @@ int main(int argc, char **argv) {
   double secs = (double)(uv_hrtime() - t0) / 1e9;
   CHECK(ready == N, "%d of %d servants registered and got a whole list (%.1f s)", ready, N, secs);
   run_for(500); /* the last window's delta reaches the observers */
+  long rss1 = rss_kb(pid);
+  double cpu1 = cpu_s(pid);
+  if (cpu0 >= 0 && cpu1 >= 0) printf("# manager CPU for %d registrations: %.2f s\n", ready, cpu1 - cpu0);
+  /* Informational (docs/performance.md): TLS included, the allocator's slack too. */
+  if (rss0 && rss1 && ready)
+    printf("# manager resident memory: %ld kB idle, %ld kB with %d servants: %.1f kB per servant\n", rss0, rss1,
+           ready, (double)(rss1 - rss0) / ready);
 
   int bad = 0;
   for (int i = 0; i < N; i++)

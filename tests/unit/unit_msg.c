@@ -534,7 +534,11 @@ static void test_round_trip_peer_messages(void) {
   if (round_trip(&m, &d, NULL) == 0) {
     NMT_EQ_STR(d.u.peer_hello.id, ID_A);
     NMT_EQ_STR(d.u.peer_hello.name, "a.b-c_d");
+    NMT_EQ_INT(d.u.peer_hello.reverse, 0);
   }
+  /* connection reversal: the dialler asks for the other's lines on its connection */
+  m.u.peer_hello.reverse = 1;
+  if (round_trip(&m, &d, "reverse=\"yes\"") == 0) NMT_EQ_INT(d.u.peer_hello.reverse, 1);
 
   memset(&m, 0, sizeof m);
   m.type = NM_MSG_CHAT;

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# natmesh's benchmark suite (issue 13; docs/performance.md, "The scale suite"): builds with
+# optimisation into its own build directory, runs natmesh-loadgen at N = 1,000, 10,000 and
+# the largest N the file limit allows against a real natmesh-manager (each figure a ratio
+# against a baseline measured in the same invocation), then the chat benchmark with 200 real
+# servants, prints a table and writes bench/results.csv (figure,n,value,unit,baseline,ratio).
+#
+#   ./scripts/bench.sh [--sizes 1000,10000,MAX] [--seconds S] [--chat N|0] [--no-build]
+#                      [--bindir DIR]
+#
+# --bindir DIR measures the programs of another build (natmesh-manager, natmesh-servant,
+# natmesh-ctl from DIR; natmesh-loadgen still from this tree), e.g. a branch's build.
+# Environment: BENCH_BUILD (default build-bench), BENCH_CSV (default bench/results.csv).
+# Every step is bounded in time: a figure that cannot complete within its bound is recorded
+# as such (register_incomplete, join_incomplete, ...), never waited for.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${BENCH_BUILD:-$root/build-bench}
+csv=${BENCH_CSV:-$root/bench/results.csv}
+sizes=""
+seconds=2
+chat=200
+do_build=1
+progs=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --sizes) sizes=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --chat) chat=$2; shift 2 ;;
+    --no-build) do_build=0; shift ;;
+    --bindir) progs=$(cd "$2" && pwd); shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+start=$(date +%s)
+if [ "$do_build" = 1 ]; then
+  echo "== build (RelWithDebInfo: -O2) into $build"
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNATMESH_BUILD_TESTS=OFF \
+        -DNATMESH_WITH_NETSIM=OFF -DNATMESH_WITH_BENCH=ON -DNATMESH_WITH_CTL=ON >/dev/null
+  # The compiler's output goes to a log (the tree's own warnings are not this script's).
+  nice -n 19 cmake --build "$build" -j "$(nproc)" \
+        --target natmesh-loadgen natmesh-manager natmesh-servant natmesh-ctl \
+        >"$build/bench-build.log" 2>&1 || { tail -30 "$build/bench-build.log"; exit 1; }
+fi
+bin=$build/bin
+progs=${progs:-$bin}
+
+# The largest N: one descriptor per session in the load generator and in the manager, each
+# under the hard limit (the soft one is raised to it), less a reserve for the manager's own
+# files, natmesh-ctl sessions and connections not yet authenticated; at most 19,000.
+hard=$(ulimit -Hn)
+[ "$hard" = unlimited ] && hard=1048576
+max=$(( hard - 1000 ))
+[ "$max" -gt 19000 ] && max=19000
+[ -n "$sizes" ] || sizes="1000,10000,$max"
+ulimit -Sn "$hard"
+
+echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)," \
+     "Linux $(uname -r), ulimit -Hn $hard, load $(cut -d' ' -f1-3 /proc/loadavg)"
+mkdir -p "$(dirname "$csv")"
+raw=$(mktemp /tmp/natmesh-bench.XXXXXX.csv)
+trap 'rm -f "$raw"' EXIT
+
+for n in ${sizes//,/ }; do
+  # Registration bounds: the whole run must stay under 10 minutes on 2 cores.
+  if [ "$n" -le 2000 ]; then bound=60; elif [ "$n" -le 10000 ]; then bound=60; else bound=75; fi
+  echo "== natmesh-loadgen N=$n (registration bound ${bound}s)"
+  timeout --signal=TERM --kill-after=10 $(( bound + 240 )) \
+    "$bin/natmesh-loadgen" --manager "$progs/natmesh-manager" --ctl "$progs/natmesh-ctl" \
+      --n "$n" --seconds "$seconds" --register-timeout "$bound" --csv "$raw" \
+    || echo "   (natmesh-loadgen N=$n exited $?: see above)"
+done
+
+if [ "$chat" -gt 0 ]; then
+  echo "== chat: $chat real servants"
+  timeout --signal=TERM --kill-after=10 300 \
+    python3 "$root/bench/chat.py" --bindir "$progs" --n "$chat" --csv "$raw" \
+      >"$raw.chat.log" 2>&1 || echo "   (chat.py failed: its summary follows)"
+  # The harness's log is long: its notes, the figures and the verdict are shown.
+  grep -E '^(# \[|chat|  chat|# PASS|# FAIL|not ok)' "$raw.chat.log" | grep -v ' started ' || true
+  rm -f "$raw.chat.log"
+fi
+
+# Growth figures across N (baseline: the smallest N of this invocation), then the table.
+python3 - "$raw" "$csv" <<'EOF'
+import csv, sys
+raw, out = sys.argv[1], sys.argv[2]
+rows = [r for r in csv.reader(open(raw)) if r]
+by = {}
+for f, n, v, u, b, r in rows:
+    by.setdefault(f, {})[int(n)] = (float(v), u)
+ns = sorted({int(r[1]) for r in rows if r[0] == "register_seconds"})
+extra = []
+if ns:
+    n0 = ns[0]
+    def registered(n):
+        inc = by.get("register_incomplete", {}).get(n)
+        return inc[0] if inc else n
+    for n in ns[1:]:
+        for f in ("register_seconds", "register_cpu_seconds"):
+            if n in by.get(f, {}) and n0 in by.get(f, {}) and by[f][n0][0] > 0:
+                g = by[f][n][0] / by[f][n0][0]
+                lin = registered(n) / registered(n0)
+                extra.append([f.replace("_seconds", "_growth"), n, "%.4g" % g, "x", "%.4g" % lin,
+                              "%.4f" % (g / lin)])
+    # Bytes per servant per change: constant in N is the goal; baseline = the smallest N.
+    for f in ("join_bytes_per_servant", "leave_bytes_per_servant"):
+        d = by.get(f, {})
+        if d:
+            b0 = d[min(d)][0]
+            for i, r in enumerate(rows):
+                if r[0] == f and b0 > 0:
+                    rows[i] = [f, r[1], r[2], r[3], "%.6g" % b0, "%.4f" % (float(r[2]) / b0)]
+rows += extra
+rows.sort(key=lambda r: (r[0].startswith("chat"), r[0], int(r[1])))
+with open(out, "w", newline="") as fh:
+    w = csv.writer(fh, lineterminator="\n")
+    w.writerow(["figure", "n", "value", "unit", "baseline", "ratio"])
+    w.writerows(rows)
+print("\n%-28s %7s %14s %-8s %14s %8s" % ("figure", "n", "value", "unit", "baseline", "ratio"))
+for f, n, v, u, b, r in rows:
+    print("%-28s %7s %14.6g %-8s %14.6g %8s" % (f, n, float(v), u, float(b), r))
+print("\nwrote %s (%d rows)" % (out, len(rows)))
+EOF
+echo "== bench.sh took $(( $(date +%s) - start )) s"
