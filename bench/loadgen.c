@@ -108,6 +108,8 @@ struct run {
   int count_deltas;
   uint64_t delta_bytes, delta_frames;
   int64_t list_version_max;
+  uint64_t last_list_ns;  /* the last peers or delta frame any session got */
+  uint64_t last_delta_ns; /* the last delta counted (count_deltas) */
   uint64_t list_bytes, list_frames, delta_bytes_all;
   /* the bare server's broadcast */
   int bcast_got;
@@ -121,6 +123,7 @@ static struct {
   int n, sources, in_flight;
   double seconds, register_timeout;
   int verbose;
+  int views; /* hello views="1": each session takes a view in a bounded mesh */
 } opt = {.n = 1000, .sources = 16, .in_flight = 96, .seconds = 2, .register_timeout = 120};
 
 static lg_key *keys; /* n + 1, made once, used by every TLS run */
@@ -302,6 +305,7 @@ static void on_peers(sess *s, const char *payload, size_t len) {
           pages = header_attr(head, "pages");
   r->list_frames++;
   r->list_bytes += NM_FRAME_HEADER + len;
+  r->last_list_ns = now_ns();
   if (pages > 0 && page != pages - 1) return; /* more pages follow */
   if (v > r->list_version_max) r->list_version_max = v;
   if (s->state == S_LISTENING) {
@@ -318,9 +322,11 @@ static void on_delta(sess *s, const char *payload, size_t len) {
   header_of(payload, len, "<delta", head, sizeof head);
   int64_t v = header_attr(head, "version");
   r->delta_bytes_all += NM_FRAME_HEADER + len;
+  r->last_list_ns = now_ns();
   if (r->count_deltas && !s->extra) {
     r->delta_bytes += NM_FRAME_HEADER + len;
     r->delta_frames++;
+    r->last_delta_ns = r->last_list_ns;
   }
   if (v > r->list_version_max) r->list_version_max = v;
   sess_version(s, v);
@@ -391,6 +397,7 @@ static void sess_connected(nm_conn *c, int status) {
   snprintf(m.u.hello.id, sizeof m.u.hello.id, "%s", nm_identity_id(&keys[s->index].id));
   snprintf(m.u.hello.name, sizeof m.u.hello.name, "lg%d", s->index);
   m.u.hello.role = NM_ROLE_SERVANT;
+  m.u.hello.views = opt.views;
   m.u.hello.port = (uint16_t)(20000 + s->index % 40000);
   if (nm_msg_send(c, &m) < 0) run_note(r, "%s", "hello: send failed");
   s->state = S_HELLO;
@@ -677,6 +684,31 @@ static int settled_versions(run *r) {
   return 1;
 }
 
+/* With views every session has its own versions, and a change reaches only the sessions
+ * whose view holds it: the load generator cannot know who is owed what. It waits instead
+ * until no list or delta came for QUIET_MS (a measurement's settling, bounded by max_ms),
+ * and returns when the last one came, as ns since t0 (or -1 when nothing came). */
+#define QUIET_MS 300
+static double wait_quiet(run *r, uint64_t t0, double max_ms, int deltas_only) {
+  for (;;) {
+    run_until(r, never, 50);
+    uint64_t now = now_ns(), last = deltas_only ? r->last_delta_ns : r->last_list_ns;
+    if (last > t0 && now - last >= (uint64_t)QUIET_MS * 1000000) break;
+    if ((double)(now - t0) / 1e6 > max_ms) break;
+  }
+  uint64_t last = deltas_only ? r->last_delta_ns : r->last_list_ns;
+  return last > t0 ? (double)(last - t0) / 1e9 : -1;
+}
+
+/* One change in views mode: the time until its last delta came, and delta bytes per
+ * servant (most get none: only those whose view holds the entry). */
+static double wait_change_views(run *r, uint64_t t0, double *bytes_per) {
+  double s = wait_quiet(r, t0, 10000, 1);
+  r->count_deltas = 0;
+  *bytes_per = r->ready ? (double)r->delta_bytes / (double)r->ready : 0;
+  return s;
+}
+
 static int run_manager(mgr_result *res) {
   memset(res, 0, sizeof *res);
   uint16_t port;
@@ -710,7 +742,8 @@ static int run_manager(mgr_result *res) {
          r->ready, r->n, res->reg_s, r->refused, r->refusal[0] ? ": \"" : "", r->refusal,
          r->refusal[0] ? "\"" : "", r->lost, r->why[0] ? ": " : "", r->why, res->reg_cpu_s, self_s);
   /* Quiet: every session holds the newest version (the deltas of the last joins). */
-  run_until(r, settled_versions, 30000);
+  if (opt.views) wait_quiet(r, 0, 30000, 0);
+  else run_until(r, settled_versions, 30000);
   double rss1 = proc_rss_kib(pid);
   res->rss_per_kib = r->ready ? (rss1 - rss0) / r->ready : 0;
   printf("manager: VmRSS %.0f KiB before, %.0f KiB after; lists %" PRIu64 " frames %" PRIu64
@@ -733,10 +766,11 @@ static int run_manager(mgr_result *res) {
     sess_start(r, r->n);
     run_until(r, extra_ready, 60000);
     if (x->state == S_READY) {
-      res->join_s = wait_change(r, r->change_t0, &res->join_bytes);
+      res->join_s = opt.views ? wait_change_views(r, r->change_t0, &res->join_bytes)
+                              : wait_change(r, r->change_t0, &res->join_bytes);
       res->join_ok = res->join_s >= 0;
       /* One leave: the extra says bye. */
-      run_until(r, settled_versions, 10000);
+      if (!opt.views) run_until(r, settled_versions, 10000);
       r->count_deltas = 1;
       r->delta_bytes = 0;
       nm_msg bye = {.type = NM_MSG_BYE};
@@ -744,7 +778,7 @@ static int run_manager(mgr_result *res) {
       set_target(r, r->list_version_max + 1);
       nm_msg_send(&x->conn, &bye);
       x->state = S_DONE;
-      res->leave_s = wait_change(r, t0, &res->leave_bytes);
+      res->leave_s = opt.views ? wait_change_views(r, t0, &res->leave_bytes) : wait_change(r, t0, &res->leave_bytes);
       res->leave_ok = res->leave_s >= 0;
     } else {
       r->count_deltas = 0;
@@ -798,12 +832,15 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: natmesh-loadgen --manager PATH [--ctl PATH] [--n N] [--seconds S]\n"
           "                       [--sources K] [--in-flight W] [--register-timeout S]\n"
-          "                       [--csv FILE] [--verbose]\n"
+          "                       [--views 0|1] [--csv FILE] [--verbose]\n"
           "  --n N                 simulated servants (default 1000)\n"
           "  --seconds S           heartbeat window per target (default 2)\n"
           "  --sources K           loopback source addresses 127.0.0.2.. (default 16)\n"
           "  --in-flight W         sessions connecting or registering at once (default 96)\n"
           "  --register-timeout S  bound on registering all N (default 120)\n"
+          "  --views 0|1           1: sessions say views=\"1\" in hello (a view in a bounded mesh,\n"
+          "                        past the manager's --mesh-above); changes are then timed to\n"
+          "                        their last delta (no one waits for all N)\n"
           "  --csv FILE            append figure,n,value,unit,baseline,ratio rows\n");
 }
 
@@ -840,6 +877,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--sources")) opt.sources = atoi(v);
     else if (!strcmp(a, "--in-flight")) opt.in_flight = atoi(v);
     else if (!strcmp(a, "--register-timeout")) opt.register_timeout = atof(v);
+    else if (!strcmp(a, "--views")) opt.views = atoi(v);
     else return usage(stderr), 2;
   }
   if (!opt.manager || opt.n < 1 || opt.seconds <= 0 || opt.sources < 1 || opt.sources > 250 ||
