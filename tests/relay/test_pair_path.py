@@ -69,7 +69,10 @@ async def test(h):
     m = await h.start_manager()
     carol = await h.start_servant("carol", m, listen=CAROL)
     alice = await h.start_servant("alice", m, listen=ALICE)
-    bob = await h.start_servant("bob", m, listen=BOB)
+    # bob runs with --no-reverse: the pair path is what is tested, so alice's lines must
+    # come through his pair relay, not back on his own connection to her (connection
+    # reversal would carry them there and put the relay on standby).
+    bob = await h.start_servant("bob", m, listen=BOB, extra=("--no-reverse",))
     everyone = [alice, bob, carol]
     await h.wait_peer_count(everyone, 3)
 

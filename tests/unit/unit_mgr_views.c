@@ -229,14 +229,13 @@ static void test_views(void) {
     snprintf(when, sizeof when, "round %d", round);
     if (check_all(when) > 60) NMT_CHECK(0);
   }
-  for (int i = 0; i < ns; i++) {
-    mgr_views_forget(&m, S[i]);
-    free(S[i]);
-  }
+  for (int i = 0; i < ns; i++) mgr_views_forget(&m, S[i]);
   NMT_CHECK(m.watch == NULL); /* nobody watches anything once every view is forgotten */
   mgr_views_close(&m);
   mgr_mesh_close(&m.mesh);
+  /* The index's hash table lives in its entries' handles: closed before they are freed. */
   mgr_index_close(&m.index);
+  for (int i = 0; i < ns; i++) free(S[i]);
 }
 
 /* The default degree (8), servants only: what a view costs a servant in the manager. */
