@@ -386,6 +386,26 @@ static void nm__conn_on_write(uv_write_t *req, int status) {
   free(w);
 }
 
+/* The end of a TLS send: w holds the ciphertext of a whole frame (rc 0), or the encryption
+ * failed (rc < 0) after part of the frame may have been encrypted, so the stream cannot be
+ * resumed and the connection closes. Takes w. */
+static int nm__conn_tls_submit(nm_conn *c, nm__write *w, int rc) {
+  if (rc < 0) {
+    free(w);
+    nm_conn_close(c, rc, rc == -ENOMEM ? "out of memory for TLS output" : "TLS write failed");
+    return rc;
+  }
+  uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
+  rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, nm__conn_on_write);
+  if (rc < 0) {
+    free(w);
+    nm_conn_close(c, rc, "write failed");
+    return rc;
+  }
+  c->queued_bytes += w->len;
+  return 0;
+}
+
 /* One frame through TLS into one uv_write: the header and the first piece of the payload
  * as one record, the rest piece by piece, each piece's ciphertext taken from the write BIO
  * at once so that it never holds more than a record. */
@@ -420,21 +440,7 @@ static int nm__conn_tls_send(nm_conn *c, uint8_t type, const char *payload, size
     rc = nm_tls_session_write(c->tls, payload + off, piece);
     off += piece;
   }
-  if (rc < 0) {
-    /* Part of a frame may be encrypted already: the stream cannot be resumed. */
-    free(w);
-    nm_conn_close(c, rc, rc == -ENOMEM ? "out of memory for TLS output" : "TLS write failed");
-    return rc;
-  }
-  uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
-  rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, nm__conn_on_write);
-  if (rc < 0) {
-    free(w);
-    nm_conn_close(c, rc, "write failed");
-    return rc;
-  }
-  c->queued_bytes += w->len;
-  return 0;
+  return nm__conn_tls_submit(c, w, rc);
 }
 
 int nm_conn_send(nm_conn *c, uint8_t type, const char *payload, size_t len) {
@@ -493,20 +499,7 @@ static int nm__conn_tls_send_framed(nm_conn *c, const char *frame, size_t total)
     }
     w->len += nm_tls_session_take(c->tls, w->data + w->len, n);
   }
-  if (rc < 0) {
-    free(w);
-    nm_conn_close(c, rc, rc == -ENOMEM ? "out of memory for TLS output" : "TLS write failed");
-    return rc;
-  }
-  uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
-  rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, nm__conn_on_write);
-  if (rc < 0) {
-    free(w);
-    nm_conn_close(c, rc, "write failed");
-    return rc;
-  }
-  c->queued_bytes += w->len;
-  return 0;
+  return nm__conn_tls_submit(c, w, rc);
 }
 
 static void nm__conn_on_swrite(uv_write_t *req, int status) {
