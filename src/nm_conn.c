@@ -406,6 +406,22 @@ static int nm__conn_tls_submit(nm_conn *c, nm__write *w, int rc) {
   return 0;
 }
 
+/* Appends the write BIO's ciphertext to *w (capacity *cap), growing it when TLS added more
+ * overhead than planned (rather than lose bytes), with room for what remains of the frame.
+ * 0, or -ENOMEM (*w is still valid, and freed by the caller's nm__conn_tls_submit). */
+static int nm__conn_tls_take(nm_conn *c, nm__write **w, size_t *cap, size_t remaining) {
+  size_t n = nm_tls_session_pending(c->tls);
+  if (n > *cap - (*w)->len) {
+    size_t ncap = (*w)->len + n + NM__TLS_OVERHEAD(remaining);
+    nm__write *nw = realloc(*w, sizeof *nw + ncap);
+    if (!nw) return -ENOMEM;
+    *w = nw;
+    *cap = ncap;
+  }
+  (*w)->len += nm_tls_session_take(c->tls, (*w)->data + (*w)->len, n);
+  return 0;
+}
+
 /* One frame through TLS into one uv_write: the header and the first piece of the payload
  * as one record, the rest piece by piece, each piece's ciphertext taken from the write BIO
  * at once so that it never holds more than a record. */
@@ -422,19 +438,7 @@ static int nm__conn_tls_send(nm_conn *c, uint8_t type, const char *payload, size
   if (off) memcpy(first + NM_FRAME_HEADER, payload, off);
   int rc = nm_tls_session_write(c->tls, first, NM_FRAME_HEADER + off);
   for (;;) {
-    size_t n = rc < 0 ? 0 : nm_tls_session_pending(c->tls);
-    if (n > cap - w->len) {
-      /* More overhead than TLS 1.3 adds today: grow rather than lose bytes. */
-      size_t ncap = w->len + n + NM__TLS_OVERHEAD(len - off);
-      nm__write *nw = realloc(w, sizeof *w + ncap);
-      if (!nw) {
-        rc = -ENOMEM;
-        break;
-      }
-      w = nw;
-      cap = ncap;
-    }
-    w->len += nm_tls_session_take(c->tls, w->data + w->len, n);
+    if (rc >= 0) rc = nm__conn_tls_take(c, &w, &cap, len - off);
     if (rc < 0 || off == len) break;
     size_t piece = len - off < NM__TLS_PIECE ? len - off : NM__TLS_PIECE;
     rc = nm_tls_session_write(c->tls, payload + off, piece);
@@ -486,18 +490,8 @@ static int nm__conn_tls_send_framed(nm_conn *c, const char *frame, size_t total)
     rc = nm_tls_session_write(c->tls, frame + off, piece);
     if (rc < 0) break;
     off += piece;
-    size_t n = nm_tls_session_pending(c->tls);
-    if (n > cap - w->len) {
-      size_t ncap = w->len + n + NM__TLS_OVERHEAD(total - off);
-      nm__write *nw = realloc(w, sizeof *w + ncap);
-      if (!nw) {
-        rc = -ENOMEM;
-        break;
-      }
-      w = nw;
-      cap = ncap;
-    }
-    w->len += nm_tls_session_take(c->tls, w->data + w->len, n);
+    rc = nm__conn_tls_take(c, &w, &cap, total - off);
+    if (rc < 0) break;
   }
   return nm__conn_tls_submit(c, w, rc);
 }
