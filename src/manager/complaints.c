@@ -18,7 +18,8 @@ unsigned mgr_complaint_reporters(manager *m, const mgr_session *s) {
 static unsigned mgr__others(manager *m, const mgr_session *s) {
   unsigned others = 0;
   if (mgr_neighbours_dialers(m, s, &others)) return others; /* a bounded mesh: its neighbours */
-  size_t n = m->index.registered_servants;
+  /* With a store, the servants other managers hold complain too (to its holder, us). */
+  size_t n = m->index.registered_servants + m->index.remote_servants;
   if (s->state == MGR_SESSION_REGISTERED && s->role == NM_ROLE_SERVANT && n > 0) n--;
   return (unsigned)n;
 }

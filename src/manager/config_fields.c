@@ -27,6 +27,9 @@ const nm_cfg_field mgr_config_fields[] = {
     F("delta-window-ms", NM_CFG_UINT, 0, MGR_DELTA_WINDOW_MAX_MS, delta_window_ms),
     F("mesh-above", NM_CFG_UINT, 0, 1000000, mesh_above),
     F("mesh-degree", NM_CFG_UINT, MGR_MESH_DEGREE_MIN, MGR_MESH_DEGREE_MAX, mesh_degree),
+    F("store", NM_CFG_STRING, 0, 0, store),
+    F("overlay", NM_CFG_STRING, 0, 0, overlay),
+    F("manager-name", NM_CFG_STRING, 0, 0, manager_name),
 };
 #undef F
 

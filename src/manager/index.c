@@ -107,13 +107,17 @@ static int mgr__holds_port_in(int st) {
   return st == MGR_SESSION_WELCOMED || st == MGR_SESSION_REPLACING || st == MGR_SESSION_REGISTERED;
 }
 
-static int mgr__listed_in(int st) { return st == MGR_SESSION_REPLACING || st == MGR_SESSION_REGISTERED; }
+/* Listed by id: a servant of ours in the list, or one another manager holds (shared.h). */
+static int mgr__listed_in(int st) {
+  return st == MGR_SESSION_REPLACING || st == MGR_SESSION_REGISTERED || st == MGR_SESSION_REMOTE;
+}
 
 static void mgr__count(mgr_index *x, const mgr_session *s, int st, int sign) {
   size_t d = (size_t)(sign > 0 ? 1 : -1);
   if (mgr__holds_port_in(st)) x->servants += d;
   if (st == MGR_SESSION_REGISTERED && s->role == NM_ROLE_SERVANT) x->registered_servants += d;
   if (st == MGR_SESSION_CTL) x->ctl += d;
+  if (st == MGR_SESSION_REMOTE && s->role == NM_ROLE_SERVANT) x->remote_servants += d;
 }
 
 void mgr_index_set_state(mgr_index *x, mgr_session *s, int st) {
@@ -179,7 +183,9 @@ static int mgr__relay_involved(const mgr_session *s) {
           s->reach == NM_REACH_RELAYED);
 }
 
-static int mgr__accused(const mgr_session *s) { return mgr__listed_in((int)s->state) && s->complaints.n > 0; }
+static int mgr__accused(const mgr_session *s) {
+  return mgr__listed_in((int)s->state) && s->state != MGR_SESSION_REMOTE && s->complaints.n > 0;
+}
 
 void mgr_index_prune(mgr_index *x) {
   for (mgr_session *s = x->relayed, *next; s; s = next) {

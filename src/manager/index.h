@@ -31,6 +31,7 @@ typedef struct {
   size_t servants;            /* welcomed, replacing or registered */
   size_t registered_servants; /* registered with role servant */
   size_t ctl;                 /* ctl sessions */
+  size_t remote_servants;     /* servants other managers hold (shared.h), listed here */
 } mgr_index;
 
 void mgr_index_init(mgr_index *x);

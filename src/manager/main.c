@@ -4,6 +4,8 @@
 #include "commands.h"
 #include "provisional.h"
 #include "manager.h"
+#include "shared.h"
+#include "store.h"
 #include "neighbours.h"
 #include "nm_config.h"
 #include "nm_error.h"
@@ -30,6 +32,8 @@ static void usage(FILE *out) {
           "                       [--max-unauth-per-address N] [--max-unauth N]\n"
           "                       [--metrics [ADDR:]PORT] [--max-servants N] [--delta-window-ms MS]\n"
           "                       [--mesh-above N] [--mesh-degree D]\n"
+          "                       [--store redis://IP:PORT | sentinel://IP:PORT[,IP:PORT...]/NAME]\n"
+          "                       [--overlay NAME] [--manager-name NAME]\n"
           "                       [-C|--check-config] [-v|--verbose] [-h|--help] [--version]\n"
           "                       [COMMAND ...]\n"
           "The connection manager servants register with. Defaults: listen on all addresses (::,\n"
@@ -100,6 +104,7 @@ static void mgr__sweep(uv_timer_t *t) {
   mgr_index_prune(&m->index);
   mgr__notify_status(m);
   mgr__trim_heap(m);
+  mgr_shared_tick(m);
   uint64_t now = mgr_now_ms(m);
   uint64_t limit = (uint64_t)m->cfg.timeout_s * 1000;
   for (mgr_session *s = m->sessions, *next; s; s = next) {
@@ -121,6 +126,8 @@ static void mgr__on_signal(uv_signal_t *sig, int signum) {
   nm_notify_stopping(&m->notify);
   mgr_metrics_quiesce(m);
   for (mgr_session *s = m->sessions; s; s = s->next) mgr_session_retire(s, MGR_RETIRE_STOPPING, NULL);
+  /* Its servants' records stay: they move to another manager, which takes them over. */
+  mgr_shared_stop(m);
   uv_close((uv_handle_t *)&m->server, NULL);
   uv_close((uv_handle_t *)&m->sweep, NULL);
   uv_close((uv_handle_t *)&m->sigint, NULL);
@@ -219,6 +226,9 @@ enum {
   MGR_OPT_DELTA_WINDOW,
   MGR_OPT_MESH_ABOVE,
   MGR_OPT_MESH_DEGREE,
+  MGR_OPT_STORE,
+  MGR_OPT_OVERLAY,
+  MGR_OPT_MANAGER_NAME,
 };
 
 static const struct option mgr__opts[] = {
@@ -245,6 +255,9 @@ static const struct option mgr__opts[] = {
     {"delta-window-ms", required_argument, 0, MGR_OPT_DELTA_WINDOW},
     {"mesh-above", required_argument, 0, MGR_OPT_MESH_ABOVE},
     {"mesh-degree", required_argument, 0, MGR_OPT_MESH_DEGREE},
+    {"store", required_argument, 0, MGR_OPT_STORE},
+    {"overlay", required_argument, 0, MGR_OPT_OVERLAY},
+    {"manager-name", required_argument, 0, MGR_OPT_MANAGER_NAME},
     {0, 0, 0, 0}};
 /* "+": options end at the first word that is not one, a subcommand's name, whose own options
  * follow it. */
@@ -269,6 +282,19 @@ static void mgr__defaults(mgr_config *cfg) {
   cfg->delta_window_ms = MGR_DELTA_WINDOW_MS;
   cfg->mesh_above = MGR_MESH_ABOVE_DEFAULT;
   cfg->mesh_degree = MGR_MESH_DEGREE_DEFAULT;
+  snprintf(cfg->overlay, sizeof cfg->overlay, "natmesh");
+  /* The host name: what an operator running one manager per host calls it anyway. */
+  if (gethostname(cfg->manager_name, sizeof cfg->manager_name) < 0 || !cfg->manager_name[0])
+    snprintf(cfg->manager_name, sizeof cfg->manager_name, "manager");
+  cfg->manager_name[sizeof cfg->manager_name - 1] = 0;
+}
+
+/* An overlay's or a manager's name: 1..63 letters, digits, '.', '-' or '_' (a Redis key
+ * part and a label value, with nothing to escape). */
+static int mgr__name_ok(const char *s) {
+  size_t n = strlen(s);
+  return n >= 1 && n <= MGR_MANAGER_NAME_MAX &&
+         strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == n;
 }
 
 static int mgr__key_option(nm_keylist *l, const char *name, const char *v) {
@@ -358,6 +384,19 @@ static int mgr__options(int argc, char **argv, mgr_config *cfg, int *check_only)
     case MGR_OPT_MESH_ABOVE:
       if (mgr__unsigned_option("mesh-above", optarg, 0, 1000000, &cfg->mesh_above) < 0) return 2;
       break;
+    case MGR_OPT_STORE:
+      if (strlen(optarg) >= sizeof cfg->store) return nm_log_error("--store: too long"), 2;
+      snprintf(cfg->store, sizeof cfg->store, "%s", optarg);
+      break;
+    case MGR_OPT_OVERLAY:
+      if (strlen(optarg) >= sizeof cfg->overlay) return nm_log_error("--overlay: at most %d characters", MGR_OVERLAY_NAME_MAX), 2;
+      snprintf(cfg->overlay, sizeof cfg->overlay, "%s", optarg);
+      break;
+    case MGR_OPT_MANAGER_NAME:
+      if (strlen(optarg) >= sizeof cfg->manager_name)
+        return nm_log_error("--manager-name: at most %d characters", MGR_MANAGER_NAME_MAX), 2;
+      snprintf(cfg->manager_name, sizeof cfg->manager_name, "%s", optarg);
+      break;
     case MGR_OPT_MESH_DEGREE:
       if (mgr__unsigned_option("mesh-degree", optarg, MGR_MESH_DEGREE_MIN, MGR_MESH_DEGREE_MAX, &cfg->mesh_degree) < 0)
         return 2;
@@ -387,6 +426,19 @@ static int mgr__check(mgr_config *cfg, nm_admission_mode *mode) {
   if (cfg->metrics[0] && nm_http_parse_listen(cfg->metrics, ip, sizeof ip, &port) < 0)
     return nm_log_error("metrics: expected [ADDR:]PORT (ADDR an IP address, [IPv6] in brackets), "
                         "got \"%s\"", cfg->metrics), 2;
+  if (!mgr__name_ok(cfg->overlay))
+    return nm_log_error("overlay: expected 1 to %d letters, digits, '.', '-' or '_', got \"%.70s\"",
+                        MGR_OVERLAY_NAME_MAX, cfg->overlay), 2;
+  if (!mgr__name_ok(cfg->manager_name))
+    return nm_log_error("manager-name: expected 1 to %d letters, digits, '.', '-' or '_', got \"%.70s\"",
+                        MGR_MANAGER_NAME_MAX, cfg->manager_name), 2;
+  if (cfg->store[0]) {
+    char err[300];
+    if (mgr_store_parse_url(cfg->store, err, sizeof err) < 0) return nm_log_error("store: %s", err), 2;
+    /* Views and the bounded mesh are one manager's: with several, every servant holds the
+     * whole list (docs/operators.md, "Several managers"). */
+    if (cfg->mesh_above < 1000000) cfg->mesh_above = 1000000;
+  }
   if (!cfg->state_dir[0]) {
     int rc = nm_identity_default_dir(cfg->state_dir, sizeof cfg->state_dir, "manager");
     if (rc < 0)
@@ -515,6 +567,7 @@ int main(int argc, char **argv) {
   if (mgr__trust_init(&m, mode) != 0) return 1;
   if (mgr_admission_start(&m.admission, m.loop) < 0) return nm_log_error("admission store: cannot start its timer"), 1;
   if (mgr_metrics_start(&m) < 0) return 1;
+  if (mgr_shared_init(&m) < 0) return 1;
   uv_timer_init(m.loop, &m.sweep);
   m.sweep.data = &m;
   unsigned sweep_ms = cfg->heartbeat_s * 1000 / 4;
@@ -541,6 +594,7 @@ int main(int argc, char **argv) {
   mgr_index_close(&m.index);
   mgr_neighbours_close(&m);
   mgr_views_close(&m);
+  mgr_shared_close(&m);
   nm_addrlimit_close(&m.unauth);
   mgr_admission_close(&m.admission);
   nm_tls_ctx_close(&m.tls);

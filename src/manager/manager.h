@@ -46,6 +46,9 @@
 /* How long a session may stay silent after its TLS handshake before its hello (or a ctl's
  * status-request). */
 #define MGR_FIRST_FRAME_MS 5000
+/* --overlay and --manager-name: letters, digits, '.', '-', '_' */
+#define MGR_OVERLAY_NAME_MAX 63
+#define MGR_MANAGER_NAME_MAX 63
 
 typedef struct {
   char listen[64];
@@ -73,6 +76,11 @@ typedef struct {
   /* the bounded-degree mesh (neighbours.h): above mesh_above servants, degree mesh_degree */
   unsigned mesh_above;
   unsigned mesh_degree;
+  /* several managers, one overlay (shared.h): --store URL ("" : none), --overlay NAME (its
+   * keys' prefix), --manager-name NAME (how the others and the status name this one) */
+  char store[256];
+  char overlay[MGR_OVERLAY_NAME_MAX + 1];
+  char manager_name[MGR_MANAGER_NAME_MAX + 1];
 } mgr_config;
 
 /* config_fields.c: the <manager> config file's elements. */
@@ -93,6 +101,8 @@ typedef enum {
   MGR_SESSION_OBSERVER,   /* a registered servant's observe session over its other family:
                              answered, waiting for the servant to close it */
   MGR_SESSION_RETIRED,    /* ended; backs nothing, its connection is closing */
+  MGR_SESSION_REMOTE,     /* not a session: a servant another manager of the overlay holds,
+                             listed from the store (shared.h); no connection, never sent to */
 } mgr_session_state;
 
 const char *mgr_session_state_name(mgr_session_state s);
@@ -105,6 +115,8 @@ typedef enum {
   MGR_RETIRE_REPLACED,   /* a new session of the same servant took its registration over */
   MGR_RETIRE_STOPPING,   /* the manager is stopping: nothing is published */
   MGR_RETIRE_REVOKED,    /* its key was revoked (natmesh-manager revoke) */
+  MGR_RETIRE_MOVED,      /* another manager of the overlay holds the servant now: its list
+                            entry goes to the remote entry (the successor), no leave is said */
 } mgr_retire_how;
 
 typedef struct manager manager;
@@ -196,6 +208,8 @@ typedef struct mgr_session {
   int views_ok; /* its hello said views="1": it can take a view (else the whole list) */
   uint16_t held_port;
   struct mgr_session *rel_prev, *rel_next, *acc_prev, *acc_next;
+  /* shared.h: a remote entry's own part (NULL for a session of ours) */
+  struct mgr_remote *remote;
 } mgr_session;
 
 struct manager {
@@ -254,6 +268,8 @@ struct manager {
   uint64_t trimmed_after_lists; /* pub.lists_sent at the last malloc_trim (main.c) */
   char (*mesh_owed)[NM_ID_LEN + 1];
   size_t mesh_nowed, mesh_owed_cap;
+  /* several managers (shared.h): NULL without --store */
+  struct mgr_shared *shared;
   /* leaves repaired in this window: how many, and the last one's name (for the log) */
   unsigned mesh_nleft;
   char mesh_left[NM_NAME_MAX + 1];
@@ -280,6 +296,10 @@ void mgr_send_full_list(manager *m, mgr_session *s);
 void mgr_list_hand_over(manager *m, mgr_session *old, mgr_session *s);
 /* s leaves the list without a leave published (the manager is stopping), before it is freed. */
 void mgr_list_forget(manager *m, mgr_session *s);
+/* A remote entry (shared.h) joins the list or its entry changed; 0 or -1 (list full, said). */
+int mgr_list_put_remote(manager *m, mgr_session *s);
+/* A remote entry leaves the list (nothing is published: the caller does). */
+void mgr_list_drop_remote(manager *m, mgr_session *s);
 /* Whether s (in the list) would now be dialled elsewhere than its published entry says. */
 int mgr_session_moved(const mgr_session *s);
 /* The registered sessions a relay choice for s must look at, into *out (malloc'ed; the
@@ -304,6 +324,9 @@ void mgr_on_connection(uv_stream_t *server, int status);
  * registration over, with MGR_RETIRE_REPLACED only. Closes the connection unless it is
  * closing already. Idempotent. */
 void mgr_session_retire(mgr_session *s, mgr_retire_how how, mgr_session *successor);
+/* reporter (ours, or a remote entry whose holder passed its complaint on) cannot reach
+ * accused_id: counted, judged, acted on. */
+void mgr_session_complaint(manager *m, mgr_session *reporter, const char *accused_id);
 
 /* Servant and relay sessions (welcomed, replacing or registered), and ctl sessions. */
 size_t mgr_servant_sessions(const manager *m);

@@ -46,6 +46,10 @@ typedef struct {
   uint64_t tls_failures;
   uint64_t refused[MGR_REFUSED_N];
   nm_conn_traffic traffic; /* every session's conn points here */
+  /* the shared store (shared.h): on at all, answering; ops put, leave, renew, reap, complain */
+  int store_on, store_up;
+  uint64_t store_ops[5], store_errors, store_failovers;
+  size_t remote_servants; /* listed, held by other managers */
 } mgr_stats;
 
 struct manager;

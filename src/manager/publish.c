@@ -51,6 +51,13 @@ void mgr_publish_close(manager *m) {
 
 uint64_t mgr_published_version(const manager *m) { return m->pub.base; }
 
+void mgr_publish_rebase(manager *m) {
+  mgr_publisher *p = &m->pub;
+  p->npending = 0;
+  p->base = m->list.version;
+  p->pages_valid = 0; /* the version may be one the cache was built for, with other entries */
+}
+
 /* ---- the sessions owed a list: an intrusive list ------------------------------------------ */
 
 static void mgr__waiter_add(mgr_publisher *p, mgr_session *s) {

@@ -57,6 +57,9 @@ void mgr_publish_flush(struct manager *m);
  * entries (relay-serve, relay-assign), so that its receiver knows them, as it did when every
  * change went out at once. */
 void mgr_publish_settle(struct manager *m);
+/* The list's version was set from elsewhere (the store's snapshot, shared.h): the window
+ * starts there, empty, and no cached page is reused. Everyone is owed a full list then. */
+void mgr_publish_rebase(struct manager *m);
 /* The version every served session has (the list's, less what is pending). */
 uint64_t mgr_published_version(const struct manager *m);
 /* The list's entry at position at changed (added, removed, updated, moved): its page's

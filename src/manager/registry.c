@@ -3,6 +3,7 @@
 #include "manager.h"
 #include "cands.h"
 #include "neighbours.h"
+#include "shared.h"
 #include "nm_error.h"
 #include "nm_log.h"
 #include "nm_msg.h"
@@ -52,6 +53,10 @@ size_t mgr_session_cands(const mgr_session *s, nm_cand cands[NM_CANDS_MAX]) {
 }
 
 void mgr_session_to_peer(const mgr_session *s, nm_peer *p) {
+  if (s->remote) {
+    mgr_shared_remote_peer(s, p); /* as its holder published it */
+    return;
+  }
   memset(p, 0, sizeof *p);
   strcpy(p->id, s->id);
   strcpy(p->name, s->name);
@@ -153,13 +158,38 @@ static int mgr__list_upsert(manager *m, mgr_session *s, nm_delta_change *c) {
   s->pub_digest = digest;
   s->pub_dial = mgr__dial_digest(&c->peer);
   mgr_publish_touch(m, s->list_at);
-  m->list.version++;
   return 1;
 }
 
+/* A change of s's entry, in the list already, goes out: through the store when it sequences
+ * the overlay's changes (shared.h; the change log publishes it, at the overlay's version),
+ * else from here, at the next version of ours. */
+static void mgr__changed(manager *m, mgr_session *s, const nm_delta_change *c, const char *reason) {
+  if (m->shared && (c->leave ? mgr_shared_leave(m, s, reason) : mgr_shared_put(m, s)) > 0) return;
+  m->list.version++;
+  mgr_publish_change(m, c);
+}
+
+int mgr_list_put_remote(manager *m, mgr_session *s) {
+  nm_peer p;
+  mgr_session_to_peer(s, &p);
+  if (s->relay_id[0] || s->reach == NM_REACH_SUSPICIOUS || s->reach == NM_REACH_RELAYED)
+    mgr_index_track_relayed(&m->index, s);
+  if (!s->in_list && mgr__list_add(&m->list, s) < 0) {
+    nm_log_error("peer list full (%zu servants); %s not listed", m->list.count, s->name);
+    return -1;
+  }
+  s->pub_digest = mgr__digest(&p, sizeof p);
+  s->pub_dial = mgr__dial_digest(&p);
+  mgr_publish_touch(m, s->list_at);
+  return 0;
+}
+
+void mgr_list_drop_remote(manager *m, mgr_session *s) { mgr__list_del(&m->list, s); }
+
 void mgr_publish_upsert(manager *m, mgr_session *s) {
   nm_delta_change c;
-  if (mgr__list_upsert(m, s, &c) > 0) mgr_publish_change(m, &c);
+  if (mgr__list_upsert(m, s, &c) > 0) mgr__changed(m, s, &c, NULL);
 }
 
 void mgr_publish_join(manager *m, mgr_session *s) {
@@ -173,7 +203,8 @@ void mgr_publish_join(manager *m, mgr_session *s) {
   /* Listed: a node of the mesh. Its neighbours (and those whose set changed) are told when
    * the window closes, after the entries they name. */
   if (changed >= 0) mgr_neighbours_joined(m, s);
-  if (changed > 0) mgr_publish_change(m, &c); /* a window of 0 serves it here */
+  /* With a store, written even when the entry is as it was: it is held here now. */
+  if (changed > 0 || (changed == 0 && m->shared)) mgr__changed(m, s, &c, NULL); /* a window of 0 serves it here */
   if (s->list_waiting && m->pub.npending == 0) mgr_publish_flush(m);
   /* Nothing for a window to carry: what the mesh owes goes now. */
   if (m->pub.npending == 0 && !m->pub.waiters) mgr_neighbours_flush(m);
@@ -188,9 +219,8 @@ void mgr_publish_leave(manager *m, mgr_session *s, const char *reason) {
   memset(&c, 0, sizeof c);
   c.leave = 1;
   memcpy(c.peer.id, s->id, sizeof c.peer.id);
-  m->list.version++;
   mgr_neighbours_left(m, s); /* the repair goes out with the window, after the leave */
-  mgr_publish_change(m, &c);
+  mgr__changed(m, s, &c, reason);
 }
 
 /* ---- the relay choice's pool -------------------------------------------------------------- */

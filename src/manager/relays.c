@@ -13,8 +13,14 @@
 #include <string.h>
 
 /* Whether c pulls from the relay with id (a client on standby holds no slot). */
+/* A listed client: ours, or one that moved to another manager of the overlay and still
+ * pulls from the relay we hold (shared.h: its record keeps relay and token). */
+static int mgr__client_listed(const mgr_session *c) {
+  return mgr_session_listed(c) || c->state == MGR_SESSION_REMOTE;
+}
+
 static int mgr__pulls_from(const mgr_session *c, const char *id) {
-  return mgr_session_listed(c) && !c->standby && c->relay_id[0] && strcmp(c->relay_id, id) == 0;
+  return mgr__client_listed(c) && !c->standby && c->relay_id[0] && strcmp(c->relay_id, id) == 0;
 }
 
 unsigned mgr_relay_clients(manager *m, const mgr_session *r) {
@@ -84,7 +90,7 @@ int mgr_relay_pick(manager *m, mgr_session *s, const char *prefer_id, const char
   free(pool);
   /* Client counts from the assignments, in one pass over the (few) relayed servants. */
   for (mgr_session *c = m->index.relayed; c; c = c->rel_next) {
-    if (!mgr_session_listed(c) || !c->relay_id[0] || c->standby || c == s) continue;
+    if (!mgr__client_listed(c) || !c->relay_id[0] || c->standby || c == s) continue;
     for (size_t i = 0; i < n; i++)
       if (strcmp(who[i]->id, c->relay_id) == 0) {
         cands[i].clients++;

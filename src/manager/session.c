@@ -10,6 +10,7 @@
  * take every descriptor), must speak within MGR_FIRST_FRAME_MS of its handshake, and what it
  * makes us log is rate-limited. */
 #include "manager.h"
+#include "shared.h"
 #include "complaints.h"
 #include "provisional.h"
 #include "relays.h"
@@ -99,6 +100,7 @@ void mgr_session_retire(mgr_session *s, mgr_retire_how how, mgr_session *success
   case MGR_RETIRE_REPLACED: snprintf(reason, sizeof reason, "replaced by a new session of the same servant"); break;
   case MGR_RETIRE_STOPPING: reason[0] = 0; break;
   case MGR_RETIRE_REVOKED: snprintf(reason, sizeof reason, "its key was revoked"); break;
+  case MGR_RETIRE_MOVED: snprintf(reason, sizeof reason, "another manager of the overlay holds it now"); break;
   }
   /* Retired first: from here on no lookup finds s, so nothing below sends to it, counts it
    * as a relay's client or picks it as a relay. */
@@ -113,6 +115,12 @@ void mgr_session_retire(mgr_session *s, mgr_retire_how how, mgr_session *success
       mgr__unlist(s, reason); /* nobody to hand over to: it is simply gone */
       break;
     case MGR_RETIRE_STOPPING: break; /* everyone is going: no leave is worth publishing */
+    case MGR_RETIRE_MOVED:
+      /* Its place in the list goes to the remote entry: peers see no leave. */
+      if (successor) mgr_list_hand_over(m, s, successor);
+      else mgr_list_forget(m, s);
+      mgr_relay_unlink(m, s);
+      break;
     case MGR_RETIRE_CLOSED:
     case MGR_RETIRE_TIMED_OUT:
       mgr__remember_verdict(m, s);
@@ -208,8 +216,10 @@ static int mgr__welcome(mgr_session *s, uint16_t wanted) {
  * the id derives from the key, and the whole fingerprint is compared as well. */
 static void mgr__take_over(mgr_session *s) {
   mgr_session *old = mgr_find_listed(s->mgr, s->id);
-  if (old && old != s && nm_fingerprint_equal(&old->conn.peer_fp, &s->conn.peer_fp))
-    mgr_session_retire(old, MGR_RETIRE_REPLACED, s);
+  if (!old || old == s || !nm_fingerprint_equal(&old->conn.peer_fp, &s->conn.peer_fp)) return;
+  /* Held by another manager of the overlay until now: it moved here (shared.h). */
+  if (old->state == MGR_SESSION_REMOTE) mgr_shared_take_over(s->mgr, old, s);
+  else mgr_session_retire(old, MGR_RETIRE_REPLACED, s);
 }
 
 /* Refuses what s asked for, with the reason in an error frame, and ends it. The line it
@@ -256,6 +266,15 @@ static int mgr__admit(mgr_session *s, const nm_msg_hello *h) {
                              (uint64_t)time(NULL)};
   nm_admission_decision d;
   char err[300] = "";
+  if (old && old->state == MGR_SESSION_REMOTE && !mgr_admission_key_revoked(&m->admission, s->conn.peer_fp.hex) &&
+      old->role == h->role && strcmp(old->name, h->name) == 0) {
+    /* Listed by another manager of the overlay, which admitted its key: a member moving
+     * here (its key proved, the same name and role). */
+    char at[NM_ADDR_STRLEN];
+    nm_log_info("hello from %s (%s) at %s: a member of the overlay held by manager %s", h->name, h->id,
+                nm_addr_str(s->conn.peer_ip, s->conn.peer_port, at), mgr_session_holder(old));
+    return 0;
+  }
   if (mgr_admission_admit(&m->admission, &rq, &d, err, sizeof err) < 0)
     nm_log_ratelimited(&m->log_denied, NM_LOG_ERROR, "admission of %s (%s): %s", h->name, h->id, err);
   if (!d.admit) {
@@ -496,15 +515,25 @@ static void mgr__convict(mgr_session *s) {
   mgr_relay_client(m, s);
 }
 
+void mgr_session_complaint(manager *m, mgr_session *s, const char *accused_id) {
+  mgr_session *accused = mgr_find_listed(m, accused_id);
+  /* Another manager holds it: its holder counts the complaint, and judges (shared.h). */
+  if (accused && accused->state == MGR_SESSION_REMOTE) {
+    if (s->state != MGR_SESSION_REMOTE) mgr_shared_complain(m, s, accused);
+    return;
+  }
+  mgr_verdict v = mgr_complaint_receive(m, s, accused_id, &accused);
+  /* Both behind NAT: have them try a simultaneous open (punch.c), whatever the verdict;
+   * not with a reporter another manager holds (it cannot be told). */
+  if (s->state != MGR_SESSION_REMOTE) mgr_punch_on_complaint(m, s, accused);
+  if (v.kind == MGR_VERDICT_SUSPICIOUS) m->stats.verdicts_suspicious++, mgr__convict(accused);
+  else if (v.kind == MGR_VERDICT_PAIR) m->stats.verdicts_pair++, mgr_relay_pair(m, accused);
+}
+
 static int mgr__on_complaint(void *session, const nm_msg *msg) {
   mgr_session *s = session;
-  mgr_session *accused;
   s->mgr->stats.complaints++;
-  mgr_verdict v = mgr_complaint_receive(s->mgr, s, msg->u.complaint.accused, &accused);
-  /* Both behind NAT: have them try a simultaneous open (punch.c), whatever the verdict. */
-  mgr_punch_on_complaint(s->mgr, s, accused);
-  if (v.kind == MGR_VERDICT_SUSPICIOUS) s->mgr->stats.verdicts_suspicious++, mgr__convict(accused);
-  else if (v.kind == MGR_VERDICT_PAIR) s->mgr->stats.verdicts_pair++, mgr_relay_pair(s->mgr, accused);
+  mgr_session_complaint(s->mgr, s, msg->u.complaint.accused);
   return s->conn.closing;
 }
 
@@ -543,6 +572,7 @@ static const char *const mgr__state_names[] = {
     [MGR_SESSION_CTL] = "a ctl session",
     [MGR_SESSION_OBSERVER] = "an observe session",
     [MGR_SESSION_RETIRED] = "retired",
+    [MGR_SESSION_REMOTE] = "held by another manager",
 };
 
 static const nm_dispatch_table mgr__table =

@@ -1,6 +1,6 @@
 /* natmesh-ctl's view of the overlay: every listed servant with its addresses, state and
- * how long ago it was heard from. It lists exactly the sessions that back the published
- * list, so the two always agree. */
+ * how long ago it was heard from. It lists exactly the entries of the published list, so
+ * the two always agree. */
 #include "manager.h"
 #include "complaints.h"
 #include "relays.h"
@@ -121,9 +121,10 @@ static int mgr__status_add(manager *m, nm_status *st, mgr_session *s, mgr__statu
   /* A pair no relay serves: those reporters' lines do not reach it. Loud, never silent. */
   if (s->pair && !s->relay_id[0] && !s->standby && (s->reach == NM_REACH_DIRECT || s->reach == NM_REACH_MAPPED))
     snprintf(e->unserved, sizeof e->unserved, "%s", e->unreached_by[0] ? e->unreached_by : "?");
-  e->last_heartbeat_ms = now - s->last_heard_ms;
-  e->has_last_heartbeat = 1;
-  e->connected_s = (now - s->connected_ms) / 1000;
+  /* Held by another manager (shared.h): heard by it, not by us. */
+  e->has_last_heartbeat = !s->remote;
+  e->last_heartbeat_ms = s->remote ? 0 : now - s->last_heard_ms;
+  e->connected_s = s->remote ? 0 : (now - s->connected_ms) / 1000;
   e->complaints = mgr_complaint_reporters(m, s);
   e->clients = mgr_relay_clients(m, s);
   e->max_clients = s->max_clients;
@@ -138,9 +139,9 @@ static int mgr__status_add(manager *m, nm_status *st, mgr_session *s, mgr__statu
 static int mgr__status_fill(manager *m, nm_status *st) {
   mgr__status_budget b = {MGR_STATUS_NAMES_BUDGET, MGR_STATUS_COMPLAINTS_BUDGET};
   mgr__status_head(m, st);
-  for (mgr_session *s = m->sessions; s; s = s->next) {
-    if (!mgr_session_listed(s)) continue;
-    int rc = mgr__status_add(m, st, s, &b);
+  /* The published list: this manager's servants and, with a store, every other's. */
+  for (size_t i = 0; i < m->list.count; i++) {
+    int rc = mgr__status_add(m, st, m->list.at[i], &b);
     if (rc < 0) return rc;
   }
   return 0;
@@ -151,14 +152,14 @@ static int mgr__status_fill(manager *m, nm_status *st) {
 static int mgr__send_status_pages(manager *m, mgr_session *asker, size_t total) {
   unsigned pages = (unsigned)((total + NM_STATUS_PAGE - 1) / NM_STATUS_PAGE);
   mgr__status_budget b = {MGR_STATUS_NAMES_BUDGET, MGR_STATUS_COMPLAINTS_BUDGET};
-  mgr_session *s = m->sessions;
+  size_t at = 0;
   int rc = 0;
   for (unsigned k = 0; k < pages && rc == 0; k++) {
     nm_status st;
     nm_status_init(&st);
     mgr__status_head(m, &st);
-    for (; s && st.count < NM_STATUS_PAGE && rc == 0; s = s->next)
-      if (mgr_session_listed(s)) rc = mgr__status_add(m, &st, s, &b);
+    for (; at < m->list.count && st.count < NM_STATUS_PAGE && rc == 0; at++)
+      rc = mgr__status_add(m, &st, m->list.at[at], &b);
     char *buf = NULL;
     size_t len = 0;
     if (rc == 0) rc = nm_status_encode_page(&st, k, pages, total, &buf, &len);
@@ -176,7 +177,7 @@ static int mgr__send_status_pages(manager *m, mgr_session *asker, size_t total) 
 int mgr_status_collect(manager *m, nm_status *st) { return mgr__status_fill(m, st); }
 
 void mgr_send_status(manager *m, mgr_session *asker) {
-  size_t total = HASH_CNT(hh_id, m->index.listed);
+  size_t total = m->list.count;
   if (total > NM_STATUS_PAGE) {
     int rc = mgr__send_status_pages(m, asker, total);
     if (rc < 0) nm_log_warn("cannot send status: %s", nm_strerror(rc));

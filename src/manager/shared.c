@@ -1,0 +1,538 @@
+/* Several managers, one overlay: the remote entries, the store's changes turned into the
+ * list this manager publishes, and reconciliation after an outage (shared.h). */
+#include "shared.h"
+#include "manager.h"
+#include "complaints.h"
+#include "store.h"
+#include "nm_error.h"
+#include "nm_log.h"
+#include "nm_msg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Managers of one overlay whose names are kept (a holder's name is interned once). */
+#define MGR_SHARED_HOLDERS_MAX 64
+/* Renewals and the announcement at most this often (the sweep runs every quarter heartbeat). */
+#define MGR_SHARED_RENEW_MS 1000
+
+/* What a remote entry has besides its session shell. */
+struct mgr_remote {
+  nm_peer peer;        /* as its holder published it */
+  const char *holder;  /* interned */
+  uint64_t unconfirmed_ms; /* since when a snapshot lacked it (0: confirmed) */
+  uint64_t seen;       /* the snapshot generation that last held it */
+  mgr_session *prev, *next;
+};
+
+struct mgr_shared {
+  mgr_store *store;
+  char self[MGR_MANAGER_NAME_MAX + 1];
+  char *holders[MGR_SHARED_HOLDERS_MAX];
+  size_t nholders;
+  mgr_session *remotes; /* every remote entry */
+  size_t nremotes;
+  int attached;          /* a snapshot was applied and the store answers: sequenced */
+  uint64_t attached_ms;
+  uint64_t generation;   /* snapshots applied */
+  uint64_t last_renew_ms;
+  unsigned ttl_ms;
+  int stopped;
+  nm_log_rate log;       /* what the store's contents make us say */
+};
+
+/* ---- records ---------------------------------------------------------------------------- */
+
+/* A record: one line of private fields, then the entry as a one-change delta document, read
+ * back with the message layer's own decoder (its checks and limits). */
+int mgr_shared_record_encode(const nm_peer *p, const mgr_shared_private *priv, char **out, size_t *len) {
+  nm_delta_change c;
+  memset(&c, 0, sizeof c);
+  c.peer = *p;
+  nm_msg msg = {.type = NM_MSG_DELTA};
+  msg.u.delta.base = 0;
+  msg.u.delta.version = 1;
+  msg.u.delta.count = 1;
+  msg.u.delta.changes = &c;
+  nm_msgbuf buf;
+  int rc = nm_msg_encode(&msg, &buf);
+  if (rc < 0) return rc;
+  char head[96];
+  int hn = snprintf(head, sizeof head, "t=%s p=%d v=%d s=%d\n", priv->token[0] ? priv->token : "-", priv->pair ? 1 : 0,
+                    priv->provisional ? 1 : 0, priv->standby ? 1 : 0);
+  char *r = malloc((size_t)hn + buf.len + 1);
+  if (!r) {
+    nm_msgbuf_free(&buf);
+    return -ENOMEM;
+  }
+  memcpy(r, head, (size_t)hn);
+  memcpy(r + hn, buf.data, buf.len);
+  r[hn + buf.len] = 0;
+  *out = r;
+  *len = (size_t)hn + buf.len;
+  nm_msgbuf_free(&buf);
+  return 0;
+}
+
+static int mgr__flag(const char *v, int *out) {
+  if ((v[0] != '0' && v[0] != '1') || (v[1] && v[1] != ' ' && v[1] != '\n')) return -EINVAL;
+  *out = v[0] == '1';
+  return 0;
+}
+
+int mgr_shared_record_decode(const char *data, size_t len, nm_peer *p, mgr_shared_private *priv, char *err,
+                             size_t errlen) {
+  memset(priv, 0, sizeof *priv);
+  const char *nl = memchr(data, '\n', len < 128 ? len : 128);
+  if (!nl) return snprintf(err, errlen, "record without its private line"), -EINVAL;
+  char head[128];
+  memcpy(head, data, (size_t)(nl - data));
+  head[nl - data] = 0;
+  char token[40];
+  int pair, prov, standby;
+  if (sscanf(head, "t=%39s p=%d v=%d s=%d", token, &pair, &prov, &standby) != 4 || (pair | prov | standby) > 1 ||
+      (pair | prov | standby) < 0)
+    return snprintf(err, errlen, "record: bad private line"), -EINVAL;
+  if (strcmp(token, "-") != 0) {
+    if (strlen(token) != MGR_TOKEN_LEN || strspn(token, "0123456789abcdef") != MGR_TOKEN_LEN)
+      return snprintf(err, errlen, "record: bad relay token"), -EINVAL;
+    memcpy(priv->token, token, MGR_TOKEN_LEN + 1);
+  }
+  priv->pair = pair, priv->provisional = prov, priv->standby = standby;
+  (void)mgr__flag;
+  nm_msg msg;
+  const char *xml = nl + 1;
+  int rc = nm_msg_decode(NM_MSG_DELTA, xml, len - (size_t)(xml - data), &msg, err, errlen);
+  if (rc < 0) return rc;
+  if (msg.u.delta.count != 1 || msg.u.delta.changes[0].leave) {
+    nm_msg_clear(&msg);
+    return snprintf(err, errlen, "record: not one entry"), -EINVAL;
+  }
+  *p = msg.u.delta.changes[0].peer;
+  nm_msg_clear(&msg);
+  return 0;
+}
+
+/* ---- remote entries ----------------------------------------------------------------------- */
+
+static const char *mgr__intern(struct mgr_shared *sh, const char *name) {
+  for (size_t i = 0; i < sh->nholders; i++)
+    if (strcmp(sh->holders[i], name) == 0) return sh->holders[i];
+  if (sh->nholders == MGR_SHARED_HOLDERS_MAX) return "(another manager)";
+  char *c = strdup(name);
+  if (!c) return "(another manager)";
+  sh->holders[sh->nholders++] = c;
+  return c;
+}
+
+const char *mgr_session_holder(const mgr_session *s) {
+  if (s->remote) return s->remote->holder;
+  return s->mgr && s->mgr->shared ? s->mgr->shared->self : "";
+}
+
+void mgr_shared_remote_peer(const mgr_session *s, nm_peer *p) { *p = s->remote->peer; }
+
+mgr_session *mgr_shared_remote_first(manager *m) { return m->shared ? m->shared->remotes : NULL; }
+mgr_session *mgr_shared_remote_next(mgr_session *s) { return s->remote->next; }
+
+/* The session fields the rest of the manager reads from a listed servant, from its entry. */
+static void mgr__remote_fill(mgr_session *s, const nm_peer *p, const mgr_shared_private *priv) {
+  memcpy(s->id, p->id, sizeof s->id);
+  memcpy(s->name, p->name, sizeof s->name);
+  s->role = p->role;
+  s->reach = p->state;
+  s->mapping = p->mapping;
+  memcpy(s->relay_id, p->relay, sizeof s->relay_id);
+  memcpy(s->relay_token, priv->token, sizeof s->relay_token);
+  s->pair = priv->pair;
+  s->provisional = priv->provisional;
+  s->standby = priv->standby;
+  if (priv->standby && !p->relay[0]) s->relay_id[0] = 0;
+  memcpy(s->key, p->key, sizeof s->key);
+  nm_fingerprint_of_pubkey(p->key, &s->conn.peer_fp);
+  s->secure = 1;
+  snprintf(s->conn.peer_ip, sizeof s->conn.peer_ip, "%.45s", p->ip); /* a literal: fits */
+  s->port = p->port;
+  if (p->state == NM_REACH_MAPPED) {
+    snprintf(s->ext_ip, sizeof s->ext_ip, "%.45s", p->ip);
+    s->ext_port = p->port;
+  }
+  s->remote->peer = *p;
+}
+
+static mgr_session *mgr__remote_new(manager *m, const nm_peer *p, const mgr_shared_private *priv, const char *holder) {
+  struct mgr_shared *sh = m->shared;
+  mgr_session *s = calloc(1, sizeof *s);
+  struct mgr_remote *r = calloc(1, sizeof *r);
+  if (!s || !r) {
+    free(s);
+    free(r);
+    return NULL;
+  }
+  s->mgr = m;
+  s->remote = r;
+  s->conn.closing = 1; /* never sent to: nm_conn refuses anything on it */
+  r->holder = mgr__intern(sh, holder);
+  r->seen = sh->generation;
+  mgr__remote_fill(s, p, priv);
+  r->next = sh->remotes;
+  if (sh->remotes) sh->remotes->remote->prev = s;
+  sh->remotes = s;
+  sh->nremotes++;
+  return s;
+}
+
+/* s leaves the remote list and is freed (out of the index and the list already). */
+static void mgr__remote_free(manager *m, mgr_session *s) {
+  struct mgr_shared *sh = m->shared;
+  struct mgr_remote *r = s->remote;
+  if (r->prev) r->prev->remote->next = r->next;
+  else sh->remotes = r->next;
+  if (r->next) r->next->remote->prev = r->prev;
+  sh->nremotes--;
+  mgr_complaints_free(&s->complaints);
+  free(s->local);
+  free(r);
+  free(s);
+}
+
+/* A remote entry for p, listed. NULL when out of memory or the list is full (said). */
+static mgr_session *mgr__remote_list(manager *m, const nm_peer *p, const mgr_shared_private *priv,
+                                     const char *holder) {
+  mgr_session *s = mgr__remote_new(m, p, priv, holder);
+  if (!s) {
+    nm_log_error("out of memory listing %s of manager %s", p->name, holder);
+    return NULL;
+  }
+  mgr_index_set_state(&m->index, s, MGR_SESSION_REMOTE);
+  if (mgr_list_put_remote(m, s) < 0) {
+    mgr_index_forget(&m->index, s);
+    mgr__remote_free(m, s);
+    return NULL;
+  }
+  return s;
+}
+
+static void mgr__remote_update(manager *m, mgr_session *s, const nm_peer *p, const mgr_shared_private *priv,
+                               const char *holder) {
+  s->remote->holder = mgr__intern(m->shared, holder);
+  s->remote->unconfirmed_ms = 0;
+  s->remote->seen = m->shared->generation;
+  mgr__remote_fill(s, p, priv);
+  mgr_list_put_remote(m, s);
+}
+
+static void mgr__remote_drop(manager *m, mgr_session *s) {
+  mgr_list_drop_remote(m, s);
+  mgr_complaints_on_leave(m, s);
+  mgr_index_forget(&m->index, s);
+  mgr__remote_free(m, s);
+}
+
+void mgr_shared_take_over(manager *m, mgr_session *old, mgr_session *s) {
+  const char *from = old->remote->holder;
+  s->reach = old->reach == NM_REACH_UNKNOWN ? NM_REACH_UNKNOWN : old->reach;
+  s->mapping = old->mapping;
+  if (old->reach == NM_REACH_MAPPED) {
+    memcpy(s->ext_ip, old->ext_ip, sizeof s->ext_ip);
+    s->ext_port = old->ext_port;
+  }
+  memcpy(s->relay_id, old->relay_id, sizeof s->relay_id);
+  memcpy(s->relay_token, old->relay_token, sizeof s->relay_token);
+  s->pair = old->pair;
+  s->provisional = old->provisional;
+  s->provisional_ms = mgr_now_ms(m);
+  s->standby = old->standby;
+  nm_log_info("%s (%s) moved here from manager %s: it takes its registration over (%s%s%s)", s->name, s->id, from,
+              nm_reach_name(s->reach), s->relay_id[0] ? ", relay " : "", s->relay_id);
+  /* The index first (one listed session per id), then its place in the list. */
+  mgr_index_forget(&m->index, old);
+  mgr_index_set_state(&m->index, s, MGR_SESSION_REPLACING);
+  mgr_list_hand_over(m, old, s);
+  mgr_index_track_relayed(&m->index, s);
+  mgr_complaints_on_leave(m, old);
+  mgr__remote_free(m, old);
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+int mgr_shared_sequenced(const manager *m) { return m->shared && m->shared->attached; }
+
+static int mgr__record_of(const mgr_session *s, char **out, size_t *len) {
+  nm_peer p;
+  mgr_session_to_peer(s, &p);
+  mgr_shared_private priv;
+  memset(&priv, 0, sizeof priv);
+  memcpy(priv.token, s->relay_token, sizeof priv.token);
+  priv.pair = s->pair;
+  priv.provisional = s->provisional;
+  priv.standby = s->standby;
+  return mgr_shared_record_encode(&p, &priv, out, len);
+}
+
+static void mgr__write_failed(manager *m, const char *what, const char *name, int rc) {
+  m->stats.store_errors++;
+  nm_log_ratelimited(&m->shared->log, NM_LOG_WARN, "store: cannot write %s of %s: %s", what, name, nm_strerror(rc));
+}
+
+int mgr_shared_put(manager *m, mgr_session *s) {
+  struct mgr_shared *sh = m->shared;
+  if (!sh || sh->stopped) return 0;
+  char *rec = NULL;
+  size_t len = 0;
+  int rc = mgr__record_of(s, &rec, &len);
+  if (rc == 0) rc = mgr_store_put(sh->store, s->id, rec, len);
+  free(rec);
+  /* Not written while attached: the renewal's missing list or the next snapshot puts it
+   * right; not published here, or the sequence would fork. */
+  if (rc < 0 && sh->attached) mgr__write_failed(m, "the entry", s->name, rc);
+  return sh->attached;
+}
+
+int mgr_shared_leave(manager *m, mgr_session *s, const char *reason) {
+  struct mgr_shared *sh = m->shared;
+  if (!sh || sh->stopped) return 0;
+  int rc = mgr_store_leave(sh->store, s->id, reason ? reason : "");
+  if (rc < 0 && sh->attached) mgr__write_failed(m, "the leave", s->name, rc);
+  return sh->attached;
+}
+
+void mgr_shared_complain(manager *m, mgr_session *reporter, mgr_session *accused) {
+  struct mgr_shared *sh = m->shared;
+  if (!sh || !accused->remote) return;
+  int rc = mgr_store_complain(sh->store, accused->id, accused->remote->holder, reporter->id);
+  if (rc < 0) mgr__write_failed(m, "a complaint about", accused->name, rc);
+}
+
+/* ---- the store's changes ---------------------------------------------------------------- */
+
+static void mgr__on_complaint(manager *m, const mgr_store_change *c) {
+  if (strcmp(c->holder, m->shared->self) != 0) return; /* its holder judges */
+  char reporter_id[NM_ID_LEN + 1];
+  if (c->len > NM_ID_LEN) return;
+  memcpy(reporter_id, c->data, c->len);
+  reporter_id[c->len] = 0;
+  mgr_session *reporter = mgr_find_listed(m, reporter_id);
+  if (!reporter || !reporter->remote) return; /* ours complain to us directly */
+  mgr_session_complaint(m, reporter, c->id);
+}
+
+/* A change of the overlay, at version seq: the list learns it (when it is another
+ * manager's), then it is published. */
+static void mgr__on_change(void *ud, const mgr_store_change *c) {
+  manager *m = ud;
+  struct mgr_shared *sh = m->shared;
+  if (c->op == 'c') {
+    mgr__on_complaint(m, c);
+    return;
+  }
+  if (!sh->attached) return; /* a snapshot comes first */
+  if (c->seq <= m->list.version) return; /* already in the snapshot */
+  if (c->seq != m->list.version + 1)
+    nm_log_ratelimited(&sh->log, NM_LOG_WARN, "store: change %llu after %llu (servants will ask for the list)",
+                       (unsigned long long)c->seq, (unsigned long long)m->list.version);
+  int mine = strcmp(c->holder, sh->self) == 0;
+  mgr_session *s = mgr_find_listed(m, c->id);
+  nm_delta_change ch;
+  memset(&ch, 0, sizeof ch);
+  if (c->op == 'u') {
+    mgr_shared_private priv;
+    char err[200];
+    if (mgr_shared_record_decode(c->data, c->len, &ch.peer, &priv, err, sizeof err) < 0 ||
+        strcmp(ch.peer.id, c->id) != 0) {
+      nm_log_ratelimited(&sh->log, NM_LOG_ERROR, "store: the record of %s is unreadable: %s", c->id, err);
+      m->list.version = c->seq; /* the version moves on; servants ask for the list */
+      return;
+    }
+    if (!mine) {
+      if (!s) s = mgr__remote_list(m, &ch.peer, &priv, c->holder);
+      else if (s->remote) mgr__remote_update(m, s, &ch.peer, &priv, c->holder);
+      else {
+        /* Ours, held by another manager now: the servant moved there. Its session here is
+         * stale; its place in the list goes to the remote entry, and no leave is said. */
+        mgr_session *r = mgr__remote_new(m, &ch.peer, &priv, c->holder);
+        if (r) {
+          nm_log_info("%s (%s) is held by manager %s now: letting its session here go", s->name, s->id, c->holder);
+          mgr_session_retire(s, MGR_RETIRE_MOVED, r);
+          mgr_index_set_state(&m->index, r, MGR_SESSION_REMOTE);
+        }
+      }
+    } else if (s && s->remote) {
+      /* A record of ours we hold no session for (an earlier life of this manager): it goes. */
+      mgr_store_leave(sh->store, c->id, "no session at its manager");
+    }
+  } else {
+    ch.leave = 1;
+    memcpy(ch.peer.id, c->id, sizeof ch.peer.id);
+    if (s && s->remote) mgr__remote_drop(m, s);
+    else if (s && !mine) {
+      /* Our servant's record expired or was dropped while we hold it: written again (the
+       * leave goes out, and the join after it). */
+      nm_log_ratelimited(&sh->log, NM_LOG_WARN, "store: the record of %s was dropped (%.*s); writing it again",
+                         s->name, (int)(c->len > 80 ? 80 : c->len), c->data);
+      m->list.version = c->seq;
+      mgr_publish_change(m, &ch);
+      mgr_shared_put(m, s);
+      return;
+    }
+  }
+  m->list.version = c->seq;
+  mgr_publish_change(m, &ch);
+}
+
+/* The whole registry at version seq (after a connection or a gap): reconciled with ours. */
+static void mgr__on_snapshot(void *ud, uint64_t seq, const mgr_store_entry *e, size_t n) {
+  manager *m = ud;
+  struct mgr_shared *sh = m->shared;
+  uint64_t now = mgr_now_ms(m);
+  mgr_publish_settle(m); /* what went out under the old numbering, out first */
+  uint64_t gen = ++sh->generation;
+  size_t remote = 0, ours = 0, gone = 0, dropped = 0;
+  for (size_t i = 0; i < n; i++) {
+    nm_peer p;
+    mgr_shared_private priv;
+    char err[200];
+    if (mgr_shared_record_decode(e[i].data, e[i].len, &p, &priv, err, sizeof err) < 0 || strcmp(p.id, e[i].id) != 0) {
+      nm_log_ratelimited(&sh->log, NM_LOG_ERROR, "store: the record of %s is unreadable: %s", e[i].id, err);
+      continue;
+    }
+    mgr_session *s = mgr_find_listed(m, e[i].id);
+    if (strcmp(e[i].holder, sh->self) == 0) {
+      if (s && !s->remote) {
+        ours++;
+        continue; /* written again below if it differs */
+      }
+      /* Ours by the store, not held here: an earlier life's. */
+      mgr_store_leave(sh->store, e[i].id, "no session at its manager");
+      gone++;
+      continue;
+    }
+    if (!s) s = mgr__remote_list(m, &p, &priv, e[i].holder);
+    else if (s->remote) mgr__remote_update(m, s, &p, &priv, e[i].holder);
+    else continue; /* held by us with a live session: ours wins, written below */
+    if (s) s->remote->seen = gen, remote++;
+  }
+  /* Remote entries the store lacks: kept a heartbeat timeout, for their holders to write
+   * them again (the store may have lost everything); the tick drops them after that. */
+  for (mgr_session *s = sh->remotes; s; s = s->remote->next)
+    if (s->remote->seen != gen && !s->remote->unconfirmed_ms) s->remote->unconfirmed_ms = now, dropped++;
+  sh->attached = 1;
+  sh->attached_ms = now;
+  m->list.version = seq;
+  mgr_publish_rebase(m);
+  /* Ours, written again: the store may lack them or hold them as they were. */
+  size_t put = 0;
+  for (mgr_session *s = m->index.listed; s; s = s->hh_id.next)
+    if (!s->remote && s->state == MGR_SESSION_REGISTERED) mgr_shared_put(m, s), put++;
+  /* Everyone's list anew, at the overlay's version. */
+  for (mgr_session *s = m->index.listed; s; s = s->hh_id.next)
+    if (s->state == MGR_SESSION_REGISTERED) mgr_publish_owe_list(m, s);
+  mgr_publish_flush(m);
+  nm_log_info("store: overlay version %llu: %zu servants at other managers, %zu of ours (%zu written again), "
+              "%zu stale records of ours removed, %zu remote entries unconfirmed",
+              (unsigned long long)seq, remote, ours, put, gone, dropped);
+}
+
+static void mgr__on_down(void *ud, const char *why) {
+  manager *m = ud;
+  struct mgr_shared *sh = m->shared;
+  sh->attached = 0;
+  nm_log_error("store: %s; serving the %zu servants held here from memory, with every other manager's servants "
+               "kept as they were, until the store answers again",
+               why, m->index.servants);
+}
+
+static void mgr__on_renewed(void *ud, const char *const *missing, size_t nmissing, const char *const *moved,
+                            const char *const *moved_to, size_t nmoved) {
+  manager *m = ud;
+  for (size_t i = 0; i < nmissing; i++) {
+    mgr_session *s = mgr_find_registered(m, missing[i]);
+    if (s && !s->remote) mgr_shared_put(m, s);
+  }
+  /* A servant held elsewhere now: the change log brings the other manager's record. */
+  for (size_t i = 0; i < nmoved; i++) nm_log_debug("store: %s is held by %s now", moved[i], moved_to[i]);
+}
+
+/* ---- the tick ------------------------------------------------------------------------------ */
+
+void mgr_shared_tick(manager *m) {
+  struct mgr_shared *sh = m->shared;
+  if (!sh || sh->stopped) return;
+  uint64_t now = mgr_now_ms(m);
+  const mgr_store_stats *st = mgr_store_get_stats(sh->store);
+  m->stats.store_on = 1;
+  m->stats.store_up = mgr_store_is_up(sh->store) && sh->attached;
+  m->stats.store_ops[0] = st->puts;
+  m->stats.store_ops[1] = st->leaves;
+  m->stats.store_ops[2] = st->renews;
+  m->stats.store_ops[3] = st->reaps;
+  m->stats.store_ops[4] = st->complaints;
+  m->stats.store_failovers = st->failovers;
+  m->stats.remote_servants = sh->nremotes;
+  if (!sh->attached || now - sh->last_renew_ms < MGR_SHARED_RENEW_MS) return;
+  sh->last_renew_ms = now;
+  /* The registrations held here, renewed in one batch. */
+  size_t n = 0;
+  const char **ids = malloc((m->index.servants + 1) * sizeof *ids);
+  if (ids) {
+    for (mgr_session *s = m->index.listed; s; s = s->hh_id.next)
+      if (!s->remote && s->state == MGR_SESSION_REGISTERED && n <= m->index.servants) ids[n++] = s->id;
+    if (n && mgr_store_renew(sh->store, ids, n) < 0) m->stats.store_errors++;
+    free(ids);
+  }
+  mgr_store_announce(sh->store, m->cfg.listen, m->cfg.port, nm_identity_fingerprint(&m->identity)->hex);
+  /* Expiries, once every manager had a heartbeat timeout to write its own after an outage. */
+  if (now - sh->attached_ms >= sh->ttl_ms) mgr_store_reap(sh->store);
+  /* Remote entries no holder wrote again since the snapshot that lacked them. */
+  for (mgr_session *s = sh->remotes; s; s = s->remote->next)
+    if (s->remote->unconfirmed_ms && now - s->remote->unconfirmed_ms >= sh->ttl_ms) {
+      s->remote->unconfirmed_ms = now; /* once per timeout */
+      mgr_store_leave(sh->store, s->id, "");
+    }
+}
+
+/* ---- start and stop --------------------------------------------------------------------- */
+
+int mgr_shared_init(manager *m) {
+  if (!m->cfg.store[0]) return 0;
+  struct mgr_shared *sh = calloc(1, sizeof *sh);
+  if (!sh) return nm_log_error("out of memory"), -1;
+  snprintf(sh->self, sizeof sh->self, "%s", m->cfg.manager_name);
+  sh->ttl_ms = m->cfg.timeout_s * 1000;
+  sh->log = (nm_log_rate)NM_LOG_RATE_INIT("store warnings", NM_LOG_RATE_DEFAULT);
+  m->shared = sh;
+  static const mgr_store_hooks hooks = {mgr__on_snapshot, mgr__on_change, mgr__on_down, mgr__on_renewed};
+  int rc = mgr_store_init(&sh->store, m->loop, m->cfg.store, m->cfg.overlay, sh->self, sh->ttl_ms, &hooks, m);
+  if (rc < 0) {
+    m->shared = NULL;
+    free(sh);
+    return nm_log_error("store %s: %s", m->cfg.store, nm_strerror(rc)), -1;
+  }
+  nm_log_info("store %s, overlay %s, this manager is %s: servants held by every manager of the overlay are listed",
+              m->cfg.store, m->cfg.overlay, sh->self);
+  return 0;
+}
+
+void mgr_shared_stop(manager *m) {
+  struct mgr_shared *sh = m->shared;
+  if (!sh || sh->stopped) return;
+  sh->stopped = 1;
+  sh->attached = 0;
+  mgr_store_close(sh->store);
+  sh->store = NULL;
+}
+
+void mgr_shared_close(manager *m) {
+  struct mgr_shared *sh = m->shared;
+  if (!sh) return;
+  mgr_shared_stop(m);
+  while (sh->remotes) {
+    mgr_session *s = sh->remotes;
+    mgr_index_forget(&m->index, s);
+    mgr__remote_free(m, s);
+  }
+  for (size_t i = 0; i < sh->nholders; i++) free(sh->holders[i]);
+  free(sh);
+  m->shared = NULL;
+}

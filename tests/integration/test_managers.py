@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Two managers, one overlay, state shared through a real redis-server (issue 14).
+
+  step                               who                      must see
+  1. a and b share redis; s1, s2     every servant            a list of all four; lines
+     register with a, s3, s4 with b                           everywhere, exactly once
+  2. natmesh-ctl status on a and b   both managers            all four, each with the
+                                                              manager that holds it
+  3. s4 says bye (on b)              s1, s2 (on a)            s4 left; lists of three
+  4. redis is killed                 a, b                     say the store is down;
+                                                              chat goes on, nobody leaves
+  5. s5 joins a while redis is down  s1, s2                   s5 (b's servants cannot yet)
+  6. redis comes back, empty         a, b                     reconcile: s3 hears of s5,
+                                                              nobody prints a leave;
+                                                              lines exactly once
+"""
+import asyncio
+import os
+import signal
+
+import harness
+from harness import main
+import store_fixture
+
+
+async def start_pair(h, redis):
+    url = "redis://127.0.0.1:%d" % redis.port
+    a = await h.start_manager(name="mgr-a", extra=["--store", url, "--manager-name", "a"])
+    b = await h.start_manager(name="mgr-b", extra=["--store", url, "--manager-name", "b"])
+    for m in (a, b):
+        await h.expect(m.wait_log(r"store: overlay version \d+", 10), "%s read the store's snapshot" % m.name)
+    return a, b
+
+
+def holders(st):
+    return {s.get("name"): s.get("manager") for s in st.findall("servant")}
+
+
+async def test(h):
+    redis = await store_fixture.RedisServer.start(h)
+    a, b = await start_pair(h, redis)
+    s1 = await h.start_servant("s1", a)
+    s2 = await h.start_servant("s2", a)
+    s3 = await h.start_servant("s3", b)
+    s4 = await h.start_servant("s4", b)
+    everyone = [s1, s2, s3, s4]
+
+    # 1. One overlay: each servant lists all four, whichever manager it registered with.
+    await h.wait_peer_count(everyone, 4)
+    _, lines = await h.chat_round(everyone, everyone, "shared")
+    h.check_exactly_once(everyone, lines, "two managers")
+
+    # 2. Either manager shows the whole overlay, and who holds each servant.
+    for m in (a, b):
+        st = await h.status(m)
+        h.check_eq(holders(st), {"s1": "a", "s2": "a", "s3": "b", "s4": "b"},
+                   "natmesh-ctl status on %s: every servant with its manager" % m.name)
+
+    # 3. A leave through b reaches a's servants.
+    await s4.stop()
+    await h.wait_all([s.wait_log(r"peer left: s4\b", 10) for s in (s1, s2)],
+                     "s1 and s2 (on a) hear that s4 (on b) left")
+    rest = [s1, s2, s3]
+
+    # 4. The store goes away: managers say so, chat goes on, nobody leaves.
+    since = {s: s.mark("stderr") for s in rest}
+    msince = {m: m.mark("stderr") for m in (a, b)}
+    await redis.kill()
+    await h.wait_all([m.wait_log(r"store: .*serving the \d+ servants held here from memory", 10, msince[m])
+                      for m in (a, b)], "both managers say the store is down")
+    _, lines = await h.chat_round(rest, rest, "no store")
+    h.check_exactly_once(rest, lines, "without the store")
+
+    # 5. A newcomer while the store is down: a's servants hear of it at once.
+    s5 = await h.start_servant("s5", a)
+    await h.wait_peer_count([s1, s2, s5], 4, since=since)
+
+    # 6. The store comes back with nothing in it: the managers write their servants again
+    # and b's servants learn of s5; nobody prints a leave for anyone.
+    await redis.restart()
+    await h.wait_all([m.wait_log(r"store: overlay version \d+", 15, msince[m]) for m in (a, b)],
+                     "both managers reconcile with the store")
+    allnow = rest + [s5]
+    await h.wait_peer_count(allnow, 4, since=since, timeout=15)
+    for s in allnow:
+        churn = s.find(r"peer left:|dropped: not re-listed|peer joined: s[123]\b", "stderr", since.get(s, 0))
+        h.check(not churn, "%s printed no leave and no join of a known peer while the store blinked (%s)" %
+                (s.name, churn[0].line.text if churn else ""))
+    _, lines = await h.chat_round(allnow, allnow, "store back")
+    h.check_exactly_once(allnow, lines, "after the store came back")
+    st = await h.status(b)
+    h.check_eq(holders(st), {"s1": "a", "s2": "a", "s3": "b", "s5": "a"},
+               "natmesh-ctl status on b after the store came back")
+
+
+if __name__ == "__main__":
+    main(test, __doc__)

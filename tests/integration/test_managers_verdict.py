@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Decisions made once across managers (issue 14): a servant whose reporters are registered
+with different managers is judged once, by the manager holding it, and gets one relay.
+
+  who                    where   does                          must see
+  alice                  b       a servant                     judged suspicious once, by b;
+                                                               one relay assignment
+  relay1                 b       a dedicated relay             serves alice
+  r1, r2                 a       raw servants complaining      their complaints counted by b
+  r3                     b       about alice                   (a never judges alice)
+  bob                    a       a servant                     sees alice relayed via relay1
+
+Without the shared store each manager would count only its own reporters: a would see two
+complaints and never a quorum of the overlay, b one.
+"""
+import harness
+from harness import DELIVERY, MSG, RawServant, main
+import store_fixture
+
+
+async def test(h):
+    redis = await store_fixture.RedisServer.start(h)
+    url = "redis://127.0.0.1:%d" % redis.port
+    a = await h.start_manager(name="mgr-a", extra=["--store", url, "--manager-name", "a"])
+    _, relay_key = h.state_dir("relay1")
+    b = await h.start_manager(name="mgr-b", extra=["--store", url, "--manager-name", "b"],
+                              relay_keys=[relay_key.fp])
+    for m in (a, b):
+        await h.expect(m.wait_log(r"store: overlay version \d+", 10), "%s read the store's snapshot" % m.name)
+    await h.start_servant("relay1", b, prog="natmesh-relay")
+    alice = await h.start_servant("alice", b, extra=["--no-reverse"])
+    bob = await h.start_servant("bob", a)
+    raws = []
+    for name, m in (("r1", a), ("r2", a), ("r3", b)):
+        r = RawServant(h, name)
+        await r.register(m)
+        r.start()
+        raws.append(r)
+    await h.wait_peer_count([alice, bob], 6)
+    for r in raws:
+        r.complain(alice.info["id"])
+
+    await h.expect(b.wait_log(r"verdict: alice \(\S+\) is suspicious", 20), "b (alice's manager) judges alice")
+    await h.expect(b.wait_log(r"complaint: r1 cannot reach alice", 5),
+                   "b counted a complaint of r1, registered with a")
+    await h.expect(alice.wait_log(r"pulling from relay relay1", 10), "alice pulls from a relay")
+    await h.expect(bob.wait_log(r"peer list version \d+", 5), "bob follows the list")
+    # Let the complaints go on for a while: still one verdict, one assignment.
+    await h.expect(b.wait_log(r"complaint: r2 cannot reach alice \([4-9] of", 20),
+                   "complaints went on after the verdict")
+    verdicts_b = b.find(r"verdict: alice \(", "stderr")
+    verdicts_a = a.find(r"verdict: alice \(", "stderr")
+    relays_b = b.find(r"relay: alice pulls from", "stderr")
+    relays_a = a.find(r"relay: alice pulls from", "stderr")
+    h.check_eq((len(verdicts_b), len(verdicts_a)), (1, 0), "alice judged once, by b, never by a")
+    h.check_eq((len(relays_b), len(relays_a)), (1, 0), "alice got one relay, from b")
+    st = await h.status(a)
+    got = [(s.get("state"), s.get("relay_name") or s.get("relay-name") or s.get("relay")) for s in st.findall("servant")
+           if s.get("name") == "alice"]
+    h.note("alice in a's status: %s" % got)
+    h.check(got and got[0][0] in ("relayed", "suspicious"), "a's status shows alice relayed (%s)" % got)
+    for r in raws:
+        r.stop()
+
+
+if __name__ == "__main__":
+    main(test, __doc__)
