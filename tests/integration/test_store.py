@@ -8,12 +8,16 @@ store must survive, on store_check's cues:
   basic     put, leave (only by the holder), renew (missing, moved), reap (one expiry, one
             leave, however many managers reap), complain, announce, a newcomer's snapshot
   gap       a change lost from the stream (XTRIM): a snapshot, then the stream goes on
+  admin     SCRIPT FLUSH: the scripts go as EVAL; REPLICAOF: READONLY, down once, ROLE
+            refused until REPLICAOF NO ONE
+  stall     redis-server SIGSTOPped: the watchdog (no reply in 5 s) says down; SIGCONT: up
   restart   redis-server killed: on_down once; started again (empty): a snapshot at 0
   failover  primary + replica + 3 sentinels; the primary SIGKILLed: the store follows the
             sentinels to the promoted replica (failovers 1, the data still there)
 """
 
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -47,6 +51,20 @@ async def test(h, args):
 
     r2 = await RedisServer(h, name="redis-gap").start()
     await finish(h, await run_check(h, args, "gap", r2.url), "a gap in the stream: a snapshot")
+
+    r4 = await RedisServer(h, name="redis-admin").start()
+    await finish(h, await run_check(h, args, "admin", r4.url),
+                 "SCRIPT FLUSH (EVAL fallback), demoted to a replica and back")
+
+    r5 = await RedisServer(h, name="redis-stall").start()
+    p = await run_check(h, args, "stall", r5.url)
+    await h.expect(p.wait_for_line(r"^up$", STARTUP), "the store is up")
+    r5.proc.signal(signal.SIGSTOP)
+    hit = await h.expect(p.wait_for_line(r"^down after (\d+) ms$", 20), "the server frozen: the watchdog")
+    h.note("down after %s ms" % hit.group(1))
+    r5.proc.signal(signal.SIGCONT)
+    await h.expect(p.wait_for_line(r"^up again$", 30), "the server thawed: up again")
+    await finish(h, p, "stall: on_down once, back up, writes again")
 
     r3 = await RedisServer(h, name="redis-restart").start()
     p = await run_check(h, args, "restart", r3.url)

@@ -4,6 +4,9 @@
  *   store_check url                  mgr_store_parse_url, no server
  *   store_check basic URL            put, leave, renew, reap, complain, announce, snapshot
  *   store_check gap URL              a hole in the stream (XTRIM + a lost seq): a snapshot
+ *   store_check admin URL            SCRIPT FLUSH (EVAL fallback); REPLICAOF (READONLY, ROLE)
+ *   store_check stall URL            prints "up", waits for the watchdog once the server is
+ *                                    SIGSTOPped ("down after N ms"), SIGCONT: "up again"
  *   store_check restart URL          prints "up", waits for the server to die ("down"), to
  *                                    come back ("up again")
  *   store_check failover URL         sentinel:// : "up PRIMARY", the primary SIGKILLed,
@@ -321,6 +324,71 @@ static void run_gap(const char *url) {
   close_store(&a);
 }
 
+/* What an operator (or a failover) does to the server under the store: SCRIPT FLUSH (the
+ * scripts go again as EVAL), the server demoted to a replica (READONLY, then ROLE says
+ * slave: down once until it is a primary again). */
+static void run_admin(const char *url) {
+  rec a;
+  redisContext *rc = poke_connect(url);
+  NMT_CHECK(rc && !rc->err);
+  if (!rc || rc->err) return;
+  open_store(&a, "mA", url, 60000);
+  WAIT(a.snapshots, 10000);
+  NMT_CHECK(poke(rc, "SCRIPT FLUSH"));
+  NMT_EQ_INT(mgr_store_put(a.s, "aaaa", "rec-a", 5), 0);
+  WAIT(a.nch >= 1, 10000);
+  NMT_EQ_INT(a.nch, 1);
+  NMT_EQ_INT(last(&a)->seq, 1);
+  NMT_EQ_INT(mgr_store_leave(a.s, "aaaa", "quit"), 0);
+  WAIT(a.nch >= 2, 10000);
+  NMT_EQ_INT(last(&a)->op, 'l');
+  NMT_EQ_INT(a.downs, 0);
+  /* demoted: a replica of a primary that does not exist (port 1: nothing listens) */
+  NMT_CHECK(poke(rc, "REPLICAOF 127.0.0.1 1"));
+  NMT_EQ_INT(mgr_store_put(a.s, "bbbb", "rec-b", 5), 0);
+  WAIT(a.downs, 10000);
+  NMT_EQ_INT(a.downs, 1);
+  NMT_CHECK(!mgr_store_is_up(a.s));
+  WAIT(0, 1000); /* a few attempts, each refused by ROLE */
+  NMT_CHECK(!mgr_store_is_up(a.s));
+  NMT_CHECK(poke(rc, "REPLICAOF NO ONE"));
+  WAIT(a.snapshots >= 2, 10000);
+  NMT_CHECK(mgr_store_is_up(a.s));
+  NMT_EQ_INT(a.downs, 1);
+  NMT_EQ_INT(mgr_store_put(a.s, "cccc", "rec-c", 5), 0);
+  WAIT(a.nch >= 3, 10000);
+  NMT_EQ_STR(last(&a)->id, "cccc");
+  redisFree(rc);
+  close_store(&a);
+}
+
+/* The server stops answering (SIGSTOP): the watchdog drops the connection within the reply
+ * timeout (plus XREAD's block); SIGCONT: up again. */
+static void run_stall(const char *url) {
+  rec a;
+  open_store(&a, "mA", url, 60000);
+  WAIT(a.snapshots, 10000);
+  printf("up\n");
+  fflush(stdout);
+  uv_update_time(loop);
+  uint64_t t0 = uv_now(loop);
+  WAIT(a.downs, 20000);
+  NMT_EQ_INT(a.downs, 1);
+  uint64_t took = uv_now(loop) - t0;
+  NMT_CHECK(took <= 8000);
+  printf("down after %llu ms\n", (unsigned long long)took);
+  fflush(stdout);
+  WAIT(a.snapshots >= 2, 30000);
+  NMT_EQ_INT(a.snapshots, 2);
+  NMT_EQ_INT(a.downs, 1);
+  printf("up again\n");
+  fflush(stdout);
+  NMT_EQ_INT(mgr_store_put(a.s, "aaaa", "rec-a", 5), 0);
+  WAIT(a.nch >= 1, 10000);
+  NMT_EQ_INT(a.nch, 1);
+  close_store(&a);
+}
+
 /* The server dies and comes back (empty: no persistence): on_down once, then a snapshot. */
 static void run_restart(const char *url) {
   rec a;
@@ -393,7 +461,7 @@ static void run_failover(const char *url) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: store_check url | basic|gap|restart|failover URL\n");
+    fprintf(stderr, "usage: store_check url | basic|gap|admin|stall|restart|failover URL\n");
     return 2;
   }
   nm_log_init("store_check", NM_LOG_INFO);
@@ -402,6 +470,8 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "url") == 0) NMT_RUN(run_url);
   else if (strcmp(argv[1], "basic") == 0) { nmt__current = "basic"; run_basic(url); }
   else if (strcmp(argv[1], "gap") == 0) { nmt__current = "gap"; run_gap(url); }
+  else if (strcmp(argv[1], "admin") == 0) { nmt__current = "admin"; run_admin(url); }
+  else if (strcmp(argv[1], "stall") == 0) { nmt__current = "stall"; run_stall(url); }
   else if (strcmp(argv[1], "restart") == 0) { nmt__current = "restart"; run_restart(url); }
   else if (strcmp(argv[1], "failover") == 0) { nmt__current = "failover"; run_failover(url); }
   else return 2;
