@@ -341,6 +341,10 @@ static int url_parse(const char *url, store_url *u, char *err, size_t errlen) {
   return 0;
 }
 
+int mgr_store_check_name(const char *name) {
+  return name && valid_name(name, strlen(name)) ? 0 : -EINVAL;
+}
+
 int mgr_store_parse_url(const char *url, char *err, size_t errlen) {
   store_url u;
   return url_parse(url, &u, err, errlen);

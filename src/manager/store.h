@@ -80,6 +80,9 @@ typedef struct {
 /* redis://IP:PORT or sentinel://IP:PORT[,IP:PORT...]/MASTERNAME; IP literals only (v6 in
  * brackets). On -EINVAL err says what is wrong. */
 int mgr_store_parse_url(const char *url, char *err, size_t errlen); /* 0 or -EINVAL */
+/* Whether name may be an overlay's or a manager's name: [A-Za-z0-9._-], 1..MGR_STORE_NAME_MAX
+ * bytes (what mgr_store_init accepts; for checking --overlay and --manager-name early). */
+int mgr_store_check_name(const char *name); /* 0 or -EINVAL */
 /* Starts connecting at once (the first attempt runs from the loop). overlay and self_name:
  * [A-Za-z0-9._-], 1..MGR_STORE_NAME_MAX bytes. ttl_ms: how long a put or renew keeps an id
  * alive (the caller renews well within it). h is copied; ud is given to every hook.

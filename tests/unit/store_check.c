@@ -155,6 +155,12 @@ static void run_url(void) {
                                  "1.1.1.1:6,1.1.1.1:7,1.1.1.1:8,1.1.1.1:9/m", err, sizeof err),
              -EINVAL);
   NMT_EQ_INT(mgr_store_parse_url(NULL, err, sizeof err), -EINVAL);
+  NMT_EQ_INT(mgr_store_check_name("natmesh"), 0);
+  NMT_EQ_INT(mgr_store_check_name("host-1.example_x"), 0);
+  NMT_EQ_INT(mgr_store_check_name(""), -EINVAL);
+  NMT_EQ_INT(mgr_store_check_name("a b"), -EINVAL);
+  NMT_EQ_INT(mgr_store_check_name("nm:{x}"), -EINVAL);
+  NMT_EQ_INT(mgr_store_check_name("0123456789012345678901234567890123456789012345678901234567890123x"), -EINVAL);
 }
 
 static void run_basic(const char *url) {
