@@ -8,6 +8,8 @@ store must survive, on store_check's cues:
   basic     put, leave (only by the holder), renew (missing, moved), reap (one expiry, one
             leave, however many managers reap), complain, announce, a newcomer's snapshot
   gap       a change lost from the stream (XTRIM): a snapshot, then the stream goes on
+  bounds    MGR_STORE_INFLIGHT_MAX puts in flight, then -ENOBUFS; every one read back, in
+            order, no gap; a renew of 5000 ids as two scripts
   admin     SCRIPT FLUSH: the scripts go as EVAL; REPLICAOF: READONLY, down once, ROLE
             refused until REPLICAOF NO ONE
   stall     redis-server SIGSTOPped: the watchdog (no reply in 5 s) says down; SIGCONT: up
@@ -51,6 +53,10 @@ async def test(h, args):
 
     r2 = await RedisServer(h, name="redis-gap").start()
     await finish(h, await run_check(h, args, "gap", r2.url), "a gap in the stream: a snapshot")
+
+    r6 = await RedisServer(h, name="redis-bounds").start()
+    await finish(h, await run_check(h, args, "bounds", r6.url),
+                 "65536 in flight then ENOBUFS, all read back in order; renew in batches", 120)
 
     r4 = await RedisServer(h, name="redis-admin").start()
     await finish(h, await run_check(h, args, "admin", r4.url),

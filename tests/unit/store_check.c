@@ -4,6 +4,8 @@
  *   store_check url                  mgr_store_parse_url, no server
  *   store_check basic URL            put, leave, renew, reap, complain, announce, snapshot
  *   store_check gap URL              a hole in the stream (XTRIM + a lost seq): a snapshot
+ *   store_check bounds URL           65536 puts in flight, then -ENOBUFS; all read back in
+ *                                    order; a renew of 5000 ids in two batches
  *   store_check admin URL            SCRIPT FLUSH (EVAL fallback); REPLICAOF (READONLY, ROLE)
  *   store_check stall URL            prints "up", waits for the watchdog once the server is
  *                                    SIGSTOPped ("down after N ms"), SIGCONT: "up again"
@@ -330,6 +332,41 @@ static void run_gap(const char *url) {
   close_store(&a);
 }
 
+/* The bounds: MGR_STORE_INFLIGHT_MAX commands in flight, then -ENOBUFS (the loop is not run
+ * between the puts, so no reply can make room); every one of them comes back through the
+ * stream, in order. A renew of more than a batch goes as several scripts. */
+static void run_bounds(const char *url) {
+  rec a;
+  open_store(&a, "mA", url, 60000);
+  WAIT(a.snapshots, 10000);
+  int rc = 0;
+  size_t sent = 0;
+  while (sent < MGR_STORE_INFLIGHT_MAX + 10 && (rc = mgr_store_put(a.s, "hhhh", "h", 1)) == 0) sent++;
+  NMT_EQ_INT(sent, MGR_STORE_INFLIGHT_MAX);
+  NMT_EQ_INT(rc, -ENOBUFS);
+  const mgr_store_stats *st = mgr_store_get_stats(a.s);
+  WAIT(st->changes_read >= MGR_STORE_INFLIGHT_MAX, 60000);
+  NMT_EQ_INT(st->puts, MGR_STORE_INFLIGHT_MAX);
+  NMT_EQ_INT(st->changes_read, MGR_STORE_INFLIGHT_MAX);
+  NMT_EQ_INT(st->snapshots, 1); /* no gap */
+  NMT_EQ_INT(st->errors, 0);
+  NMT_EQ_INT(a.ch[MAXREC - 1].seq, MAXREC);
+  /* 5000 ids not registered: two scripts, two answers */
+  enum { N = 5000 };
+  static char idbuf[N][12];
+  static const char *ids[N];
+  for (int i = 0; i < N; i++) {
+    snprintf(idbuf[i], sizeof idbuf[i], "id%05d", i);
+    ids[i] = idbuf[i];
+  }
+  NMT_EQ_INT(mgr_store_renew(a.s, ids, N), 0);
+  WAIT(a.renewed >= 2, 20000);
+  NMT_EQ_INT(a.renewed, 2);
+  NMT_EQ_INT(st->renews, 2);
+  NMT_EQ_INT(a.downs, 0);
+  close_store(&a);
+}
+
 /* What an operator (or a failover) does to the server under the store: SCRIPT FLUSH (the
  * scripts go again as EVAL), the server demoted to a replica (READONLY, then ROLE says
  * slave: down once until it is a primary again). */
@@ -467,7 +504,7 @@ static void run_failover(const char *url) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: store_check url | basic|gap|admin|stall|restart|failover URL\n");
+    fprintf(stderr, "usage: store_check url | basic|gap|bounds|admin|stall|restart|failover URL\n");
     return 2;
   }
   nm_log_init("store_check", NM_LOG_INFO);
@@ -476,6 +513,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "url") == 0) NMT_RUN(run_url);
   else if (strcmp(argv[1], "basic") == 0) { nmt__current = "basic"; run_basic(url); }
   else if (strcmp(argv[1], "gap") == 0) { nmt__current = "gap"; run_gap(url); }
+  else if (strcmp(argv[1], "bounds") == 0) { nmt__current = "bounds"; run_bounds(url); }
   else if (strcmp(argv[1], "admin") == 0) { nmt__current = "admin"; run_admin(url); }
   else if (strcmp(argv[1], "stall") == 0) { nmt__current = "stall"; run_stall(url); }
   else if (strcmp(argv[1], "restart") == 0) { nmt__current = "restart"; run_restart(url); }
