@@ -9,6 +9,10 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev libxml2-dev libminiupnpc-dev libnatpmp-dev
   uthash-dev  # the hash tables (header-only)
+  # several managers sharing one overlay (issue 14): the store's client library, and Redis
+  # with Sentinel for its tests (redis-tools comes with them). Debian's redis-server starts a
+  # system Redis on 6379 where systemd runs; natmesh's tests never use it.
+  libhiredis-dev redis-server redis-sentinel
   python3 graphviz iproute2 nftables iputils-ping netcat-openbsd
   miniupnpd-nftables miniupnpc natpmpc
   libssl-dev

@@ -1,0 +1,136 @@
+"""store_fixture: Redis servers (and Sentinel) for the tests of several managers (issue 14).
+
+Every server runs on 127.0.0.1 and a free port the harness picks (never 6379: a Debian
+redis-server package runs the system's there), without persistence, its files in the test's
+folder; readiness is awaited from its own log lines on stdout, never slept for. The harness
+stops them with everything else at the end.
+
+    r = RedisServer(h); await r.start(); r.url        -> "redis://127.0.0.1:PORT"
+    await r.kill()                                     SIGKILL (the harness expects it)
+    await r.start()                                    again, on the same port (empty)
+
+    rs = RedisSentinel(h); await rs.start(); rs.url   -> "sentinel://IP:P1,IP:P2,IP:P3/natmesh"
+    rs.primary, rs.replica: RedisServer; rs.sentinels: Process
+"""
+
+import os
+import shutil
+import signal
+
+from harness import STARTUP, Skip
+
+READY_RX = r"Ready to accept connections"
+SYNCED_RX = r"MASTER <-> REPLICA sync: Finished with success"
+
+
+def _program(name):
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    if not path:
+        raise Skip("%s is not installed (scripts/setup.sh installs it)" % name)
+    return path
+
+
+class RedisServer:
+    """One redis-server on 127.0.0.1:port (default: a free port)."""
+
+    def __init__(self, h, port=None, name="redis", extra=()):
+        self.h, self.name, self.extra = h, name, list(extra)
+        self.port = port or h.free_port()
+        if self.port == 6379:
+            raise ValueError("tests never use 6379 (the system's Redis)")
+        self.dir = os.path.join(h.dir, name)
+        self.proc = None
+        self.runs = 0
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def args(self):
+        return ["--port", self.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", self.dir, "--daemonize", "no", "--logfile", "",
+                "--protected-mode", "no"] + self.extra
+
+    async def start(self, timeout=STARTUP):
+        os.makedirs(self.dir, exist_ok=True)
+        self.runs += 1
+        label = self.name if self.runs == 1 else "%s-%d" % (self.name, self.runs)
+        self.proc = await self.h.spawn(label, _program("redis-server"), self.args())
+        await self.proc.wait_for_line(READY_RX, timeout)
+        return self
+
+    async def kill(self):
+        """SIGKILL: the way a primary dies in the failure tests."""
+        self.proc.info["killed"] = True
+        self.proc.signal(signal.SIGKILL)
+        await self.proc.wait_exit()
+
+    async def stop(self):
+        if self.proc and self.proc.alive:
+            await self.proc.stop()
+
+
+class RedisSentinel:
+    """A primary, one replica and three sentinels watching them (quorum 2,
+    down-after-milliseconds 1000, failover-timeout 5000), all on 127.0.0.1."""
+
+    def __init__(self, h, master="natmesh", nsentinels=3):
+        self.h, self.master = h, master
+        # no 5 s wait before the replica's first sync (Redis 7's diskless default)
+        self.primary = RedisServer(h, name="redis-primary", extra=["--repl-diskless-sync-delay", "0"])
+        self.replica = None
+        self.nsentinels = nsentinels
+        self.sentinel_ports = []
+        self.sentinels = []
+
+    @property
+    def url(self):
+        return "sentinel://%s/%s" % (",".join("127.0.0.1:%d" % p for p in self.sentinel_ports),
+                                     self.master)
+
+    def _config(self, i, port):
+        path = os.path.join(self.h.dir, "sentinel-%d.conf" % i)
+        with open(path, "w") as f:
+            f.write("port %d\nbind 127.0.0.1\nprotected-mode no\ndaemonize no\nlogfile \"\"\n"
+                    "dir %s\n" % (port, self.h.dir))
+            f.write("sentinel monitor %s 127.0.0.1 %d 2\n" % (self.master, self.primary.port))
+            f.write("sentinel down-after-milliseconds %s 1000\n" % self.master)
+            f.write("sentinel failover-timeout %s 5000\n" % self.master)
+            f.write("sentinel parallel-syncs %s 1\n" % self.master)
+        return path
+
+    async def start(self, timeout=STARTUP):
+        sentinel = _program("redis-sentinel")
+        await self.primary.start()
+        self.replica = RedisServer(self.h, name="redis-replica",
+                                   extra=["--replicaof", "127.0.0.1", str(self.primary.port)])
+        await self.replica.start()
+        await self.replica.proc.wait_for_line(SYNCED_RX, timeout)
+        for i in range(self.nsentinels):
+            port = self.h.free_port()
+            self.sentinel_ports.append(port)
+            p = await self.h.spawn("sentinel-%d" % i, sentinel, [self._config(i, port)])
+            self.sentinels.append(p)
+        for p in self.sentinels:
+            await p.wait_for_line(r"\+monitor master %s " % self.master, timeout)
+        # A failover needs a quorum of sentinels that know each other (they meet through the
+        # primary's hello channel): wait until each has seen the others, and the replica.
+        for p in self.sentinels:
+            await self._wait_count(p, r"\+sentinel sentinel ", self.nsentinels - 1, timeout)
+            await p.wait_for_line(r"\+slave slave ", timeout)
+        return self
+
+    async def _wait_count(self, p, pattern, n, timeout):
+        since = 0
+        for _ in range(n):
+            hit = await p.wait_for_line(pattern, timeout, since=since)
+            since = hit.index + 1
+
+    async def wait_switch(self, timeout=30.0):
+        """The sentinels agreed on a new primary: '+switch-master' from one of them."""
+        hit = await self.sentinels[0].wait_for_line(r"\+switch-master %s " % self.master, timeout)
+        return hit.line.text
