@@ -289,12 +289,10 @@ static void mgr__defaults(mgr_config *cfg) {
   cfg->manager_name[sizeof cfg->manager_name - 1] = 0;
 }
 
-/* An overlay's or a manager's name: 1..63 letters, digits, '.', '-' or '_' (a Redis key
- * part and a label value, with nothing to escape). */
+/* An overlay's or a manager's name: a Redis key part and a label value, with nothing to
+ * escape (mgr_store_check_name), and short enough for the config. */
 static int mgr__name_ok(const char *s) {
-  size_t n = strlen(s);
-  return n >= 1 && n <= MGR_MANAGER_NAME_MAX &&
-         strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == n;
+  return strlen(s) <= MGR_MANAGER_NAME_MAX && mgr_store_check_name(s) == 0;
 }
 
 static int mgr__key_option(nm_keylist *l, const char *name, const char *v) {

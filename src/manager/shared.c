@@ -502,7 +502,10 @@ int mgr_shared_init(manager *m) {
   sh->ttl_ms = m->cfg.timeout_s * 1000;
   sh->log = (nm_log_rate)NM_LOG_RATE_INIT("store warnings", NM_LOG_RATE_DEFAULT);
   m->shared = sh;
-  static const mgr_store_hooks hooks = {mgr__on_snapshot, mgr__on_change, mgr__on_down, mgr__on_renewed};
+  static const mgr_store_hooks hooks = {.on_snapshot = mgr__on_snapshot,
+                                        .on_change = mgr__on_change,
+                                        .on_down = mgr__on_down,
+                                        .on_renewed = mgr__on_renewed};
   int rc = mgr_store_init(&sh->store, m->loop, m->cfg.store, m->cfg.overlay, sh->self, sh->ttl_ms, &hooks, m);
   if (rc < 0) {
     m->shared = NULL;

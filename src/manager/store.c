@@ -86,9 +86,12 @@ static const store_script scripts[SC_N] = {
     "return seq",
     5, {KEY_REG, KEY_HOLDER, KEY_ALIVE, KEY_SEQ, KEY_LOG}},
   /* ARGV: id holder reason maxlen. A stale session (the servant moved to another manager)
-   * publishes nothing. */
+   * publishes nothing. Holder "": the leave of an id no record holds (a remote entry some
+   * manager still lists after the store lost it, shared.c), published only then. */
   [SC_LEAVE] = {"leave", LUA_PRELUDE
-    "if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end "
+    "local h = redis.call('HGET', KEYS[2], ARGV[1]) "
+    "if h == false then if ARGV[2] ~= '' then return 0 end "
+    "elseif h ~= ARGV[2] then return 0 end "
     "redis.call('HDEL', KEYS[1], ARGV[1]) "
     "redis.call('HDEL', KEYS[2], ARGV[1]) "
     "redis.call('ZREM', KEYS[3], ARGV[1]) "
