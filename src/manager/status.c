@@ -3,11 +3,13 @@
  * list, so the two always agree. */
 #include "manager.h"
 #include "complaints.h"
+#include "holder.h"
 #include "relays.h"
 #include "nm_error.h"
 #include "nm_log.h"
 #include "nm_msg.h"
 #include "nm_status.h"
+#include "nm_xml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +73,17 @@ static void mgr__status_complaints(manager *m, const mgr_session *s, nm_status_s
   *budget -= e->ncomplaint;
 }
 
+/* The manager holding s's session (holder.h), as the status may carry it: a name that is no
+ * valid text of at most NM_STATUS_TEXT_MAX bytes (one from the store, say) shows as "?"
+ * rather than costing the whole status. */
+static void mgr__status_holder(const mgr_session *s, nm_status_servant *e) {
+  const char *h = mgr_session_holder(s);
+  if (!h) h = "";
+  size_t len = strnlen(h, sizeof e->manager);
+  if (len < sizeof e->manager && nm_xml_text_valid(h, len)) memcpy(e->manager, h, len + 1);
+  else snprintf(e->manager, sizeof e->manager, "?");
+}
+
 static nm_relay_reason mgr__relay_reason(const mgr_session *s) {
   if (!s->relay_id[0] || s->standby) return NM_RELAY_REASON_NONE;
   if (s->reach == NM_REACH_RELAYED || s->reach == NM_REACH_SUSPICIOUS) return NM_RELAY_REASON_SUSPICIOUS;
@@ -84,6 +97,8 @@ static void mgr__status_head(manager *m, nm_status *st) {
   st->timeout = m->cfg.timeout_s;
   st->complaint_threshold = m->cfg.complaint_threshold;
   st->complaint_window_s = m->cfg.complaint_window_s;
+  /* With a store, the store and the overlay's managers (holder.h); nothing otherwise. */
+  mgr_status_store(m, st);
 }
 
 /* The budgets of one whole status (across its pages). */
@@ -101,6 +116,7 @@ static int mgr__status_add(manager *m, nm_status *st, mgr_session *s, mgr__statu
   memcpy(e->id, s->id, sizeof e->id);
   snprintf(e->name, sizeof e->name, "%s", s->name);
   e->role = s->role;
+  mgr__status_holder(s, e);
   snprintf(e->ip, sizeof e->ip, "%s", s->conn.peer_ip);
   e->port = s->port;
   snprintf(e->dial_ip, sizeof e->dial_ip, "%s", p.ip);
