@@ -115,9 +115,9 @@ static void mgr__store(manager *m, nm_metrics *x, size_t listed) {
   nm_metrics_set(x, failovers, NULL, st->store_failovers);
 }
 
-/* The whole exposition text. The registry is built afresh each time: a few dozen series,
+/* The whole exposition text (metrics.h). The registry is built afresh each time: a few dozen series,
  * and no series outlives the relay it is about. */
-static int mgr__metrics_text(manager *m, char **out, size_t *len) {
+int mgr_metrics_text(manager *m, char **out, size_t *len) {
   nm_metrics x;
   nm_metrics_init(&x);
   const mgr_stats *st = &m->stats;
@@ -203,7 +203,7 @@ static void mgr__status_publish(mgr_metrics *mm) {
 static void mgr__metrics_publish(mgr_metrics *mm) {
   char *text = NULL;
   size_t len = 0;
-  if (mgr__metrics_text(mm->mgr, &text, &len) == 0)
+  if (mgr_metrics_text(mm->mgr, &text, &len) == 0)
     nm_http_publish(mm->http, "/metrics", NM_METRICS_CONTENT_TYPE, text, len);
   free(text);
 }

@@ -79,4 +79,8 @@ void mgr_metrics_stop(struct manager *m);
 /* Before the loop's handles close: the HTTP thread stops waking the loop for the status. */
 void mgr_metrics_quiesce(struct manager *m);
 
+/* The Prometheus exposition text of m's metrics now (malloc'ed; the caller frees): what
+ * /metrics serves. 0 or -ENOMEM. */
+int mgr_metrics_text(struct manager *m, char **out, size_t *len);
+
 #endif
