@@ -73,15 +73,36 @@ static void mgr__status_complaints(manager *m, const mgr_session *s, nm_status_s
   *budget -= e->ncomplaint;
 }
 
+/* text into a field of size bytes when it is valid text that fits, else "?" ("" stays ""). */
+static void mgr__status_text(char *field, size_t size, const char *text) {
+  size_t len = strnlen(text, size);
+  if (len < size && nm_xml_text_valid(text, len)) memmove(field, text, len + 1);
+  else snprintf(field, size, "?");
+}
+
+/* What the store side filled in (holder.h), made sendable whatever the store held: an
+ * entry another manager announced with a name that is no text or an address that is no IP
+ * costs that field, not the whole status. */
+static void mgr__status_store_clean(nm_status_store *k) {
+  if (!k->present) return;
+  mgr__status_text(k->url, sizeof k->url, k->url);
+  mgr__status_text(k->primary, sizeof k->primary, k->primary);
+  if (k->state != NM_STORE_UP) k->state = NM_STORE_DOWN;
+  if (k->nmanagers > NM_STATUS_MANAGERS_MAX) k->nmanagers = NM_STATUS_MANAGERS_MAX;
+  if (k->nmanagers_total < k->nmanagers) k->nmanagers_total = k->nmanagers;
+  for (unsigned i = 0; i < k->nmanagers; i++) {
+    nm_status_manager *e = &k->managers[i];
+    mgr__status_text(e->name, sizeof e->name, e->name);
+    if (e->addr[0] && (!memchr(e->addr, 0, sizeof e->addr) || !nm_ip_valid(e->addr))) e->addr[0] = 0;
+  }
+}
+
 /* The manager holding s's session (holder.h), as the status may carry it: a name that is no
  * valid text of at most NM_STATUS_TEXT_MAX bytes (one from the store, say) shows as "?"
  * rather than costing the whole status. */
 static void mgr__status_holder(const mgr_session *s, nm_status_servant *e) {
   const char *h = mgr_session_holder(s);
-  if (!h) h = "";
-  size_t len = strnlen(h, sizeof e->manager);
-  if (len < sizeof e->manager && nm_xml_text_valid(h, len)) memcpy(e->manager, h, len + 1);
-  else snprintf(e->manager, sizeof e->manager, "?");
+  mgr__status_text(e->manager, sizeof e->manager, h ? h : "");
 }
 
 static nm_relay_reason mgr__relay_reason(const mgr_session *s) {
@@ -99,6 +120,7 @@ static void mgr__status_head(manager *m, nm_status *st) {
   st->complaint_window_s = m->cfg.complaint_window_s;
   /* With a store, the store and the overlay's managers (holder.h); nothing otherwise. */
   mgr_status_store(m, st);
+  mgr__status_store_clean(&st->store);
 }
 
 /* The budgets of one whole status (across its pages). */

@@ -40,6 +40,11 @@ void mgr_status_store(manager *mm, nm_status *st) {
     snprintf(k->addr, sizeof k->addr, "10.0.0.%d", i + 1);
     k->port = 85;
   }
+  /* What a corrupt store could announce: a name that is no text, an address that is no IP. */
+  nm_status_manager *k = nm_status_add_manager(st);
+  snprintf(k->name, sizeof k->name, "m\xff");
+  snprintf(k->addr, sizeof k->addr, "m3.example");
+  k->port = 85;
 }
 
 static mgr_session *add(const char *name, int i) {
@@ -116,11 +121,15 @@ static void test_status_with_store(void) {
   /* A holder that is no valid text costs its cell, not the status. */
   NMT_EQ_STR(named(&st, "dave@bad")->manager, "?");
   NMT_EQ_INT(st.store.present, 1);
-  NMT_EQ_INT(st.store.nmanagers, 2);
+  NMT_EQ_INT(st.store.nmanagers, 3);
+  /* The corrupt announcement costs its fields, not the status. */
+  NMT_EQ_STR(st.store.managers[2].name, "?");
+  NMT_EQ_STR(st.store.managers[2].addr, "");
   char *doc;
   size_t len;
   NMT_EQ_INT(nm_status_encode(&st, &doc, &len), 0);
-  NMT_HAS(doc, "<store url=\"redis://10.0.0.5:6379\" state=\"up\" primary=\"10.0.0.5:6379\" managers=\"2\">");
+  NMT_HAS(doc, "<store url=\"redis://10.0.0.5:6379\" state=\"up\" primary=\"10.0.0.5:6379\" managers=\"3\">");
+  NMT_HAS(doc, "<manager name=\"?\" addr=\"\" port=\"85\"/>");
   NMT_HAS(doc, "name=\"carol@m2\" role=\"servant\" manager=\"m2\"");
   free(doc);
   nm_status_close(&st);
