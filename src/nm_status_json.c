@@ -100,7 +100,8 @@ static json_t *nm__store(const nm_status_store *k) {
     json_object_set_new(e, "name", json_string(m->name));
     json_object_set_new(e, "addr", nm__str_or_null(m->addr));
     json_object_set_new(e, "port", json_integer(m->port));
-    json_object_set_new(e, "last_seen_ms", m->has_last_seen ? json_integer((json_int_t)m->last_seen_ms) : json_null());
+    json_object_set_new(e, "last_seen_ms",
+                        m->has_last_seen ? json_integer((json_int_t)m->last_seen_ms) : json_null());
     json_array_append_new(a, e);
   }
   json_object_set_new(o, "managers", a);

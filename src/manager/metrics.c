@@ -84,8 +84,8 @@ static void mgr__relays(manager *m, nm_metrics *x) {
 }
 
 static const char *const mgr__store_op_names[MGR_STORE_OP_N] = {
-    [MGR_STORE_OP_PUT] = "put",     [MGR_STORE_OP_LEAVE] = "leave",       [MGR_STORE_OP_RENEW] = "renew",
-    [MGR_STORE_OP_REAP] = "reap",   [MGR_STORE_OP_COMPLAIN] = "complain",
+    [MGR_STORE_OP_PUT] = "put",   [MGR_STORE_OP_LEAVE] = "leave",       [MGR_STORE_OP_RENEW] = "renew",
+    [MGR_STORE_OP_REAP] = "reap", [MGR_STORE_OP_COMPLAIN] = "complain",
 };
 
 /* Whose servants these are (issue 14): the listed sessions this manager holds and those it
@@ -115,8 +115,8 @@ static void mgr__store(manager *m, nm_metrics *x, size_t listed) {
   nm_metrics_set(x, failovers, NULL, st->store_failovers);
 }
 
-/* The whole exposition text (metrics.h). The registry is built afresh each time: a few dozen series,
- * and no series outlives the relay it is about. */
+/* The whole exposition text (metrics.h). The registry is built afresh each time: a few
+ * dozen series, and no series outlives the relay it is about. */
 int mgr_metrics_text(manager *m, char **out, size_t *len) {
   nm_metrics x;
   nm_metrics_init(&x);
