@@ -22,6 +22,8 @@ const char *nm_relay_reason_name(nm_relay_reason r) {
   return "";
 }
 
+const char *nm_store_state_name(nm_store_state s) { return s == NM_STORE_UP ? "up" : "down"; }
+
 void nm_status_init(nm_status *st) { memset(st, 0, sizeof *st); }
 
 void nm_status_close(nm_status *st) {
@@ -52,6 +54,22 @@ nm_status_servant *nm_status_add(nm_status *st) {
   return s;
 }
 
+nm_status_manager *nm_status_add_manager(nm_status *st) {
+  nm_status_store *k = &st->store;
+  k->present = 1;
+  if (k->nmanagers_total < UINT32_MAX) k->nmanagers_total++;
+  if (k->nmanagers == NM_STATUS_MANAGERS_MAX) return NULL;
+  nm_status_manager *m = &k->managers[k->nmanagers++];
+  memset(m, 0, sizeof *m);
+  return m;
+}
+
+int nm_status_has_managers(const nm_status *st) {
+  for (size_t i = 0; i < st->count; i++)
+    if (st->servants[i].manager[0]) return 1;
+  return 0;
+}
+
 const nm_status_servant *nm_status_find(const nm_status *st, const char *id) {
   for (size_t i = 0; i < st->count; i++)
     if (strcmp(st->servants[i].id, id) == 0) return &st->servants[i];
@@ -72,6 +90,21 @@ static int nm__names_ok(const char *s) {
   return len <= NM_STATUS_NAMES_MAX && nm_xml_text_valid(s, len);
 }
 
+static int nm__url_ok(const char *s) {
+  size_t len = strnlen(s, NM_STATUS_URL_MAX + 1);
+  return len <= NM_STATUS_URL_MAX && nm_xml_text_valid(s, len);
+}
+
+static int nm__store_sendable(const nm_status_store *k) {
+  if (!k->present) return 1;
+  if (!nm__url_ok(k->url) || !nm__text_ok(k->primary) || (unsigned)k->state > NM_STORE_UP ||
+      k->nmanagers > NM_STATUS_MANAGERS_MAX || k->nmanagers_total < k->nmanagers)
+    return 0;
+  for (unsigned i = 0; i < k->nmanagers; i++)
+    if (!nm__text_ok(k->managers[i].name) || !nm__addr_ok(k->managers[i].addr)) return 0;
+  return 1;
+}
+
 static int nm__complaints_ok(const nm_status_servant *s) {
   if (s->ncomplaint > NM_STATUS_COMPLAINTS_MAX || s->complainers < s->ncomplaint) return 0;
   for (unsigned i = 0; i < s->ncomplaint; i++)
@@ -81,7 +114,7 @@ static int nm__complaints_ok(const nm_status_servant *s) {
 
 static int nm__servant_sendable(const nm_status_servant *s) {
   return nm__complaints_ok(s) && nm_id_valid(s->id) && nm__text_ok(s->name) && nm__text_ok(s->relay_name) &&
-         nm__text_ok(s->relay_standby) &&
+         nm__text_ok(s->relay_standby) && nm__text_ok(s->manager) &&
          (unsigned)s->relay_reason <= NM_RELAY_REASON_PROVISIONAL && nm__names_ok(s->unreached_by) &&
          nm__names_ok(s->unserved) &&
          (unsigned)s->role <= NM_ROLE_RELAY && (unsigned)s->state <= NM_REACH_RELAYED &&
@@ -113,7 +146,7 @@ static int nm__status_encode(const nm_status *st, unsigned page, unsigned pages,
   *out = NULL;
   *outlen = 0;
   if (st->count > NM_STATUS_SERVANTS_MAX || st->heartbeat > NM__STATUS_SECONDS_MAX ||
-      st->timeout > NM__STATUS_SECONDS_MAX)
+      st->timeout > NM__STATUS_SECONDS_MAX || !nm__store_sendable(&st->store))
     return -EINVAL;
   for (size_t i = 0; i < st->count; i++)
     if (!nm__servant_sendable(&st->servants[i])) return -EINVAL;
@@ -133,6 +166,26 @@ static int nm__status_encode(const nm_status *st, unsigned page, unsigned pages,
   /* Since issue 11, when known: what makes a complaint count. */
   if (st->complaint_threshold) nm_xml_writer_attr_u64(&w, "complaint-threshold", st->complaint_threshold);
   if (st->complaint_window_s) nm_xml_writer_attr_u64(&w, "complaint-window", st->complaint_window_s);
+  /* Since issue 14, only with a store: the store and the overlay's managers, before the
+   * servants (on every page: natmesh-ctl keeps the first page's). */
+  if (st->store.present) {
+    const nm_status_store *k = &st->store;
+    nm_xml_writer_start(&w, "store");
+    nm_xml_writer_attr(&w, "url", k->url);
+    nm_xml_writer_attr(&w, "state", nm_store_state_name(k->state));
+    nm_xml_writer_attr(&w, "primary", k->primary);
+    nm_xml_writer_attr_u64(&w, "managers", k->nmanagers_total);
+    for (unsigned i = 0; i < k->nmanagers; i++) {
+      const nm_status_manager *m = &k->managers[i];
+      nm_xml_writer_start(&w, "manager");
+      nm_xml_writer_attr(&w, "name", m->name);
+      nm_xml_writer_attr(&w, "addr", m->addr);
+      nm_xml_writer_attr_u64(&w, "port", m->port);
+      if (m->has_last_seen) nm_xml_writer_attr_u64(&w, "last-seen-ms", m->last_seen_ms);
+      nm_xml_writer_end(&w);
+    }
+    nm_xml_writer_end(&w);
+  }
   /* The attribute order is the one managers have always sent: natmesh-ctl --format xml
    * prints the document as received. */
   for (size_t i = 0; i < st->count; i++) {
@@ -141,6 +194,7 @@ static int nm__status_encode(const nm_status *st, unsigned page, unsigned pages,
     nm_xml_writer_attr(&w, "id", s->id);
     nm_xml_writer_attr(&w, "name", s->name);
     nm_xml_writer_attr(&w, "role", nm_role_name(s->role));
+    if (s->manager[0]) nm_xml_writer_attr(&w, "manager", s->manager); /* issue 14 */
     nm_xml_writer_attr(&w, "ip", s->ip);
     nm_xml_writer_attr_u64(&w, "port", s->port);
     nm_xml_writer_attr(&w, "dial-ip", s->dial_ip);
@@ -206,6 +260,7 @@ static int nm__servant_from_xml(xmlNode *n, size_t index, nm_status_servant *s, 
   snprintf(ctx, sizeof ctx, "status: servant %s", s->id);
   NM__CHECK(nm_read_text(n, ctx, "name", 1, s->name, sizeof s->name, err, errlen));
   NM__CHECK(nm_read_role(n, ctx, "role", 1, &s->role, err, errlen));
+  NM__CHECK(nm_read_text(n, ctx, "manager", 1, s->manager, sizeof s->manager, err, errlen));
   NM__CHECK(nm__read_addr(n, ctx, "ip", s->ip, err, errlen));
   NM__CHECK(nm_read_port(n, ctx, "port", 1, 1, &s->port, err, errlen));
   NM__CHECK(nm__read_addr(n, ctx, "dial-ip", s->dial_ip, err, errlen));
@@ -264,6 +319,39 @@ static int nm__servant_from_xml(xmlNode *n, size_t index, nm_status_servant *s, 
   return 0;
 }
 
+/* <store>: the first one counts (a document has one); its <manager> children are read up to
+ * NM_STATUS_MANAGERS_MAX, the rest counted. */
+static int nm__store_from_xml(xmlNode *n, nm_status_store *k, char *err, size_t errlen) {
+  const char *ctx = "status: store";
+  k->present = 1;
+  NM__CHECK(nm_read_text(n, ctx, "url", 1, k->url, sizeof k->url, err, errlen));
+  const char *state = nm_xml_attr(n, "state");
+  if (!state || strcmp(state, "down") == 0) k->state = NM_STORE_DOWN;
+  else if (strcmp(state, "up") == 0) k->state = NM_STORE_UP;
+  else return nm_read_field_error(ctx, "state", state, err, errlen);
+  NM__CHECK(nm_read_text(n, ctx, "primary", 1, k->primary, sizeof k->primary, err, errlen));
+  NM__CHECK(nm_read_uint(n, ctx, "managers", 1, 0, UINT32_MAX, &k->nmanagers_total, err, errlen));
+  unsigned listed = 0;
+  for (xmlNode *c = n->children; c; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "manager") != 0) continue;
+    listed++;
+    if (k->nmanagers == NM_STATUS_MANAGERS_MAX) continue;
+    nm_status_manager *m = &k->managers[k->nmanagers];
+    char mctx[64];
+    snprintf(mctx, sizeof mctx, "%s: manager %u", ctx, listed);
+    NM__CHECK(nm_read_text(c, mctx, "name", 0, m->name, sizeof m->name, err, errlen));
+    NM__CHECK(nm__read_addr(c, mctx, "addr", m->addr, err, errlen));
+    NM__CHECK(nm_read_port(c, mctx, "port", 1, 1, &m->port, err, errlen));
+    if (nm_xml_attr(c, "last-seen-ms")) {
+      NM__CHECK(nm_read_u64(c, mctx, "last-seen-ms", 0, &m->last_seen_ms, err, errlen));
+      m->has_last_seen = 1;
+    }
+    k->nmanagers++;
+  }
+  if (k->nmanagers_total < listed) k->nmanagers_total = listed;
+  return 0;
+}
+
 static int nm__status_from_root(xmlNode *root, nm_status *st, char *err, size_t errlen) {
   if (!root || strcmp((const char *)root->name, "status") != 0) {
     snprintf(err, errlen, "status: expected a <status> document");
@@ -280,8 +368,12 @@ static int nm__status_from_root(xmlNode *root, nm_status *st, char *err, size_t 
                          &st->complaint_window_s, err, errlen));
   /* Count the elements ourselves: the document's servants="N" is not trusted for sizing. */
   size_t n = 0;
-  for (xmlNode *c = root->children; c; c = c->next)
-    if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "servant") == 0) n++;
+  for (xmlNode *c = root->children; c; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE) continue;
+    if (strcmp((const char *)c->name, "servant") == 0) n++;
+    else if (strcmp((const char *)c->name, "store") == 0 && !st->store.present)
+      NM__CHECK(nm__store_from_xml(c, &st->store, err, errlen));
+  }
   if (n > NM_STATUS_SERVANTS_MAX) {
     snprintf(err, errlen, "status: lists %zu servants (limit %d)", n, NM_STATUS_SERVANTS_MAX);
     return NM_EMSG;

@@ -33,6 +33,11 @@
 /* <complaint> children of one <servant> kept (the most recent first); more are counted in
  * complainers but not listed */
 #define NM_STATUS_COMPLAINTS_MAX 8
+/* Since issue 14 (several managers sharing one overlay through a store): the managers a
+ * <store> element lists (more are counted in nmanagers_total but not kept), and the bytes of
+ * its url (a sentinel:// URL names several sentinels). */
+#define NM_STATUS_MANAGERS_MAX 32
+#define NM_STATUS_URL_MAX 512
 
 /* One reporter's complaints about a servant (a <complaint> child of <servant>): who, how
  * many of its complaints are live (within the manager's window), and how long ago the
@@ -92,7 +97,43 @@ typedef struct {
   nm_status_complaint complaint[NM_STATUS_COMPLAINTS_MAX];
   unsigned ncomplaint;
   unsigned complainers;
+  /* Since issue 14: the name of the manager holding its session (its "holder": with a
+   * store, a servant registers with one of the overlay's managers and the others list it
+   * from the store); "" from a manager without a store. Free text like a name. */
+  char manager[NM_STATUS_TEXT_MAX + 1];
 } nm_status_servant;
+
+/* The store's state as the manager sees it: it answers (up) or not (down). */
+typedef enum {
+  NM_STORE_DOWN = 0, /* until the manager says otherwise */
+  NM_STORE_UP,
+} nm_store_state;
+
+/* "up", "down". */
+const char *nm_store_state_name(nm_store_state s);
+
+/* One of the overlay's managers as the store lists them (each announces itself every
+ * second): its name, where servants reach it, and how long ago it last announced. */
+typedef struct {
+  char name[NM_STATUS_TEXT_MAX + 1];
+  char addr[64];           /* literal IP ("" when unknown) */
+  uint16_t port;
+  uint64_t last_seen_ms;   /* how long ago it announced itself */
+  int has_last_seen;       /* last_seen_ms is known (sent only when set) */
+} nm_status_manager;
+
+/* The <store> element (since issue 14): present only when the manager runs with --store.
+ * url as configured (IP literals: redis://IP:PORT or sentinel://IP:PORT,.../MASTER), the
+ * state, the primary now used ("IP:PORT", "" while down), and the managers it lists. */
+typedef struct {
+  int present;
+  char url[NM_STATUS_URL_MAX + 1];
+  nm_store_state state;
+  char primary[NM_STATUS_TEXT_MAX + 1];
+  nm_status_manager managers[NM_STATUS_MANAGERS_MAX];
+  unsigned nmanagers;
+  unsigned nmanagers_total; /* the managers the store lists (>= nmanagers) */
+} nm_status_store;
 
 typedef struct nm_status {
   uint64_t version;    /* the peer list version */
@@ -102,6 +143,7 @@ typedef struct nm_status {
    * complaints a reporter needs to count, and how long a complaint stays live. */
   unsigned complaint_threshold;
   unsigned complaint_window_s;
+  nm_status_store store; /* store.present 0 for a manager without a store */
   nm_status_servant *servants;
   size_t count;
   size_t cap;
@@ -115,6 +157,13 @@ void nm_status_close(nm_status *st);
  * else zero or empty) and returns it for the caller to fill, or NULL when out of memory
  * or when NM_STATUS_SERVANTS_MAX are listed. The pointer is valid until the next add. */
 nm_status_servant *nm_status_add(nm_status *st);
+
+/* Appends a manager to st->store (marking the store present) and returns it for the caller
+ * to fill, or NULL past NM_STATUS_MANAGERS_MAX (still counted in nmanagers_total). */
+nm_status_manager *nm_status_add_manager(nm_status *st);
+
+/* Whether some listed servant names its manager (natmesh-ctl's MANAGER column). */
+int nm_status_has_managers(const nm_status *st);
 
 /* The servant with this id, or NULL. */
 const nm_status_servant *nm_status_find(const nm_status *st, const char *id);

@@ -45,6 +45,7 @@ static json_t *nm__servant(const nm_status *st, const nm_status_servant *s) {
   json_object_set_new(o, "id", json_string(s->id));
   json_object_set_new(o, "name", json_string(s->name));
   json_object_set_new(o, "role", json_string(nm_role_name(s->role)));
+  json_object_set_new(o, "manager", nm__str_or_null(s->manager));
   json_object_set_new(o, "ip", nm__str_or_null(s->ip));
   json_object_set_new(o, "port", json_integer(s->port));
   json_object_set_new(o, "dial_ip", nm__str_or_null(s->dial_ip[0] ? s->dial_ip : s->ip));
@@ -76,6 +77,37 @@ static json_t *nm__servant(const nm_status *st, const nm_status_servant *s) {
   return o;
 }
 
+/* <store>: {"url", "state", "primary" (null while down), "managers_count", "managers":
+ * [{"name", "addr" (null when unknown), "port", "last_seen_ms" (null when unknown)}]};
+ * the member is null for a manager without a store. */
+static json_t *nm__store(const nm_status_store *k) {
+  if (!k->present) return json_null();
+  json_t *o = json_object();
+  json_t *a = json_array();
+  if (!o || !a) {
+    json_decref(o);
+    json_decref(a);
+    return NULL;
+  }
+  json_object_set_new(o, "url", json_string(k->url));
+  json_object_set_new(o, "state", json_string(nm_store_state_name(k->state)));
+  json_object_set_new(o, "primary", nm__str_or_null(k->primary));
+  json_object_set_new(o, "managers_count", json_integer(k->nmanagers_total));
+  for (unsigned i = 0; i < k->nmanagers; i++) {
+    const nm_status_manager *m = &k->managers[i];
+    json_t *e = json_object();
+    if (!e) break;
+    json_object_set_new(e, "name", json_string(m->name));
+    json_object_set_new(e, "addr", nm__str_or_null(m->addr));
+    json_object_set_new(e, "port", json_integer(m->port));
+    json_object_set_new(e, "last_seen_ms",
+                        m->has_last_seen ? json_integer((json_int_t)m->last_seen_ms) : json_null());
+    json_array_append_new(a, e);
+  }
+  json_object_set_new(o, "managers", a);
+  return o;
+}
+
 int nm_status_to_json(const nm_status *st, int pretty, char **out, size_t *outlen) {
   *out = NULL;
   json_t *root = json_object();
@@ -91,6 +123,9 @@ int nm_status_to_json(const nm_status *st, int pretty, char **out, size_t *outle
                       st->complaint_threshold ? json_integer(st->complaint_threshold) : json_null());
   json_object_set_new(root, "complaint_window_s",
                       st->complaint_window_s ? json_integer(st->complaint_window_s) : json_null());
+  json_t *store = nm__store(&st->store);
+  if (!store) goto done;
+  json_object_set_new(root, "store", store);
   for (size_t i = 0; i < st->count; i++) {
     json_t *s = nm__servant(st, &st->servants[i]);
     if (!s || json_array_append_new(servants, s) < 0) goto done;

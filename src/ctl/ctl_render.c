@@ -36,7 +36,27 @@ const char *nmctl_format_addr(char *buf, size_t buflen, const char *ip, uint16_t
   return buf;
 }
 
-enum { NMCTL_COLS = 9 };
+/* The table's columns; MANAGER (the servant's holder, issue 14) only when some servant has
+ * one: a manager without a store prints the table it always did. */
+enum {
+  NMCTL_COL_NAME,
+  NMCTL_COL_ID,
+  NMCTL_COL_ADDRESS,
+  NMCTL_COL_DIAL,
+  NMCTL_COL_STATE,
+  NMCTL_COL_MAPPING,
+  NMCTL_COL_RELAY,
+  NMCTL_COL_MANAGER,
+  NMCTL_COL_LAST_HB,
+  NMCTL_COL_LOAD,
+  NMCTL_COLS
+};
+static const char *const nmctl__heads[NMCTL_COLS] = {
+    [NMCTL_COL_NAME] = "NAME",       [NMCTL_COL_ID] = "ID",           [NMCTL_COL_ADDRESS] = "ADDRESS",
+    [NMCTL_COL_DIAL] = "DIAL",       [NMCTL_COL_STATE] = "STATE",     [NMCTL_COL_MAPPING] = "MAPPING",
+    [NMCTL_COL_RELAY] = "RELAY",     [NMCTL_COL_MANAGER] = "MANAGER", [NMCTL_COL_LAST_HB] = "LAST-HB",
+    [NMCTL_COL_LOAD] = "LOAD",
+};
 
 /* 1234 -> "1.2k": relay counters at a glance. */
 static const char *nmctl__bytes(char *buf, size_t len, uint64_t v) {
@@ -48,54 +68,80 @@ static const char *nmctl__bytes(char *buf, size_t len, uint64_t v) {
 }
 typedef char nmctl__cell[NM_STATUS_TEXT_MAX + 32];
 
+/* A cell and its size, for the snprintf-style helpers. */
+#define NMCTL_CELL(c) cells[NMCTL_COL_##c], sizeof cells[NMCTL_COL_##c]
+
 static void nmctl__row_cells(const nm_status_servant *s, nmctl__cell *cells) {
-  nmctl_sanitize(cells[0], sizeof cells[0], s->name);
-  snprintf(cells[1], sizeof cells[1], "%s", s->id);
-  nmctl_format_addr(cells[2], sizeof cells[2], s->ip, s->port);
-  nmctl_format_addr(cells[3], sizeof cells[3], s->dial_ip, s->dial_port);
-  snprintf(cells[4], sizeof cells[4], "%s", nm_reach_name(s->state));
-  snprintf(cells[5], sizeof cells[5], "%s", nm_mapping_name(s->mapping));
+  nmctl_sanitize(NMCTL_CELL(NAME), s->name);
+  snprintf(NMCTL_CELL(ID), "%s", s->id);
+  nmctl_format_addr(NMCTL_CELL(ADDRESS), s->ip, s->port);
+  nmctl_format_addr(NMCTL_CELL(DIAL), s->dial_ip, s->dial_port);
+  snprintf(NMCTL_CELL(STATE), "%s", nm_reach_name(s->state));
+  snprintf(NMCTL_CELL(MAPPING), "%s", nm_mapping_name(s->mapping));
   char relay[NM_STATUS_TEXT_MAX + 1];
   if (s->relay_name[0]) nmctl_sanitize(relay, sizeof relay, s->relay_name);
   else snprintf(relay, sizeof relay, "%s", s->relay[0] ? s->relay : "-");
   /* The pair path: reachable, but pulls some servants' lines from a relay; or no relay
    * can, and those lines are lost (said again under the table). */
   if (s->relay[0] && s->relay_reason == NM_RELAY_REASON_PAIR)
-    snprintf(cells[6], sizeof cells[6], "via %s (pair)", relay);
+    snprintf(NMCTL_CELL(RELAY), "via %s (pair)", relay);
   else if (s->relay[0] && s->relay_reason == NM_RELAY_REASON_PROVISIONAL)
-    snprintf(cells[6], sizeof cells[6], "%s (provisional)", relay);
+    snprintf(NMCTL_CELL(RELAY), "%s (provisional)", relay);
   else if (!s->relay[0] && s->unserved[0])
-    snprintf(cells[6], sizeof cells[6], "NONE (pair unserved)");
+    snprintf(NMCTL_CELL(RELAY), "NONE (pair unserved)");
   else if (!s->relay[0] && s->relay_standby[0]) {
     /* Every servant reaches it directly: it pulls from none, its relay is kept for it. */
     nmctl_sanitize(relay, sizeof relay, s->relay_standby);
-    snprintf(cells[6], sizeof cells[6], "%s (standby)", relay);
+    snprintf(NMCTL_CELL(RELAY), "%s (standby)", relay);
   }
   else
-    snprintf(cells[6], sizeof cells[6], "%s", relay);
-  nmctl_format_age(cells[7], sizeof cells[7], s->has_last_heartbeat, s->last_heartbeat_ms);
+    snprintf(NMCTL_CELL(RELAY), "%s", relay);
+  /* The manager holding its session (with a store; shown only when some servant has one). */
+  nmctl_sanitize(NMCTL_CELL(MANAGER), s->manager[0] ? s->manager : "-");
+  nmctl_format_age(NMCTL_CELL(LAST_HB), s->has_last_heartbeat, s->last_heartbeat_ms);
   /* Relay duty, for dedicated relays and servants that relay for someone. */
   if (s->role == NM_ROLE_RELAY || s->clients) {
     char in[16], out[16];
-    snprintf(cells[8], sizeof cells[8], "%u/%u clients, in %s, out %s, %" PRIu64 " drops", s->clients,
-             s->max_clients, nmctl__bytes(in, sizeof in, s->bytes_in), nmctl__bytes(out, sizeof out, s->bytes_out),
-             s->drops);
+    snprintf(NMCTL_CELL(LOAD), "%u/%u clients, in %s, out %s, %" PRIu64 " drops", s->clients, s->max_clients,
+             nmctl__bytes(in, sizeof in, s->bytes_in), nmctl__bytes(out, sizeof out, s->bytes_out), s->drops);
   } else {
-    snprintf(cells[8], sizeof cells[8], "-");
+    snprintf(NMCTL_CELL(LOAD), "-");
   }
 }
+#undef NMCTL_CELL
 
-/* Columns padded to width, two spaces apart; the last one unpadded (no trailing blanks). */
-static void nmctl__print_row(FILE *out, const char *const *cells, const size_t *width) {
-  for (int c = 0; c + 1 < NMCTL_COLS; c++) fprintf(out, "%-*s  ", (int)width[c], cells[c]);
+/* The shown columns (all, or all but MANAGER), padded to width, two spaces apart; the last
+ * one unpadded (no trailing blanks). */
+static void nmctl__print_row(FILE *out, const char *const *cells, const size_t *width, int with_manager) {
+  for (int c = 0; c + 1 < NMCTL_COLS; c++)
+    if (c != NMCTL_COL_MANAGER || with_manager) fprintf(out, "%-*s  ", (int)width[c], cells[c]);
   fprintf(out, "%s\n", cells[NMCTL_COLS - 1]);
 }
 
+/* With a store (issue 14), a line under the header: its url, state and primary, and the
+ * overlay's managers ("store redis://10.0.0.5:6379 up (primary 10.0.0.5:6379), 3 managers:
+ * m1 10.0.0.1:85, m2 10.0.0.2:85, m3 10.0.0.3:85"). */
+static void nmctl__store_line(FILE *out, const nm_status_store *k) {
+  char url[NM_STATUS_URL_MAX + 1], primary[NM_STATUS_TEXT_MAX + 1];
+  nmctl_sanitize(url, sizeof url, k->url[0] ? k->url : "?");
+  nmctl_sanitize(primary, sizeof primary, k->primary);
+  fprintf(out, "store %s %s", url, nm_store_state_name(k->state));
+  if (primary[0]) fprintf(out, " (primary %s)", primary);
+  fprintf(out, ", %u manager%s", k->nmanagers_total, k->nmanagers_total == 1 ? "" : "s");
+  for (unsigned i = 0; i < k->nmanagers; i++) {
+    char name[NM_STATUS_TEXT_MAX + 1], addr[NM_STATUS_TEXT_MAX + 16];
+    nmctl_sanitize(name, sizeof name, k->managers[i].name);
+    fprintf(out, "%s %s %s", i ? "," : ":", name,
+            nmctl_format_addr(addr, sizeof addr, k->managers[i].addr, k->managers[i].port));
+  }
+  if (k->nmanagers < k->nmanagers_total) fprintf(out, ", +%u", k->nmanagers_total - k->nmanagers);
+  fputc('\n', out);
+}
+
 int nmctl_render_table(FILE *out, const nm_status *st, const char *manager) {
-  static const char *heads[NMCTL_COLS] = {"NAME",  "ID",      "ADDRESS", "DIAL",
-                                          "STATE", "MAPPING", "RELAY",   "LAST-HB", "LOAD"};
+  int with_manager = nm_status_has_managers(st);
   size_t width[NMCTL_COLS];
-  for (int c = 0; c < NMCTL_COLS; c++) width[c] = strlen(heads[c]);
+  for (int c = 0; c < NMCTL_COLS; c++) width[c] = strlen(nmctl__heads[c]);
   nmctl__cell cells[NMCTL_COLS];
   for (size_t i = 0; i < st->count; i++) {
     nmctl__row_cells(&st->servants[i], cells);
@@ -105,12 +151,13 @@ int nmctl_render_table(FILE *out, const nm_status *st, const char *manager) {
   fprintf(out, "overlay version %" PRIu64 ", %zu servant%s, heartbeat %us, timeout %us (manager %s)\n",
           st->version, st->count, st->count == 1 ? "" : "s", st->heartbeat, st->timeout,
           manager);
-  nmctl__print_row(out, heads, width);
+  if (st->store.present) nmctl__store_line(out, &st->store);
+  nmctl__print_row(out, nmctl__heads, width, with_manager);
   for (size_t i = 0; i < st->count; i++) {
     nmctl__row_cells(&st->servants[i], cells);
     const char *row[NMCTL_COLS];
     for (int c = 0; c < NMCTL_COLS; c++) row[c] = cells[c];
-    nmctl__print_row(out, row, width);
+    nmctl__print_row(out, row, width, with_manager);
   }
   /* Who cannot reach whom, and what it costs: a pair path is worth knowing about, an
    * unserved one is lines lost. */
@@ -167,27 +214,90 @@ static void nmctl__dot_servant(FILE *out, const nm_status_servant *s) {
     fprintf(out, "\", shape=box, style=rounded];\n");
 }
 
+/* With a store (issue 14), one node per manager: the store's managers, then any other
+ * holder a servant names, at most NMCTL_DOT_MANAGERS_MAX in all (a servant whose holder has
+ * no node hangs off the asked manager's, as before). Nodes are named by index ("m_2"), so
+ * a name from the wire only ever reaches a quoted label. */
+#define NMCTL_DOT_MANAGERS_MAX (NM_STATUS_MANAGERS_MAX * 2)
+typedef struct {
+  const char *name[NMCTL_DOT_MANAGERS_MAX];
+  const nm_status_manager *known[NMCTL_DOT_MANAGERS_MAX]; /* NULL: named by a servant only */
+  unsigned n;
+} nmctl__dot_managers;
+
+static int nmctl__dot_manager_index(const nmctl__dot_managers *dm, const char *name) {
+  for (unsigned i = 0; i < dm->n; i++)
+    if (strcmp(dm->name[i], name) == 0) return (int)i;
+  return -1;
+}
+
+static void nmctl__dot_managers_collect(const nm_status *st, nmctl__dot_managers *dm) {
+  dm->n = 0;
+  for (unsigned i = 0; i < st->store.nmanagers && dm->n < NMCTL_DOT_MANAGERS_MAX; i++) {
+    const nm_status_manager *m = &st->store.managers[i];
+    if (!m->name[0] || nmctl__dot_manager_index(dm, m->name) >= 0) continue;
+    dm->name[dm->n] = m->name;
+    dm->known[dm->n++] = m;
+  }
+  for (size_t i = 0; i < st->count && dm->n < NMCTL_DOT_MANAGERS_MAX; i++) {
+    const char *h = st->servants[i].manager;
+    if (!h[0] || nmctl__dot_manager_index(dm, h) >= 0) continue;
+    dm->name[dm->n] = h;
+    dm->known[dm->n++] = NULL;
+  }
+}
+
+/* Whether servant s hangs off the asked manager's node (no holder with a node of its own). */
+static int nmctl__dot_off_asked(const nmctl__dot_managers *dm, const nm_status_servant *s) {
+  return !s->manager[0] || nmctl__dot_manager_index(dm, s->manager) < 0;
+}
+
+static void nmctl__dot_manager_nodes(FILE *out, const nmctl__dot_managers *dm) {
+  for (unsigned i = 0; i < dm->n; i++) {
+    fprintf(out, "  \"m_%u\" [label=\"manager\\n", i);
+    nmctl_dot_escape(out, dm->name[i]);
+    if (dm->known[i]) {
+      char addr[NM_STATUS_TEXT_MAX + 16];
+      fputs("\\n", out);
+      nmctl_dot_escape(out, nmctl_format_addr(addr, sizeof addr, dm->known[i]->addr, dm->known[i]->port));
+    }
+    fprintf(out, "\", shape=doubleoctagon, style=filled, fillcolor=\"palegreen\"];\n");
+  }
+}
+
 int nmctl_render_dot(FILE *out, const nm_status *st, const char *manager) {
+  nmctl__dot_managers dm;
+  nmctl__dot_managers_collect(st, &dm);
+  /* The asked manager's node: as always without holders; with them, only when some
+   * servant hangs off it. */
+  int asked = dm.n == 0;
+  for (size_t i = 0; i < st->count && !asked; i++) asked = nmctl__dot_off_asked(&dm, &st->servants[i]);
   fprintf(out, "digraph natmesh {\n");
-  fprintf(out, "  graph [rankdir=LR, label=\"natmesh overlay version %" PRIu64
-               ", %zu servant%s\", labelloc=t];\n",
+  fprintf(out, "  graph [rankdir=LR, label=\"natmesh overlay version %" PRIu64 ", %zu servant%s",
           st->version, st->count, st->count == 1 ? "" : "s");
+  if (st->store.present) fprintf(out, ", store %s", nm_store_state_name(st->store.state));
+  fprintf(out, "\", labelloc=t];\n");
   fprintf(out, "  node [fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\"];\n");
-  fprintf(out, "  manager [label=\"manager\\n");
-  nmctl_dot_escape(out, manager);
-  fprintf(out, "\", shape=doubleoctagon, style=filled, fillcolor=\"palegreen\"];\n");
+  if (asked) {
+    fprintf(out, "  manager [label=\"manager\\n");
+    nmctl_dot_escape(out, manager);
+    fprintf(out, "\", shape=doubleoctagon, style=filled, fillcolor=\"palegreen\"];\n");
+  }
+  nmctl__dot_manager_nodes(out, &dm);
   for (size_t i = 0; i < st->count; i++) nmctl__dot_servant(out, &st->servants[i]);
   for (size_t i = 0; i < st->count; i++) {
     const nm_status_servant *s = &st->servants[i];
     /* A relayed servant hangs off its relay when the relay is in the status; otherwise
-     * (relay gone, or never reported) off the manager like everyone else. */
+     * (relay gone, or never reported) off its manager like everyone else. */
     if (s->relay[0] && strcmp(s->relay, s->id) != 0 && nm_status_find(st, s->relay))
       fprintf(out, "  \"s_%s\" -> \"s_%s\" [label=\"%s\", style=dashed];\n", s->relay, s->id,
               s->relay_reason == NM_RELAY_REASON_PAIR          ? "relay (pair)"
               : s->relay_reason == NM_RELAY_REASON_PROVISIONAL ? "relay (provisional)"
                                                                : "relay");
-    else
+    else if (nmctl__dot_off_asked(&dm, s))
       fprintf(out, "  manager -> \"s_%s\";\n", s->id);
+    else
+      fprintf(out, "  \"m_%d\" -> \"s_%s\";\n", nmctl__dot_manager_index(&dm, s->manager), s->id);
   }
   fprintf(out, "}\n");
   return ferror(out) ? -EIO : 0;

@@ -83,9 +83,41 @@ static void mgr__relays(manager *m, nm_metrics *x) {
   }
 }
 
-/* The whole exposition text. The registry is built afresh each time: a few dozen series,
- * and no series outlives the relay it is about. */
-static int mgr__metrics_text(manager *m, char **out, size_t *len) {
+static const char *const mgr__store_op_names[MGR_STORE_OP_N] = {
+    [MGR_STORE_OP_PUT] = "put",   [MGR_STORE_OP_LEAVE] = "leave",       [MGR_STORE_OP_RENEW] = "renew",
+    [MGR_STORE_OP_REAP] = "reap", [MGR_STORE_OP_COMPLAIN] = "complain",
+};
+
+/* Whose servants these are (issue 14): the listed sessions this manager holds (listed)
+ * and the remote entries it lists from the store for another manager (shared.h: not
+ * sessions; none without a store); with --store, the store's own series too. */
+static void mgr__store(manager *m, nm_metrics *x, size_t listed) {
+  const mgr_stats *st = &m->stats;
+  size_t remote = st->remote_servants;
+  int held = nm_metrics_define(x, "natmesh_servants", NM_METRIC_GAUGE,
+                               "Listed servants and relays by the manager holding their session: this one "
+                               "(local) or another sharing the store (remote).",
+                               "held", 2);
+  nm_metrics_set(x, held, L("local"), listed);
+  nm_metrics_set(x, held, L("remote"), remote);
+  if (!st->store_on) return;
+  int up = nm_metrics_define(x, "natmesh_store_up", NM_METRIC_GAUGE,
+                             "1 while the store (--store) answers, 0 while it does not.", NULL, 1);
+  nm_metrics_set(x, up, NULL, st->store_up ? 1 : 0);
+  int ops = nm_metrics_define(x, "natmesh_store_ops_total", NM_METRIC_COUNTER,
+                              "Operations sent to the store, by kind.", "op", MGR_STORE_OP_N);
+  for (int i = 0; i < MGR_STORE_OP_N; i++) nm_metrics_set(x, ops, L(mgr__store_op_names[i]), st->store_ops[i]);
+  int errors = nm_metrics_define(x, "natmesh_store_errors_total", NM_METRIC_COUNTER,
+                                 "Store commands that failed or got an error reply.", NULL, 1);
+  nm_metrics_set(x, errors, NULL, st->store_errors);
+  int failovers = nm_metrics_define(x, "natmesh_store_failovers_total", NM_METRIC_COUNTER,
+                                    "Times the store's primary changed address (a Sentinel failover).", NULL, 1);
+  nm_metrics_set(x, failovers, NULL, st->store_failovers);
+}
+
+/* The whole exposition text (metrics.h). The registry is built afresh each time: a few
+ * dozen series, and no series outlives the relay it is about. */
+int mgr_metrics_text(manager *m, char **out, size_t *len) {
   nm_metrics x;
   nm_metrics_init(&x);
   const mgr_stats *st = &m->stats;
@@ -96,8 +128,12 @@ static int mgr__metrics_text(manager *m, char **out, size_t *len) {
                                           NM_REACH_RELAYED, NM_REACH_UNKNOWN};
   for (size_t i = 0; i < sizeof states / sizeof *states; i++)
     nm_metrics_set(&x, servants, L(nm_reach_name(states[i])), 0);
+  size_t listed = 0;
   for (mgr_session *s = m->sessions; s; s = s->next)
-    if (mgr_session_listed(s)) nm_metrics_add(&x, servants, L(nm_reach_name(s->reach)), 1);
+    if (mgr_session_listed(s)) {
+      nm_metrics_add(&x, servants, L(nm_reach_name(s->reach)), 1);
+      listed++;
+    }
   int sessions = nm_metrics_define(&x, "natmesh_manager_sessions", NM_METRIC_GAUGE,
                                    "Connections the manager holds (servants, relays, natmesh-ctl, not yet authenticated).",
                                    NULL, 1);
@@ -145,6 +181,7 @@ static int mgr__metrics_text(manager *m, char **out, size_t *len) {
                                 "Bytes of those frames (header included, before TLS).", "direction,type", 64);
   mgr__traffic(&x, frames, bytes, &st->traffic);
   mgr__relays(m, &x);
+  mgr__store(m, &x, listed);
   int rc = nm_metrics_write(&x, out, len);
   nm_metrics_close(&x);
   return rc;
@@ -166,7 +203,7 @@ static void mgr__status_publish(mgr_metrics *mm) {
 static void mgr__metrics_publish(mgr_metrics *mm) {
   char *text = NULL;
   size_t len = 0;
-  if (mgr__metrics_text(mm->mgr, &text, &len) == 0)
+  if (mgr_metrics_text(mm->mgr, &text, &len) == 0)
     nm_http_publish(mm->http, "/metrics", NM_METRICS_CONTENT_TYPE, text, len);
   free(text);
 }

@@ -17,6 +17,7 @@
 #ifndef NM_MANAGER_METRICS_H
 #define NM_MANAGER_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "nm_conn.h"
@@ -39,6 +40,17 @@ typedef enum {
   MGR_REFUSED_N
 } mgr_refused_reason;
 
+/* The store's operations (issue 14), by the op label of natmesh_store_ops_total: the
+ * commands the manager sent (each a Lua script, atomic in the store). */
+typedef enum {
+  MGR_STORE_OP_PUT = 0,  /* a servant's record put (a join, a change, a take-over) */
+  MGR_STORE_OP_LEAVE,    /* a leave by its holder */
+  MGR_STORE_OP_RENEW,    /* a renewal of the held servants' deadlines (one per batch) */
+  MGR_STORE_OP_REAP,     /* a sweep of the expired */
+  MGR_STORE_OP_COMPLAIN, /* a complaint about a servant held by another manager */
+  MGR_STORE_OP_N
+} mgr_store_op;
+
 typedef struct {
   uint64_t joins, leaves, complaints, heartbeats, relay_assignments;
   uint64_t verdicts_suspicious, verdicts_pair;
@@ -46,10 +58,16 @@ typedef struct {
   uint64_t tls_failures;
   uint64_t refused[MGR_REFUSED_N];
   nm_conn_traffic traffic; /* every session's conn points here */
-  /* the shared store (shared.h): on at all, answering; ops put, leave, renew, reap, complain */
+  /* The store (issue 14), filled by the store side (shared.c); all 0 without --store.
+   * store_on: the manager runs with --store (the natmesh_store_* series exist only then);
+   * store_up: the store answers now. store_ops by mgr_store_op; store_errors: commands that
+   * failed or got an error reply; store_failovers: times the primary's address changed.
+   * remote_servants: remote entries (shared.h: servants another manager holds, listed
+   * here, not sessions); natmesh_servants{held="local|remote"}. */
   int store_on, store_up;
-  uint64_t store_ops[5], store_errors, store_failovers;
-  size_t remote_servants; /* listed, held by other managers */
+  uint64_t store_ops[MGR_STORE_OP_N];
+  uint64_t store_errors, store_failovers;
+  size_t remote_servants;
 } mgr_stats;
 
 struct manager;
@@ -60,5 +78,9 @@ void mgr_metrics_stop(struct manager *m);
 
 /* Before the loop's handles close: the HTTP thread stops waking the loop for the status. */
 void mgr_metrics_quiesce(struct manager *m);
+
+/* The Prometheus exposition text of m's metrics now (malloc'ed; the caller frees): what
+ * /metrics serves. 0 or -ENOMEM. */
+int mgr_metrics_text(struct manager *m, char **out, size_t *len);
 
 #endif

@@ -272,7 +272,7 @@ static int mgr__admit(mgr_session *s, const nm_msg_hello *h) {
      * here (its key proved, the same name and role). */
     char at[NM_ADDR_STRLEN];
     nm_log_info("hello from %s (%s) at %s: a member of the overlay held by manager %s", h->name, h->id,
-                nm_addr_str(s->conn.peer_ip, s->conn.peer_port, at), mgr_session_holder(old));
+                nm_addr_str(s->conn.peer_ip, s->conn.peer_port, at), mgr_shared_holder(old));
     return 0;
   }
   if (mgr_admission_admit(&m->admission, &rq, &d, err, sizeof err) < 0)

@@ -7,6 +7,7 @@
 #include "nm_error.h"
 #include "nm_log.h"
 #include "nm_msg.h"
+#include "nm_status.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,14 @@
 #define MGR_SHARED_HOLDERS_MAX 64
 /* Renewals and the announcement at most this often (the sweep runs every quarter heartbeat). */
 #define MGR_SHARED_RENEW_MS 1000
+
+/* An announced manager, copied from the store's reply (for the status). */
+typedef struct {
+  char name[NM_STATUS_TEXT_MAX + 1];
+  char addr[64];
+  unsigned port;
+  uint64_t age_ms;
+} mgr_store_manager_copy;
 
 /* What a remote entry has besides its session shell. */
 struct mgr_remote {
@@ -39,7 +48,11 @@ struct mgr_shared {
   uint64_t last_renew_ms;
   unsigned ttl_ms;
   int stopped;
+  uint64_t write_errors; /* writes the store client refused (down, too many in flight) */
   nm_log_rate log;       /* what the store's contents make us say */
+  /* the overlay's managers as last announced (for the status) */
+  mgr_store_manager_copy managers[NM_STATUS_MANAGERS_MAX];
+  size_t nmanagers, nmanagers_total;
 };
 
 /* ---- records ---------------------------------------------------------------------------- */
@@ -126,7 +139,7 @@ static const char *mgr__intern(struct mgr_shared *sh, const char *name) {
   return c;
 }
 
-const char *mgr_session_holder(const mgr_session *s) {
+const char *mgr_shared_holder(const mgr_session *s) {
   if (s->remote) return s->remote->holder;
   return s->mgr && s->mgr->shared ? s->mgr->shared->self : "";
 }
@@ -272,7 +285,7 @@ static int mgr__record_of(const mgr_session *s, char **out, size_t *len) {
 }
 
 static void mgr__write_failed(manager *m, const char *what, const char *name, int rc) {
-  m->stats.store_errors++;
+  m->shared->write_errors++;
   nm_log_ratelimited(&m->shared->log, NM_LOG_WARN, "store: cannot write %s of %s: %s", what, name, nm_strerror(rc));
 }
 
@@ -454,6 +467,41 @@ static void mgr__on_renewed(void *ud, const char *const *missing, size_t nmissin
   for (size_t i = 0; i < nmoved; i++) nm_log_debug("store: %s is held by %s now", moved[i], moved_to[i]);
 }
 
+static void mgr__on_managers(void *ud, const mgr_store_manager *ms, size_t n) {
+  manager *m = ud;
+  struct mgr_shared *sh = m->shared;
+  sh->nmanagers_total = n;
+  sh->nmanagers = 0;
+  for (size_t i = 0; i < n && sh->nmanagers < NM_STATUS_MANAGERS_MAX; i++) {
+    mgr_store_manager_copy *c = &sh->managers[sh->nmanagers++];
+    snprintf(c->name, sizeof c->name, "%s", ms[i].name ? ms[i].name : "");
+    snprintf(c->addr, sizeof c->addr, "%s", ms[i].addr ? ms[i].addr : "");
+    c->port = ms[i].port;
+    c->age_ms = ms[i].age_ms;
+  }
+}
+
+void mgr_shared_status(manager *m, nm_status *st) {
+  struct mgr_shared *sh = m->shared;
+  if (!sh) return;
+  nm_status_store *ss = &st->store;
+  ss->present = 1;
+  snprintf(ss->url, sizeof ss->url, "%s", m->cfg.store);
+  int up = !sh->stopped && sh->attached && mgr_store_is_up(sh->store);
+  ss->state = up ? NM_STORE_UP : NM_STORE_DOWN;
+  snprintf(ss->primary, sizeof ss->primary, "%s", up ? mgr_store_primary(sh->store) : "");
+  for (size_t i = 0; i < sh->nmanagers; i++) {
+    nm_status_manager *e = nm_status_add_manager(st);
+    if (!e) break;
+    snprintf(e->name, sizeof e->name, "%s", sh->managers[i].name);
+    snprintf(e->addr, sizeof e->addr, "%s", sh->managers[i].addr);
+    e->port = (uint16_t)sh->managers[i].port;
+    e->last_seen_ms = sh->managers[i].age_ms;
+    e->has_last_seen = 1;
+  }
+  if (sh->nmanagers_total > ss->nmanagers_total) ss->nmanagers_total = (unsigned)sh->nmanagers_total;
+}
+
 /* ---- the tick ------------------------------------------------------------------------------ */
 
 void mgr_shared_tick(manager *m) {
@@ -463,11 +511,12 @@ void mgr_shared_tick(manager *m) {
   const mgr_store_stats *st = mgr_store_get_stats(sh->store);
   m->stats.store_on = 1;
   m->stats.store_up = mgr_store_is_up(sh->store) && sh->attached;
-  m->stats.store_ops[0] = st->puts;
-  m->stats.store_ops[1] = st->leaves;
-  m->stats.store_ops[2] = st->renews;
-  m->stats.store_ops[3] = st->reaps;
-  m->stats.store_ops[4] = st->complaints;
+  m->stats.store_ops[MGR_STORE_OP_PUT] = st->puts;
+  m->stats.store_ops[MGR_STORE_OP_LEAVE] = st->leaves;
+  m->stats.store_ops[MGR_STORE_OP_RENEW] = st->renews;
+  m->stats.store_ops[MGR_STORE_OP_REAP] = st->reaps;
+  m->stats.store_ops[MGR_STORE_OP_COMPLAIN] = st->complaints;
+  m->stats.store_errors = st->errors + sh->write_errors;
   m->stats.store_failovers = st->failovers;
   m->stats.remote_servants = sh->nremotes;
   if (!sh->attached || now - sh->last_renew_ms < MGR_SHARED_RENEW_MS) return;
@@ -478,7 +527,7 @@ void mgr_shared_tick(manager *m) {
   if (ids) {
     for (mgr_session *s = m->index.listed; s; s = s->hh_id.next)
       if (!s->remote && s->state == MGR_SESSION_REGISTERED && n <= m->index.servants) ids[n++] = s->id;
-    if (n && mgr_store_renew(sh->store, ids, n) < 0) m->stats.store_errors++;
+    if (n && mgr_store_renew(sh->store, ids, n) < 0) sh->write_errors++;
     free(ids);
   }
   mgr_store_announce(sh->store, m->cfg.listen, m->cfg.port, nm_identity_fingerprint(&m->identity)->hex);
@@ -505,7 +554,8 @@ int mgr_shared_init(manager *m) {
   static const mgr_store_hooks hooks = {.on_snapshot = mgr__on_snapshot,
                                         .on_change = mgr__on_change,
                                         .on_down = mgr__on_down,
-                                        .on_renewed = mgr__on_renewed};
+                                        .on_renewed = mgr__on_renewed,
+                                        .on_managers = mgr__on_managers};
   int rc = mgr_store_init(&sh->store, m->loop, m->cfg.store, m->cfg.overlay, sh->self, sh->ttl_ms, &hooks, m);
   if (rc < 0) {
     m->shared = NULL;

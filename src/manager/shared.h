@@ -64,8 +64,11 @@ void mgr_shared_take_over(struct manager *m, struct mgr_session *old, struct mgr
 /* From the sweep: renewals, expiries, the announcement, the metrics' figures. */
 void mgr_shared_tick(struct manager *m);
 
-/* The name of the manager holding s ("" without a store). */
-const char *mgr_session_holder(const struct mgr_session *s);
+/* The name of the manager holding s ("" without a store): holder.h's mgr_session_holder. */
+const char *mgr_shared_holder(const struct mgr_session *s);
+/* The status's <store>: holder.h's mgr_status_store. */
+struct nm_status;
+void mgr_shared_status(struct manager *m, struct nm_status *st);
 /* A remote entry's published form. */
 void mgr_shared_remote_peer(const struct mgr_session *s, nm_peer *p);
 /* The remote entries (for the status), in no order: for (s = first; s; s = next(s)). */

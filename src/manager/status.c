@@ -3,11 +3,13 @@
  * the two always agree. */
 #include "manager.h"
 #include "complaints.h"
+#include "holder.h"
 #include "relays.h"
 #include "nm_error.h"
 #include "nm_log.h"
 #include "nm_msg.h"
 #include "nm_status.h"
+#include "nm_xml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +73,38 @@ static void mgr__status_complaints(manager *m, const mgr_session *s, nm_status_s
   *budget -= e->ncomplaint;
 }
 
+/* text into a field of size bytes when it is valid text that fits, else "?" ("" stays ""). */
+static void mgr__status_text(char *field, size_t size, const char *text) {
+  size_t len = strnlen(text, size);
+  if (len < size && nm_xml_text_valid(text, len)) memmove(field, text, len + 1);
+  else snprintf(field, size, "?");
+}
+
+/* What the store side filled in (holder.h), made sendable whatever the store held: an
+ * entry another manager announced with a name that is no text or an address that is no IP
+ * costs that field, not the whole status. */
+static void mgr__status_store_clean(nm_status_store *k) {
+  if (!k->present) return;
+  mgr__status_text(k->url, sizeof k->url, k->url);
+  mgr__status_text(k->primary, sizeof k->primary, k->primary);
+  if (k->state != NM_STORE_UP) k->state = NM_STORE_DOWN;
+  if (k->nmanagers > NM_STATUS_MANAGERS_MAX) k->nmanagers = NM_STATUS_MANAGERS_MAX;
+  if (k->nmanagers_total < k->nmanagers) k->nmanagers_total = k->nmanagers;
+  for (unsigned i = 0; i < k->nmanagers; i++) {
+    nm_status_manager *e = &k->managers[i];
+    mgr__status_text(e->name, sizeof e->name, e->name);
+    if (e->addr[0] && (!memchr(e->addr, 0, sizeof e->addr) || !nm_ip_valid(e->addr))) e->addr[0] = 0;
+  }
+}
+
+/* The manager holding s's session (holder.h), as the status may carry it: a name that is no
+ * valid text of at most NM_STATUS_TEXT_MAX bytes (one from the store, say) shows as "?"
+ * rather than costing the whole status. */
+static void mgr__status_holder(const mgr_session *s, nm_status_servant *e) {
+  const char *h = mgr_session_holder(s);
+  mgr__status_text(e->manager, sizeof e->manager, h ? h : "");
+}
+
 static nm_relay_reason mgr__relay_reason(const mgr_session *s) {
   if (!s->relay_id[0] || s->standby) return NM_RELAY_REASON_NONE;
   if (s->reach == NM_REACH_RELAYED || s->reach == NM_REACH_SUSPICIOUS) return NM_RELAY_REASON_SUSPICIOUS;
@@ -84,6 +118,9 @@ static void mgr__status_head(manager *m, nm_status *st) {
   st->timeout = m->cfg.timeout_s;
   st->complaint_threshold = m->cfg.complaint_threshold;
   st->complaint_window_s = m->cfg.complaint_window_s;
+  /* With a store, the store and the overlay's managers (holder.h); nothing otherwise. */
+  mgr_status_store(m, st);
+  mgr__status_store_clean(&st->store);
 }
 
 /* The budgets of one whole status (across its pages). */
@@ -101,6 +138,7 @@ static int mgr__status_add(manager *m, nm_status *st, mgr_session *s, mgr__statu
   memcpy(e->id, s->id, sizeof e->id);
   snprintf(e->name, sizeof e->name, "%s", s->name);
   e->role = s->role;
+  mgr__status_holder(s, e);
   snprintf(e->ip, sizeof e->ip, "%s", s->conn.peer_ip);
   e->port = s->port;
   snprintf(e->dial_ip, sizeof e->dial_ip, "%s", p.ip);

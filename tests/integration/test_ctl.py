@@ -17,6 +17,10 @@ silent or hostile; since issue 9 over TLS with an operator's key, pinning the ma
   nothing listening                      exit 2, "cannot reach manager at 127.0.0.1:P"
   a listener that never answers          exit 2 after --timeout, not before
   a manager answering with a DOCTYPE     exit 3, "unusable status" (and other hostile answers)
+  a manager without a store              no MANAGER column, no <store>, "store" and each
+                                         servant's "manager" null in the JSON
+  a (fake) manager with a store, paged   the MANAGER column and a store line; <store> once in
+                                         the XML; the JSON's "store"; DOT's manager nodes
   bad arguments / --help                 exit 1 / exit 0 with usage
 
 The fake managers are Python TLS servers with a key of their own, which natmesh-ctl is told
@@ -71,7 +75,7 @@ def json_value_of(attr, v):
         return v.split()
     if v == "" or (attr == "ext-port" and v == "0"):  # no mapping: no external port
         return None
-    return int(v) if re.fullmatch(r"\d+", v) and attr not in ("id", "relay", "name", "relay-name") else v
+    return int(v) if re.fullmatch(r"\d+", v) and attr not in ("id", "relay", "name", "relay-name", "manager") else v
 
 
 async def json_matches_xml(h, m, names):
@@ -105,6 +109,17 @@ async def json_matches_xml(h, m, names):
         cs = [{"from": c.get("from"), "count": int(c.get("count"))} for c in x.findall("complaint")]
         if [{"from": c["from"], "count": c["count"]} for c in j.get("complaints_from", [])] != cs:
             differ.append("%s.complaints_from" % x.get("name"))
+    # Issue 14: <store> (only with a store) is "store", else null.
+    x = root.find("store")
+    if x is None:
+        h.check(doc.get("store", 1) is None, "json: no <store>, \"store\" null (%r)" % doc.get("store", "absent"))
+    else:
+        k = doc.get("store") or {}
+        got = (k.get("url"), k.get("state"), k.get("primary") or "", k.get("managers_count"),
+               [(e["name"], e["addr"] or "", e["port"]) for e in k.get("managers", [])])
+        want = (x.get("url"), x.get("state"), x.get("primary"), int(x.get("managers")),
+                [(e.get("name"), e.get("addr"), int(e.get("port"))) for e in x.findall("manager")])
+        h.check_eq(got, want, "json: \"store\" is <store>")
     h.check(not missing, "json: every <servant> attribute is a member (missing: %s)" % missing)
     h.check(not differ, "json: every member equals its attribute (differ: %s)" % differ)
     # And the table's columns are all in it: NAME ID ADDRESS DIAL STATE MAPPING RELAY LAST-HB LOAD.
@@ -163,6 +178,13 @@ async def test(h):
             "xml: <status servants=3 heartbeat=1>")
     h.check_eq({s.get("name"): s.get("id") for s in root.findall("servant")}, ids,
                "xml: every servant with its id")
+    # Issue 14: a manager without a store names no holder and sends no <store>.
+    h.check(root.find("store") is None and all(s.get("manager") is None for s in root.findall("servant")),
+            "xml: no <store> and no manager attribute without a store")
+    rc, out, err = await h.ctl(m, "status", "--format", "json")
+    doc = json.loads(out)
+    h.check(doc["store"] is None and all(s["manager"] is None for s in doc["servants"]),
+            "json: \"store\" and every servant's \"manager\" null without a store")
 
     # JSON (issue 11): Python's json module reads it, and it carries every field of the XML
     # status of the same manager, member by member (docs/status-json.md): '-' written '_',
@@ -195,6 +217,8 @@ async def test(h):
             (", the default state dir holds its key" if h.secure else "", rc, err.strip()[-200:]))
     if h.secure:
         await keys_and_operators(h, m)
+
+    await store_status(h)
 
     # Nothing listening.
     dead = h.free_port()
@@ -254,6 +278,61 @@ async def test(h):
     for args in usage_errors:
         rc, out, err = await h.run_tool("natmesh-ctl", args)
         h.check_eq(rc, 1, "natmesh-ctl %s is a usage error (%s)" % (" ".join(args), err.strip().splitlines()[-1:]))
+
+
+STORE = ('<store url="sentinel://10.0.0.7:26379,10.0.0.8:26379/nm" state="up" primary="10.0.0.5:6379" '
+         'managers="3"><manager name="m1" addr="10.0.0.1" port="85" last-seen-ms="300"/>'
+         '<manager name="m2" addr="10.0.0.2" port="85"/><manager name="m3" addr="10.0.0.3" port="85"/></store>')
+
+
+def store_page(page, pages, servants):
+    """One page of a status from a manager with a store (issue 14): the <store> on every
+    page, servants (name, id, holder) with their holders."""
+    rows = "".join('<servant id="%s" name="%s" manager="%s" ip="10.0.1.%d" port="4001" state="direct"/>'
+                   % (sid, name, holder, i + 1) for i, (name, sid, holder) in enumerate(servants))
+    paging = ' page="%d" pages="%d"' % (page, pages) if pages > 1 else ""
+    return frame("status", '<status version="9" heartbeat="1" timeout="3" servants="4"%s>%s%s</status>'
+                 % (paging, STORE, rows))
+
+
+async def store_status(h):
+    """Issue 14: what natmesh-ctl shows of a manager with a store (a fake one: the status
+    document is all natmesh-ctl sees), sent in two pages."""
+    servants = [("alice", "00000000000000aa", "m1"), ("bob", "00000000000000bb", "m2"),
+                ("carol", "00000000000000cc", "m3"), ("dave", "00000000000000dd", "m1")]
+    reply = store_page(0, 2, servants[:2]) + store_page(1, 2, servants[2:])
+    server, port = await fake_manager(h, reply)
+    args = fake_args(h, port) + ["--timeout", "5", "status"]
+    rc, out, err = await h.run_tool("natmesh-ctl", args)
+    h.check_eq(rc, 0, "a manager with a store: status exits 0 (%s)" % err.strip()[-200:])
+    lines = out.splitlines()
+    h.check(len(lines) == 7 and lines[1] == "store sentinel://10.0.0.7:26379,10.0.0.8:26379/nm up (primary "
+            "10.0.0.5:6379), 3 managers: m1 10.0.0.1:85, m2 10.0.0.2:85, m3 10.0.0.3:85",
+            "table: the store line under the header (%r)" % lines[1:2])
+    cols = lines[2].split() if len(lines) > 2 else []
+    h.check_eq(cols, ["NAME", "ID", "ADDRESS", "DIAL", "STATE", "MAPPING", "RELAY", "MANAGER", "LAST-HB", "LOAD"],
+               "table columns with a store")
+    holders = {l.split()[0]: l.split()[7] for l in lines[3:] if len(l.split()) > 7}
+    h.check_eq(holders, {n: k for n, _, k in servants}, "table: each servant's MANAGER, from both pages")
+    rc, out, err = await h.run_tool("natmesh-ctl", fake_args(h, port) + ["--timeout", "5", "status", "--format", "xml"])
+    root = ET.fromstring(out) if rc == 0 else ET.Element("none")
+    h.check(len(root.findall("store")) == 1 and root.get("servants") == "4" and root.get("pages") is None,
+            "xml: the pages as one status, with one <store>")
+    h.check_eq({x.get("name"): x.get("manager") for x in root.findall("servant")}, {n: k for n, _, k in servants},
+               "xml: each servant's manager attribute")
+    rc, out, err = await h.run_tool("natmesh-ctl", fake_args(h, port) + ["--timeout", "5", "status", "--format", "json"])
+    doc = json.loads(out) if rc == 0 else {}
+    k = doc.get("store") or {}
+    h.check(k.get("state") == "up" and k.get("primary") == "10.0.0.5:6379" and
+            [e["name"] for e in k.get("managers", [])] == ["m1", "m2", "m3"],
+            "json: the store, its primary and managers (%r)" % k)
+    h.check_eq({s["name"]: s["manager"] for s in doc.get("servants", [])}, {n: k for n, _, k in servants},
+               "json: each servant's manager")
+    rc, dot, err = await h.run_tool("natmesh-ctl", fake_args(h, port) + ["--timeout", "5", "status", "--format", "dot"])
+    h.check(rc == 0 and '"m_0" [label="manager\\nm1\\n10.0.0.1:85"' in dot and
+            '"m_0" -> "s_00000000000000dd"' in dot and '"m_2" -> "s_00000000000000cc"' in dot,
+            "dot: a node per manager, each servant off its holder")
+    server.close()
 
 
 async def keys_and_operators(h, m):

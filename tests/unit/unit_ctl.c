@@ -2,6 +2,7 @@
  * refusing bad ones, the table, and DOT output that stays valid whatever the names. And its
  * keys (ctl_key): which key it proves and which it pins, never creating the manager's. */
 #include "ctl_key.h"
+#include "ctl_pages.h"
 #include "ctl_peers.h"
 #include "ctl_render.h"
 #include "nm_error.h"
@@ -125,6 +126,9 @@ static void test_table(void) {
   int lines = 0;
   for (char *p = out; *p; p++) lines += *p == '\n';
   NMT_EQ_INT(lines, 5);
+  /* No servant has a holder (a manager without a store): no MANAGER column, no store line. */
+  NMT_CHECK(strstr(out, "MANAGER") == NULL);
+  NMT_CHECK(strstr(out, "\nstore ") == NULL);
   free(out);
   nm_status_close(&st);
 
@@ -466,6 +470,249 @@ static void test_standby(void) {
   nm_status_close(&st);
 }
 
+/* Several managers through a store (issue 14): <store> with the overlay's managers, and
+ * each servant's manager (its holder). */
+static const char *store_status =
+    "<status version=\"9\" heartbeat=\"1\" timeout=\"3\" servants=\"3\">"
+    "<store url=\"sentinel://10.0.0.7:26379,10.0.0.8:26379/nm\" state=\"up\" primary=\"10.0.0.5:6379\" "
+    "managers=\"3\">"
+    "<manager name=\"m1\" addr=\"10.0.0.1\" port=\"85\" last-seen-ms=\"400\"/>"
+    "<manager name=\"m2\" addr=\"10.0.0.2\" port=\"85\"/>"
+    "<manager name=\"m3\" addr=\"2001:db8::3\" port=\"8085\" last-seen-ms=\"12000\"/>"
+    "</store>"
+    "<servant id=\"00000000000000aa\" name=\"alice\" manager=\"m1\" ip=\"10.0.1.1\" port=\"4001\" state=\"direct\"/>"
+    "<servant id=\"00000000000000bb\" name=\"bob\" manager=\"m2-with-a-long-name\" ip=\"10.0.1.2\" port=\"4001\" "
+    "state=\"relayed\" relay=\"00000000000000cc\" relay-name=\"r1\"/>"
+    "<servant id=\"00000000000000cc\" name=\"r1\" role=\"relay\" manager=\"m3\" ip=\"10.0.1.3\" port=\"7000\" "
+    "state=\"direct\"/>"
+    "</status>";
+
+static void test_store_parse(void) {
+  nm_status st;
+  nm_status_init(&st);
+  char err[300];
+  NMT_EQ_INT(nm_status_parse(store_status, strlen(store_status), &st, NULL, err, sizeof err), 0);
+  const nm_status_store *k = &st.store;
+  NMT_EQ_INT(k->present, 1);
+  NMT_EQ_STR(k->url, "sentinel://10.0.0.7:26379,10.0.0.8:26379/nm");
+  NMT_EQ_INT(k->state, NM_STORE_UP);
+  NMT_EQ_STR(k->primary, "10.0.0.5:6379");
+  NMT_EQ_INT(k->nmanagers, 3);
+  NMT_EQ_INT(k->nmanagers_total, 3);
+  NMT_EQ_STR(k->managers[2].name, "m3");
+  NMT_EQ_STR(k->managers[2].addr, "2001:db8::3");
+  NMT_EQ_INT(k->managers[2].port, 8085);
+  NMT_EQ_INT(k->managers[0].has_last_seen, 1);
+  NMT_EQ_INT(k->managers[0].last_seen_ms, 400);
+  NMT_EQ_INT(k->managers[1].has_last_seen, 0);
+  NMT_EQ_STR(st.servants[0].manager, "m1");
+  NMT_EQ_STR(st.servants[1].manager, "m2-with-a-long-name");
+  NMT_CHECK(nm_status_has_managers(&st));
+
+  /* What the manager encodes reads back the same. */
+  char *doc;
+  size_t len;
+  NMT_EQ_INT(nm_status_encode(&st, &doc, &len), 0);
+  NMT_HAS(doc, "<store url=\"sentinel://10.0.0.7:26379,10.0.0.8:26379/nm\" state=\"up\" "
+               "primary=\"10.0.0.5:6379\" managers=\"3\">");
+  NMT_HAS(doc, "<manager name=\"m2\" addr=\"10.0.0.2\" port=\"85\"/>");
+  NMT_HAS(doc, "name=\"alice\" role=\"servant\" manager=\"m1\"");
+  nm_status again;
+  nm_status_init(&again);
+  NMT_EQ_INT(nm_status_parse(doc, len, &again, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(again.store.present, 1);
+  NMT_EQ_INT(again.store.state, NM_STORE_UP);
+  NMT_EQ_INT(again.store.nmanagers, 3);
+  NMT_EQ_INT(again.store.managers[2].last_seen_ms, 12000);
+  NMT_EQ_STR(again.servants[2].manager, "m3");
+  free(doc);
+  nm_status_close(&again);
+
+  /* The store down: no primary; a manager that has no servant listed yet. */
+  st.store.state = NM_STORE_DOWN;
+  st.store.primary[0] = 0;
+  NMT_EQ_INT(nm_status_encode(&st, &doc, &len), 0);
+  NMT_HAS(doc, "state=\"down\" primary=\"\"");
+  NMT_EQ_INT(nm_status_parse(doc, len, &again, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(again.store.state, NM_STORE_DOWN);
+  NMT_EQ_STR(again.store.primary, "");
+  free(doc);
+  nm_status_close(&again);
+
+  /* Never sent: a holder or a manager's name that is no valid text, an invalid address. */
+  strcpy(st.servants[0].manager, "m\xff");
+  NMT_EQ_INT(nm_status_encode(&st, &doc, &len), -EINVAL);
+  strcpy(st.servants[0].manager, "m1");
+  strcpy(st.store.managers[1].addr, "manager-two.example");
+  NMT_EQ_INT(nm_status_encode(&st, &doc, &len), -EINVAL);
+  nm_status_close(&st);
+
+  /* Without a store: no <store>, no manager attribute; the JSON and the table as before. */
+  nm_status_init(&st);
+  nm_status_servant *a = nm_status_add(&st);
+  strcpy(a->id, "00000000000000aa");
+  NMT_EQ_INT(nm_status_encode(&st, &doc, &len), 0);
+  NMT_CHECK(strstr(doc, "<store") == NULL && strstr(doc, "manager=") == NULL);
+  NMT_CHECK(!nm_status_has_managers(&st));
+  free(doc);
+  nm_status_close(&st);
+
+  /* More managers than kept: counted, not kept; add_manager says so. */
+  nm_status_init(&st);
+  for (int i = 0; i < NM_STATUS_MANAGERS_MAX; i++) NMT_CHECK(nm_status_add_manager(&st) != NULL);
+  NMT_CHECK(nm_status_add_manager(&st) == NULL);
+  NMT_EQ_INT(st.store.nmanagers, NM_STATUS_MANAGERS_MAX);
+  NMT_EQ_INT(st.store.nmanagers_total, NM_STATUS_MANAGERS_MAX + 1);
+  nm_status_close(&st);
+  char big[8192];
+  int n = snprintf(big, sizeof big, "<status version=\"1\"><store url=\"redis://10.0.0.5:6379\" state=\"up\">");
+  for (int i = 0; i < NM_STATUS_MANAGERS_MAX + 3; i++)
+    n += snprintf(big + n, sizeof big - n, "<manager name=\"m%d\" addr=\"10.0.0.%d\" port=\"85\"/>", i, i + 1);
+  snprintf(big + n, sizeof big - n, "</store></status>");
+  NMT_EQ_INT(nm_status_parse(big, strlen(big), &st, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(st.store.nmanagers, NM_STATUS_MANAGERS_MAX);
+  NMT_EQ_INT(st.store.nmanagers_total, NM_STATUS_MANAGERS_MAX + 3);
+  nm_status_close(&st);
+
+  expect_bad("<status version=\"1\"><store state=\"sideways\"/></status>", NM_EMSG, "store: invalid state");
+  expect_bad("<status version=\"1\"><store state=\"up\"><manager addr=\"10.0.0.1\"/></store></status>", NM_EMSG,
+             "manager 1: missing name");
+  expect_bad("<status version=\"1\"><store><manager name=\"m\" port=\"70000\"/></store></status>", NM_EMSG,
+             "port");
+  expect_bad("<status version=\"1\"><store><manager name=\"m\" addr=\"host.example\"/></store></status>", NM_EMSG,
+             "addr");
+  char longname[300];
+  snprintf(longname, sizeof longname,
+           "<status version=\"1\"><servant id=\"00000000000000aa\" manager=\"%0100d\"/></status>", 0);
+  expect_bad(longname, NM_EMSG, "manager");
+}
+
+static void test_store_table(void) {
+  nm_status st;
+  nm_status_init(&st);
+  char err[300];
+  NMT_EQ_INT(nm_status_parse(store_status, strlen(store_status), &st, NULL, err, sizeof err), 0);
+  char *out = render(nmctl_render_table, &st);
+  NMT_HAS(out, "store sentinel://10.0.0.7:26379,10.0.0.8:26379/nm up (primary 10.0.0.5:6379), 3 managers: "
+               "m1 10.0.0.1:85, m2 10.0.0.2:85, m3 [2001:db8::3]:8085\n");
+  /* The MANAGER column between RELAY and LAST-HB, as wide as its longest cell. */
+  char *head = strstr(out, "\nNAME");
+  NMT_CHECK(head && strstr(head, "RELAY  MANAGER              LAST-HB") != NULL);
+  char *alice = strstr(out, "\nalice ");
+  NMT_CHECK(alice && strstr(alice, "m1                   -") != NULL);
+  char *bob = strstr(out, "\nbob ");
+  NMT_CHECK(bob && strstr(bob, "r1     m2-with-a-long-name") != NULL);
+  int lines = 0;
+  for (char *p = out; *p; p++) lines += *p == '\n';
+  NMT_EQ_INT(lines, 6); /* header, store, columns, three servants */
+  free(out);
+  /* A servant without a holder among others: "-". */
+  st.servants[0].manager[0] = 0;
+  out = render(nmctl_render_table, &st);
+  alice = strstr(out, "\nalice ");
+  NMT_CHECK(alice && strstr(alice, "  -                    -") != NULL);
+  free(out);
+  /* The store down, its managers past what a status keeps, a hostile url. */
+  st.store.state = NM_STORE_DOWN;
+  st.store.primary[0] = 0;
+  st.store.nmanagers = 1;
+  st.store.nmanagers_total = 40;
+  strcpy(st.store.url, "redis://10.0.0.5:6379\n\x1b[2J");
+  out = render(nmctl_render_table, &st);
+  NMT_HAS(out, "store redis://10.0.0.5:6379??[2J down, 40 managers: m1 10.0.0.1:85, +39\n");
+  free(out);
+  nm_status_close(&st);
+}
+
+static void test_store_dot(void) {
+  nm_status st;
+  nm_status_init(&st);
+  char err[300];
+  NMT_EQ_INT(nm_status_parse(store_status, strlen(store_status), &st, NULL, err, sizeof err), 0);
+  /* A hostile holder name stays inside its label. */
+  strcpy(st.servants[0].manager, "m\"];evil");
+  char *out = render(nmctl_render_dot, &st);
+  NMT_HAS(out, "natmesh overlay version 9, 3 servants, store up\"");
+  /* One node per manager, the store's first (with their addresses), then other holders. */
+  NMT_HAS(out, "\"m_0\" [label=\"manager\\nm1\\n10.0.0.1:85\"");
+  NMT_HAS(out, "\"m_2\" [label=\"manager\\nm3\\n[2001:db8::3]:8085\"");
+  NMT_HAS(out, "\"m_3\" [label=\"manager\\nm\\\"];evil\", shape=doubleoctagon");
+  NMT_HAS(out, "\"m_4\" [label=\"manager\\nm2-with-a-long-name\", shape=doubleoctagon");
+  /* Servants hang off their holder; the relayed one off its relay; the asked manager's
+   * node is left out, nobody hangs off it. */
+  NMT_HAS(out, "\"m_3\" -> \"s_00000000000000aa\"");
+  NMT_HAS(out, "\"m_2\" -> \"s_00000000000000cc\"");
+  NMT_HAS(out, "\"s_00000000000000cc\" -> \"s_00000000000000bb\" [label=\"relay\"");
+  NMT_CHECK(strstr(out, "  manager ") == NULL);
+  if (system("command -v dot >/dev/null 2>&1") == 0) {
+    char path[] = "/tmp/nmt_dot_XXXXXX";
+    int fd = mkstemp(path);
+    NMT_CHECK(fd >= 0);
+    NMT_EQ_INT(write(fd, out, strlen(out)), (long long)strlen(out));
+    close(fd);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "dot -Tpng %s -o /dev/null", path);
+    NMT_EQ_INT(system(cmd), 0);
+    unlink(path);
+  }
+  free(out);
+  /* A servant without a holder hangs off the asked manager, whose node is back. */
+  st.servants[2].manager[0] = 0;
+  out = render(nmctl_render_dot, &st);
+  NMT_HAS(out, "  manager [label=\"manager\\n127.0.0.1:85\"");
+  NMT_HAS(out, "  manager -> \"s_00000000000000cc\"");
+  free(out);
+  nm_status_close(&st);
+}
+
+/* A paged status with a store (each page carries it): put together, one <store>, the first
+ * page's, and every page's servants with their holders. */
+static void test_store_pages(void) {
+  nm_status st;
+  nm_status_init(&st);
+  char err[300];
+  for (int i = 0; i < 2; i++) {
+    nm_status_manager *m = nm_status_add_manager(&st);
+    snprintf(m->name, sizeof m->name, "m%d", i + 1);
+    snprintf(m->addr, sizeof m->addr, "10.0.0.%d", i + 1);
+    m->port = 85;
+  }
+  strcpy(st.store.url, "redis://10.0.0.5:6379");
+  st.store.state = NM_STORE_UP;
+  strcpy(st.store.primary, "10.0.0.5:6379");
+  st.version = 5;
+  nmctl_pages p;
+  nmctl_pages_init(&p);
+  for (unsigned page = 0; page < 3; page++) {
+    nm_status_servant *s = nm_status_add(&st);
+    snprintf(s->id, sizeof s->id, "%016x", 0xa0 + page);
+    snprintf(s->name, sizeof s->name, "s%u", page);
+    snprintf(s->manager, sizeof s->manager, "m%u", page % 2 + 1);
+    char *doc;
+    size_t len;
+    NMT_EQ_INT(nm_status_encode_page(&st, page, 3, 3, &doc, &len), 0);
+    NMT_EQ_INT(nmctl_pages_add(&p, doc, len, err, sizeof err), page == 2 ? 1 : 0);
+    free(doc);
+    st.count = 0; /* the next page lists the next servant */
+  }
+  char *whole;
+  size_t len;
+  NMT_EQ_INT(nmctl_pages_take(&p, &whole, &len), 0);
+  nmctl_pages_close(&p);
+  char *store = strstr(whole, "<store");
+  NMT_CHECK(store && strstr(store + 1, "<store") == NULL);
+  nm_status again;
+  nm_status_init(&again);
+  NMT_EQ_INT(nm_status_parse(whole, len, &again, NULL, err, sizeof err), 0);
+  NMT_EQ_INT(again.count, 3);
+  NMT_EQ_INT(again.store.nmanagers, 2);
+  NMT_EQ_STR(again.servants[2].manager, "m1");
+  NMT_EQ_STR(again.servants[1].manager, "m2");
+  free(whole);
+  nm_status_close(&again);
+  nm_status_close(&st);
+}
+
 static void test_age(void) {
   char b[32];
   NMT_EQ_STR(nmctl_format_age(b, sizeof b, 1, 0), "0.0s ago");
@@ -680,6 +927,10 @@ int main(void) {
   NMT_RUN(test_peers);
   NMT_RUN(test_provisional);
   NMT_RUN(test_standby);
+  NMT_RUN(test_store_parse);
+  NMT_RUN(test_store_table);
+  NMT_RUN(test_store_dot);
+  NMT_RUN(test_store_pages);
   NMT_RUN(test_age);
   NMT_RUN(test_dot_escaping);
   NMT_RUN(test_xml_render);

@@ -119,12 +119,70 @@ static void test_round_trip(void) {
   NMT_EQ_INT(json_integer_value(json_object_get(json_array_get(cf, 1), "last_ms")), 90000);
   NMT_EQ_INT(json_array_size(json_object_get(a, "complaints_from")), 0);
   NMT_EQ_INT(json_integer_value(json_object_get(a, "complainers")), 0);
+  /* No store: "store" null, no servant's "manager". */
+  NMT_CHECK(json_is_null(json_object_get(root, "store")));
+  NMT_CHECK(json_is_null(json_object_get(a, "manager")));
   json_decref(root);
   /* The same status gives the same text: members keep their order. */
   char *again = NULL;
   NMT_EQ_INT(nm_status_to_json(&st, 0, &again, NULL), 0);
   NMT_EQ_STR(again, text);
   free(again);
+  free(text);
+  nm_status_close(&st);
+}
+
+/* Several managers through a store (issue 14): "store" and each servant's "manager". */
+static void test_store(void) {
+  nm_status st;
+  fill(&st);
+  strcpy(st.servants[0].manager, "m1 \"east\"");
+  nm_status_manager *m = nm_status_add_manager(&st);
+  strcpy(m->name, "m1 \"east\"");
+  strcpy(m->addr, "10.0.0.1");
+  m->port = 85;
+  m->has_last_seen = 1;
+  m->last_seen_ms = 700;
+  m = nm_status_add_manager(&st);
+  strcpy(m->name, "m2");
+  m->port = 85;
+  st.store.nmanagers_total = 3;
+  strcpy(st.store.url, "sentinel://10.0.0.7:26379,10.0.0.8:26379/nm");
+  st.store.state = NM_STORE_DOWN;
+  char *text = NULL;
+  size_t len = 0;
+  NMT_EQ_INT(nm_status_to_json(&st, 0, &text, &len), 0);
+  json_error_t e;
+  json_t *root = text ? json_loadb(text, len, 0, &e) : NULL;
+  if (!NMT_CHECK(root)) {
+    free(text);
+    nm_status_close(&st);
+    return;
+  }
+  json_t *sv = json_object_get(root, "servants");
+  NMT_EQ_STR(json_string_value(json_object_get(json_array_get(sv, 0), "manager")), "m1 \"east\"");
+  NMT_CHECK(json_is_null(json_object_get(json_array_get(sv, 1), "manager")));
+  json_t *k = json_object_get(root, "store");
+  NMT_CHECK(json_is_object(k));
+  NMT_EQ_STR(json_string_value(json_object_get(k, "url")), "sentinel://10.0.0.7:26379,10.0.0.8:26379/nm");
+  NMT_EQ_STR(json_string_value(json_object_get(k, "state")), "down");
+  NMT_CHECK(json_is_null(json_object_get(k, "primary"))); /* down: none */
+  NMT_EQ_INT(json_integer_value(json_object_get(k, "managers_count")), 3);
+  json_t *ms = json_object_get(k, "managers");
+  NMT_EQ_INT(json_array_size(ms), 2);
+  NMT_EQ_STR(json_string_value(json_object_get(json_array_get(ms, 0), "name")), "m1 \"east\"");
+  NMT_EQ_STR(json_string_value(json_object_get(json_array_get(ms, 0), "addr")), "10.0.0.1");
+  NMT_EQ_INT(json_integer_value(json_object_get(json_array_get(ms, 0), "port")), 85);
+  NMT_EQ_INT(json_integer_value(json_object_get(json_array_get(ms, 0), "last_seen_ms")), 700);
+  NMT_CHECK(json_is_null(json_object_get(json_array_get(ms, 1), "addr")));
+  NMT_CHECK(json_is_null(json_object_get(json_array_get(ms, 1), "last_seen_ms")));
+  json_decref(root);
+  free(text);
+  /* Up, with its primary. */
+  st.store.state = NM_STORE_UP;
+  strcpy(st.store.primary, "10.0.0.5:6379");
+  NMT_EQ_INT(nm_status_to_json(&st, 0, &text, &len), 0);
+  NMT_HAS(text, "\"state\":\"up\",\"primary\":\"10.0.0.5:6379\"");
   free(text);
   nm_status_close(&st);
 }
@@ -136,11 +194,13 @@ static void test_empty(void) {
   NMT_EQ_INT(nm_status_to_json(&st, 1, &text, NULL), 0);
   NMT_HAS(text, "\"servants\": []");
   NMT_HAS(text, "\"complaint_threshold\": null");
+  NMT_HAS(text, "\"store\": null");
   free(text);
 }
 
 int main(void) {
   NMT_RUN(test_round_trip);
+  NMT_RUN(test_store);
   NMT_RUN(test_empty);
   return nmt_done();
 }

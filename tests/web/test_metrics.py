@@ -91,6 +91,17 @@ async def test(h):
             "frames and bytes by direction and type")
     h.check_eq(webkit.sample(mm, "natmesh_manager_relay_clients", relay="relay1"), 1,
                "the manager's per-relay clients gauge")
+    # Issue 14: without --store every listed servant is this manager's own, and no
+    # natmesh_store_* series exists.
+    listed = sum(webkit.sample(mm, "natmesh_manager_servants", state=st) or 0
+                 for st in ("direct", "mapped", "suspicious", "relayed", "unknown"))
+    h.check(webkit.sample(mm, "natmesh_servants", held="local") == listed and
+            webkit.sample(mm, "natmesh_servants", held="remote") == 0,
+            "natmesh_servants: %d local, 0 remote without a store (%s, %s)" %
+            (listed, webkit.sample(mm, "natmesh_servants", held="local"),
+             webkit.sample(mm, "natmesh_servants", held="remote")))
+    h.check(not any(name.startswith("natmesh_store_") for name in mm),
+            "no natmesh_store_* series without a store")
 
     # -- the relay's counters grow as lines are relayed to alice ---------------------------
     # The relay learns its client from relay-serve, and its snapshot follows within a second.
