@@ -135,13 +135,11 @@ int sv_join_resolve_list(sv_join *j, const char *invite, const char *manager_key
                          const char *host, unsigned port, char *err, size_t errlen) {
   memset(j, 0, sizeof *j);
   int have_invite = invite && invite[0], have_key = manager_key && manager_key[0];
-  int all_pinned = n > 0;
-  for (size_t i = 0; i < n; i++)
-    if (!entries[i].value || strchr(entries[i].value, ',') == strrchr(entries[i].value, ',')) all_pinned = 0;
-  if (!have_invite && !have_key && !all_pinned) {
+  if (!have_invite && !have_key && n == 0) {
     snprintf(err, errlen, "no manager key: pass --invite or --manager-key");
     return -1;
   }
+  /* (A list entry without a key of its own and none to take says so itself.) */
   nm_fingerprint option_fp;
   if (have_key && nm_fingerprint_parse(manager_key, &option_fp) < 0) {
     snprintf(err, errlen, "--manager-key: expected the manager's fingerprint, 64 hex characters, got \"%.80s\"",
