@@ -47,8 +47,10 @@ static int sv__mgr_failover(servant *sv, const char *why) {
     l->round_failed = 0;
     return 0; /* a whole round failed: the backoff, then the next one */
   }
-  /* Said each time: which manager the servant moves to is worth knowing. */
-  nm_log_warn("manager %s unreachable (%s); trying %s", from, why, sv__mgr_addr_of(sv__mgr_current(sv), to, sizeof to));
+  /* Said at each move until a whole round failed: then the rounds of a long outage are
+   * debug noise, as single-manager retries are. */
+  nm_log(l->outage_logged ? NM_LOG_DEBUG : NM_LOG_WARN, "manager %s unreachable (%s); trying %s", from, why,
+         sv__mgr_addr_of(sv__mgr_current(sv), to, sizeof to));
   /* From the timer, not from here: this runs in the old session's close callback. */
   uv_timer_start(&l->retry, sv__mgr_retry_cb, 0, 0);
   return 1;

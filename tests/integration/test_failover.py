@@ -26,6 +26,9 @@ Part A: managers without a store (each its own overlay), so only the servant's s
                                                           timeout after it last spoke ("manager
                                                           silent for 3 s"), and move to A'
                                                           (wrapping) at once
+           A' and B SIGKILLed, then A again              alice: "all 2 managers unreachable"
+                                                          (one round, then the backoff), and
+                                                          registers when A is back
 
 Part B: two managers sharing an overlay through Redis (--store redis://..., store_fixture):
 
@@ -138,6 +141,17 @@ async def part_a(h):
     finally:
         b.signal(signal.SIGCONT)
     await h.expect(a2.wait_log(r"joined: alice\b"), "A' has alice again")
+
+    # Both gone: one round at once, then the backoff; A back: registered again.
+    since = alice.mark("stderr")
+    for m in (b, a2):
+        m.info["killed"] = True
+        m.signal(signal.SIGKILL)
+        await m.wait_exit()
+    await h.expect(alice.wait_log(r"all 2 managers unreachable \(the last: .*\); trying 127\.0\.0\.1:%d in "
+                                  r"0\.25 s" % pa, HB_TIMEOUT, since), "alice: a whole round failed, then the backoff")
+    await h.start_manager(port=pa, port_range=a.info["port_range"], name="manager-a3", state_dir=a.info["state_dir"])
+    await h.expect(alice.wait_log(r"registered as alice\b", 10, since), "alice registers with A once it is back")
 
 
 def store_available(h):
