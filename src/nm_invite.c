@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -85,6 +86,8 @@ static int nm__invite_number(const char *s, size_t len, uint64_t min, uint64_t m
 }
 
 static int nm__fp_valid(const char *s) { return nm_hex_valid(s, NM_SHA256_HEX_LEN); }
+static int nm__same_address(const char *host, uint16_t port, const nm_invite_manager *m);
+static int nm__manager_check(const nm_invite_manager *m);
 
 /* The checks the parser makes, for an invite built in memory. */
 static int nm__invite_check(const nm_invite *inv, char *err, size_t errlen) {
@@ -95,6 +98,87 @@ static int nm__invite_check(const nm_invite *inv, char *err, size_t errlen) {
                            NM_SHA256_HEX_LEN);
   if (inv->role != NM_ROLE_SERVANT && inv->role != NM_ROLE_RELAY)
     return nm__invite_fail(err, errlen, "bad role");
+  if (inv->nalso > NM_INVITE_ALSO_MAX) return nm__invite_fail(err, errlen, "too many other managers");
+  for (size_t i = 0; i < inv->nalso; i++) {
+    if (!nm__manager_check(&inv->also[i])) return nm__invite_fail(err, errlen, "bad manager");
+    if (nm__same_address(inv->host, inv->port, &inv->also[i]))
+      return nm__invite_fail(err, errlen, "manager named twice");
+    for (size_t k = 0; k < i; k++)
+      if (nm__same_address(inv->also[k].host, inv->also[k].port, &inv->also[i]))
+        return nm__invite_fail(err, errlen, "manager named twice");
+  }
+  return 0;
+}
+
+/* ---- other managers: HOST,PORT,FINGERPRINT ------------------------------------------- */
+
+static int nm__manager_parse(const char *s, size_t len, int any_case, nm_invite_manager *out,
+                             char *err, size_t errlen) {
+  char q[28];
+  memset(out, 0, sizeof *out);
+  const char *c1 = memchr(s, ',', len);
+  const char *c2 = c1 ? memchr(c1 + 1, ',', len - (size_t)(c1 + 1 - s)) : NULL;
+  if (!c1 || !c2 || memchr(c2 + 1, ',', len - (size_t)(c2 + 1 - s)))
+    return nm__invite_fail(err, errlen, "bad manager \"%s\" (expected HOST,PORT,FINGERPRINT)",
+                           nm__invite_quote(s, len, q));
+  size_t hlen = (size_t)(c1 - s), plen = (size_t)(c2 - c1 - 1), flen = len - (size_t)(c2 + 1 - s);
+  if (hlen == 0 || hlen > NM_INVITE_HOST_MAX) return nm__invite_fail(err, errlen, "bad manager host");
+  memcpy(out->host, s, hlen);
+  out->host[hlen] = 0;
+  if (memchr(out->host, 0, hlen) || !nm_invite_host_valid(out->host))
+    return nm__invite_fail(err, errlen, "bad manager host \"%s\"", nm__invite_quote(s, hlen, q));
+  uint64_t v;
+  if (nm__invite_number(c1 + 1, plen, 1, 65535, &v) < 0)
+    return nm__invite_fail(err, errlen, "bad manager port \"%s\"", nm__invite_quote(c1 + 1, plen, q));
+  out->port = (uint16_t)v;
+  if (flen != NM_SHA256_HEX_LEN)
+    return nm__invite_fail(err, errlen, "bad manager fingerprint (expected %d lowercase hex characters)",
+                           NM_SHA256_HEX_LEN);
+  for (size_t i = 0; i < flen; i++) {
+    char ch = c2[1 + i];
+    if (any_case && ch >= 'A' && ch <= 'F') ch = (char)(ch - 'A' + 'a');
+    out->fingerprint[i] = ch;
+  }
+  out->fingerprint[flen] = 0;
+  if (!nm__fp_valid(out->fingerprint))
+    return nm__invite_fail(err, errlen, "bad manager fingerprint (expected %d lowercase hex characters)",
+                           NM_SHA256_HEX_LEN);
+  return 0;
+}
+
+int nm_invite_manager_parse(const char *s, size_t len, nm_invite_manager *out, char *err,
+                            size_t errlen) {
+  if (!s || !out) return -EINVAL;
+  return nm__manager_parse(s, len, 0, out, err, errlen);
+}
+
+int nm_invite_manager_parse_any(const char *s, size_t len, nm_invite_manager *out, char *err,
+                                size_t errlen) {
+  if (!s || !out) return -EINVAL;
+  return nm__manager_parse(s, len, 1, out, err, errlen);
+}
+
+/* The same manager: the same address (a name compared without case). Two addresses of one
+ * manager (its IPv4 and IPv6) with one key are two entries, which is fine. */
+static int nm__same_address(const char *host, uint16_t port, const nm_invite_manager *m) {
+  return port == m->port && strcasecmp(host, m->host) == 0;
+}
+
+static int nm__manager_check(const nm_invite_manager *m) {
+  return nm_invite_host_valid(m->host) && m->port != 0 && nm__fp_valid(m->fingerprint);
+}
+
+int nm_invite_add_also(nm_invite *inv, const nm_invite_manager *m, char *err, size_t errlen) {
+  if (!inv || !m) return -EINVAL;
+  if (!nm__manager_check(m)) return nm__invite_fail(err, errlen, "bad manager");
+  if (inv->nalso >= NM_INVITE_ALSO_MAX)
+    return nm__invite_fail(err, errlen, "too many other managers (at most %d)", NM_INVITE_ALSO_MAX);
+  if (nm__same_address(inv->host, inv->port, m))
+    return nm__invite_fail(err, errlen, "manager %s port %u named twice", m->host, m->port);
+  for (size_t i = 0; i < inv->nalso; i++)
+    if (nm__same_address(inv->also[i].host, inv->also[i].port, m))
+      return nm__invite_fail(err, errlen, "manager %s port %u named twice", m->host, m->port);
+  inv->also[inv->nalso++] = *m;
   return 0;
 }
 
@@ -136,6 +220,11 @@ int nm_invite_format(const nm_invite *inv, char *out, size_t outsize) {
                    inv->fingerprint, secret, inv->role == NM_ROLE_RELAY ? "/role=relay" : "",
                    expires);
   OPENSSL_cleanse(secret, sizeof secret);
+  for (size_t i = 0; i < inv->nalso && n >= 0 && (size_t)n < outsize; i++) {
+    const nm_invite_manager *m = &inv->also[i];
+    int k = snprintf(out + n, outsize - (size_t)n, "/also=%s,%u,%s", m->host, m->port, m->fingerprint);
+    n = k < 0 ? k : n + k;
+  }
   if (n < 0 || (size_t)n >= outsize || n > NM_INVITE_MAX) {
     OPENSSL_cleanse(out, outsize);
     return -EINVAL;
@@ -161,7 +250,7 @@ static int nm__invite_parse(char *buf, size_t len, nm_invite *out, char *err, si
   }
 
   /* Split the rest on '/'. */
-  char *field[NM__F_REQUIRED + 2];
+  char *field[NM__F_REQUIRED + 2 + NM_INVITE_ALSO_MAX];
   size_t nfields = 0;
   for (char *p = buf + head;; ) {
     char *slash = strchr(p, '/');
@@ -217,6 +306,13 @@ static int nm__invite_parse(char *buf, size_t len, nm_invite *out, char *err, si
       return nm__invite_fail(err, errlen, "bad expiry \"%s\" (unix time in seconds)",
                              nm__invite_quote(field[i] + 8, strlen(field[i] + 8), q));
     i++;
+  }
+  /* Then the other managers, each at most once. */
+  for (; i < nfields && strncmp(field[i], "also=", 5) == 0; i++) {
+    nm_invite_manager m;
+    int rc = nm_invite_manager_parse(field[i] + 5, strlen(field[i] + 5), &m, err, errlen);
+    if (rc == 0) rc = nm_invite_add_also(out, &m, err, errlen);
+    if (rc < 0) return rc;
   }
   if (i < nfields)
     return nm__invite_fail(err, errlen, "unknown or misplaced field \"%s\"",

@@ -3,12 +3,20 @@
  * An invite carries everything a node needs to join, and nothing it must trust from
  * elsewhere: the manager's address, the fingerprint of the manager's key (so the node refuses
  * any other manager, whatever answers at the address), a join secret, and optionally the
- * relay role and an expiry:
+ * relay role, an expiry, and the overlay's other managers (several managers sharing one
+ * overlay through a store, each with its own key):
  *
  *   natmesh-invite:v1/HOST/PORT/FINGERPRINT/SECRET[/role=relay][/expires=UNIXTIME]
+ *                    [/also=HOST,PORT,FINGERPRINT]...
  *
  *   natmesh-invite:v1/manager.example.org/8585/5d41...(64 hex).../9f86d081884c7d65...(32 hex)
  *   natmesh-invite:v1/2001:db8::7/8585/5d41.../9f86.../role=relay/expires=1767225600
+ *   natmesh-invite:v1/10.0.0.1/8585/5d41.../9f86.../also=10.0.0.2,8585,77af...(64 hex)...
+ *
+ * Each also= names another manager of the same overlay and pins its key: a node that loses
+ * its manager tries the next one (servant/manager_link.c), and refuses any key but the one
+ * named for that address. At most NM_INVITE_ALSO_MAX of them, after role and expires, no
+ * two alike; the secret is the same for all (the managers share their invites).
  *
  * Why this form rather than a URL (natmesh://HOST:PORT/?fp=..&secret=..) or base64 of a
  * binary blob: it is pasted into shells and into config.xml. A URL's '&' backgrounds a
@@ -16,7 +24,7 @@
  * IPv6 host's '[ ]' are glob characters; a base64 blob hides which manager it points to and
  * whether it grants the relay role, which a user should be able to read before using it.
  * Fields separated by '/' need no quoting anywhere (every character is a letter, a digit or
- * one of ". - : / ="), an IPv6 host needs no brackets (its colons cannot be mistaken for a
+ * one of ". - : / = ,"), an IPv6 host needs no brackets (its colons cannot be mistaken for a
  * separator), and the version in the prefix lets a later format be told apart.
  *
  * Parsing is strict, one spelling per invite: fields in that order, lowercase hex of exact
@@ -38,13 +46,24 @@
 
 #define NM_INVITE_PREFIX "natmesh-invite:"
 #define NM_INVITE_VERSION "v1"
-#define NM_INVITE_MAX 512 /* characters read at most (the longest valid invite has 415) */
 #define NM_INVITE_HOST_MAX 253    /* a DNS name's limit; IP literals are shorter */
+/* Other managers an invite may name (also=), so 1 + NM_INVITE_ALSO_MAX in all. */
+#define NM_INVITE_ALSO_MAX 4
+/* Characters read at most: the longest valid invite has 415 without also= fields, and each
+ * adds at most 330 ("/also=" + 253 + "," + 5 + "," + 64): 1735 with four. */
+#define NM_INVITE_MAX 2048
 #define NM_INVITE_SECRET_LEN 16   /* bytes of the join secret: 128 bits */
 #define NM_INVITE_SECRET_HEX_LEN (2 * NM_INVITE_SECRET_LEN)
 /* An invite's id: the first characters of its secret's hash. It names the invite in the
  * manager's store, in logs and in "revoke" without revealing the secret. */
 #define NM_INVITE_ID_LEN 16
+
+/* A manager: where it listens and the key it must present. */
+typedef struct {
+  char host[NM_INVITE_HOST_MAX + 1]; /* a DNS name, or an IPv4 or IPv6 literal (no brackets) */
+  uint16_t port;                     /* 1..65535 */
+  char fingerprint[NM_SHA256_HEX_LEN + 1]; /* of the manager's key, lowercase hex */
+} nm_invite_manager;
 
 typedef struct {
   char host[NM_INVITE_HOST_MAX + 1]; /* a DNS name, or an IPv4 or IPv6 literal (no brackets) */
@@ -53,7 +72,24 @@ typedef struct {
   unsigned char secret[NM_INVITE_SECRET_LEN];
   nm_role role;     /* NM_ROLE_RELAY when the invite grants it, else NM_ROLE_SERVANT */
   uint64_t expires; /* unix time in seconds after which the manager refuses it; 0: never */
+  nm_invite_manager also[NM_INVITE_ALSO_MAX]; /* the overlay's other managers, in order */
+  size_t nalso;
 } nm_invite;
+
+/* "HOST,PORT,FINGERPRINT" (an also= field's value, natmesh-manager invite --also, a
+ * servant's <connectionmgr>): the host as an invite's, the port a decimal 1..65535 without
+ * leading zero, the fingerprint 64 lowercase hex characters (nm_invite_manager_parse_any
+ * also takes uppercase, for an operator's config, and stores it lowercase). len is the
+ * value's length (it needs no NUL). Returns 0, or -EINVAL with "invite: ..." in err. */
+int nm_invite_manager_parse(const char *s, size_t len, nm_invite_manager *out, char *err,
+                            size_t errlen);
+int nm_invite_manager_parse_any(const char *s, size_t len, nm_invite_manager *out, char *err,
+                                size_t errlen);
+
+/* Appends m to inv's also= fields. Returns 0, or -EINVAL with the reason in err: an invalid
+ * field, more than NM_INVITE_ALSO_MAX, or a manager already named (the main one included:
+ * same host and port). */
+int nm_invite_add_also(nm_invite *inv, const nm_invite_manager *m, char *err, size_t errlen);
 
 /* Fills inv with a new invite: the given fields (checked as the parser checks them) and a
  * fresh secret from RAND_bytes. Returns 0, -EINVAL with the reason in err, or -EIO when the

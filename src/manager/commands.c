@@ -21,7 +21,9 @@
 
 const char mgr_commands_usage[] =
     "  invite [--address HOST[:PORT]] [--relay] [--expires SECONDS] [--uses N]\n"
-    "                       print a new invite (the key is made if needed)\n"
+    "         [--also HOST,PORT,FINGERPRINT]...\n"
+    "                       print a new invite (the key is made if needed); each --also\n"
+    "                       names another manager of the overlay and pins its key\n"
     "  fingerprint          print the manager's key fingerprint\n"
     "  revoke ID|FINGERPRINT [--keys]\n"
     "                       revoke an invite (and with --keys the keys it admitted) or a key\n"
@@ -101,11 +103,16 @@ static int mgr__cmd_invite(const mgr_command_env *env, int argc, char **argv) {
                                        {"relay", no_argument, 0, 'r'},
                                        {"expires", required_argument, 0, 'e'},
                                        {"uses", required_argument, 0, 'u'},
+                                       {"also", required_argument, 0, 'A'},
                                        {0, 0, 0, 0}};
   char host[NM_INVITE_HOST_MAX + 1] = "";
   uint16_t port = env->port;
   nm_role role = NM_ROLE_SERVANT;
   uint64_t expires_in = 0, uses = 0;
+  /* The other managers (--also), checked here and added once the invite exists. */
+  nm_invite_manager also[NM_INVITE_ALSO_MAX];
+  size_t nalso = 0;
+  char why[256];
   int opt;
   optind = 0; /* glibc: start afresh, at argv[1] */
   while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -134,6 +141,18 @@ static int mgr__cmd_invite(const mgr_command_env *env, int argc, char **argv) {
         return 2;
       }
       break;
+    case 'A':
+      if (nalso == NM_INVITE_ALSO_MAX) {
+        fprintf(stderr, "natmesh-manager: invite: --also: at most %d other managers\n", NM_INVITE_ALSO_MAX);
+        return 2;
+      }
+      if (nm_invite_manager_parse_any(optarg, strlen(optarg), &also[nalso], why, sizeof why) < 0) {
+        fprintf(stderr, "natmesh-manager: invite: --also \"%.300s\": %s\n", optarg,
+                strncmp(why, "invite: ", 8) == 0 ? why + 8 : why);
+        return 2;
+      }
+      nalso++;
+      break;
     default: return 2;
     }
   }
@@ -155,13 +174,14 @@ static int mgr__cmd_invite(const mgr_command_env *env, int argc, char **argv) {
     nm_identity_close(&id);
     return 1;
   }
-  char err[512];
+  char err[512] = "";
   nm_invite inv;
   mgr__new_invite n = {.role = role, .uses = (uint32_t)uses};
   n.expires = expires_in ? (uint64_t)time(NULL) + expires_in : 0;
   int rc = nm_invite_create(&inv, host, port, nm_identity_fingerprint(&id)->hex, role, n.expires,
                             err, sizeof err);
   nm_identity_close(&id);
+  for (size_t i = 0; rc == 0 && i < nalso; i++) rc = nm_invite_add_also(&inv, &also[i], err, sizeof err);
   if (rc == 0) rc = nm_invite_secret_hash(inv.secret, n.hash);
   if (rc == 0) rc = mgr_admission_update(&a, mgr__add_invite, &n, err, sizeof err);
   char text[NM_INVITE_MAX + 1];
@@ -179,9 +199,11 @@ static int mgr__cmd_invite(const mgr_command_env *env, int argc, char **argv) {
   if (n.uses) snprintf(usage, sizeof usage, "at most %" PRIu32 " uses", n.uses);
   /* An IPv6 literal in brackets, as every address natmesh prints (a host name as is). */
   int v6 = strchr(host, ':') != NULL;
-  fprintf(stderr, "natmesh-manager: invite %.*s for %s%s%s:%u: %s, %s, %s; revoke it with "
+  char others[48] = "";
+  if (nalso) snprintf(others, sizeof others, " (and %zu other manager%s)", nalso, nalso > 1 ? "s" : "");
+  fprintf(stderr, "natmesh-manager: invite %.*s for %s%s%s:%u%s: %s, %s, %s; revoke it with "
                   "natmesh-manager --state-dir %s revoke %.*s\n",
-          NM_INVITE_ID_LEN, n.hash, v6 ? "[" : "", host, v6 ? "]" : "", port, nm_role_name(role), usage,
+          NM_INVITE_ID_LEN, n.hash, v6 ? "[" : "", host, v6 ? "]" : "", port, others, nm_role_name(role), usage,
           mgr__expiry(n.expires, when, sizeof when), env->state_dir, NM_INVITE_ID_LEN, n.hash);
   return 0;
 }

@@ -38,7 +38,7 @@ int sv_chat_set_member(servant *sv, const nm_msg_welcome *w) {
   nm_fingerprint fp;
   nm_fingerprint_of_pubkey(w->manager_key, &fp);
   const char *why = NULL;
-  if (!nm_fingerprint_equal(&fp, &sv->cfg.join.manager_fp)) why = "its manager key is not the one we pinned";
+  if (!nm_fingerprint_equal(&fp, sv_manager_fp(sv))) why = "its manager key is not the one we pinned";
   else if (memcmp(w->key, sv->identity.pub, NM_PUBKEY_LEN) != 0) why = "it is for another key";
   else if (nm_member_verify(w->manager_key, sv->id, w->key, w->name, w->cert) < 0) why = "it does not verify";
   if (why) {

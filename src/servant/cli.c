@@ -7,6 +7,7 @@
 #include "nm_log.h"
 #include "nm_peerlist.h"
 #include "nm_util.h"
+#include "nm_xml.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -145,9 +146,58 @@ static void sv__default_name(sv_config *cfg, const sv_role *role) {
       *c = '-';
 }
 
-/* The invite (read from its file with "@FILE"), the manager key and the address overrides,
- * resolved into cfg->join; the manager link then uses manager_host and manager_port. */
-static int sv__resolve_join(sv_config *cfg) {
+/* Every <connectionmgr> of the config file (the table loader keeps the last one only):
+ * one, without a comma, is today's form (the manager's address, moved like --manager); the
+ * list form, HOST,PORT[,FINGERPRINT] each, may repeat. The file was loaded and checked by
+ * nm_config_load already. */
+static int sv__config_managers(sv_config *cfg, const char *path) {
+  xmlDoc *doc;
+  char err[512];
+  if (nm_xml_parse_file(path, &doc, err, sizeof err) < 0) {
+    nm_log_error("config: %s", err);
+    return -1;
+  }
+  int rc = 0, list = 0;
+  for (xmlNode *c = xmlDocGetRootElement(doc)->children; c && rc == 0; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "connectionmgr") != 0) continue;
+    if (cfg->nmgr_entries == SV_JOIN_MANAGERS_MAX) {
+      nm_log_error("config: %s:%ld: too many <connectionmgr> (at most %d)", path, xmlGetLineNo(c),
+                   SV_JOIN_MANAGERS_MAX);
+      rc = -1;
+      break;
+    }
+    const char *t = (c->children && c->children->type == XML_TEXT_NODE && c->children->content)
+                        ? (const char *)c->children->content
+                        : "";
+    while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r') t++;
+    char *v = cfg->mgr_entries[cfg->nmgr_entries];
+    size_t len = strlen(t);
+    while (len && (t[len - 1] == ' ' || t[len - 1] == '\t' || t[len - 1] == '\n' || t[len - 1] == '\r')) len--;
+    if (len >= sizeof cfg->mgr_entries[0]) len = sizeof cfg->mgr_entries[0] - 1; /* the loader refused longer */
+    memcpy(v, t, len);
+    v[len] = 0;
+    cfg->mgr_lines[cfg->nmgr_entries++] = xmlGetLineNo(c);
+    list |= sv_join_entry_is_list(v);
+  }
+  xmlFreeDoc(doc);
+  if (rc < 0) return rc;
+  if (cfg->nmgr_entries > 1 && !list) {
+    nm_log_error("config: %s:%ld: several <connectionmgr> need HOST,PORT,FINGERPRINT (or HOST,PORT) each", path,
+                 cfg->mgr_lines[1]);
+    return -1;
+  }
+  if (cfg->nmgr_entries == 1 && !list) {
+    /* Today's form: the address, as --manager (which, given too, overrides it). */
+    snprintf(cfg->manager_host, sizeof cfg->manager_host, "%s", cfg->mgr_entries[0]);
+    cfg->nmgr_entries = 0;
+  }
+  return 0;
+}
+
+/* The invite (read from its file with "@FILE"), the manager key, the config's managers and
+ * the address overrides, resolved into cfg->join; the manager link tries its managers in
+ * order. */
+static int sv__resolve_join(sv_config *cfg, const char *config_path) {
   char invite[NM_INVITE_MAX + 1] = "", err[512];
   if (cfg->manager_host[0] == '[') {
     char host[sizeof cfg->manager_host];
@@ -160,15 +210,18 @@ static int sv__resolve_join(sv_config *cfg) {
     nm_log_error("%s", err);
     return -1;
   }
-  int rc = sv_join_resolve(&cfg->join, invite, cfg->manager_key, cfg->manager_host, cfg->manager_port, err, sizeof err);
+  sv_join_entry entries[SV_JOIN_MANAGERS_MAX];
+  for (size_t i = 0; i < cfg->nmgr_entries; i++) entries[i] = (sv_join_entry){cfg->mgr_entries[i], cfg->mgr_lines[i]};
+  int rc = sv_join_resolve_list(&cfg->join, invite, cfg->manager_key, entries, cfg->nmgr_entries, config_path,
+                                cfg->manager_host, cfg->manager_port, err, sizeof err);
   OPENSSL_cleanse(invite, sizeof invite);
   OPENSSL_cleanse(cfg->invite, sizeof cfg->invite); /* the secret is in join now */
   if (rc < 0) {
     nm_log_error("%s", err);
     return -1;
   }
-  snprintf(cfg->manager_host, sizeof cfg->manager_host, "%s", cfg->join.host);
-  cfg->manager_port = cfg->join.port;
+  snprintf(cfg->manager_host, sizeof cfg->manager_host, "%s", cfg->join.managers[0].host);
+  cfg->manager_port = cfg->join.managers[0].port;
   return 0;
 }
 
@@ -204,6 +257,7 @@ int sv_cli_parse(sv_config *cfg, const sv_role *role, int argc, char **argv) {
       nm_log_error("config: %s", err);
       return 2;
     }
+    if (sv__config_managers(cfg, config_path) < 0) return 2;
   }
   optind = 1;
   while ((opt = getopt_long(argc, argv, sv_optstring, sv_options, NULL)) != -1)
@@ -222,7 +276,7 @@ int sv_cli_parse(sv_config *cfg, const sv_role *role, int argc, char **argv) {
   }
   /* A config that names no manager key could not run: --check-config says so too (the
    * invite may come on the command line with it). */
-  if (sv__resolve_join(cfg) < 0) return 2;
+  if (sv__resolve_join(cfg, config_path) < 0) return 2;
   if (check_only) {
     printf("configuration ok\n");
     return 1;

@@ -21,10 +21,17 @@ typedef struct {
    * manager's key; --manager / --manager-port ("" and 0 when not given) only move the
    * address. sv_cli_parse resolves them into join. */
   char state_dir[SV_STATE_DIR_MAX];
-  char invite[SV_STATE_DIR_MAX + 2];
+  char invite[NM_INVITE_MAX + 2]; /* an invite, or "@FILE" */
   char manager_key[80];
   char manager_host[256];
   unsigned manager_port;
+  /* The config's <connectionmgr> elements, each as written (HOST, [IPv6]:PORT, or the list
+   * form HOST,PORT[,FINGERPRINT]), with their lines; connectionmgr is the config loader's
+   * slot (the last one), cli.c reads them all. */
+  char connectionmgr[NM_INVITE_HOST_MAX + 80];
+  char mgr_entries[SV_JOIN_MANAGERS_MAX][NM_INVITE_HOST_MAX + 80];
+  long mgr_lines[SV_JOIN_MANAGERS_MAX];
+  size_t nmgr_entries;
   sv_join join;
   char listen[64]; /* default "::": both families (0.0.0.0 when the system has no IPv6) */
   unsigned port; /* 0: ask the manager for one */

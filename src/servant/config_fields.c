@@ -6,7 +6,7 @@
 
 #define F(path, kind, min, max, member) NM_CFG_FIELD(sv_config, path, kind, min, max, member)
 #define SV_COMMON_FIELDS                                        \
-  F("connectionmgr", NM_CFG_STRING, 0, 0, manager_host),       \
+  F("connectionmgr", NM_CFG_STRING, 0, 0, connectionmgr),      \
   F("port", NM_CFG_UINT, 1, 65535, manager_port),              \
   F("state-dir", NM_CFG_STRING, 0, 0, state_dir),              \
   F("invite", NM_CFG_INVITE, 0, 0, invite),                    \

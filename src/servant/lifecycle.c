@@ -233,7 +233,13 @@ int sv_start(servant *sv, uv_loop_t *loop) {
   }
   char ma[NM_ADDR_STRLEN + 200];
   nm_log_info("%s %s (%s) starting; manager %s, key %s", nm_role_name(cfg->role), cfg->name, sv->id,
-              sv_manager_address(sv, ma, sizeof ma), cfg->join.manager_fp.hex);
+              sv_manager_address(sv, ma, sizeof ma), sv_manager_fp(sv)->hex);
+  /* The others, tried in this order when the one we are with fails (manager_link.c). */
+  for (size_t i = 1; i < cfg->join.nmanagers; i++) {
+    const sv_join_manager *m = &cfg->join.managers[i];
+    nm_log_info("other manager %s%s%s:%u, key %s", strchr(m->host, ':') ? "[" : "", m->host,
+                strchr(m->host, ':') ? "]" : "", m->port, m->fp.hex);
+  }
   signal(SIGPIPE, SIG_IGN);
   uv_timer_init(loop, &sv->tick);
   sv->tick.data = sv;

@@ -25,16 +25,53 @@ static void sv__mgr_resolve(servant *sv);
 
 static void sv__mgr_retry_cb(uv_timer_t *t) { sv__mgr_resolve(t->data); }
 
+static const sv_join_manager *sv__mgr_current(servant *sv) { return &sv->cfg.join.managers[sv->mgr.current]; }
+
+const nm_fingerprint *sv_manager_fp(servant *sv) { return &sv__mgr_current(sv)->fp; }
+
+static const char *sv__mgr_addr_of(const sv_join_manager *m, char *buf, size_t len) {
+  snprintf(buf, len, strchr(m->host, ':') ? "[%s]:%u" : "%s:%u", m->host, m->port);
+  return buf;
+}
+
+/* The session with the current manager failed: with several, the next one at once, until
+ * each failed once in this round (then the backoff). Returns 1 when it moved on. */
+static int sv__mgr_failover(servant *sv, const char *why) {
+  char from[SV_MGR_ADDR_STRLEN], to[SV_MGR_ADDR_STRLEN];
+  sv_manager_link *l = &sv->mgr;
+  size_t n = sv->cfg.join.nmanagers;
+  if (n < 2) return 0;
+  sv__mgr_addr_of(sv__mgr_current(sv), from, sizeof from);
+  l->current = (l->current + 1) % n;
+  if (++l->round_failed >= n) {
+    l->round_failed = 0;
+    return 0; /* a whole round failed: the backoff, then the next one */
+  }
+  /* Said at each move until a whole round failed: then the rounds of a long outage are
+   * debug noise, as single-manager retries are. */
+  nm_log(l->outage_logged ? NM_LOG_DEBUG : NM_LOG_WARN, "manager %s unreachable (%s); trying %s", from, why,
+         sv__mgr_addr_of(sv__mgr_current(sv), to, sizeof to));
+  /* From the timer, not from here: this runs in the old session's close callback. */
+  uv_timer_start(&l->retry, sv__mgr_retry_cb, 0, 0);
+  return 1;
+}
+
 static void sv__mgr_schedule_retry(servant *sv, const char *why) {
   char ma[SV_MGR_ADDR_STRLEN];
   sv_manager_link *l = &sv->mgr;
   l->state = SV_MGR_IDLE;
   if (sv->stopping) return;
+  if (sv__mgr_failover(sv, why)) return;
   unsigned delay = nm_backoff_next(&l->backoff);
   /* Say it once per outage; the retries themselves are debug noise. */
-  nm_log(l->outage_logged ? NM_LOG_DEBUG : NM_LOG_WARN,
-         "manager %s unreachable (%s); retrying in %.2f s, chat with known peers goes on",
-         sv_manager_address(sv, ma, sizeof ma), why, delay / 1000.0);
+  if (sv->cfg.join.nmanagers > 1)
+    nm_log(l->outage_logged ? NM_LOG_DEBUG : NM_LOG_WARN,
+           "all %zu managers unreachable (the last: %s); trying %s in %.2f s, chat with known peers goes on",
+           sv->cfg.join.nmanagers, why, sv_manager_address(sv, ma, sizeof ma), delay / 1000.0);
+  else
+    nm_log(l->outage_logged ? NM_LOG_DEBUG : NM_LOG_WARN,
+           "manager %s unreachable (%s); retrying in %.2f s, chat with known peers goes on",
+           sv_manager_address(sv, ma, sizeof ma), why, delay / 1000.0);
   l->outage_logged = 1;
   uv_timer_start(&l->retry, sv__mgr_retry_cb, delay, 0);
 }
@@ -58,7 +95,7 @@ static void sv__presented_key(const char *why, char out[NM_FINGERPRINT_HEX + 1])
 static void sv__mgr_wrong_key(servant *sv, nm_conn *c) {
   char ma[SV_MGR_ADDR_STRLEN];
   sv_manager_link *l = &sv->mgr;
-  const sv_join *j = &sv->cfg.join;
+  const sv_join_manager *j = sv__mgr_current(sv);
   const char *why = c->tls ? nm_tls_session_error(c->tls) : "";
   nm_fingerprint presented = {{0}};
   sv__presented_key(why, presented.hex);
@@ -69,7 +106,10 @@ static void sv__mgr_wrong_key(servant *sv, nm_conn *c) {
          "manager at %s presented key %s, but %s names %s: refusing to register there (retrying with "
          "backoff; check the address, or ask the manager's operator for a new invite)",
          sv_manager_address(sv, ma, sizeof ma), presented.hex[0] ? presented.hex : why,
-         j->key_source == SV_KEY_FROM_INVITE ? "the invite" : "--manager-key", j->manager_fp.hex);
+         j->key_source == SV_KEY_FROM_INVITE ? "the invite"
+         : j->key_source == SV_KEY_FROM_CONFIG ? "<connectionmgr>"
+                                               : "--manager-key",
+         j->fp.hex);
 }
 
 /* Everything up to the manager goes through here: built by the message layer, and only
@@ -91,9 +131,7 @@ const char *sv_manager_observed_ip(servant *sv) { return sv->mgr.observed_ip; }
 uint16_t sv_manager_local_port(servant *sv) { return sv->mgr.conn && sv->mgr.state != SV_MGR_CONNECTING ? sv->mgr.local_port : 0; }
 
 const char *sv_manager_address(servant *sv, char *buf, size_t len) {
-  const char *h = sv->cfg.manager_host;
-  snprintf(buf, len, strchr(h, ':') ? "[%s]:%u" : "%s:%u", h, sv->cfg.manager_port);
-  return buf;
+  return sv__mgr_addr_of(sv__mgr_current(sv), buf, len);
 }
 
 nm_reach_state sv_manager_reach(servant *sv) { return sv->mgr.reach; }
@@ -116,17 +154,26 @@ static void sv__mgr_report_load(servant *sv) {
   if (rl_load(&sv->relay, &m.u.relay_load)) sv__mgr_send(sv, &m);
 }
 
+/* A manager whose host vanished never closes the session: TCP would keep retrying for
+ * minutes. No word for a whole timeout means it is gone; reconnect, to the next manager
+ * when there are several (chat goes on). The timer is lazy: it fires timeout_s after it
+ * was armed, and when the manager spoke since, is armed again for what remains. */
+static void sv__mgr_silence(uv_timer_t *t) {
+  servant *sv = t->data;
+  sv_manager_link *l = &sv->mgr;
+  if (!l->conn || !l->timeout_s) return;
+  uint64_t quiet = sv_now_ms(sv) - l->last_heard_ms, limit = (uint64_t)l->timeout_s * 1000;
+  if (quiet < limit) {
+    uv_timer_start(&l->silence, sv__mgr_silence, limit - quiet, 0);
+    return;
+  }
+  snprintf(l->failure, sizeof l->failure, "manager silent for %u s", l->timeout_s);
+  nm_conn_close(l->conn, UV_ETIMEDOUT, l->failure);
+}
+
 static void sv__mgr_heartbeat(uv_timer_t *t) {
   servant *sv = t->data;
   sv_manager_link *l = &sv->mgr;
-  /* A manager whose host vanished never closes the session: TCP would keep retrying for
-   * minutes. No ack for a whole timeout means it is gone; reconnect (chat goes on). */
-  if (l->conn && l->timeout_s && sv_now_ms(sv) - l->last_heard_ms > (uint64_t)l->timeout_s * 1000) {
-    char why[64];
-    snprintf(why, sizeof why, "manager silent for %u s", l->timeout_s);
-    nm_conn_close(l->conn, UV_ETIMEDOUT, why);
-    return;
-  }
   nm_msg m = {.type = NM_MSG_HEARTBEAT};
   m.u.heartbeat.version = l->list_version;
   m.u.heartbeat.direct_all = sv_pull_direct_all(sv); /* our relay on standby, or back */
@@ -197,6 +244,7 @@ static int sv__mgr_on_welcome(void *session, const nm_msg *msg) {
     uv_timer_start(&l->heartbeat, sv__mgr_heartbeat, w->heartbeat_s * 1000, w->heartbeat_s * 1000);
   l->heartbeat_s = w->heartbeat_s;
   l->timeout_s = w->timeout_s;
+  if (w->timeout_s) uv_timer_start(&l->silence, sv__mgr_silence, (uint64_t)w->timeout_s * 1000, 0);
   sv__mgr_send_listening(sv, sv_listen_port(sv), 0);
   return 0;
 }
@@ -208,6 +256,7 @@ static void sv__mgr_apply_list(servant *sv, const nm_peerlist *list) {
   if (fresh) {
     l->state = SV_MGR_REGISTERED;
     nm_backoff_reset(&l->backoff);
+    l->round_failed = 0;
     l->outage_logged = 0;
     l->refusal_logged[0] = 0;
     memset(&l->wrong_key_logged, 0, sizeof l->wrong_key_logged);
@@ -448,6 +497,7 @@ static void sv__mgr_closed(nm_conn *c) {
     sv->mgr.conn = NULL;
     sv__mgr_paging_drop(&sv->mgr);
     uv_timer_stop(&sv->mgr.heartbeat);
+    uv_timer_stop(&sv->mgr.silence);
     int refused = sv->mgr.state == SV_MGR_HELLO_SENT && c->peer_error[0];
     if (!(refused && sv__mgr_refused(sv, c)))
       sv__mgr_schedule_retry(sv, refused               ? "refused"
@@ -526,7 +576,7 @@ static void sv__mgr_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
   sv->mgr.conn = c;
   sv->mgr.state = SV_MGR_CONNECTING;
   /* Pinned: only the key the invite (or --manager-key) names completes the handshake. */
-  int rc = nm_conn_set_tls(c, &sv->tls, NM_TLS_CLIENT, &sv->cfg.join.manager_fp);
+  int rc = nm_conn_set_tls(c, &sv->tls, NM_TLS_CLIENT, sv_manager_fp(sv));
   /* From our listening port when we have one and this is our first session (docs/protocol.md,
    * "Punching"). A reconnection leaves from a fresh port: from the old 4-tuple, its SYN would
    * meet the manager's stale half of the session we lost (its host may never have heard of
@@ -543,14 +593,15 @@ static void sv__mgr_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
 static void sv__mgr_resolve(servant *sv) {
   if (sv->stopping) return;
   char port[8];
-  snprintf(port, sizeof port, "%u", sv->cfg.manager_port);
+  const sv_join_manager *m = sv__mgr_current(sv);
+  snprintf(port, sizeof port, "%u", m->port);
   struct addrinfo hints;
   memset(&hints, 0, sizeof hints);
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   sv->mgr.state = SV_MGR_RESOLVING;
   sv->mgr.gai.data = sv;
-  int rc = uv_getaddrinfo(sv->loop, &sv->mgr.gai, sv__mgr_resolved, sv->cfg.manager_host, port, &hints);
+  int rc = uv_getaddrinfo(sv->loop, &sv->mgr.gai, sv__mgr_resolved, m->host, port, &hints);
   if (rc < 0) sv__mgr_schedule_retry(sv, uv_strerror(rc));
 }
 
@@ -558,7 +609,9 @@ void sv_manager_start(servant *sv) {
   nm_backoff_init(&sv->mgr.backoff, SV_MGR_BACKOFF_FIRST_MS, SV_MGR_BACKOFF_MAX_MS, 0);
   uv_timer_init(sv->loop, &sv->mgr.retry);
   uv_timer_init(sv->loop, &sv->mgr.heartbeat);
-  sv->mgr.retry.data = sv->mgr.heartbeat.data = sv;
+  uv_timer_init(sv->loop, &sv->mgr.silence);
+  sv->mgr.retry.data = sv->mgr.heartbeat.data = sv->mgr.silence.data = sv;
+  sv->mgr.current = 0;
   sv__mgr_resolve(sv);
 }
 
@@ -572,4 +625,5 @@ void sv_manager_stop(servant *sv) {
   if (l->state == SV_MGR_RESOLVING) uv_cancel((uv_req_t *)&l->gai);
   uv_close((uv_handle_t *)&l->retry, NULL);
   uv_close((uv_handle_t *)&l->heartbeat, NULL);
+  uv_close((uv_handle_t *)&l->silence, NULL);
 }

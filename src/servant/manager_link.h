@@ -2,7 +2,15 @@
  * loop), connect over TLS pinned to the manager's key (from the invite or --manager-key: a
  * manager presenting another key is refused and never hears our hello), hello (with the
  * invite's secret), welcome, listen, heartbeat, keep the peer list current; on loss,
- * reconnect with backoff while chat with known peers goes on. What the manager sends flows
+ * reconnect with backoff while chat with known peers goes on.
+ *
+ * With several managers (an overlay whose managers share a store: the invite's also=
+ * fields, or several <connectionmgr>), one session at a time: when it fails (closed,
+ * refused, TLS failure, no word for one heartbeat timeout) the next manager is tried at
+ * once, wrapping; the backoff applies only after a whole round failed. Each manager is
+ * pinned to its own key. Our id, our peers and our connections stay; the new manager's
+ * first full list replaces the old one quietly (peers.c: no joined/left line for a peer in
+ * both). What the manager sends flows
  * down from here: the list to the peer table, relay-assign to pull, relay-serve to relay
  * duty, "registered" to the port mapper. What goes up (complaints, the mapping, the relay
  * load) is sent through the functions below. */
@@ -36,6 +44,14 @@ typedef struct {
   uv_getaddrinfo_t gai;
   uv_timer_t retry;
   uv_timer_t heartbeat;
+  /* Fires timeout_s after we last heard from the manager (re-armed lazily when it has
+   * spoken since): a silent manager is given up on after one timeout, not at the next
+   * heartbeat after it. */
+  uv_timer_t silence;
+  /* Which of cfg.join.managers the session is with, and how many failed in a row since a
+   * round began (the backoff waits only once all of them did). */
+  size_t current;
+  size_t round_failed;
   nm_backoff backoff; /* failures counts the attempts since we were last registered */
   unsigned heartbeat_s, timeout_s;
   char observed_ip[64];
@@ -69,6 +85,8 @@ uint16_t sv_manager_local_port(servant *sv);     /* 0 until connected */
 /* The manager's host and port as logs write them: "[2001:db8::1]:8585", "host:8585". */
 #define SV_MGR_ADDR_STRLEN 272
 const char *sv_manager_address(servant *sv, char *buf, size_t len);
+/* The key the current manager must present (the one its entry pins). */
+const nm_fingerprint *sv_manager_fp(servant *sv);
 nm_reach_state sv_manager_reach(servant *sv);
 
 /* Messages up to the manager; dropped while there is no session. */

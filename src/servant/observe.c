@@ -84,7 +84,7 @@ void sv_observe_start(servant *sv) {
     nm_conn_set_label(c, "observe");
     sv->observe.conn = c;
     /* Pinned to the manager's key, like the main session: nobody else learns our id. */
-    int rc = nm_conn_set_tls(c, &sv->tls, NM_TLS_CLIENT, &sv->cfg.join.manager_fp);
+    int rc = nm_conn_set_tls(c, &sv->tls, NM_TLS_CLIENT, sv_manager_fp(sv));
     if (rc == 0) rc = sv_bind_outgoing(sv, c, (struct sockaddr *)&dest);
     if (rc == 0) rc = nm_conn_connect(c, (struct sockaddr *)&dest, SV_OBSERVE_TIMEOUT_MS, sv__obs_connected);
     if (rc == 0) nm_conn_deadline(c, SV_OBSERVE_TIMEOUT_MS, "no answer to observe in time");

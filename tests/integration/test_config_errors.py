@@ -21,6 +21,14 @@ Since issue 9 (keys):
   natmesh-manager   <admission>closed</admission> (3)                FILE:3: ... "closed"
   natmesh-manager   <relay-key>abc</relay-key> (3)                   FILE:3: ... "abc"
   and the good servant config carries a <manager-key>.
+
+Since issue 14 (several managers, <connectionmgr> in the list form):
+  natmesh-servant   two plain <connectionmgr> (3)                    FILE:3: ... HOST,PORT,FINGERPRINT
+  natmesh-servant   <connectionmgr>m,085,FP</connectionmgr> (3)      FILE:3: ... "m,085,
+  natmesh-servant   the same address twice (3)                       FILE:3: ... named twice
+  natmesh-servant   six managers (7)                                 FILE:7: ... at most 5
+  natmesh-servant   HOST,PORT without any key (2)                    FILE:2: ... names no key
+  and two pinned managers (no invite, no key) pass --check-config.
 """
 import re
 
@@ -52,6 +60,20 @@ KEY_SERVANT_CASES = [
      "</config>\n", 3, "nothex"),
     ("bad invite", "<config>\n  <invite>natmesh-invite:v1/x</invite>\n</config>\n", 2, "invite"),
 ]
+FPA, FPB = "5d41402abc4b2a76b9719d911017c592" * 2, "77af778b51abd4a3c51c5ddd97204a9c" * 2
+LIST_SERVANT_CASES = [
+    ("two plain managers", "<config>\n  <connectionmgr>10.0.0.1</connectionmgr>\n  <connectionmgr>10.0.0.2"
+     "</connectionmgr>\n</config>\n", 3, "HOST,PORT,FINGERPRINT"),
+    ("bad manager port", "<config>\n  <connectionmgr>10.0.0.1,8585,%s</connectionmgr>\n  <connectionmgr>m,085,%s"
+     "</connectionmgr>\n</config>\n" % (FPA, FPB), 3, '"m,085,'),
+    ("a manager twice", "<config>\n  <connectionmgr>10.0.0.1,8585,%s</connectionmgr>\n  <connectionmgr>10.0.0.1,"
+     "8585,%s</connectionmgr>\n</config>\n" % (FPA, FPB), 3, "named twice"),
+    ("six managers", "<config>\n%s</config>\n" % "".join("  <connectionmgr>10.0.0.%d,85,%s</connectionmgr>\n"
+                                                         % (i, FPA) for i in range(1, 7)), 7, "at most 5"),
+    ("no key to pin", "<config>\n  <connectionmgr>10.0.0.1,8585</connectionmgr>\n</config>\n", 2, "names no key"),
+]
+LIST_GOOD = ("<config>\n  <connectionmgr>10.0.0.1,8585,%s</connectionmgr>\n  <connectionmgr>10.0.0.2,8585,%s"
+             "</connectionmgr>\n</config>\n" % (FPA, FPB.upper()))
 KEY_MANAGER_CASES = [
     ("bad admission", "<manager>\n  <port>8585</port>\n  <admission>closed</admission>\n</manager>\n", 3, '"closed"'),
     ("bad relay key", "<manager>\n  <port>8585</port>\n  <relay-key>abc</relay-key>\n</manager>\n", 3, '"abc"'),
@@ -104,6 +126,12 @@ async def test(h):
     for what, body, line, needle in KEY_MANAGER_CASES:
         path = h.write_config("manager-" + what.replace(" ", "-"), body=body)
         await expect_config_error(h, "natmesh-manager", path, line, needle, what)
+    for what, body, line, needle in LIST_SERVANT_CASES:
+        path = h.write_config("bad-" + what.replace(" ", "-"), body=body)
+        await expect_config_error(h, "natmesh-servant", path, line, needle, what)
+    listed = h.write_config("good-list", body=LIST_GOOD)
+    rc, out, err = await h.run_tool("natmesh-servant", ["--config", listed, "--check-config", "--name", "t"])
+    h.check(rc == 0, "two pinned managers, no invite or key, pass --check-config (%d %s)" % (rc, err.strip()[-200:]))
     nokey = h.write_config("no-key", body=GOOD % "")
     rc, out, err = await h.run_tool("natmesh-servant", ["--config", nokey, "--check-config", "--name", "t"])
     h.check(rc == 2 and "no manager key: pass --invite or --manager-key" in err,

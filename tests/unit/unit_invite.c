@@ -8,6 +8,8 @@
 #define FP "5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592"
 #define SECRET "000102030405060708090a0b0c0d0e0f"
 #define HEAD "natmesh-invite:v1/"
+#define FP2 "77af778b51abd4a3c51c5ddd97204a9c3ae614ebccb75a606c3b6865aed6744e"
+#define FP3 "0000000000000000000000000000000000000000000000000000000000000001"
 
 static nm_invite fixed(const char *host, uint16_t port, nm_role role, uint64_t expires) {
   nm_invite inv;
@@ -22,10 +24,24 @@ static nm_invite fixed(const char *host, uint16_t port, nm_role role, uint64_t e
 }
 
 static int same(const nm_invite *a, const nm_invite *b) {
+  if (a->nalso != b->nalso) return 0;
+  for (size_t i = 0; i < a->nalso; i++)
+    if (strcmp(a->also[i].host, b->also[i].host) != 0 || a->also[i].port != b->also[i].port ||
+        strcmp(a->also[i].fingerprint, b->also[i].fingerprint) != 0)
+      return 0;
   return strcmp(a->host, b->host) == 0 && a->port == b->port &&
          strcmp(a->fingerprint, b->fingerprint) == 0 &&
          memcmp(a->secret, b->secret, sizeof a->secret) == 0 && a->role == b->role &&
          a->expires == b->expires;
+}
+
+static nm_invite_manager manager(const char *host, uint16_t port, const char *fp) {
+  nm_invite_manager m;
+  memset(&m, 0, sizeof m);
+  snprintf(m.host, sizeof m.host, "%s", host);
+  m.port = port;
+  snprintf(m.fingerprint, sizeof m.fingerprint, "%s", fp);
+  return m;
 }
 
 /* The format is the interface users paste: pinned here. */
@@ -40,9 +56,117 @@ static void test_format(void) {
   inv = fixed("10.0.0.1", 1, NM_ROLE_SERVANT, 5);
   NMT_EQ_INT(nm_invite_format(&inv, s, sizeof s), 0);
   NMT_EQ_STR(s, HEAD "10.0.0.1/1/" FP "/" SECRET "/expires=5");
-  /* shell- and XML-safe: letters, digits and . - : / = only */
-  NMT_EQ_INT(strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:/="),
+  /* shell- and XML-safe: letters, digits and . - : / = , only */
+  NMT_EQ_INT(strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:/=,"),
              strlen(s));
+}
+
+/* The other managers (also=): after role and expires, in order, each pinned. */
+static void test_also_format(void) {
+  char s[NM_INVITE_MAX + 1], err[200];
+  nm_invite inv = fixed("10.0.0.1", 8585, NM_ROLE_RELAY, 99), back;
+  nm_invite_manager b = manager("10.0.0.2", 8586, FP2), c = manager("2001:db8::3", 85, FP3);
+  NMT_EQ_INT(nm_invite_add_also(&inv, &b, err, sizeof err), 0);
+  NMT_EQ_INT(nm_invite_add_also(&inv, &c, err, sizeof err), 0);
+  NMT_EQ_INT(nm_invite_format(&inv, s, sizeof s), 0);
+  NMT_EQ_STR(s, HEAD "10.0.0.1/8585/" FP "/" SECRET "/role=relay/expires=99/also=10.0.0.2,8586," FP2
+                     "/also=2001:db8::3,85," FP3);
+  NMT_EQ_INT(nm_invite_parse(s, &back, err, sizeof err), 0);
+  NMT_CHECK(same(&inv, &back));
+  NMT_EQ_INT(back.nalso, 2);
+  NMT_EQ_STR(back.also[1].host, "2001:db8::3");
+  /* without role or expires */
+  inv = fixed("m.example", 85, NM_ROLE_SERVANT, 0);
+  NMT_EQ_INT(nm_invite_add_also(&inv, &b, err, sizeof err), 0);
+  NMT_EQ_INT(nm_invite_format(&inv, s, sizeof s), 0);
+  NMT_EQ_STR(s, HEAD "m.example/85/" FP "/" SECRET "/also=10.0.0.2,8586," FP2);
+  NMT_EQ_INT(nm_invite_parse(s, &back, err, sizeof err), 0);
+  NMT_CHECK(same(&inv, &back));
+}
+
+static void test_also_limits(void) {
+  char s[NM_INVITE_MAX + 1], err[200];
+  nm_invite inv = fixed("m.example", 85, NM_ROLE_SERVANT, 0);
+  for (int i = 0; i < NM_INVITE_ALSO_MAX; i++) {
+    nm_invite_manager m = manager("m.example", (uint16_t)(86 + i), FP2);
+    NMT_EQ_INT(nm_invite_add_also(&inv, &m, err, sizeof err), 0);
+  }
+  nm_invite_manager extra = manager("n.example", 85, FP2);
+  NMT_EQ_INT(nm_invite_add_also(&inv, &extra, err, sizeof err), -EINVAL);
+  NMT_EQ_STR(err, "invite: too many other managers (at most 4)");
+  /* the same address twice (the main one, or another also=; names without case) */
+  inv = fixed("m.example", 85, NM_ROLE_SERVANT, 0);
+  nm_invite_manager same_main = manager("M.Example", 85, FP2), other = manager("n.example", 85, FP2);
+  NMT_EQ_INT(nm_invite_add_also(&inv, &same_main, err, sizeof err), -EINVAL);
+  NMT_EQ_STR(err, "invite: manager M.Example port 85 named twice");
+  NMT_EQ_INT(nm_invite_add_also(&inv, &other, err, sizeof err), 0);
+  NMT_EQ_INT(nm_invite_add_also(&inv, &other, err, sizeof err), -EINVAL);
+  NMT_HAS(err, "named twice");
+  /* one key on two addresses (a manager's IPv4 and IPv6) is fine */
+  nm_invite_manager v6 = manager("2001:db8::1", 85, FP);
+  NMT_EQ_INT(nm_invite_add_also(&inv, &v6, err, sizeof err), 0);
+  nm_invite_manager bad = manager("bad host", 85, FP2);
+  NMT_EQ_INT(nm_invite_add_also(&inv, &bad, err, sizeof err), -EINVAL);
+  /* The longest invite with four others: 253-character hosts everywhere, 1735 characters. */
+  char host[NM_INVITE_HOST_MAX + 1] = "";
+  while (strlen(host) + 8 <= NM_INVITE_HOST_MAX) strcat(host, "abcdefg.");
+  while (strlen(host) < NM_INVITE_HOST_MAX - 1) strcat(host, "x");
+  inv = fixed(host, 65535, NM_ROLE_RELAY, UINT64_MAX);
+  for (int i = 0; i < NM_INVITE_ALSO_MAX; i++) {
+    char h[NM_INVITE_HOST_MAX + 1];
+    snprintf(h, sizeof h, "%s%c", host, 'a' + i);
+    nm_invite_manager m = manager(h, 65535, FP2);
+    NMT_EQ_INT(nm_invite_add_also(&inv, &m, err, sizeof err), 0);
+  }
+  NMT_EQ_INT(nm_invite_format(&inv, s, sizeof s), 0);
+  NMT_EQ_INT(strlen(s), 1734); /* the main host is 252 here */
+  nm_invite back;
+  NMT_EQ_INT(nm_invite_parse(s, &back, err, sizeof err), 0);
+  NMT_CHECK(same(&inv, &back));
+}
+
+static void test_manager_parse(void) {
+  nm_invite_manager m;
+  char err[200];
+  const char *v = "10.0.0.2,8586," FP2;
+  NMT_EQ_INT(nm_invite_manager_parse(v, strlen(v), &m, err, sizeof err), 0);
+  NMT_EQ_STR(m.host, "10.0.0.2");
+  NMT_EQ_INT(m.port, 8586);
+  NMT_EQ_STR(m.fingerprint, FP2);
+  /* length-bounded: what follows is not read */
+  NMT_EQ_INT(nm_invite_manager_parse("::1,85," FP2 "/also=x", 7 + 64, &m, err, sizeof err), 0);
+  NMT_EQ_STR(m.host, "::1");
+  /* an operator's uppercase fingerprint: only the _any form, stored lowercase */
+  const char *up = "m,85,77AF778B51ABD4A3C51C5DDD97204A9C3AE614EBCCB75A606C3B6865AED6744E";
+  NMT_EQ_INT(nm_invite_manager_parse(up, strlen(up), &m, err, sizeof err), -EINVAL);
+  NMT_HAS(err, "bad manager fingerprint");
+  NMT_EQ_INT(nm_invite_manager_parse_any(up, strlen(up), &m, err, sizeof err), 0);
+  NMT_EQ_STR(m.fingerprint, FP2);
+  struct { const char *v, *why; } bad[] = {
+      {"m,85", "expected HOST,PORT,FINGERPRINT"},
+      {"m", "expected HOST,PORT,FINGERPRINT"},
+      {"m,85," FP2 ",x", "expected HOST,PORT,FINGERPRINT"},
+      {",85," FP2, "bad manager host"},
+      {"bad_host,85," FP2, "bad manager host \"bad_host\""},
+      {"[::1],85," FP2, "bad manager host"},
+      {"m,,"  FP2, "bad manager port"},
+      {"m,085," FP2, "bad manager port \"085\""},
+      {"m,0," FP2, "bad manager port"},
+      {"m,65536," FP2, "bad manager port"},
+      {"m,85,", "bad manager fingerprint"},
+      {"m,85," FP2 "0", "bad manager fingerprint"},
+      {"m,85,zz" FP2, "bad manager fingerprint"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    err[0] = 0;
+    int rc = nm_invite_manager_parse_any(bad[i].v, strlen(bad[i].v), &m, err, sizeof err);
+    if (rc != -EINVAL || !strstr(err, bad[i].why)) fprintf(stderr, "       \"%s\": %d \"%s\"\n", bad[i].v, rc, err);
+    NMT_EQ_INT(rc, -EINVAL);
+    NMT_HAS(err, bad[i].why);
+  }
+  /* a NUL inside the value's length is not a shorter host */
+  char nul[] = "m\0x,85," FP2;
+  NMT_EQ_INT(nm_invite_manager_parse(nul, sizeof nul - 1, &m, err, sizeof err), -EINVAL);
 }
 
 static void test_round_trip(void) {
@@ -120,7 +244,9 @@ static void test_refused(void) {
   expect_refused(HEAD "m.example/85/" FP, "missing secret");
   expect_refused(HEAD "m.example//" FP "/" SECRET, "empty port");
   expect_refused(HEAD "m.example/85/" FP "/" SECRET "/", "empty field");
-  expect_refused(HEAD "m.example/85/" FP "/" SECRET "/role=relay/expires=1/x", "too many fields");
+  expect_refused(HEAD "m.example/85/" FP "/" SECRET "/role=relay/expires=1/x", "misplaced field \"x\"");
+  expect_refused(HEAD "m.example/85/" FP "/" SECRET "/role=relay/expires=1/also=a,1," FP2 "/also=b,1," FP2
+                 "/also=c,1," FP2 "/also=d,1," FP2 "/x", "too many fields");
 
   /* host */
   const char *bad_hosts[] = {"bad_host", "a..b", ".a", "a.", "-a.example", "a-.example",
@@ -178,6 +304,18 @@ static void test_refused(void) {
   expect_refused(HEAD "m/85/" FP "/" SECRET "/role=relay/role=relay", "misplaced field");
   expect_refused(HEAD "m/85/" FP "/" SECRET "/admin=yes",
                  "unknown or misplaced field \"admin=yes\"");
+  /* also= */
+  expect_refused(HEAD "m/85/" FP "/" SECRET "/also=n,85," FP2 "/role=relay", "misplaced field \"role=relay\"");
+  expect_refused(HEAD "m/85/" FP "/" SECRET "/also=n,85," FP2 "/expires=5", "misplaced field \"expires=5\"");
+  expect_refused(HEAD "m/85/" FP "/" SECRET "/also=", "bad manager");
+  expect_refused(HEAD "m/85/" FP "/" SECRET "/also=n,85", "expected HOST,PORT,FINGERPRINT");
+  expect_refused(HEAD "m/85/" FP "/" SECRET "/also=n,85,"
+                 "77AF778B51ABD4A3C51C5DDD97204A9C3AE614EBCCB75A606C3B6865AED6744E", "bad manager fingerprint");
+  expect_refused(HEAD "m/85/" FP "/" SECRET "/also=n,085," FP2, "bad manager port");
+  expect_refused(HEAD "m/85/" FP "/" SECRET "/also=m,85," FP2, "named twice");
+  expect_refused(HEAD "m/85/" FP "/" SECRET "/also=n,85," FP2 "/also=N,85," FP, "named twice");
+  expect_refused(HEAD "m/85/" FP "/" SECRET "/also=a,1," FP2 "/also=b,1," FP2 "/also=c,1," FP2
+                 "/also=d,1," FP2 "/also=e,1," FP2, "too many other managers (at most 4)");
 
   /* blanks are not trimmed */
   snprintf(s, sizeof s, "%s\n", ok);
@@ -200,8 +338,8 @@ static void test_overlong(void) {
   NMT_EQ_INT(strlen(out), 415);
   NMT_EQ_INT(nm_invite_parse(out, &inv, err, sizeof err), 0);
   NMT_CHECK(same(&big, &inv));
-  /* 512 characters are read (and refused for what they hold); 513 are refused unread, as
-   * is a megabyte (strnlen stops at the limit). */
+  /* NM_INVITE_MAX characters are read (and refused for what they hold); one more is refused
+   * unread, as is a megabyte (strnlen stops at the limit). */
   char *s = malloc(1 << 20);
   memset(s, 'a', (1 << 20) - 1);
   s[(1 << 20) - 1] = 0;
@@ -212,10 +350,10 @@ static void test_overlong(void) {
   s[NM_INVITE_MAX] = 'a';
   s[NM_INVITE_MAX + 1] = 0;
   NMT_EQ_INT(nm_invite_parse(s, &inv, err, sizeof err), -EINVAL);
-  NMT_EQ_STR(err, "invite: too long (more than 512 characters)");
+  NMT_EQ_STR(err, "invite: too long (more than 2048 characters)");
   s[NM_INVITE_MAX + 1] = 'a';
   NMT_EQ_INT(nm_invite_parse(s, &inv, err, sizeof err), -EINVAL);
-  NMT_EQ_STR(err, "invite: too long (more than 512 characters)");
+  NMT_EQ_STR(err, "invite: too long (more than 2048 characters)");
   free(s);
   /* format refuses a buffer too small (not a cut invite) and an invite that would not parse */
   big = fixed("m.example", 85, NM_ROLE_RELAY, 1);
@@ -256,8 +394,9 @@ static void test_secret(void) {
 static void test_mutations(void) {
   const char *seeds[] = {HEAD "manager.example.org/8585/" FP "/" SECRET,
                          HEAD "2001:db8::7/85/" FP "/" SECRET "/role=relay/expires=1767225600",
-                         HEAD "10.0.0.1/1/" FP "/" SECRET "/expires=5"};
-  const char alphabet[] = "0123456789abcdefABCDEF./:=-[]%?&x \n";
+                         HEAD "10.0.0.1/1/" FP "/" SECRET "/expires=5/also=10.0.0.2,85," FP2
+                              "/also=m.example,8585," FP3};
+  const char alphabet[] = "0123456789abcdefABCDEF./:=-[]%?&x, \n";
   uint64_t x = 0x9e3779b97f4a7c15ull;
   int accepted = 0, differs = 0;
   char s[NM_INVITE_MAX + 8], out[NM_INVITE_MAX + 1];
@@ -292,6 +431,9 @@ static void test_mutations(void) {
 int main(void) {
   NMT_RUN(test_format);
   NMT_RUN(test_round_trip);
+  NMT_RUN(test_also_format);
+  NMT_RUN(test_also_limits);
+  NMT_RUN(test_manager_parse);
   NMT_RUN(test_create);
   NMT_RUN(test_refused);
   NMT_RUN(test_overlong);
