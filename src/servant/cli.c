@@ -188,7 +188,12 @@ static int sv__config_managers(sv_config *cfg, const char *path) {
   }
   if (cfg->nmgr_entries == 1 && !list) {
     /* Today's form: the address, as --manager (which, given too, overrides it). */
-    snprintf(cfg->manager_host, sizeof cfg->manager_host, "%s", cfg->mgr_entries[0]);
+    if (strlen(cfg->mgr_entries[0]) >= sizeof cfg->manager_host) {
+      nm_log_error("config: %s:%ld: <connectionmgr> is too long (at most %zu characters)", path, cfg->mgr_lines[0],
+                   sizeof cfg->manager_host - 1);
+      return -1;
+    }
+    snprintf(cfg->manager_host, sizeof cfg->manager_host, "%.255s", cfg->mgr_entries[0]);
     cfg->nmgr_entries = 0;
   }
   return 0;
