@@ -260,7 +260,7 @@ struct nsim__step_def {
   const char *element;
   enum nsim_step_kind kind;
   int is_assert;
-  const char *const attrs[12];   /* allowed besides name and at */
+  const char *const attrs[13];   /* allowed besides name and at */
   const char *const required[5];
 };
 
@@ -281,7 +281,7 @@ static const struct nsim__step_def nsim__steps[] = {
     {"expect-mapping", NSIM_STEP_EXPECT_MAPPING, 1, {"router", "proto", "port", "to", "present", "within"}, {"router", "port"}},
     {"expect-exec", NSIM_STEP_EXPECT_EXEC, 1, {"host", "cmd", "exit", "text", "regex", "within"}, {"host", "cmd"}},
     {"expect-exit", NSIM_STEP_EXPECT_EXIT, 1, {"process", "exit", "within"}, {"process"}},
-    {"expect-ctl", NSIM_STEP_EXPECT_CTL, 1, {"from", "manager", "servant", "state", "mapping", "present", "dial", "relay", "relay-counts", "within", "state-dir"}, {"from", "manager"}},
+    {"expect-ctl", NSIM_STEP_EXPECT_CTL, 1, {"from", "manager", "servant", "state", "mapping", "present", "dial", "relay", "holder", "relay-counts", "within", "state-dir"}, {"from", "manager"}},
     {"measure", NSIM_STEP_MEASURE, 1, {"process", "text", "regex", "stream", "from", "unit", "within"}, {"name", "process", "from"}},
     {"restart-upnpd", NSIM_STEP_RESTART_UPNPD, 0, {"router", "flush", "timeout"}, {"router"}},
     {"reset-connection", NSIM_STEP_RESET_CONNECTION, 0, {"process", "to", "peer-notices"}, {"process", "to"}},
@@ -474,6 +474,7 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
   st->mapping = nm_xml_attr(n, "mapping");
   st->dial = nm_xml_attr(n, "dial");
   st->relay = nm_xml_attr(n, "relay");
+  st->holder = nm_xml_attr(n, "holder");
   st->after = nm_xml_attr(n, "after");
   st->prefix = nm_xml_attr(n, "prefix");
   if (nsim__bool(c, n, "show", &st->show) < 0) return -EINVAL;
@@ -591,9 +592,9 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
     }
     if (!st->servant && !st->relay_counts)
       return nsim__fail(c, n, "<expect-ctl> needs servant=\"...\" or relay-counts=\"consistent\"");
-    if (!st->servant && (st->state || st->mapping || st->dial || st->relay ||
+    if (!st->servant && (st->state || st->mapping || st->dial || st->relay || st->holder ||
                          nm_xml_attr(n, "present")))
-      return nsim__fail(c, n, "state, mapping, dial, relay and present are about a servant: "
+      return nsim__fail(c, n, "state, mapping, dial, relay, holder and present are about a servant: "
                         "name it with servant=\"...\"");
   }
   if (st->kind == NSIM_STEP_RESET_CONNECTION) {

@@ -395,7 +395,7 @@ static void nsim__do_ctl(struct nsim__ctx *c, const struct nsim_step *s, struct 
   if (s->dial && nsim_expand(c->r, s->dial, dial, sizeof dial, o->detail, sizeof o->detail) < 0)
     return;
   struct nsim_ctl_want w = {s->servant, s->present, s->state, s->mapping, dial[0] ? dial : NULL,
-                            s->relay, s->relay_counts};
+                            s->relay, s->holder, s->relay_counts};
   long deadline = nsim__step_deadline(c, s->timeout_ms);
   /* The manager's view settles over heartbeats: ask again until it holds or time is up. */
   for (;;) {

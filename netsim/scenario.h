@@ -94,6 +94,7 @@ struct nsim_step {
   long unit_ms;
   int peer_notices;      /* reset-connection: the RST reaches the peer (default) or is dropped */
   const char *relay;     /* expect-ctl: name of the servant's relay ("NAME" or "!NAME") */
+  const char *holder;    /* expect-ctl: name of the manager holding it ("NAME" or "!NAME") */
   int relay_counts;      /* expect-ctl: every relay's clients = the servants listing it */
   const char *after;     /* assertions: the deadline counts from the end of this earlier step */
   int after_step;        /* its index, -1 for none (the deadline counts from the step's start) */
