@@ -89,8 +89,9 @@ int nsim_managers_config_write(struct nsim_run *r, const struct nsim_step *s, ch
    * the scenario's mistake, not something to write over. */
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
-    snprintf(detail, len, "managers-config: cannot create %s: %s", path, strerror(errno));
-    return -errno;
+    int e = errno;
+    snprintf(detail, len, "managers-config: cannot create %s: %s", path, strerror(e));
+    return -e;
   }
   ssize_t wr = write(fd, xml, used);
   int werr = errno;

@@ -31,7 +31,7 @@ static int nsim__redis_conf(const struct nsim_run *r, const struct nsim_step *s,
   int n = snprintf(conf, len,
                    "# written by natmesh-netsim for <%s name=\"%s\"> (line %d)\n"
                    "port %u\nbind 0.0.0.0\nprotected-mode no\ndaemonize no\nlogfile \"\"\n"
-                   "dir %s\n",
+                   "dir \"%s\"\n",
                    nsim_step_kind_name(s->kind), s->process, s->line, s->port, dir);
   if (n < 0 || (size_t)n >= len) goto toolong;
   size_t used = (size_t)n;
