@@ -55,6 +55,18 @@ bad:
   return -EINVAL;
 }
 
+/* One <connectionmgr> line in the step's form (managers.h). ep is a checked endpoint. */
+static int nsim__manager_line(const struct nsim_step *s, const char *ep, const char *fp, char *out,
+                              size_t outlen) {
+  if (!s->list_form) return nsim_fmt(out, outlen, "  <connectionmgr key=\"%s\">%s</connectionmgr>\n", fp, ep);
+  /* HOST,PORT,FINGERPRINT: an IPv6 host plain (the commas separate), the port after the
+   * endpoint's last colon. */
+  const char *colon = strrchr(ep, ':');
+  const char *host = ep[0] == '[' ? ep + 1 : ep;
+  int hl = (int)(colon - host) - (ep[0] == '[' ? 1 : 0);
+  return nsim_fmt(out, outlen, "  <connectionmgr>%.*s,%s,%s</connectionmgr>\n", hl, host, colon + 1, fp);
+}
+
 int nsim_managers_config_write(struct nsim_run *r, const struct nsim_step *s, char *detail,
                                size_t len) {
   char list[4096], path[PATH_MAX], xml[4096];
@@ -73,10 +85,8 @@ int nsim_managers_config_write(struct nsim_run *r, const struct nsim_step *s, ch
       return -E2BIG;
     }
     if (nsim__manager_item(item, ep, sizeof ep, fp, detail, len) < 0) return -EINVAL;
-    int w = snprintf(xml + used, sizeof xml - used, "  <connectionmgr key=\"%s\">%s</connectionmgr>\n",
-                     fp, ep);
-    if (w < 0 || (size_t)w >= sizeof xml - used) goto toolong;
-    used += (size_t)w;
+    if (nsim__manager_line(s, ep, fp, xml + used, sizeof xml - used) < 0) goto toolong;
+    used += strlen(xml + used);
   }
   if (n == 0) {
     snprintf(detail, len, "managers-config: no manager listed");

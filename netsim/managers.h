@@ -7,13 +7,21 @@
  * servant's config, or grant a relay's key the relay role (--relay-key ${fp:relay1}),
  * before either program ran.
  *
- * <managers-config file="NAME.xml" managers="ADDR:PORT=FP ..." [root="config|relay"]/>
- * writes RUNDIR/NAME.xml, a natmesh-servant (root "config", the default) or natmesh-relay
- * ("relay") config naming the managers in that order, each with its key pin:
+ * <managers-config file="NAME.xml" managers="ADDR:PORT=FP ..." [root="config|relay"]
+ * [form="key-attribute|list"]/> writes RUNDIR/NAME.xml, a natmesh-servant (root "config",
+ * the default) or natmesh-relay ("relay") config naming the managers in that order, each
+ * with its key pin, in one of two spellings: the key as an attribute (the default)
  *
  *   <config>
  *     <connectionmgr key="FP1">11.0.0.3:85</connectionmgr>
  *     <connectionmgr key="FP2">11.0.0.4:85</connectionmgr>
+ *   </config>
+ *
+ * or form="list", HOST,PORT,FINGERPRINT (an IPv6 host without brackets)
+ *
+ *   <config>
+ *     <connectionmgr>11.0.0.3,85,FP1</connectionmgr>
+ *     <connectionmgr>11.0.0.4,85,FP2</connectionmgr>
  *   </config>
  *
  * The program tries the first and fails over to the next (issue 14). */

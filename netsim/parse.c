@@ -291,7 +291,7 @@ static const struct nsim__step_def nsim__steps[] = {
     {"say", NSIM_STEP_SAY, 0, {"text"}, {"text"}},
     {"redis", NSIM_STEP_REDIS, 0, {"host", "port", "replica-of", "timeout"}, {"name", "host"}},
     {"sentinel", NSIM_STEP_SENTINEL, 0, {"host", "port", "master", "quorum", "timeout"}, {"name", "host", "master", "quorum"}},
-    {"managers-config", NSIM_STEP_MANAGERS_CONFIG, 0, {"file", "managers", "root"}, {"file", "managers"}},
+    {"managers-config", NSIM_STEP_MANAGERS_CONFIG, 0, {"file", "managers", "root", "form"}, {"file", "managers"}},
 };
 
 /* Steps that start a scenario process named by the step's name. */
@@ -408,6 +408,11 @@ static int nsim__managers_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step
   if (strcmp(st->root, "config") && strcmp(st->root, "relay"))
     return nsim__fail(c, n, "root=\"%s\": expected config (natmesh-servant) or relay (natmesh-relay)",
                       st->root);
+  const char *form = nm_xml_attr(n, "form");
+  if (form && strcmp(form, "key-attribute") && strcmp(form, "list"))
+    return nsim__fail(c, n, "form=\"%s\": expected key-attribute (<connectionmgr key=\"FP\">ADDR:PORT) "
+                      "or list (<connectionmgr>HOST,PORT,FP)", form);
+  st->list_form = form && !strcmp(form, "list");
   size_t fl = strlen(st->file);
   if (fl == 0 || fl > 64 || st->file[0] == '.' ||
       strspn(st->file, "abcdefghijklmnopqrstuvwxyz0123456789._-") != fl)
