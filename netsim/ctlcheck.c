@@ -158,6 +158,7 @@ int nsim_ctl_check(struct nsim_run *r, int node, const char *manager, const char
     } else {
       const char *s = nm_xml_attr(found, "state"), *m = nm_xml_attr(found, "mapping");
       const char *relay = nm_xml_attr(found, "relay-name");
+      const char *holder = nm_xml_attr(found, "manager");
       /* Where peers are told to dial: dial-ip/-port, or the observed address when absent. */
       const char *dip = nm_xml_attr(found, "dial-ip"), *dport = nm_xml_attr(found, "dial-port");
       if (!dip || !*dip) dip = nm_xml_attr(found, "ip"), dport = nm_xml_attr(found, "port");
@@ -167,10 +168,12 @@ int nsim_ctl_check(struct nsim_run *r, int node, const char *manager, const char
                v6 ? "]" : "", dport ? dport : "?");
       int dial_ok = !w->dial || nsim__dial_is(dip, dport, w->dial);
       holds = w->present && nsim__is_value(s, w->state) && nsim__is_value(m, w->mapping) &&
-              dial_ok && nsim__is_value(relay && *relay ? relay : NULL, w->relay);
-      nsim__add(detail, detaillen, &used, "manager lists %s: state %s, mapping %s, dial %s%s%s",
+              dial_ok && nsim__is_value(relay && *relay ? relay : NULL, w->relay) &&
+              nsim__is_value(holder && *holder ? holder : NULL, w->holder);
+      nsim__add(detail, detaillen, &used, "manager lists %s: state %s, mapping %s, dial %s%s%s%s%s",
                 w->servant, s ? s : "?", m ? m : "?", dial_have, relay && *relay ? ", relay " : "",
-                relay && *relay ? relay : "");
+                relay && *relay ? relay : "", holder && *holder ? ", held by " : "",
+                holder && *holder ? holder : "");
     }
   }
   if (w->relay_counts) {

@@ -13,6 +13,8 @@ struct nsim_ctl_want {
   const char *mapping;   /* its mapping method */
   const char *dial;      /* where peers are told to dial it: "ADDR", "ADDR:PORT" or "[V6]:PORT" */
   const char *relay;     /* the name of its relay */
+  const char *holder;    /* the name of the manager holding its session (status attribute
+                          * "manager", issue 14: several managers sharing a store) */
   int relay_counts;      /* every listed relay's clients equals the number of servants that
                           * list it as their relay, and every relay named is listed */
 };

@@ -1,4 +1,5 @@
 #include "expand.h"
+#include "managers.h"
 #include "util.h"
 
 #include <errno.h>
@@ -22,6 +23,8 @@ static int nsim__lookup(const struct nsim_run *r, const char *ref, char *val, si
       return -EINVAL;
     return nsim_fmt(val, vlen, "%s/statedirs/%s", r->dir, n) < 0 ? -EINVAL : 0;
   }
+  if (!strncmp(ref, "fp:", 3)) /* a key's fingerprint, the key made if missing (managers.h) */
+    return nsim_key_fingerprint(r, ref + 3, val, vlen, why, whylen);
   if (!strncmp(ref, "bin:", 4)) {
     if (r->bindir[0] && nsim_fmt(val, vlen, "%s/%s", r->bindir, ref + 4) >= 0 &&
         access(val, X_OK) == 0)
@@ -48,7 +51,7 @@ int nsim_expand(const struct nsim_run *r, const char *s, char *out, size_t outle
       if (nsim__lookup(r, ref, val, sizeof val, why, sizeof why) < 0) {
         if (why[0]) snprintf(err, errlen, "%s", why);
         else snprintf(err, errlen, "unknown reference ${%s} (netsim, bin:NAME, ip:NODE, "
-                      "ip6:NODE, lan:ROUTER, lan6:ROUTER, rundir, run, state:NAME)", ref);
+                      "ip6:NODE, lan:ROUTER, lan6:ROUTER, rundir, run, state:NAME, fp:NAME)", ref);
         return -EINVAL;
       }
       size_t vl = strlen(val);

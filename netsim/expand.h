@@ -7,7 +7,9 @@
  *                  (${ip:NODE} of an ipv6-only node, ${ip6:NODE} of an ipv4 one: errors)
  *   ${rundir}      the run folder;  ${run} the run id
  *   ${state:NAME}  ${rundir}/statedirs/NAME: a natmesh program's own state folder (--state-dir);
- *                  NAME is [a-z0-9_-]{1,32}, the folder itself is made by the program */
+ *                  NAME is [a-z0-9_-]{1,32}, the folder itself is made by the program
+ *   ${fp:NAME}     the fingerprint of the natmesh key in ${state:NAME}, made there if missing
+ *                  (managers.h) */
 #ifndef NSIM_EXPAND_H
 #define NSIM_EXPAND_H
 

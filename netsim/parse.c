@@ -1,6 +1,7 @@
 /* parse: a netsim XML file into a struct nsim_scenario. Strict: every element and attribute
  * must be known, so a typo is an error that names the file and line rather than a setting
  * that silently does nothing. Goes through nm_xml (no network, no DTD, no entities, capped). */
+#include "redis.h"
 #include "scenario.h"
 #include "util.h"
 
@@ -259,8 +260,8 @@ struct nsim__step_def {
   const char *element;
   enum nsim_step_kind kind;
   int is_assert;
-  const char *const attrs[12];   /* allowed besides name and at */
-  const char *const required[4];
+  const char *const attrs[13];   /* allowed besides name and at */
+  const char *const required[5];
 };
 
 static const struct nsim__step_def nsim__steps[] = {
@@ -280,7 +281,7 @@ static const struct nsim__step_def nsim__steps[] = {
     {"expect-mapping", NSIM_STEP_EXPECT_MAPPING, 1, {"router", "proto", "port", "to", "present", "within"}, {"router", "port"}},
     {"expect-exec", NSIM_STEP_EXPECT_EXEC, 1, {"host", "cmd", "exit", "text", "regex", "within"}, {"host", "cmd"}},
     {"expect-exit", NSIM_STEP_EXPECT_EXIT, 1, {"process", "exit", "within"}, {"process"}},
-    {"expect-ctl", NSIM_STEP_EXPECT_CTL, 1, {"from", "manager", "servant", "state", "mapping", "present", "dial", "relay", "relay-counts", "within", "state-dir"}, {"from", "manager"}},
+    {"expect-ctl", NSIM_STEP_EXPECT_CTL, 1, {"from", "manager", "servant", "state", "mapping", "present", "dial", "relay", "holder", "relay-counts", "within", "state-dir"}, {"from", "manager"}},
     {"measure", NSIM_STEP_MEASURE, 1, {"process", "text", "regex", "stream", "from", "unit", "within"}, {"name", "process", "from"}},
     {"restart-upnpd", NSIM_STEP_RESTART_UPNPD, 0, {"router", "flush", "timeout"}, {"router"}},
     {"reset-connection", NSIM_STEP_RESET_CONNECTION, 0, {"process", "to", "peer-notices"}, {"process", "to"}},
@@ -288,7 +289,16 @@ static const struct nsim__step_def nsim__steps[] = {
     {"expect-capture", NSIM_STEP_EXPECT_CAPTURE, 1, {"capture", "absent-text", "text", "tls", "tls-connections", "tls-between"}, {"capture"}},
     {"narrate", NSIM_STEP_NARRATE, 0, {"process", "text", "regex", "stream", "prefix"}, {"process"}},
     {"say", NSIM_STEP_SAY, 0, {"text"}, {"text"}},
+    {"redis", NSIM_STEP_REDIS, 0, {"host", "port", "replica-of", "timeout"}, {"name", "host"}},
+    {"sentinel", NSIM_STEP_SENTINEL, 0, {"host", "port", "master", "quorum", "timeout"}, {"name", "host", "master", "quorum"}},
+    {"managers-config", NSIM_STEP_MANAGERS_CONFIG, 0, {"file", "managers", "root", "form"}, {"file", "managers"}},
 };
+
+/* Steps that start a scenario process named by the step's name. */
+static int nsim__starts_process(enum nsim_step_kind k) {
+  return k == NSIM_STEP_START || k == NSIM_STEP_CAPTURE || k == NSIM_STEP_REDIS ||
+         k == NSIM_STEP_SENTINEL;
+}
 
 const char *nsim_step_kind_name(enum nsim_step_kind k) {
   for (size_t i = 0; i < NSIM_ARRAY_LEN(nsim__steps); i++)
@@ -361,6 +371,56 @@ static int nsim__check_refs(struct nsim__ctx *c, xmlNode *n) {
   return 0;
 }
 
+/* <redis> and <sentinel>: the port (6379 and 26379 by default), and the <redis> step a
+ * replica or a sentinel follows, which must come earlier and be a primary (replica-of
+ * names one, not a replica: chains of replicas are not needed here). The host needs IPv4:
+ * the managers and Sentinel take IPv4 literals. */
+static int nsim__redis_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *st) {
+  if (st->kind != NSIM_STEP_REDIS && st->kind != NSIM_STEP_SENTINEL) return 0;
+  if (!nm_xml_attr(n, "port")) st->port = st->kind == NSIM_STEP_REDIS ? NSIM_REDIS_PORT : NSIM_SENTINEL_PORT;
+  if (!nsim_family_has4(c->sc->topo.nodes[nsim_topo_find(&c->sc->topo, st->host)].family))
+    return nsim__fail(c, n, "<%s> needs a host with IPv4 (%s is ipv6-only)",
+                      nsim_step_kind_name(st->kind), st->host);
+  const char *attr = st->kind == NSIM_STEP_REDIS ? "replica-of" : "master";
+  const char *ref = nm_xml_attr(n, attr);
+  if (st->kind == NSIM_STEP_SENTINEL) {
+    int rc = nm_xml_attr_uint(n, "quorum", 1, 16, &st->quorum);
+    if (rc < 0) return nsim__fail(c, n, "quorum: expected 1..16");
+  }
+  if (!ref) return 0;
+  for (int i = 0; i < c->sc->nsteps; i++)
+    if (c->sc->steps[i].kind == NSIM_STEP_REDIS && !strcmp(c->sc->steps[i].name, ref))
+      st->ref_step = i;
+  if (st->ref_step < 0)
+    return nsim__fail(c, n, "%s=\"%s\": no earlier <redis> is named %s", attr, ref, ref);
+  if (c->sc->steps[st->ref_step].ref_step >= 0)
+    return nsim__fail(c, n, "%s=\"%s\": %s is a replica; name its primary", attr, ref, ref);
+  return 0;
+}
+
+/* <managers-config>: a plain file name in the run folder, and the config's root element. */
+static int nsim__managers_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *st) {
+  if (st->kind != NSIM_STEP_MANAGERS_CONFIG) return 0;
+  st->file = nm_xml_attr(n, "file");
+  st->managers = nm_xml_attr(n, "managers");
+  st->root = nm_xml_attr(n, "root");
+  if (!st->root) st->root = "config";
+  if (strcmp(st->root, "config") && strcmp(st->root, "relay"))
+    return nsim__fail(c, n, "root=\"%s\": expected config (natmesh-servant) or relay (natmesh-relay)",
+                      st->root);
+  const char *form = nm_xml_attr(n, "form");
+  if (form && strcmp(form, "key-attribute") && strcmp(form, "list"))
+    return nsim__fail(c, n, "form=\"%s\": expected key-attribute (<connectionmgr key=\"FP\">ADDR:PORT) "
+                      "or list (<connectionmgr>HOST,PORT,FP)", form);
+  st->list_form = form && !strcmp(form, "list");
+  size_t fl = strlen(st->file);
+  if (fl == 0 || fl > 64 || st->file[0] == '.' ||
+      strspn(st->file, "abcdefghijklmnopqrstuvwxyz0123456789._-") != fl)
+    return nsim__fail(c, n, "file=\"%s\": expected a file name in the run folder, "
+                      "[a-z0-9._-], 1-64 characters, not starting with a dot", st->file);
+  return 0;
+}
+
 static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *st) {
   const struct nsim__step_def *def = NULL;
   for (size_t i = 0; i < NSIM_ARRAY_LEN(nsim__steps); i++)
@@ -390,6 +450,7 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
   st->present = 1;
   st->sig = SIGTERM;
   st->after_step = -1;
+  st->ref_step = -1;
   snprintf(st->auto_name, sizeof st->auto_name, "%s@line%d", def->element, st->line);
   st->name = nm_xml_attr(n, "name");
   if (!st->name) st->name = st->auto_name;
@@ -418,6 +479,7 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
   st->mapping = nm_xml_attr(n, "mapping");
   st->dial = nm_xml_attr(n, "dial");
   st->relay = nm_xml_attr(n, "relay");
+  st->holder = nm_xml_attr(n, "holder");
   st->after = nm_xml_attr(n, "after");
   st->prefix = nm_xml_attr(n, "prefix");
   if (nsim__bool(c, n, "show", &st->show) < 0) return -EINVAL;
@@ -535,9 +597,9 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
     }
     if (!st->servant && !st->relay_counts)
       return nsim__fail(c, n, "<expect-ctl> needs servant=\"...\" or relay-counts=\"consistent\"");
-    if (!st->servant && (st->state || st->mapping || st->dial || st->relay ||
+    if (!st->servant && (st->state || st->mapping || st->dial || st->relay || st->holder ||
                          nm_xml_attr(n, "present")))
-      return nsim__fail(c, n, "state, mapping, dial, relay and present are about a servant: "
+      return nsim__fail(c, n, "state, mapping, dial, relay, holder and present are about a servant: "
                         "name it with servant=\"...\"");
   }
   if (st->kind == NSIM_STEP_RESET_CONNECTION) {
@@ -571,8 +633,9 @@ static int nsim__parse_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step *s
       return nsim__fail(c, n, "<expect-capture> needs something to check: absent-text, text, "
                         "tls=\"only\", tls-connections or tls-between");
   }
+  if (nsim__redis_step(c, n, st) < 0 || nsim__managers_step(c, n, st) < 0) return -EINVAL;
   st->dnat_to = st->kind == NSIM_STEP_EXPECT_MAPPING ? st->to : NULL;
-  if (st->kind == NSIM_STEP_START || st->kind == NSIM_STEP_CAPTURE) st->process = st->name;
+  if (nsim__starts_process(st->kind)) st->process = st->name;
   return 0;
 }
 
@@ -593,7 +656,8 @@ static int nsim__proc_ref(struct nsim__ctx *c, xmlNode *k, const char *name, int
   int capture_only = sc->steps[sc->nsteps - 1].kind == NSIM_STEP_EXPECT_CAPTURE;
   for (int i = 0; i + 1 < sc->nsteps; i++)
     if ((sc->steps[i].kind == NSIM_STEP_CAPTURE ||
-         (sc->steps[i].kind == NSIM_STEP_START && !capture_only)) &&
+         (nsim__starts_process(sc->steps[i].kind) && sc->steps[i].kind != NSIM_STEP_CAPTURE &&
+          !capture_only)) &&
         !strcmp(sc->steps[i].process, name))
       return 0;
   if (capture_only) return nsim__fail(c, k, "capture %s is not started by an earlier <capture>", name);
@@ -616,12 +680,12 @@ static int nsim__parse_scenario(struct nsim__ctx *c, xmlNode *n) {
     if (nsim__parse_step(c, k, st) < 0) return -EINVAL;
     c->sc->nsteps++;
     /* Process names must be unique and known before they are used. */
-    if (st->kind == NSIM_STEP_START || st->kind == NSIM_STEP_CAPTURE) {
+    if (nsim__starts_process(st->kind)) {
       char why[160];
       if (nsim_topo_check_name(st->process, why, sizeof why) < 0)
         return nsim__fail(c, k, "process %s", why);
       for (int i = 0; i + 1 < c->sc->nsteps; i++)
-        if ((steps[i].kind == NSIM_STEP_START || steps[i].kind == NSIM_STEP_CAPTURE) &&
+        if (nsim__starts_process(steps[i].kind) &&
             !strcmp(steps[i].process, st->process))
           return nsim__fail(c, k, "process %s is started twice (use restart)", st->process);
     } else if (st->process) {

@@ -3,10 +3,12 @@
 #include "ctlcheck.h"
 #include "expand.h"
 #include "link.h"
+#include "managers.h"
 #include "narrate.h"
 #include "nsops.h"
 #include "probe.h"
 #include "proc.h"
+#include "redis.h"
 #include "router.h"
 #include "sockreset.h"
 #include "stamp.h"
@@ -393,7 +395,7 @@ static void nsim__do_ctl(struct nsim__ctx *c, const struct nsim_step *s, struct 
   if (s->dial && nsim_expand(c->r, s->dial, dial, sizeof dial, o->detail, sizeof o->detail) < 0)
     return;
   struct nsim_ctl_want w = {s->servant, s->present, s->state, s->mapping, dial[0] ? dial : NULL,
-                            s->relay, s->relay_counts};
+                            s->relay, s->holder, s->relay_counts};
   long deadline = nsim__step_deadline(c, s->timeout_ms);
   /* The manager's view settles over heartbeats: ask again until it holds or time is up. */
   for (;;) {
@@ -516,6 +518,15 @@ static void nsim__do_expect_capture(struct nsim__ctx *c, const struct nsim_step 
   o->pass = nsim_capture_check(c->r, s, p, o->detail, sizeof o->detail) == 1;
 }
 
+/* <redis> / <sentinel>: the process with its config (redis.h), awaited until it serves. */
+static void nsim__do_redis(struct nsim__ctx *c, const struct nsim_step *s, struct nsim__outcome *o) {
+  struct nsim_proc *p = nsim_redis_add(c->r, s, o->detail, sizeof o->detail);
+  if (!p) return;
+  struct nsim_step rs = *s;
+  rs.ready = s->kind == NSIM_STEP_REDIS ? NSIM_REDIS_READY : NSIM_SENTINEL_READY;
+  nsim__do_start(c, &rs, o, p);
+}
+
 static void nsim__do_step(struct nsim__ctx *c, const struct nsim_step *s, struct nsim__outcome *o) {
   struct nsim_run *r = c->r;
   struct nsim_proc *p = s->process ? nsim_proc_find(r, s->process) : NULL;
@@ -592,6 +603,11 @@ static void nsim__do_step(struct nsim__ctx *c, const struct nsim_step *s, struct
   case NSIM_STEP_RESET_CONNECTION: nsim__do_reset(c, s, o); break;
   case NSIM_STEP_CAPTURE: nsim__do_capture(c, s, o); break;
   case NSIM_STEP_EXPECT_CAPTURE: nsim__do_expect_capture(c, s, o); break;
+  case NSIM_STEP_REDIS:
+  case NSIM_STEP_SENTINEL: nsim__do_redis(c, s, o); break;
+  case NSIM_STEP_MANAGERS_CONFIG:
+    o->pass = nsim_managers_config_write(r, s, o->detail, sizeof o->detail) == 0;
+    break;
   }
 }
 

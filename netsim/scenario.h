@@ -32,6 +32,9 @@ enum nsim_step_kind {
   NSIM_STEP_EXPECT_CAPTURE,   /* assertion: what the capture holds (a text in no packet, TLS only) */
   NSIM_STEP_NARRATE,          /* from now on, print a process's matching log lines (narrate.h) */
   NSIM_STEP_SAY,              /* print a heading */
+  NSIM_STEP_REDIS,            /* start redis-server on a host (redis.h) */
+  NSIM_STEP_SENTINEL,         /* start redis-sentinel on a host, monitoring a <redis> (redis.h) */
+  NSIM_STEP_MANAGERS_CONFIG,  /* write a servant's or relay's config naming several managers */
 };
 
 /* measure: what the time is counted from. */
@@ -91,6 +94,7 @@ struct nsim_step {
   long unit_ms;
   int peer_notices;      /* reset-connection: the RST reaches the peer (default) or is dropped */
   const char *relay;     /* expect-ctl: name of the servant's relay ("NAME" or "!NAME") */
+  const char *holder;    /* expect-ctl: name of the manager holding it ("NAME" or "!NAME") */
   int relay_counts;      /* expect-ctl: every relay's clients = the servants listing it */
   const char *after;     /* assertions: the deadline counts from the end of this earlier step */
   int after_step;        /* its index, -1 for none (the deadline counts from the step's start) */
@@ -103,6 +107,12 @@ struct nsim_step {
   const char *tls_between; /* expect-capture: "ADDR-ADDR ...": a TLS 1.3 connection for each */
   const char *prefix;    /* narrate / exec show: what the printed lines start with */
   int show;              /* exec: print the command's output (narrate.h) */
+  int ref_step;          /* redis replica-of / sentinel master: that <redis> step; -1 none */
+  unsigned quorum;       /* sentinel: sentinels that must agree the master is down */
+  const char *file;      /* managers-config: the file's name in the run folder */
+  const char *managers;  /* managers-config: "ADDR:PORT=FP ..." (managers.h) */
+  const char *root;      /* managers-config: "config" (servant) or "relay" */
+  int list_form;         /* managers-config: HOST,PORT,FP entries, not key="FP" attributes */
 };
 
 struct nsim_scenario {
