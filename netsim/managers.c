@@ -55,10 +55,11 @@ bad:
   return -EINVAL;
 }
 
-/* One <connectionmgr> line in the step's form (managers.h). ep is a checked endpoint. */
+/* One <connectionmgr> line, the servant's list form (natmesh-config(5)). ep is a checked
+ * endpoint. */
 static int nsim__manager_line(const struct nsim_step *s, const char *ep, const char *fp, char *out,
                               size_t outlen) {
-  if (!s->list_form) return nsim_fmt(out, outlen, "  <connectionmgr key=\"%s\">%s</connectionmgr>\n", fp, ep);
+  (void)s;
   /* HOST,PORT,FINGERPRINT: an IPv6 host plain (the commas separate), the port after the
    * endpoint's last colon. */
   const char *colon = strrchr(ep, ':');

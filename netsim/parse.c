@@ -408,11 +408,6 @@ static int nsim__managers_step(struct nsim__ctx *c, xmlNode *n, struct nsim_step
   if (strcmp(st->root, "config") && strcmp(st->root, "relay"))
     return nsim__fail(c, n, "root=\"%s\": expected config (natmesh-servant) or relay (natmesh-relay)",
                       st->root);
-  const char *form = nm_xml_attr(n, "form");
-  if (form && strcmp(form, "key-attribute") && strcmp(form, "list"))
-    return nsim__fail(c, n, "form=\"%s\": expected key-attribute (<connectionmgr key=\"FP\">ADDR:PORT) "
-                      "or list (<connectionmgr>HOST,PORT,FP)", form);
-  st->list_form = form && !strcmp(form, "list");
   size_t fl = strlen(st->file);
   if (fl == 0 || fl > 64 || st->file[0] == '.' ||
       strspn(st->file, "abcdefghijklmnopqrstuvwxyz0123456789._-") != fl)

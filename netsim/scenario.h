@@ -112,7 +112,6 @@ struct nsim_step {
   const char *file;      /* managers-config: the file's name in the run folder */
   const char *managers;  /* managers-config: "ADDR:PORT=FP ..." (managers.h) */
   const char *root;      /* managers-config: "config" (servant) or "relay" */
-  int list_form;         /* managers-config: HOST,PORT,FP entries, not key="FP" attributes */
 };
 
 struct nsim_scenario {
