@@ -587,12 +587,12 @@ int main(int argc, char **argv) {
   uv_run(m.loop, UV_RUN_DEFAULT);
   uv_loop_close(m.loop);
   mgr_metrics_stop(&m);
+  mgr_shared_close(&m); /* its remote entries leave the index first */
   mgr_publish_close(&m);
   free(m.list.at);
   mgr_index_close(&m.index);
   mgr_neighbours_close(&m);
   mgr_views_close(&m);
-  mgr_shared_close(&m);
   nm_addrlimit_close(&m.unauth);
   mgr_admission_close(&m.admission);
   nm_tls_ctx_close(&m.tls);
