@@ -134,3 +134,23 @@ class RedisSentinel:
         """The sentinels agreed on a new primary: '+switch-master' from one of them."""
         hit = await self.sentinels[0].wait_for_line(r"\+switch-master %s " % self.master, timeout)
         return hit.line.text
+
+
+async def start_managers(h, url, names=("a", "b"), **kw):
+    """Managers named names (processes mgr-NAME) sharing the store at url, each awaited until
+    it read the store's snapshot. kw goes to h.start_manager."""
+    ms = [await h.start_manager(name="mgr-" + n, extra=["--store", url, "--manager-name", n], **kw)
+          for n in names]
+    for m in ms:
+        await h.expect(m.wait_log(r"store: overlay version \d+", 10), "%s read the store's snapshot" % m.name)
+    return ms
+
+
+async def four_servants(h, a, b, tag):
+    """s1 and s2 registered with a, s3 and s4 with b; every one lists all four and a chat
+    round reached everyone exactly once. Returns [s1, s2, s3, s4]."""
+    four = [await h.start_servant(n, m) for n, m in (("s1", a), ("s2", a), ("s3", b), ("s4", b))]
+    await h.wait_peer_count(four, 4)
+    _, lines = await h.chat_round(four, four, tag)
+    h.check_exactly_once(four, lines, tag)
+    return four

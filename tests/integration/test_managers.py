@@ -23,32 +23,15 @@ from harness import main
 import store_fixture
 
 
-async def start_pair(h, redis):
-    url = redis.url
-    a = await h.start_manager(name="mgr-a", extra=["--store", url, "--manager-name", "a"])
-    b = await h.start_manager(name="mgr-b", extra=["--store", url, "--manager-name", "b"])
-    for m in (a, b):
-        await h.expect(m.wait_log(r"store: overlay version \d+", 10), "%s read the store's snapshot" % m.name)
-    return a, b
-
-
 def holders(st):
     return {s.get("name"): s.get("manager") for s in st.findall("servant")}
 
 
 async def test(h):
     redis = await store_fixture.RedisServer(h).start()
-    a, b = await start_pair(h, redis)
-    s1 = await h.start_servant("s1", a)
-    s2 = await h.start_servant("s2", a)
-    s3 = await h.start_servant("s3", b)
-    s4 = await h.start_servant("s4", b)
-    everyone = [s1, s2, s3, s4]
-
+    a, b = await store_fixture.start_managers(h, redis.url)
     # 1. One overlay: each servant lists all four, whichever manager it registered with.
-    await h.wait_peer_count(everyone, 4)
-    _, lines = await h.chat_round(everyone, everyone, "shared")
-    h.check_exactly_once(everyone, lines, "two managers")
+    s1, s2, s3, s4 = everyone = await store_fixture.four_servants(h, a, b, "two managers")
 
     # 2. Either manager shows the whole overlay, and who holds each servant.
     for m in (a, b):

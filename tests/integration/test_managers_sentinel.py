@@ -21,19 +21,11 @@ import store_fixture
 async def test(h):
     rs = store_fixture.RedisSentinel(h)
     await rs.start()
-    a = await h.start_manager(name="mgr-a", extra=["--store", rs.url, "--manager-name", "a"])
-    b = await h.start_manager(name="mgr-b", extra=["--store", rs.url, "--manager-name", "b"])
+    a, b = await store_fixture.start_managers(h, rs.url)
     for m in (a, b):
         await h.expect(m.wait_log(r"store: up, primary %s" % rs.primary.addr, 10),
                        "%s found the primary through the sentinels" % m.name)
-    s1 = await h.start_servant("s1", a)
-    s2 = await h.start_servant("s2", a)
-    s3 = await h.start_servant("s3", b)
-    s4 = await h.start_servant("s4", b)
-    four = [s1, s2, s3, s4]
-    await h.wait_peer_count(four, 4)
-    _, lines = await h.chat_round(four, four, "before")
-    h.check_exactly_once(four, lines, "before the failover")
+    s1, s2, s3, s4 = four = await store_fixture.four_servants(h, a, b, "before the failover")
 
     since = {s: s.mark("stderr") for s in four}
     msince = {m: m.mark("stderr") for m in (a, b)}

@@ -22,13 +22,8 @@ import store_fixture
 
 async def test(h):
     redis = await store_fixture.RedisServer(h).start()
-    url = redis.url
-    a = await h.start_manager(name="mgr-a", extra=["--store", url, "--manager-name", "a"])
     _, relay_key = h.state_dir("relay1")
-    b = await h.start_manager(name="mgr-b", extra=["--store", url, "--manager-name", "b"],
-                              relay_keys=[relay_key.fp])
-    for m in (a, b):
-        await h.expect(m.wait_log(r"store: overlay version \d+", 10), "%s read the store's snapshot" % m.name)
+    a, b = await store_fixture.start_managers(h, redis.url, relay_keys=[relay_key.fp])
     await h.start_servant("relay1", b, prog="natmesh-relay")
     alice = await h.start_servant("alice", b, extra=["--no-reverse"])
     bob = await h.start_servant("bob", a)
