@@ -63,6 +63,7 @@ struct mgr_shared {
   uint64_t pub_reads;    /* the admission file's reads when publishing last started */
   uint64_t facts_learned, facts_bad;
   int drop_revoked;      /* a key was revoked by another manager: check the sessions */
+  nm_log_rate adm_log;   /* facts learned: a newcomer may learn thousands at once */
 };
 
 /* ---- records ---------------------------------------------------------------------------- */
@@ -630,15 +631,15 @@ static void mgr__on_admission(void *ud, char kind, const char *key, const char *
   sh->facts_learned++;
   switch (kind) {
   case NM_ADMISSION_FACT_INVITE:
-    nm_log_info("admission: invite %.16s (%s, %u uses at most) learned from manager %s", f.hex, nm_role_name(f.role),
-                (unsigned)f.max_uses, who);
+    nm_log_ratelimited(&sh->adm_log, NM_LOG_INFO, "admission: invite %.16s (%s, %u uses at most) learned from manager %s",
+                       f.hex, nm_role_name(f.role), (unsigned)f.max_uses, who);
     break;
   case NM_ADMISSION_FACT_REVOKED_INVITE:
-    nm_log_info("admission: invite %.16s revoked by manager %s", f.hex, who);
+    nm_log_ratelimited(&sh->adm_log, NM_LOG_INFO, "admission: invite %.16s revoked by manager %s", f.hex, who);
     break;
   case NM_ADMISSION_FACT_REVOKED_KEY:
   {
-    nm_log_info("admission: key %.16s revoked by manager %s", f.hex, who);
+    nm_log_ratelimited(&sh->adm_log, NM_LOG_INFO, "admission: key %.16s revoked by manager %s", f.hex, who);
     /* Its session here ends now when it is listed (an id is its key's fingerprint's
      * start); every other session is checked at the next tick, once for many facts. */
     char id[NM_ID_LEN + 1];
@@ -671,6 +672,8 @@ void mgr_shared_tick(manager *m) {
   m->stats.store_errors = st->errors + sh->write_errors;
   m->stats.store_failovers = st->failovers;
   m->stats.remote_servants = sh->nremotes;
+  nm_log_rate_flush(&sh->log);
+  nm_log_rate_flush(&sh->adm_log);
   if (sh->drop_revoked) {
     sh->drop_revoked = 0;
     mgr_sessions_drop_revoked(m);
@@ -708,6 +711,7 @@ int mgr_shared_init(manager *m) {
   snprintf(sh->self, sizeof sh->self, "%s", m->cfg.manager_name);
   sh->ttl_ms = m->cfg.timeout_s * 1000;
   sh->log = (nm_log_rate)NM_LOG_RATE_INIT("store warnings", NM_LOG_RATE_DEFAULT);
+  sh->adm_log = (nm_log_rate)NM_LOG_RATE_INIT("admission facts learned", 20);
   m->shared = sh;
   static const mgr_store_hooks hooks = {.on_snapshot = mgr__on_snapshot,
                                         .on_change = mgr__on_change,

@@ -10,7 +10,9 @@ through the store, both managers admitting by invite (the default).
   3. a comes back (same state); s1's key   b, s1          b learns the revocation, ends
      is revoked on a's state dir                          s1's session, refuses it after
      (natmesh-manager revoke)
-  4. c starts later on the same store      c              learns the invite, s1's key and
+  4. hostile facts written to the store    b, c           skipped and logged (a bad name on
+     (the change log, the hashes)                         the log; a bad expiry, a bad key)
+  5. c starts later on the same store      c              learns the invite, s1's key and
                                                           its revocation from the snapshot
                                                           and keeps them in its own file
 """
@@ -41,6 +43,16 @@ async def wait_file(h, m, pattern, what, timeout=10.0):
             return
         await asyncio.sleep(0.2)
     h.check(False, "%s (file: %r)" % (what, admission_file(m)[-400:]))
+
+
+async def redis_cli(redis, *args):
+    """One command to the test's redis-server, its reply as text."""
+    p = await asyncio.create_subprocess_exec("redis-cli", "-p", str(redis.port), *args,
+                                             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(p.communicate(), 10)
+    if p.returncode != 0:
+        raise harness.CheckFailed("redis-cli %s: %s" % (" ".join(args), err.decode()))
+    return out.decode()
 
 
 async def start_manager(h, name, url, short, **kw):
@@ -98,8 +110,24 @@ async def test(h):
     await asyncio.sleep(2.0)
     h.check(not s1.find(r"registered as s1\b", "stderr", ssince), "s1 is not admitted again anywhere")
 
-    # 4. A third manager started later learns everything from the snapshot.
+    # 4. Hostile facts in the store (it is trusted like a manager, but parsed strictly): a
+    # bad one on the change log is skipped by b, bad ones in the hashes by c at its start.
+    prefix = (await redis_cli(redis, "--scan", "--pattern", "nm:*:adm:inv")).strip()[:-len("adm:inv")]
+    h.check(prefix.startswith("nm:{"), "the store holds a's invite under %r" % prefix)
+    bsince = b.mark("stderr")
+    await redis_cli(redis, "XADD", prefix + "log", "*", "s", "0", "o", "a", "i", "f" * 64, "h", "evil",
+                    "d", "bad\x01name servant -", "k", "k")
+    await h.expect(b.wait_log(r"admission fact of manager evil skipped: 'k' f{16}: bad name", 5, bsince),
+                   "b skips a hostile fact from the change log, and says so")
+    await redis_cli(redis, "HSET", prefix + "adm:inv", "e" * 64, "soon servant 1")
+    await redis_cli(redis, "HSET", prefix + "adm:key", "NOT-HEX", "x servant -")
+
+    # 5. A third manager started later learns everything from the snapshot.
     c = await start_manager(h, "mgr-c", url, "c")
+    await h.expect(c.wait_log(r"admission fact of manager \(the store\) skipped: 'i' e{16}: bad expiry", 10),
+                   "c skips a hostile invite in the store")
+    await h.expect(c.wait_log(r"admission fact of manager \(the store\) skipped: 'k' NOT-HEX: bad fingerprint", 10),
+                   "c skips a hostile key in the store")
     await h.expect(c.wait_log(r"admission: invite %s \(servant, 0 uses at most\) learned from manager \(the store\)"
                               % invite_id, 10), "c learns the invite from the snapshot")
     await h.expect(c.wait_log(r"admission: key %s revoked by manager \(the store\)" % fp1[:16], 10),
