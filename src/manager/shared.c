@@ -669,6 +669,7 @@ void mgr_shared_tick(manager *m) {
   m->stats.store_ops[MGR_STORE_OP_RENEW] = st->renews;
   m->stats.store_ops[MGR_STORE_OP_REAP] = st->reaps;
   m->stats.store_ops[MGR_STORE_OP_COMPLAIN] = st->complaints;
+  m->stats.store_ops[MGR_STORE_OP_ADMISSION] = st->admissions;
   m->stats.store_errors = st->errors + sh->write_errors;
   m->stats.store_failovers = st->failovers;
   m->stats.remote_servants = sh->nremotes;
