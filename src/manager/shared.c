@@ -607,24 +607,39 @@ void mgr_shared_admitted(manager *m, const char *fingerprint) {
   if (rc < 0) mgr__write_failed(m, "the admission", k->name, rc);
 }
 
+/* At most 16 characters of a string from the store, fit for a log line: whoever writes to
+ * the store must not be able to forge lines in ours. */
+static const char *mgr__loggable(const char *in, char out[17]) {
+  size_t i = 0;
+  for (; in[i] && i < 16; i++) {
+    char c = in[i];
+    out[i] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                     c == '-'
+                 ? c
+                 : '?';
+  }
+  out[i] = 0;
+  return out;
+}
+
 /* A fact of another manager's (or, from a snapshot, of any): made here too. */
 static void mgr__on_admission(void *ud, char kind, const char *key, const char *value, size_t len, const char *from) {
   manager *m = ud;
   struct mgr_shared *sh = m->shared;
   if (sh->stopped || (from[0] && strcmp(from, sh->self) == 0)) return; /* ours: known */
-  const char *who = from[0] ? from : "(the store)";
+  const char *who = !from[0] ? "(the store)" : mgr_store_check_name(from) == 0 ? from : "(a bad name)";
   nm_admission_fact f;
-  char why[160];
+  char why[160], k[17], kb[17], kd[2] = {kind, 0};
   if (nm_admission_fact_parse(kind, key, value, len, &f, why, sizeof why) < 0) {
     sh->facts_bad++;
-    nm_log_ratelimited(&sh->log, NM_LOG_WARN, "store: an admission fact of manager %s skipped: '%c' %.16s: %s", who,
-                       kind, key, why);
+    nm_log_ratelimited(&sh->log, NM_LOG_WARN, "store: an admission fact of manager %s skipped: '%s' %s: %s", who,
+                       mgr__loggable(kd, kb), mgr__loggable(key, k), why);
     return;
   }
   int rc = mgr_admission_learn(&m->admission, &f);
   if (rc < 0) {
     nm_log_ratelimited(&sh->log, NM_LOG_WARN, "store: an admission fact of manager %s not made here: '%c' %.16s: %s",
-                       who, kind, key, rc == -EEXIST ? "its name is another key's here" : nm_strerror(rc));
+                       who, kind, f.hex, rc == -EEXIST ? "its name is another key's here" : nm_strerror(rc));
     return;
   }
   if (rc == 0) return;

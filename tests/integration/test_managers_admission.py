@@ -119,6 +119,10 @@ async def test(h):
                     "d", "bad\x01name servant -", "k", "k")
     await h.expect(b.wait_log(r"admission fact of manager evil skipped: 'k' f{16}: bad name", 5, bsince),
                    "b skips a hostile fact from the change log, and says so")
+    await redis_cli(redis, "XADD", prefix + "log", "*", "s", "0", "o", "a", "i", "ab\nINFO forged", "h", "x\ny",
+                    "d", "", "k", "r")
+    await h.expect(b.wait_log(r"admission fact of manager \(a bad name\) skipped: 'r' ab\?INFO\?forged: bad fingerprint",
+                              5, bsince), "b logs a hostile fact without its line breaks")
     await redis_cli(redis, "HSET", prefix + "adm:inv", "e" * 64, "soon servant 1")
     await redis_cli(redis, "HSET", prefix + "adm:key", "NOT-HEX", "x servant -")
 
