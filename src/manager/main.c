@@ -589,10 +589,10 @@ int main(int argc, char **argv) {
   mgr_metrics_stop(&m);
   mgr_publish_close(&m);
   free(m.list.at);
+  mgr_shared_close(&m); /* its remote entries leave the index: before the index goes */
   mgr_index_close(&m.index);
   mgr_neighbours_close(&m);
   mgr_views_close(&m);
-  mgr_shared_close(&m);
   nm_addrlimit_close(&m.unauth);
   mgr_admission_close(&m.admission);
   nm_tls_ctx_close(&m.tls);
