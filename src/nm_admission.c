@@ -967,3 +967,92 @@ int nm_admission_store_save(const nm_admission_store *s, const char *path, char 
   if (rc < 0) return nm__fail(err, errlen, rc, "%s: %s", path, strerror(-rc));
   return rc;
 }
+
+/* ---- facts ------------------------------------------------------------------------------- */
+
+int nm_admission_fact_parse(char kind, const char *key, const char *value, size_t len,
+                            nm_admission_fact *f, char *why, size_t whylen) {
+  char buf[NM_ADMISSION_FACT_VALUE_MAX], *fl[4];
+  if (!f || !key || (!value && len)) return nm__why(why, whylen, "no fact");
+  memset(f, 0, sizeof *f);
+  if (len >= sizeof buf) return nm__why(why, whylen, "value of %zu bytes", len);
+  if (len) memcpy(buf, value, len);
+  buf[len] = '\0';
+  if (strlen(buf) != len) return nm__why(why, whylen, "NUL in the value");
+  if (!nm__fp_ok(key)) return nm__why(why, whylen, "bad %s", kind == 'k' || kind == 'r' ? "fingerprint" : "secret hash");
+  size_t n = nm__split(buf, fl, 3);
+  f->kind = kind;
+  memcpy(f->hex, key, NM_SHA256_HEX_LEN + 1);
+  switch (kind) {
+  case NM_ADMISSION_FACT_INVITE: {
+    uint64_t max_uses;
+    if (n != 3) return nm__why(why, whylen, "an invite has 3 fields, not %zu", n);
+    if (nm__u64_field(fl[0], UINT64_MAX, &f->expires) < 0) return nm__why(why, whylen, "bad expiry");
+    if (nm__role_field(fl[1], &f->role) < 0) return nm__why(why, whylen, "bad role");
+    if (nm__u64_field(fl[2], UINT32_MAX, &max_uses) < 0) return nm__why(why, whylen, "bad max-uses");
+    f->max_uses = (uint32_t)max_uses;
+    return 0;
+  }
+  case NM_ADMISSION_FACT_KEY: {
+    if (n != 3) return nm__why(why, whylen, "an admitted key has 3 fields, not %zu", n);
+    if (!nm_name_valid(fl[0])) return nm__why(why, whylen, "bad name");
+    if (nm__role_field(fl[1], &f->role) < 0) return nm__why(why, whylen, "bad role");
+    const char *via = strcmp(fl[2], "-") == 0 ? "" : fl[2];
+    if (via[0] && !nm_hex_valid(via, NM_INVITE_ID_LEN)) return nm__why(why, whylen, "bad invite id");
+    snprintf(f->name, sizeof f->name, "%s", fl[0]);
+    snprintf(f->via, sizeof f->via, "%s", via);
+    return 0;
+  }
+  case NM_ADMISSION_FACT_REVOKED_KEY:
+  case NM_ADMISSION_FACT_REVOKED_INVITE:
+    if (n != 0) return nm__why(why, whylen, "a revocation has no value");
+    return 0;
+  default:
+    return nm__why(why, whylen, "unknown kind of fact");
+  }
+}
+
+int nm_admission_fact_format(const nm_admission_fact *f, char *out, size_t outlen) {
+  int n;
+  if (!f || !out || !nm__fp_ok(f->hex)) return -EINVAL;
+  switch (f->kind) {
+  case NM_ADMISSION_FACT_INVITE:
+    if (!nm__role_ok(f->role)) return -EINVAL;
+    n = snprintf(out, outlen, "%" PRIu64 " %s %" PRIu32, f->expires, nm_role_name(f->role), f->max_uses);
+    break;
+  case NM_ADMISSION_FACT_KEY:
+    if (!nm__role_ok(f->role) || !nm_name_valid(f->name) || (f->via[0] && !nm_hex_valid(f->via, NM_INVITE_ID_LEN)))
+      return -EINVAL;
+    n = snprintf(out, outlen, "%s %s %s", f->name, nm_role_name(f->role), f->via[0] ? f->via : "-");
+    break;
+  case NM_ADMISSION_FACT_REVOKED_KEY:
+  case NM_ADMISSION_FACT_REVOKED_INVITE:
+    n = snprintf(out, outlen, "%s", "");
+    break;
+  default:
+    return -EINVAL;
+  }
+  return n < 0 || (size_t)n >= outlen ? -EINVAL : n;
+}
+
+int nm_admission_fact_apply(nm_admission_store *s, const nm_admission_fact *f) {
+  if (!s || !f || !nm__fp_ok(f->hex)) return -EINVAL;
+  int rc;
+  switch (f->kind) {
+  case NM_ADMISSION_FACT_INVITE:
+    rc = nm_admission_add_invite(s, f->hex, f->expires, f->role, f->max_uses);
+    return rc == -EEXIST ? 0 : rc < 0 ? rc : 1; /* known, or revoked: the revocation wins */
+  case NM_ADMISSION_FACT_KEY:
+    return nm_admission_remember(s, f->hex, f->name, f->role, f->via);
+  case NM_ADMISSION_FACT_REVOKED_KEY:
+    rc = nm__revoke_fp(s, f->hex);
+    return rc == -EEXIST ? 0 : rc < 0 ? rc : 1;
+  case NM_ADMISSION_FACT_REVOKED_INVITE:
+    if (nm__find_invite(s, f->hex) >= 0)
+      return nm_admission_revoke_invite(s, f->hex, 0, NULL, NULL, 0) < 0 ? -ENOSPC : 1;
+    rc = nm__revoke_hash(s, f->hex);
+    return rc == -EEXIST ? 0 : rc < 0 ? rc : 1;
+  default:
+    return -EINVAL;
+  }
+}

@@ -239,4 +239,46 @@ void nm_admission_store_take(nm_admission_store *s, nm_admission_store *src);
 int nm_admission_admit(nm_admission_store *s, nm_admission_mode mode,
                        const nm_admission_request *rq, nm_admission_decision *d);
 
+/* ---- facts: the store's records as several managers share them (issue 14) -------------
+ *
+ * Managers sharing one overlay through a store (src/manager/store.h) tell each other what
+ * their admission stores hold, one fact at a time: a fact is a kind, a key and a value.
+ *
+ *   kind 'i' (an invite)       key: its secret's hash   value: "EXPIRES ROLE MAX-USES"
+ *   kind 'k' (an admitted key) key: its fingerprint     value: "NAME ROLE VIA" (VIA: an
+ *                                                        invite id, or "-")
+ *   kind 'r' (a revoked key)   key: its fingerprint     value: ""
+ *   kind 'v' (a revoked invite) key: its secret's hash  value: ""
+ *
+ * Never a secret: the hash only, as the file keeps it. An invite's uses are not a fact:
+ * each manager counts the uses made at it. */
+#define NM_ADMISSION_FACT_INVITE 'i'
+#define NM_ADMISSION_FACT_KEY 'k'
+#define NM_ADMISSION_FACT_REVOKED_KEY 'r'
+#define NM_ADMISSION_FACT_REVOKED_INVITE 'v'
+#define NM_ADMISSION_FACT_VALUE_MAX 128 /* bytes of a value, with its NUL */
+
+typedef struct {
+  char kind;                         /* one of the four above */
+  char hex[NM_SHA256_HEX_LEN + 1];   /* the hash ('i', 'v') or the fingerprint ('k', 'r') */
+  uint64_t expires;                  /* 'i' */
+  uint32_t max_uses;                 /* 'i' */
+  nm_role role;                      /* 'i', 'k' */
+  char name[NM_NAME_MAX + 1];        /* 'k' */
+  char via[NM_INVITE_ID_LEN + 1];    /* 'k': "" for none */
+} nm_admission_fact;
+
+/* Reads a fact (value: len bytes, not NUL-terminated necessarily), each field checked as
+ * the store file's are. Returns 0, or -EINVAL with the reason in why. */
+int nm_admission_fact_parse(char kind, const char *key, const char *value, size_t len,
+                            nm_admission_fact *f, char *why, size_t whylen);
+/* The fact's value into out (NM_ADMISSION_FACT_VALUE_MAX bytes). Returns its length, or
+ * -EINVAL for a fact that would not parse back. */
+int nm_admission_fact_format(const nm_admission_fact *f, char *out, size_t outlen);
+/* Makes the fact on s. A revocation always wins: an invite that is revoked, or a key that
+ * is, stays so, and revoking drops the record (the invite; the key's record, its name
+ * freed). Returns 1 when s changed, 0 when it held the fact already, -EPERM for a key that
+ * is revoked, -EEXIST for a key whose name another key holds, -EINVAL, -ENOSPC, -ENOMEM. */
+int nm_admission_fact_apply(nm_admission_store *s, const nm_admission_fact *f);
+
 #endif

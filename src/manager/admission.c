@@ -13,13 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* One key's record, made in memory and not yet saved. */
+/* One record made in memory and not yet saved: a key this manager admitted (a fact of kind
+ * 'k'), or a fact another manager of the overlay published (any kind). */
 typedef struct mgr_admission_record {
   uint64_t seq;
-  char fingerprint[NM_SHA256_HEX_LEN + 1];
-  char name[NM_NAME_MAX + 1];
-  nm_role role;
-  char via[NM_INVITE_ID_LEN + 1];
+  nm_admission_fact f;
 } mgr_admission_record;
 
 /* The pending records, made again on store (after it was read from the file). A record the
@@ -28,11 +26,14 @@ static void mgr__reapply(mgr_admission *a, nm_admission_store *store) {
   size_t kept = 0;
   for (size_t i = 0; i < a->npending; i++) {
     mgr_admission_record *r = &a->pending[i];
-    int rc = nm_admission_remember(store, r->fingerprint, r->name, r->role, r->via);
+    int rc = nm_admission_fact_apply(store, &r->f);
     if (rc < 0) {
-      nm_log_warn("admission of key %.16s as \"%s\" not recorded: %s", r->fingerprint, r->name,
-                  rc == -EPERM ? "the key was revoked meanwhile"
-                  : rc == -EEXIST ? "another key took the name meanwhile" : nm_strerror(rc));
+      if (r->f.kind == NM_ADMISSION_FACT_KEY)
+        nm_log_warn("admission of key %.16s as \"%s\" not recorded: %s", r->f.hex, r->f.name,
+                    rc == -EPERM ? "the key was revoked meanwhile"
+                    : rc == -EEXIST ? "another key took the name meanwhile" : nm_strerror(rc));
+      else
+        nm_log_warn("admission fact '%c' %.16s not recorded: %s", r->f.kind, r->f.hex, nm_strerror(rc));
       continue;
     }
     a->pending[kept++] = *r;
@@ -69,6 +70,7 @@ static int mgr__admission_read(mgr_admission *a, char *err, size_t errlen) {
   if (rc == -ENOENT) rc = 0;
   a->corrupt = rc < 0;
   if (rc == 0) mgr__reapply(a, &a->store); /* what is not saved yet still holds */
+  if (rc == 0) a->reads++;
   return rc;
 }
 
@@ -206,7 +208,7 @@ static void mgr__flush_work(uv_work_t *w) {
   for (size_t i = 0; f->rc == 0 && i < f->count; i++) {
     mgr_admission_record *r = &f->records[i];
     /* Refused ones (revoked, name taken meanwhile) the loop drops when it makes them again. */
-    int rc = nm_admission_remember(&f->store, r->fingerprint, r->name, r->role, r->via);
+    int rc = nm_admission_fact_apply(&f->store, &r->f);
     if (rc == -ENOMEM) {
       f->rc = rc;
       snprintf(f->err, sizeof f->err, "out of memory");
@@ -302,10 +304,8 @@ void mgr_admission_stop(mgr_admission *a) {
   uv_close((uv_handle_t *)&a->flush_timer, NULL);
 }
 
-/* An admission that only remembers a key: made in memory now, saved with the next batch. */
-static int mgr__remember_later(mgr_admission *a, const char *fp, const char *name, nm_role granted) {
-  int rc = nm_admission_remember(&a->store, fp, name, granted, "");
-  if (rc <= 0) return rc; /* nothing to record, or refused (the decision said it would not be) */
+/* f, made on the store in memory already: kept pending, saved with the next batch. */
+static int mgr__pending_add(mgr_admission *a, const nm_admission_fact *f) {
   if (a->npending == a->pending_cap) {
     size_t cap = a->pending_cap ? a->pending_cap * 2 : 64;
     mgr_admission_record *p = realloc(a->pending, cap * sizeof *p);
@@ -316,11 +316,38 @@ static int mgr__remember_later(mgr_admission *a, const char *fp, const char *nam
   mgr_admission_record *r = &a->pending[a->npending++];
   memset(r, 0, sizeof *r);
   r->seq = ++a->next_seq;
-  snprintf(r->fingerprint, sizeof r->fingerprint, "%s", fp);
-  snprintf(r->name, sizeof r->name, "%s", name);
-  r->role = granted;
+  r->f = *f;
   mgr__flush_arm(a);
   return 0;
+}
+
+/* An admission that only remembers a key: made in memory now, saved with the next batch. */
+static int mgr__remember_later(mgr_admission *a, const char *fp, const char *name, nm_role granted) {
+  nm_admission_fact f = {.kind = NM_ADMISSION_FACT_KEY, .role = granted};
+  snprintf(f.hex, sizeof f.hex, "%s", fp);
+  snprintf(f.name, sizeof f.name, "%s", name);
+  int rc = nm_admission_fact_apply(&a->store, &f);
+  if (rc <= 0) return rc; /* nothing to record, or refused (the decision said it would not be) */
+  return mgr__pending_add(a, &f);
+}
+
+static int mgr__learn_change(nm_admission_store *s, void *arg, char *err, size_t errlen) {
+  (void)err, (void)errlen;
+  int rc = nm_admission_fact_apply(s, arg);
+  return rc == -EPERM ? 0 : rc;
+}
+
+int mgr_admission_learn(mgr_admission *a, const nm_admission_fact *f) {
+  if (!a || !f) return -EINVAL;
+  if (!a->loop) {
+    char err[300];
+    return mgr_admission_update(a, mgr__learn_change, (void *)f, err, sizeof err);
+  }
+  int rc = nm_admission_fact_apply(&a->store, f);
+  if (rc == -EPERM) return 0; /* a revoked key: the revocation wins */
+  if (rc <= 0) return rc;
+  rc = mgr__pending_add(a, f);
+  return rc < 0 ? rc : 1;
 }
 
 typedef struct {

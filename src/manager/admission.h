@@ -64,6 +64,7 @@ typedef struct {
   size_t npending, pending_cap;
   uint64_t next_seq;       /* of the next pending record */
   uint64_t saved, failed;  /* batches saved, and not (counted for the log and tests) */
+  uint64_t reads;          /* times the file was read (a subcommand may have changed it) */
 } mgr_admission;
 
 /* How long a record may stay in memory only. */
@@ -108,6 +109,14 @@ int mgr_admission_update(mgr_admission *a, mgr_admission_change change, void *ar
  * when the decision could not be recorded (err says why; *d is then a refusal). */
 int mgr_admission_admit(mgr_admission *a, const nm_admission_request *rq,
                         nm_admission_decision *d, char *err, size_t errlen);
+
+/* A fact another manager of the overlay published (nm_admission.h; shared.c): made on the
+ * store in memory at once, so the next decision sees it, and saved like a batched record
+ * (made again on the file whenever it is read, until saved). Without a loop, saved at once.
+ * Returns 1 when the store changed, 0 when it held the fact already (or a revocation
+ * overrules it), < 0 when it cannot be made (-EEXIST: a key whose name another key holds
+ * here; -ENOSPC, -ENOMEM, -EINVAL). */
+int mgr_admission_learn(mgr_admission *a, const nm_admission_fact *f);
 
 /* 1 when the key is revoked in the store as last read. */
 int mgr_admission_key_revoked(const mgr_admission *a, const char *fingerprint);

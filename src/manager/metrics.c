@@ -85,7 +85,7 @@ static void mgr__relays(manager *m, nm_metrics *x) {
 
 static const char *const mgr__store_op_names[MGR_STORE_OP_N] = {
     [MGR_STORE_OP_PUT] = "put",   [MGR_STORE_OP_LEAVE] = "leave",       [MGR_STORE_OP_RENEW] = "renew",
-    [MGR_STORE_OP_REAP] = "reap", [MGR_STORE_OP_COMPLAIN] = "complain",
+    [MGR_STORE_OP_REAP] = "reap", [MGR_STORE_OP_COMPLAIN] = "complain", [MGR_STORE_OP_ADMISSION] = "admission",
 };
 
 /* Whose servants these are (issue 14): the listed sessions this manager holds (listed)

@@ -48,6 +48,7 @@ typedef enum {
   MGR_STORE_OP_RENEW,    /* a renewal of the held servants' deadlines (one per batch) */
   MGR_STORE_OP_REAP,     /* a sweep of the expired */
   MGR_STORE_OP_COMPLAIN, /* a complaint about a servant held by another manager */
+  MGR_STORE_OP_ADMISSION, /* an admission fact written (an invite, a key, a revocation) */
   MGR_STORE_OP_N
 } mgr_store_op;
 

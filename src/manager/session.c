@@ -282,6 +282,7 @@ static int mgr__admit(mgr_session *s, const nm_msg_hello *h) {
     mgr__refusal_text(&d, h->name, why, sizeof why);
     return mgr__deny(s, MGR_REFUSED_NOT_ADMITTED, NM_EKEY, "%s", why);
   }
+  if (d.remember || d.invite_hash[0]) mgr_shared_admitted(m, s->conn.peer_fp.hex);
   char at[NM_ADDR_STRLEN];
   nm_log_info("hello from %s (%s) at %s, %s: %s", h->name, h->id,
               nm_addr_str(s->conn.peer_ip, s->conn.peer_port, at),

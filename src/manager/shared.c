@@ -12,11 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Managers of one overlay whose names are kept (a holder's name is interned once). */
 #define MGR_SHARED_HOLDERS_MAX 64
 /* Renewals and the announcement at most this often (the sweep runs every quarter heartbeat). */
 #define MGR_SHARED_RENEW_MS 1000
+/* Admission facts written to the store per step (each attach, each sweep): a bounded burst
+ * whatever the size of the admission store. */
+#define MGR_SHARED_FACTS_STEP 1024
 
 /* An announced manager, copied from the store's reply (for the status). */
 typedef struct {
@@ -53,6 +57,13 @@ struct mgr_shared {
   /* the overlay's managers as last announced (for the status) */
   mgr_store_manager_copy managers[NM_STATUS_MANAGERS_MAX];
   size_t nmanagers, nmanagers_total;
+  /* Publishing this manager's admission facts (mgr__facts_step): which table, where. */
+  int pub_active, pub_keys, pub_phase;
+  size_t pub_at;
+  uint64_t pub_reads;    /* the admission file's reads when publishing last started */
+  uint64_t facts_learned, facts_bad;
+  int drop_revoked;      /* a key was revoked by another manager: check the sessions */
+  nm_log_rate adm_log;   /* facts learned: a newcomer may learn thousands at once */
 };
 
 /* ---- records ---------------------------------------------------------------------------- */
@@ -126,6 +137,9 @@ int mgr_shared_record_decode(const char *data, size_t len, nm_peer *p, mgr_share
   nm_msg_clear(&msg);
   return 0;
 }
+
+static void mgr__facts_start(manager *m, int keys);
+static void mgr__facts_step(manager *m);
 
 /* ---- remote entries ----------------------------------------------------------------------- */
 
@@ -432,6 +446,8 @@ static void mgr__on_snapshot(void *ud, uint64_t seq, const mgr_store_entry *e, s
     if (s->remote->seen != gen && !s->remote->unconfirmed_ms) s->remote->unconfirmed_ms = now, dropped++;
   sh->attached = 1;
   sh->attached_ms = now;
+  mgr__facts_start(m, 1);
+  mgr__facts_step(m);
   m->list.version = seq;
   mgr_publish_rebase(m);
   /* Ours, written again: the store may lack them or hold them as they were. */
@@ -502,6 +518,158 @@ void mgr_shared_status(manager *m, nm_status *st) {
   if (sh->nmanagers_total > ss->nmanagers_total) ss->nmanagers_total = (unsigned)sh->nmanagers_total;
 }
 
+/* ---- admission facts ----------------------------------------------------------------------- */
+
+/* One fact of ours to the store. 0, or the store client's error. */
+static int mgr__fact_write(manager *m, const nm_admission_fact *f) {
+  char value[NM_ADMISSION_FACT_VALUE_MAX];
+  if (nm_admission_fact_format(f, value, sizeof value) < 0) return 0; /* not ours to fix: skipped */
+  return mgr_store_admission(m->shared->store, f->kind, f->hex, value);
+}
+
+/* Publishing starts over (each attach: every table; after the file was read again: the
+ * invites and revocations, which only the subcommands add there; a key admitted here is
+ * published when it is admitted). */
+static void mgr__facts_start(manager *m, int keys) {
+  struct mgr_shared *sh = m->shared;
+  sh->pub_keys = keys || (sh->pub_active && sh->pub_keys);
+  sh->pub_active = 1;
+  sh->pub_phase = 0;
+  sh->pub_at = 0;
+  sh->pub_reads = m->admission.reads;
+}
+
+/* The next MGR_SHARED_FACTS_STEP facts: revoked invites, revoked keys, invites (not
+ * expired), then admitted keys. The tables may change between steps (a record removed
+ * moves the last one into its place): a fact may be written twice or missed then, until
+ * the next start; the store ignores a fact it holds. */
+static void mgr__facts_step(manager *m) {
+  struct mgr_shared *sh = m->shared;
+  const nm_admission_store *st = &m->admission.store;
+  uint64_t now = (uint64_t)time(NULL);
+  for (unsigned budget = MGR_SHARED_FACTS_STEP; sh->pub_active && budget;) {
+    nm_admission_fact f;
+    memset(&f, 0, sizeof f);
+    size_t n = sh->pub_phase == 0 ? st->nrevoked : sh->pub_phase == 1 ? st->nrevoked_keys
+             : sh->pub_phase == 2 ? st->ninvites : sh->pub_phase == 3 && sh->pub_keys ? st->nkeys : 0;
+    if (sh->pub_phase > 3) {
+      sh->pub_active = 0;
+      break;
+    }
+    if (sh->pub_at >= n) {
+      sh->pub_phase++;
+      sh->pub_at = 0;
+      continue;
+    }
+    size_t i = sh->pub_at;
+    switch (sh->pub_phase) {
+    case 0: f.kind = NM_ADMISSION_FACT_REVOKED_INVITE, memcpy(f.hex, st->revoked[i], sizeof f.hex); break;
+    case 1: f.kind = NM_ADMISSION_FACT_REVOKED_KEY, memcpy(f.hex, st->revoked_keys[i], sizeof f.hex); break;
+    case 2:
+      f.kind = NM_ADMISSION_FACT_INVITE;
+      memcpy(f.hex, st->invites[i].hash, sizeof f.hex);
+      f.expires = st->invites[i].expires, f.role = st->invites[i].role, f.max_uses = st->invites[i].max_uses;
+      break;
+    default:
+      f.kind = NM_ADMISSION_FACT_KEY;
+      memcpy(f.hex, st->keys[i].fingerprint, sizeof f.hex);
+      memcpy(f.name, st->keys[i].name, sizeof f.name);
+      memcpy(f.via, st->keys[i].via, sizeof f.via);
+      f.role = st->keys[i].role;
+      break;
+    }
+    if (f.kind == NM_ADMISSION_FACT_INVITE && nm_invite_expired(f.expires, now)) {
+      sh->pub_at++;
+      continue;
+    }
+    int rc = mgr__fact_write(m, &f);
+    if (rc == -ENOBUFS) return; /* the rest at the next step */
+    if (rc == -ENOTCONN) {
+      sh->pub_active = 0; /* the next attach starts over */
+      return;
+    }
+    if (rc < 0) mgr__write_failed(m, "an admission fact", f.hex, rc);
+    sh->pub_at++;
+    budget--;
+  }
+}
+
+void mgr_shared_admitted(manager *m, const char *fingerprint) {
+  struct mgr_shared *sh = m->shared;
+  if (!sh || sh->stopped || !sh->attached) return; /* the next attach publishes it */
+  const nm_admission_key *k = nm_admission_find_key(&m->admission.store, fingerprint);
+  if (!k) return;
+  nm_admission_fact f = {.kind = NM_ADMISSION_FACT_KEY, .role = k->role};
+  memcpy(f.hex, k->fingerprint, sizeof f.hex);
+  memcpy(f.name, k->name, sizeof f.name);
+  memcpy(f.via, k->via, sizeof f.via);
+  int rc = mgr__fact_write(m, &f);
+  if (rc < 0) mgr__write_failed(m, "the admission", k->name, rc);
+}
+
+/* At most 16 characters of a string from the store, fit for a log line: whoever writes to
+ * the store must not be able to forge lines in ours. */
+static const char *mgr__loggable(const char *in, char out[17]) {
+  size_t i = 0;
+  for (; in[i] && i < 16; i++) {
+    char c = in[i];
+    out[i] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                     c == '-'
+                 ? c
+                 : '?';
+  }
+  out[i] = 0;
+  return out;
+}
+
+/* A fact of another manager's (or, from a snapshot, of any): made here too. */
+static void mgr__on_admission(void *ud, char kind, const char *key, const char *value, size_t len, const char *from) {
+  manager *m = ud;
+  struct mgr_shared *sh = m->shared;
+  if (sh->stopped || (from[0] && strcmp(from, sh->self) == 0)) return; /* ours: known */
+  const char *who = !from[0] ? "(the store)" : mgr_store_check_name(from) == 0 ? from : "(a bad name)";
+  nm_admission_fact f;
+  char why[160], k[17], kb[17], kd[2] = {kind, 0};
+  if (nm_admission_fact_parse(kind, key, value, len, &f, why, sizeof why) < 0) {
+    sh->facts_bad++;
+    nm_log_ratelimited(&sh->log, NM_LOG_WARN, "store: an admission fact of manager %s skipped: '%s' %s: %s", who,
+                       mgr__loggable(kd, kb), mgr__loggable(key, k), why);
+    return;
+  }
+  int rc = mgr_admission_learn(&m->admission, &f);
+  if (rc < 0) {
+    nm_log_ratelimited(&sh->log, NM_LOG_WARN, "store: an admission fact of manager %s not made here: '%c' %.16s: %s",
+                       who, kind, f.hex, rc == -EEXIST ? "its name is another key's here" : nm_strerror(rc));
+    return;
+  }
+  if (rc == 0) return;
+  sh->facts_learned++;
+  switch (kind) {
+  case NM_ADMISSION_FACT_INVITE:
+    nm_log_ratelimited(&sh->adm_log, NM_LOG_INFO, "admission: invite %.16s (%s, %u uses at most) learned from manager %s",
+                       f.hex, nm_role_name(f.role), (unsigned)f.max_uses, who);
+    break;
+  case NM_ADMISSION_FACT_REVOKED_INVITE:
+    nm_log_ratelimited(&sh->adm_log, NM_LOG_INFO, "admission: invite %.16s revoked by manager %s", f.hex, who);
+    break;
+  case NM_ADMISSION_FACT_REVOKED_KEY:
+  {
+    nm_log_ratelimited(&sh->adm_log, NM_LOG_INFO, "admission: key %.16s revoked by manager %s", f.hex, who);
+    /* Its session here ends now when it is listed (an id is its key's fingerprint's
+     * start); every other session is checked at the next tick, once for many facts. */
+    char id[NM_ID_LEN + 1];
+    snprintf(id, sizeof id, "%.*s", NM_ID_LEN, f.hex);
+    mgr_session *s = mgr_find_listed(m, id);
+    if (s && !s->remote) mgr_sessions_drop_revoked(m);
+    sh->drop_revoked = 1;
+    break;
+  }
+  default:
+    nm_log_debug("admission: key %.16s (%s) admitted by manager %s", f.hex, f.name, who);
+    break;
+  }
+}
+
 /* ---- the tick ------------------------------------------------------------------------------ */
 
 void mgr_shared_tick(manager *m) {
@@ -516,9 +684,18 @@ void mgr_shared_tick(manager *m) {
   m->stats.store_ops[MGR_STORE_OP_RENEW] = st->renews;
   m->stats.store_ops[MGR_STORE_OP_REAP] = st->reaps;
   m->stats.store_ops[MGR_STORE_OP_COMPLAIN] = st->complaints;
+  m->stats.store_ops[MGR_STORE_OP_ADMISSION] = st->admissions;
   m->stats.store_errors = st->errors + sh->write_errors;
   m->stats.store_failovers = st->failovers;
   m->stats.remote_servants = sh->nremotes;
+  nm_log_rate_flush(&sh->log);
+  nm_log_rate_flush(&sh->adm_log);
+  if (sh->drop_revoked) {
+    sh->drop_revoked = 0;
+    mgr_sessions_drop_revoked(m);
+  }
+  if (sh->attached && m->admission.reads != sh->pub_reads) mgr__facts_start(m, 0);
+  if (sh->attached && sh->pub_active) mgr__facts_step(m);
   if (!sh->attached || now - sh->last_renew_ms < MGR_SHARED_RENEW_MS) return;
   sh->last_renew_ms = now;
   /* The registrations held here, renewed in one batch. */
@@ -550,12 +727,14 @@ int mgr_shared_init(manager *m) {
   snprintf(sh->self, sizeof sh->self, "%s", m->cfg.manager_name);
   sh->ttl_ms = m->cfg.timeout_s * 1000;
   sh->log = (nm_log_rate)NM_LOG_RATE_INIT("store warnings", NM_LOG_RATE_DEFAULT);
+  sh->adm_log = (nm_log_rate)NM_LOG_RATE_INIT("admission facts learned", 20);
   m->shared = sh;
   static const mgr_store_hooks hooks = {.on_snapshot = mgr__on_snapshot,
                                         .on_change = mgr__on_change,
                                         .on_down = mgr__on_down,
                                         .on_renewed = mgr__on_renewed,
-                                        .on_managers = mgr__on_managers};
+                                        .on_managers = mgr__on_managers,
+                                        .on_admission = mgr__on_admission};
   int rc = mgr_store_init(&sh->store, m->loop, m->cfg.store, m->cfg.overlay, sh->self, sh->ttl_ms, &hooks, m);
   if (rc < 0) {
     m->shared = NULL;

@@ -61,6 +61,9 @@ int mgr_shared_leave(struct manager *m, struct mgr_session *s, const char *reaso
 void mgr_shared_complain(struct manager *m, struct mgr_session *reporter, struct mgr_session *accused);
 /* s, saying hello, is the servant of the remote entry old: s takes its place. */
 void mgr_shared_take_over(struct manager *m, struct mgr_session *old, struct mgr_session *s);
+/* A key was admitted here (its record is in the admission store): published to the other
+ * managers of the overlay as an admission fact. */
+void mgr_shared_admitted(struct manager *m, const char *fingerprint);
 /* From the sweep: renewals, expiries, the announcement, the metrics' figures. */
 void mgr_shared_tick(struct manager *m);
 

@@ -51,10 +51,13 @@ enum store_state {
 };
 
 enum cmd_kind { K_ROLE, K_LOAD, K_SNAPSHOT, K_PUT, K_LEAVE, K_RENEW, K_REAP, K_COMPLAIN,
-                K_ANNOUNCE, K_XREAD, K_SENTINEL };
+                K_ANNOUNCE, K_XREAD, K_SENTINEL, K_ADMISSION, K_ADM_SNAPSHOT };
 
-enum { KEY_REG, KEY_HOLDER, KEY_ALIVE, KEY_SEQ, KEY_LOG, KEY_MANAGERS, KEY_N };
-static const char *const key_suffix[KEY_N] = {"reg", "holder", "alive", "seq", "log", "managers"};
+/* adm:*: the admission facts of every manager (mgr_store_admission), one hash per kind. */
+enum { KEY_REG, KEY_HOLDER, KEY_ALIVE, KEY_SEQ, KEY_LOG, KEY_MANAGERS, KEY_ADM_INV, KEY_ADM_KEY,
+       KEY_ADM_REVKEY, KEY_ADM_REVINV, KEY_N };
+static const char *const key_suffix[KEY_N] = {"reg", "holder", "alive", "seq", "log", "managers",
+                                              "adm:inv", "adm:key", "adm:rev", "adm:revinv"};
 
 /* ---- the scripts ------------------------------------------------------------------------
  * Each is atomic on the primary: that is what makes every decision once. The clock is
@@ -65,13 +68,14 @@ static const char *const key_suffix[KEY_N] = {"reg", "holder", "alive", "seq", "
   "local function now() local t = redis.call('TIME') "                             \
   "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end\n"
 
-enum { SC_PUT, SC_LEAVE, SC_RENEW, SC_REAP, SC_SNAPSHOT, SC_COMPLAIN, SC_ANNOUNCE, SC_N };
+enum { SC_PUT, SC_LEAVE, SC_RENEW, SC_REAP, SC_SNAPSHOT, SC_COMPLAIN, SC_ANNOUNCE, SC_ADMISSION,
+       SC_ADM_SNAPSHOT, SC_N };
 
 typedef struct {
   const char *name;
   const char *body;
   int nkeys;
-  int keys[5];
+  int keys[6];
 } store_script;
 
 static const store_script scripts[SC_N] = {
@@ -166,6 +170,51 @@ static const store_script scripts[SC_N] = {
     "for i = 1, math.min(#all, 2 * tonumber(ARGV[5])) do out[i] = all[i] end "
     "return {t, out}",
     1, {KEY_MANAGERS}},
+  /* ARGV: kind key value from maxlen max -> 1 (a new fact, published) or 0 (known already,
+   * or overruled by a revocation: nothing published). Not a change of the registry: no
+   * INCR. A revocation always wins: a revoked key's record and a revoked invite go, and
+   * neither comes back. */
+  [SC_ADMISSION] = {"admission",
+    "local k, key, v = ARGV[1], ARGV[2], ARGV[3] "
+    "local h "
+    "if k == 'i' then "
+    "  if redis.call('HEXISTS', KEYS[4], key) == 1 then return 0 end "
+    "  h = KEYS[1] "
+    "elseif k == 'k' then "
+    "  if redis.call('HEXISTS', KEYS[3], key) == 1 then return 0 end "
+    "  h = KEYS[2] "
+    "elseif k == 'r' then h = KEYS[3] "
+    "elseif k == 'v' then h = KEYS[4] "
+    "else return redis.error_reply('ERR natmesh admission fact of kind ' .. k) end "
+    "local old = redis.call('HGET', h, key) "
+    "if old == v then return 0 end "
+    "if old == false and redis.call('HLEN', h) >= tonumber(ARGV[6]) then "
+    "  return redis.error_reply('ERR natmesh admission facts of kind ' .. k .. ' full') end "
+    "redis.call('HSET', h, key, v) "
+    "if k == 'r' then redis.call('HDEL', KEYS[2], key) end "
+    "if k == 'v' then redis.call('HDEL', KEYS[1], key) end "
+    "local seq = tonumber(redis.call('GET', KEYS[5]) or '0') "
+    "redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 's', seq, 'o', 'a', "
+    "'i', key, 'h', ARGV[4], 'd', v, 'k', k) "
+    "return 1",
+    6, {KEY_ADM_INV, KEY_ADM_KEY, KEY_ADM_REVKEY, KEY_ADM_REVINV, KEY_SEQ, KEY_LOG}},
+  /* ARGV: max -> {kind, key, value, ...}: revocations first. The bound is checked before
+   * the reply is built. */
+  [SC_ADM_SNAPSHOT] = {"admission snapshot",
+    "local n = 0 "
+    "for i = 1, 4 do n = n + redis.call('HLEN', KEYS[i]) end "
+    "if n > tonumber(ARGV[1]) then "
+    "  return redis.error_reply('ERR natmesh admission snapshot of ' .. n .. ' facts') end "
+    "local out = {} "
+    "local kinds = {{KEYS[4], 'v'}, {KEYS[3], 'r'}, {KEYS[1], 'i'}, {KEYS[2], 'k'}} "
+    "for _, kh in ipairs(kinds) do "
+    "  local all = redis.call('HGETALL', kh[1]) "
+    "  for i = 1, #all, 2 do "
+    "    out[#out + 1] = kh[2]; out[#out + 1] = all[i]; out[#out + 1] = all[i + 1] "
+    "  end "
+    "end "
+    "return out",
+    4, {KEY_ADM_INV, KEY_ADM_KEY, KEY_ADM_REVKEY, KEY_ADM_REVINV}},
 };
 
 /* ---- state ------------------------------------------------------------------------------ */
@@ -589,6 +638,14 @@ static int snapshot_request(mgr_store *s) {
   const char *args[] = {max};
   int rc = script_send(s, K_SNAPSHOT, SC_SNAPSHOT, 1, args, NULL);
   if (rc == 0) s->snapshot_pending = 1;
+  /* The admission facts after it: one written between the two is read twice (once from
+   * the stream), which is harmless; none is missed. Not without the hook. */
+  if (rc == 0 && s->h.on_admission) {
+    char amax[24];
+    snprintf(amax, sizeof amax, "%u", (unsigned)MGR_STORE_FACTS_SNAPSHOT_MAX);
+    const char *aargs[] = {amax};
+    rc = script_send(s, K_ADM_SNAPSHOT, SC_ADM_SNAPSHOT, 1, aargs, NULL);
+  }
   return rc;
 }
 
@@ -753,6 +810,27 @@ static void on_snapshot_reply(mgr_store *s, const redisReply *r) {
   if (!s->closing && s->link_up && !s->snapshot_pending) reader_next(s);
 }
 
+/* Every manager's admission facts: {kind, key, value, ...}, each handed to on_admission
+ * (from ""). A fact out of bounds is skipped; the hook checks the rest. */
+static void on_adm_snapshot_reply(mgr_store *s, const redisReply *r) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements % 3 != 0 ||
+      r->elements / 3 > MGR_STORE_FACTS_SNAPSHOT_MAX) {
+    s->st.errors++;
+    nm_log_ratelimited(&s->lograte, NM_LOG_WARN, "store: a malformed admission snapshot");
+    return;
+  }
+  s->st.adm_snapshots++;
+  for (size_t i = 0; i < r->elements && !s->closing; i += 3) {
+    const redisReply *k = r->element[i], *key = r->element[i + 1], *v = r->element[i + 2];
+    if (!is_name(k, 1, 0) || !is_name(key, MGR_STORE_ID_MAX, 0) || !is_name(v, MGR_STORE_FACT_MAX, 1)) {
+      s->st.errors++;
+      nm_log_ratelimited(&s->lograte, NM_LOG_WARN, "store: admission fact out of bounds, skipped");
+      continue;
+    }
+    if (s->h.on_admission) s->h.on_admission(s->ud, k->str[0], key->str, v->str, v->len, "");
+  }
+}
+
 /* ---- the stream reader ------------------------------------------------------------------------ */
 
 static void reader_next(mgr_store *s) {
@@ -763,7 +841,7 @@ static void reader_next(mgr_store *s) {
 
 /* One stream entry's fields into c. 0, or -EINVAL when one is missing or out of bounds. */
 static int entry_parse(const redisReply *f, mgr_store_change *c) {
-  const redisReply *sr = NULL, *o = NULL, *i = NULL, *h = NULL, *d = NULL;
+  const redisReply *sr = NULL, *o = NULL, *i = NULL, *h = NULL, *d = NULL, *kd = NULL;
   if (f->type != REDIS_REPLY_ARRAY || f->elements % 2 != 0 || f->elements > 32) return -EINVAL;
   for (size_t k = 0; k < f->elements; k += 2) {
     const redisReply *name = f->element[k], *v = f->element[k + 1];
@@ -774,14 +852,18 @@ static int entry_parse(const redisReply *f, mgr_store_change *c) {
     case 'i': i = v; break;
     case 'h': h = v; break;
     case 'd': d = v; break;
+    case 'k': kd = v; break;
     default: break; /* a field of a later version */
     }
   }
   if (!sr || !o || !i || !h || !d || reply_u64(sr, &c->seq) < 0 || o->len != 1 ||
-      (o->str[0] != 'u' && o->str[0] != 'l' && o->str[0] != 'c') ||
+      (o->str[0] != 'u' && o->str[0] != 'l' && o->str[0] != 'c' && o->str[0] != 'a') ||
       !is_name(i, MGR_STORE_ID_MAX, 0) || !is_name(h, MGR_STORE_NAME_MAX, 1) ||
       d->len > MGR_STORE_RECORD_MAX)
     return -EINVAL;
+  /* An admission fact: its kind, a value of bounded size. */
+  if (o->str[0] == 'a' && (!kd || kd->len != 1 || d->len > MGR_STORE_FACT_MAX)) return -EINVAL;
+  c->kind = o->str[0] == 'a' ? kd->str[0] : 0;
   c->op = o->str[0];
   c->id = i->str;
   c->holder = h->str;
@@ -801,6 +883,12 @@ static int entry_deliver(mgr_store *s, const redisReply *e) {
     nm_log_ratelimited(&s->lograte, NM_LOG_WARN, "store: stream entry %s malformed, skipped",
                        e->element[0]->str);
     snprintf(s->lastid, sizeof s->lastid, "%s", e->element[0]->str);
+    return 1;
+  }
+  if (c.op == 'a') { /* an admission fact: not a change of the registry */
+    snprintf(s->lastid, sizeof s->lastid, "%s", e->element[0]->str);
+    s->st.changes_read++;
+    if (s->h.on_admission) s->h.on_admission(s->ud, c.kind, c.id, c.data, c.len, c.holder);
     return 1;
   }
   if (c.op != 'c') {
@@ -984,6 +1072,11 @@ static void dispatch(mgr_store *s, store_cmd *k, const redisReply *r) {
   case K_REAP: s->st.reaps++; break;
   case K_COMPLAIN: s->st.complaints++; break;
   case K_ANNOUNCE: on_announce_reply(s, r); break;
+  case K_ADM_SNAPSHOT: on_adm_snapshot_reply(s, r); break;
+  case K_ADMISSION:
+    s->st.admissions++;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) s->st.admissions_new++;
+    break;
   default: break;
   }
 }
@@ -1162,4 +1255,17 @@ int mgr_store_announce(mgr_store *s, const char *addr, unsigned port, const char
   snprintf(max, sizeof max, "%d", MGR_STORE_MANAGERS_MAX);
   const char *args[] = {s->self, addr, p, fp, max};
   return script_send(s, K_ANNOUNCE, SC_ANNOUNCE, 5, args, NULL);
+}
+
+int mgr_store_admission(mgr_store *s, char kind, const char *key, const char *value) {
+  if (!s || (kind != 'i' && kind != 'k' && kind != 'r' && kind != 'v') || !key ||
+      !valid_name(key, strlen(key)) || strlen(key) > MGR_STORE_ID_MAX || !value ||
+      strlen(value) > MGR_STORE_FACT_MAX)
+    return -EINVAL;
+  int rc = can_write(s, 1);
+  if (rc < 0) return rc;
+  char k[2] = {kind, 0}, max[16];
+  snprintf(max, sizeof max, "%u", (unsigned)MGR_STORE_FACTS_MAX);
+  const char *args[] = {k, key, value, s->self, maxlen_arg, max};
+  return script_send(s, K_ADMISSION, SC_ADMISSION, 6, args, NULL);
 }

@@ -34,12 +34,16 @@
 #define MGR_STORE_REAP_LIMIT 1000      /* expiries per reap script */
 #define MGR_STORE_LOG_MAXLEN 100000    /* the stream is trimmed to about this many entries */
 #define MGR_STORE_MANAGERS_MAX 64      /* entries read back from P managers */
+#define MGR_STORE_FACT_MAX 127         /* bytes of an admission fact's value */
+#define MGR_STORE_FACTS_MAX 262144     /* admission facts of one kind (NM_ADMISSION_KEYS_MAX) */
+#define MGR_STORE_FACTS_SNAPSHOT_MAX (2 * MGR_STORE_FACTS_MAX) /* facts in one snapshot */
 
 typedef struct mgr_store mgr_store;
 
 typedef struct {
   uint64_t seq;        /* u, l: the overlay version this change makes; c: the current one */
-  char op;             /* 'u', 'l', 'c' */
+  char op;             /* 'u', 'l', 'c' ('a', an admission fact, goes to on_admission) */
+  char kind;           /* a: the fact's kind */
   const char *id;      /* the servant */
   const char *holder;  /* u: who holds it now; l: who removed it ("" when expired); c: the
                           accused's holder */
@@ -75,6 +79,14 @@ typedef struct {
   /* Optional (NULL: not read back): after each announce, every manager of the overlay
    * (this one included), at most MGR_STORE_MANAGERS_MAX. */
   void (*on_managers)(void *ud, const mgr_store_manager *m, size_t n);
+  /* Optional (NULL: facts are neither read nor asked for): one admission fact of some
+   * manager, kind 'i', 'k', 'r' or 'v' (nm_admission.h's facts), key and value as that
+   * manager wrote them (mgr_store_admission), from: its name. Called for every fact the
+   * store holds after each snapshot (from ""), then for each new one from the change log,
+   * this manager's own included. Strings are checked only for bounds (a key of at most
+   * MGR_STORE_ID_MAX bytes, a value of at most MGR_STORE_FACT_MAX, no NUL): parse them. */
+  void (*on_admission)(void *ud, char kind, const char *key, const char *value, size_t len,
+                       const char *from);
 } mgr_store_hooks;
 
 /* redis://IP:PORT or sentinel://IP:PORT[,IP:PORT...]/MASTERNAME; IP literals only (v6 in
@@ -105,9 +117,15 @@ int mgr_store_renew(mgr_store *s, const char *const *ids, size_t n); /* batches 
 int mgr_store_reap(mgr_store *s);
 int mgr_store_complain(mgr_store *s, const char *accused, const char *holder, const char *reporter);
 int mgr_store_announce(mgr_store *s, const char *addr, unsigned port, const char *fp);
+/* One admission fact of this manager's (nm_admission.h): kept in the store's hashes P adm:*
+ * and, when it is new there (not known already, not overruled by a revocation), published
+ * on the change log as op 'a' (no new overlay version). kind 'i', 'k', 'r' or 'v'; key:
+ * [A-Za-z0-9._-], at most MGR_STORE_ID_MAX bytes; value: at most MGR_STORE_FACT_MAX bytes.
+ * Idempotent: the same fact again publishes nothing. */
+int mgr_store_admission(mgr_store *s, char kind, const char *key, const char *value);
 
 typedef struct { uint64_t puts, leaves, renews, reaps, complaints, changes_read, snapshots,
-                 errors, reconnects, failovers; } mgr_store_stats;
+                 errors, reconnects, failovers, admissions, admissions_new, adm_snapshots; } mgr_store_stats;
 const mgr_store_stats *mgr_store_get_stats(const mgr_store *s);
 
 #endif

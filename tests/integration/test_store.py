@@ -14,6 +14,8 @@ store must survive, on store_check's cues:
             refused until REPLICAOF NO ONE
   stall     redis-server SIGSTOPped: the watchdog (no reply in 5 s) says down; SIGCONT: up
   restart   redis-server killed: on_down once; started again (empty): a snapshot at 0
+  admission admission facts: each new one published once, a revocation wins over the record
+            and over later ones, a newcomer reads them all at its snapshot
   failover  primary + replica + 3 sentinels; the primary SIGKILLed: the store follows the
             sentinels to the promoted replica (failovers 1, the data still there)
 """
@@ -50,6 +52,10 @@ async def test(h, args):
     r = await RedisServer(h).start()
     await finish(h, await run_check(h, args, "basic", r.url),
                  "put/leave/renew/reap/complain/announce/snapshot against redis-server")
+
+    r7 = await RedisServer(h, name="redis-admission").start()
+    await finish(h, await run_check(h, args, "admission", r7.url),
+                 "admission facts: published once, revocations win, a newcomer reads them all")
 
     r2 = await RedisServer(h, name="redis-gap").start()
     await finish(h, await run_check(h, args, "gap", r2.url), "a gap in the stream: a snapshot")

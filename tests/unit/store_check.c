@@ -11,6 +11,8 @@
  *                                    SIGSTOPped ("down after N ms"), SIGCONT: "up again"
  *   store_check restart URL          prints "up", waits for the server to die ("down"), to
  *                                    come back ("up again")
+ *   store_check admission URL        admission facts: published once, revocations win, bad
+ *                                    ones refused, a newcomer reads them all at its snapshot
  *   store_check failover URL         sentinel:// : "up PRIMARY", the primary SIGKILLed,
  *                                    "up again PRIMARY" on the promoted replica
  *
@@ -46,6 +48,8 @@ typedef struct {
   size_t nch;
   char missing[256], moved[256];
   char mgrs[256];
+  size_t nfacts;
+  char facts[MAXREC][200]; /* "kind key value from" */
 } rec;
 
 static uv_loop_t *loop;
@@ -100,7 +104,15 @@ static void on_managers(void *ud, const mgr_store_manager *m, size_t n) {
              m[i].name, m[i].addr, m[i].port, m[i].fp);
 }
 
-static const mgr_store_hooks hooks = {on_snapshot, on_change, on_down, on_renewed, on_managers};
+static void on_admission(void *ud, char kind, const char *key, const char *value, size_t len,
+                         const char *from) {
+  rec *r = ud;
+  if (r->nfacts == MAXREC) return;
+  snprintf(r->facts[r->nfacts++], sizeof r->facts[0], "%c %s %.*s %s", kind, key, (int)len, value, from);
+}
+
+static const mgr_store_hooks hooks = {on_snapshot, on_change, on_down, on_renewed, on_managers,
+                                      on_admission};
 
 /* Runs the loop until cond holds or timeout_ms passed; the store's own timer ticks every
  * 250 ms, so the loop never sleeps past a deadline by much. */
@@ -285,6 +297,60 @@ static void run_basic(const char *url) {
   close_store(&b);
   close_store(&c);
   close_store(&d);
+}
+
+static size_t fact_count(const rec *r, const char *fact) {
+  size_t n = 0;
+  for (size_t i = 0; i < r->nfacts; i++) n += strcmp(r->facts[i], fact) == 0;
+  return n;
+}
+
+/* Admission facts: each new one published once (from its manager), the same one again not
+ * at all, a revocation wins over the record it revokes and over any later one; a newcomer
+ * reads every fact the store holds at its snapshot, revocations first. */
+static void run_admission(const char *url) {
+  rec a, b, c;
+  char fp[65], hash[65];
+  memset(fp, 'a', 64), fp[64] = 0;
+  memset(hash, 'b', 64), hash[64] = 0;
+  open_store(&a, "mA", url, 60000);
+  open_store(&b, "mB", url, 60000);
+  WAIT(mgr_store_is_up(a.s) && mgr_store_is_up(b.s), 5000);
+  NMT_CHECK(mgr_store_is_up(a.s) && mgr_store_is_up(b.s));
+  NMT_EQ_INT(mgr_store_admission(a.s, 'i', hash, "0 servant 1"), 0);
+  NMT_EQ_INT(mgr_store_admission(a.s, 'i', hash, "0 servant 1"), 0); /* the same: silent */
+  NMT_EQ_INT(mgr_store_admission(a.s, 'k', fp, "alice servant -"), 0);
+  WAIT(b.nfacts >= 2, 5000);
+  NMT_EQ_INT(b.nfacts, 2);
+  NMT_EQ_INT(fact_count(&b, "i bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb 0 servant 1 mA"), 1);
+  NMT_EQ_INT(fact_count(&b, "k aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa alice servant - mA"), 1);
+  /* Revoked on b: the key's record goes; a's later admission of it is refused. */
+  NMT_EQ_INT(mgr_store_admission(b.s, 'r', fp, ""), 0);
+  NMT_EQ_INT(mgr_store_admission(b.s, 'v', hash, ""), 0);
+  WAIT(a.nfacts >= 4, 5000); /* its own two, echoed, and b's two */
+  NMT_EQ_INT(mgr_store_admission(a.s, 'k', fp, "alice relay -"), 0);
+  NMT_EQ_INT(mgr_store_admission(a.s, 'i', hash, "0 servant 1"), 0);
+  /* Bad arguments never reach the store. */
+  NMT_EQ_INT(mgr_store_admission(a.s, 'x', fp, ""), -EINVAL);
+  NMT_EQ_INT(mgr_store_admission(a.s, 'k', "a b", ""), -EINVAL);
+  char big[200];
+  memset(big, 'x', sizeof big - 1), big[sizeof big - 1] = 0;
+  NMT_EQ_INT(mgr_store_admission(a.s, 'k', fp, big), -EINVAL);
+  WAIT(mgr_store_get_stats(a.s)->admissions >= 5, 5000);
+  NMT_EQ_INT(mgr_store_get_stats(a.s)->admissions, 5);
+  NMT_EQ_INT(mgr_store_get_stats(a.s)->admissions_new, 2); /* the first 'i' and 'k' only */
+  NMT_EQ_INT(mgr_store_get_stats(b.s)->admissions_new, 2);
+  NMT_EQ_INT(fact_count(&a, "r aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa  mB"), 1);
+  /* A newcomer: what the store holds now, from "": both revocations, no invite, no key. */
+  open_store(&c, "mC", url, 60000);
+  WAIT(mgr_store_get_stats(c.s)->adm_snapshots >= 1, 5000);
+  NMT_EQ_INT(c.nfacts, 2);
+  NMT_EQ_INT(fact_count(&c, "v bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  "), 1);
+  NMT_EQ_INT(fact_count(&c, "r aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa  "), 1);
+  NMT_EQ_INT(mgr_store_get_stats(c.s)->errors, 0);
+  close_store(&a);
+  close_store(&b);
+  close_store(&c);
 }
 
 /* A blocking connection of the test's own, to damage the stream. */
@@ -518,6 +584,7 @@ int main(int argc, char **argv) {
   else if (strcmp(argv[1], "stall") == 0) { nmt__current = "stall"; run_stall(url); }
   else if (strcmp(argv[1], "restart") == 0) { nmt__current = "restart"; run_restart(url); }
   else if (strcmp(argv[1], "failover") == 0) { nmt__current = "failover"; run_failover(url); }
+  else if (strcmp(argv[1], "admission") == 0) { nmt__current = "admission"; run_admission(url); }
   else return 2;
   /* every handle closed, every byte freed (ASan's leak check sees the rest) */
   uv_run(loop, UV_RUN_DEFAULT);

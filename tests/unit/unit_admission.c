@@ -861,6 +861,103 @@ static void test_indexes_follow_the_tables(void) {
   nm_admission_store_close(&s);
 }
 
+/* Facts (issue 14): formatted, parsed back the same; hostile ones refused with a reason;
+ * applied, a revocation always wins. */
+static void test_facts(void) {
+  nm_admission_fact f, g;
+  char v[NM_ADMISSION_FACT_VALUE_MAX], why[160], hash[NM_SHA256_HEX_LEN + 1];
+  hash_of(7, hash);
+  /* round trips */
+  memset(&f, 0, sizeof f);
+  f.kind = NM_ADMISSION_FACT_INVITE, f.expires = 1234567, f.role = NM_ROLE_RELAY, f.max_uses = 3;
+  memcpy(f.hex, hash, sizeof f.hex);
+  int n = nm_admission_fact_format(&f, v, sizeof v);
+  NMT_EQ_STR(v, "1234567 relay 3");
+  NMT_EQ_INT(n, 15);
+  NMT_EQ_INT(nm_admission_fact_parse('i', hash, v, (size_t)n, &g, why, sizeof why), 0);
+  NMT_CHECK(memcmp(&f, &g, sizeof f) == 0);
+  memset(&f, 0, sizeof f);
+  f.kind = NM_ADMISSION_FACT_KEY, f.role = NM_ROLE_SERVANT;
+  memcpy(f.hex, fp(1), sizeof f.hex);
+  snprintf(f.name, sizeof f.name, "alice");
+  n = nm_admission_fact_format(&f, v, sizeof v);
+  NMT_EQ_STR(v, "alice servant -");
+  NMT_EQ_INT(nm_admission_fact_parse('k', fp(1), v, (size_t)n, &g, why, sizeof why), 0);
+  NMT_CHECK(memcmp(&f, &g, sizeof f) == 0);
+  memcpy(f.via, hash, NM_INVITE_ID_LEN);
+  n = nm_admission_fact_format(&f, v, sizeof v);
+  NMT_EQ_INT(nm_admission_fact_parse('k', fp(1), v, (size_t)n, &g, why, sizeof why), 0);
+  NMT_EQ_STR(g.via, f.via);
+  NMT_EQ_INT(nm_admission_fact_parse('r', fp(1), "", 0, &g, why, sizeof why), 0);
+  NMT_EQ_INT(nm_admission_fact_parse('v', hash, "", 0, &g, why, sizeof why), 0);
+  /* hostile or broken */
+  static const struct { char kind; const char *key, *value, *why; } bad[] = {
+    {'i', "abc", "0 servant 1", "bad secret hash"},
+    {'k', "ABCDEF", "bob servant -", "bad fingerprint"},
+    {'i', NULL, "0 servant", "3 fields"},
+    {'i', NULL, "0 servant 1 2", "3 fields"},
+    {'i', NULL, "x servant 1", "bad expiry"},
+    {'i', NULL, "0 admin 1", "bad role"},
+    {'i', NULL, "0 servant 4294967296", "bad max-uses"},
+    {'i', NULL, "-1 servant 1", "bad expiry"},
+    {'k', NULL, "b\x01b servant -", "bad name"},
+    {'k', NULL, "bob servant 123", "bad invite id"},
+    {'k', NULL, "bob manager -", "bad role"},
+    {'r', NULL, "x", "no value"},
+    {'v', NULL, " y", "no value"},
+    {'z', NULL, "", "unknown kind"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char *key = bad[i].key ? bad[i].key : (bad[i].kind == 'k' || bad[i].kind == 'r') ? fp(2) : hash;
+    why[0] = 0;
+    NMT_EQ_INT(nm_admission_fact_parse(bad[i].kind, key, bad[i].value, strlen(bad[i].value), &g, why, sizeof why),
+               -EINVAL);
+    NMT_HAS(why, bad[i].why);
+  }
+  char big[300];
+  memset(big, 'a', sizeof big);
+  NMT_EQ_INT(nm_admission_fact_parse('k', fp(2), big, sizeof big, &g, why, sizeof why), -EINVAL);
+  NMT_EQ_INT(nm_admission_fact_parse('k', fp(2), "bob\0x servant -", 16, &g, why, sizeof why), -EINVAL);
+  NMT_HAS(why, "NUL");
+  f.kind = 'q';
+  NMT_EQ_INT(nm_admission_fact_format(&f, v, sizeof v), -EINVAL);
+
+  /* applied: a revocation wins, whichever comes first */
+  nm_admission_store s;
+  nm_admission_store_init(&s);
+  NMT_EQ_INT(nm_admission_fact_parse('i', hash, "0 servant 2", 11, &g, why, sizeof why), 0);
+  NMT_EQ_INT(nm_admission_fact_apply(&s, &g), 1);
+  NMT_EQ_INT(nm_admission_fact_apply(&s, &g), 0);
+  NMT_EQ_INT(s.ninvites, 1);
+  NMT_EQ_INT(s.invites[0].max_uses, 2);
+  NMT_EQ_INT(nm_admission_fact_parse('k', fp(3), "carol servant -", 15, &g, why, sizeof why), 0);
+  NMT_EQ_INT(nm_admission_fact_apply(&s, &g), 1);
+  NMT_EQ_INT(nm_admission_fact_apply(&s, &g), 0);
+  NMT_CHECK(nm_admission_find_key(&s, fp(3)) != NULL);
+  NMT_EQ_INT(nm_admission_fact_parse('k', fp(4), "Carol servant -", 15, &g, why, sizeof why), 0);
+  NMT_EQ_INT(nm_admission_fact_apply(&s, &g), -EEXIST); /* the name is another key's */
+  NMT_EQ_INT(nm_admission_fact_parse('r', fp(3), "", 0, &g, why, sizeof why), 0);
+  NMT_EQ_INT(nm_admission_fact_apply(&s, &g), 1);
+  NMT_EQ_INT(nm_admission_fact_apply(&s, &g), 0);
+  NMT_CHECK(nm_admission_find_key(&s, fp(3)) == NULL);
+  NMT_EQ_INT(nm_admission_fact_parse('k', fp(3), "carol servant -", 15, &g, why, sizeof why), 0);
+  NMT_EQ_INT(nm_admission_fact_apply(&s, &g), -EPERM); /* revoked stays revoked */
+  NMT_EQ_INT(nm_admission_fact_parse('v', hash, "", 0, &g, why, sizeof why), 0);
+  NMT_EQ_INT(nm_admission_fact_apply(&s, &g), 1);
+  NMT_EQ_INT(s.ninvites, 0);
+  NMT_EQ_INT(s.nrevoked, 1);
+  NMT_EQ_INT(nm_admission_fact_parse('i', hash, "0 servant 2", 11, &g, why, sizeof why), 0);
+  NMT_EQ_INT(nm_admission_fact_apply(&s, &g), 0); /* a revoked invite does not come back */
+  NMT_EQ_INT(s.ninvites, 0);
+  /* a revocation of an invite never seen here: its secret refused from now on */
+  char other[NM_SHA256_HEX_LEN + 1];
+  hash_of(8, other);
+  NMT_EQ_INT(nm_admission_fact_parse('v', other, "", 0, &g, why, sizeof why), 0);
+  NMT_EQ_INT(nm_admission_fact_apply(&s, &g), 1);
+  NMT_EQ_INT(s.nrevoked, 2);
+  nm_admission_store_close(&s);
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/unit_admission.XXXXXX");
   if (!mkdtemp(dir)) return 2;
@@ -878,6 +975,7 @@ int main(void) {
   NMT_RUN(test_corrupt_files);
   NMT_RUN(test_file_mutations);
   NMT_RUN(test_indexes_follow_the_tables);
+  NMT_RUN(test_facts);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

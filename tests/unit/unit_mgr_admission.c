@@ -369,6 +369,64 @@ static void test_invite_uses_are_saved_at_once(void) {
   NMT_EQ_INT(uv_loop_close(&loop), 0);
 }
 
+/* Facts from other managers (issue 14): made in memory at once (the next decision sees
+ * them), kept through a re-read of the file a subcommand changed, saved with the batch; a
+ * learned revocation wins over a key admitted here and over a learned record. */
+static void test_learned_facts(void) {
+  clean();
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  mgr_admission running, cmd;
+  char err[300], why[160], hash[NM_SHA256_HEX_LEN + 1];
+  NMT_EQ_INT(mgr_admission_open(&running, dir, NM_ADMISSION_INVITE, err, sizeof err), 0);
+  NMT_EQ_INT(mgr_admission_start(&running, &loop), 0);
+  NMT_EQ_INT(mgr_admission_open(&cmd, dir, NM_ADMISSION_INVITE, err, sizeof err), 0);
+  unsigned char sec[NM_INVITE_SECRET_LEN];
+  secret_of(9, sec);
+  nm_invite_secret_hash(sec, hash);
+  nm_admission_fact f;
+  /* Another manager's invite: this one admits its secret at once. */
+  NMT_EQ_INT(nm_admission_fact_parse('i', hash, "0 servant 0", 11, &f, why, sizeof why), 0);
+  NMT_EQ_INT(mgr_admission_learn(&running, &f), 1);
+  NMT_EQ_INT(mgr_admission_learn(&running, &f), 0);
+  nm_admission_request rq = request(51, "hana", NM_ROLE_SERVANT, sec);
+  nm_admission_decision d;
+  NMT_EQ_INT(mgr_admission_admit(&running, &rq, &d, err, sizeof err), 0);
+  NMT_EQ_INT(d.reason, NM_ADMIT_INVITED);
+  /* Another manager's key, then a subcommand changes the file: still known. */
+  NMT_EQ_INT(nm_admission_fact_parse('k', fp(52), "ivan servant -", 14, &f, why, sizeof why), 0);
+  NMT_EQ_INT(mgr_admission_learn(&running, &f), 1);
+  new_invite v = {10, NM_ROLE_SERVANT, 0};
+  NMT_EQ_INT(mgr_admission_update(&cmd, add_invite, &v, err, sizeof err), 1);
+  uint64_t reads = running.reads;
+  NMT_EQ_INT(mgr_admission_refresh(&running, err, sizeof err), 1);
+  NMT_EQ_INT(running.reads, reads + 1);
+  NMT_CHECK(nm_admission_find_key(&running.store, fp(52)) != NULL);
+  /* Another manager revokes hana's key: gone here too, and refused from then on. */
+  NMT_EQ_INT(nm_admission_fact_parse('r', fp(51), "", 0, &f, why, sizeof why), 0);
+  NMT_EQ_INT(mgr_admission_learn(&running, &f), 1);
+  NMT_CHECK(mgr_admission_key_revoked(&running, fp(51)));
+  NMT_EQ_INT(nm_admission_fact_parse('k', fp(51), "hana servant -", 14, &f, why, sizeof why), 0);
+  NMT_EQ_INT(mgr_admission_learn(&running, &f), 0); /* the revocation wins */
+  rq = request(51, "hana", NM_ROLE_SERVANT, NULL);
+  NMT_EQ_INT(mgr_admission_admit(&running, &rq, &d, err, sizeof err), 0);
+  NMT_EQ_INT(d.reason, NM_REFUSE_KEY_REVOKED);
+  /* Saved: a restart keeps them. */
+  uv_run(&loop, UV_RUN_DEFAULT);
+  mgr_admission reader;
+  NMT_EQ_INT(mgr_admission_open(&reader, dir, NM_ADMISSION_INVITE, err, sizeof err), 0);
+  NMT_EQ_INT(reader.store.ninvites, 2);
+  NMT_CHECK(nm_admission_find_key(&reader.store, fp(52)) != NULL);
+  NMT_CHECK(mgr_admission_key_revoked(&reader, fp(51)));
+  NMT_CHECK(nm_admission_find_key(&reader.store, fp(51)) == NULL);
+  mgr_admission_close(&reader);
+  mgr_admission_stop(&running);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  mgr_admission_close(&running);
+  mgr_admission_close(&cmd);
+  NMT_EQ_INT(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   if (!mkdtemp(dir)) return 1;
   NMT_RUN(test_a_change_is_seen_by_the_other_side);
@@ -380,6 +438,7 @@ int main(void) {
   NMT_RUN(test_pending_records_and_a_subcommand);
   NMT_RUN(test_close_saves_what_waits);
   NMT_RUN(test_invite_uses_are_saved_at_once);
+  NMT_RUN(test_learned_facts);
   clean();
   rmdir(dir);
   return nmt_done();
