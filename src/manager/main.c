@@ -590,7 +590,6 @@ int main(int argc, char **argv) {
   mgr_shared_close(&m); /* its remote entries leave the index first */
   mgr_publish_close(&m);
   free(m.list.at);
-  mgr_shared_close(&m); /* its remote entries leave the index: before the index goes */
   mgr_index_close(&m.index);
   mgr_neighbours_close(&m);
   mgr_views_close(&m);
