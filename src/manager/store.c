@@ -246,6 +246,7 @@ struct store_conn {
   char addr[STORE_ADDR_MAX];
   store_cmd *head, *tail; /* in flight, oldest first (replies come in order) */
   size_t inflight;
+  const store_cmd *overdue; /* the oldest command was past its time at the last tick */
 };
 
 typedef struct {
@@ -530,6 +531,7 @@ static void conn_drop(store_conn *c) {
   c->gen++;
   c->connected = 0;
   c->head = c->tail = NULL;
+  c->overdue = NULL;
   c->inflight = 0;
   if (ac) redisAsyncFree(ac);
 }
@@ -571,6 +573,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
   c->ac = NULL;
   c->gen++;
   c->head = c->tail = NULL;
+  c->overdue = NULL;
   c->inflight = 0;
   conn_failed(c, why);
 }
@@ -583,6 +586,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
   c->ac = NULL;
   c->gen++;
   c->head = c->tail = NULL;
+  c->overdue = NULL;
   c->inflight = 0;
   conn_failed(c, why);
 }
@@ -707,10 +711,22 @@ static void tick_conn(store_conn *c, uint64_t now) {
     if (now - c->started_ms > limit) conn_failed(c, "connect timed out");
     return;
   }
-  if (!c->head) return;
+  if (!c->head) {
+    c->overdue = NULL;
+    return;
+  }
   limit = c->role == CONN_SENTINEL ? STORE_SENTINEL_TIMEOUT_MS : STORE_REPLY_TIMEOUT_MS;
   if (c->head->kind == K_XREAD) limit += STORE_XREAD_BLOCK_MS;
-  if (now - c->head->sent_ms > limit) conn_failed(c, "no reply in time");
+  if (now - c->head->sent_ms <= limit) {
+    c->overdue = NULL;
+    return;
+  }
+  /* Two ticks in a row: libuv runs timers before it polls, so after the manager's own loop
+   * was busy for longer than the limit (a burst of full lists) the reply may be waiting in
+   * the socket, unread. The poll between two ticks reads it; only a reply still missing
+   * then means the server is gone. */
+  if (c->overdue == c->head) conn_failed(c, "no reply in time");
+  else c->overdue = c->head;
 }
 
 static void tick_cb(uv_timer_t *t) {
