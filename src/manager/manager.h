@@ -208,8 +208,10 @@ typedef struct mgr_session {
   int views_ok; /* its hello said views="1": it can take a view (else the whole list) */
   uint16_t held_port;
   struct mgr_session *rel_prev, *rel_next, *acc_prev, *acc_next;
-  /* shared.h: a remote entry's own part (NULL for a session of ours) */
+  /* shared.h: a remote entry's own part (NULL for a session of ours); for ours, the last
+   * snapshot that held its record as it is */
   struct mgr_remote *remote;
+  uint64_t shared_seen;
 } mgr_session;
 
 struct manager {

@@ -53,6 +53,8 @@ struct mgr_shared {
   unsigned ttl_ms;
   int stopped;
   uint64_t write_errors; /* writes the store client refused (down, too many in flight) */
+  uint64_t detached_changes; /* changes of ours published with our own versions since the
+                                last snapshot (the store did not answer) */
   nm_log_rate log;       /* what the store's contents make us say */
   /* the overlay's managers as last announced (for the status) */
   mgr_store_manager_copy managers[NM_STATUS_MANAGERS_MAX];
@@ -314,6 +316,7 @@ int mgr_shared_put(manager *m, mgr_session *s) {
   /* Not written while attached: the renewal's missing list or the next snapshot puts it
    * right; not published here, or the sequence would fork. */
   if (rc < 0 && sh->attached) mgr__write_failed(m, "the entry", s->name, rc);
+  if (!sh->attached) sh->detached_changes++; /* the caller publishes it with a version of ours */
   return sh->attached;
 }
 
@@ -322,6 +325,7 @@ int mgr_shared_leave(manager *m, mgr_session *s, const char *reason) {
   if (!sh || sh->stopped) return 0;
   int rc = mgr_store_leave(sh->store, s->id, reason ? reason : "");
   if (rc < 0 && sh->attached) mgr__write_failed(m, "the leave", s->name, rc);
+  if (!sh->attached) sh->detached_changes++;
   return sh->attached;
 }
 
@@ -415,7 +419,7 @@ static void mgr__on_snapshot(void *ud, uint64_t seq, const mgr_store_entry *e, s
   uint64_t now = mgr_now_ms(m);
   mgr_publish_settle(m); /* what went out under the old numbering, out first */
   uint64_t gen = ++sh->generation;
-  size_t remote = 0, ours = 0, gone = 0, dropped = 0;
+  size_t remote = 0, ours = 0, gone = 0, dropped = 0, changed = 0;
   for (size_t i = 0; i < n; i++) {
     nm_peer p;
     mgr_shared_private priv;
@@ -428,16 +432,28 @@ static void mgr__on_snapshot(void *ud, uint64_t seq, const mgr_store_entry *e, s
     if (strcmp(e[i].holder, sh->self) == 0) {
       if (s && !s->remote) {
         ours++;
-        continue; /* written again below if it differs */
+        /* As we would write it now: nothing to write again. */
+        char *rec = NULL;
+        size_t len = 0;
+        if (mgr__record_of(s, &rec, &len) == 0 && len == e[i].len && memcmp(rec, e[i].data, len) == 0)
+          s->shared_seen = gen;
+        free(rec);
+        continue;
       }
       /* Ours by the store, not held here: an earlier life's. */
       mgr_store_leave(sh->store, e[i].id, "no session at its manager");
       gone++;
       continue;
     }
-    if (!s) s = mgr__remote_list(m, &p, &priv, e[i].holder);
-    else if (s->remote) mgr__remote_update(m, s, &p, &priv, e[i].holder);
-    else continue; /* held by us with a live session: ours wins, written below */
+    if (!s) {
+      s = mgr__remote_list(m, &p, &priv, e[i].holder);
+      changed++;
+    } else if (s->remote) {
+      if (memcmp(&s->remote->peer, &p, sizeof p) != 0 || strcmp(s->remote->holder, e[i].holder) != 0) changed++;
+      mgr__remote_update(m, s, &p, &priv, e[i].holder);
+    } else {
+      continue; /* held by us with a live session: ours wins, written below */
+    }
     if (s) s->remote->seen = gen, remote++;
   }
   /* Remote entries the store lacks: kept a heartbeat timeout, for their holders to write
@@ -448,19 +464,30 @@ static void mgr__on_snapshot(void *ud, uint64_t seq, const mgr_store_entry *e, s
   sh->attached_ms = now;
   mgr__facts_start(m, 1);
   mgr__facts_step(m);
-  m->list.version = seq;
-  mgr_publish_rebase(m);
-  /* Ours, written again: the store may lack them or hold them as they were. */
+  /* Our servants' lists anew, at the overlay's version, unless they are right already: the
+   * store moved on without us, the snapshot changed remote entries (no delta can say so),
+   * or we published changes of our own while detached. A connection that only blinked
+   * costs no list (at thousands of servants, a round of full lists is seconds of work). */
+  int lists = seq != m->list.version || changed || sh->detached_changes;
+  sh->detached_changes = 0;
+  if (lists) {
+    m->list.version = seq;
+    mgr_publish_rebase(m);
+  }
+  /* Ours that the store lacks or holds otherwise, written again (each comes back as a
+   * change, at the next versions). */
   size_t put = 0;
   for (mgr_session *s = m->index.listed; s; s = s->hh_id.next)
-    if (!s->remote && s->state == MGR_SESSION_REGISTERED) mgr_shared_put(m, s), put++;
-  /* Everyone's list anew, at the overlay's version. */
-  for (mgr_session *s = m->index.listed; s; s = s->hh_id.next)
-    if (s->state == MGR_SESSION_REGISTERED) mgr_publish_owe_list(m, s);
-  mgr_publish_flush(m);
-  nm_log_info("store: overlay version %llu: %zu servants at other managers, %zu of ours (%zu written again), "
-              "%zu stale records of ours removed, %zu remote entries unconfirmed",
-              (unsigned long long)seq, remote, ours, put, gone, dropped);
+    if (!s->remote && s->state == MGR_SESSION_REGISTERED && s->shared_seen != gen) mgr_shared_put(m, s), put++;
+  if (lists) {
+    for (mgr_session *s = m->index.listed; s; s = s->hh_id.next)
+      if (s->state == MGR_SESSION_REGISTERED) mgr_publish_owe_list(m, s);
+    mgr_publish_flush(m);
+  }
+  nm_log_info("store: overlay version %llu: %zu servants at other managers (%zu changed), %zu of ours (%zu written "
+              "again), %zu stale records of ours removed, %zu remote entries unconfirmed; %s",
+              (unsigned long long)seq, remote, changed, ours, put, gone, dropped,
+              lists ? "every servant here gets the list anew" : "the lists here are current");
 }
 
 static void mgr__on_down(void *ud, const char *why) {

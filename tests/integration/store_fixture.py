@@ -13,11 +13,12 @@ stops them with everything else at the end.
     rs.primary, rs.replica: RedisServer; rs.sentinels: Process
 """
 
+import asyncio
 import os
 import shutil
 import signal
 
-from harness import STARTUP, Skip
+from harness import STARTUP, CheckFailed, Skip
 
 READY_RX = r"Ready to accept connections"
 SYNCED_RX = r"MASTER <-> REPLICA sync: Finished with success"
@@ -62,6 +63,16 @@ class RedisServer:
         self.proc = await self.h.spawn(label, _program("redis-server"), self.args())
         await self.proc.wait_for_line(READY_RX, timeout)
         return self
+
+    async def cli(self, *args):
+        """One command through redis-cli, its reply as text (CheckFailed when it fails)."""
+        p = await asyncio.create_subprocess_exec("redis-cli", "-p", str(self.port), *[str(x) for x in args],
+                                                 stdout=asyncio.subprocess.PIPE,
+                                                 stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(p.communicate(), 10)
+        if p.returncode != 0:
+            raise CheckFailed("redis-cli %s: %s" % (" ".join(map(str, args)), err.decode()))
+        return out.decode()
 
     async def kill(self):
         """SIGKILL: the way a primary dies in the failure tests."""

@@ -6,6 +6,7 @@
      register with a, s3, s4 with b                           everywhere, exactly once
   2. natmesh-ctl status on a and b   both managers            all four, each with the
                                                               manager that holds it
+  2b. redis drops every connection   a, b                     reconnect; no list resent
   3. s4 says bye (on b)              s1, s2 (on a)            s4 left; lists of three
   4. redis is killed                 a, b                     say the store is down;
                                                               chat goes on, nobody leaves
@@ -38,6 +39,14 @@ async def test(h):
         st = await h.status(m)
         h.check_eq(holders(st), {"s1": "a", "s2": "a", "s3": "b", "s4": "b"},
                    "natmesh-ctl status on %s: every servant with its manager" % m.name)
+
+    # 2b. The store's connections blink (the server drops them; nothing in it changes): the
+    # managers reconnect and reconcile without sending anyone a list again.
+    msince = {m: m.mark("stderr") for m in (a, b)}
+    killed = await redis.cli("CLIENT", "KILL", "TYPE", "normal")
+    h.note("redis-cli CLIENT KILL TYPE normal: %s" % killed.strip())
+    await h.wait_all([m.wait_log(r"store: overlay version \d+: .*the lists here are current", 10, msince[m])
+                      for m in (a, b)], "after a blink both managers find their lists current")
 
     # 3. A leave through b reaches a's servants.
     await s4.stop()

@@ -45,16 +45,6 @@ async def wait_file(h, m, pattern, what, timeout=10.0):
     h.check(False, "%s (file: %r)" % (what, admission_file(m)[-400:]))
 
 
-async def redis_cli(redis, *args):
-    """One command to the test's redis-server, its reply as text."""
-    p = await asyncio.create_subprocess_exec("redis-cli", "-p", str(redis.port), *args,
-                                             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(p.communicate(), 10)
-    if p.returncode != 0:
-        raise harness.CheckFailed("redis-cli %s: %s" % (" ".join(args), err.decode()))
-    return out.decode()
-
-
 async def start_manager(h, name, url, short, **kw):
     m = await h.start_manager(name=name, admission="invite",
                               extra=["--store", url, "--manager-name", short], **kw)
@@ -112,19 +102,19 @@ async def test(h):
 
     # 4. Hostile facts in the store (it is trusted like a manager, but parsed strictly): a
     # bad one on the change log is skipped by b, bad ones in the hashes by c at its start.
-    prefix = (await redis_cli(redis, "--scan", "--pattern", "nm:*:adm:inv")).strip()[:-len("adm:inv")]
+    prefix = (await redis.cli("--scan", "--pattern", "nm:*:adm:inv")).strip()[:-len("adm:inv")]
     h.check(prefix.startswith("nm:{"), "the store holds a's invite under %r" % prefix)
     bsince = b.mark("stderr")
-    await redis_cli(redis, "XADD", prefix + "log", "*", "s", "0", "o", "a", "i", "f" * 64, "h", "evil",
+    await redis.cli("XADD", prefix + "log", "*", "s", "0", "o", "a", "i", "f" * 64, "h", "evil",
                     "d", "bad\x01name servant -", "k", "k")
     await h.expect(b.wait_log(r"admission fact of manager evil skipped: 'k' f{16}: bad name", 5, bsince),
                    "b skips a hostile fact from the change log, and says so")
-    await redis_cli(redis, "XADD", prefix + "log", "*", "s", "0", "o", "a", "i", "ab\nINFO forged", "h", "x\ny",
+    await redis.cli("XADD", prefix + "log", "*", "s", "0", "o", "a", "i", "ab\nINFO forged", "h", "x\ny",
                     "d", "", "k", "r")
     await h.expect(b.wait_log(r"admission fact of manager \(a bad name\) skipped: 'r' ab\?INFO\?forged: bad fingerprint",
                               5, bsince), "b logs a hostile fact without its line breaks")
-    await redis_cli(redis, "HSET", prefix + "adm:inv", "e" * 64, "soon servant 1")
-    await redis_cli(redis, "HSET", prefix + "adm:key", "NOT-HEX", "x servant -")
+    await redis.cli("HSET", prefix + "adm:inv", "e" * 64, "soon servant 1")
+    await redis.cli("HSET", prefix + "adm:key", "NOT-HEX", "x servant -")
 
     # 5. A third manager started later learns everything from the snapshot.
     c = await start_manager(h, "mgr-c", url, "c")
