@@ -845,7 +845,8 @@ static int run_baseline(int target, pid_t pid, uint16_t port, int n, double join
  *   go                registers the N (bounded by --register-timeout), prints "lg: registered
  *                     ready=R n=N refused=F lost=L t0=EPOCH t1=EPOCH", then, once no list or
  *                     delta came for QUIET_MS (bounded too), "lg: settled last=EPOCH vmin=V
- *                     vmax=V" (the oldest and newest list versions its sessions hold)
+ *                     vmax=V list_bytes=B delta_bytes=B" (the oldest and newest list versions
+ *                     its sessions hold, the list and delta frame bytes they received)
  *   hb                a heartbeat window, prints "lg: heartbeats rate=BEST mean=MEAN p50=US
  *                     p99=US complete=0|1"
  *   join, leave       one extra servant registers (prints "lg: joined ok=0|1") and says bye
@@ -922,7 +923,8 @@ static int run_attached(void) {
     if (vmin < 0 || r->s[i].version < vmin) vmin = r->s[i].version;
     if (r->s[i].version > vmax) vmax = r->s[i].version;
   }
-  printf("lg: settled last=%.6f vmin=%" PRId64 " vmax=%" PRId64 "\n", last, vmin, vmax);
+  printf("lg: settled last=%.6f vmin=%" PRId64 " vmax=%" PRId64 " list_bytes=%" PRIu64
+         " delta_bytes=%" PRIu64 "\n", last, vmin, vmax, r->list_bytes, r->delta_bytes_all);
   int rc = 0;
   while (next_command(r, cmd, sizeof cmd) == 0 && strcmp(cmd, "quit")) {
     if (!strcmp(cmd, "hb")) {

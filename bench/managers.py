@@ -33,6 +33,8 @@ Rows appended to --csv (figure,n,value,unit,baseline,ratio), n = N (the total):
   managers_settle_seconds          shared; baseline: one manager
   managers_register_cpu_seconds    the managers' CPU, summed; baseline: one manager's
   managers_store_cpu_seconds       the redis-server's over the same; baseline: the managers'
+  managers_list_bytes_per_servant  list and delta frame bytes each servant received over the
+                                   registration (plaintext); baseline: with one manager
   managers_heartbeat_rate          acks/s summed; baseline: one manager's
   managers_store_ops_per_sec       store requests/s while heartbeating; baseline: heartbeats
                                    answered per second over the same window (ratio: requests
@@ -295,13 +297,14 @@ def run_side(a, n, k, shared):
         # other managers' servants reached it.
         vers = [int(s[k]) for s in setl for k in ("vmin", "vmax") if int(s[k]) >= 0]
         res["converged"] = 1 if vers and min(vers) == max(vers) else 0
+        res["list_bytes"] = sum(int(s["list_bytes"]) + int(s["delta_bytes"]) for s in setl)
         res["cpu_s"] = side.cpu() - cpu0
         res["store_cpu_s"] = proc_cpu(redis.child.p.pid) - rcpu0 if redis else 0
         print("  %s: %d of %d registered in %.2f s (slowest of %d), settled at %.2f s (list versions %s); "
-              "managers' CPU %.2f s%s"
+              "%.0f MB of lists and deltas sent to them; managers' CPU %.2f s%s"
               % (label, res["registered"], n, res["register_s"], k, res["settle_s"],
                  "all %d" % vers[0] if res["converged"] else "differ: %d-%d" % (min(vers), max(vers)) if vers else "none",
-                 res["cpu_s"],
+                 res["list_bytes"] / 1e6, res["cpu_s"],
                  ", redis-server's %.2f s" % res["store_cpu_s"] if redis else ""), flush=True)
         if redis:  # a quiet interval: what the managers send the store when nothing happens
             c0, q0 = redis.counts(), time.monotonic()
@@ -403,6 +406,7 @@ def main():
             row("managers_settle_seconds", sh["settle_s"], "s", one["settle_s"])
             row("managers_register_cpu_seconds", sh["cpu_s"], "s", one["cpu_s"])
             row("managers_store_cpu_seconds", sh["store_cpu_s"], "s", sh["cpu_s"])
+            row("managers_list_bytes_per_servant", sh["list_bytes"] / n, "B", one["list_bytes"] / n)
         if "hb_rate" in sh and "hb_rate" in one:
             row("managers_heartbeat_rate", sh["hb_rate"], "acks/s", one["hb_rate"])
         if "store_ops_s" in sh:
