@@ -843,12 +843,13 @@ static int run_baseline(int target, pid_t pid, uint16_t port, int n, double join
  * its steps when told on stdin, one word a line:
  *   (after its keys)  prints "lg: keys"
  *   go                registers the N (bounded by --register-timeout), prints "lg: registered
- *                     ready=R n=N refused=F lost=L t0=EPOCH t1=EPOCH", then, once no list or
- *                     delta came for QUIET_MS (bounded too), "lg: settled last=EPOCH vmin=V
- *                     vmax=V list_bytes=B delta_bytes=B" (the oldest and newest list versions
- *                     its sessions hold, the list and delta frame bytes they received)
+ *                     ready=R n=N refused=F lost=L t0=EPOCH t1=EPOCH"
+ *   settle V          until every session holds list version V or later (bounded), prints
+ *                     "lg: settled ok=0|1 last=EPOCH vmin=V vmax=V list_bytes=B delta_bytes=B"
+ *                     (when the last got there; the oldest and newest versions its sessions
+ *                     hold; the list and delta frame bytes they received)
  *   hb                a heartbeat window, prints "lg: heartbeats rate=BEST mean=MEAN p50=US
- *                     p99=US complete=0|1"
+ *                     p99=US complete=0|1 vmin=V vmax=V"
  *   join, leave       one extra servant registers (prints "lg: joined ok=0|1") and says bye
  *                     ("lg: left")
  *   quit (or EOF)     closes every session and exits.
@@ -889,6 +890,17 @@ static int next_command(run *r, char *cmd, size_t cap) {
   }
 }
 
+/* The oldest and newest list versions the ready sessions hold (-1: none): one version when
+ * every list is the same. */
+static void held_versions(run *r, int64_t *vmin, int64_t *vmax) {
+  *vmin = *vmax = -1;
+  for (int i = 0; i < r->n; i++) {
+    if (r->s[i].state != S_READY) continue;
+    if (*vmin < 0 || r->s[i].version < *vmin) *vmin = r->s[i].version;
+    if (r->s[i].version > *vmax) *vmax = r->s[i].version;
+  }
+}
+
 static int run_attached(void) {
   char cmd[64];
   printf("lg: keys\n");
@@ -913,26 +925,29 @@ static int run_attached(void) {
   printf("lg: registered ready=%d n=%d refused=%d lost=%d t0=%.6f t1=%.6f%s%s%s%s\n", r->ready,
          r->n, r->refused, r->lost, t0, t1, r->refusal[0] ? " refusal=" : "", r->refusal,
          r->why[0] ? " why=" : "", r->why);
-  /* Settled: every list and delta the overlay's registrations caused has come (the other
-   * managers' servants still joined after ours had their lists). */
-  wait_quiet(r, reg_ns, (double)(now_ns() - reg_ns) / 1e6 + 30000, 0);
-  double last = r->last_list_ns ? epoch_s() - (double)(now_ns() - r->last_list_ns) / 1e9 : -1;
-  int64_t vmin = -1, vmax = -1; /* the list versions held: one when every list is the same */
-  for (int i = 0; i < r->n; i++) {
-    if (r->s[i].state != S_READY) continue;
-    if (vmin < 0 || r->s[i].version < vmin) vmin = r->s[i].version;
-    if (r->s[i].version > vmax) vmax = r->s[i].version;
-  }
-  printf("lg: settled last=%.6f vmin=%" PRId64 " vmax=%" PRId64 " list_bytes=%" PRIu64
-         " delta_bytes=%" PRIu64 "\n", last, vmin, vmax, r->list_bytes, r->delta_bytes_all);
+  int64_t vmin, vmax;
   int rc = 0;
   while (next_command(r, cmd, sizeof cmd) == 0 && strcmp(cmd, "quit")) {
-    if (!strcmp(cmd, "hb")) {
+    if (!strncmp(cmd, "settle ", 7)) {
+      /* Settled: every session holds version V (the overlay's after its N joins), whichever
+       * manager each change came through. When they all held it already, the last list or
+       * delta frame is when the last got there (an upper bound). */
+      uint64_t w0 = now_ns();
+      set_target(r, strtoll(cmd + 7, NULL, 10));
+      int pending = !all_reached(r);
+      int ok = run_until(r, all_reached, (double)(now_ns() - reg_ns) / 1e6 + 30000);
+      uint64_t at = pending && r->last_reach_ns > w0 ? r->last_reach_ns : r->last_list_ns;
+      double last = at ? epoch_s() - (double)(now_ns() - at) / 1e9 : -1;
+      held_versions(r, &vmin, &vmax);
+      printf("lg: settled ok=%d last=%.6f vmin=%" PRId64 " vmax=%" PRId64 " list_bytes=%" PRIu64
+             " delta_bytes=%" PRIu64 "\n", ok, last, vmin, vmax, r->list_bytes, r->delta_bytes_all);
+    } else if (!strcmp(cmd, "hb")) {
       hb_result hb = {0};
       if (r->ready > 0) hb = heartbeats(r);
       if (r->ready > 0 && !hb.complete) rc = 1;
-      printf("lg: heartbeats rate=%.1f mean=%.1f p50=%.0f p99=%.0f complete=%d\n", hb.rate, hb.mean,
-             hb.p50_us, hb.p99_us, hb.complete);
+      held_versions(r, &vmin, &vmax);
+      printf("lg: heartbeats rate=%.1f mean=%.1f p50=%.0f p99=%.0f complete=%d vmin=%" PRId64
+             " vmax=%" PRId64 "\n", hb.rate, hb.mean, hb.p50_us, hb.p99_us, hb.complete, vmin, vmax);
     } else if (!strcmp(cmd, "join")) {
       sess *x = &r->s[r->n];
       if (x->run && !x->closed) { /* still registered: a join needs it gone first */

@@ -30,7 +30,10 @@ takes its steps from stdin: bench/loadgen.c, run_attached). Measured on both sid
 
 Rows appended to --csv (figure,n,value,unit,baseline,ratio), n = N (the total):
   managers_register_seconds        shared; baseline: one manager
-  managers_settle_seconds          shared; baseline: one manager
+  managers_settle_seconds          until every servant holds the overlay's version after the N
+                                   joins; baseline: one manager
+  managers_settle_incomplete       (instead, when a side's did not within the bound) 1 for the
+                                   shared side; baseline: 1 for the one manager
   managers_register_cpu_seconds    the managers' CPU, summed; baseline: one manager's
   managers_store_cpu_seconds       the redis-server's over the same; baseline: the managers'
   managers_list_bytes_per_servant  list and delta frame bytes each servant received over the
@@ -50,7 +53,7 @@ Rows appended to --csv (figure,n,value,unit,baseline,ratio), n = N (the total):
                                    done in its bound (the reason is printed)
 A step that does not complete in its bound is recorded so, never waited for.
 
-  python3 bench/managers.py --bindir build-bench/bin [--sizes 900,2700] [--managers 3]
+  python3 bench/managers.py --bindir build-bench/bin [--sizes 900,2700,8100] [--managers 3]
                             [--seconds 3] [--register-timeout 90] [--csv FILE]
 """
 import argparse
@@ -289,6 +292,11 @@ def run_side(a, n, k, shared):
         res["registered"] = sum(int(r["ready"]) for r in regs)
         res["register_s"] = max(float(r["t1"]) for r in regs) - t0
         res["lost"] = sum(int(r["lost"]) for r in regs) + sum(int(r["refused"]) for r in regs)
+        # Settled: every servant holds the overlay's version after the N joins (the store, or
+        # the one manager, starts empty: one version per join), whichever manager each came
+        # through.
+        for lg in side.loadgens:
+            lg.send("settle %d" % n)
         setl = side.all_expect("lg: settled", a.register_timeout + 60)
         if None in setl:
             raise RuntimeError("a load generator did not settle")
@@ -296,7 +304,7 @@ def run_side(a, n, k, shared):
         # Every servant holds the same list version, the overlay's newest: the deltas of the
         # other managers' servants reached it.
         vers = [int(s[k]) for s in setl for k in ("vmin", "vmax") if int(s[k]) >= 0]
-        res["converged"] = 1 if vers and min(vers) == max(vers) else 0
+        res["converged"] = 1 if all(s["ok"] == "1" for s in setl) and vers and min(vers) == max(vers) else 0
         res["list_bytes"] = sum(int(s["list_bytes"]) + int(s["delta_bytes"]) for s in setl)
         res["cpu_s"] = side.cpu() - cpu0
         res["store_cpu_s"] = proc_cpu(redis.child.p.pid) - rcpu0 if redis else 0
@@ -322,6 +330,11 @@ def run_side(a, n, k, shared):
             raise RuntimeError("a load generator did not finish its heartbeats")
         res["hb_rate"] = sum(float(h["mean"]) for h in hbs)
         res["hb_complete"] = all(h["complete"] == "1" for h in hbs)
+        vers = [int(h[k]) for h in hbs for k in ("vmin", "vmax") if int(h.get(k, -1)) >= 0]
+        res["converged_later"] = 1 if vers and min(vers) == max(vers) else 0
+        print("  %s: list versions after the heartbeat window: %s" % (
+            label, "all %d" % vers[0] if res["converged_later"] else
+            "differ: %d-%d" % (min(vers), max(vers)) if vers else "none"), flush=True)
         print("  %s: %.0f heartbeats/s answered (sum of %d)%s" % (
             label, res["hb_rate"], k, "; store meanwhile %.1f requests/s (%.0f commands/s with those "
             "scripts ran), quiet %.1f requests/s (%.0f commands/s)" % (
@@ -374,7 +387,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bindir", required=True)
     ap.add_argument("--loadgen", default=None, help="default: BINDIR/natmesh-loadgen")
-    ap.add_argument("--sizes", default="900,2700")
+    ap.add_argument("--sizes", default="900,2700,8100")
     ap.add_argument("--managers", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--quiet", type=float, default=3.0, help="the quiet interval measured (s)")
@@ -403,7 +416,10 @@ def main():
             row("managers_register_incomplete", sh["registered"], "servants", n)
         if "register_s" in sh and "register_s" in one:
             row("managers_register_seconds", sh["register_s"], "s", one["register_s"])
-            row("managers_settle_seconds", sh["settle_s"], "s", one["settle_s"])
+            if sh["converged"] and one["converged"]:
+                row("managers_settle_seconds", sh["settle_s"], "s", one["settle_s"])
+            else:
+                row("managers_settle_incomplete", 1 - sh["converged"], "bool", 1 - one["converged"])
             row("managers_register_cpu_seconds", sh["cpu_s"], "s", one["cpu_s"])
             row("managers_store_cpu_seconds", sh["store_cpu_s"], "s", sh["cpu_s"])
             row("managers_list_bytes_per_servant", sh["list_bytes"] / n, "B", one["list_bytes"] / n)

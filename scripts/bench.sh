@@ -6,12 +6,13 @@
 # servants, prints a table and writes bench/results.csv (figure,n,value,unit,baseline,ratio).
 #
 #   ./scripts/bench.sh [--sizes 1000,10000,MAX] [--seconds S] [--chat N|0] [--no-build]
-#                      [--bindir DIR] [--managers [--managers-sizes 900,2700]]
-#                      [--managers-only]
+#                      [--bindir DIR] [--managers | --no-managers | --managers-only]
+#                      [--managers-sizes 900,2700,8100]
 #
-# --managers adds bench/managers.py (issue 14): three managers sharing a redis-server against
-# one manager, at N = 900 and 2,700 in all (full lists on both sides: --mesh-above past N);
-# --managers-only runs that part alone and replaces only its rows (managers_*) in the CSV.
+# The managers part (bench/managers.py, issue 14: three managers sharing a redis-server
+# against one manager, at N = 900, 2,700 and 8,100 in all, full lists on both sides) runs by
+# default (--managers says so; about 100 s); --no-managers leaves it out; --managers-only
+# runs it alone and replaces only its rows (managers_*) in the results file.
 # --bindir DIR measures the programs of another build (natmesh-manager, natmesh-servant,
 # natmesh-ctl from DIR; natmesh-loadgen still from this tree), e.g. a branch's build.
 # Environment: BENCH_BUILD (default build-bench), BENCH_CSV (default bench/results.csv).
@@ -26,8 +27,8 @@ seconds=2
 chat=200
 do_build=1
 progs=""
-managers=0
-managers_sizes=900,2700
+managers=1
+managers_sizes=900,2700,8100
 only_managers=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,9 +38,10 @@ while [ $# -gt 0 ]; do
     --no-build) do_build=0; shift ;;
     --bindir) progs=$(cd "$2" && pwd); shift 2 ;;
     --managers) managers=1; shift ;;
+    --no-managers) managers=0; shift ;;
     --managers-sizes) managers_sizes=$2; shift 2 ;;
     --managers-only) managers=1; only_managers=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
