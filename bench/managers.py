@@ -205,6 +205,13 @@ class Side:
     def __init__(self, a, tmp, n, k, redis):
         self.a, self.tmp, self.n, self.k, self.redis = a, tmp, n, k, redis
         self.managers, self.ports, self.loadgens = [], [], []
+        try:
+            self._start(a, tmp, n, k, redis)
+        except BaseException:
+            self.stop()  # what did start is stopped: the caller has no side to stop
+            raise
+
+    def _start(self, a, tmp, n, k, redis):
         env = dict(os.environ, NATMESH_LOG="warn")
         # The default heartbeat (5 s): the sweep, and with it the store's renewals and the
         # announcement, runs every quarter of it. A timeout of an hour: the simulated servants
@@ -330,6 +337,8 @@ def run_side(a, n, k, shared):
             raise RuntimeError("a load generator did not finish its heartbeats")
         res["hb_rate"] = sum(float(h["mean"]) for h in hbs)
         res["hb_complete"] = all(h["complete"] == "1" for h in hbs)
+        if not res["hb_complete"]:
+            print("  %s: some heartbeats were not answered" % label, flush=True)
         vers = [int(h[k]) for h in hbs for k in ("vmin", "vmax") if int(h.get(k, -1)) >= 0]
         res["converged_later"] = 1 if vers and min(vers) == max(vers) else 0
         print("  %s: list versions after the heartbeat window: %s" % (
