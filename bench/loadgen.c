@@ -30,6 +30,10 @@
  * <delta base version> (version - base changes). Bytes are counted as frames (header
  * included, plaintext: TLS records add their own overhead).
  *
+ * With --manager-port P it starts no manager and no baseline: it attaches to a manager that
+ * runs on 127.0.0.1:P and takes its steps from stdin (run_attached), so that bench/managers.py
+ * can run one per manager of an overlay sharing a store, started together.
+ *
  * Output: a line per figure on stdout, and with --csv FILE rows appended to FILE:
  *   figure,n,value,unit,baseline,ratio
  * Exit status 0 when every session the manager accepted registered and every heartbeat
@@ -47,6 +51,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -59,6 +64,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { T_BARE, T_TLS, T_MANAGER };
@@ -124,7 +130,10 @@ static struct {
   double seconds, register_timeout;
   int verbose;
   int views; /* hello views="1": each session takes a view in a bounded mesh */
-} opt = {.n = 1000, .sources = 16, .in_flight = 96, .seconds = 2, .register_timeout = 120};
+  int manager_port; /* attached to a running manager (bench/managers.py): no manager started */
+  const char *name_prefix;
+} opt = {.n = 1000, .sources = 16, .in_flight = 96, .seconds = 2, .register_timeout = 120,
+         .name_prefix = "lg"};
 
 static lg_key *keys; /* n + 1, made once, used by every TLS run */
 static nm_msgbuf hb_payload, ack_payload;
@@ -395,7 +404,7 @@ static void sess_connected(nm_conn *c, int status) {
   }
   nm_msg m = {.type = NM_MSG_HELLO};
   snprintf(m.u.hello.id, sizeof m.u.hello.id, "%s", nm_identity_id(&keys[s->index].id));
-  snprintf(m.u.hello.name, sizeof m.u.hello.name, "lg%d", s->index);
+  snprintf(m.u.hello.name, sizeof m.u.hello.name, "%s%d", opt.name_prefix, s->index);
   m.u.hello.role = NM_ROLE_SERVANT;
   m.u.hello.views = opt.views;
   m.u.hello.port = (uint16_t)(20000 + s->index % 40000);
@@ -472,6 +481,7 @@ static int cmp_u32(const void *a, const void *b) {
 
 typedef struct {
   double rate, p50_us, p99_us;
+  double mean; /* acks per second over the whole window (every part) */
   int complete; /* every heartbeat sent was answered */
 } hb_result;
 
@@ -487,13 +497,16 @@ static hb_result heartbeats(run *r) {
    * a neighbour's burst lowers one part, not the figure (bench_heartbeat does the same).
    * The round trips of every part go into the percentiles. */
   r->counting = 1;
+  uint64_t all_acks = 0, w0 = now_ns();
   for (int k = 0; k < SLICES; k++) {
     r->acks = 0;
     uint64_t t0 = now_ns();
     run_until(r, never, opt.seconds * 1000 / SLICES);
     double v = (double)r->acks / ((double)(now_ns() - t0) / 1e9);
     if (v > res.rate) res.rate = v;
+    all_acks += r->acks;
   }
+  res.mean = (double)all_acks / ((double)(now_ns() - w0) / 1e9);
   r->counting = 0;
   r->phase = P_DRAIN;
   res.complete = run_until(r, no_outstanding, 30000);
@@ -822,6 +835,149 @@ static int run_baseline(int target, pid_t pid, uint16_t port, int n, double join
   return 0;
 }
 
+/* ---- attached to a running manager (--manager-port; bench/managers.py) ------------------------ */
+
+/* bench/managers.py runs one load generator per manager of an overlay, and one against a
+ * single manager, and has to start them together and measure the store and the managers
+ * around them: so an attached load generator starts no manager and no baseline, and takes
+ * its steps when told on stdin, one word a line:
+ *   (after its keys)  prints "lg: keys"
+ *   go                registers the N (bounded by --register-timeout), prints "lg: registered
+ *                     ready=R n=N refused=F lost=L t0=EPOCH t1=EPOCH"
+ *   settle V          until every session holds list version V or later (bounded), prints
+ *                     "lg: settled ok=0|1 last=EPOCH vmin=V vmax=V list_bytes=B delta_bytes=B"
+ *                     (when the last got there; the oldest and newest versions its sessions
+ *                     hold; the list and delta frame bytes they received)
+ *   hb                a heartbeat window, prints "lg: heartbeats rate=BEST mean=MEAN p50=US
+ *                     p99=US complete=0|1 vmin=V vmax=V"
+ *   join, leave       one extra servant registers (prints "lg: joined ok=0|1") and says bye
+ *                     ("lg: left")
+ *   quit (or EOF)     closes every session and exits.
+ * Between steps the loop keeps running, so the sessions read the deltas of the other
+ * managers' servants while they wait. Times are wall clock (CLOCK_REALTIME, seconds since
+ * the epoch) so that several processes' can be compared. */
+static double epoch_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char cmd_buf[64];
+static size_t cmd_len;
+
+/* The next line on stdin into cmd (without its newline), the loop running meanwhile;
+ * 0, or -1 at end of file. */
+static int next_command(run *r, char *cmd, size_t cap) {
+  for (;;) {
+    char *nl = memchr(cmd_buf, '\n', cmd_len);
+    if (nl) {
+      size_t len = (size_t)(nl - cmd_buf);
+      snprintf(cmd, cap, "%.*s", (int)len, cmd_buf);
+      memmove(cmd_buf, nl + 1, cmd_len - len - 1);
+      cmd_len -= len + 1;
+      return 0;
+    }
+    if (cmd_len == sizeof cmd_buf) cmd_len = 0; /* a line too long to be a command */
+    struct pollfd p = {.fd = 0, .events = POLLIN};
+    if (poll(&p, 1, 0) > 0) {
+      ssize_t got = read(0, cmd_buf + cmd_len, sizeof cmd_buf - cmd_len);
+      if (got <= 0) return -1;
+      cmd_len += (size_t)got;
+      continue;
+    }
+    if (r) run_until(r, never, 20);
+    else poll(&p, 1, 100);
+  }
+}
+
+/* The oldest and newest list versions the ready sessions hold (-1: none): one version when
+ * every list is the same. */
+static void held_versions(run *r, int64_t *vmin, int64_t *vmax) {
+  *vmin = *vmax = -1;
+  for (int i = 0; i < r->n; i++) {
+    if (r->s[i].state != S_READY) continue;
+    if (*vmin < 0 || r->s[i].version < *vmin) *vmin = r->s[i].version;
+    if (r->s[i].version > *vmax) *vmax = r->s[i].version;
+  }
+}
+
+static int run_attached(void) {
+  char cmd[64];
+  printf("lg: keys\n");
+  if (next_command(NULL, cmd, sizeof cmd) < 0 || strcmp(cmd, "go")) return 1;
+  run *r = calloc(1, sizeof *r);
+  run_init(r, T_MANAGER, opt.n, (uint16_t)opt.manager_port);
+  double t0 = epoch_s();
+  uint64_t reg_ns = now_ns();
+  register_all(r);
+  double t1 = epoch_s();
+  /* Past the bound, the sessions still registering are given up, as in run_manager. */
+  if (!all_settled(r)) {
+    r->next = r->n;
+    for (int i = 0; i < r->n; i++) {
+      sess *s = &r->s[i];
+      if (s->state != S_CONNECTING && s->state != S_HELLO && s->state != S_LISTENING) continue;
+      s->state = S_DONE;
+      r->in_flight--;
+      nm_conn_close(&s->conn, 0, NULL);
+    }
+  }
+  printf("lg: registered ready=%d n=%d refused=%d lost=%d t0=%.6f t1=%.6f%s%s%s%s\n", r->ready,
+         r->n, r->refused, r->lost, t0, t1, r->refusal[0] ? " refusal=" : "", r->refusal,
+         r->why[0] ? " why=" : "", r->why);
+  int64_t vmin, vmax;
+  int rc = 0;
+  while (next_command(r, cmd, sizeof cmd) == 0 && strcmp(cmd, "quit")) {
+    if (!strncmp(cmd, "settle ", 7)) {
+      /* Settled: every session holds version V (the overlay's after its N joins), whichever
+       * manager each change came through. When they all held it already, the last list or
+       * delta frame is when the last got there (an upper bound). */
+      uint64_t w0 = now_ns();
+      set_target(r, strtoll(cmd + 7, NULL, 10));
+      int pending = !all_reached(r);
+      int ok = run_until(r, all_reached, (double)(now_ns() - reg_ns) / 1e6 + 30000);
+      uint64_t at = pending && r->last_reach_ns > w0 ? r->last_reach_ns : r->last_list_ns;
+      double last = at ? epoch_s() - (double)(now_ns() - at) / 1e9 : -1;
+      held_versions(r, &vmin, &vmax);
+      printf("lg: settled ok=%d last=%.6f vmin=%" PRId64 " vmax=%" PRId64 " list_bytes=%" PRIu64
+             " delta_bytes=%" PRIu64 "\n", ok, last, vmin, vmax, r->list_bytes, r->delta_bytes_all);
+    } else if (!strcmp(cmd, "hb")) {
+      hb_result hb = {0};
+      if (r->ready > 0) hb = heartbeats(r);
+      if (r->ready > 0 && !hb.complete) rc = 1;
+      held_versions(r, &vmin, &vmax);
+      printf("lg: heartbeats rate=%.1f mean=%.1f p50=%.0f p99=%.0f complete=%d vmin=%" PRId64
+             " vmax=%" PRId64 "\n", hb.rate, hb.mean, hb.p50_us, hb.p99_us, hb.complete, vmin, vmax);
+    } else if (!strcmp(cmd, "join")) {
+      sess *x = &r->s[r->n];
+      if (x->run && !x->closed) { /* still registered: a join needs it gone first */
+        printf("lg: joined ok=0\n");
+        continue;
+      }
+      x->closed = x->outstanding = 0;
+      sess_start(r, r->n);
+      run_until(r, extra_ready, opt.register_timeout * 1000);
+      printf("lg: joined ok=%d\n", r->s[r->n].state == S_READY);
+    } else if (!strcmp(cmd, "leave")) {
+      sess *x = &r->s[r->n];
+      if (x->state == S_READY) {
+        nm_msg bye = {.type = NM_MSG_BYE};
+        nm_msg_send(&x->conn, &bye);
+        x->state = S_DONE;
+      }
+      /* Gone when the manager closed the session after the bye: a join may follow. */
+      for (int k = 0; k < 100 && x->run && !x->closed; k++) run_until(r, never, 50);
+      printf("lg: left\n");
+    } else {
+      printf("lg: unknown command %s\n", cmd);
+    }
+  }
+  if (r->lost) rc = 1;
+  run_close(r);
+  free(r);
+  return rc;
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -830,9 +986,9 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: natmesh-loadgen --manager PATH [--ctl PATH] [--n N] [--seconds S]\n"
+          "usage: natmesh-loadgen --manager PATH | --manager-port P [--ctl PATH] [--n N] [--seconds S]\n"
           "                       [--sources K] [--in-flight W] [--register-timeout S]\n"
-          "                       [--views 0|1] [--csv FILE] [--verbose]\n"
+          "                       [--views 0|1] [--csv FILE] [--name-prefix P] [--verbose]\n"
           "  --n N                 simulated servants (default 1000)\n"
           "  --seconds S           heartbeat window per target (default 2)\n"
           "  --sources K           loopback source addresses 127.0.0.2.. (default 16)\n"
@@ -841,7 +997,12 @@ static void usage(FILE *out) {
           "  --views 0|1           1: sessions say views=\"1\" in hello (a view in a bounded mesh,\n"
           "                        past the manager's --mesh-above); changes are then timed to\n"
           "                        their last delta (no one waits for all N)\n"
-          "  --csv FILE            append figure,n,value,unit,baseline,ratio rows\n");
+          "  --csv FILE            append figure,n,value,unit,baseline,ratio rows\n"
+          "  --manager-port P      attach to a running manager on 127.0.0.1:P instead (no manager\n"
+          "                        or baseline started): the steps come from stdin (go, hb, join,\n"
+          "                        leave, quit) and the results go to stdout as \"lg: ...\" lines;\n"
+          "                        bench/managers.py drives it (several managers, one store)\n"
+          "  --name-prefix P       servants' names: P0, P1, ... (default lg)\n");
 }
 
 static int raise_fd_limit(int need) {
@@ -878,9 +1039,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--in-flight")) opt.in_flight = atoi(v);
     else if (!strcmp(a, "--register-timeout")) opt.register_timeout = atof(v);
     else if (!strcmp(a, "--views")) opt.views = atoi(v);
+    else if (!strcmp(a, "--manager-port")) opt.manager_port = atoi(v);
+    else if (!strcmp(a, "--name-prefix")) opt.name_prefix = v;
     else return usage(stderr), 2;
   }
-  if (!opt.manager || opt.n < 1 || opt.seconds <= 0 || opt.sources < 1 || opt.sources > 250 ||
+  if ((!opt.manager && !opt.manager_port) || opt.manager_port < 0 || opt.manager_port > 65535 ||
+      strlen(opt.name_prefix) > 16 || opt.n < 1 || opt.seconds <= 0 || opt.sources < 1 || opt.sources > 250 ||
       opt.in_flight < 1 || opt.register_timeout <= 0)
     return usage(stderr), 2;
   if (raise_fd_limit(opt.n + 64) < 0) return 1;
@@ -894,6 +1058,26 @@ int main(int argc, char **argv) {
   nm_frame_header_encode((uint8_t *)ack_frame, NM_MSG_HEARTBEAT_ACK, (uint32_t)ack_payload.len);
   memcpy(ack_frame + NM_FRAME_HEADER, ack_payload.data, ack_payload.len);
   ack_frame_len = NM_FRAME_HEADER + ack_payload.len;
+
+  if (opt.manager_port) { /* attached: the keys, then the steps stdin asks for */
+    keys = calloc((size_t)opt.n + 1, sizeof *keys);
+    for (int i = 0; i <= opt.n; i++) {
+      char err[300];
+      if (nm_identity_generate(&keys[i].id) || nm_tls_ctx_init(&keys[i].ctx, &keys[i].id, err, sizeof err))
+        return fprintf(stderr, "key %d: %s\n", i, err), 1;
+      keys[i].ctx.handshake_ms = (unsigned)(opt.register_timeout * 1000) + 1000;
+    }
+    int rc = run_attached();
+    for (int i = 0; i <= opt.n; i++) {
+      nm_tls_ctx_close(&keys[i].ctx);
+      nm_identity_close(&keys[i].id);
+    }
+    free(keys);
+    nm_msgbuf_free(&hb_payload);
+    nm_msgbuf_free(&ack_payload);
+    if (csv) fclose(csv);
+    return rc;
+  }
 
   /* The baseline servers first: forked before the keys exist, they share none of that
    * memory, so their VmRSS is their sessions'. */

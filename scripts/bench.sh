@@ -6,8 +6,13 @@
 # servants, prints a table and writes bench/results.csv (figure,n,value,unit,baseline,ratio).
 #
 #   ./scripts/bench.sh [--sizes 1000,10000,MAX] [--seconds S] [--chat N|0] [--no-build]
-#                      [--bindir DIR]
+#                      [--bindir DIR] [--managers | --no-managers | --managers-only]
+#                      [--managers-sizes 900,2700]
 #
+# The managers part (bench/managers.py, issue 14: three managers sharing a redis-server
+# against one manager, at N = 900 and 2,700 in all, full lists on both sides) runs by
+# default (--managers says so; about 40 s); --no-managers leaves it out; --managers-only
+# runs it alone and replaces only its rows (managers_*) in the results file.
 # --bindir DIR measures the programs of another build (natmesh-manager, natmesh-servant,
 # natmesh-ctl from DIR; natmesh-loadgen still from this tree), e.g. a branch's build.
 # Environment: BENCH_BUILD (default build-bench), BENCH_CSV (default bench/results.csv).
@@ -22,6 +27,9 @@ seconds=2
 chat=200
 do_build=1
 progs=""
+managers=1
+managers_sizes=900,2700
+only_managers=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --sizes) sizes=$2; shift 2 ;;
@@ -29,7 +37,11 @@ while [ $# -gt 0 ]; do
     --chat) chat=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
     --bindir) progs=$(cd "$2" && pwd); shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --managers) managers=1; shift ;;
+    --no-managers) managers=0; shift ;;
+    --managers-sizes) managers_sizes=$2; shift 2 ;;
+    --managers-only) managers=1; only_managers=1; shift ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -63,6 +75,7 @@ mkdir -p "$(dirname "$csv")"
 raw=$(mktemp /tmp/natmesh-bench.XXXXXX.csv)
 trap 'rm -f "$raw"' EXIT
 
+[ "$only_managers" = 1 ] && sizes="" && chat=0
 for n in ${sizes//,/ }; do
   # Registration bounds: the whole run must stay under 10 minutes on 2 cores.
   if [ "$n" -le 2000 ]; then bound=60; elif [ "$n" -le 10000 ]; then bound=60; else bound=75; fi
@@ -87,11 +100,23 @@ if [ "$chat" -gt 0 ]; then
   rm -f "$raw.chat.log"
 fi
 
+if [ "$managers" = 1 ]; then
+  echo "== managers: 3 sharing a redis-server against one, N = $managers_sizes"
+  # Its own bounds: 90 s per registration, 60 s per other step; the whole part under 6 minutes.
+  timeout --signal=TERM --kill-after=10 360 \
+    python3 "$root/bench/managers.py" --bindir "$progs" --loadgen "$bin/natmesh-loadgen" \
+      --sizes "$managers_sizes" --csv "$raw" \
+    || echo "   (managers.py exited $?: see above)"
+fi
+
 # Growth figures across N (baseline: the smallest N of this invocation), then the table.
-python3 - "$raw" "$csv" <<'EOF'
-import csv, sys
-raw, out = sys.argv[1], sys.argv[2]
+python3 - "$raw" "$csv" "$only_managers" <<'EOF'
+import csv, os, sys
+raw, out, only_managers = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 rows = [r for r in csv.reader(open(raw)) if r]
+if only_managers and os.path.exists(out):
+    # The scale suite's rows already there stay; only the managers' are replaced.
+    rows += [r for r in list(csv.reader(open(out)))[1:] if r and not r[0].startswith("managers_")]
 by = {}
 for f, n, v, u, b, r in rows:
     by.setdefault(f, {})[int(n)] = (float(v), u)
@@ -118,14 +143,14 @@ if ns:
                 if r[0] == f and b0 > 0:
                     rows[i] = [f, r[1], r[2], r[3], "%.6g" % b0, "%.4f" % (float(r[2]) / b0)]
 rows += extra
-rows.sort(key=lambda r: (r[0].startswith("chat"), r[0], int(r[1])))
+rows.sort(key=lambda r: (r[0].startswith("managers"), r[0].startswith("chat"), r[0], int(r[1])))
 with open(out, "w", newline="") as fh:
     w = csv.writer(fh, lineterminator="\n")
     w.writerow(["figure", "n", "value", "unit", "baseline", "ratio"])
     w.writerows(rows)
-print("\n%-28s %7s %14s %-8s %14s %8s" % ("figure", "n", "value", "unit", "baseline", "ratio"))
+print("\n%-34s %7s %14s %-8s %14s %8s" % ("figure", "n", "value", "unit", "baseline", "ratio"))
 for f, n, v, u, b, r in rows:
-    print("%-28s %7s %14.6g %-8s %14.6g %8s" % (f, n, float(v), u, float(b), r))
+    print("%-34s %7s %14.6g %-8s %14.6g %8s" % (f, n, float(v), u, float(b), r))
 print("\nwrote %s (%d rows)" % (out, len(rows)))
 EOF
 echo "== bench.sh took $(( $(date +%s) - start )) s"

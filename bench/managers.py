@@ -1,0 +1,471 @@
+#!/usr/bin/env python3
+"""Several managers sharing a store, against one manager (issue 14, scripts/bench.sh --managers;
+docs/performance.md, "Several managers sharing a store").
+
+For each N of --sizes it runs, in this order and each bounded in time:
+  one:    one natmesh-manager (no store) and one natmesh-loadgen with all N servants;
+  shared: a redis-server, --managers (3) natmesh-managers sharing it (--store, --manager-name)
+          and one natmesh-loadgen per manager with N/3 servants each, started together.
+Both sides run the managers with --mesh-above above N: with a store every servant is sent the
+whole list (views are per manager, so they are off), and the single manager must do the same
+for the comparison to hold (past --mesh-above it would switch to views).
+
+The load generators run attached (natmesh-loadgen --manager-port, which starts no manager and
+takes its steps from stdin: bench/loadgen.c, run_attached). Measured on both sides:
+  - re-registration of the N from nothing: from the earliest "go" to the last session of the
+    slowest load generator holding its list, and until the overlay settled (no list or delta
+    came anywhere for 300 ms: every servant holds every other);
+  - the managers' CPU (utime + stime, summed) over the registration until settled, and the
+    redis-server's;
+  - heartbeats answered per second, summed over the load generators, their windows run at
+    once (each process's mean over its window, not its best part: the parts of separate
+    processes do not coincide);
+  - the store's load, from redis-server's INFO commandstats (our own INFO left out): requests
+    (what its clients send: a script call, an XREAD, ...) and commands (those plus what the
+    scripts run inside them: a renewal runs one HGET per servant), per second while the N
+    heartbeat and over a quiet interval (--quiet s: nothing changes, nobody heartbeats); and
+    requests per change: one extra servant joins and leaves through the first manager
+    (--changes times), the requests over that less the quiet rate, per change.
+  - that every servant ends up with the same list version (the overlay's newest): printed.
+
+Rows appended to --csv (figure,n,value,unit,baseline,ratio), n = N (the total):
+  managers_register_seconds        shared; baseline: one manager
+  managers_settle_seconds          until every servant holds the overlay's version after the N
+                                   joins; baseline: one manager
+  managers_settle_incomplete       (instead, when a side's did not within the bound) 1 for the
+                                   shared side; baseline: 1 for the one manager
+  managers_register_cpu_seconds    the managers' CPU, summed; baseline: one manager's
+  managers_store_cpu_seconds       the redis-server's over the same; baseline: the managers'
+  managers_list_bytes_per_servant  list and delta frame bytes each servant received over the
+                                   registration (plaintext); baseline: with one manager
+  managers_heartbeat_rate          acks/s summed; baseline: one manager's
+  managers_store_ops_per_sec       store requests/s while heartbeating; baseline: heartbeats
+                                   answered per second over the same window (ratio: requests
+                                   per heartbeat)
+  managers_store_commands_per_sec  commands/s (scripts' included) meanwhile; baseline N (ratio:
+                                   per servant per second)
+  managers_store_ops_idle_per_sec  requests/s over the quiet interval; baseline: the number of
+                                   managers
+  managers_store_ops_per_change    requests per join or leave; baseline: at the smallest N
+  managers_register_incomplete     (only when short) servants registered; baseline N
+  managers_one_register_incomplete the same for one manager
+  managers_incomplete, managers_one_incomplete  1 when a step of that side failed or was not
+                                   done in its bound (the reason is printed)
+A step that does not complete in its bound is recorded so, never waited for.
+
+  python3 bench/managers.py --bindir build-bench/bin [--sizes 900,2700] [--managers 3]
+                            [--seconds 3] [--register-timeout 90] [--csv FILE]
+"""
+import argparse
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+STARTUP = 20.0
+# Commands only a client sends (never a script): what counts as a request to the store.
+TOP_LEVEL = {"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro", "xread", "xreadgroup",
+             "script", "role", "ping", "hello", "auth", "select", "client", "sentinel", "subscribe"}
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def proc_cpu(pid):
+    """utime + stime of pid in seconds, or 0 when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class Child:
+    """A process whose stdout lines are read by a thread into a queue."""
+
+    def __init__(self, name, argv, env=None, stdin=False, log=None):
+        self.name = name
+        out = open(log, "w") if log else subprocess.PIPE
+        self.p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                  stdout=out, stderr=subprocess.STDOUT, env=env, text=True,
+                                  start_new_session=True)
+        self.lines = queue.Queue()
+        self.seen = []
+        if not log:
+            threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def expect(self, prefix, timeout):
+        """The next stdout line starting with prefix, as a dict of its key=value words, or
+        None at the end of output or after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                return None
+            if line is None:
+                self.lines.put(None)
+                return None
+            self.seen.append(line)
+            if line.startswith(prefix):
+                return dict(w.split("=", 1) for w in line[len(prefix):].split() if "=" in w)
+
+    def send(self, word):
+        try:
+            self.p.stdin.write(word + "\n")
+            self.p.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def stop(self):
+        if self.p.poll() is None:
+            try:
+                os.killpg(self.p.pid, signal.SIGTERM)
+                self.p.wait(5)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(self.p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.p.wait()
+
+
+class Redis:
+    def __init__(self, tmp):
+        self.port = free_port()
+        self.dir = os.path.join(tmp, "redis")
+        os.makedirs(self.dir)
+        self.child = Child("redis", ["redis-server", "--port", self.port, "--bind", "127.0.0.1", "--save", "",
+                                     "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
+                                     "--logfile", "", "--protected-mode", "no"])
+        if not self._ready():
+            raise RuntimeError("redis-server did not start")
+
+    def _ready(self):
+        deadline = time.monotonic() + STARTUP
+        while time.monotonic() < deadline:
+            try:
+                line = self.child.lines.get(timeout=deadline - time.monotonic())
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            if "Ready to accept connections" in line:
+                return True
+        return False
+
+    def cli(self, *args):
+        r = subprocess.run(["redis-cli", "-p", str(self.port)] + [str(a) for a in args],
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout
+
+    def counts(self):
+        """(requests, commands) so far: requests are what the store's clients sent (a script
+        is one, an XREAD one); commands add those the scripts ran inside (a renewal's HGET
+        per servant). Ours (INFO, HLEN) are left out."""
+        requests = commands = xadd = 0
+        for line in self.cli("INFO", "commandstats").splitlines():
+            if not line.startswith("cmdstat_"):
+                continue
+            name, rest = line[len("cmdstat_"):].split(":", 1)
+            calls = int(rest.split(",")[0].split("=")[1])
+            if name in ("info", "hlen"):
+                continue
+            commands += calls
+            if name.split("|")[0] in TOP_LEVEL:
+                requests += calls
+            if name == "xadd":
+                xadd += calls
+        return requests, commands, xadd
+
+
+class Side:
+    """Managers (one, or several sharing redis) and a load generator per manager."""
+
+    def __init__(self, a, tmp, n, k, redis):
+        self.a, self.tmp, self.n, self.k, self.redis = a, tmp, n, k, redis
+        self.managers, self.ports, self.loadgens = [], [], []
+        try:
+            self._start(a, tmp, n, k, redis)
+        except BaseException:
+            self.stop()  # what did start is stopped: the caller has no side to stop
+            raise
+
+    def _start(self, a, tmp, n, k, redis):
+        env = dict(os.environ, NATMESH_LOG="warn")
+        # The default heartbeat (5 s): the sweep, and with it the store's renewals and the
+        # announcement, runs every quarter of it. A timeout of an hour: the simulated servants
+        # heartbeat only in the measured window, and must not be dropped between steps.
+        mesh_above = max(1000, 2 * n)
+        for i in range(k):
+            port = free_port()
+            sd = os.path.join(tmp, "mgr%d" % i)
+            argv = [os.path.join(a.bindir, "natmesh-manager"), "--open", "--state-dir", sd,
+                    "--listen", "127.0.0.1", "--port", port, "--heartbeat", 5, "--timeout", 3600,
+                    "--max-unauth", 4096, "--max-unauth-per-address", 1024,
+                    "--max-servants", n + 64, "--mesh-above", mesh_above]
+            if redis:
+                argv += ["--store", "redis://127.0.0.1:%d" % redis.port, "--manager-name", "m%d" % i]
+            self.managers.append(Child("manager%d" % i, argv, env=env, log=sd + ".log"))
+            self.ports.append(port)
+        for port, m in zip(self.ports, self.managers):
+            if not self._listening(port, m):
+                raise RuntimeError("%s did not listen on %d (see its log)" % (m.name, port))
+        if redis:  # every manager announced itself: it reads and writes the store
+            deadline = time.monotonic() + STARTUP
+            while int(redis.cli("HLEN", "nm:{natmesh}:managers").strip() or 0) < k:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the managers did not all announce themselves in the store")
+                time.sleep(0.1)  # polling the store: it offers no readiness signal of theirs
+        share = [n // k + (1 if i < n % k else 0) for i in range(k)]
+        for i, (port, count) in enumerate(zip(self.ports, share)):
+            self.loadgens.append(Child("loadgen%d" % i, [
+                a.loadgen, "--manager-port", port, "--n", count, "--seconds", a.seconds,
+                "--register-timeout", a.register_timeout, "--views", 0, "--name-prefix", "m%d-" % i],
+                stdin=True))
+        self.share = share
+
+    def _listening(self, port, m):
+        deadline = time.monotonic() + STARTUP
+        while time.monotonic() < deadline:
+            if m.p.poll() is not None:
+                return False
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.5).close()
+                return True
+            except OSError:
+                time.sleep(0.05)  # a child that offers no readiness signal but its port
+        return False
+
+    def all_expect(self, prefix, timeout):
+        deadline = time.monotonic() + timeout
+        return [lg.expect(prefix, max(0.1, deadline - time.monotonic())) for lg in self.loadgens]
+
+    def cpu(self):
+        return sum(proc_cpu(m.p.pid) for m in self.managers)
+
+    def stop(self):
+        for lg in self.loadgens:
+            lg.send("quit")
+        for lg in self.loadgens:
+            try:
+                lg.p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+            lg.stop()
+        for m in self.managers:
+            m.stop()
+
+
+def run_side(a, n, k, shared):
+    """The figures of one side at N, as a dict."""
+    tmp = tempfile.mkdtemp(prefix="natmesh-managers.")
+    redis = side = None
+    res = {"n": n, "k": k}
+    label = "%d managers + redis" % k if shared else "one manager"
+    try:
+        redis = Redis(tmp) if shared else None
+        side = Side(a, tmp, n, k, redis)
+        if None in side.all_expect("lg: keys", 120):
+            raise RuntimeError("a load generator did not make its keys")
+        cpu0 = side.cpu()
+        rcpu0 = proc_cpu(redis.child.p.pid) if redis else 0
+        for lg in side.loadgens:
+            lg.send("go")
+        regs = side.all_expect("lg: registered", a.register_timeout + 30)
+        if None in regs:
+            raise RuntimeError("a load generator did not report its registration")
+        t0 = min(float(r["t0"]) for r in regs)
+        res["registered"] = sum(int(r["ready"]) for r in regs)
+        res["register_s"] = max(float(r["t1"]) for r in regs) - t0
+        res["lost"] = sum(int(r["lost"]) for r in regs) + sum(int(r["refused"]) for r in regs)
+        # Settled: every servant holds the overlay's version after the N joins (the store, or
+        # the one manager, starts empty: one version per join), whichever manager each came
+        # through.
+        for lg in side.loadgens:
+            lg.send("settle %d" % n)
+        setl = side.all_expect("lg: settled", a.register_timeout + 60)
+        if None in setl:
+            raise RuntimeError("a load generator did not settle")
+        res["settle_s"] = max(float(s["last"]) for s in setl) - t0
+        # Every servant holds the same list version, the overlay's newest: the deltas of the
+        # other managers' servants reached it.
+        vers = [int(s[k]) for s in setl for k in ("vmin", "vmax") if int(s[k]) >= 0]
+        res["converged"] = 1 if all(s["ok"] == "1" for s in setl) and vers and min(vers) == max(vers) else 0
+        res["list_bytes"] = sum(int(s["list_bytes"]) + int(s["delta_bytes"]) for s in setl)
+        res["cpu_s"] = side.cpu() - cpu0
+        res["store_cpu_s"] = proc_cpu(redis.child.p.pid) - rcpu0 if redis else 0
+        print("  %s: %d of %d registered in %.2f s (slowest of %d), settled at %.2f s (list versions %s); "
+              "%.0f MB of lists and deltas sent to them; managers' CPU %.2f s%s"
+              % (label, res["registered"], n, res["register_s"], k, res["settle_s"],
+                 "all %d" % vers[0] if res["converged"] else "differ: %d-%d" % (min(vers), max(vers)) if vers else "none",
+                 res["list_bytes"] / 1e6, res["cpu_s"],
+                 ", redis-server's %.2f s" % res["store_cpu_s"] if redis else ""), flush=True)
+        if redis:  # a quiet interval: what the managers send the store when nothing happens
+            c0, q0 = redis.counts(), time.monotonic()
+            time.sleep(a.quiet)  # a measured interval, not a wait for an event
+            c1, dt = redis.counts(), time.monotonic() - q0
+            res["idle_ops_s"], res["idle_cmds_s"] = ((c1[i] - c0[i]) / dt for i in (0, 1))
+            c0, w0 = redis.counts(), time.monotonic()
+        for lg in side.loadgens:
+            lg.send("hb")
+        hbs = side.all_expect("lg: heartbeats", a.seconds + 60)
+        if redis:
+            c1, dt = redis.counts(), time.monotonic() - w0
+            res["store_ops_s"], res["store_cmds_s"] = ((c1[i] - c0[i]) / dt for i in (0, 1))
+        if None in hbs:
+            raise RuntimeError("a load generator did not finish its heartbeats")
+        res["hb_rate"] = sum(float(h["mean"]) for h in hbs)
+        res["hb_complete"] = all(h["complete"] == "1" for h in hbs)
+        if not res["hb_complete"]:
+            print("  %s: some heartbeats were not answered" % label, flush=True)
+        vers = [int(h[k]) for h in hbs for k in ("vmin", "vmax") if int(h.get(k, -1)) >= 0]
+        res["converged_later"] = 1 if vers and min(vers) == max(vers) else 0
+        print("  %s: list versions after the heartbeat window: %s" % (
+            label, "all %d" % vers[0] if res["converged_later"] else
+            "differ: %d-%d" % (min(vers), max(vers)) if vers else "none"), flush=True)
+        print("  %s: %.0f heartbeats/s answered (sum of %d)%s" % (
+            label, res["hb_rate"], k, "; store meanwhile %.1f requests/s (%.0f commands/s with those "
+            "scripts ran), quiet %.1f requests/s (%.0f commands/s)" % (
+                res["store_ops_s"], res["store_cmds_s"], res["idle_ops_s"], res["idle_cmds_s"])
+            if redis else ""), flush=True)
+        if redis:  # joins and leaves of one extra servant through the first manager
+            c0, q0 = redis.counts(), time.monotonic()
+            ok = True
+            for _ in range(a.changes):
+                side.loadgens[0].send("join")
+                joined = side.loadgens[0].expect("lg: joined", a.register_timeout)
+                side.loadgens[0].send("leave")
+                left = side.loadgens[0].expect("lg: left", 30)
+                ok = ok and joined is not None and joined.get("ok") == "1" and left is not None
+            time.sleep(1.0)  # the stream's readers and the renewals that follow: a measured interval
+            dt = time.monotonic() - q0
+            c1 = redis.counts()
+            if ok:
+                changes = 2 * a.changes
+                res["ops_per_change"] = max(0.0, (c1[0] - c0[0]) - res["idle_ops_s"] * dt) / changes
+                print("  %s: per change (%d joins and %d leaves, less the quiet rate) %.1f store requests; "
+                      "the change stream grew by %d entries" % (label, a.changes, a.changes,
+                                                                res["ops_per_change"], c1[2] - c0[2]), flush=True)
+            else:
+                print("  %s: the extra servant's join or leave did not complete" % label, flush=True)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        res["error"] = str(e)
+        print("  %s: %s" % (label, e), flush=True)
+    finally:
+        if side:
+            side.stop()
+            for lg in side.loadgens:
+                for line in lg.seen:
+                    if not line.startswith("lg: "):
+                        print("    loadgen: %s" % line)
+        if redis:
+            redis.child.stop()
+        # The managers log warnings and errors only; those about the store (it went down, a
+        # snapshot read again) are shown when this side did not settle, counted otherwise.
+        for name in sorted(os.listdir(tmp)):
+            if name.endswith(".log") and "error" not in res:
+                with open(os.path.join(tmp, name)) as f:
+                    notes = [l.rstrip() for l in f if (": warn: " in l or ": error: " in l) and "store" in l]
+                if notes:
+                    print("    %s: %d warnings or errors about the store%s" % (
+                        name, len(notes), ", the first:" if not res.get("converged", 1) else ""))
+                    if not res.get("converged", 1):
+                        for l in notes[:8]:
+                            print("      " + l[:300])
+        if "error" in res:
+            for name in sorted(os.listdir(tmp)):
+                if name.endswith(".log"):
+                    with open(os.path.join(tmp, name)) as f:
+                        tail = f.read()[-1500:]
+                    if tail.strip():
+                        print("    %s: ...%s" % (name, tail.strip()))
+        shutil.rmtree(tmp, ignore_errors=True)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bindir", required=True)
+    ap.add_argument("--loadgen", default=None, help="default: BINDIR/natmesh-loadgen")
+    ap.add_argument("--sizes", default="900,2700")
+    ap.add_argument("--managers", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--quiet", type=float, default=3.0, help="the quiet interval measured (s)")
+    ap.add_argument("--changes", type=int, default=10, help="joins (and as many leaves) counted")
+    ap.add_argument("--register-timeout", type=float, default=90.0)
+    ap.add_argument("--csv", default=None)
+    a = ap.parse_args()
+    a.loadgen = a.loadgen or os.path.join(a.bindir, "natmesh-loadgen")
+    if not shutil.which("redis-server") or not shutil.which("redis-cli"):
+        print("managers: redis-server and redis-cli are needed (scripts/setup.sh installs them)")
+        return 1
+    rows = []
+    first_per_change = None
+    for n in [int(x) for x in a.sizes.split(",") if x]:
+        print("== managers N=%d: one manager, then %d sharing a redis-server (%d servants each, "
+              "--mesh-above %d: full lists on both sides)" % (n, a.managers, n // a.managers, max(1000, 2 * n)),
+              flush=True)
+        one = run_side(a, n, 1, False)
+        sh = run_side(a, n, a.managers, True)
+
+        def row(fig, v, unit, b):
+            rows.append([fig, n, "%.6g" % v, unit, "%.6g" % b, "%.4f" % (v / b if b else 0)])
+        if "registered" in one and one["registered"] < n:
+            row("managers_one_register_incomplete", one["registered"], "servants", n)
+        if "registered" in sh and sh["registered"] < n:
+            row("managers_register_incomplete", sh["registered"], "servants", n)
+        if "register_s" in sh and "register_s" in one:
+            row("managers_register_seconds", sh["register_s"], "s", one["register_s"])
+            if sh["converged"] and one["converged"]:
+                row("managers_settle_seconds", sh["settle_s"], "s", one["settle_s"])
+            else:
+                row("managers_settle_incomplete", 1 - sh["converged"], "bool", 1 - one["converged"])
+            row("managers_register_cpu_seconds", sh["cpu_s"], "s", one["cpu_s"])
+            row("managers_store_cpu_seconds", sh["store_cpu_s"], "s", sh["cpu_s"])
+            row("managers_list_bytes_per_servant", sh["list_bytes"] / n, "B", one["list_bytes"] / n)
+        if "hb_rate" in sh and "hb_rate" in one:
+            row("managers_heartbeat_rate", sh["hb_rate"], "acks/s", one["hb_rate"])
+        if "store_ops_s" in sh:
+            row("managers_store_ops_per_sec", sh["store_ops_s"], "ops/s", sh.get("hb_rate", 0))
+            row("managers_store_commands_per_sec", sh["store_cmds_s"], "cmds/s", n)
+            row("managers_store_ops_idle_per_sec", sh["idle_ops_s"], "ops/s", a.managers)
+        if "ops_per_change" in sh:
+            if first_per_change is None:
+                first_per_change = sh["ops_per_change"]
+            row("managers_store_ops_per_change", sh["ops_per_change"], "ops", first_per_change)
+        if "error" in sh:
+            row("managers_incomplete", 1, "bool", 0)
+        if "error" in one:
+            row("managers_one_incomplete", 1, "bool", 0)
+    if a.csv:
+        with open(a.csv, "a") as f:
+            for r in rows:
+                f.write(",".join(str(x) for x in r) + "\n")
+    for r in rows:
+        print("  %-34s N=%-6s %12s %-8s baseline %12s ratio %s" % tuple(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
