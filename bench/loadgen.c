@@ -222,6 +222,21 @@ static int all_reached(run *r) { return r->reached >= r->ready; }
 static int bcast_done(run *r) { return r->bcast_got >= r->ready; }
 static int extra_ready(run *r) { return r->s[r->n].state == S_READY || r->s[r->n].state == S_DONE; }
 
+/* Past the registration's bound, the sessions still registering are given up (the ones not
+ * started are not started): what follows measures the servants the manager holds,
+ * undisturbed. */
+static void give_up_registering(run *r) {
+  if (all_settled(r)) return;
+  r->next = r->n;
+  for (int i = 0; i < r->n; i++) {
+    sess *s = &r->s[i];
+    if (s->state != S_CONNECTING && s->state != S_HELLO && s->state != S_LISTENING) continue;
+    s->state = S_DONE;
+    r->in_flight--;
+    nm_conn_close(&s->conn, 0, NULL);
+  }
+}
+
 /* ---- the peer list and deltas, from their headers ---------------------------------------- */
 
 /* The value of attribute name="..." in the first element of payload (the header), or -1. */
@@ -735,18 +750,7 @@ static int run_manager(mgr_result *res) {
   res->reg_s = register_all(r);
   res->reg_cpu_s = proc_cpu(pid) - cpu0;
   double self_s = proc_cpu(getpid()) - self0;
-  /* Past the bound, the sessions still registering are given up (not started ones are not
-   * started): what follows measures the servants the manager holds, undisturbed. */
-  if (!all_settled(r)) {
-    r->next = r->n;
-    for (int i = 0; i < r->n; i++) {
-      sess *s = &r->s[i];
-      if (s->state != S_CONNECTING && s->state != S_HELLO && s->state != S_LISTENING) continue;
-      s->state = S_DONE;
-      r->in_flight--;
-      nm_conn_close(&s->conn, 0, NULL);
-    }
-  }
+  give_up_registering(r);
   res->registered = r->ready;
   res->refused = r->refused;
   res->lost = r->lost;
@@ -911,17 +915,7 @@ static int run_attached(void) {
   uint64_t reg_ns = now_ns();
   register_all(r);
   double t1 = epoch_s();
-  /* Past the bound, the sessions still registering are given up, as in run_manager. */
-  if (!all_settled(r)) {
-    r->next = r->n;
-    for (int i = 0; i < r->n; i++) {
-      sess *s = &r->s[i];
-      if (s->state != S_CONNECTING && s->state != S_HELLO && s->state != S_LISTENING) continue;
-      s->state = S_DONE;
-      r->in_flight--;
-      nm_conn_close(&s->conn, 0, NULL);
-    }
-  }
+  give_up_registering(r);
   printf("lg: registered ready=%d n=%d refused=%d lost=%d t0=%.6f t1=%.6f%s%s%s%s\n", r->ready,
          r->n, r->refused, r->lost, t0, t1, r->refusal[0] ? " refusal=" : "", r->refusal,
          r->why[0] ? " why=" : "", r->why);

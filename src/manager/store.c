@@ -68,6 +68,18 @@ static const char *const key_suffix[KEY_N] = {"reg", "holder", "alive", "seq", "
   "local function now() local t = redis.call('TIME') "                             \
   "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end\n"
 
+/* A registration goes (leave and reap): its record, holder and deadline, and its leave on the
+ * change log at the next version. KEYS: reg holder alive seq log. */
+#define LUA_DROP                                                                   \
+  "local function drop(id, holder, reason, maxlen) "                               \
+  "redis.call('HDEL', KEYS[1], id) "                                               \
+  "redis.call('HDEL', KEYS[2], id) "                                               \
+  "redis.call('ZREM', KEYS[3], id) "                                               \
+  "local seq = redis.call('INCR', KEYS[4]) "                                       \
+  "redis.call('XADD', KEYS[5], 'MAXLEN', '~', maxlen, '*', 's', seq, 'o', 'l', "   \
+  "'i', id, 'h', holder, 'd', reason) "                                            \
+  "return seq end\n"
+
 enum { SC_PUT, SC_LEAVE, SC_RENEW, SC_REAP, SC_SNAPSHOT, SC_COMPLAIN, SC_ANNOUNCE, SC_ADMISSION,
        SC_ADM_SNAPSHOT, SC_N };
 
@@ -92,17 +104,11 @@ static const store_script scripts[SC_N] = {
   /* ARGV: id holder reason maxlen. A stale session (the servant moved to another manager)
    * publishes nothing. Holder "": the leave of an id no record holds (a remote entry some
    * manager still lists after the store lost it, shared.c), published only then. */
-  [SC_LEAVE] = {"leave", LUA_PRELUDE
+  [SC_LEAVE] = {"leave", LUA_PRELUDE LUA_DROP
     "local h = redis.call('HGET', KEYS[2], ARGV[1]) "
     "if h == false then if ARGV[2] ~= '' then return 0 end "
     "elseif h ~= ARGV[2] then return 0 end "
-    "redis.call('HDEL', KEYS[1], ARGV[1]) "
-    "redis.call('HDEL', KEYS[2], ARGV[1]) "
-    "redis.call('ZREM', KEYS[3], ARGV[1]) "
-    "local seq = redis.call('INCR', KEYS[4]) "
-    "redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 's', seq, 'o', 'l', "
-    "'i', ARGV[1], 'h', ARGV[2], 'd', ARGV[3]) "
-    "return seq",
+    "return drop(ARGV[1], ARGV[2], ARGV[3], ARGV[4])",
     5, {KEY_REG, KEY_HOLDER, KEY_ALIVE, KEY_SEQ, KEY_LOG}},
   /* ARGV: holder ttl_ms ids... -> {missing ids, {id, holder, id, holder...}}. ZADD in
    * chunks: unpack has a stack limit. */
@@ -122,17 +128,10 @@ static const store_script scripts[SC_N] = {
     "return {missing, moved}",
     2, {KEY_HOLDER, KEY_ALIVE}},
   /* ARGV: limit maxlen -> how many expired */
-  [SC_REAP] = {"reap", LUA_PRELUDE
+  [SC_REAP] = {"reap", LUA_PRELUDE LUA_DROP
     "local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now(), 'LIMIT', 0, "
     "tonumber(ARGV[1])) "
-    "for _, id in ipairs(ids) do "
-    "  redis.call('HDEL', KEYS[1], id) "
-    "  redis.call('HDEL', KEYS[2], id) "
-    "  redis.call('ZREM', KEYS[3], id) "
-    "  local seq = redis.call('INCR', KEYS[4]) "
-    "  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[2], '*', 's', seq, 'o', 'l', "
-    "  'i', id, 'h', '', 'd', 'expired') "
-    "end "
+    "for _, id in ipairs(ids) do drop(id, '', 'expired', ARGV[2]) end "
     "return #ids",
     5, {KEY_REG, KEY_HOLDER, KEY_ALIVE, KEY_SEQ, KEY_LOG}},
   /* ARGV: max -> {seq, last stream id, id, holder, record, ...}. The bound is checked

@@ -165,3 +165,14 @@ async def four_servants(h, a, b, tag):
     _, lines = await h.chat_round(four, four, tag)
     h.check_exactly_once(four, lines, tag)
     return four
+
+
+def check_no_churn(h, servants, since, known, what):
+    """None of servants printed, since since[s], a leave or a join of one of known (names),
+    nor dropped a peer: the managers' outage, failover or reconciliation withdrew nothing
+    the servants knew."""
+    names = "|".join(known)
+    for s in servants:
+        churn = s.find(r"peer (left|joined): (%s)\b|dropped: not re-listed" % names, "stderr", since[s])
+        h.check(not churn, "%s printed no leave and no join of a known peer %s (%s)" %
+                (s.name, what, churn[0].group(0) if churn else "none"))
