@@ -136,6 +136,28 @@ static struct {
          .name_prefix = "lg"};
 
 static lg_key *keys; /* n + 1, made once, used by every TLS run */
+
+/* keys: opt.n + 1 of them, each with its TLS context. 0, or -1 (said). */
+static int keys_make(void) {
+  keys = calloc((size_t)opt.n + 1, sizeof *keys);
+  if (!keys) return fprintf(stderr, "out of memory for %d keys\n", opt.n + 1), -1;
+  for (int i = 0; i <= opt.n; i++) {
+    char err[300] = "";
+    if (nm_identity_generate(&keys[i].id) || nm_tls_ctx_init(&keys[i].ctx, &keys[i].id, err, sizeof err))
+      return fprintf(stderr, "key %d: %s\n", i, err), -1;
+    keys[i].ctx.handshake_ms = (unsigned)(opt.register_timeout * 1000) + 1000;
+  }
+  return 0;
+}
+
+static void keys_free(void) {
+  for (int i = 0; keys && i <= opt.n; i++) {
+    nm_tls_ctx_close(&keys[i].ctx);
+    nm_identity_close(&keys[i].id);
+  }
+  free(keys);
+  keys = NULL;
+}
 static nm_msgbuf hb_payload, ack_payload;
 static char ack_frame[NM_FRAME_HEADER + 256];
 static size_t ack_frame_len;
@@ -1054,19 +1076,9 @@ int main(int argc, char **argv) {
   ack_frame_len = NM_FRAME_HEADER + ack_payload.len;
 
   if (opt.manager_port) { /* attached: the keys, then the steps stdin asks for */
-    keys = calloc((size_t)opt.n + 1, sizeof *keys);
-    for (int i = 0; i <= opt.n; i++) {
-      char err[300];
-      if (nm_identity_generate(&keys[i].id) || nm_tls_ctx_init(&keys[i].ctx, &keys[i].id, err, sizeof err))
-        return fprintf(stderr, "key %d: %s\n", i, err), 1;
-      keys[i].ctx.handshake_ms = (unsigned)(opt.register_timeout * 1000) + 1000;
-    }
+    if (keys_make() < 0) return 1;
     int rc = run_attached();
-    for (int i = 0; i <= opt.n; i++) {
-      nm_tls_ctx_close(&keys[i].ctx);
-      nm_identity_close(&keys[i].id);
-    }
-    free(keys);
+    keys_free();
     nm_msgbuf_free(&hb_payload);
     nm_msgbuf_free(&ack_payload);
     if (csv) fclose(csv);
@@ -1084,13 +1096,7 @@ int main(int argc, char **argv) {
   if (!mkdtemp(state_dir)) return perror("mkdtemp"), 1;
 
   uint64_t t0 = now_ns();
-  keys = calloc((size_t)opt.n + 1, sizeof *keys);
-  for (int i = 0; i <= opt.n; i++) {
-    char err[300];
-    if (nm_identity_generate(&keys[i].id) || nm_tls_ctx_init(&keys[i].ctx, &keys[i].id, err, sizeof err))
-      return fprintf(stderr, "key %d: %s\n", i, err), 1;
-    keys[i].ctx.handshake_ms = (unsigned)(opt.register_timeout * 1000) + 1000;
-  }
+  if (keys_make() < 0) return 1;
   printf("N=%d: %d keys in %.2f s, %d source addresses, %d in flight\n", opt.n, opt.n + 1,
          (double)(now_ns() - t0) / 1e9, opt.sources, opt.in_flight);
 
@@ -1158,11 +1164,7 @@ int main(int argc, char **argv) {
   if (t.ready < nb || b.ready < nb || !t.hb.complete || !b.hb.complete) failures++;
   printf("%s\n", failures ? "FAIL: a session was lost or a heartbeat not answered" : "ok");
 
-  for (int i = 0; i <= opt.n; i++) {
-    nm_tls_ctx_close(&keys[i].ctx);
-    nm_identity_close(&keys[i].id);
-  }
-  free(keys);
+  keys_free();
   nm_msgbuf_free(&hb_payload);
   nm_msgbuf_free(&ack_payload);
   if (csv) fclose(csv);
