@@ -212,6 +212,10 @@ typedef struct mgr_session {
    * snapshot that held its record as it is */
   struct mgr_remote *remote;
   uint64_t shared_seen;
+  /* complaints of this servant passed on to other managers in the current heartbeat
+   * interval, from complain_window_ms (shared.c: at most MGR_SHARED_COMPLAINTS_PER_HB) */
+  uint64_t complain_window_ms;
+  unsigned complain_forwarded;
 } mgr_session;
 
 struct manager {

@@ -16,6 +16,9 @@
 
 /* Managers of one overlay whose names are kept (a holder's name is interned once). */
 #define MGR_SHARED_HOLDERS_MAX 64
+/* Complaints one servant may pass on to other managers per heartbeat interval: one about
+ * each of this many servants it cannot reach. */
+#define MGR_SHARED_COMPLAINTS_PER_HB 64
 /* Renewals and the announcement at most this often (the sweep runs every quarter heartbeat). */
 #define MGR_SHARED_RENEW_MS 1000
 /* Admission facts written to the store per step (each attach, each sweep): a bounded burst
@@ -53,6 +56,8 @@ struct mgr_shared {
   unsigned ttl_ms;
   int stopped;
   uint64_t write_errors; /* writes the store client refused (down, too many in flight) */
+  uint64_t complaints_dropped; /* complaints not passed on: past the per-servant rate */
+  size_t nunconfirmed;   /* remote entries a snapshot lacked, at most (the tick recounts) */
   uint64_t detached_changes; /* changes of ours published with our own versions since the
                                 last snapshot (the store did not answer) */
   nm_log_rate log;       /* what the store's contents make us say */
@@ -101,12 +106,6 @@ int mgr_shared_record_encode(const nm_peer *p, const mgr_shared_private *priv, c
   return 0;
 }
 
-static int mgr__flag(const char *v, int *out) {
-  if ((v[0] != '0' && v[0] != '1') || (v[1] && v[1] != ' ' && v[1] != '\n')) return -EINVAL;
-  *out = v[0] == '1';
-  return 0;
-}
-
 int mgr_shared_record_decode(const char *data, size_t len, nm_peer *p, mgr_shared_private *priv, char *err,
                              size_t errlen) {
   memset(priv, 0, sizeof *priv);
@@ -126,7 +125,6 @@ int mgr_shared_record_decode(const char *data, size_t len, nm_peer *p, mgr_share
     memcpy(priv->token, token, MGR_TOKEN_LEN + 1);
   }
   priv->pair = pair, priv->provisional = prov, priv->standby = standby;
-  (void)mgr__flag;
   nm_msg msg;
   const char *xml = nl + 1;
   int rc = nm_msg_decode(NM_MSG_DELTA, xml, len - (size_t)(xml - data), &msg, err, errlen);
@@ -261,7 +259,7 @@ static void mgr__remote_drop(manager *m, mgr_session *s) {
 
 void mgr_shared_take_over(manager *m, mgr_session *old, mgr_session *s) {
   const char *from = old->remote->holder;
-  s->reach = old->reach == NM_REACH_UNKNOWN ? NM_REACH_UNKNOWN : old->reach;
+  s->reach = old->reach;
   s->mapping = old->mapping;
   if (old->reach == NM_REACH_MAPPED) {
     memcpy(s->ext_ip, old->ext_ip, sizeof s->ext_ip);
@@ -332,6 +330,22 @@ int mgr_shared_leave(manager *m, mgr_session *s, const char *reason) {
 void mgr_shared_complain(manager *m, mgr_session *reporter, mgr_session *accused) {
   struct mgr_shared *sh = m->shared;
   if (!sh || !accused->remote) return;
+  /* Each one is a write every manager reads: a servant may pass on a bounded number per
+   * heartbeat interval (its holder counts at most one per pair per interval anyway), so a
+   * flood of complaints cannot push real changes out of the bounded change log. */
+  uint64_t now = mgr_now_ms(m);
+  if (now - reporter->complain_window_ms >= (uint64_t)m->cfg.heartbeat_s * 1000) {
+    reporter->complain_window_ms = now;
+    reporter->complain_forwarded = 0;
+  }
+  if (reporter->complain_forwarded >= MGR_SHARED_COMPLAINTS_PER_HB) {
+    sh->complaints_dropped++;
+    nm_log_ratelimited(&sh->log, NM_LOG_WARN, "%s complains faster than %d a heartbeat about servants of other "
+                       "managers: the rest of this interval's are not passed on", reporter->name,
+                       MGR_SHARED_COMPLAINTS_PER_HB);
+    return;
+  }
+  reporter->complain_forwarded++;
   int rc = mgr_store_complain(sh->store, accused->id, accused->remote->holder, reporter->id);
   if (rc < 0) mgr__write_failed(m, "a complaint about", accused->name, rc);
 }
@@ -460,6 +474,7 @@ static void mgr__on_snapshot(void *ud, uint64_t seq, const mgr_store_entry *e, s
    * them again (the store may have lost everything); the tick drops them after that. */
   for (mgr_session *s = sh->remotes; s; s = s->remote->next)
     if (s->remote->seen != gen && !s->remote->unconfirmed_ms) s->remote->unconfirmed_ms = now, dropped++;
+  sh->nunconfirmed += dropped;
   sh->attached = 1;
   sh->attached_ms = now;
   mgr__facts_start(m, 1);
@@ -737,12 +752,18 @@ void mgr_shared_tick(manager *m) {
   mgr_store_announce(sh->store, m->cfg.listen, m->cfg.port, nm_identity_fingerprint(&m->identity)->hex);
   /* Expiries, once every manager had a heartbeat timeout to write its own after an outage. */
   if (now - sh->attached_ms >= sh->ttl_ms) mgr_store_reap(sh->store);
-  /* Remote entries no holder wrote again since the snapshot that lacked them. */
-  for (mgr_session *s = sh->remotes; s; s = s->remote->next)
-    if (s->remote->unconfirmed_ms && now - s->remote->unconfirmed_ms >= sh->ttl_ms) {
+  /* Remote entries no holder wrote again since the snapshot that lacked them: a walk only
+   * while some may be left (counted again on the way). */
+  if (!sh->nunconfirmed) return;
+  sh->nunconfirmed = 0;
+  for (mgr_session *s = sh->remotes; s; s = s->remote->next) {
+    if (!s->remote->unconfirmed_ms) continue;
+    sh->nunconfirmed++;
+    if (now - s->remote->unconfirmed_ms >= sh->ttl_ms) {
       s->remote->unconfirmed_ms = now; /* once per timeout */
       mgr_store_leave(sh->store, s->id, "");
     }
+  }
 }
 
 /* ---- start and stop --------------------------------------------------------------------- */

@@ -63,7 +63,23 @@ async def test(h):
            if s.get("name") == "alice"]
     h.note("alice in a's status: %s" % got)
     h.check(got and got[0][0] in ("relayed", "suspicious"), "a's status shows alice relayed (%s)" % got)
-    for r in raws:
+
+    # A flood: r4 (on a) sends 300 complaints about alice back to back. Each one a passes on
+    # is a write to the store every manager reads; a passes on at most 64 per heartbeat
+    # interval of one servant and says so, so the bounded change log keeps the real changes.
+    flooder = RawServant(h, "r4")
+    await flooder.register(a)
+    flooder.start()
+    since = a.mark("stderr")
+    for _ in range(300):
+        await flooder.conn.send_frame("complaint", '<complaint accused="%s" reason="refused"/>' % alice.info["id"])
+    await h.expect(a.wait_log(r"r4 complains faster than 64 a heartbeat", 10, since),
+                   "a stops passing r4's complaints on past 64 a heartbeat (and says so)")
+    key = (await redis.cli("--scan", "--pattern", "nm:*:log")).split()[0]
+    passed = (await redis.cli("XRANGE", key, "-", "+")).split().count(flooder.id)
+    h.note("r4's complaints in the change log: %d of 300" % passed)
+    h.check(0 < passed <= 128, "at most 64 a heartbeat of r4's 300 complaints reached the store (%d)" % passed)
+    for r in raws + [flooder]:
         r.stop()
 
 
