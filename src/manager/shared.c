@@ -548,6 +548,7 @@ static void mgr__on_snapshot(void *ud, uint64_t seq, const mgr_store_entry *e, s
       if (s->state == MGR_SESSION_REGISTERED) mgr_publish_owe_list(m, s);
     mgr_publish_flush(m);
   }
+  mgr_store_lead(sh->store); /* the mesh's lease at once, not at the next renewal */
   nm_log_info("store: overlay version %llu: %zu servants at other managers (%zu changed), %zu of ours (%zu written "
               "again), %zu stale records of ours removed, %zu remote entries unconfirmed; %s",
               (unsigned long long)seq, remote, changed, ours, put, gone, dropped,
