@@ -778,6 +778,8 @@ void mgr_shared_tick(manager *m) {
   m->stats.store_ops[MGR_STORE_OP_REAP] = st->reaps;
   m->stats.store_ops[MGR_STORE_OP_COMPLAIN] = st->complaints;
   m->stats.store_ops[MGR_STORE_OP_ADMISSION] = st->admissions;
+  m->stats.store_ops[MGR_STORE_OP_MESH] = st->mesh_writes;
+  m->stats.mesh_leader = m->mesh_leading;
   m->stats.store_errors = st->errors + sh->write_errors;
   m->stats.store_failovers = st->failovers;
   m->stats.remote_servants = sh->nremotes;
