@@ -33,7 +33,11 @@
 #define STORE_TICK_MS 250
 #define STORE_CONNECT_TIMEOUT_MS 2000
 #define STORE_SENTINEL_TIMEOUT_MS 1000  /* a sentinel's connect and answer, each */
-#define STORE_REPLY_TIMEOUT_MS 5000     /* the oldest command's reply: the watchdog */
+/* The watchdog: no reply and no byte of one for this long. Redis Sentinel's own default
+ * (down-after-milliseconds) is 30 s; 5 s was too short on a busy host, where one manager's
+ * snapshot of 50,000 held Redis for a second and its slow replies to the others made them
+ * reconnect and read snapshots of their own, in a cascade. */
+#define STORE_REPLY_TIMEOUT_MS 15000
 #define STORE_XREAD_BLOCK_MS 1000
 #define STORE_XREAD_COUNT 1024
 #define STORE_BACKOFF_FIRST_MS 100
