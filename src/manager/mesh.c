@@ -255,22 +255,30 @@ static int mgr__split_one(mgr_mesh *g, mgr_mesh_node *n) {
   return 0;
 }
 
-int mgr_mesh_add(mgr_mesh *g, const char *id) {
-  if (!id || strlen(id) != NM_ID_LEN) return -EINVAL;
-  if (mgr__find(g, id)) return -EEXIST;
-  if (mgr__grow(g) < 0) return -ENOMEM;
+/* A node with no edges (mgr_mesh_add without the linking). */
+static mgr_mesh_node *mgr__insert(mgr_mesh *g, const char *id) {
+  if (mgr__grow(g) < 0) return NULL;
   mgr_mesh_node *n = calloc(1, sizeof *n + g->degree * sizeof n->nb[0]);
-  if (!n) return -ENOMEM;
+  if (!n) return NULL;
   memcpy(n->id, id, NM_ID_LEN + 1);
   mgr__mesh_oom = 0;
   HASH_ADD(hh, g->by_id, id, strlen(n->id), n);
   if (mgr__mesh_oom) {
     free(n);
-    return -ENOMEM;
+    return NULL;
   }
   n->index = g->count;
   g->all[g->count++] = n;
   mgr__changed(g, n);
+  mgr__short_update(g, n);
+  return n;
+}
+
+int mgr_mesh_add(mgr_mesh *g, const char *id) {
+  if (!id || strlen(id) != NM_ID_LEN) return -EINVAL;
+  if (mgr__find(g, id)) return -EEXIST;
+  mgr_mesh_node *n = mgr__insert(g, id);
+  if (!n) return -ENOMEM;
   /* Nodes short of D first (the leftovers of leaves, and every node while the graph is
    * smaller than D + 1: it is then complete). */
   for (mgr_mesh_node *s = g->short_head, *next; s && n->deg < g->degree; s = next) {
@@ -284,6 +292,18 @@ int mgr_mesh_add(mgr_mesh *g, const char *id) {
 }
 
 /* ---- leave ----------------------------------------------------------------------------- */
+
+/* x goes: its edges, its bookkeeping, its place in the table and the array. */
+static void mgr__delete(mgr_mesh *g, mgr_mesh_node *x) {
+  while (x->deg) mgr__unlink(g, x, x->nb[0]);
+  mgr__changed_unlink(g, x);
+  mgr__short_unlink(g, x);
+  HASH_DELETE(hh, g->by_id, x);
+  g->all[x->index] = g->all[--g->count];
+  g->all[x->index]->index = x->index;
+  free(x);
+}
+
 
 /* r's side and p's side are not connected: make them one, with no node above D. */
 static void mgr__merge(mgr_mesh *g, mgr_mesh_node *r, mgr_mesh_node *p) {
@@ -313,13 +333,7 @@ int mgr_mesh_remove(mgr_mesh *g, const char *id) {
   mgr_mesh_node *a[MGR_MESH_DEGREE_MAX];
   size_t k = x->deg;
   memcpy(a, x->nb, k * sizeof a[0]);
-  for (size_t i = 0; i < k; i++) mgr__unlink(g, x, a[i]);
-  mgr__changed_unlink(g, x);
-  mgr__short_unlink(g, x);
-  HASH_DELETE(hh, g->by_id, x);
-  g->all[x->index] = g->all[--g->count];
-  g->all[x->index]->index = x->index;
-  free(x);
+  mgr__delete(g, x);
 
   /* Each former neighbour lost one edge: pair them up, in a random order. */
   for (size_t i = k; i > 1; i--) {
@@ -391,39 +405,10 @@ int mgr_mesh_set_parse(const char *line, size_t len, mgr_mesh_set *s) {
   return 0;
 }
 
-/* A node with no edges (mgr_mesh_add without the linking). */
-static mgr_mesh_node *mgr__insert(mgr_mesh *g, const char *id) {
-  if (mgr__grow(g) < 0) return NULL;
-  mgr_mesh_node *n = calloc(1, sizeof *n + g->degree * sizeof n->nb[0]);
-  if (!n) return NULL;
-  memcpy(n->id, id, NM_ID_LEN + 1);
-  mgr__mesh_oom = 0;
-  HASH_ADD(hh, g->by_id, id, strlen(n->id), n);
-  if (mgr__mesh_oom) {
-    free(n);
-    return NULL;
-  }
-  n->index = g->count;
-  g->all[g->count++] = n;
-  mgr__changed(g, n);
-  mgr__short_update(g, n);
-  return n;
-}
-
 static mgr_mesh_node *mgr__find_or_insert(mgr_mesh *g, const char *id) {
   if (strlen(id) != NM_ID_LEN) return NULL;
   mgr_mesh_node *n = mgr__find(g, id);
   return n ? n : mgr__insert(g, id);
-}
-
-static void mgr__delete(mgr_mesh *g, mgr_mesh_node *x) {
-  while (x->deg) mgr__unlink(g, x, x->nb[0]);
-  mgr__changed_unlink(g, x);
-  mgr__short_unlink(g, x);
-  HASH_DELETE(hh, g->by_id, x);
-  g->all[x->index] = g->all[--g->count];
-  g->all[x->index]->index = x->index;
-  free(x);
 }
 
 int mgr_mesh_drop(mgr_mesh *g, const char *id) {

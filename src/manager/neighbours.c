@@ -63,19 +63,23 @@ static void mgr__send_all(manager *m, int full) {
       mgr__send(m, s->id, full);
 }
 
+/* Appends id to a growing array of ids (*v, *n of *cap). 0, or -ENOMEM (nothing changed). */
+static int mgr__ids_push(char (**v)[NM_ID_LEN + 1], size_t *n, size_t *cap, const char *id) {
+  if (*n == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 64;
+    void *p = realloc(*v, ncap * sizeof **v);
+    if (!p) return -ENOMEM;
+    *v = p;
+    *cap = ncap;
+  }
+  memcpy((*v)[(*n)++], id, NM_ID_LEN + 1);
+  return 0;
+}
+
 /* id is owed its own set once (at the next flush). */
 static void mgr__owe(manager *m, const char *id) {
-  if (m->mesh_nowed == m->mesh_owed_cap) {
-    size_t cap = m->mesh_owed_cap ? m->mesh_owed_cap * 2 : 64;
-    void *p = realloc(m->mesh_owed, cap * sizeof *m->mesh_owed);
-    if (!p) {
-      nm_log_error("mesh: out of memory: %s is not told its neighbours", id);
-      return;
-    }
-    m->mesh_owed = p;
-    m->mesh_owed_cap = cap;
-  }
-  memcpy(m->mesh_owed[m->mesh_nowed++], id, NM_ID_LEN + 1);
+  if (mgr__ids_push(&m->mesh_owed, &m->mesh_nowed, &m->mesh_owed_cap, id) < 0)
+    nm_log_error("mesh: out of memory: %s is not told its neighbours", id);
 }
 
 /* After a join or a leave: a switch when the size crossed the threshold (everyone is told
@@ -112,17 +116,8 @@ static void mgr__after_change(manager *m) {
 static int mgr__draws(const manager *m) { return !m->mesh_follows || m->mesh_leading; }
 
 static void mgr__gone(manager *m, const char *id) {
-  if (m->mesh_ngone == m->mesh_gone_cap) {
-    size_t cap = m->mesh_gone_cap ? m->mesh_gone_cap * 2 : 64;
-    void *p = realloc(m->mesh_gone, cap * sizeof *m->mesh_gone);
-    if (!p) {
-      nm_log_error("mesh: out of memory: %s's departure is not written to the store", id);
-      return;
-    }
-    m->mesh_gone = p;
-    m->mesh_gone_cap = cap;
-  }
-  memcpy(m->mesh_gone[m->mesh_ngone++], id, NM_ID_LEN + 1);
+  if (mgr__ids_push(&m->mesh_gone, &m->mesh_ngone, &m->mesh_gone_cap, id) < 0)
+    nm_log_error("mesh: out of memory: %s's departure is not written to the store", id);
 }
 
 /* The sets to write, in chunks the store takes in one script each. */
