@@ -59,6 +59,7 @@ A step that does not complete in its bound is recorded so, never waited for.
 import argparse
 import os
 import queue
+import resource
 import shutil
 import signal
 import socket
@@ -90,6 +91,33 @@ def proc_cpu(pid):
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def proc_rss_mib(pid):
+    """VmRSS of pid in MiB, or 0 when it is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+def proc_fds(pid):
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return 0
+
+
+def mem_total_mib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
 
 
 class Child:
@@ -202,28 +230,35 @@ class Redis:
 class Side:
     """Managers (one, or several sharing redis) and a load generator per manager."""
 
-    def __init__(self, a, tmp, n, k, redis):
-        self.a, self.tmp, self.n, self.k, self.redis = a, tmp, n, k, redis
+    def __init__(self, a, tmp, n, k, redis, total):
+        self.a, self.tmp, self.n, self.k, self.redis, self.total = a, tmp, n, k, redis, total
         self.managers, self.ports, self.loadgens = [], [], []
         try:
-            self._start(a, tmp, n, k, redis)
+            self._start(a, tmp, n, k, redis, total)
         except BaseException:
             self.stop()  # what did start is stopped: the caller has no side to stop
             raise
 
-    def _start(self, a, tmp, n, k, redis):
+    def _start(self, a, tmp, n, k, redis, total):
         env = dict(os.environ, NATMESH_LOG="warn")
         # The default heartbeat (5 s): the sweep, and with it the store's renewals and the
         # announcement, runs every quarter of it. A timeout of an hour: the simulated servants
         # heartbeat only in the measured window, and must not be dropped between steps.
-        mesh_above = max(1000, 2 * n)
+        # --views 1: the default --mesh-above (1,000), a bounded mesh past it; --views 0: the
+        # full mesh on both sides (--mesh-above above N).
+        mesh_above = None if a.views else max(1000, 2 * n)
         for i in range(k):
             port = free_port()
             sd = os.path.join(tmp, "mgr%d" % i)
             argv = [os.path.join(a.bindir, "natmesh-manager"), "--open", "--state-dir", sd,
                     "--listen", "127.0.0.1", "--port", port, "--heartbeat", 5, "--timeout", 3600,
                     "--max-unauth", 4096, "--max-unauth-per-address", 1024,
-                    "--max-servants", n + 64, "--mesh-above", mesh_above]
+                    # The list holds every servant of the overlay, remote entries included,
+                    # and --max-servants bounds it (src/manager/registry.c, list.max): N + 64,
+                    # though each manager holds only its share (its descriptors allow that).
+                    "--max-servants", total + 64]
+            if mesh_above is not None:
+                argv += ["--mesh-above", mesh_above]
             if redis:
                 argv += ["--store", "redis://127.0.0.1:%d" % redis.port, "--manager-name", "m%d" % i]
             self.managers.append(Child("manager%d" % i, argv, env=env, log=sd + ".log"))
@@ -241,7 +276,7 @@ class Side:
         for i, (port, count) in enumerate(zip(self.ports, share)):
             self.loadgens.append(Child("loadgen%d" % i, [
                 a.loadgen, "--manager-port", port, "--n", count, "--seconds", a.seconds,
-                "--register-timeout", a.register_timeout, "--views", 0, "--name-prefix", "m%d-" % i],
+                "--register-timeout", a.register_timeout, "--views", a.views, "--name-prefix", "m%d-" % i],
                 stdin=True))
         self.share = share
 
@@ -264,6 +299,14 @@ class Side:
     def cpu(self):
         return sum(proc_cpu(m.p.pid) for m in self.managers)
 
+    def rss_mib(self):
+        """VmRSS of each manager and of each load generator, MiB."""
+        return [proc_rss_mib(m.p.pid) for m in self.managers], [proc_rss_mib(lg.p.pid) for lg in self.loadgens]
+
+    def fds(self):
+        """Open descriptors of each manager and of each load generator."""
+        return [proc_fds(m.p.pid) for m in self.managers], [proc_fds(lg.p.pid) for lg in self.loadgens]
+
     def stop(self):
         for lg in self.loadgens:
             lg.send("quit")
@@ -277,17 +320,39 @@ class Side:
             m.stop()
 
 
-def run_side(a, n, k, shared):
-    """The figures of one side at N, as a dict."""
+def settle_views(side, a, t0):
+    """Views (a bounded mesh): every load generator until each of its sessions holds a set of
+    neighbours and nothing came for a.settle_quiet ms; then again, until a round in which no
+    frame came after the previous one (a manager may publish a set after another load
+    generator went quiet). Returns (ok, settle seconds from t0, lines of the last round)."""
+    lasts = None
+    for _ in range(4):
+        for lg in side.loadgens:
+            lg.send("settle 0 %d" % a.settle_quiet)
+        setl = side.all_expect("lg: settled", a.register_timeout + 60)
+        if None in setl:
+            return False, None, setl
+        now = [float(s["last"]) for s in setl]
+        if lasts is not None and now == lasts:
+            break
+        lasts = now
+    ok = all(s["ok"] == "1" for s in setl)
+    return ok, max(lasts) - t0, setl
+
+
+def run_side(a, n, k, shared, total=None):
+    """The figures of one side with n servants in all, as a dict."""
     tmp = tempfile.mkdtemp(prefix="natmesh-managers.")
     redis = side = None
     res = {"n": n, "k": k}
     label = "%d managers + redis" % k if shared else "one manager"
     try:
         redis = Redis(tmp) if shared else None
-        side = Side(a, tmp, n, k, redis)
-        if None in side.all_expect("lg: keys", 120):
+        side = Side(a, tmp, n, k, redis, total or n)
+        k0 = time.monotonic()
+        if None in side.all_expect("lg: keys", 180):
             raise RuntimeError("a load generator did not make its keys")
+        res["keys_s"] = time.monotonic() - k0
         cpu0 = side.cpu()
         rcpu0 = proc_cpu(redis.child.p.pid) if redis else 0
         for lg in side.loadgens:
@@ -299,28 +364,54 @@ def run_side(a, n, k, shared):
         res["registered"] = sum(int(r["ready"]) for r in regs)
         res["register_s"] = max(float(r["t1"]) for r in regs) - t0
         res["lost"] = sum(int(r["lost"]) for r in regs) + sum(int(r["refused"]) for r in regs)
-        # Settled: every servant holds the overlay's version after the N joins (the store, or
-        # the one manager, starts empty: one version per join), whichever manager each came
-        # through.
-        for lg in side.loadgens:
-            lg.send("settle %d" % n)
-        setl = side.all_expect("lg: settled", a.register_timeout + 60)
-        if None in setl:
-            raise RuntimeError("a load generator did not settle")
-        res["settle_s"] = max(float(s["last"]) for s in setl) - t0
-        # Every servant holds the same list version, the overlay's newest: the deltas of the
-        # other managers' servants reached it.
-        vers = [int(s[k]) for s in setl for k in ("vmin", "vmax") if int(s[k]) >= 0]
-        res["converged"] = 1 if all(s["ok"] == "1" for s in setl) and vers and min(vers) == max(vers) else 0
-        res["list_bytes"] = sum(int(s["list_bytes"]) + int(s["delta_bytes"]) for s in setl)
+        for r in regs:
+            if r.get("refusal") or r.get("why"):
+                print("  %s: a load generator: refusal %s, %s" % (label, r.get("refusal", "-"), r.get("why", "-")),
+                      flush=True)
+        res["fds"] = side.fds()
+        if a.views:
+            # Settled: every servant holds its view (a set of neighbours) and nothing more came.
+            ok, settle_s, setl = settle_views(side, a, t0)
+            if None in setl:
+                raise RuntimeError("a load generator did not settle")
+            res["settle_s"] = settle_s
+            held = sum(int(s["held"]) for s in setl)
+            ready = sum(int(s["ready"]) for s in setl)
+            res["converged"] = 1 if ok and held == ready else 0
+            dmin = min(int(s["dmin"]) for s in setl)
+            dmax = max(int(s["dmax"]) for s in setl)
+            res["list_bytes"] = sum(int(s["list_bytes"]) + int(s["delta_bytes"]) + int(s["nb_bytes"]) for s in setl)
+            what = "%d of %d servants hold neighbours (%d-%d each)" % (held, ready, dmin, dmax)
+        else:
+            # Settled: every servant holds the overlay's version after the N joins (the store,
+            # or the one manager, starts empty: one version per join), whichever manager each
+            # change came through.
+            for lg in side.loadgens:
+                lg.send("settle %d" % n)
+            setl = side.all_expect("lg: settled", a.register_timeout + 60)
+            if None in setl:
+                raise RuntimeError("a load generator did not settle")
+            res["settle_s"] = max(float(s["last"]) for s in setl) - t0
+            # Every servant holds the same list version, the overlay's newest: the deltas of
+            # the other managers' servants reached it.
+            vers = [int(s[k]) for s in setl for k in ("vmin", "vmax") if int(s[k]) >= 0]
+            res["converged"] = 1 if all(s["ok"] == "1" for s in setl) and vers and min(vers) == max(vers) else 0
+            res["list_bytes"] = sum(int(s["list_bytes"]) + int(s["delta_bytes"]) for s in setl)
+            what = "list versions %s" % ("all %d" % vers[0] if res["converged"] else
+                                          "differ: %d-%d" % (min(vers), max(vers)) if vers else "none")
         res["cpu_s"] = side.cpu() - cpu0
         res["store_cpu_s"] = proc_cpu(redis.child.p.pid) - rcpu0 if redis else 0
-        print("  %s: %d of %d registered in %.2f s (slowest of %d), settled at %.2f s (list versions %s); "
-              "%.0f MB of lists and deltas sent to them; managers' CPU %.2f s%s"
-              % (label, res["registered"], n, res["register_s"], k, res["settle_s"],
-                 "all %d" % vers[0] if res["converged"] else "differ: %d-%d" % (min(vers), max(vers)) if vers else "none",
+        mr, lr = side.rss_mib()
+        res["rss_settled"] = mr
+        print("  %s: keys made in %.1f s; %d of %d registered in %.2f s (slowest of %d), settled at %.2f s (%s); "
+              "%.0f MB of lists, deltas and neighbours sent to them; managers' CPU %.2f s%s"
+              % (label, res["keys_s"], res["registered"], n, res["register_s"], k, res["settle_s"], what,
                  res["list_bytes"] / 1e6, res["cpu_s"],
                  ", redis-server's %.2f s" % res["store_cpu_s"] if redis else ""), flush=True)
+        print("  %s: descriptors open after registering: managers %s, load generators %s (ulimit -Hn %d); "
+              "VmRSS settled: managers %s MiB, load generators %s MiB" % (
+                  label, res["fds"][0], res["fds"][1], resource.getrlimit(resource.RLIMIT_NOFILE)[1],
+                  " ".join("%.0f" % x for x in mr), " ".join("%.0f" % x for x in lr)), flush=True)
         if redis:  # a quiet interval: what the managers send the store when nothing happens
             c0, q0 = redis.counts(), time.monotonic()
             time.sleep(a.quiet)  # a measured interval, not a wait for an event
@@ -339,16 +430,24 @@ def run_side(a, n, k, shared):
         res["hb_complete"] = all(h["complete"] == "1" for h in hbs)
         if not res["hb_complete"]:
             print("  %s: some heartbeats were not answered" % label, flush=True)
-        vers = [int(h[k]) for h in hbs for k in ("vmin", "vmax") if int(h.get(k, -1)) >= 0]
-        res["converged_later"] = 1 if vers and min(vers) == max(vers) else 0
-        print("  %s: list versions after the heartbeat window: %s" % (
-            label, "all %d" % vers[0] if res["converged_later"] else
-            "differ: %d-%d" % (min(vers), max(vers)) if vers else "none"), flush=True)
+        if not a.views:  # with views each servant's version is its view's own
+            vers = [int(h[k]) for h in hbs for k in ("vmin", "vmax") if int(h.get(k, -1)) >= 0]
+            res["converged_later"] = 1 if vers and min(vers) == max(vers) else 0
+            print("  %s: list versions after the heartbeat window: %s" % (
+                label, "all %d" % vers[0] if res["converged_later"] else
+                "differ: %d-%d" % (min(vers), max(vers)) if vers else "none"), flush=True)
+        mr, lr = side.rss_mib()
+        res["rss"] = mr
+        res["rss_all"] = sum(mr) + sum(lr) + (proc_rss_mib(redis.child.p.pid) if redis else 0)
         print("  %s: %.0f heartbeats/s answered (sum of %d)%s" % (
             label, res["hb_rate"], k, "; store meanwhile %.1f requests/s (%.0f commands/s with those "
             "scripts ran), quiet %.1f requests/s (%.0f commands/s)" % (
                 res["store_ops_s"], res["store_cmds_s"], res["idle_ops_s"], res["idle_cmds_s"])
             if redis else ""), flush=True)
+        print("  %s: VmRSS after the heartbeat window: managers %s MiB, load generators %s MiB%s; "
+              "%.0f MiB in all" % (label, " ".join("%.0f" % x for x in mr), " ".join("%.0f" % x for x in lr),
+                                   ", redis-server %.0f MiB" % proc_rss_mib(redis.child.p.pid) if redis else "",
+                                   res["rss_all"]), flush=True)
         if redis:  # joins and leaves of one extra servant through the first manager
             c0, q0 = redis.counts(), time.monotonic()
             ok = True
@@ -404,48 +503,91 @@ def run_side(a, n, k, shared):
     return res
 
 
+def one_max_default():
+    """The most servants one manager can hold here: as scripts/bench.sh's largest N, the hard
+    file limit less 1,000 (its own files, unauthenticated connections), at most 19,000."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        hard = 1048576
+    return min(hard - 1000, 19000)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bindir", required=True)
     ap.add_argument("--loadgen", default=None, help="default: BINDIR/natmesh-loadgen")
-    ap.add_argument("--sizes", default="900,2700")
+    ap.add_argument("--sizes", default="50000")
     ap.add_argument("--managers", type=int, default=3)
+    ap.add_argument("--one-max", type=int, default=None,
+                    help="the one manager's N at most (default: as many as it can hold, the hard file "
+                         "limit less 1,000, at most 19,000)")
+    ap.add_argument("--views", type=int, default=1, choices=(0, 1),
+                    help="1 (default): the managers' default --mesh-above, servants take views; "
+                         "0: the full mesh on both sides (--mesh-above above N)")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--quiet", type=float, default=3.0, help="the quiet interval measured (s)")
+    ap.add_argument("--settle-quiet", type=int, default=500,
+                    help="views: settled after this many ms with no list, delta or neighbours")
     ap.add_argument("--changes", type=int, default=10, help="joins (and as many leaves) counted")
-    ap.add_argument("--register-timeout", type=float, default=90.0)
+    ap.add_argument("--register-timeout", type=float, default=150.0)
     ap.add_argument("--csv", default=None)
     a = ap.parse_args()
     a.loadgen = a.loadgen or os.path.join(a.bindir, "natmesh-loadgen")
     if not shutil.which("redis-server") or not shutil.which("redis-cli"):
         print("managers: redis-server and redis-cli are needed (scripts/setup.sh installs them)")
         return 1
+    # Every child under the hard file limit: the soft one raised to it.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    one_max = a.one_max or one_max_default()
     rows = []
     first_per_change = None
     for n in [int(x) for x in a.sizes.split(",") if x]:
-        print("== managers N=%d: one manager, then %d sharing a redis-server (%d servants each, "
-              "--mesh-above %d: full lists on both sides)" % (n, a.managers, n // a.managers, max(1000, 2 * n)),
-              flush=True)
-        one = run_side(a, n, 1, False)
+        n1 = min(n, one_max)
+        share = -(-n // a.managers)
+        if share + 1000 > hard:
+            print("managers: %d servants per manager do not fit under ulimit -Hn %d" % (share, hard))
+            return 1
+        print("== managers N=%d: one manager with %d%s, then %d sharing a redis-server (%d servants each, %s)"
+              % (n, n1, " (as many as it can hold)" if n1 < n else "", a.managers, n // a.managers,
+                 "views: the default --mesh-above" if a.views else
+                 "--mesh-above %d: full lists on both sides" % max(1000, 2 * n)), flush=True)
+        one = run_side(a, n1, 1, False)
         sh = run_side(a, n, a.managers, True)
 
         def row(fig, v, unit, b):
             rows.append([fig, n, "%.6g" % v, unit, "%.6g" % b, "%.4f" % (v / b if b else 0)])
-        if "registered" in one and one["registered"] < n:
-            row("managers_one_register_incomplete", one["registered"], "servants", n)
+        if "registered" in one and one["registered"] < n1:
+            row("managers_one_register_incomplete", one["registered"], "servants", n1)
         if "registered" in sh and sh["registered"] < n:
             row("managers_register_incomplete", sh["registered"], "servants", n)
+        if n1 < n:
+            # The one manager holds fewer than N: times and CPU per 1,000 servants on both
+            # sides (the baseline at N1), said in the figure's name and unit.
+            row("managers_one_servants", n1, "servants", n)
+            per, sfx, unit = 1000.0, "_per_1000", "s/1000"
+        else:
+            per, sfx, unit = None, "", "s"
+
+        def scaled(res, key):
+            return res[key] / (res["n"] / per) if per else res[key]
         if "register_s" in sh and "register_s" in one:
-            row("managers_register_seconds", sh["register_s"], "s", one["register_s"])
-            if sh["converged"] and one["converged"]:
-                row("managers_settle_seconds", sh["settle_s"], "s", one["settle_s"])
+            row("managers_register_seconds" + sfx, scaled(sh, "register_s"), unit, scaled(one, "register_s"))
+            if sh.get("converged") and one.get("converged"):
+                row("managers_settle_seconds" + sfx, scaled(sh, "settle_s"), unit, scaled(one, "settle_s"))
             else:
-                row("managers_settle_incomplete", 1 - sh["converged"], "bool", 1 - one["converged"])
-            row("managers_register_cpu_seconds", sh["cpu_s"], "s", one["cpu_s"])
+                row("managers_settle_incomplete", 1 - sh.get("converged", 0), "bool", 1 - one.get("converged", 0))
+            row("managers_fds_per_manager", max(sh["fds"][0]), "fds", hard)
+        if "cpu_s" in sh and "cpu_s" in one:
+            row("managers_register_cpu_seconds" + sfx, scaled(sh, "cpu_s"), unit, scaled(one, "cpu_s"))
             row("managers_store_cpu_seconds", sh["store_cpu_s"], "s", sh["cpu_s"])
-            row("managers_list_bytes_per_servant", sh["list_bytes"] / n, "B", one["list_bytes"] / n)
+            row("managers_list_bytes_per_servant", sh["list_bytes"] / n, "B", one["list_bytes"] / n1)
         if "hb_rate" in sh and "hb_rate" in one:
             row("managers_heartbeat_rate", sh["hb_rate"], "acks/s", one["hb_rate"])
+        if "rss" in sh and "rss" in one:
+            row("managers_rss_per_manager", max(sh["rss"]), "MiB", max(one["rss"]))
+            row("managers_rss_kib_per_servant", max(sh["rss"]) * 1024 / share, "KiB", max(one["rss"]) * 1024 / n1)
+            row("managers_rss_all", sh["rss_all"], "MiB", mem_total_mib())
         if "store_ops_s" in sh:
             row("managers_store_ops_per_sec", sh["store_ops_s"], "ops/s", sh.get("hb_rate", 0))
             row("managers_store_commands_per_sec", sh["store_cmds_s"], "cmds/s", n)
