@@ -890,9 +890,10 @@ static int run_baseline(int target, pid_t pid, uint16_t port, int n, double join
  *                     "lg: settled ok=0|1 last=EPOCH vmin=V vmax=V list_bytes=B delta_bytes=B"
  *                     (when the last got there; the oldest and newest versions its sessions
  *                     hold; the list and delta frame bytes they received)
- *   settle V [QUIET]  with --views 1 (a bounded mesh: versions are per view) instead: until
- *                     every ready session holds a non-empty set of neighbours and no list,
- *                     delta or neighbours frame came for QUIET ms (default 300), prints the
+ *   settle V [QUIET [MAX]]  with --views 1 (a bounded mesh: versions are per view) instead:
+ *                     until every ready session holds a non-empty set of neighbours and no
+ *                     list, delta or neighbours frame came for QUIET ms (default 300; bounded
+ *                     by MAX ms, default: the registration's time + 30 s), prints the
  *                     same line with vmin=-1 vmax=-1 and nb_bytes=B held=H ready=R dmin=D
  *                     dmax=D (the sessions holding neighbours, the smallest and largest set)
  *   hb                a heartbeat window, prints "lg: heartbeats rate=BEST mean=MEAN p50=US
@@ -985,9 +986,9 @@ static int run_attached(void) {
        * when every ready session holds a set of neighbours (its view: itself, those, their
        * relays) and no list, delta or neighbours came for QUIET ms ("settle V QUIET"; 300
        * by default), bounded as below. last: when the last frame came. */
-      const char *q = strchr(cmd + 7, ' ');
-      double quiet_ms = q ? atof(q + 1) : QUIET_MS;
-      double max_ms = (double)(now_ns() - reg_ns) / 1e6 + 30000;
+      char *q = strchr(cmd + 7, ' ');
+      double quiet_ms = q ? strtod(q + 1, &q) : QUIET_MS;
+      double max_ms = q && *q ? atof(q) : (double)(now_ns() - reg_ns) / 1e6 + 30000;
       uint64_t w0 = now_ns();
       int held = 0, ok = 0, dmin = -1, dmax = -1;
       for (;;) {

@@ -326,18 +326,20 @@ def settle_views(side, a, t0):
     frame came after the previous one (a manager may publish a set after another load
     generator went quiet). Returns (ok, settle seconds from t0, lines of the last round)."""
     lasts = None
+    bound_ms = a.settle_timeout * 1000
     for _ in range(4):
         for lg in side.loadgens:
-            lg.send("settle 0 %d" % a.settle_quiet)
-        setl = side.all_expect("lg: settled", a.register_timeout + 60)
+            lg.send("settle 0 %d %d" % (a.settle_quiet, bound_ms))
+        setl = side.all_expect("lg: settled", a.settle_timeout + 30)
         if None in setl:
             return False, None, setl
         now = [float(s["last"]) for s in setl]
-        if lasts is not None and now == lasts:
+        ok = all(s["ok"] == "1" for s in setl)
+        if not ok or (lasts is not None and now == lasts):
             break
         lasts = now
-    ok = all(s["ok"] == "1" for s in setl)
-    return ok, max(lasts) - t0, setl
+        bound_ms = 10000  # a second round: nothing more should come
+    return ok, max(now) - t0, setl
 
 
 def run_side(a, n, k, shared, total=None):
@@ -528,6 +530,8 @@ def main():
     ap.add_argument("--quiet", type=float, default=3.0, help="the quiet interval measured (s)")
     ap.add_argument("--settle-quiet", type=int, default=500,
                     help="views: settled after this many ms with no list, delta or neighbours")
+    ap.add_argument("--settle-timeout", type=float, default=60.0,
+                    help="views: the bound on settling after the registration (s)")
     ap.add_argument("--changes", type=int, default=10, help="joins (and as many leaves) counted")
     ap.add_argument("--register-timeout", type=float, default=150.0)
     ap.add_argument("--csv", default=None)
