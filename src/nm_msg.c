@@ -487,6 +487,7 @@ static int nm__enc_chat(nm_xml_writer *w, const nm_msg_chat *m) {
     if (!nm__sig_set(m->cert)) return -EINVAL;
     nm__attr_hex(w, "key", m->key, sizeof m->key);
     nm__attr_hex(w, "cert", m->cert, sizeof m->cert);
+    if (m->has_signer) nm__attr_hex(w, "signer", m->signer, sizeof m->signer);
   }
   nm_xml_writer_text(w, m->text);
   nm_xml_writer_end(w);
@@ -872,6 +873,10 @@ static int nm__dec_chat(nm__dec *d, nm_msg_chat *m) {
     NM__CHECK(nm_read_key(n, d->msg, "key", 0, m->key, d->err, d->errlen));
     NM__CHECK(nm_read_sig(n, d->msg, "cert", 0, m->cert, d->err, d->errlen));
     m->has_cert = 1;
+    if (xmlHasProp(n, BAD_CAST "signer")) {
+      NM__CHECK(nm_read_key(n, d->msg, "signer", 0, m->signer, d->err, d->errlen));
+      m->has_signer = 1;
+    }
   }
   /* The line is the element's own text (a comment splits it in two; child elements are
    * not part of it), at most NM_CHAT_MAX bytes. */

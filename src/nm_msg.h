@@ -266,6 +266,11 @@ typedef struct {
   int has_cert;
   uint8_t key[NM_PUBKEY_LEN];
   uint8_t cert[NM_MEMBER_CERT_LEN];
+  /* With a certificate, since issue 14 (several managers): the raw key of the manager that
+   * signed it (signer="64 hex"). A receiver uses it only when it pins that manager too (its
+   * invite or config names every manager of the overlay); otherwise its own manager's. */
+  int has_signer;
+  uint8_t signer[NM_PUBKEY_LEN];
 } nm_msg_chat;
 
 /* The signed fields of c, as nm_linesig sees them (pointers into c). */

@@ -97,7 +97,7 @@ static int nm__url_ok(const char *s) {
 
 static int nm__store_sendable(const nm_status_store *k) {
   if (!k->present) return 1;
-  if (!nm__url_ok(k->url) || !nm__text_ok(k->primary) || (unsigned)k->state > NM_STORE_UP ||
+  if (!nm__url_ok(k->url) || !nm__text_ok(k->primary) || !nm__text_ok(k->mesh_leader) || (unsigned)k->state > NM_STORE_UP ||
       k->nmanagers > NM_STATUS_MANAGERS_MAX || k->nmanagers_total < k->nmanagers)
     return 0;
   for (unsigned i = 0; i < k->nmanagers; i++)
@@ -174,6 +174,7 @@ static int nm__status_encode(const nm_status *st, unsigned page, unsigned pages,
     nm_xml_writer_attr(&w, "url", k->url);
     nm_xml_writer_attr(&w, "state", nm_store_state_name(k->state));
     nm_xml_writer_attr(&w, "primary", k->primary);
+    if (k->mesh_leader[0]) nm_xml_writer_attr(&w, "mesh-leader", k->mesh_leader);
     nm_xml_writer_attr_u64(&w, "managers", k->nmanagers_total);
     for (unsigned i = 0; i < k->nmanagers; i++) {
       const nm_status_manager *m = &k->managers[i];
@@ -330,6 +331,7 @@ static int nm__store_from_xml(xmlNode *n, nm_status_store *k, char *err, size_t 
   else if (strcmp(state, "up") == 0) k->state = NM_STORE_UP;
   else return nm_read_field_error(ctx, "state", state, err, errlen);
   NM__CHECK(nm_read_text(n, ctx, "primary", 1, k->primary, sizeof k->primary, err, errlen));
+  NM__CHECK(nm_read_text(n, ctx, "mesh-leader", 1, k->mesh_leader, sizeof k->mesh_leader, err, errlen));
   NM__CHECK(nm_read_uint(n, ctx, "managers", 1, 0, UINT32_MAX, &k->nmanagers_total, err, errlen));
   unsigned listed = 0;
   for (xmlNode *c = n->children; c; c = c->next) {

@@ -130,6 +130,7 @@ typedef struct {
   char url[NM_STATUS_URL_MAX + 1];
   nm_store_state state;
   char primary[NM_STATUS_TEXT_MAX + 1];
+  char mesh_leader[NM_STATUS_TEXT_MAX + 1]; /* the manager drawing the shared mesh ("" unknown) */
   nm_status_manager managers[NM_STATUS_MANAGERS_MAX];
   unsigned nmanagers;
   unsigned nmanagers_total; /* the managers the store lists (>= nmanagers) */

@@ -92,6 +92,7 @@ static json_t *nm__store(const nm_status_store *k) {
   json_object_set_new(o, "url", json_string(k->url));
   json_object_set_new(o, "state", json_string(nm_store_state_name(k->state)));
   json_object_set_new(o, "primary", nm__str_or_null(k->primary));
+  json_object_set_new(o, "mesh_leader", nm__str_or_null(k->mesh_leader));
   json_object_set_new(o, "managers_count", json_integer(k->nmanagers_total));
   for (unsigned i = 0; i < k->nmanagers; i++) {
     const nm_status_manager *m = &k->managers[i];

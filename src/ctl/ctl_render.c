@@ -127,6 +127,11 @@ static void nmctl__store_line(FILE *out, const nm_status_store *k) {
   nmctl_sanitize(primary, sizeof primary, k->primary);
   fprintf(out, "store %s %s", url, nm_store_state_name(k->state));
   if (primary[0]) fprintf(out, " (primary %s)", primary);
+  if (k->mesh_leader[0]) {
+    char leader[NM_STATUS_TEXT_MAX + 1];
+    nmctl_sanitize(leader, sizeof leader, k->mesh_leader);
+    fprintf(out, ", mesh drawn by %s", leader);
+  }
   fprintf(out, ", %u manager%s", k->nmanagers_total, k->nmanagers_total == 1 ? "" : "s");
   for (unsigned i = 0; i < k->nmanagers; i++) {
     char name[NM_STATUS_TEXT_MAX + 1], addr[NM_STATUS_TEXT_MAX + 16];

@@ -433,9 +433,6 @@ static int mgr__check(mgr_config *cfg, nm_admission_mode *mode) {
   if (cfg->store[0]) {
     char err[300];
     if (mgr_store_parse_url(cfg->store, err, sizeof err) < 0) return nm_log_error("store: %s", err), 2;
-    /* Views and the bounded mesh are one manager's: with several, every servant holds the
-     * whole list (docs/operators.md, "Several managers"). */
-    if (cfg->mesh_above < 1000000) cfg->mesh_above = 1000000;
   }
   if (!cfg->state_dir[0]) {
     int rc = nm_identity_default_dir(cfg->state_dir, sizeof cfg->state_dir, "manager");

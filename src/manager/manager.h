@@ -279,6 +279,12 @@ struct manager {
   /* leaves repaired in this window: how many, and the last one's name (for the log) */
   unsigned mesh_nleft;
   char mesh_left[NM_NAME_MAX + 1];
+  /* With a store (neighbours.h, "several managers"): whether this manager draws the shared
+   * graph now; the nodes it removed since it last wrote (written as gone); the whole graph
+   * is owed to the store (it just took the lead). */
+  int mesh_follows, mesh_leading, mesh_publish_all;
+  char (*mesh_gone)[NM_ID_LEN + 1];
+  size_t mesh_ngone, mesh_gone_cap;
 };
 
 /* registry.c */

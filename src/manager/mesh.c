@@ -361,6 +361,123 @@ int mgr_mesh_unlink(mgr_mesh *g, const char *a, const char *b) {
   return 0;
 }
 
+/* ---- following another's graph ----------------------------------------------------------- */
+
+/* A node with no edges (mgr_mesh_add without the linking). */
+static mgr_mesh_node *mgr__insert(mgr_mesh *g, const char *id) {
+  if (mgr__grow(g) < 0) return NULL;
+  mgr_mesh_node *n = calloc(1, sizeof *n + g->degree * sizeof n->nb[0]);
+  if (!n) return NULL;
+  memcpy(n->id, id, NM_ID_LEN + 1);
+  mgr__mesh_oom = 0;
+  HASH_ADD(hh, g->by_id, id, strlen(n->id), n);
+  if (mgr__mesh_oom) {
+    free(n);
+    return NULL;
+  }
+  n->index = g->count;
+  g->all[g->count++] = n;
+  mgr__changed(g, n);
+  mgr__short_update(g, n);
+  return n;
+}
+
+static mgr_mesh_node *mgr__find_or_insert(mgr_mesh *g, const char *id) {
+  if (strlen(id) != NM_ID_LEN) return NULL;
+  mgr_mesh_node *n = mgr__find(g, id);
+  return n ? n : mgr__insert(g, id);
+}
+
+static void mgr__delete(mgr_mesh *g, mgr_mesh_node *x) {
+  while (x->deg) mgr__unlink(g, x, x->nb[0]);
+  mgr__changed_unlink(g, x);
+  mgr__short_unlink(g, x);
+  HASH_DELETE(hh, g->by_id, x);
+  g->all[x->index] = g->all[--g->count];
+  g->all[x->index]->index = x->index;
+  free(x);
+}
+
+int mgr_mesh_drop(mgr_mesh *g, const char *id) {
+  mgr_mesh_node *x = id ? mgr__find(g, id) : NULL;
+  if (!x) return -ENOENT;
+  mgr__delete(g, x);
+  return 0;
+}
+
+static int mgr__set_names(const mgr_mesh_set *s, const mgr_mesh_node *n) {
+  for (unsigned i = 0; i < s->n && i < MGR_MESH_DEGREE_MAX; i++)
+    if (strcmp(s->nb[i], n->id) == 0) return 1;
+  return 0;
+}
+
+int mgr_mesh_apply(mgr_mesh *g, const mgr_mesh_set *sets, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (sets[i].gone) {
+      mgr_mesh_node *x = mgr__find(g, sets[i].id);
+      if (x) mgr__delete(g, x);
+    }
+  for (size_t i = 0; i < n; i++) {
+    if (sets[i].gone) continue;
+    mgr_mesh_node *x = mgr__find_or_insert(g, sets[i].id);
+    if (!x) return -ENOMEM;
+    for (unsigned k = x->deg; k > 0; k--)
+      if (!mgr__set_names(&sets[i], x->nb[k - 1])) mgr__unlink(g, x, x->nb[k - 1]);
+  }
+  int refused = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (sets[i].gone) continue;
+    mgr_mesh_node *x = mgr__find(g, sets[i].id);
+    for (unsigned k = 0; x && k < sets[i].n && k < MGR_MESH_DEGREE_MAX; k++) {
+      mgr_mesh_node *y = mgr__find_or_insert(g, sets[i].nb[k]);
+      if (!y) {
+        if (strlen(sets[i].nb[k]) != NM_ID_LEN) continue;
+        return -ENOMEM;
+      }
+      if (y == x || mgr__adjacent(x, y)) continue;
+      if (x->deg >= g->degree || y->deg >= g->degree) {
+        refused++;
+        continue;
+      }
+      mgr__link(g, x, y);
+    }
+  }
+  return refused;
+}
+
+size_t mgr_mesh_repair(mgr_mesh *g) {
+  /* Short nodes first, as a join links them: among themselves, then split edges. Each is
+   * looked at once (the list changes under us: it is copied into the search's queue). */
+  size_t nshort = 0;
+  for (mgr_mesh_node *s = g->short_head; s && nshort < g->cap; s = s->short_next) g->queue[nshort++] = s;
+  for (size_t i = 0; i < nshort; i++) {
+    mgr_mesh_node *s = g->queue[i];
+    for (size_t j = i + 1; j < nshort && s->deg < g->degree; j++) {
+      mgr_mesh_node *t = g->queue[j];
+      if (t->deg < g->degree && !mgr__adjacent(s, t)) mgr__link(g, s, t);
+    }
+    while (s->deg + 2 <= g->degree && mgr__split_one(g, s)) {
+    }
+  }
+  /* The pieces: search from the first node; a node the search did not reach is another
+   * piece, joined to the first by mgr__merge. */
+  size_t joined = 0;
+  for (size_t round = 0; g->count > 1 && round < g->count; round++) {
+    mgr__search(g, g->all[0], NULL, 0);
+    mgr_mesh_node *out = NULL;
+    for (size_t i = 0; i < g->count && !out; i++)
+      if (g->all[i]->mark != g->mark) out = g->all[i];
+    if (!out) break;
+    mgr__merge(g, g->all[0], out);
+    joined++;
+  }
+  return joined;
+}
+
+void mgr_mesh_each(const mgr_mesh *g, void (*fn)(void *ctx, const char *id), void *ctx) {
+  for (size_t i = 0; i < g->count; i++) fn(ctx, g->all[i]->id);
+}
+
 /* ---- reading --------------------------------------------------------------------------- */
 
 size_t mgr_mesh_neighbours(const mgr_mesh *g, const char *id, char (*out)[NM_ID_LEN + 1], size_t max) {

@@ -68,6 +68,34 @@ void mgr_mesh_each_changed(const mgr_mesh *g, void (*fn)(void *ctx, const char *
 /* Forgets the changed set without naming it (after a switch everyone is told anyway). */
 void mgr_mesh_clear_changed(mgr_mesh *g);
 
+/* ---- following another's graph (several managers, shared.h) ---------------------------
+ * One manager of an overlay draws the graph; the others apply the sets it publishes, with
+ * no randomness and no repair of their own, so every manager holds the same graph. */
+
+/* One node's set as published: gone, or exactly these neighbours. */
+typedef struct {
+  char id[NM_ID_LEN + 1];
+  int gone;
+  unsigned n;
+  char nb[MGR_MESH_DEGREE_MAX][NM_ID_LEN + 1];
+} mgr_mesh_set;
+
+/* Replaces the sets given (nodes unknown here are added; a neighbour unknown here too), in
+ * three passes so that no node goes past D on the way: the gone ones go, edges not in the
+ * new sets go, the new edges come. Nodes whose set changed are marked changed. Returns how
+ * many edges could not be made (a node already full: the sets given were not one graph's),
+ * or -ENOMEM (the graph holds what was applied so far). */
+int mgr_mesh_apply(mgr_mesh *g, const mgr_mesh_set *sets, size_t n);
+/* Removes id with no repair (the one who draws the graph publishes its repair). 0 or -ENOENT. */
+int mgr_mesh_drop(mgr_mesh *g, const char *id);
+/* Makes the graph whole again after following another's (a leader that takes over): nodes
+ * short of D are linked among themselves and given split edges, and the pieces are joined
+ * (a whole-graph search per piece: O(N) each, once per change of leader). Returns how many
+ * pieces were joined. */
+size_t mgr_mesh_repair(mgr_mesh *g);
+/* Calls fn for every node (a whole graph to publish). */
+void mgr_mesh_each(const mgr_mesh *g, void (*fn)(void *ctx, const char *id), void *ctx);
+
 /* For tests: adds or removes the edge a-b by hand (the graph may then be anything). Return
  * 0, -ENOENT, -EEXIST (already linked, or a == b), -ENOSPC (one side has D) or -ENOTCONN
  * (not linked). */

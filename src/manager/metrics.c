@@ -86,6 +86,7 @@ static void mgr__relays(manager *m, nm_metrics *x) {
 static const char *const mgr__store_op_names[MGR_STORE_OP_N] = {
     [MGR_STORE_OP_PUT] = "put",   [MGR_STORE_OP_LEAVE] = "leave",       [MGR_STORE_OP_RENEW] = "renew",
     [MGR_STORE_OP_REAP] = "reap", [MGR_STORE_OP_COMPLAIN] = "complain", [MGR_STORE_OP_ADMISSION] = "admission",
+    [MGR_STORE_OP_MESH] = "mesh",
 };
 
 /* Whose servants these are (issue 14): the listed sessions this manager holds (listed)
@@ -104,6 +105,10 @@ static void mgr__store(manager *m, nm_metrics *x, size_t listed) {
   int up = nm_metrics_define(x, "natmesh_store_up", NM_METRIC_GAUGE,
                              "1 while the store (--store) answers, 0 while it does not.", NULL, 1);
   nm_metrics_set(x, up, NULL, st->store_up ? 1 : 0);
+  int lead = nm_metrics_define(x, "natmesh_mesh_leader", NM_METRIC_GAUGE,
+                               "1 while this manager draws the overlay's shared mesh (holds the store's lease).",
+                               NULL, 1);
+  nm_metrics_set(x, lead, NULL, st->mesh_leader ? 1 : 0);
   int ops = nm_metrics_define(x, "natmesh_store_ops_total", NM_METRIC_COUNTER,
                               "Operations sent to the store, by kind.", "op", MGR_STORE_OP_N);
   for (int i = 0; i < MGR_STORE_OP_N; i++) nm_metrics_set(x, ops, L(mgr__store_op_names[i]), st->store_ops[i]);

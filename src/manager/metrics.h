@@ -49,6 +49,7 @@ typedef enum {
   MGR_STORE_OP_REAP,     /* a sweep of the expired */
   MGR_STORE_OP_COMPLAIN, /* a complaint about a servant held by another manager */
   MGR_STORE_OP_ADMISSION, /* an admission fact written (an invite, a key, a revocation) */
+  MGR_STORE_OP_MESH,     /* a chunk of the shared mesh's neighbour sets (the leader) */
   MGR_STORE_OP_N
 } mgr_store_op;
 
@@ -66,6 +67,7 @@ typedef struct {
    * remote_servants: remote entries (shared.h: servants another manager holds, listed
    * here, not sessions); natmesh_servants{held="local|remote"}. */
   int store_on, store_up;
+  int mesh_leader; /* this manager draws the overlay's shared mesh now */
   uint64_t store_ops[MGR_STORE_OP_N];
   uint64_t store_errors, store_failovers;
   size_t remote_servants;

@@ -4,7 +4,11 @@
 #include "nm_error.h"
 #include "nm_log.h"
 #include "nm_msg.h"
+#include "nm_peerlist.h"
+#include "shared.h"
+#include "store.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,8 +90,218 @@ static void mgr__after_change(manager *m) {
               want ? "now a bounded mesh (degree at most mesh-degree)" : "now the full mesh again");
 }
 
+/* ---- several managers: one draws the graph, the others follow it ---------------------------
+ * With a store every manager keeps the same graph over the whole overlay (its own servants
+ * and the remote entries): the mesh's leader (shared.c holds the store's lease) changes it
+ * with mesh.c's random joins and repairs and writes the sets it changed to the store; the
+ * others apply them (mgr_mesh_apply) and tell their own servants, as one manager would. A
+ * follower never draws: a newcomer of its own waits for the leader's sets, and a servant
+ * that leaves is dropped with no repair (the leader's repaired sets follow). */
+
+/* Whether this manager changes the graph itself: alone, or the leader of a shared one. */
+static int mgr__draws(const manager *m) { return !m->mesh_follows || m->mesh_leading; }
+
+static void mgr__gone(manager *m, const char *id) {
+  if (m->mesh_ngone == m->mesh_gone_cap) {
+    size_t cap = m->mesh_gone_cap ? m->mesh_gone_cap * 2 : 64;
+    void *p = realloc(m->mesh_gone, cap * sizeof *m->mesh_gone);
+    if (!p) {
+      nm_log_error("mesh: out of memory: %s's departure is not written to the store", id);
+      return;
+    }
+    m->mesh_gone = p;
+    m->mesh_gone_cap = cap;
+  }
+  memcpy(m->mesh_gone[m->mesh_ngone++], id, NM_ID_LEN + 1);
+}
+
+/* The sets to write, in chunks the store takes in one script each. */
+typedef struct {
+  manager *m;
+  char buf[MGR_STORE_MESH_CHUNK_MAX];
+  size_t len;
+  int reset; /* the first chunk of a whole graph: the stored one goes */
+  size_t sets, chunks, failed;
+} mgr__writer;
+
+static void mgr__write_chunk(mgr__writer *w) {
+  if (!w->len) return;
+  if (mgr_shared_mesh_write(w->m, w->buf, w->len, w->reset) < 0) w->failed++;
+  w->reset = 0;
+  w->len = 0;
+  w->chunks++;
+}
+
+static void mgr__write_line(mgr__writer *w, const char *line, size_t len) {
+  if (w->len + len > sizeof w->buf) mgr__write_chunk(w);
+  memcpy(w->buf + w->len, line, len);
+  w->len += len;
+  w->sets++;
+}
+
+static void mgr__write_set(void *ctx, const char *id) {
+  mgr__writer *w = ctx;
+  char ids[MGR_MESH_DEGREE_MAX][NM_ID_LEN + 1];
+  size_t n = mgr_mesh_neighbours(&w->m->mesh, id, ids, MGR_MESH_DEGREE_MAX);
+  char line[(NM_ID_LEN + 1) * (MGR_MESH_DEGREE_MAX + 1) + 2];
+  size_t len = (size_t)snprintf(line, sizeof line, "%s", id);
+  for (size_t i = 0; i < n && i < MGR_MESH_DEGREE_MAX; i++) len += (size_t)snprintf(line + len, sizeof line - len, " %s", ids[i]);
+  if (n == 0) line[len++] = ' '; /* "ID \n": no neighbours */
+  line[len++] = '\n';
+  mgr__write_line(w, line, len);
+}
+
+/* The leader writes what changed since it last did (before the flush takes the changed
+ * nodes), or its whole graph once after taking the lead. */
+static void mgr__publish(manager *m) {
+  if (!m->mesh_follows || !m->mesh_leading || !m->mesh_ready) return;
+  mgr__writer *w = malloc(sizeof *w);
+  if (!w) {
+    nm_log_error("mesh: out of memory: the graph's changes are not written to the store");
+    return;
+  }
+  w->m = m;
+  w->len = w->sets = w->chunks = w->failed = 0;
+  w->reset = m->mesh_publish_all;
+  for (size_t i = 0; i < m->mesh_ngone; i++) {
+    char line[NM_ID_LEN + 4];
+    int len = snprintf(line, sizeof line, "%s -\n", m->mesh_gone[i]);
+    mgr__write_line(w, line, (size_t)len);
+  }
+  m->mesh_ngone = 0;
+  if (m->mesh_publish_all) mgr_mesh_each(&m->mesh, mgr__write_set, w);
+  else mgr_mesh_each_changed(&m->mesh, mgr__write_set, w);
+  mgr__write_chunk(w);
+  if (m->mesh_publish_all)
+    nm_log_info("mesh: the whole graph (%zu servants) written to the store in %zu chunks", mgr_mesh_count(&m->mesh),
+                w->chunks);
+  if (w->failed) nm_log_warn("mesh: %zu of %zu chunks of neighbour sets not written (the store refused)", w->failed, w->chunks);
+  m->mesh_publish_all = 0;
+  free(w);
+}
+
+/* One line "ID N1 N2 ...", "ID " (no neighbours) or "ID -" (gone) into s. 0, or -EINVAL. */
+/* n characters of an id: lowercase hex, as nm_id_valid wants them. */
+static int mgr__id_ok(const char *p) {
+  char id[NM_ID_LEN + 1];
+  memcpy(id, p, NM_ID_LEN);
+  id[NM_ID_LEN] = 0;
+  return nm_id_valid(id);
+}
+
+static int mgr__parse_set(const char *line, size_t len, mgr_mesh_set *s) {
+  memset(s, 0, sizeof *s);
+  if (len < NM_ID_LEN + 1 || line[NM_ID_LEN] != ' ' || !mgr__id_ok(line)) return -EINVAL;
+  memcpy(s->id, line, NM_ID_LEN);
+  size_t at = NM_ID_LEN + 1;
+  if (len - at == 1 && line[at] == '-') {
+    s->gone = 1;
+    return 0;
+  }
+  while (at < len) {
+    if (len - at < NM_ID_LEN || !mgr__id_ok(line + at) || s->n >= MGR_MESH_DEGREE_MAX)
+      return -EINVAL;
+    memcpy(s->nb[s->n++], line + at, NM_ID_LEN);
+    at += NM_ID_LEN;
+    if (at < len && line[at++] != ' ') return -EINVAL;
+  }
+  return 0;
+}
+
+/* Applies lines of sets (mgr__parse_set's) to the graph; how many, or -ENOMEM. */
+static int mgr__follow_lines(manager *m, const char *data, size_t len) {
+  enum { BATCH = 64 };
+  mgr_mesh_set *sets = malloc(BATCH * sizeof *sets);
+  if (!sets) return -ENOMEM;
+  size_t n = 0, bad = 0, applied = 0;
+  int refused = 0, rc = 0;
+  for (size_t at = 0; at < len && rc >= 0;) {
+    const char *nl = memchr(data + at, '\n', len - at);
+    size_t l = nl ? (size_t)(nl - (data + at)) : len - at;
+    if (mgr__parse_set(data + at, l, &sets[n]) < 0) bad++;
+    else n++;
+    at += l + 1;
+    if (n == BATCH || (at >= len && n)) {
+      rc = mgr_mesh_apply(&m->mesh, sets, n);
+      if (rc > 0) refused += rc;
+      applied += n;
+      n = 0;
+    }
+  }
+  free(sets);
+  if (rc < 0) nm_log_error("mesh: out of memory following the leader's graph");
+  if (bad || refused)
+    nm_log_warn("mesh: the leader's sets: %zu unreadable, %d edges that would pass the degree (skipped)", bad, refused);
+  return rc < 0 ? rc : (int)applied;
+}
+
+/* After the graph changed under us: the switch, and the servants told at once unless a
+ * window is open (its flush tells them, after its entries). */
+static void mgr__followed(manager *m) {
+  mgr__after_change(m);
+  if (m->pub.npending == 0 && !m->pub.waiters) mgr_neighbours_flush(m);
+}
+
+int mgr_neighbours_follow(manager *m, const char *data, size_t len) {
+  if (!m->mesh_follows || m->mesh_leading || !mgr__mesh_ready(m)) return 0;
+  int rc = mgr__follow_lines(m, data, len);
+  mgr__followed(m);
+  return rc;
+}
+
+
+typedef struct {
+  manager *m;
+  char (*ids)[NM_ID_LEN + 1];
+  size_t n;
+} mgr__stale;
+
+static void mgr__collect_stale(void *ctx, const char *id) {
+  mgr__stale *c = ctx;
+  mgr_session *s = mgr_find_listed(c->m, id);
+  if (!s || !mgr__in_mesh(s)) memcpy(c->ids[c->n++], id, NM_ID_LEN + 1);
+}
+
+/* The graph against the list: every listed servant a node, no node that is not listed. */
+static void mgr__match_list(manager *m) {
+  for (size_t i = 0; i < m->list.count; i++) {
+    mgr_session *s = m->list.at[i];
+    if (mgr__in_mesh(s) && !mgr_mesh_has(&m->mesh, s->id) && mgr_mesh_add(&m->mesh, s->id) < 0)
+      nm_log_error("mesh: cannot add %s", s->name);
+  }
+  /* Collected first: the graph must not change while it is walked. */
+  mgr__stale c = {m, NULL, 0};
+  size_t cap = mgr_mesh_count(&m->mesh);
+  if (cap && !(c.ids = malloc(cap * sizeof *c.ids))) return;
+  mgr_mesh_each(&m->mesh, mgr__collect_stale, &c);
+  for (size_t i = 0; i < c.n; i++) {
+    mgr_mesh_remove(&m->mesh, c.ids[i]);
+    mgr__gone(m, c.ids[i]);
+  }
+  free(c.ids);
+}
+
+void mgr_neighbours_lead(manager *m, int leading) {
+  if (!m->mesh_follows || leading == m->mesh_leading) return;
+  m->mesh_leading = leading;
+  if (!leading) {
+    m->mesh_ngone = 0;
+    nm_log_info("mesh: this manager no longer draws the overlay's mesh");
+    return;
+  }
+  if (!mgr__mesh_ready(m)) return;
+  mgr__match_list(m);
+  size_t joined = mgr_mesh_repair(&m->mesh);
+  mgr__after_change(m);
+  m->mesh_publish_all = 1;
+  nm_log_info("mesh: leading the overlay's mesh (%zu servants%s)", mgr_mesh_count(&m->mesh),
+              joined ? ", pieces joined" : "");
+  if (m->pub.npending == 0 && !m->pub.waiters) mgr_neighbours_flush(m);
+}
+
 void mgr_neighbours_flush(manager *m) {
   if (!m->mesh_ready) return;
+  mgr__publish(m); /* the leader's changes to the store, before the flush takes them */
   /* Called outside a window too: the views first take in the graph's changes, so every
    * servant knows the entries of its new neighbours before it is told of them. */
   if (m->mesh_on && !m->mesh_switched && !m->views_in_flush) mgr_views_flush(m, NULL, 0, ++m->pub.flushes);
@@ -119,11 +333,17 @@ void mgr_neighbours_flush(manager *m) {
 
 void mgr_neighbours_joined(manager *m, mgr_session *s) {
   if (!mgr__in_mesh(s) || !mgr__mesh_ready(m)) return;
+  if (!mgr__draws(m)) {
+    /* A follower: the leader adds it. One that is a node already (it moved here from
+     * another manager) is told its set once more. */
+    if (!s->remote && mgr_mesh_has(&m->mesh, s->id)) mgr__owe(m, s->id);
+    return;
+  }
   int rc = mgr_mesh_add(&m->mesh, s->id);
   if (rc == -EEXIST) {
     /* A new session took the registration over: its servant may have lost what it was
      * told (it is a new process, or reconnected): once more. */
-    mgr__owe(m, s->id);
+    if (!s->remote) mgr__owe(m, s->id);
     return;
   }
   if (rc < 0) {
@@ -134,11 +354,17 @@ void mgr_neighbours_joined(manager *m, mgr_session *s) {
   /* In the full mesh, said once on registration too: a servant that was in a mesh under a
    * manager before this one (a restart with another threshold) must not stay in it. In a
    * bounded mesh the graph marked it changed. */
-  if (!m->mesh_on) mgr__owe(m, s->id);
+  if (!m->mesh_on && !s->remote) mgr__owe(m, s->id);
 }
 
 void mgr_neighbours_left(manager *m, mgr_session *s) {
-  if (!m->mesh_ready || mgr_mesh_remove(&m->mesh, s->id) < 0) return;
+  if (!m->mesh_ready) return;
+  if (!mgr__draws(m)) {
+    if (mgr_mesh_drop(&m->mesh, s->id) == 0) mgr__after_change(m);
+    return;
+  }
+  if (mgr_mesh_remove(&m->mesh, s->id) < 0) return;
+  mgr__gone(m, s->id);
   mgr__after_change(m);
   m->mesh_nleft++;
   snprintf(m->mesh_left, sizeof m->mesh_left, "%s", s->name);
@@ -154,7 +380,7 @@ int mgr_neighbours_dialers(manager *m, const mgr_session *s, unsigned *dialers) 
   size_t n = mgr_mesh_neighbours(&m->mesh, s->id, ids, MGR_MESH_DEGREE_MAX);
   *dialers = 0;
   for (size_t i = 0; i < n && i < MGR_MESH_DEGREE_MAX; i++) {
-    const mgr_session *o = mgr_find_registered(m, ids[i]);
+    const mgr_session *o = mgr_find_listed(m, ids[i]); /* remote ones too */
     if (strcmp(ids[i], s->id) < 0 || (o && o->relay_id[0])) (*dialers)++;
   }
   return 1;
@@ -166,4 +392,7 @@ void mgr_neighbours_close(manager *m) {
   free(m->mesh_owed);
   m->mesh_owed = NULL;
   m->mesh_nowed = m->mesh_owed_cap = 0;
+  free(m->mesh_gone);
+  m->mesh_gone = NULL;
+  m->mesh_ngone = m->mesh_gone_cap = 0;
 }

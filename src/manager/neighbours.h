@@ -13,6 +13,8 @@
 #ifndef MGR_NEIGHBOURS_H
 #define MGR_NEIGHBOURS_H
 
+#include <stddef.h>
+
 typedef struct manager manager;
 typedef struct mgr_session mgr_session;
 
@@ -28,6 +30,14 @@ void mgr_neighbours_flush(manager *m);
  * a relay) can complain about it: their number (the quorum's base). Returns 1 and sets
  * *dialers in a bounded mesh, 0 otherwise. */
 int mgr_neighbours_dialers(manager *m, const mgr_session *s, unsigned *dialers);
+/* Several managers (shared.h): the graph is the overlay's, drawn by one of them. */
+/* This manager draws it from now on (leading 1: it took the store's lease; the graph is
+ * matched with the list, repaired, and written whole at the next flush) or no longer (0). */
+void mgr_neighbours_lead(manager *m, int leading);
+/* The leader's sets, lines "ID N1 N2 ...\n" ("ID -\n": gone), applied unless we lead; the
+ * servants here whose set changed are told. Returns how many sets, or -ENOMEM. Unreadable
+ * lines are skipped (said). */
+int mgr_neighbours_follow(manager *m, const char *data, size_t len);
 /* Whether the overlay is a bounded mesh now (status, /metrics). */
 int mgr_neighbours_meshed(const manager *m);
 void mgr_neighbours_close(manager *m);

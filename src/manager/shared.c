@@ -3,12 +3,14 @@
 #include "shared.h"
 #include "manager.h"
 #include "complaints.h"
+#include "neighbours.h"
 #include "store.h"
 #include "nm_error.h"
 #include "nm_log.h"
 #include "nm_msg.h"
 #include "nm_status.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,6 +253,7 @@ static void mgr__remote_update(manager *m, mgr_session *s, const nm_peer *p, con
 }
 
 static void mgr__remote_drop(manager *m, mgr_session *s) {
+  mgr_neighbours_left(m, s);
   mgr_list_drop_remote(m, s);
   mgr_complaints_on_leave(m, s);
   mgr_index_forget(&m->index, s);
@@ -372,6 +375,10 @@ static void mgr__on_change(void *ud, const mgr_store_change *c) {
     mgr__on_complaint(m, c);
     return;
   }
+  if (c->op == 'n') { /* the mesh leader's sets (our own: drawn here already) */
+    if (strcmp(c->holder, sh->self) != 0) mgr_neighbours_follow(m, c->data, c->len);
+    return;
+  }
   if (!sh->attached) return; /* a snapshot comes first */
   if (c->seq <= m->list.version) return; /* already in the snapshot */
   if (c->seq != m->list.version + 1)
@@ -391,8 +398,8 @@ static void mgr__on_change(void *ud, const mgr_store_change *c) {
       return;
     }
     if (!mine) {
-      if (!s) s = mgr__remote_list(m, &ch.peer, &priv, c->holder);
-      else if (s->remote) mgr__remote_update(m, s, &ch.peer, &priv, c->holder);
+      if (!s && (s = mgr__remote_list(m, &ch.peer, &priv, c->holder))) mgr_neighbours_joined(m, s);
+      else if (s && s->remote) mgr__remote_update(m, s, &ch.peer, &priv, c->holder);
       else {
         /* Ours, held by another manager now: the servant moved there. Its session here is
          * stale; its place in the list goes to the remote entry, and no leave is said. */
@@ -424,6 +431,46 @@ static void mgr__on_change(void *ud, const mgr_store_change *c) {
   }
   m->list.version = c->seq;
   mgr_publish_change(m, &ch);
+}
+
+/* The stored graph (the leader's sets), for a manager that follows it. Sets stored empty
+ * are not known: the graph keeps what it has for them (a store that lost its data must not
+ * cut every servant off its neighbours; the leader writes its graph again). */
+static void mgr__mesh_from_snapshot(manager *m, const mgr_store_entry *e, size_t n) {
+  size_t len = 0;
+  for (size_t i = 0; i < n; i++)
+    if (e[i].mesh_len) len += strlen(e[i].id) + 1 + e[i].mesh_len + 1;
+  if (!len) return;
+  char *buf = malloc(len), *at = buf;
+  if (!buf) {
+    nm_log_error("mesh: out of memory reading the stored graph");
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (!e[i].mesh_len) continue;
+    size_t l = strlen(e[i].id);
+    memcpy(at, e[i].id, l);
+    at[l] = ' ';
+    memcpy(at + l + 1, e[i].mesh, e[i].mesh_len);
+    at += l + 1 + e[i].mesh_len;
+    *at++ = '\n';
+  }
+  mgr_neighbours_follow(m, buf, (size_t)(at - buf));
+  free(buf);
+}
+
+int mgr_shared_mesh_write(manager *m, const char *payload, size_t len, int reset) {
+  struct mgr_shared *sh = m->shared;
+  if (!sh || sh->stopped) return -ENOTCONN;
+  int rc = mgr_store_mesh(sh->store, payload, len, reset);
+  if (rc < 0) sh->write_errors++;
+  return rc;
+}
+
+static void mgr__on_lead(void *ud, const char *leader, int leading) {
+  manager *m = ud;
+  if (!leading && leader[0]) nm_log_info("mesh: %s leads the overlay's mesh", leader);
+  mgr_neighbours_lead(m, leading);
 }
 
 /* The whole registry at version seq (after a connection or a gap): reconciled with ours. */
@@ -461,6 +508,7 @@ static void mgr__on_snapshot(void *ud, uint64_t seq, const mgr_store_entry *e, s
     }
     if (!s) {
       s = mgr__remote_list(m, &p, &priv, e[i].holder);
+      if (s) mgr_neighbours_joined(m, s);
       changed++;
     } else if (s->remote) {
       if (memcmp(&s->remote->peer, &p, sizeof p) != 0 || strcmp(s->remote->holder, e[i].holder) != 0) changed++;
@@ -475,6 +523,7 @@ static void mgr__on_snapshot(void *ud, uint64_t seq, const mgr_store_entry *e, s
   for (mgr_session *s = sh->remotes; s; s = s->remote->next)
     if (s->remote->seen != gen && !s->remote->unconfirmed_ms) s->remote->unconfirmed_ms = now, dropped++;
   sh->nunconfirmed += dropped;
+  mgr__mesh_from_snapshot(m, e, n);
   sh->attached = 1;
   sh->attached_ms = now;
   mgr__facts_start(m, 1);
@@ -499,6 +548,7 @@ static void mgr__on_snapshot(void *ud, uint64_t seq, const mgr_store_entry *e, s
       if (s->state == MGR_SESSION_REGISTERED) mgr_publish_owe_list(m, s);
     mgr_publish_flush(m);
   }
+  mgr_store_lead(sh->store); /* the mesh's lease at once, not at the next renewal */
   nm_log_info("store: overlay version %llu: %zu servants at other managers (%zu changed), %zu of ours (%zu written "
               "again), %zu stale records of ours removed, %zu remote entries unconfirmed; %s",
               (unsigned long long)seq, remote, changed, ours, put, gone, dropped,
@@ -548,6 +598,7 @@ void mgr_shared_status(manager *m, nm_status *st) {
   int up = !sh->stopped && sh->attached && mgr_store_is_up(sh->store);
   ss->state = up ? NM_STORE_UP : NM_STORE_DOWN;
   snprintf(ss->primary, sizeof ss->primary, "%s", up ? mgr_store_primary(sh->store) : "");
+  snprintf(ss->mesh_leader, sizeof ss->mesh_leader, "%s", up ? mgr_store_leader(sh->store) : "");
   for (size_t i = 0; i < sh->nmanagers; i++) {
     nm_status_manager *e = nm_status_add_manager(st);
     if (!e) break;
@@ -727,6 +778,8 @@ void mgr_shared_tick(manager *m) {
   m->stats.store_ops[MGR_STORE_OP_REAP] = st->reaps;
   m->stats.store_ops[MGR_STORE_OP_COMPLAIN] = st->complaints;
   m->stats.store_ops[MGR_STORE_OP_ADMISSION] = st->admissions;
+  m->stats.store_ops[MGR_STORE_OP_MESH] = st->mesh_writes;
+  m->stats.mesh_leader = m->mesh_leading;
   m->stats.store_errors = st->errors + sh->write_errors;
   m->stats.store_failovers = st->failovers;
   m->stats.remote_servants = sh->nremotes;
@@ -750,6 +803,7 @@ void mgr_shared_tick(manager *m) {
     free(ids);
   }
   mgr_store_announce(sh->store, m->cfg.listen, m->cfg.port, nm_identity_fingerprint(&m->identity)->hex);
+  mgr_store_lead(sh->store); /* the mesh's lease: taken, renewed, or who holds it */
   /* Expiries, once every manager had a heartbeat timeout to write its own after an outage. */
   if (now - sh->attached_ms >= sh->ttl_ms) mgr_store_reap(sh->store);
   /* Remote entries no holder wrote again since the snapshot that lacked them: a walk only
@@ -777,12 +831,14 @@ int mgr_shared_init(manager *m) {
   sh->log = (nm_log_rate)NM_LOG_RATE_INIT("store warnings", NM_LOG_RATE_DEFAULT);
   sh->adm_log = (nm_log_rate)NM_LOG_RATE_INIT("admission facts learned", 20);
   m->shared = sh;
+  m->mesh_follows = 1; /* the mesh is the overlay's: one manager draws it (neighbours.h) */
   static const mgr_store_hooks hooks = {.on_snapshot = mgr__on_snapshot,
                                         .on_change = mgr__on_change,
                                         .on_down = mgr__on_down,
                                         .on_renewed = mgr__on_renewed,
                                         .on_managers = mgr__on_managers,
-                                        .on_admission = mgr__on_admission};
+                                        .on_admission = mgr__on_admission,
+                                        .on_lead = mgr__on_lead};
   int rc = mgr_store_init(&sh->store, m->loop, m->cfg.store, m->cfg.overlay, sh->self, sh->ttl_ms, &hooks, m);
   if (rc < 0) {
     m->shared = NULL;

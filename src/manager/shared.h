@@ -64,7 +64,9 @@ void mgr_shared_take_over(struct manager *m, struct mgr_session *old, struct mgr
 /* A key was admitted here (its record is in the admission store): published to the other
  * managers of the overlay as an admission fact. */
 void mgr_shared_admitted(struct manager *m, const char *fingerprint);
-/* From the sweep: renewals, expiries, the announcement, the metrics' figures. */
+/* The mesh leader's sets (neighbours.c) to the store: mgr_store_mesh's. */
+int mgr_shared_mesh_write(struct manager *m, const char *payload, size_t len, int reset);
+/* From the sweep: renewals, expiries, the announcement, the mesh's lease, the metrics. */
 void mgr_shared_tick(struct manager *m);
 
 /* The name of the manager holding s ("" without a store): holder.h's mgr_session_holder. */

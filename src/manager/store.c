@@ -51,13 +51,15 @@ enum store_state {
 };
 
 enum cmd_kind { K_ROLE, K_LOAD, K_SNAPSHOT, K_PUT, K_LEAVE, K_RENEW, K_REAP, K_COMPLAIN,
-                K_ANNOUNCE, K_XREAD, K_SENTINEL, K_ADMISSION, K_ADM_SNAPSHOT };
+                K_ANNOUNCE, K_XREAD, K_SENTINEL, K_ADMISSION, K_ADM_SNAPSHOT, K_LEAD, K_MESH };
 
 /* adm:*: the admission facts of every manager (mgr_store_admission), one hash per kind. */
+/* mesh: the shared mesh's neighbour sets (id -> "ID ID ..."), meshlead: its leader's lease. */
 enum { KEY_REG, KEY_HOLDER, KEY_ALIVE, KEY_SEQ, KEY_LOG, KEY_MANAGERS, KEY_ADM_INV, KEY_ADM_KEY,
-       KEY_ADM_REVKEY, KEY_ADM_REVINV, KEY_N };
+       KEY_ADM_REVKEY, KEY_ADM_REVINV, KEY_MESH, KEY_LEAD, KEY_N };
 static const char *const key_suffix[KEY_N] = {"reg", "holder", "alive", "seq", "log", "managers",
-                                              "adm:inv", "adm:key", "adm:rev", "adm:revinv"};
+                                              "adm:inv", "adm:key", "adm:rev", "adm:revinv",
+                                              "mesh", "meshlead"};
 
 /* ---- the scripts ------------------------------------------------------------------------
  * Each is atomic on the primary: that is what makes every decision once. The clock is
@@ -81,7 +83,7 @@ static const char *const key_suffix[KEY_N] = {"reg", "holder", "alive", "seq", "
   "return seq end\n"
 
 enum { SC_PUT, SC_LEAVE, SC_RENEW, SC_REAP, SC_SNAPSHOT, SC_COMPLAIN, SC_ANNOUNCE, SC_ADMISSION,
-       SC_ADM_SNAPSHOT, SC_N };
+       SC_ADM_SNAPSHOT, SC_LEAD, SC_MESH, SC_N };
 
 typedef struct {
   const char *name;
@@ -134,8 +136,8 @@ static const store_script scripts[SC_N] = {
     "for _, id in ipairs(ids) do drop(id, '', 'expired', ARGV[2]) end "
     "return #ids",
     5, {KEY_REG, KEY_HOLDER, KEY_ALIVE, KEY_SEQ, KEY_LOG}},
-  /* ARGV: max -> {seq, last stream id, id, holder, record, ...}. The bound is checked
-   * before the reply is built: a registry past it never crosses the wire. */
+  /* ARGV: max -> {seq, last stream id, id, holder, record, neighbour set, ...}. The bound is
+   * checked before the reply is built: a registry past it never crosses the wire. */
   [SC_SNAPSHOT] = {"snapshot",
     "local n = redis.call('HLEN', KEYS[1]) "
     "if n > tonumber(ARGV[1]) then "
@@ -150,9 +152,10 @@ static const store_script scripts[SC_N] = {
     "  out[#out + 1] = reg[i] "
     "  out[#out + 1] = redis.call('HGET', KEYS[2], reg[i]) or '' "
     "  out[#out + 1] = reg[i + 1] "
+    "  out[#out + 1] = redis.call('HGET', KEYS[5], reg[i]) or '' "
     "end "
     "return out",
-    4, {KEY_REG, KEY_HOLDER, KEY_SEQ, KEY_LOG}},
+    5, {KEY_REG, KEY_HOLDER, KEY_SEQ, KEY_LOG, KEY_MESH}},
   /* ARGV: accused holder reporter maxlen. Not a change of the registry: no INCR. */
   [SC_COMPLAIN] = {"complain",
     "local seq = tonumber(redis.call('GET', KEYS[1]) or '0') "
@@ -214,6 +217,32 @@ static const store_script scripts[SC_N] = {
     "end "
     "return out",
     4, {KEY_ADM_INV, KEY_ADM_KEY, KEY_ADM_REVKEY, KEY_ADM_REVINV}},
+  /* ARGV: name ttl_ms -> {the leader, the log's last stream id}. The mesh's leader is whoever
+   * holds the lease: taken when nobody does, renewed by its holder, never taken away. */
+  [SC_LEAD] = {"lead",
+    "local cur = redis.call('GET', KEYS[1]) "
+    "if cur == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2])); cur = ARGV[1] "
+    "elseif cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2])) end "
+    "local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1) "
+    "local lastid = '0-0' "
+    "if #last > 0 then lastid = last[1][1] end "
+    "return {cur, lastid}",
+    2, {KEY_LEAD, KEY_LOG}},
+  /* ARGV: name maxlen payload reset -> 1, or 0 when name does not hold the lease (fenced: a
+   * leader that lost it writes nothing). payload: lines "ID ID ID...\n", "ID -\n" for a
+   * node that is gone; reset 1: the whole graph follows, forget the stored one. Not a change
+   * of the registry: no INCR. */
+  [SC_MESH] = {"mesh",
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+    "if ARGV[4] == '1' then redis.call('DEL', KEYS[2]) end "
+    "for id, set in string.gmatch(ARGV[3], '([^ \\n]+) ([^\\n]*)\\n') do "
+    "  if set == '-' then redis.call('HDEL', KEYS[2], id) else redis.call('HSET', KEYS[2], id, set) end "
+    "end "
+    "local seq = tonumber(redis.call('GET', KEYS[3]) or '0') "
+    "redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[2], '*', 's', seq, 'o', 'n', "
+    "'i', ARGV[1], 'h', ARGV[1], 'd', ARGV[3]) "
+    "return 1",
+    4, {KEY_LEAD, KEY_MESH, KEY_SEQ, KEY_LOG}},
 };
 
 /* ---- state ------------------------------------------------------------------------------ */
@@ -284,6 +313,12 @@ struct mgr_store {
   char last_primary[STORE_ADDR_MAX]; /* the last one we were up on: failovers */
   char lastid[STORE_STREAM_ID_MAX];
   uint64_t last_seq;
+  /* The mesh's lease (mgr_store_lead): who holds it, whether we lead (told through
+   * on_lead), and, having just taken it, the log's last entry then: we lead only once the
+   * reader has passed it (the old leader's last sets are all read). */
+  char leader[MGR_STORE_NAME_MAX + 1];
+  int leading, lead_waiting;
+  char lead_after[STORE_STREAM_ID_MAX];
   nm_backoff backoff;
   nm_log_rate lograte;
   mgr_store_stats st;
@@ -292,6 +327,7 @@ struct mgr_store {
 static void store_fail(mgr_store *s, const char *why);
 static void sentinel_ask(mgr_store *s);
 static void reader_next(mgr_store *s);
+static void lead_check(mgr_store *s);
 
 /* ---- the URL ----------------------------------------------------------------------------- */
 
@@ -619,9 +655,12 @@ static int conn_open(store_conn *c, const char *ip, uint16_t port) {
 
 static void retry_cb(uv_timer_t *t);
 
+static void lead_set(mgr_store *s, const char *leader, int leading);
+
 static void store_fail(mgr_store *s, const char *why) {
   if (s->closing) return;
   drop_all(s);
+  lead_set(s, "", 0);
   s->st.errors++;
   s->state = ST_WAIT;
   unsigned delay = nm_backoff_next(&s->backoff);
@@ -792,28 +831,28 @@ static void mark_up(mgr_store *s) {
 
 static void on_snapshot_reply(mgr_store *s, const redisReply *r) {
   uint64_t seq;
-  if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || (r->elements - 2) % 3 != 0 ||
-      (r->elements - 2) / 3 > MGR_STORE_ENTRIES_MAX || reply_u64(r->element[0], &seq) < 0 ||
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || (r->elements - 2) % 4 != 0 ||
+      (r->elements - 2) / 4 > MGR_STORE_ENTRIES_MAX || reply_u64(r->element[0], &seq) < 0 ||
       !is_name(r->element[1], STORE_STREAM_ID_MAX - 1, 0)) {
     store_fail(s, "a malformed snapshot");
     return;
   }
-  size_t n = (r->elements - 2) / 3, kept = 0;
+  size_t n = (r->elements - 2) / 4, kept = 0;
   mgr_store_entry *e = n ? calloc(n, sizeof *e) : NULL;
   if (n && !e) {
     store_fail(s, "no memory for the snapshot");
     return;
   }
   for (size_t i = 0; i < n; i++) {
-    const redisReply *id = r->element[2 + 3 * i], *h = r->element[3 + 3 * i],
-                     *d = r->element[4 + 3 * i];
+    const redisReply *id = r->element[2 + 4 * i], *h = r->element[3 + 4 * i],
+                     *d = r->element[4 + 4 * i], *ms = r->element[5 + 4 * i];
     if (!is_name(id, MGR_STORE_ID_MAX, 0) || !is_name(h, MGR_STORE_NAME_MAX, 1) || !is_str(d) ||
-        d->len > MGR_STORE_RECORD_MAX) {
+        d->len > MGR_STORE_RECORD_MAX || !is_name(ms, MGR_STORE_MESH_SET_MAX, 1)) {
       s->st.errors++;
       nm_log_ratelimited(&s->lograte, NM_LOG_WARN, "store: snapshot entry out of bounds, skipped");
       continue;
     }
-    e[kept++] = (mgr_store_entry){id->str, h->str, d->str, d->len};
+    e[kept++] = (mgr_store_entry){id->str, h->str, d->str, d->len, ms->str, ms->len};
   }
   if (!s->link_up) mark_up(s);
   s->snapshot_pending = 0;
@@ -822,6 +861,7 @@ static void on_snapshot_reply(mgr_store *s, const redisReply *r) {
   s->st.snapshots++;
   if (s->h.on_snapshot) s->h.on_snapshot(s->ud, seq, e, kept);
   free(e);
+  lead_check(s);
   if (!s->closing && s->link_up && !s->snapshot_pending) reader_next(s);
 }
 
@@ -872,7 +912,7 @@ static int entry_parse(const redisReply *f, mgr_store_change *c) {
     }
   }
   if (!sr || !o || !i || !h || !d || reply_u64(sr, &c->seq) < 0 || o->len != 1 ||
-      (o->str[0] != 'u' && o->str[0] != 'l' && o->str[0] != 'c' && o->str[0] != 'a') ||
+      (o->str[0] != 'u' && o->str[0] != 'l' && o->str[0] != 'c' && o->str[0] != 'a' && o->str[0] != 'n') ||
       !is_name(i, MGR_STORE_ID_MAX, 0) || !is_name(h, MGR_STORE_NAME_MAX, 1) ||
       d->len > MGR_STORE_RECORD_MAX)
     return -EINVAL;
@@ -906,7 +946,7 @@ static int entry_deliver(mgr_store *s, const redisReply *e) {
     if (s->h.on_admission) s->h.on_admission(s->ud, c.kind, c.id, c.data, c.len, c.holder);
     return 1;
   }
-  if (c.op != 'c') {
+  if (c.op != 'c' && c.op != 'n') {
     if (c.seq != s->last_seq + 1) {
       nm_log_info("store: the stream jumps from %llu to %llu: reading a snapshot",
                   (unsigned long long)s->last_seq, (unsigned long long)c.seq);
@@ -944,6 +984,8 @@ static void on_xread(mgr_store *s, const redisReply *r) {
       return;
     }
   }
+  lead_check(s);
+  if (s->closing || !s->link_up) return;
   reader_next(s);
 }
 
@@ -989,6 +1031,57 @@ out:
   free(pairs);
   free(moved);
   free(to);
+}
+
+/* ---- the mesh's lease ----------------------------------------------------------------------- */
+
+/* Stream ids "MS-SEQ" in order: <0, 0, >0 (a malformed one counts as 0-0). */
+static int stream_id_cmp(const char *a, const char *b) {
+  unsigned long long ams = 0, aseq = 0, bms = 0, bseq = 0;
+  if (sscanf(a, "%llu-%llu", &ams, &aseq) != 2) ams = aseq = 0;
+  if (sscanf(b, "%llu-%llu", &bms, &bseq) != 2) bms = bseq = 0;
+  if (ams != bms) return ams < bms ? -1 : 1;
+  return aseq < bseq ? -1 : aseq > bseq;
+}
+
+/* The lease's news to on_lead, when it is news. */
+static void lead_set(mgr_store *s, const char *leader, int leading) {
+  s->lead_waiting = 0;
+  if (s->leading == leading && strcmp(s->leader, leader) == 0) return;
+  s->leading = leading;
+  snprintf(s->leader, sizeof s->leader, "%s", leader);
+  if (s->h.on_lead) s->h.on_lead(s->ud, s->leader, leading);
+}
+
+/* We took the lease: we lead once the reader has read what the log held then. */
+static void lead_check(mgr_store *s) {
+  if (s->lead_waiting && !s->closing && stream_id_cmp(s->lastid, s->lead_after) >= 0)
+    lead_set(s, s->self, 1);
+}
+
+static void on_lead_reply(mgr_store *s, const redisReply *r) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !is_name(r->element[0], MGR_STORE_NAME_MAX, 0) ||
+      !is_name(r->element[1], STORE_STREAM_ID_MAX - 1, 0)) {
+    s->st.errors++;
+    nm_log_ratelimited(&s->lograte, NM_LOG_WARN, "store: a malformed lead reply");
+    return;
+  }
+  const char *cur = r->element[0]->str;
+  if (strcmp(cur, s->self) != 0) {
+    lead_set(s, cur, 0);
+    return;
+  }
+  if (s->leading) return;
+  snprintf(s->lead_after, sizeof s->lead_after, "%s", r->element[1]->str);
+  s->lead_waiting = 1;
+  lead_check(s);
+}
+
+static void on_mesh_reply(mgr_store *s, const redisReply *r) {
+  s->st.mesh_writes++;
+  /* Fenced: the lease is someone else's now (we were stalled past it). The next lead
+   * reply says whose. */
+  if (r->type == REDIS_REPLY_INTEGER && r->integer == 0 && s->leading) lead_set(s, "", 0);
 }
 
 /* "ADDR PORT FP UNIXMS" of one manager. */
@@ -1088,6 +1181,8 @@ static void dispatch(mgr_store *s, store_cmd *k, const redisReply *r) {
   case K_COMPLAIN: s->st.complaints++; break;
   case K_ANNOUNCE: on_announce_reply(s, r); break;
   case K_ADM_SNAPSHOT: on_adm_snapshot_reply(s, r); break;
+  case K_LEAD: on_lead_reply(s, r); break;
+  case K_MESH: on_mesh_reply(s, r); break;
   case K_ADMISSION:
     s->st.admissions++;
     if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) s->st.admissions_new++;
@@ -1283,4 +1378,28 @@ int mgr_store_admission(mgr_store *s, char kind, const char *key, const char *va
   snprintf(max, sizeof max, "%u", (unsigned)MGR_STORE_FACTS_MAX);
   const char *args[] = {k, key, value, s->self, maxlen_arg, max};
   return script_send(s, K_ADMISSION, SC_ADMISSION, 6, args, NULL);
+}
+
+int mgr_store_lead(mgr_store *s) {
+  if (!s) return -EINVAL;
+  int rc = can_write(s, 1);
+  if (rc < 0) return rc;
+  const char *args[] = {s->self, s->ttl};
+  return script_send(s, K_LEAD, SC_LEAD, 2, args, NULL);
+}
+
+int mgr_store_leading(const mgr_store *s) { return s && s->leading; }
+
+const char *mgr_store_leader(const mgr_store *s) { return s ? s->leader : ""; }
+
+int mgr_store_mesh(mgr_store *s, const char *payload, size_t len, int reset) {
+  if (!s || !payload || len == 0 || len > MGR_STORE_MESH_CHUNK_MAX || payload[len - 1] != '\n' ||
+      memchr(payload, 0, len))
+    return -EINVAL;
+  if (!s->leading) return -EPERM;
+  int rc = can_write(s, 1);
+  if (rc < 0) return rc;
+  const char *args[] = {s->self, maxlen_arg, payload, reset ? "1" : "0"};
+  size_t lens[] = {strlen(s->self), strlen(maxlen_arg), len, 1};
+  return script_send(s, K_MESH, SC_MESH, 4, args, lens);
 }

@@ -37,23 +37,28 @@
 #define MGR_STORE_FACT_MAX 127         /* bytes of an admission fact's value */
 #define MGR_STORE_FACTS_MAX 262144     /* admission facts of one kind (NM_ADMISSION_KEYS_MAX) */
 #define MGR_STORE_FACTS_SNAPSHOT_MAX (2 * MGR_STORE_FACTS_MAX) /* facts in one snapshot */
+#define MGR_STORE_MESH_SET_MAX 1024    /* a stored neighbour set, bytes ("ID ID ...") */
+#define MGR_STORE_MESH_CHUNK_MAX 12288 /* the sets of one mgr_store_mesh (under RECORD_MAX) */
 
 typedef struct mgr_store mgr_store;
 
 typedef struct {
   uint64_t seq;        /* u, l: the overlay version this change makes; c: the current one */
-  char op;             /* 'u', 'l', 'c' ('a', an admission fact, goes to on_admission) */
+  char op;             /* 'u', 'l', 'c', 'n' ('a', an admission fact, goes to on_admission) */
   char kind;           /* a: the fact's kind */
   const char *id;      /* the servant */
   const char *holder;  /* u: who holds it now; l: who removed it ("" when expired); c: the
-                          accused's holder */
-  const char *data;    /* u: the record; l: the reason; c: the reporter's id */
+                          accused's holder; n: the mesh's leader (id too) */
+  const char *data;    /* u: the record; l: the reason; c: the reporter's id; n: neighbour
+                          sets, lines "ID ID ID...\n" or "ID -\n" (gone) */
   size_t len;
 } mgr_store_change;
 
 typedef struct {
   const char *id, *holder, *data;
   size_t len;
+  const char *mesh; /* its neighbour set as the mesh's leader stored it ("" for none) */
+  size_t mesh_len;
 } mgr_store_entry;
 
 /* One manager as it announced itself (mgr_store_announce). */
@@ -87,6 +92,10 @@ typedef struct {
    * MGR_STORE_ID_MAX bytes, a value of at most MGR_STORE_FACT_MAX, no NUL): parse them. */
   void (*on_admission)(void *ud, char kind, const char *key, const char *value, size_t len,
                        const char *from);
+  /* Optional: the mesh's lease changed hands (mgr_store_lead): leader is its holder ("" when
+   * unknown: the store is down, or a fenced write found it lost); leading: it is us, and
+   * the reader has read every entry the log held when we took it. */
+  void (*on_lead)(void *ud, const char *leader, int leading);
 } mgr_store_hooks;
 
 /* redis://IP:PORT or sentinel://IP:PORT[,IP:PORT...]/MASTERNAME; IP literals only (v6 in
@@ -124,8 +133,21 @@ int mgr_store_announce(mgr_store *s, const char *addr, unsigned port, const char
  * Idempotent: the same fact again publishes nothing. */
 int mgr_store_admission(mgr_store *s, char kind, const char *key, const char *value);
 
+/* The shared mesh (issue 14): one manager of the overlay, the lease's holder (P meshlead,
+ * kept for ttl_ms past its last renewal), draws the graph and writes it; the others follow
+ * it from the change log (op 'n') and the snapshot (mgr_store_entry.mesh).
+ * lead: takes or renews the lease (call well within ttl_ms); its answer comes to on_lead.
+ * mesh: writes neighbour sets (payload as in mgr_store_change.data, at most
+ * MGR_STORE_MESH_CHUNK_MAX bytes, ending in a newline) to P mesh and the change log; reset:
+ * the stored sets go first (a whole graph follows). -EPERM when we do not lead. */
+int mgr_store_lead(mgr_store *s);
+int mgr_store_leading(const mgr_store *s);
+const char *mgr_store_leader(const mgr_store *s); /* "" when unknown */
+int mgr_store_mesh(mgr_store *s, const char *payload, size_t len, int reset);
+
 typedef struct { uint64_t puts, leaves, renews, reaps, complaints, changes_read, snapshots,
-                 errors, reconnects, failovers, admissions, admissions_new, adm_snapshots; } mgr_store_stats;
+                 errors, reconnects, failovers, admissions, admissions_new, adm_snapshots,
+                 mesh_writes; } mgr_store_stats;
 const mgr_store_stats *mgr_store_get_stats(const mgr_store *s);
 
 #endif

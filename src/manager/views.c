@@ -18,8 +18,12 @@ struct mgr_watch {
   UT_hash_handle hh;
 };
 
+/* A servant not in the graph yet gets one too where another manager draws the graph (a
+ * newcomer here waits for the leader's sets: its view starts without neighbours, and they
+ * come as its view's delta), not the whole overlay. */
 int mgr_views_applies(manager *m, const mgr_session *s) {
-  return m->mesh_ready && m->mesh_on && s->views_ok && s->role == NM_ROLE_SERVANT && mgr_mesh_has(&m->mesh, s->id);
+  return m->mesh_ready && m->mesh_on && s->views_ok && s->role == NM_ROLE_SERVANT &&
+         (m->mesh_follows || mgr_mesh_has(&m->mesh, s->id));
 }
 
 uint64_t mgr_views_version(manager *m, const mgr_session *s) {

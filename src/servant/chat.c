@@ -68,6 +68,9 @@ void sv_chat_publish(servant *sv, const char *text) {
     memcpy(c->key, sv->identity.pub, sizeof c->key);
     memcpy(c->cert, ch->cert, sizeof c->cert);
     snprintf(c->name, sizeof c->name, "%s", ch->cert_name);
+    /* Receivers held by another manager of the overlay check it with this key. */
+    c->has_signer = 1;
+    memcpy(c->signer, ch->manager_key, sizeof c->signer);
   }
   c->epoch = ch->epoch;
   c->seq = ch->next_seq + 1;
@@ -194,13 +197,24 @@ static void sv__chat_fan_out(servant *sv, const nm_msg_chat *c, const char *name
  * the key's id, and covers the name the frame carries), then the line with that key. The
  * name shown is the certificate's. Bans by key apply; address and host bans cannot (we do
  * not know an out-of-view origin's address). */
+/* The manager key to check c's certificate with: the signer it names when that is one of
+ * the managers we pin (several managers, one overlay), else our own manager's. */
+static const uint8_t *sv__cert_signer(servant *sv, const nm_msg_chat *c) {
+  if (!c->has_signer || memcmp(c->signer, sv->chat.manager_key, NM_PUBKEY_LEN) == 0) return sv->chat.manager_key;
+  nm_fingerprint fp;
+  nm_fingerprint_of_pubkey(c->signer, &fp);
+  for (size_t i = 0; i < sv->cfg.join.nmanagers; i++)
+    if (nm_fingerprint_equal(&fp, &sv->cfg.join.managers[i].fp)) return c->signer;
+  return sv->chat.manager_key;
+}
+
 static int sv__chat_certified(servant *sv, const nm_msg_chat *c, const char *via, const char *from) {
   sv_chat *ch = &sv->chat;
   if (nm_replay_table_check(&ch->replay, c->origin, c->epoch, c->seq) == NM_REPLAY_DUPLICATE) {
     ch->replayed++;
     return 0;
   }
-  int rc = nm_member_check(&ch->members, ch->manager_key, c->origin, c->key, c->name, c->cert);
+  int rc = nm_member_check(&ch->members, sv__cert_signer(sv, c), c->origin, c->key, c->name, c->cert);
   const char *what = "its membership certificate does not verify (made up, or for another id, key or name)";
   if (rc == 0) {
     rc = nm_msg_chat_verify(c, c->key);

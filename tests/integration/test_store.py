@@ -57,6 +57,11 @@ async def test(h, args):
     await finish(h, await run_check(h, args, "admission", r7.url),
                  "admission facts: published once, revocations win, a newcomer reads them all")
 
+    r8 = await RedisServer(h, name="redis-mesh").start()
+    await finish(h, await run_check(h, args, "mesh", r8.url),
+                 "the mesh's lease: one leader, fenced writes, sets on the log and in snapshots, "
+                 "the lease passing on")
+
     r2 = await RedisServer(h, name="redis-gap").start()
     await finish(h, await run_check(h, args, "gap", r2.url), "a gap in the stream: a snapshot")
 

@@ -50,6 +50,9 @@ typedef struct {
   char mgrs[256];
   size_t nfacts;
   char facts[MAXREC][200]; /* "kind key value from" */
+  int leads, leading;
+  char leader[80];
+  char snap_mesh[MAXREC][200]; /* "id set" */
 } rec;
 
 static uv_loop_t *loop;
@@ -62,6 +65,15 @@ static void on_snapshot(void *ud, uint64_t seq, const mgr_store_entry *e, size_t
   for (size_t i = 0; i < n && i < MAXREC; i++)
     snprintf(r->snap[i], sizeof r->snap[i], "%s %s %.*s", e[i].id, e[i].holder, (int)e[i].len,
              e[i].data);
+  for (size_t i = 0; i < n && i < MAXREC; i++)
+    snprintf(r->snap_mesh[i], sizeof r->snap_mesh[i], "%s %.*s", e[i].id, (int)e[i].mesh_len, e[i].mesh);
+}
+
+static void on_lead(void *ud, const char *leader, int leading) {
+  rec *r = ud;
+  r->leads++;
+  r->leading = leading;
+  snprintf(r->leader, sizeof r->leader, "%s", leader);
 }
 
 static void on_change(void *ud, const mgr_store_change *c) {
@@ -112,7 +124,7 @@ static void on_admission(void *ud, char kind, const char *key, const char *value
 }
 
 static const mgr_store_hooks hooks = {on_snapshot, on_change, on_down, on_renewed, on_managers,
-                                      on_admission};
+                                      on_admission, on_lead};
 
 /* Runs the loop until cond holds or timeout_ms passed; the store's own timer ticks every
  * 250 ms, so the loop never sleeps past a deadline by much. */
@@ -353,6 +365,70 @@ static void run_admission(const char *url) {
   close_store(&c);
 }
 
+static int snap_mesh_has(const rec *r, const char *entry) {
+  for (size_t i = 0; i < r->snap_n && i < MAXREC; i++)
+    if (strcmp(r->snap_mesh[i], entry) == 0) return 1;
+  return 0;
+}
+
+/* The shared mesh's lease and sets: one leader at a time, a fenced write from anyone else,
+ * the sets on the change log (op 'n', no new version) and in the snapshot, and the lease
+ * passing on when its holder goes. */
+static void run_mesh(const char *url) {
+  rec a, b, c;
+  open_store(&a, "mA", url, 1500);
+  open_store(&b, "mB", url, 1500);
+  WAIT(mgr_store_is_up(a.s) && mgr_store_is_up(b.s), 5000);
+  NMT_EQ_INT(mgr_store_mesh(a.s, "0000000000000001 -\n", 19, 0), -EPERM); /* not leading */
+  NMT_EQ_INT(mgr_store_lead(a.s), 0);
+  WAIT(a.leading, 5000);
+  NMT_CHECK(a.leading);
+  NMT_EQ_STR(mgr_store_leader(a.s), "mA");
+  NMT_EQ_INT(mgr_store_lead(b.s), 0);
+  WAIT(b.leads >= 1, 5000);
+  NMT_CHECK(!b.leading);
+  NMT_EQ_STR(b.leader, "mA");
+  NMT_EQ_INT(mgr_store_put(a.s, "0000000000000001", "r1", 2), 0);
+  NMT_EQ_INT(mgr_store_put(a.s, "0000000000000002", "r2", 2), 0);
+  const char sets[] = "0000000000000001 0000000000000002\n0000000000000002 0000000000000001\n";
+  NMT_EQ_INT(mgr_store_mesh(a.s, sets, sizeof sets - 1, 1), 0);
+  NMT_EQ_INT(mgr_store_mesh(a.s, "no newline", 10, 0), -EINVAL);
+  WAIT(find(&b, "mA", 'n') != NULL, 5000);
+  const change *n = find(&b, "mA", 'n');
+  NMT_CHECK(n != NULL);
+  if (n) {
+    NMT_EQ_STR(n->holder, "mA");
+    NMT_EQ_STR(n->data, sets);
+    NMT_EQ_INT(n->seq, 2); /* the sets make no version */
+  }
+  /* A newcomer reads the sets with the registrations. */
+  open_store(&c, "mC", url, 1500);
+  WAIT(c.snapshots >= 1, 5000);
+  NMT_CHECK(snap_mesh_has(&c, "0000000000000001 0000000000000002"));
+  NMT_CHECK(snap_mesh_has(&c, "0000000000000002 0000000000000001"));
+  /* A gone node's set goes from the hash. */
+  NMT_EQ_INT(mgr_store_mesh(a.s, "0000000000000002 -\n", 19, 0), 0);
+  WAIT(a.nch >= 4, 5000);
+  /* The leader goes: after its lease ran out another takes it. */
+  close_store(&a);
+  uv_update_time(loop);
+  uint64_t t0 = uv_now(loop);
+  while (!b.leading && uv_now(loop) - t0 < 6000) {
+    mgr_store_lead(b.s);
+    WAIT(b.leading, 300);
+  }
+  NMT_CHECK(b.leading);
+  printf("# the lease passed after %llu ms (ttl 1500)\n", (unsigned long long)(uv_now(loop) - t0));
+  close_store(&c);
+  open_store(&c, "mC", url, 1500);
+  WAIT(c.snapshots >= 1, 5000);
+  NMT_CHECK(snap_mesh_has(&c, "0000000000000001 0000000000000002"));
+  NMT_CHECK(snap_mesh_has(&c, "0000000000000002 "));
+  NMT_EQ_INT(mgr_store_get_stats(b.s)->errors, 0);
+  close_store(&b);
+  close_store(&c);
+}
+
 /* A blocking connection of the test's own, to damage the stream. */
 static redisContext *poke_connect(const char *url) {
   char ip[64];
@@ -587,6 +663,7 @@ int main(int argc, char **argv) {
   else if (strcmp(argv[1], "restart") == 0) { nmt__current = "restart"; run_restart(url); }
   else if (strcmp(argv[1], "failover") == 0) { nmt__current = "failover"; run_failover(url); }
   else if (strcmp(argv[1], "admission") == 0) { nmt__current = "admission"; run_admission(url); }
+  else if (strcmp(argv[1], "mesh") == 0) { nmt__current = "mesh"; run_mesh(url); }
   else return 2;
   /* every handle closed, every byte freed (ASan's leak check sees the rest) */
   uv_run(loop, UV_RUN_DEFAULT);

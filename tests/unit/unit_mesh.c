@@ -218,7 +218,132 @@ static void test_churn_degree_8(void) { churn(8, 4242, 5000, 400); }
 static void test_churn_degree_2(void) { churn(2, 17, 3000, 40); }
 static void test_churn_small(void) { churn(8, 99, 3000, 12); } /* around D + 1 nodes */
 
+/* ---- following another's graph (several managers) ---------------------------------------- */
+
+/* The sets a leader publishes after a step: each changed node's set, and the gone ones. */
+typedef struct {
+  const mgr_mesh *g;
+  mgr_mesh_set *sets;
+  size_t n;
+} publish_ctx;
+
+static void publish_one(void *ctx, const char *id) {
+  publish_ctx *p = ctx;
+  mgr_mesh_set *s = &p->sets[p->n++];
+  memset(s, 0, sizeof *s);
+  memcpy(s->id, id, NM_ID_LEN + 1);
+  s->n = (unsigned)mgr_mesh_neighbours(p->g, id, s->nb, MGR_MESH_DEGREE_MAX);
+}
+
+/* Whether two graphs are the same: the same nodes with the same sets. */
+static int same_graph(const mgr_mesh *a, const mgr_mesh *b, unsigned max_nodes) {
+  if (mgr_mesh_count(a) != mgr_mesh_count(b)) return 0;
+  char id[NM_ID_LEN + 1], na[MGR_MESH_DEGREE_MAX][NM_ID_LEN + 1], nb[MGR_MESH_DEGREE_MAX][NM_ID_LEN + 1];
+  for (unsigned i = 0; i < max_nodes; i++) {
+    id_of(i, id);
+    if (mgr_mesh_has(a, id) != mgr_mesh_has(b, id)) return 0;
+    size_t ka = mgr_mesh_neighbours(a, id, na, MGR_MESH_DEGREE_MAX);
+    size_t kb = mgr_mesh_neighbours(b, id, nb, MGR_MESH_DEGREE_MAX);
+    if (ka != kb) return 0;
+    for (size_t x = 0; x < ka; x++) {
+      int found = 0;
+      for (size_t y = 0; y < kb; y++) found |= strcmp(na[x], nb[y]) == 0;
+      if (!found) return 0;
+    }
+  }
+  return 1;
+}
+
+/* A follower that applies only what the leader publishes holds the leader's graph through
+ * every join and leave, and tells its servants only the nodes whose set really changed. */
+static void test_follower_mirrors(void) {
+  enum { MAXN = 120, STEPS = 3000 };
+  mgr_mesh lead, mirror;
+  NMT_CHECK(mgr_mesh_init(&lead, 4, 7) == 0);
+  NMT_CHECK(mgr_mesh_init(&mirror, 4, 99) == 0); /* another seed: it must not matter */
+  int in[MAXN] = {0};
+  mgr_mesh_set *sets = calloc(MAXN + MGR_MESH_DEGREE_MAX, sizeof *sets);
+  NMT_CHECK(sets != NULL);
+  uint64_t r = 12345;
+  int mismatches = 0, refused = 0;
+  for (unsigned step = 0; step < STEPS; step++) {
+    r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+    unsigned i = (unsigned)(r >> 33) % MAXN;
+    char id[NM_ID_LEN + 1];
+    id_of(i, id);
+    publish_ctx p = {&lead, sets, 0};
+    if (in[i]) {
+      NMT_CHECK(mgr_mesh_remove(&lead, id) == 0);
+      in[i] = 0;
+      mgr_mesh_set *g = &sets[p.n++];
+      memset(g, 0, sizeof *g);
+      memcpy(g->id, id, NM_ID_LEN + 1);
+      g->gone = 1;
+    } else {
+      NMT_CHECK(mgr_mesh_add(&lead, id) == 0);
+      in[i] = 1;
+    }
+    mgr_mesh_take_changed(&lead, publish_one, &p);
+    int rc = mgr_mesh_apply(&mirror, sets, p.n);
+    NMT_CHECK(rc >= 0);
+    refused += rc;
+    /* The mirror marks at most what was published. */
+    changed_set c = {0};
+    mgr_mesh_take_changed(&mirror, collect, &c);
+    NMT_CHECK(c.n <= p.n + MGR_MESH_DEGREE_MAX);
+    if (!same_graph(&lead, &mirror, MAXN)) mismatches++;
+  }
+  NMT_EQ_INT(refused, 0);
+  NMT_EQ_INT(mismatches, 0);
+  /* A whole graph applied again changes nothing and marks nobody. */
+  publish_ctx all = {&lead, sets, 0};
+  mgr_mesh_each(&lead, publish_one, &all);
+  NMT_CHECK(mgr_mesh_apply(&mirror, sets, all.n) == 0);
+  changed_set c = {0};
+  mgr_mesh_take_changed(&mirror, collect, &c);
+  NMT_EQ_INT(c.n, 0);
+  free(sets);
+  mgr_mesh_close(&lead);
+  mgr_mesh_close(&mirror);
+}
+
+/* A drop leaves holes; a repair fills them and joins the pieces. */
+static void test_repair(void) {
+  mgr_mesh g;
+  NMT_CHECK(mgr_mesh_init(&g, 4, 5) == 0);
+  char id[NM_ID_LEN + 1];
+  for (unsigned i = 0; i < 60; i++) {
+    id_of(i, id);
+    NMT_CHECK(mgr_mesh_add(&g, id) == 0);
+  }
+  for (unsigned i = 0; i < 60; i += 3) {
+    id_of(i, id);
+    NMT_CHECK(mgr_mesh_drop(&g, id) == 0);
+  }
+  NMT_CHECK(mgr_mesh_drop(&g, id) == -ENOENT);
+  /* Cut it in two by hand as well: two nodes with nobody. */
+  mgr_mesh_set iso[2];
+  memset(iso, 0, sizeof iso);
+  id_of(1, iso[0].id);
+  id_of(2, iso[1].id);
+  NMT_CHECK(mgr_mesh_apply(&g, iso, 2) == 0);
+  NMT_CHECK(!mgr_mesh_connected(&g));
+  mgr_mesh_repair(&g);
+  NMT_CHECK(mgr_mesh_connected(&g));
+  unsigned mn, mx;
+  mgr_mesh_degrees(&g, &mn, &mx);
+  NMT_CHECK(mx <= 4);
+  NMT_CHECK(mn >= 3);
+  unsigned ids[60], n = 0;
+  for (unsigned i = 0; i < 60; i++)
+    if (i % 3) ids[n++] = i;
+  NMT_CHECK(symmetric(&g, ids, n));
+  mgr_mesh_close(&g);
+}
+
 int main(void) {
+  NMT_RUN(test_follower_mirrors);
+  NMT_RUN(test_repair);
   NMT_RUN(test_small_is_complete);
   NMT_RUN(test_join_changes_few);
   NMT_RUN(test_removed_not_named);

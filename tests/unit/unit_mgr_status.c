@@ -171,6 +171,8 @@ static void test_metrics(void) {
   st->store_ops[MGR_STORE_OP_RENEW] = 30;
   st->store_ops[MGR_STORE_OP_REAP] = 31;
   st->store_ops[MGR_STORE_OP_COMPLAIN] = 1;
+  st->store_ops[MGR_STORE_OP_MESH] = 5;
+  st->mesh_leader = 1;
   st->store_errors = 3;
   st->store_failovers = 1;
   st->remote_servants = 2;
@@ -183,6 +185,8 @@ static void test_metrics(void) {
   NMT_EQ_INT(series(text, "natmesh_store_ops_total{op=\"renew\"}"), 30);
   NMT_EQ_INT(series(text, "natmesh_store_ops_total{op=\"reap\"}"), 31);
   NMT_EQ_INT(series(text, "natmesh_store_ops_total{op=\"complain\"}"), 1);
+  NMT_EQ_INT(series(text, "natmesh_store_ops_total{op=\"mesh\"}"), 5);
+  NMT_EQ_INT(series(text, "natmesh_mesh_leader"), 1);
   NMT_EQ_INT(series(text, "natmesh_store_errors_total"), 3);
   NMT_EQ_INT(series(text, "natmesh_store_failovers_total"), 1);
   /* Remote entries are not sessions (shared.h): the four sessions are local. */
