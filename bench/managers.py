@@ -112,6 +112,58 @@ def proc_fds(pid):
         return 0
 
 
+def mem_available_mib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+class MemoryGuard:
+    """Watches the side's managers: when one's VmRSS passes max_mib, or the machine has less
+    than min_avail_mib available, it says so (with the manager's stack when gdb is there),
+    and kills the side's managers, so that the load generators' steps end and the machine
+    (shared with others) is not driven out of memory. What it saw goes to res["memory"]."""
+
+    def __init__(self, side, res, label, max_mib, min_avail_mib):
+        self.side, self.res, self.label = side, res, label
+        self.max_mib, self.min_avail_mib = max_mib, min_avail_mib
+        self.done = threading.Event()
+        self.peak = [0.0] * len(side.managers)
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self):
+        while not self.done.wait(0.5):
+            rss = [proc_rss_mib(m.p.pid) for m in self.side.managers]
+            self.peak = [max(a, b) for a, b in zip(self.peak, rss)]
+            avail = mem_available_mib()
+            worst = max(range(len(rss)), key=lambda i: rss[i])
+            if rss[worst] <= self.max_mib and avail >= self.min_avail_mib:
+                continue
+            m = self.side.managers[worst]
+            self.res["memory"] = "%s at %.0f MiB VmRSS (MemAvailable %.0f MiB)" % (m.name, rss[worst], avail)
+            print("  %s: memory guard: %s: the managers are stopped" % (self.label, self.res["memory"]), flush=True)
+            if shutil.which("gdb"):
+                try:
+                    bt = subprocess.run(["gdb", "-p", str(m.p.pid), "-batch", "-ex", "bt 20"], capture_output=True,
+                                        text=True, timeout=60).stdout
+                    for line in bt.splitlines():
+                        if line.startswith("#"):
+                            print("    %s: %s" % (m.name, line[:220]), flush=True)
+                except (subprocess.SubprocessError, OSError):
+                    pass
+            for mm in self.side.managers:
+                try:
+                    os.killpg(mm.p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            return
+
+    def stop(self):
+        self.done.set()
+
+
 def mem_total_mib():
     with open("/proc/meminfo") as f:
         for line in f:
@@ -345,12 +397,13 @@ def settle_views(side, a, t0):
 def run_side(a, n, k, shared, total=None):
     """The figures of one side with n servants in all, as a dict."""
     tmp = tempfile.mkdtemp(prefix="natmesh-managers.")
-    redis = side = None
+    redis = side = guard = None
     res = {"n": n, "k": k}
     label = "%d managers + redis" % k if shared else "one manager"
     try:
         redis = Redis(tmp) if shared else None
         side = Side(a, tmp, n, k, redis, total or n)
+        guard = MemoryGuard(side, res, label, a.max_rss, a.min_available)
         k0 = time.monotonic()
         if None in side.all_expect("lg: keys", 180):
             raise RuntimeError("a load generator did not make its keys")
@@ -474,6 +527,11 @@ def run_side(a, n, k, shared, total=None):
         res["error"] = str(e)
         print("  %s: %s" % (label, e), flush=True)
     finally:
+        if guard:
+            guard.stop()
+            res["rss_peak"] = guard.peak
+            print("  %s: the managers' largest VmRSS: %s MiB" % (label, " ".join("%.0f" % x for x in guard.peak)),
+                  flush=True)
         if side:
             side.stop()
             for lg in side.loadgens:
@@ -532,6 +590,10 @@ def main():
                     help="views: settled after this many ms with no list, delta or neighbours")
     ap.add_argument("--settle-timeout", type=float, default=60.0,
                     help="views: the bound on settling after the registration (s)")
+    ap.add_argument("--max-rss", type=float, default=6144,
+                    help="MiB: a manager past it stops the side (memory guard)")
+    ap.add_argument("--min-available", type=float, default=2048,
+                    help="MiB: the machine's MemAvailable under it stops the side (memory guard)")
     ap.add_argument("--changes", type=int, default=10, help="joins (and as many leaves) counted")
     ap.add_argument("--register-timeout", type=float, default=150.0)
     ap.add_argument("--csv", default=None)
@@ -553,7 +615,7 @@ def main():
             print("managers: %d servants per manager do not fit under ulimit -Hn %d" % (share, hard))
             return 1
         print("== managers N=%d: one manager with %d%s, then %d sharing a redis-server (%d servants each, %s)"
-              % (n, n1, " (as many as it can hold)" if n1 < n else "", a.managers, n // a.managers,
+              % (n, n1, " (as many as it can hold)" if n1 < n else "", a.managers, share,
                  "views: the default --mesh-above" if a.views else
                  "--mesh-above %d: full lists on both sides" % max(1000, 2 * n)), flush=True)
         one = run_side(a, n1, 1, False)
@@ -573,8 +635,8 @@ def main():
         else:
             per, sfx, unit = None, "", "s"
 
-        def scaled(res, key):
-            return res[key] / (res["n"] / per) if per else res[key]
+        def scaled(res, key):  # per 1,000 servants registered
+            return res[key] / (max(1, res["registered"]) / per) if per else res[key]
         if "register_s" in sh and "register_s" in one:
             row("managers_register_seconds" + sfx, scaled(sh, "register_s"), unit, scaled(one, "register_s"))
             if sh.get("converged") and one.get("converged"):
@@ -600,6 +662,10 @@ def main():
             if first_per_change is None:
                 first_per_change = sh["ops_per_change"]
             row("managers_store_ops_per_change", sh["ops_per_change"], "ops", first_per_change)
+        if "rss_peak" in sh and "rss_peak" in one:
+            row("managers_rss_peak_per_manager", max(sh["rss_peak"]), "MiB", max(one["rss_peak"]))
+        if "memory" in sh:
+            row("managers_memory_guard", 1, "bool", 0)
         if "error" in sh:
             row("managers_incomplete", 1, "bool", 0)
         if "error" in one:
