@@ -259,6 +259,22 @@ class Redis:
                            capture_output=True, text=True, timeout=10)
         return r.stdout
 
+    def by_command(self):
+        """Calls so far per command (INFO commandstats), ours left out."""
+        out = {}
+        for line in self.cli("INFO", "commandstats").splitlines():
+            if line.startswith("cmdstat_"):
+                name, rest = line[len("cmdstat_"):].split(":", 1)
+                if name not in ("info", "hlen", "xlen"):
+                    out[name] = int(rest.split(",")[0].split("=")[1])
+        return out
+
+    def xlen(self):
+        try:
+            return int(self.cli("XLEN", "nm:{natmesh}:log").strip() or 0)
+        except ValueError:
+            return -1
+
     def counts(self):
         """(requests, commands) so far: requests are what the store's clients sent (a script
         is one, an XREAD one); commands add those the scripts ran inside (a renewal's HGET
@@ -269,7 +285,7 @@ class Redis:
                 continue
             name, rest = line[len("cmdstat_"):].split(":", 1)
             calls = int(rest.split(",")[0].split("=")[1])
-            if name in ("info", "hlen"):
+            if name in ("info", "hlen", "xlen"):
                 continue
             commands += calls
             if name.split("|")[0] in TOP_LEVEL:
@@ -468,10 +484,15 @@ def run_side(a, n, k, shared, total=None):
                   label, res["fds"][0], res["fds"][1], resource.getrlimit(resource.RLIMIT_NOFILE)[1],
                   " ".join("%.0f" % x for x in mr), " ".join("%.0f" % x for x in lr)), flush=True)
         if redis:  # a quiet interval: what the managers send the store when nothing happens
+            b0, x0 = redis.by_command(), redis.xlen()
             c0, q0 = redis.counts(), time.monotonic()
             time.sleep(a.quiet)  # a measured interval, not a wait for an event
             c1, dt = redis.counts(), time.monotonic() - q0
+            b1, x1 = redis.by_command(), redis.xlen()
             res["idle_ops_s"], res["idle_cmds_s"] = ((c1[i] - c0[i]) / dt for i in (0, 1))
+            top = sorted(((b1[c] - b0.get(c, 0), c) for c in b1), reverse=True)[:6]
+            print("  %s: quiet %.1f s: the store's busiest commands %s; the change log went from %d to %d entries"
+                  % (label, dt, ", ".join("%s %d" % (c, d) for d, c in top if d > 0), x0, x1), flush=True)
             c0, w0 = redis.counts(), time.monotonic()
         for lg in side.loadgens:
             lg.send("hb")
