@@ -1,5 +1,6 @@
 /* The bounded-degree mesh: see mesh.h. */
 #include "mesh.h"
+#include "nm_peerlist.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -362,6 +363,33 @@ int mgr_mesh_unlink(mgr_mesh *g, const char *a, const char *b) {
 }
 
 /* ---- following another's graph ----------------------------------------------------------- */
+
+static int mgr__id_ok(const char *p, size_t len) {
+  if (len < NM_ID_LEN) return 0;
+  char id[NM_ID_LEN + 1];
+  memcpy(id, p, NM_ID_LEN);
+  id[NM_ID_LEN] = 0;
+  return nm_id_valid(id);
+}
+
+int mgr_mesh_set_parse(const char *line, size_t len, mgr_mesh_set *s) {
+  memset(s, 0, sizeof *s);
+  if (len < NM_ID_LEN + 1 || line[NM_ID_LEN] != ' ' || !mgr__id_ok(line, len)) return -EINVAL;
+  memcpy(s->id, line, NM_ID_LEN);
+  size_t at = NM_ID_LEN + 1;
+  if (len - at == 1 && line[at] == '-') {
+    s->gone = 1;
+    return 0;
+  }
+  while (at < len) {
+    if (!mgr__id_ok(line + at, len - at) || s->n >= MGR_MESH_DEGREE_MAX) return -EINVAL;
+    memcpy(s->nb[s->n++], line + at, NM_ID_LEN);
+    at += NM_ID_LEN;
+    if (at < len && line[at++] != ' ') return -EINVAL;
+    if (at == len && line[at - 1] == ' ') return -EINVAL; /* a trailing blank after an id */
+  }
+  return 0;
+}
 
 /* A node with no edges (mgr_mesh_add without the linking). */
 static mgr_mesh_node *mgr__insert(mgr_mesh *g, const char *id) {

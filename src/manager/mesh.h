@@ -80,6 +80,10 @@ typedef struct {
   char nb[MGR_MESH_DEGREE_MAX][NM_ID_LEN + 1];
 } mgr_mesh_set;
 
+/* One line of a published set, without its newline: "ID N1 N2 ..." (at most
+ * MGR_MESH_DEGREE_MAX neighbours), "ID " (none) or "ID -" (gone); ids are NM_ID_LEN
+ * lowercase hex characters. Returns 0 or -EINVAL (s then holds nothing of use). */
+int mgr_mesh_set_parse(const char *line, size_t len, mgr_mesh_set *s);
 /* Replaces the sets given (nodes unknown here are added; a neighbour unknown here too), in
  * three passes so that no node goes past D on the way: the gone ones go, edges not in the
  * new sets go, the new edges come. Nodes whose set changed are marked changed. Returns how

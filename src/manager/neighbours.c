@@ -181,34 +181,7 @@ static void mgr__publish(manager *m) {
 }
 
 /* One line "ID N1 N2 ...", "ID " (no neighbours) or "ID -" (gone) into s. 0, or -EINVAL. */
-/* n characters of an id: lowercase hex, as nm_id_valid wants them. */
-static int mgr__id_ok(const char *p) {
-  char id[NM_ID_LEN + 1];
-  memcpy(id, p, NM_ID_LEN);
-  id[NM_ID_LEN] = 0;
-  return nm_id_valid(id);
-}
-
-static int mgr__parse_set(const char *line, size_t len, mgr_mesh_set *s) {
-  memset(s, 0, sizeof *s);
-  if (len < NM_ID_LEN + 1 || line[NM_ID_LEN] != ' ' || !mgr__id_ok(line)) return -EINVAL;
-  memcpy(s->id, line, NM_ID_LEN);
-  size_t at = NM_ID_LEN + 1;
-  if (len - at == 1 && line[at] == '-') {
-    s->gone = 1;
-    return 0;
-  }
-  while (at < len) {
-    if (len - at < NM_ID_LEN || !mgr__id_ok(line + at) || s->n >= MGR_MESH_DEGREE_MAX)
-      return -EINVAL;
-    memcpy(s->nb[s->n++], line + at, NM_ID_LEN);
-    at += NM_ID_LEN;
-    if (at < len && line[at++] != ' ') return -EINVAL;
-  }
-  return 0;
-}
-
-/* Applies lines of sets (mgr__parse_set's) to the graph; how many, or -ENOMEM. */
+/* Applies lines of sets (mgr_mesh_set_parse's) to the graph; how many, or -ENOMEM. */
 static int mgr__follow_lines(manager *m, const char *data, size_t len) {
   enum { BATCH = 64 };
   mgr_mesh_set *sets = malloc(BATCH * sizeof *sets);
@@ -218,7 +191,7 @@ static int mgr__follow_lines(manager *m, const char *data, size_t len) {
   for (size_t at = 0; at < len && rc >= 0;) {
     const char *nl = memchr(data + at, '\n', len - at);
     size_t l = nl ? (size_t)(nl - (data + at)) : len - at;
-    if (mgr__parse_set(data + at, l, &sets[n]) < 0) bad++;
+    if (mgr_mesh_set_parse(data + at, l, &sets[n]) < 0) bad++;
     else n++;
     at += l + 1;
     if (n == BATCH || (at >= len && n)) {

@@ -13,6 +13,9 @@ colluding member, or lines she forwards). On one connection to alice mallory sen
   b. bob's real key and certificate on a line whose text was altered after bob signed it;
   c. bob's real key and certificate under another name ("alice");
   d. bob's real certificate with mallory's key;
+  f. a certificate of mallory's own "manager" (a key she made) for a key she made, the line
+     naming that key as its signer (signer=, since several managers share an overlay): a
+     receiver trusts a signer only when it pins that manager;
   e. then bob's own line, as he signed it: the fence, shown as "bob: ..." (alice read
      and verified everything before it by then).
 
@@ -23,6 +26,7 @@ waited to be dropped; no line carried a certificate. Without the certificate che
 receiver that took key= at its word) a, c and d would be shown.
 """
 import os
+import struct
 import sys
 import xml.etree.ElementTree as ET
 
@@ -44,9 +48,18 @@ def hello_views(*args, **kwargs):
 harness.hello_doc = hello_views
 
 
-def line(origin, name, seq, text, key_hex, cert_hex, sig):
-    return ('<chat origin="%s" name="%s" epoch="1" seq="%d" sig="%s" key="%s" cert="%s">%s</chat>' %
-            (origin, name, seq, sig, key_hex, cert_hex, xml_escape(text)))
+def line(origin, name, seq, text, key_hex, cert_hex, sig, signer=None):
+    extra = ' signer="%s"' % signer if signer else ""
+    return ('<chat origin="%s" name="%s" epoch="1" seq="%d" sig="%s" key="%s" cert="%s"%s>%s</chat>' %
+            (origin, name, seq, sig, key_hex, cert_hex, extra, xml_escape(text)))
+
+
+def member_bytes(origin, pub_hex, name):
+    """nm_member's canonical bytes (docs/protocol.md, "Membership certificates")."""
+    tag = b"natmesh-member-v1"
+    raw = bytes.fromhex(pub_hex)
+    return b"".join([struct.pack(">I", len(tag)), tag, struct.pack(">I", len(origin)), origin.encode(),
+                     struct.pack(">I", len(raw)), raw, struct.pack(">I", len(name.encode())), name.encode()])
 
 
 async def test(h):
@@ -99,6 +112,11 @@ async def test(h):
     t = FORGED + " (d: mallory's key under bob's certificate)"
     data += frame("chat", line(bob.id, bob.name, 4, t, mallory.key.pub_hex, certs[bob.id],
                                mallory.key.sign_line(bob.id, 1, 4, t)))
+    rogue, carol = h.new_key("rogue-manager"), h.new_key("carol")
+    t = FORGED + " (f: a certificate of a manager alice does not pin, named as its signer)"
+    data += frame("chat", line(carol.id, "carol", 1, t, carol.pub_hex,
+                               rogue.sign(member_bytes(carol.id, carol.pub_hex, "carol")).hex(),
+                               carol.sign_line(carol.id, 1, 1, t), signer=rogue.pub_hex))
     fence = "fence %s" % random_id()
     data += frame("chat", line(bob.id, bob.name, 5, fence, bob.key.pub_hex, certs[bob.id],
                                bob.key.sign_line(bob.id, 1, 5, fence)))

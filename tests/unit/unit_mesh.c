@@ -341,7 +341,40 @@ static void test_repair(void) {
   mgr_mesh_close(&g);
 }
 
+/* The sets' wire form (from the store): what parses, and what is refused. */
+static void test_set_parse(void) {
+  mgr_mesh_set s;
+  const char *ok = "0000000000000001 0000000000000002 00000000000000ab";
+  NMT_EQ_INT(mgr_mesh_set_parse(ok, strlen(ok), &s), 0);
+  NMT_EQ_STR(s.id, "0000000000000001");
+  NMT_EQ_INT(s.n, 2);
+  NMT_EQ_STR(s.nb[1], "00000000000000ab");
+  NMT_CHECK(!s.gone);
+  NMT_EQ_INT(mgr_mesh_set_parse("0000000000000001 -", 18, &s), 0);
+  NMT_CHECK(s.gone && s.n == 0);
+  NMT_EQ_INT(mgr_mesh_set_parse("0000000000000001 ", 17, &s), 0);
+  NMT_CHECK(!s.gone && s.n == 0);
+  static const char *const bad[] = {
+      "",
+      "0000000000000001",                                   /* no blank */
+      "000000000000001 0000000000000002",                   /* a short id */
+      "00000000000000AB 0000000000000002",                  /* upper case */
+      "0000000000000001 000000000000000g",                  /* not hex */
+      "0000000000000001 0000000000000002 ",                 /* a trailing blank */
+      "0000000000000001 0000000000000002  0000000000000003", /* two blanks */
+      "0000000000000001 00000000000000020000000000000003",  /* no blank between */
+      "0000000000000001 --",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) NMT_EQ_INT(mgr_mesh_set_parse(bad[i], strlen(bad[i]), &s), -EINVAL);
+  /* More than MGR_MESH_DEGREE_MAX neighbours. */
+  char big[(NM_ID_LEN + 1) * (MGR_MESH_DEGREE_MAX + 2)];
+  size_t len = (size_t)snprintf(big, sizeof big, "0000000000000001");
+  for (unsigned i = 0; i <= MGR_MESH_DEGREE_MAX; i++) len += (size_t)snprintf(big + len, sizeof big - len, " %016x", i + 2);
+  NMT_EQ_INT(mgr_mesh_set_parse(big, len, &s), -EINVAL);
+}
+
 int main(void) {
+  NMT_RUN(test_set_parse);
   NMT_RUN(test_follower_mirrors);
   NMT_RUN(test_repair);
   NMT_RUN(test_small_is_complete);
