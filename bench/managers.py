@@ -439,6 +439,8 @@ def run_side(a, n, k, shared, total=None):
             if r.get("refusal") or r.get("why"):
                 print("  %s: a load generator: refusal %s, %s" % (label, r.get("refusal", "-"), r.get("why", "-")),
                       flush=True)
+        if "memory" in res:
+            raise RuntimeError("the memory guard stopped the managers while they registered: " + res["memory"])
         res["fds"] = side.fds()
         if a.views:
             # Settled: every servant holds its view (a set of neighbours) and nothing more came.
@@ -470,6 +472,8 @@ def run_side(a, n, k, shared, total=None):
             res["list_bytes"] = sum(int(s["list_bytes"]) + int(s["delta_bytes"]) for s in setl)
             what = "list versions %s" % ("all %d" % vers[0] if res["converged"] else
                                           "differ: %d-%d" % (min(vers), max(vers)) if vers else "none")
+        if "memory" in res:
+            raise RuntimeError("the memory guard stopped the managers while they settled: " + res["memory"])
         res["cpu_s"] = side.cpu() - cpu0
         res["store_cpu_s"] = proc_cpu(redis.child.p.pid) - rcpu0 if redis else 0
         mr, lr = side.rss_mib()
@@ -500,8 +504,9 @@ def run_side(a, n, k, shared, total=None):
         if redis:
             c1, dt = redis.counts(), time.monotonic() - w0
             res["store_ops_s"], res["store_cmds_s"] = ((c1[i] - c0[i]) / dt for i in (0, 1))
-        if None in hbs:
-            raise RuntimeError("a load generator did not finish its heartbeats")
+        if None in hbs or "memory" in res:
+            raise RuntimeError("a load generator did not finish its heartbeats" if "memory" not in res else
+                               "the memory guard stopped the managers: " + res["memory"])
         res["hb_rate"] = sum(float(h["mean"]) for h in hbs)
         res["hb_complete"] = all(h["complete"] == "1" for h in hbs)
         if not res["hb_complete"]:
@@ -527,12 +532,15 @@ def run_side(a, n, k, shared, total=None):
         if redis:  # joins and leaves of one extra servant through the first manager
             c0, q0 = redis.counts(), time.monotonic()
             ok = True
+            end = time.monotonic() + 60  # the whole step's bound
             for _ in range(a.changes):
                 side.loadgens[0].send("join")
-                joined = side.loadgens[0].expect("lg: joined", a.register_timeout)
+                joined = side.loadgens[0].expect("lg: joined", max(1, end - time.monotonic()))
                 side.loadgens[0].send("leave")
-                left = side.loadgens[0].expect("lg: left", 30)
+                left = side.loadgens[0].expect("lg: left", max(1, end - time.monotonic()))
                 ok = ok and joined is not None and joined.get("ok") == "1" and left is not None
+                if not ok:
+                    break
             time.sleep(1.0)  # the stream's readers and the renewals that follow: a measured interval
             dt = time.monotonic() - q0
             c1 = redis.counts()
@@ -616,9 +624,11 @@ def main():
     ap.add_argument("--min-available", type=float, default=2048,
                     help="MiB: the machine's MemAvailable under it stops the side (memory guard)")
     ap.add_argument("--changes", type=int, default=10, help="joins (and as many leaves) counted")
-    ap.add_argument("--register-timeout", type=float, default=150.0)
+    ap.add_argument("--register-timeout", type=float, default=120.0)
     ap.add_argument("--csv", default=None)
     a = ap.parse_args()
+    # scripts/bench.sh's timeout sends SIGTERM: the sides' finally blocks stop their children.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     a.loadgen = a.loadgen or os.path.join(a.bindir, "natmesh-loadgen")
     if not shutil.which("redis-server") or not shutil.which("redis-cli"):
         print("managers: redis-server and redis-cli are needed (scripts/setup.sh installs them)")
@@ -658,28 +668,33 @@ def main():
 
         def scaled(res, key):  # per 1,000 servants registered
             return res[key] / (max(1, res["registered"]) / per) if per else res[key]
-        if "register_s" in sh and "register_s" in one:
+        # A side whose managers the memory guard stopped: no figures of it but what says so.
+        failed = "memory" in sh or "memory" in one
+        if failed:
+            print("  N=%d: no comparison (%s)" % (n, "; ".join(x["memory"] for x in (one, sh) if "memory" in x)),
+                  flush=True)
+        if not failed and "register_s" in sh and "register_s" in one:
             row("managers_register_seconds" + sfx, scaled(sh, "register_s"), unit, scaled(one, "register_s"))
             if sh.get("converged") and one.get("converged"):
                 row("managers_settle_seconds" + sfx, scaled(sh, "settle_s"), unit, scaled(one, "settle_s"))
             else:
                 row("managers_settle_incomplete", 1 - sh.get("converged", 0), "bool", 1 - one.get("converged", 0))
             row("managers_fds_per_manager", max(sh["fds"][0]), "fds", hard)
-        if "cpu_s" in sh and "cpu_s" in one:
+        if not failed and "cpu_s" in sh and "cpu_s" in one:
             row("managers_register_cpu_seconds" + sfx, scaled(sh, "cpu_s"), unit, scaled(one, "cpu_s"))
             row("managers_store_cpu_seconds", sh["store_cpu_s"], "s", sh["cpu_s"])
             row("managers_list_bytes_per_servant", sh["list_bytes"] / n, "B", one["list_bytes"] / n1)
-        if "hb_rate" in sh and "hb_rate" in one:
+        if not failed and "hb_rate" in sh and "hb_rate" in one:
             row("managers_heartbeat_rate", sh["hb_rate"], "acks/s", one["hb_rate"])
-        if "rss" in sh and "rss" in one:
+        if not failed and "rss" in sh and "rss" in one:
             row("managers_rss_per_manager", max(sh["rss"]), "MiB", max(one["rss"]))
             row("managers_rss_kib_per_servant", max(sh["rss"]) * 1024 / share, "KiB", max(one["rss"]) * 1024 / n1)
             row("managers_rss_all", sh["rss_all"], "MiB", mem_total_mib())
-        if "store_ops_s" in sh:
+        if not failed and "store_ops_s" in sh:
             row("managers_store_ops_per_sec", sh["store_ops_s"], "ops/s", sh.get("hb_rate", 0))
             row("managers_store_commands_per_sec", sh["store_cmds_s"], "cmds/s", n)
             row("managers_store_ops_idle_per_sec", sh["idle_ops_s"], "ops/s", a.managers)
-        if "ops_per_change" in sh:
+        if not failed and "ops_per_change" in sh:
             if first_per_change is None:
                 first_per_change = sh["ops_per_change"]
             row("managers_store_ops_per_change", sh["ops_per_change"], "ops", first_per_change)
