@@ -2,59 +2,83 @@
 """Several managers sharing a store, against one manager (issue 14, scripts/bench.sh --managers;
 docs/performance.md, "Several managers sharing a store").
 
-For each N of --sizes it runs, in this order and each bounded in time:
-  one:    one natmesh-manager (no store) and one natmesh-loadgen with all N servants;
+For each N of --sizes (default 50,000) it runs, in this order and each bounded in time:
+  one:    one natmesh-manager (no store) and one natmesh-loadgen with N1 servants, N1 = N or,
+          when N is more than one manager can hold here, as many as it can (--one-max:
+          scripts/bench.sh's largest N, the hard file limit less 1,000, at most 19,000);
   shared: a redis-server, --managers (3) natmesh-managers sharing it (--store, --manager-name)
           and one natmesh-loadgen per manager with N/3 servants each, started together.
-Both sides run the managers with --mesh-above above N: with a store every servant is sent the
-whole list (views are per manager, so they are off), and the single manager must do the same
-for the comparison to hold (past --mesh-above it would switch to views).
+With --views 1 (the default) every manager keeps its default --mesh-above (1,000): past it
+the overlay is a bounded mesh, drawn by the manager holding the store's lease and followed
+by the others, and the load generators' servants say views="1" (as natmesh-servant does):
+each holds its view. --views 0 is the older comparison: --mesh-above above N on both sides,
+every servant holds the whole list.
+Each manager is given --max-servants N + 64: its list holds every servant of the overlay,
+remote entries included, and that bound is the list's (each holds only its share of
+sessions: under the file limit of 20,000 with 16,667).
 
 The load generators run attached (natmesh-loadgen --manager-port, which starts no manager and
 takes its steps from stdin: bench/loadgen.c, run_attached). Measured on both sides:
   - re-registration of the N from nothing: from the earliest "go" to the last session of the
-    slowest load generator holding its list, and until the overlay settled (no list or delta
-    came anywhere for 300 ms: every servant holds every other);
+    slowest load generator holding its list (its view), and until the overlay settled: with
+    views, every servant holds a set of neighbours and no list, delta or neighbours frame
+    came for --settle-quiet ms, twice in a row; without, every servant holds version N;
   - the managers' CPU (utime + stime, summed) over the registration until settled, and the
-    redis-server's;
+    redis-server's; the descriptors each process holds; the managers' VmRSS (settled, after
+    the heartbeat window, and the largest seen, sampled every 0.5 s);
   - heartbeats answered per second, summed over the load generators, their windows run at
     once (each process's mean over its window, not its best part: the parts of separate
     processes do not coincide);
-  - the store's load, from redis-server's INFO commandstats (our own INFO left out): requests
-    (what its clients send: a script call, an XREAD, ...) and commands (those plus what the
-    scripts run inside them: a renewal runs one HGET per servant), per second while the N
-    heartbeat and over a quiet interval (--quiet s: nothing changes, nobody heartbeats); and
-    requests per change: one extra servant joins and leaves through the first manager
-    (--changes times), the requests over that less the quiet rate, per change.
-  - that every servant ends up with the same list version (the overlay's newest): printed.
+  - the store's load, from redis-server's INFO commandstats (our own INFO, HLEN, XLEN left
+    out): requests (what its clients send: a script call, an XREAD, ...) and commands (those
+    plus what the scripts run inside them), per second while the N heartbeat and over two
+    quiet intervals (--quiet s: nothing changes, nobody heartbeats), right after settling
+    and after the heartbeat window, each printed with its busiest commands; and requests
+    per change: one extra servant joins and leaves through the first manager (--changes
+    times), the requests over that less the second quiet rate, per change.
+A memory guard stops a side's managers when one passes --max-rss MiB (default 6,144) or the
+machine's MemAvailable falls under --min-available (default 2,048): it prints the manager's
+stack (gdb, when installed), and the side gives no figures but managers_memory_guard.
 
-Rows appended to --csv (figure,n,value,unit,baseline,ratio), n = N (the total):
-  managers_register_seconds        shared; baseline: one manager
-  managers_settle_seconds          until every servant holds the overlay's version after the N
-                                   joins; baseline: one manager
+Rows appended to --csv (figure,n,value,unit,baseline,ratio), n = N (the total). When N1 < N
+the times are per 1,000 servants registered on both sides (name ..._per_1000, unit s/1000):
+  managers_one_servants            (when N1 < N) N1; baseline N
+  managers_register_seconds[_per_1000]      shared; baseline: one manager
+  managers_settle_seconds[_per_1000]        until settled (above); baseline: one manager
   managers_settle_incomplete       (instead, when a side's did not within the bound) 1 for the
                                    shared side; baseline: 1 for the one manager
-  managers_register_cpu_seconds    the managers' CPU, summed; baseline: one manager's
+  managers_register_cpu_seconds[_per_1000]  the managers' CPU, summed; baseline: one manager's
   managers_store_cpu_seconds       the redis-server's over the same; baseline: the managers'
-  managers_list_bytes_per_servant  list and delta frame bytes each servant received over the
-                                   registration (plaintext); baseline: with one manager
+  managers_list_bytes_per_servant  list, delta and neighbours frame bytes each servant
+                                   received over the registration (plaintext); baseline:
+                                   with one manager
+  managers_fds_per_manager         the most descriptors a manager held; baseline ulimit -Hn
   managers_heartbeat_rate          acks/s summed; baseline: one manager's
+  managers_rss_per_manager         the largest manager's VmRSS after the heartbeat window,
+                                   MiB; baseline: one manager's
+  managers_rss_kib_per_servant     the same per servant it holds (KiB); baseline: one's
+  managers_rss_peak_per_manager    the largest VmRSS sampled over the side; baseline: one's
+  managers_rss_all                 VmRSS of every process of the side (managers, load
+                                   generators, redis-server), MiB; baseline: MemTotal
   managers_store_ops_per_sec       store requests/s while heartbeating; baseline: heartbeats
                                    answered per second over the same window (ratio: requests
                                    per heartbeat)
   managers_store_commands_per_sec  commands/s (scripts' included) meanwhile; baseline N (ratio:
                                    per servant per second)
-  managers_store_ops_idle_per_sec  requests/s over the quiet interval; baseline: the number of
-                                   managers
+  managers_store_ops_idle_per_sec  requests/s over the quiet interval right after settling;
+                                   baseline: the number of managers
+  managers_store_ops_idle_late_per_sec  the same after the heartbeat window
   managers_store_ops_per_change    requests per join or leave; baseline: at the smallest N
   managers_register_incomplete     (only when short) servants registered; baseline N
-  managers_one_register_incomplete the same for one manager
+  managers_one_register_incomplete the same for one manager (baseline N1)
+  managers_memory_guard            1 when the guard stopped the shared side; baseline 0
   managers_incomplete, managers_one_incomplete  1 when a step of that side failed or was not
                                    done in its bound (the reason is printed)
 A step that does not complete in its bound is recorded so, never waited for.
 
-  python3 bench/managers.py --bindir build-bench/bin [--sizes 900,2700] [--managers 3]
-                            [--seconds 3] [--register-timeout 90] [--csv FILE]
+  python3 bench/managers.py --bindir build-bench/bin [--sizes 50000] [--managers 3]
+                            [--one-max 19000] [--views 1] [--seconds 3]
+                            [--register-timeout 120] [--csv FILE]
 """
 import argparse
 import os
@@ -388,6 +412,21 @@ class Side:
             m.stop()
 
 
+def quiet(redis, a, label, when):
+    """The store's requests and commands per second over a.quiet seconds in which nothing
+    changes and nobody heartbeats; prints the busiest commands and the change log's growth."""
+    b0, x0 = redis.by_command(), redis.xlen()
+    c0, q0 = redis.counts(), time.monotonic()
+    time.sleep(a.quiet)  # a measured interval, not a wait for an event
+    c1, dt = redis.counts(), time.monotonic() - q0
+    b1, x1 = redis.by_command(), redis.xlen()
+    top = sorted(((b1[c] - b0.get(c, 0), c) for c in b1), reverse=True)[:6]
+    print("  %s: quiet %.1f s %s: %.1f requests/s; the store's busiest commands %s; the change log went from "
+          "%d to %d entries" % (label, dt, when, (c1[0] - c0[0]) / dt,
+                                ", ".join("%s %d" % (c, d) for d, c in top if d > 0) or "none", x0, x1), flush=True)
+    return (c1[0] - c0[0]) / dt, (c1[1] - c0[1]) / dt
+
+
 def settle_views(side, a, t0):
     """Views (a bounded mesh): every load generator until each of its sessions holds a set of
     neighbours and nothing came for a.settle_quiet ms; then again, until a round in which no
@@ -488,15 +527,7 @@ def run_side(a, n, k, shared, total=None):
                   label, res["fds"][0], res["fds"][1], resource.getrlimit(resource.RLIMIT_NOFILE)[1],
                   " ".join("%.0f" % x for x in mr), " ".join("%.0f" % x for x in lr)), flush=True)
         if redis:  # a quiet interval: what the managers send the store when nothing happens
-            b0, x0 = redis.by_command(), redis.xlen()
-            c0, q0 = redis.counts(), time.monotonic()
-            time.sleep(a.quiet)  # a measured interval, not a wait for an event
-            c1, dt = redis.counts(), time.monotonic() - q0
-            b1, x1 = redis.by_command(), redis.xlen()
-            res["idle_ops_s"], res["idle_cmds_s"] = ((c1[i] - c0[i]) / dt for i in (0, 1))
-            top = sorted(((b1[c] - b0.get(c, 0), c) for c in b1), reverse=True)[:6]
-            print("  %s: quiet %.1f s: the store's busiest commands %s; the change log went from %d to %d entries"
-                  % (label, dt, ", ".join("%s %d" % (c, d) for d, c in top if d > 0), x0, x1), flush=True)
+            res["idle_ops_s"], res["idle_cmds_s"] = quiet(redis, a, label, "right after settling")
             c0, w0 = redis.counts(), time.monotonic()
         for lg in side.loadgens:
             lg.send("hb")
@@ -530,6 +561,8 @@ def run_side(a, n, k, shared, total=None):
                                    ", redis-server %.0f MiB" % proc_rss_mib(redis.child.p.pid) if redis else "",
                                    res["rss_all"]), flush=True)
         if redis:  # joins and leaves of one extra servant through the first manager
+            # The quiet rate again, right before: what the changes are measured against.
+            res["idle_late_ops_s"], _ = quiet(redis, a, label, "after the heartbeat window")
             c0, q0 = redis.counts(), time.monotonic()
             ok = True
             end = time.monotonic() + 60  # the whole step's bound
@@ -546,7 +579,7 @@ def run_side(a, n, k, shared, total=None):
             c1 = redis.counts()
             if ok:
                 changes = 2 * a.changes
-                res["ops_per_change"] = max(0.0, (c1[0] - c0[0]) - res["idle_ops_s"] * dt) / changes
+                res["ops_per_change"] = max(0.0, (c1[0] - c0[0]) - res["idle_late_ops_s"] * dt) / changes
                 print("  %s: per change (%d joins and %d leaves, less the quiet rate) %.1f store requests; "
                       "the change stream grew by %d entries" % (label, a.changes, a.changes,
                                                                 res["ops_per_change"], c1[2] - c0[2]), flush=True)
@@ -694,6 +727,8 @@ def main():
             row("managers_store_ops_per_sec", sh["store_ops_s"], "ops/s", sh.get("hb_rate", 0))
             row("managers_store_commands_per_sec", sh["store_cmds_s"], "cmds/s", n)
             row("managers_store_ops_idle_per_sec", sh["idle_ops_s"], "ops/s", a.managers)
+            if "idle_late_ops_s" in sh:
+                row("managers_store_ops_idle_late_per_sec", sh["idle_late_ops_s"], "ops/s", a.managers)
         if not failed and "ops_per_change" in sh:
             if first_per_change is None:
                 first_per_change = sh["ops_per_change"]
