@@ -293,6 +293,18 @@ class Redis:
                     out[name] = int(rest.split(",")[0].split("=")[1])
         return out
 
+    def log_ops(self, count):
+        """The change log's last count entries by op ('u' put, 'l' leave, 'a' admission
+        fact, 'n' mesh sets, ...)."""
+        ops = {}
+        if count <= 0:
+            return ops
+        words = self.cli("XREVRANGE", "nm:{natmesh}:log", "+", "-", "COUNT", count).split("\n")
+        for i, w in enumerate(words[:-1]):
+            if w == "o":
+                ops[words[i + 1]] = ops.get(words[i + 1], 0) + 1
+        return ops
+
     def xlen(self):
         try:
             return int(self.cli("XLEN", "nm:{natmesh}:log").strip() or 0)
@@ -421,9 +433,12 @@ def quiet(redis, a, label, when):
     c1, dt = redis.counts(), time.monotonic() - q0
     b1, x1 = redis.by_command(), redis.xlen()
     top = sorted(((b1[c] - b0.get(c, 0), c) for c in b1), reverse=True)[:6]
+    ops = redis.log_ops(min(1000, max(0, x1 - x0)))
     print("  %s: quiet %.1f s %s: %.1f requests/s; the store's busiest commands %s; the change log went from "
-          "%d to %d entries" % (label, dt, when, (c1[0] - c0[0]) / dt,
-                                ", ".join("%s %d" % (c, d) for d, c in top if d > 0) or "none", x0, x1), flush=True)
+          "%d to %d entries%s" % (label, dt, when, (c1[0] - c0[0]) / dt,
+                                  ", ".join("%s %d" % (c, d) for d, c in top if d > 0) or "none", x0, x1,
+                                  " (the last %d by op: %s)" % (sum(ops.values()), ", ".join(
+                                      "%s %d" % kv for kv in sorted(ops.items()))) if ops else ""), flush=True)
     return (c1[0] - c0[0]) / dt, (c1[1] - c0[1]) / dt
 
 
