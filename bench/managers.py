@@ -170,10 +170,19 @@ class MemoryGuard:
             print("  %s: memory guard: %s: the managers are stopped" % (self.label, self.res["memory"]), flush=True)
             if shutil.which("gdb"):
                 try:
-                    bt = subprocess.run(["gdb", "-p", str(m.p.pid), "-batch", "-ex", "bt 20"], capture_output=True,
-                                        text=True, timeout=60).stdout
+                    # The stack, and when it is in a flush the manager's mesh state (what decides
+                    # between a view and the whole list: publish.c, views.c).
+                    ex = ["bt 20", "frame function mgr_publish_flush", "print m->list.count", "print m->mesh.count",
+                          "print m->mesh_on", "print m->mesh_ready", "print m->mesh_follows", "print m->mesh_leading",
+                          "print m->mesh_switched", "print m->cfg.mesh_above"]
+                    bt = subprocess.run(["gdb", "-p", str(m.p.pid), "-batch"] + [w for e in ex for w in ("-ex", e)],
+                                        capture_output=True, text=True, timeout=60).stdout
+                    names = iter(ex[2:])
                     for line in bt.splitlines():
-                        if line.startswith("#"):
+                        if line.startswith("$"):
+                            print("    %s: %s = %s" % (m.name, next(names, "?")[6:], line.split("=", 1)[-1].strip()),
+                                  flush=True)
+                        elif line.startswith("#"):
                             print("    %s: %s" % (m.name, line[:220]), flush=True)
                 except (subprocess.SubprocessError, OSError):
                     pass
