@@ -69,6 +69,9 @@ the times are per 1,000 servants registered on both sides (name ..._per_1000, un
                                    baseline: the number of managers
   managers_store_ops_idle_late_per_sec  the same after the heartbeat window
   managers_store_ops_per_change    requests per join or leave; baseline: at the smallest N
+  managers_store_log_per_change    the change log's entries of op u (put), l (leave) and n
+                                   (the mesh's sets) per join or leave; baseline 1 (the
+                                   change's own entry)
   managers_register_incomplete     (only when short) servants registered; baseline N
   managers_one_register_incomplete the same for one manager (baseline N1)
   managers_memory_guard            1 when the guard stopped the shared side; baseline 0
@@ -587,7 +590,7 @@ def run_side(a, n, k, shared, total=None):
         if redis:  # joins and leaves of one extra servant through the first manager
             # The quiet rate again, right before: what the changes are measured against.
             res["idle_late_ops_s"], _ = quiet(redis, a, label, "after the heartbeat window")
-            c0, q0 = redis.counts(), time.monotonic()
+            c0, q0, x0 = redis.counts(), time.monotonic(), redis.xlen()
             ok = True
             end = time.monotonic() + 60  # the whole step's bound
             for _ in range(a.changes):
@@ -600,13 +603,19 @@ def run_side(a, n, k, shared, total=None):
                     break
             time.sleep(1.0)  # the stream's readers and the renewals that follow: a measured interval
             dt = time.monotonic() - q0
-            c1 = redis.counts()
+            c1, x1 = redis.counts(), redis.xlen()
+            # The change log's entries of the changes themselves (op u: a put, l: a leave, n:
+            # the mesh's sets), apart from the background's (a: admission facts).
+            ops = redis.log_ops(min(20000, max(0, x1 - x0)))
             if ok:
                 changes = 2 * a.changes
                 res["ops_per_change"] = max(0.0, (c1[0] - c0[0]) - res["idle_late_ops_s"] * dt) / changes
+                res["log_per_change"] = sum(ops.get(o, 0) for o in ("u", "l", "n")) / changes
                 print("  %s: per change (%d joins and %d leaves, less the quiet rate) %.1f store requests; "
-                      "the change stream grew by %d entries" % (label, a.changes, a.changes,
-                                                                res["ops_per_change"], c1[2] - c0[2]), flush=True)
+                      "the change stream grew by %d entries (by op: %s): %.1f entries u, l or n per change"
+                      % (label, a.changes, a.changes, res["ops_per_change"], c1[2] - c0[2],
+                         ", ".join("%s %d" % kv for kv in sorted(ops.items())) or "none", res["log_per_change"]),
+                      flush=True)
             else:
                 print("  %s: the extra servant's join or leave did not complete" % label, flush=True)
     except (RuntimeError, OSError, subprocess.SubprocessError) as e:
@@ -757,6 +766,7 @@ def main():
             if first_per_change is None:
                 first_per_change = sh["ops_per_change"]
             row("managers_store_ops_per_change", sh["ops_per_change"], "ops", first_per_change)
+            row("managers_store_log_per_change", sh["log_per_change"], "entries", 1)
         if "rss_peak" in sh and "rss_peak" in one:
             row("managers_rss_peak_per_manager", max(sh["rss_peak"]), "MiB", max(one["rss_peak"]))
         if "memory" in sh:
