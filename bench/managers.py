@@ -501,9 +501,10 @@ def run_side(a, n, k, shared, total=None):
         res["registered"] = sum(int(r["ready"]) for r in regs)
         res["register_s"] = max(float(r["t1"]) for r in regs) - t0
         res["lost"] = sum(int(r["lost"]) for r in regs) + sum(int(r["refused"]) for r in regs)
-        for r in regs:
-            if r.get("refusal") or r.get("why"):
-                print("  %s: a load generator: refusal %s, %s" % (label, r.get("refusal", "-"), r.get("why", "-")),
+        for lg in side.loadgens:  # the load generator's own words (they hold spaces)
+            line = next((l for l in reversed(lg.seen) if l.startswith("lg: registered")), "")
+            if " refusal=" in line or " why=" in line:
+                print("  %s: %s: %s" % (label, lg.name, line[line.find(" refusal=" if " refusal=" in line else " why=") + 1:]),
                       flush=True)
         if "memory" in res:
             raise RuntimeError("the memory guard stopped the managers while they registered: " + res["memory"])
@@ -635,6 +636,18 @@ def run_side(a, n, k, shared, total=None):
                         print("    loadgen: %s" % line)
         if redis:
             redis.child.stop()
+        # Sessions the managers closed, by reason (a load generator's lost sessions).
+        for name in sorted(os.listdir(tmp)):
+            if name.endswith(".log"):
+                reasons = {}
+                with open(os.path.join(tmp, name)) as f:
+                    for l in f:
+                        if " closed: " in l and "servant " in l:
+                            why = l.rstrip().split(" closed: ", 1)[1]
+                            reasons[why] = reasons.get(why, 0) + 1
+                if reasons:
+                    print("    %s: servants' sessions closed: %s" % (name, ", ".join(
+                        "%d %s" % (c, w) for w, c in sorted(reasons.items(), key=lambda kv: -kv[1])[:4])))
         # The managers log warnings and errors only; those about the store (it went down, a
         # snapshot read again) are shown when this side did not settle, counted otherwise.
         for name in sorted(os.listdir(tmp)):
