@@ -81,12 +81,22 @@ static void mgr__owe(manager *m, const char *id) {
 /* After a join or a leave: a switch when the size crossed the threshold (everyone is told
  * at the flush). In mesh mode the servants whose set changed stay marked in the graph until
  * the flush. */
+/* The overlay's size the threshold is judged by: the graph's nodes; with a store the listed
+ * servants (role servant, as the graph's nodes), every manager's (a follower's copy of the graph lags the list by the
+ * leader's round trip through the store, and a follower that judged by it would send its
+ * newcomers the whole overlay's list while the graph catches up: under load that work
+ * slows its reader, which makes the graph lag more). */
+static size_t mgr__overlay_size(const manager *m) {
+  size_t n = mgr_mesh_count(&m->mesh), listed = m->index.registered_servants + m->index.remote_servants;
+  return m->mesh_follows && listed > n ? listed : n;
+}
+
 static void mgr__after_change(manager *m) {
-  int want = mgr_mesh_count(&m->mesh) > m->cfg.mesh_above;
+  int want = mgr__overlay_size(m) > m->cfg.mesh_above;
   if (want == m->mesh_on) return;
   m->mesh_on = want;
   m->mesh_switched = 1;
-  nm_log_info("mesh: %zu servants, %s", mgr_mesh_count(&m->mesh),
+  nm_log_info("mesh: %zu servants, %s", mgr__overlay_size(m),
               want ? "now a bounded mesh (degree at most mesh-degree)" : "now the full mesh again");
 }
 
@@ -310,6 +320,7 @@ void mgr_neighbours_joined(manager *m, mgr_session *s) {
     /* A follower: the leader adds it. One that is a node already (it moved here from
      * another manager) is told its set once more. */
     if (!s->remote && mgr_mesh_has(&m->mesh, s->id)) mgr__owe(m, s->id);
+    mgr__after_change(m); /* the list grew */
     return;
   }
   int rc = mgr_mesh_add(&m->mesh, s->id);
@@ -333,7 +344,8 @@ void mgr_neighbours_joined(manager *m, mgr_session *s) {
 void mgr_neighbours_left(manager *m, mgr_session *s) {
   if (!m->mesh_ready) return;
   if (!mgr__draws(m)) {
-    if (mgr_mesh_drop(&m->mesh, s->id) == 0) mgr__after_change(m);
+    mgr_mesh_drop(&m->mesh, s->id);
+    mgr__after_change(m);
     return;
   }
   if (mgr_mesh_remove(&m->mesh, s->id) < 0) return;
@@ -344,6 +356,8 @@ void mgr_neighbours_left(manager *m, mgr_session *s) {
 }
 
 int mgr_neighbours_meshed(const manager *m) { return m->mesh_on; }
+
+size_t mgr_neighbours_overlay_size(const manager *m) { return mgr__overlay_size(m); }
 
 /* A pair of neighbours makes one connection: the smaller id dials, and a servant that
  * pulls from a relay dials all its neighbours (docs/protocol.md, "Neighbours"). */

@@ -38,6 +38,8 @@ void mgr_neighbours_lead(manager *m, int leading);
  * servants here whose set changed are told. Returns how many sets, or -ENOMEM. Unreadable
  * lines are skipped (said). */
 int mgr_neighbours_follow(manager *m, const char *data, size_t len);
+/* The overlay's number of servants as the threshold counts them (heartbeat-ack's servants). */
+size_t mgr_neighbours_overlay_size(const manager *m);
 /* Whether the overlay is a bounded mesh now (status, /metrics). */
 int mgr_neighbours_meshed(const manager *m);
 void mgr_neighbours_close(manager *m);

@@ -15,6 +15,7 @@
 #include "provisional.h"
 #include "relays.h"
 #include "nm_addr.h"
+#include "neighbours.h"
 #include "nm_error.h"
 #include "nm_log.h"
 #include "nm_msg.h"
@@ -380,7 +381,7 @@ static int mgr__on_heartbeat(void *session, const nm_msg *msg) {
   /* The servant's version is informational; it compares the ack with what it holds. */
   nm_msg ack = {.type = NM_MSG_HEARTBEAT_ACK};
   ack.u.heartbeat_ack.version = mgr_views_version(s->mgr, s); /* not what the window holds */
-  if (s->view.on) ack.u.heartbeat_ack.servants = mgr_mesh_count(&s->mgr->mesh);
+  if (s->view.on) ack.u.heartbeat_ack.servants = mgr_neighbours_overlay_size(s->mgr);
   nm_msg_send(&s->conn, &ack);
   /* Whether every listed servant reaches it directly: its relay on standby, or back. */
   mgr_relay_on_direct(s->mgr, s, msg->u.heartbeat.direct_all);

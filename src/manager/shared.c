@@ -253,10 +253,10 @@ static void mgr__remote_update(manager *m, mgr_session *s, const nm_peer *p, con
 }
 
 static void mgr__remote_drop(manager *m, mgr_session *s) {
-  mgr_neighbours_left(m, s);
   mgr_list_drop_remote(m, s);
   mgr_complaints_on_leave(m, s);
   mgr_index_forget(&m->index, s);
+  mgr_neighbours_left(m, s); /* after the index forgot it: the overlay's size is counted there */
   mgr__remote_free(m, s);
 }
 

@@ -275,6 +275,7 @@ struct store_conn {
   store_cmd *head, *tail; /* in flight, oldest first (replies come in order) */
   size_t inflight;
   const store_cmd *overdue; /* the oldest command was past its time at the last tick */
+  uint64_t last_reply_ms;   /* when the last reply was read */
 };
 
 typedef struct {
@@ -755,7 +756,9 @@ static void tick_conn(store_conn *c, uint64_t now) {
   }
   limit = c->role == CONN_SENTINEL ? STORE_SENTINEL_TIMEOUT_MS : STORE_REPLY_TIMEOUT_MS;
   if (c->head->kind == K_XREAD) limit += STORE_XREAD_BLOCK_MS;
-  if (now - c->head->sent_ms <= limit) {
+  /* Replies still coming: the server is alive, the oldest command only waits behind a burst
+   * of others (thousands of registrations written at once, answered in order). */
+  if (now - c->head->sent_ms <= limit || now - c->last_reply_ms <= limit) {
     c->overdue = NULL;
     return;
   }
@@ -1201,6 +1204,7 @@ static void cmd_reply(redisAsyncContext *ac, void *reply, void *priv) {
     return;
   }
   cmd_unlink(c, k);
+  if (r) c->last_reply_ms = now_ms(s);
   if (!r)
     conn_failed(c, "connection lost");
   else if (r->type == REDIS_REPLY_ERROR)

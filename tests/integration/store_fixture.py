@@ -147,10 +147,11 @@ class RedisSentinel:
         return hit.line.text
 
 
-async def start_managers(h, url, names=("a", "b"), **kw):
+async def start_managers(h, url, names=("a", "b"), extra=(), **kw):
     """Managers named names (processes mgr-NAME) sharing the store at url, each awaited until
-    it read the store's snapshot. kw goes to h.start_manager."""
-    ms = [await h.start_manager(name="mgr-" + n, extra=["--store", url, "--manager-name", n], **kw)
+    it read the store's snapshot. extra: more arguments for every manager (after --store and
+    --manager-name); kw goes to h.start_manager."""
+    ms = [await h.start_manager(name="mgr-" + n, extra=["--store", url, "--manager-name", n] + list(extra), **kw)
           for n in names]
     for m in ms:
         await h.expect(m.wait_log(r"store: overlay version \d+", 10), "%s read the store's snapshot" % m.name)
