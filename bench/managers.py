@@ -623,6 +623,15 @@ def run_side(a, n, k, shared, total=None):
         res["error"] = str(e)
         print("  %s: %s" % (label, e), flush=True)
     finally:
+        # The managers' logs up to here: what they closed before the side is stopped (its
+        # load generators' quitting closes every session).
+        logs_before = {}
+        for name in os.listdir(tmp):
+            if name.endswith(".log"):
+                try:
+                    logs_before[name] = os.path.getsize(os.path.join(tmp, name))
+                except OSError:
+                    pass
         if guard:
             guard.stop()
             res["rss_peak"] = guard.peak
@@ -641,12 +650,12 @@ def run_side(a, n, k, shared, total=None):
             if name.endswith(".log"):
                 reasons = {}
                 with open(os.path.join(tmp, name)) as f:
-                    for l in f:
+                    for l in f.read(logs_before.get(name, 0)).splitlines():
                         if " closed: " in l and "servant " in l:
                             why = l.rstrip().split(" closed: ", 1)[1]
                             reasons[why] = reasons.get(why, 0) + 1
                 if reasons:
-                    print("    %s: servants' sessions closed: %s" % (name, ", ".join(
+                    print("    %s: servants' sessions it closed before the side was stopped: %s" % (name, ", ".join(
                         "%d %s" % (c, w) for w, c in sorted(reasons.items(), key=lambda kv: -kv[1])[:4])))
         # The managers log warnings and errors only; those about the store (it went down, a
         # snapshot read again) are shown when this side did not settle, counted otherwise.
