@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <sys/ioctl.h>
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -32,7 +33,11 @@
 #define STORE_TICK_MS 250
 #define STORE_CONNECT_TIMEOUT_MS 2000
 #define STORE_SENTINEL_TIMEOUT_MS 1000  /* a sentinel's connect and answer, each */
-#define STORE_REPLY_TIMEOUT_MS 5000     /* the oldest command's reply: the watchdog */
+/* The watchdog: no reply and no byte of one for this long. Redis Sentinel's own default
+ * (down-after-milliseconds) is 30 s; 5 s was too short on a busy host, where one manager's
+ * snapshot of 50,000 held Redis for a second and its slow replies to the others made them
+ * reconnect and read snapshots of their own, in a cascade. */
+#define STORE_REPLY_TIMEOUT_MS 15000
 #define STORE_XREAD_BLOCK_MS 1000
 #define STORE_XREAD_COUNT 1024
 #define STORE_BACKOFF_FIRST_MS 100
@@ -756,9 +761,13 @@ static void tick_conn(store_conn *c, uint64_t now) {
   }
   limit = c->role == CONN_SENTINEL ? STORE_SENTINEL_TIMEOUT_MS : STORE_REPLY_TIMEOUT_MS;
   if (c->head->kind == K_XREAD) limit += STORE_XREAD_BLOCK_MS;
-  /* Replies still coming: the server is alive, the oldest command only waits behind a burst
-   * of others (thousands of registrations written at once, answered in order). */
-  if (now - c->head->sent_ms <= limit || now - c->last_reply_ms <= limit) {
+  /* Replies still coming, or bytes of one waiting in the socket: the server is alive. The
+   * oldest command only waits behind a burst of others (thousands of registrations written
+   * at once, answered in order), or a big reply (a snapshot, 1,024 changes) is read 16 KiB
+   * a loop iteration (hiredis' read size) while the manager is busy with its sessions. */
+  int waiting = 0;
+  if (ioctl(c->ac->c.fd, FIONREAD, &waiting) < 0) waiting = 0;
+  if (now - c->head->sent_ms <= limit || now - c->last_reply_ms <= limit || waiting > 0) {
     c->overdue = NULL;
     return;
   }

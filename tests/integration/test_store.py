@@ -12,7 +12,7 @@ store must survive, on store_check's cues:
             order, no gap; a renew of 5000 ids as two scripts
   admin     SCRIPT FLUSH: the scripts go as EVAL; REPLICAOF: READONLY, down once, ROLE
             refused until REPLICAOF NO ONE
-  stall     redis-server SIGSTOPped: the watchdog (no reply in 5 s) says down; SIGCONT: up
+  stall     redis-server SIGSTOPped: the watchdog (no reply and no byte of one in 15 s) says down; SIGCONT: up
   restart   redis-server killed: on_down once; started again (empty): a snapshot at 0
   admission admission facts: each new one published once, a revocation wins over the record
             and over later ones, a newcomer reads them all at its snapshot
@@ -77,7 +77,7 @@ async def test(h, args):
     p = await run_check(h, args, "stall", r5.url)
     await h.expect(p.wait_for_line(r"^up$", STARTUP), "the store is up")
     r5.proc.signal(signal.SIGSTOP)
-    hit = await h.expect(p.wait_for_line(r"^down after (\d+) ms$", 20), "the server frozen: the watchdog")
+    hit = await h.expect(p.wait_for_line(r"^down after (\d+) ms$", 30), "the server frozen: the watchdog")
     h.note("down after %s ms" % hit.group(1))
     r5.proc.signal(signal.SIGCONT)
     await h.expect(p.wait_for_line(r"^up again$", 30), "the server thawed: up again")
