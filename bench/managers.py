@@ -305,13 +305,22 @@ class Redis:
                     out[name] = int(rest.split(",")[0].split("=")[1])
         return out
 
-    def log_ops(self, count):
-        """The change log's last count entries by op ('u' put, 'l' leave, 'a' admission
-        fact, 'n' mesh sets, ...)."""
+    def last_id(self):
+        """The change log's newest entry id ("0-0" when empty)."""
+        words = self.cli("XREVRANGE", "nm:{natmesh}:log", "+", "-", "COUNT", 1).split("\n")
+        return words[0] if words and words[0] else "0-0"
+
+    def log_ops(self, count, after=None):
+        """The change log's entries by op ('u' put, 'l' leave, 'a' admission fact, 'n' mesh
+        sets, ...): the last count, or those after the entry id after (at most 100,000;
+        the log is trimmed to about that many, so its length says nothing of its growth)."""
         ops = {}
-        if count <= 0:
+        if after is not None:
+            words = self.cli("XRANGE", "nm:{natmesh}:log", "(" + after, "+", "COUNT", 100000).split("\n")
+        elif count <= 0:
             return ops
-        words = self.cli("XREVRANGE", "nm:{natmesh}:log", "+", "-", "COUNT", count).split("\n")
+        else:
+            words = self.cli("XREVRANGE", "nm:{natmesh}:log", "+", "-", "COUNT", count).split("\n")
         for i, w in enumerate(words[:-1]):
             if w == "o":
                 ops[words[i + 1]] = ops.get(words[i + 1], 0) + 1
@@ -439,17 +448,18 @@ class Side:
 def quiet(redis, a, label, when):
     """The store's requests and commands per second over a.quiet seconds in which nothing
     changes and nobody heartbeats; prints the busiest commands and the change log's growth."""
+    id0 = redis.last_id()  # before the counts: our own XREVRANGE is not the managers'
     b0, x0 = redis.by_command(), redis.xlen()
     c0, q0 = redis.counts(), time.monotonic()
     time.sleep(a.quiet)  # a measured interval, not a wait for an event
     c1, dt = redis.counts(), time.monotonic() - q0
     b1, x1 = redis.by_command(), redis.xlen()
     top = sorted(((b1[c] - b0.get(c, 0), c) for c in b1), reverse=True)[:6]
-    ops = redis.log_ops(min(1000, max(0, x1 - x0)))
+    ops = redis.log_ops(0, after=id0)
     print("  %s: quiet %.1f s %s: %.1f requests/s; the store's busiest commands %s; the change log went from "
           "%d to %d entries%s" % (label, dt, when, (c1[0] - c0[0]) / dt,
                                   ", ".join("%s %d" % (c, d) for d, c in top if d > 0) or "none", x0, x1,
-                                  " (the last %d by op: %s)" % (sum(ops.values()), ", ".join(
+                                  " (%d new, by op: %s)" % (sum(ops.values()), ", ".join(
                                       "%s %d" % kv for kv in sorted(ops.items()))) if ops else ""), flush=True)
     return (c1[0] - c0[0]) / dt, (c1[1] - c0[1]) / dt
 
@@ -591,7 +601,8 @@ def run_side(a, n, k, shared, total=None):
         if redis:  # joins and leaves of one extra servant through the first manager
             # The quiet rate again, right before: what the changes are measured against.
             res["idle_late_ops_s"], _ = quiet(redis, a, label, "after the heartbeat window")
-            c0, q0, x0 = redis.counts(), time.monotonic(), redis.xlen()
+            id0 = redis.last_id()
+            c0, q0 = redis.counts(), time.monotonic()
             ok = True
             end = time.monotonic() + 60  # the whole step's bound
             for _ in range(a.changes):
@@ -604,10 +615,10 @@ def run_side(a, n, k, shared, total=None):
                     break
             time.sleep(1.0)  # the stream's readers and the renewals that follow: a measured interval
             dt = time.monotonic() - q0
-            c1, x1 = redis.counts(), redis.xlen()
+            c1 = redis.counts()
             # The change log's entries of the changes themselves (op u: a put, l: a leave, n:
             # the mesh's sets), apart from the background's (a: admission facts).
-            ops = redis.log_ops(min(20000, max(0, x1 - x0)))
+            ops = redis.log_ops(0, after=id0)
             if ok:
                 changes = 2 * a.changes
                 res["ops_per_change"] = max(0.0, (c1[0] - c0[0]) - res["idle_late_ops_s"] * dt) / changes
