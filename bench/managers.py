@@ -73,6 +73,8 @@ the times are per 1,000 servants registered on both sides (name ..._per_1000, un
                                    (the mesh's sets) per join or leave; baseline 1 (the
                                    change's own entry)
   managers_register_incomplete     (only when short) servants registered; baseline N
+  managers_lost_after_register     (only when some were) sessions registered, then closed
+                                   before settling; baseline N (managers_one_...: the same)
   managers_one_register_incomplete the same for one manager (baseline N1)
   managers_memory_guard            1 when the guard stopped the shared side; baseline 0
   managers_incomplete, managers_one_incomplete  1 when a step of that side failed or was not
@@ -527,6 +529,7 @@ def run_side(a, n, k, shared, total=None):
             res["settle_s"] = settle_s
             held = sum(int(s["held"]) for s in setl)
             ready = sum(int(s["ready"]) for s in setl)
+            res["lost_later"] = res["registered"] - ready  # sessions closed after registering
             res["converged"] = 1 if ok and held == ready else 0
             dmin = min(int(s["dmin"]) for s in setl)
             dmax = max(int(s["dmax"]) for s in setl)
@@ -757,6 +760,10 @@ def main():
             row("managers_one_register_incomplete", one["registered"], "servants", n1)
         if "registered" in sh and sh["registered"] < n:
             row("managers_register_incomplete", sh["registered"], "servants", n)
+        if sh.get("lost_later"):
+            row("managers_lost_after_register", sh["lost_later"], "servants", n)
+        if one.get("lost_later"):
+            row("managers_one_lost_after_register", one["lost_later"], "servants", n1)
         if n1 < n:
             # The one manager holds fewer than N: times and CPU per 1,000 servants on both
             # sides (the baseline at N1), said in the figure's name and unit.
