@@ -89,6 +89,7 @@ typedef struct {
   run *run;
   int index, state, closed, refused, outstanding, extra;
   int64_t version; /* the list version held (-1: none yet) */
+  int nb;          /* ids in the last neighbours message (-1: none came) */
   uint64_t sent_ns;
 } sess;
 
@@ -117,6 +118,7 @@ struct run {
   uint64_t last_list_ns;  /* the last peers or delta frame any session got */
   uint64_t last_delta_ns; /* the last delta counted (count_deltas) */
   uint64_t list_bytes, list_frames, delta_bytes_all;
+  uint64_t nb_bytes, nb_frames; /* neighbours messages (bounded mesh) */
   /* the bare server's broadcast */
   int bcast_got;
   uint64_t bcast_last_ns;
@@ -362,6 +364,18 @@ static void on_peers(sess *s, const char *payload, size_t len) {
   }
 }
 
+/* neighbours: how many ids the set holds (<n id=.../> elements), the last one counts. */
+static void on_neighbours(sess *s, const char *payload, size_t len) {
+  run *r = s->run;
+  int count = 0;
+  for (const char *p = payload, *end = payload + len; (p = memmem(p, (size_t)(end - p), "<n ", 3)); p += 3)
+    count++;
+  s->nb = count;
+  r->nb_bytes += NM_FRAME_HEADER + len;
+  r->nb_frames++;
+  r->last_list_ns = now_ns();
+}
+
 static void on_delta(sess *s, const char *payload, size_t len) {
   run *r = s->run;
   char head[256];
@@ -385,6 +399,7 @@ static int sess_frame(nm_conn *c, uint8_t type, const char *payload, size_t len)
   case NM_MSG_HEARTBEAT_ACK: on_ack(s); break;
   case NM_MSG_PEERS: on_peers(s, payload, len); break;
   case NM_MSG_DELTA: on_delta(s, payload, len); break;
+  case NM_MSG_NEIGHBOURS: on_neighbours(s, payload, len); break;
   case LG_BCAST:
     r->bcast_got++;
     r->bcast_last_ns = now_ns();
@@ -454,6 +469,7 @@ static int sess_start(run *r, int i) {
   s->index = i;
   s->run = r;
   s->version = -1;
+  s->nb = -1;
   s->extra = i == r->n;
   nm_conn_init(&r->loop, &s->conn, sess_frame, sess_closed, s);
   if (r->target != T_BARE) nm_conn_set_tls(&s->conn, &keys[i].ctx, NM_TLS_CLIENT, NULL);
@@ -874,6 +890,12 @@ static int run_baseline(int target, pid_t pid, uint16_t port, int n, double join
  *                     "lg: settled ok=0|1 last=EPOCH vmin=V vmax=V list_bytes=B delta_bytes=B"
  *                     (when the last got there; the oldest and newest versions its sessions
  *                     hold; the list and delta frame bytes they received)
+ *   settle V [QUIET [MAX]]  with --views 1 (a bounded mesh: versions are per view) instead:
+ *                     until every ready session holds a non-empty set of neighbours and no
+ *                     list, delta or neighbours frame came for QUIET ms (default 300; bounded
+ *                     by MAX ms, default: the registration's time + 30 s), prints the
+ *                     same line with vmin=-1 vmax=-1 and nb_bytes=B held=H ready=R dmin=D
+ *                     dmax=D (the sessions holding neighbours, the smallest and largest set)
  *   hb                a heartbeat window, prints "lg: heartbeats rate=BEST mean=MEAN p50=US
  *                     p99=US complete=0|1 vmin=V vmax=V"
  *   join, leave       one extra servant registers (prints "lg: joined ok=0|1") and says bye
@@ -927,6 +949,21 @@ static void held_versions(run *r, int64_t *vmin, int64_t *vmax) {
   }
 }
 
+/* The ready sessions holding a non-empty set of neighbours, and the smallest and largest
+ * set among them (-1: none). */
+static int views_held(run *r, int *dmin, int *dmax) {
+  int held = 0;
+  *dmin = *dmax = -1;
+  for (int i = 0; i < r->n; i++) {
+    const sess *s = &r->s[i];
+    if (s->state != S_READY || s->nb <= 0) continue;
+    held++;
+    if (*dmin < 0 || s->nb < *dmin) *dmin = s->nb;
+    if (s->nb > *dmax) *dmax = s->nb;
+  }
+  return held;
+}
+
 static int run_attached(void) {
   char cmd[64];
   printf("lg: keys\n");
@@ -944,7 +981,31 @@ static int run_attached(void) {
   int64_t vmin, vmax;
   int rc = 0;
   while (next_command(r, cmd, sizeof cmd) == 0 && strcmp(cmd, "quit")) {
-    if (!strncmp(cmd, "settle ", 7)) {
+    if (!strncmp(cmd, "settle ", 7) && opt.views) {
+      /* With views (a bounded mesh) the sessions' versions are their views' own: settled
+       * when every ready session holds a set of neighbours (its view: itself, those, their
+       * relays) and no list, delta or neighbours came for QUIET ms ("settle V QUIET"; 300
+       * by default), bounded as below. last: when the last frame came. */
+      char *q = strchr(cmd + 7, ' ');
+      double quiet_ms = q ? strtod(q + 1, &q) : QUIET_MS;
+      double max_ms = q && *q ? atof(q) : (double)(now_ns() - reg_ns) / 1e6 + 30000;
+      uint64_t w0 = now_ns();
+      int held = 0, ok = 0, dmin = -1, dmax = -1;
+      for (;;) {
+        held = views_held(r, &dmin, &dmax);
+        uint64_t now = now_ns();
+        if (held >= r->ready && (double)(now - r->last_list_ns) / 1e6 >= quiet_ms) {
+          ok = 1;
+          break;
+        }
+        if ((double)(now - w0) / 1e6 > max_ms) break;
+        run_until(r, never, 50);
+      }
+      double last = r->last_list_ns ? epoch_s() - (double)(now_ns() - r->last_list_ns) / 1e9 : -1;
+      printf("lg: settled ok=%d last=%.6f vmin=-1 vmax=-1 list_bytes=%" PRIu64 " delta_bytes=%" PRIu64
+             " nb_bytes=%" PRIu64 " held=%d ready=%d dmin=%d dmax=%d\n", ok, last, r->list_bytes,
+             r->delta_bytes_all, r->nb_bytes, held, r->ready, dmin, dmax);
+    } else if (!strncmp(cmd, "settle ", 7)) {
       /* Settled: every session holds version V (the overlay's after its N joins), whichever
        * manager each change came through. When they all held it already, the last list or
        * delta frame is when the last got there (an upper bound). */
