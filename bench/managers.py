@@ -13,9 +13,8 @@ the overlay is a bounded mesh, drawn by the manager holding the store's lease an
 by the others, and the load generators' servants say views="1" (as natmesh-servant does):
 each holds its view. --views 0 is the older comparison: --mesh-above above N on both sides,
 every servant holds the whole list.
-Each manager is given --max-servants N + 64: its list holds every servant of the overlay,
-remote entries included, and that bound is the list's (each holds only its share of
-sessions: under the file limit of 20,000 with 16,667).
+Each manager is given --max-servants of its share + 64 (16,731 at 50,000): with a store it
+caps the sessions a manager holds, not its list, which holds every servant of the overlay.
 
 The load generators run attached (natmesh-loadgen --manager-port, which starts no manager and
 takes its steps from stdin: bench/loadgen.c, run_attached). Measured on both sides:
@@ -380,10 +379,10 @@ class Side:
             argv = [os.path.join(a.bindir, "natmesh-manager"), "--open", "--state-dir", sd,
                     "--listen", "127.0.0.1", "--port", port, "--heartbeat", 5, "--timeout", 3600,
                     "--max-unauth", 4096, "--max-unauth-per-address", 1024,
-                    # The list holds every servant of the overlay, remote entries included,
-                    # and --max-servants bounds it (src/manager/registry.c, list.max): N + 64,
-                    # though each manager holds only its share (its descriptors allow that).
-                    "--max-servants", total + 64]
+                    # Its share of the sessions (with a store, --max-servants caps the
+                    # sessions a manager holds; its list, every manager's servants, is bounded
+                    # by the store's 1,000,000), and the one manager all N.
+                    "--max-servants", (total + k - 1) // k + 64]
             if mesh_above is not None:
                 argv += ["--mesh-above", mesh_above]
             if redis:

@@ -554,7 +554,9 @@ int main(int argc, char **argv) {
   memset(&m.list, 0, sizeof m.list);
   mgr_index_init(&m.index);
   m.max_servants = mgr__fd_budget(cfg);
-  m.list.max = m.max_servants;
+  /* The list holds this manager's sessions, and with a store every other manager's servants
+   * too (remote entries): then the overlay's bound, not this manager's session cap. */
+  m.list.max = cfg->store[0] ? MGR_STORE_ENTRIES_MAX : m.max_servants;
   if (mgr_publish_init(&m, cfg->delta_window_ms) < 0) return nm_log_error("cannot start the delta window"), 1;
   /* The port first: on a first start, a privileged port is the likelier mistake, and its
    * message says what to do. Nothing is accepted before the loop runs. */
