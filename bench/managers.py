@@ -140,12 +140,17 @@ def proc_fds(pid):
         return 0
 
 
-def mem_available_mib():
+def meminfo_mib(key):
+    """A /proc/meminfo line's value (MemAvailable, MemTotal) in MiB, 0 when absent."""
     with open("/proc/meminfo") as f:
         for line in f:
-            if line.startswith("MemAvailable:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024.0
     return 0.0
+
+
+def mem_available_mib():
+    return meminfo_mib("MemAvailable")
 
 
 class MemoryGuard:
@@ -202,11 +207,7 @@ class MemoryGuard:
 
 
 def mem_total_mib():
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 1024.0
-    return 0.0
+    return meminfo_mib("MemTotal")
 
 
 class Child:
