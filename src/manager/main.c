@@ -66,6 +66,7 @@ static void mgr__sweep_housekeeping(manager *m) {
   nm_log_rate_flush(&m->log_reports);
   nm_log_rate_flush(&m->log_pair);
   nm_log_rate_flush(&m->log_unserved);
+  nm_log_rate_flush(&m->log_mesh);
 }
 
 /* systemd's STATUS= (systemctl status): the servants by state. Sent when it changes, at
@@ -508,6 +509,7 @@ int main(int argc, char **argv) {
   m.log_reports = (nm_log_rate)NM_LOG_RATE_INIT("servants' reports", NM_LOG_RATE_DEFAULT);
   m.log_pair = (nm_log_rate)NM_LOG_RATE_INIT("pair paths", NM_LOG_RATE_DEFAULT);
   m.log_unserved = (nm_log_rate)NM_LOG_RATE_INIT("pairs no relay can serve", NM_LOG_RATE_DEFAULT);
+  m.log_mesh = (nm_log_rate)NM_LOG_RATE_INIT("shared mesh sets", NM_LOG_RATE_DEFAULT);
 
   nm_log_init("natmesh-manager", NM_LOG_INFO);
   nm_xml_init();

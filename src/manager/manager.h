@@ -252,6 +252,7 @@ struct manager {
   nm_log_rate log_reports;  /* what admitted servants report as often as they like (mapping, busy ports) */
   nm_log_rate log_pair;     /* pair paths arranged (a lone liar can cause one per servant) */
   nm_log_rate log_unserved; /* pairs no relay can serve: errors, repeated while it lasts */
+  nm_log_rate log_mesh;     /* the shared mesh's sets: unreadable ones read, chunks not written */
   /* the manager's own addresses (interfaces, with its port), both families when it listens
    * on "::": a welcome names those of the family the session did not use, so a dual-stack
    * servant can show itself over that family too (observe) */

@@ -304,7 +304,6 @@ static void mgr__delete(mgr_mesh *g, mgr_mesh_node *x) {
   free(x);
 }
 
-
 /* r's side and p's side are not connected: make them one, with no node above D. */
 static void mgr__merge(mgr_mesh *g, mgr_mesh_node *r, mgr_mesh_node *p) {
   if (r->deg < g->degree && p->deg < g->degree) {

@@ -4,7 +4,6 @@
 #include "nm_error.h"
 #include "nm_log.h"
 #include "nm_msg.h"
-#include "nm_peerlist.h"
 #include "shared.h"
 #include "store.h"
 
@@ -82,9 +81,6 @@ static void mgr__owe(manager *m, const char *id) {
     nm_log_error("mesh: out of memory: %s is not told its neighbours", id);
 }
 
-/* After a join or a leave: a switch when the size crossed the threshold (everyone is told
- * at the flush). In mesh mode the servants whose set changed stay marked in the graph until
- * the flush. */
 /* The overlay's size the threshold is judged by: the graph's nodes; with a store the listed
  * servants (role servant, as the graph's nodes), every manager's (a follower's copy of the graph lags the list by the
  * leader's round trip through the store, and a follower that judged by it would send its
@@ -95,6 +91,9 @@ static size_t mgr__overlay_size(const manager *m) {
   return m->mesh_follows && listed > n ? listed : n;
 }
 
+/* After a join or a leave: a switch when the size crossed the threshold (everyone is told
+ * at the flush). In mesh mode the servants whose set changed stay marked in the graph until
+ * the flush. */
 static void mgr__after_change(manager *m) {
   int want = mgr__overlay_size(m) > m->cfg.mesh_above;
   if (want == m->mesh_on) return;
@@ -126,7 +125,7 @@ typedef struct {
   char buf[MGR_STORE_MESH_CHUNK_MAX];
   size_t len;
   int reset; /* the first chunk of a whole graph: the stored one goes */
-  size_t sets, chunks, failed;
+  size_t chunks, failed;
 } mgr__writer;
 
 static void mgr__write_chunk(mgr__writer *w) {
@@ -141,7 +140,6 @@ static void mgr__write_line(mgr__writer *w, const char *line, size_t len) {
   if (w->len + len > sizeof w->buf) mgr__write_chunk(w);
   memcpy(w->buf + w->len, line, len);
   w->len += len;
-  w->sets++;
 }
 
 static void mgr__write_set(void *ctx, const char *id) {
@@ -166,7 +164,7 @@ static void mgr__publish(manager *m) {
     return;
   }
   w->m = m;
-  w->len = w->sets = w->chunks = w->failed = 0;
+  w->len = w->chunks = w->failed = 0;
   w->reset = m->mesh_publish_all;
   for (size_t i = 0; i < m->mesh_ngone; i++) {
     char line[NM_ID_LEN + 4];
@@ -180,13 +178,36 @@ static void mgr__publish(manager *m) {
   if (m->mesh_publish_all)
     nm_log_info("mesh: the whole graph (%zu servants) written to the store in %zu chunks", mgr_mesh_count(&m->mesh),
                 w->chunks);
-  if (w->failed) nm_log_warn("mesh: %zu of %zu chunks of neighbour sets not written (the store refused)", w->failed, w->chunks);
+  if (w->failed)
+    nm_log_ratelimited(&m->log_mesh, NM_LOG_WARN, "mesh: %zu of %zu chunks of neighbour sets not written (the store refused)",
+                       w->failed, w->chunks);
   m->mesh_publish_all = 0;
   free(w);
 }
 
-/* One line "ID N1 N2 ...", "ID " (no neighbours) or "ID -" (gone) into s. 0, or -EINVAL. */
-/* Applies lines of sets (mgr_mesh_set_parse's) to the graph; how many, or -ENOMEM. */
+/* Whether id is a node the leader may name: a listed servant (the leader's sets follow the
+ * entries they name in the change log; one that left is gone here already). Bounds the
+ * graph by the list, whatever the store holds. */
+static int mgr__listed_node(manager *m, const char *id) {
+  mgr_session *s = mgr_find_listed(m, id);
+  return s && mgr__in_mesh(s);
+}
+
+/* The parts of set s that name listed servants: none of it when s's own node is not one
+ * (0), else s with unlisted neighbours left out (1). A gone node always applies. */
+static int mgr__keep_listed(manager *m, mgr_mesh_set *s) {
+  if (s->gone) return 1;
+  if (!mgr__listed_node(m, s->id)) return 0;
+  unsigned kept = 0;
+  for (unsigned i = 0; i < s->n; i++)
+    if (mgr__listed_node(m, s->nb[i])) memmove(s->nb[kept++], s->nb[i], NM_ID_LEN + 1);
+  s->n = kept;
+  return 1;
+}
+
+/* Applies lines of sets (mgr_mesh_set_parse's) to the graph, those of listed servants only.
+ * Edges refused for the degree are expected where the leader's sets of one flush span two
+ * chunks (the later chunk makes them from the other end). How many sets, or -ENOMEM. */
 static int mgr__follow_lines(manager *m, const char *data, size_t len) {
   enum { BATCH = 64 };
   mgr_mesh_set *sets = malloc(BATCH * sizeof *sets);
@@ -197,7 +218,7 @@ static int mgr__follow_lines(manager *m, const char *data, size_t len) {
     const char *nl = memchr(data + at, '\n', len - at);
     size_t l = nl ? (size_t)(nl - (data + at)) : len - at;
     if (mgr_mesh_set_parse(data + at, l, &sets[n]) < 0) bad++;
-    else n++;
+    else if (mgr__keep_listed(m, &sets[n])) n++;
     at += l + 1;
     if (n == BATCH || (at >= len && n)) {
       rc = mgr_mesh_apply(&m->mesh, sets, n);
@@ -208,8 +229,8 @@ static int mgr__follow_lines(manager *m, const char *data, size_t len) {
   }
   free(sets);
   if (rc < 0) nm_log_error("mesh: out of memory following the leader's graph");
-  if (bad || refused)
-    nm_log_warn("mesh: the leader's sets: %zu unreadable, %d edges that would pass the degree (skipped)", bad, refused);
+  if (bad) nm_log_ratelimited(&m->log_mesh, NM_LOG_WARN, "mesh: %zu of the leader's sets unreadable, skipped", bad);
+  if (refused) nm_log_debug("mesh: %d edges of the leader's sets wait for their other end's set", refused);
   return rc < 0 ? rc : (int)applied;
 }
 
@@ -226,7 +247,6 @@ int mgr_neighbours_follow(manager *m, const char *data, size_t len) {
   mgr__followed(m);
   return rc;
 }
-
 
 typedef struct {
   manager *m;

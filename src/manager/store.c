@@ -1401,8 +1401,6 @@ int mgr_store_lead(mgr_store *s) {
   return script_send(s, K_LEAD, SC_LEAD, 2, args, NULL);
 }
 
-int mgr_store_leading(const mgr_store *s) { return s && s->leading; }
-
 const char *mgr_store_leader(const mgr_store *s) { return s ? s->leader : ""; }
 
 int mgr_store_mesh(mgr_store *s, const char *payload, size_t len, int reset) {

@@ -141,7 +141,6 @@ int mgr_store_admission(mgr_store *s, char kind, const char *key, const char *va
  * MGR_STORE_MESH_CHUNK_MAX bytes, ending in a newline) to P mesh and the change log; reset:
  * the stored sets go first (a whole graph follows). -EPERM when we do not lead. */
 int mgr_store_lead(mgr_store *s);
-int mgr_store_leading(const mgr_store *s);
 const char *mgr_store_leader(const mgr_store *s); /* "" when unknown */
 int mgr_store_mesh(mgr_store *s, const char *payload, size_t len, int reset);
 
