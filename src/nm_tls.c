@@ -34,6 +34,7 @@ struct nm_tls_session {
   unsigned rekey_records;  /* renew the sending keys after this many records */
   unsigned records;        /* records sent under the current key (counted as full-size) */
   unsigned key_updates;
+  unsigned bio_renewals;
   char head[2];   /* the peer's first two bytes: "NM" is a plaintext natmesh frame */
   size_t head_len;
   char *why; /* the failure, allocated when there is one (NULL: none) */
@@ -292,10 +293,13 @@ int nm_tls_session_handshake(nm_tls_session *s) {
 }
 
 /* A memory BIO keeps the largest buffer it ever held: a session that once wrote a 64 KiB
- * list page (or read one) would keep 64 KiB for the rest of its life, most of what an idle
- * session costs a manager with thousands. Once drained, one that grew past a record's
- * size is replaced by a fresh one (the SSL object frees the old). */
-#define NM__TLS_BIO_KEEP 4096
+ * list page (or read one), or only its handshake's flight, would keep that for the rest of
+ * its life, most of what an idle session costs a manager with thousands. Once drained, one
+ * that grew past a small record's size is replaced by a fresh one (the SSL object frees the
+ * old). 512 bytes hold a heartbeat's and a delta's record (337 bytes of frame for one join),
+ * so the steady traffic of an idle session never renews its BIOs; 4 KiB, as before, let
+ * every session keep the 2-4 KiB its handshake and first list left: 3 KiB a servant. */
+#define NM__TLS_BIO_KEEP 512
 
 static BIO *nm__tls_fresh_if_grown(BIO *b) {
   BUF_MEM *bm = NULL;
@@ -317,6 +321,7 @@ int nm_tls_session_read(nm_tls_session *s, char *buf, size_t len) {
     if (fresh) {
       SSL_set0_rbio(s->ssl, fresh);
       s->rbio = fresh;
+      s->bio_renewals++;
     }
   }
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
@@ -357,6 +362,17 @@ int nm_tls_session_key_update(nm_tls_session *s, int request_peer) {
 
 unsigned nm_tls_session_key_updates(const nm_tls_session *s) { return s->key_updates; }
 
+static size_t nm__tls_bio_capacity(BIO *b) {
+  BUF_MEM *bm = NULL;
+  return BIO_get_mem_ptr(b, &bm) == 1 && bm ? bm->max : 0;
+}
+
+size_t nm_tls_session_bio_capacity(const nm_tls_session *s) {
+  return nm__tls_bio_capacity(s->rbio) + nm__tls_bio_capacity(s->wbio);
+}
+
+unsigned nm_tls_session_bio_renewals(const nm_tls_session *s) { return s->bio_renewals; }
+
 void nm_tls_session_shutdown(nm_tls_session *s) {
   if (!s->done || s->err || s->shut) return;
   s->shut = 1;
@@ -374,6 +390,7 @@ size_t nm_tls_session_take(nm_tls_session *s, char *buf, size_t len) {
   if (fresh) {
     SSL_set0_wbio(s->ssl, fresh);
     s->wbio = fresh;
+    s->bio_renewals++;
   }
   return r > 0 ? (size_t)r : 0;
 }

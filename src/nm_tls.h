@@ -78,6 +78,11 @@ int nm_tls_session_write(nm_tls_session *s, const char *buf, size_t len);
 int nm_tls_session_key_update(nm_tls_session *s, int request_peer);
 /* How many times this side renewed its sending keys. */
 unsigned nm_tls_session_key_updates(const nm_tls_session *s);
+/* What an idle session's two memory BIOs keep allocated (their buffers' capacity), and how
+ * many times a drained BIO that had grown was replaced by a fresh one: a manager holds
+ * thousands of idle sessions, so what each keeps matters (docs/performance.md). */
+size_t nm_tls_session_bio_capacity(const nm_tls_session *s);
+unsigned nm_tls_session_bio_renewals(const nm_tls_session *s);
 /* Queues close_notify (best effort, only once the handshake completed). */
 void nm_tls_session_shutdown(nm_tls_session *s);
 /* Ciphertext waiting to be sent, and taking up to len bytes of it. Call after every other
