@@ -10,6 +10,7 @@
 #include "nm_error.h"
 #include "nm_log.h"
 #include "nm_proto.h"
+#include "nm_sbuf.h"
 #include "nm_tls.h"
 
 #include <fcntl.h>
@@ -130,6 +131,53 @@ static void test_engine_key_update(void) {
   }
   NMT_EQ_INT(got, 10);
   NMT_EQ_INT(nm_tls_session_key_updates(c), 2);
+  nm_tls_session_free(c);
+  nm_tls_session_free(s);
+}
+
+/* What an idle session keeps in its memory BIOs: once a handshake and a large frame have
+ * passed and been drained, no more than a small record's buffer on each side; and the
+ * small records of steady traffic (heartbeats, deltas) do not renew the BIOs each time. */
+static void test_engine_idle_buffers(void) {
+  nm_tls_session *c = nm_tls_session_new(&ctx_c, NM_TLS_CLIENT, &id_s.fp);
+  nm_tls_session *s = nm_tls_session_new(&ctx_s, NM_TLS_SERVER, &id_c.fp);
+  int rc_c, rc_s;
+  pump(c, s, &rc_c, &rc_s);
+  NMT_EQ_INT(rc_c, 0);
+  NMT_EQ_INT(rc_s, 0);
+  static char big[3000], back[sizeof big];
+  memset(big, 'L', sizeof big); /* a list page of a dozen entries */
+  NMT_EQ_INT(nm_tls_session_write(s, big, sizeof big), 0);
+  char wire[8192];
+  size_t n = nm_tls_session_take(s, wire, sizeof wire); /* one take: the BIO held it all */
+  NMT_CHECK(n > sizeof big);
+  NMT_EQ_INT(nm_tls_session_feed(c, wire, n), 0);
+  NMT_EQ_INT(nm_tls_session_read(c, back, sizeof back), (int)sizeof big);
+  NMT_EQ_INT(nm_tls_session_read(c, back, sizeof back), 0); /* drained */
+  NMT_CHECK(nm_tls_session_bio_capacity(s) <= 2 * 512);
+  NMT_CHECK(nm_tls_session_bio_capacity(c) <= 2 * 512);
+  unsigned renewed_s = nm_tls_session_bio_renewals(s), renewed_c = nm_tls_session_bio_renewals(c);
+  NMT_CHECK(renewed_s >= 1 && renewed_c >= 1);
+  char hb[320];
+  memset(hb, 'h', sizeof hb); /* a delta of one join (337 bytes with its header) */
+  for (int i = 0; i < 100; i++) {
+    NMT_EQ_INT(nm_tls_session_write(c, hb, sizeof hb), 0);
+    move_bytes(c, s);
+    NMT_EQ_INT(nm_tls_session_read(s, back, sizeof back), (int)sizeof hb);
+    NMT_EQ_INT(nm_tls_session_read(s, back, sizeof back), 0);
+    NMT_EQ_INT(nm_tls_session_write(s, hb, 60), 0);
+    move_bytes(s, c);
+    NMT_EQ_INT(nm_tls_session_read(c, back, sizeof back), 60);
+    NMT_EQ_INT(nm_tls_session_read(c, back, sizeof back), 0);
+    if (i == 0) { /* the first read after the handshake renews what the handshake grew */
+      renewed_s = nm_tls_session_bio_renewals(s);
+      renewed_c = nm_tls_session_bio_renewals(c);
+    }
+  }
+  NMT_EQ_INT(nm_tls_session_bio_renewals(s), renewed_s);
+  NMT_EQ_INT(nm_tls_session_bio_renewals(c), renewed_c);
+  NMT_CHECK(nm_tls_session_bio_capacity(s) <= 2 * 512);
+  NMT_CHECK(nm_tls_session_bio_capacity(c) <= 2 * 512);
   nm_tls_session_free(c);
   nm_tls_session_free(s);
 }
@@ -751,6 +799,31 @@ static void test_queue_cap(void) {
   pair_close(&p);
 }
 
+static int srv_got_three(pair *p) { return p->srv.frames >= 3 || p->srv.closed; }
+
+/* A frame sent when nothing is queued goes to the kernel at once: no write request is left
+ * pending (with libuv 1.44 each uv_write costs an epoll_ctl later, a tenth of a TLS
+ * heartbeat's cost), plaintext and TLS, owned and shared frames alike. */
+static void test_idle_send_written_at_once(void) {
+  for (int mode = SRV_PLAIN; mode <= SRV_TLS; mode++) {
+    pair p;
+    pair_open(&p, mode, mode == SRV_TLS ? &id_c.fp : NULL);
+    client_open(&p, mode == SRV_TLS ? &ctx_c : NULL, &id_s.fp, NULL);
+    NMT_CHECK(run_until(&p, ready, 5000));
+    NMT_EQ_INT(nm_conn_send(&p.cli.conn, NM_MSG_CHAT, "a heartbeat", 11), 0);
+    NMT_EQ_INT((int)p.cli.conn.queued_bytes, 0);
+    nm_sbuf *sb = nm_sbuf_frame(NM_MSG_CHAT, "a delta", 7);
+    NMT_EQ_INT(nm_conn_send_shared(&p.cli.conn, sb), 0);
+    NMT_EQ_INT((int)p.cli.conn.queued_bytes, 0);
+    NMT_EQ_INT(nm_conn_send(&p.cli.conn, NM_MSG_CHAT, "another", 7), 0);
+    NMT_EQ_INT((int)p.cli.conn.queued_bytes, 0);
+    nm_sbuf_unref(sb); /* the conn kept no reference: the buffer is ours to free */
+    NMT_CHECK(run_until(&p, srv_got_three, 5000));
+    NMT_EQ_INT(p.srv.frames, 3);
+    pair_close(&p);
+  }
+}
+
 static void test_api_misuse(void) {
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -958,6 +1031,7 @@ int main(void) {
   }
   NMT_RUN(test_engine_handshake);
   NMT_RUN(test_engine_key_update);
+  NMT_RUN(test_engine_idle_buffers);
   NMT_RUN(test_engine_wrong_server_key);
   NMT_RUN(test_engine_wrong_client_key);
   NMT_RUN(test_engine_refusals);
@@ -972,6 +1046,7 @@ int main(void) {
   NMT_RUN(test_owner_deadline_outlives_handshake);
   NMT_RUN(test_limits_after_decryption);
   NMT_RUN(test_queue_cap);
+  NMT_RUN(test_idle_send_written_at_once);
   NMT_RUN(test_api_misuse);
   NMT_RUN(test_tampering);
   NMT_RUN(test_capture);
