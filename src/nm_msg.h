@@ -392,6 +392,11 @@ int nm_msg_encode(const nm_msg *m, nm_msgbuf *out);
 int nm_msg_decode(uint8_t type, const char *payload, size_t len, nm_msg *m, char *err,
                   size_t errlen);
 
+/* Heartbeats and acks in their canonical form are encoded and decoded without libxml2 (on
+ * by default; nm_msg.c says why). Off: every message goes through libxml2. For tests and
+ * fuzzers, which compare the two paths. */
+void nm_msg_fast_paths(int on);
+
 /* Frees what a decoded message owns (the peer list, the status). Safe on any decoded
  * message, of any type, and twice. Not for a message built for encoding: its pointers are
  * borrowed. */

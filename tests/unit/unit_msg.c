@@ -429,6 +429,74 @@ static void fill_peer(nm_peer *p, const char *id, const char *name) {
   strcpy(p->relay, ID_B);
 }
 
+/* Heartbeats and acks take a short cut past libxml2 (nm_msg.c): it must write the same bytes
+ * as the libxml2 writer, and decode every input exactly as libxml2 does, the same values
+ * and the same refusals, for the canonical form and for every near miss. */
+static int decode_both(uint8_t type, const char *text, nm_msg *fast, nm_msg *slow, char *ef,
+                       char *es) {
+  nm_msg_fast_paths(1);
+  int rf = nm_msg_decode(type, text, strlen(text), fast, ef, 300);
+  nm_msg_fast_paths(0);
+  int rs = nm_msg_decode(type, text, strlen(text), slow, es, 300);
+  nm_msg_fast_paths(1);
+  NMT_EQ_INT(rf, rs);
+  NMT_EQ_STR(ef, es);
+  return rf;
+}
+
+static void test_heartbeat_short_cut(void) {
+  static const uint64_t values[] = {0, 1, 9, 10, 4711, 9999999999999999999ull,
+                                    10000000000000000000ull, UINT64_MAX};
+  for (size_t i = 0; i < sizeof values / sizeof *values; i++)
+    for (int flag = 0; flag < 2; flag++)
+      for (int type = NM_MSG_HEARTBEAT; type <= NM_MSG_HEARTBEAT_ACK; type++) {
+        nm_msg m = {.type = (uint8_t)type};
+        nm_msg_version *v = type == NM_MSG_HEARTBEAT ? &m.u.heartbeat : &m.u.heartbeat_ack;
+        v->version = values[i];
+        if (type == NM_MSG_HEARTBEAT) v->direct_all = flag;
+        else v->servants = flag ? values[(i + 3) % 8] : 0;
+        nm_msgbuf a, b;
+        nm_msg_fast_paths(1);
+        NMT_EQ_INT(nm_msg_encode(&m, &a), 0);
+        nm_msg_fast_paths(0);
+        NMT_EQ_INT(nm_msg_encode(&m, &b), 0);
+        nm_msg_fast_paths(1);
+        NMT_EQ_INT((int)a.len, (int)b.len);
+        NMT_CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+        nm_msg back;
+        char err[300];
+        NMT_EQ_INT(nm_msg_decode((uint8_t)type, a.data, a.len, &back, err, sizeof err), 0);
+        NMT_CHECK(memcmp(&back.u.heartbeat, v, sizeof *v) == 0);
+        nm_msgbuf_free(&a);
+        nm_msgbuf_free(&b);
+      }
+  static const char *const inputs[] = {
+      "<heartbeat version=\"42\"/>", "<heartbeat version=\"42\"/>\n",
+      "<heartbeat version=\"42\" direct=\"all\"/>", "<heartbeat version=\"042\"/>",
+      "<heartbeat version=\"\"/>", "<heartbeat version='42'/>", "<heartbeat  version=\"42\"/>",
+      "<heartbeat version=\"42\" />", "<heartbeat version=\"42\"></heartbeat>",
+      "<heartbeat version=\"42\" direct=\"none\"/>", "<heartbeat direct=\"all\" version=\"42\"/>",
+      "<heartbeat version=\"42\" version=\"43\"/>", "<heartbeat version=\"42\" servants=\"5\"/>",
+      "<heartbeat version=\"42\"/>x", "<heartbeat version=\"42\"/>\n\n", "<heartbeat/>",
+      "<heartbeat version=\"-1\"/>", "<heartbeat version=\"18446744073709551616\"/>",
+      "<heartbeat version=\"99999999999999999999\"/>", "<heartbeat version=\"4\"2\"/>",
+      "<heartbeat version=\"42\"", "<heartbeat version=\"42", "", "<heartbeat-ack version=\"42\"/>",
+      "<heartbeat-ack version=\"7\" servants=\"19000\"/>\n", "<heartbeat-ack version=\"7\" servants=\"\"/>",
+      "<heartbeat-ack version=\"7\" servants=\"0\"/>", "<heartbeat-ack version=\"7\" servants=\"01\"/>",
+      "<heartbeat-ack version=\"7\" direct=\"all\"/>", "<heartbeat-ack servants=\"3\" version=\"7\"/>",
+      "<heartbeat-ack version=\"7\" servants=\"3\" servants=\"4\"/>",
+      "<?xml version=\"1.0\"?><heartbeat version=\"42\"/>", "<heartbeat version=\"42\"/><x/>"};
+  for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++)
+    for (int type = NM_MSG_HEARTBEAT; type <= NM_MSG_HEARTBEAT_ACK; type++) {
+      nm_msg f, s;
+      char ef[300], es[300];
+      if (decode_both((uint8_t)type, inputs[i], &f, &s, ef, es) == 0)
+        NMT_CHECK(memcmp(&f.u.heartbeat, &s.u.heartbeat, sizeof f.u.heartbeat) == 0);
+      else
+        NMT_CHECK(ef[0] != 0);
+    }
+}
+
 static void test_round_trip_lists(void) {
   nm_peerlist l;
   nm_peerlist_init(&l);
@@ -1393,6 +1461,7 @@ static void test_dispatch_error_frame(void) {
 int main(void) {
   nm_xml_init();
   NMT_RUN(test_round_trip_manager_link);
+  NMT_RUN(test_heartbeat_short_cut);
   NMT_RUN(test_round_trip_lists);
   NMT_RUN(test_round_trip_peer_messages);
   NMT_RUN(test_round_trip_status);

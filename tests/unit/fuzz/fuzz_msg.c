@@ -36,8 +36,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
    * smaller stack is no concern. */
   nm_msg *m = malloc(sizeof *m), *again = malloc(sizeof *again);
   if (!m || !again) abort();
-  char err[400];
-  if (nm_msg_decode(NM_FUZZ_MSG_TYPE, (const char *)data, size, m, err, sizeof err) != 0) {
+  char err[400], slow_err[400];
+  /* The same bytes through libxml2 alone (nm_msg_fast_paths): the heartbeats' short cut
+   * must accept exactly what it accepts, with the same values, and refuse the same way. */
+  nm_msg_fast_paths(0);
+  int slow_rc = nm_msg_decode(NM_FUZZ_MSG_TYPE, (const char *)data, size, again, slow_err, sizeof slow_err);
+  nm_msg_fast_paths(1);
+  int fast_rc = nm_msg_decode(NM_FUZZ_MSG_TYPE, (const char *)data, size, m, err, sizeof err);
+  if (fast_rc != slow_rc) nm__fuzz_fail("the short cut and libxml2 disagree", fast_rc ? err : slow_err, NULL, NULL);
+  if (fast_rc != 0 && strcmp(err, slow_err) != 0)
+    nm__fuzz_fail("the short cut refuses differently", err, NULL, NULL);
+  if (fast_rc == 0) {
+    nm_msgbuf fast_enc = {0}, slow_enc = {0};
+    nm_msg_fast_paths(0); /* both written by libxml2: equal bytes, equal values */
+    int ef = nm_msg_encode(m, &fast_enc), es = nm_msg_encode(again, &slow_enc);
+    nm_msg_fast_paths(1);
+    if (ef != es || fast_enc.len != slow_enc.len ||
+        (fast_enc.len && memcmp(fast_enc.data, slow_enc.data, fast_enc.len) != 0))
+      nm__fuzz_fail("the short cut decodes other values", NULL, &fast_enc, &slow_enc);
+    nm_msgbuf_free(&fast_enc);
+    nm_msgbuf_free(&slow_enc);
+    nm_msg_clear(again);
+  }
+  if (fast_rc != 0) {
     /* Refused: the reason goes into a log line and an error frame, so it must be there and
      * be one line of printable ASCII. */
     if (!err[0]) nm__fuzz_fail("refusal without a reason", err, NULL, NULL);
