@@ -536,10 +536,15 @@ typedef struct {
   double rate, p50_us, p99_us;
   double mean; /* acks per second over the whole window (every part) */
   int complete; /* every heartbeat sent was answered */
+  /* CPU per ack over the counted window (utime+stime, /proc): the server's and this load
+   * generator's, in microseconds; 0 when not measured. Both share this machine's cores, so
+   * cores / (server + generator) bounds the rate whatever the server does. */
+  double server_us, gen_us;
 } hb_result;
 
-/* Closed loop on every ready session for opt.seconds after a warm-up; then drains. */
-static hb_result heartbeats(run *r) {
+/* Closed loop on every ready session for opt.seconds after a warm-up; then drains. server:
+ * the process answering (its CPU per ack is measured), or 0. */
+static hb_result heartbeats(run *r, pid_t server) {
   hb_result res = {0};
   r->phase = P_RUN;
   r->nsamples = 0;
@@ -550,6 +555,7 @@ static hb_result heartbeats(run *r) {
    * a neighbour's burst lowers one part, not the figure (bench_heartbeat does the same).
    * The round trips of every part go into the percentiles. */
   r->counting = 1;
+  double server0 = server > 0 ? proc_cpu(server) : -1, gen0 = proc_cpu(getpid());
   uint64_t all_acks = 0, w0 = now_ns();
   for (int k = 0; k < SLICES; k++) {
     r->acks = 0;
@@ -560,6 +566,10 @@ static hb_result heartbeats(run *r) {
     all_acks += r->acks;
   }
   res.mean = (double)all_acks / ((double)(now_ns() - w0) / 1e9);
+  if (all_acks && server0 >= 0) {
+    res.server_us = (proc_cpu(server) - server0) * 1e6 / (double)all_acks;
+    res.gen_us = (proc_cpu(getpid()) - gen0) * 1e6 / (double)all_acks;
+  }
   r->counting = 0;
   r->phase = P_DRAIN;
   res.complete = run_until(r, no_outstanding, 30000);
@@ -805,7 +815,7 @@ static int run_manager(mgr_result *res) {
          " bytes, deltas %" PRIu64 " bytes\n",
          rss0, rss1, r->list_frames, r->list_bytes, r->delta_bytes_all);
 
-  if (r->ready > 0) res->hb = heartbeats(r);
+  if (r->ready > 0) res->hb = heartbeats(r, pid);
   /* Resident memory per servant once the registration storm is over: after the heartbeat
    * window the manager has swept at least once (it gives freed heap back then), and what it
    * holds is what idle registered servants cost it. */
@@ -860,7 +870,7 @@ static int run_baseline(int target, pid_t pid, uint16_t port, int n, double join
   res->rss_per_kib = r->ready ? (proc_rss_kib(pid) - rss0) / r->ready : 0;
   printf("%s: %d of %d sessions in %.2f s%s%s\n", target_name[target], r->ready, r->n, res->reg_s,
          r->why[0] ? ": " : "", r->why);
-  if (r->ready > 0) res->hb = heartbeats(r);
+  if (r->ready > 0) res->hb = heartbeats(r, pid);
   if (target == T_BARE && r->ready > 0) {
     double sizes[2] = {join_bytes, leave_bytes}, *out[2] = {&res->join_s, &res->leave_s};
     for (int k = 0; k < 2; k++) {
@@ -1020,7 +1030,7 @@ static int run_attached(void) {
              " delta_bytes=%" PRIu64 "\n", ok, last, vmin, vmax, r->list_bytes, r->delta_bytes_all);
     } else if (!strcmp(cmd, "hb")) {
       hb_result hb = {0};
-      if (r->ready > 0) hb = heartbeats(r);
+      if (r->ready > 0) hb = heartbeats(r, 0);
       if (r->ready > 0 && !hb.complete) rc = 1;
       held_versions(r, &vmin, &vmax);
       printf("lg: heartbeats rate=%.1f mean=%.1f p50=%.0f p99=%.0f complete=%d vmin=%" PRId64
@@ -1193,6 +1203,26 @@ int main(int argc, char **argv) {
            "baseline: nm_conn TLS ping-pong");
     figure("heartbeat_p50", m.hb.p50_us, "us", b.hb.p50_us, "round trip; baseline: bare ping-pong");
     figure("heartbeat_p99", m.hb.p99_us, "us", b.hb.p99_us, "round trip; baseline: bare ping-pong");
+  }
+  if (m.hb.server_us > 0 && b.hb.server_us > 0 && t.hb.server_us > 0) {
+    /* Where a heartbeat's time goes. The load generator runs on the same cores, so with
+     * TLS it pays for its own side of every record too: cores / (server + generator) CPU
+     * per ack is the most any server could answer here, and its ratio to the bare
+     * ping-pong's bound is the best heartbeat_rate ratio such costs allow. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    double bound = (double)cores * 1e6 / (m.hb.server_us + m.hb.gen_us);
+    double bound_bare = (double)cores * 1e6 / (b.hb.server_us + b.hb.gen_us);
+    double bound_tls = (double)cores * 1e6 / (t.hb.server_us + t.hb.gen_us);
+    figure("heartbeat_cpu_us", m.hb.server_us, "us", b.hb.server_us,
+           "manager CPU per ack; baseline: the bare ping-pong server's");
+    figure("heartbeat_cpu_us_vs_tls", m.hb.server_us, "us", t.hb.server_us,
+           "baseline: the TLS ping-pong server's");
+    figure("heartbeat_gen_cpu_us", m.hb.gen_us, "us", b.hb.gen_us,
+           "this load generator's CPU per ack against the manager; baseline: against the bare ping-pong");
+    figure("heartbeat_cpu_bound", bound, "acks/s", bound_bare,
+           "cores / (server + generator CPU per ack); baseline: the bare ping-pong's");
+    figure("heartbeat_cpu_bound_tls", bound_tls, "acks/s", bound_bare,
+           "the TLS ping-pong's bound (TLS alone, no natmesh); baseline: the bare ping-pong's");
   }
   if (m.join_ok) {
     figure("join_seconds", m.join_s, "s", b.join_s,
