@@ -66,6 +66,8 @@ static int nm__conn_write(nm_conn *c, nm__write *w) {
   int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, nm__conn_on_write);
   if (rc < 0) {
     free(w);
+    /* Part of a frame is out and the rest cannot follow: the stream cannot go on. */
+    if (sent) nm_conn_close(c, rc, "write failed in the middle of a frame");
     return rc;
   }
   c->queued_bytes += w->len;
@@ -543,6 +545,7 @@ int nm_conn_send_shared(nm_conn *c, nm_sbuf *sb) {
   if (rc < 0) {
     nm_sbuf_unref(sb);
     free(w);
+    if (sent) nm_conn_close(c, rc, "write failed in the middle of a frame"); /* as nm__conn_write */
     return rc;
   }
   c->queued_bytes += w->len;
