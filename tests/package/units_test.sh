@@ -69,6 +69,10 @@ for u in $units; do
   # (mgr__fd_budget); at least the 1,536 it once held.
   nofile=$(sed -n 's/^LimitNOFILE=//p' "$f")
   [ "${nofile:-0}" -ge $((1536 + 16 + 256 + 64)) ] || bad "$u: LimitNOFILE=$nofile is below 1872"
+  # The manager: room for issue 13's 50,000 servants out of the box.
+  if [ "$u" = natmesh-manager.service ] && [ "${nofile:-0}" -lt $((50000 + 16 + 256 + 64)) ]; then
+    bad "$u: LimitNOFILE=$nofile leaves room for fewer than 50,000 servants"
+  fi
 
   # Offline exposure score (0 best, 10 worst).
   sec=$(systemd-analyze security --offline=true "$f" 2>&1)
