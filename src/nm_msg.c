@@ -1100,10 +1100,8 @@ int nm_msg_decode(uint8_t type, const char *payload, size_t len, nm_msg *m, char
     snprintf(err, errlen, "unknown message type 0x%02x", type);
     return NM_EFRAME_TYPE;
   }
-  if (nm__fast && type == NM_MSG_HEARTBEAT && nm__fast_dec_version(type, payload, len, &m->u.heartbeat))
-    return 0;
-  if (nm__fast && type == NM_MSG_HEARTBEAT_ACK &&
-      nm__fast_dec_version(type, payload, len, &m->u.heartbeat_ack))
+  if (nm__fast && (type == NM_MSG_HEARTBEAT || type == NM_MSG_HEARTBEAT_ACK) &&
+      nm__fast_dec_version(type, payload, len, type == NM_MSG_HEARTBEAT ? &m->u.heartbeat : &m->u.heartbeat_ack))
     return 0;
   nm__dec d = {.msg = nm_msg_name(type), .err = err, .errlen = errlen};
   char inner[300];
