@@ -542,6 +542,18 @@ typedef struct {
   double server_us, gen_us;
 } hb_result;
 
+/* The most acks per second two single-threaded processes (server and load generator) that
+ * spend these CPU times per ack can reach on this machine's cores: on one core or two
+ * sharing, cores / (server + generator); with more, each has a core of its own and the
+ * slower one sets the pace. */
+static double hb_cpu_bound(const hb_result *h) {
+  double cores = (double)sysconf(_SC_NPROCESSORS_ONLN);
+  if (cores > 2) cores = 2;
+  double shared = cores * 1e6 / (h->server_us + h->gen_us);
+  double alone = 1e6 / (h->server_us > h->gen_us ? h->server_us : h->gen_us);
+  return shared < alone ? shared : alone;
+}
+
 /* Closed loop on every ready session for opt.seconds after a warm-up; then drains. server:
  * the process answering (its CPU per ack is measured), or 0. */
 static hb_result heartbeats(run *r, pid_t server) {
@@ -1206,13 +1218,10 @@ int main(int argc, char **argv) {
   }
   if (m.hb.server_us > 0 && b.hb.server_us > 0 && t.hb.server_us > 0) {
     /* Where a heartbeat's time goes. The load generator runs on the same cores, so with
-     * TLS it pays for its own side of every record too: cores / (server + generator) CPU
-     * per ack is the most any server could answer here, and its ratio to the bare
-     * ping-pong's bound is the best heartbeat_rate ratio such costs allow. */
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    double bound = (double)cores * 1e6 / (m.hb.server_us + m.hb.gen_us);
-    double bound_bare = (double)cores * 1e6 / (b.hb.server_us + b.hb.gen_us);
-    double bound_tls = (double)cores * 1e6 / (t.hb.server_us + t.hb.gen_us);
+     * TLS it pays for its own side of every record too: hb_cpu_bound is the most any server
+     * could answer here, and its ratio to the bare ping-pong's bound is the best
+     * heartbeat_rate ratio such costs allow. */
+    double bound = hb_cpu_bound(&m.hb), bound_bare = hb_cpu_bound(&b.hb), bound_tls = hb_cpu_bound(&t.hb);
     figure("heartbeat_cpu_us", m.hb.server_us, "us", b.hb.server_us,
            "manager CPU per ack; baseline: the bare ping-pong server's");
     figure("heartbeat_cpu_us_vs_tls", m.hb.server_us, "us", t.hb.server_us,
@@ -1220,7 +1229,7 @@ int main(int argc, char **argv) {
     figure("heartbeat_gen_cpu_us", m.hb.gen_us, "us", b.hb.gen_us,
            "this load generator's CPU per ack against the manager; baseline: against the bare ping-pong");
     figure("heartbeat_cpu_bound", bound, "acks/s", bound_bare,
-           "cores / (server + generator CPU per ack); baseline: the bare ping-pong's");
+           "the most acks/s server and generator CPU per ack allow on these cores; baseline: the bare ping-pong's");
     figure("heartbeat_cpu_bound_tls", bound_tls, "acks/s", bound_bare,
            "the TLS ping-pong's bound (TLS alone, no natmesh); baseline: the bare ping-pong's");
   }
