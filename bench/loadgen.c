@@ -538,14 +538,14 @@ typedef struct {
   int complete; /* every heartbeat sent was answered */
   /* CPU per ack over the counted window (utime+stime, /proc): the server's and this load
    * generator's, in microseconds; 0 when not measured. Both share this machine's cores, so
-   * cores / (server + generator) bounds the rate whatever the server does. */
+   * together they bound the rate whatever the server does (hb_cpu_bound). */
   double server_us, gen_us;
 } hb_result;
 
 /* The most acks per second two single-threaded processes (server and load generator) that
- * spend these CPU times per ack can reach on this machine's cores: on one core or two
- * sharing, cores / (server + generator); with more, each has a core of its own and the
- * slower one sets the pace. */
+ * spend these CPU times per ack can reach on this machine's cores: their CPU together is at
+ * most cores (counted up to 2: a thread each), and each alone at most one core, so the
+ * slower one's CPU per ack caps it too. */
 static double hb_cpu_bound(const hb_result *h) {
   double cores = (double)sysconf(_SC_NPROCESSORS_ONLN);
   if (cores > 2) cores = 2;
